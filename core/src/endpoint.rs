@@ -1,0 +1,1574 @@
+//! The endpoint: listeners, connections, routing, and the public API.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::runtime::Handle;
+use tokio::sync::{broadcast, mpsc, oneshot, Notify, Semaphore};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, SubscribeOptions};
+use crate::error::{Error, ErrorCode, Result};
+use crate::event::{Event, Events};
+use crate::metrics::{Counters, PeerStats, Stats};
+use crate::path::{validate_path, Pattern};
+use crate::peer::{writer_loop, Enq, Peer, SendQueue};
+use crate::proto::{self, Decl, DeclKind, Decoded, Frame, Hello};
+use crate::reqrep::{run_handler, Incoming, Reply, ReplyTo, Request, Service, ServiceShared};
+use crate::routing::{Route, RxRoute, State};
+use crate::sub::{Message, Push, SubShared, Subscription};
+use crate::transport::{dial, Addr, Conn, Listener, Reader};
+
+/// Cached routes beyond this many are forgotten (a peer could otherwise grow
+/// the cache without bound by publishing on ever new paths).
+const ROUTE_CACHE_MAX: usize = 4096;
+/// Declarations per DECLARE frame in a snapshot.
+const SNAPSHOT_BATCH: usize = 512;
+
+/// A connected peer, as [`Endpoint::connect`] and [`Endpoint::peers`] report it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PeerInfo {
+    /// The peer's endpoint name.
+    pub name: String,
+    /// Its address as seen from here.
+    pub addr: String,
+    /// True if it dialled us.
+    pub inbound: bool,
+}
+
+pub(crate) struct Inner {
+    pub name: Arc<str>,
+    pub cfg: Config,
+    pub rt: Handle,
+    closed: AtomicBool,
+    shutdown: CancellationToken,
+    state: Mutex<State>,
+    gen: AtomicU64,
+    sub_gen: AtomicU64,
+    changed: Notify,
+    routes: RwLock<HashMap<Box<str>, Arc<Route>>>,
+    events: broadcast::Sender<Event>,
+    totals: Counters,
+    next_id: AtomicU64,
+    connections: AtomicUsize,
+    handshakes: Arc<Semaphore>,
+    round_robin: AtomicUsize,
+    writers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// A netchan endpoint: connects to peers over TCP and Unix sockets, publishes
+/// and subscribes, serves and sends requests.
+///
+/// Cloning is cheap and every clone is the same endpoint. The endpoint closes
+/// when [`close`](Self::close) is called or the last clone is dropped.
+///
+/// Async methods run on the tokio runtime the endpoint was created in, or on
+/// netchan's own runtime when it was created outside one; from plain threads,
+/// run them with [`block_on`](Self::block_on).
+#[derive(Clone)]
+pub struct Endpoint {
+    inner: Arc<Inner>,
+    _guard: Arc<CloseOnDrop>,
+}
+
+struct CloseOnDrop(Arc<Inner>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        if !self.0.closed.load(SeqCst) {
+            let inner = self.0.clone();
+            // The runtime may already be gone (process exit); then there is
+            // nothing left to tell peers.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                inner.rt.clone().spawn(async move { inner.close().await })
+            }));
+        }
+    }
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("name", &self.name())
+            .finish()
+    }
+}
+
+fn random_name() -> String {
+    format!("ep-{:016x}", fastrand::u64(..))
+}
+
+impl Endpoint {
+    /// Creates an endpoint from a configuration.
+    ///
+    /// Errors: `INVALID_ARGUMENT` naming the bad field; `IO` if netchan's own
+    /// runtime cannot start.
+    pub fn new(config: Config) -> Result<Endpoint> {
+        config.validate()?;
+        let rt = crate::runtime::handle().map_err(|e| Error::io("starting the runtime", &e))?;
+        let name: Arc<str> = config.name.clone().unwrap_or_else(random_name).into();
+        let (events, _) = broadcast::channel(1024);
+        let inner = Arc::new(Inner {
+            name,
+            rt,
+            closed: AtomicBool::new(false),
+            shutdown: CancellationToken::new(),
+            state: Mutex::new(State::default()),
+            gen: AtomicU64::new(1),
+            sub_gen: AtomicU64::new(1),
+            changed: Notify::new(),
+            routes: RwLock::new(HashMap::new()),
+            events,
+            totals: Counters::default(),
+            next_id: AtomicU64::new(1),
+            connections: AtomicUsize::new(0),
+            handshakes: Arc::new(Semaphore::new(config.max_pending_handshakes)),
+            round_robin: AtomicUsize::new(0),
+            writers: Mutex::new(Vec::new()),
+            cfg: config,
+        });
+        Ok(Endpoint {
+            _guard: Arc::new(CloseOnDrop(inner.clone())),
+            inner,
+        })
+    }
+
+    /// Creates an endpoint with the default configuration and this name.
+    pub fn named(name: &str) -> Result<Endpoint> {
+        Endpoint::new(Config::named(name))
+    }
+
+    /// The endpoint's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The configuration it was created with.
+    pub fn config(&self) -> &Config {
+        &self.inner.cfg
+    }
+
+    /// Runs a future of this endpoint to completion on the calling thread,
+    /// for programs without an async runtime.
+    ///
+    /// Errors: `WOULD_DEADLOCK` when called from an async context or from a
+    /// netchan callback (there, `.await` the future instead).
+    pub fn block_on<F: Future>(&self, fut: F) -> Result<F::Output> {
+        if crate::runtime::in_async_context() {
+            return Err(Error::new(
+                ErrorCode::WouldDeadlock,
+                "block_on called from an async context or netchan callback; await the future instead",
+            ));
+        }
+        Ok(self.inner.rt.block_on(fut))
+    }
+
+    /// Listens on `addr` (`tcp://HOST:PORT`, port 0 picks a free port, or
+    /// `unix:///path`) and returns the bound address.
+    ///
+    /// Errors: `INVALID_ADDRESS`, `ADDRESS_IN_USE`, `CLOSED`.
+    pub async fn listen(&self, addr: &str) -> Result<String> {
+        self.inner.check_open()?;
+        let addr = Addr::parse(addr)?;
+        let (listener, bound) = Listener::bind(&addr).await?;
+        let inner = self.inner.clone();
+        tracing::info!(endpoint = %inner.name, addr = %bound, "listening");
+        self.inner.rt.spawn(accept_loop(inner, listener));
+        Ok(bound.to_string())
+    }
+
+    /// Connects to the endpoint listening at `addr`; returns once the
+    /// handshake is done and the peer's declarations are known, so a
+    /// `request` right after sees its services.
+    ///
+    /// Errors: `INVALID_ADDRESS`, `CONNECT_REFUSED`, `TIMEOUT`,
+    /// `UNSUPPORTED_VERSION`, `HANDSHAKE_REJECTED`, `PROTOCOL_ERROR`, `CLOSED`.
+    pub async fn connect(&self, addr: &str) -> Result<PeerInfo> {
+        self.inner.check_open()?;
+        let parsed = Addr::parse(addr)?;
+        let deadline = Instant::now() + self.inner.cfg.handshake_timeout;
+        let conn = match tokio::time::timeout(self.inner.cfg.connect_timeout, dial(&parsed)).await {
+            Ok(c) => c?,
+            Err(_) => {
+                return Err(Error::new(
+                    ErrorCode::ConnectRefused,
+                    format!(
+                        "cannot connect to {parsed}: no answer within {:?}",
+                        self.inner.cfg.connect_timeout
+                    ),
+                ))
+            }
+        };
+        let peer = self.inner.clone().establish(conn, false).await?;
+        let wait = async {
+            loop {
+                let n = peer.snapshot.notified();
+                if peer.snapshot_done.load(SeqCst) {
+                    return Ok(());
+                }
+                tokio::select! {
+                    _ = n => {}
+                    _ = peer.dead.cancelled() => return Err(peer.lost_error("closed during the handshake")),
+                }
+            }
+        };
+        match tokio::time::timeout_at(deadline, wait).await {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(Error::new(
+                    ErrorCode::Timeout,
+                    format!("peer {} sent no declaration snapshot in time", peer.name),
+                ))
+            }
+        }
+        Ok(PeerInfo {
+            name: peer.name.to_string(),
+            addr: peer.addr.clone(),
+            inbound: false,
+        })
+    }
+
+    /// Publishes `payload` on `path` to every matching subscriber, local and
+    /// remote (a peer gets it only if it declared a matching interest).
+    /// Waits while a peer's send buffer or a local `Block` subscription is
+    /// full, up to `send_timeout`.
+    ///
+    /// Errors: `INVALID_PATH`, `MESSAGE_TOO_LARGE` (nothing sent),
+    /// `BUFFER_FULL` (some targets skipped after `send_timeout`; counted
+    /// and reported as `Dropped` events), `CLOSED`.
+    pub async fn publish(&self, path: &str, payload: impl Into<Bytes>) -> Result<()> {
+        let route = self.inner.route(path)?;
+        self.inner.deliver(&route, payload.into(), true).await
+    }
+
+    /// Like [`publish`](Self::publish) but never waits: a target without room
+    /// is skipped, counted as a drop and reported, and the call returns
+    /// `BUFFER_FULL`.
+    pub fn try_publish(&self, path: &str, payload: impl Into<Bytes>) -> Result<()> {
+        let route = self.inner.route(path)?;
+        let fut = self.inner.deliver(&route, payload.into(), false);
+        // Without waiting the future completes on its first poll.
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut fut = std::pin::pin!(fut);
+        match fut.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(r) => r,
+            std::task::Poll::Pending => {
+                Err(Error::new(ErrorCode::Internal, "try_publish would wait"))
+            }
+        }
+    }
+
+    /// Subscribes to `pattern` with the configured default options.
+    ///
+    /// Errors: `INVALID_PATH`, `CLOSED`.
+    pub fn subscribe(&self, pattern: &str) -> Result<Subscription> {
+        self.subscribe_with(pattern, self.inner.cfg.subscribe.clone())
+    }
+
+    /// Subscribes with explicit queue options.
+    ///
+    /// Errors: `INVALID_PATH`, `INVALID_ARGUMENT`, `CLOSED`.
+    pub fn subscribe_with(&self, pattern: &str, opts: SubscribeOptions) -> Result<Subscription> {
+        opts.validate()?;
+        let pattern = Pattern::new(pattern)?;
+        let id = self.inner.next_id.fetch_add(1, Relaxed);
+        let shared = Arc::new(SubShared::new(id, pattern.clone(), opts));
+        self.inner.with_state_change(
+            |st| {
+                st.subs.insert(id, shared.clone());
+                st.declare(DeclKind::Interest, &pattern)
+            },
+            true,
+        )?;
+        Ok(Subscription {
+            shared,
+            ep: Arc::downgrade(&self.inner),
+            rt: self.inner.rt.clone(),
+            batch: Mutex::new(Default::default()),
+        })
+    }
+
+    /// Subscribes and calls `callback` for every message, in order, on a
+    /// netchan runtime thread. The callback must not block for long (it holds
+    /// up this subscription's delivery, not others'). Drop the returned
+    /// subscription to stop.
+    pub fn subscribe_fn<F>(&self, pattern: &str, mut callback: F) -> Result<Subscription>
+    where
+        F: FnMut(Message) + Send + 'static,
+    {
+        let sub = self.subscribe(pattern)?;
+        let shared = sub.shared.clone();
+        self.inner.rt.spawn(async move {
+            let mut batch = Vec::with_capacity(256);
+            loop {
+                batch.clear();
+                if shared_recv_many(&shared, &mut batch).await == 0 {
+                    break;
+                }
+                for m in batch.drain(..) {
+                    callback(m);
+                }
+            }
+        });
+        Ok(sub)
+    }
+
+    /// Declares that this endpoint publishes on `pattern` (discovery). The
+    /// declaration lasts until the returned guard is dropped.
+    ///
+    /// Errors: `INVALID_PATH`, `CLOSED`.
+    pub fn declare_publisher(&self, pattern: &str) -> Result<Publisher> {
+        let pattern = Pattern::new(pattern)?;
+        let id = self.inner.next_id.fetch_add(1, Relaxed);
+        self.inner.with_state_change(
+            |st| {
+                st.publishers.insert(id, pattern.clone());
+                st.declare(DeclKind::Publisher, &pattern)
+            },
+            false,
+        )?;
+        Ok(Publisher {
+            id,
+            pattern,
+            ep: Arc::downgrade(&self.inner),
+        })
+    }
+
+    /// Serves `pattern`: requests on matching paths arrive at the returned
+    /// [`Service`]'s `recv`. A pattern may contain wildcards (`users/*`).
+    ///
+    /// Errors: `INVALID_PATH`, `CLOSED`.
+    pub fn serve(&self, pattern: &str) -> Result<Service> {
+        let (svc, _rx) = self.serve_inner(pattern, true)?;
+        Ok(svc)
+    }
+
+    /// Serves `pattern` with an async handler, run in its own task per
+    /// request on netchan's runtime. `Ok(payload)` is the reply; `Err(e)`
+    /// reaches the caller with `e`'s code and detail. If the caller cancels
+    /// (timeout, dropped future, link lost) the handler's future is dropped.
+    pub fn serve_fn<F, Fut>(&self, pattern: &str, handler: F) -> Result<Service>
+    where
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Bytes>> + Send + 'static,
+    {
+        let (mut svc, rx) = self.serve_inner(pattern, false)?;
+        let rx = rx.ok_or_else(|| Error::new(ErrorCode::Internal, "service receiver missing"))?;
+        let task = self.inner.rt.spawn(run_handler(rx, handler));
+        svc.task = Some(task.abort_handle());
+        Ok(svc)
+    }
+
+    fn serve_inner(
+        &self,
+        pattern: &str,
+        pull: bool,
+    ) -> Result<(Service, Option<mpsc::Receiver<Incoming>>)> {
+        let pattern = Pattern::new(pattern)?;
+        let id = self.inner.next_id.fetch_add(1, Relaxed);
+        let (tx, rx) = mpsc::channel(self.inner.cfg.service_queue);
+        let shared = Arc::new(ServiceShared {
+            pattern: pattern.clone(),
+            tx,
+        });
+        self.inner.with_state_change(
+            |st| {
+                st.services.insert(id, shared);
+                st.declare(DeclKind::Service, &pattern)
+            },
+            false,
+        )?;
+        let (rx_in, rx_out) = if pull {
+            (Some(tokio::sync::Mutex::new(rx)), None)
+        } else {
+            (None, Some(rx))
+        };
+        Ok((
+            Service {
+                id,
+                pattern,
+                rx: rx_in,
+                ep: Arc::downgrade(&self.inner),
+                rt: self.inner.rt.clone(),
+                task: None,
+            },
+            rx_out,
+        ))
+    }
+
+    /// Sends a request to one endpoint serving `path` (a local service if
+    /// there is one, else a connected peer that declared a matching service,
+    /// chosen in turn) and waits up to `timeout` for the reply. The timeout
+    /// travels with the request as its deadline. Dropping the returned future
+    /// cancels the request at the server.
+    ///
+    /// Errors: `INVALID_PATH`, `INVALID_ARGUMENT` (zero timeout),
+    /// `NO_RESPONDERS` (at once, when nobody serves `path`), `TIMEOUT`,
+    /// `PEER_LOST`, `BUFFER_FULL`, `MESSAGE_TOO_LARGE`, `CLOSED`, and any
+    /// code the handler failed with (`HANDLER_ERROR` by default).
+    pub async fn request(
+        &self,
+        path: &str,
+        payload: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> Result<Bytes> {
+        self.inner
+            .clone()
+            .request(path, payload.into(), timeout)
+            .await
+    }
+
+    /// Measures the round-trip time to the connected peer named `peer`.
+    ///
+    /// Errors: `UNKNOWN_PEER`, `TIMEOUT` (after `ping_timeout`), `PEER_LOST`, `CLOSED`.
+    pub async fn ping(&self, peer: &str) -> Result<Duration> {
+        self.inner.check_open()?;
+        let p = self.inner.peer_by_name(peer)?;
+        let nonce = self.inner.next_id.fetch_add(1, Relaxed);
+        let (tx, rx) = oneshot::channel();
+        p.pings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(nonce, (std::time::Instant::now(), tx));
+        if let Enq::Closed = p.tx.push_control(&Frame::Ping(nonce)) {
+            return Err(p.lost_error("connection closed"));
+        }
+        let r = tokio::select! {
+            r = tokio::time::timeout(self.inner.cfg.ping_timeout, rx) => r,
+            _ = p.dead.cancelled() => return Err(p.lost_error("connection closed")),
+        };
+        match r {
+            Ok(Ok(rtt)) => Ok(rtt),
+            Ok(Err(_)) => Err(p.lost_error("connection closed")),
+            Err(_) => {
+                p.pings
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&nonce);
+                Err(Error::new(
+                    ErrorCode::Timeout,
+                    format!(
+                        "no pong from {peer} within {:?}",
+                        self.inner.cfg.ping_timeout
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// The connected peers.
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        self.inner
+            .lock_state()
+            .peers
+            .iter()
+            .map(|p| PeerInfo {
+                name: p.name.to_string(),
+                addr: p.addr.clone(),
+                inbound: p.inbound,
+            })
+            .collect()
+    }
+
+    /// True if a message published on `path` now would reach a subscriber
+    /// (local, or a peer with a matching interest).
+    ///
+    /// Errors: `INVALID_PATH`, `CLOSED`.
+    pub fn has_subscribers(&self, path: &str) -> Result<bool> {
+        let r = self.inner.route(path)?;
+        Ok(!r.peers.is_empty() || !r.subs.is_empty())
+    }
+
+    /// Waits until `path` has a subscriber (see [`has_subscribers`](Self::has_subscribers)),
+    /// up to `timeout`. Returns whether one appeared.
+    pub async fn wait_for_subscribers(&self, path: &str, timeout: Duration) -> Result<bool> {
+        self.wait_until(timeout, || self.has_subscribers(path))
+            .await
+    }
+
+    /// True if a request on `path` now would find a server (a local service
+    /// or a connected peer that declared a matching one).
+    ///
+    /// Errors: `INVALID_PATH`, `CLOSED`.
+    pub fn has_servers(&self, path: &str) -> Result<bool> {
+        self.inner.check_open()?;
+        validate_path(path)?;
+        let st = self.inner.lock_state();
+        Ok(st.local_service(path).is_some() || !st.remote_servers(path).is_empty())
+    }
+
+    /// Waits until a request on `path` would find a server, up to `timeout`.
+    /// Returns whether one appeared.
+    pub async fn wait_for_servers(&self, path: &str, timeout: Duration) -> Result<bool> {
+        self.wait_until(timeout, || self.has_servers(path)).await
+    }
+
+    async fn wait_until(
+        &self,
+        timeout: Duration,
+        mut ready: impl FnMut() -> Result<bool>,
+    ) -> Result<bool> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let n = self.inner.changed.notified();
+            tokio::pin!(n);
+            n.as_mut().enable();
+            if ready()? {
+                return Ok(true);
+            }
+            if tokio::time::timeout_at(deadline, n).await.is_err() {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Names of the endpoints (this one included) subscribed to something
+    /// that overlaps `pattern`.
+    pub fn subscribers(&self, pattern: &str) -> Result<Vec<String>> {
+        self.inner.discover(DeclKind::Interest, pattern)
+    }
+
+    /// Names of the endpoints that declared a publisher overlapping `pattern`.
+    pub fn publishers(&self, pattern: &str) -> Result<Vec<String>> {
+        self.inner.discover(DeclKind::Publisher, pattern)
+    }
+
+    /// Names of the endpoints serving something that overlaps `pattern`.
+    pub fn servers(&self, pattern: &str) -> Result<Vec<String>> {
+        self.inner.discover(DeclKind::Service, pattern)
+    }
+
+    /// Counters in total and per peer, and per-subscription queue figures.
+    pub fn stats(&self) -> Stats {
+        let st = self.inner.lock_state();
+        let mut total = self.inner.totals.snapshot();
+        let peers: Vec<PeerStats> = st
+            .peers
+            .iter()
+            .map(|p| {
+                let c = p.counters.snapshot();
+                total.merge(&c);
+                let rtt = p.rtt_us.load(Relaxed);
+                PeerStats {
+                    name: p.name.to_string(),
+                    addr: p.addr.clone(),
+                    inbound: p.inbound,
+                    rtt: (rtt > 0).then(|| Duration::from_micros(rtt)),
+                    counters: c,
+                }
+            })
+            .collect();
+        let subscriptions = st.subs.values().map(|s| s.stats()).collect();
+        Stats {
+            name: self.inner.name.to_string(),
+            total,
+            peers,
+            subscriptions,
+        }
+    }
+
+    /// A stream of connection and drop events from now on.
+    pub fn events(&self) -> Events {
+        Events {
+            rx: self.inner.events.subscribe(),
+        }
+    }
+
+    /// Closes the endpoint: stops listening, tells every peer (a CLOSE
+    /// frame, after what was already queued for it), fails pending requests
+    /// with `CLOSED`, and ends every subscription and service. Idempotent.
+    pub async fn close(&self) {
+        self.inner.close().await
+    }
+
+    /// True once closed.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(SeqCst)
+    }
+}
+
+async fn shared_recv_many(s: &Arc<SubShared>, out: &mut Vec<Message>) -> usize {
+    // The callback task owns no Subscription; read the shared queue directly.
+    s.recv_many(out, 256).await
+}
+
+/// A publisher declaration; dropping it withdraws the declaration.
+pub struct Publisher {
+    id: u64,
+    pattern: Pattern,
+    ep: Weak<Inner>,
+}
+
+impl Publisher {
+    /// The declared pattern.
+    pub fn pattern(&self) -> &str {
+        self.pattern.as_str()
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        if let Some(ep) = self.ep.upgrade() {
+            let id = self.id;
+            let _ = ep.with_state_change(
+                |st| {
+                    let p = st.publishers.remove(&id)?;
+                    st.undeclare(DeclKind::Publisher, &p)
+                },
+                false,
+            );
+        }
+    }
+}
+
+impl Inner {
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Relaxed) {
+            Err(Error::closed())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn lock_state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn emit(&self, e: Event) {
+        let _ = self.events.send(e);
+    }
+
+    /// Applies a change to the routing state and sends the resulting
+    /// declaration to every peer, all under the state lock so a peer's
+    /// snapshot and later changes arrive in order.
+    fn with_state_change(
+        &self,
+        f: impl FnOnce(&mut State) -> Option<Decl>,
+        subs_changed: bool,
+    ) -> Result<()> {
+        let mut st = self.lock_state();
+        // Checked under the lock: close() empties the state under it too.
+        self.check_open()?;
+        if let Some(d) = f(&mut st) {
+            let frame = Frame::Declare(vec![d]);
+            for p in &st.peers {
+                let _ = p.tx.push_control(&frame);
+            }
+        }
+        self.bump(subs_changed);
+        drop(st);
+        self.changed.notify_waiters();
+        Ok(())
+    }
+
+    fn bump(&self, subs_changed: bool) {
+        self.gen.fetch_add(1, SeqCst);
+        if subs_changed {
+            self.sub_gen.fetch_add(1, SeqCst);
+        }
+    }
+
+    pub(crate) fn unsubscribe(&self, id: u64) {
+        let _ = self.with_state_change(
+            |st| {
+                let s = st.subs.remove(&id)?;
+                st.undeclare(DeclKind::Interest, &s.pattern)
+            },
+            true,
+        );
+    }
+
+    pub(crate) fn unserve(&self, id: u64) {
+        let _ = self.with_state_change(
+            |st| {
+                let s = st.services.remove(&id)?;
+                st.undeclare(DeclKind::Service, &s.pattern)
+            },
+            false,
+        );
+    }
+
+    fn discover(&self, kind: DeclKind, pattern: &str) -> Result<Vec<String>> {
+        let pattern = Pattern::new(pattern)?;
+        Ok(self.lock_state().discover(&self.name, kind, &pattern))
+    }
+
+    fn peer_by_name(&self, name: &str) -> Result<Arc<Peer>> {
+        self.lock_state()
+            .peers
+            .iter()
+            .find(|p| &*p.name == name)
+            .cloned()
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorCode::UnknownPeer,
+                    format!("no connected peer is named {name:?}"),
+                )
+            })
+    }
+
+    /// The route for a publish on `path`, from the cache when still valid.
+    fn route(&self, path: &str) -> Result<Arc<Route>> {
+        self.check_open()?;
+        let gen = self.gen.load(SeqCst);
+        if let Some(r) = self
+            .routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(path)
+        {
+            if r.gen == gen {
+                return Ok(r.clone());
+            }
+        }
+        validate_path(path)?;
+        let route = {
+            let st = self.lock_state();
+            Arc::new(st.route(self.gen.load(SeqCst), path, self.cfg.max_frame_size))
+        };
+        let mut cache = self.routes.write().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= ROUTE_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(path.into(), route.clone());
+        Ok(route)
+    }
+
+    async fn deliver(&self, route: &Route, payload: Bytes, wait: bool) -> Result<()> {
+        let frame_len = proto::message_frame_len(&route.path, payload.len());
+        if !route.peers.is_empty() && frame_len > route.max_frame {
+            return Err(Error::new(
+                ErrorCode::MessageTooLarge,
+                format!(
+                    "a message of {} bytes on {} makes a {frame_len}-byte frame; a subscribed peer accepts at most {} bytes",
+                    payload.len(),
+                    route.path,
+                    route.max_frame
+                ),
+            ));
+        }
+        let mut skipped = 0usize;
+        let deadline = Instant::now() + self.cfg.send_timeout;
+        for peer in &route.peers {
+            loop {
+                match peer.tx.push_message(&route.path, &payload) {
+                    Enq::Queued => {
+                        peer.counters.msgs_out.fetch_add(1, Relaxed);
+                        peer.counters
+                            .bytes_out
+                            .fetch_add(payload.len() as u64, Relaxed);
+                        break;
+                    }
+                    // The peer is going away; it no longer wants anything.
+                    Enq::Closed => break,
+                    Enq::Full => {
+                        if wait && peer.tx.wait_space(deadline).await {
+                            continue;
+                        }
+                        peer.counters.dropped_send_full.fetch_add(1, Relaxed);
+                        self.emit(Event::Dropped {
+                            site: peer.name.to_string(),
+                            code: ErrorCode::BufferFull,
+                            count: 1,
+                        });
+                        skipped += 1;
+                        break;
+                    }
+                }
+            }
+        }
+        if !route.subs.is_empty() {
+            let msg = Message {
+                path: route.path.clone(),
+                payload,
+                sender: self.name.clone(),
+            };
+            for sub in &route.subs {
+                let r = match sub.push(msg.clone()) {
+                    (Push::Full, Some(m)) if wait => {
+                        match tokio::time::timeout_at(deadline, sub.push_wait(m)).await {
+                            Ok(r) => r,
+                            Err(_) => {
+                                sub.count_drop(1);
+                                Push::Dropped(1)
+                            }
+                        }
+                    }
+                    (Push::Full, _) => {
+                        sub.count_drop(1);
+                        Push::Dropped(1)
+                    }
+                    (r, _) => r,
+                };
+                if let Push::Dropped(n) = r {
+                    self.totals.dropped_queue_full.fetch_add(n, Relaxed);
+                    self.emit(Event::Dropped {
+                        site: sub.pattern.as_str().to_owned(),
+                        code: ErrorCode::BufferFull,
+                        count: n,
+                    });
+                    if !wait {
+                        skipped += 1;
+                    }
+                }
+            }
+        }
+        if skipped > 0 {
+            return Err(Error::new(
+                ErrorCode::BufferFull,
+                format!(
+                    "{skipped} target(s) of {} had no room{}; the message was dropped for them",
+                    route.path,
+                    if wait {
+                        format!(" within {:?}", self.cfg.send_timeout)
+                    } else {
+                        String::new()
+                    }
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn request(
+        self: Arc<Self>,
+        path: &str,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> Result<Bytes> {
+        self.check_open()?;
+        validate_path(path)?;
+        if timeout.is_zero() {
+            return Err(Error::invalid_argument(
+                "request timeout must be greater than zero",
+            ));
+        }
+        let deadline = Instant::now() + timeout;
+        let timed_out = || {
+            Error::new(
+                ErrorCode::Timeout,
+                format!("no reply to {path} within {timeout:?}"),
+            )
+        };
+        // A local service first: no serialisation at all.
+        let local = self.lock_state().local_service(path);
+        if let Some(svc) = local {
+            let (tx, rx) = oneshot::channel();
+            let cancel = CancellationToken::new();
+            let _guard = cancel.clone().drop_guard();
+            let req = Request {
+                path: path.into(),
+                payload,
+                sender: self.name.clone(),
+                deadline,
+                cancel,
+            };
+            if let Err(e) = svc.tx.try_send((req, Reply::new(ReplyTo::Local(tx)))) {
+                return Err(match e {
+                    mpsc::error::TrySendError::Full(_) => Error::new(
+                        ErrorCode::BufferFull,
+                        format!(
+                            "the service for {path} has {} requests queued",
+                            self.cfg.service_queue
+                        ),
+                    ),
+                    mpsc::error::TrySendError::Closed(_) => Error::new(
+                        ErrorCode::NoResponders,
+                        format!("the service for {path} closed"),
+                    ),
+                });
+            }
+            return match tokio::time::timeout_at(deadline, rx).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(_)) => Err(Error::new(ErrorCode::NoResponders, "the service closed")),
+                Err(_) => Err(timed_out()),
+            };
+        }
+        // Peers still sending their snapshot may serve it: wait for them.
+        let waiting: Vec<Arc<Peer>> = self
+            .lock_state()
+            .peers
+            .iter()
+            .filter(|p| !p.snapshot_done.load(SeqCst))
+            .cloned()
+            .collect();
+        for p in waiting {
+            let done = async {
+                loop {
+                    let n = p.snapshot.notified();
+                    if p.snapshot_done.load(SeqCst) {
+                        break;
+                    }
+                    tokio::select! { _ = n => {}, _ = p.dead.cancelled() => break }
+                }
+            };
+            if tokio::time::timeout_at(deadline, done).await.is_err() {
+                return Err(timed_out());
+            }
+        }
+        let candidates = self.lock_state().remote_servers(path);
+        if candidates.is_empty() {
+            return Err(Error::new(
+                ErrorCode::NoResponders,
+                format!("no connected endpoint serves {path}"),
+            ));
+        }
+        let peer = candidates[self.round_robin.fetch_add(1, Relaxed) % candidates.len()].clone();
+        let frame_len = proto::FRAME_PREFIX + 24 + path.len() + payload.len();
+        if frame_len > peer.max_frame {
+            return Err(Error::new(
+                ErrorCode::MessageTooLarge,
+                format!(
+                    "a {}-byte request exceeds peer {}'s limit of {} bytes",
+                    payload.len(),
+                    peer.name,
+                    peer.max_frame
+                ),
+            ));
+        }
+        let id = self.next_id.fetch_add(1, Relaxed);
+        let (tx, rx) = oneshot::channel();
+        peer.lock_pending().insert(id, tx);
+        let mut guard = CancelOnDrop {
+            peer: peer.clone(),
+            id,
+            armed: true,
+        };
+        let timeout_ms = timeout.as_millis().min(u64::MAX as u128) as u64;
+        loop {
+            match peer.tx.push_request(id, path, timeout_ms, &payload) {
+                Enq::Queued => break,
+                Enq::Closed => {
+                    guard.armed = false;
+                    peer.lock_pending().remove(&id);
+                    return Err(peer.lost_error("connection closed"));
+                }
+                Enq::Full => {
+                    if !peer.tx.wait_space(deadline).await {
+                        guard.armed = false;
+                        peer.lock_pending().remove(&id);
+                        peer.counters.dropped_send_full.fetch_add(1, Relaxed);
+                        return Err(Error::new(
+                            ErrorCode::BufferFull,
+                            format!(
+                                "the send buffer to {} stayed full until the deadline",
+                                peer.name
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        peer.counters.requests_out.fetch_add(1, Relaxed);
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(r)) => {
+                guard.armed = false;
+                r
+            }
+            Ok(Err(_)) => {
+                guard.armed = false;
+                Err(peer.lost_error("connection closed"))
+            }
+            Err(_) => Err(timed_out()),
+        }
+    }
+
+    /// Handshake, registration, and the reader and writer tasks.
+    async fn establish(self: Arc<Self>, conn: Conn, inbound: bool) -> Result<Arc<Peer>> {
+        let Conn {
+            mut reader,
+            mut writer,
+            remote,
+        } = conn;
+        let fail = |e: Error| {
+            self.totals.errors.fetch_add(1, Relaxed);
+            tracing::warn!(endpoint = %self.name, addr = %remote, code = %e.code(), "connection refused: {}", e.detail());
+            self.emit(Event::ConnectionError {
+                addr: remote.clone(),
+                code: e.code(),
+                detail: e.detail().to_owned(),
+            });
+            e
+        };
+        if self.connections.fetch_add(1, SeqCst) >= self.cfg.max_connections {
+            self.connections.fetch_sub(1, SeqCst);
+            let e = Error::new(
+                ErrorCode::HandshakeRejected,
+                format!("connection limit of {} reached", self.cfg.max_connections),
+            );
+            send_close(&mut writer, &e).await;
+            return Err(fail(e));
+        }
+        let hello = Hello {
+            magic: proto::MAGIC.into(),
+            min_version: proto::VERSION_MIN,
+            max_version: proto::VERSION_MAX,
+            name: self.name.to_string(),
+            max_frame: self.cfg.max_frame_size as u32,
+            heartbeat_ms: self
+                .cfg
+                .heartbeat_interval
+                .as_millis()
+                .min(u32::MAX as u128) as u32,
+        };
+        let mut rbuf = BytesMut::with_capacity(8 * 1024);
+        let hs = async {
+            let mut out = BytesMut::new();
+            proto::encode(&mut out, &Frame::Hello(hello.clone()))?;
+            writer
+                .write_all(&out)
+                .await
+                .map_err(|e| Error::new(ErrorCode::PeerLost, format!("sending HELLO: {e}")))?;
+            let frame = loop {
+                match proto::decode(&mut rbuf, proto::HANDSHAKE_MAX_FRAME)? {
+                    Decoded::Frame(f) => break f,
+                    Decoded::NeedMore(_) => {
+                        let n = reader.read_buf(&mut rbuf).await.map_err(|e| {
+                            Error::new(ErrorCode::PeerLost, format!("reading HELLO: {e}"))
+                        })?;
+                        if n == 0 {
+                            return Err(Error::new(
+                                ErrorCode::PeerLost,
+                                "connection closed during the handshake",
+                            ));
+                        }
+                    }
+                }
+            };
+            proto::negotiate(&hello, frame)
+        };
+        let agreed = match tokio::time::timeout(self.cfg.handshake_timeout, hs).await {
+            Ok(Ok(a)) => a,
+            Ok(Err(e)) => {
+                self.connections.fetch_sub(1, SeqCst);
+                send_close(&mut writer, &e).await;
+                return Err(fail(e));
+            }
+            Err(_) => {
+                self.connections.fetch_sub(1, SeqCst);
+                let e = Error::new(
+                    ErrorCode::Timeout,
+                    format!(
+                        "handshake not completed within {:?}",
+                        self.cfg.handshake_timeout
+                    ),
+                );
+                send_close(&mut writer, &e).await;
+                return Err(fail(e));
+            }
+        };
+        let peer = Arc::new(Peer {
+            id: self.next_id.fetch_add(1, Relaxed),
+            name: agreed.peer.name.as_str().into(),
+            addr: remote.clone(),
+            inbound,
+            max_frame: agreed.peer.max_frame as usize,
+            decls: Mutex::new(Default::default()),
+            snapshot_done: AtomicBool::new(false),
+            snapshot: Notify::new(),
+            tx: SendQueue::new(self.cfg.send_buffer),
+            pending: Mutex::new(HashMap::new()),
+            serving: Mutex::new(HashMap::new()),
+            pings: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
+            rtt_us: AtomicU64::new(0),
+            dead: CancellationToken::new(),
+        });
+        let refused = {
+            let mut st = self.lock_state();
+            if st.peers.iter().any(|p| p.name == peer.name) {
+                Some(Error::new(
+                    ErrorCode::HandshakeRejected,
+                    format!("a peer named {:?} is already connected", peer.name),
+                ))
+            } else if self.closed.load(SeqCst) {
+                Some(Error::closed())
+            } else {
+                self.register(&mut st, &peer);
+                None
+            }
+        };
+        if let Some(e) = refused {
+            self.connections.fetch_sub(1, SeqCst);
+            send_close(&mut writer, &e).await;
+            return Err(fail(e));
+        }
+        self.changed.notify_waiters();
+        tracing::info!(endpoint = %self.name, peer = %peer.name, addr = %remote, inbound, version = agreed.version, "peer up");
+        self.emit(Event::PeerUp {
+            peer: peer.name.to_string(),
+            addr: remote.clone(),
+        });
+        let w = self.rt.spawn(writer_loop(peer.clone(), writer));
+        {
+            let mut ws = self.writers.lock().unwrap_or_else(|p| p.into_inner());
+            ws.retain(|h| !h.is_finished());
+            ws.push(w);
+        }
+        let me = self.clone();
+        let p = peer.clone();
+        self.rt.spawn(async move {
+            let (code, reason) = tokio::select! {
+                r = me.clone().read_loop(p.clone(), reader, rbuf) => r,
+                _ = p.dead.cancelled() => (ErrorCode::PeerLost, "connection closed".to_owned()),
+            };
+            me.peer_down(&p, code, &reason);
+        });
+        Ok(peer)
+    }
+
+    /// Adds a peer under the state lock, queueing our snapshot first so that
+    /// every later declaration change reaches it after the snapshot.
+    fn register(&self, st: &mut State, peer: &Arc<Peer>) {
+        let snap = st.snapshot();
+        for chunk in snap.chunks(SNAPSHOT_BATCH) {
+            let _ = peer.tx.push_control(&Frame::Declare(chunk.to_vec()));
+        }
+        let _ = peer.tx.push_control(&Frame::SnapshotEnd);
+        st.peers.push(peer.clone());
+        self.bump(false);
+    }
+
+    /// Reads and dispatches frames until the connection ends; returns why.
+    async fn read_loop(
+        self: Arc<Self>,
+        peer: Arc<Peer>,
+        mut rd: Reader,
+        mut buf: BytesMut,
+    ) -> (ErrorCode, String) {
+        let mut cache: HashMap<Bytes, Arc<RxRoute>> = HashMap::new();
+        let max_frame = self.cfg.max_frame_size;
+        loop {
+            let need = loop {
+                match proto::decode(&mut buf, max_frame) {
+                    Ok(Decoded::Frame(f)) => {
+                        if let Err(e) = self.on_frame(&peer, f, &mut cache).await {
+                            if e.code() == ErrorCode::Closed {
+                                return (ErrorCode::Closed, e.detail().to_owned());
+                            }
+                            return self.protocol_violation(&peer, e);
+                        }
+                    }
+                    Ok(Decoded::NeedMore(n)) => break n,
+                    Err(e) => return self.protocol_violation(&peer, e),
+                }
+            };
+            // Grow toward the frame's size as its bytes arrive, never ahead.
+            let want = need
+                .saturating_sub(buf.len())
+                .clamp(64 * 1024, 4 * 1024 * 1024);
+            buf.reserve(want);
+            match rd.read_buf(&mut buf).await {
+                Ok(0) => {
+                    return (
+                        ErrorCode::PeerLost,
+                        "connection closed by peer without CLOSE".into(),
+                    )
+                }
+                Ok(_) => {}
+                Err(e) => return (ErrorCode::PeerLost, format!("read error: {e}")),
+            }
+        }
+    }
+
+    fn protocol_violation(&self, peer: &Peer, e: Error) -> (ErrorCode, String) {
+        peer.counters.errors.fetch_add(1, Relaxed);
+        tracing::warn!(endpoint = %self.name, peer = %peer.name, code = %e.code(), "closing connection: {}", e.detail());
+        self.emit(Event::ConnectionError {
+            addr: peer.addr.clone(),
+            code: e.code(),
+            detail: e.detail().to_owned(),
+        });
+        let _ = peer.tx.push_control(&Frame::Close {
+            code: e.code().as_u16(),
+            reason: e.detail().to_owned(),
+        });
+        peer.tx.close();
+        (e.code(), e.detail().to_owned())
+    }
+
+    async fn on_frame(
+        &self,
+        peer: &Arc<Peer>,
+        f: Frame,
+        cache: &mut HashMap<Bytes, Arc<RxRoute>>,
+    ) -> Result<()> {
+        match f {
+            Frame::Message { path, payload } => {
+                peer.counters.msgs_in.fetch_add(1, Relaxed);
+                peer.counters
+                    .bytes_in
+                    .fetch_add(payload.len() as u64, Relaxed);
+                let gen = self.sub_gen.load(SeqCst);
+                let route = match cache.get(&path[..]) {
+                    Some(r) if r.gen == gen => r.clone(),
+                    _ => {
+                        let text = std::str::from_utf8(&path).map_err(|_| {
+                            Error::new(ErrorCode::ProtocolError, "message path is not UTF-8")
+                        })?;
+                        validate_path(text).map_err(|e| {
+                            Error::new(
+                                ErrorCode::ProtocolError,
+                                format!("message with invalid path: {}", e.detail()),
+                            )
+                        })?;
+                        let st = self.lock_state();
+                        let r = Arc::new(RxRoute {
+                            gen: self.sub_gen.load(SeqCst),
+                            path: text.into(),
+                            subs: st.local_subs(text),
+                        });
+                        drop(st);
+                        if cache.len() >= ROUTE_CACHE_MAX {
+                            cache.clear();
+                        }
+                        cache.insert(Bytes::copy_from_slice(&path), r.clone());
+                        r
+                    }
+                };
+                if route.subs.is_empty() {
+                    return Ok(());
+                }
+                let msg = Message {
+                    path: route.path.clone(),
+                    payload,
+                    sender: peer.name.clone(),
+                };
+                for sub in &route.subs {
+                    let r = match sub.push(msg.clone()) {
+                        (Push::Full, Some(m)) => {
+                            tokio::select! {
+                                r = sub.push_wait(m) => r,
+                                _ = self.shutdown.cancelled() => return Err(Error::closed()),
+                            }
+                        }
+                        (r, _) => r,
+                    };
+                    if let Push::Dropped(n) = r {
+                        peer.counters.dropped_queue_full.fetch_add(n, Relaxed);
+                        self.emit(Event::Dropped {
+                            site: sub.pattern.as_str().to_owned(),
+                            code: ErrorCode::BufferFull,
+                            count: n,
+                        });
+                    }
+                }
+            }
+            Frame::Request {
+                id,
+                path,
+                timeout_ms,
+                payload,
+            } => {
+                peer.counters.requests_in.fetch_add(1, Relaxed);
+                validate_path(&path).map_err(|e| {
+                    Error::new(
+                        ErrorCode::ProtocolError,
+                        format!("request with invalid path: {}", e.detail()),
+                    )
+                })?;
+                let svc = self.lock_state().local_service(&path);
+                let Some(svc) = svc else {
+                    let _ = peer.tx.push_result(
+                        id,
+                        ErrorCode::NoResponders.as_u16(),
+                        &format!("{} does not serve {path}", self.name),
+                        &Bytes::new(),
+                    );
+                    return Ok(());
+                };
+                let cancel = CancellationToken::new();
+                peer.lock_serving().insert(id, cancel.clone());
+                let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+                let req = Request {
+                    path: path.into(),
+                    payload,
+                    sender: peer.name.clone(),
+                    deadline,
+                    cancel,
+                };
+                let reply = Reply::new(ReplyTo::Remote {
+                    peer: peer.clone(),
+                    id,
+                });
+                if let Err(e) = svc.tx.try_send((req, reply)) {
+                    let ((req, reply), err) = match e {
+                        mpsc::error::TrySendError::Full(item) => (
+                            item,
+                            Error::new(
+                                ErrorCode::BufferFull,
+                                format!(
+                                    "{} has {} requests queued for this service",
+                                    self.name, self.cfg.service_queue
+                                ),
+                            ),
+                        ),
+                        mpsc::error::TrySendError::Closed(item) => {
+                            let e = Error::new(
+                                ErrorCode::NoResponders,
+                                format!("the service for {} closed", item.0.path),
+                            );
+                            (item, e)
+                        }
+                    };
+                    drop(req);
+                    reply.fail(err);
+                }
+            }
+            Frame::Result {
+                id,
+                code,
+                message,
+                payload,
+            } => {
+                let tx = peer.lock_pending().remove(&id);
+                if let Some(tx) = tx {
+                    let r = if code == 0 {
+                        Ok(payload)
+                    } else {
+                        let c = ErrorCode::from_u16(code).unwrap_or(ErrorCode::HandlerError);
+                        Err(Error::new(c, message))
+                    };
+                    let _ = tx.send(r);
+                }
+            }
+            Frame::Cancel(id) => {
+                if let Some(t) = peer.lock_serving().remove(&id) {
+                    t.cancel();
+                }
+            }
+            Frame::Ping(n) => {
+                let _ = peer.tx.push_control(&Frame::Pong(n));
+            }
+            Frame::Pong(n) => {
+                let entry = peer
+                    .pings
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&n);
+                if let Some((sent, tx)) = entry {
+                    let rtt = sent.elapsed();
+                    peer.rtt_us.store(rtt.as_micros().max(1) as u64, Relaxed);
+                    let _ = tx.send(rtt);
+                }
+            }
+            Frame::Declare(items) => self.apply_declarations(peer, items)?,
+            Frame::SnapshotEnd => {
+                peer.snapshot_done.store(true, SeqCst);
+                peer.snapshot.notify_waiters();
+            }
+            Frame::Close { code, reason } => {
+                let c = ErrorCode::from_u16(code).unwrap_or(ErrorCode::Closed);
+                let why = if code == 0 {
+                    format!("peer closed: {reason}")
+                } else {
+                    format!("peer closed with {c}: {reason}")
+                };
+                return Err(Error::new(ErrorCode::Closed, why));
+            }
+            Frame::Hello(_) => {
+                return Err(Error::new(
+                    ErrorCode::ProtocolError,
+                    "HELLO after the handshake",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_declarations(&self, peer: &Arc<Peer>, items: Vec<Decl>) -> Result<()> {
+        let mut parsed = Vec::with_capacity(items.len());
+        for d in items {
+            let p = Pattern::new(&d.pattern).map_err(|e| {
+                Error::new(
+                    ErrorCode::ProtocolError,
+                    format!("declaration with invalid pattern: {}", e.detail()),
+                )
+            })?;
+            parsed.push((d.declare, d.kind, p));
+        }
+        {
+            let _st = self.lock_state();
+            let mut decls = peer.lock_decls();
+            for (declare, kind, p) in parsed {
+                if declare {
+                    decls.map.insert((kind, p.text_arc()), p);
+                } else {
+                    decls.map.remove(&(kind, p.text_arc()));
+                }
+            }
+            if decls.map.len() > self.cfg.max_declarations_per_peer {
+                return Err(Error::new(
+                    ErrorCode::ProtocolError,
+                    format!(
+                        "peer exceeded the limit of {} declarations",
+                        self.cfg.max_declarations_per_peer
+                    ),
+                ));
+            }
+            self.bump(false);
+        }
+        self.changed.notify_waiters();
+        Ok(())
+    }
+
+    fn peer_down(&self, peer: &Arc<Peer>, code: ErrorCode, reason: &str) {
+        let removed = {
+            let mut st = self.lock_state();
+            let before = st.peers.len();
+            st.peers.retain(|p| p.id != peer.id);
+            let removed = st.peers.len() != before;
+            if removed {
+                self.bump(false);
+            }
+            removed
+        };
+        peer.tx.close();
+        peer.dead.cancel();
+        let err = if self.closed.load(SeqCst) {
+            Error::new(ErrorCode::Closed, "the endpoint was closed")
+        } else {
+            peer.lost_error(reason)
+        };
+        peer.fail_in_flight(&err);
+        if removed {
+            self.connections.fetch_sub(1, SeqCst);
+            self.totals.add(&peer.counters.snapshot());
+            self.changed.notify_waiters();
+            tracing::info!(endpoint = %self.name, peer = %peer.name, code = %code, "peer down: {reason}");
+            self.emit(Event::PeerDown {
+                peer: peer.name.to_string(),
+                addr: peer.addr.clone(),
+                reason: reason.to_owned(),
+                code,
+            });
+        }
+    }
+
+    async fn close(&self) {
+        if self.closed.swap(true, SeqCst) {
+            return;
+        }
+        self.shutdown.cancel();
+        let (peers, subs, services) = {
+            let mut st = self.lock_state();
+            let peers = std::mem::take(&mut st.peers);
+            let subs: Vec<_> = std::mem::take(&mut st.subs).into_values().collect();
+            let services: Vec<_> = std::mem::take(&mut st.services).into_values().collect();
+            st.counts.clear();
+            st.publishers.clear();
+            self.bump(true);
+            (peers, subs, services)
+        };
+        self.changed.notify_waiters();
+        for p in &peers {
+            let _ = p.tx.push_control(&Frame::Close {
+                code: 0,
+                reason: format!("endpoint {} closed", self.name),
+            });
+            p.tx.close();
+            p.fail_in_flight(&Error::new(ErrorCode::Closed, "the endpoint was closed"));
+            self.totals.add(&p.counters.snapshot());
+            self.emit(Event::PeerDown {
+                peer: p.name.to_string(),
+                addr: p.addr.clone(),
+                reason: "closed by this endpoint".into(),
+                code: ErrorCode::Closed,
+            });
+        }
+        for s in subs {
+            s.close();
+        }
+        drop(services);
+        // Let writers flush what was queued, then the CLOSE frame.
+        let writers: Vec<_> =
+            std::mem::take(&mut *self.writers.lock().unwrap_or_else(|p| p.into_inner()));
+        let flush = async {
+            for w in writers {
+                let _ = w.await;
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), flush).await;
+        for p in &peers {
+            p.dead.cancel();
+        }
+        tracing::info!(endpoint = %self.name, "closed");
+    }
+}
+
+struct CancelOnDrop {
+    peer: Arc<Peer>,
+    id: u64,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if self.armed && self.peer.lock_pending().remove(&self.id).is_some() {
+            let _ = self.peer.tx.push_control(&Frame::Cancel(self.id));
+        }
+    }
+}
+
+async fn send_close(w: &mut crate::transport::Writer, e: &Error) {
+    let mut out = BytesMut::new();
+    if proto::encode(
+        &mut out,
+        &Frame::Close {
+            code: e.code().as_u16(),
+            reason: e.detail().to_owned(),
+        },
+    )
+    .is_ok()
+    {
+        let _ = tokio::time::timeout(Duration::from_millis(200), async {
+            let _ = w.write_all(&out).await;
+            let _ = w.shutdown().await;
+        })
+        .await;
+    }
+}
+
+async fn accept_loop(inner: Arc<Inner>, listener: Listener) {
+    loop {
+        let conn = tokio::select! {
+            _ = inner.shutdown.cancelled() => break,
+            r = listener.accept() => r,
+        };
+        match conn {
+            Ok(conn) => {
+                let Ok(permit) = inner.handshakes.clone().try_acquire_owned() else {
+                    inner.totals.errors.fetch_add(1, Relaxed);
+                    tracing::warn!(endpoint = %inner.name, addr = %conn.remote, "refusing connection: too many handshakes in progress");
+                    inner.emit(Event::ConnectionError {
+                        addr: conn.remote.clone(),
+                        code: ErrorCode::HandshakeRejected,
+                        detail: format!(
+                            "more than {} handshakes in progress",
+                            inner.cfg.max_pending_handshakes
+                        ),
+                    });
+                    continue;
+                };
+                let inner2 = inner.clone();
+                inner.rt.spawn(async move {
+                    let _ = inner2.establish(conn, true).await;
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                // Out of descriptors and the like: back off instead of spinning.
+                tracing::warn!(endpoint = %inner.name, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}

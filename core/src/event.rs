@@ -1,0 +1,86 @@
+//! Connection and delivery events.
+
+use tokio::sync::broadcast;
+
+use crate::error::ErrorCode;
+
+/// Something that happened to the endpoint, for monitoring.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A peer completed the handshake.
+    PeerUp {
+        /// Its name.
+        peer: String,
+        /// Its address.
+        addr: String,
+    },
+    /// A peer's connection ended.
+    PeerDown {
+        /// Its name.
+        peer: String,
+        /// Its address.
+        addr: String,
+        /// Why, in words.
+        reason: String,
+        /// The code of the reason (`CLOSED` for an orderly close).
+        code: ErrorCode,
+    },
+    /// Messages were dropped by a subscription's overflow policy or because a
+    /// peer's send buffer stayed full.
+    Dropped {
+        /// The subscription pattern or the peer name.
+        site: String,
+        /// `BUFFER_FULL` (queue or send buffer full).
+        code: ErrorCode,
+        /// How many, in this event.
+        count: u64,
+    },
+    /// A connection was refused or closed for breaking the protocol or a limit.
+    ConnectionError {
+        /// The remote address.
+        addr: String,
+        /// The code.
+        code: ErrorCode,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+/// A stream of [`Event`]s. If the receiver falls more than 1024 events
+/// behind, `recv` reports how many it missed instead of hiding it.
+pub struct Events {
+    pub(crate) rx: broadcast::Receiver<Event>,
+}
+
+/// What [`Events::recv`] returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EventRecv {
+    /// The next event.
+    Event(Event),
+    /// This many events were missed because the receiver was too slow.
+    Missed(u64),
+    /// The endpoint is closed.
+    Closed,
+}
+
+impl Events {
+    /// Waits for the next event.
+    pub async fn recv(&mut self) -> EventRecv {
+        match self.rx.recv().await {
+            Ok(e) => EventRecv::Event(e),
+            Err(broadcast::error::RecvError::Lagged(n)) => EventRecv::Missed(n),
+            Err(broadcast::error::RecvError::Closed) => EventRecv::Closed,
+        }
+    }
+
+    /// The next event if one is ready.
+    pub fn try_recv(&mut self) -> Option<EventRecv> {
+        match self.rx.try_recv() {
+            Ok(e) => Some(EventRecv::Event(e)),
+            Err(broadcast::error::TryRecvError::Lagged(n)) => Some(EventRecv::Missed(n)),
+            Err(broadcast::error::TryRecvError::Closed) => Some(EventRecv::Closed),
+            Err(broadcast::error::TryRecvError::Empty) => None,
+        }
+    }
+}

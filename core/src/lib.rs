@@ -1,0 +1,72 @@
+//! # netchan
+//!
+//! Network channels for every language: one [`Endpoint`] connects processes
+//! on one host (Unix domain sockets) and machines on a LAN (TCP), with
+//! publish/subscribe on `/`-separated paths and `*` / `**` patterns,
+//! request/reply with deadlines and cancellation, interests and intents
+//! advertised to peers (a message only crosses a link to a peer that wants
+//! it), ping, stats and events.
+//!
+//! ```no_run
+//! # async fn demo() -> netchan::Result<()> {
+//! use std::time::Duration;
+//! let server = netchan::Endpoint::named("server")?;
+//! let addr = server.listen("tcp://127.0.0.1:0").await?;
+//! let _svc = server.serve_fn("greet/*", |req| async move {
+//!     Ok(format!("hello, {}", req.path()).into())
+//! })?;
+//! let sub = server.subscribe("sensors/**")?;
+//!
+//! let client = netchan::Endpoint::named("client")?;
+//! client.connect(&addr).await?;
+//! client.publish("sensors/kitchen/temp", &b"21.5"[..]).await?;
+//! let reply = client.request("greet/ana", "", Duration::from_secs(1)).await?;
+//! let msg = sub.recv().await.unwrap();
+//! # Ok(()) }
+//! ```
+//!
+//! ## Layout
+//!
+//! - [`proto`]: wire protocol v1, sans-IO (frames, codec, handshake check);
+//!   normative text in `docs/PROTOCOL.md`.
+//! - [`transport`]: addresses and TCP / Unix streams.
+//! - `endpoint`: the public [`Endpoint`], connection tasks and dispatch.
+//! - `peer`: one connection's bounded send queue and writer task.
+//! - `routing`: local declarations, peers' declarations, cached routes.
+//! - [`path`]: paths and patterns.
+//! - `sub`, `reqrep`: subscriptions; services, requests and replies.
+//! - [`config`], [`error`], [`metrics`], [`event`], [`runtime`].
+//!
+//! ## Threads
+//!
+//! An endpoint created inside a tokio runtime runs its tasks there; one
+//! created outside uses netchan's own multi-thread runtime
+//! ([`runtime::shutdown`] stops it). Callbacks (`subscribe_fn`, `serve_fn`
+//! handlers) run on runtime threads and must not block for long.
+
+#![warn(missing_docs)]
+
+pub mod config;
+mod endpoint;
+pub mod error;
+pub mod event;
+pub mod metrics;
+pub mod path;
+mod peer;
+pub mod proto;
+mod reqrep;
+mod routing;
+pub mod runtime;
+mod sub;
+pub mod transport;
+
+pub use bytes::Bytes;
+pub use config::{Config, Overflow, SubscribeOptions};
+pub use endpoint::{Endpoint, PeerInfo, Publisher};
+pub use error::{Error, ErrorCode, Result};
+pub use event::{Event, EventRecv, Events};
+pub use metrics::{CounterStats, PeerStats, Stats, SubscriptionStats};
+pub use path::Pattern;
+pub use reqrep::{Reply, Request, Service};
+pub use sub::{Message, Subscription};
+pub use transport::Addr;

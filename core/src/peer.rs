@@ -1,0 +1,363 @@
+//! One connected peer: its declarations, its bounded send queue and the
+//! writer task that drains it with vectored writes.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::IoSlice;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{oneshot, Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::metrics::Counters;
+use crate::path::Pattern;
+use crate::proto::{self, DeclKind, Frame};
+use crate::transport::Writer;
+
+/// Payloads at least this big are queued by reference instead of copied
+/// into the send buffer, and written with the frame head in one `writev`.
+const BIG_PAYLOAD: usize = 16 * 1024;
+
+pub(crate) struct SendState {
+    buf: BytesMut,
+    chunks: VecDeque<Bytes>,
+    queued: usize,
+    closed: bool,
+}
+
+/// Outcome of queueing a frame.
+pub(crate) enum Enq {
+    Queued,
+    /// The buffer is over its bound; wait on `space` and retry.
+    Full,
+    /// The connection is gone.
+    Closed,
+}
+
+pub(crate) struct SendQueue {
+    st: Mutex<SendState>,
+    limit: usize,
+    wake: Notify,
+    pub space: Notify,
+}
+
+impl SendQueue {
+    pub(crate) fn new(limit: usize) -> SendQueue {
+        SendQueue {
+            st: Mutex::new(SendState {
+                buf: BytesMut::with_capacity(64 * 1024),
+                chunks: VecDeque::new(),
+                queued: 0,
+                closed: false,
+            }),
+            limit,
+            wake: Notify::new(),
+            space: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SendState> {
+        self.st.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn finish(&self, st: std::sync::MutexGuard<'_, SendState>, size: usize) {
+        let was_empty = st.queued == size;
+        drop(st);
+        if was_empty {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Queues a MESSAGE frame, subject to the bound.
+    pub(crate) fn push_message(&self, path: &str, payload: &Bytes) -> Enq {
+        let size = proto::message_frame_len(path, payload.len());
+        let mut st = self.lock();
+        if st.closed {
+            return Enq::Closed;
+        }
+        if st.queued > 0 && st.queued + size > self.limit {
+            return Enq::Full;
+        }
+        // Cannot fail: the caller checked the size against the peer's limit.
+        if proto::encode_message_head(&mut st.buf, path, payload.len()).is_err() {
+            return Enq::Closed;
+        }
+        self.append_payload(&mut st, payload);
+        st.queued += size;
+        self.finish(st, size);
+        Enq::Queued
+    }
+
+    fn append_payload(&self, st: &mut SendState, payload: &Bytes) {
+        if payload.len() >= BIG_PAYLOAD {
+            let head = st.buf.split().freeze();
+            st.chunks.push_back(head);
+            st.chunks.push_back(payload.clone());
+        } else {
+            st.buf.extend_from_slice(payload);
+        }
+    }
+
+    /// Queues a REQUEST frame, subject to the bound.
+    pub(crate) fn push_request(
+        &self,
+        id: u64,
+        path: &str,
+        timeout_ms: u64,
+        payload: &Bytes,
+    ) -> Enq {
+        self.push_frame(
+            &Frame::Request {
+                id,
+                path: path.to_owned(),
+                timeout_ms,
+                payload: Bytes::new(),
+            },
+            Some(payload),
+            true,
+        )
+    }
+
+    /// Queues a control frame (or a result), ignoring the bound: these are
+    /// answers the peer is owed and never dropped for space.
+    pub(crate) fn push_control(&self, frame: &Frame) -> Enq {
+        self.push_frame(frame, None, false)
+    }
+
+    /// Queues a RESULT frame with its payload, ignoring the bound.
+    pub(crate) fn push_result(&self, id: u64, code: u16, message: &str, payload: &Bytes) -> Enq {
+        self.push_frame(
+            &Frame::Result {
+                id,
+                code,
+                message: message.to_owned(),
+                payload: Bytes::new(),
+            },
+            Some(payload),
+            false,
+        )
+    }
+
+    fn push_frame(&self, frame: &Frame, payload: Option<&Bytes>, bounded: bool) -> Enq {
+        let mut st = self.lock();
+        if st.closed {
+            return Enq::Closed;
+        }
+        let plen = payload.map_or(0, |p| p.len());
+        if bounded && st.queued > 0 && st.queued + plen > self.limit {
+            return Enq::Full;
+        }
+        let before = st.buf.len();
+        let ok = match frame {
+            Frame::Request {
+                id,
+                path,
+                timeout_ms,
+                ..
+            } => proto::encode_head(
+                &mut st.buf,
+                proto::Kind::Request,
+                &(id, path.as_str(), timeout_ms),
+                plen,
+            ),
+            Frame::Result {
+                id, code, message, ..
+            } => proto::encode_head(
+                &mut st.buf,
+                proto::Kind::Result,
+                &(id, code, message.as_str()),
+                plen,
+            ),
+            other => proto::encode(&mut st.buf, other),
+        };
+        if ok.is_err() {
+            st.buf.truncate(before);
+            return Enq::Closed;
+        }
+        let size = st.buf.len() - before + plen;
+        if let Some(p) = payload {
+            self.append_payload(&mut st, p);
+        }
+        st.queued += size;
+        self.finish(st, size);
+        Enq::Queued
+    }
+
+    /// Stops accepting frames; the writer flushes what is queued and exits.
+    pub(crate) fn close(&self) {
+        self.lock().closed = true;
+        self.wake.notify_one();
+        self.space.notify_waiters();
+    }
+
+    /// Takes everything queued; returns `None` when closed and empty.
+    fn take(&self, out: &mut VecDeque<Bytes>) -> Option<()> {
+        let mut st = self.lock();
+        out.append(&mut st.chunks);
+        if !st.buf.is_empty() {
+            let b = st.buf.split().freeze();
+            out.push_back(b);
+            // Keep a warm buffer for the next batch without growing forever.
+            if st.buf.capacity() < 16 * 1024 {
+                st.buf.reserve(64 * 1024);
+            }
+        }
+        let had = st.queued > 0;
+        st.queued = 0;
+        let closed = st.closed;
+        drop(st);
+        if had {
+            self.space.notify_waiters();
+        }
+        if out.is_empty() && closed {
+            None
+        } else {
+            Some(())
+        }
+    }
+
+    /// Waits until there may be room (call `push_*` again after).
+    pub(crate) async fn wait_space(&self, deadline: tokio::time::Instant) -> bool {
+        let n = self.space.notified();
+        tokio::pin!(n);
+        n.as_mut().enable();
+        {
+            let st = self.lock();
+            if st.closed || st.queued + 1 <= self.limit {
+                return true;
+            }
+        }
+        tokio::time::timeout_at(deadline, n).await.is_ok()
+    }
+}
+
+/// Writes every chunk with vectored writes.
+async fn write_chunks(w: &mut Writer, chunks: &mut VecDeque<Bytes>) -> std::io::Result<()> {
+    const MAX_IOV: usize = 64;
+    while !chunks.is_empty() {
+        let mut iov = [IoSlice::new(&[]); MAX_IOV];
+        let mut n_iov = 0;
+        for c in chunks.iter().take(MAX_IOV) {
+            iov[n_iov] = IoSlice::new(c);
+            n_iov += 1;
+        }
+        let mut n = w.write_vectored(&iov[..n_iov]).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 {
+            let Some(front) = chunks.front_mut() else {
+                break;
+            };
+            if front.len() <= n {
+                n -= front.len();
+                chunks.pop_front();
+            } else {
+                front.advance(n);
+                n = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The writer task: drain the queue until it is closed and empty.
+pub(crate) async fn writer_loop(peer: Arc<Peer>, mut w: Writer) {
+    let mut chunks = VecDeque::new();
+    loop {
+        if peer.tx.take(&mut chunks).is_none() {
+            break;
+        }
+        if chunks.is_empty() {
+            tokio::select! {
+                _ = peer.tx.wake.notified() => continue,
+                _ = peer.dead.cancelled() => break,
+            }
+        }
+        let r = tokio::select! {
+            r = write_chunks(&mut w, &mut chunks) => r,
+            _ = peer.dead.cancelled() => break,
+        };
+        if let Err(e) = r {
+            tracing::debug!(peer = %peer.name, error = %e, "write failed");
+            peer.tx.close();
+            peer.dead.cancel();
+            break;
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_millis(500), w.shutdown()).await;
+}
+
+/// Declarations a peer holds.
+#[derive(Default)]
+pub(crate) struct RemoteDecls {
+    pub map: HashMap<(DeclKind, Arc<str>), Pattern>,
+}
+
+impl RemoteDecls {
+    pub(crate) fn iter(&self, kind: DeclKind) -> impl Iterator<Item = &Pattern> {
+        self.map
+            .iter()
+            .filter(move |((k, _), _)| *k == kind)
+            .map(|(_, p)| p)
+    }
+}
+
+pub(crate) type PendingTx = oneshot::Sender<Result<Bytes>>;
+
+/// A peer after its handshake.
+pub(crate) struct Peer {
+    pub id: u64,
+    pub name: Arc<str>,
+    pub addr: String,
+    pub inbound: bool,
+    pub max_frame: usize,
+    pub decls: Mutex<RemoteDecls>,
+    pub snapshot_done: AtomicBool,
+    pub snapshot: Notify,
+    pub tx: SendQueue,
+    pub pending: Mutex<HashMap<u64, PendingTx>>,
+    pub serving: Mutex<HashMap<u64, CancellationToken>>,
+    pub pings: Mutex<HashMap<u64, (Instant, oneshot::Sender<Duration>)>>,
+    pub counters: Counters,
+    pub rtt_us: AtomicU64,
+    pub dead: CancellationToken,
+}
+
+impl Peer {
+    pub(crate) fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<u64, PendingTx>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    pub(crate) fn lock_serving(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<u64, CancellationToken>> {
+        self.serving.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    pub(crate) fn lock_decls(&self) -> std::sync::MutexGuard<'_, RemoteDecls> {
+        self.decls.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Fails everything in flight on this link.
+    pub(crate) fn fail_in_flight(&self, err: &Error) {
+        let pending: Vec<_> = self.lock_pending().drain().collect();
+        for (_, tx) in pending {
+            let _ = tx.send(Err(err.clone()));
+        }
+        let serving: Vec<_> = self.lock_serving().drain().collect();
+        for (_, t) in serving {
+            t.cancel();
+        }
+        self.pings.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    pub(crate) fn lost_error(&self, reason: &str) -> Error {
+        Error::new(
+            ErrorCode::PeerLost,
+            format!("link to peer {} lost: {reason}", self.name),
+        )
+    }
+}

@@ -1,0 +1,169 @@
+//! Routing state: local declarations with reference counts, and the routes
+//! computed from them and from peers' declarations.
+//!
+//! Everything that changes where a message or request goes happens under the
+//! one [`State`] lock and bumps the generation number; cached routes carry
+//! the generation they were computed at and are recomputed when it moved.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::path::Pattern;
+use crate::peer::Peer;
+use crate::proto::{Decl, DeclKind};
+use crate::reqrep::ServiceShared;
+use crate::sub::SubShared;
+
+/// Where a publish on one path goes.
+pub(crate) struct Route {
+    pub gen: u64,
+    pub path: Arc<str>,
+    pub peers: Vec<Arc<Peer>>,
+    pub subs: Vec<Arc<SubShared>>,
+    /// The smallest frame limit among `peers`.
+    pub max_frame: usize,
+}
+
+/// Where a received message on one path goes (local subscriptions only).
+pub(crate) struct RxRoute {
+    pub gen: u64,
+    pub path: Arc<str>,
+    pub subs: Vec<Arc<SubShared>>,
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    pub peers: Vec<Arc<Peer>>,
+    pub subs: BTreeMap<u64, Arc<SubShared>>,
+    pub services: BTreeMap<u64, Arc<ServiceShared>>,
+    pub publishers: BTreeMap<u64, Pattern>,
+    /// How many local objects declare each (kind, pattern); the wire only
+    /// hears about the first and the last.
+    pub counts: HashMap<(DeclKind, Arc<str>), usize>,
+}
+
+impl State {
+    /// Counts one more local declaration; returns the wire change, if any.
+    pub(crate) fn declare(&mut self, kind: DeclKind, p: &Pattern) -> Option<Decl> {
+        let n = self.counts.entry((kind, p.text_arc())).or_insert(0);
+        *n += 1;
+        (*n == 1).then(|| Decl {
+            declare: true,
+            kind,
+            pattern: p.as_str().to_owned(),
+        })
+    }
+
+    /// Counts one less; returns the wire change, if any.
+    pub(crate) fn undeclare(&mut self, kind: DeclKind, p: &Pattern) -> Option<Decl> {
+        let key = (kind, p.text_arc());
+        let n = self.counts.get_mut(&key)?;
+        *n -= 1;
+        if *n == 0 {
+            self.counts.remove(&key);
+            Some(Decl {
+                declare: false,
+                kind,
+                pattern: p.as_str().to_owned(),
+            })
+        } else {
+            None
+        }
+    }
+
+    /// Every local declaration, for a new peer's snapshot.
+    pub(crate) fn snapshot(&self) -> Vec<Decl> {
+        let mut v: Vec<Decl> = self
+            .counts
+            .keys()
+            .map(|(kind, p)| Decl {
+                declare: true,
+                kind: *kind,
+                pattern: p.to_string(),
+            })
+            .collect();
+        v.sort_by(|a, b| (a.kind, &a.pattern).cmp(&(b.kind, &b.pattern)));
+        v
+    }
+
+    pub(crate) fn route(&self, gen: u64, path: &str, local_frame_limit: usize) -> Route {
+        let peers: Vec<Arc<Peer>> = self
+            .peers
+            .iter()
+            .filter(|p| {
+                p.lock_decls()
+                    .iter(DeclKind::Interest)
+                    .any(|pat| pat.matches(path))
+            })
+            .cloned()
+            .collect();
+        let max_frame = peers
+            .iter()
+            .map(|p| p.max_frame)
+            .min()
+            .unwrap_or(usize::MAX)
+            .min(local_frame_limit);
+        Route {
+            gen,
+            path: path.into(),
+            subs: self.local_subs(path),
+            peers,
+            max_frame,
+        }
+    }
+
+    pub(crate) fn local_subs(&self, path: &str) -> Vec<Arc<SubShared>> {
+        self.subs
+            .values()
+            .filter(|s| s.pattern.matches(path))
+            .cloned()
+            .collect()
+    }
+
+    pub(crate) fn local_service(&self, path: &str) -> Option<Arc<ServiceShared>> {
+        self.services
+            .values()
+            .find(|s| s.pattern.matches(path))
+            .cloned()
+    }
+
+    pub(crate) fn remote_servers(&self, path: &str) -> Vec<Arc<Peer>> {
+        self.peers
+            .iter()
+            .filter(|p| {
+                p.lock_decls()
+                    .iter(DeclKind::Service)
+                    .any(|pat| pat.matches(path))
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Names of endpoints (this one included, as `self_name`) holding a
+    /// declaration of `kind` that overlaps `pattern`.
+    pub(crate) fn discover(
+        &self,
+        self_name: &str,
+        kind: DeclKind,
+        pattern: &Pattern,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        let local = self.counts.keys().any(|(k, p)| {
+            *k == kind
+                && Pattern::new(p)
+                    .map(|p| p.overlaps(pattern))
+                    .unwrap_or(false)
+        });
+        if local {
+            out.push(self_name.to_owned());
+        }
+        for peer in &self.peers {
+            if peer.lock_decls().iter(kind).any(|p| p.overlaps(pattern)) {
+                out.push(peer.name.to_string());
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+}

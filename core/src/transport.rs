@@ -1,0 +1,320 @@
+//! Addresses and byte streams: TCP and Unix domain sockets.
+//!
+//! Everything above this module sees a connection as a pair of boxed async
+//! read/write halves; adding a transport (TLS, serial) means adding a variant
+//! to [`Addr`] and a dial/listen arm here.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::pin::Pin;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+
+use crate::error::{Error, ErrorCode, Result};
+
+const FORMS: &str = "accepted forms: tcp://HOST:PORT (tcp://127.0.0.1:7000, tcp://[::1]:7000, \
+                     tcp://localhost:7000) or unix:///ABSOLUTE/PATH";
+
+/// A parsed endpoint address.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Addr {
+    /// `tcp://HOST:PORT`; HOST is an IPv4 address, `[IPv6]` or a name.
+    Tcp {
+        /// Host name or address (IPv6 without brackets).
+        host: String,
+        /// Port; 0 to let the system choose when listening.
+        port: u16,
+    },
+    /// `unix:///absolute/path`.
+    Unix(PathBuf),
+}
+
+fn bad(addr: &str, part: impl fmt::Display) -> Error {
+    Error::new(
+        ErrorCode::InvalidAddress,
+        format!("`{addr}`: {part}; {FORMS}"),
+    )
+}
+
+impl Addr {
+    /// Parses `tcp://HOST:PORT` or `unix:///abs/path`.
+    pub fn parse(s: &str) -> Result<Addr> {
+        let Some((scheme, rest)) = s.split_once("://") else {
+            return Err(bad(s, "missing scheme (`tcp://` or `unix://`)"));
+        };
+        match scheme {
+            "tcp" => {
+                let (host, port) = if let Some(after) = rest.strip_prefix('[') {
+                    let Some((h, p)) = after.split_once(']') else {
+                        return Err(bad(s, "IPv6 host is missing its closing `]`"));
+                    };
+                    if h.parse::<std::net::Ipv6Addr>().is_err() {
+                        return Err(bad(s, format!("`{h}` is not an IPv6 address")));
+                    }
+                    let Some(p) = p.strip_prefix(':') else {
+                        return Err(bad(s, "missing `:PORT` after the IPv6 host"));
+                    };
+                    (h, p)
+                } else {
+                    let Some((h, p)) = rest.rsplit_once(':') else {
+                        return Err(bad(s, "missing `:PORT`"));
+                    };
+                    if h.contains(':') {
+                        return Err(bad(
+                            s,
+                            "an IPv6 host must be written in brackets, like [::1]",
+                        ));
+                    }
+                    (h, p)
+                };
+                if host.is_empty() {
+                    return Err(bad(s, "missing host"));
+                }
+                if host.contains('/') || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    return Err(bad(s, format!("`{host}` is not a valid host")));
+                }
+                let port: u16 = port.parse().map_err(|_| {
+                    bad(s, format!("port `{port}` is not a number from 0 to 65535"))
+                })?;
+                Ok(Addr::Tcp {
+                    host: host.to_owned(),
+                    port,
+                })
+            }
+            "unix" => {
+                if !rest.starts_with('/') {
+                    return Err(bad(
+                        s,
+                        "a unix socket path must be absolute (unix:///tmp/x.sock)",
+                    ));
+                }
+                if rest.len() > 107 {
+                    return Err(bad(
+                        s,
+                        "unix socket path is longer than the system limit of 107 bytes",
+                    ));
+                }
+                if rest.contains('\0') {
+                    return Err(bad(s, "unix socket path contains NUL"));
+                }
+                Ok(Addr::Unix(PathBuf::from(rest)))
+            }
+            other => Err(bad(s, format!("unknown scheme `{other}`"))),
+        }
+    }
+}
+
+impl fmt::Display for Addr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Addr::Tcp { host, port } if host.contains(':') => write!(f, "tcp://[{host}]:{port}"),
+            Addr::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
+            Addr::Unix(p) => write!(f, "unix://{}", p.display()),
+        }
+    }
+}
+
+impl std::str::FromStr for Addr {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Addr> {
+        Addr::parse(s)
+    }
+}
+
+/// The read half of a connection.
+pub(crate) type Reader = Pin<Box<dyn AsyncRead + Send>>;
+/// The write half of a connection.
+pub(crate) type Writer = Pin<Box<dyn AsyncWrite + Send>>;
+
+/// A connected byte stream split in two, with the remote address for logs.
+pub(crate) struct Conn {
+    pub reader: Reader,
+    pub writer: Writer,
+    pub remote: String,
+}
+
+fn tcp_conn(s: TcpStream) -> Conn {
+    let _ = s.set_nodelay(true);
+    let remote = s
+        .peer_addr()
+        .map(|a| format!("tcp://{a}"))
+        .unwrap_or_else(|_| "tcp://?".into());
+    let (r, w) = s.into_split();
+    Conn {
+        reader: Box::pin(r),
+        writer: Box::pin(w),
+        remote,
+    }
+}
+
+fn unix_conn(s: UnixStream, path: &str) -> Conn {
+    let (r, w) = s.into_split();
+    Conn {
+        reader: Box::pin(r),
+        writer: Box::pin(w),
+        remote: path.to_owned(),
+    }
+}
+
+/// Dials an address.
+pub(crate) async fn dial(addr: &Addr) -> Result<Conn> {
+    let refused = |e: std::io::Error| {
+        Error::new(
+            ErrorCode::ConnectRefused,
+            format!("cannot connect to {addr}: {e}"),
+        )
+    };
+    match addr {
+        Addr::Tcp { host, port } => {
+            let s = TcpStream::connect((host.as_str(), *port))
+                .await
+                .map_err(refused)?;
+            Ok(tcp_conn(s))
+        }
+        Addr::Unix(p) => {
+            let s = UnixStream::connect(p).await.map_err(refused)?;
+            Ok(unix_conn(s, &addr.to_string()))
+        }
+    }
+}
+
+/// A bound listener.
+pub(crate) enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener, PathBuf),
+}
+
+impl Listener {
+    /// Binds; returns the listener and its actual address (port 0 resolved).
+    pub(crate) async fn bind(addr: &Addr) -> Result<(Listener, Addr)> {
+        match addr {
+            Addr::Tcp { host, port } => {
+                let l = TcpListener::bind((host.as_str(), *port))
+                    .await
+                    .map_err(|e| {
+                        let code = if e.kind() == std::io::ErrorKind::AddrInUse {
+                            ErrorCode::AddressInUse
+                        } else {
+                            ErrorCode::InvalidAddress
+                        };
+                        Error::new(code, format!("cannot listen on {addr}: {e}"))
+                    })?;
+                let local = l.local_addr().map_err(|e| Error::io("local_addr", &e))?;
+                let bound = Addr::Tcp {
+                    host: local.ip().to_string(),
+                    port: local.port(),
+                };
+                Ok((Listener::Tcp(l), bound))
+            }
+            Addr::Unix(p) => {
+                if p.exists() {
+                    // A socket file left by a dead process is stale; a live one is in use.
+                    if UnixStream::connect(p).await.is_ok() {
+                        return Err(Error::new(
+                            ErrorCode::AddressInUse,
+                            format!("cannot listen on {addr}: another process is listening there"),
+                        ));
+                    }
+                    let is_socket = {
+                        use std::os::unix::fs::FileTypeExt;
+                        std::fs::symlink_metadata(p)
+                            .map(|m| m.file_type().is_socket())
+                            .unwrap_or(false)
+                    };
+                    if !is_socket {
+                        return Err(Error::new(
+                            ErrorCode::AddressInUse,
+                            format!("cannot listen on {addr}: the path exists and is not a socket"),
+                        ));
+                    }
+                    let _ = std::fs::remove_file(p);
+                }
+                let l = UnixListener::bind(p).map_err(|e| {
+                    Error::new(
+                        ErrorCode::InvalidAddress,
+                        format!("cannot listen on {addr}: {e}"),
+                    )
+                })?;
+                Ok((Listener::Unix(l, p.clone()), addr.clone()))
+            }
+        }
+    }
+
+    pub(crate) async fn accept(&self) -> std::io::Result<Conn> {
+        match self {
+            Listener::Tcp(l) => l.accept().await.map(|(s, _)| tcp_conn(s)),
+            Listener::Unix(l, p) => l
+                .accept()
+                .await
+                .map(|(s, _)| unix_conn(s, &format!("unix://{}", p.display()))),
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Listener::Unix(_, p) = self {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_accepted_forms() {
+        assert_eq!(
+            Addr::parse("tcp://127.0.0.1:0").unwrap(),
+            Addr::Tcp {
+                host: "127.0.0.1".into(),
+                port: 0
+            }
+        );
+        assert_eq!(
+            Addr::parse("tcp://[::1]:80").unwrap(),
+            Addr::Tcp {
+                host: "::1".into(),
+                port: 80
+            }
+        );
+        assert_eq!(
+            Addr::parse("tcp://[::1]:80").unwrap().to_string(),
+            "tcp://[::1]:80"
+        );
+        assert_eq!(
+            Addr::parse("tcp://localhost:7000").unwrap(),
+            Addr::Tcp {
+                host: "localhost".into(),
+                port: 7000
+            }
+        );
+        assert_eq!(
+            Addr::parse("unix:///tmp/x.sock").unwrap(),
+            Addr::Unix("/tmp/x.sock".into())
+        );
+    }
+
+    #[test]
+    fn bad_addresses_name_the_bad_part_and_the_forms() {
+        for (s, part) in [
+            ("127.0.0.1:80", "missing scheme"),
+            ("udp://1.2.3.4:5", "unknown scheme `udp`"),
+            ("tcp://host", "missing `:PORT`"),
+            ("tcp://host:99999", "port `99999`"),
+            ("tcp://host:abc", "port `abc`"),
+            ("tcp://:80", "missing host"),
+            ("tcp://::1:80", "brackets"),
+            ("tcp://[::1:80", "closing `]`"),
+            ("tcp://[zz]:80", "not an IPv6"),
+            ("unix://relative.sock", "absolute"),
+        ] {
+            let e = Addr::parse(s).unwrap_err();
+            assert_eq!(e.code(), ErrorCode::InvalidAddress);
+            assert!(e.detail().contains(part), "{s}: {e}");
+            assert!(e.detail().contains("accepted forms"), "{s}: {e}");
+        }
+    }
+}

@@ -1,0 +1,655 @@
+//! Endpoint behaviour over real loopback sockets (TCP port 0, fresh Unix
+//! socket paths). No sleeps: every wait is on an event, under a watchdog.
+
+use std::time::Duration;
+
+use netchan::{Config, Endpoint, ErrorCode, Event, EventRecv, Overflow, SubscribeOptions};
+
+const WATCHDOG: Duration = Duration::from_secs(10);
+
+async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(WATCHDOG, f)
+        .await
+        .expect("watchdog: test took too long")
+}
+
+fn unix_addr(tag: &str) -> String {
+    let dir = std::env::temp_dir();
+    format!(
+        "unix://{}/netchan-test-{}-{}-{}.sock",
+        dir.display(),
+        tag,
+        std::process::id(),
+        fastrand_u32()
+    )
+}
+
+fn fastrand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u8(0);
+    h.finish() as u32
+}
+
+/// A listening server and a client connected to it.
+async fn pair(transport: &str) -> (Endpoint, Endpoint) {
+    let server = Endpoint::named("server").unwrap();
+    let addr = match transport {
+        "tcp" => server.listen("tcp://127.0.0.1:0").await.unwrap(),
+        _ => server.listen(&unix_addr("pair")).await.unwrap(),
+    };
+    let client = Endpoint::named("client").unwrap();
+    let info = within(client.connect(&addr)).await.unwrap();
+    assert_eq!(info.name, "server");
+    (server, client)
+}
+
+/// Waits until `ep` sees a subscriber for `path` (the interest crossed the link).
+async fn await_interest(ep: &Endpoint, path: &str) {
+    assert!(
+        ep.wait_for_subscribers(path, WATCHDOG).await.unwrap(),
+        "no interest in {path}"
+    );
+}
+
+/// Waits until `ep` sees a server for `path` (the service intent crossed the link).
+async fn await_server(ep: &Endpoint, path: &str) {
+    assert!(
+        ep.wait_for_servers(path, WATCHDOG).await.unwrap(),
+        "no server for {path}"
+    );
+}
+
+async fn pubsub_roundtrip(transport: &str) {
+    let (server, client) = pair(transport).await;
+    let exact = server.subscribe("sensors/kitchen/temp").unwrap();
+    let one = server.subscribe("sensors/*/temp").unwrap();
+    let many = server.subscribe("sensors/**").unwrap();
+    // Declarations travel in order: once the last one is known, all are.
+    await_interest(&client, "sensors/hall/hum").await;
+
+    client
+        .publish("sensors/kitchen/temp", &b"21.5"[..])
+        .await
+        .unwrap();
+    client
+        .publish("sensors/hall/hum", &[0xffu8, 0x00][..])
+        .await
+        .unwrap();
+    for sub in [&exact, &one, &many] {
+        let m = within(sub.recv()).await.unwrap();
+        assert_eq!(m.path(), "sensors/kitchen/temp");
+        assert_eq!(&m.payload()[..], b"21.5");
+        assert_eq!(m.sender(), "client");
+    }
+    let m = within(many.recv()).await.unwrap();
+    assert_eq!(m.path(), "sensors/hall/hum");
+    assert_eq!(&m.payload()[..], &[0xff, 0x00]);
+    // Order is kept, and a large payload arrives whole.
+    let big: Vec<u8> = (0..1_048_576u32).map(|i| (i % 251) as u8).collect();
+    for i in 0..100u32 {
+        client
+            .publish("sensors/seq", i.to_be_bytes().to_vec())
+            .await
+            .unwrap();
+    }
+    client.publish("sensors/big", big.clone()).await.unwrap();
+    for i in 0..100u32 {
+        let m = within(many.recv()).await.unwrap();
+        assert_eq!(&m.payload()[..], &i.to_be_bytes());
+    }
+    let m = within(many.recv()).await.unwrap();
+    assert_eq!(m.path(), "sensors/big");
+    assert_eq!(&m.payload()[..], &big[..]);
+    assert!(exact.try_recv().unwrap().is_none());
+    assert!(one.try_recv().unwrap().is_none());
+    client.close().await;
+    server.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pubsub_over_tcp() {
+    pubsub_roundtrip("tcp").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pubsub_over_unix() {
+    pubsub_roundtrip("unix").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_loopback_works() {
+    let server = Endpoint::named("v6").unwrap();
+    let Ok(addr) = server.listen("tcp://[::1]:0").await else {
+        eprintln!("skipped: no IPv6 loopback on this machine");
+        return;
+    };
+    assert!(addr.starts_with("tcp://[::1]:"), "{addr}");
+    let client = Endpoint::named("c6").unwrap();
+    within(client.connect(&addr)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_publish_reaches_local_subscribers() {
+    let ep = Endpoint::named("solo").unwrap();
+    let sub = ep.subscribe("a/**").unwrap();
+    assert!(ep.has_subscribers("a/b").unwrap());
+    assert!(!ep.has_subscribers("b").unwrap());
+    ep.publish("a/b", "x").await.unwrap();
+    ep.publish("b", "not for a/**").await.unwrap();
+    let m = within(sub.recv()).await.unwrap();
+    assert_eq!(
+        (m.path(), &m.payload()[..], m.sender()),
+        ("a/b", &b"x"[..], "solo")
+    );
+    assert!(sub.try_recv().unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_only_cross_links_with_a_matching_interest() {
+    let (server, client) = pair("tcp").await;
+    let _sub = server.subscribe("wanted/*").unwrap();
+    await_interest(&client, "wanted/x").await;
+    for _ in 0..10 {
+        client.publish("unwanted/x", "no").await.unwrap();
+    }
+    client.publish("wanted/x", "yes").await.unwrap();
+    let s = client.stats();
+    assert_eq!(s.peers.len(), 1);
+    assert_eq!(
+        s.peers[0].counters.msgs_out, 1,
+        "only the wanted message left the sender"
+    );
+    assert_eq!(s.total.msgs_out, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsubscribe_withdraws_the_interest() {
+    let (server, client) = pair("tcp").await;
+    let sub = server.subscribe("t").unwrap();
+    await_interest(&client, "t").await;
+    drop(sub);
+    let deadline = tokio::time::Instant::now() + WATCHDOG;
+    let mut events = client.events();
+    while client.has_subscribers("t").unwrap() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "interest never withdrawn"
+        );
+        let _ = tokio::time::timeout(Duration::from_millis(20), events.recv()).await;
+    }
+    assert_eq!(client.subscribers("**").unwrap(), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_reports_intents_and_interests() {
+    let (server, client) = pair("unix").await;
+    let _svc = server.serve("users/*").unwrap();
+    let _pubd = server.declare_publisher("news/**").unwrap();
+    let _sub = server.subscribe("alerts/*").unwrap();
+    let _mine = client.subscribe("alerts/fire").unwrap();
+    await_interest(&client, "alerts/x").await;
+    assert_eq!(client.servers("users/ana").unwrap(), vec!["server"]);
+    assert_eq!(client.servers("users/**").unwrap(), vec!["server"]);
+    assert!(client.servers("groups/*").unwrap().is_empty());
+    assert_eq!(client.publishers("news/today").unwrap(), vec!["server"]);
+    assert_eq!(
+        client.subscribers("alerts/fire").unwrap(),
+        vec!["client", "server"]
+    );
+    assert_eq!(client.subscribers("alerts/flood").unwrap(), vec!["server"]);
+    assert_eq!(
+        client.servers("bad//pattern").unwrap_err().code(),
+        ErrorCode::InvalidPath
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_reply_with_concurrency_and_wildcards() {
+    let (server, client) = pair("tcp").await;
+    let _svc = server
+        .serve_fn("users/*", |req| async move {
+            let mut out = req.path().as_bytes().to_vec();
+            out.extend_from_slice(b":");
+            out.extend_from_slice(req.payload());
+            Ok(out.into())
+        })
+        .unwrap();
+    await_server(&client, "users/x").await;
+    let mut futs = Vec::new();
+    for i in 0..200 {
+        let c = client.clone();
+        futs.push(tokio::spawn(async move {
+            let r = c
+                .request(
+                    &format!("users/u{i}"),
+                    format!("{i}"),
+                    Duration::from_secs(5),
+                )
+                .await
+                .unwrap();
+            assert_eq!(r, format!("users/u{i}:{i}").into_bytes());
+        }));
+    }
+    for f in futs {
+        within(f).await.unwrap();
+    }
+    // Empty payloads are fine both ways.
+    let r = client
+        .request("users/empty", "", Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(&r[..], b"users/empty:");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_errors_have_precise_codes() {
+    let (server, client) = pair("tcp").await;
+    let e = client
+        .request("nobody/here", "", Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::NoResponders, "{e}");
+
+    let _fail = server
+        .serve_fn("fail", |_| async {
+            Err(netchan::Error::new(ErrorCode::HandlerError, "boom"))
+        })
+        .unwrap();
+    let _slow = server.serve("slow").unwrap(); // never answered
+    await_server(&client, "fail").await;
+    await_server(&client, "slow").await;
+    let e = client
+        .request("fail", "", Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert_eq!((e.code(), e.detail()), (ErrorCode::HandlerError, "boom"));
+
+    let e = client
+        .request("slow", "", Duration::from_millis(50))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Timeout);
+
+    let e = client
+        .request("slow", "", Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument);
+    let e = client
+        .request("a/*", "", Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidPath);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handler_sees_deadline_and_cancellation() {
+    let (server, client) = pair("tcp").await;
+    let svc = server.serve("work").unwrap();
+    await_server(&client, "work").await;
+    let c = client.clone();
+    let caller =
+        tokio::spawn(async move { c.request("work", "job", Duration::from_secs(30)).await });
+    let (req, reply) = within(svc.recv()).await.unwrap();
+    assert_eq!(&req.payload()[..], b"job");
+    assert_eq!(req.sender(), "client");
+    let left = req.remaining();
+    assert!(
+        left > Duration::from_secs(20) && left <= Duration::from_secs(30),
+        "{left:?}"
+    );
+    assert!(!req.is_cancelled());
+    caller.abort(); // dropping the request future cancels it at the server
+    within(req.cancelled()).await;
+    drop(reply);
+
+    // A timeout cancels too.
+    let c = client.clone();
+    let caller =
+        tokio::spawn(async move { c.request("work", "", Duration::from_millis(100)).await });
+    let (req, _reply) = within(svc.recv()).await.unwrap();
+    within(req.cancelled()).await;
+    assert_eq!(
+        caller.await.unwrap().unwrap_err().code(),
+        ErrorCode::Timeout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reply_from_another_thread_later() {
+    let (server, client) = pair("unix").await;
+    let svc = server.serve("later").unwrap();
+    await_server(&client, "later").await;
+    let c = client.clone();
+    let caller = tokio::spawn(async move { c.request("later", "q", Duration::from_secs(5)).await });
+    let (_req, reply) = within(svc.recv()).await.unwrap();
+    std::thread::spawn(move || reply.send("from a thread"))
+        .join()
+        .unwrap();
+    assert_eq!(
+        &within(caller).await.unwrap().unwrap()[..],
+        b"from a thread"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_requests_skip_the_network() {
+    let ep = Endpoint::named("self").unwrap();
+    let _svc = ep
+        .serve_fn("echo", |req| async move { Ok(req.payload().clone()) })
+        .unwrap();
+    assert_eq!(
+        &ep.request("echo", "hi", Duration::from_secs(1))
+            .await
+            .unwrap()[..],
+        b"hi"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_measures_rtt_and_stats_report_it() {
+    let (server, client) = pair("tcp").await;
+    let rtt = within(client.ping("server")).await.unwrap();
+    assert!(rtt > Duration::ZERO);
+    let s = client.stats();
+    assert!(s.peers[0].rtt.is_some());
+    assert_eq!(
+        client.ping("nobody").await.unwrap_err().code(),
+        ErrorCode::UnknownPeer
+    );
+    assert_eq!(server.peers()[0].name, "client");
+    assert!(server.peers()[0].inbound);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_fails_pending_requests_and_tells_the_peer() {
+    let (server, client) = pair("tcp").await;
+    let _svc = server.serve("hang").unwrap();
+    await_server(&client, "hang").await;
+    let mut server_events = server.events();
+    let c = client.clone();
+    let pending = tokio::spawn(async move { c.request("hang", "", Duration::from_secs(30)).await });
+    // Wait until the request reached the server before closing.
+    let (_req, _reply) = within(_svc.recv()).await.unwrap();
+    client.close().await;
+    let e = within(pending).await.unwrap().unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Closed, "{e}");
+    loop {
+        match within(server_events.recv()).await {
+            EventRecv::Event(Event::PeerDown { peer, reason, .. }) => {
+                assert_eq!(peer, "client");
+                assert!(reason.contains("closed"), "{reason}");
+                break;
+            }
+            EventRecv::Closed => panic!("events closed"),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        client.publish("x", "").await.unwrap_err().code(),
+        ErrorCode::Closed
+    );
+    assert_eq!(client.subscribe("x").unwrap_err().code(), ErrorCode::Closed);
+    assert_eq!(
+        client
+            .connect("tcp://127.0.0.1:1")
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::Closed
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overflow_policies_count_every_drop() {
+    let ep = Endpoint::named("overflow").unwrap();
+    let mut opts = SubscribeOptions::default();
+    opts.capacity = 4;
+    opts.overflow = Overflow::DropNewest;
+    let newest = ep.subscribe_with("q", opts.clone()).unwrap();
+    opts.overflow = Overflow::DropOldest;
+    let oldest = ep.subscribe_with("q", opts).unwrap();
+    let mut events = ep.events();
+    for i in 0..10u8 {
+        ep.publish("q", vec![i]).await.unwrap();
+    }
+    assert_eq!(newest.dropped(), 6);
+    assert_eq!(oldest.dropped(), 6);
+    let mut got_new = Vec::new();
+    while let Some(m) = newest.try_recv().unwrap() {
+        got_new.push(m.payload()[0]);
+    }
+    let mut got_old = Vec::new();
+    while let Some(m) = oldest.try_recv().unwrap() {
+        got_old.push(m.payload()[0]);
+    }
+    assert_eq!(got_new, vec![0, 1, 2, 3]);
+    assert_eq!(got_old, vec![6, 7, 8, 9]);
+    assert_eq!(ep.stats().total.dropped_queue_full, 12);
+    let mut dropped_events = 0;
+    while let Some(EventRecv::Event(Event::Dropped { count, code, .. })) = events.try_recv() {
+        assert_eq!(code, ErrorCode::BufferFull);
+        dropped_events += count;
+    }
+    assert_eq!(dropped_events, 12);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_publish_reports_a_full_block_queue() {
+    let ep = Endpoint::named("try").unwrap();
+    let mut opts = SubscribeOptions::default();
+    opts.capacity = 2;
+    let sub = ep.subscribe_with("q", opts).unwrap();
+    ep.try_publish("q", "1").unwrap();
+    ep.try_publish("q", "2").unwrap();
+    assert_eq!(
+        ep.try_publish("q", "3").unwrap_err().code(),
+        ErrorCode::BufferFull
+    );
+    assert_eq!(sub.dropped(), 1);
+    assert_eq!(&sub.recv().await.unwrap().payload()[..], b"1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_policy_backpressures_without_loss() {
+    let (server, client) = pair("tcp").await;
+    let mut opts = SubscribeOptions::default();
+    opts.capacity = 8;
+    let sub = server.subscribe_with("flow", opts).unwrap();
+    await_interest(&client, "flow").await;
+    let n = 20_000u32;
+    let c = client.clone();
+    let producer = tokio::spawn(async move {
+        for i in 0..n {
+            c.publish("flow", i.to_le_bytes().to_vec()).await.unwrap();
+        }
+    });
+    for i in 0..n {
+        let m = within(sub.recv()).await.unwrap();
+        assert_eq!(&m.payload()[..], &i.to_le_bytes());
+    }
+    within(producer).await.unwrap();
+    assert_eq!(sub.dropped(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_publish_fails_locally_before_sending() {
+    let mut cfg = Config::named("small");
+    cfg.max_frame_size = 4096;
+    let server = Endpoint::new(cfg).unwrap();
+    let addr = server.listen("tcp://127.0.0.1:0").await.unwrap();
+    let _sub = server.subscribe("big").unwrap();
+    let client = Endpoint::named("client").unwrap();
+    client.connect(&addr).await.unwrap();
+    await_interest(&client, "big").await;
+    let e = client.publish("big", vec![0u8; 5000]).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::MessageTooLarge);
+    assert_eq!(client.stats().total.msgs_out, 0);
+    client.publish("big", vec![0u8; 4000]).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_at_the_api_gives_clear_errors() {
+    let ep = Endpoint::named("api").unwrap();
+    for addr in ["nope", "tcp://1.2.3.4", "unix://rel", "http://x:1"] {
+        assert_eq!(
+            ep.listen(addr).await.unwrap_err().code(),
+            ErrorCode::InvalidAddress,
+            "{addr}"
+        );
+        assert_eq!(
+            ep.connect(addr).await.unwrap_err().code(),
+            ErrorCode::InvalidAddress,
+            "{addr}"
+        );
+    }
+    assert_eq!(
+        ep.publish("a/*", "").await.unwrap_err().code(),
+        ErrorCode::InvalidPath
+    );
+    assert_eq!(
+        ep.publish("", "").await.unwrap_err().code(),
+        ErrorCode::InvalidPath
+    );
+    assert_eq!(
+        ep.subscribe("a//b").unwrap_err().code(),
+        ErrorCode::InvalidPath
+    );
+    assert_eq!(ep.serve("x*").unwrap_err().code(), ErrorCode::InvalidPath);
+    let mut opts = SubscribeOptions::default();
+    opts.capacity = 0;
+    assert_eq!(
+        ep.subscribe_with("a", opts).unwrap_err().code(),
+        ErrorCode::InvalidArgument
+    );
+    let mut cfg = Config::default();
+    cfg.send_buffer = 0;
+    assert_eq!(
+        Endpoint::new(cfg).unwrap_err().code(),
+        ErrorCode::InvalidArgument
+    );
+    // Nothing listens on port 1.
+    assert_eq!(
+        ep.connect("tcp://127.0.0.1:1").await.unwrap_err().code(),
+        ErrorCode::ConnectRefused
+    );
+    // Taken addresses.
+    let addr = ep.listen("tcp://127.0.0.1:0").await.unwrap();
+    assert_eq!(
+        ep.listen(&addr).await.unwrap_err().code(),
+        ErrorCode::AddressInUse
+    );
+    let ua = unix_addr("inuse");
+    ep.listen(&ua).await.unwrap();
+    assert_eq!(
+        ep.listen(&ua).await.unwrap_err().code(),
+        ErrorCode::AddressInUse
+    );
+    // A blocking call inside async code is refused, not deadlocked.
+    assert_eq!(
+        ep.block_on(async {}).unwrap_err().code(),
+        ErrorCode::WouldDeadlock
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_names_and_self_connections_are_refused() {
+    let server = Endpoint::named("same").unwrap();
+    let addr = server.listen("tcp://127.0.0.1:0").await.unwrap();
+    assert_eq!(
+        server.connect(&addr).await.unwrap_err().code(),
+        ErrorCode::HandshakeRejected
+    );
+    let a = Endpoint::named("twin").unwrap();
+    a.connect(&addr).await.unwrap();
+    let b = Endpoint::named("twin").unwrap();
+    let e = b.connect(&addr).await.unwrap_err();
+    assert!(
+        matches!(e.code(), ErrorCode::HandshakeRejected | ErrorCode::PeerLost),
+        "{e}"
+    );
+}
+
+#[test]
+fn blocking_use_from_plain_threads() {
+    // No runtime here: the endpoints run on netchan's own.
+    let server = Endpoint::named("sync-server").unwrap();
+    let addr = server
+        .block_on(server.listen("tcp://127.0.0.1:0"))
+        .unwrap()
+        .unwrap();
+    let _svc = server
+        .serve_fn("echo", |req| async move { Ok(req.payload().clone()) })
+        .unwrap();
+    let sub = server.subscribe("events/*").unwrap();
+    let client = Endpoint::named("sync-client").unwrap();
+    client.block_on(client.connect(&addr)).unwrap().unwrap();
+    let r = client
+        .block_on(client.request("echo", "ping", Duration::from_secs(5)))
+        .unwrap()
+        .unwrap();
+    assert_eq!(&r[..], b"ping");
+    assert!(client
+        .block_on(client.wait_for_subscribers("events/x", WATCHDOG))
+        .unwrap()
+        .unwrap());
+    client.try_publish("events/x", "e1").unwrap();
+    let m = sub.recv_blocking(Some(WATCHDOG)).unwrap().unwrap();
+    assert_eq!(&m.payload()[..], b"e1");
+    assert!(sub
+        .recv_blocking(Some(Duration::from_millis(10)))
+        .unwrap()
+        .is_none());
+    client.block_on(client.close()).unwrap();
+    server.block_on(server.close()).unwrap();
+    assert_eq!(
+        sub.recv_blocking(Some(WATCHDOG)).unwrap_err().code(),
+        ErrorCode::Closed
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callback_subscription_keeps_order() {
+    let (server, client) = pair("tcp").await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let _sub = server
+        .subscribe_fn("cb", move |m| {
+            let _ = tx.send(u32::from_le_bytes(m.payload()[..4].try_into().unwrap()));
+        })
+        .unwrap();
+    await_interest(&client, "cb").await;
+    for i in 0..1000u32 {
+        client
+            .publish("cb", i.to_le_bytes().to_vec())
+            .await
+            .unwrap();
+    }
+    for i in 0..1000u32 {
+        assert_eq!(within(rx.recv()).await.unwrap(), i);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unix_socket_file_is_removed_on_close_and_stale_files_are_replaced() {
+    let addr = unix_addr("stale");
+    let path = addr.trim_start_matches("unix://").to_owned();
+    {
+        // A stale socket file from a dead process.
+        let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        drop(l);
+    }
+    assert!(std::path::Path::new(&path).exists());
+    let ep = Endpoint::named("u").unwrap();
+    assert_eq!(ep.listen(&addr).await.unwrap(), addr);
+    ep.close().await;
+    // The accept loop drops the listener when it sees the shutdown.
+    let deadline = std::time::Instant::now() + WATCHDOG;
+    while std::path::Path::new(&path).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "socket file left behind"
+        );
+        tokio::task::yield_now().await;
+    }
+}
