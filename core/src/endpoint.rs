@@ -1004,7 +1004,7 @@ impl Inner {
                 ErrorCode::HandshakeRejected,
                 format!("connection limit of {} reached", self.cfg.max_connections),
             );
-            send_close(&mut writer, &e).await;
+            reject(&mut reader, &mut writer, &e).await;
             return Err(fail(e));
         }
         let hello = Hello {
@@ -1049,7 +1049,7 @@ impl Inner {
             Ok(Ok(a)) => a,
             Ok(Err(e)) => {
                 self.connections.fetch_sub(1, SeqCst);
-                send_close(&mut writer, &e).await;
+                reject(&mut reader, &mut writer, &e).await;
                 return Err(fail(e));
             }
             Err(_) => {
@@ -1061,7 +1061,7 @@ impl Inner {
                         self.cfg.handshake_timeout
                     ),
                 );
-                send_close(&mut writer, &e).await;
+                reject(&mut reader, &mut writer, &e).await;
                 return Err(fail(e));
             }
         };
@@ -1098,7 +1098,7 @@ impl Inner {
         };
         if let Some(e) = refused {
             self.connections.fetch_sub(1, SeqCst);
-            send_close(&mut writer, &e).await;
+            reject(&mut reader, &mut writer, &e).await;
             return Err(fail(e));
         }
         self.changed.notify_waiters();
@@ -1518,7 +1518,10 @@ impl Drop for CancelOnDrop {
     }
 }
 
-async fn send_close(w: &mut crate::transport::Writer, e: &Error) {
+/// Tells a refused peer why (a CLOSE frame, then FIN) and drains what it
+/// already sent for a moment, so the kernel does not answer with a reset that
+/// would destroy the CLOSE before the peer reads it.
+async fn reject(r: &mut Reader, w: &mut crate::transport::Writer, e: &Error) {
     let mut out = BytesMut::new();
     if proto::encode(
         &mut out,
@@ -1532,6 +1535,14 @@ async fn send_close(w: &mut crate::transport::Writer, e: &Error) {
         let _ = tokio::time::timeout(Duration::from_millis(200), async {
             let _ = w.write_all(&out).await;
             let _ = w.shutdown().await;
+            let mut sink = [0u8; 4096];
+            let mut left = 256 * 1024;
+            while left > 0 {
+                match r.read(&mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => left -= n.min(left),
+                }
+            }
         })
         .await;
     }

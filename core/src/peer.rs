@@ -194,8 +194,8 @@ impl SendQueue {
         self.space.notify_waiters();
     }
 
-    /// Takes everything queued; returns `None` when closed and empty.
-    fn take(&self, out: &mut VecDeque<Bytes>) -> Option<()> {
+    /// Takes everything queued; returns whether the queue is closed.
+    fn take(&self, out: &mut VecDeque<Bytes>) -> bool {
         let mut st = self.lock();
         out.append(&mut st.chunks);
         if !st.buf.is_empty() {
@@ -213,11 +213,7 @@ impl SendQueue {
         if had {
             self.space.notify_waiters();
         }
-        if out.is_empty() && closed {
-            None
-        } else {
-            Some(())
-        }
+        closed
     }
 
     /// Waits until there may be room (call `push_*` again after).
@@ -265,28 +261,50 @@ async fn write_chunks(w: &mut Writer, chunks: &mut VecDeque<Bytes>) -> std::io::
     Ok(())
 }
 
-/// The writer task: drain the queue until it is closed and empty.
+/// How long a closing connection may take to flush what was queued (the
+/// CLOSE frame last) before it is cut.
+const CLOSE_FLUSH: Duration = Duration::from_secs(2);
+
+/// The writer task: drain the queue until it is closed and empty, then shut
+/// the write side down. A write error marks the peer dead.
 pub(crate) async fn writer_loop(peer: Arc<Peer>, mut w: Writer) {
     let mut chunks = VecDeque::new();
     loop {
-        if peer.tx.take(&mut chunks).is_none() {
-            break;
-        }
+        let closed = peer.tx.take(&mut chunks);
         if chunks.is_empty() {
+            if closed {
+                break;
+            }
+            peer.tx.wake.notified().await;
+            continue;
+        }
+        let mut bounded = closed;
+        if !closed {
+            // Write freely while the peer is alive; once it is declared dead,
+            // finish within the bound below.
             tokio::select! {
-                _ = peer.tx.wake.notified() => continue,
-                _ = peer.dead.cancelled() => break,
+                r = write_chunks(&mut w, &mut chunks) => if let Err(e) = r {
+                    tracing::debug!(peer = %peer.name, error = %e, "write failed");
+                    peer.tx.close();
+                    peer.dead.cancel();
+                    return;
+                },
+                _ = peer.dead.cancelled() => bounded = true,
             }
         }
-        let r = tokio::select! {
-            r = write_chunks(&mut w, &mut chunks) => r,
-            _ = peer.dead.cancelled() => break,
+        let r = if bounded {
+            match tokio::time::timeout(CLOSE_FLUSH, write_chunks(&mut w, &mut chunks)).await {
+                Ok(r) => r,
+                Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+            }
+        } else {
+            Ok(())
         };
         if let Err(e) = r {
             tracing::debug!(peer = %peer.name, error = %e, "write failed");
             peer.tx.close();
             peer.dead.cancel();
-            break;
+            return;
         }
     }
     let _ = tokio::time::timeout(Duration::from_millis(500), w.shutdown()).await;

@@ -18,6 +18,7 @@ const FORMS: &str = "accepted forms: tcp://HOST:PORT (tcp://127.0.0.1:7000, tcp:
 
 /// A parsed endpoint address.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Addr {
     /// `tcp://HOST:PORT`; HOST is an IPv4 address, `[IPv6]` or a name.
     Tcp {

@@ -1,0 +1,365 @@
+//! Hostile and broken peers against a live listener: each is refused with a
+//! counted error, and a good client works right after.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use netchan::proto::{self, Decl, DeclKind, Decoded, Frame, Hello};
+use netchan::{Config, Endpoint, ErrorCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const WATCHDOG: Duration = Duration::from_secs(10);
+
+async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(WATCHDOG, f)
+        .await
+        .expect("watchdog: test took too long")
+}
+
+fn hello(name: &str, min: u16, max: u16) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    proto::encode(
+        &mut b,
+        &Frame::Hello(Hello {
+            magic: proto::MAGIC.into(),
+            min_version: min,
+            max_version: max,
+            name: name.into(),
+            max_frame: 1 << 20,
+            heartbeat_ms: 0,
+        }),
+    )
+    .unwrap();
+    b.to_vec()
+}
+
+fn frame(f: &Frame) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    proto::encode(&mut b, f).unwrap();
+    b.to_vec()
+}
+
+async fn server() -> (Endpoint, String) {
+    let mut cfg = Config::named("target");
+    cfg.handshake_timeout = Duration::from_millis(300);
+    let ep = Endpoint::new(cfg).unwrap();
+    let addr = ep.listen("tcp://127.0.0.1:0").await.unwrap();
+    let _keep = ep
+        .serve_fn("echo", |r| async move { Ok(r.payload().clone()) })
+        .unwrap();
+    std::mem::forget(_keep);
+    (ep, addr)
+}
+
+fn sockaddr(addr: &str) -> String {
+    addr.trim_start_matches("tcp://").to_owned()
+}
+
+/// Sends `bytes` (optionally closing our write side) and reads until the
+/// server closes; returns everything it sent.
+async fn attack(addr: &str, bytes: &[u8], fin: bool) -> Vec<u8> {
+    let mut s = TcpStream::connect(sockaddr(addr)).await.unwrap();
+    let _ = s.write_all(bytes).await;
+    if fin {
+        let _ = s.shutdown().await;
+    }
+    let mut got = Vec::new();
+    let _ = within(s.read_to_end(&mut got)).await;
+    got
+}
+
+/// The server's frames in `bytes`, decoded.
+fn frames(bytes: &[u8]) -> Vec<Frame> {
+    let mut b = BytesMut::from(bytes);
+    let mut v = Vec::new();
+    while let Ok(Decoded::Frame(f)) = proto::decode(&mut b, 1 << 24) {
+        v.push(f);
+    }
+    v
+}
+
+async fn good_client_works(addr: &str) {
+    let c = Endpoint::new(Config::default()).unwrap();
+    within(c.connect(addr)).await.unwrap();
+    let r = within(c.request("echo", "still here", Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert_eq!(&r[..], b"still here");
+    c.close().await;
+}
+
+async fn errors(ep: &Endpoint, at_least: u64) {
+    // The counter is bumped by the connection task; wait for it, bounded.
+    let deadline = tokio::time::Instant::now() + WATCHDOG;
+    while ep.stats().total.errors < at_least {
+        assert!(tokio::time::Instant::now() < deadline, "error not counted");
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_before_the_handshake_is_refused() {
+    let (ep, addr) = server().await;
+    let mut rng_bytes = vec![0u8; 4096];
+    let mut x = 0x9e3779b97f4a7c15u64;
+    for b in rng_bytes.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    let tls_client_hello = [
+        0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03, 0x00, 0x01, 0x02, 0x03,
+    ];
+    let cases: Vec<(&str, Vec<u8>, bool)> = vec![
+        (
+            "oversize length max+1",
+            ((proto::HANDSHAKE_MAX_FRAME - 3) as u32)
+                .to_be_bytes()
+                .to_vec(),
+            false,
+        ),
+        ("length 0xFFFFFFFF", vec![0xff; 4], false),
+        (
+            "truncated HELLO then FIN",
+            hello("x", 1, 1)[..20].to_vec(),
+            true,
+        ),
+        ("random bytes", rng_bytes, false),
+        (
+            "HTTP GET",
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            false,
+        ),
+        ("TLS ClientHello", tls_client_hello.to_vec(), false),
+        (
+            "bad magic",
+            {
+                let mut h = hello("x", 1, 1);
+                let i = h.windows(4).position(|w| w == b"NTCH").unwrap();
+                h[i..i + 4].copy_from_slice(b"HTTP");
+                h
+            },
+            false,
+        ),
+    ];
+    for (i, (what, bytes, fin)) in cases.into_iter().enumerate() {
+        let got = attack(&addr, &bytes, fin).await;
+        // The server says who it is, then (when it got that far) why it closes.
+        let fs = frames(&got);
+        assert!(
+            matches!(fs.first(), Some(Frame::Hello(_))),
+            "{what}: {fs:?}"
+        );
+        errors(&ep, i as u64 + 1).await;
+        good_client_works(&addr).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_is_cut_at_the_handshake_timeout() {
+    let (ep, addr) = server().await;
+    let mut s = TcpStream::connect(sockaddr(&addr)).await.unwrap();
+    s.write_all(&hello("slow", 1, 1)[..1]).await.unwrap();
+    // No more bytes: the server must give up by itself.
+    let mut got = Vec::new();
+    within(s.read_to_end(&mut got)).await.unwrap();
+    let fs = frames(&got);
+    assert!(
+        matches!(fs.last(), Some(Frame::Close { code, .. }) if *code == ErrorCode::Timeout.as_u16()),
+        "{fs:?}"
+    );
+    errors(&ep, 1).await;
+    good_client_works(&addr).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_mismatch_fails_on_both_sides() {
+    // A future peer that only speaks version 9 dials us.
+    let (ep, addr) = server().await;
+    let got = attack(&addr, &hello("future", 9, 9), false).await;
+    let fs = frames(&got);
+    match fs.last() {
+        Some(Frame::Close { code, reason }) => {
+            assert_eq!(*code, ErrorCode::UnsupportedVersion.as_u16());
+            assert_eq!(reason, "unsupported protocol version 9 (supported 1..1)");
+        }
+        other => panic!("expected CLOSE, got {other:?}"),
+    }
+    errors(&ep, 1).await;
+    good_client_works(&addr).await;
+
+    // And we dial a version-9 listener: connect fails with the same words.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a = l.local_addr().unwrap();
+    let fake = tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        s.write_all(&hello("future", 9, 9)).await.unwrap();
+        let mut sink = Vec::new();
+        let _ = s.read_to_end(&mut sink).await;
+        sink
+    });
+    let c = Endpoint::named("now").unwrap();
+    let e = within(c.connect(&format!("tcp://{a}"))).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::UnsupportedVersion);
+    assert_eq!(
+        e.detail(),
+        "unsupported protocol version 9 (supported 1..1)"
+    );
+    // The fake peer was told too.
+    let told = frames(&within(fake).await.unwrap());
+    assert!(
+        matches!(told.last(), Some(Frame::Close { code, .. }) if *code == ErrorCode::UnsupportedVersion.as_u16())
+    );
+}
+
+/// A raw peer that completes the handshake, for attacks after it.
+async fn handshaken(addr: &str, name: &str) -> (TcpStream, BytesMut) {
+    let mut s = TcpStream::connect(sockaddr(addr)).await.unwrap();
+    s.write_all(&hello(name, 1, 1)).await.unwrap();
+    s.write_all(&frame(&Frame::SnapshotEnd)).await.unwrap();
+    let mut buf = BytesMut::new();
+    // Read until the server's SNAPSHOT_END.
+    loop {
+        match proto::decode(&mut buf, 1 << 24).unwrap() {
+            Decoded::Frame(Frame::SnapshotEnd) => break,
+            Decoded::Frame(_) => {}
+            Decoded::NeedMore(_) => {
+                let n = within(s.read_buf(&mut buf)).await.unwrap();
+                assert!(n > 0, "server closed during handshake");
+            }
+        }
+    }
+    (s, buf)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bombs_after_the_handshake_close_only_that_connection() {
+    let (ep, addr) = server().await;
+    // A well-behaved client stays connected throughout.
+    let bystander = Endpoint::named("bystander").unwrap();
+    bystander.connect(&addr).await.unwrap();
+
+    let mut deep = vec![0x91u8; 5000];
+    deep.push(0);
+    let mut deep_frame = Vec::new();
+    deep_frame.extend_from_slice(&((5 + deep.len()) as u32).to_be_bytes());
+    deep_frame.push(0x10);
+    deep_frame.extend_from_slice(&(deep.len() as u32).to_be_bytes());
+    deep_frame.extend_from_slice(&deep);
+    let bombs: Vec<(&str, Vec<u8>)> = vec![
+        ("huge array length", {
+            let h = [0xdd, 0xff, 0xff, 0xff, 0xff];
+            let mut f = ((5 + h.len()) as u32).to_be_bytes().to_vec();
+            f.push(0x10);
+            f.extend_from_slice(&(h.len() as u32).to_be_bytes());
+            f.extend_from_slice(&h);
+            f
+        }),
+        ("deep nesting", deep_frame),
+        ("frame over max_frame", vec![0x7f, 0xff, 0xff, 0xff]),
+        ("reserved kind", vec![0, 0, 0, 6, 0x35, 0, 0, 0, 1, 0x90]),
+        (
+            "invalid pattern",
+            frame(&Frame::Declare(vec![Decl {
+                declare: true,
+                kind: DeclKind::Interest,
+                pattern: "a//b".into(),
+            }])),
+        ),
+        ("second HELLO", hello("again", 1, 1)),
+    ];
+    for (i, (what, bytes)) in bombs.into_iter().enumerate() {
+        let (mut s, _) = handshaken(&addr, &format!("bomber{i}")).await;
+        s.write_all(&bytes).await.unwrap();
+        let mut got = Vec::new();
+        let _ = within(s.read_to_end(&mut got)).await;
+        let fs = frames(&got);
+        assert!(
+            matches!(fs.last(), Some(Frame::Close { code, .. }) if *code == ErrorCode::ProtocolError.as_u16()),
+            "{what}: {fs:?}"
+        );
+        errors(&ep, i as u64 + 1).await;
+        let r = bystander
+            .request("echo", what, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(&r[..], what.as_bytes());
+    }
+    good_client_works(&addr).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_flight_requests_fail_with_peer_lost_when_the_link_dies() {
+    // A fake server that declares a service, takes requests, and dies.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a = l.local_addr().unwrap();
+    let (got_req_tx, mut got_req_rx) = tokio::sync::mpsc::channel::<()>(200);
+    let fake = tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        s.write_all(&hello("doomed", 1, 1)).await.unwrap();
+        s.write_all(&frame(&Frame::Declare(vec![Decl {
+            declare: true,
+            kind: DeclKind::Service,
+            pattern: "work".into(),
+        }])))
+        .await
+        .unwrap();
+        s.write_all(&frame(&Frame::SnapshotEnd)).await.unwrap();
+        let mut buf = BytesMut::new();
+        let mut requests = 0;
+        while requests < 100 {
+            match proto::decode(&mut buf, 1 << 24).unwrap() {
+                Decoded::Frame(Frame::Request { .. }) => {
+                    requests += 1;
+                    got_req_tx.send(()).await.unwrap();
+                }
+                Decoded::Frame(_) => {}
+                Decoded::NeedMore(_) => {
+                    assert!(s.read_buf(&mut buf).await.unwrap() > 0);
+                }
+            }
+        }
+        drop(s); // the process "dies": RST/FIN, no CLOSE frame
+    });
+    let c = Endpoint::named("caller").unwrap();
+    c.connect(&format!("tcp://{a}")).await.unwrap();
+    let mut calls = Vec::new();
+    for _ in 0..100 {
+        let c = c.clone();
+        calls.push(tokio::spawn(async move {
+            c.request("work", "x", Duration::from_secs(60)).await
+        }));
+    }
+    for _ in 0..100 {
+        within(got_req_rx.recv()).await.unwrap();
+    }
+    within(fake).await.unwrap();
+    // Well before the 60 s timeout (the watchdog is 10 s).
+    for call in calls {
+        let e = within(call).await.unwrap().unwrap_err();
+        assert_eq!(e.code(), ErrorCode::PeerLost, "{e}");
+        assert!(e.detail().contains("doomed"), "{e}");
+    }
+    assert!(c.peers().is_empty());
+    let e = c
+        .request("work", "", Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::NoResponders);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_and_handshake_limits_refuse_extra_peers() {
+    let mut cfg = Config::named("limited");
+    cfg.max_connections = 1;
+    let ep = Endpoint::new(cfg).unwrap();
+    let addr = ep.listen("tcp://127.0.0.1:0").await.unwrap();
+    let a = Endpoint::named("first").unwrap();
+    a.connect(&addr).await.unwrap();
+    let b = Endpoint::named("second").unwrap();
+    let e = within(b.connect(&addr)).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::HandshakeRejected, "{e}");
+    assert!(e.detail().contains("connection limit"), "{e}");
+}
