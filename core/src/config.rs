@@ -176,13 +176,17 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_zeroes_are_named() {
         Config::default().validate().unwrap();
-        let mut c = Config::default();
-        c.send_timeout = Duration::ZERO;
+        let c = Config {
+            send_timeout: Duration::ZERO,
+            ..Config::default()
+        };
         let e = c.validate().unwrap_err();
         assert_eq!(e.code(), ErrorCode::InvalidArgument);
         assert!(e.detail().contains("send_timeout"));
-        let mut c = Config::default();
-        c.max_frame_size = 10;
+        let c = Config {
+            max_frame_size: 10,
+            ..Config::default()
+        };
         assert!(c
             .validate()
             .unwrap_err()

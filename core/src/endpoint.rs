@@ -1,13 +1,13 @@
 //! The endpoint: listeners, connections, routing, and the public API.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::runtime::Handle;
 use tokio::sync::{broadcast, mpsc, oneshot, Notify, Semaphore};
 use tokio::time::Instant;
@@ -22,8 +22,10 @@ use crate::peer::{writer_loop, Enq, Peer, SendQueue};
 use crate::proto::{self, Decl, DeclKind, Decoded, Frame, Hello};
 use crate::reqrep::{run_handler, Incoming, Reply, ReplyTo, Request, Service, ServiceShared};
 use crate::routing::{Route, RxRoute, State};
-use crate::sub::{Message, Push, SubShared, Subscription};
+use crate::sub::{Message, Meta, Push, SubShared, Subscription};
 use crate::transport::{dial, Addr, Conn, Listener, Reader};
+
+type RxCache = HashMap<Bytes, Arc<RxRoute>, rustc_hash::FxBuildHasher>;
 
 /// Cached routes beyond this many are forgotten (a peer could otherwise grow
 /// the cache without bound by publishing on ever new paths).
@@ -53,7 +55,7 @@ pub(crate) struct Inner {
     gen: AtomicU64,
     sub_gen: AtomicU64,
     changed: Notify,
-    routes: RwLock<HashMap<Box<str>, Arc<Route>>>,
+    routes: RwLock<HashMap<Box<str>, Arc<Route>, rustc_hash::FxBuildHasher>>,
     events: broadcast::Sender<Event>,
     totals: Counters,
     next_id: AtomicU64,
@@ -124,7 +126,7 @@ impl Endpoint {
             gen: AtomicU64::new(1),
             sub_gen: AtomicU64::new(1),
             changed: Notify::new(),
-            routes: RwLock::new(HashMap::new()),
+            routes: RwLock::new(HashMap::default()),
             events,
             totals: Counters::default(),
             next_id: AtomicU64::new(1),
@@ -554,7 +556,7 @@ impl Endpoint {
             .peers
             .iter()
             .map(|p| {
-                let c = p.counters.snapshot();
+                let c = p.snapshot();
                 total.merge(&c);
                 let rtt = p.rtt_us.load(Relaxed);
                 PeerStats {
@@ -732,7 +734,12 @@ impl Inner {
         validate_path(path)?;
         let route = {
             let st = self.lock_state();
-            Arc::new(st.route(self.gen.load(SeqCst), path, self.cfg.max_frame_size))
+            Arc::new(st.route(
+                self.gen.load(SeqCst),
+                path,
+                self.cfg.max_frame_size,
+                &self.name,
+            ))
         };
         let mut cache = self.routes.write().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= ROUTE_CACHE_MAX {
@@ -743,34 +750,31 @@ impl Inner {
     }
 
     async fn deliver(&self, route: &Route, payload: Bytes, wait: bool) -> Result<()> {
-        let frame_len = proto::message_frame_len(&route.path, payload.len());
+        let path = &*route.meta.path;
+        let frame_len = proto::message_frame_len(path, payload.len());
         if !route.peers.is_empty() && frame_len > route.max_frame {
             return Err(Error::new(
                 ErrorCode::MessageTooLarge,
                 format!(
-                    "a message of {} bytes on {} makes a {frame_len}-byte frame; a subscribed peer accepts at most {} bytes",
+                    "a message of {} bytes on {path} makes a {frame_len}-byte frame; a subscribed peer accepts at most {} bytes",
                     payload.len(),
-                    route.path,
                     route.max_frame
                 ),
             ));
         }
         let mut skipped = 0usize;
-        let deadline = Instant::now() + self.cfg.send_timeout;
+        // Read the clock only when something has to wait.
+        let mut deadline = None;
+        let mut deadline =
+            || *deadline.get_or_insert_with(|| Instant::now() + self.cfg.send_timeout);
         for peer in &route.peers {
             loop {
-                match peer.tx.push_message(&route.path, &payload) {
-                    Enq::Queued => {
-                        peer.counters.msgs_out.fetch_add(1, Relaxed);
-                        peer.counters
-                            .bytes_out
-                            .fetch_add(payload.len() as u64, Relaxed);
-                        break;
-                    }
+                match peer.tx.push_message(path, &payload) {
+                    Enq::Queued => break,
                     // The peer is going away; it no longer wants anything.
                     Enq::Closed => break,
                     Enq::Full => {
-                        if wait && peer.tx.wait_space(deadline).await {
+                        if wait && peer.tx.wait_space(deadline()).await {
                             continue;
                         }
                         peer.counters.dropped_send_full.fetch_add(1, Relaxed);
@@ -787,14 +791,13 @@ impl Inner {
         }
         if !route.subs.is_empty() {
             let msg = Message {
-                path: route.path.clone(),
+                meta: route.meta.clone(),
                 payload,
-                sender: self.name.clone(),
             };
             for sub in &route.subs {
                 let r = match sub.push(msg.clone()) {
                     (Push::Full, Some(m)) if wait => {
-                        match tokio::time::timeout_at(deadline, sub.push_wait(m)).await {
+                        match tokio::time::timeout_at(deadline(), sub.push_wait(m)).await {
                             Ok(r) => r,
                             Err(_) => {
                                 sub.count_drop(1);
@@ -825,8 +828,7 @@ impl Inner {
             return Err(Error::new(
                 ErrorCode::BufferFull,
                 format!(
-                    "{skipped} target(s) of {} had no room{}; the message was dropped for them",
-                    route.path,
+                    "{skipped} target(s) of {path} had no room{}; the message was dropped for them",
                     if wait {
                         format!(" within {:?}", self.cfg.send_timeout)
                     } else {
@@ -985,7 +987,7 @@ impl Inner {
     async fn establish(self: Arc<Self>, conn: Conn, inbound: bool) -> Result<Arc<Peer>> {
         let Conn {
             mut reader,
-            mut writer,
+            writer,
             remote,
         } = conn;
         let fail = |e: Error| {
@@ -1004,7 +1006,7 @@ impl Inner {
                 ErrorCode::HandshakeRejected,
                 format!("connection limit of {} reached", self.cfg.max_connections),
             );
-            reject(&mut reader, &mut writer, &e).await;
+            reject(&mut reader, writer, &e).await;
             return Err(fail(e));
         }
         let hello = Hello {
@@ -1024,7 +1026,7 @@ impl Inner {
             let mut out = BytesMut::new();
             proto::encode(&mut out, &Frame::Hello(hello.clone()))?;
             writer
-                .write_all(&out)
+                .write_all(&out[..])
                 .await
                 .map_err(|e| Error::new(ErrorCode::PeerLost, format!("sending HELLO: {e}")))?;
             let frame = loop {
@@ -1049,7 +1051,7 @@ impl Inner {
             Ok(Ok(a)) => a,
             Ok(Err(e)) => {
                 self.connections.fetch_sub(1, SeqCst);
-                reject(&mut reader, &mut writer, &e).await;
+                reject(&mut reader, writer, &e).await;
                 return Err(fail(e));
             }
             Err(_) => {
@@ -1061,7 +1063,7 @@ impl Inner {
                         self.cfg.handshake_timeout
                     ),
                 );
-                reject(&mut reader, &mut writer, &e).await;
+                reject(&mut reader, writer, &e).await;
                 return Err(fail(e));
             }
         };
@@ -1074,7 +1076,7 @@ impl Inner {
             decls: Mutex::new(Default::default()),
             snapshot_done: AtomicBool::new(false),
             snapshot: Notify::new(),
-            tx: SendQueue::new(self.cfg.send_buffer),
+            tx: SendQueue::new(self.cfg.send_buffer, writer),
             pending: Mutex::new(HashMap::new()),
             serving: Mutex::new(HashMap::new()),
             pings: Mutex::new(HashMap::new()),
@@ -1098,7 +1100,15 @@ impl Inner {
         };
         if let Some(e) = refused {
             self.connections.fetch_sub(1, SeqCst);
-            reject(&mut reader, &mut writer, &e).await;
+            let _ = peer.tx.push_control(&Frame::Close {
+                code: e.code().as_u16(),
+                reason: e.detail().to_owned(),
+            });
+            peer.tx.close();
+            let _ =
+                tokio::time::timeout(Duration::from_millis(200), writer_loop(peer.clone())).await;
+            drop(peer); // FIN
+            drain(&mut reader).await;
             return Err(fail(e));
         }
         self.changed.notify_waiters();
@@ -1107,7 +1117,7 @@ impl Inner {
             peer: peer.name.to_string(),
             addr: remote.clone(),
         });
-        let w = self.rt.spawn(writer_loop(peer.clone(), writer));
+        let w = self.rt.spawn(writer_loop(peer.clone()));
         {
             let mut ws = self.writers.lock().unwrap_or_else(|p| p.into_inner());
             ws.retain(|h| !h.is_finished());
@@ -1138,29 +1148,61 @@ impl Inner {
     }
 
     /// Reads and dispatches frames until the connection ends; returns why.
+    ///
+    /// Messages are gathered per read and handed to each subscription in
+    /// one batch (one lock, at most one wakeup), keeping their order.
     async fn read_loop(
         self: Arc<Self>,
         peer: Arc<Peer>,
         mut rd: Reader,
         mut buf: BytesMut,
     ) -> (ErrorCode, String) {
-        let mut cache: HashMap<Bytes, Arc<RxRoute>> = HashMap::new();
+        let mut cache: RxCache = HashMap::default();
+        let mut batch: Vec<(Arc<RxRoute>, Bytes)> = Vec::new();
+        let mut scratch = VecDeque::new();
         let max_frame = self.cfg.max_frame_size;
         loop {
+            let (mut n_in, mut b_in) = (0u64, 0u64);
             let need = loop {
-                match proto::decode(&mut buf, max_frame) {
+                let r = match proto::decode(&mut buf, max_frame) {
+                    Ok(Decoded::Frame(Frame::Message { path, payload })) => {
+                        n_in += 1;
+                        b_in += payload.len() as u64;
+                        match self.rx_route(&peer, &path, &mut cache) {
+                            Ok(Some(route)) => batch.push((route, payload)),
+                            Ok(None) => {}
+                            Err(e) => break Err(e),
+                        }
+                        if batch.len() < 1024 {
+                            continue;
+                        }
+                        self.flush(&peer, &mut batch, &mut scratch).await
+                    }
                     Ok(Decoded::Frame(f)) => {
-                        if let Err(e) = self.on_frame(&peer, f, &mut cache).await {
-                            if e.code() == ErrorCode::Closed {
-                                return (ErrorCode::Closed, e.detail().to_owned());
-                            }
-                            return self.protocol_violation(&peer, e);
+                        match self.flush(&peer, &mut batch, &mut scratch).await {
+                            Ok(()) => self.on_frame(&peer, f).await,
+                            Err(e) => Err(e),
                         }
                     }
-                    Ok(Decoded::NeedMore(n)) => break n,
-                    Err(e) => return self.protocol_violation(&peer, e),
+                    Ok(Decoded::NeedMore(n)) => break Ok(n),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = r {
+                    break Err(e);
                 }
             };
+            peer.counters.msgs_in.fetch_add(n_in, Relaxed);
+            peer.counters.bytes_in.fetch_add(b_in, Relaxed);
+            let need = match need {
+                Ok(n) => n,
+                Err(e) if e.code() == ErrorCode::Closed => {
+                    return (ErrorCode::Closed, e.detail().to_owned())
+                }
+                Err(e) => return self.protocol_violation(&peer, e),
+            };
+            if let Err(e) = self.flush(&peer, &mut batch, &mut scratch).await {
+                return (e.code(), e.detail().to_owned());
+            }
             // Grow toward the frame's size as its bytes arrive, never ahead.
             let want = need
                 .saturating_sub(buf.len())
@@ -1179,6 +1221,99 @@ impl Inner {
         }
     }
 
+    /// The local route of a received message's path; `None` if no local
+    /// subscription wants it (the peer raced our unsubscribe).
+    fn rx_route(
+        &self,
+        peer: &Arc<Peer>,
+        path: &Bytes,
+        cache: &mut RxCache,
+    ) -> Result<Option<Arc<RxRoute>>> {
+        let gen = self.sub_gen.load(SeqCst);
+        if let Some(r) = cache.get(&path[..]) {
+            if r.gen == gen {
+                return Ok((!r.subs.is_empty()).then(|| r.clone()));
+            }
+        }
+        let text = std::str::from_utf8(path)
+            .map_err(|_| Error::new(ErrorCode::ProtocolError, "message path is not UTF-8"))?;
+        validate_path(text).map_err(|e| {
+            Error::new(
+                ErrorCode::ProtocolError,
+                format!("message with invalid path: {}", e.detail()),
+            )
+        })?;
+        let r = {
+            let st = self.lock_state();
+            Arc::new(RxRoute {
+                gen: self.sub_gen.load(SeqCst),
+                meta: Arc::new(Meta {
+                    path: text.into(),
+                    sender: peer.name.clone(),
+                }),
+                subs: st.local_subs(text),
+            })
+        };
+        if cache.len() >= ROUTE_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(Bytes::copy_from_slice(path), r.clone());
+        Ok((!r.subs.is_empty()).then_some(r))
+    }
+
+    /// Hands gathered messages to their subscriptions, in order; under the
+    /// Block policy waits for room (the connection stops reading meanwhile).
+    async fn flush(
+        &self,
+        peer: &Peer,
+        batch: &mut Vec<(Arc<RxRoute>, Bytes)>,
+        q: &mut VecDeque<Message>,
+    ) -> Result<()> {
+        let mut i = 0;
+        while i < batch.len() {
+            let route = batch[i].0.clone();
+            let mut j = i + 1;
+            while j < batch.len() && Arc::ptr_eq(&batch[j].0, &route) {
+                j += 1;
+            }
+            let last = route.subs.len().saturating_sub(1);
+            for (k, sub) in route.subs.iter().enumerate() {
+                q.clear();
+                for (_, payload) in &mut batch[i..j] {
+                    let payload = if k == last {
+                        std::mem::take(payload)
+                    } else {
+                        payload.clone()
+                    };
+                    q.push_back(Message {
+                        meta: route.meta.clone(),
+                        payload,
+                    });
+                }
+                while let Ok(dropped) = sub.push_many(q) {
+                    if dropped > 0 {
+                        peer.counters.dropped_queue_full.fetch_add(dropped, Relaxed);
+                        self.emit(Event::Dropped {
+                            site: sub.pattern.as_str().to_owned(),
+                            code: ErrorCode::BufferFull,
+                            count: dropped,
+                        });
+                    }
+                    if q.is_empty() {
+                        break;
+                    }
+                    tokio::select! {
+                        _ = sub.wait_space() => {}
+                        _ = self.shutdown.cancelled() => return Err(Error::closed()),
+                    }
+                }
+            }
+            i = j;
+        }
+        batch.clear();
+        Ok(())
+    }
+
     fn protocol_violation(&self, peer: &Peer, e: Error) -> (ErrorCode, String) {
         peer.counters.errors.fetch_add(1, Relaxed);
         tracing::warn!(endpoint = %self.name, peer = %peer.name, code = %e.code(), "closing connection: {}", e.detail());
@@ -1195,73 +1330,10 @@ impl Inner {
         (e.code(), e.detail().to_owned())
     }
 
-    async fn on_frame(
-        &self,
-        peer: &Arc<Peer>,
-        f: Frame,
-        cache: &mut HashMap<Bytes, Arc<RxRoute>>,
-    ) -> Result<()> {
+    async fn on_frame(&self, peer: &Arc<Peer>, f: Frame) -> Result<()> {
         match f {
-            Frame::Message { path, payload } => {
-                peer.counters.msgs_in.fetch_add(1, Relaxed);
-                peer.counters
-                    .bytes_in
-                    .fetch_add(payload.len() as u64, Relaxed);
-                let gen = self.sub_gen.load(SeqCst);
-                let route = match cache.get(&path[..]) {
-                    Some(r) if r.gen == gen => r.clone(),
-                    _ => {
-                        let text = std::str::from_utf8(&path).map_err(|_| {
-                            Error::new(ErrorCode::ProtocolError, "message path is not UTF-8")
-                        })?;
-                        validate_path(text).map_err(|e| {
-                            Error::new(
-                                ErrorCode::ProtocolError,
-                                format!("message with invalid path: {}", e.detail()),
-                            )
-                        })?;
-                        let st = self.lock_state();
-                        let r = Arc::new(RxRoute {
-                            gen: self.sub_gen.load(SeqCst),
-                            path: text.into(),
-                            subs: st.local_subs(text),
-                        });
-                        drop(st);
-                        if cache.len() >= ROUTE_CACHE_MAX {
-                            cache.clear();
-                        }
-                        cache.insert(Bytes::copy_from_slice(&path), r.clone());
-                        r
-                    }
-                };
-                if route.subs.is_empty() {
-                    return Ok(());
-                }
-                let msg = Message {
-                    path: route.path.clone(),
-                    payload,
-                    sender: peer.name.clone(),
-                };
-                for sub in &route.subs {
-                    let r = match sub.push(msg.clone()) {
-                        (Push::Full, Some(m)) => {
-                            tokio::select! {
-                                r = sub.push_wait(m) => r,
-                                _ = self.shutdown.cancelled() => return Err(Error::closed()),
-                            }
-                        }
-                        (r, _) => r,
-                    };
-                    if let Push::Dropped(n) = r {
-                        peer.counters.dropped_queue_full.fetch_add(n, Relaxed);
-                        self.emit(Event::Dropped {
-                            site: sub.pattern.as_str().to_owned(),
-                            code: ErrorCode::BufferFull,
-                            count: n,
-                        });
-                    }
-                }
-            }
+            // Gathered and delivered in batches by `read_loop`.
+            Frame::Message { .. } => {}
             Frame::Request {
                 id,
                 path,
@@ -1441,7 +1513,7 @@ impl Inner {
         peer.fail_in_flight(&err);
         if removed {
             self.connections.fetch_sub(1, SeqCst);
-            self.totals.add(&peer.counters.snapshot());
+            self.totals.add(&peer.snapshot());
             self.changed.notify_waiters();
             tracing::info!(endpoint = %self.name, peer = %peer.name, code = %code, "peer down: {reason}");
             self.emit(Event::PeerDown {
@@ -1476,7 +1548,7 @@ impl Inner {
             });
             p.tx.close();
             p.fail_in_flight(&Error::new(ErrorCode::Closed, "the endpoint was closed"));
-            self.totals.add(&p.counters.snapshot());
+            self.totals.add(&p.snapshot());
             self.emit(Event::PeerDown {
                 peer: p.name.to_string(),
                 addr: p.addr.clone(),
@@ -1521,7 +1593,7 @@ impl Drop for CancelOnDrop {
 /// Tells a refused peer why (a CLOSE frame, then FIN) and drains what it
 /// already sent for a moment, so the kernel does not answer with a reset that
 /// would destroy the CLOSE before the peer reads it.
-async fn reject(r: &mut Reader, w: &mut crate::transport::Writer, e: &Error) {
+async fn reject(r: &mut Reader, w: crate::transport::Wire, e: &Error) {
     let mut out = BytesMut::new();
     if proto::encode(
         &mut out,
@@ -1534,18 +1606,26 @@ async fn reject(r: &mut Reader, w: &mut crate::transport::Writer, e: &Error) {
     {
         let _ = tokio::time::timeout(Duration::from_millis(200), async {
             let _ = w.write_all(&out).await;
-            let _ = w.shutdown().await;
-            let mut sink = [0u8; 4096];
-            let mut left = 256 * 1024;
-            while left > 0 {
-                match r.read(&mut sink).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => left -= n.min(left),
-                }
-            }
         })
         .await;
     }
+    drop(w); // FIN
+    drain(r).await;
+}
+
+/// Reads and discards what a refused peer already sent, briefly and boundedly.
+async fn drain(r: &mut Reader) {
+    let _ = tokio::time::timeout(Duration::from_millis(200), async {
+        let mut sink = [0u8; 4096];
+        let mut left = 256 * 1024;
+        while left > 0 {
+            match r.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left -= n.min(left),
+            }
+        }
+    })
+    .await;
 }
 
 async fn accept_loop(inner: Arc<Inner>, listener: Listener) {

@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::AsyncWriteExt;
 use tokio::sync::{oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -16,17 +15,25 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::metrics::Counters;
 use crate::path::Pattern;
 use crate::proto::{self, DeclKind, Frame};
-use crate::transport::Writer;
+use crate::transport::Wire;
 
 /// Payloads at least this big are queued by reference instead of copied
 /// into the send buffer, and written with the frame head in one `writev`.
 const BIG_PAYLOAD: usize = 16 * 1024;
 
 pub(crate) struct SendState {
+    /// Messages and payload bytes queued so far (counted under this lock,
+    /// which the publisher holds anyway).
+    msgs: u64,
+    payload_bytes: u64,
     buf: BytesMut,
     chunks: VecDeque<Bytes>,
     queued: usize,
     closed: bool,
+    /// The writer task holds taken bytes it has not finished writing.
+    writing: bool,
+    /// When a sender last wrote straight to the socket.
+    last_direct: Option<Instant>,
 }
 
 /// Outcome of queueing a frame.
@@ -38,23 +45,39 @@ pub(crate) enum Enq {
     Closed,
 }
 
+/// Write-through is allowed at most once per this interval: a lone message
+/// (a request, a reply, a rare event) leaves at once from the caller's
+/// thread, while a stream of messages is batched by the writer task.
+const DIRECT_GAP: Duration = Duration::from_micros(50);
+
+/// A peer's bounded send queue. Senders append encoded frames under the
+/// lock; the writer task takes everything queued and writes it with one
+/// vectored write. When the queue is empty and the writer idle, a sender
+/// writes its frame to the socket itself (non-blocking, under the lock so
+/// order is kept), saving a thread hop on the latency path.
 pub(crate) struct SendQueue {
     st: Mutex<SendState>,
     limit: usize,
+    wire: Wire,
     wake: Notify,
     pub space: Notify,
 }
 
 impl SendQueue {
-    pub(crate) fn new(limit: usize) -> SendQueue {
+    pub(crate) fn new(limit: usize, wire: Wire) -> SendQueue {
         SendQueue {
             st: Mutex::new(SendState {
+                msgs: 0,
+                payload_bytes: 0,
                 buf: BytesMut::with_capacity(64 * 1024),
                 chunks: VecDeque::new(),
                 queued: 0,
                 closed: false,
+                writing: false,
+                last_direct: None,
             }),
             limit,
+            wire,
             wake: Notify::new(),
             space: Notify::new(),
         }
@@ -64,12 +87,64 @@ impl SendQueue {
         self.st.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn finish(&self, st: std::sync::MutexGuard<'_, SendState>, size: usize) {
-        let was_empty = st.queued == size;
-        drop(st);
-        if was_empty {
-            self.wake.notify_one();
+    /// After queueing `size` bytes: write through if the queue was empty and
+    /// the writer idle, else make sure the writer runs.
+    fn finish(&self, mut st: std::sync::MutexGuard<'_, SendState>, size: usize) {
+        if st.queued != size {
+            return; // not empty before: the writer has been woken already
         }
+        if !st.writing {
+            let now = Instant::now();
+            if st
+                .last_direct
+                .is_none_or(|t| now.duration_since(t) >= DIRECT_GAP)
+            {
+                st.last_direct = Some(now);
+                if self.try_flush(&mut st) {
+                    return;
+                }
+            }
+        }
+        drop(st);
+        self.wake.notify_one();
+    }
+
+    /// Writes what the socket takes now; true if nothing is left queued.
+    fn try_flush(&self, st: &mut SendState) -> bool {
+        let mut n = {
+            let mut iov = [IoSlice::new(&[]); 16];
+            let mut k = 0;
+            for c in st.chunks.iter().take(15) {
+                iov[k] = IoSlice::new(c);
+                k += 1;
+            }
+            iov[k] = IoSlice::new(&st.buf);
+            k += 1;
+            match self.wire.try_write_vectored(&iov[..k]) {
+                Ok(n) => n,
+                // WouldBlock or a real error: the writer task takes over
+                // (and reports the error).
+                Err(_) => return false,
+            }
+        };
+        st.queued = st.queued.saturating_sub(n);
+        while n > 0 {
+            match st.chunks.front_mut() {
+                Some(front) if front.len() <= n => {
+                    n -= front.len();
+                    st.chunks.pop_front();
+                }
+                Some(front) => {
+                    front.advance(n);
+                    n = 0;
+                }
+                None => {
+                    st.buf.advance(n);
+                    n = 0;
+                }
+            }
+        }
+        st.chunks.is_empty() && st.buf.is_empty()
     }
 
     /// Queues a MESSAGE frame, subject to the bound.
@@ -88,8 +163,16 @@ impl SendQueue {
         }
         self.append_payload(&mut st, payload);
         st.queued += size;
+        st.msgs += 1;
+        st.payload_bytes += payload.len() as u64;
         self.finish(st, size);
         Enq::Queued
+    }
+
+    /// Messages and payload bytes queued for this peer so far.
+    pub(crate) fn sent(&self) -> (u64, u64) {
+        let st = self.lock();
+        (st.msgs, st.payload_bytes)
     }
 
     fn append_payload(&self, st: &mut SendState, payload: &Bytes) {
@@ -194,7 +277,8 @@ impl SendQueue {
         self.space.notify_waiters();
     }
 
-    /// Takes everything queued; returns whether the queue is closed.
+    /// Takes everything queued (marking the writer busy while it holds
+    /// bytes); returns whether the queue is closed.
     fn take(&self, out: &mut VecDeque<Bytes>) -> bool {
         let mut st = self.lock();
         out.append(&mut st.chunks);
@@ -206,6 +290,7 @@ impl SendQueue {
                 st.buf.reserve(64 * 1024);
             }
         }
+        st.writing = !out.is_empty();
         let had = st.queued > 0;
         st.queued = 0;
         let closed = st.closed;
@@ -223,51 +308,65 @@ impl SendQueue {
         n.as_mut().enable();
         {
             let st = self.lock();
-            if st.closed || st.queued + 1 <= self.limit {
+            if st.closed || st.queued < self.limit {
                 return true;
             }
         }
         tokio::time::timeout_at(deadline, n).await.is_ok()
     }
-}
 
-/// Writes every chunk with vectored writes.
-async fn write_chunks(w: &mut Writer, chunks: &mut VecDeque<Bytes>) -> std::io::Result<()> {
-    const MAX_IOV: usize = 64;
-    while !chunks.is_empty() {
-        let mut iov = [IoSlice::new(&[]); MAX_IOV];
-        let mut n_iov = 0;
-        for c in chunks.iter().take(MAX_IOV) {
-            iov[n_iov] = IoSlice::new(c);
-            n_iov += 1;
-        }
-        let mut n = w.write_vectored(&iov[..n_iov]).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        while n > 0 {
-            let Some(front) = chunks.front_mut() else {
-                break;
+    /// Writes every chunk, waiting for the socket as needed.
+    async fn write_chunks(&self, chunks: &mut VecDeque<Bytes>) -> std::io::Result<()> {
+        const MAX_IOV: usize = 64;
+        while !chunks.is_empty() {
+            let r = {
+                let mut iov = [IoSlice::new(&[]); MAX_IOV];
+                let mut k = 0;
+                for c in chunks.iter().take(MAX_IOV) {
+                    iov[k] = IoSlice::new(c);
+                    k += 1;
+                }
+                self.wire.try_write_vectored(&iov[..k])
             };
-            if front.len() <= n {
-                n -= front.len();
-                chunks.pop_front();
-            } else {
-                front.advance(n);
-                n = 0;
+            let mut n = match r {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.wire.writable().await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            while n > 0 {
+                let Some(front) = chunks.front_mut() else {
+                    break;
+                };
+                if front.len() <= n {
+                    n -= front.len();
+                    chunks.pop_front();
+                } else {
+                    front.advance(n);
+                    n = 0;
+                }
             }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// How long a closing connection may take to flush what was queued (the
 /// CLOSE frame last) before it is cut.
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 
-/// The writer task: drain the queue until it is closed and empty, then shut
-/// the write side down. A write error marks the peer dead.
-pub(crate) async fn writer_loop(peer: Arc<Peer>, mut w: Writer) {
+/// The writer task: drain the queue until it is closed and empty. A write
+/// error marks the peer dead. The socket's write side shuts down when the
+/// peer (which owns it) is dropped.
+pub(crate) async fn writer_loop(peer: Arc<Peer>) {
+    write_until_closed(&peer).await;
+    peer.tx.wire.shutdown();
+}
+
+async fn write_until_closed(peer: &Arc<Peer>) {
     let mut chunks = VecDeque::new();
     loop {
         let closed = peer.tx.take(&mut chunks);
@@ -283,7 +382,7 @@ pub(crate) async fn writer_loop(peer: Arc<Peer>, mut w: Writer) {
             // Write freely while the peer is alive; once it is declared dead,
             // finish within the bound below.
             tokio::select! {
-                r = write_chunks(&mut w, &mut chunks) => if let Err(e) = r {
+                r = peer.tx.write_chunks(&mut chunks) => if let Err(e) = r {
                     tracing::debug!(peer = %peer.name, error = %e, "write failed");
                     peer.tx.close();
                     peer.dead.cancel();
@@ -292,22 +391,20 @@ pub(crate) async fn writer_loop(peer: Arc<Peer>, mut w: Writer) {
                 _ = peer.dead.cancelled() => bounded = true,
             }
         }
-        let r = if bounded {
-            match tokio::time::timeout(CLOSE_FLUSH, write_chunks(&mut w, &mut chunks)).await {
+        if bounded {
+            let r = match tokio::time::timeout(CLOSE_FLUSH, peer.tx.write_chunks(&mut chunks)).await
+            {
                 Ok(r) => r,
                 Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+            };
+            if let Err(e) = r {
+                tracing::debug!(peer = %peer.name, error = %e, "final flush failed");
+                peer.tx.close();
+                peer.dead.cancel();
+                return;
             }
-        } else {
-            Ok(())
-        };
-        if let Err(e) = r {
-            tracing::debug!(peer = %peer.name, error = %e, "write failed");
-            peer.tx.close();
-            peer.dead.cancel();
-            return;
         }
     }
-    let _ = tokio::time::timeout(Duration::from_millis(500), w.shutdown()).await;
 }
 
 /// Declarations a peer holds.
@@ -370,6 +467,15 @@ impl Peer {
             t.cancel();
         }
         self.pings.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// This peer's counters, including those kept by the send queue.
+    pub(crate) fn snapshot(&self) -> crate::metrics::CounterStats {
+        let mut c = self.counters.snapshot();
+        let (m, b) = self.tx.sent();
+        c.msgs_out = m;
+        c.bytes_out = b;
+        c
     }
 
     pub(crate) fn lost_error(&self, reason: &str) -> Error {

@@ -438,11 +438,11 @@ pub fn decode(buf: &mut BytesMut, max_frame: usize) -> Result<Decoded> {
     if buf.len() < total {
         return Ok(Decoded::NeedMore(total));
     }
-    let mut frame = buf.split_to(total).freeze();
+    // Two reference counts per frame: the header view and the payload.
+    let mut frame = buf.split_to(total);
     frame.advance(FRAME_PREFIX);
-    let header = frame.split_to(hlen);
-    let payload = frame;
-    parse(kind, header, payload).map(Decoded::Frame)
+    let payload = frame.split_off(hlen).freeze();
+    parse(kind, frame, payload).map(Decoded::Frame)
 }
 
 fn no_payload(kind: Kind, payload: &Bytes) -> Result<()> {
@@ -461,15 +461,16 @@ fn de<'a, T: Deserialize<'a>>(kind: Kind, header: &'a [u8]) -> Result<T> {
 }
 
 /// Fast path for the MESSAGE header `[path]`: fixarray(1) + any str width.
-fn message_path(header: &Bytes) -> Result<Bytes> {
+fn message_path(mut header: BytesMut) -> Result<Bytes> {
     let h = &header[..];
     let (start, n) = match h {
         [0x91, b, ..] if b & 0xe0 == 0xa0 => (2, (b & 0x1f) as usize),
         [0x91, 0xd9, n, ..] => (3, *n as usize),
         [0x91, 0xda, a, b, ..] => (4, u16::from_be_bytes([*a, *b]) as usize),
         _ => {
-            let hdr: MessageHdr<'_> = de(Kind::Message, h)?;
-            return Ok(header.slice_ref(hdr.path.as_bytes()));
+            let frozen = header.freeze();
+            let hdr: MessageHdr<'_> = de(Kind::Message, &frozen)?;
+            return Ok(frozen.slice_ref(hdr.path.as_bytes()));
         }
     };
     if start + n != h.len() {
@@ -479,13 +480,14 @@ fn message_path(header: &Bytes) -> Result<Bytes> {
     }
     std::str::from_utf8(&h[start..])
         .map_err(|_| proto_err("bad Message header: path is not UTF-8"))?;
-    Ok(header.slice(start..))
+    header.advance(start);
+    Ok(header.freeze())
 }
 
-fn parse(kind: Kind, header: Bytes, payload: Bytes) -> Result<Frame> {
+fn parse(kind: Kind, header: BytesMut, payload: Bytes) -> Result<Frame> {
     Ok(match kind {
         Kind::Message => Frame::Message {
-            path: message_path(&header)?,
+            path: message_path(header)?,
             payload,
         },
         Kind::Hello => {
@@ -765,6 +767,30 @@ mod tests {
             assert_eq!(decode(&mut input, 1 << 20).unwrap(), Decoded::Frame(frame));
             assert!(input.is_empty());
         }
+    }
+
+    /// docs/PROTOCOL.md lists exactly these vectors, byte for byte.
+    #[test]
+    fn protocol_doc_lists_the_same_vectors() {
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/PROTOCOL.md"))
+                .expect("docs/PROTOCOL.md is readable");
+        let section = doc
+            .split("## Test vectors")
+            .nth(1)
+            .expect("a Test vectors section");
+        let mut in_doc: Vec<String> = section
+            .lines()
+            .filter(|l| l.starts_with('|'))
+            .filter_map(|l| l.rsplit('`').nth(1).map(|h| h.split_whitespace().collect()))
+            .collect();
+        let mut in_code: Vec<String> = vectors()
+            .iter()
+            .map(|(_, h)| h.split_whitespace().collect())
+            .collect();
+        in_doc.sort();
+        in_code.sort();
+        assert_eq!(in_doc, in_code);
     }
 
     #[test]

@@ -12,12 +12,12 @@ use crate::path::Pattern;
 use crate::peer::Peer;
 use crate::proto::{Decl, DeclKind};
 use crate::reqrep::ServiceShared;
-use crate::sub::SubShared;
+use crate::sub::{Meta, SubShared};
 
 /// Where a publish on one path goes.
 pub(crate) struct Route {
     pub gen: u64,
-    pub path: Arc<str>,
+    pub meta: Arc<Meta>,
     pub peers: Vec<Arc<Peer>>,
     pub subs: Vec<Arc<SubShared>>,
     /// The smallest frame limit among `peers`.
@@ -27,7 +27,7 @@ pub(crate) struct Route {
 /// Where a received message on one path goes (local subscriptions only).
 pub(crate) struct RxRoute {
     pub gen: u64,
-    pub path: Arc<str>,
+    pub meta: Arc<Meta>,
     pub subs: Vec<Arc<SubShared>>,
 }
 
@@ -86,7 +86,13 @@ impl State {
         v
     }
 
-    pub(crate) fn route(&self, gen: u64, path: &str, local_frame_limit: usize) -> Route {
+    pub(crate) fn route(
+        &self,
+        gen: u64,
+        path: &str,
+        local_frame_limit: usize,
+        me: &Arc<str>,
+    ) -> Route {
         let peers: Vec<Arc<Peer>> = self
             .peers
             .iter()
@@ -105,7 +111,10 @@ impl State {
             .min(local_frame_limit);
         Route {
             gen,
-            path: path.into(),
+            meta: Arc::new(Meta {
+                path: path.into(),
+                sender: me.clone(),
+            }),
             subs: self.local_subs(path),
             peers,
             max_frame,

@@ -13,18 +13,25 @@ use crate::endpoint::Inner;
 use crate::error::{Error, ErrorCode, Result};
 use crate::path::Pattern;
 
+/// Where a message came from: shared by every message of one route, so a
+/// message costs one reference count, not one per field.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Meta {
+    pub path: Box<str>,
+    pub sender: Arc<str>,
+}
+
 /// A received message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {
-    pub(crate) path: Arc<str>,
+    pub(crate) meta: Arc<Meta>,
     pub(crate) payload: Bytes,
-    pub(crate) sender: Arc<str>,
 }
 
 impl Message {
     /// The concrete path it was published on.
     pub fn path(&self) -> &str {
-        &self.path
+        &self.meta.path
     }
     /// The payload (shares the receive buffer; cloning is cheap).
     pub fn payload(&self) -> &Bytes {
@@ -36,7 +43,7 @@ impl Message {
     }
     /// The name of the endpoint that published it.
     pub fn sender(&self) -> &str {
-        &self.sender
+        &self.meta.sender
     }
 }
 
@@ -132,6 +139,72 @@ impl SubShared {
         } else {
             (Push::Done, None)
         }
+    }
+
+    /// Queues as many of `batch` as the policy allows, with one lock and at
+    /// most one wakeup. Under `Block`, what did not fit stays in `batch`;
+    /// returns how many were dropped.
+    pub(crate) fn push_many(&self, batch: &mut VecDeque<Message>) -> Result<u64, ()> {
+        let mut q = self.lock();
+        if q.closed {
+            batch.clear();
+            return Err(());
+        }
+        let was_empty = q.items.is_empty();
+        let mut dropped = 0u64;
+        while let Some(m) = batch.pop_front() {
+            let size = m.payload.len();
+            let full = !q.items.is_empty()
+                && (q.items.len() >= self.opts.capacity || q.bytes + size > self.opts.max_bytes);
+            if full {
+                match self.opts.overflow {
+                    Overflow::Block => {
+                        batch.push_front(m);
+                        break;
+                    }
+                    Overflow::DropNewest => {
+                        dropped += 1;
+                        continue;
+                    }
+                    Overflow::DropOldest => {
+                        while !q.items.is_empty()
+                            && (q.items.len() >= self.opts.capacity
+                                || q.bytes + size > self.opts.max_bytes)
+                        {
+                            if let Some(old) = q.items.pop_front() {
+                                q.bytes -= old.payload.len();
+                                dropped += 1;
+                            }
+                        }
+                    }
+                }
+            }
+            q.bytes += size;
+            q.items.push_back(m);
+        }
+        let readable = was_empty && !q.items.is_empty();
+        drop(q);
+        if readable {
+            self.readable.notify_one();
+        }
+        if dropped > 0 {
+            self.dropped.fetch_add(dropped, Relaxed);
+        }
+        Ok(dropped)
+    }
+
+    /// Waits until the queue may have room (or is closed).
+    pub(crate) async fn wait_space(&self) {
+        let space = self.space.notified();
+        tokio::pin!(space);
+        space.as_mut().enable();
+        {
+            let q = self.lock();
+            if q.closed || q.items.len() < self.opts.capacity && q.bytes < self.opts.max_bytes {
+                return;
+            }
+        }
+        space.await;
     }
 
     /// Queues `m`, waiting for room under the Block policy.

@@ -8,7 +8,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::pin::Pin;
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use std::io::IoSlice;
+
+use tokio::io::AsyncRead;
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
 use crate::error::{Error, ErrorCode, Result};
@@ -125,13 +127,62 @@ impl std::str::FromStr for Addr {
 
 /// The read half of a connection.
 pub(crate) type Reader = Pin<Box<dyn AsyncRead + Send>>;
-/// The write half of a connection.
-pub(crate) type Writer = Pin<Box<dyn AsyncWrite + Send>>;
+
+/// The write half of a connection, shareable: any thread may try a
+/// non-blocking write (the send queue's write-through), and the writer task
+/// waits for writability. Dropping it shuts the write direction down (FIN).
+pub(crate) enum Wire {
+    Tcp(tokio::net::tcp::OwnedWriteHalf),
+    Unix(tokio::net::unix::OwnedWriteHalf),
+}
+
+impl Wire {
+    /// Writes what the socket takes now, without waiting (`WouldBlock` if nothing).
+    pub(crate) fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> std::io::Result<usize> {
+        match self {
+            Wire::Tcp(w) => w.try_write_vectored(bufs),
+            Wire::Unix(w) => w.try_write_vectored(bufs),
+        }
+    }
+
+    /// Waits until the socket may accept more bytes.
+    pub(crate) async fn writable(&self) -> std::io::Result<()> {
+        match self {
+            Wire::Tcp(w) => w.writable().await,
+            Wire::Unix(w) => w.writable().await,
+        }
+    }
+
+    /// Shuts the write direction down now (FIN), even while other owners
+    /// still hold the peer; later writes fail.
+    pub(crate) fn shutdown(&self) {
+        let r = match self {
+            Wire::Tcp(w) => socket2::SockRef::from(w.as_ref()).shutdown(std::net::Shutdown::Write),
+            Wire::Unix(w) => socket2::SockRef::from(w.as_ref()).shutdown(std::net::Shutdown::Write),
+        };
+        if let Err(e) = r {
+            tracing::trace!(error = %e, "shutdown of the write side failed (already closed?)");
+        }
+    }
+
+    /// Writes all of `buf`.
+    pub(crate) async fn write_all(&self, mut buf: &[u8]) -> std::io::Result<()> {
+        while !buf.is_empty() {
+            match self.try_write_vectored(&[IoSlice::new(buf)]) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => buf = &buf[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.writable().await?,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
 
 /// A connected byte stream split in two, with the remote address for logs.
 pub(crate) struct Conn {
     pub reader: Reader,
-    pub writer: Writer,
+    pub writer: Wire,
     pub remote: String,
 }
 
@@ -144,7 +195,7 @@ fn tcp_conn(s: TcpStream) -> Conn {
     let (r, w) = s.into_split();
     Conn {
         reader: Box::pin(r),
-        writer: Box::pin(w),
+        writer: Wire::Tcp(w),
         remote,
     }
 }
@@ -153,7 +204,7 @@ fn unix_conn(s: UnixStream, path: &str) -> Conn {
     let (r, w) = s.into_split();
     Conn {
         reader: Box::pin(r),
-        writer: Box::pin(w),
+        writer: Wire::Unix(w),
         remote: path.to_owned(),
     }
 }

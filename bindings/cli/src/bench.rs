@@ -282,9 +282,9 @@ fn raw_connect(addr: &str) -> Result<Box<dyn RawStream>, Error> {
     }
 }
 
-fn raw_listen(
-    addr: &str,
-) -> Result<(String, Box<dyn Fn() -> std::io::Result<Box<dyn RawStream>>>), Error> {
+type Acceptor = Box<dyn Fn() -> std::io::Result<Box<dyn RawStream>>>;
+
+fn raw_listen(addr: &str) -> Result<(String, Acceptor), Error> {
     match netchan::Addr::parse(addr)? {
         netchan::Addr::Tcp { host, port } => {
             let l = std::net::TcpListener::bind((host.as_str(), port))
