@@ -19,13 +19,23 @@ use crate::event::{Event, Events};
 use crate::metrics::{Counters, PeerStats, Stats};
 use crate::path::{validate_path, Pattern};
 use crate::peer::{writer_loop, Enq, Peer, SendQueue};
-use crate::proto::{self, Decl, DeclKind, Decoded, Frame, Hello};
+use crate::proto::{self, Decl, DeclKind, Decoded, Frame, Hello, Peeked};
 use crate::reqrep::{run_handler, Incoming, Reply, ReplyTo, Request, Service, ServiceShared};
 use crate::routing::{Route, RxRoute, State};
 use crate::sub::{Message, Meta, Push, SubShared, Subscription};
 use crate::transport::{dial, Addr, Conn, Listener, Reader};
 
 type RxCache = HashMap<Bytes, Arc<RxRoute>, rustc_hash::FxBuildHasher>;
+
+/// A connection reader's delivery state.
+#[derive(Default)]
+struct RxState {
+    cache: RxCache,
+    /// Routes of the current batch; `batch` refers to them by index.
+    routes: Vec<Arc<RxRoute>>,
+    batch: Vec<(usize, Bytes)>,
+    q: VecDeque<Message>,
+}
 
 /// Cached routes beyond this many are forgotten (a peer could otherwise grow
 /// the cache without bound by publishing on ever new paths).
@@ -1149,60 +1159,39 @@ impl Inner {
 
     /// Reads and dispatches frames until the connection ends; returns why.
     ///
-    /// Messages are gathered per read and handed to each subscription in
-    /// one batch (one lock, at most one wakeup), keeping their order.
+    /// Each read's complete frames are frozen into one shared chunk; message
+    /// payloads are slices of it. Messages are gathered and handed to each
+    /// subscription in one batch (one lock, at most one wakeup), in order.
     async fn read_loop(
         self: Arc<Self>,
         peer: Arc<Peer>,
         mut rd: Reader,
         mut buf: BytesMut,
     ) -> (ErrorCode, String) {
-        let mut cache: RxCache = HashMap::default();
-        let mut batch: Vec<(Arc<RxRoute>, Bytes)> = Vec::new();
-        let mut scratch = VecDeque::new();
+        let mut rx = RxState::default();
         let max_frame = self.cfg.max_frame_size;
         loop {
-            let (mut n_in, mut b_in) = (0u64, 0u64);
+            let mut end = 0;
             let need = loop {
-                let r = match proto::decode(&mut buf, max_frame) {
-                    Ok(Decoded::Frame(Frame::Message { path, payload })) => {
-                        n_in += 1;
-                        b_in += payload.len() as u64;
-                        match self.rx_route(&peer, &path, &mut cache) {
-                            Ok(Some(route)) => batch.push((route, payload)),
-                            Ok(None) => {}
-                            Err(e) => break Err(e),
-                        }
-                        if batch.len() < 1024 {
-                            continue;
-                        }
-                        self.flush(&peer, &mut batch, &mut scratch).await
-                    }
-                    Ok(Decoded::Frame(f)) => {
-                        match self.flush(&peer, &mut batch, &mut scratch).await {
-                            Ok(()) => self.on_frame(&peer, f).await,
-                            Err(e) => Err(e),
-                        }
-                    }
-                    Ok(Decoded::NeedMore(n)) => break Ok(n),
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = r {
-                    break Err(e);
+                match proto::peek(&buf[end..], max_frame) {
+                    Ok(Peeked::Complete(h)) => end += h.total,
+                    Ok(Peeked::NeedMore(n)) => break Ok(n),
+                    Err(e) => break Err(e),
                 }
             };
-            peer.counters.msgs_in.fetch_add(n_in, Relaxed);
-            peer.counters.bytes_in.fetch_add(b_in, Relaxed);
+            if end > 0 {
+                let chunk = buf.split_to(end).freeze();
+                if let Err(e) = self.dispatch(&peer, &chunk, &mut rx).await {
+                    if e.code() == ErrorCode::Closed {
+                        return (ErrorCode::Closed, e.detail().to_owned());
+                    }
+                    return self.protocol_violation(&peer, e);
+                }
+            }
             let need = match need {
                 Ok(n) => n,
-                Err(e) if e.code() == ErrorCode::Closed => {
-                    return (ErrorCode::Closed, e.detail().to_owned())
-                }
                 Err(e) => return self.protocol_violation(&peer, e),
             };
-            if let Err(e) = self.flush(&peer, &mut batch, &mut scratch).await {
-                return (e.code(), e.detail().to_owned());
-            }
             // Grow toward the frame's size as its bytes arrive, never ahead.
             let want = need
                 .saturating_sub(buf.len())
@@ -1221,16 +1210,86 @@ impl Inner {
         }
     }
 
+    /// Handles every frame of `chunk` (complete frames only).
+    async fn dispatch(&self, peer: &Arc<Peer>, chunk: &Bytes, rx: &mut RxState) -> Result<()> {
+        let (mut n_in, mut b_in) = (0u64, 0u64);
+        let mut at = 0;
+        let r = async {
+            while at < chunk.len() {
+                let head = match proto::peek(&chunk[at..], usize::MAX)? {
+                    Peeked::Complete(h) => h,
+                    Peeked::NeedMore(_) => {
+                        return Err(Error::new(ErrorCode::Internal, "incomplete frame in chunk"))
+                    }
+                };
+                if head.kind == proto::Kind::Message {
+                    let frame = &chunk[at..at + head.total];
+                    let payload =
+                        chunk.slice(at + proto::FRAME_PREFIX + head.hlen..at + head.total);
+                    n_in += 1;
+                    b_in += payload.len() as u64;
+                    match proto::message_path_range(frame, head) {
+                        Some(r) => self.gather(peer, &frame[r], payload, rx)?,
+                        None => {
+                            if let Frame::Message { path, payload } =
+                                proto::parse_frame(chunk, at, head)?
+                            {
+                                self.gather(peer, &path, payload, rx)?;
+                            }
+                        }
+                    }
+                    if rx.batch.len() >= 1024 {
+                        self.flush(peer, rx).await?;
+                    }
+                } else {
+                    self.flush(peer, rx).await?;
+                    let f = proto::parse_frame(chunk, at, head)?;
+                    self.on_frame(peer, f).await?;
+                }
+                at += head.total;
+            }
+            self.flush(peer, rx).await
+        }
+        .await;
+        peer.counters.msgs_in.fetch_add(n_in, Relaxed);
+        peer.counters.bytes_in.fetch_add(b_in, Relaxed);
+        r
+    }
+
+    /// Adds a received message to the batch, if a local subscription wants it.
+    fn gather(
+        &self,
+        peer: &Arc<Peer>,
+        path: &[u8],
+        payload: Bytes,
+        rx: &mut RxState,
+    ) -> Result<()> {
+        let gen = self.sub_gen.load(Relaxed);
+        // Consecutive messages on one path (the common case) skip the hash.
+        let same = rx
+            .routes
+            .last()
+            .is_some_and(|r| r.gen == gen && r.meta.path.as_bytes() == path);
+        if !same {
+            let Some(route) = self.rx_route(peer, path, gen, &mut rx.cache)? else {
+                return Ok(());
+            };
+            rx.routes.push(route);
+        }
+        rx.batch.push((rx.routes.len() - 1, payload));
+        Ok(())
+    }
+
     /// The local route of a received message's path; `None` if no local
     /// subscription wants it (the peer raced our unsubscribe).
     fn rx_route(
         &self,
         peer: &Arc<Peer>,
-        path: &Bytes,
+        path: &[u8],
+        gen: u64,
         cache: &mut RxCache,
     ) -> Result<Option<Arc<RxRoute>>> {
-        let gen = self.sub_gen.load(SeqCst);
-        if let Some(r) = cache.get(&path[..]) {
+        if let Some(r) = cache.get(path) {
             if r.gen == gen {
                 return Ok((!r.subs.is_empty()).then(|| r.clone()));
             }
@@ -1263,17 +1322,16 @@ impl Inner {
 
     /// Hands gathered messages to their subscriptions, in order; under the
     /// Block policy waits for room (the connection stops reading meanwhile).
-    async fn flush(
-        &self,
-        peer: &Peer,
-        batch: &mut Vec<(Arc<RxRoute>, Bytes)>,
-        q: &mut VecDeque<Message>,
-    ) -> Result<()> {
+    async fn flush(&self, peer: &Peer, rx: &mut RxState) -> Result<()> {
+        let RxState {
+            routes, batch, q, ..
+        } = rx;
         let mut i = 0;
         while i < batch.len() {
-            let route = batch[i].0.clone();
+            let slot = batch[i].0;
+            let route = &routes[slot];
             let mut j = i + 1;
-            while j < batch.len() && Arc::ptr_eq(&batch[j].0, &route) {
+            while j < batch.len() && batch[j].0 == slot {
                 j += 1;
             }
             let last = route.subs.len().saturating_sub(1);
@@ -1311,6 +1369,12 @@ impl Inner {
             i = j;
         }
         batch.clear();
+        // Keep the last route as the memo for the next batch.
+        if routes.len() > 1 {
+            let keep = routes.pop();
+            routes.clear();
+            routes.extend(keep);
+        }
         Ok(())
     }
 

@@ -13,7 +13,7 @@
 //! `docs/PROTOCOL.md` is the normative description, with test vectors that
 //! the tests at the bottom of this file check.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorCode, Result};
@@ -402,11 +402,31 @@ pub enum Decoded {
     NeedMore(usize),
 }
 
-/// Decodes one frame from the front of `buf`, checking its declared length
-/// against `max_frame` before anything is allocated for it.
-pub fn decode(buf: &mut BytesMut, max_frame: usize) -> Result<Decoded> {
+/// The checked prefix of a buffered frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Head {
+    /// The frame kind.
+    pub kind: Kind,
+    /// Header length.
+    pub hlen: usize,
+    /// Whole frame size, prefix included.
+    pub total: usize,
+}
+
+/// What [`peek`] found at the front of a buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Peeked {
+    /// A whole frame is buffered.
+    Complete(Head),
+    /// The frame needs this many bytes in all (or 4 to read its length).
+    NeedMore(usize),
+}
+
+/// Checks the frame prefix at the front of `buf` against `max_frame`
+/// before anything is allocated for it; says whether it is complete.
+pub fn peek(buf: &[u8], max_frame: usize) -> Result<Peeked> {
     if buf.len() < 4 {
-        return Ok(Decoded::NeedMore(4));
+        return Ok(Peeked::NeedMore(4));
     }
     let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
     let total = len + 4;
@@ -425,7 +445,7 @@ pub fn decode(buf: &mut BytesMut, max_frame: usize) -> Result<Decoded> {
         if buf.len() >= 5 {
             Kind::from_u8(buf[4]).map_err(proto_err)?;
         }
-        return Ok(Decoded::NeedMore(total));
+        return Ok(Peeked::NeedMore(total));
     }
     let kind = Kind::from_u8(buf[4]).map_err(proto_err)?;
     let hlen = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) as usize;
@@ -436,67 +456,67 @@ pub fn decode(buf: &mut BytesMut, max_frame: usize) -> Result<Decoded> {
         )));
     }
     if buf.len() < total {
-        return Ok(Decoded::NeedMore(total));
+        return Ok(Peeked::NeedMore(total));
     }
-    // Two reference counts per frame: the header view and the payload.
-    let mut frame = buf.split_to(total);
-    frame.advance(FRAME_PREFIX);
-    let payload = frame.split_off(hlen).freeze();
-    parse(kind, frame, payload).map(Decoded::Frame)
+    Ok(Peeked::Complete(Head { kind, hlen, total }))
 }
 
-fn no_payload(kind: Kind, payload: &Bytes) -> Result<()> {
-    if payload.is_empty() {
-        Ok(())
-    } else {
-        Err(proto_err(format!(
-            "{kind:?} frame carries {} payload bytes; it must carry none",
-            payload.len()
-        )))
+/// Decodes one frame from the front of `buf`, checking its declared length
+/// against `max_frame` before anything is allocated for it.
+pub fn decode(buf: &mut BytesMut, max_frame: usize) -> Result<Decoded> {
+    match peek(buf, max_frame)? {
+        Peeked::NeedMore(n) => Ok(Decoded::NeedMore(n)),
+        Peeked::Complete(head) => {
+            let frame = buf.split_to(head.total).freeze();
+            parse_frame(&frame, 0, head).map(Decoded::Frame)
+        }
     }
 }
 
-fn de<'a, T: Deserialize<'a>>(kind: Kind, header: &'a [u8]) -> Result<T> {
-    rmp_serde::from_slice(header).map_err(|e| proto_err(format!("bad {kind:?} header: {e}")))
-}
-
-/// Fast path for the MESSAGE header `[path]`: fixarray(1) + any str width.
-fn message_path(mut header: BytesMut) -> Result<Bytes> {
-    let h = &header[..];
+/// The path of a MESSAGE frame whose header is the usual `[path]` with a
+/// fixstr, str8 or str16 string: its byte range within `frame` (which starts
+/// at the frame prefix). `None` for any other encoding (use [`parse_frame`]).
+/// The bytes are not checked for UTF-8.
+pub fn message_path_range(frame: &[u8], head: Head) -> Option<std::ops::Range<usize>> {
+    let h = frame.get(FRAME_PREFIX..FRAME_PREFIX + head.hlen)?;
     let (start, n) = match h {
         [0x91, b, ..] if b & 0xe0 == 0xa0 => (2, (b & 0x1f) as usize),
         [0x91, 0xd9, n, ..] => (3, *n as usize),
         [0x91, 0xda, a, b, ..] => (4, u16::from_be_bytes([*a, *b]) as usize),
-        _ => {
-            let frozen = header.freeze();
-            let hdr: MessageHdr<'_> = de(Kind::Message, &frozen)?;
-            return Ok(frozen.slice_ref(hdr.path.as_bytes()));
-        }
+        _ => return None,
     };
-    if start + n != h.len() {
-        return Err(proto_err(
-            "bad Message header: string length does not match header length",
-        ));
-    }
-    std::str::from_utf8(&h[start..])
-        .map_err(|_| proto_err("bad Message header: path is not UTF-8"))?;
-    header.advance(start);
-    Ok(header.freeze())
+    (start + n == h.len()).then(|| FRAME_PREFIX + start..FRAME_PREFIX + h.len())
 }
 
-fn parse(kind: Kind, header: BytesMut, payload: Bytes) -> Result<Frame> {
+/// Decodes the complete frame at `at` in `chunk`, described by `head` (from
+/// [`peek`]); the payload shares `chunk`.
+pub fn parse_frame(chunk: &Bytes, at: usize, head: Head) -> Result<Frame> {
+    let header = &chunk[at + FRAME_PREFIX..at + FRAME_PREFIX + head.hlen];
+    let payload = chunk.slice(at + FRAME_PREFIX + head.hlen..at + head.total);
+    let kind = head.kind;
     Ok(match kind {
-        Kind::Message => Frame::Message {
-            path: message_path(header)?,
-            payload,
-        },
+        Kind::Message => {
+            let path = match message_path_range(&chunk[at..at + head.total], head) {
+                Some(r) => {
+                    let bytes = &chunk[at + r.start..at + r.end];
+                    std::str::from_utf8(bytes)
+                        .map_err(|_| proto_err("bad Message header: path is not UTF-8"))?;
+                    chunk.slice(at + r.start..at + r.end)
+                }
+                None => {
+                    let hdr: MessageHdr<'_> = de(kind, header)?;
+                    chunk.slice_ref(hdr.path.as_bytes())
+                }
+            };
+            Frame::Message { path, payload }
+        }
         Kind::Hello => {
             no_payload(kind, &payload)?;
-            Frame::Hello(de(kind, &header)?)
+            Frame::Hello(de(kind, header)?)
         }
         Kind::Close => {
             no_payload(kind, &payload)?;
-            let h: CloseHdr<'_> = de(kind, &header)?;
+            let h: CloseHdr<'_> = de(kind, header)?;
             Frame::Close {
                 code: h.code,
                 reason: h.reason.into_owned(),
@@ -504,7 +524,7 @@ fn parse(kind: Kind, header: BytesMut, payload: Bytes) -> Result<Frame> {
         }
         Kind::Ping | Kind::Pong | Kind::Cancel => {
             no_payload(kind, &payload)?;
-            let h: NonceHdr = de(kind, &header)?;
+            let h: NonceHdr = de(kind, header)?;
             match kind {
                 Kind::Ping => Frame::Ping(h.nonce),
                 Kind::Pong => Frame::Pong(h.nonce),
@@ -513,7 +533,7 @@ fn parse(kind: Kind, header: BytesMut, payload: Bytes) -> Result<Frame> {
         }
         Kind::Declare => {
             no_payload(kind, &payload)?;
-            let items: Vec<(u8, u8, String)> = de(kind, &header)?;
+            let items: Vec<(u8, u8, String)> = de(kind, header)?;
             let mut out = Vec::with_capacity(items.len());
             for (op, k, pattern) in items {
                 let declare = match op {
@@ -533,14 +553,14 @@ fn parse(kind: Kind, header: BytesMut, payload: Bytes) -> Result<Frame> {
         }
         Kind::SnapshotEnd => {
             no_payload(kind, &payload)?;
-            let items: Vec<serde::de::IgnoredAny> = de(kind, &header)?;
+            let items: Vec<serde::de::IgnoredAny> = de(kind, header)?;
             if !items.is_empty() {
                 return Err(proto_err("SnapshotEnd header must be an empty array"));
             }
             Frame::SnapshotEnd
         }
         Kind::Request => {
-            let h: RequestHdr<'_> = de(kind, &header)?;
+            let h: RequestHdr<'_> = de(kind, header)?;
             Frame::Request {
                 id: h.id,
                 path: h.path.into_owned(),
@@ -549,7 +569,7 @@ fn parse(kind: Kind, header: BytesMut, payload: Bytes) -> Result<Frame> {
             }
         }
         Kind::Result => {
-            let h: ResultHdr<'_> = de(kind, &header)?;
+            let h: ResultHdr<'_> = de(kind, header)?;
             Frame::Result {
                 id: h.id,
                 code: h.code,
@@ -558,6 +578,21 @@ fn parse(kind: Kind, header: BytesMut, payload: Bytes) -> Result<Frame> {
             }
         }
     })
+}
+
+fn no_payload(kind: Kind, payload: &Bytes) -> Result<()> {
+    if payload.is_empty() {
+        Ok(())
+    } else {
+        Err(proto_err(format!(
+            "{kind:?} frame carries {} payload bytes; it must carry none",
+            payload.len()
+        )))
+    }
+}
+
+fn de<'a, T: Deserialize<'a>>(kind: Kind, header: &'a [u8]) -> Result<T> {
+    rmp_serde::from_slice(header).map_err(|e| proto_err(format!("bad {kind:?} header: {e}")))
 }
 
 /// What a completed handshake agreed on.
