@@ -141,6 +141,23 @@ pub(crate) fn show(payload: &[u8]) -> String {
     }
 }
 
+/// Publishes at most `1 / interval` messages per second.
+struct Pace {
+    interval: Option<Duration>,
+    start: Instant,
+    sent: u64,
+}
+
+impl Pace {
+    async fn publish(&mut self, ep: &Endpoint, path: &str, payload: Bytes) -> Result<(), Error> {
+        if let Some(i) = self.interval {
+            tokio::time::sleep_until((self.start + i.mul_f64(self.sent as f64)).into()).await;
+        }
+        self.sent += 1;
+        ep.publish(path, payload).await
+    }
+}
+
 fn endpoint(name: &Option<String>) -> Result<Endpoint, Error> {
     let mut cfg = Config::default();
     cfg.name = name.clone();
@@ -208,26 +225,16 @@ async fn run(cli: Cli) -> Result<(), Error> {
                     format!("no subscriber for {path} appeared within {wait_ms} ms"),
                 ));
             }
-            let interval = rate.map(|r| Duration::from_secs_f64(1.0 / r));
-            let start = Instant::now();
-            let mut sent = 0u64;
-            let mut send = |payload: Bytes| {
-                let ep = ep.clone();
-                let path = path.clone();
-                let due = interval.map(|i| start + i.mul_f64(sent as f64));
-                sent += 1;
-                async move {
-                    if let Some(due) = due {
-                        tokio::time::sleep_until(due.into()).await;
-                    }
-                    ep.publish(&path, payload).await
-                }
+            let mut pace = Pace {
+                interval: rate.map(|r| Duration::from_secs_f64(1.0 / r)),
+                start: Instant::now(),
+                sent: 0,
             };
             match (data, size) {
                 (Some(d), _) => {
                     let p = Bytes::from(d.into_bytes());
                     for _ in 0..count {
-                        send(p.clone()).await?;
+                        pace.publish(&ep, &path, p.clone()).await?;
                     }
                 }
                 (None, Some(n)) => {
@@ -236,7 +243,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
                         .collect::<Vec<u8>>()
                         .into();
                     for _ in 0..count {
-                        send(p.clone()).await?;
+                        pace.publish(&ep, &path, p.clone()).await?;
                     }
                 }
                 (None, None) => {
@@ -250,7 +257,8 @@ async fn run(cli: Cli) -> Result<(), Error> {
                         }
                     });
                     while let Some(line) = rx.recv().await {
-                        send(Bytes::from(line.into_bytes())).await?;
+                        pace.publish(&ep, &path, Bytes::from(line.into_bytes()))
+                            .await?;
                     }
                 }
             }

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs every test of netchan: formatting, lints, the Rust tests, the C ABI
+# tests and each binding's tests. Installs what it needs on a fresh machine.
+# Usage: bash scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain"
+if ! command -v cargo >/dev/null 2>&1; then
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+fi
+if command -v rustup >/dev/null 2>&1; then
+    rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+    rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+fi
+cargo --version
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test (core, CLI, C library crate)"
+cargo test --workspace --exclude netchan-python
+
+step "generated header is committed"
+git diff --exit-code include/netchan.h
+
+for suite in tests/c/run.sh bindings/python/run-tests.sh bindings/node/run-tests.sh bindings/uniffi/run-tests.sh tests/interop/run.sh; do
+    if [ -f "$suite" ]; then
+        step "$suite"
+        bash "$suite"
+    fi
+done
+
+step "all tests passed"
