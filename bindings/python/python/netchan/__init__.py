@@ -1,0 +1,172 @@
+"""netchan: network channels for every language.
+
+One :class:`Endpoint` connects processes on one host (Unix sockets) and
+machines on a LAN (TCP): publish/subscribe on ``/``-separated paths with
+``*``/``**`` patterns, request/reply with deadlines, ping, stats and events.
+The same endpoint speaks to the Rust, C, Node, Kotlin and Swift bindings and
+the ``netchan`` CLI.
+
+This module is the sync API (every call releases the GIL while it waits,
+and Ctrl-C interrupts it); :mod:`netchan.aio` is the asyncio API over the
+same objects.
+"""
+
+from __future__ import annotations
+
+import atexit
+from typing import Any, Callable, Optional, Union
+
+from . import _native, _threads
+from ._errors import (
+    AddressInUseError,
+    BufferFullError,
+    CancelledError,
+    ClosedError,
+    ConnectRefusedError,
+    Error,
+    HandlerError,
+    HandshakeRejectedError,
+    InternalError,
+    InvalidAddressError,
+    InvalidArgumentError,
+    InvalidPathError,
+    IoError,
+    MessageTooLargeError,
+    NoRespondersError,
+    PeerLostError,
+    ProtocolError,
+    TimeoutError,
+    UnknownPeerError,
+    UnsupportedVersionError,
+    WouldDeadlockError,
+    error_class,
+)
+from ._native import (
+    Event,
+    Events,
+    Message,
+    PeerInfo,
+    Publisher,
+    Request,
+    Service,
+    Subscription,
+    __version__,
+    error_codes,
+    pack,
+    refresh_log_level,
+    unpack,
+)
+
+# Stop the runtime and every wait of ours before the interpreter finalizes
+# (a runtime thread holding the GIL during finalization crashes the process).
+atexit.register(_native.shutdown)
+
+#: Anything accepted as a payload.
+Payload = Union[bytes, bytearray, memoryview]
+
+
+class Endpoint(_native.Endpoint):
+    """A netchan endpoint (sync API); also a context manager that closes it.
+
+    ``Endpoint(name=None, **options)``: ``name`` must be unique among the
+    endpoints it talks to (default: random). Options (seconds for times):
+    ``max_frame_size``, ``heartbeat_interval``, ``connect_timeout``,
+    ``handshake_timeout``, ``send_buffer``, ``send_timeout``,
+    ``ping_timeout``, ``service_queue``, ``max_connections``,
+    ``max_pending_handshakes``, ``max_declarations_per_peer``,
+    ``sub_capacity``, ``sub_max_bytes``, ``sub_overflow``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        _threads.ensure_dispatcher()
+
+    def subscribe(
+        self,
+        pattern: str,
+        callback: Optional[Callable[[Message], object]] = None,
+        *,
+        capacity: Optional[int] = None,
+        max_bytes: Optional[int] = None,
+        overflow: Optional[str] = None,
+    ) -> Subscription:
+        """Subscribes to ``pattern``.
+
+        Without ``callback``, receive from the returned subscription
+        (``for msg in sub``, ``sub.recv(timeout)``). With it, ``callback(msg)``
+        runs for every message, in order, on a thread of its own (never a
+        network thread); an exception it raises is logged on the ``netchan``
+        logger and delivery goes on. ``sub.close()`` stops it.
+
+        ``capacity``/``max_bytes`` bound the queue; ``overflow`` is
+        ``"block"`` (default: wait, pushing back on the publisher),
+        ``"drop_oldest"`` or ``"drop_newest"``.
+        """
+        sub = self._subscribe(pattern, capacity, max_bytes, overflow)
+        if callback is not None:
+            _threads.start(f"netchan-sub {pattern}", _threads.deliver, sub, callback)
+        return sub
+
+    def serve(
+        self,
+        pattern: str,
+        handler: Optional[Callable[[Request], object]] = None,
+        *,
+        threads: int = 1,
+    ) -> Service:
+        """Serves requests on paths matching ``pattern``.
+
+        With ``handler``, ``handler(req)`` answers each request on ``threads``
+        threads of its own: its return value (bytes-like, str or None) is the
+        reply; if it raises, the caller gets the error (a netchan
+        :class:`Error` keeps its code; anything else is logged and becomes
+        ``HANDLER_ERROR``). Without it, take requests from the returned
+        service and call ``req.reply(data)`` or ``req.fail(message)``.
+        """
+        if threads < 1:
+            raise InvalidArgumentError("threads must be at least 1")
+        svc = self._serve(pattern)
+        if handler is not None:
+            for i in range(threads):
+                _threads.start(f"netchan-serve {pattern} #{i}", _threads.serve, svc, handler)
+        return svc
+
+
+__all__ = [
+    "Endpoint",
+    "Subscription",
+    "Service",
+    "Request",
+    "Message",
+    "Event",
+    "Events",
+    "PeerInfo",
+    "Publisher",
+    "Payload",
+    "pack",
+    "unpack",
+    "error_codes",
+    "error_class",
+    "refresh_log_level",
+    "__version__",
+    "Error",
+    "InvalidArgumentError",
+    "InvalidAddressError",
+    "InvalidPathError",
+    "MessageTooLargeError",
+    "ConnectRefusedError",
+    "AddressInUseError",
+    "PeerLostError",
+    "UnsupportedVersionError",
+    "ProtocolError",
+    "HandshakeRejectedError",
+    "UnknownPeerError",
+    "IoError",
+    "NoRespondersError",
+    "HandlerError",
+    "BufferFullError",
+    "ClosedError",
+    "WouldDeadlockError",
+    "InternalError",
+    # TimeoutError and CancelledError are left out of ``*`` imports so they
+    # do not shadow the built-in / asyncio names; use netchan.TimeoutError.
+]

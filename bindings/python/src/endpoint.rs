@@ -1,0 +1,653 @@
+//! The `Endpoint` class (sync methods, plus the `_*_async` primitives that
+//! `netchan.aio` awaits) and its small value classes.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use netchan::{Config, ErrorCode, Overflow};
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyMemoryView};
+use tokio::runtime::Handle;
+
+use crate::bridge::{
+    check_alive, finish_async, poll_inline, run_blocking, start_async, BoxFut, Convert,
+};
+use crate::errors::{err, to_py};
+use crate::feed::{Events, Service, Subscription};
+
+/// Payloads at least this large are shared with Python instead of copied.
+const ZERO_COPY_MIN: usize = 64 * 1024;
+
+/// A payload argument as `Bytes`: `bytes` (shared when large), `bytearray`
+/// and `memoryview` (copied once).
+pub fn payload(obj: &Bound<'_, PyAny>) -> PyResult<Bytes> {
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        let s = b.as_bytes();
+        if s.len() >= ZERO_COPY_MIN {
+            return Ok(Bytes::from_owner(PyBackedBytes::from(b.clone())));
+        }
+        return Ok(Bytes::copy_from_slice(s));
+    }
+    if let Ok(b) = obj.cast::<PyByteArray>() {
+        return Ok(Bytes::from(b.to_vec()));
+    }
+    if obj.is_instance_of::<PyMemoryView>() {
+        let b = obj.py().get_type::<PyBytes>().call1((obj,))?;
+        return Ok(Bytes::copy_from_slice(b.cast::<PyBytes>()?.as_bytes()));
+    }
+    Err(PyTypeError::new_err(format!(
+        "payload must be bytes, bytearray or memoryview, not {}",
+        obj.get_type().name()?
+    )))
+}
+
+fn opt_payload(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Bytes> {
+    obj.map(payload).transpose().map(Option::unwrap_or_default)
+}
+
+/// Seconds as a `Duration`; `INVALID_ARGUMENT` for negative or non-finite.
+fn seconds(what: &str, s: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(s).map_err(|_| {
+        err(
+            ErrorCode::InvalidArgument,
+            format!("{what} must be a finite number of seconds >= 0, not {s}"),
+        )
+    })
+}
+
+fn overflow(s: &str) -> PyResult<Overflow> {
+    match s {
+        "block" => Ok(Overflow::Block),
+        "drop_oldest" => Ok(Overflow::DropOldest),
+        "drop_newest" => Ok(Overflow::DropNewest),
+        _ => Err(err(
+            ErrorCode::InvalidArgument,
+            format!("overflow must be \"block\", \"drop_oldest\" or \"drop_newest\", not {s:?}"),
+        )),
+    }
+}
+
+/// A connected peer.
+#[pyclass(module = "netchan._native", frozen, get_all)]
+pub struct PeerInfo {
+    name: String,
+    addr: String,
+    inbound: bool,
+}
+
+#[pymethods]
+impl PeerInfo {
+    fn __repr__(&self) -> String {
+        format!(
+            "PeerInfo(name={:?}, addr={:?}, inbound={})",
+            self.name,
+            self.addr,
+            if self.inbound { "True" } else { "False" }
+        )
+    }
+}
+
+impl From<netchan::PeerInfo> for PeerInfo {
+    fn from(p: netchan::PeerInfo) -> Self {
+        PeerInfo {
+            name: p.name,
+            addr: p.addr,
+            inbound: p.inbound,
+        }
+    }
+}
+
+/// A publisher declaration (discovery); `close()` withdraws it.
+#[pyclass(module = "netchan._native", frozen)]
+pub struct Publisher {
+    pattern: String,
+    decl: std::sync::Mutex<Option<netchan::Publisher>>,
+}
+
+#[pymethods]
+impl Publisher {
+    /// The declared pattern.
+    #[getter]
+    fn pattern(&self) -> &str {
+        &self.pattern
+    }
+    /// Withdraws the declaration.
+    fn close(&self) {
+        self.decl.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+    fn __exit__(
+        &self,
+        _t: &Bound<'_, PyAny>,
+        _v: &Bound<'_, PyAny>,
+        _tb: &Bound<'_, PyAny>,
+    ) -> bool {
+        self.close();
+        false
+    }
+}
+
+fn conv_none(py: Python<'_>, _: ()) -> PyResult<Py<PyAny>> {
+    Ok(py.None())
+}
+fn conv_str(py: Python<'_>, s: String) -> PyResult<Py<PyAny>> {
+    Ok(s.into_pyobject(py)?.into_any().unbind())
+}
+fn conv_bytes(py: Python<'_>, b: Bytes) -> PyResult<Py<PyAny>> {
+    Ok(PyBytes::new(py, &b).into_any().unbind())
+}
+fn conv_bool(py: Python<'_>, b: bool) -> PyResult<Py<PyAny>> {
+    Ok(b.into_pyobject(py)?.to_owned().into_any().unbind())
+}
+fn conv_secs(py: Python<'_>, d: Duration) -> PyResult<Py<PyAny>> {
+    Ok(d.as_secs_f64().into_pyobject(py)?.into_any().unbind())
+}
+fn conv_usize(py: Python<'_>, n: usize) -> PyResult<Py<PyAny>> {
+    Ok(n.into_pyobject(py)?.into_any().unbind())
+}
+fn conv_peer(py: Python<'_>, p: netchan::PeerInfo) -> PyResult<Py<PyAny>> {
+    Ok(Py::new(py, PeerInfo::from(p))?.into_any())
+}
+
+/// A netchan endpoint. See the package documentation; the sync methods
+/// release the GIL while they wait and can be interrupted with Ctrl-C.
+#[pyclass(module = "netchan._native", subclass, frozen, weakref)]
+pub struct Endpoint {
+    ep: netchan::Endpoint,
+    rt: Handle,
+}
+
+impl Endpoint {
+    fn publish_fut(
+        &self,
+        path: String,
+        data: &Bound<'_, PyAny>,
+    ) -> PyResult<BoxFut<netchan::Result<()>>> {
+        let p = payload(data)?;
+        let ep = self.ep.clone();
+        Ok(Box::pin(async move { ep.publish(&path, p).await }))
+    }
+
+    fn publish_many_fut(
+        &self,
+        path: String,
+        payloads: &Bound<'_, PyAny>,
+    ) -> PyResult<BoxFut<netchan::Result<usize>>> {
+        let mut v = Vec::new();
+        for p in payloads.try_iter()? {
+            v.push(payload(&p?)?);
+        }
+        let ep = self.ep.clone();
+        Ok(Box::pin(async move {
+            let n = v.len();
+            for p in v {
+                ep.publish(&path, p).await?;
+            }
+            Ok(n)
+        }))
+    }
+
+    fn request_fut(
+        &self,
+        path: String,
+        data: Option<&Bound<'_, PyAny>>,
+        timeout: f64,
+    ) -> PyResult<impl std::future::Future<Output = netchan::Result<Bytes>> + Send + 'static> {
+        let p = opt_payload(data)?;
+        let t = seconds("timeout", timeout)?;
+        let ep = self.ep.clone();
+        Ok(async move { ep.request(&path, p, t).await })
+    }
+}
+
+#[pymethods]
+impl Endpoint {
+    #[new]
+    #[pyo3(signature = (
+        name=None, *, max_frame_size=None, heartbeat_interval=None, connect_timeout=None,
+        handshake_timeout=None, send_buffer=None, send_timeout=None, ping_timeout=None,
+        service_queue=None, max_connections=None, max_pending_handshakes=None,
+        max_declarations_per_peer=None, sub_capacity=None, sub_max_bytes=None, sub_overflow=None,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        name: Option<String>,
+        max_frame_size: Option<usize>,
+        heartbeat_interval: Option<f64>,
+        connect_timeout: Option<f64>,
+        handshake_timeout: Option<f64>,
+        send_buffer: Option<usize>,
+        send_timeout: Option<f64>,
+        ping_timeout: Option<f64>,
+        service_queue: Option<usize>,
+        max_connections: Option<usize>,
+        max_pending_handshakes: Option<usize>,
+        max_declarations_per_peer: Option<usize>,
+        sub_capacity: Option<usize>,
+        sub_max_bytes: Option<usize>,
+        sub_overflow: Option<&str>,
+    ) -> PyResult<Self> {
+        check_alive()?;
+        let mut c = Config::default();
+        c.name = name;
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = $f { c.$f = v; } )* };
+        }
+        macro_rules! set_secs {
+            ($($f:ident),*) => { $( if let Some(v) = $f { c.$f = seconds(stringify!($f), v)?; } )* };
+        }
+        set!(
+            max_frame_size,
+            send_buffer,
+            service_queue,
+            max_connections,
+            max_pending_handshakes,
+            max_declarations_per_peer
+        );
+        set_secs!(
+            heartbeat_interval,
+            connect_timeout,
+            handshake_timeout,
+            send_timeout,
+            ping_timeout
+        );
+        if let Some(v) = sub_capacity {
+            c.subscribe.capacity = v;
+        }
+        if let Some(v) = sub_max_bytes {
+            c.subscribe.max_bytes = v;
+        }
+        if let Some(v) = sub_overflow {
+            c.subscribe.overflow = overflow(v)?;
+        }
+        crate::logbridge::refresh(py);
+        let ep = netchan::Endpoint::new(c).map_err(to_py)?;
+        // The endpoint lives on netchan's own runtime; keep its handle to
+        // spawn on (this thread is outside any runtime).
+        let rt = ep.block_on(async { Handle::current() }).map_err(to_py)?;
+        Ok(Endpoint { ep, rt })
+    }
+
+    /// The endpoint's name.
+    #[getter]
+    fn name(&self) -> &str {
+        self.ep.name()
+    }
+
+    /// True once closed.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.ep.is_closed()
+    }
+
+    /// Listens on `addr` and returns the bound address.
+    fn listen(&self, py: Python<'_>, addr: String) -> PyResult<String> {
+        let ep = self.ep.clone();
+        run_blocking(py, &self.rt, async move { ep.listen(&addr).await })
+    }
+
+    /// Connects to the endpoint listening at `addr`.
+    fn connect(&self, py: Python<'_>, addr: String) -> PyResult<PeerInfo> {
+        let ep = self.ep.clone();
+        run_blocking(py, &self.rt, async move { ep.connect(&addr).await }).map(PeerInfo::from)
+    }
+
+    /// Publishes `data` on `path`.
+    fn publish(&self, py: Python<'_>, path: String, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let fut = self.publish_fut(path, data)?;
+        run_blocking(py, &self.rt, fut)
+    }
+
+    /// Publishes without waiting; raises `BufferFullError` if a target had no room.
+    fn try_publish(&self, path: &str, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        check_alive()?;
+        let p = payload(data)?;
+        let _enter = self.rt.enter();
+        self.ep.try_publish(path, p).map_err(to_py)
+    }
+
+    /// Publishes every payload of `payloads` on `path`, in order; returns how many.
+    fn publish_many(
+        &self,
+        py: Python<'_>,
+        path: String,
+        payloads: &Bound<'_, PyAny>,
+    ) -> PyResult<usize> {
+        let fut = self.publish_many_fut(path, payloads)?;
+        run_blocking(py, &self.rt, fut)
+    }
+
+    /// Publishes `obj` encoded as plain msgpack.
+    fn publish_obj(&self, py: Python<'_>, path: String, obj: &Bound<'_, PyAny>) -> PyResult<()> {
+        let mut out = Vec::new();
+        crate::msgpack::encode(obj, &mut out)?;
+        let ep = self.ep.clone();
+        run_blocking(py, &self.rt, async move { ep.publish(&path, out).await })
+    }
+
+    #[pyo3(signature = (pattern, capacity=None, max_bytes=None, overflow=None))]
+    fn _subscribe(
+        &self,
+        pattern: &str,
+        capacity: Option<usize>,
+        max_bytes: Option<usize>,
+        overflow: Option<&str>,
+    ) -> PyResult<Subscription> {
+        check_alive()?;
+        let mut o = self.ep.config().subscribe.clone();
+        if let Some(v) = capacity {
+            o.capacity = v;
+        }
+        if let Some(v) = max_bytes {
+            o.max_bytes = v;
+        }
+        if let Some(v) = overflow {
+            o.overflow = self::overflow(v)?;
+        }
+        let _enter = self.rt.enter();
+        let sub = self.ep.subscribe_with(pattern, o).map_err(to_py)?;
+        Ok(Subscription::new(sub, self.rt.clone()))
+    }
+
+    fn _serve(&self, pattern: &str) -> PyResult<Service> {
+        check_alive()?;
+        let _enter = self.rt.enter();
+        let svc = self.ep.serve(pattern).map_err(to_py)?;
+        Ok(Service::new(svc, self.rt.clone()))
+    }
+
+    /// Sends a request and waits up to `timeout` seconds for the reply.
+    #[pyo3(signature = (path, data=None, timeout=5.0))]
+    fn request<'py>(
+        &self,
+        py: Python<'py>,
+        path: String,
+        data: Option<&Bound<'py, PyAny>>,
+        timeout: f64,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let fut = self.request_fut(path, data, timeout)?;
+        let b = run_blocking(py, &self.rt, fut)?;
+        Ok(PyBytes::new(py, &b))
+    }
+
+    /// Round-trip time to the connected peer named `peer`, in seconds.
+    fn ping(&self, py: Python<'_>, peer: String) -> PyResult<f64> {
+        let ep = self.ep.clone();
+        run_blocking(py, &self.rt, async move { ep.ping(&peer).await }).map(|d| d.as_secs_f64())
+    }
+
+    /// The connected peers.
+    fn peers(&self) -> Vec<PeerInfo> {
+        self.ep.peers().into_iter().map(PeerInfo::from).collect()
+    }
+
+    /// Counters: `{"name", "total", "peers", "subscriptions"}`.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.ep.stats();
+        let counters = |c: &netchan::CounterStats| -> PyResult<Bound<'py, PyDict>> {
+            let d = PyDict::new(py);
+            d.set_item("msgs_in", c.msgs_in)?;
+            d.set_item("msgs_out", c.msgs_out)?;
+            d.set_item("bytes_in", c.bytes_in)?;
+            d.set_item("bytes_out", c.bytes_out)?;
+            d.set_item("requests_in", c.requests_in)?;
+            d.set_item("requests_out", c.requests_out)?;
+            d.set_item("dropped_queue_full", c.dropped_queue_full)?;
+            d.set_item("dropped_send_full", c.dropped_send_full)?;
+            d.set_item("errors", c.errors)?;
+            Ok(d)
+        };
+        let out = PyDict::new(py);
+        out.set_item("name", &s.name)?;
+        out.set_item("total", counters(&s.total)?)?;
+        let peers = PyList::empty(py);
+        for p in &s.peers {
+            let d = PyDict::new(py);
+            d.set_item("name", &p.name)?;
+            d.set_item("addr", &p.addr)?;
+            d.set_item("inbound", p.inbound)?;
+            d.set_item("rtt", p.rtt.map(|r| r.as_secs_f64()))?;
+            d.set_item("counters", counters(&p.counters)?)?;
+            peers.append(d)?;
+        }
+        out.set_item("peers", peers)?;
+        let subs = PyList::empty(py);
+        for x in &s.subscriptions {
+            let d = PyDict::new(py);
+            d.set_item("pattern", &x.pattern)?;
+            d.set_item("delivered", x.delivered)?;
+            d.set_item("dropped", x.dropped)?;
+            d.set_item("queued", x.queued)?;
+            subs.append(d)?;
+        }
+        out.set_item("subscriptions", subs)?;
+        Ok(out)
+    }
+
+    /// Connection and drop events from now on.
+    fn events(&self) -> PyResult<Events> {
+        check_alive()?;
+        Ok(Events::new(self.ep.events(), self.rt.clone()))
+    }
+
+    /// True if a message published on `path` now would reach a subscriber.
+    fn has_subscribers(&self, path: &str) -> PyResult<bool> {
+        self.ep.has_subscribers(path).map_err(to_py)
+    }
+
+    /// Waits up to `timeout` seconds for a subscriber of `path`; whether one appeared.
+    #[pyo3(signature = (path, timeout=5.0))]
+    fn wait_for_subscribers(&self, py: Python<'_>, path: String, timeout: f64) -> PyResult<bool> {
+        let t = seconds("timeout", timeout)?;
+        let ep = self.ep.clone();
+        run_blocking(py, &self.rt, async move {
+            ep.wait_for_subscribers(&path, t).await
+        })
+    }
+
+    /// True if a request on `path` now would find a server.
+    fn has_servers(&self, path: &str) -> PyResult<bool> {
+        self.ep.has_servers(path).map_err(to_py)
+    }
+
+    /// Waits up to `timeout` seconds for a server of `path`; whether one appeared.
+    #[pyo3(signature = (path, timeout=5.0))]
+    fn wait_for_servers(&self, py: Python<'_>, path: String, timeout: f64) -> PyResult<bool> {
+        let t = seconds("timeout", timeout)?;
+        let ep = self.ep.clone();
+        run_blocking(
+            py,
+            &self.rt,
+            async move { ep.wait_for_servers(&path, t).await },
+        )
+    }
+
+    /// Names of the endpoints subscribed to something overlapping `pattern`.
+    fn subscribers(&self, pattern: &str) -> PyResult<Vec<String>> {
+        self.ep.subscribers(pattern).map_err(to_py)
+    }
+
+    /// Names of the endpoints that declared a publisher overlapping `pattern`.
+    fn publishers(&self, pattern: &str) -> PyResult<Vec<String>> {
+        self.ep.publishers(pattern).map_err(to_py)
+    }
+
+    /// Names of the endpoints serving something overlapping `pattern`.
+    fn servers(&self, pattern: &str) -> PyResult<Vec<String>> {
+        self.ep.servers(pattern).map_err(to_py)
+    }
+
+    /// Declares that this endpoint publishes on `pattern` (discovery).
+    fn declare_publisher(&self, pattern: &str) -> PyResult<Publisher> {
+        check_alive()?;
+        let _enter = self.rt.enter();
+        let d = self.ep.declare_publisher(pattern).map_err(to_py)?;
+        Ok(Publisher {
+            pattern: pattern.to_owned(),
+            decl: std::sync::Mutex::new(Some(d)),
+        })
+    }
+
+    /// Closes the endpoint. Idempotent.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        if crate::bridge::EXITING.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
+        let ep = self.ep.clone();
+        run_blocking(py, &self.rt, async move {
+            ep.close().await;
+            Ok(())
+        })
+    }
+
+    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _t: &Bound<'_, PyAny>,
+        _v: &Bound<'_, PyAny>,
+        _tb: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Endpoint(name={:?})", self.ep.name())
+    }
+
+    // ------------------------------------------- primitives for netchan.aio
+
+    fn _listen_async<'py>(
+        &self,
+        py: Python<'py>,
+        event_loop: &Bound<'py, PyAny>,
+        addr: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let ep = self.ep.clone();
+        let fut = async move { ep.listen(&addr).await };
+        start_async(py, &self.rt, event_loop, fut, conv_str)
+    }
+
+    fn _connect_async<'py>(
+        &self,
+        py: Python<'py>,
+        event_loop: &Bound<'py, PyAny>,
+        addr: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let ep = self.ep.clone();
+        let fut = async move { ep.connect(&addr).await };
+        start_async(py, &self.rt, event_loop, fut, conv_peer)
+    }
+
+    /// `None` when the publish finished at once (the usual case), else a
+    /// future to await.
+    fn _publish_async<'py>(
+        &self,
+        event_loop: &Bound<'py, PyAny>,
+        path: String,
+        data: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let fut = self.publish_fut(path, data)?;
+        self.maybe_async(event_loop, fut, conv_none)
+    }
+
+    fn _publish_many_async<'py>(
+        &self,
+        event_loop: &Bound<'py, PyAny>,
+        path: String,
+        payloads: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let fut = self.publish_many_fut(path, payloads)?;
+        start_async(event_loop.py(), &self.rt, event_loop, fut, conv_usize)
+    }
+
+    #[pyo3(signature = (event_loop, path, data=None, timeout=5.0))]
+    fn _request_async<'py>(
+        &self,
+        py: Python<'py>,
+        event_loop: &Bound<'py, PyAny>,
+        path: String,
+        data: Option<&Bound<'py, PyAny>>,
+        timeout: f64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let fut = self.request_fut(path, data, timeout)?;
+        start_async(py, &self.rt, event_loop, fut, conv_bytes)
+    }
+
+    fn _ping_async<'py>(
+        &self,
+        py: Python<'py>,
+        event_loop: &Bound<'py, PyAny>,
+        peer: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let ep = self.ep.clone();
+        let fut = async move { ep.ping(&peer).await };
+        start_async(py, &self.rt, event_loop, fut, conv_secs)
+    }
+
+    fn _wait_for_subscribers_async<'py>(
+        &self,
+        py: Python<'py>,
+        event_loop: &Bound<'py, PyAny>,
+        path: String,
+        timeout: f64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let t = seconds("timeout", timeout)?;
+        let ep = self.ep.clone();
+        let fut = async move { ep.wait_for_subscribers(&path, t).await };
+        start_async(py, &self.rt, event_loop, fut, conv_bool)
+    }
+
+    fn _wait_for_servers_async<'py>(
+        &self,
+        py: Python<'py>,
+        event_loop: &Bound<'py, PyAny>,
+        path: String,
+        timeout: f64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let t = seconds("timeout", timeout)?;
+        let ep = self.ep.clone();
+        let fut = async move { ep.wait_for_servers(&path, t).await };
+        start_async(py, &self.rt, event_loop, fut, conv_bool)
+    }
+
+    fn _close_async<'py>(
+        &self,
+        py: Python<'py>,
+        event_loop: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let ep = self.ep.clone();
+        let fut = async move {
+            ep.close().await;
+            Ok(())
+        };
+        start_async(py, &self.rt, event_loop, fut, conv_none)
+    }
+}
+
+impl Endpoint {
+    fn maybe_async<'py, T: Send + 'static>(
+        &self,
+        event_loop: &Bound<'py, PyAny>,
+        mut fut: BoxFut<netchan::Result<T>>,
+        convert: Convert<T>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        check_alive()?;
+        if let std::task::Poll::Ready(r) = poll_inline(&self.rt, &mut fut) {
+            r.map_err(to_py)?;
+            return Ok(None);
+        }
+        let pyfut = event_loop.call_method0("create_future")?;
+        finish_async(&self.rt, &pyfut, fut, convert)?;
+        Ok(Some(pyfut))
+    }
+}
