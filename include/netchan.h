@@ -20,14 +20,881 @@
 // Patch version of the library.
 #define NETCHAN_VERSION_PATCH 0
 
+// The result of every fallible netchan function.
+//
+// `NETCHAN_RESULT_OK` (0) is success. The groups 1xx to 9xx are the core's
+// error codes with the same numbers as on the wire and in every binding;
+// 1xxx are codes only the C API has. Numbers are never reused; new codes
+// take the next free number in their group, so a `switch` should have a
+// `default:` branch. `netchan_result_str()` gives a static text, and
+// `netchan_last_error()` the detail of the last failure on this thread.
+enum netchan_result
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Success.
+  NETCHAN_RESULT_OK = 0,
+  // An argument or option is out of range (zero timeout, zero limit, ...).
+  NETCHAN_RESULT_INVALID_ARGUMENT = 100,
+  // An address is not `tcp://HOST:PORT` or `unix:///ABS/PATH`.
+  NETCHAN_RESULT_INVALID_ADDRESS = 101,
+  // A path or pattern breaks the path rules.
+  NETCHAN_RESULT_INVALID_PATH = 102,
+  // A message is larger than the frame limit of this endpoint or its peer.
+  NETCHAN_RESULT_MESSAGE_TOO_LARGE = 103,
+  // The remote side could not be reached (refused, unreachable, timed out).
+  NETCHAN_RESULT_CONNECT_REFUSED = 200,
+  // The listen address is taken.
+  NETCHAN_RESULT_ADDRESS_IN_USE = 201,
+  // The link to the peer was lost while the operation was in flight.
+  NETCHAN_RESULT_PEER_LOST = 202,
+  // The two sides share no protocol version.
+  NETCHAN_RESULT_UNSUPPORTED_VERSION = 203,
+  // The peer broke the wire protocol (or is not a netchan peer).
+  NETCHAN_RESULT_PROTOCOL_ERROR = 204,
+  // The peer refused the handshake (duplicate name, limits, ...).
+  NETCHAN_RESULT_HANDSHAKE_REJECTED = 205,
+  // No connected peer has that name.
+  NETCHAN_RESULT_UNKNOWN_PEER = 206,
+  // An operating-system I/O error not covered by a more precise code.
+  NETCHAN_RESULT_IO = 207,
+  // A peer with the same name is already connected (a duplicate
+  // connection, or two endpoints sharing a name); may pass once the older
+  // connection's heartbeats time out.
+  NETCHAN_RESULT_NAME_IN_USE = 208,
+  // The deadline passed before the operation completed.
+  NETCHAN_RESULT_TIMEOUT = 300,
+  // No endpoint serves the request's path.
+  NETCHAN_RESULT_NO_RESPONDERS = 301,
+  // The operation was cancelled.
+  NETCHAN_RESULT_CANCELLED = 302,
+  // The handler failed; `netchan_last_error()` (or the result callback's
+  // `error` argument) holds the handler's text.
+  NETCHAN_RESULT_HANDLER_ERROR = 303,
+  // A bounded queue or buffer is full and the policy said fail.
+  NETCHAN_RESULT_BUFFER_FULL = 400,
+  // The endpoint, subscription, service or reply is closed.
+  NETCHAN_RESULT_CLOSED = 500,
+  // A blocking function was called from a netchan callback, where waiting
+  // would deadlock.
+  NETCHAN_RESULT_WOULD_DEADLOCK = 501,
+  // An internal error (a bug in netchan); please report it.
+  NETCHAN_RESULT_INTERNAL = 900,
+  // A pointer argument that must not be NULL was NULL.
+  NETCHAN_RESULT_NULL_ARGUMENT = 1000,
+  // A string argument is not valid UTF-8.
+  NETCHAN_RESULT_INVALID_UTF8 = 1001,
+  // `netchan_subscription_try_recv()`: no message is queued right now.
+  NETCHAN_RESULT_EMPTY = 1100,
+  // A Rust panic was caught at the API boundary (a bug in netchan); the
+  // handle involved should be freed.
+  NETCHAN_RESULT_PANIC = 1900,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum netchan_result netchan_result;
+#else
+typedef uint32_t netchan_result;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// What a `netchan_event` reports.
+enum netchan_event_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // A peer completed the handshake: `peer`, `addr`.
+  NETCHAN_EVENT_KIND_PEER_UP = 1,
+  // A peer's connection ended: `peer`, `addr`, `detail` (why), `code`
+  // (`CLOSED` for an orderly close).
+  NETCHAN_EVENT_KIND_PEER_DOWN = 2,
+  // Messages were dropped by a subscription's overflow policy or because
+  // a peer's send buffer stayed full: `peer` (the pattern or peer name),
+  // `code` (`BUFFER_FULL`), `count`.
+  NETCHAN_EVENT_KIND_DROPPED = 3,
+  // A connection was refused or closed for breaking the protocol or a
+  // limit: `addr`, `code`, `detail`.
+  NETCHAN_EVENT_KIND_CONNECTION_ERROR = 4,
+  // The listener fell behind and missed `count` events.
+  NETCHAN_EVENT_KIND_MISSED = 5,
+  // An event this version of the C API does not know; `detail` describes it.
+  NETCHAN_EVENT_KIND_OTHER = 99,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum netchan_event_kind netchan_event_kind;
+#else
+typedef uint32_t netchan_event_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// What a full subscription queue does with the next message. Pass the
+// values to `netchan_subscribe_options_set_overflow()` and
+// `netchan_options_set_overflow()`.
+enum netchan_overflow
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Wait for room: the connection's reader stops and TCP pushes back on
+  // the publisher. Nothing is lost. The default.
+  NETCHAN_OVERFLOW_BLOCK = 0,
+  // Discard the oldest queued message (counted, reported as an event).
+  NETCHAN_OVERFLOW_DROP_OLDEST = 1,
+  // Discard the new message (counted, reported as an event).
+  NETCHAN_OVERFLOW_DROP_NEWEST = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum netchan_overflow netchan_overflow;
+#else
+typedef uint32_t netchan_overflow;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// An owned byte buffer made by the library (the reply of
+// `netchan_endpoint_request_blocking`). Read it with `netchan_bytes_data()`,
+// free it with `netchan_bytes_free()`.
+typedef struct netchan_bytes netchan_bytes;
+
+// A netchan endpoint: connects to peers over TCP and Unix sockets,
+// publishes and subscribes, serves and sends requests.
+//
+// Create with `netchan_endpoint_new()`, free with `netchan_endpoint_free()`.
+// Thread-safe: every function may be called on one endpoint from any
+// number of threads at once.
+typedef struct netchan_endpoint netchan_endpoint;
+
+// A registered event callback; free it with `netchan_event_listener_free()`.
+typedef struct netchan_event_listener netchan_event_listener;
+
+// A received message. Owned ones (from `netchan_subscription_recv()`,
+// `_try_recv()` or `netchan_message_clone()`) are freed with
+// `netchan_message_free()`; the one a message callback gets is borrowed for
+// the call. Immutable, so thread-safe.
+typedef struct netchan_message netchan_message;
+
+// Endpoint options: create with `netchan_options_new()`, change with the
+// `netchan_options_set_*()` setters, pass to `netchan_endpoint_new()`, free
+// with `netchan_options_free()`. Values are checked by
+// `netchan_endpoint_new()`, which names the bad field. Not thread-safe:
+// use one options object from one thread at a time.
+typedef struct netchan_options netchan_options;
+
+// The handle that answers one request: owned by the handler that received
+// it. Answer once with `netchan_reply_send()` or `netchan_reply_fail()`,
+// now or later, from any thread; then (or instead) free it with
+// `netchan_reply_free()`. Freeing it unanswered fails the request with
+// `HANDLER_ERROR`. Thread-safe.
+typedef struct netchan_reply netchan_reply;
+
+// An incoming request as a handler sees it: borrowed for the duration of
+// the handler call (copy what you need later). Immutable, thread-safe.
+typedef struct netchan_request netchan_request;
+
+// A served pattern. Free it with `netchan_service_free()` to stop serving.
+// Thread-safe.
+typedef struct netchan_service netchan_service;
+
+// Options of one subscription: create with
+// `netchan_subscribe_options_new()` (starting from the library defaults,
+// not the endpoint's), change with the setters, pass to
+// `netchan_endpoint_subscribe()` or `netchan_endpoint_subscribe_callback()`,
+// free with `netchan_subscribe_options_free()`. Not thread-safe.
+typedef struct netchan_subscribe_options netchan_subscribe_options;
+
+// A subscription. Free it with `netchan_subscription_free()`, which
+// unsubscribes. Thread-safe.
+typedef struct netchan_subscription netchan_subscription;
+
+// Receives the outcome of `netchan_endpoint_request()`.
+//
+// `call(context, result, reply, reply_len, error)` runs exactly once, on a
+// netchan thread (possibly before `netchan_endpoint_request()` returns),
+// then `drop(context)` runs once. On `NETCHAN_RESULT_OK`, `reply` /
+// `reply_len` is the reply payload and `error` is NULL; otherwise `reply`
+// is NULL, `reply_len` 0 and `error` a NUL-terminated detail. All three
+// are borrowed for the duration of the call only: copy what you keep.
+// `call` must not block for long and must not throw (C++) or longjmp; it
+// may call any netchan function, but blocking ones return
+// `WOULD_DEADLOCK`. `drop` may be NULL.
+typedef struct {
+  // Passed to `call` and `drop`; may be NULL.
+  void *context;
+  // Called once with the outcome; must not be NULL.
+  void (*call)(void *context,
+               netchan_result result,
+               const uint8_t *reply,
+               size_t reply_len,
+               const char *error);
+  // Called once after `call` (or instead of it, when the request was
+  // refused before it started); may be NULL.
+  void (*drop)(void *context);
+} netchan_result_callback;
+
+// Counters of an endpoint (`netchan_endpoint_stats()`). Fields are only
+// ever appended; the library fills as much as the caller's `size` allows.
+typedef struct {
+  // Messages received from the network.
+  uint64_t msgs_in;
+  // Messages sent to the network (one per peer it went to).
+  uint64_t msgs_out;
+  // Payload bytes received.
+  uint64_t bytes_in;
+  // Payload bytes sent.
+  uint64_t bytes_out;
+  // Requests received from peers.
+  uint64_t requests_in;
+  // Requests sent to peers.
+  uint64_t requests_out;
+  // Messages dropped because a subscription queue was full.
+  uint64_t dropped_queue_full;
+  // Messages not sent because a peer's send buffer stayed full.
+  uint64_t dropped_send_full;
+  // Protocol errors, refused connections and failed handshakes.
+  uint64_t errors;
+  // Peers connected now.
+  uint64_t peers;
+  // Subscriptions open now.
+  uint64_t subscriptions;
+} netchan_stats;
+
+// A borrowed UTF-8 string: `len` bytes at `data`, not NUL-terminated
+// (print it with `printf("%.*s", (int)s.len, s.data)`). Valid as long as the
+// object it came from; never free it.
+typedef struct {
+  // The first byte (NULL only when `len` is 0).
+  const char *data;
+  // Length in bytes.
+  size_t len;
+} netchan_str;
+
+// One event, borrowed for the duration of the event callback. Fields that
+// do not apply to the kind are empty (`{NULL, 0}`, 0, `NETCHAN_RESULT_OK`).
+// Fields are only ever appended.
+typedef struct {
+  // What happened.
+  netchan_event_kind kind;
+  // The code of the reason, if any.
+  netchan_result code;
+  // The peer's name (for `DROPPED`: the pattern or peer name).
+  netchan_str peer;
+  // The remote address.
+  netchan_str addr;
+  // Why, in words.
+  netchan_str detail;
+  // How many (for `DROPPED` and `MISSED`).
+  uint64_t count;
+} netchan_event;
+
+// Receives the events of `netchan_endpoint_on_event()`.
+//
+// `call(context, event)` runs for each event in order, one at a time, on
+// a netchan thread; `event` and its strings are borrowed for the call.
+// `call` never runs after `drop`, and `drop(context)` runs exactly once
+// after the last call (when the listener is freed or the endpoint is gone).
+// Same rules as the other callbacks: no blocking for long, no throwing;
+// blocking netchan functions return `WOULD_DEADLOCK`. `drop` may be NULL.
+typedef struct {
+  // Passed to `call` and `drop`; may be NULL.
+  void *context;
+  // Called for each event; must not be NULL.
+  void (*call)(void *context, const netchan_event *event);
+  // Called once after the last call; may be NULL.
+  void (*drop)(void *context);
+} netchan_event_callback;
+
+// A borrowed byte buffer: `len` bytes at `data`. Valid as long as the object
+// it came from; never free it.
+typedef struct {
+  // The first byte (NULL only when `len` is 0).
+  const uint8_t *data;
+  // Length in bytes.
+  size_t len;
+} netchan_slice;
+
+// Handles the requests of `netchan_endpoint_serve()`.
+//
+// `call(context, request, reply)` runs once per request on a netchan
+// thread; calls of one service run one at a time, in arrival order.
+// `request` is borrowed for the call; `reply` is owned by you: answer it
+// with `netchan_reply_send()` / `netchan_reply_fail()` now or later from
+// any thread, and free it with `netchan_reply_free()`. `call` never runs
+// after `drop`, and `drop(context)` runs exactly once after the last call
+// (when the service is freed or the endpoint closes). `call` must not
+// block for long (keep the reply and answer from another thread instead)
+// and must not throw (C++) or longjmp; blocking netchan functions called
+// from it return `WOULD_DEADLOCK`. `drop` may be NULL.
+typedef struct {
+  // Passed to `call` and `drop`; may be NULL.
+  void *context;
+  // Called for each request; must not be NULL.
+  void (*call)(void *context, const netchan_request *request, netchan_reply *reply);
+  // Called once after the last call; may be NULL.
+  void (*drop)(void *context);
+} netchan_request_handler;
+
+// Receives the messages of `netchan_endpoint_subscribe_callback()`.
+//
+// `call(context, message)` runs for every message, in order, one at a
+// time, on a netchan thread; `message` is borrowed for the call
+// (`netchan_message_clone()` keeps it). `call` never runs after `drop`,
+// and `drop(context)` runs exactly once after the last call: when the
+// subscription is freed, or when the endpoint closes. `call` must not
+// block for long (it holds up this subscription's delivery) and must not
+// throw (C++) or longjmp. It may call any netchan function, including
+// `netchan_subscription_free()` on its own subscription; blocking ones
+// return `WOULD_DEADLOCK`. `drop` may be NULL.
+typedef struct {
+  // Passed to `call` and `drop`; may be NULL.
+  void *context;
+  // Called for each message; must not be NULL.
+  void (*call)(void *context, const netchan_message *message);
+  // Called once after the last call; may be NULL.
+  void (*drop)(void *context);
+} netchan_message_callback;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
 
-// The library version as `major * 10000 + minor * 100 + patch`.
+// The library version as `major * 10000 + minor * 100 + patch`; compare it
+// with `NETCHAN_VERSION_MAJOR` etc. from the header you compiled against.
 //
 // Thread-safe; never fails.
 uint32_t netchan_version(void);
+
+// The library version as a static string, e.g. `"0.1.0"`. Never free it.
+//
+// Thread-safe; never fails.
+const char *netchan_version_string(void);
+
+// Stops netchan's runtime and joins its threads, waiting up to
+// `timeout_ms` milliseconds, and frees the library's global memory, so a
+// leak checker sees every block freed. Call it last, after freeing every
+// handle. Endpoints still open stop working (their pending result
+// callbacks run with `CANCELLED`, other callbacks' `drop` runs); a later
+// `netchan_endpoint_new()` starts a fresh runtime.
+//
+// Errors: `WOULD_DEADLOCK` when called from a netchan callback (nothing is
+// stopped). Call from one thread, with no other netchan call running.
+netchan_result netchan_shutdown(uint64_t timeout_ms);
+
+// Creates an endpoint. It does nothing on the network until
+// `netchan_endpoint_listen()` or `netchan_endpoint_connect()`.
+//
+// `options` may be NULL for every default; it is only read (free it
+// whenever you like). On success writes the new endpoint to `*out`; free
+// it with `netchan_endpoint_free()`.
+//
+// Errors: `NULL_ARGUMENT` (out), `INVALID_ARGUMENT` (a bad option; the
+// last error names it), `IO` (the runtime could not start).
+// Thread-safe.
+netchan_result netchan_endpoint_new(const netchan_options *options, netchan_endpoint **out);
+
+// Closes the endpoint: stops listening, tells every peer, fails pending
+// requests (their result callbacks run with `NETCHAN_RESULT_CLOSED`), and
+// ends every subscription and service (their callbacks' `drop` runs).
+// Idempotent. Subscription, service and reply handles stay valid until
+// you free them; they report `CLOSED`.
+//
+// Waits up to 2 s for queued messages to be flushed to peers; called from
+// a netchan callback it returns at once and the close finishes in the
+// background. Errors: `NULL_ARGUMENT`. Thread-safe.
+netchan_result netchan_endpoint_close(const netchan_endpoint *ep);
+
+// Closes (as `netchan_endpoint_close()`) and frees the endpoint.
+//
+// NULL, or an endpoint freed already, is ignored. May be called from
+// inside any callback, including one of this endpoint's (then the close
+// finishes in the background). Do not use `ep` afterwards.
+void netchan_endpoint_free(netchan_endpoint *ep);
+
+// The endpoint's name, NUL-terminated, owned by the endpoint: valid until
+// `netchan_endpoint_free(ep)`. NULL if `ep` is NULL. Thread-safe.
+const char *netchan_endpoint_name(const netchan_endpoint *ep);
+
+// Listens on `addr` (`"tcp://HOST:PORT"`, port 0 picks a free port, or
+// `"unix:///ABS/PATH"`). Blocks until bound.
+//
+// `bound` may be NULL; else on success it receives the bound address
+// (e.g. `"tcp://127.0.0.1:41234"`), a string you free with
+// `netchan_string_free()`.
+//
+// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `INVALID_ADDRESS`,
+// `ADDRESS_IN_USE`, `IO`, `CLOSED`, `WOULD_DEADLOCK` (from a callback).
+// Thread-safe.
+netchan_result netchan_endpoint_listen(const netchan_endpoint *ep, const char *addr, char **bound);
+
+// Connects to the endpoint listening at `addr` and blocks until the
+// handshake is done and the peer's subscriptions and services are known
+// (so a request right after sees its services).
+//
+// `peer_name` may be NULL; else on success it receives the peer's endpoint
+// name (for `netchan_endpoint_ping()`), freed with `netchan_string_free()`.
+//
+// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `INVALID_ADDRESS`,
+// `CONNECT_REFUSED`, `TIMEOUT`, `UNSUPPORTED_VERSION`,
+// `HANDSHAKE_REJECTED`, `PROTOCOL_ERROR`, `CLOSED`, `WOULD_DEADLOCK`.
+// Thread-safe.
+netchan_result netchan_endpoint_connect(const netchan_endpoint *ep,
+                                        const char *addr,
+                                        char **peer_name);
+
+// Publishes `len` bytes at `data` on `path` to every matching subscriber,
+// local and remote. The bytes are copied; `data` may be NULL when `len`
+// is 0.
+//
+// Waits while a peer's send buffer or a local blocking subscription is
+// full, up to the send timeout. Called from a netchan callback it never
+// waits: a full target is skipped (counted, reported as an event) and the
+// call returns `BUFFER_FULL`, as `netchan_endpoint_try_publish()` does.
+//
+// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `INVALID_PATH`,
+// `MESSAGE_TOO_LARGE` (nothing sent), `BUFFER_FULL` (some targets
+// skipped), `CLOSED`. Thread-safe.
+netchan_result netchan_endpoint_publish(const netchan_endpoint *ep,
+                                        const char *path,
+                                        const uint8_t *data,
+                                        size_t len);
+
+// Like `netchan_endpoint_publish()` but never waits: a target without room
+// is skipped, counted as a drop and reported, and the call returns
+// `BUFFER_FULL`.
+//
+// Errors: as `netchan_endpoint_publish()`. Thread-safe; callable from
+// callbacks.
+netchan_result netchan_endpoint_try_publish(const netchan_endpoint *ep,
+                                            const char *path,
+                                            const uint8_t *data,
+                                            size_t len);
+
+// Sends a request on `path` to one endpoint serving it (a local service
+// first, else a connected peer that serves it, in turn) and returns at
+// once; the outcome arrives at `callback` (see `netchan_result_callback`).
+// The request fails with `TIMEOUT` if no reply came within `timeout_ms`
+// milliseconds (which must be > 0); the timeout travels to the server as
+// the request's deadline.
+//
+// `callback` is taken over even when this function fails: then `call` is
+// never run and `drop` has run before it returns. On `NETCHAN_RESULT_OK`
+// the callback's `call` runs exactly once with the outcome: the reply, or
+// `INVALID_PATH`, `INVALID_ARGUMENT`, `NO_RESPONDERS`, `TIMEOUT`,
+// `PEER_LOST`, `BUFFER_FULL`, `MESSAGE_TOO_LARGE`, `CLOSED` (also when the
+// endpoint is freed while the request is in flight), `CANCELLED`
+// (`netchan_shutdown()` while in flight) or the code the handler failed
+// with. `data` (copied) may be NULL when `len` is 0.
+//
+// Errors returned here: `NULL_ARGUMENT` (ep, path, or `callback.call`),
+// `INVALID_UTF8`. Thread-safe; callable from callbacks.
+netchan_result netchan_endpoint_request(const netchan_endpoint *ep,
+                                        const char *path,
+                                        const uint8_t *data,
+                                        size_t len,
+                                        uint64_t timeout_ms,
+                                        netchan_result_callback callback);
+
+// Sends a request like `netchan_endpoint_request()` and blocks until the
+// reply or an error, at most `timeout_ms` milliseconds (> 0).
+//
+// On success writes the reply to `*reply` (free it with
+// `netchan_bytes_free()`); on failure `*reply` is untouched and
+// `netchan_last_error()` has the detail (for `HANDLER_ERROR` and other
+// handler codes, the handler's text). `data` (copied) may be NULL when
+// `len` is 0.
+//
+// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `INVALID_PATH`,
+// `INVALID_ARGUMENT`, `NO_RESPONDERS`, `TIMEOUT`, `PEER_LOST`,
+// `BUFFER_FULL`, `MESSAGE_TOO_LARGE`, `CLOSED`, the handler's code, and
+// `WOULD_DEADLOCK` when called from a netchan callback. Thread-safe.
+netchan_result netchan_endpoint_request_blocking(const netchan_endpoint *ep,
+                                                 const char *path,
+                                                 const uint8_t *data,
+                                                 size_t len,
+                                                 uint64_t timeout_ms,
+                                                 netchan_bytes **reply);
+
+// Measures the round-trip time to the connected peer named `peer` (the
+// name `netchan_endpoint_connect()` returned). Blocks up to the ping
+// timeout.
+//
+// On success writes the round trip in microseconds to `*rtt_us` (may be
+// NULL). Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `UNKNOWN_PEER`,
+// `TIMEOUT`, `PEER_LOST`, `CLOSED`, `WOULD_DEADLOCK`. Thread-safe.
+netchan_result netchan_endpoint_ping(const netchan_endpoint *ep,
+                                     const char *peer,
+                                     uint64_t *rtt_us);
+
+// Waits until a message published on `path` would reach a subscriber
+// (local, or a peer that declared a matching interest), at most
+// `timeout_ms` milliseconds (0: just check).
+//
+// On success writes whether one is there to `*found`. Errors:
+// `NULL_ARGUMENT`, `INVALID_UTF8`, `INVALID_PATH`, `CLOSED`,
+// `WOULD_DEADLOCK`. Thread-safe.
+netchan_result netchan_endpoint_wait_for_subscribers(const netchan_endpoint *ep,
+                                                     const char *path,
+                                                     uint64_t timeout_ms,
+                                                     bool *found);
+
+// Waits until a request on `path` would find a server, at most
+// `timeout_ms` milliseconds (0: just check).
+//
+// On success writes whether one is there to `*found`. Errors:
+// `NULL_ARGUMENT`, `INVALID_UTF8`, `INVALID_PATH`, `CLOSED`,
+// `WOULD_DEADLOCK`. Thread-safe.
+netchan_result netchan_endpoint_wait_for_servers(const netchan_endpoint *ep,
+                                                 const char *path,
+                                                 uint64_t timeout_ms,
+                                                 bool *found);
+
+// Writes the endpoint's counters (totals over every peer, past and
+// present) to `*out`. Pass `sizeof(netchan_stats)` as `size`: a program
+// built against an older header gets the fields it knows, and fields the
+// library does not know are left as they were (zero them first).
+//
+// Errors: `NULL_ARGUMENT`. Never blocks; thread-safe; callable from callbacks.
+netchan_result netchan_endpoint_stats(const netchan_endpoint *ep, netchan_stats *out, size_t size);
+
+// The static symbolic name of a result code, e.g. `"TIMEOUT"` for
+// `NETCHAN_RESULT_TIMEOUT`; `"UNKNOWN"` for a number that is no code.
+//
+// The returned string is static: never free it. Thread-safe; never fails.
+const char *netchan_result_name(uint32_t code);
+
+// A static, human-readable description of a result code, e.g. `"timed out"`
+// for `NETCHAN_RESULT_TIMEOUT`; `"unknown result code"` for a number that is
+// no code.
+//
+// The returned string is static: never free it. Thread-safe; never fails.
+const char *netchan_result_str(uint32_t code);
+
+// The detail of the most recent failure on the calling thread (like
+// `errno`: successful calls do not clear it), e.g. `"no reply to greet/ana
+// within 1s"`; an empty string if nothing failed yet.
+//
+// The returned string is owned by the library and stays valid until the
+// next failing netchan call on this thread (or `netchan_shutdown()`); copy
+// it to keep it. Never NULL. Thread-safe (each thread has its own).
+const char *netchan_last_error(void);
+
+// Calls `callback` for every connection and drop event of `ep` from now on
+// (see `netchan_event_callback`).
+//
+// `callback` is taken over even when this function fails: then `call` is
+// never run and `drop` has run before it returns. On success writes the
+// listener to `*out`; free it with `netchan_event_listener_free()`.
+//
+// Errors: `NULL_ARGUMENT` (also for `callback.call`). Thread-safe;
+// callable from callbacks.
+netchan_result netchan_endpoint_on_event(const netchan_endpoint *ep,
+                                         netchan_event_callback callback,
+                                         netchan_event_listener **out);
+
+// Stops the event callback and frees the listener. NULL, or a listener
+// freed already, is ignored. Callable from any thread and any callback;
+// from a plain thread it waits for a running call and runs `drop` before
+// returning.
+void netchan_event_listener_free(netchan_event_listener *listener);
+
+// Creates endpoint options with every default (random name, 16 MiB frames,
+// 5 s connect/handshake/ping timeouts, 8 MiB send buffer, 10 s send
+// timeout, subscriptions of 16384 messages / 64 MiB that block when full).
+//
+// On success writes a new object to `*out`; free it with
+// `netchan_options_free()`. Errors: `NULL_ARGUMENT`.
+netchan_result netchan_options_new(netchan_options **out);
+
+// Frees options. NULL, or options freed already, are ignored.
+void netchan_options_free(netchan_options *options);
+
+// Sets the endpoint's name (unique among the endpoints it talks to; 1 to
+// 255 bytes of UTF-8 without control characters). NULL restores the random
+// default name. The string is copied.
+//
+// Errors: `NULL_ARGUMENT` (options), `INVALID_UTF8`.
+netchan_result netchan_options_set_name(netchan_options *options, const char *name);
+
+// Largest frame accepted from a peer, in bytes (default 16 MiB, at least 64 KiB).
+//
+// Errors: `NULL_ARGUMENT`. The value is checked by `netchan_endpoint_new()`.
+netchan_result netchan_options_set_max_frame_size(netchan_options *options, size_t value);
+
+// Time allowed to dial an address, in milliseconds (default 5000).
+//
+// Errors: `NULL_ARGUMENT`. The value is checked by `netchan_endpoint_new()`.
+netchan_result netchan_options_set_connect_timeout_ms(netchan_options *options, uint64_t value);
+
+// Time allowed for a handshake, in milliseconds (default 5000).
+//
+// Errors: `NULL_ARGUMENT`. The value is checked by `netchan_endpoint_new()`.
+netchan_result netchan_options_set_handshake_timeout_ms(netchan_options *options, uint64_t value);
+
+// Heartbeat interval advertised to peers, in milliseconds (default 5000).
+//
+// Errors: `NULL_ARGUMENT`. The value is checked by `netchan_endpoint_new()`.
+netchan_result netchan_options_set_heartbeat_interval_ms(netchan_options *options, uint64_t value);
+
+// Bytes queued per peer before publishers wait (default 8 MiB).
+//
+// Errors: `NULL_ARGUMENT`. The value is checked by `netchan_endpoint_new()`.
+netchan_result netchan_options_set_send_buffer(netchan_options *options, size_t value);
+
+// How long a publish or request waits for room in a peer's send buffer
+// before failing with `BUFFER_FULL`, in milliseconds (default 10000).
+//
+// Errors: `NULL_ARGUMENT`. The value is checked by `netchan_endpoint_new()`.
+netchan_result netchan_options_set_send_timeout_ms(netchan_options *options, uint64_t value);
+
+// Time `netchan_endpoint_ping()` waits for a pong, in milliseconds (default 5000).
+//
+// Errors: `NULL_ARGUMENT`. The value is checked by `netchan_endpoint_new()`.
+netchan_result netchan_options_set_ping_timeout_ms(netchan_options *options, uint64_t value);
+
+// Default queue bound of subscriptions, in messages (default 16384).
+//
+// Errors: `NULL_ARGUMENT`. The value is checked by `netchan_endpoint_new()`.
+netchan_result netchan_options_set_subscribe_capacity(netchan_options *options, size_t value);
+
+// Default queue bound of subscriptions, in payload bytes (default 64 MiB).
+//
+// Errors: `NULL_ARGUMENT`. The value is checked by `netchan_endpoint_new()`.
+netchan_result netchan_options_set_subscribe_max_bytes(netchan_options *options, size_t value);
+
+// Requests queued per service before new ones are refused with
+// `BUFFER_FULL` (default 1024).
+//
+// Errors: `NULL_ARGUMENT`. The value is checked by `netchan_endpoint_new()`.
+netchan_result netchan_options_set_service_queue(netchan_options *options, size_t value);
+
+// Connections (inbound and outbound) at once (default 1024).
+//
+// Errors: `NULL_ARGUMENT`. The value is checked by `netchan_endpoint_new()`.
+netchan_result netchan_options_set_max_connections(netchan_options *options, size_t value);
+
+// Sets the default overflow policy of subscriptions (a `netchan_overflow`
+// value; default `NETCHAN_OVERFLOW_BLOCK`).
+//
+// Errors: `NULL_ARGUMENT`, `INVALID_ARGUMENT` (not a `netchan_overflow`).
+netchan_result netchan_options_set_overflow(netchan_options *options, uint32_t overflow);
+
+// Creates subscription options with the defaults (16384 messages, 64 MiB,
+// `NETCHAN_OVERFLOW_BLOCK`).
+//
+// On success writes a new object to `*out`; free it with
+// `netchan_subscribe_options_free()`. Errors: `NULL_ARGUMENT`.
+netchan_result netchan_subscribe_options_new(netchan_subscribe_options **out);
+
+// Frees subscription options. NULL, or options freed already, are ignored.
+void netchan_subscribe_options_free(netchan_subscribe_options *options);
+
+// Sets the queue bound in messages (at least 1).
+//
+// Errors: `NULL_ARGUMENT`; 0 is refused by the subscribe call with `INVALID_ARGUMENT`.
+netchan_result netchan_subscribe_options_set_capacity(netchan_subscribe_options *options,
+                                                      size_t capacity);
+
+// Sets the queue bound in payload bytes (at least 1).
+//
+// Errors: `NULL_ARGUMENT`; 0 is refused by the subscribe call with `INVALID_ARGUMENT`.
+netchan_result netchan_subscribe_options_set_max_bytes(netchan_subscribe_options *options,
+                                                       size_t max_bytes);
+
+// Sets what a full queue does (a `netchan_overflow` value).
+//
+// Errors: `NULL_ARGUMENT`, `INVALID_ARGUMENT` (not a `netchan_overflow`).
+netchan_result netchan_subscribe_options_set_overflow(netchan_subscribe_options *options,
+                                                      uint32_t overflow);
+
+// The concrete path requested, valid during the handler call. `{NULL, 0}`
+// if `request` is NULL.
+netchan_str netchan_request_path(const netchan_request *request);
+
+// The request payload, valid during the handler call. `{NULL, 0}` if
+// `request` is NULL.
+netchan_slice netchan_request_payload(const netchan_request *request);
+
+// The caller's endpoint name, valid during the handler call. `{NULL, 0}`
+// if `request` is NULL.
+netchan_str netchan_request_sender(const netchan_request *request);
+
+// Milliseconds left before the caller stops waiting (its timeout, carried
+// on the wire); 0 if it passed or `request` is NULL.
+uint64_t netchan_request_remaining_ms(const netchan_request *request);
+
+// Answers the request with `len` bytes at `data` (copied; `data` may be
+// NULL when `len` is 0). A reply to a request whose caller gave up
+// (timeout, link lost) is discarded. Never blocks. The handle must still
+// be freed with `netchan_reply_free()`.
+//
+// Errors: `NULL_ARGUMENT`, `CLOSED` (answered already). Thread-safe;
+// callable from callbacks.
+netchan_result netchan_reply_send(const netchan_reply *reply, const uint8_t *data, size_t len);
+
+// Fails the request: the caller gets result `code` and the text `detail`
+// (NUL-terminated UTF-8, may be NULL for none). `code` must be one of the
+// core codes (100 to 999), typically `NETCHAN_RESULT_HANDLER_ERROR`. Never
+// blocks. The handle must still be freed with `netchan_reply_free()`.
+//
+// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `INVALID_ARGUMENT` (code is not
+// a core code; the request stays unanswered), `CLOSED` (answered already).
+// Thread-safe; callable from callbacks.
+netchan_result netchan_reply_fail(const netchan_reply *reply, uint32_t code, const char *detail);
+
+// Frees a reply handle; an unanswered request fails with `HANDLER_ERROR`.
+// NULL, or a handle freed already, is ignored. Thread-safe; callable from
+// callbacks.
+void netchan_reply_free(netchan_reply *reply);
+
+// Serves `pattern` (wildcards allowed, e.g. `"users/*"`): requests on
+// matching paths, local or from peers, go to `handler` (see
+// `netchan_request_handler`).
+//
+// `handler` is taken over even when this function fails: then `call` is
+// never run and `drop` has run before it returns. On success writes the
+// service to `*out`; free it with `netchan_service_free()`.
+//
+// Errors: `NULL_ARGUMENT` (also for `handler.call`), `INVALID_UTF8`,
+// `INVALID_PATH`, `CLOSED`. Thread-safe; callable from callbacks.
+netchan_result netchan_endpoint_serve(const netchan_endpoint *ep,
+                                      const char *pattern,
+                                      netchan_request_handler handler,
+                                      netchan_service **out);
+
+// The served pattern, valid until the service is freed. `{NULL, 0}` if
+// `service` is NULL. Thread-safe.
+netchan_str netchan_service_pattern(const netchan_service *service);
+
+// Stops serving and frees the handle. Requests still queued fail with
+// `CLOSED`; replies the handler kept stay usable until freed. NULL, or a
+// service freed already, is ignored. May be called from any thread and
+// from inside any callback (its own handler's too); from a plain thread
+// it waits for a running handler call to finish and runs `drop` before
+// returning.
+void netchan_service_free(netchan_service *service);
+
+// The concrete path the message was published on, valid as long as the
+// message. `{NULL, 0}` if `message` is NULL. Thread-safe.
+netchan_str netchan_message_path(const netchan_message *message);
+
+// The payload, valid as long as the message. `{NULL, 0}` if `message` is
+// NULL. Thread-safe.
+netchan_slice netchan_message_payload(const netchan_message *message);
+
+// The name of the endpoint that published the message, valid as long as
+// the message. `{NULL, 0}` if `message` is NULL. Thread-safe.
+netchan_str netchan_message_sender(const netchan_message *message);
+
+// Makes an owned copy of a message (cheap: the payload is shared), e.g. to
+// keep one a callback lent you. On success writes it to `*out`; free it
+// with `netchan_message_free()`. Errors: `NULL_ARGUMENT`. Thread-safe.
+netchan_result netchan_message_clone(const netchan_message *message, netchan_message **out);
+
+// Frees an owned message. NULL, a message freed already, or a borrowed
+// message (the one a callback got) are ignored. Thread-safe.
+void netchan_message_free(netchan_message *message);
+
+// Subscribes to `pattern` (`/`-separated; `*` matches one segment, `**`
+// any number) for pulling messages with `netchan_subscription_recv()` /
+// `_try_recv()`. Messages queue up from now on, within the options'
+// bounds.
+//
+// `options` may be NULL (the endpoint's defaults); it is only read. On
+// success writes the subscription to `*out`; free it with
+// `netchan_subscription_free()`.
+//
+// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `INVALID_PATH`,
+// `INVALID_ARGUMENT` (options), `CLOSED`. Thread-safe; callable from
+// callbacks.
+netchan_result netchan_endpoint_subscribe(const netchan_endpoint *ep,
+                                          const char *pattern,
+                                          const netchan_subscribe_options *options,
+                                          netchan_subscription **out);
+
+// Subscribes to `pattern` and runs `callback` for every message (see
+// `netchan_message_callback` for the threads and guarantees).
+//
+// `callback` is taken over even when this function fails: then `call` is
+// never run and `drop` has run before it returns. `options` may be NULL.
+// On success writes the subscription to `*out`; free it with
+// `netchan_subscription_free()` (from any thread or callback) to stop.
+//
+// Errors: `NULL_ARGUMENT` (also for `callback.call`), `INVALID_UTF8`,
+// `INVALID_PATH`, `INVALID_ARGUMENT`, `CLOSED`. Thread-safe; callable from
+// callbacks.
+netchan_result netchan_endpoint_subscribe_callback(const netchan_endpoint *ep,
+                                                   const char *pattern,
+                                                   const netchan_subscribe_options *options,
+                                                   netchan_message_callback callback,
+                                                   netchan_subscription **out);
+
+// Takes the next queued message without waiting.
+//
+// On `NETCHAN_RESULT_OK` writes it to `*out` (free it with
+// `netchan_message_free()`). Returns `NETCHAN_RESULT_EMPTY` when nothing is
+// queued, `CLOSED` once the subscription (or its endpoint) is closed and
+// its queue drained, `INVALID_ARGUMENT` for a callback subscription,
+// `NULL_ARGUMENT`. Thread-safe; callable from callbacks.
+netchan_result netchan_subscription_try_recv(const netchan_subscription *sub,
+                                             netchan_message **out);
+
+// Waits for the next message, at most `timeout_ms` milliseconds (negative:
+// no limit; 0: do not wait).
+//
+// On `NETCHAN_RESULT_OK` writes it to `*out` (free it with
+// `netchan_message_free()`). Errors: `TIMEOUT` (nothing arrived in time),
+// `CLOSED` (the subscription or endpoint is closed and the queue drained),
+// `WOULD_DEADLOCK` (called from a netchan callback: use `try_recv`),
+// `INVALID_ARGUMENT` (a callback subscription), `NULL_ARGUMENT`.
+// Thread-safe: several threads may wait on one subscription; each message
+// goes to one of them.
+netchan_result netchan_subscription_recv(const netchan_subscription *sub,
+                                         int64_t timeout_ms,
+                                         netchan_message **out);
+
+// The subscription's pattern, valid until the subscription is freed.
+// `{NULL, 0}` if `sub` is NULL. Thread-safe.
+netchan_str netchan_subscription_pattern(const netchan_subscription *sub);
+
+// Messages dropped so far by the subscription's overflow policy; 0 if
+// `sub` is NULL. Thread-safe.
+uint64_t netchan_subscription_dropped(const netchan_subscription *sub);
+
+// Unsubscribes now (peers are told). Messages already queued can still be
+// received, then `recv` reports `CLOSED`. For a callback subscription, no
+// call starts after this returns, and when called outside callbacks a
+// running call has finished and `drop` has run. Idempotent. The handle
+// stays valid: free it with `netchan_subscription_free()`.
+//
+// Errors: `NULL_ARGUMENT`. Thread-safe; callable from any callback.
+netchan_result netchan_subscription_close(const netchan_subscription *sub);
+
+// Unsubscribes (as `netchan_subscription_close()`) and frees the handle.
+//
+// NULL, or a subscription freed already, is ignored. May be called from
+// any thread and from inside any callback, including this subscription's
+// own: from a plain thread it waits for a running call to finish and runs
+// `drop` before returning; from a callback it never waits, and `drop` runs
+// right after the running call returns.
+void netchan_subscription_free(netchan_subscription *sub);
+
+// Frees a string returned by the library (`netchan_endpoint_listen`'s bound
+// address, `netchan_endpoint_connect`'s peer name, ...).
+//
+// `s` may be NULL (nothing happens). A string not returned by netchan, or
+// freed already, is ignored rather than freed. Thread-safe.
+void netchan_string_free(char *s);
+
+// The contents of `bytes`, valid until `netchan_bytes_free(bytes)`.
+//
+// `bytes` may be NULL (returns `{NULL, 0}`). Thread-safe.
+netchan_slice netchan_bytes_data(const netchan_bytes *bytes);
+
+// Frees a `netchan_bytes`. NULL, or a pointer freed already, is ignored.
+// Thread-safe.
+void netchan_bytes_free(netchan_bytes *bytes);
 
 #ifdef __cplusplus
 }  // extern "C"

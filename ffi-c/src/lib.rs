@@ -1,9 +1,70 @@
 //! The C ABI of netchan: the only crate with `extern "C"` and raw pointers.
 //!
 //! Built into `libnetchan.so` / `libnetchan.a` by the root package; the
-//! header `include/netchan.h` is generated from this crate by cbindgen.
+//! header `include/netchan.h` is generated from this crate by cbindgen, and
+//! `docs/C-API.md` states the conventions the docs below rely on.
+//!
+//! ## Layout
+//!
+//! - `boundary`: the panic boundary every exported function runs in,
+//!   argument checks, and the registry of live handles (double frees are
+//!   ignored).
+//! - `error`: `netchan_result` (the core's `ErrorCode` numbers plus C-only
+//!   codes), static texts, the thread-local last error.
+//! - `callback`: `{context, call, drop}` ownership and the gate that lets a
+//!   handle be freed from inside any callback.
+//! - `types`: borrowed views (`netchan_str`, `netchan_slice`), returned
+//!   strings and byte buffers.
+//! - `options`: the endpoint and subscription option builders.
+//! - `endpoint`, `sub`, `serve`, `events`: the API proper.
+//!
+//! ## Threads
+//!
+//! Callbacks run on netchan's runtime threads. Blocking functions use
+//! `Endpoint::block_on`, which refuses (`WOULD_DEADLOCK`) on those threads.
 
 #![warn(missing_docs)]
+// Every pointer rule is stated once in docs/C-API.md ("Pointers") and per
+// function in its doc comment (which pointers may be NULL); a `# Safety`
+// section on each of ~70 exported functions would repeat it.
+#![allow(clippy::missing_safety_doc)]
+// The Rust type names are the C names (STYLE.md, Naming).
+#![allow(non_camel_case_types)]
+
+mod boundary;
+mod callback;
+mod endpoint;
+mod error;
+mod events;
+mod options;
+mod serve;
+mod sub;
+mod types;
+
+use std::ffi::c_char;
+use std::time::Duration;
+
+pub use endpoint::{
+    netchan_endpoint, netchan_endpoint_close, netchan_endpoint_connect, netchan_endpoint_free,
+    netchan_endpoint_listen, netchan_endpoint_name, netchan_endpoint_new, netchan_endpoint_ping,
+    netchan_endpoint_publish, netchan_endpoint_request, netchan_endpoint_request_blocking,
+    netchan_endpoint_stats, netchan_endpoint_try_publish, netchan_endpoint_wait_for_servers,
+    netchan_endpoint_wait_for_subscribers, netchan_result_callback, netchan_stats,
+};
+pub use error::{netchan_last_error, netchan_result, netchan_result_name, netchan_result_str};
+pub use events::{
+    netchan_endpoint_on_event, netchan_event, netchan_event_callback, netchan_event_kind,
+    netchan_event_listener, netchan_event_listener_free,
+};
+pub use options::*;
+pub use serve::*;
+pub use sub::*;
+pub use types::{
+    netchan_bytes, netchan_bytes_data, netchan_bytes_free, netchan_slice, netchan_str,
+    netchan_string_free,
+};
+
+use boundary::ffi_boundary_or;
 
 /// Major version of the library.
 pub const NETCHAN_VERSION_MAJOR: u32 = 0;
@@ -12,13 +73,69 @@ pub const NETCHAN_VERSION_MINOR: u32 = 1;
 /// Patch version of the library.
 pub const NETCHAN_VERSION_PATCH: u32 = 0;
 
-/// The library version as `major * 10000 + minor * 100 + patch`.
+/// The library version as `major * 10000 + minor * 100 + patch`; compare it
+/// with `NETCHAN_VERSION_MAJOR` etc. from the header you compiled against.
 ///
 /// Thread-safe; never fails.
 #[unsafe(no_mangle)]
 pub extern "C" fn netchan_version() -> u32 {
-    NETCHAN_VERSION_MAJOR * 10000 + NETCHAN_VERSION_MINOR * 100 + NETCHAN_VERSION_PATCH
+    ffi_boundary_or(0, || {
+        NETCHAN_VERSION_MAJOR * 10000 + NETCHAN_VERSION_MINOR * 100 + NETCHAN_VERSION_PATCH
+    })
+}
+
+/// The library version as a static string, e.g. `"0.1.0"`. Never free it.
+///
+/// Thread-safe; never fails.
+#[unsafe(no_mangle)]
+pub extern "C" fn netchan_version_string() -> *const c_char {
+    ffi_boundary_or(c"".as_ptr(), || {
+        const V: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
+            concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes(),
+        ) {
+            Ok(v) => v,
+            Err(_) => c"unknown",
+        };
+        V.as_ptr()
+    })
+}
+
+/// Stops netchan's runtime and joins its threads, waiting up to
+/// `timeout_ms` milliseconds, and frees the library's global memory, so a
+/// leak checker sees every block freed. Call it last, after freeing every
+/// handle. Endpoints still open stop working (their pending result
+/// callbacks run with `CANCELLED`, other callbacks' `drop` runs); a later
+/// `netchan_endpoint_new()` starts a fresh runtime.
+///
+/// Errors: `WOULD_DEADLOCK` when called from a netchan callback (nothing is
+/// stopped). Call from one thread, with no other netchan call running.
+#[unsafe(no_mangle)]
+pub extern "C" fn netchan_shutdown(timeout_ms: u64) -> netchan_result {
+    boundary::ffi_boundary(|| {
+        if netchan::runtime::in_async_context() {
+            return Err(error::FfiError::new(
+                netchan_result::WouldDeadlock,
+                "netchan_shutdown called from a netchan callback",
+            ));
+        }
+        endpoint::RUNTIME_GENERATION.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        netchan::runtime::shutdown(Duration::from_millis(timeout_ms));
+        boundary::release_registry_if_empty();
+        error::clear_last_error();
+        Ok(())
+    })
 }
 
 #[doc(hidden)]
 pub use netchan as _core;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn version_string_matches_the_numbers() {
+        let s = unsafe { std::ffi::CStr::from_ptr(super::netchan_version_string()) };
+        assert_eq!(s.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
+        assert_eq!(super::netchan_version(), 100);
+        assert!(super::boundary::live_count() < usize::MAX);
+    }
+}

@@ -1,0 +1,203 @@
+//! The API boundary: panic catching, argument checks and the registry of
+//! live handles.
+//!
+//! Every exported function's body is one call to [`ffi_boundary`] (functions
+//! that return a result code) or [`ffi_boundary_or`] (functions that return a
+//! value or nothing). `tests/c/check_boundary.py` checks that for every
+//! function in `include/netchan.h`.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::ffi::{c_char, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Mutex, MutexGuard};
+
+use crate::error::{netchan_result, set_last_error, FfiError};
+
+/// Runs `f`, turning its error or a panic into a result code and recording
+/// the detail as this thread's last error.
+pub(crate) fn ffi_boundary(f: impl FnOnce() -> Result<(), FfiError>) -> netchan_result {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => netchan_result::Ok,
+        Ok(Err(e)) => {
+            set_last_error(&e.detail);
+            e.code
+        }
+        Err(p) => {
+            set_last_error(&panic_text(&*p));
+            netchan_result::Panic
+        }
+    }
+}
+
+/// Runs `f` for a function without a result code; `default` if it panics.
+pub(crate) fn ffi_boundary_or<T>(default: T, f: impl FnOnce() -> T) -> T {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(v) => v,
+        Err(p) => {
+            set_last_error(&panic_text(&*p));
+            default
+        }
+    }
+}
+
+fn panic_text(p: &(dyn Any + Send)) -> String {
+    let what = p
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    format!("internal panic (a bug in netchan, please report it): {what}")
+}
+
+/// A shared reference from a pointer argument that must not be NULL.
+///
+/// # Safety
+/// `p` is NULL or points to a live `T` for `'a`.
+pub(crate) unsafe fn arg_ref<'a, T>(p: *const T, name: &str) -> Result<&'a T, FfiError> {
+    unsafe { p.as_ref() }.ok_or_else(|| FfiError::null(name))
+}
+
+/// A `&str` from a NUL-terminated UTF-8 argument that must not be NULL.
+///
+/// # Safety
+/// `p` is NULL or points to a NUL-terminated string live for `'a`.
+pub(crate) unsafe fn arg_str<'a>(p: *const c_char, name: &str) -> Result<&'a str, FfiError> {
+    if p.is_null() {
+        return Err(FfiError::null(name));
+    }
+    unsafe { CStr::from_ptr(p) }.to_str().map_err(|e| {
+        FfiError::new(
+            netchan_result::InvalidUtf8,
+            format!("argument `{name}` is not valid UTF-8: {e}"),
+        )
+    })
+}
+
+/// A byte slice from `(data, len)`; `data` may be NULL only when `len` is 0.
+///
+/// # Safety
+/// `data` is NULL or points to `len` readable bytes live for `'a`.
+pub(crate) unsafe fn arg_bytes<'a>(data: *const u8, len: usize) -> Result<&'a [u8], FfiError> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if data.is_null() {
+        return Err(FfiError::null("data"));
+    }
+    Ok(unsafe { std::slice::from_raw_parts(data, len) })
+}
+
+/// Checks that an out-pointer is not NULL.
+pub(crate) fn arg_out<T>(p: *mut T, name: &str) -> Result<(), FfiError> {
+    if p.is_null() {
+        Err(FfiError::null(name))
+    } else {
+        Ok(())
+    }
+}
+
+/// Writes `v` through an out-pointer already checked by [`arg_out`].
+///
+/// # Safety
+/// `p` is a valid, writable, non-NULL `*mut T`.
+pub(crate) unsafe fn write_out<T>(p: *mut T, v: T) {
+    unsafe { p.write(v) }
+}
+
+/// Addresses of the objects the library has handed out and not yet freed,
+/// with their type, so that a second free of the same pointer (or a free of
+/// a borrowed pointer, or of the wrong type) is detected and ignored.
+static LIVE: Mutex<Option<HashMap<usize, &'static str>>> = Mutex::new(None);
+
+fn live() -> MutexGuard<'static, Option<HashMap<usize, &'static str>>> {
+    LIVE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Moves `v` to the heap, records it as live and returns the raw pointer the
+/// caller will own.
+pub(crate) fn hand_out<T>(v: T) -> *mut T {
+    let p = Box::into_raw(Box::new(v));
+    live()
+        .get_or_insert_with(HashMap::new)
+        .insert(p as usize, std::any::type_name::<T>());
+    p
+}
+
+/// Takes back an object handed out by [`hand_out`]; `None` for NULL, a
+/// pointer freed already, or a pointer to another type.
+///
+/// # Safety
+/// `p` is NULL, or was returned by `hand_out::<T>`.
+pub(crate) unsafe fn take_back<T>(p: *mut T) -> Option<Box<T>> {
+    if p.is_null() {
+        return None;
+    }
+    {
+        let mut g = live();
+        let map = g.as_mut()?;
+        match map.get(&(p as usize)) {
+            Some(t) if *t == std::any::type_name::<T>() => {
+                map.remove(&(p as usize));
+            }
+            _ => return None,
+        }
+    }
+    Some(unsafe { Box::from_raw(p) })
+}
+
+/// Records a pointer made elsewhere (a `CString::into_raw`) as live.
+pub(crate) fn register_raw(p: usize, tag: &'static str) {
+    live().get_or_insert_with(HashMap::new).insert(p, tag);
+}
+
+/// Forgets a pointer recorded with [`register_raw`]; false if it was not live.
+pub(crate) fn unregister_raw(p: usize, tag: &'static str) -> bool {
+    let mut g = live();
+    let Some(map) = g.as_mut() else { return false };
+    match map.get(&p) {
+        Some(t) if *t == tag => {
+            map.remove(&p);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Releases the registry's own memory when nothing is live (shutdown), so a
+/// leak checker sees every block freed.
+pub(crate) fn release_registry_if_empty() {
+    let mut g = live();
+    if g.as_ref().is_some_and(|m| m.is_empty()) {
+        *g = None;
+    }
+}
+
+/// How many handed-out objects are live (tests).
+#[cfg(test)]
+pub(crate) fn live_count() -> usize {
+    live().as_ref().map_or(0, |m| m.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_a_result_code_with_detail() {
+        let r = ffi_boundary(|| panic!("boom"));
+        assert_eq!(r, netchan_result::Panic);
+        let last = unsafe { CStr::from_ptr(crate::error::netchan_last_error()) };
+        assert!(last.to_str().unwrap().contains("boom"));
+        assert_eq!(ffi_boundary_or(7, || panic!("x")), 7);
+    }
+
+    #[test]
+    fn double_take_back_and_wrong_type_are_ignored() {
+        let p = hand_out(5u32);
+        assert!(unsafe { take_back(p as *mut u64) }.is_none());
+        assert_eq!(*unsafe { take_back(p) }.unwrap(), 5);
+        assert!(unsafe { take_back(p) }.is_none());
+        assert!(unsafe { take_back::<u32>(std::ptr::null_mut()) }.is_none());
+    }
+}

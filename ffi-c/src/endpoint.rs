@@ -1,0 +1,578 @@
+//! `netchan_endpoint`: create, listen, connect, publish, request, ping,
+//! stats, close.
+
+use std::ffi::{c_char, c_void, CString};
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::time::Duration;
+
+use netchan::{Bytes, Endpoint};
+use tokio::runtime::Handle;
+
+use crate::boundary::{
+    arg_bytes, arg_out, arg_ref, arg_str, ffi_boundary, ffi_boundary_or, hand_out, take_back,
+    write_out,
+};
+use crate::callback::Context;
+use crate::error::{netchan_result, FfiError};
+use crate::options::netchan_options;
+use crate::types::{hand_out_bytes, hand_out_string, netchan_bytes};
+
+/// A netchan endpoint: connects to peers over TCP and Unix sockets,
+/// publishes and subscribes, serves and sends requests.
+///
+/// Create with `netchan_endpoint_new()`, free with `netchan_endpoint_free()`.
+/// Thread-safe: every function may be called on one endpoint from any
+/// number of threads at once.
+pub struct netchan_endpoint {
+    pub(crate) ep: Endpoint,
+    pub(crate) rt: Handle,
+    name: CString,
+    /// `RUNTIME_GENERATION` when created: if `netchan_shutdown()` ran since,
+    /// the runtime is gone and there is nothing left to close.
+    generation: u64,
+}
+
+/// Bumped by `netchan_shutdown()`.
+pub(crate) static RUNTIME_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// The handle of netchan's runtime the endpoint runs on, found by running a
+/// tiny future on it (the core does not expose it).
+fn runtime_of(ep: &Endpoint) -> Result<Handle, FfiError> {
+    if let Ok(h) = Handle::try_current() {
+        return Ok(h);
+    }
+    Ok(ep.block_on(async { Handle::current() })?)
+}
+
+/// A name like the core's default (`ep-3f9a1c0d2b4e5f60`), made here because
+/// the core's random generator asks std for the calling thread's handle,
+/// which std never frees for a thread it did not start (the C program's main
+/// thread): valgrind would report it.
+fn random_name() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, SeqCst));
+    h.write_u32(std::process::id());
+    format!("ep-{:016x}", h.finish())
+}
+
+/// Runs `fut` on the calling thread; `WOULD_DEADLOCK` inside a callback.
+fn block<F: std::future::Future>(ep: &Endpoint, fut: F) -> Result<F::Output, FfiError> {
+    Ok(ep.block_on(fut)?)
+}
+
+fn millis(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+/// Creates an endpoint. It does nothing on the network until
+/// `netchan_endpoint_listen()` or `netchan_endpoint_connect()`.
+///
+/// `options` may be NULL for every default; it is only read (free it
+/// whenever you like). On success writes the new endpoint to `*out`; free
+/// it with `netchan_endpoint_free()`.
+///
+/// Errors: `NULL_ARGUMENT` (out), `INVALID_ARGUMENT` (a bad option; the
+/// last error names it), `IO` (the runtime could not start).
+/// Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_endpoint_new(
+    options: *const netchan_options,
+    out: *mut *mut netchan_endpoint,
+) -> netchan_result {
+    ffi_boundary(|| {
+        arg_out(out, "out")?;
+        // SAFETY: NULL or a live netchan_options, per the contract.
+        let mut config = match unsafe { options.as_ref() } {
+            Some(o) => o.config.clone(),
+            None => netchan::Config::default(),
+        };
+        if config.name.is_none() {
+            config.name = Some(random_name());
+        }
+        let ep = Endpoint::new(config)?;
+        let rt = runtime_of(&ep)?;
+        let name = CString::new(ep.name()).unwrap_or_default();
+        let generation = RUNTIME_GENERATION.load(SeqCst);
+        let h = hand_out(netchan_endpoint {
+            ep,
+            rt,
+            name,
+            generation,
+        });
+        unsafe { write_out(out, h) };
+        Ok(())
+    })
+}
+
+fn close_endpoint(ep: &netchan_endpoint) {
+    if ep.generation != RUNTIME_GENERATION.load(SeqCst) {
+        return; // netchan_shutdown() already stopped everything
+    }
+    if netchan::runtime::in_async_context() {
+        // Inside a callback: closing waits for writers to flush, so let a
+        // task do it rather than block a netchan thread.
+        let e = ep.ep.clone();
+        ep.rt.spawn(async move { e.close().await });
+    } else {
+        let _ = ep.ep.block_on(ep.ep.close());
+    }
+}
+
+/// Closes the endpoint: stops listening, tells every peer, fails pending
+/// requests (their result callbacks run with `NETCHAN_RESULT_CLOSED`), and
+/// ends every subscription and service (their callbacks' `drop` runs).
+/// Idempotent. Subscription, service and reply handles stay valid until
+/// you free them; they report `CLOSED`.
+///
+/// Waits up to 2 s for queued messages to be flushed to peers; called from
+/// a netchan callback it returns at once and the close finishes in the
+/// background. Errors: `NULL_ARGUMENT`. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_endpoint_close(ep: *const netchan_endpoint) -> netchan_result {
+    ffi_boundary(|| {
+        close_endpoint(unsafe { arg_ref(ep, "ep") }?);
+        Ok(())
+    })
+}
+
+/// Closes (as `netchan_endpoint_close()`) and frees the endpoint.
+///
+/// NULL, or an endpoint freed already, is ignored. May be called from
+/// inside any callback, including one of this endpoint's (then the close
+/// finishes in the background). Do not use `ep` afterwards.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_endpoint_free(ep: *mut netchan_endpoint) {
+    ffi_boundary_or((), || {
+        if let Some(b) = unsafe { take_back(ep) } {
+            close_endpoint(&b);
+        }
+    })
+}
+
+/// The endpoint's name, NUL-terminated, owned by the endpoint: valid until
+/// `netchan_endpoint_free(ep)`. NULL if `ep` is NULL. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_endpoint_name(ep: *const netchan_endpoint) -> *const c_char {
+    ffi_boundary_or(std::ptr::null(), || match unsafe { ep.as_ref() } {
+        Some(e) => e.name.as_ptr(),
+        None => std::ptr::null(),
+    })
+}
+
+/// Listens on `addr` (`"tcp://HOST:PORT"`, port 0 picks a free port, or
+/// `"unix:///ABS/PATH"`). Blocks until bound.
+///
+/// `bound` may be NULL; else on success it receives the bound address
+/// (e.g. `"tcp://127.0.0.1:41234"`), a string you free with
+/// `netchan_string_free()`.
+///
+/// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `INVALID_ADDRESS`,
+/// `ADDRESS_IN_USE`, `IO`, `CLOSED`, `WOULD_DEADLOCK` (from a callback).
+/// Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_endpoint_listen(
+    ep: *const netchan_endpoint,
+    addr: *const c_char,
+    bound: *mut *mut c_char,
+) -> netchan_result {
+    ffi_boundary(|| {
+        let ep = unsafe { arg_ref(ep, "ep") }?;
+        let addr = unsafe { arg_str(addr, "addr") }?;
+        let b = block(&ep.ep, ep.ep.listen(addr))??;
+        if !bound.is_null() {
+            unsafe { write_out(bound, hand_out_string(&b)) };
+        }
+        Ok(())
+    })
+}
+
+/// Connects to the endpoint listening at `addr` and blocks until the
+/// handshake is done and the peer's subscriptions and services are known
+/// (so a request right after sees its services).
+///
+/// `peer_name` may be NULL; else on success it receives the peer's endpoint
+/// name (for `netchan_endpoint_ping()`), freed with `netchan_string_free()`.
+///
+/// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `INVALID_ADDRESS`,
+/// `CONNECT_REFUSED`, `TIMEOUT`, `UNSUPPORTED_VERSION`,
+/// `HANDSHAKE_REJECTED`, `PROTOCOL_ERROR`, `CLOSED`, `WOULD_DEADLOCK`.
+/// Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_endpoint_connect(
+    ep: *const netchan_endpoint,
+    addr: *const c_char,
+    peer_name: *mut *mut c_char,
+) -> netchan_result {
+    ffi_boundary(|| {
+        let ep = unsafe { arg_ref(ep, "ep") }?;
+        let addr = unsafe { arg_str(addr, "addr") }?;
+        let info = block(&ep.ep, ep.ep.connect(addr))??;
+        if !peer_name.is_null() {
+            unsafe { write_out(peer_name, hand_out_string(&info.name)) };
+        }
+        Ok(())
+    })
+}
+
+/// Publishes `len` bytes at `data` on `path` to every matching subscriber,
+/// local and remote. The bytes are copied; `data` may be NULL when `len`
+/// is 0.
+///
+/// Waits while a peer's send buffer or a local blocking subscription is
+/// full, up to the send timeout. Called from a netchan callback it never
+/// waits: a full target is skipped (counted, reported as an event) and the
+/// call returns `BUFFER_FULL`, as `netchan_endpoint_try_publish()` does.
+///
+/// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `INVALID_PATH`,
+/// `MESSAGE_TOO_LARGE` (nothing sent), `BUFFER_FULL` (some targets
+/// skipped), `CLOSED`. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_endpoint_publish(
+    ep: *const netchan_endpoint,
+    path: *const c_char,
+    data: *const u8,
+    len: usize,
+) -> netchan_result {
+    ffi_boundary(|| {
+        let ep = unsafe { arg_ref(ep, "ep") }?;
+        let path = unsafe { arg_str(path, "path") }?;
+        let payload = Bytes::copy_from_slice(unsafe { arg_bytes(data, len) }?);
+        if netchan::runtime::in_async_context() {
+            ep.ep.try_publish(path, payload)?;
+        } else {
+            block(&ep.ep, ep.ep.publish(path, payload))??;
+        }
+        Ok(())
+    })
+}
+
+/// Like `netchan_endpoint_publish()` but never waits: a target without room
+/// is skipped, counted as a drop and reported, and the call returns
+/// `BUFFER_FULL`.
+///
+/// Errors: as `netchan_endpoint_publish()`. Thread-safe; callable from
+/// callbacks.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_endpoint_try_publish(
+    ep: *const netchan_endpoint,
+    path: *const c_char,
+    data: *const u8,
+    len: usize,
+) -> netchan_result {
+    ffi_boundary(|| {
+        let ep = unsafe { arg_ref(ep, "ep") }?;
+        let path = unsafe { arg_str(path, "path") }?;
+        let payload = Bytes::copy_from_slice(unsafe { arg_bytes(data, len) }?);
+        ep.ep.try_publish(path, payload)?;
+        Ok(())
+    })
+}
+
+/// Receives the outcome of `netchan_endpoint_request()`.
+///
+/// `call(context, result, reply, reply_len, error)` runs exactly once, on a
+/// netchan thread (possibly before `netchan_endpoint_request()` returns),
+/// then `drop(context)` runs once. On `NETCHAN_RESULT_OK`, `reply` /
+/// `reply_len` is the reply payload and `error` is NULL; otherwise `reply`
+/// is NULL, `reply_len` 0 and `error` a NUL-terminated detail. All three
+/// are borrowed for the duration of the call only: copy what you keep.
+/// `call` must not block for long and must not throw (C++) or longjmp; it
+/// may call any netchan function, but blocking ones return
+/// `WOULD_DEADLOCK`. `drop` may be NULL.
+#[repr(C)]
+pub struct netchan_result_callback {
+    /// Passed to `call` and `drop`; may be NULL.
+    pub context: *mut c_void,
+    /// Called once with the outcome; must not be NULL.
+    pub call: Option<
+        unsafe extern "C" fn(
+            context: *mut c_void,
+            result: netchan_result,
+            reply: *const u8,
+            reply_len: usize,
+            error: *const c_char,
+        ),
+    >,
+    /// Called once after `call` (or instead of it, when the request was
+    /// refused before it started); may be NULL.
+    pub drop: Option<unsafe extern "C" fn(context: *mut c_void)>,
+}
+
+type ResultFn = unsafe extern "C" fn(*mut c_void, netchan_result, *const u8, usize, *const c_char);
+
+/// A result callback that runs `call` exactly once, even when its task is
+/// dropped unfinished (runtime shutdown): then with `CANCELLED`.
+struct ResultCb {
+    call: Option<ResultFn>,
+    ctx: Context,
+}
+
+impl ResultCb {
+    fn finish(&mut self, r: Result<Bytes, FfiError>) {
+        let Some(call) = self.call.take() else { return };
+        match r {
+            // SAFETY: the callback contract; pointers live for the call.
+            Ok(b) => unsafe {
+                call(
+                    self.ctx.ptr,
+                    netchan_result::Ok,
+                    b.as_ptr(),
+                    b.len(),
+                    std::ptr::null(),
+                )
+            },
+            Err(e) => {
+                let detail = CString::new(e.detail.replace('\0', "")).unwrap_or_default();
+                unsafe { call(self.ctx.ptr, e.code, std::ptr::null(), 0, detail.as_ptr()) }
+            }
+        }
+    }
+}
+
+impl Drop for ResultCb {
+    fn drop(&mut self) {
+        self.finish(Err(FfiError::new(
+            netchan_result::Cancelled,
+            "the request was abandoned: netchan's runtime shut down",
+        )));
+    }
+}
+
+/// Sends a request on `path` to one endpoint serving it (a local service
+/// first, else a connected peer that serves it, in turn) and returns at
+/// once; the outcome arrives at `callback` (see `netchan_result_callback`).
+/// The request fails with `TIMEOUT` if no reply came within `timeout_ms`
+/// milliseconds (which must be > 0); the timeout travels to the server as
+/// the request's deadline.
+///
+/// `callback` is taken over even when this function fails: then `call` is
+/// never run and `drop` has run before it returns. On `NETCHAN_RESULT_OK`
+/// the callback's `call` runs exactly once with the outcome: the reply, or
+/// `INVALID_PATH`, `INVALID_ARGUMENT`, `NO_RESPONDERS`, `TIMEOUT`,
+/// `PEER_LOST`, `BUFFER_FULL`, `MESSAGE_TOO_LARGE`, `CLOSED` (also when the
+/// endpoint is freed while the request is in flight), `CANCELLED`
+/// (`netchan_shutdown()` while in flight) or the code the handler failed
+/// with. `data` (copied) may be NULL when `len` is 0.
+///
+/// Errors returned here: `NULL_ARGUMENT` (ep, path, or `callback.call`),
+/// `INVALID_UTF8`. Thread-safe; callable from callbacks.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_endpoint_request(
+    ep: *const netchan_endpoint,
+    path: *const c_char,
+    data: *const u8,
+    len: usize,
+    timeout_ms: u64,
+    callback: netchan_result_callback,
+) -> netchan_result {
+    // Own the callback first, so that every exit below runs its drop.
+    let cb = ResultCb {
+        call: callback.call,
+        ctx: Context::new(callback.context, callback.drop),
+    };
+    ffi_boundary(move || {
+        let mut cb = cb;
+        if cb.call.is_none() {
+            cb.call = None;
+            return Err(FfiError::null("callback.call"));
+        }
+        let checked = (|| {
+            let ep = unsafe { arg_ref(ep, "ep") }?;
+            let path = unsafe { arg_str(path, "path") }?.to_owned();
+            let payload = Bytes::copy_from_slice(unsafe { arg_bytes(data, len) }?);
+            Ok::<_, FfiError>((ep, path, payload))
+        })();
+        let (ep, path, payload) = match checked {
+            Ok(v) => v,
+            Err(e) => {
+                cb.call = None; // refused: drop only
+                return Err(e);
+            }
+        };
+        let e = ep.ep.clone();
+        ep.rt.spawn(async move {
+            let r = e.request(&path, payload, millis(timeout_ms)).await;
+            cb.finish(r.map_err(FfiError::from));
+        });
+        Ok(())
+    })
+}
+
+/// Sends a request like `netchan_endpoint_request()` and blocks until the
+/// reply or an error, at most `timeout_ms` milliseconds (> 0).
+///
+/// On success writes the reply to `*reply` (free it with
+/// `netchan_bytes_free()`); on failure `*reply` is untouched and
+/// `netchan_last_error()` has the detail (for `HANDLER_ERROR` and other
+/// handler codes, the handler's text). `data` (copied) may be NULL when
+/// `len` is 0.
+///
+/// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `INVALID_PATH`,
+/// `INVALID_ARGUMENT`, `NO_RESPONDERS`, `TIMEOUT`, `PEER_LOST`,
+/// `BUFFER_FULL`, `MESSAGE_TOO_LARGE`, `CLOSED`, the handler's code, and
+/// `WOULD_DEADLOCK` when called from a netchan callback. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_endpoint_request_blocking(
+    ep: *const netchan_endpoint,
+    path: *const c_char,
+    data: *const u8,
+    len: usize,
+    timeout_ms: u64,
+    reply: *mut *mut netchan_bytes,
+) -> netchan_result {
+    ffi_boundary(|| {
+        let ep = unsafe { arg_ref(ep, "ep") }?;
+        let path = unsafe { arg_str(path, "path") }?;
+        let payload = Bytes::copy_from_slice(unsafe { arg_bytes(data, len) }?);
+        arg_out(reply, "reply")?;
+        let r = block(&ep.ep, ep.ep.request(path, payload, millis(timeout_ms)))??;
+        unsafe { write_out(reply, hand_out_bytes(r)) };
+        Ok(())
+    })
+}
+
+/// Measures the round-trip time to the connected peer named `peer` (the
+/// name `netchan_endpoint_connect()` returned). Blocks up to the ping
+/// timeout.
+///
+/// On success writes the round trip in microseconds to `*rtt_us` (may be
+/// NULL). Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `UNKNOWN_PEER`,
+/// `TIMEOUT`, `PEER_LOST`, `CLOSED`, `WOULD_DEADLOCK`. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_endpoint_ping(
+    ep: *const netchan_endpoint,
+    peer: *const c_char,
+    rtt_us: *mut u64,
+) -> netchan_result {
+    ffi_boundary(|| {
+        let ep = unsafe { arg_ref(ep, "ep") }?;
+        let peer = unsafe { arg_str(peer, "peer") }?;
+        let rtt = block(&ep.ep, ep.ep.ping(peer))??;
+        if !rtt_us.is_null() {
+            let us = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX);
+            unsafe { write_out(rtt_us, us) };
+        }
+        Ok(())
+    })
+}
+
+/// Waits until a message published on `path` would reach a subscriber
+/// (local, or a peer that declared a matching interest), at most
+/// `timeout_ms` milliseconds (0: just check).
+///
+/// On success writes whether one is there to `*found`. Errors:
+/// `NULL_ARGUMENT`, `INVALID_UTF8`, `INVALID_PATH`, `CLOSED`,
+/// `WOULD_DEADLOCK`. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_endpoint_wait_for_subscribers(
+    ep: *const netchan_endpoint,
+    path: *const c_char,
+    timeout_ms: u64,
+    found: *mut bool,
+) -> netchan_result {
+    ffi_boundary(|| {
+        let ep = unsafe { arg_ref(ep, "ep") }?;
+        let path = unsafe { arg_str(path, "path") }?;
+        arg_out(found, "found")?;
+        let f = block(&ep.ep, ep.ep.wait_for_subscribers(path, millis(timeout_ms)))??;
+        unsafe { write_out(found, f) };
+        Ok(())
+    })
+}
+
+/// Waits until a request on `path` would find a server, at most
+/// `timeout_ms` milliseconds (0: just check).
+///
+/// On success writes whether one is there to `*found`. Errors:
+/// `NULL_ARGUMENT`, `INVALID_UTF8`, `INVALID_PATH`, `CLOSED`,
+/// `WOULD_DEADLOCK`. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_endpoint_wait_for_servers(
+    ep: *const netchan_endpoint,
+    path: *const c_char,
+    timeout_ms: u64,
+    found: *mut bool,
+) -> netchan_result {
+    ffi_boundary(|| {
+        let ep = unsafe { arg_ref(ep, "ep") }?;
+        let path = unsafe { arg_str(path, "path") }?;
+        arg_out(found, "found")?;
+        let f = block(&ep.ep, ep.ep.wait_for_servers(path, millis(timeout_ms)))??;
+        unsafe { write_out(found, f) };
+        Ok(())
+    })
+}
+
+/// Counters of an endpoint (`netchan_endpoint_stats()`). Fields are only
+/// ever appended; the library fills as much as the caller's `size` allows.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct netchan_stats {
+    /// Messages received from the network.
+    pub msgs_in: u64,
+    /// Messages sent to the network (one per peer it went to).
+    pub msgs_out: u64,
+    /// Payload bytes received.
+    pub bytes_in: u64,
+    /// Payload bytes sent.
+    pub bytes_out: u64,
+    /// Requests received from peers.
+    pub requests_in: u64,
+    /// Requests sent to peers.
+    pub requests_out: u64,
+    /// Messages dropped because a subscription queue was full.
+    pub dropped_queue_full: u64,
+    /// Messages not sent because a peer's send buffer stayed full.
+    pub dropped_send_full: u64,
+    /// Protocol errors, refused connections and failed handshakes.
+    pub errors: u64,
+    /// Peers connected now.
+    pub peers: u64,
+    /// Subscriptions open now.
+    pub subscriptions: u64,
+}
+
+/// Writes the endpoint's counters (totals over every peer, past and
+/// present) to `*out`. Pass `sizeof(netchan_stats)` as `size`: a program
+/// built against an older header gets the fields it knows, and fields the
+/// library does not know are left as they were (zero them first).
+///
+/// Errors: `NULL_ARGUMENT`. Never blocks; thread-safe; callable from callbacks.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_endpoint_stats(
+    ep: *const netchan_endpoint,
+    out: *mut netchan_stats,
+    size: usize,
+) -> netchan_result {
+    ffi_boundary(|| {
+        let ep = unsafe { arg_ref(ep, "ep") }?;
+        arg_out(out, "out")?;
+        let s = ep.ep.stats();
+        let t = s.total;
+        let v = netchan_stats {
+            msgs_in: t.msgs_in,
+            msgs_out: t.msgs_out,
+            bytes_in: t.bytes_in,
+            bytes_out: t.bytes_out,
+            requests_in: t.requests_in,
+            requests_out: t.requests_out,
+            dropped_queue_full: t.dropped_queue_full,
+            dropped_send_full: t.dropped_send_full,
+            errors: t.errors,
+            peers: s.peers.len() as u64,
+            subscriptions: s.subscriptions.len() as u64,
+        };
+        let n = size.min(std::mem::size_of::<netchan_stats>());
+        // SAFETY: the caller provides `size` writable bytes at `out`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                (&v as *const netchan_stats).cast::<u8>(),
+                out.cast::<u8>(),
+                n,
+            )
+        };
+        Ok(())
+    })
+}

@@ -1,0 +1,382 @@
+//! Option builders: `netchan_options` (endpoint) and
+//! `netchan_subscribe_options` (one subscription). Opaque, with one setter
+//! per field, so new options never change the ABI.
+
+use std::ffi::c_char;
+use std::time::Duration;
+
+use netchan::{Config, Overflow, SubscribeOptions};
+
+use crate::boundary::{
+    arg_out, arg_str, ffi_boundary, ffi_boundary_or, hand_out, take_back, write_out,
+};
+use crate::error::{netchan_result, FfiError};
+
+/// What a full subscription queue does with the next message. Pass the
+/// values to `netchan_subscribe_options_set_overflow()` and
+/// `netchan_options_set_overflow()`.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub enum netchan_overflow {
+    /// Wait for room: the connection's reader stops and TCP pushes back on
+    /// the publisher. Nothing is lost. The default.
+    Block = 0,
+    /// Discard the oldest queued message (counted, reported as an event).
+    DropOldest = 1,
+    /// Discard the new message (counted, reported as an event).
+    DropNewest = 2,
+}
+
+fn overflow_from(n: u32) -> Result<Overflow, FfiError> {
+    match n {
+        0 => Ok(Overflow::Block),
+        1 => Ok(Overflow::DropOldest),
+        2 => Ok(Overflow::DropNewest),
+        _ => Err(FfiError::new(
+            netchan_result::InvalidArgument,
+            format!("overflow {n} is not a netchan_overflow value"),
+        )),
+    }
+}
+
+/// Endpoint options: create with `netchan_options_new()`, change with the
+/// `netchan_options_set_*()` setters, pass to `netchan_endpoint_new()`, free
+/// with `netchan_options_free()`. Values are checked by
+/// `netchan_endpoint_new()`, which names the bad field. Not thread-safe:
+/// use one options object from one thread at a time.
+pub struct netchan_options {
+    pub(crate) config: Config,
+}
+
+/// Creates endpoint options with every default (random name, 16 MiB frames,
+/// 5 s connect/handshake/ping timeouts, 8 MiB send buffer, 10 s send
+/// timeout, subscriptions of 16384 messages / 64 MiB that block when full).
+///
+/// On success writes a new object to `*out`; free it with
+/// `netchan_options_free()`. Errors: `NULL_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_options_new(out: *mut *mut netchan_options) -> netchan_result {
+    ffi_boundary(|| {
+        arg_out(out, "out")?;
+        let p = hand_out(netchan_options {
+            config: Config::default(),
+        });
+        unsafe { write_out(out, p) };
+        Ok(())
+    })
+}
+
+/// Frees options. NULL, or options freed already, are ignored.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_options_free(options: *mut netchan_options) {
+    ffi_boundary_or((), || drop(unsafe { take_back(options) }))
+}
+
+/// # Safety
+/// `options` is NULL or a live `netchan_options` not used elsewhere meanwhile.
+unsafe fn config<'a>(options: *mut netchan_options) -> Result<&'a mut Config, FfiError> {
+    Ok(&mut unsafe { options.as_mut() }
+        .ok_or_else(|| FfiError::null("options"))?
+        .config)
+}
+
+/// Sets the endpoint's name (unique among the endpoints it talks to; 1 to
+/// 255 bytes of UTF-8 without control characters). NULL restores the random
+/// default name. The string is copied.
+///
+/// Errors: `NULL_ARGUMENT` (options), `INVALID_UTF8`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_options_set_name(
+    options: *mut netchan_options,
+    name: *const c_char,
+) -> netchan_result {
+    ffi_boundary(|| {
+        let c = unsafe { config(options) }?;
+        c.name = if name.is_null() {
+            None
+        } else {
+            Some(unsafe { arg_str(name, "name") }?.to_owned())
+        };
+        Ok(())
+    })
+}
+
+/// Largest frame accepted from a peer, in bytes (default 16 MiB, at least 64 KiB).
+///
+/// Errors: `NULL_ARGUMENT`. The value is checked by `netchan_endpoint_new()`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_options_set_max_frame_size(
+    options: *mut netchan_options,
+    value: usize,
+) -> netchan_result {
+    ffi_boundary(|| {
+        let c = unsafe { config(options) }?;
+        let v = value;
+        c.max_frame_size = v;
+        Ok(())
+    })
+}
+
+/// Time allowed to dial an address, in milliseconds (default 5000).
+///
+/// Errors: `NULL_ARGUMENT`. The value is checked by `netchan_endpoint_new()`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_options_set_connect_timeout_ms(
+    options: *mut netchan_options,
+    value: u64,
+) -> netchan_result {
+    ffi_boundary(|| {
+        let c = unsafe { config(options) }?;
+        let v = value;
+        c.connect_timeout = Duration::from_millis(v);
+        Ok(())
+    })
+}
+
+/// Time allowed for a handshake, in milliseconds (default 5000).
+///
+/// Errors: `NULL_ARGUMENT`. The value is checked by `netchan_endpoint_new()`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_options_set_handshake_timeout_ms(
+    options: *mut netchan_options,
+    value: u64,
+) -> netchan_result {
+    ffi_boundary(|| {
+        let c = unsafe { config(options) }?;
+        let v = value;
+        c.handshake_timeout = Duration::from_millis(v);
+        Ok(())
+    })
+}
+
+/// Heartbeat interval advertised to peers, in milliseconds (default 5000).
+///
+/// Errors: `NULL_ARGUMENT`. The value is checked by `netchan_endpoint_new()`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_options_set_heartbeat_interval_ms(
+    options: *mut netchan_options,
+    value: u64,
+) -> netchan_result {
+    ffi_boundary(|| {
+        let c = unsafe { config(options) }?;
+        let v = value;
+        c.heartbeat_interval = Duration::from_millis(v);
+        Ok(())
+    })
+}
+
+/// Bytes queued per peer before publishers wait (default 8 MiB).
+///
+/// Errors: `NULL_ARGUMENT`. The value is checked by `netchan_endpoint_new()`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_options_set_send_buffer(
+    options: *mut netchan_options,
+    value: usize,
+) -> netchan_result {
+    ffi_boundary(|| {
+        let c = unsafe { config(options) }?;
+        let v = value;
+        c.send_buffer = v;
+        Ok(())
+    })
+}
+
+/// How long a publish or request waits for room in a peer's send buffer
+/// before failing with `BUFFER_FULL`, in milliseconds (default 10000).
+///
+/// Errors: `NULL_ARGUMENT`. The value is checked by `netchan_endpoint_new()`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_options_set_send_timeout_ms(
+    options: *mut netchan_options,
+    value: u64,
+) -> netchan_result {
+    ffi_boundary(|| {
+        let c = unsafe { config(options) }?;
+        let v = value;
+        c.send_timeout = Duration::from_millis(v);
+        Ok(())
+    })
+}
+
+/// Time `netchan_endpoint_ping()` waits for a pong, in milliseconds (default 5000).
+///
+/// Errors: `NULL_ARGUMENT`. The value is checked by `netchan_endpoint_new()`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_options_set_ping_timeout_ms(
+    options: *mut netchan_options,
+    value: u64,
+) -> netchan_result {
+    ffi_boundary(|| {
+        let c = unsafe { config(options) }?;
+        let v = value;
+        c.ping_timeout = Duration::from_millis(v);
+        Ok(())
+    })
+}
+
+/// Default queue bound of subscriptions, in messages (default 16384).
+///
+/// Errors: `NULL_ARGUMENT`. The value is checked by `netchan_endpoint_new()`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_options_set_subscribe_capacity(
+    options: *mut netchan_options,
+    value: usize,
+) -> netchan_result {
+    ffi_boundary(|| {
+        let c = unsafe { config(options) }?;
+        let v = value;
+        c.subscribe.capacity = v;
+        Ok(())
+    })
+}
+
+/// Default queue bound of subscriptions, in payload bytes (default 64 MiB).
+///
+/// Errors: `NULL_ARGUMENT`. The value is checked by `netchan_endpoint_new()`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_options_set_subscribe_max_bytes(
+    options: *mut netchan_options,
+    value: usize,
+) -> netchan_result {
+    ffi_boundary(|| {
+        let c = unsafe { config(options) }?;
+        let v = value;
+        c.subscribe.max_bytes = v;
+        Ok(())
+    })
+}
+
+/// Requests queued per service before new ones are refused with
+/// `BUFFER_FULL` (default 1024).
+///
+/// Errors: `NULL_ARGUMENT`. The value is checked by `netchan_endpoint_new()`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_options_set_service_queue(
+    options: *mut netchan_options,
+    value: usize,
+) -> netchan_result {
+    ffi_boundary(|| {
+        let c = unsafe { config(options) }?;
+        let v = value;
+        c.service_queue = v;
+        Ok(())
+    })
+}
+
+/// Connections (inbound and outbound) at once (default 1024).
+///
+/// Errors: `NULL_ARGUMENT`. The value is checked by `netchan_endpoint_new()`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_options_set_max_connections(
+    options: *mut netchan_options,
+    value: usize,
+) -> netchan_result {
+    ffi_boundary(|| {
+        let c = unsafe { config(options) }?;
+        let v = value;
+        c.max_connections = v;
+        Ok(())
+    })
+}
+
+/// Sets the default overflow policy of subscriptions (a `netchan_overflow`
+/// value; default `NETCHAN_OVERFLOW_BLOCK`).
+///
+/// Errors: `NULL_ARGUMENT`, `INVALID_ARGUMENT` (not a `netchan_overflow`).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_options_set_overflow(
+    options: *mut netchan_options,
+    overflow: u32,
+) -> netchan_result {
+    ffi_boundary(|| {
+        unsafe { config(options) }?.subscribe.overflow = overflow_from(overflow)?;
+        Ok(())
+    })
+}
+
+/// Options of one subscription: create with
+/// `netchan_subscribe_options_new()` (starting from the library defaults,
+/// not the endpoint's), change with the setters, pass to
+/// `netchan_endpoint_subscribe()` or `netchan_endpoint_subscribe_callback()`,
+/// free with `netchan_subscribe_options_free()`. Not thread-safe.
+pub struct netchan_subscribe_options {
+    pub(crate) opts: SubscribeOptions,
+}
+
+/// Creates subscription options with the defaults (16384 messages, 64 MiB,
+/// `NETCHAN_OVERFLOW_BLOCK`).
+///
+/// On success writes a new object to `*out`; free it with
+/// `netchan_subscribe_options_free()`. Errors: `NULL_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_subscribe_options_new(
+    out: *mut *mut netchan_subscribe_options,
+) -> netchan_result {
+    ffi_boundary(|| {
+        arg_out(out, "out")?;
+        let p = hand_out(netchan_subscribe_options {
+            opts: SubscribeOptions::default(),
+        });
+        unsafe { write_out(out, p) };
+        Ok(())
+    })
+}
+
+/// Frees subscription options. NULL, or options freed already, are ignored.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_subscribe_options_free(options: *mut netchan_subscribe_options) {
+    ffi_boundary_or((), || drop(unsafe { take_back(options) }))
+}
+
+/// # Safety
+/// `options` is NULL or a live `netchan_subscribe_options` not used elsewhere meanwhile.
+unsafe fn sub_opts<'a>(
+    options: *mut netchan_subscribe_options,
+) -> Result<&'a mut SubscribeOptions, FfiError> {
+    Ok(&mut unsafe { options.as_mut() }
+        .ok_or_else(|| FfiError::null("options"))?
+        .opts)
+}
+
+/// Sets the queue bound in messages (at least 1).
+///
+/// Errors: `NULL_ARGUMENT`; 0 is refused by the subscribe call with `INVALID_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_subscribe_options_set_capacity(
+    options: *mut netchan_subscribe_options,
+    capacity: usize,
+) -> netchan_result {
+    ffi_boundary(|| {
+        unsafe { sub_opts(options) }?.capacity = capacity;
+        Ok(())
+    })
+}
+
+/// Sets the queue bound in payload bytes (at least 1).
+///
+/// Errors: `NULL_ARGUMENT`; 0 is refused by the subscribe call with `INVALID_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_subscribe_options_set_max_bytes(
+    options: *mut netchan_subscribe_options,
+    max_bytes: usize,
+) -> netchan_result {
+    ffi_boundary(|| {
+        unsafe { sub_opts(options) }?.max_bytes = max_bytes;
+        Ok(())
+    })
+}
+
+/// Sets what a full queue does (a `netchan_overflow` value).
+///
+/// Errors: `NULL_ARGUMENT`, `INVALID_ARGUMENT` (not a `netchan_overflow`).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_subscribe_options_set_overflow(
+    options: *mut netchan_subscribe_options,
+    overflow: u32,
+) -> netchan_result {
+    ffi_boundary(|| {
+        unsafe { sub_opts(options) }?.overflow = overflow_from(overflow)?;
+        Ok(())
+    })
+}

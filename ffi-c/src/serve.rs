@@ -1,0 +1,261 @@
+//! Serving requests: `netchan_service`, `netchan_request`, `netchan_reply`.
+
+use std::ffi::{c_char, c_void};
+use std::sync::{Arc, Mutex};
+
+use netchan::{Bytes, Error, ErrorCode, Reply, Request, Service};
+
+use crate::boundary::{
+    arg_bytes, arg_out, arg_ref, arg_str, ffi_boundary, ffi_boundary_or, hand_out, take_back,
+    write_out,
+};
+use crate::callback::{Context, Slot};
+use crate::endpoint::netchan_endpoint;
+use crate::error::{netchan_result, FfiError};
+use crate::types::{netchan_slice, netchan_str};
+
+/// An incoming request as a handler sees it: borrowed for the duration of
+/// the handler call (copy what you need later). Immutable, thread-safe.
+pub struct netchan_request {
+    req: Request,
+}
+
+/// The concrete path requested, valid during the handler call. `{NULL, 0}`
+/// if `request` is NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_request_path(request: *const netchan_request) -> netchan_str {
+    ffi_boundary_or(netchan_str::empty(), || match unsafe { request.as_ref() } {
+        Some(r) => netchan_str::from(r.req.path()),
+        None => netchan_str::empty(),
+    })
+}
+
+/// The request payload, valid during the handler call. `{NULL, 0}` if
+/// `request` is NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_request_payload(request: *const netchan_request) -> netchan_slice {
+    ffi_boundary_or(netchan_slice::empty(), || {
+        match unsafe { request.as_ref() } {
+            Some(r) => netchan_slice::from(r.req.payload()),
+            None => netchan_slice::empty(),
+        }
+    })
+}
+
+/// The caller's endpoint name, valid during the handler call. `{NULL, 0}`
+/// if `request` is NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_request_sender(request: *const netchan_request) -> netchan_str {
+    ffi_boundary_or(netchan_str::empty(), || match unsafe { request.as_ref() } {
+        Some(r) => netchan_str::from(r.req.sender()),
+        None => netchan_str::empty(),
+    })
+}
+
+/// Milliseconds left before the caller stops waiting (its timeout, carried
+/// on the wire); 0 if it passed or `request` is NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_request_remaining_ms(request: *const netchan_request) -> u64 {
+    ffi_boundary_or(0, || match unsafe { request.as_ref() } {
+        Some(r) => u64::try_from(r.req.remaining().as_millis()).unwrap_or(u64::MAX),
+        None => 0,
+    })
+}
+
+/// The handle that answers one request: owned by the handler that received
+/// it. Answer once with `netchan_reply_send()` or `netchan_reply_fail()`,
+/// now or later, from any thread; then (or instead) free it with
+/// `netchan_reply_free()`. Freeing it unanswered fails the request with
+/// `HANDLER_ERROR`. Thread-safe.
+pub struct netchan_reply {
+    reply: Mutex<Option<Reply>>,
+}
+
+impl netchan_reply {
+    fn take(&self) -> Result<Reply, FfiError> {
+        self.reply
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .ok_or_else(|| {
+                FfiError::new(netchan_result::Closed, "this request was answered already")
+            })
+    }
+}
+
+/// Answers the request with `len` bytes at `data` (copied; `data` may be
+/// NULL when `len` is 0). A reply to a request whose caller gave up
+/// (timeout, link lost) is discarded. Never blocks. The handle must still
+/// be freed with `netchan_reply_free()`.
+///
+/// Errors: `NULL_ARGUMENT`, `CLOSED` (answered already). Thread-safe;
+/// callable from callbacks.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_reply_send(
+    reply: *const netchan_reply,
+    data: *const u8,
+    len: usize,
+) -> netchan_result {
+    ffi_boundary(|| {
+        let r = unsafe { arg_ref(reply, "reply") }?;
+        let payload = Bytes::copy_from_slice(unsafe { arg_bytes(data, len) }?);
+        r.take()?.send(payload);
+        Ok(())
+    })
+}
+
+/// Fails the request: the caller gets result `code` and the text `detail`
+/// (NUL-terminated UTF-8, may be NULL for none). `code` must be one of the
+/// core codes (100 to 999), typically `NETCHAN_RESULT_HANDLER_ERROR`. Never
+/// blocks. The handle must still be freed with `netchan_reply_free()`.
+///
+/// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `INVALID_ARGUMENT` (code is not
+/// a core code; the request stays unanswered), `CLOSED` (answered already).
+/// Thread-safe; callable from callbacks.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_reply_fail(
+    reply: *const netchan_reply,
+    code: u32,
+    detail: *const c_char,
+) -> netchan_result {
+    ffi_boundary(|| {
+        let r = unsafe { arg_ref(reply, "reply") }?;
+        let detail = if detail.is_null() {
+            ""
+        } else {
+            unsafe { arg_str(detail, "detail") }?
+        };
+        let code = u16::try_from(code)
+            .ok()
+            .and_then(ErrorCode::from_u16)
+            .ok_or_else(|| {
+                FfiError::new(
+                    netchan_result::InvalidArgument,
+                    format!("{code} is not a core error code (100 to 999)"),
+                )
+            })?;
+        r.take()?.fail(Error::new(code, detail));
+        Ok(())
+    })
+}
+
+/// Frees a reply handle; an unanswered request fails with `HANDLER_ERROR`.
+/// NULL, or a handle freed already, is ignored. Thread-safe; callable from
+/// callbacks.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_reply_free(reply: *mut netchan_reply) {
+    ffi_boundary_or((), || drop(unsafe { take_back(reply) }))
+}
+
+/// Handles the requests of `netchan_endpoint_serve()`.
+///
+/// `call(context, request, reply)` runs once per request on a netchan
+/// thread; calls of one service run one at a time, in arrival order.
+/// `request` is borrowed for the call; `reply` is owned by you: answer it
+/// with `netchan_reply_send()` / `netchan_reply_fail()` now or later from
+/// any thread, and free it with `netchan_reply_free()`. `call` never runs
+/// after `drop`, and `drop(context)` runs exactly once after the last call
+/// (when the service is freed or the endpoint closes). `call` must not
+/// block for long (keep the reply and answer from another thread instead)
+/// and must not throw (C++) or longjmp; blocking netchan functions called
+/// from it return `WOULD_DEADLOCK`. `drop` may be NULL.
+#[repr(C)]
+pub struct netchan_request_handler {
+    /// Passed to `call` and `drop`; may be NULL.
+    pub context: *mut c_void,
+    /// Called for each request; must not be NULL.
+    pub call: Option<
+        unsafe extern "C" fn(
+            context: *mut c_void,
+            request: *const netchan_request,
+            reply: *mut netchan_reply,
+        ),
+    >,
+    /// Called once after the last call; may be NULL.
+    pub drop: Option<unsafe extern "C" fn(context: *mut c_void)>,
+}
+
+struct HandlerCb {
+    call: unsafe extern "C" fn(*mut c_void, *const netchan_request, *mut netchan_reply),
+    ctx: Context,
+}
+
+/// A served pattern. Free it with `netchan_service_free()` to stop serving.
+/// Thread-safe.
+pub struct netchan_service {
+    svc: Arc<Service>,
+    slot: Arc<Slot<HandlerCb>>,
+}
+
+/// Serves `pattern` (wildcards allowed, e.g. `"users/*"`): requests on
+/// matching paths, local or from peers, go to `handler` (see
+/// `netchan_request_handler`).
+///
+/// `handler` is taken over even when this function fails: then `call` is
+/// never run and `drop` has run before it returns. On success writes the
+/// service to `*out`; free it with `netchan_service_free()`.
+///
+/// Errors: `NULL_ARGUMENT` (also for `handler.call`), `INVALID_UTF8`,
+/// `INVALID_PATH`, `CLOSED`. Thread-safe; callable from callbacks.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_endpoint_serve(
+    ep: *const netchan_endpoint,
+    pattern: *const c_char,
+    handler: netchan_request_handler,
+    out: *mut *mut netchan_service,
+) -> netchan_result {
+    let ctx = Context::new(handler.context, handler.drop);
+    ffi_boundary(move || {
+        let call = handler.call.ok_or_else(|| FfiError::null("handler.call"))?;
+        arg_out(out, "out")?;
+        let ep: &netchan_endpoint = unsafe { arg_ref(ep, "ep") }?;
+        let pattern = unsafe { arg_str(pattern, "pattern") }?;
+        let svc = Arc::new(ep.ep.serve(pattern)?);
+        let slot = Arc::new(Slot::new(HandlerCb { call, ctx }));
+        let (task_svc, task_slot) = (svc.clone(), slot.clone());
+        ep.rt.spawn(async move {
+            while let Some((req, reply)) = task_svc.recv().await {
+                let calling = task_slot.enter();
+                let Some(cb) = calling.as_ref().and_then(|c| c.get()) else {
+                    reply.fail(Error::new(ErrorCode::Closed, "the service was closed"));
+                    continue;
+                };
+                let request = netchan_request { req };
+                let reply = hand_out(netchan_reply {
+                    reply: Mutex::new(Some(reply)),
+                });
+                // SAFETY: the callback contract; `request` lives for the call.
+                unsafe { (cb.call)(cb.ctx.ptr, &request, reply) };
+            }
+            task_slot.stop();
+        });
+        unsafe { write_out(out, hand_out(netchan_service { svc, slot })) };
+        Ok(())
+    })
+}
+
+/// The served pattern, valid until the service is freed. `{NULL, 0}` if
+/// `service` is NULL. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_service_pattern(service: *const netchan_service) -> netchan_str {
+    ffi_boundary_or(netchan_str::empty(), || match unsafe { service.as_ref() } {
+        Some(s) => netchan_str::from(s.svc.pattern()),
+        None => netchan_str::empty(),
+    })
+}
+
+/// Stops serving and frees the handle. Requests still queued fail with
+/// `CLOSED`; replies the handler kept stay usable until freed. NULL, or a
+/// service freed already, is ignored. May be called from any thread and
+/// from inside any callback (its own handler's too); from a plain thread
+/// it waits for a running handler call to finish and runs `drop` before
+/// returning.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_service_free(service: *mut netchan_service) {
+    ffi_boundary_or((), || {
+        if let Some(b) = unsafe { take_back(service) } {
+            b.svc.close();
+            b.slot.stop();
+        }
+    })
+}
