@@ -20,6 +20,78 @@ pub enum Overflow {
     DropNewest,
 }
 
+/// What `publish` does when a peer's send buffer is full (the peer reads
+/// more slowly than we publish).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SlowPeer {
+    /// Wait up to `send_timeout` for room; then skip that peer for this
+    /// message (counted, reported, `BUFFER_FULL`). While a peer stays
+    /// stalled past a timeout, later publishes skip it at once instead of
+    /// waiting again, so one stuck peer cannot slow the others for long.
+    #[default]
+    Block,
+    /// Never wait: skip the peer for this message (counted, reported).
+    DropNewest,
+    /// Wait up to `send_timeout`, then disconnect the peer as a slow consumer.
+    Disconnect,
+}
+
+/// Reconnection of dialled peers after a loss.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Reconnect {
+    /// Redial at all.
+    pub enabled: bool,
+    /// First delay.
+    pub min_delay: Duration,
+    /// Largest delay.
+    pub max_delay: Duration,
+    /// Each failed attempt multiplies the delay by this (>= 1).
+    pub factor: f64,
+    /// Each delay is randomised by up to this fraction, up or down (0..1).
+    pub jitter: f64,
+}
+
+impl Default for Reconnect {
+    fn default() -> Self {
+        Reconnect {
+            enabled: true,
+            min_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(5),
+            factor: 2.0,
+            jitter: 0.2,
+        }
+    }
+}
+
+/// Options of one request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RequestOptions {
+    /// How long to wait for the reply; also the deadline the handler sees.
+    pub timeout: Duration,
+    /// If nobody serves the path yet, wait (up to the timeout) for a server
+    /// to appear instead of failing with `NO_RESPONDERS` at once.
+    pub wait_for_responder: bool,
+}
+
+impl RequestOptions {
+    /// A request with this timeout that fails fast without a responder.
+    pub fn timeout(timeout: Duration) -> RequestOptions {
+        RequestOptions {
+            timeout,
+            wait_for_responder: false,
+        }
+    }
+
+    /// Waits for a responder to appear, up to the timeout.
+    pub fn wait_for_responder(mut self) -> RequestOptions {
+        self.wait_for_responder = true;
+        self
+    }
+}
+
 /// Options of one subscription.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -68,8 +140,23 @@ pub struct Config {
     /// Largest frame accepted from a peer (and advertised to it), in bytes.
     /// A publish larger than the peer's limit fails with `MESSAGE_TOO_LARGE`.
     pub max_frame_size: usize,
-    /// Heartbeat interval advertised in the handshake.
+    /// Each side pings a peer it has heard nothing from for this long...
     pub heartbeat_interval: Duration,
+    /// ...and declares it dead (`PEER_LOST`) after this many intervals of
+    /// silence. Detection takes `heartbeat_interval * heartbeat_misses`.
+    pub heartbeat_misses: u32,
+    /// Redialling of peers this endpoint connected to, after a loss.
+    pub reconnect: Reconnect,
+    /// What `publish` does when a peer's send buffer is full.
+    pub slow_peer: SlowPeer,
+    /// Bytes of messages held per dialled peer while it is disconnected and
+    /// being redialled, for the interests it had; sent after it reconnects.
+    /// 0 disables the buffer (such messages are dropped and counted).
+    pub offline_buffer: usize,
+    /// What happens when that buffer is full: `DropOldest` (default),
+    /// `DropNewest`, or `Block` (publish waits up to `send_timeout`, then
+    /// fails with `BUFFER_FULL`).
+    pub offline_overflow: Overflow,
     /// Time allowed to dial an address.
     pub connect_timeout: Duration,
     /// Time allowed for a handshake (both HELLOs and both snapshots).
@@ -98,7 +185,12 @@ impl Default for Config {
         Config {
             name: None,
             max_frame_size: 16 * 1024 * 1024,
-            heartbeat_interval: Duration::from_secs(5),
+            heartbeat_interval: Duration::from_secs(2),
+            heartbeat_misses: 3,
+            reconnect: Reconnect::default(),
+            slow_peer: SlowPeer::Block,
+            offline_buffer: 4 * 1024 * 1024,
+            offline_overflow: Overflow::DropOldest,
             connect_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(5),
             send_buffer: 8 * 1024 * 1024,
@@ -163,6 +255,25 @@ impl Config {
                     "{field} must be at least 1"
                 )));
             }
+        }
+        if self.heartbeat_misses == 0 {
+            return Err(Error::invalid_argument(
+                "heartbeat_misses must be at least 1",
+            ));
+        }
+        let r = &self.reconnect;
+        if r.min_delay.is_zero() || r.max_delay < r.min_delay {
+            return Err(Error::invalid_argument(
+                "reconnect delays must satisfy 0 < min_delay <= max_delay",
+            ));
+        }
+        if !(r.factor >= 1.0 && r.factor.is_finite()) {
+            return Err(Error::invalid_argument(
+                "reconnect factor must be a finite number >= 1",
+            ));
+        }
+        if !(0.0..1.0).contains(&r.jitter) {
+            return Err(Error::invalid_argument("reconnect jitter must be in 0..1"));
         }
         self.subscribe.validate()
     }

@@ -13,9 +13,10 @@ use tokio::sync::{broadcast, mpsc, oneshot, Notify, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, SubscribeOptions};
+use crate::config::{Config, RequestOptions, SlowPeer, SubscribeOptions};
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::{Event, Events};
+use crate::link::{heartbeat, now_ms, redial, Dialer, Held};
 use crate::metrics::{Counters, PeerStats, Stats};
 use crate::path::{validate_path, Pattern};
 use crate::peer::{writer_loop, Enq, Peer, SendQueue};
@@ -56,6 +57,8 @@ pub struct PeerInfo {
 }
 
 pub(crate) struct Inner {
+    /// A weak handle to itself, for spawning tasks from `&self` methods.
+    me: Weak<Inner>,
     pub name: Arc<str>,
     pub cfg: Config,
     pub rt: Handle,
@@ -67,12 +70,16 @@ pub(crate) struct Inner {
     changed: Notify,
     routes: RwLock<HashMap<Box<str>, Arc<Route>, rustc_hash::FxBuildHasher>>,
     events: broadcast::Sender<Event>,
-    totals: Counters,
+    pub(crate) totals: Counters,
     next_id: AtomicU64,
     connections: AtomicUsize,
     handshakes: Arc<Semaphore>,
     round_robin: AtomicUsize,
     writers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Drops not yet reported, per site; a reporter task turns them into
+    /// `Dropped` events, coalesced over a short window.
+    drops: Mutex<HashMap<String, u64>>,
+    drops_ready: Notify,
 }
 
 /// A netchan endpoint: connects to peers over TCP and Unix sockets, publishes
@@ -127,7 +134,8 @@ impl Endpoint {
         let rt = crate::runtime::handle().map_err(|e| Error::io("starting the runtime", &e))?;
         let name: Arc<str> = config.name.clone().unwrap_or_else(random_name).into();
         let (events, _) = broadcast::channel(1024);
-        let inner = Arc::new(Inner {
+        let inner = Arc::new_cyclic(|me| Inner {
+            me: me.clone(),
             name,
             rt,
             closed: AtomicBool::new(false),
@@ -144,8 +152,11 @@ impl Endpoint {
             handshakes: Arc::new(Semaphore::new(config.max_pending_handshakes)),
             round_robin: AtomicUsize::new(0),
             writers: Mutex::new(Vec::new()),
+            drops: Mutex::new(HashMap::new()),
+            drops_ready: Notify::new(),
             cfg: config,
         });
+        inner.rt.spawn(report_drops(Arc::downgrade(&inner)));
         Ok(Endpoint {
             _guard: Arc::new(CloseOnDrop(inner.clone())),
             inner,
@@ -205,46 +216,27 @@ impl Endpoint {
     pub async fn connect(&self, addr: &str) -> Result<PeerInfo> {
         self.inner.check_open()?;
         let parsed = Addr::parse(addr)?;
-        let deadline = Instant::now() + self.inner.cfg.handshake_timeout;
-        let conn = match tokio::time::timeout(self.inner.cfg.connect_timeout, dial(&parsed)).await {
-            Ok(c) => c?,
-            Err(_) => {
-                return Err(Error::new(
-                    ErrorCode::ConnectRefused,
-                    format!(
-                        "cannot connect to {parsed}: no answer within {:?}",
-                        self.inner.cfg.connect_timeout
-                    ),
-                ))
-            }
-        };
-        let peer = self.inner.clone().establish(conn, false).await?;
-        let wait = async {
-            loop {
-                let n = peer.snapshot.notified();
-                if peer.snapshot_done.load(SeqCst) {
-                    return Ok(());
-                }
-                tokio::select! {
-                    _ = n => {}
-                    _ = peer.dead.cancelled() => return Err(peer.lost_error("closed during the handshake")),
-                }
-            }
-        };
-        match tokio::time::timeout_at(deadline, wait).await {
-            Ok(r) => r?,
-            Err(_) => {
-                return Err(Error::new(
-                    ErrorCode::Timeout,
-                    format!("peer {} sent no declaration snapshot in time", peer.name),
-                ))
-            }
+        let d = Arc::new(Dialer::new(parsed));
+        let peer = self.inner.clone().connect_once(&d).await?;
+        if self.inner.cfg.reconnect.enabled {
+            // Keep it connected from now on (see docs/RELIABILITY.md).
+            self.inner.lock_state().dialers.push(d);
+        } else {
+            d.stop.cancel();
         }
         Ok(PeerInfo {
             name: peer.name.to_string(),
             addr: peer.addr.clone(),
-            inbound: false,
+            inbound: peer.inbound,
         })
+    }
+
+    /// Redials every lost peer now, skipping the backoff delay (for example
+    /// after the network changed).
+    pub fn reconnect_now(&self) {
+        for d in &self.inner.lock_state().dialers {
+            d.kick.notify_one();
+        }
     }
 
     /// Publishes `payload` on `path` to every matching subscriber, local and
@@ -434,8 +426,19 @@ impl Endpoint {
     ) -> Result<Bytes> {
         self.inner
             .clone()
-            .request(path, payload.into(), timeout)
+            .request(path, payload.into(), RequestOptions::timeout(timeout))
             .await
+    }
+
+    /// [`request`](Self::request) with options, e.g. waiting for a responder
+    /// to appear instead of failing with `NO_RESPONDERS` at once.
+    pub async fn request_with(
+        &self,
+        path: &str,
+        payload: impl Into<Bytes>,
+        opts: RequestOptions,
+    ) -> Result<Bytes> {
+        self.inner.clone().request(path, payload.into(), opts).await
     }
 
     /// Measures the round-trip time to the connected peer named `peer`.
@@ -654,7 +657,33 @@ impl Inner {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn emit(&self, e: Event) {
+    /// Counts `n` dropped messages at `site` for the next `Dropped` event.
+    pub(crate) fn report_drop(&self, site: &str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let mut d = self.drops.lock().unwrap_or_else(|p| p.into_inner());
+        let first = d.is_empty();
+        *d.entry(site.to_owned()).or_insert(0) += n;
+        drop(d);
+        if first {
+            self.drops_ready.notify_one();
+        }
+    }
+
+    /// Emits one `Dropped` event per site with what was counted.
+    fn emit_drops(&self) {
+        let d = std::mem::take(&mut *self.drops.lock().unwrap_or_else(|p| p.into_inner()));
+        for (site, count) in d {
+            self.emit(Event::Dropped {
+                site,
+                code: ErrorCode::BufferFull,
+                count,
+            });
+        }
+    }
+
+    pub(crate) fn emit(&self, e: Event) {
         let _ = self.events.send(e);
     }
 
@@ -777,24 +806,62 @@ impl Inner {
         let mut deadline = None;
         let mut deadline =
             || *deadline.get_or_insert_with(|| Instant::now() + self.cfg.send_timeout);
+        // Peers with room first, so a full one does not delay the others.
+        let mut full: Vec<&Arc<Peer>> = Vec::new();
         for peer in &route.peers {
-            loop {
-                match peer.tx.push_message(path, &payload) {
-                    Enq::Queued => break,
-                    // The peer is going away; it no longer wants anything.
-                    Enq::Closed => break,
-                    Enq::Full => {
-                        if wait && peer.tx.wait_space(deadline()).await {
-                            continue;
+            if let Enq::Full = peer.tx.push_message(path, &payload) {
+                full.push(peer);
+            }
+        }
+        for peer in full {
+            let policy = self.cfg.slow_peer;
+            let may_wait = wait
+                && policy != SlowPeer::DropNewest
+                && !(policy == SlowPeer::Block && peer.tx.is_stalled());
+            let mut sent = false;
+            if may_wait {
+                while peer.tx.wait_space(deadline(), frame_len).await {
+                    match peer.tx.push_message(path, &payload) {
+                        Enq::Full => continue,
+                        _ => {
+                            sent = true;
+                            break;
                         }
-                        peer.counters.dropped_send_full.fetch_add(1, Relaxed);
-                        self.emit(Event::Dropped {
-                            site: peer.name.to_string(),
-                            code: ErrorCode::BufferFull,
-                            count: 1,
-                        });
+                    }
+                }
+            }
+            if sent {
+                continue;
+            }
+            peer.counters.dropped_send_full.fetch_add(1, Relaxed);
+            self.report_drop(&peer.name, 1);
+            skipped += 1;
+            if may_wait {
+                match policy {
+                    SlowPeer::Disconnect => self.peer_down(
+                        peer,
+                        ErrorCode::BufferFull,
+                        &format!(
+                            "slow consumer: its send buffer stayed full for {:?}",
+                            self.cfg.send_timeout
+                        ),
+                    ),
+                    _ => peer.tx.set_stalled(),
+                }
+            }
+        }
+        for d in &route.offline {
+            match self.hold(d, &route.meta, &payload, wait, deadline()).await {
+                Held::Queued => {}
+                Held::DroppedOld(n) => self.offline_dropped(d, n),
+                Held::Dropped => {
+                    self.offline_dropped(d, 1);
+                    skipped += 1;
+                }
+                Held::Successor(p) => {
+                    if let Enq::Full = p.tx.push_message(path, &payload) {
+                        self.offline_dropped(d, 1);
                         skipped += 1;
-                        break;
                     }
                 }
             }
@@ -823,11 +890,7 @@ impl Inner {
                 };
                 if let Push::Dropped(n) = r {
                     self.totals.dropped_queue_full.fetch_add(n, Relaxed);
-                    self.emit(Event::Dropped {
-                        site: sub.pattern.as_str().to_owned(),
-                        code: ErrorCode::BufferFull,
-                        count: n,
-                    });
+                    self.report_drop(sub.pattern.as_str(), n);
                     if !wait {
                         skipped += 1;
                     }
@@ -854,8 +917,9 @@ impl Inner {
         self: Arc<Self>,
         path: &str,
         payload: Bytes,
-        timeout: Duration,
+        opts: RequestOptions,
     ) -> Result<Bytes> {
+        let timeout = opts.timeout;
         self.check_open()?;
         validate_path(path)?;
         if timeout.is_zero() {
@@ -870,6 +934,26 @@ impl Inner {
                 format!("no reply to {path} within {timeout:?}"),
             )
         };
+        if opts.wait_for_responder {
+            loop {
+                let n = self.changed.notified();
+                tokio::pin!(n);
+                n.as_mut().enable();
+                {
+                    let st = self.lock_state();
+                    if st.local_service(path).is_some() || !st.remote_servers(path).is_empty() {
+                        break;
+                    }
+                }
+                self.check_open()?;
+                if tokio::time::timeout_at(deadline, n).await.is_err() {
+                    return Err(Error::new(
+                        ErrorCode::NoResponders,
+                        format!("no endpoint serving {path} appeared within {timeout:?}"),
+                    ));
+                }
+            }
+        }
         // A local service first: no serialisation at all.
         let local = self.lock_state().local_service(path);
         if let Some(svc) = local {
@@ -964,7 +1048,7 @@ impl Inner {
                     return Err(peer.lost_error("connection closed"));
                 }
                 Enq::Full => {
-                    if !peer.tx.wait_space(deadline).await {
+                    if !peer.tx.wait_space(deadline, frame_len).await {
                         guard.armed = false;
                         peer.lock_pending().remove(&id);
                         peer.counters.dropped_send_full.fetch_add(1, Relaxed);
@@ -993,8 +1077,70 @@ impl Inner {
         }
     }
 
+    pub(crate) fn changed_notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
+    }
+
+    pub(crate) fn has_peer(&self, name: &str) -> bool {
+        self.lock_state().peers.iter().any(|p| &*p.name == name)
+    }
+
+    /// Dials once, handshakes, and waits for the peer's snapshot. If a
+    /// connection to the same peer already exists (it dialled us), that one
+    /// is returned.
+    pub(crate) async fn connect_once(self: Arc<Self>, d: &Arc<Dialer>) -> Result<Arc<Peer>> {
+        self.check_open()?;
+        let connect_timeout = self.cfg.connect_timeout;
+        let conn = match tokio::time::timeout(connect_timeout, dial(&d.addr)).await {
+            Ok(c) => c?,
+            Err(_) => {
+                return Err(Error::new(
+                    ErrorCode::ConnectRefused,
+                    format!(
+                        "cannot connect to {}: no answer within {connect_timeout:?}",
+                        d.addr
+                    ),
+                ))
+            }
+        };
+        let deadline = Instant::now() + self.cfg.handshake_timeout;
+        let existing = |e: Error| match d.name() {
+            Some(name) => self.peer_by_name(&name).map_err(|_| e),
+            None => Err(e),
+        };
+        let peer = match self.clone().establish(conn, false, Some(d.clone())).await {
+            Ok(p) => p,
+            Err(e) => return existing(e),
+        };
+        let wait = async {
+            loop {
+                let n = peer.snapshot.notified();
+                if peer.snapshot_done.load(SeqCst) {
+                    return Ok(());
+                }
+                tokio::select! {
+                    _ = n => {}
+                    _ = peer.dead.cancelled() => return Err(peer.ended_error("closed during the handshake")),
+                }
+            }
+        };
+        match tokio::time::timeout_at(deadline, wait).await {
+            Ok(Ok(())) => Ok(peer),
+            Ok(Err(e)) => existing(e),
+            Err(_) => existing(Error::new(
+                ErrorCode::Timeout,
+                format!("peer {} sent no declaration snapshot in time", peer.name),
+            )),
+        }
+    }
+
     /// Handshake, registration, and the reader and writer tasks.
-    async fn establish(self: Arc<Self>, conn: Conn, inbound: bool) -> Result<Arc<Peer>> {
+    async fn establish(
+        self: Arc<Self>,
+        conn: Conn,
+        inbound: bool,
+        dialer: Option<Arc<Dialer>>,
+    ) -> Result<Arc<Peer>> {
         let Conn {
             mut reader,
             writer,
@@ -1093,21 +1239,70 @@ impl Inner {
             counters: Counters::default(),
             rtt_us: AtomicU64::new(0),
             dead: CancellationToken::new(),
+            dialer: dialer.clone(),
+            last_rx_ms: AtomicU64::new(now_ms()),
+            replaced: AtomicBool::new(false),
+            close_error: Mutex::new(None),
         });
-        let refused = {
+        if let Some(d) = &dialer {
+            d.set_name(peer.name.clone());
+        }
+        let (refused, replaced) = {
             let mut st = self.lock_state();
-            if st.peers.iter().any(|p| p.name == peer.name) {
-                Some(Error::new(
-                    ErrorCode::HandshakeRejected,
-                    format!("a peer named {:?} is already connected", peer.name),
-                ))
-            } else if self.closed.load(SeqCst) {
-                Some(Error::closed())
+            if self.closed.load(SeqCst) {
+                (Some(Error::closed()), None)
+            } else if let Some(pos) = st.peers.iter().position(|p| p.name == peer.name) {
+                let old = st.peers[pos].clone();
+                // Two connections to one peer. Of a pair dialled in opposite
+                // directions (a mesh), both sides keep the one dialled by the
+                // endpoint with the smaller name. Of two in the same
+                // direction the older stays; if it belongs to a dead process,
+                // heartbeats remove it and the newcomer's redial gets in.
+                let keep_new = old.inbound != peer.inbound
+                    && if peer.inbound {
+                        *peer.name < *self.name
+                    } else {
+                        *self.name < *peer.name
+                    };
+                if keep_new {
+                    st.peers.remove(pos);
+                    old.replaced.store(true, SeqCst);
+                    self.register(&mut st, &peer);
+                    (None, Some(old))
+                } else {
+                    let e = if old.inbound == peer.inbound {
+                        Error::new(
+                            ErrorCode::NameInUse,
+                            format!("a peer named {:?} is already connected", peer.name),
+                        )
+                    } else {
+                        let dialled_by = if old.inbound {
+                            &*peer.name
+                        } else {
+                            &*self.name
+                        };
+                        Error::new(
+                            ErrorCode::NameInUse,
+                            format!("duplicate connection to {}: keeping the one dialled by {dialled_by}", peer.name),
+                        )
+                    };
+                    (Some(e), None)
+                }
             } else {
                 self.register(&mut st, &peer);
-                None
+                (None, None)
             }
         };
+        if let Some(old) = replaced {
+            self.connections.fetch_sub(1, SeqCst);
+            self.totals.add(&old.snapshot());
+            let _ = old.tx.push_control(&Frame::Close {
+                code: ErrorCode::HandshakeRejected.as_u16(),
+                reason: format!("replaced by another connection from {}", self.name),
+            });
+            old.tx.close();
+            old.dead.cancel();
+        }
         if let Some(e) = refused {
             self.connections.fetch_sub(1, SeqCst);
             let _ = peer.tx.push_control(&Frame::Close {
@@ -1133,6 +1328,7 @@ impl Inner {
             ws.retain(|h| !h.is_finished());
             ws.push(w);
         }
+        self.rt.spawn(heartbeat(self.clone(), peer.clone()));
         let me = self.clone();
         let p = peer.clone();
         self.rt.spawn(async move {
@@ -1197,7 +1393,9 @@ impl Inner {
                 .saturating_sub(buf.len())
                 .clamp(64 * 1024, 4 * 1024 * 1024);
             buf.reserve(want);
-            match rd.read_buf(&mut buf).await {
+            let r = rd.read_buf(&mut buf).await;
+            peer.last_rx_ms.store(now_ms(), Relaxed);
+            match r {
                 Ok(0) => {
                     return (
                         ErrorCode::PeerLost,
@@ -1351,11 +1549,7 @@ impl Inner {
                 while let Ok(dropped) = sub.push_many(q) {
                     if dropped > 0 {
                         peer.counters.dropped_queue_full.fetch_add(dropped, Relaxed);
-                        self.emit(Event::Dropped {
-                            site: sub.pattern.as_str().to_owned(),
-                            code: ErrorCode::BufferFull,
-                            count: dropped,
-                        });
+                        self.report_drop(sub.pattern.as_str(), dropped);
                     }
                     if q.is_empty() {
                         break;
@@ -1498,8 +1692,18 @@ impl Inner {
             }
             Frame::Declare(items) => self.apply_declarations(peer, items)?,
             Frame::SnapshotEnd => {
-                peer.snapshot_done.store(true, SeqCst);
+                {
+                    // Under the state lock: what was held for this peer while
+                    // it was away goes out before anything routed to it now.
+                    let _st = self.lock_state();
+                    if let Some(d) = &peer.dialer {
+                        self.flush_offline(d, peer);
+                    }
+                    peer.snapshot_done.store(true, SeqCst);
+                    self.bump(false);
+                }
                 peer.snapshot.notify_waiters();
+                self.changed.notify_waiters();
             }
             Frame::Close { code, reason } => {
                 let c = ErrorCode::from_u16(code).unwrap_or(ErrorCode::Closed);
@@ -1508,6 +1712,12 @@ impl Inner {
                 } else {
                     format!("peer closed with {c}: {reason}")
                 };
+                if code != 0 {
+                    *peer.close_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(Error::new(
+                        c,
+                        format!("peer {} refused: {reason}", peer.name),
+                    ));
+                }
                 return Err(Error::new(ErrorCode::Closed, why));
             }
             Frame::Hello(_) => {
@@ -1556,20 +1766,30 @@ impl Inner {
         Ok(())
     }
 
-    fn peer_down(&self, peer: &Arc<Peer>, code: ErrorCode, reason: &str) {
+    pub(crate) fn peer_down(&self, peer: &Arc<Peer>, code: ErrorCode, reason: &str) {
+        let closing = self.closed.load(SeqCst);
+        let redial_by = peer.dialer.as_ref().filter(|d| {
+            !closing
+                && !peer.replaced.load(SeqCst)
+                && self.cfg.reconnect.enabled
+                && !d.stop.is_cancelled()
+        });
         let removed = {
             let mut st = self.lock_state();
             let before = st.peers.len();
             st.peers.retain(|p| p.id != peer.id);
             let removed = st.peers.len() != before;
             if removed {
+                if let Some(d) = redial_by {
+                    self.go_offline(d, peer);
+                }
                 self.bump(false);
             }
             removed
         };
         peer.tx.close();
         peer.dead.cancel();
-        let err = if self.closed.load(SeqCst) {
+        let err = if closing {
             Error::new(ErrorCode::Closed, "the endpoint was closed")
         } else {
             peer.lost_error(reason)
@@ -1586,6 +1806,9 @@ impl Inner {
                 reason: reason.to_owned(),
                 code,
             });
+            if let (Some(d), Some(me)) = (redial_by, self.me.upgrade()) {
+                self.rt.spawn(redial(me, d.clone()));
+            }
         }
     }
 
@@ -1601,6 +1824,10 @@ impl Inner {
             let services: Vec<_> = std::mem::take(&mut st.services).into_values().collect();
             st.counts.clear();
             st.publishers.clear();
+            for d in std::mem::take(&mut st.dialers) {
+                d.stop.cancel();
+                self.abandon_offline(&d);
+            }
             self.bump(true);
             (peers, subs, services)
         };
@@ -1692,6 +1919,33 @@ async fn drain(r: &mut Reader) {
     .await;
 }
 
+/// How long drops are gathered before they are reported.
+const DROP_REPORT_WINDOW: Duration = Duration::from_millis(20);
+
+/// Turns counted drops into `Dropped` events: the first drop of a burst
+/// starts a short window, then one event per site carries the whole count.
+async fn report_drops(inner: Weak<Inner>) {
+    loop {
+        let (ready, shutdown) = match inner.upgrade() {
+            Some(i) => (i.clone(), i.shutdown.clone()),
+            None => return,
+        };
+        tokio::select! {
+            _ = ready.drops_ready.notified() => {}
+            _ = shutdown.cancelled() => {
+                ready.emit_drops();
+                return;
+            }
+        }
+        drop(ready);
+        tokio::time::sleep(DROP_REPORT_WINDOW).await;
+        match inner.upgrade() {
+            Some(i) => i.emit_drops(),
+            None => return,
+        }
+    }
+}
+
 async fn accept_loop(inner: Arc<Inner>, listener: Listener) {
     loop {
         let conn = tokio::select! {
@@ -1715,7 +1969,7 @@ async fn accept_loop(inner: Arc<Inner>, listener: Listener) {
                 };
                 let inner2 = inner.clone();
                 inner.rt.spawn(async move {
-                    let _ = inner2.establish(conn, true).await;
+                    let _ = inner2.establish(conn, true, None).await;
                     drop(permit);
                 });
             }

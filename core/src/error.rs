@@ -42,6 +42,10 @@ pub enum ErrorCode {
     UnknownPeer = 206,
     /// An operating-system I/O error not covered by a more precise code.
     Io = 207,
+    /// A peer with the same name is already connected (a duplicate
+    /// connection, or two endpoints sharing a name). Not permanent: the
+    /// older connection may be a dead process's that heartbeats will remove.
+    NameInUse = 208,
 
     // 3xx: requests.
     /// The deadline passed before the operation completed.
@@ -84,6 +88,7 @@ impl ErrorCode {
         ErrorCode::HandshakeRejected,
         ErrorCode::UnknownPeer,
         ErrorCode::Io,
+        ErrorCode::NameInUse,
         ErrorCode::Timeout,
         ErrorCode::NoResponders,
         ErrorCode::Cancelled,
@@ -119,6 +124,7 @@ impl ErrorCode {
             ErrorCode::HandshakeRejected => "HANDSHAKE_REJECTED",
             ErrorCode::UnknownPeer => "UNKNOWN_PEER",
             ErrorCode::Io => "IO",
+            ErrorCode::NameInUse => "NAME_IN_USE",
             ErrorCode::Timeout => "TIMEOUT",
             ErrorCode::NoResponders => "NO_RESPONDERS",
             ErrorCode::Cancelled => "CANCELLED",
@@ -150,6 +156,7 @@ impl ErrorCode {
             ErrorCode::HandshakeRejected => "handshake rejected",
             ErrorCode::UnknownPeer => "unknown peer",
             ErrorCode::Io => "I/O error",
+            ErrorCode::NameInUse => "a peer with that name is already connected",
             ErrorCode::Timeout => "timed out",
             ErrorCode::NoResponders => "no responders",
             ErrorCode::Cancelled => "cancelled",

@@ -36,6 +36,25 @@ pub enum Event {
         /// How many, in this event.
         count: u64,
     },
+    /// A dialled peer was lost; the next attempt to reach it is scheduled.
+    Reconnecting {
+        /// The address being redialled.
+        addr: String,
+        /// 1 for the first attempt after the loss.
+        attempt: u32,
+        /// The delay before this attempt.
+        delay: std::time::Duration,
+    },
+    /// Redialling stopped for good: the failure is permanent (protocol
+    /// version mismatch, handshake rejected, not a netchan peer).
+    ReconnectAbandoned {
+        /// The address.
+        addr: String,
+        /// Why.
+        code: ErrorCode,
+        /// In words.
+        detail: String,
+    },
     /// A connection was refused or closed for breaking the protocol or a limit.
     ConnectionError {
         /// The remote address.

@@ -50,6 +50,7 @@ pub mod config;
 mod endpoint;
 pub mod error;
 pub mod event;
+mod link;
 pub mod metrics;
 pub mod path;
 mod peer;
@@ -61,7 +62,7 @@ mod sub;
 pub mod transport;
 
 pub use bytes::Bytes;
-pub use config::{Config, Overflow, SubscribeOptions};
+pub use config::{Config, Overflow, Reconnect, RequestOptions, SlowPeer, SubscribeOptions};
 pub use endpoint::{Endpoint, PeerInfo, Publisher};
 pub use error::{Error, ErrorCode, Result};
 pub use event::{Event, EventRecv, Events};

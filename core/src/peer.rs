@@ -57,6 +57,9 @@ const DIRECT_GAP: Duration = Duration::from_micros(50);
 /// order is kept), saving a thread hop on the latency path.
 pub(crate) struct SendQueue {
     st: Mutex<SendState>,
+    /// Set when a publisher gave up waiting for room; cleared when the
+    /// writer makes progress. A stalled peer is skipped without waiting.
+    stalled: AtomicBool,
     limit: usize,
     wire: Wire,
     wake: Notify,
@@ -76,6 +79,7 @@ impl SendQueue {
                 writing: false,
                 last_direct: None,
             }),
+            stalled: AtomicBool::new(false),
             limit,
             wire,
             wake: Notify::new(),
@@ -291,6 +295,10 @@ impl SendQueue {
             }
         }
         st.writing = !out.is_empty();
+        if st.writing {
+            self.stalled
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+        }
         let had = st.queued > 0;
         st.queued = 0;
         let closed = st.closed;
@@ -301,18 +309,34 @@ impl SendQueue {
         closed
     }
 
-    /// Waits until there may be room (call `push_*` again after).
-    pub(crate) async fn wait_space(&self, deadline: tokio::time::Instant) -> bool {
-        let n = self.space.notified();
-        tokio::pin!(n);
-        n.as_mut().enable();
-        {
-            let st = self.lock();
-            if st.closed || st.queued < self.limit {
-                return true;
+    /// Marks the queue stalled (a publisher timed out waiting for room).
+    pub(crate) fn set_stalled(&self) {
+        self.stalled
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// True while stalled.
+    pub(crate) fn is_stalled(&self) -> bool {
+        self.stalled.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits until a frame of `size` bytes fits (call `push_*` again after);
+    /// false at the deadline.
+    pub(crate) async fn wait_space(&self, deadline: tokio::time::Instant, size: usize) -> bool {
+        loop {
+            let n = self.space.notified();
+            tokio::pin!(n);
+            n.as_mut().enable();
+            {
+                let st = self.lock();
+                if st.closed || st.queued == 0 || st.queued + size <= self.limit {
+                    return true;
+                }
+            }
+            if tokio::time::timeout_at(deadline, n).await.is_err() {
+                return false;
             }
         }
-        tokio::time::timeout_at(deadline, n).await.is_ok()
     }
 
     /// Writes every chunk, waiting for the socket as needed.
@@ -441,6 +465,14 @@ pub(crate) struct Peer {
     pub counters: Counters,
     pub rtt_us: AtomicU64,
     pub dead: CancellationToken,
+    /// The dialler that made this connection (None for inbound ones).
+    pub dialer: Option<Arc<crate::link::Dialer>>,
+    /// When bytes last arrived (`link::now_ms`), for heartbeats.
+    pub last_rx_ms: AtomicU64,
+    /// Replaced by a newer connection to the same peer: not a loss.
+    pub replaced: AtomicBool,
+    /// The code and reason of the peer's CLOSE frame, if it sent one.
+    pub close_error: Mutex<Option<Error>>,
 }
 
 impl Peer {
@@ -476,6 +508,15 @@ impl Peer {
         c.msgs_out = m;
         c.bytes_out = b;
         c
+    }
+
+    /// Why the link ended while connecting: the peer's CLOSE if it sent one.
+    pub(crate) fn ended_error(&self, during: &str) -> Error {
+        self.close_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_else(|| self.lost_error(during))
     }
 
     pub(crate) fn lost_error(&self, reason: &str) -> Error {

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use crate::link::Dialer;
 use crate::path::Pattern;
 use crate::peer::Peer;
 use crate::proto::{Decl, DeclKind};
@@ -22,6 +23,8 @@ pub(crate) struct Route {
     pub subs: Vec<Arc<SubShared>>,
     /// The smallest frame limit among `peers`.
     pub max_frame: usize,
+    /// Dialled peers that are away and had a matching interest.
+    pub offline: Vec<Arc<Dialer>>,
 }
 
 /// Where a received message on one path goes (local subscriptions only).
@@ -40,6 +43,8 @@ pub(crate) struct State {
     /// How many local objects declare each (kind, pattern); the wire only
     /// hears about the first and the last.
     pub counts: HashMap<(DeclKind, Arc<str>), usize>,
+    /// Addresses this endpoint keeps connected.
+    pub dialers: Vec<Arc<Dialer>>,
 }
 
 impl State {
@@ -96,6 +101,8 @@ impl State {
         let peers: Vec<Arc<Peer>> = self
             .peers
             .iter()
+            // A peer takes part once its snapshot is complete.
+            .filter(|p| p.snapshot_done.load(std::sync::atomic::Ordering::SeqCst))
             .filter(|p| {
                 p.lock_decls()
                     .iter(DeclKind::Interest)
@@ -118,6 +125,12 @@ impl State {
             subs: self.local_subs(path),
             peers,
             max_frame,
+            offline: self
+                .dialers
+                .iter()
+                .filter(|d| d.wants(path))
+                .cloned()
+                .collect(),
         }
     }
 
