@@ -50,6 +50,8 @@ pub mod config;
 mod endpoint;
 pub mod error;
 pub mod event;
+#[doc(hidden)]
+pub mod fuzz;
 mod link;
 pub mod metrics;
 pub mod path;

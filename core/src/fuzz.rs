@@ -1,0 +1,123 @@
+//! Fuzz target bodies, shared by the cargo-fuzz targets in `fuzz/` and by
+//! the test that replays the committed seed corpora (`core/tests/fuzz_corpus.rs`).
+//! Each function must never panic, whatever the input; the path target also
+//! checks the matcher against a naive reference (a differential oracle).
+
+use bytes::{Bytes, BytesMut};
+
+use crate::path::{validate_path, Pattern};
+use crate::proto::{self, Decoded, Frame, Hello};
+
+/// Decodes frames from `data` whole, then fed in two parts (split at a
+/// position taken from the first byte), like chunked reads.
+pub fn frame_decoder(data: &[u8]) {
+    let whole = decode_all(data, &[]);
+    let cut = data.first().map_or(0, |b| *b as usize % (data.len() + 1));
+    let split = decode_all(&data[..cut], &data[cut..]);
+    assert_eq!(whole, split, "chunking changed the decoded frames");
+}
+
+fn decode_all(a: &[u8], b: &[u8]) -> Vec<Result<Frame, u16>> {
+    let mut out = Vec::new();
+    let mut buf = BytesMut::from(a);
+    let mut rest = Some(b);
+    loop {
+        match proto::decode(&mut buf, 1 << 16) {
+            Ok(Decoded::Frame(f)) => {
+                // Everything decoded re-encodes and decodes to the same frame.
+                let mut again = BytesMut::new();
+                if proto::encode(&mut again, &f).is_ok() {
+                    let back = proto::decode(&mut again, usize::MAX);
+                    assert!(
+                        matches!(back, Ok(Decoded::Frame(ref g)) if *g == f),
+                        "re-encoding changed {f:?}"
+                    );
+                }
+                out.push(Ok(f));
+            }
+            Ok(Decoded::NeedMore(_)) => match rest.take() {
+                Some(r) if !r.is_empty() => buf.extend_from_slice(r),
+                _ => return out,
+            },
+            Err(e) => {
+                out.push(Err(e.code().as_u16()));
+                return out;
+            }
+        }
+    }
+}
+
+/// Plays `data` as the byte stream of a peer: the first frame goes through
+/// the handshake check, the rest through the post-handshake decoder.
+pub fn handshake(data: &[u8]) {
+    let local = Hello {
+        magic: proto::MAGIC.into(),
+        min_version: proto::VERSION_MIN,
+        max_version: proto::VERSION_MAX,
+        name: "fuzz-local".into(),
+        max_frame: 1 << 16,
+        heartbeat_ms: 1000,
+    };
+    let mut buf = BytesMut::from(data);
+    let first = match proto::decode(&mut buf, proto::HANDSHAKE_MAX_FRAME) {
+        Ok(Decoded::Frame(f)) => f,
+        _ => return,
+    };
+    if proto::negotiate(&local, first).is_err() {
+        return;
+    }
+    while let Ok(Decoded::Frame(f)) = proto::decode(&mut buf, local.max_frame as usize) {
+        if let Frame::Declare(items) = f {
+            for d in items {
+                let _ = Pattern::new(&d.pattern);
+            }
+        }
+    }
+    // The chunked fast path agrees with the frame decoder on what is a message.
+    let chunk = Bytes::copy_from_slice(data);
+    let mut at = 0;
+    while let Ok(proto::Peeked::Complete(h)) = proto::peek(&chunk[at..], 1 << 16) {
+        if let Some(r) = proto::message_path_range(&chunk[at..at + h.total], h) {
+            assert!(r.end <= h.total);
+        }
+        let _ = proto::parse_frame(&chunk, at, h);
+        at += h.total;
+    }
+}
+
+/// Splits `data` at the first NUL into a pattern and a path; checks that
+/// the parsers never panic and that the matcher agrees with a naive one.
+pub fn path_pattern(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let (pat, path) = text.split_once('\0').unwrap_or((&text, "a"));
+    let p = Pattern::new(pat);
+    let ok_path = validate_path(path).is_ok();
+    if let (Ok(p), true) = (&p, ok_path) {
+        let segs: Vec<&str> = pat.split('/').collect();
+        let parts: Vec<&str> = path.split('/').collect();
+        if segs.len() <= 12 && parts.len() <= 12 {
+            assert_eq!(
+                p.matches(path),
+                naive_match(&segs, &parts),
+                "{pat:?} vs {path:?}"
+            );
+        }
+        assert!(p.overlaps(p), "a pattern overlaps itself");
+        if let Ok(exact) = Pattern::new(path) {
+            assert_eq!(p.overlaps(&exact), p.matches(path), "{pat:?} vs {path:?}");
+        }
+    }
+}
+
+/// The obviously correct matcher: recursive, exponential, for small inputs.
+pub fn naive_match(pat: &[&str], path: &[&str]) -> bool {
+    match (pat.first(), path.first()) {
+        (None, None) => true,
+        (Some(&"**"), _) => {
+            naive_match(&pat[1..], path) || (!path.is_empty() && naive_match(pat, &path[1..]))
+        }
+        (Some(&"*"), Some(_)) => naive_match(&pat[1..], &path[1..]),
+        (Some(l), Some(s)) => l == s && naive_match(&pat[1..], &path[1..]),
+        _ => false,
+    }
+}
