@@ -15,7 +15,7 @@ use crate::bridge::{
     check_alive, finish_async, poll_inline, run_blocking, start_async, BoxFut, Convert,
 };
 use crate::errors::{err, to_py};
-use crate::feed::{Events, Service, Subscription};
+use crate::feed::{Events, EventsFeed, Service, Subscription};
 
 /// Payloads at least this large are shared with Python instead of copied.
 const ZERO_COPY_MIN: usize = 64 * 1024;
@@ -159,6 +159,8 @@ fn conv_peer(py: Python<'_>, p: netchan::PeerInfo) -> PyResult<Py<PyAny>> {
 pub struct Endpoint {
     ep: netchan::Endpoint,
     rt: Handle,
+    /// Event streams to end on close (the core ends them only on drop).
+    events: std::sync::Mutex<Vec<std::sync::Weak<EventsFeed>>>,
 }
 
 impl Endpoint {
@@ -270,7 +272,11 @@ impl Endpoint {
         // The endpoint lives on netchan's own runtime; keep its handle to
         // spawn on (this thread is outside any runtime).
         let rt = ep.block_on(async { Handle::current() }).map_err(to_py)?;
-        Ok(Endpoint { ep, rt })
+        Ok(Endpoint {
+            ep,
+            rt,
+            events: Default::default(),
+        })
     }
 
     /// The endpoint's name.
@@ -432,7 +438,22 @@ impl Endpoint {
     /// Connection and drop events from now on.
     fn events(&self) -> PyResult<Events> {
         check_alive()?;
-        Ok(Events::new(self.ep.events(), self.rt.clone()))
+        let ev = Events::new(self.ep.events(), self.rt.clone());
+        let mut list = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        list.retain(|w| w.strong_count() > 0);
+        list.push(std::sync::Arc::downgrade(ev.feed()));
+        if self.ep.is_closed() {
+            ev.feed().end();
+        }
+        Ok(ev)
+    }
+
+    /// Ends the event streams (called once the endpoint is closed).
+    fn _end_events(&self) {
+        let list = std::mem::take(&mut *self.events.lock().unwrap_or_else(|p| p.into_inner()));
+        for f in list.iter().filter_map(|w| w.upgrade()) {
+            f.end();
+        }
     }
 
     /// True if a message published on `path` now would reach a subscriber.
@@ -499,10 +520,12 @@ impl Endpoint {
             return Ok(());
         }
         let ep = self.ep.clone();
-        run_blocking(py, &self.rt, async move {
+        let r = run_blocking(py, &self.rt, async move {
             ep.close().await;
             Ok(())
-        })
+        });
+        self._end_events();
+        r
     }
 
     fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {

@@ -215,6 +215,23 @@ impl<T: Send + 'static, S: Source<T>> Feed<T, S> {
         self.src.close();
     }
 
+    /// Ends the feed now: queued items can still be taken, then `CLOSED`.
+    pub fn end(&self) {
+        let waiters = {
+            let mut st = self.lock();
+            st.ended = true;
+            st.filling = false;
+            if let Some(t) = st.filler.take() {
+                t.abort();
+            }
+            std::mem::take(&mut st.waiters)
+        };
+        self.cv.notify_all();
+        for (event_loop, fut) in waiters {
+            dispatch(Job::Wake { event_loop, fut });
+        }
+    }
+
     fn stop_filler(&self) {
         if let Some(t) = self.lock().filler.take() {
             t.abort();
@@ -724,7 +741,7 @@ fn to_event(e: EventRecv) -> Event {
     ev
 }
 
-struct EvSrc(tokio::sync::Mutex<netchan::Events>);
+pub struct EvSrc(tokio::sync::Mutex<netchan::Events>);
 
 impl Source<EventRecv> for EvSrc {
     fn fetch(self: Arc<Self>, _max: usize) -> BoxFut<Vec<EventRecv>> {
@@ -739,17 +756,24 @@ impl Source<EventRecv> for EvSrc {
 }
 
 /// The endpoint's events from the moment `events()` was called: iterate it
-/// or call `recv`. Ends when the endpoint closes.
+/// or call `recv`. Ends when the endpoint is closed.
 #[pyclass(module = "netchan._native", frozen, weakref)]
 pub struct Events {
     feed: Arc<Feed<EventRecv, EvSrc>>,
 }
+
+/// The shared queue of an [`Events`], so the endpoint can end it on close.
+pub type EventsFeed = Feed<EventRecv, EvSrc>;
 
 impl Events {
     pub fn new(ev: netchan::Events, rt: Handle) -> Events {
         Events {
             feed: Feed::new(EvSrc(tokio::sync::Mutex::new(ev)), rt),
         }
+    }
+
+    pub fn feed(&self) -> &Arc<EventsFeed> {
+        &self.feed
     }
 }
 

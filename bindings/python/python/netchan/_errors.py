@@ -26,6 +26,7 @@ __all__ = [
     "HandshakeRejectedError",
     "UnknownPeerError",
     "IoError",
+    "NameInUseError",
     "TimeoutError",
     "NoRespondersError",
     "CancelledError",
@@ -129,6 +130,12 @@ class IoError(Error, OSError):
     code = "IO"
 
 
+class NameInUseError(Error, ConnectionError):
+    """A peer with the same name is already connected (``NAME_IN_USE``)."""
+
+    code = "NAME_IN_USE"
+
+
 class TimeoutError(Error, builtins.TimeoutError):
     """The deadline passed (``TIMEOUT``)."""
 
@@ -192,6 +199,7 @@ _BY_CODE: Dict[str, Type[Error]] = {
         HandshakeRejectedError,
         UnknownPeerError,
         IoError,
+        NameInUseError,
         TimeoutError,
         NoRespondersError,
         CancelledError,

@@ -16,12 +16,15 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from typing import Any, Awaitable, Callable, Iterable, List, Optional, Set, Union
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, List, Optional, Set, Union
 
 from . import Endpoint as _SyncEndpoint
 from . import Payload, _threads
 from ._errors import ClosedError
 from ._native import Events, Message, PeerInfo, Publisher, Request, Service, Subscription, pack
+
+if TYPE_CHECKING:
+    from ._native import Stats
 
 __all__ = ["Endpoint", "Subscription", "Service", "Request", "Message", "Events", "PeerInfo"]
 
@@ -135,7 +138,7 @@ class Endpoint:
         """The connected peers."""
         return self._ep.peers()
 
-    def stats(self) -> "dict[str, Any]":
+    def stats(self) -> "Stats":
         """Counters, as :meth:`netchan.Endpoint.stats`."""
         return self._ep.stats()
 
@@ -166,6 +169,7 @@ class Endpoint:
     async def close(self) -> None:
         """Closes the endpoint and stops its callback and handler tasks."""
         await self._ep._close_async(asyncio.get_running_loop())
+        self._ep._end_events()
         tasks = list(self._tasks)
         for t in tasks:
             t.cancel()
