@@ -9,6 +9,7 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::ffi::{c_char, CStr};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Mutex, MutexGuard};
 
@@ -108,19 +109,64 @@ pub(crate) unsafe fn write_out<T>(p: *mut T, v: T) {
 /// Addresses of the objects the library has handed out and not yet freed,
 /// with their type, so that a second free of the same pointer (or a free of
 /// a borrowed pointer, or of the wrong type) is detected and ignored.
-static LIVE: Mutex<Option<HashMap<usize, &'static str>>> = Mutex::new(None);
+///
+/// Messages pass through here once each, so it is sharded by address (no
+/// contention between a receiving and a freeing thread) and hashes with a
+/// multiply instead of SipHash (the keys are our own addresses).
+const SHARDS: usize = 16;
+type Registry = HashMap<usize, &'static str, BuildHasherDefault<AddrHasher>>;
+static LIVE: [Mutex<Option<Registry>>; SHARDS] = [const { Mutex::new(None) }; SHARDS];
 
-fn live() -> MutexGuard<'static, Option<HashMap<usize, &'static str>>> {
-    LIVE.lock().unwrap_or_else(|p| p.into_inner())
+#[derive(Default)]
+struct AddrHasher(u64);
+
+impl Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 =
+                (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+fn live(addr: usize) -> MutexGuard<'static, Option<Registry>> {
+    // Heap blocks are 16-byte aligned: skip the always-zero bits.
+    LIVE[(addr >> 4) % SHARDS]
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+}
+
+/// Records `addr` as a live object of type `tag`.
+pub(crate) fn register_raw(addr: usize, tag: &'static str) {
+    live(addr)
+        .get_or_insert_with(Registry::default)
+        .insert(addr, tag);
+}
+
+/// Forgets `addr` if it is a live object of type `tag`; false otherwise.
+pub(crate) fn unregister_raw(addr: usize, tag: &'static str) -> bool {
+    let mut g = live(addr);
+    let Some(map) = g.as_mut() else { return false };
+    match map.get(&addr) {
+        Some(t) if *t == tag => {
+            map.remove(&addr);
+            true
+        }
+        _ => false,
+    }
 }
 
 /// Moves `v` to the heap, records it as live and returns the raw pointer the
 /// caller will own.
 pub(crate) fn hand_out<T>(v: T) -> *mut T {
     let p = Box::into_raw(Box::new(v));
-    live()
-        .get_or_insert_with(HashMap::new)
-        .insert(p as usize, std::any::type_name::<T>());
+    register_raw(p as usize, std::any::type_name::<T>());
     p
 }
 
@@ -130,53 +176,29 @@ pub(crate) fn hand_out<T>(v: T) -> *mut T {
 /// # Safety
 /// `p` is NULL, or was returned by `hand_out::<T>`.
 pub(crate) unsafe fn take_back<T>(p: *mut T) -> Option<Box<T>> {
-    if p.is_null() {
+    if p.is_null() || !unregister_raw(p as usize, std::any::type_name::<T>()) {
         return None;
-    }
-    {
-        let mut g = live();
-        let map = g.as_mut()?;
-        match map.get(&(p as usize)) {
-            Some(t) if *t == std::any::type_name::<T>() => {
-                map.remove(&(p as usize));
-            }
-            _ => return None,
-        }
     }
     Some(unsafe { Box::from_raw(p) })
 }
 
-/// Records a pointer made elsewhere (a `CString::into_raw`) as live.
-pub(crate) fn register_raw(p: usize, tag: &'static str) {
-    live().get_or_insert_with(HashMap::new).insert(p, tag);
-}
-
-/// Forgets a pointer recorded with [`register_raw`]; false if it was not live.
-pub(crate) fn unregister_raw(p: usize, tag: &'static str) -> bool {
-    let mut g = live();
-    let Some(map) = g.as_mut() else { return false };
-    match map.get(&p) {
-        Some(t) if *t == tag => {
-            map.remove(&p);
-            true
-        }
-        _ => false,
-    }
-}
-
-/// Releases the registry's own memory when nothing is live (shutdown), so a
+/// Releases the registry's own memory where nothing is live (shutdown), so a
 /// leak checker sees every block freed.
 pub(crate) fn release_registry_if_empty() {
-    let mut g = live();
-    if g.as_ref().is_some_and(|m| m.is_empty()) {
-        *g = None;
+    for shard in &LIVE {
+        let mut g = shard.lock().unwrap_or_else(|p| p.into_inner());
+        if g.as_ref().is_some_and(|m| m.is_empty()) {
+            *g = None;
+        }
     }
 }
 
 /// How many handed-out objects are live (tests).
 #[cfg(test)]
 pub(crate) fn live_count() -> usize {
-    live().as_ref().map_or(0, |m| m.len())
+    LIVE.iter()
+        .map(|s| s.lock().unwrap().as_ref().map_or(0, |m| m.len()))
+        .sum()
 }
 
 #[cfg(test)]
