@@ -85,11 +85,15 @@ static void on_result(void *context, netchan_result r, const uint8_t *reply, siz
                       const char *error) {
     client_ctx *c = (client_ctx *)context;
     if (r == NETCHAN_RESULT_OK) {
-        if (error == NULL && len == 9 && memcmp(reply, "later:abc", 9) == 0) c->ok++;
+        if (error == NULL && len == 9 && memcmp(reply, "later:abc", 9) == 0)
+            __atomic_add_fetch(&c->ok, 1, __ATOMIC_SEQ_CST); /* calls run concurrently */
+        else fprintf(stderr, "unexpected reply: %.*s\n", (int)len, (const char *)reply);
     } else {
         CHECK(error != NULL && reply == NULL && len == 0);
-        if (r == NETCHAN_RESULT_NO_RESPONDERS) c->codes[0]++;
-        if (r == NETCHAN_RESULT_TIMEOUT) c->codes[1]++;
+        if (r == NETCHAN_RESULT_NO_RESPONDERS) __atomic_add_fetch(&c->codes[0], 1, __ATOMIC_SEQ_CST);
+        if (r == NETCHAN_RESULT_TIMEOUT) __atomic_add_fetch(&c->codes[1], 1, __ATOMIC_SEQ_CST);
+        if (r != NETCHAN_RESULT_NO_RESPONDERS && r != NETCHAN_RESULT_TIMEOUT)
+            fprintf(stderr, "unexpected result: %s (%s)\n", netchan_result_name(r), error);
     }
     t_counter_add(&c->done, 1);
 }

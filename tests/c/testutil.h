@@ -21,7 +21,7 @@ static int t_failures = 0;
         if (!(cond)) {                                                       \
             fprintf(stderr, "%s:%d: CHECK failed: %s (last error: %s)\n",    \
                     __FILE__, __LINE__, #cond, netchan_last_error());        \
-            t_failures++;                                                    \
+            __atomic_add_fetch(&t_failures, 1, __ATOMIC_SEQ_CST);           \
         }                                                                    \
     } while (0)
 
@@ -33,7 +33,7 @@ static int t_failures = 0;
             fprintf(stderr, "%s:%d: %s returned %s, want %s (%s)\n",         \
                     __FILE__, __LINE__, #expr, netchan_result_name(t_rc_),   \
                     netchan_result_name(want), netchan_last_error());        \
-            t_failures++;                                                    \
+            __atomic_add_fetch(&t_failures, 1, __ATOMIC_SEQ_CST);           \
         }                                                                    \
     } while (0)
 
