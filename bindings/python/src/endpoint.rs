@@ -268,6 +268,10 @@ impl Endpoint {
             c.subscribe.overflow = overflow(v)?;
         }
         crate::logbridge::refresh(py);
+        // The dispatcher thread (asyncio completions, log records) starts
+        // with the first endpoint.
+        py.import("netchan._threads")?
+            .call_method0("ensure_dispatcher")?;
         let ep = netchan::Endpoint::new(c).map_err(to_py)?;
         // The endpoint lives on netchan's own runtime; keep its handle to
         // spawn on (this thread is outside any runtime).

@@ -14,7 +14,7 @@ same objects.
 from __future__ import annotations
 
 import atexit
-from typing import Any, Callable, Optional, Union
+from typing import Callable, Optional, Union
 
 from . import _native, _threads
 from ._errors import (
@@ -77,9 +77,6 @@ class Endpoint(_native.Endpoint):
     ``max_pending_handshakes``, ``max_declarations_per_peer``,
     ``sub_capacity``, ``sub_max_bytes``, ``sub_overflow``.
     """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        _threads.ensure_dispatcher()
 
     def subscribe(
         self,

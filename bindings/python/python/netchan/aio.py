@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, List, Optional, Set, Union
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Coroutine, Iterable, List, Optional, Set, Union
 
 from . import Endpoint as _SyncEndpoint
 from . import Payload, _threads
@@ -184,8 +184,8 @@ class Endpoint:
     def __repr__(self) -> str:
         return f"aio.Endpoint(name={self.name!r})"
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -203,7 +203,7 @@ async def _deliver(sub: Subscription, callback: MessageCallback) -> None:
         pass
 
 
-async def _serve(svc: Service, handler: Handler, spawn: Callable[[Awaitable[None]], None]) -> None:
+async def _serve(svc: Service, handler: Handler, spawn: Callable[[Coroutine[Any, Any, None]], None]) -> None:
     async for req in svc:
         spawn(_answer(req, handler, svc.pattern))
 
