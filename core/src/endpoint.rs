@@ -173,6 +173,12 @@ impl Endpoint {
         &self.inner.name
     }
 
+    /// The tokio runtime this endpoint's tasks run on (for bindings that
+    /// spawn their own work beside it).
+    pub fn runtime(&self) -> &Handle {
+        &self.inner.rt
+    }
+
     /// The configuration it was created with.
     pub fn config(&self) -> &Config {
         &self.inner.cfg
@@ -960,6 +966,7 @@ impl Inner {
             let (tx, rx) = oneshot::channel();
             let cancel = CancellationToken::new();
             let _guard = cancel.clone().drop_guard();
+            let reply = Reply::new(ReplyTo::Local(tx), cancel.clone());
             let req = Request {
                 path: path.into(),
                 payload,
@@ -967,7 +974,7 @@ impl Inner {
                 deadline,
                 cancel,
             };
-            if let Err(e) = svc.tx.try_send((req, Reply::new(ReplyTo::Local(tx)))) {
+            if let Err(e) = svc.tx.try_send((req, reply)) {
                 return Err(match e {
                     mpsc::error::TrySendError::Full(_) => Error::new(
                         ErrorCode::BufferFull,
@@ -1625,10 +1632,13 @@ impl Inner {
                     deadline,
                     cancel,
                 };
-                let reply = Reply::new(ReplyTo::Remote {
-                    peer: peer.clone(),
-                    id,
-                });
+                let reply = Reply::new(
+                    ReplyTo::Remote {
+                        peer: peer.clone(),
+                        id,
+                    },
+                    req.cancel.clone(),
+                );
                 if let Err(e) = svc.tx.try_send((req, reply)) {
                     let ((req, reply), err) = match e {
                         mpsc::error::TrySendError::Full(item) => (

@@ -66,6 +66,7 @@ pub(crate) enum ReplyTo {
 /// unanswered fails the request with `HANDLER_ERROR`.
 pub struct Reply {
     to: Option<ReplyTo>,
+    cancel: CancellationToken,
 }
 
 impl std::fmt::Debug for Reply {
@@ -77,8 +78,18 @@ impl std::fmt::Debug for Reply {
 }
 
 impl Reply {
-    pub(crate) fn new(to: ReplyTo) -> Reply {
-        Reply { to: Some(to) }
+    pub(crate) fn new(to: ReplyTo, cancel: CancellationToken) -> Reply {
+        Reply {
+            to: Some(to),
+            cancel,
+        }
+    }
+
+    /// True once the caller cancelled (timeout, dropped future, link lost);
+    /// a reply sent now is discarded, so a server answering later can skip
+    /// the work.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
     }
 
     fn answer(&mut self, r: Result<Bytes>) {
