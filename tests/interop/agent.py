@@ -1,0 +1,77 @@
+# Shows: the interop agent contract (tests/interop/README.md), in Python.
+# Run: python tests/interop/agent.py sub tcp://127.0.0.1:0 'x/**' 1
+# Prints: READY <addr>, then MSG/OK/ERR lines as the contract says; exits 0.
+import os
+import signal
+import sys
+
+import netchan
+
+
+def fnv1a64(data: bytes) -> int:
+    h = 0xCBF29CE484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def payload(spec: str) -> bytes:
+    if spec.startswith("hex:"):
+        return bytes.fromhex(spec[4:])
+    if spec.startswith("gen:"):
+        n = int(spec[4:])
+        return bytes(i % 251 for i in range(n))
+    raise SystemExit(f"bad payload spec {spec!r}")
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+def main() -> int:
+    cmd, addr, *rest = sys.argv[1:]
+    with netchan.Endpoint(name=f"py-agent-{os.getpid()}") as ep:
+        if cmd == "sub":
+            pattern, count = rest[0], int(rest[1])
+            sub = ep.subscribe(pattern)
+            say(f"READY {ep.listen(addr)}")
+            for _ in range(count):
+                m = sub.recv()
+                assert m is not None
+                say(f"MSG {m.path} {len(m.payload)} {fnv1a64(m.payload):016x}")
+        elif cmd == "pub":
+            path, specs = rest[0], rest[1:]
+            ep.connect(addr)
+            if not ep.wait_for_subscribers(path, 10.0):
+                say("ERR TIMEOUT no subscriber")
+                return 1
+            for s in specs:
+                ep.publish(path, payload(s))
+            say("DONE")
+        elif cmd == "serve":
+
+            def echo(req: netchan.Request) -> bytes:
+                return req.payload
+
+            def fail(req: netchan.Request) -> bytes:
+                raise RuntimeError("boom")
+
+            ep.serve("echo", echo)
+            ep.serve("fail", fail)
+            say(f"READY {ep.listen(addr)}")
+            signal.pause()  # until the harness ends it
+        elif cmd == "req":
+            path, spec = rest[0], rest[1]
+            ep.connect(addr)
+            try:
+                r = ep.request(path, payload(spec), timeout=10.0)
+                say(f"OK {len(r)} {fnv1a64(r):016x}")
+            except netchan.Error as e:
+                say(f"ERR {e.code} {e.detail}")
+        else:
+            return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+#!/usr/bin/env python3
+"""Drives the `netchan` CLI as an interop agent: turns its "listening on
+ADDR" stderr line into "READY ADDR" and its `sub` output (PATH<TAB>PAYLOAD,
+text or hex) into the contract's MSG lines."""
+import subprocess
+import sys
+
+
+def fnv1a64(data: bytes) -> int:
+    h = 0xCBF29CE484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def main() -> int:
+    cli, role, addr = sys.argv[1:4]
+    if role == "sub":
+        count = sys.argv[4]
+        argv = [cli, "sub", "interop/**", "--listen", addr, "--count", count]
+    else:
+        argv = [cli, "serve", "echo", "--listen", addr, "--echo"]
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = p.stderr.readline().strip()
+    if not line.startswith("listening on "):
+        print(f"ERR {line}", flush=True)
+        return 1
+    print("READY " + line[len("listening on "):], flush=True)
+    if role == "sub":
+        for out in p.stdout:
+            path, _, shown = out.rstrip("\n").partition("\t")
+            data = shown.encode()
+            print(f"MSG {path} {len(data)} {fnv1a64(data):016x}", flush=True)
+    return p.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

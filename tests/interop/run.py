@@ -1,0 +1,249 @@
+#!/usr/bin/env python3
+"""Cross-language interop matrix: every ordered pair of languages, over TCP
+and Unix sockets, for pub/sub and request/reply (see README.md here).
+
+Usage: python3 tests/interop/run.py [--only rust,c,...]
+Prints the matrix and ends with "N passed, N failed, N skipped"; exits 1 on
+any failure. A language whose toolchain or build is missing is reported as
+skipped with the reason, never passed.
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.join(ROOT, "tests", "interop")
+TIMEOUT = 60
+
+# Payloads checked byte for byte (length + FNV-1a 64): empty, text, bytes
+# that are not UTF-8, and 1 MiB.
+PAYLOADS = ["hex:", "hex:68656c6c6f", "hex:ff00fe80c0", "gen:1048576"]
+
+
+def fnv1a64(data: bytes) -> int:
+    h = 0xCBF29CE484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def expect(spec: str) -> str:
+    if spec.startswith("hex:"):
+        b = bytes.fromhex(spec[4:])
+    else:
+        n = int(spec[4:])
+        b = bytes(i % 251 for i in range(n))
+    return f"{len(b)} {fnv1a64(b):016x}"
+
+
+EXPECTED = {p: expect(p) for p in PAYLOADS}
+
+
+def find_agents(only):
+    """Returns {lang: argv prefix} and {lang: reason skipped}."""
+    agents, skipped = {}, {}
+    exe = os.path.join(ROOT, "target", "debug", "examples", "interop_agent")
+    if os.path.exists(exe):
+        agents["rust"] = [exe]
+    else:
+        skipped["rust"] = "target/debug/examples/interop_agent not built (cargo build -p netchan --examples)"
+    lib = os.path.join(ROOT, "target", "debug", "libnetchan.so")
+    cc = shutil.which("cc")
+    if os.path.exists(lib) and cc:
+        out = os.path.join(ROOT, "target", "interop-agent-c")
+        r = subprocess.run(
+            [cc, "-std=c11", "-O1", "-I", os.path.join(ROOT, "include"), os.path.join(HERE, "agent.c"),
+             "-L", os.path.dirname(lib), "-lnetchan", f"-Wl,-rpath,{os.path.dirname(lib)}", "-o", out],
+            capture_output=True, text=True)
+        if r.returncode == 0:
+            agents["c"] = [out]
+        else:
+            skipped["c"] = "agent.c did not compile: " + r.stderr.strip()[:200]
+    else:
+        skipped["c"] = "target/debug/libnetchan.so or cc missing (cargo build -p netchan-c)"
+    py = os.environ.get("NETCHAN_PYTHON")
+    if py and subprocess.run([py, "-c", "import netchan"], capture_output=True).returncode == 0:
+        agents["python"] = [py, os.path.join(HERE, "agent.py")]
+    else:
+        skipped["python"] = "no Python with the netchan package (set NETCHAN_PYTHON; bindings/python/run-tests.sh builds one)"
+    node = shutil.which("node")
+    node_pkg = os.path.join(ROOT, "bindings", "node")
+    if node and os.path.exists(os.path.join(HERE, "agent.mjs")) and any(
+            f.endswith(".node") for f in os.listdir(node_pkg)) if os.path.isdir(node_pkg) else False:
+        agents["node"] = [node, os.path.join(HERE, "agent.mjs")]
+    else:
+        skipped["node"] = "the Node addon is not built (bindings/node/run-tests.sh builds it)"
+    kt = os.environ.get("NETCHAN_KOTLIN_AGENT")
+    if kt and os.path.exists(kt.split()[0]):
+        agents["kotlin"] = kt.split()
+    else:
+        skipped["kotlin"] = "no Kotlin agent (set NETCHAN_KOTLIN_AGENT; bindings/uniffi/run-tests.sh builds one)"
+    cli = os.path.join(ROOT, "target", "debug", "netchan")
+    if os.path.exists(cli):
+        agents["cli"] = ["CLI", cli]
+    else:
+        skipped["cli"] = "target/debug/netchan not built"
+    if only:
+        agents = {k: v for k, v in agents.items() if k in only}
+        skipped = {k: v for k, v in skipped.items() if k in only}
+    return agents, skipped
+
+
+class Listening:
+    """A long-running agent (sub or serve) that printed READY <addr>."""
+
+    def __init__(self, argv):
+        self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.p.stdout.readline().strip()
+        if not line.startswith("READY "):
+            err = self.p.stderr.read() if self.p.poll() is not None else ""
+            self.p.kill()
+            raise RuntimeError(f"agent did not start: {line!r} {err[:300]}")
+        self.addr = line[len("READY "):]
+
+    def lines(self, n):
+        out = []
+        for _ in range(n):
+            out.append(self.p.stdout.readline().strip())
+        return out
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait()
+
+
+def cli_listen_cmd(cli, role, addr, count=None):
+    # The CLI prints "listening on ADDR" on stderr; a tiny shim turns that
+    # into the contract's READY line and its output lines into MSG lines.
+    shim = os.path.join(HERE, "cli_shim.py")
+    args = [sys.executable, shim, cli, role, addr]
+    if count is not None:
+        args.append(str(count))
+    return args
+
+
+def run(argv, timeout=TIMEOUT):
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    return r.returncode, r.stdout.strip().splitlines(), r.stderr.strip()
+
+
+def pubsub(pub, sub, transport, tmp):
+    addr = "tcp://127.0.0.1:0" if transport == "tcp" else f"unix://{tmp}/ps-{os.getpid()}-{id(pub)}-{id(sub)}.sock"
+    payloads = PAYLOADS
+    if pub[0] == "CLI" or sub[0] == "CLI":
+        # The CLI publishes text from its command line and prints text: text
+        # payloads only (its hex output for binary payloads is ambiguous).
+        payloads = ["hex:", "hex:68656c6c6f"]
+    if sub[0] == "CLI":
+        s = Listening(cli_listen_cmd(sub[1], "sub", addr, len(payloads)))
+    else:
+        s = Listening(sub + ["sub", addr, "interop/**", str(len(payloads))])
+    try:
+        if pub[0] == "CLI":
+            code, out, err = 0, [], ""
+            for p in payloads:
+                text = bytes.fromhex(p[4:]).decode()
+                code, out, err = run([pub[1], "pub", "interop/data", text, "--connect", s.addr, "--wait-ms", "10000"])
+                if code != 0:
+                    break
+        else:
+            code, out, err = run(pub + ["pub", s.addr, "interop/data"] + payloads)
+        if code != 0:
+            return f"publisher exited {code}: {out} {err[:300]}"
+        got = s.lines(len(payloads))
+        want = [f"MSG interop/data {EXPECTED[p]}" for p in payloads]
+        if got != want:
+            return f"got {got}, want {want}"
+        return None
+    finally:
+        s.stop()
+
+
+def reqrep(srv, cli, transport, tmp):
+    addr = "tcp://127.0.0.1:0" if transport == "tcp" else f"unix://{tmp}/rr-{os.getpid()}-{id(srv)}-{id(cli)}.sock"
+    s = Listening(cli_listen_cmd(srv[1], "serve", addr) if srv[0] == "CLI" else srv + ["serve", addr])
+    try:
+        cases = [("echo", p, f"OK {EXPECTED[p]}") for p in PAYLOADS]
+        cases += [("fail", "hex:", "ERR HANDLER_ERROR"), ("missing", "hex:", "ERR NO_RESPONDERS")]
+        if srv[0] == "CLI":
+            # One CLI process serves one pattern in one mode: echo only.
+            cases = [c for c in cases if c[0] != "fail"]
+        if cli[0] == "CLI":
+            cases = [("echo", "hex:68656c6c6f", "OK hello"), ("missing", "hex:", "ERR NO_RESPONDERS")]
+            if srv[0] != "CLI":
+                cases.append(("fail", "hex:", "ERR HANDLER_ERROR"))
+        for path, spec, want in cases:
+            if cli[0] == "CLI":
+                data = bytes.fromhex(spec[4:]).decode()
+                code, out, err = run([cli[1], "req", path, data, "--connect", s.addr, "--timeout-ms", "10000"])
+                line = f"OK {out[0]}" if code == 0 and out else "ERR " + err.replace("netchan: ", "").replace(":", "", 1)
+            else:
+                code, out, err = run(cli + ["req", s.addr, path, spec])
+                line = out[-1] if out else f"(no output, exit {code}: {err[:300]})"
+            if not line.startswith(want):
+                return f"{path} {spec[:20]}: got {line[:200]!r}, want {want!r}"
+            if path == "fail" and "boom" not in line:
+                return f"fail: the handler's text did not cross: {line[:200]!r}"
+        return None
+    finally:
+        s.stop()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", default="")
+    args = ap.parse_args()
+    only = set(filter(None, args.only.split(",")))
+    agents, skipped = find_agents(only)
+    langs = sorted(agents)
+    tmp = tempfile.mkdtemp(prefix="netchan-interop-")
+    jobs = []
+    for scenario, fn in (("pubsub", pubsub), ("reqrep", reqrep)):
+        for a in langs:
+            for b in langs:
+                for t in ("tcp", "unix"):
+                    jobs.append((scenario, a, b, t, fn))
+
+    def one(job):
+        scenario, a, b, t, fn = job
+        try:
+            return job, fn(agents[a], agents[b], t, tmp)
+        except Exception as e:  # a crash or timeout is a failure, reported
+            return job, f"{type(e).__name__}: {e}"
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(one, jobs))
+    failed = [(j, r) for j, r in results if r is not None]
+    for scenario in ("pubsub", "reqrep"):
+        role = ("publisher", "subscriber") if scenario == "pubsub" else ("server", "client")
+        print(f"\n{scenario}: rows = {role[0]}, columns = {role[1]}; cell = tcp/unix")
+        print(f"{'':>8} " + " ".join(f"{b:>11}" for b in langs))
+        for a in langs:
+            cells = []
+            for b in langs:
+                marks = []
+                for t in ("tcp", "unix"):
+                    r = next(r for (j, r) in results if j[:4] == (scenario, a, b, t))
+                    marks.append("pass" if r is None else "FAIL")
+                cells.append("/".join(marks))
+            print(f"{a:>8} " + " ".join(f"{c:>11}" for c in cells))
+    for lang, why in sorted(skipped.items()):
+        print(f"skipped {lang}: {why}")
+    for (scenario, a, b, t, _), why in failed:
+        print(f"FAIL {scenario} {a} -> {b} over {t}: {why}")
+    # Every pair involving a skipped language counts as skipped.
+    total_langs = len(langs) + len(skipped)
+    n_skipped = 2 * 2 * (total_langs * total_langs - len(langs) * len(langs))
+    passed = len(results) - len(failed)
+    print(f"\n{passed} passed, {len(failed)} failed, {n_skipped} skipped")
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
