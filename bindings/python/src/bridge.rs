@@ -35,6 +35,11 @@ use crate::errors::to_py;
 pub static EXITING: AtomicBool = AtomicBool::new(false);
 /// Threads now inside a GIL-released wait of ours.
 static DETACHED: AtomicUsize = AtomicUsize::new(0);
+/// True while the dispatcher thread is inside `dispatch_forever`.
+static DISPATCHING: AtomicBool = AtomicBool::new(false);
+/// The `ClosedError` raised once exiting, made before the flag is set: raising
+/// it then runs no Python code (which could switch threads mid-finalization).
+static EXIT_ERROR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static MAIN_IDENT: once_cell::sync::OnceCell<u64> = once_cell::sync::OnceCell::new();
 
 thread_local! {
@@ -76,10 +81,18 @@ pub fn exiting_error() -> Error {
     )
 }
 
+/// The exception for calls made while the interpreter exits.
+pub fn exiting_pyerr() -> PyErr {
+    Python::attach(|py| match EXIT_ERROR.get(py) {
+        Some(e) => PyErr::from_value(e.bind(py).clone()),
+        None => to_py(exiting_error()),
+    })
+}
+
 /// Fails with `CLOSED` once the interpreter is exiting.
 pub fn check_alive() -> PyResult<()> {
     if EXITING.load(SeqCst) {
-        return Err(to_py(exiting_error()));
+        return Err(exiting_pyerr());
     }
     Ok(())
 }
@@ -143,6 +156,7 @@ pub fn run_blocking<T: Send + 'static>(
         Err(RecvTimeoutError::Disconnected) => Some(Err(exiting_error())),
     });
     match r {
+        Ok(Err(_)) if EXITING.load(SeqCst) => Err(exiting_pyerr()),
         Ok(r) => r.map_err(to_py),
         Err(interrupted) => {
             // Ctrl-C or exit: dropping the future cancels the operation.
@@ -270,16 +284,32 @@ pub fn dispatch_forever(py: Python<'_>) -> PyResult<()> {
     let Some(mut rx) = QUEUE.1.lock().unwrap_or_else(|p| p.into_inner()).take() else {
         return Ok(()); // another thread runs it
     };
+    DISPATCHING.store(true, SeqCst);
+    let r = dispatch_loop(py, &mut rx);
+    DISPATCHING.store(false, SeqCst);
+    r
+}
+
+fn dispatch_loop(py: Python<'_>, rx: &mut Receiver<Job>) -> PyResult<()> {
     let resolve = RESOLVE
         .import(py, "netchan._native", "resolve")?
         .clone()
         .unbind();
     loop {
         DETACHED.fetch_add(1, SeqCst);
-        let batch = py.detach(|| next_batch(&mut rx));
+        let batch = py.detach(|| next_batch(rx));
         DETACHED.fetch_sub(1, SeqCst);
         crate::logbridge::refresh(py);
-        for job in batch {
+        let mut jobs = batch.into_iter();
+        while let Some(job) = jobs.next() {
+            if EXITING.load(SeqCst) {
+                // Nobody waits any more, and running Python code (even a
+                // __del__) could switch threads while the interpreter
+                // finalizes: leave the rest untouched.
+                std::mem::forget(job);
+                jobs.for_each(std::mem::forget);
+                return Ok(());
+            }
             match job {
                 Job::Resolve {
                     event_loop,
@@ -330,15 +360,22 @@ fn next_batch(rx: &mut Receiver<Job>) -> Vec<Job> {
 /// `atexit` by the package. Idempotent.
 #[pyfunction]
 pub fn shutdown(py: Python<'_>) {
-    if EXITING.swap(true, SeqCst) {
+    if EXITING.load(SeqCst) {
         return;
     }
+    let _ = EXIT_ERROR.get_or_init(py, || {
+        crate::errors::to_py(exiting_error())
+            .into_value(py)
+            .into_any()
+    });
+    EXITING.store(true, SeqCst);
     dispatch(Job::Stop);
     py.detach(|| {
         netchan::runtime::shutdown(Duration::from_secs(1));
-        // Waits woken by the shutdown return within one slice (100 ms).
+        // Waits woken by the shutdown return within one slice (100 ms); the
+        // dispatcher returns after the job it is running.
         let deadline = Instant::now() + Duration::from_secs(2);
-        while DETACHED.load(SeqCst) > 0 && Instant::now() < deadline {
+        while (DETACHED.load(SeqCst) > 0 || DISPATCHING.load(SeqCst)) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
     });

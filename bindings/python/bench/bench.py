@@ -1,0 +1,301 @@
+"""Python benchmark: netchan beside pyzmq and eclipse-zenoh (not run in CI).
+
+Separate processes on loopback TCP:
+- pub/sub throughput: a publisher sends N messages of 8 B and 1 KiB as fast
+  as it can; the subscriber times first to last message (msgs/s).
+- request/reply latency: sequential 8 B requests to an echo server; p50/p99.
+
+Run through run.sh (which builds the wheel and a venv with pyzmq and
+eclipse-zenoh): bash bindings/python/bench/run.sh
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from typing import Callable, List, Optional
+
+N = {8: 300_000, 1024: 150_000}
+REQS = 10_000
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def ready(line: str = "ready") -> None:
+    print(line, flush=True)
+
+
+# ------------------------------------------------------------------ netchan
+
+def netchan_sub(port: int, n: int, size: int) -> None:
+    import netchan
+    ep = netchan.Endpoint("bench-sub")
+    sub = ep.subscribe("bench/data")
+    ep.listen(f"tcp://127.0.0.1:{port}")
+    ready()
+    got = 0
+    t0 = 0.0
+    for msg in sub:
+        if got == 0:
+            t0 = time.perf_counter()
+        got += 1
+        if got == n:
+            break
+    dt = time.perf_counter() - t0
+    print(f"result {n / dt:.0f}", flush=True)
+
+
+def netchan_pub(port: int, n: int, size: int, batch: bool) -> None:
+    import netchan
+    ep = netchan.Endpoint("bench-pub")
+    ep.connect(f"tcp://127.0.0.1:{port}")
+    assert ep.wait_for_subscribers("bench/data", 10)
+    payload = b"x" * size
+    if batch:
+        chunk = [payload] * 1000
+        for _ in range(n // 1000):
+            ep.publish_many("bench/data", chunk)
+    else:
+        publish = ep.publish
+        for _ in range(n):
+            publish("bench/data", payload)
+    ep.close()
+
+
+def netchan_server(port: int) -> None:
+    import netchan
+    ep = netchan.Endpoint("bench-server")
+    ep.serve("bench/echo", lambda req: req.payload)
+    ep.listen(f"tcp://127.0.0.1:{port}")
+    ready()
+    sys.stdin.read()
+
+
+def netchan_client(port: int) -> List[float]:
+    import netchan
+    ep = netchan.Endpoint("bench-client")
+    ep.connect(f"tcp://127.0.0.1:{port}")
+    req = ep.request
+    payload = b"x" * 8
+    lat = []
+    for i in range(REQS + 500):
+        t = time.perf_counter()
+        req("bench/echo", payload, 5.0)
+        if i >= 500:
+            lat.append(time.perf_counter() - t)
+    return lat
+
+
+# ------------------------------------------------------------------ pyzmq
+
+def zmq_sub(port: int, n: int, size: int) -> None:
+    import zmq
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.PULL)
+    s.bind(f"tcp://127.0.0.1:{port}")
+    ready()
+    recv = s.recv
+    recv()
+    t0 = time.perf_counter()
+    for _ in range(n - 1):
+        recv()
+    dt = time.perf_counter() - t0
+    print(f"result {(n - 1) / dt:.0f}", flush=True)
+
+
+def zmq_pub(port: int, n: int, size: int, batch: bool) -> None:
+    import zmq
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.PUSH)
+    s.connect(f"tcp://127.0.0.1:{port}")
+    payload = b"x" * size
+    send = s.send
+    for _ in range(n):
+        send(payload)
+    s.close(linger=-1)
+    ctx.term()
+
+
+def zmq_server(port: int) -> None:
+    import zmq
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.REP)
+    s.bind(f"tcp://127.0.0.1:{port}")
+    ready()
+    while True:
+        s.send(s.recv())
+
+
+def zmq_client(port: int) -> List[float]:
+    import zmq
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.REQ)
+    s.connect(f"tcp://127.0.0.1:{port}")
+    payload = b"x" * 8
+    lat = []
+    for i in range(REQS + 500):
+        t = time.perf_counter()
+        s.send(payload)
+        s.recv()
+        if i >= 500:
+            lat.append(time.perf_counter() - t)
+    return lat
+
+
+# ------------------------------------------------------------------ zenoh
+
+def zenoh_session(listen: Optional[int] = None, connect: Optional[int] = None):  # type: ignore[no-untyped-def]
+    import zenoh
+    c = zenoh.Config()
+    c.insert_json5("scouting/multicast/enabled", "false")
+    if listen is not None:
+        c.insert_json5("listen/endpoints", f'["tcp/127.0.0.1:{listen}"]')
+    if connect is not None:
+        c.insert_json5("connect/endpoints", f'["tcp/127.0.0.1:{connect}"]')
+    return zenoh.open(c)
+
+
+def zenoh_sub(port: int, n: int, size: int) -> None:
+    s = zenoh_session(listen=port)
+    sub = s.declare_subscriber("bench/data")
+    ready()
+    recv = sub.recv
+    recv()
+    t0 = time.perf_counter()
+    for _ in range(n - 1):
+        recv()
+    dt = time.perf_counter() - t0
+    print(f"result {(n - 1) / dt:.0f}", flush=True)
+    os._exit(0)
+
+
+def zenoh_pub(port: int, n: int, size: int, batch: bool) -> None:
+    import zenoh
+    s = zenoh_session(connect=port)
+    time.sleep(1.0)  # let the subscriber's declaration arrive
+    pub = s.declare_publisher("bench/data", congestion_control=zenoh.CongestionControl.BLOCK)
+    payload = b"x" * size
+    put = pub.put
+    for _ in range(n):
+        put(payload)
+    time.sleep(1.0)
+    os._exit(0)
+
+
+def zenoh_server(port: int) -> None:
+    s = zenoh_session(listen=port)
+    q = s.declare_queryable("bench/echo")
+    ready()
+    for query in q:
+        query.reply("bench/echo", query.payload.to_bytes())
+
+
+def zenoh_client(port: int) -> List[float]:
+    s = zenoh_session(connect=port)
+    time.sleep(1.0)
+    payload = b"x" * 8
+    lat = []
+    for i in range(REQS + 500):
+        t = time.perf_counter()
+        for r in s.get("bench/echo", payload=payload):
+            r.ok.payload.to_bytes()
+        if i >= 500:
+            lat.append(time.perf_counter() - t)
+    os._exit_code = 0  # type: ignore[attr-defined]
+    return lat
+
+
+# ------------------------------------------------------------------ driver
+
+ROLES = {
+    "netchan": (netchan_sub, netchan_pub, netchan_server, netchan_client),
+    "pyzmq": (zmq_sub, zmq_pub, zmq_server, zmq_client),
+    "zenoh": (zenoh_sub, zenoh_pub, zenoh_server, zenoh_client),
+}
+
+
+def child(args: List[str]) -> None:
+    system, role, port = args[0], args[1], int(args[2])
+    sub, pub, server, client = ROLES[system]
+    if role == "sub":
+        sub(port, int(args[3]), int(args[4]))
+    elif role == "pub":
+        pub(port, int(args[3]), int(args[4]), args[5] == "1")
+    elif role == "server":
+        server(port)
+    else:
+        lat = sorted(client(port))
+        p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1e6  # noqa: E731
+        print(f"result {p(0.5):.1f} {p(0.99):.1f}", flush=True)
+        sys.stdout.flush()
+        os._exit(0)
+
+
+def spawn(*args: object) -> subprocess.Popen:  # type: ignore[type-arg]
+    return subprocess.Popen([sys.executable, __file__, "child", *map(str, args)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def throughput(system: str, size: int, batch: bool = False) -> float:
+    port = free_port()
+    n = N[size]
+    s = spawn(system, "sub", port, n, size)
+    assert s.stdout and s.stdout.readline().strip() == "ready"
+    p = spawn(system, "pub", port, n, size, int(batch))
+    out = s.stdout.readline().split()
+    s.wait(120)
+    p.wait(120)
+    return float(out[1])
+
+
+def latency(system: str) -> "tuple[float, float]":
+    port = free_port()
+    srv = spawn(system, "server", port)
+    assert srv.stdout and srv.stdout.readline().strip() == "ready"
+    c = spawn(system, "client", port)
+    assert c.stdout
+    out = c.stdout.readline().split()
+    c.wait(120)
+    srv.kill()
+    srv.wait()
+    return float(out[1]), float(out[2])
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "child":
+        child(sys.argv[2:])
+        return
+    systems = sys.argv[1:] or ["netchan", "pyzmq", "zenoh"]
+    rows = []
+    for system in systems:
+        r8 = throughput(system, 8)
+        r1k = throughput(system, 1024)
+        p50, p99 = latency(system)
+        rows.append((system, r8, r1k, p50, p99))
+        print(f"{system}: 8 B {r8:,.0f} msg/s, 1 KiB {r1k:,.0f} msg/s, req/rep p50 {p50:.1f} us p99 {p99:.1f} us",
+              flush=True)
+        if system == "netchan":
+            b8 = throughput(system, 8, batch=True)
+            b1k = throughput(system, 1024, batch=True)
+            rows.append(("netchan publish_many", b8, b1k, float("nan"), float("nan")))
+            print(f"netchan publish_many: 8 B {b8:,.0f} msg/s, 1 KiB {b1k:,.0f} msg/s", flush=True)
+    print()
+    print("| system | 8 B msgs/s | 1 KiB msgs/s | req/rep p50 (us) | req/rep p99 (us) |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, a, b, c, d in rows:
+        fmt = lambda v: "-" if v != v else f"{v:.1f}"  # noqa: E731
+        print(f"| {name} | {a:,.0f} | {b:,.0f} | {fmt(c)} | {fmt(d)} |")
+
+
+if __name__ == "__main__":
+    main()
