@@ -1,0 +1,588 @@
+//! `NativeEndpoint`: the core endpoint, its options, peers and stats.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use netchan::{Config, ErrorCode, Overflow, RequestOptions, SlowPeer, SubscribeOptions};
+use tokio::runtime::Handle;
+use tokio::sync::watch;
+
+use crate::events::{spawn_events, EventObj, NativeEventStream};
+use crate::recv::{NativeService, NativeSubscription};
+use crate::{code_err, poll_now, promise, OrThrow};
+
+/// Endpoint options (all optional); times in milliseconds.
+#[napi(object)]
+#[derive(Default)]
+pub struct EndpointOptions {
+    /// Unique among the endpoints it talks to; default a random `ep-...` name.
+    pub name: Option<String>,
+    /// Largest frame accepted from a peer, in bytes (default 16 MiB).
+    pub max_frame_size: Option<f64>,
+    /// Idle time before a heartbeat ping (default 2000).
+    pub heartbeat_interval_ms: Option<f64>,
+    /// Missed heartbeats before a peer is declared lost (default 3).
+    pub heartbeat_misses: Option<u32>,
+    /// Redial connected addresses after a loss (default true).
+    pub reconnect: Option<bool>,
+    /// Time allowed to dial (default 5000).
+    pub connect_timeout_ms: Option<f64>,
+    /// Time allowed for a handshake (default 5000).
+    pub handshake_timeout_ms: Option<f64>,
+    /// Bytes queued per peer before publishers wait (default 8 MiB).
+    pub send_buffer: Option<f64>,
+    /// How long publish waits for room in a peer's buffer (default 10000).
+    pub send_timeout_ms: Option<f64>,
+    /// `"block"` (default), `"drop-newest"` or `"disconnect"`.
+    pub slow_peer: Option<String>,
+    /// Bytes buffered per dialled peer while it is being redialled.
+    pub offline_buffer: Option<f64>,
+    /// Time ping waits for a pong (default 5000).
+    pub ping_timeout_ms: Option<f64>,
+    /// Default subscription queue bound in messages (default 16384).
+    pub queue_capacity: Option<f64>,
+    /// Default subscription queue bound in bytes (default 64 MiB).
+    pub queue_max_bytes: Option<f64>,
+    /// Default overflow policy: `"block"`, `"drop-oldest"`, `"drop-newest"`.
+    pub overflow: Option<String>,
+    /// Requests queued per service before new ones are refused (default 1024).
+    pub service_queue: Option<f64>,
+}
+
+/// Per-subscription queue options.
+#[napi(object)]
+#[derive(Default)]
+pub struct SubscribeOpts {
+    /// Queue bound in messages.
+    pub capacity: Option<f64>,
+    /// Queue bound in payload bytes.
+    pub max_bytes: Option<f64>,
+    /// `"block"`, `"drop-oldest"` or `"drop-newest"`.
+    pub overflow: Option<String>,
+}
+
+/// A connected peer.
+#[napi(object)]
+pub struct PeerInfo {
+    /// Its endpoint name.
+    pub name: String,
+    /// Its address as seen from here.
+    pub addr: String,
+    /// True if it dialled us.
+    pub inbound: bool,
+}
+
+impl From<netchan::PeerInfo> for PeerInfo {
+    fn from(p: netchan::PeerInfo) -> PeerInfo {
+        PeerInfo {
+            name: p.name,
+            addr: p.addr,
+            inbound: p.inbound,
+        }
+    }
+}
+
+/// Counters (numbers; exact up to 2^53).
+#[napi(object)]
+pub struct CounterStats {
+    pub msgs_in: f64,
+    pub msgs_out: f64,
+    pub bytes_in: f64,
+    pub bytes_out: f64,
+    pub requests_in: f64,
+    pub requests_out: f64,
+    pub dropped_queue_full: f64,
+    pub dropped_send_full: f64,
+    pub errors: f64,
+}
+
+impl From<netchan::CounterStats> for CounterStats {
+    fn from(c: netchan::CounterStats) -> CounterStats {
+        CounterStats {
+            msgs_in: c.msgs_in as f64,
+            msgs_out: c.msgs_out as f64,
+            bytes_in: c.bytes_in as f64,
+            bytes_out: c.bytes_out as f64,
+            requests_in: c.requests_in as f64,
+            requests_out: c.requests_out as f64,
+            dropped_queue_full: c.dropped_queue_full as f64,
+            dropped_send_full: c.dropped_send_full as f64,
+            errors: c.errors as f64,
+        }
+    }
+}
+
+/// Stats of one connected peer.
+#[napi(object)]
+pub struct PeerStats {
+    pub name: String,
+    pub addr: String,
+    pub inbound: bool,
+    /// Last measured round-trip time in milliseconds, if any.
+    pub rtt_ms: Option<f64>,
+    pub counters: CounterStats,
+}
+
+/// Stats of one subscription.
+#[napi(object)]
+pub struct SubscriptionStats {
+    pub pattern: String,
+    pub delivered: f64,
+    pub dropped: f64,
+    pub queued: f64,
+}
+
+/// What `stats()` returns.
+#[napi(object)]
+pub struct Stats {
+    pub name: String,
+    pub total: CounterStats,
+    pub peers: Vec<PeerStats>,
+    pub subscriptions: Vec<SubscriptionStats>,
+}
+
+/// Milliseconds as a `Duration`; `INVALID_ARGUMENT` for negative or NaN.
+pub fn millis(what: &str, ms: f64) -> netchan::Result<Duration> {
+    if !(ms >= 0.0) || !ms.is_finite() {
+        return Err(code_err(
+            ErrorCode::InvalidArgument,
+            format!("{what} must be a finite number of milliseconds >= 0, not {ms}"),
+        ));
+    }
+    Ok(Duration::from_secs_f64(ms / 1000.0))
+}
+
+fn count(what: &str, n: f64) -> netchan::Result<usize> {
+    if !(n >= 0.0) || n.fract() != 0.0 || n > 9.0e15 {
+        return Err(code_err(
+            ErrorCode::InvalidArgument,
+            format!("{what} must be a whole number >= 0, not {n}"),
+        ));
+    }
+    Ok(n as usize)
+}
+
+fn overflow(s: &str) -> netchan::Result<Overflow> {
+    match s {
+        "block" => Ok(Overflow::Block),
+        "drop-oldest" => Ok(Overflow::DropOldest),
+        "drop-newest" => Ok(Overflow::DropNewest),
+        _ => Err(code_err(
+            ErrorCode::InvalidArgument,
+            format!("overflow must be \"block\", \"drop-oldest\" or \"drop-newest\", not {s:?}"),
+        )),
+    }
+}
+
+fn config(o: EndpointOptions) -> netchan::Result<Config> {
+    let mut c = Config::default();
+    c.name = o.name;
+    if let Some(v) = o.max_frame_size {
+        c.max_frame_size = count("maxFrameSize", v)?;
+    }
+    if let Some(v) = o.heartbeat_interval_ms {
+        c.heartbeat_interval = millis("heartbeatIntervalMs", v)?;
+    }
+    if let Some(v) = o.heartbeat_misses {
+        c.heartbeat_misses = v;
+    }
+    if let Some(v) = o.reconnect {
+        c.reconnect.enabled = v;
+    }
+    if let Some(v) = o.connect_timeout_ms {
+        c.connect_timeout = millis("connectTimeoutMs", v)?;
+    }
+    if let Some(v) = o.handshake_timeout_ms {
+        c.handshake_timeout = millis("handshakeTimeoutMs", v)?;
+    }
+    if let Some(v) = o.send_buffer {
+        c.send_buffer = count("sendBuffer", v)?;
+    }
+    if let Some(v) = o.send_timeout_ms {
+        c.send_timeout = millis("sendTimeoutMs", v)?;
+    }
+    if let Some(s) = o.slow_peer {
+        c.slow_peer = match s.as_str() {
+            "block" => SlowPeer::Block,
+            "drop-newest" => SlowPeer::DropNewest,
+            "disconnect" => SlowPeer::Disconnect,
+            _ => {
+                return Err(code_err(
+                    ErrorCode::InvalidArgument,
+                    format!("slowPeer must be \"block\", \"drop-newest\" or \"disconnect\", not {s:?}"),
+                ))
+            }
+        };
+    }
+    if let Some(v) = o.offline_buffer {
+        c.offline_buffer = count("offlineBuffer", v)?;
+    }
+    if let Some(v) = o.ping_timeout_ms {
+        c.ping_timeout = millis("pingTimeoutMs", v)?;
+    }
+    if let Some(v) = o.queue_capacity {
+        c.subscribe.capacity = count("queueCapacity", v)?;
+    }
+    if let Some(v) = o.queue_max_bytes {
+        c.subscribe.max_bytes = count("queueMaxBytes", v)?;
+    }
+    if let Some(s) = o.overflow {
+        c.subscribe.overflow = overflow(&s)?;
+    }
+    if let Some(v) = o.service_queue {
+        c.service_queue = count("serviceQueue", v)?;
+    }
+    Ok(c)
+}
+
+/// A payload from JS: a string (UTF-8) or any `Uint8Array` (`Buffer`
+/// included). Copied once: the core sends it from other threads after the
+/// call returns, while JS may reuse the memory.
+pub fn payload(data: Option<Either<String, Uint8ArraySlice>>) -> Bytes {
+    match data {
+        None => Bytes::new(),
+        Some(Either::A(s)) => Bytes::from(s),
+        Some(Either::B(b)) => Bytes::copy_from_slice(&b),
+    }
+}
+
+/// Hands a core payload to JS as a `Buffer` (no copy when the core holds the
+/// only reference).
+pub fn to_buffer(b: Bytes) -> Buffer {
+    Buffer::from(Vec::<u8>::from(b))
+}
+
+/// Cancels an in-flight request (what an `AbortSignal` triggers).
+#[napi]
+pub struct CancelToken {
+    tx: Arc<watch::Sender<bool>>,
+}
+
+#[napi]
+impl CancelToken {
+    #[napi(constructor)]
+    pub fn new() -> CancelToken {
+        CancelToken {
+            tx: Arc::new(watch::channel(false).0),
+        }
+    }
+
+    /// Cancels: the request fails with `CANCELLED` and the server's handler
+    /// sees the cancellation.
+    #[napi]
+    pub fn cancel(&self) {
+        self.tx.send_replace(true);
+    }
+}
+
+impl Default for CancelToken {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A publisher declaration (discovery); `close()` withdraws it.
+#[napi]
+pub struct NativePublisher {
+    inner: Option<netchan::Publisher>,
+}
+
+#[napi]
+impl NativePublisher {
+    /// Withdraws the declaration. Idempotent.
+    #[napi]
+    pub fn close(&mut self) {
+        self.inner.take();
+    }
+}
+
+/// The core endpoint. Use `Endpoint` from the `netchan` package instead.
+#[napi]
+pub struct NativeEndpoint {
+    ep: netchan::Endpoint,
+    rt: Handle,
+}
+
+#[napi]
+impl NativeEndpoint {
+    /// Creates an endpoint. Errors: `INVALID_ARGUMENT` naming the bad option.
+    #[napi(constructor)]
+    pub fn new(env: &Env, options: Option<EndpointOptions>) -> Result<NativeEndpoint> {
+        let cfg = config(options.unwrap_or_default()).or_throw(env)?;
+        let ep = netchan::Endpoint::new(cfg).or_throw(env)?;
+        // The JS thread is outside any runtime, so the endpoint runs on the
+        // core's own runtime; spawn there (napi's runtime is never used).
+        let rt = ep.block_on(async { Handle::current() }).or_throw(env)?;
+        Ok(NativeEndpoint {
+            ep,
+            rt,
+        })
+    }
+
+    #[napi(getter)]
+    pub fn name(&self) -> String {
+        self.ep.name().to_string()
+    }
+
+    #[napi(getter)]
+    pub fn is_closed(&self) -> bool {
+        self.ep.is_closed()
+    }
+
+    /// Resolves with the bound address.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn listen<'e>(&self, env: &'e Env, addr: String) -> Result<Object<'e>> {
+        let ep = self.ep.clone();
+        promise(env, &self.rt, async move { ep.listen(&addr).await }, |_, a| {
+            Ok(a)
+        })
+    }
+
+    /// Resolves with the peer once the handshake is done.
+    #[napi(ts_return_type = "Promise<PeerInfo>")]
+    pub fn connect<'e>(&self, env: &'e Env, addr: String) -> Result<Object<'e>> {
+        let ep = self.ep.clone();
+        promise(env, &self.rt, async move { ep.connect(&addr).await }, |_, p| {
+            Ok(PeerInfo::from(p))
+        })
+    }
+
+    #[napi]
+    pub fn reconnect_now(&self) {
+        self.ep.reconnect_now()
+    }
+
+    /// Publishes. Returns `undefined` when done at once (the common case),
+    /// else a promise that settles when every target took the message.
+    #[napi(ts_return_type = "Promise<void> | undefined")]
+    pub fn publish<'e>(
+        &self,
+        env: &'e Env,
+        path: String,
+        data: Option<Either<String, Uint8ArraySlice>>,
+    ) -> Result<Option<Object<'e>>> {
+        let ep = self.ep.clone();
+        let data = payload(data);
+        let mut fut = Box::pin(async move { ep.publish(&path, data).await });
+        match poll_now(fut.as_mut()) {
+            Some(r) => r.map(|_| None).or_throw(env),
+            None => promise(env, &self.rt, fut, |_, ()| Ok(())).map(Some),
+        }
+    }
+
+    /// Publishes without waiting; a full target is skipped and the call
+    /// throws `BUFFER_FULL`.
+    #[napi]
+    pub fn try_publish(
+        &self,
+        env: &Env,
+        path: String,
+        data: Option<Either<String, Uint8ArraySlice>>,
+    ) -> Result<()> {
+        self.ep.try_publish(&path, payload(data)).or_throw(env)
+    }
+
+    #[napi]
+    pub fn subscribe(
+        &self,
+        env: &Env,
+        pattern: String,
+        options: Option<SubscribeOpts>,
+    ) -> Result<NativeSubscription> {
+        let sub = match options {
+            None => self.ep.subscribe(&pattern).or_throw(env)?,
+            Some(o) => {
+                let mut so: SubscribeOptions = self.ep.config().subscribe.clone();
+                if let Some(v) = o.capacity {
+                    so.capacity = count("capacity", v).or_throw(env)?;
+                }
+                if let Some(v) = o.max_bytes {
+                    so.max_bytes = count("maxBytes", v).or_throw(env)?;
+                }
+                if let Some(s) = o.overflow {
+                    so.overflow = overflow(&s).or_throw(env)?;
+                }
+                self.ep.subscribe_with(&pattern, so).or_throw(env)?
+            }
+        };
+        Ok(NativeSubscription::new(sub, self.rt.clone()))
+    }
+
+    #[napi]
+    pub fn declare_publisher(&self, env: &Env, pattern: String) -> Result<NativePublisher> {
+        let p = self.ep.declare_publisher(&pattern).or_throw(env)?;
+        Ok(NativePublisher { inner: Some(p) })
+    }
+
+    #[napi]
+    pub fn serve(&self, env: &Env, pattern: String) -> Result<NativeService> {
+        let svc = self.ep.serve(&pattern).or_throw(env)?;
+        Ok(NativeService::new(svc, self.rt.clone()))
+    }
+
+    /// Resolves with the reply payload.
+    #[napi(ts_return_type = "Promise<Buffer>")]
+    pub fn request<'e>(
+        &self,
+        env: &'e Env,
+        path: String,
+        data: Option<Either<String, Uint8ArraySlice>>,
+        timeout_ms: f64,
+        wait_for_responder: Option<bool>,
+        cancel: Option<&CancelToken>,
+    ) -> Result<Object<'e>> {
+        let mut opts = RequestOptions::timeout(millis("timeoutMs", timeout_ms).or_throw(env)?);
+        if wait_for_responder.unwrap_or(false) {
+            opts = opts.wait_for_responder();
+        }
+        let ep = self.ep.clone();
+        let data = payload(data);
+        let mut cancel = cancel.map(|c| c.tx.subscribe());
+        let fut = async move {
+            let req = ep.request_with(&path, data, opts);
+            match cancel.as_mut() {
+                None => req.await,
+                Some(rx) => tokio::select! {
+                    r = req => r,
+                    // Dropping the request future cancels it at the server.
+                    _ = rx.wait_for(|c| *c) => Err(netchan::Error::new(
+                        ErrorCode::Cancelled,
+                        "the request was aborted",
+                    )),
+                },
+            }
+        };
+        promise(env, &self.rt, fut, |_, b| Ok(to_buffer(b)))
+    }
+
+    /// Resolves with the round-trip time in milliseconds.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn ping<'e>(&self, env: &'e Env, peer: String) -> Result<Object<'e>> {
+        let ep = self.ep.clone();
+        promise(env, &self.rt, async move { ep.ping(&peer).await }, |_, d| {
+            Ok(d.as_secs_f64() * 1000.0)
+        })
+    }
+
+    #[napi]
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        self.ep.peers().into_iter().map(PeerInfo::from).collect()
+    }
+
+    #[napi]
+    pub fn has_subscribers(&self, env: &Env, path: String) -> Result<bool> {
+        self.ep.has_subscribers(&path).or_throw(env)
+    }
+
+    #[napi]
+    pub fn has_servers(&self, env: &Env, path: String) -> Result<bool> {
+        self.ep.has_servers(&path).or_throw(env)
+    }
+
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn wait_for_subscribers<'e>(
+        &self,
+        env: &'e Env,
+        path: String,
+        timeout_ms: f64,
+    ) -> Result<Object<'e>> {
+        let t = millis("timeoutMs", timeout_ms).or_throw(env)?;
+        let ep = self.ep.clone();
+        promise(
+            env,
+            &self.rt,
+            async move { ep.wait_for_subscribers(&path, t).await },
+            |_, b| Ok(b),
+        )
+    }
+
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn wait_for_servers<'e>(
+        &self,
+        env: &'e Env,
+        path: String,
+        timeout_ms: f64,
+    ) -> Result<Object<'e>> {
+        let t = millis("timeoutMs", timeout_ms).or_throw(env)?;
+        let ep = self.ep.clone();
+        promise(
+            env,
+            &self.rt,
+            async move { ep.wait_for_servers(&path, t).await },
+            |_, b| Ok(b),
+        )
+    }
+
+    #[napi]
+    pub fn subscribers(&self, env: &Env, pattern: String) -> Result<Vec<String>> {
+        self.ep.subscribers(&pattern).or_throw(env)
+    }
+
+    #[napi]
+    pub fn publishers(&self, env: &Env, pattern: String) -> Result<Vec<String>> {
+        self.ep.publishers(&pattern).or_throw(env)
+    }
+
+    #[napi]
+    pub fn servers(&self, env: &Env, pattern: String) -> Result<Vec<String>> {
+        self.ep.servers(&pattern).or_throw(env)
+    }
+
+    #[napi]
+    pub fn stats(&self) -> Stats {
+        let s = self.ep.stats();
+        Stats {
+            name: s.name,
+            total: s.total.into(),
+            peers: s
+                .peers
+                .into_iter()
+                .map(|p| PeerStats {
+                    name: p.name,
+                    addr: p.addr,
+                    inbound: p.inbound,
+                    rtt_ms: p.rtt.map(|d| d.as_secs_f64() * 1000.0),
+                    counters: p.counters.into(),
+                })
+                .collect(),
+            subscriptions: s
+                .subscriptions
+                .into_iter()
+                .map(|s| SubscriptionStats {
+                    pattern: s.pattern,
+                    delivered: s.delivered as f64,
+                    dropped: s.dropped as f64,
+                    queued: s.queued as f64,
+                })
+                .collect(),
+        }
+    }
+
+    /// Calls `callback` with each event on the JS thread. The stream does
+    /// not keep the process alive; `close()` it to stop.
+    #[napi]
+    pub fn events(
+        &self,
+        callback: Function<'_, EventObj, ()>,
+    ) -> Result<NativeEventStream> {
+        spawn_events(&self.ep, &self.rt, callback)
+    }
+
+    /// Closes the endpoint; resolves when peers were told.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn close<'e>(&self, env: &'e Env) -> Result<Object<'e>> {
+        let ep = self.ep.clone();
+        promise(
+            env,
+            &self.rt,
+            async move {
+                ep.close().await;
+                Ok(())
+            },
+            |_, ()| Ok(()),
+        )
+    }
+}
