@@ -1,0 +1,465 @@
+'use strict'
+// The public JavaScript API of netchan, over the generated native binding
+// (index.js, written by `napi build`; never edit that file by hand).
+//
+// Lifecycle rules this layer keeps (the process exits by itself once nothing
+// the user asked for is pending):
+//  - a listening endpoint keeps Node alive until close() (like net.Server;
+//    ep.unref() opts out);
+//  - a subscription or service keeps Node alive while open: it always has one
+//    pending native promise (taking the next batch), which settles with
+//    `null` when the subscription, service or endpoint closes;
+//  - a pending request, connect, ping keeps Node alive until it settles;
+//  - event listeners (ep.on('peer', ...)) never keep Node alive.
+
+const { EventEmitter } = require('node:events')
+const native = require('./index.js')
+const { pack, unpack } = require('./msgpack.js')
+
+/** Every error code, by name: `codes.TIMEOUT === 'TIMEOUT'`. */
+const codes = Object.freeze(Object.fromEntries(native.errorCodes().map((c) => [c, c])))
+
+/** Messages taken from a subscription per native call. */
+const BATCH = 256
+const DONE = Promise.resolve()
+const EVENT_NAMES = new Set(['peer', 'peerUp', 'peerDown', 'dropped', 'reconnecting', 'reconnectAbandoned', 'connectionError', 'missed', 'event'])
+
+function argError (msg) {
+  const e = new TypeError(msg)
+  e.code = 'INVALID_ARGUMENT'
+  return e
+}
+
+/** A payload as the native layer takes it: string or Uint8Array. */
+function data (d) {
+  if (typeof d === 'string' || d instanceof Uint8Array) return d
+  if (d === undefined || d === null) return undefined
+  if (ArrayBuffer.isView(d)) return new Uint8Array(d.buffer, d.byteOffset, d.byteLength)
+  if (d instanceof ArrayBuffer || (typeof SharedArrayBuffer !== 'undefined' && d instanceof SharedArrayBuffer)) return new Uint8Array(d)
+  throw argError(`payload must be a string, Buffer, Uint8Array, ArrayBuffer or typed array, not ${typeof d === 'object' ? d.constructor && d.constructor.name : typeof d}`)
+}
+
+/** A received message. */
+class Message {
+  constructor (path, payload, sender) {
+    /** The concrete path it was published on. */
+    this.path = path
+    /** The payload (a Buffer; a view into the batch it arrived in). */
+    this.payload = payload
+    /** The publishing endpoint's name. */
+    this.sender = sender
+  }
+
+  /** The payload decoded as UTF-8. */
+  text () { return this.payload.toString('utf8') }
+  /** The payload decoded as msgpack (see publishObj). */
+  obj () { return unpack(this.payload) }
+  /** The payload parsed as JSON. */
+  json () { return JSON.parse(this.payload.toString('utf8')) }
+}
+
+function unbatch (b) {
+  const n = b.ends.length
+  const out = new Array(n)
+  const { data: buf, ends, paths, pathIdx, senders, senderIdx } = b
+  let start = 0
+  for (let i = 0; i < n; i++) {
+    const end = ends[i]
+    out[i] = new Message(paths[pathIdx[i]], buf.subarray(start, end), senders[senderIdx[i]])
+    start = end
+  }
+  return out
+}
+
+/** Reports an exception thrown by a user callback without stopping delivery. */
+function report (ep, err, where) {
+  if (err !== null && typeof err === 'object') {
+    try { err.netchanSource = where } catch (_) {}
+  }
+  if (ep.listenerCount('error') > 0) {
+    ep.emit('error', err)
+  } else {
+    const text = err && err.stack ? err.stack : String(err)
+    process.emitWarning(`netchan: exception in ${where}: ${text}`, { code: 'NETCHAN_CALLBACK_ERROR' })
+  }
+}
+
+/**
+ * A subscription: an async iterable of messages, or a callback driver.
+ * Keeps the process alive while open; close() (or breaking out of a
+ * `for await` loop) unsubscribes.
+ */
+class Subscription {
+  constructor (ep, nsub, callback) {
+    this._ep = ep
+    this._n = nsub
+    this._buf = []
+    this._i = 0
+    this._ended = false
+    this._waiting = null
+    this.pattern = nsub.pattern
+    if (callback) this._drive(callback)
+  }
+
+  /** Messages dropped so far by this subscription's overflow policy. */
+  get dropped () { return this._n.dropped }
+
+  async _fill () {
+    if (this._ended) return false
+    let b = this._n.take(BATCH)
+    if (b === null) {
+      b = await this._n.wait(BATCH)
+      if (b === null) { this._ended = true; return false }
+    }
+    this._buf = unbatch(b)
+    this._i = 0
+    return true
+  }
+
+  /** The next message, or `null` once the subscription has ended. */
+  async recv () {
+    if (this._i < this._buf.length) return this._buf[this._i++]
+    // One waiter at a time; concurrent callers queue behind it.
+    while (this._waiting) await this._waiting
+    if (this._i < this._buf.length) return this._buf[this._i++]
+    this._waiting = this._fill()
+    try {
+      if (!(await this._waiting)) return null
+    } finally {
+      this._waiting = null
+    }
+    return this._buf[this._i++]
+  }
+
+  /** The next message if one is queued, else `null`; never waits. */
+  tryRecv () {
+    if (this._i < this._buf.length) return this._buf[this._i++]
+    if (this._ended || this._waiting) return null
+    const b = this._n.take(BATCH)
+    if (b === null) return null
+    this._buf = unbatch(b)
+    this._i = 0
+    return this._buf[this._i++]
+  }
+
+  async next () {
+    const m = await this.recv()
+    return m === null ? { done: true, value: undefined } : { done: false, value: m }
+  }
+
+  async return () {
+    this.close()
+    return { done: true, value: undefined }
+  }
+
+  [Symbol.asyncIterator] () { return this }
+
+  async _drive (callback) {
+    const where = `subscription callback for ${JSON.stringify(this.pattern)}`
+    for (;;) {
+      if (!(await this._fill())) return
+      const msgs = this._buf
+      this._buf = []
+      for (let i = 0; i < msgs.length; i++) {
+        try {
+          const r = callback(msgs[i])
+          // An async callback is awaited, so messages are handled in order
+          // and a slow handler pushes back on the queue (its policy applies).
+          if (r && typeof r.then === 'function') {
+            try { await r } catch (e) { report(this._ep, e, where) }
+          }
+        } catch (e) {
+          report(this._ep, e, where)
+        }
+      }
+    }
+  }
+
+  /** Unsubscribes. Idempotent. */
+  close () { this._n.close() }
+}
+
+/** An incoming request as a handler sees it. */
+class Request {
+  constructor (nreq) {
+    this._n = nreq
+    this.path = nreq.path
+    this.sender = nreq.sender
+    this._payload = undefined
+  }
+
+  /** The request payload (Buffer). */
+  get payload () {
+    if (this._payload === undefined) this._payload = this._n.payload
+    return this._payload
+  }
+
+  /** Milliseconds until the caller stops waiting. */
+  get remainingMs () { return this._n.remainingMs }
+  /** True once the caller gave up (timeout, abort, link lost). */
+  get cancelled () { return this._n.isCancelled }
+  text () { return this.payload.toString('utf8') }
+  obj () { return unpack(this.payload) }
+  json () { return JSON.parse(this.payload.toString('utf8')) }
+}
+
+/** A service: runs a handler per request. Keeps the process alive while open. */
+class Service {
+  constructor (ep, nsvc, handler) {
+    this._ep = ep
+    this._n = nsvc
+    this.pattern = nsvc.pattern
+    this._drive(handler)
+  }
+
+  async _drive (handler) {
+    const where = `service handler for ${JSON.stringify(this.pattern)}`
+    for (;;) {
+      const nreq = await this._n.next()
+      if (nreq === null) return
+      const req = new Request(nreq)
+      let r
+      try {
+        r = handler(req)
+      } catch (e) {
+        this._fail(nreq, e)
+        continue
+      }
+      if (r && typeof r.then === 'function') {
+        r.then((v) => this._reply(nreq, v, where), (e) => this._fail(nreq, e))
+      } else {
+        this._reply(nreq, r, where)
+      }
+    }
+  }
+
+  _reply (nreq, v, where) {
+    let d
+    try {
+      d = data(v)
+    } catch (e) {
+      this._fail(nreq, argError(`the handler returned a value that is not a payload (${e.message}); return a string or bytes, or use pack()`))
+      report(this._ep, e, where)
+      return
+    }
+    try { nreq.respond(d) } catch (_) { /* answered already: nothing to do */ }
+  }
+
+  _fail (nreq, e) {
+    const code = e && typeof e.code === 'string' && codes[e.code] ? e.code : 'HANDLER_ERROR'
+    const msg = e && e.message !== undefined ? String(e.message) : String(e)
+    try { nreq.fail(code, msg) } catch (_) {}
+  }
+
+  /** Stops serving. Idempotent. */
+  close () { this._n.close() }
+}
+
+/**
+ * A netchan endpoint. Emits `peer` ({type: 'peerUp'|'peerDown', ...}),
+ * `peerUp`, `peerDown`, `dropped`, `reconnecting`, `reconnectAbandoned`,
+ * `connectionError`, `missed` and `event` (all of them), and `error` for
+ * exceptions thrown by subscription callbacks and service handlers.
+ */
+class Endpoint extends EventEmitter {
+  /** @param {object} [options] see EndpointOptions in netchan.d.ts */
+  constructor (options) {
+    super()
+    if (typeof options === 'string') options = { name: options }
+    this._n = new native.NativeEndpoint(options)
+    this._keep = null
+    this._unref = false
+    this._evs = null
+    this._closed = false
+    this.on('newListener', (name) => {
+      if (EVENT_NAMES.has(name) && !this._evs && !this._closed) this._startEvents()
+    })
+    this.on('removeListener', () => {
+      if (this._evs && ![...EVENT_NAMES].some((n) => this.listenerCount(n) > 0)) {
+        this._evs.close()
+        this._evs = null
+      }
+    })
+  }
+
+  _startEvents () {
+    this._evs = this._n.events((ev) => {
+      try {
+        this.emit(ev.type, ev)
+        if (ev.type === 'peerUp' || ev.type === 'peerDown') this.emit('peer', ev)
+        this.emit('event', ev)
+      } catch (e) {
+        report(this, e, `'${ev.type}' event listener`)
+      }
+    })
+  }
+
+  /** The endpoint's name. */
+  get name () { return this._n.name }
+  /** True once closed. */
+  get closed () { return this._n.isClosed }
+
+  /** Listens on `tcp://HOST:PORT` (port 0: any) or `unix:///path`; resolves with the bound address. */
+  async listen (addr) {
+    const bound = await this._n.listen(addr)
+    if (!this._keep && !this._closed) {
+      this._keep = setInterval(() => {}, 1 << 30)
+      if (this._unref) this._keep.unref()
+    }
+    return bound
+  }
+
+  /** Lets the process exit while only this endpoint's listeners are left (like net.Server#unref). */
+  unref () { this._unref = true; if (this._keep) this._keep.unref(); return this }
+  /** Undoes unref(). */
+  ref () { this._unref = false; if (this._keep) this._keep.ref(); return this }
+
+  /** Connects to an endpoint listening at `addr` and keeps it connected; resolves with the peer. */
+  connect (addr) { return this._n.connect(addr) }
+
+  /** Redials every lost peer now, skipping the backoff delay. */
+  reconnectNow () { this._n.reconnectNow() }
+
+  /** Publishes `payload` on `path`; resolves once every target took it. */
+  publish (path, payload) {
+    try {
+      const p = this._n.publish(path, data(payload))
+      return p === undefined ? DONE : p
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /** Publishes without waiting; throws BUFFER_FULL if a target had no room. */
+  tryPublish (path, payload) { this._n.tryPublish(path, data(payload)) }
+
+  /** Publishes a JS value as msgpack (readable by every binding's obj()). */
+  publishObj (path, value) {
+    let b
+    try { b = pack(value) } catch (e) { return Promise.reject(e) }
+    return this.publish(path, b)
+  }
+
+  /**
+   * Subscribes to `pattern` (`*` one segment, `**` any). With a callback,
+   * calls it for each message in order (an async callback is awaited);
+   * without, returns an async iterable. Options: capacity, maxBytes,
+   * overflow ('block' | 'drop-oldest' | 'drop-newest').
+   */
+  subscribe (pattern, callback, options) {
+    if (callback !== undefined && callback !== null && typeof callback === 'object') {
+      options = callback
+      callback = undefined
+    }
+    if (callback !== undefined && callback !== null && typeof callback !== 'function') {
+      throw argError('subscribe(pattern, callback?, options?): callback must be a function')
+    }
+    const nsub = this._n.subscribe(pattern, options)
+    return new Subscription(this, nsub, callback)
+  }
+
+  /** Serves `pattern`: `handler(req)` returns (or resolves with) the reply; a throw fails the request. */
+  serve (pattern, handler) {
+    if (typeof handler !== 'function') throw argError('serve(pattern, handler): handler must be a function')
+    return new Service(this, this._n.serve(pattern), handler)
+  }
+
+  /** Declares a publisher on `pattern` (discovery); close() the result to withdraw it. */
+  declarePublisher (pattern) {
+    const p = this._n.declarePublisher(pattern)
+    return { pattern, close: () => p.close() }
+  }
+
+  /**
+   * Sends a request and resolves with the reply (Buffer). Options:
+   * timeoutMs (default 5000), signal (AbortSignal: rejects with CANCELLED),
+   * waitForResponder (wait for a server to appear instead of NO_RESPONDERS).
+   */
+  request (path, payload, options = {}) {
+    const { timeoutMs = 5000, signal, waitForResponder = false } = options
+    let d
+    try { d = data(payload) } catch (e) { return Promise.reject(e) }
+    if (!signal) {
+      try { return this._n.request(path, d, timeoutMs, waitForResponder) } catch (e) { return Promise.reject(e) }
+    }
+    if (signal.aborted) return Promise.reject(cancelled(signal))
+    const token = new native.CancelToken()
+    const onAbort = () => token.cancel()
+    signal.addEventListener('abort', onAbort, { once: true })
+    let p
+    try {
+      p = this._n.request(path, d, timeoutMs, waitForResponder, token)
+    } catch (e) {
+      signal.removeEventListener('abort', onAbort)
+      return Promise.reject(e)
+    }
+    return p.then((v) => {
+      signal.removeEventListener('abort', onAbort)
+      return v
+    }, (e) => {
+      signal.removeEventListener('abort', onAbort)
+      if (e && e.code === 'CANCELLED' && signal.aborted && signal.reason !== undefined) e.cause = signal.reason
+      throw e
+    })
+  }
+
+  /** request() with msgpack: sends pack(value), resolves with unpack(reply). */
+  async requestObj (path, value, options) {
+    return unpack(await this.request(path, pack(value), options))
+  }
+
+  /** Round-trip time to the connected peer named `peer`, in milliseconds. */
+  ping (peer) { return this._n.ping(peer) }
+  /** The connected peers: [{name, addr, inbound}]. */
+  peers () { return this._n.peers() }
+  /** Counters in total, per peer and per subscription. */
+  stats () { return this._n.stats() }
+  /** True if a message on `path` would reach a subscriber now. */
+  hasSubscribers (path) { return this._n.hasSubscribers(path) }
+  /** Resolves true once `path` has a subscriber, false after timeoutMs. */
+  waitForSubscribers (path, timeoutMs = 5000) { return this._n.waitForSubscribers(path, timeoutMs) }
+  /** True if a request on `path` would find a server now. */
+  hasServers (path) { return this._n.hasServers(path) }
+  /** Resolves true once `path` has a server, false after timeoutMs. */
+  waitForServers (path, timeoutMs = 5000) { return this._n.waitForServers(path, timeoutMs) }
+  /** Names of endpoints subscribed to something overlapping `pattern`. */
+  subscribers (pattern) { return this._n.subscribers(pattern) }
+  /** Names of endpoints that declared a publisher overlapping `pattern`. */
+  publishers (pattern) { return this._n.publishers(pattern) }
+  /** Names of endpoints serving something overlapping `pattern`. */
+  servers (pattern) { return this._n.servers(pattern) }
+
+  /**
+   * Closes: stops listening, tells peers, fails pending requests with
+   * CLOSED, ends subscriptions and services. Idempotent.
+   */
+  async close () {
+    this._closed = true
+    if (this._keep) { clearInterval(this._keep); this._keep = null }
+    await this._n.close()
+    if (this._evs) { this._evs.close(); this._evs = null }
+  }
+}
+
+if (Symbol.asyncDispose) {
+  Endpoint.prototype[Symbol.asyncDispose] = function () { return this.close() }
+}
+
+function cancelled (signal) {
+  const e = new Error('the request was aborted')
+  e.code = 'CANCELLED'
+  if (signal.reason !== undefined) e.cause = signal.reason
+  return e
+}
+
+module.exports = {
+  Endpoint,
+  Subscription,
+  Service,
+  Request,
+  Message,
+  codes,
+  pack,
+  unpack,
+  version: require('./package.json').version
+}
