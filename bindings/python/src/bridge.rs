@@ -230,13 +230,16 @@ impl Canceller {
     }
 }
 
+/// Makes a future's outcome (value or exception) once the GIL is held.
+pub type MakeResult = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
+
 /// Work for the dispatcher thread.
 pub enum Job {
     /// Complete `fut` with what `make` returns (value or exception).
     Resolve {
         event_loop: Py<PyAny>,
         fut: Py<PyAny>,
-        make: Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>,
+        make: MakeResult,
     },
     /// Complete `fut` with `None` (data is ready to be taken).
     Wake {
