@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# netchan beside ZeroMQ (libzmq, C) and the raw-socket floor, in one run.
+# Not part of CI. Usage: bash benches/peers/run.sh [--quick] [--runs N]
+# Prints a markdown report (docs/BENCHMARKS.md is made from it).
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$repo"
+quick=""; runs=3
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) quick="--quick" ;;
+        --runs) runs="$2"; shift ;;
+        *) echo "unknown argument $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+if [ ! -f /usr/include/zmq.h ]; then
+    apt-get install -y -q libzmq3-dev >/dev/null
+fi
+cargo build -q --release -p netchan-cli
+mkdir -p target/bench
+cc -O2 benches/peers/zmq_bench.c -lzmq -o target/bench/zmq_bench
+out=target/bench/report-$(date +%Y%m%d-%H%M%S)
+mkdir -p "$out"
+for i in $(seq "$runs"); do
+    ./target/release/netchan bench $quick > "$out/netchan-$i.md"
+    ./target/bench/zmq_bench $quick > "$out/zmq-$i.txt"
+done
+python3 benches/peers/report.py "$out" "$runs" "$quick"
