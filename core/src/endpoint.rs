@@ -1794,6 +1794,11 @@ impl Inner {
                     self.go_offline(d, peer);
                 }
                 self.bump(false);
+                // Cached routes hold the peer (and its socket): forget them.
+                self.routes
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clear();
             }
             removed
         };

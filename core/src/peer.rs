@@ -378,6 +378,9 @@ impl SendQueue {
     }
 }
 
+/// Times an idle writer yields and looks again before it parks.
+const SPINS_BEFORE_PARKING: u32 = 2;
+
 /// How long a closing connection may take to flush what was queued (the
 /// CLOSE frame last) before it is cut.
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
@@ -392,15 +395,26 @@ pub(crate) async fn writer_loop(peer: Arc<Peer>) {
 
 async fn write_until_closed(peer: &Arc<Peer>) {
     let mut chunks = VecDeque::new();
+    let mut idle = 0;
     loop {
         let closed = peer.tx.take(&mut chunks);
         if chunks.is_empty() {
             if closed {
                 break;
             }
+            // A publisher in full flow refills the queue within a moment:
+            // looking again after a yield is far cheaper than parking the
+            // task and being woken by the next message.
+            if idle < SPINS_BEFORE_PARKING {
+                idle += 1;
+                tokio::task::yield_now().await;
+                continue;
+            }
+            idle = 0;
             peer.tx.wake.notified().await;
             continue;
         }
+        idle = 0;
         let mut bounded = closed;
         if !closed {
             // Write freely while the peer is alive; once it is declared dead,

@@ -260,6 +260,7 @@ impl SubShared {
 
     pub(crate) async fn recv_many(&self, out: &mut Vec<Message>, max: usize) -> usize {
         let max = max.max(1);
+        let mut spins = 0;
         loop {
             let readable = self.readable.notified();
             tokio::pin!(readable);
@@ -277,6 +278,13 @@ impl SubShared {
             if closed {
                 self.readable.notify_one();
                 return 0;
+            }
+            // In a stream, the next batch is usually a moment away: yield
+            // and look again before parking (a wakeup costs far more).
+            if spins < 2 {
+                spins += 1;
+                tokio::task::yield_now().await;
+                continue;
             }
             readable.await;
         }
