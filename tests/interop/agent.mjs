@@ -1,0 +1,70 @@
+// Shows: the interop agent contract (tests/interop/README.md), in Node.
+// Run: node tests/interop/agent.mjs sub tcp://127.0.0.1:0 'x/**' 1
+// Prints: READY <addr>, then MSG/OK/ERR lines as the contract says; exits 0.
+import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
+import path from 'node:path'
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const require = createRequire(import.meta.url)
+const { Endpoint } = require(path.join(here, '..', '..', 'bindings', 'node'))
+
+function fnv1a64 (buf) {
+  let h = 0xcbf29ce484222325n
+  for (const b of buf) {
+    h ^= BigInt(b)
+    h = (h * 0x100000001b3n) & 0xffffffffffffffffn
+  }
+  return h.toString(16).padStart(16, '0')
+}
+
+function payload (spec) {
+  if (spec.startsWith('hex:')) return Buffer.from(spec.slice(4), 'hex')
+  if (spec.startsWith('gen:')) {
+    const n = Number(spec.slice(4))
+    const b = Buffer.alloc(n)
+    for (let i = 0; i < n; i++) b[i] = i % 251
+    return b
+  }
+  throw new Error(`bad payload spec ${spec}`)
+}
+
+const say = (line) => process.stdout.write(line + '\n')
+const [cmd, addr, ...rest] = process.argv.slice(2)
+const ep = new Endpoint({ name: `node-agent-${process.pid}` })
+
+if (cmd === 'sub') {
+  const [pattern, count] = [rest[0], Number(rest[1])]
+  const sub = ep.subscribe(pattern)
+  say(`READY ${await ep.listen(addr)}`)
+  for (let i = 0; i < count; i++) {
+    const m = await sub.recv()
+    say(`MSG ${m.path} ${m.payload.length} ${fnv1a64(m.payload)}`)
+  }
+} else if (cmd === 'pub') {
+  const [p, ...specs] = rest
+  await ep.connect(addr)
+  if (!(await ep.waitForSubscribers(p, 10000))) {
+    say('ERR TIMEOUT no subscriber')
+    process.exit(1)
+  }
+  for (const s of specs) await ep.publish(p, payload(s))
+  say('DONE')
+} else if (cmd === 'serve') {
+  ep.serve('echo', (req) => req.payload)
+  ep.serve('fail', () => { throw new Error('boom') })
+  say(`READY ${await ep.listen(addr)}`)
+  setInterval(() => {}, 1 << 30) // until the harness ends it
+} else if (cmd === 'req') {
+  const [p, spec] = rest
+  await ep.connect(addr)
+  try {
+    const r = await ep.request(p, payload(spec), { timeoutMs: 10000 })
+    say(`OK ${r.length} ${fnv1a64(r)}`)
+  } catch (e) {
+    say(`ERR ${e.code} ${e.message}`)
+  }
+} else {
+  process.exit(2)
+}
+if (cmd !== 'serve') await ep.close()
