@@ -1,0 +1,60 @@
+package dev.netchan
+
+import org.junit.Assert.assertEquals
+import org.junit.Assert.assertTrue
+import org.junit.Test
+import java.net.ServerSocket
+import kotlin.time.Duration.Companion.seconds
+
+/** Errors reach Kotlin as sealed NetchanException subclasses with the core's codes. */
+class ErrorsTest {
+    @Test
+    fun everyCoreCodeHasItsSubclass() {
+        val codes = errorCodes()
+        assertTrue(codes.size >= 21)
+        val subclasses = NetchanException::class.java.declaredClasses.filter { NetchanException::class.java.isAssignableFrom(it) }
+        assertEquals(codes.size, subclasses.size)
+        for (c in codes) {
+            val e = netchanError(c.name, "detail of ${c.name}")
+            assertEquals(c.name, e.code)
+            assertEquals("detail of ${c.name}", e.detail)
+        }
+        assertEquals(300, codes.single { it.name == "TIMEOUT" }.number.toInt())
+        assertEquals(301, codes.single { it.name == "NO_RESPONDERS" }.number.toInt())
+    }
+
+    @Test
+    fun errorsOfEachKind() = watchdog {
+        Endpoint("kt-errors").use { ep ->
+            expectError<NetchanException.NoResponders> { ep.request("nobody/home") }
+            expectError<NetchanException.InvalidPath> { ep.publish("bad//path", "x") }
+            expectError<NetchanException.InvalidPath> { ep.subscribe("a//b", object : MessageHandler {
+                override fun onMessage(message: Message) {}
+                override fun onClose() {}
+            }) }
+            expectError<NetchanException.InvalidAddress> { ep.listen("carrier-pigeon://roof") }
+            expectError<NetchanException.UnknownPeer> { ep.ping("nobody") }
+            expectError<NetchanException.InvalidArgument> { ep.request("x", ByteArray(0), java.time.Duration.ZERO) }
+            val freePort = ServerSocket(0).use { it.localPort }
+            expectError<NetchanException.ConnectRefused> { ep.connect("tcp://127.0.0.1:$freePort") }
+            val addr = ep.listen("tcp://127.0.0.1:0")
+            Endpoint().use { other ->
+                expectError<NetchanException.AddressInUse> { other.listen(addr) }
+            }
+        }
+        expectError<NetchanException.InvalidArgument> { Endpoint.withConfig(EndpointConfig(sendTimeoutMs = 0uL)) }
+        expectError<NetchanException.InvalidArgument> { Endpoint("") }
+    }
+
+    @Test
+    fun closedEndpointSaysClosed() = watchdog {
+        val ep = Endpoint()
+        ep.shutdown()
+        assertTrue(ep.isClosed())
+        expectError<NetchanException.Closed> { ep.publish("a", "b") }
+        expectError<NetchanException.Closed> { ep.listen("tcp://127.0.0.1:0") }
+        expectError<NetchanException.Closed> { ep.request("a", timeout = 1.seconds) }
+        ep.shutdown() // idempotent
+        ep.close()
+    }
+}

@@ -1,0 +1,382 @@
+//! Records and enums crossing the boundary by value.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::NetchanError;
+use crate::handles::CancelToken;
+
+/// A published message, as a subscription delivers it.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Message {
+    /// The concrete path it was published on.
+    pub path: String,
+    /// The payload bytes.
+    pub payload: Vec<u8>,
+    /// The publishing endpoint's name.
+    pub sender: String,
+}
+
+impl From<netchan::Message> for Message {
+    fn from(m: netchan::Message) -> Self {
+        Message {
+            path: m.path().to_string(),
+            sender: m.sender().to_string(),
+            payload: m.into_payload().to_vec(),
+        }
+    }
+}
+
+/// An incoming request, as a [`crate::RequestHandler`] sees it.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Request {
+    /// The concrete path the caller requested.
+    pub path: String,
+    /// The request payload.
+    pub payload: Vec<u8>,
+    /// The caller's endpoint name.
+    pub sender: String,
+    /// Time left before the caller stops waiting.
+    pub remaining: Duration,
+}
+
+/// Options of one request.
+#[derive(uniffi::Record)]
+pub struct RequestOptions {
+    /// How long to wait for the reply; also the deadline the handler sees.
+    pub timeout: Duration,
+    /// Wait (up to the timeout) for a server to appear instead of failing
+    /// with `NO_RESPONDERS` at once.
+    #[uniffi(default = false)]
+    pub wait_for_responder: bool,
+    /// Cancels the request when triggered (it fails with `CANCELLED` and
+    /// the server's handler sees the cancellation).
+    #[uniffi(default = None)]
+    pub cancel: Option<Arc<CancelToken>>,
+}
+
+/// A connected peer.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct PeerInfo {
+    /// The peer's endpoint name.
+    pub name: String,
+    /// Its address as seen from here.
+    pub addr: String,
+    /// True if it dialled us.
+    pub inbound: bool,
+}
+
+impl From<netchan::PeerInfo> for PeerInfo {
+    fn from(p: netchan::PeerInfo) -> Self {
+        PeerInfo {
+            name: p.name,
+            addr: p.addr,
+            inbound: p.inbound,
+        }
+    }
+}
+
+/// Counters (messages and bytes count published messages, payload bytes).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+#[allow(missing_docs)] // the same fields as netchan::CounterStats
+pub struct CounterStats {
+    pub msgs_in: u64,
+    pub msgs_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub requests_in: u64,
+    pub requests_out: u64,
+    pub dropped_queue_full: u64,
+    pub dropped_send_full: u64,
+    pub errors: u64,
+}
+
+impl From<netchan::CounterStats> for CounterStats {
+    fn from(c: netchan::CounterStats) -> Self {
+        CounterStats {
+            msgs_in: c.msgs_in,
+            msgs_out: c.msgs_out,
+            bytes_in: c.bytes_in,
+            bytes_out: c.bytes_out,
+            requests_in: c.requests_in,
+            requests_out: c.requests_out,
+            dropped_queue_full: c.dropped_queue_full,
+            dropped_send_full: c.dropped_send_full,
+            errors: c.errors,
+        }
+    }
+}
+
+/// Stats of one connected peer.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct PeerStats {
+    /// The peer's endpoint name.
+    pub name: String,
+    /// Its address as seen from here.
+    pub addr: String,
+    /// True if it dialled us.
+    pub inbound: bool,
+    /// Last measured round-trip time, if a ping completed.
+    pub rtt: Option<Duration>,
+    /// Counters for this peer.
+    pub counters: CounterStats,
+}
+
+/// Stats of one subscription.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SubscriptionStats {
+    /// The pattern.
+    pub pattern: String,
+    /// Messages handed to the subscriber.
+    pub delivered: u64,
+    /// Messages dropped by the overflow policy.
+    pub dropped: u64,
+    /// Messages waiting in the queue.
+    pub queued: u64,
+}
+
+/// Everything `Endpoint.stats()` reports.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Stats {
+    /// The endpoint's name.
+    pub name: String,
+    /// Totals over every peer, past and present.
+    pub total: CounterStats,
+    /// Connected peers.
+    pub peers: Vec<PeerStats>,
+    /// Open subscriptions.
+    pub subscriptions: Vec<SubscriptionStats>,
+}
+
+impl From<netchan::Stats> for Stats {
+    fn from(s: netchan::Stats) -> Self {
+        Stats {
+            name: s.name,
+            total: s.total.into(),
+            peers: s
+                .peers
+                .into_iter()
+                .map(|p| PeerStats {
+                    name: p.name,
+                    addr: p.addr,
+                    inbound: p.inbound,
+                    rtt: p.rtt,
+                    counters: p.counters.into(),
+                })
+                .collect(),
+            subscriptions: s
+                .subscriptions
+                .into_iter()
+                .map(|s| SubscriptionStats {
+                    pattern: s.pattern,
+                    delivered: s.delivered,
+                    dropped: s.dropped,
+                    queued: s.queued as u64,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Something that happened to the endpoint. Codes are symbolic names
+/// (`PEER_LOST`, `CLOSED`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+#[allow(missing_docs)] // the fields are those of netchan::Event
+pub enum Event {
+    /// A peer completed the handshake.
+    PeerUp { peer: String, addr: String },
+    /// A peer's connection ended.
+    PeerDown {
+        peer: String,
+        addr: String,
+        reason: String,
+        code: String,
+    },
+    /// Messages were dropped (queue or send buffer full).
+    Dropped {
+        site: String,
+        code: String,
+        count: u64,
+    },
+    /// A dialled peer was lost; the next attempt is scheduled.
+    Reconnecting {
+        addr: String,
+        attempt: u32,
+        delay: Duration,
+    },
+    /// Redialling stopped for good (permanent failure).
+    ReconnectAbandoned {
+        addr: String,
+        code: String,
+        detail: String,
+    },
+    /// A connection was refused or closed for breaking the protocol.
+    ConnectionError {
+        addr: String,
+        code: String,
+        detail: String,
+    },
+    /// The stream fell behind and missed this many events.
+    Missed { count: u64 },
+    /// `suspend()` closed every link.
+    Suspended,
+    /// `resume()` or `network_changed()` rebuilt the links.
+    Resumed,
+}
+
+impl Event {
+    pub(crate) fn from_core(e: netchan::Event) -> Option<Event> {
+        use netchan::Event as C;
+        Some(match e {
+            C::PeerUp { peer, addr } => Event::PeerUp { peer, addr },
+            C::PeerDown {
+                peer,
+                addr,
+                reason,
+                code,
+            } => Event::PeerDown {
+                peer,
+                addr,
+                reason,
+                code: code.name().to_string(),
+            },
+            C::Dropped { site, code, count } => Event::Dropped {
+                site,
+                code: code.name().to_string(),
+                count,
+            },
+            C::Reconnecting {
+                addr,
+                attempt,
+                delay,
+            } => Event::Reconnecting {
+                addr,
+                attempt,
+                delay,
+            },
+            C::ReconnectAbandoned { addr, code, detail } => Event::ReconnectAbandoned {
+                addr,
+                code: code.name().to_string(),
+                detail,
+            },
+            C::ConnectionError { addr, code, detail } => Event::ConnectionError {
+                addr,
+                code: code.name().to_string(),
+                detail,
+            },
+            // A kind of event added to the core later: not shown until this
+            // binding learns it.
+            _ => return None,
+        })
+    }
+}
+
+/// Endpoint configuration; every field has the core's default.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct EndpointConfig {
+    /// The endpoint's name, unique among the endpoints it talks to
+    /// (default: random).
+    #[uniffi(default = None)]
+    pub name: Option<String>,
+    /// Ping a silent peer after this long...
+    #[uniffi(default = 2000)]
+    pub heartbeat_interval_ms: u64,
+    /// ...and declare it lost after this many silent intervals.
+    #[uniffi(default = 3)]
+    pub heartbeat_misses: u32,
+    /// Redial peers this endpoint connected to after a loss.
+    #[uniffi(default = true)]
+    pub reconnect: bool,
+    /// First redial delay.
+    #[uniffi(default = 100)]
+    pub reconnect_min_delay_ms: u64,
+    /// Largest redial delay.
+    #[uniffi(default = 5000)]
+    pub reconnect_max_delay_ms: u64,
+    /// Time allowed to dial an address.
+    #[uniffi(default = 5000)]
+    pub connect_timeout_ms: u64,
+    /// How long `publish` waits for room in a peer's send buffer.
+    #[uniffi(default = 10000)]
+    pub send_timeout_ms: u64,
+    /// Time `ping` waits for a pong.
+    #[uniffi(default = 5000)]
+    pub ping_timeout_ms: u64,
+    /// Largest frame accepted from a peer, in bytes.
+    #[uniffi(default = 16777216)]
+    pub max_frame_size: u64,
+    /// Bytes held per dialled peer while it is being redialled.
+    #[uniffi(default = 4194304)]
+    pub offline_buffer: u64,
+    /// Queue bound of each subscription, in messages.
+    #[uniffi(default = 16384)]
+    pub subscription_capacity: u64,
+}
+
+impl EndpointConfig {
+    pub(crate) fn to_core(&self) -> Result<netchan::Config, NetchanError> {
+        let ms = Duration::from_millis;
+        let size = |what: &str, n: u64| {
+            usize::try_from(n).map_err(|_| {
+                NetchanError::new(
+                    netchan::ErrorCode::InvalidArgument,
+                    format!("{what} {n} is too large"),
+                )
+            })
+        };
+        let mut c = netchan::Config::default();
+        c.name = self.name.clone();
+        c.heartbeat_interval = ms(self.heartbeat_interval_ms);
+        c.heartbeat_misses = self.heartbeat_misses;
+        c.reconnect.enabled = self.reconnect;
+        c.reconnect.min_delay = ms(self.reconnect_min_delay_ms);
+        c.reconnect.max_delay = ms(self.reconnect_max_delay_ms);
+        c.connect_timeout = ms(self.connect_timeout_ms);
+        c.send_timeout = ms(self.send_timeout_ms);
+        c.ping_timeout = ms(self.ping_timeout_ms);
+        c.max_frame_size = size("max_frame_size", self.max_frame_size)?;
+        c.offline_buffer = size("offline_buffer", self.offline_buffer)?;
+        c.subscribe.capacity = size("subscription_capacity", self.subscription_capacity)?;
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        EndpointConfig {
+            name: None,
+            heartbeat_interval_ms: 2000,
+            heartbeat_misses: 3,
+            reconnect: true,
+            reconnect_min_delay_ms: 100,
+            reconnect_max_delay_ms: 5000,
+            connect_timeout_ms: 5000,
+            send_timeout_ms: 10000,
+            ping_timeout_ms: 5000,
+            max_frame_size: 16 * 1024 * 1024,
+            offline_buffer: 4 * 1024 * 1024,
+            subscription_capacity: 16384,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_matches_the_core() {
+        let ours = EndpointConfig::default().to_core().unwrap();
+        let core = netchan::Config::default();
+        assert_eq!(ours.heartbeat_interval, core.heartbeat_interval);
+        assert_eq!(ours.heartbeat_misses, core.heartbeat_misses);
+        assert_eq!(ours.reconnect, core.reconnect);
+        assert_eq!(ours.connect_timeout, core.connect_timeout);
+        assert_eq!(ours.send_timeout, core.send_timeout);
+        assert_eq!(ours.ping_timeout, core.ping_timeout);
+        assert_eq!(ours.max_frame_size, core.max_frame_size);
+        assert_eq!(ours.offline_buffer, core.offline_buffer);
+        assert_eq!(ours.subscribe, core.subscribe);
+    }
+}

@@ -1,0 +1,100 @@
+// The idiomatic Swift layer over the generated bindings (Netchan.swift, never edited by hand):
+// subscriptions as AsyncStream, async request handlers, text payloads, error codes.
+import Foundation
+
+/// Delivers a subscription's messages into an AsyncStream.
+private final class StreamHandler: MessageHandler {
+    let continuation: AsyncStream<Message>.Continuation
+
+    init(_ continuation: AsyncStream<Message>.Continuation) {
+        self.continuation = continuation
+    }
+
+    func onMessage(message: Message) throws {
+        continuation.yield(message)
+    }
+
+    func onClose() throws {
+        continuation.finish()
+    }
+}
+
+/// Runs an async handler from netchan's (blocking-allowed) handler thread.
+private final class AsyncRequestHandler: RequestHandler, @unchecked Sendable {
+    let body: @Sendable (Request) async throws -> Data
+
+    init(_ body: @escaping @Sendable (Request) async throws -> Data) {
+        self.body = body
+    }
+
+    func handle(request: Request) throws -> Data {
+        let done = DispatchSemaphore(value: 0)
+        var result: Result<Data, Error> = .failure(NetchanError.Internal(detail: "handler did not run"))
+        let body = self.body
+        Task {
+            do {
+                result = .success(try await body(request))
+            } catch {
+                result = .failure(error)
+            }
+            done.signal()
+        }
+        done.wait()
+        return try result.get()
+    }
+}
+
+extension Endpoint {
+    /// The messages matching `pattern`, as an AsyncStream that ends when the endpoint closes;
+    /// ending the iteration unsubscribes. Survives `suspend()`/`resume()`.
+    public func messages(_ pattern: String) throws -> AsyncStream<Message> {
+        let (stream, continuation) = AsyncStream<Message>.makeStream()
+        let subscription = try subscribe(pattern: pattern, handler: StreamHandler(continuation))
+        continuation.onTermination = { _ in subscription.close() }
+        return stream
+    }
+
+    /// Serves `pattern` with an async handler: return the reply, or throw a `NetchanError` whose
+    /// code reaches the caller (any other error reaches it as `HANDLER_ERROR`).
+    @discardableResult
+    public func serve(
+        _ pattern: String,
+        _ handler: @escaping @Sendable (Request) async throws -> Data
+    ) throws -> Service {
+        try serve(pattern: pattern, handler: AsyncRequestHandler(handler))
+    }
+
+    /// `request` with a text payload and reply.
+    public func request(_ path: String, text: String, timeout: TimeInterval = 5) async throws -> String {
+        let reply = try await request(path: path, payload: Data(text.utf8), timeout: timeout)
+        return String(decoding: reply, as: UTF8.self)
+    }
+
+    /// `publish` with a text payload.
+    public func publish(_ path: String, text: String) async throws {
+        try await publish(path: path, payload: Data(text.utf8))
+    }
+}
+
+extension Message {
+    /// The payload decoded as UTF-8.
+    public var text: String { String(decoding: payload, as: UTF8.self) }
+}
+
+extension Request {
+    /// The payload decoded as UTF-8.
+    public var text: String { String(decoding: payload, as: UTF8.self) }
+}
+
+extension NetchanError {
+    /// The symbolic code, the same on every surface: `TIMEOUT`, `NO_RESPONDERS`, ...
+    public var code: String {
+        let name = String(describing: self).prefix { $0 != "(" }
+        var out = ""
+        for ch in name {
+            if ch.isUppercase && !out.isEmpty { out.append("_") }
+            out.append(ch.uppercased())
+        }
+        return out
+    }
+}
