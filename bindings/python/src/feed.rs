@@ -103,6 +103,23 @@ impl<T: Send + 'static, S: Source<T>> Feed<T, S> {
         (v, done)
     }
 
+    /// One item without waiting (the per-message fast path of iteration):
+    /// `Ok(None)` if none is ready, `Err(())` once finished.
+    fn take_one(&self) -> Result<Option<T>, ()> {
+        let mut st = self.lock();
+        if let Some(x) = st.q.pop_front() {
+            return Ok(Some(x));
+        }
+        if !st.ended && !st.filling && self.src.try_take(&mut st.q, FILL) {
+            st.ended = true;
+        }
+        match st.q.pop_front() {
+            Some(x) => Ok(Some(x)),
+            None if st.ended => Err(()),
+            None => Ok(None),
+        }
+    }
+
     fn ensure_filler(self: &Arc<Self>, st: &mut State<T>) {
         if st.filling || st.ended {
             return;
@@ -354,6 +371,9 @@ impl Subscription {
     /// `None` on timeout. Raises `ClosedError` once closed and drained.
     #[pyo3(signature = (timeout=None))]
     fn recv(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Message>> {
+        if let Ok(Some(m)) = self.feed.take_one() {
+            return Ok(Some(Message(m)));
+        }
         let v = self.feed.recv_blocking(py, 1, timeout, "subscription")?;
         Ok(one(v).map(Message))
     }
@@ -370,11 +390,10 @@ impl Subscription {
     }
     /// The next message if one is queued, else `None`.
     fn try_recv(&self) -> PyResult<Option<Message>> {
-        let (v, done) = self.feed.take(1);
-        if done {
-            return Err(err(ErrorCode::Closed, "the subscription is closed"));
+        match self.feed.take_one() {
+            Ok(m) => Ok(m.map(Message)),
+            Err(()) => Err(err(ErrorCode::Closed, "the subscription is closed")),
         }
-        Ok(one(v).map(Message))
     }
     /// Unsubscribes; messages already queued can still be received.
     fn close(&self) {
@@ -399,6 +418,11 @@ impl Subscription {
         slf
     }
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Message>> {
+        match self.feed.take_one() {
+            Ok(Some(m)) => return Ok(Some(Message(m))),
+            Err(()) => return Ok(None),
+            Ok(None) => {}
+        }
         match self.feed.recv_blocking(py, 1, None, "subscription") {
             Ok(v) => Ok(one(v).map(Message)),
             Err(e) if is_closed(py, &e) => Ok(None),
