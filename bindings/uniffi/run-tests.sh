@@ -36,7 +36,8 @@ if [ -n "${CI:-}" ] || [ "${NETCHAN_CHECK_DRIFT:-0}" = 1 ]; then
 fi
 
 step "Kotlin: mvn test"
-mvn -q -B -f "$here/kotlin/pom.xml" test || mvn_rc=$?
+mvn -q -B -Dstyle.color=never -f "$here/kotlin/pom.xml" test || mvn_rc=$?
+echo
 # -q hides Surefire's own summary; print it from the reports.
 python3 - "$here/kotlin/target/surefire-reports" <<'PY'
 import glob, sys, xml.etree.ElementTree as ET
@@ -49,6 +50,17 @@ print(f"Tests run: {t}, Failures: {f}, Errors: {e}, Skipped: {s}")
 print(f"kotlin: {t - f - e - s} passed, {f + e} failed, {s} skipped")
 PY
 [ "${mvn_rc:-0}" = 0 ] || { echo "mvn test failed ($mvn_rc)" >&2; exit "$mvn_rc"; }
+
+step "Kotlin: the jar carries the native library where JNA looks"
+mvn -q -B -Dstyle.color=never -f "$here/kotlin/pom.xml" jar:jar
+jar="$here/kotlin/target/netchan-0.1.0.jar"
+python3 - "$jar" <<'PY'
+import sys, zipfile
+names = zipfile.ZipFile(sys.argv[1]).namelist()
+assert "linux-x86-64/libnetchan_uniffi.so" in names, "native library missing from the jar"
+assert "dev/netchan/Endpoint.class" in names, "Kotlin classes missing from the jar"
+print(f"{sys.argv[1]}: linux-x86-64/libnetchan_uniffi.so and dev/netchan classes present")
+PY
 
 step "Swift: syntax check with tree-sitter"
 venv="$repo/target/uniffi-swiftcheck"

@@ -8,7 +8,7 @@ proj="$repo/bindings/uniffi/kotlin"
 name="${1:?usage: run.sh pubsub|reqrep|ping [ADDR]}"
 shift
 (cd "$repo" && cargo build --quiet -p netchan-uniffi)
-mvn -q -B -f "$proj/pom.xml" test-compile dependency:build-classpath \
+mvn -q -B -Dstyle.color=never -f "$proj/pom.xml" test-compile dependency:build-classpath \
     -Dmdep.outputFile="$proj/target/classpath.txt" -Dmdep.includeScope=runtime
 cp="$proj/target/classes:$proj/target/test-classes:$(cat "$proj/target/classpath.txt")"
 exec java -cp "$cp" "examples.$name.${name^}Kt" "$@"
