@@ -275,26 +275,36 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "child":
         child(sys.argv[2:])
         return
-    systems = sys.argv[1:] or ["netchan", "pyzmq", "zenoh"]
-    rows = []
-    for system in systems:
-        r8 = throughput(system, 8)
-        r1k = throughput(system, 1024)
-        p50, p99 = latency(system)
-        rows.append((system, r8, r1k, p50, p99))
-        print(f"{system}: 8 B {r8:,.0f} msg/s, 1 KiB {r1k:,.0f} msg/s, req/rep p50 {p50:.1f} us p99 {p99:.1f} us",
-              flush=True)
-        if system == "netchan":
-            b8 = throughput(system, 8, batch=True)
-            b1k = throughput(system, 1024, batch=True)
-            rows.append(("netchan publish_many", b8, b1k, float("nan"), float("nan")))
-            print(f"netchan publish_many: 8 B {b8:,.0f} msg/s, 1 KiB {b1k:,.0f} msg/s", flush=True)
+    args = sys.argv[1:]
+    rounds = 3
+    if args and args[0].startswith("--rounds="):
+        rounds = int(args.pop(0).split("=", 1)[1])
+    systems = args or ["netchan", "pyzmq", "zenoh"]
+    cases: "dict[str, List[List[float]]]" = {}
+    # Rounds interleave the systems so that load from elsewhere on the
+    # machine falls on all of them alike; the table shows medians.
+    for r in range(rounds):
+        for system in systems:
+            row = [throughput(system, 8), throughput(system, 1024), *latency(system)]
+            cases.setdefault(system, []).append(row)
+            print(f"round {r + 1} {system}: 8 B {row[0]:,.0f} msg/s, 1 KiB {row[1]:,.0f} msg/s, "
+                  f"req/rep p50 {row[2]:.1f} us p99 {row[3]:.1f} us", flush=True)
+            if system == "netchan":
+                row = [throughput(system, 8, batch=True), throughput(system, 1024, batch=True), NAN, NAN]
+                cases.setdefault("netchan publish_many", []).append(row)
+                print(f"round {r + 1} netchan publish_many: 8 B {row[0]:,.0f} msg/s, 1 KiB {row[1]:,.0f} msg/s",
+                      flush=True)
     print()
+    print(f"median of {rounds} rounds")
     print("| system | 8 B msgs/s | 1 KiB msgs/s | req/rep p50 (us) | req/rep p99 (us) |")
     print("| --- | ---: | ---: | ---: | ---: |")
-    for name, a, b, c, d in rows:
-        fmt = lambda v: "-" if v != v else f"{v:.1f}"  # noqa: E731
-        print(f"| {name} | {a:,.0f} | {b:,.0f} | {fmt(c)} | {fmt(d)} |")
+    fmt = lambda v: "-" if v != v else f"{v:.1f}"  # noqa: E731
+    for name, rows in cases.items():
+        med = [statistics.median(col) for col in zip(*rows)]
+        print(f"| {name} | {med[0]:,.0f} | {med[1]:,.0f} | {fmt(med[2])} | {fmt(med[3])} |")
+
+
+NAN = float("nan")
 
 
 if __name__ == "__main__":

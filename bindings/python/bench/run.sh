@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Python benchmark: netchan beside pyzmq and eclipse-zenoh, separate processes
 # over loopback TCP. Not part of CI. Builds the wheel, makes its own venv.
-# Usage: bash bindings/python/bench/run.sh [netchan|pyzmq|zenoh ...]
+# Usage: bash bindings/python/bench/run.sh [--rounds=N] [netchan|pyzmq|zenoh ...]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../../.." && pwd)"
