@@ -146,7 +146,7 @@ pub struct Stats {
 
 /// Milliseconds as a `Duration`; `INVALID_ARGUMENT` for negative or NaN.
 pub fn millis(what: &str, ms: f64) -> netchan::Result<Duration> {
-    if !(ms >= 0.0) || !ms.is_finite() {
+    if ms.is_nan() || ms < 0.0 || !ms.is_finite() {
         return Err(code_err(
             ErrorCode::InvalidArgument,
             format!("{what} must be a finite number of milliseconds >= 0, not {ms}"),
@@ -156,7 +156,7 @@ pub fn millis(what: &str, ms: f64) -> netchan::Result<Duration> {
 }
 
 fn count(what: &str, n: f64) -> netchan::Result<usize> {
-    if !(n >= 0.0) || n.fract() != 0.0 || n > 9.0e15 {
+    if n.is_nan() || n < 0.0 || n.fract() != 0.0 || n > 9.0e15 {
         return Err(code_err(
             ErrorCode::InvalidArgument,
             format!("{what} must be a whole number >= 0, not {n}"),
@@ -212,7 +212,9 @@ fn config(o: EndpointOptions) -> netchan::Result<Config> {
             _ => {
                 return Err(code_err(
                     ErrorCode::InvalidArgument,
-                    format!("slowPeer must be \"block\", \"drop-newest\" or \"disconnect\", not {s:?}"),
+                    format!(
+                        "slowPeer must be \"block\", \"drop-newest\" or \"disconnect\", not {s:?}"
+                    ),
                 ))
             }
         };
@@ -316,10 +318,7 @@ impl NativeEndpoint {
         // The JS thread is outside any runtime, so the endpoint runs on the
         // core's own runtime; spawn there (napi's runtime is never used).
         let rt = ep.block_on(async { Handle::current() }).or_throw(env)?;
-        Ok(NativeEndpoint {
-            ep,
-            rt,
-        })
+        Ok(NativeEndpoint { ep, rt })
     }
 
     #[napi(getter)]
@@ -336,18 +335,24 @@ impl NativeEndpoint {
     #[napi(ts_return_type = "Promise<string>")]
     pub fn listen<'e>(&self, env: &'e Env, addr: String) -> Result<Object<'e>> {
         let ep = self.ep.clone();
-        promise(env, &self.rt, async move { ep.listen(&addr).await }, |_, a| {
-            Ok(a)
-        })
+        promise(
+            env,
+            &self.rt,
+            async move { ep.listen(&addr).await },
+            |_, a| Ok(a),
+        )
     }
 
     /// Resolves with the peer once the handshake is done.
     #[napi(ts_return_type = "Promise<PeerInfo>")]
     pub fn connect<'e>(&self, env: &'e Env, addr: String) -> Result<Object<'e>> {
         let ep = self.ep.clone();
-        promise(env, &self.rt, async move { ep.connect(&addr).await }, |_, p| {
-            Ok(PeerInfo::from(p))
-        })
+        promise(
+            env,
+            &self.rt,
+            async move { ep.connect(&addr).await },
+            |_, p| Ok(PeerInfo::from(p)),
+        )
     }
 
     #[napi]
@@ -462,9 +467,12 @@ impl NativeEndpoint {
     #[napi(ts_return_type = "Promise<number>")]
     pub fn ping<'e>(&self, env: &'e Env, peer: String) -> Result<Object<'e>> {
         let ep = self.ep.clone();
-        promise(env, &self.rt, async move { ep.ping(&peer).await }, |_, d| {
-            Ok(d.as_secs_f64() * 1000.0)
-        })
+        promise(
+            env,
+            &self.rt,
+            async move { ep.ping(&peer).await },
+            |_, d| Ok(d.as_secs_f64() * 1000.0),
+        )
     }
 
     #[napi]
@@ -564,10 +572,7 @@ impl NativeEndpoint {
     /// Calls `callback` with each event on the JS thread. The stream does
     /// not keep the process alive; `close()` it to stop.
     #[napi]
-    pub fn events(
-        &self,
-        callback: Function<'_, EventObj, ()>,
-    ) -> Result<NativeEventStream> {
+    pub fn events(&self, callback: Function<'_, EventObj, ()>) -> Result<NativeEventStream> {
         spawn_events(&self.ep, &self.rt, callback)
     }
 

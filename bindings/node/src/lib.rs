@@ -71,8 +71,11 @@ pub fn code_err(code: ErrorCode, msg: impl Into<String>) -> netchan::Error {
 /// whose `code` is the core's symbolic name. (napi's own `Status` codes
 /// cannot carry those names.)
 pub fn throw(env: &Env, e: netchan::Error) -> napi::Error {
-    let js = JsError::from(napi::Error::new(Code(e.code().name()), e.detail().to_string()))
-        .into_unknown(*env);
+    let js = JsError::from(napi::Error::new(
+        Code(e.code().name()),
+        e.detail().to_string(),
+    ))
+    .into_unknown(*env);
     napi::Error::from(js)
 }
 
@@ -125,7 +128,10 @@ pub fn poll_now<F: Future + ?Sized>(fut: Pin<&mut F>) -> Option<F::Output> {
 /// Every error code name, in numeric order (the JS layer exports them).
 #[napi]
 pub fn error_codes() -> Vec<String> {
-    ErrorCode::ALL.iter().map(|c| c.name().to_string()).collect()
+    ErrorCode::ALL
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect()
 }
 
 /// The version of the native addon (the workspace version).

@@ -219,7 +219,12 @@ impl NativeRequest {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()
-            .ok_or_else(|| code_err(ErrorCode::InvalidArgument, "the request was already answered"))
+            .ok_or_else(|| {
+                code_err(
+                    ErrorCode::InvalidArgument,
+                    "the request was already answered",
+                )
+            })
     }
 }
 
@@ -267,7 +272,9 @@ impl NativeRequest {
             .as_deref()
             .and_then(ErrorCode::from_name)
             .unwrap_or(ErrorCode::HandlerError);
-        self.take_reply().or_throw(env)?.fail(netchan::Error::new(code, message));
+        self.take_reply()
+            .or_throw(env)?
+            .fail(netchan::Error::new(code, message));
         Ok(())
     }
 }
