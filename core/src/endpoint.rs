@@ -75,6 +75,8 @@ pub(crate) struct Inner {
     connections: AtomicUsize,
     handshakes: Arc<Semaphore>,
     round_robin: AtomicUsize,
+    /// Listeners opened (a peer can dial us only if there is one).
+    listeners: AtomicUsize,
     writers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Drops not yet reported, per site; a reporter task turns them into
     /// `Dropped` events, coalesced over a short window.
@@ -151,6 +153,7 @@ impl Endpoint {
             connections: AtomicUsize::new(0),
             handshakes: Arc::new(Semaphore::new(config.max_pending_handshakes)),
             round_robin: AtomicUsize::new(0),
+            listeners: AtomicUsize::new(0),
             writers: Mutex::new(Vec::new()),
             drops: Mutex::new(HashMap::new()),
             drops_ready: Notify::new(),
@@ -209,6 +212,7 @@ impl Endpoint {
         let (listener, bound) = Listener::bind(&addr).await?;
         let inner = self.inner.clone();
         tracing::info!(endpoint = %inner.name, addr = %bound, "listening");
+        inner.listeners.fetch_add(1, Relaxed);
         self.inner.rt.spawn(accept_loop(inner, listener));
         Ok(bound.to_string())
     }
@@ -1111,13 +1115,36 @@ impl Inner {
             }
         };
         let deadline = Instant::now() + self.cfg.handshake_timeout;
-        let existing = |e: Error| match d.name() {
-            Some(name) => self.peer_by_name(&name).map_err(|_| e),
-            None => Err(e),
+        // A duplicate of a connection the peer made to us (both dialled):
+        // the kept one may still be completing its handshake here; wait
+        // for it rather than fail.
+        let me = self.clone();
+        let existing = |e: Error| async move {
+            let me = me;
+            let Some(name) = d.name() else { return Err(e) };
+            // (Only possible if we listen: otherwise nobody dials us.)
+            if e.code() == ErrorCode::NameInUse && me.listeners.load(Relaxed) > 0 {
+                let deadline = Instant::now() + me.cfg.handshake_timeout;
+                while !me.has_peer(&name) && Instant::now() < deadline {
+                    let n = me.changed.notified();
+                    tokio::pin!(n);
+                    n.as_mut().enable();
+                    if me.has_peer(&name) {
+                        break;
+                    }
+                    let _ = tokio::time::timeout_at(deadline, n).await;
+                }
+            }
+            // Only a connection the peer dialled counts (the kept one of a
+            // pair); our own refused attempt may still be registered here.
+            match me.peer_by_name(&name) {
+                Ok(p) if p.inbound => Ok(p),
+                _ => Err(e),
+            }
         };
         let peer = match self.clone().establish(conn, false, Some(d.clone())).await {
             Ok(p) => p,
-            Err(e) => return existing(e),
+            Err(e) => return existing(e).await,
         };
         let wait = async {
             loop {
@@ -1133,11 +1160,14 @@ impl Inner {
         };
         match tokio::time::timeout_at(deadline, wait).await {
             Ok(Ok(())) => Ok(peer),
-            Ok(Err(e)) => existing(e),
-            Err(_) => existing(Error::new(
-                ErrorCode::Timeout,
-                format!("peer {} sent no declaration snapshot in time", peer.name),
-            )),
+            Ok(Err(e)) => existing(e).await,
+            Err(_) => {
+                existing(Error::new(
+                    ErrorCode::Timeout,
+                    format!("peer {} sent no declaration snapshot in time", peer.name),
+                ))
+                .await
+            }
         }
     }
 
@@ -1304,7 +1334,7 @@ impl Inner {
             self.connections.fetch_sub(1, SeqCst);
             self.totals.add(&old.snapshot());
             let _ = old.tx.push_control(&Frame::Close {
-                code: ErrorCode::HandshakeRejected.as_u16(),
+                code: ErrorCode::NameInUse.as_u16(),
                 reason: format!("replaced by another connection from {}", self.name),
             });
             old.tx.close();
@@ -1371,6 +1401,7 @@ impl Inner {
         mut rd: Reader,
         mut buf: BytesMut,
     ) -> (ErrorCode, String) {
+        let mut read_hint = 8 * 1024;
         let mut rx = RxState::default();
         let max_frame = self.cfg.max_frame_size;
         loop {
@@ -1395,13 +1426,18 @@ impl Inner {
                 Ok(n) => n,
                 Err(e) => return self.protocol_violation(&peer, e),
             };
-            // Grow toward the frame's size as its bytes arrive, never ahead.
+            // Grow toward the frame's size as its bytes arrive, never ahead;
+            // an idle link keeps a small buffer, a busy one doubles it.
             let want = need
                 .saturating_sub(buf.len())
-                .clamp(64 * 1024, 4 * 1024 * 1024);
+                .clamp(read_hint, 4 * 1024 * 1024);
             buf.reserve(want);
+            let spare = buf.capacity() - buf.len();
             let r = rd.read_buf(&mut buf).await;
             peer.last_rx_ms.store(now_ms(), Relaxed);
+            if matches!(r, Ok(n) if n == spare) && read_hint < 1024 * 1024 {
+                read_hint *= 2;
+            }
             match r {
                 Ok(0) => {
                     return (
@@ -1778,19 +1814,25 @@ impl Inner {
 
     pub(crate) fn peer_down(&self, peer: &Arc<Peer>, code: ErrorCode, reason: &str) {
         let closing = self.closed.load(SeqCst);
-        let redial_by = peer.dialer.as_ref().filter(|d| {
-            !closing
-                && !peer.replaced.load(SeqCst)
-                && self.cfg.reconnect.enabled
-                && !d.stop.is_cancelled()
-        });
-        let removed = {
+        let (removed, redial_by) = {
             let mut st = self.lock_state();
+            // Only addresses whose connect() succeeded are kept connected.
+            let redial_by = peer
+                .dialer
+                .as_ref()
+                .filter(|d| {
+                    !closing
+                        && !peer.replaced.load(SeqCst)
+                        && self.cfg.reconnect.enabled
+                        && !d.stop.is_cancelled()
+                        && st.dialers.iter().any(|x| Arc::ptr_eq(x, d))
+                })
+                .cloned();
             let before = st.peers.len();
             st.peers.retain(|p| p.id != peer.id);
             let removed = st.peers.len() != before;
             if removed {
-                if let Some(d) = redial_by {
+                if let Some(d) = &redial_by {
                     self.go_offline(d, peer);
                 }
                 self.bump(false);
@@ -1800,7 +1842,7 @@ impl Inner {
                     .unwrap_or_else(|p| p.into_inner())
                     .clear();
             }
-            removed
+            (removed, redial_by)
         };
         peer.tx.close();
         peer.dead.cancel();
@@ -1822,7 +1864,7 @@ impl Inner {
                 code,
             });
             if let (Some(d), Some(me)) = (redial_by, self.me.upgrade()) {
-                self.rt.spawn(redial(me, d.clone()));
+                self.rt.spawn(redial(me, d));
             }
         }
     }
@@ -1962,6 +2004,7 @@ async fn report_drops(inner: Weak<Inner>) {
 }
 
 async fn accept_loop(inner: Arc<Inner>, listener: Listener) {
+    let mut failures = 0u64;
     loop {
         let conn = tokio::select! {
             _ = inner.shutdown.cancelled() => break,
@@ -1969,6 +2012,7 @@ async fn accept_loop(inner: Arc<Inner>, listener: Listener) {
         };
         match conn {
             Ok(conn) => {
+                failures = 0;
                 let Ok(permit) = inner.handshakes.clone().try_acquire_owned() else {
                     inner.totals.errors.fetch_add(1, Relaxed);
                     tracing::warn!(endpoint = %inner.name, addr = %conn.remote, "refusing connection: too many handshakes in progress");
@@ -1989,9 +2033,15 @@ async fn accept_loop(inner: Arc<Inner>, listener: Listener) {
                 });
             }
             Err(e) => {
-                // Out of descriptors and the like: back off instead of spinning.
-                tracing::warn!(endpoint = %inner.name, error = %e, "accept failed");
+                // Out of descriptors and the like: back off instead of
+                // spinning, and say so once per burst, not every 50 ms.
+                failures += 1;
+                inner.totals.errors.fetch_add(1, Relaxed);
+                if failures == 1 || failures % 100 == 0 {
+                    tracing::warn!(endpoint = %inner.name, error = %e, failures, "accept failed");
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
             }
         }
     }

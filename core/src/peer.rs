@@ -72,7 +72,7 @@ impl SendQueue {
             st: Mutex::new(SendState {
                 msgs: 0,
                 payload_bytes: 0,
-                buf: BytesMut::with_capacity(64 * 1024),
+                buf: BytesMut::new(),
                 chunks: VecDeque::new(),
                 queued: 0,
                 closed: false,
@@ -287,10 +287,12 @@ impl SendQueue {
         let mut st = self.lock();
         out.append(&mut st.chunks);
         if !st.buf.is_empty() {
+            let streaming = st.buf.len() >= 16 * 1024;
             let b = st.buf.split().freeze();
             out.push_back(b);
-            // Keep a warm buffer for the next batch without growing forever.
-            if st.buf.capacity() < 16 * 1024 {
+            // A stream keeps a warm buffer for its next batch; an idle link
+            // lets it go.
+            if streaming && st.buf.capacity() < 16 * 1024 {
                 st.buf.reserve(64 * 1024);
             }
         }

@@ -101,8 +101,13 @@ impl State {
         let peers: Vec<Arc<Peer>> = self
             .peers
             .iter()
-            // A peer takes part once its snapshot is complete.
-            .filter(|p| p.snapshot_done.load(std::sync::atomic::Ordering::SeqCst))
+            // A peer takes part as soon as its interests arrive, except a
+            // reconnected one whose held messages must go first: that one
+            // waits for its snapshot (see `flush_offline`).
+            .filter(|p| {
+                p.snapshot_done.load(std::sync::atomic::Ordering::SeqCst)
+                    || p.dialer.as_ref().is_none_or(|d| !d.lock_offline().active)
+            })
             .filter(|p| {
                 p.lock_decls()
                     .iter(DeclKind::Interest)

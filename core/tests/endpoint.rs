@@ -302,7 +302,10 @@ async fn handler_sees_deadline_and_cancellation() {
     assert!(!req.is_cancelled());
     caller.abort(); // dropping the request future cancels it at the server
     within(req.cancelled()).await;
-    assert!(reply.is_cancelled(), "the reply handle sees the cancellation too");
+    assert!(
+        reply.is_cancelled(),
+        "the reply handle sees the cancellation too"
+    );
     drop(reply);
 
     // A timeout cancels too.

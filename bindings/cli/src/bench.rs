@@ -46,6 +46,9 @@ pub(crate) struct BenchArgs {
     /// Repeat each measurement this many times and report the median and spread.
     #[arg(long, default_value_t = 1)]
     runs: usize,
+    /// Measure memory (idle connections, subscriptions) and connect-to-first-message time instead.
+    #[arg(long)]
+    memory: bool,
 }
 
 #[derive(Args)]
@@ -419,6 +422,9 @@ fn fmt_size(s: usize) -> String {
 }
 
 pub(crate) async fn run(a: BenchArgs) -> Result<(), Error> {
+    if a.memory {
+        return crate::membench::run().await;
+    }
     if a.runs == 0 || a.samples == 0 || a.sizes.is_empty() {
         return Err(Error::new(
             ErrorCode::InvalidArgument,

@@ -16,6 +16,7 @@ use netchan::{Config, Endpoint, Error, ErrorCode};
 
 mod bench;
 mod demo;
+mod membench;
 
 #[derive(Parser)]
 #[command(
@@ -131,6 +132,8 @@ enum Cmd {
     Bench(bench::BenchArgs),
     #[command(hide = true)]
     BenchWorker(bench::WorkerArgs),
+    #[command(hide = true)]
+    MemWorker(membench::MemWorkerArgs),
 }
 
 /// Formats a payload for a line of output.
@@ -374,6 +377,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
         }
         Cmd::Bench(args) => bench::run(args).await,
         Cmd::BenchWorker(args) => bench::worker(args).await,
+        Cmd::MemWorker(args) => membench::worker(args).await,
     }
 }
 
