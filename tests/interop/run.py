@@ -77,11 +77,11 @@ def find_agents(only):
         agents["node"] = [node, os.path.join(HERE, "agent.mjs")]
     else:
         skipped["node"] = "the Node addon is not built (bindings/node/run-tests.sh builds it)"
-    kt = os.environ.get("NETCHAN_KOTLIN_AGENT")
-    if kt and os.path.exists(kt.split()[0]):
-        agents["kotlin"] = kt.split()
+    kt = kotlin_agent()
+    if isinstance(kt, list):
+        agents["kotlin"] = kt
     else:
-        skipped["kotlin"] = "no Kotlin agent (set NETCHAN_KOTLIN_AGENT; bindings/uniffi/run-tests.sh builds one)"
+        skipped["kotlin"] = kt
     cli = os.path.join(ROOT, "target", "debug", "netchan")
     if os.path.exists(cli):
         agents["cli"] = ["CLI", cli]
@@ -91,6 +91,24 @@ def find_agents(only):
         agents = {k: v for k, v in agents.items() if k in only}
         skipped = {k: v for k, v in skipped.items() if k in only}
     return agents, skipped
+
+
+def kotlin_agent():
+    """The Kotlin agent's command line, or why there is none. The class is
+    compiled with the Kotlin tests by bindings/uniffi/run-tests.sh."""
+    proj = os.path.join(ROOT, "bindings", "uniffi", "kotlin")
+    classes = os.path.join(proj, "target", "test-classes", "examples", "interop")
+    java, mvn = shutil.which("java"), shutil.which("mvn")
+    if not (java and mvn and os.path.isdir(classes)):
+        return "the Kotlin agent is not compiled (bindings/uniffi/run-tests.sh compiles it; needs java and mvn)"
+    cpfile = os.path.join(proj, "target", "interop-classpath.txt")
+    r = subprocess.run([mvn, "-q", "-B", "-o", "-f", os.path.join(proj, "pom.xml"), "dependency:build-classpath",
+                        f"-Dmdep.outputFile={cpfile}", "-Dmdep.includeScope=runtime"], capture_output=True, text=True)
+    if r.returncode != 0:
+        return "could not resolve the Kotlin classpath: " + (r.stdout + r.stderr).strip()[-200:]
+    cp = ":".join([os.path.join(proj, "target", "classes"), os.path.join(proj, "target", "test-classes"),
+                   open(cpfile).read().strip()])
+    return [java, "-Xshare:auto", "-XX:TieredStopAtLevel=1", "-cp", cp, "examples.interop.Interop_agentKt"]
 
 
 class Listening:
