@@ -20,9 +20,13 @@ fn fnv1a64(data: &[u8]) -> u64 {
 /// `hex:<hex>` or `gen:<n>` (n bytes, byte i = i % 251).
 fn payload(spec: &str) -> Vec<u8> {
     if let Some(h) = spec.strip_prefix("hex:") {
-        (0..h.len() / 2).map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).expect("hex")).collect()
+        (0..h.len() / 2)
+            .map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).expect("hex"))
+            .collect()
     } else if let Some(n) = spec.strip_prefix("gen:") {
-        (0..n.parse::<usize>().expect("gen:N")).map(|i| (i % 251) as u8).collect()
+        (0..n.parse::<usize>().expect("gen:N"))
+            .map(|i| (i % 251) as u8)
+            .collect()
     } else {
         panic!("bad payload spec {spec:?}")
     }
@@ -40,18 +44,27 @@ async fn main() -> netchan::Result<()> {
     let ep = Endpoint::named(&format!("rust-agent-{}", std::process::id()))?;
     match args.first().map(String::as_str) {
         Some("sub") => {
-            let (addr, pattern, count) = (&args[1], &args[2], args[3].parse::<usize>().expect("count"));
+            let (addr, pattern, count) =
+                (&args[1], &args[2], args[3].parse::<usize>().expect("count"));
             let sub = ep.subscribe(pattern)?;
             say(format!("READY {}", ep.listen(addr).await?));
             for _ in 0..count {
                 let m = sub.recv().await.expect("subscription open");
-                say(format!("MSG {} {} {:016x}", m.path(), m.payload().len(), fnv1a64(m.payload())));
+                say(format!(
+                    "MSG {} {} {:016x}",
+                    m.path(),
+                    m.payload().len(),
+                    fnv1a64(m.payload())
+                ));
             }
         }
         Some("pub") => {
             let (addr, path) = (&args[1], &args[2]);
             ep.connect(addr).await?;
-            if !ep.wait_for_subscribers(path, Duration::from_secs(10)).await? {
+            if !ep
+                .wait_for_subscribers(path, Duration::from_secs(10))
+                .await?
+            {
                 say("ERR TIMEOUT no subscriber".into());
                 std::process::exit(1);
             }
@@ -63,7 +76,10 @@ async fn main() -> netchan::Result<()> {
         Some("serve") => {
             let _echo = ep.serve_fn("echo", |r| async move { Ok(r.payload().clone()) })?;
             let _fail = ep.serve_fn("fail", |_| async {
-                Err(netchan::Error::new(netchan::ErrorCode::HandlerError, "boom"))
+                Err(netchan::Error::new(
+                    netchan::ErrorCode::HandlerError,
+                    "boom",
+                ))
             })?;
             say(format!("READY {}", ep.listen(&args[1]).await?));
             std::future::pending::<()>().await;
@@ -71,7 +87,10 @@ async fn main() -> netchan::Result<()> {
         Some("req") => {
             let (addr, path, spec) = (&args[1], &args[2], &args[3]);
             ep.connect(addr).await?;
-            match ep.request(path, payload(spec), Duration::from_secs(10)).await {
+            match ep
+                .request(path, payload(spec), Duration::from_secs(10))
+                .await
+            {
                 Ok(r) => say(format!("OK {} {:016x}", r.len(), fnv1a64(&r))),
                 Err(e) => say(format!("ERR {} {}", e.code(), e.detail())),
             }

@@ -14,7 +14,9 @@ struct Proc(Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-CONT", &self.0.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.0.id().to_string()])
+            .status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -63,26 +65,50 @@ fn rss_bytes() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_listener_restarted_on_the_same_address_is_redialled() {
-    let addr = format!("unix://{}/netchan-kill-{}.sock", std::env::temp_dir().display(), std::process::id());
-    let publisher_args = ["pub", "ticks", "tick", "--listen", addr.as_str(), "--count", "1000000", "--rate", "200", "--wait-ms", "30000"];
+    let addr = format!(
+        "unix://{}/netchan-kill-{}.sock",
+        std::env::temp_dir().display(),
+        std::process::id()
+    );
+    let publisher_args = [
+        "pub",
+        "ticks",
+        "tick",
+        "--listen",
+        addr.as_str(),
+        "--count",
+        "1000000",
+        "--rate",
+        "200",
+        "--wait-ms",
+        "30000",
+    ];
     let first = start_listening(&publisher_args);
     let ep = Endpoint::new(fast("kill-test-dialer")).unwrap();
     let sub = ep.subscribe("ticks").unwrap();
     let mut events = ep.events();
     ep.connect(&addr).await.unwrap();
-    let m = tokio::time::timeout(WATCHDOG, sub.recv()).await.unwrap().unwrap();
+    let m = tokio::time::timeout(WATCHDOG, sub.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(&m.payload()[..], b"tick");
 
     drop(first); // SIGKILL: no CLOSE frame, the socket file stays behind
     loop {
-        if let EventRecv::Event(Event::PeerDown { .. }) = tokio::time::timeout(WATCHDOG, events.recv()).await.unwrap() {
+        if let EventRecv::Event(Event::PeerDown { .. }) =
+            tokio::time::timeout(WATCHDOG, events.recv()).await.unwrap()
+        {
             break;
         }
     }
     while sub.try_recv().unwrap().is_some() {}
     let _second = start_listening(&publisher_args); // replaces the stale socket file
-    // No user code: the dialer redials, re-declares "ticks", and receives.
-    let m = tokio::time::timeout(WATCHDOG, sub.recv()).await.unwrap().unwrap();
+                                                    // No user code: the dialer redials, re-declares "ticks", and receives.
+    let m = tokio::time::timeout(WATCHDOG, sub.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(&m.payload()[..], b"tick");
     let reconnects = std::iter::from_fn(|| events.try_recv())
         .filter(|e| matches!(e, EventRecv::Event(Event::Reconnecting { .. })))
@@ -112,17 +138,30 @@ async fn frozen_subscriber_is_bounded_reported_and_others_keep_receiving() {
     healthy.connect(&addr).await.unwrap();
     let deadline = std::time::Instant::now() + WATCHDOG;
     while publisher.subscribers("data").unwrap().len() < 2 {
-        assert!(std::time::Instant::now() < deadline, "subscribers never appeared");
-        publisher.wait_for_subscribers("data", Duration::from_millis(50)).await.unwrap();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "subscribers never appeared"
+        );
+        publisher
+            .wait_for_subscribers("data", Duration::from_millis(50))
+            .await
+            .unwrap();
     }
     let mut events = publisher.events();
-    assert!(Command::new("kill").args(["-STOP", &child.0.id().to_string()]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-STOP", &child.0.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
 
     let before = rss_bytes();
     let n = 30_000u32;
     let receiver = tokio::spawn(async move {
         for i in 0..n {
-            let m = tokio::time::timeout(WATCHDOG, sub.recv()).await.unwrap().unwrap();
+            let m = tokio::time::timeout(WATCHDOG, sub.recv())
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(&m.payload()[..4], &i.to_le_bytes());
         }
     });
@@ -134,10 +173,16 @@ async fn frozen_subscriber_is_bounded_reported_and_others_keep_receiving() {
         let _ = publisher.publish("data", p).await;
     }
     // The healthy subscriber got every message, in order.
-    tokio::time::timeout(WATCHDOG, receiver).await.unwrap().unwrap();
+    tokio::time::timeout(WATCHDOG, receiver)
+        .await
+        .unwrap()
+        .unwrap();
     // 30 MB went out; the frozen peer held at most its bounded buffer.
     let grew = rss_bytes().saturating_sub(before);
-    assert!(grew < 64 * 1024 * 1024, "publisher memory grew by {grew} bytes");
+    assert!(
+        grew < 64 * 1024 * 1024,
+        "publisher memory grew by {grew} bytes"
+    );
     // The policy fired and was reported: drops for the frozen peer, or the
     // heartbeat declared it dead.
     let mut saw = false;
