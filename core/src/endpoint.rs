@@ -71,6 +71,7 @@ pub(crate) struct Inner {
     routes: RwLock<HashMap<Box<str>, Arc<Route>, rustc_hash::FxBuildHasher>>,
     events: broadcast::Sender<Event>,
     pub(crate) totals: Counters,
+    events_ended: CancellationToken,
     next_id: AtomicU64,
     connections: AtomicUsize,
     handshakes: Arc<Semaphore>,
@@ -149,6 +150,7 @@ impl Endpoint {
             routes: RwLock::new(HashMap::default()),
             events,
             totals: Counters::default(),
+            events_ended: CancellationToken::new(),
             next_id: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
             handshakes: Arc::new(Semaphore::new(config.max_pending_handshakes)),
@@ -604,6 +606,7 @@ impl Endpoint {
     pub fn events(&self) -> Events {
         Events {
             rx: self.inner.events.subscribe(),
+            ended: self.inner.events_ended.clone(),
         }
     }
 
@@ -1920,6 +1923,8 @@ impl Inner {
         for p in &peers {
             p.dead.cancel();
         }
+        self.emit_drops();
+        self.events_ended.cancel();
         tracing::info!(endpoint = %self.name, "closed");
     }
 }

@@ -70,6 +70,9 @@ pub enum Event {
 /// behind, `recv` reports how many it missed instead of hiding it.
 pub struct Events {
     pub(crate) rx: broadcast::Receiver<Event>,
+    /// Cancelled at the end of `Endpoint::close`: the stream then ends
+    /// after the events already sent.
+    pub(crate) ended: tokio_util::sync::CancellationToken,
 }
 
 /// What [`Events::recv`] returns.
@@ -84,12 +87,17 @@ pub enum EventRecv {
 }
 
 impl Events {
-    /// Waits for the next event.
+    /// Waits for the next event; `Closed` once the endpoint is closed and
+    /// every event sent before is delivered.
     pub async fn recv(&mut self) -> EventRecv {
-        match self.rx.recv().await {
-            Ok(e) => EventRecv::Event(e),
-            Err(broadcast::error::RecvError::Lagged(n)) => EventRecv::Missed(n),
-            Err(broadcast::error::RecvError::Closed) => EventRecv::Closed,
+        tokio::select! {
+            biased;
+            r = self.rx.recv() => match r {
+                Ok(e) => EventRecv::Event(e),
+                Err(broadcast::error::RecvError::Lagged(n)) => EventRecv::Missed(n),
+                Err(broadcast::error::RecvError::Closed) => EventRecv::Closed,
+            },
+            _ = self.ended.cancelled() => self.try_recv().unwrap_or(EventRecv::Closed),
         }
     }
 
@@ -99,6 +107,9 @@ impl Events {
             Ok(e) => Some(EventRecv::Event(e)),
             Err(broadcast::error::TryRecvError::Lagged(n)) => Some(EventRecv::Missed(n)),
             Err(broadcast::error::TryRecvError::Closed) => Some(EventRecv::Closed),
+            Err(broadcast::error::TryRecvError::Empty) if self.ended.is_cancelled() => {
+                Some(EventRecv::Closed)
+            }
             Err(broadcast::error::TryRecvError::Empty) => None,
         }
     }

@@ -390,6 +390,9 @@ async fn close_fails_pending_requests_and_tells_the_peer() {
             _ => {}
         }
     }
+    // The client's own event stream ends after its last events.
+    let mut client_events = client.events();
+    assert_eq!(within(client_events.recv()).await, EventRecv::Closed);
     assert_eq!(
         client.publish("x", "").await.unwrap_err().code(),
         ErrorCode::Closed
