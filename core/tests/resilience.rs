@@ -344,6 +344,42 @@ async fn request_can_wait_for_a_responder() {
     assert_eq!(e.code(), ErrorCode::NoResponders);
 }
 
+/// A raw peer that completes the handshake, declares an interest in
+/// `data`, then never reads again (a frozen process). Keep the returned
+/// halves alive for as long as the peer should stay connected.
+async fn frozen_peer(
+    addr: &str,
+    name: &str,
+) -> (
+    tokio::net::tcp::OwnedReadHalf,
+    tokio::net::tcp::OwnedWriteHalf,
+) {
+    use netchan::proto::{encode, Decl, DeclKind, Frame, Hello};
+    let s = TcpStream::connect(addr.trim_start_matches("tcp://"))
+        .await
+        .unwrap();
+    let mut b = bytes::BytesMut::new();
+    let hello = Hello {
+        magic: "NTCH".into(),
+        min_version: 1,
+        max_version: 1,
+        name: name.into(),
+        max_frame: 1 << 20,
+        heartbeat_ms: 0,
+    };
+    encode(&mut b, &Frame::Hello(hello)).unwrap();
+    let interest = Decl {
+        declare: true,
+        kind: DeclKind::Interest,
+        pattern: "data".into(),
+    };
+    encode(&mut b, &Frame::Declare(vec![interest])).unwrap();
+    encode(&mut b, &Frame::SnapshotEnd).unwrap();
+    let (r, mut w) = s.into_split();
+    w.write_all(&b).await.unwrap();
+    (r, w)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_peer_does_not_hold_up_the_others() {
     // A peer that completes the handshake, declares an interest, then never
@@ -356,35 +392,7 @@ async fn a_stalled_peer_does_not_hold_up_the_others() {
     cfg.heartbeat_interval = Duration::from_secs(60); // isolate the send policy
     let publisher = Endpoint::new(cfg).unwrap();
     let addr = publisher.listen("tcp://127.0.0.1:0").await.unwrap();
-    let frozen = TcpStream::connect(addr.trim_start_matches("tcp://"))
-        .await
-        .unwrap();
-    let mut b = bytes::BytesMut::new();
-    use netchan::proto::{encode, Decl, DeclKind, Frame, Hello};
-    encode(
-        &mut b,
-        &Frame::Hello(Hello {
-            magic: "NTCH".into(),
-            min_version: 1,
-            max_version: 1,
-            name: "frozen".into(),
-            max_frame: 1 << 20,
-            heartbeat_ms: 0,
-        }),
-    )
-    .unwrap();
-    encode(
-        &mut b,
-        &Frame::Declare(vec![Decl {
-            declare: true,
-            kind: DeclKind::Interest,
-            pattern: "data".into(),
-        }]),
-    )
-    .unwrap();
-    encode(&mut b, &Frame::SnapshotEnd).unwrap();
-    let (_fr, mut fw) = frozen.into_split();
-    fw.write_all(&b).await.unwrap();
+    let _frozen = frozen_peer(&addr, "frozen").await;
 
     // Default heartbeats: a 100 ms x 3 window could declare the publisher
     // dead while it waits out the frozen peer on a busy test machine.
@@ -464,35 +472,7 @@ async fn slow_peer_disconnect_policy() {
     cfg.slow_peer = SlowPeer::Disconnect;
     let publisher = Endpoint::new(cfg).unwrap();
     let addr = publisher.listen("tcp://127.0.0.1:0").await.unwrap();
-    let frozen = TcpStream::connect(addr.trim_start_matches("tcp://"))
-        .await
-        .unwrap();
-    let mut b = bytes::BytesMut::new();
-    use netchan::proto::{encode, Decl, DeclKind, Frame, Hello};
-    encode(
-        &mut b,
-        &Frame::Hello(Hello {
-            magic: "NTCH".into(),
-            min_version: 1,
-            max_version: 1,
-            name: "slowpoke".into(),
-            max_frame: 1 << 20,
-            heartbeat_ms: 0,
-        }),
-    )
-    .unwrap();
-    encode(
-        &mut b,
-        &Frame::Declare(vec![Decl {
-            declare: true,
-            kind: DeclKind::Interest,
-            pattern: "data".into(),
-        }]),
-    )
-    .unwrap();
-    encode(&mut b, &Frame::SnapshotEnd).unwrap();
-    let (_fr, mut fw) = frozen.into_split();
-    fw.write_all(&b).await.unwrap();
+    let _frozen = frozen_peer(&addr, "slowpoke").await;
     assert!(publisher
         .wait_for_subscribers("data", WATCHDOG)
         .await

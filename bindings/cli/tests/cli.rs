@@ -1,12 +1,13 @@
 //! The `netchan` binary end to end: real processes, real sockets on loopback.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use netchan::{Endpoint, ErrorCode};
 
-const BIN: &str = env!("CARGO_BIN_EXE_netchan");
+mod common;
+use common::{Listening, BIN};
+
 const WATCHDOG: Duration = Duration::from_secs(20);
 
 fn netchan(args: &[&str]) -> Output {
@@ -32,56 +33,6 @@ fn netchan(args: &[&str]) -> Output {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-/// A long-running netchan command that listens; returns it with its address.
-struct Listening {
-    child: Child,
-    addr: String,
-}
-
-impl Listening {
-    fn start(args: &[&str]) -> Listening {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut err = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        err.read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_owned();
-        // Keep draining stderr so the child never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            let _ = err.read_to_string(&mut sink);
-        });
-        Listening { child, addr }
-    }
-
-    fn stdout_lines(&mut self, n: usize) -> Vec<String> {
-        let out = self.child.stdout.take().unwrap();
-        let mut r = BufReader::new(out);
-        let mut lines = Vec::new();
-        for _ in 0..n {
-            let mut l = String::new();
-            r.read_line(&mut l).unwrap();
-            lines.push(l.trim_end_matches('\n').to_owned());
-        }
-        lines
-    }
-}
-
-impl Drop for Listening {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

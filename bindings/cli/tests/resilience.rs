@@ -1,15 +1,17 @@
 //! Resilience with real processes: a killed and restarted listener, a
 //! frozen (SIGSTOP) subscriber.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use netchan::{Config, Endpoint, Event, EventRecv};
 
-const BIN: &str = env!("CARGO_BIN_EXE_netchan");
+mod common;
+use common::{Listening, BIN};
+
 const WATCHDOG: Duration = Duration::from_secs(30);
 
+/// A process the test may freeze: killed (after SIGCONT) when dropped.
 struct Proc(Child);
 
 impl Drop for Proc {
@@ -20,27 +22,6 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// Starts a listening netchan command and waits for its "listening on" line.
-fn start_listening(args: &[&str]) -> Proc {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    assert!(line.starts_with("listening on "), "{line:?}");
-    std::thread::spawn(move || {
-        let mut sink = String::new();
-        while err.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
-            sink.clear();
-        }
-    });
-    Proc(child)
 }
 
 fn fast(name: &str) -> Config {
@@ -83,7 +64,7 @@ async fn killed_listener_restarted_on_the_same_address_is_redialled() {
         "--wait-ms",
         "30000",
     ];
-    let first = start_listening(&publisher_args);
+    let first = Listening::start(&publisher_args);
     let ep = Endpoint::new(fast("kill-test-dialer")).unwrap();
     let sub = ep.subscribe("ticks").unwrap();
     let mut events = ep.events();
@@ -103,8 +84,8 @@ async fn killed_listener_restarted_on_the_same_address_is_redialled() {
         }
     }
     while sub.try_recv().unwrap().is_some() {}
-    let _second = start_listening(&publisher_args); // replaces the stale socket file
-                                                    // No user code: the dialer redials, re-declares "ticks", and receives.
+    let _second = Listening::start(&publisher_args); // replaces the stale socket file
+                                                     // No user code: the dialer redials, re-declares "ticks", and receives.
     let m = tokio::time::timeout(WATCHDOG, sub.recv())
         .await
         .unwrap()

@@ -1,0 +1,64 @@
+//! Helpers shared by the CLI's test files.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_netchan");
+
+/// A long-running netchan command that listens, with its bound address.
+/// Killed (after a SIGCONT, in case a test froze it) when dropped.
+#[allow(dead_code)] // not every test file reads every field
+pub struct Listening {
+    pub child: Child,
+    pub addr: String,
+}
+
+impl Listening {
+    /// Starts `netchan ARGS` and waits for its "listening on ADDR" line.
+    pub fn start(args: &[&str]) -> Listening {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        err.read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_owned();
+        // Keep draining stderr so the child never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            let _ = err.read_to_string(&mut sink);
+        });
+        Listening { child, addr }
+    }
+
+    /// The next `n` lines of its stdout.
+    #[allow(dead_code)] // not every test file reads stdout
+    pub fn stdout_lines(&mut self, n: usize) -> Vec<String> {
+        let out = self.child.stdout.take().unwrap();
+        let mut r = BufReader::new(out);
+        let mut lines = Vec::new();
+        for _ in 0..n {
+            let mut l = String::new();
+            r.read_line(&mut l).unwrap();
+            lines.push(l.trim_end_matches('\n').to_owned());
+        }
+        lines
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
