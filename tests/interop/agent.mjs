@@ -30,6 +30,26 @@ function payload (spec) {
 }
 
 const say = (line) => process.stdout.write(line + '\n')
+
+// The typed value every agent with msgpack helpers publishes.
+const OBJ = { int: -3, big: 2 ** 40, str: 'h\u00e9llo', list: [1, 2.5, true, null], bytes: Buffer.from([0x00, 0xff]), map: { a: 1 } }
+
+// Canonical JSON of a decoded value: sorted keys, bytes as {"$bytes": hex}.
+function canon (v) {
+  const fix = (x) => {
+    if (x instanceof Uint8Array) return { $bytes: Buffer.from(x).toString('hex') }
+    if (typeof x === 'bigint') return Number(x)
+    if (x instanceof Map) x = Object.fromEntries(x)
+    if (Array.isArray(x)) return x.map(fix)
+    if (x && typeof x === 'object') {
+      const out = {}
+      for (const k of Object.keys(x).sort()) out[k] = fix(x[k])
+      return out
+    }
+    return x
+  }
+  return JSON.stringify(fix(v))
+}
 const [cmd, addr, ...rest] = process.argv.slice(2)
 const ep = new Endpoint({ name: `node-agent-${process.pid}` })
 
@@ -50,6 +70,19 @@ if (cmd === 'sub') {
   }
   for (const s of specs) await ep.publish(p, payload(s))
   say('DONE')
+} else if (cmd === 'subobj') {
+  const sub = ep.subscribe(rest[0])
+  say(`READY ${await ep.listen(addr)}`)
+  const m = await sub.recv()
+  say('OBJ ' + canon(m.obj()))
+} else if (cmd === 'pubobj') {
+  await ep.connect(addr)
+  if (!(await ep.waitForSubscribers(rest[0], 10000))) {
+    say('ERR TIMEOUT no subscriber')
+    process.exit(1)
+  }
+  await ep.publishObj(rest[0], OBJ)
+  say('DONE ' + canon(OBJ))
 } else if (cmd === 'serve') {
   ep.serve('echo', (req) => req.payload)
   ep.serve('fail', () => { throw new Error('boom') })

@@ -24,6 +24,26 @@ def payload(spec: str) -> bytes:
     raise SystemExit(f"bad payload spec {spec!r}")
 
 
+# The typed value every agent with msgpack helpers publishes.
+OBJ = {"int": -3, "big": 1 << 40, "str": "h\u00e9llo", "list": [1, 2.5, True, None], "bytes": b"\x00\xff", "map": {"a": 1}}
+
+
+def canon(v: object) -> str:
+    """Canonical JSON of a decoded value: sorted keys, bytes as {"$bytes": hex}."""
+    import json
+
+    def fix(x: object) -> object:
+        if isinstance(x, (bytes, bytearray)):
+            return {"$bytes": bytes(x).hex()}
+        if isinstance(x, dict):
+            return {str(k): fix(w) for k, w in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [fix(w) for w in x]
+        return x
+
+    return json.dumps(fix(v), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
 def say(line: str) -> None:
     print(line, flush=True)
 
@@ -48,6 +68,19 @@ def main() -> int:
             for s in specs:
                 ep.publish(path, payload(s))
             say("DONE")
+        elif cmd == "subobj":
+            sub = ep.subscribe(rest[0])
+            say(f"READY {ep.listen(addr)}")
+            m = sub.recv()
+            assert m is not None
+            say("OBJ " + canon(m.obj()))
+        elif cmd == "pubobj":
+            ep.connect(addr)
+            if not ep.wait_for_subscribers(rest[0], 10.0):
+                say("ERR TIMEOUT no subscriber")
+                return 1
+            ep.publish_obj(rest[0], OBJ)
+            say("DONE " + canon(OBJ))
         elif cmd == "serve":
 
             def echo(req: netchan.Request) -> bytes:
