@@ -37,15 +37,21 @@ def size_name(n):
     return f"{n} B"
 
 
-def parse_zmq(path):
+def parse_peer(path, name):
     tp, lat = {}, {}
+    if not os.path.exists(path):
+        return tp, lat
     for line in open(path):
         f = line.split()
-        if f[:2] == ["zmq", "tp"]:
+        if f[:2] == [name, "tp"]:
             tp[(f[2], size_name(f[3]))] = float(f[4])
-        if f[:2] == ["zmq", "lat"]:
+        if f[:2] == [name, "lat"]:
             lat[(f[2], size_name(f[3]))] = [float(x) for x in f[4:7]]
     return tp, lat
+
+
+def parse_zmq(path):
+    return parse_peer(path, "zmq")
 
 
 def fmt(r):
@@ -56,6 +62,8 @@ def main():
     d, runs, quick = sys.argv[1], int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else ""
     nc = [parse_netchan(os.path.join(d, f"netchan-{i}.md")) for i in range(1, runs + 1)]
     zq = [parse_zmq(os.path.join(d, f"zmq-{i}.txt")) for i in range(1, runs + 1)]
+    ze = [parse_peer(os.path.join(d, f"zenoh-{i}.txt"), "zenoh") for i in range(1, runs + 1)]
+    ze = [z for z in ze if z[0]]
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
     zmqv = subprocess.run(["sh", "-c", "dpkg-query -W -f='${Version}' libzmq3-dev 2>/dev/null"], capture_output=True, text=True).stdout.strip()
@@ -64,8 +72,9 @@ def main():
           f"{runs} run(s){' (--quick: 1/20 of the message counts)' if quick else ''}, medians with min-max spread.\n")
     print("Command: `bash benches/peers/run.sh" + (f" {quick}" if quick else "") + f" --runs {runs}`\n")
     print("### Pub/sub throughput (messages/s; publisher and subscriber in separate processes)\n")
-    print("| transport | payload | netchan | spread | ZeroMQ PUSH/PULL | raw socket | netchan/ZeroMQ | netchan/raw | netchan MB/s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    zcol = " Zenoh | netchan/Zenoh |" if ze else ""
+    print("| transport | payload | netchan | spread | ZeroMQ PUSH/PULL | raw socket | netchan/ZeroMQ | netchan/raw | netchan MB/s |" + zcol)
+    print("|---|---|---|---|---|---|---|---|---|" + ("---|---|" if ze else ""))
     for key in nc[0][0]:
         n = [r[0][key][0] for r in nc]
         raw = [r[0][key][1] for r in nc]
@@ -74,16 +83,26 @@ def main():
         mz = statistics.median(z) if z else float("nan")
         size = key[1].split()[0]
         unit = {"B": 1, "KiB": 1024, "MiB": 1 << 20}[key[1].split()[1]]
+        extra = ""
+        if ze:
+            zz = [r[0][key] for r in ze if key in r[0]]
+            mzz = statistics.median(zz) if zz else float("nan")
+            extra = f" {fmt(mzz)} | {mn / mzz:.2f} |"
         print(f"| {key[0]} | {key[1]} | {fmt(mn)} | {fmt(min(n))}-{fmt(max(n))} | {fmt(mz)} | {fmt(mr)} | "
-              f"{mn / mz:.2f} | {mn / mr:.2f} | {mn * int(size) * unit / 1e6:.0f} |")
+              f"{mn / mz:.2f} | {mn / mr:.2f} | {mn * int(size) * unit / 1e6:.0f} |" + extra)
     print("\n### Request/reply round trip (one at a time; microseconds)\n")
-    print("| transport | payload | netchan p50 | p99 | p99.9 | ZeroMQ REQ/REP p50 | p99 | raw p50 | p99 | p50 vs raw | p99 vs raw |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    zl = " Zenoh ping/pong p50 | p99 |" if ze else ""
+    print("| transport | payload | netchan p50 | p99 | p99.9 | ZeroMQ REQ/REP p50 | p99 | raw p50 | p99 | p50 vs raw | p99 vs raw |" + zl)
+    print("|---|---|---|---|---|---|---|---|---|---|---|" + ("---|---|" if ze else ""))
     for key in nc[0][1]:
         n = [statistics.median(r[1][key][i] for r in nc) for i in range(6)]
         z = [statistics.median(r[1][key][i] for r in zq if key in r[1]) for i in range(3)] if all(key in r[1] for r in zq) else [float("nan")] * 3
+        extra = ""
+        if ze:
+            zl = [statistics.median(r[1][key][i] for r in ze if key in r[1]) for i in range(2)]
+            extra = f" {zl[0]:.1f} | {zl[1]:.1f} |"
         print(f"| {key[0]} | {key[1]} | {n[0]:.1f} | {n[1]:.1f} | {n[2]:.1f} | {z[0]:.1f} | {z[1]:.1f} | "
-              f"{n[3]:.1f} | {n[4]:.1f} | {n[0] / n[3]:.2f} | {n[1] / n[4]:.2f} |")
+              f"{n[3]:.1f} | {n[4]:.1f} | {n[0] / n[3]:.2f} | {n[1] / n[4]:.2f} |" + extra)
 
 
 if __name__ == "__main__":

@@ -5,11 +5,12 @@
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$repo"
-quick=""; runs=3
+quick=""; runs=3; zenoh=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) quick="--quick" ;;
         --runs) runs="$2"; shift ;;
+        --zenoh) zenoh=1 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -22,8 +23,15 @@ mkdir -p target/bench
 cc -O2 benches/peers/zmq_bench.c -lzmq -o target/bench/zmq_bench
 out=target/bench/report-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$out"
+if [ "$zenoh" = 1 ]; then
+    # A large build (minutes), kept out of CI: its own workspace.
+    (cd benches/peers/zenoh && cargo build -q --release)
+fi
 for i in $(seq "$runs"); do
     ./target/release/netchan bench $quick > "$out/netchan-$i.md"
     ./target/bench/zmq_bench $quick > "$out/zmq-$i.txt"
+    if [ "$zenoh" = 1 ]; then
+        python3 benches/peers/zenoh_run.py $quick > "$out/zenoh-$i.txt"
+    fi
 done
 python3 benches/peers/report.py "$out" "$runs" "$quick"
