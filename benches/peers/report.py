@@ -70,7 +70,7 @@ def main():
     print(f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores ({cpu}), "
           f"{platform.system()} {platform.release()}, {rustc}, libzmq {zmqv or '?'}; "
           f"{runs} run(s){' (--quick: 1/20 of the message counts)' if quick else ''}, medians with min-max spread.\n")
-    print("Command: `bash benches/peers/run.sh" + (f" {quick}" if quick else "") + f" --runs {runs}`\n")
+    print("Command: `bash benches/peers/run.sh" + (f" {quick}" if quick else "") + f" --runs {runs}" + (" --zenoh" if ze else "") + "`\n")
     print("### Pub/sub throughput (messages/s; publisher and subscriber in separate processes)\n")
     zcol = " Zenoh | netchan/Zenoh |" if ze else ""
     print("| transport | payload | netchan | spread | ZeroMQ PUSH/PULL | raw socket | netchan/ZeroMQ | netchan/raw | netchan MB/s |" + zcol)
