@@ -17,8 +17,8 @@
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Mutex;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -134,7 +134,79 @@ pub fn poll_inline<T>(rt: &Handle, fut: &mut BoxFut<T>) -> Poll<T> {
     fut.as_mut().poll(&mut cx)
 }
 
+/// Default of [`set_busy_poll`]: how long a blocked call keeps polling
+/// before it parks, in microseconds.
+pub const DEFAULT_BUSY_POLL_US: u64 = 100;
+static BUSY_POLL_US: AtomicU64 = AtomicU64::new(DEFAULT_BUSY_POLL_US);
+
+/// Sets how long (microseconds) a blocking call (`request`, `recv`, the
+/// service loop of `serve`) keeps polling, yielding the CPU between polls,
+/// before it parks its thread; 0 parks at once. Waking a parked thread costs
+/// tens of microseconds on virtual machines (an idle virtual CPU is halted),
+/// so a short poll halves request/reply latency there, at the price of up to
+/// this much CPU time per wait. Returns the previous value.
+#[pyfunction]
+pub fn set_busy_poll(microseconds: u64) -> u64 {
+    BUSY_POLL_US.swap(microseconds.min(1_000_000), SeqCst)
+}
+
+/// The busy-poll window of one wait.
+pub struct Spin(Instant);
+
+impl Spin {
+    pub fn start() -> Self {
+        Spin(Instant::now() + Duration::from_micros(BUSY_POLL_US.load(Relaxed)))
+    }
+    /// True while the window is open at `now`.
+    pub fn keep_polling(&self, now: Instant) -> bool {
+        now < self.0
+    }
+}
+
+/// Threads now polling a core future outside the runtime ([`poll_here`]);
+/// `shutdown` waits for them before it stops the runtime.
+static POLLING: AtomicUsize = AtomicUsize::new(0);
+
+/// Wakes a thread that polls a core future itself.
+pub struct Unpark(pub std::thread::Thread);
+
+impl std::task::Wake for Unpark {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.unpark();
+    }
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// A waker that unparks the current thread.
+pub fn unpark_waker() -> std::task::Waker {
+    std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())))
+}
+
+/// Polls `fut` on this thread inside the runtime's context; `None` once the
+/// interpreter is exiting (the runtime may be gone: tokio timers panic when
+/// polled after their runtime shut down, so no poll may overlap `shutdown`).
+pub fn poll_here<T>(rt: &Handle, fut: &mut BoxFut<T>, waker: &std::task::Waker) -> Option<Poll<T>> {
+    POLLING.fetch_add(1, SeqCst);
+    let r = if EXITING.load(SeqCst) {
+        None
+    } else {
+        let _enter = rt.enter();
+        Some(fut.as_mut().poll(&mut Context::from_waker(waker)))
+    };
+    POLLING.fetch_sub(1, SeqCst);
+    r
+}
+
 /// Runs a core future to completion for a blocking Python call.
+///
+/// After a first poll with the GIL held (enough for most calls), the
+/// calling thread polls the future itself with the GIL released: first for the
+/// busy-poll window ([`set_busy_poll`]), then parked between polls, woken by
+/// the core directly. No runtime task is spawned, so a request costs at most
+/// one thread hand-off (the runtime thread that reads the reply unparks this
+/// one), and none when the reply comes within the window.
 pub fn run_blocking<T: Send + 'static>(
     py: Python<'_>,
     rt: &Handle,
@@ -142,27 +214,37 @@ pub fn run_blocking<T: Send + 'static>(
 ) -> PyResult<T> {
     check_alive()?;
     let mut fut: BoxFut<netchan::Result<T>> = Box::pin(fut);
+    // Most calls (a publish that finds room) finish here, GIL held.
     if let Poll::Ready(r) = poll_inline(rt, &mut fut) {
         return r.map_err(to_py);
     }
-    let (tx, rx) = mpsc::sync_channel(1);
-    let task = rt.spawn(async move {
-        let _ = tx.send(fut.await);
-    });
-    let abort = task.abort_handle();
-    let r = wait_loop(py, move |slice| match rx.recv_timeout(slice) {
-        Ok(r) => Some(r),
-        Err(RecvTimeoutError::Timeout) => None,
-        Err(RecvTimeoutError::Disconnected) => Some(Err(exiting_error())),
+    let waker = unpark_waker();
+    let spin = Spin::start();
+    let r = wait_loop(py, |slice| {
+        let end = Instant::now() + slice;
+        loop {
+            match poll_here(rt, &mut fut, &waker) {
+                None => return Some(Err(exiting_error())),
+                Some(Poll::Ready(r)) => return Some(r),
+                Some(Poll::Pending) => {}
+            }
+            let now = Instant::now();
+            if now >= end {
+                return None;
+            }
+            if spin.keep_polling(now) {
+                std::thread::yield_now();
+                continue;
+            }
+            std::thread::park_timeout(end - now);
+        }
     });
     match r {
         Ok(Err(_)) if EXITING.load(SeqCst) => Err(exiting_pyerr()),
         Ok(r) => r.map_err(to_py),
-        Err(interrupted) => {
-            // Ctrl-C or exit: dropping the future cancels the operation.
-            abort.abort();
-            Err(interrupted)
-        }
+        // Ctrl-C or exit: dropping the future (when this returns) cancels
+        // the operation.
+        Err(interrupted) => Err(interrupted),
     }
 }
 
@@ -374,6 +456,10 @@ pub fn shutdown(py: Python<'_>) {
     EXITING.store(true, SeqCst);
     dispatch(Job::Stop);
     py.detach(|| {
+        // A poll that saw EXITING unset finishes first (microseconds).
+        while POLLING.load(SeqCst) > 0 {
+            std::thread::yield_now();
+        }
         netchan::runtime::shutdown(Duration::from_secs(1));
         // Waits woken by the shutdown return within one slice (100 ms); the
         // dispatcher returns after the job it is running.

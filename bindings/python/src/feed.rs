@@ -24,7 +24,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::PyBytes;
 use tokio::runtime::Handle;
 
-use crate::bridge::{check_alive, dispatch, wait_loop, BoxFut, Job};
+use crate::bridge::{check_alive, dispatch, poll_here, unpark_waker, wait_loop, BoxFut, Job, Spin};
 use crate::errors::err;
 
 /// Items a filler asks for at once.
@@ -57,6 +57,9 @@ struct State<T> {
     ended: bool,
     filling: bool,
     filler: Option<tokio::task::AbortHandle>,
+    /// A blocked Python thread that polls the source itself (instead of a
+    /// filler task) while no asyncio waiter needs the runtime to do it.
+    poller: Option<std::thread::Thread>,
     waiters: Vec<(Py<PyAny>, Py<PyAny>)>,
 }
 
@@ -78,6 +81,7 @@ impl<T: Send + 'static, S: Source<T>> Feed<T, S> {
                 ended: false,
                 filling: false,
                 filler: None,
+                poller: None,
                 waiters: Vec::new(),
             }),
             cv: Condvar::new(),
@@ -139,6 +143,7 @@ impl<T: Send + 'static, S: Source<T>> Feed<T, S> {
             let mut st = self.lock();
             st.filling = false;
             st.filler = None;
+            st.poller = None;
             if v.is_empty() {
                 st.ended = true;
             } else {
@@ -183,7 +188,16 @@ impl<T: Send + 'static, S: Source<T>> Feed<T, S> {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(Vec::new());
             }
-            self.ensure_filler(&mut self.lock());
+            let mut st = self.lock();
+            if !st.filling && !st.ended && st.waiters.is_empty() {
+                st.filling = true;
+                st.poller = Some(std::thread::current());
+                drop(st);
+                self.poll_source(py, deadline)?;
+                continue;
+            }
+            self.ensure_filler(&mut st);
+            drop(st);
             wait_loop(py, |slice| {
                 let st = self.lock();
                 if !st.q.is_empty() || st.ended {
@@ -201,6 +215,59 @@ impl<T: Send + 'static, S: Source<T>> Feed<T, S> {
                 (ready || deadline.is_some_and(|d| Instant::now() >= d)).then_some(())
             })?;
         }
+    }
+
+    /// Polls the source on this (blocked) thread until it yields, the
+    /// deadline passes, the feed ends or the wait is interrupted; the core
+    /// unparks the thread directly, with no runtime task in between. The
+    /// caller has set `filling` and `poller`; this clears them.
+    fn poll_source(self: &Arc<Self>, py: Python<'_>, deadline: Option<Instant>) -> PyResult<()> {
+        let mut fut = self.src.clone().fetch(FILL);
+        let waker = unpark_waker();
+        let spin = Spin::start();
+        let r = wait_loop(py, |slice| {
+            let mut end = Instant::now() + slice;
+            if let Some(d) = deadline {
+                end = end.min(d);
+            }
+            loop {
+                if self.lock().ended {
+                    return Some(None);
+                }
+                match poll_here(&self.rt, &mut fut, &waker) {
+                    None => return Some(None),
+                    Some(Poll::Ready(v)) => return Some(Some(v)),
+                    Some(Poll::Pending) => {}
+                }
+                let now = Instant::now();
+                if now >= end {
+                    return deadline.is_some_and(|d| now >= d).then_some(None);
+                }
+                if spin.keep_polling(now) {
+                    std::thread::yield_now();
+                    continue;
+                }
+                std::thread::park_timeout(end - now);
+            }
+        });
+        if let Ok(Some(v)) = r {
+            self.deposit(v);
+            return Ok(());
+        }
+        // Nothing taken (a pending fetch takes nothing, so dropping it loses
+        // nothing): hand the source back, to a filler task if asyncio waits.
+        drop(fut);
+        let mut st = self.lock();
+        st.poller = None;
+        if st.filler.is_none() {
+            st.filling = false;
+        }
+        if !st.waiters.is_empty() {
+            self.ensure_filler(&mut st);
+        }
+        drop(st);
+        self.cv.notify_all();
+        r.map(|_| ())
     }
 
     /// `None` if items are ready (or the feed is finished) now; otherwise a
@@ -240,6 +307,9 @@ impl<T: Send + 'static, S: Source<T>> Feed<T, S> {
             st.filling = false;
             if let Some(t) = st.filler.take() {
                 t.abort();
+            }
+            if let Some(t) = st.poller.take() {
+                t.unpark();
             }
             std::mem::take(&mut st.waiters)
         };

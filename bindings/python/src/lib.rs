@@ -53,6 +53,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(bridge::dispatch_forever, m)?)?;
     m.add_function(wrap_pyfunction!(bridge::shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(bridge::resolve, m)?)?;
+    m.add_function(wrap_pyfunction!(bridge::set_busy_poll, m)?)?;
     m.add_function(wrap_pyfunction!(msgpack::pack, m)?)?;
     m.add_function(wrap_pyfunction!(msgpack::unpack, m)?)?;
     m.add_function(wrap_pyfunction!(errors::error_codes, m)?)?;

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import pytest
 
@@ -374,3 +375,82 @@ def test_logs_reach_python_logging(listen_addr: str, caplog: pytest.LogCaptureFi
                     break
                 threading.Event().wait(0.01)
     assert any(r.name == "netchan" and "listening" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("busy_poll_us", [0, 100])
+def test_blocked_receivers_share_a_feed_without_loss(pair: Pair, busy_poll_us: int) -> None:
+    # One blocked thread polls the subscription itself, the others wait for
+    # what it deposits; a poller that times out hands over. Every message
+    # reaches exactly one receiver, with or without busy polling.
+    server, client, _ = pair
+    previous = netchan.set_busy_poll(busy_poll_us)
+    try:
+        sub = server.subscribe("share")
+        assert client.wait_for_subscribers("share")
+        got: List[bytes] = []
+        lock = threading.Lock()
+
+        def receive() -> None:
+            while True:
+                msg = sub.recv(timeout=0.05)
+                if msg is None:
+                    continue
+                if msg.payload == b"end":
+                    return
+                with lock:
+                    got.append(msg.payload)
+
+        threads = [threading.Thread(target=receive) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for i in range(2000):
+            client.publish("share", b"%d" % i)
+            if i % 500 == 0:
+                threading.Event().wait(0.12)  # let pollers time out and hand over
+        for _ in threads:
+            client.publish("share", b"end")
+        for t in threads:
+            t.join(30)
+            assert not t.is_alive()
+        assert sorted(got, key=int) == [b"%d" % i for i in range(2000)]
+    finally:
+        netchan.set_busy_poll(previous)
+
+
+def test_busy_poll_setting_and_parked_requests(pair: Pair) -> None:
+    server, client, _ = pair
+    assert netchan.set_busy_poll(0) == 100  # the documented default
+    try:
+        server.serve("slow", lambda req: (threading.Event().wait(0.05), req.payload)[1])
+        assert client.request("slow", b"parked", timeout=5) == b"parked"
+        with pytest.raises(netchan.TimeoutError):
+            client.request("slow", b"late", timeout=0.01)
+    finally:
+        assert netchan.set_busy_poll(100) == 0
+
+
+def test_a_sync_poller_hands_the_feed_to_asyncio(pair: Pair) -> None:
+    # A thread blocked in recv polls the subscription; an asyncio receiver
+    # arriving meanwhile is served by the poller's deposit, or by a runtime
+    # task once the poller gives up.
+    server, client, _ = pair
+    sub = server.subscribe("mixed")
+    assert client.wait_for_subscribers("mixed")
+    waited: List[Optional[netchan.Message]] = []
+    t = threading.Thread(target=lambda: waited.append(sub.recv(timeout=0.3)))
+    t.start()
+    threading.Event().wait(0.05)  # the thread is polling now
+
+    async def main() -> bytes:
+        async def later() -> None:
+            await asyncio.sleep(0.6)  # after the blocked thread has given up
+            client.publish("mixed", b"for asyncio")
+
+        task = asyncio.ensure_future(later())
+        msg = await asyncio.wait_for(sub.__anext__(), 10)
+        await task
+        return msg.payload
+
+    assert asyncio.run(main()) == b"for asyncio"
+    t.join()
+    assert waited == [None]

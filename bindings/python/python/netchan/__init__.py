@@ -55,6 +55,7 @@ from ._native import (
     error_codes,
     pack,
     refresh_log_level,
+    set_busy_poll,
     unpack,
 )
 
@@ -145,6 +146,7 @@ __all__ = [
     "error_codes",
     "error_class",
     "refresh_log_level",
+    "set_busy_poll",
     "__version__",
     "Error",
     "InvalidArgumentError",
