@@ -3,7 +3,7 @@
 // separate processes over TCP at 8 B and 1 KiB (msgs/s), and request/reply
 // latency p50/p99, beside the `zeromq` npm package (PUSH/PULL, REQ/REP) when
 // it can be loaded.
-// Usage: node bench/bench.js [--zeromq DIR] [--count N] [--requests N]
+// Usage: node bench/bench.js [--zeromq DIR] [--count N] [--requests N] [--rounds N] [--latency-only]
 //   DIR: a directory whose node_modules has `zeromq` (skip zeromq without it).
 // Prints one line per measurement: LIB PATTERN SIZE RESULT.
 const { spawn } = require('node:child_process')
@@ -15,6 +15,8 @@ const role = opt('--role', null)
 const COUNT = Number(opt('--count', 300000))
 const REQUESTS = Number(opt('--requests', 20000))
 const ZMQ_DIR = opt('--zeromq', null)
+const ROUNDS = Number(opt('--rounds', 1))
+const LATENCY_ONLY = args.includes('--latency-only')
 
 function loadZmq () {
   if (!ZMQ_DIR) return null
@@ -186,15 +188,33 @@ async function main () {
   if (zmq) libs.push('zeromq')
   else console.log('# zeromq not loaded (pass --zeromq DIR with zeromq installed under DIR/node_modules)')
   console.log(`# node ${process.version}, ${require('node:os').cpus().length} cores, ${COUNT} messages per run, ${REQUESTS} requests${zmq ? ', zeromq ' + require(require.resolve('zeromq/package.json', { paths: [ZMQ_DIR] })).version : ''}`)
-  for (const size of [8, 1024]) {
+  // Rounds interleave the libraries so that load from elsewhere on the
+  // machine falls on both alike; with several rounds the medians follow.
+  const results = {}
+  const record = (key, v) => { (results[key] = results[key] || []).push(v) }
+  for (let round = 1; round <= ROUNDS; round++) {
+    if (ROUNDS > 1) console.log(`# round ${round}`)
+    for (const size of LATENCY_ONLY ? [] : [8, 1024]) {
+      for (const lib of libs) {
+        const r = await throughput(lib, size)
+        record(`${lib} ${size}`, r)
+        console.log(`${lib.padEnd(8)} ${lib === 'zeromq' ? 'push/pull' : 'pub/sub  '} ${String(size).padStart(5)} B  ${Math.round(r).toLocaleString('en-US').padStart(10)} msgs/s`)
+      }
+    }
     for (const lib of libs) {
-      const r = await throughput(lib, size)
-      console.log(`${lib.padEnd(8)} ${lib === 'zeromq' ? 'push/pull' : 'pub/sub  '} ${String(size).padStart(5)} B  ${Math.round(r).toLocaleString('en-US').padStart(10)} msgs/s`)
+      const { p50, p99 } = await latency(lib)
+      record(`${lib} p50`, p50)
+      record(`${lib} p99`, p99)
+      console.log(`${lib.padEnd(8)} ${lib === 'zeromq' ? 'req/rep  ' : 'req/reply'}     8 B  p50 ${p50.toFixed(1)} us  p99 ${p99.toFixed(1)} us`)
     }
   }
-  for (const lib of libs) {
-    const { p50, p99 } = await latency(lib)
-    console.log(`${lib.padEnd(8)} ${lib === 'zeromq' ? 'req/rep  ' : 'req/reply'}     8 B  p50 ${p50.toFixed(1)} us  p99 ${p99.toFixed(1)} us`)
+  if (ROUNDS > 1) {
+    const median = (v) => { const s = [...v].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
+    console.log(`# medians of ${ROUNDS} rounds`)
+    for (const [key, v] of Object.entries(results)) {
+      const m = median(v)
+      console.log(`${key.padEnd(14)} ${key.endsWith('p50') || key.endsWith('p99') ? m.toFixed(1) + ' us' : Math.round(m).toLocaleString('en-US') + ' msgs/s'}`)
+    }
   }
 }
 

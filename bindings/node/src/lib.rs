@@ -7,11 +7,11 @@
 //!
 //! ## Layout
 //!
-//! - this file: errors (`err.code` is the core's symbolic name) and the
-//!   promise bridge: futures run on the core's tokio runtime and settle a
-//!   JS promise through napi's deferred (a thread-safe call back to the JS
-//!   thread). A pending promise keeps Node alive, which is what a pending
-//!   request or an active subscription should do.
+//! - this file: errors (`err.code` is the core's symbolic name).
+//! - `exec`: the promise bridge. Core futures are polled on the JS thread
+//!   and woken by the core through one thread-safe function per JS thread;
+//!   no runtime task per call. A pending promise keeps Node alive, which is
+//!   what a pending request or an active subscription should do.
 //! - `endpoint`: `NativeEndpoint`, options, stats, peers.
 //! - `recv`: subscriptions (pulled in batches), services and requests.
 //! - `events`: endpoint events, pushed through a *weak*, bounded
@@ -20,10 +20,12 @@
 //!
 //! ## Threads
 //!
-//! Every native call is made on the JS thread. The core runs on its own
-//! multi-thread runtime; JS code never runs there, so a slow JS callback
-//! cannot stall the network, and a stalled event loop only fills the
-//! subscription's bounded queue (its overflow policy then applies).
+//! Every native call is made on the JS thread, and promise-returning calls
+//! poll their core futures there too (inside the runtime's context). The
+//! core's I/O runs on its own multi-thread runtime; JS code never runs
+//! there, so a slow JS callback cannot stall the network, and a stalled
+//! event loop only fills the subscription's bounded queue (its overflow
+//! policy then applies).
 
 #![deny(clippy::all)]
 
@@ -37,6 +39,7 @@ use netchan::ErrorCode;
 
 mod endpoint;
 mod events;
+mod exec;
 mod recv;
 
 /// The status of a thrown error: the core's symbolic code (`"TIMEOUT"`, ...),
@@ -90,30 +93,7 @@ impl<T> OrThrow<T> for netchan::Result<T> {
     }
 }
 
-/// Runs `fut` on the core's runtime and returns a promise settled with
-/// `convert(value)` or rejected with the core error (its `code` set).
-pub fn promise<'env, T, V, F, C>(
-    env: &'env Env,
-    rt: &tokio::runtime::Handle,
-    fut: F,
-    convert: C,
-) -> Result<Object<'env>>
-where
-    T: Send + 'static,
-    V: ToNapiValue + 'static,
-    F: Future<Output = netchan::Result<T>> + Send + 'static,
-    C: FnOnce(&Env, T) -> napi::Result<V> + Send + 'static,
-{
-    let (deferred, promise) = env.create_deferred()?;
-    rt.spawn(async move {
-        let r = fut.await;
-        deferred.resolve(move |env: Env| match r {
-            Ok(v) => convert(&env, v),
-            Err(e) => Err(throw(&env, e)),
-        });
-    });
-    Ok(promise)
-}
+pub use exec::promise;
 
 /// Polls a future once without a waker: its output if it completes at once.
 /// Used for fast paths (a publish that finds room, a queue with messages).

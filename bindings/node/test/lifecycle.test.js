@@ -57,3 +57,50 @@ test('with unref() a listening endpoint does not keep the process alive', async 
   assert.equal(r.code, 0, r.stderr)
 })
 
+
+test('a pending request keeps the process alive until its reply', async () => {
+  const server = new netchan.Endpoint({ name: 'slow-server' })
+  const addr = await server.listen(addrs().tcp)
+  server.serve('slow', () => new Promise((resolve) => setTimeout(() => resolve('late'), 300)))
+  try {
+    const r = await run(process.execPath, [fixture('pending-request.js'), pkgDir, addr], { limitMs: EXIT_BOUND_MS })
+    assert.equal(r.killed, false, `child did not exit; stderr: ${r.stderr}`)
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(r.stdout.trim(), 'reply: late')
+  } finally {
+    await server.close()
+  }
+})
+
+for (const close of [true, false]) {
+  test(`endpoints on a worker thread and the main thread work together (worker ${close ? 'closes' : 'exits with it open'})`, async () => {
+    const { Worker } = require('node:worker_threads')
+    const main = new netchan.Endpoint({ name: 'main' })
+    const addr = await main.listen(addrs().tcp)
+    main.serve('main/echo', (req) => req.payload)
+    const w = new Worker(fixture('worker.js'), { workerData: { pkgDir, addr, close } })
+    const messages = []
+    let wake
+    w.on('message', (m) => { messages.push(m); if (wake) wake() })
+    const next = () => messages.length ? Promise.resolve(messages.shift()) : new Promise((resolve) => { wake = () => { wake = null; resolve(messages.shift()) } })
+    const exited = new Promise((resolve) => w.on('exit', resolve))
+    try {
+      const first = await within(next(), EXIT_BOUND_MS, 'worker replies')
+      assert.equal(first.error, undefined, first.error)
+      assert.deepEqual(first.replies, Array.from({ length: 200 }, (_, i) => `w${i}`))
+      assert.ok(await main.waitForSubscribers('to/worker', 5000))
+      await main.publish('to/worker', 'hello worker')
+      assert.deepEqual(await within(next(), EXIT_BOUND_MS, 'worker message'), { got: 'hello worker' })
+      if (!close) await w.terminate()
+      assert.equal(typeof await within(exited, EXIT_BOUND_MS, 'worker exit'), 'number')
+      // The main thread's bridge is unaffected by the worker's teardown.
+      const c = new netchan.Endpoint({ name: 'after-worker' })
+      await c.connect(addr)
+      assert.equal(String(await c.request('main/echo', 'still here')), 'still here')
+      await c.close()
+    } finally {
+      await w.terminate()
+      await main.close()
+    }
+  })
+}
