@@ -40,10 +40,18 @@ done
 
 # The wheel is abi3 for CPython 3.9+: run its suite on the oldest too when
 # this machine has it (the exit-crash loop shorter; the main run does 300).
-if command -v python3.9 >/dev/null && python3.9 -c pass 2>/dev/null; then
-    step "bindings/python/run-tests.sh on $(python3.9 --version)"
-    PYTHON="$(python3.9 -c 'import sys; print(sys.executable)')" NETCHAN_EXIT_RUNS=60 \
-        bash bindings/python/run-tests.sh
+# (pyenv installs it without putting it on PATH: its shim refuses versions
+# that are not selected, so look in pyenv's versions too.)
+py39=""
+for c in python3.9 "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.9*/bin/python3.9; do
+    if "$c" -c pass 2>/dev/null; then
+        py39="$("$c" -c 'import sys; print(sys.executable)')"
+        break
+    fi
+done
+if [ -n "$py39" ]; then
+    step "bindings/python/run-tests.sh on $("$py39" --version)"
+    PYTHON="$py39" NETCHAN_EXIT_RUNS=60 bash bindings/python/run-tests.sh
 else
     step "python3.9 not found: the Python suite ran on one interpreter only"
 fi
