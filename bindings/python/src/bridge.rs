@@ -199,6 +199,48 @@ pub fn poll_here<T>(rt: &Handle, fut: &mut BoxFut<T>, waker: &std::task::Waker) 
     r
 }
 
+/// How [`poll_until`] ended.
+pub enum Waited<T> {
+    Ready(T),
+    /// `end` passed first.
+    Elapsed,
+    /// The interpreter is exiting, or `stop` said so.
+    GaveUp,
+}
+
+/// Polls `fut` on this thread until it is ready or `end` passes: without
+/// pause while `spin` lasts (yielding the CPU between polls), then parked
+/// until `waker` unparks the thread. `stop` is checked before each poll.
+/// Call with the GIL released.
+pub fn poll_until<T>(
+    rt: &Handle,
+    fut: &mut BoxFut<T>,
+    waker: &std::task::Waker,
+    spin: &Spin,
+    end: Instant,
+    mut stop: impl FnMut() -> bool,
+) -> Waited<T> {
+    loop {
+        if stop() {
+            return Waited::GaveUp;
+        }
+        match poll_here(rt, fut, waker) {
+            None => return Waited::GaveUp,
+            Some(Poll::Ready(v)) => return Waited::Ready(v),
+            Some(Poll::Pending) => {}
+        }
+        let now = Instant::now();
+        if now >= end {
+            return Waited::Elapsed;
+        }
+        if spin.keep_polling(now) {
+            std::thread::yield_now();
+            continue;
+        }
+        std::thread::park_timeout(end - now);
+    }
+}
+
 /// Runs a core future to completion for a blocking Python call.
 ///
 /// After a first poll with the GIL held (enough for most calls), the
@@ -221,22 +263,12 @@ pub fn run_blocking<T: Send + 'static>(
     let waker = unpark_waker();
     let spin = Spin::start();
     let r = wait_loop(py, |slice| {
-        let end = Instant::now() + slice;
-        loop {
-            match poll_here(rt, &mut fut, &waker) {
-                None => return Some(Err(exiting_error())),
-                Some(Poll::Ready(r)) => return Some(r),
-                Some(Poll::Pending) => {}
-            }
-            let now = Instant::now();
-            if now >= end {
-                return None;
-            }
-            if spin.keep_polling(now) {
-                std::thread::yield_now();
-                continue;
-            }
-            std::thread::park_timeout(end - now);
+        match poll_until(rt, &mut fut, &waker, &spin, Instant::now() + slice, || {
+            false
+        }) {
+            Waited::Ready(r) => Some(r),
+            Waited::Elapsed => None,
+            Waited::GaveUp => Some(Err(exiting_error())),
         }
     });
     match r {

@@ -24,7 +24,9 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::PyBytes;
 use tokio::runtime::Handle;
 
-use crate::bridge::{check_alive, dispatch, poll_here, unpark_waker, wait_loop, BoxFut, Job, Spin};
+use crate::bridge::{
+    check_alive, dispatch, poll_until, unpark_waker, wait_loop, BoxFut, Job, Spin, Waited,
+};
 use crate::errors::err;
 
 /// Items a filler asks for at once.
@@ -230,24 +232,12 @@ impl<T: Send + 'static, S: Source<T>> Feed<T, S> {
             if let Some(d) = deadline {
                 end = end.min(d);
             }
-            loop {
-                if self.lock().ended {
-                    return Some(None);
-                }
-                match poll_here(&self.rt, &mut fut, &waker) {
-                    None => return Some(None),
-                    Some(Poll::Ready(v)) => return Some(Some(v)),
-                    Some(Poll::Pending) => {}
-                }
-                let now = Instant::now();
-                if now >= end {
-                    return deadline.is_some_and(|d| now >= d).then_some(None);
-                }
-                if spin.keep_polling(now) {
-                    std::thread::yield_now();
-                    continue;
-                }
-                std::thread::park_timeout(end - now);
+            match poll_until(&self.rt, &mut fut, &waker, &spin, end, || self.lock().ended) {
+                Waited::Ready(v) => Some(Some(v)),
+                Waited::GaveUp => Some(None),
+                Waited::Elapsed => deadline
+                    .is_some_and(|d| Instant::now() >= d)
+                    .then_some(None),
             }
         });
         if let Ok(Some(v)) = r {
