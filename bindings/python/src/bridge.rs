@@ -144,10 +144,17 @@ static BUSY_POLL_US: AtomicU64 = AtomicU64::new(DEFAULT_BUSY_POLL_US);
 /// before it parks its thread; 0 parks at once. Waking a parked thread costs
 /// tens of microseconds on virtual machines (an idle virtual CPU is halted),
 /// so a short poll halves request/reply latency there, at the price of up to
-/// this much CPU time per wait. Returns the previous value.
+/// this much CPU time per wait. At most 1 s (1,000,000); negative values
+/// raise `InvalidArgumentError`. Returns the previous value.
 #[pyfunction]
-pub fn set_busy_poll(microseconds: u64) -> u64 {
-    BUSY_POLL_US.swap(microseconds.min(1_000_000), SeqCst)
+pub fn set_busy_poll(microseconds: i64) -> PyResult<u64> {
+    if !(0..=1_000_000).contains(&microseconds) {
+        return Err(crate::errors::err(
+            ErrorCode::InvalidArgument,
+            format!("busy poll must be 0..=1000000 microseconds, not {microseconds}"),
+        ));
+    }
+    Ok(BUSY_POLL_US.swap(microseconds as u64, SeqCst))
 }
 
 /// The busy-poll window of one wait.

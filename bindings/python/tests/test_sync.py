@@ -420,6 +420,10 @@ def test_blocked_receivers_share_a_feed_without_loss(pair: Pair, busy_poll_us: i
 def test_busy_poll_setting_and_parked_requests(pair: Pair) -> None:
     server, client, _ = pair
     assert netchan.set_busy_poll(0) == 100  # the documented default
+    for bad in (-1, 1_000_001):
+        with pytest.raises(netchan.InvalidArgumentError) as e:
+            netchan.set_busy_poll(bad)
+        assert e.value.code == "INVALID_ARGUMENT"
     try:
         server.serve("slow", lambda req: (threading.Event().wait(0.05), req.payload)[1])
         assert client.request("slow", b"parked", timeout=5) == b"parked"
