@@ -38,6 +38,67 @@ struct RxState {
     q: VecDeque<Message>,
 }
 
+/// Frames of at least this many bytes are read into a buffer of their own
+/// (see [`BigFrames`]) rather than through the link's read buffer.
+const LARGE_FRAME: usize = 128 * 1024;
+
+/// The receive buffer for large frames. Each frame is read into it exactly,
+/// without the copy a partly read frame costs in the shared read buffer, and
+/// leaves as its own `Bytes`. Once every piece of the previous frame has been
+/// dropped (a subscriber that keeps up), the next frame reuses the same memory,
+/// so a stream of large messages does not allocate or fault in fresh pages.
+#[derive(Default)]
+struct BigFrames {
+    buf: BytesMut,
+    /// The largest frame this link has delivered in full: up to this size a
+    /// frame's buffer is allocated at once; beyond it, the buffer grows only
+    /// as bytes arrive, so an announced length alone never allocates.
+    proven: usize,
+}
+
+impl BigFrames {
+    /// Moves the start of a frame of `total` bytes from `pending` (which
+    /// holds nothing else) into the large-frame buffer and reads the rest
+    /// of the frame from `rd`, never past its end.
+    async fn read(
+        &mut self,
+        rd: &mut Reader,
+        pending: &mut BytesMut,
+        total: usize,
+        peer: &Peer,
+    ) -> std::result::Result<Bytes, (ErrorCode, String)> {
+        let b = &mut self.buf;
+        // Reclaims the old allocation when nothing refers to it any more.
+        b.reserve(if total <= self.proven {
+            total
+        } else {
+            pending.len().max(64 * 1024).min(total)
+        });
+        b.extend_from_slice(pending);
+        pending.clear();
+        while b.len() < total {
+            if b.capacity() == b.len() {
+                b.reserve(b.len().min(total - b.len()));
+            }
+            let want = (total - b.len()) as u64;
+            let r = rd.as_mut().take(want).read_buf(b).await;
+            peer.last_rx_ms.store(now_ms(), Relaxed);
+            match r {
+                Ok(0) => {
+                    return Err((
+                        ErrorCode::PeerLost,
+                        "connection closed by peer without CLOSE".into(),
+                    ))
+                }
+                Ok(_) => {}
+                Err(e) => return Err((ErrorCode::PeerLost, format!("read error: {e}"))),
+            }
+        }
+        self.proven = self.proven.max(total);
+        Ok(b.split().freeze())
+    }
+}
+
 /// Cached routes beyond this many are forgotten (a peer could otherwise grow
 /// the cache without bound by publishing on ever new paths).
 const ROUTE_CACHE_MAX: usize = 4096;
@@ -1407,6 +1468,7 @@ impl Inner {
         let mut read_hint = 8 * 1024;
         let mut rx = RxState::default();
         let max_frame = self.cfg.max_frame_size;
+        let mut big = BigFrames::default();
         loop {
             let mut end = 0;
             let need = loop {
@@ -1429,6 +1491,22 @@ impl Inner {
                 Ok(n) => n,
                 Err(e) => return self.protocol_violation(&peer, e),
             };
+            // A large frame whose prefix is checked (`peek` saw its kind and
+            // header length) is read into a buffer of its own.
+            if need >= LARGE_FRAME && buf.len() >= proto::FRAME_PREFIX {
+                let chunk = match big.read(&mut rd, &mut buf, need, &peer).await {
+                    Ok(c) => c,
+                    Err(r) => return r,
+                };
+                read_hint = 8 * 1024;
+                if let Err(e) = self.dispatch(&peer, &chunk, &mut rx).await {
+                    if e.code() == ErrorCode::Closed {
+                        return (ErrorCode::Closed, e.detail().to_owned());
+                    }
+                    return self.protocol_violation(&peer, e);
+                }
+                continue;
+            }
             // Grow toward the frame's size as its bytes arrive, never ahead;
             // an idle link keeps a small buffer, a busy one doubles it.
             let want = need

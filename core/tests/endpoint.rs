@@ -107,6 +107,67 @@ async fn pubsub_roundtrip(transport: &str) {
     server.close().await;
 }
 
+/// Large frames take their own receive path (one buffer per frame, reused
+/// once the previous frame is dropped). Mix sizes around the threshold with
+/// small messages; keep some messages alive and drop others at once, so both
+/// the reused and the freshly allocated buffer are checked byte for byte.
+async fn large_frames_arrive_whole(transport: &str) {
+    let (server, client) = pair(transport).await;
+    let sub = server.subscribe("bulk/**").unwrap();
+    await_interest(&client, "bulk/x").await;
+    let sizes = [
+        128 * 1024 - 40,
+        128 * 1024,
+        300_000,
+        8,
+        1 << 20,
+        1 << 20,
+        5,
+        2 * 1024 * 1024 + 3,
+        200_000,
+        1 << 20,
+    ];
+    let body = |i: usize, n: usize| -> Vec<u8> {
+        (0..n)
+            .map(|j| (j.wrapping_mul(31) ^ (i * 7)) as u8)
+            .collect()
+    };
+    let mut kept = Vec::new();
+    for round in 0..3 {
+        for (i, &n) in sizes.iter().enumerate() {
+            client
+                .publish(&format!("bulk/{round}/{i}"), body(i, n))
+                .await
+                .unwrap();
+        }
+        for (i, &n) in sizes.iter().enumerate() {
+            let m = within(sub.recv()).await.unwrap();
+            assert_eq!(m.path(), format!("bulk/{round}/{i}"));
+            assert_eq!(m.payload().len(), n, "message {round}/{i}");
+            assert!(m.payload()[..] == body(i, n)[..], "message {round}/{i}");
+            if i % 3 == 0 {
+                kept.push((i, m));
+            }
+        }
+    }
+    // Messages held across later frames were not overwritten by them.
+    for (i, m) in &kept {
+        assert!(m.payload()[..] == body(*i, sizes[*i])[..]);
+    }
+    client.close().await;
+    server.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_frames_arrive_whole_over_tcp() {
+    large_frames_arrive_whole("tcp").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_frames_arrive_whole_over_unix() {
+    large_frames_arrive_whole("unix").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pubsub_over_tcp() {
     pubsub_roundtrip("tcp").await;

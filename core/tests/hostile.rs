@@ -290,6 +290,87 @@ async fn bombs_after_the_handshake_close_only_that_connection() {
     good_client_works(&addr).await;
 }
 
+/// Large frames are read into a buffer of their own that grows only as
+/// their bytes arrive. A large request sent in small pieces is answered
+/// whole; a large frame with a broken header is refused once it is complete;
+/// a peer that dies inside a large frame costs only its own connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_frames_trickled_cut_or_broken() {
+    let (ep, addr) = server().await;
+    let bystander = Endpoint::named("bystander").unwrap();
+    bystander.connect(&addr).await.unwrap();
+    let payload: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+
+    // Trickled: 300 KB in 4 KiB writes with TCP_NODELAY, each one flushed.
+    let (mut s, mut buf) = handshaken(&addr, "trickler").await;
+    s.set_nodelay(true).unwrap();
+    let req = frame(&Frame::Request {
+        id: 7,
+        path: "echo".into(),
+        timeout_ms: 10_000,
+        payload: payload.clone().into(),
+    });
+    // Twice on one link: the second frame reuses or replaces the buffer.
+    for _ in 0..2 {
+        for piece in req.chunks(4096) {
+            s.write_all(piece).await.unwrap();
+            s.flush().await.unwrap();
+            tokio::task::yield_now().await;
+        }
+        let reply = loop {
+            match proto::decode(&mut buf, 1 << 24).unwrap() {
+                Decoded::Frame(Frame::Result { id, payload, .. }) => {
+                    assert_eq!(id, 7);
+                    break payload;
+                }
+                Decoded::Frame(_) => {}
+                Decoded::NeedMore(_) => {
+                    let n = within(s.read_buf(&mut buf)).await.unwrap();
+                    assert!(n > 0, "server closed the trickling peer");
+                }
+            }
+        };
+        assert!(
+            reply[..] == payload[..],
+            "trickled request came back changed"
+        );
+    }
+    drop(s);
+
+    // Broken: a 200 KB MESSAGE frame whose header is not msgpack.
+    let (mut s, _) = handshaken(&addr, "broken").await;
+    let body = vec![0xc1u8; 200_000];
+    let mut f = ((5 + body.len()) as u32).to_be_bytes().to_vec();
+    f.push(proto::Kind::Message as u8);
+    f.extend_from_slice(&16u32.to_be_bytes());
+    f.extend_from_slice(&body);
+    s.write_all(&f).await.unwrap();
+    let mut got = Vec::new();
+    let _ = within(s.read_to_end(&mut got)).await;
+    assert!(
+        matches!(frames(&got).last(), Some(Frame::Close { code, .. }) if *code == ErrorCode::ProtocolError.as_u16()),
+        "broken large frame not refused"
+    );
+    errors(&ep, 1).await;
+
+    // Cut: announces 1 MB, sends 100 KB, dies.
+    let (mut s, _) = handshaken(&addr, "cut").await;
+    let mut f = ((5 + 1_000_000) as u32).to_be_bytes().to_vec();
+    f.push(proto::Kind::Message as u8);
+    f.extend_from_slice(&3u32.to_be_bytes());
+    f.extend_from_slice(&[0x91, 0xa1, b'x']);
+    f.resize(100_000, 0);
+    s.write_all(&f).await.unwrap();
+    drop(s);
+
+    let r = bystander
+        .request("echo", "after", Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(&r[..], b"after");
+    good_client_works(&addr).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_flight_requests_fail_with_peer_lost_when_the_link_dies() {
     // A fake server that declares a service, takes requests, and dies.
