@@ -99,6 +99,19 @@ impl BigFrames {
     }
 }
 
+/// Route generations, unique across every endpoint of the process.
+static GENERATION: AtomicU64 = AtomicU64::new(1);
+
+fn next_gen() -> u64 {
+    GENERATION.fetch_add(1, Relaxed)
+}
+
+thread_local! {
+    /// The route this thread published on last, with its generation.
+    static LAST_ROUTE: std::cell::RefCell<Option<(u64, Weak<Route>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// Cached routes beyond this many are forgotten (a peer could otherwise grow
 /// the cache without bound by publishing on ever new paths).
 const ROUTE_CACHE_MAX: usize = 4096;
@@ -205,7 +218,7 @@ impl Endpoint {
             closed: AtomicBool::new(false),
             shutdown: CancellationToken::new(),
             state: Mutex::new(State::default()),
-            gen: AtomicU64::new(1),
+            gen: AtomicU64::new(next_gen()),
             sub_gen: AtomicU64::new(1),
             changed: Notify::new(),
             routes: RwLock::new(HashMap::default()),
@@ -785,7 +798,7 @@ impl Inner {
     }
 
     fn bump(&self, subs_changed: bool) {
-        self.gen.fetch_add(1, SeqCst);
+        self.gen.store(next_gen(), SeqCst);
         if subs_changed {
             self.sub_gen.fetch_add(1, SeqCst);
         }
@@ -834,6 +847,26 @@ impl Inner {
     fn route(&self, path: &str) -> Result<Arc<Route>> {
         self.check_open()?;
         let gen = self.gen.load(SeqCst);
+        // A thread publishing on one path (the common case) finds its route
+        // here without the shared cache's lock and hash. Generations are
+        // unique across endpoints, so a route of another endpoint never
+        // matches; the memo holds it weakly, so it keeps no peer alive.
+        let memo = LAST_ROUTE.with(|m| {
+            let m = m.borrow();
+            match &*m {
+                Some((g, w)) if *g == gen => w.upgrade().filter(|r| &*r.meta.path == path),
+                _ => None,
+            }
+        });
+        if let Some(r) = memo {
+            return Ok(r);
+        }
+        let route = self.route_slow(path, gen)?;
+        LAST_ROUTE.with(|m| *m.borrow_mut() = Some((route.gen, Arc::downgrade(&route))));
+        Ok(route)
+    }
+
+    fn route_slow(&self, path: &str, gen: u64) -> Result<Arc<Route>> {
         if let Some(r) = self
             .routes
             .read()

@@ -383,6 +383,11 @@ impl SendQueue {
 /// Times an idle writer yields and looks again before it parks.
 const SPINS_BEFORE_PARKING: u32 = 2;
 
+/// After writing fewer bytes than this, the writer yields
+/// [`GATHER_YIELDS`] times before it takes the next batch.
+const GATHER_BELOW: usize = 16 * 1024;
+const GATHER_YIELDS: u32 = 8;
+
 /// How long a closing connection may take to flush what was queued (the
 /// CLOSE frame last) before it is cut.
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
@@ -417,6 +422,7 @@ async fn write_until_closed(peer: &Arc<Peer>) {
             continue;
         }
         idle = 0;
+        let batch: usize = chunks.iter().map(|c| c.len()).sum();
         let mut bounded = closed;
         if !closed {
             // Write freely while the peer is alive; once it is declared dead,
@@ -429,6 +435,17 @@ async fn write_until_closed(peer: &Arc<Peer>) {
                     return;
                 },
                 _ = peer.dead.cancelled() => bounded = true,
+            }
+        }
+        if !bounded && batch < GATHER_BELOW {
+            // A small write in a stream means the writer is outpacing the
+            // publisher: give it a moment to fill a larger batch before
+            // taking the queue's lock again. Fewer, larger writes, and the
+            // lock stops bouncing between the two threads' cores. A message
+            // queued meanwhile waits these few yields (microseconds); a lone
+            // message after a quiet spell is written by its publisher.
+            for _ in 0..GATHER_YIELDS {
+                tokio::task::yield_now().await;
             }
         }
         if bounded {

@@ -206,6 +206,39 @@ async fn local_publish_reaches_local_subscribers() {
     assert!(sub.try_recv().unwrap().is_none());
 }
 
+/// Publishing remembers the last route per thread; two endpoints in one
+/// thread on the same path, with the same history, must never share it, and
+/// a subscription made later must be seen by the next publish.
+#[test]
+fn routes_stay_per_endpoint_on_one_thread() {
+    let a = Endpoint::named("a").unwrap();
+    let b = Endpoint::named("b").unwrap();
+    let (sa, sb) = (a.subscribe("t/x").unwrap(), b.subscribe("t/x").unwrap());
+    let next = |s: &netchan::Subscription| s.recv_blocking(Some(WATCHDOG)).unwrap().unwrap();
+    for i in 0..50u8 {
+        a.try_publish("t/x", vec![b'a', i]).unwrap();
+        b.try_publish("t/x", vec![b'b', i]).unwrap();
+    }
+    for i in 0..50u8 {
+        assert_eq!(&next(&sa).payload()[..], &[b'a', i]);
+        assert_eq!(&next(&sb).payload()[..], &[b'b', i]);
+    }
+    assert!(sa.try_recv().unwrap().is_none() && sb.try_recv().unwrap().is_none());
+    // A route remembered with no subscriber is not reused after one appears.
+    a.try_publish("t/y", "nobody").unwrap();
+    let sy = a.subscribe("t/y").unwrap();
+    a.try_publish("t/y", "late").unwrap();
+    assert_eq!(&next(&sy).payload()[..], b"late");
+    a.block_on(a.close()).unwrap();
+    assert_eq!(
+        a.try_publish("t/x", "x").unwrap_err().code(),
+        ErrorCode::Closed
+    );
+    b.try_publish("t/x", "still").unwrap();
+    assert_eq!(&next(&sb).payload()[..], b"still");
+    b.block_on(b.close()).unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_only_cross_links_with_a_matching_interest() {
     let (server, client) = pair("tcp").await;
