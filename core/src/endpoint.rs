@@ -908,19 +908,79 @@ impl Inner {
                 ),
             ));
         }
+        // The sweep: every target with room gets the message now, without
+        // waiting. What is left (a full target, a dialled peer that is away)
+        // goes to `deliver_waiting`, boxed, so the future of the common case
+        // stays small (it is created and moved once per message).
+        let mut full_peers: Vec<&Arc<Peer>> = Vec::new();
+        for peer in &route.peers {
+            if let Enq::Full = peer.tx.push_message(path, &payload) {
+                full_peers.push(peer);
+            }
+        }
+        let mut skipped = 0usize;
+        let mut full_subs: Vec<(&Arc<SubShared>, Message)> = Vec::new();
+        if !route.subs.is_empty() {
+            let msg = Message {
+                meta: route.meta.clone(),
+                payload: payload.clone(),
+            };
+            for sub in &route.subs {
+                let r = match sub.push(msg.clone()) {
+                    (Push::Full, Some(m)) if wait => {
+                        full_subs.push((sub, m));
+                        continue;
+                    }
+                    (Push::Full, _) => {
+                        sub.count_drop(1);
+                        Push::Dropped(1)
+                    }
+                    (r, _) => r,
+                };
+                skipped += self.sub_pushed(sub, r, wait);
+            }
+        }
+        if !full_peers.is_empty() || !route.offline.is_empty() || !full_subs.is_empty() {
+            skipped += Box::pin(
+                self.deliver_waiting(route, &payload, wait, frame_len, full_peers, full_subs),
+            )
+            .await;
+        }
+        if skipped > 0 {
+            return Err(Error::new(
+                ErrorCode::BufferFull,
+                format!(
+                    "{skipped} target(s) of {path} had no room{}; the message was dropped for them",
+                    if wait {
+                        format!(" within {:?}", self.cfg.send_timeout)
+                    } else {
+                        String::new()
+                    }
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The rest of [`deliver`](Self::deliver): waits (when `wait`) for room
+    /// at full peers and subscriptions and holds messages for dialled peers
+    /// that are away. Returns how many targets were skipped.
+    async fn deliver_waiting(
+        &self,
+        route: &Route,
+        payload: &Bytes,
+        wait: bool,
+        frame_len: usize,
+        full_peers: Vec<&Arc<Peer>>,
+        full_subs: Vec<(&Arc<SubShared>, Message)>,
+    ) -> usize {
+        let path = &*route.meta.path;
         let mut skipped = 0usize;
         // Read the clock only when something has to wait.
         let mut deadline = None;
         let mut deadline =
             || *deadline.get_or_insert_with(|| Instant::now() + self.cfg.send_timeout);
-        // Peers with room first, so a full one does not delay the others.
-        let mut full: Vec<&Arc<Peer>> = Vec::new();
-        for peer in &route.peers {
-            if let Enq::Full = peer.tx.push_message(path, &payload) {
-                full.push(peer);
-            }
-        }
-        for peer in full {
+        for peer in full_peers {
             let policy = self.cfg.slow_peer;
             let may_wait = wait
                 && policy != SlowPeer::DropNewest
@@ -928,7 +988,7 @@ impl Inner {
             let mut sent = false;
             if may_wait {
                 while peer.tx.wait_space(deadline(), frame_len).await {
-                    match peer.tx.push_message(path, &payload) {
+                    match peer.tx.push_message(path, payload) {
                         Enq::Full => continue,
                         _ => {
                             sent = true;
@@ -958,7 +1018,7 @@ impl Inner {
             }
         }
         for d in &route.offline {
-            match self.hold(d, &route.meta, &payload, wait, deadline()).await {
+            match self.hold(d, &route.meta, payload, wait, deadline()).await {
                 Held::Queued => {}
                 Held::DroppedOld(n) => self.offline_dropped(d, n),
                 Held::Dropped => {
@@ -966,58 +1026,37 @@ impl Inner {
                     skipped += 1;
                 }
                 Held::Successor(p) => {
-                    if let Enq::Full = p.tx.push_message(path, &payload) {
+                    if let Enq::Full = p.tx.push_message(path, payload) {
                         self.offline_dropped(d, 1);
                         skipped += 1;
                     }
                 }
             }
         }
-        if !route.subs.is_empty() {
-            let msg = Message {
-                meta: route.meta.clone(),
-                payload,
-            };
-            for sub in &route.subs {
-                let r = match sub.push(msg.clone()) {
-                    (Push::Full, Some(m)) if wait => {
-                        match tokio::time::timeout_at(deadline(), sub.push_wait(m)).await {
-                            Ok(r) => r,
-                            Err(_) => {
-                                sub.count_drop(1);
-                                Push::Dropped(1)
-                            }
-                        }
-                    }
-                    (Push::Full, _) => {
-                        sub.count_drop(1);
-                        Push::Dropped(1)
-                    }
-                    (r, _) => r,
-                };
-                if let Push::Dropped(n) = r {
-                    self.totals.dropped_queue_full.fetch_add(n, Relaxed);
-                    self.report_drop(sub.pattern.as_str(), n);
-                    if !wait {
-                        skipped += 1;
-                    }
+        for (sub, m) in full_subs {
+            let r = match tokio::time::timeout_at(deadline(), sub.push_wait(m)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    sub.count_drop(1);
+                    Push::Dropped(1)
                 }
+            };
+            skipped += self.sub_pushed(sub, r, wait);
+        }
+        skipped
+    }
+
+    /// Counts and reports what a subscription dropped; 1 if the message
+    /// counts as skipped for the publisher (only when it does not wait).
+    fn sub_pushed(&self, sub: &SubShared, r: Push, wait: bool) -> usize {
+        if let Push::Dropped(n) = r {
+            self.totals.dropped_queue_full.fetch_add(n, Relaxed);
+            self.report_drop(sub.pattern.as_str(), n);
+            if !wait {
+                return 1;
             }
         }
-        if skipped > 0 {
-            return Err(Error::new(
-                ErrorCode::BufferFull,
-                format!(
-                    "{skipped} target(s) of {path} had no room{}; the message was dropped for them",
-                    if wait {
-                        format!(" within {:?}", self.cfg.send_timeout)
-                    } else {
-                        String::new()
-                    }
-                ),
-            ));
-        }
-        Ok(())
+        0
     }
 
     async fn request(
