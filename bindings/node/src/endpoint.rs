@@ -372,7 +372,7 @@ impl NativeEndpoint {
         let ep = self.ep.clone();
         let data = payload(data);
         let mut fut = Box::pin(async move { ep.publish(&path, data).await });
-        match poll_now(fut.as_mut()) {
+        match poll_now(&self.rt, fut.as_mut()) {
             Some(r) => r.map(|_| None).or_throw(env),
             None => promise(env, &self.rt, fut, |_, ()| Ok(())).map(Some),
         }

@@ -32,6 +32,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use tokio::runtime::Handle;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -97,7 +98,10 @@ pub use exec::promise;
 
 /// Polls a future once without a waker: its output if it completes at once.
 /// Used for fast paths (a publish that finds room, a queue with messages).
-pub fn poll_now<F: Future + ?Sized>(fut: Pin<&mut F>) -> Option<F::Output> {
+/// The poll runs inside `rt`'s context: a core future that has to wait
+/// creates timers and I/O registrations, which need it.
+pub fn poll_now<F: Future + ?Sized>(rt: &Handle, fut: Pin<&mut F>) -> Option<F::Output> {
+    let _rt = rt.enter();
     let mut cx = Context::from_waker(std::task::Waker::noop());
     match fut.poll(&mut cx) {
         Poll::Ready(v) => Some(v),

@@ -126,7 +126,7 @@ impl NativeSubscription {
         let n = {
             let fut = self.sub.recv_many(&mut v, clamp_max(max));
             let fut = std::pin::pin!(fut);
-            poll_now(fut).unwrap_or(0)
+            poll_now(&self.rt, fut).unwrap_or(0)
         };
         (n > 0).then(|| to_batch(v))
     }

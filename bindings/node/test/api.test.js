@@ -318,6 +318,34 @@ test('without an error listener a callback exception becomes a process warning',
   await ep.close()
 })
 
+test('publishing into a full send buffer waits for room, losing nothing', async () => {
+  // A small send buffer, a subscriber that cannot keep up (its queue blocks
+  // the link while this loop runs): publish() must take its waiting path,
+  // whose first poll runs on the JS thread. (Before that poll entered the
+  // runtime's context, this aborted the process: "no reactor running".)
+  const p = await pair('tcp', { client: { sendBuffer: 16384 }, server: { queueCapacity: 8 } })
+  try {
+    const n = 3000
+    let next = 0
+    const done = new Promise((resolve, reject) => {
+      p.server.subscribe('fill/x', (m) => {
+        const i = m.payload.readUInt32BE(0)
+        if (i !== next) reject(new Error(`message ${i} arrived, expected ${next}`))
+        if (++next === n) resolve()
+      })
+    })
+    assert.ok(await p.client.waitForSubscribers('fill/x', 5000))
+    const payload = Buffer.alloc(1024)
+    for (let i = 0; i < n; i++) {
+      payload.writeUInt32BE(i, 0)
+      await p.client.publish('fill/x', Buffer.from(payload))
+    }
+    await within(done, 20000, 'every message to arrive')
+  } finally {
+    await p.close()
+  }
+})
+
 test('msgpack bytes are plain msgpack (what Python msgpack writes)', () => {
   const { pack, unpack } = netchan
   assert.equal(pack({ a: 1 }).toString('hex'), '81a16101')
