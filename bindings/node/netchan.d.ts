@@ -173,6 +173,13 @@ export declare class Endpoint extends EventEmitter {
 /** msgpack of a plain JS value (interoperable with every netchan binding). */
 export declare function pack(value: unknown): Buffer
 export declare function unpack(bytes: Uint8Array): unknown
+/**
+ * Sets how long, in microseconds, the event loop keeps polling instead of
+ * sleeping while a request awaits its reply and after a service answers
+ * (default 100; 0 turns it off; at most 1000000). Returns the previous value.
+ * Throws a TypeError with code INVALID_ARGUMENT for anything else.
+ */
+export declare function setBusyPoll(microseconds: number): number
 export declare const version: string
 
 // Keeps the generated event type referenced for declaration consumers.

@@ -4,7 +4,9 @@
 // latency p50/p99, beside the `zeromq` npm package (PUSH/PULL, REQ/REP) when
 // it can be loaded.
 // Usage: node bench/bench.js [--zeromq DIR] [--count N] [--requests N] [--rounds N] [--latency-only]
+//                            [--busy-poll US]
 //   DIR: a directory whose node_modules has `zeromq` (skip zeromq without it).
+//   US: netchan.setBusyPoll(US) in every netchan process (default: the package's).
 // Prints one line per measurement: LIB PATTERN SIZE RESULT.
 const { spawn } = require('node:child_process')
 const path = require('node:path')
@@ -17,13 +19,18 @@ const REQUESTS = Number(opt('--requests', 20000))
 const ZMQ_DIR = opt('--zeromq', null)
 const ROUNDS = Number(opt('--rounds', 1))
 const LATENCY_ONLY = args.includes('--latency-only')
+const BUSY_POLL = opt('--busy-poll', null)
 
 function loadZmq () {
   if (!ZMQ_DIR) return null
   try { return require(require.resolve('zeromq', { paths: [ZMQ_DIR] })) } catch (e) { return null }
 }
 
-function netchan () { return require(path.resolve(__dirname, '..')) }
+function netchan () {
+  const nc = require(path.resolve(__dirname, '..'))
+  if (BUSY_POLL !== null) nc.setBusyPoll(Number(BUSY_POLL))
+  return nc
+}
 
 // ---- child roles ----------------------------------------------------------
 
@@ -106,7 +113,7 @@ async function zmqRep () {
 // ---- driver ---------------------------------------------------------------
 
 function child (roleArgs) {
-  const p = spawn(process.execPath, [__filename, ...roleArgs, ...(ZMQ_DIR ? ['--zeromq', ZMQ_DIR] : [])], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const p = spawn(process.execPath, [__filename, ...roleArgs, ...(ZMQ_DIR ? ['--zeromq', ZMQ_DIR] : []), ...(BUSY_POLL !== null ? ['--busy-poll', BUSY_POLL] : [])], { stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
   const lines = []
   const waiters = []

@@ -346,6 +346,70 @@ test('publishing into a full send buffer waits for room, losing nothing', async 
   }
 })
 
+test('setBusyPoll checks its argument and returns the previous window', () => {
+  const prev = netchan.setBusyPoll(0)
+  try {
+    assert.equal(prev, 100, 'the default window is 100 us')
+    assert.equal(netchan.setBusyPoll(1000000), 0)
+    assert.equal(netchan.setBusyPoll(50), 1000000)
+    for (const bad of [-1, 1.5, 1000001, NaN, '100', null, undefined]) {
+      assert.throws(() => netchan.setBusyPoll(bad), (e) => e.code === 'INVALID_ARGUMENT' && /0 to 1000000/.test(e.message), String(bad))
+    }
+    assert.equal(netchan.setBusyPoll(0), 50, 'a refused value changes nothing')
+  } finally {
+    netchan.setBusyPoll(prev)
+  }
+})
+
+test('busy polling keeps the event loop turning while a request waits, and stops', async () => {
+  const spinning = () => process.getActiveResourcesInfo().includes('Immediate')
+  const nextTurn = () => new Promise((resolve) => setImmediate(resolve))
+  const prev = netchan.setBusyPoll(1000000)
+  const p = await pair('tcp')
+  try {
+    // Each request is answered only when the test releases it.
+    const held = []
+    let arrived = null
+    const arrival = () => within(new Promise((resolve) => { arrived = resolve }), 10000, 'the request to reach its handler')
+    const release = () => held.shift()()
+    p.server.serve('slow', (req) => new Promise((resolve) => {
+      held.push(() => resolve(req.payload))
+      arrived()
+    }))
+    assert.ok(await p.client.waitForServers('slow', 5000))
+    netchan.setBusyPoll(0)
+    await nextTurn()
+    // Off: a waiting request leaves the loop free to sleep.
+    let got = arrival()
+    let r = p.client.request('slow', 'a')
+    await got
+    await nextTurn()
+    assert.equal(spinning(), false, 'busy polling is off')
+    release()
+    assert.equal(String(await r), 'a')
+    // On: the loop keeps turning across turns while the reply is awaited.
+    netchan.setBusyPoll(1000000)
+    got = arrival()
+    r = p.client.request('slow', 'b')
+    for (let i = 0; i < 5; i++) {
+      await nextTurn()
+      assert.equal(spinning(), true, `turn ${i}: busy polling while the request waits`)
+    }
+    await got
+    assert.equal(spinning(), true, 'still busy polling while the handler holds the request')
+    release()
+    assert.equal(String(await r), 'b')
+    // Turning it off ends the current window at the next turn.
+    netchan.setBusyPoll(0)
+    await nextTurn()
+    await nextTurn()
+    assert.equal(spinning(), false, 'busy polling stopped')
+  } finally {
+    netchan.setBusyPoll(prev)
+    await p.close()
+  }
+})
+
 test('msgpack bytes are plain msgpack (what Python msgpack writes)', () => {
   const { pack, unpack } = netchan
   assert.equal(pack({ a: 1 }).toString('hex'), '81a16101')
