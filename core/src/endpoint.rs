@@ -797,6 +797,13 @@ impl Inner {
         Ok(())
     }
 
+    /// Invalidates every cached route (something they depend on changed
+    /// outside a state change, e.g. a dialler gave up).
+    pub(crate) fn routes_changed(&self) {
+        let _st = self.lock_state();
+        self.bump(false);
+    }
+
     fn bump(&self, subs_changed: bool) {
         self.gen.store(next_gen(), SeqCst);
         if subs_changed {
@@ -851,18 +858,20 @@ impl Inner {
         // here without the shared cache's lock and hash. Generations are
         // unique across endpoints, so a route of another endpoint never
         // matches; the memo holds it weakly, so it keeps no peer alive.
-        let memo = LAST_ROUTE.with(|m| {
-            let m = m.borrow();
-            match &*m {
+        let memo = LAST_ROUTE
+            .try_with(|m| match &*m.borrow() {
                 Some((g, w)) if *g == gen => w.upgrade().filter(|r| &*r.meta.path == path),
                 _ => None,
-            }
-        });
+            })
+            .ok()
+            .flatten();
         if let Some(r) = memo {
             return Ok(r);
         }
         let route = self.route_slow(path, gen)?;
-        LAST_ROUTE.with(|m| *m.borrow_mut() = Some((route.gen, Arc::downgrade(&route))));
+        // During thread teardown the memo may be gone: then just skip it.
+        let _ =
+            LAST_ROUTE.try_with(|m| *m.borrow_mut() = Some((route.gen, Arc::downgrade(&route))));
         Ok(route)
     }
 
@@ -1581,9 +1590,12 @@ impl Inner {
             }
             // Grow toward the frame's size as its bytes arrive, never ahead;
             // an idle link keeps a small buffer, a busy one doubles it.
+            // A large frame is finished in its own buffer (above), so its
+            // announced length alone grows this one by LARGE_FRAME at most.
             let want = need
                 .saturating_sub(buf.len())
-                .clamp(read_hint, 4 * 1024 * 1024);
+                .min(LARGE_FRAME)
+                .max(read_hint);
             buf.reserve(want);
             let spare = buf.capacity() - buf.len();
             let r = rd.read_buf(&mut buf).await;

@@ -321,6 +321,8 @@ pub(crate) async fn redial(inner: Arc<Inner>, d: Arc<Dialer>) {
                 tracing::warn!(endpoint = %inner.name, addr = %d.addr, code = %e.code(), "giving up reconnecting: {}", e.detail());
                 d.stop.cancel();
                 inner.abandon_offline(&d);
+                // Routes that held messages for it must forget it.
+                inner.routes_changed();
                 inner.emit(Event::ReconnectAbandoned {
                     addr: d.addr.to_string(),
                     code: e.code(),

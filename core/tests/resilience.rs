@@ -228,11 +228,19 @@ async fn permanent_failure_stops_redialling() {
     let addr = unix_addr("perm");
     let first = Endpoint::new(fast("good")).unwrap();
     first.listen(&addr).await.unwrap();
+    let _sub = first.subscribe("perm/x").unwrap();
     let dialer = Endpoint::new(fast("d")).unwrap();
     let mut events = dialer.events();
     dialer.connect(&addr).await.unwrap();
+    assert!(dialer
+        .wait_for_subscribers("perm/x", Duration::from_secs(10))
+        .await
+        .unwrap());
+    dialer.publish("perm/x", "live").await.unwrap();
     first.close().await;
     next_event(&mut events, |e| matches!(e, Event::PeerDown { .. })).await;
+    // While redialling, messages for the away peer are held.
+    dialer.publish("perm/x", "held").await.unwrap();
     // Something that speaks a future protocol version now listens there.
     let path = addr.trim_start_matches("unix://").to_owned();
     let _ = std::fs::remove_file(&path);
@@ -272,6 +280,10 @@ async fn permanent_failure_stops_redialling() {
         detail.contains("unsupported protocol version 9"),
         "{detail}"
     );
+    // Given up: the path has no target any more, so a publish neither
+    // holds nor fails for the abandoned peer.
+    dialer.publish("perm/x", "after").await.unwrap();
+    assert!(!dialer.has_subscribers("perm/x").unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
