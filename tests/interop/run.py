@@ -5,7 +5,9 @@ and Unix sockets, for pub/sub and request/reply (see README.md here).
 Usage: python3 tests/interop/run.py [--only rust,c,...]
 Prints the matrix and ends with "N passed, N failed, N skipped"; exits 1 on
 any failure. A language whose toolchain or build is missing is reported as
-skipped with the reason, never passed.
+skipped with the reason, never passed; with NETCHAN_INTEROP_REQUIRE_ALL=1
+(set by scripts/test.sh, which builds every language first) a skipped
+language fails the run too.
 """
 import argparse
 import os
@@ -102,7 +104,10 @@ def kotlin_agent():
     if not (java and mvn and os.path.isdir(classes)):
         return "the Kotlin agent is not compiled (bindings/uniffi/run-tests.sh compiles it; needs java and mvn)"
     cpfile = os.path.join(proj, "target", "interop-classpath.txt")
-    r = subprocess.run([mvn, "-q", "-B", "-o", "-f", os.path.join(proj, "pom.xml"), "dependency:build-classpath",
+    # Not offline: on a fresh machine the dependency plugin is not in the
+    # local repository yet (the Kotlin tests never needed it).
+    r = subprocess.run([mvn, "-q", "-B", "-f", os.path.join(proj, "pom.xml"),
+                        "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:build-classpath",
                         f"-Dmdep.outputFile={cpfile}", "-Dmdep.includeScope=runtime"], capture_output=True, text=True)
     if r.returncode != 0:
         return "could not resolve the Kotlin classpath: " + (r.stdout + r.stderr).strip()[-200:]
@@ -288,6 +293,9 @@ def main():
     passed = len(results) - len(failed)
     print(f"\n{passed} passed, {len(failed)} failed, {n_skipped} skipped")
     shutil.rmtree(tmp, ignore_errors=True)
+    if skipped and os.environ.get("NETCHAN_INTEROP_REQUIRE_ALL") == "1":
+        print(f"FAIL: NETCHAN_INTEROP_REQUIRE_ALL=1 but {', '.join(sorted(skipped))} skipped")
+        return 1
     return 1 if failed else 0
 
 
