@@ -138,7 +138,41 @@ pub(crate) enum Wire {
 
 impl Wire {
     /// Writes what the socket takes now, without waiting (`WouldBlock` if nothing).
+    ///
+    /// With `sendmsg(MSG_NOSIGNAL)` where the platform has it: `writev` to a
+    /// connection the peer has closed raises SIGPIPE, which kills a host
+    /// program that did not ignore it (a C program linking libnetchan does
+    /// not; Rust programs do).
     pub(crate) fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> std::io::Result<usize> {
+        #[cfg(any(
+            target_os = "linux",
+            target_os = "android",
+            target_os = "freebsd",
+            target_os = "netbsd",
+            target_os = "openbsd"
+        ))]
+        {
+            use tokio::io::Interest;
+            let send =
+                |s: socket2::SockRef<'_>| s.send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL);
+            match self {
+                Wire::Tcp(w) => {
+                    let s = w.as_ref();
+                    s.try_io(Interest::WRITABLE, || send(socket2::SockRef::from(s)))
+                }
+                Wire::Unix(w) => {
+                    let s = w.as_ref();
+                    s.try_io(Interest::WRITABLE, || send(socket2::SockRef::from(s)))
+                }
+            }
+        }
+        #[cfg(not(any(
+            target_os = "linux",
+            target_os = "android",
+            target_os = "freebsd",
+            target_os = "netbsd",
+            target_os = "openbsd"
+        )))]
         match self {
             Wire::Tcp(w) => w.try_write_vectored(bufs),
             Wire::Unix(w) => w.try_write_vectored(bufs),
