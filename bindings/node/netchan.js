@@ -203,7 +203,6 @@ class Request {
   json () { return JSON.parse(this.payload.toString('utf8')) }
 }
 
-/** A service: runs a handler per request. Keeps the process alive while open. */
 // Busy polling. Waking a sleeping event loop (and the vCPU under it) costs
 // tens of microseconds on virtual machines, once for the reply at the caller
 // and once for the next request at a server. So while a request awaits its
@@ -264,6 +263,7 @@ function setBusyPoll (microseconds) {
   return prev
 }
 
+/** A service: runs a handler per request. Keeps the process alive while open. */
 class Service {
   constructor (ep, nsvc, handler) {
     this._ep = ep

@@ -83,19 +83,23 @@ impl BigFrames {
             let want = (total - b.len()) as u64;
             let r = rd.as_mut().take(want).read_buf(b).await;
             peer.last_rx_ms.store(now_ms(), Relaxed);
-            match r {
-                Ok(0) => {
-                    return Err((
-                        ErrorCode::PeerLost,
-                        "connection closed by peer without CLOSE".into(),
-                    ))
-                }
-                Ok(_) => {}
-                Err(e) => return Err((ErrorCode::PeerLost, format!("read error: {e}"))),
-            }
+            read_ended(r)?;
         }
         self.proven = self.proven.max(total);
         Ok(b.split().freeze())
+    }
+}
+
+/// Why a link's reading ends after this read result, if it does: end of
+/// stream (the peer left without CLOSE) or a read error.
+fn read_ended(r: std::io::Result<usize>) -> std::result::Result<usize, (ErrorCode, String)> {
+    match r {
+        Ok(0) => Err((
+            ErrorCode::PeerLost,
+            "connection closed by peer without CLOSE".into(),
+        )),
+        Ok(n) => Ok(n),
+        Err(e) => Err((ErrorCode::PeerLost, format!("read error: {e}"))),
     }
 }
 
@@ -1562,10 +1566,7 @@ impl Inner {
             if end > 0 {
                 let chunk = buf.split_to(end).freeze();
                 if let Err(e) = self.dispatch(&peer, &chunk, &mut rx).await {
-                    if e.code() == ErrorCode::Closed {
-                        return (ErrorCode::Closed, e.detail().to_owned());
-                    }
-                    return self.protocol_violation(&peer, e);
+                    return self.dispatch_failed(&peer, e);
                 }
             }
             let need = match need {
@@ -1581,10 +1582,7 @@ impl Inner {
                 };
                 read_hint = 8 * 1024;
                 if let Err(e) = self.dispatch(&peer, &chunk, &mut rx).await {
-                    if e.code() == ErrorCode::Closed {
-                        return (ErrorCode::Closed, e.detail().to_owned());
-                    }
-                    return self.protocol_violation(&peer, e);
+                    return self.dispatch_failed(&peer, e);
                 }
                 continue;
             }
@@ -1600,20 +1598,21 @@ impl Inner {
             let spare = buf.capacity() - buf.len();
             let r = rd.read_buf(&mut buf).await;
             peer.last_rx_ms.store(now_ms(), Relaxed);
-            if matches!(r, Ok(n) if n == spare) && read_hint < 1024 * 1024 {
-                read_hint *= 2;
-            }
-            match r {
-                Ok(0) => {
-                    return (
-                        ErrorCode::PeerLost,
-                        "connection closed by peer without CLOSE".into(),
-                    )
-                }
+            match read_ended(r) {
+                Ok(n) if n == spare && read_hint < 1024 * 1024 => read_hint *= 2,
                 Ok(_) => {}
-                Err(e) => return (ErrorCode::PeerLost, format!("read error: {e}")),
+                Err(end) => return end,
             }
         }
+    }
+
+    /// Why reading ends when handling received frames failed: the endpoint
+    /// closing, or the peer breaking the protocol.
+    fn dispatch_failed(&self, peer: &Arc<Peer>, e: Error) -> (ErrorCode, String) {
+        if e.code() == ErrorCode::Closed {
+            return (ErrorCode::Closed, e.detail().to_owned());
+        }
+        self.protocol_violation(peer, e)
     }
 
     /// Handles every frame of `chunk` (complete frames only).

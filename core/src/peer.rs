@@ -439,7 +439,7 @@ async fn write_until_closed(peer: &Arc<Peer>) {
         }
         if !bounded && batch < GATHER_BELOW {
             // A small write in a stream means the writer is outpacing the
-            // publisher: give it a moment to fill a larger batch before
+            // publisher: give the publisher a moment to fill a larger batch before
             // taking the queue's lock again. Fewer, larger writes, and the
             // lock stops bouncing between the two threads' cores. A message
             // queued meanwhile waits these few yields (microseconds); a lone
