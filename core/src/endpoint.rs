@@ -1,6 +1,6 @@
 //! The endpoint: listeners, connections, routing, and the public API.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, RwLock, Weak};
@@ -32,10 +32,16 @@ type RxCache = HashMap<Bytes, Arc<RxRoute>, rustc_hash::FxBuildHasher>;
 #[derive(Default)]
 struct RxState {
     cache: RxCache,
-    /// Routes of the current batch; `batch` refers to them by index.
-    routes: Vec<Arc<RxRoute>>,
-    batch: Vec<(usize, Bytes)>,
-    q: VecDeque<Message>,
+    /// The route of the last message gathered (kept across batches): the
+    /// next message on the same path skips the cache.
+    last: Option<Arc<RxRoute>>,
+    /// The batch: runs of consecutive messages on one route, each with the
+    /// index in `payloads` where it starts.
+    runs: Vec<(Arc<RxRoute>, usize)>,
+    payloads: Vec<Bytes>,
+    /// Heads of the frames in the chunk being dispatched, found by the read
+    /// loop (each frame's prefix is checked once).
+    heads: Vec<proto::Head>,
 }
 
 /// Frames of at least this many bytes are read into a buffer of their own
@@ -1556,9 +1562,13 @@ impl Inner {
         let mut big = BigFrames::default();
         loop {
             let mut end = 0;
+            rx.heads.clear();
             let need = loop {
                 match proto::peek(&buf[end..], max_frame) {
-                    Ok(Peeked::Complete(h)) => end += h.total,
+                    Ok(Peeked::Complete(h)) => {
+                        end += h.total;
+                        rx.heads.push(h);
+                    }
                     Ok(Peeked::NeedMore(n)) => break Ok(n),
                     Err(e) => break Err(e),
                 }
@@ -1581,6 +1591,14 @@ impl Inner {
                     Err(r) => return r,
                 };
                 read_hint = 8 * 1024;
+                rx.heads.clear();
+                match proto::peek(&chunk, usize::MAX) {
+                    Ok(Peeked::Complete(h)) => rx.heads.push(h),
+                    _ => {
+                        let e = Error::new(ErrorCode::Internal, "incomplete large frame");
+                        return self.protocol_violation(&peer, e);
+                    }
+                }
                 if let Err(e) = self.dispatch(&peer, &chunk, &mut rx).await {
                     return self.dispatch_failed(&peer, e);
                 }
@@ -1615,18 +1633,13 @@ impl Inner {
         self.protocol_violation(peer, e)
     }
 
-    /// Handles every frame of `chunk` (complete frames only).
+    /// Handles every frame of `chunk`, whose heads are in `rx.heads`.
     async fn dispatch(&self, peer: &Arc<Peer>, chunk: &Bytes, rx: &mut RxState) -> Result<()> {
         let (mut n_in, mut b_in) = (0u64, 0u64);
         let mut at = 0;
+        let heads = std::mem::take(&mut rx.heads);
         let r = async {
-            while at < chunk.len() {
-                let head = match proto::peek(&chunk[at..], usize::MAX)? {
-                    Peeked::Complete(h) => h,
-                    Peeked::NeedMore(_) => {
-                        return Err(Error::new(ErrorCode::Internal, "incomplete frame in chunk"))
-                    }
-                };
+            for &head in &heads {
                 if head.kind == proto::Kind::Message {
                     let frame = &chunk[at..at + head.total];
                     let payload =
@@ -1643,7 +1656,7 @@ impl Inner {
                             }
                         }
                     }
-                    if rx.batch.len() >= 1024 {
+                    if rx.payloads.len() >= 1024 {
                         self.flush(peer, rx).await?;
                     }
                 } else {
@@ -1656,6 +1669,7 @@ impl Inner {
             self.flush(peer, rx).await
         }
         .await;
+        rx.heads = heads;
         peer.counters.msgs_in.fetch_add(n_in, Relaxed);
         peer.counters.bytes_in.fetch_add(b_in, Relaxed);
         r
@@ -1672,16 +1686,25 @@ impl Inner {
         let gen = self.sub_gen.load(Relaxed);
         // Consecutive messages on one path (the common case) skip the hash.
         let same = rx
-            .routes
-            .last()
-            .is_some_and(|r| r.gen == gen && r.meta.path.as_bytes() == path);
+            .last
+            .as_ref()
+            .is_some_and(|r| r.gen == gen && *r.path == *path);
         if !same {
             let Some(route) = self.rx_route(peer, path, gen, &mut rx.cache)? else {
                 return Ok(());
             };
-            rx.routes.push(route);
+            rx.last = Some(route);
         }
-        rx.batch.push((rx.routes.len() - 1, payload));
+        let starts_run = match (rx.runs.last(), &rx.last) {
+            (Some((r, _)), Some(last)) => !Arc::ptr_eq(r, last),
+            _ => true,
+        };
+        if starts_run {
+            if let Some(last) = &rx.last {
+                rx.runs.push((last.clone(), rx.payloads.len()));
+            }
+        }
+        rx.payloads.push(payload);
         Ok(())
     }
 
@@ -1711,6 +1734,7 @@ impl Inner {
             let st = self.lock_state();
             Arc::new(RxRoute {
                 gen: self.sub_gen.load(SeqCst),
+                path: path.into(),
                 meta: Arc::new(Meta {
                     path: text.into(),
                     sender: peer.name.clone(),
@@ -1728,37 +1752,22 @@ impl Inner {
     /// Hands gathered messages to their subscriptions, in order; under the
     /// Block policy waits for room (the connection stops reading meanwhile).
     async fn flush(&self, peer: &Peer, rx: &mut RxState) -> Result<()> {
-        let RxState {
-            routes, batch, q, ..
-        } = rx;
-        let mut i = 0;
-        while i < batch.len() {
-            let slot = batch[i].0;
-            let route = &routes[slot];
-            let mut j = i + 1;
-            while j < batch.len() && batch[j].0 == slot {
-                j += 1;
-            }
+        let RxState { runs, payloads, .. } = rx;
+        for (r, (route, start)) in runs.iter().enumerate() {
+            let end = runs.get(r + 1).map_or(payloads.len(), |next| next.1);
             let last = route.subs.len().saturating_sub(1);
             for (k, sub) in route.subs.iter().enumerate() {
-                q.clear();
-                for (_, payload) in &mut batch[i..j] {
-                    let payload = if k == last {
-                        std::mem::take(payload)
-                    } else {
-                        payload.clone()
-                    };
-                    q.push_back(Message {
-                        meta: route.meta.clone(),
-                        payload,
-                    });
-                }
-                while let Ok(dropped) = sub.push_many(q) {
+                // The last subscription takes the payloads; the others share.
+                let mut at = *start;
+                while let Ok((n, dropped)) =
+                    sub.push_run(&route.meta, &mut payloads[at..end], k == last)
+                {
                     if dropped > 0 {
                         peer.counters.dropped_queue_full.fetch_add(dropped, Relaxed);
                         self.report_drop(sub.pattern.as_str(), dropped);
                     }
-                    if q.is_empty() {
+                    at += n;
+                    if at == end {
                         break;
                     }
                     tokio::select! {
@@ -1767,15 +1776,9 @@ impl Inner {
                     }
                 }
             }
-            i = j;
         }
-        batch.clear();
-        // Keep the last route as the memo for the next batch.
-        if routes.len() > 1 {
-            let keep = routes.pop();
-            routes.clear();
-            routes.extend(keep);
-        }
+        runs.clear();
+        payloads.clear();
         Ok(())
     }
 

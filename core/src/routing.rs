@@ -30,6 +30,10 @@ pub(crate) struct Route {
 /// Where a received message on one path goes (local subscriptions only).
 pub(crate) struct RxRoute {
     pub gen: u64,
+    /// The path, also in `meta`: the reader compares each message's path
+    /// with this copy, leaving `meta`'s cache line to the receiving threads
+    /// that count references to it.
+    pub path: Box<[u8]>,
     pub meta: Arc<Meta>,
     pub subs: Vec<Arc<SubShared>>,
 }

@@ -577,6 +577,42 @@ async fn block_policy_backpressures_without_loss() {
     assert_eq!(sub.dropped(), 0);
 }
 
+/// Received messages are handed to subscriptions in runs per path. Paths
+/// interleaved in one stream reach two overlapping subscriptions in order and
+/// with the right path each, while the small Block queue of one of them
+/// keeps cutting runs short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interleaved_paths_reach_overlapping_subscriptions_in_order() {
+    let (server, client) = pair("tcp").await;
+    let mut opts = SubscribeOptions::default();
+    opts.capacity = 3;
+    let small = server.subscribe_with("mix/*", opts).unwrap();
+    let all = server.subscribe("mix/**").unwrap();
+    await_interest(&client, "mix/a").await;
+    let paths = ["mix/a", "mix/b", "mix/a/deep", "mix/c"];
+    let sent: Vec<(&str, u32)> = (0..5_000u32)
+        .map(|i| (paths[(i as usize * 7 / 3) % paths.len()], i))
+        .collect();
+    let c = client.clone();
+    let to_send = sent.clone();
+    let producer = tokio::spawn(async move {
+        for (path, i) in to_send {
+            c.publish(path, i.to_le_bytes().to_vec()).await.unwrap();
+        }
+    });
+    for (path, i) in sent.iter().filter(|(p, _)| *p != "mix/a/deep") {
+        let m = within(small.recv()).await.unwrap();
+        assert_eq!((m.path(), &m.payload()[..]), (*path, &i.to_le_bytes()[..]));
+    }
+    for (path, i) in &sent {
+        let m = within(all.recv()).await.unwrap();
+        assert_eq!((m.path(), &m.payload()[..]), (*path, &i.to_le_bytes()[..]));
+        assert_eq!(m.sender(), "client");
+    }
+    within(producer).await.unwrap();
+    assert_eq!(small.dropped() + all.dropped(), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversize_publish_fails_locally_before_sending() {
     let mut cfg = Config::named("small");
