@@ -44,6 +44,85 @@ struct RxState {
     heads: Vec<proto::Head>,
 }
 
+/// The future of [`Endpoint::publish`]. Nothing is sent before it is first
+/// polled. A message whose targets all have room is delivered on that first
+/// poll, without allocating; only a publish that has to wait (a full queue, a
+/// dialled peer that is away) boxes its waiting part.
+#[must_use = "futures do nothing unless polled"]
+pub struct Publish<'a> {
+    state: PublishState<'a>,
+}
+
+enum PublishState<'a> {
+    Start {
+        inner: &'a Inner,
+        path: &'a str,
+        payload: Bytes,
+    },
+    Waiting(std::pin::Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>),
+    Done,
+}
+
+impl Future for Publish<'_> {
+    type Output = Result<()>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<()>> {
+        use std::task::Poll;
+        match std::mem::replace(&mut self.state, PublishState::Done) {
+            PublishState::Start {
+                inner,
+                path,
+                payload,
+            } => {
+                let route = match inner.route(path) {
+                    Ok(r) => r,
+                    Err(e) => return Poll::Ready(Err(e)),
+                };
+                let rest = match inner.sweep(&route, &payload, true) {
+                    Swept::Done(r) => return Poll::Ready(r),
+                    Swept::Rest(rest) => rest,
+                };
+                let mut fut = Box::pin(inner.deliver_rest(route, payload, true, rest));
+                let p = fut.as_mut().poll(cx);
+                if p.is_pending() {
+                    self.state = PublishState::Waiting(fut);
+                }
+                p
+            }
+            PublishState::Waiting(mut fut) => {
+                let p = fut.as_mut().poll(cx);
+                if p.is_pending() {
+                    self.state = PublishState::Waiting(fut);
+                }
+                p
+            }
+            PublishState::Done => Poll::Ready(Err(Error::new(
+                ErrorCode::Internal,
+                "a publish future was polled after it completed",
+            ))),
+        }
+    }
+}
+
+/// What [`Inner::sweep`] did with a message.
+enum Swept {
+    /// Delivered to every target (or refused): the publish's outcome.
+    Done(Result<()>),
+    /// Some targets must be waited for.
+    Rest(Rest),
+}
+
+/// The targets a sweep could not serve at once.
+struct Rest {
+    frame_len: usize,
+    full_peers: Vec<Arc<Peer>>,
+    full_subs: Vec<(Arc<SubShared>, Message)>,
+    skipped: usize,
+}
+
 /// Frames of at least this many bytes are read into a buffer of their own
 /// (see [`BigFrames`]) rather than through the link's read buffer.
 const LARGE_FRAME: usize = 128 * 1024;
@@ -343,9 +422,14 @@ impl Endpoint {
     /// Errors: `INVALID_PATH`, `MESSAGE_TOO_LARGE` (nothing sent),
     /// `BUFFER_FULL` (some targets skipped after `send_timeout`; counted
     /// and reported as `Dropped` events), `CLOSED`.
-    pub async fn publish(&self, path: &str, payload: impl Into<Bytes>) -> Result<()> {
-        let route = self.inner.route(path)?;
-        self.inner.deliver(&route, payload.into(), true).await
+    pub fn publish<'a>(&'a self, path: &'a str, payload: impl Into<Bytes>) -> Publish<'a> {
+        Publish {
+            state: PublishState::Start {
+                inner: &self.inner,
+                path,
+                payload: payload.into(),
+            },
+        }
     }
 
     /// Like [`publish`](Self::publish) but never waits: a target without room
@@ -353,8 +437,13 @@ impl Endpoint {
     /// `BUFFER_FULL`.
     pub fn try_publish(&self, path: &str, payload: impl Into<Bytes>) -> Result<()> {
         let route = self.inner.route(path)?;
-        let fut = self.inner.deliver(&route, payload.into(), false);
-        // Without waiting the future completes on its first poll.
+        let payload = payload.into();
+        let rest = match self.inner.sweep(&route, &payload, false) {
+            Swept::Done(r) => return r,
+            Swept::Rest(rest) => rest,
+        };
+        let fut = self.inner.deliver_rest(route, payload, false, rest);
+        // Without waiting the rest completes on its first poll.
         let waker = std::task::Waker::noop();
         let mut cx = std::task::Context::from_waker(waker);
         let mut fut = std::pin::pin!(fut);
@@ -914,31 +1003,30 @@ impl Inner {
         Ok(route)
     }
 
-    async fn deliver(&self, route: &Route, payload: Bytes, wait: bool) -> Result<()> {
+    /// The first part of a publish: every target with room gets the message
+    /// now, without waiting. What is left (a full target, a dialled peer that
+    /// is away) is returned for [`deliver_rest`](Self::deliver_rest).
+    fn sweep(&self, route: &Route, payload: &Bytes, wait: bool) -> Swept {
         let path = &*route.meta.path;
         let frame_len = proto::message_frame_len(path, payload.len());
         if !route.peers.is_empty() && frame_len > route.max_frame {
-            return Err(Error::new(
+            return Swept::Done(Err(Error::new(
                 ErrorCode::MessageTooLarge,
                 format!(
                     "a message of {} bytes on {path} makes a {frame_len}-byte frame; a subscribed peer accepts at most {} bytes",
                     payload.len(),
                     route.max_frame
                 ),
-            ));
+            )));
         }
-        // The sweep: every target with room gets the message now, without
-        // waiting. What is left (a full target, a dialled peer that is away)
-        // goes to `deliver_waiting`, boxed, so the future of the common case
-        // stays small (it is created and moved once per message).
-        let mut full_peers: Vec<&Arc<Peer>> = Vec::new();
+        let mut full_peers = Vec::new();
         for peer in &route.peers {
-            if let Enq::Full = peer.tx.push_message(path, &payload) {
-                full_peers.push(peer);
+            if let Enq::Full = peer.tx.push_message(path, payload) {
+                full_peers.push(peer.clone());
             }
         }
         let mut skipped = 0usize;
-        let mut full_subs: Vec<(&Arc<SubShared>, Message)> = Vec::new();
+        let mut full_subs = Vec::new();
         if !route.subs.is_empty() {
             let msg = Message {
                 meta: route.meta.clone(),
@@ -947,7 +1035,7 @@ impl Inner {
             for sub in &route.subs {
                 let r = match sub.push(msg.clone()) {
                     (Push::Full, Some(m)) if wait => {
-                        full_subs.push((sub, m));
+                        full_subs.push((sub.clone(), m));
                         continue;
                     }
                     (Push::Full, _) => {
@@ -959,12 +1047,41 @@ impl Inner {
                 skipped += self.sub_pushed(sub, r, wait);
             }
         }
-        if !full_peers.is_empty() || !route.offline.is_empty() || !full_subs.is_empty() {
-            skipped += Box::pin(
-                self.deliver_waiting(route, &payload, wait, frame_len, full_peers, full_subs),
-            )
-            .await;
+        if full_peers.is_empty() && route.offline.is_empty() && full_subs.is_empty() {
+            return Swept::Done(self.skipped(path, skipped, wait));
         }
+        Swept::Rest(Rest {
+            frame_len,
+            full_peers,
+            full_subs,
+            skipped,
+        })
+    }
+
+    /// The second part of a publish, for what [`sweep`](Self::sweep) left.
+    async fn deliver_rest(
+        &self,
+        route: Arc<Route>,
+        payload: Bytes,
+        wait: bool,
+        rest: Rest,
+    ) -> Result<()> {
+        let skipped = rest.skipped
+            + self
+                .deliver_waiting(
+                    &route,
+                    &payload,
+                    wait,
+                    rest.frame_len,
+                    rest.full_peers,
+                    rest.full_subs,
+                )
+                .await;
+        self.skipped(&route.meta.path, skipped, wait)
+    }
+
+    /// A publish's outcome once `skipped` targets had no room.
+    fn skipped(&self, path: &str, skipped: usize, wait: bool) -> Result<()> {
         if skipped > 0 {
             return Err(Error::new(
                 ErrorCode::BufferFull,
@@ -981,7 +1098,7 @@ impl Inner {
         Ok(())
     }
 
-    /// The rest of [`deliver`](Self::deliver): waits (when `wait`) for room
+    /// The waiting part of a publish: waits (when `wait`) for room
     /// at full peers and subscriptions and holds messages for dialled peers
     /// that are away. Returns how many targets were skipped.
     async fn deliver_waiting(
@@ -990,8 +1107,8 @@ impl Inner {
         payload: &Bytes,
         wait: bool,
         frame_len: usize,
-        full_peers: Vec<&Arc<Peer>>,
-        full_subs: Vec<(&Arc<SubShared>, Message)>,
+        full_peers: Vec<Arc<Peer>>,
+        full_subs: Vec<(Arc<SubShared>, Message)>,
     ) -> usize {
         let path = &*route.meta.path;
         let mut skipped = 0usize;
@@ -1025,7 +1142,7 @@ impl Inner {
             if may_wait {
                 match policy {
                     SlowPeer::Disconnect => self.peer_down(
-                        peer,
+                        &peer,
                         ErrorCode::BufferFull,
                         &format!(
                             "slow consumer: its send buffer stayed full for {:?}",
@@ -1060,7 +1177,7 @@ impl Inner {
                     Push::Dropped(1)
                 }
             };
-            skipped += self.sub_pushed(sub, r, wait);
+            skipped += self.sub_pushed(&sub, r, wait);
         }
         skipped
     }

@@ -65,7 +65,7 @@ pub mod transport;
 
 pub use bytes::Bytes;
 pub use config::{Config, Overflow, Reconnect, RequestOptions, SlowPeer, SubscribeOptions};
-pub use endpoint::{Endpoint, PeerInfo, Publisher};
+pub use endpoint::{Endpoint, PeerInfo, Publish, Publisher};
 pub use error::{Error, ErrorCode, Result};
 pub use event::{Event, EventRecv, Events};
 pub use metrics::{CounterStats, PeerStats, Stats, SubscriptionStats};

@@ -206,6 +206,31 @@ async fn local_publish_reaches_local_subscribers() {
     assert!(sub.try_recv().unwrap().is_none());
 }
 
+/// A publish future is lazy: nothing is sent before it is polled, and one
+/// dropped unpolled sends nothing. Polled again after it completed, it
+/// returns an error instead of panicking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_sends_when_polled_and_only_once() {
+    use std::future::Future;
+    let ep = Endpoint::named("lazy").unwrap();
+    let sub = ep.subscribe("q").unwrap();
+    drop(ep.publish("q", "dropped"));
+    let fut = ep.publish("q", "polled");
+    assert!(sub.try_recv().unwrap().is_none());
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(matches!(
+        fut.as_mut().poll(&mut cx),
+        std::task::Poll::Ready(Ok(()))
+    ));
+    assert_eq!(&sub.try_recv().unwrap().unwrap().payload()[..], b"polled");
+    match fut.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(Err(e)) => assert_eq!(e.code(), ErrorCode::Internal),
+        other => panic!("expected an error, got {other:?}"),
+    }
+    assert!(sub.try_recv().unwrap().is_none());
+}
+
 /// Publishing remembers the last route per thread; two endpoints in one
 /// thread on the same path, with the same history, must never share it, and
 /// a subscription made later must be seen by the next publish.
