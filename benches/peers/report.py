@@ -90,7 +90,7 @@ def main():
             extra = f" {fmt(mzz)} | {mn / mzz:.2f} |"
         print(f"| {key[0]} | {key[1]} | {fmt(mn)} | {fmt(min(n))}-{fmt(max(n))} | {fmt(mz)} | {fmt(mr)} | "
               f"{mn / mz:.2f} | {mn / mr:.2f} | {mn * int(size) * unit / 1e6:.0f} |" + extra)
-    print("\n### Request/reply round trip (one at a time; microseconds)\n")
+    print("\n### Request/reply round trip (one at a time; microseconds; netchan's client and service in runtime tasks)\n")
     zl = " Zenoh ping/pong p50 | p99 |" if ze else ""
     print("| transport | payload | netchan p50 | p99 | p99.9 | ZeroMQ REQ/REP p50 | p99 | raw p50 | p99 | p50 vs raw | p99 vs raw |" + zl)
     print("|---|---|---|---|---|---|---|---|---|---|---|" + ("---|---|" if ze else ""))
@@ -103,6 +103,16 @@ def main():
             extra = f" {zl[0]:.1f} | {zl[1]:.1f} |"
         print(f"| {key[0]} | {key[1]} | {n[0]:.1f} | {n[1]:.1f} | {n[2]:.1f} | {z[0]:.1f} | {z[1]:.1f} | "
               f"{n[3]:.1f} | {n[4]:.1f} | {n[0] / n[3]:.2f} | {n[1] / n[4]:.2f} |" + extra)
+    th = [parse_netchan(p)[1] for p in (os.path.join(d, f"netchan-thread-{i}.md") for i in range(1, runs + 1)) if os.path.exists(p)]
+    if th:
+        print("\n### Request/reply with netchan's client and service on the threads that called `block_on` (microseconds)\n")
+        print("Each reply also wakes that thread, which sleeps outside the runtime's workers; the raw socket is measured again beside it.\n")
+        print("| transport | payload | netchan p50 | p99 | p99.9 | raw p50 | p99 | p50 vs raw | p99 vs raw |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for key in th[0]:
+            n = [statistics.median(r[key][i] for r in th) for i in range(6)]
+            print(f"| {key[0]} | {key[1]} | {n[0]:.1f} | {n[1]:.1f} | {n[2]:.1f} | {n[3]:.1f} | {n[4]:.1f} | "
+                  f"{n[0] / n[3]:.2f} | {n[1] / n[4]:.2f} |")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,17 @@ pub(crate) enum Transport {
     Both,
 }
 
+/// Where netchan's request/reply client and echo service run.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
+pub(crate) enum Caller {
+    /// In a task on the runtime, as an async service runs: the reply wakes
+    /// the waiting task on the thread that read it.
+    Task,
+    /// On the thread that called `block_on` (a plain `main`), outside the
+    /// runtime's worker threads: each reply also wakes that thread.
+    Thread,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
 pub(crate) enum Impl {
     Netchan,
@@ -46,6 +57,12 @@ pub(crate) struct BenchArgs {
     /// Repeat each measurement this many times and report the median and spread.
     #[arg(long, default_value_t = 1)]
     runs: usize,
+    /// Where netchan's request/reply client and echo service run.
+    #[arg(long, value_enum, default_value = "task")]
+    caller: Caller,
+    /// Measure request/reply latency only (no throughput section).
+    #[arg(long)]
+    latency_only: bool,
     /// Measure memory (idle connections, subscriptions) and connect-to-first-message time instead.
     #[arg(long)]
     memory: bool,
@@ -61,6 +78,8 @@ pub(crate) struct WorkerArgs {
     addr: String,
     #[arg(long, default_value_t = 0)]
     count: u64,
+    #[arg(long, value_enum, default_value = "task")]
+    caller: Caller,
 }
 
 fn err(detail: impl Into<String>) -> Error {
@@ -88,7 +107,13 @@ struct Worker {
 }
 
 impl Worker {
-    fn spawn(role: &str, imp: Impl, addr: &str, count: u64) -> Result<Worker, Error> {
+    fn spawn(
+        role: &str,
+        imp: Impl,
+        addr: &str,
+        count: u64,
+        caller: Caller,
+    ) -> Result<Worker, Error> {
         let exe = std::env::current_exe().map_err(|e| err(format!("current_exe: {e}")))?;
         let mut child = Command::new(exe)
             .args(["bench-worker", "--role", role, "--imp"])
@@ -96,7 +121,11 @@ impl Worker {
                 Impl::Netchan => "netchan",
                 Impl::Raw => "raw",
             })
-            .args(["--addr", addr, "--count", &count.to_string()])
+            .args(["--addr", addr, "--count", &count.to_string(), "--caller"])
+            .arg(match caller {
+                Caller::Task => "task",
+                Caller::Thread => "thread",
+            })
             .stdout(Stdio::piped())
             .spawn()
             .map_err(|e| err(format!("spawning the bench worker: {e}")))?;
@@ -153,7 +182,7 @@ fn payload(size: usize) -> Bytes {
 
 /// Messages per second measured at the subscriber.
 async fn throughput(t: Transport, imp: Impl, size: usize, count: u64) -> Result<f64, Error> {
-    let w = Worker::spawn("sub", imp, &addr_for(t, "tp"), count)?;
+    let w = Worker::spawn("sub", imp, &addr_for(t, "tp"), count, Caller::Thread)?;
     let data = payload(size);
     match imp {
         Impl::Netchan => {
@@ -209,32 +238,44 @@ fn parse_done(line: &str, count: u64) -> Result<f64, Error> {
 }
 
 /// Round-trip times, sorted.
+/// Round trips of one request at a time; the first 1000 are not kept.
+async fn round_trips(ep: Endpoint, data: Bytes, samples: usize) -> Result<Vec<Duration>, Error> {
+    let mut rtts = Vec::with_capacity(samples);
+    for i in 0..(1000 + samples) {
+        let t0 = Instant::now();
+        let r = ep
+            .request("bench/echo", data.clone(), Duration::from_secs(5))
+            .await?;
+        let dt = t0.elapsed();
+        if r.len() != data.len() {
+            return Err(err("echo returned the wrong size"));
+        }
+        if i >= 1000 {
+            rtts.push(dt);
+        }
+    }
+    Ok(rtts)
+}
+
 async fn latency(
     t: Transport,
     imp: Impl,
     size: usize,
     samples: usize,
+    caller: Caller,
 ) -> Result<Vec<Duration>, Error> {
-    let w = Worker::spawn("echo", imp, &addr_for(t, "lat"), 0)?;
+    let w = Worker::spawn("echo", imp, &addr_for(t, "lat"), 0, caller)?;
     let data = payload(size);
-    let mut rtts = Vec::with_capacity(samples);
+    let mut rtts;
     match imp {
         Impl::Netchan => {
             let ep = Endpoint::new(Config::named(format!("bench-req-{}", std::process::id())))?;
             ep.connect(&w.addr).await?;
-            for i in 0..(1000 + samples) {
-                let t0 = Instant::now();
-                let r = ep
-                    .request("bench/echo", data.clone(), Duration::from_secs(5))
-                    .await?;
-                let dt = t0.elapsed();
-                if r.len() != size {
-                    return Err(err("echo returned the wrong size"));
-                }
-                if i >= 1000 {
-                    rtts.push(dt);
-                }
-            }
+            let run = round_trips(ep.clone(), data, samples);
+            rtts = match caller {
+                Caller::Task => tokio::spawn(run).await.map_err(|e| err(e.to_string()))??,
+                Caller::Thread => run.await?,
+            };
             ep.close().await;
         }
         Impl::Raw => {
@@ -347,8 +388,14 @@ pub(crate) async fn worker(a: WorkerArgs) -> Result<(), Error> {
                 let svc = ep.serve("bench/echo")?;
                 let bound = ep.listen(&a.addr).await?;
                 println!("READY {bound}");
-                while let Some((req, reply)) = svc.recv().await {
-                    reply.send(req.payload().clone());
+                let echo = async move {
+                    while let Some((req, reply)) = svc.recv().await {
+                        reply.send(req.payload().clone());
+                    }
+                };
+                match a.caller {
+                    Caller::Task => tokio::spawn(echo).await.map_err(|e| err(e.to_string()))?,
+                    Caller::Thread => echo.await,
                 }
             }
             ep.close().await;
@@ -436,6 +483,13 @@ pub(crate) async fn run(a: BenchArgs) -> Result<(), Error> {
         Transport::Tcp => &[Transport::Tcp],
         Transport::Unix => &[Transport::Unix],
     };
+    if !a.latency_only {
+        throughput_table(&a, transports).await?;
+    }
+    latency_table(&a, transports).await
+}
+
+async fn throughput_table(a: &BenchArgs, transports: &[Transport]) -> Result<(), Error> {
     println!("## Pub/sub throughput (publisher and subscriber in separate processes; median of {} run(s))\n", a.runs);
     println!("| transport | payload | netchan msg/s | netchan MB/s | raw msg/s | raw MB/s | netchan/raw | spread (min-max netchan msg/s) |");
     println!("|---|---|---|---|---|---|---|---|");
@@ -463,7 +517,18 @@ pub(crate) async fn run(a: BenchArgs) -> Result<(), Error> {
             );
         }
     }
-    println!("\n## Request/reply round trip, one at a time ({} samples after 1000 warm-up; median run)\n", a.samples);
+    Ok(())
+}
+
+async fn latency_table(a: &BenchArgs, transports: &[Transport]) -> Result<(), Error> {
+    println!(
+        "\n## Request/reply round trip, one at a time ({} samples after 1000 warm-up; median run; netchan's client and service run {})\n",
+        a.samples,
+        match a.caller {
+            Caller::Task => "in runtime tasks",
+            Caller::Thread => "on the threads that called block_on",
+        }
+    );
     println!("| transport | payload | netchan p50 | p99 | p99.9 | raw p50 | p99 | p99.9 | p50 ratio | p99 ratio |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for &t in transports {
@@ -474,8 +539,8 @@ pub(crate) async fn run(a: BenchArgs) -> Result<(), Error> {
             let mut runs_n = Vec::new();
             let mut runs_r = Vec::new();
             for _ in 0..a.runs {
-                let n = latency(t, Impl::Netchan, size, a.samples).await?;
-                let r = latency(t, Impl::Raw, size, a.samples).await?;
+                let n = latency(t, Impl::Netchan, size, a.samples, a.caller).await?;
+                let r = latency(t, Impl::Raw, size, a.samples, a.caller).await?;
                 runs_n.push([pick(&n, 0.5), pick(&n, 0.99), pick(&n, 0.999)]);
                 runs_r.push([pick(&r, 0.5), pick(&r, 0.99), pick(&r, 0.999)]);
             }

@@ -51,6 +51,39 @@ fn demo_runs_and_exits_zero() {
     }
 }
 
+/// `netchan bench` in its smallest form: request/reply only, with netchan's
+/// side in runtime tasks and on plain threads; each prints a row with a
+/// netchan and a raw round trip.
+#[test]
+fn bench_measures_round_trips_from_tasks_and_threads() {
+    for caller in ["task", "thread"] {
+        let out = netchan(&[
+            "bench",
+            "--latency-only",
+            "--transport",
+            "unix",
+            "--latency-sizes",
+            "8",
+            "--samples",
+            "20",
+            "--caller",
+            caller,
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let s = text(&out.stdout);
+        assert!(!s.contains("Pub/sub throughput"), "{s}");
+        let row = s
+            .lines()
+            .find(|l| l.starts_with("| Unix | 8 B |"))
+            .unwrap_or_else(|| panic!("no latency row in:\n{s}"));
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        for (i, cell) in [(3, "netchan p50"), (6, "raw p50")] {
+            let us: f64 = cells[i].trim_end_matches(" us").parse().unwrap();
+            assert!(us > 0.0, "{cell} in {row}");
+        }
+    }
+}
+
 #[test]
 fn serve_and_req_over_tcp_and_unix() {
     let sock = format!(
