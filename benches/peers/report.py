@@ -103,10 +103,17 @@ def main():
             extra = f" {zl[0]:.1f} | {zl[1]:.1f} |"
         print(f"| {key[0]} | {key[1]} | {n[0]:.1f} | {n[1]:.1f} | {n[2]:.1f} | {z[0]:.1f} | {z[1]:.1f} | "
               f"{n[3]:.1f} | {n[4]:.1f} | {n[0] / n[3]:.2f} | {n[1] / n[4]:.2f} |" + extra)
-    th = [parse_netchan(p)[1] for p in (os.path.join(d, f"netchan-thread-{i}.md") for i in range(1, runs + 1)) if os.path.exists(p)]
-    if th:
-        print("\n### Request/reply with netchan's client and service on the threads that called `block_on` (microseconds)\n")
-        print("Each reply also wakes that thread, which sleeps outside the runtime's workers; the raw socket is measured again beside it.\n")
+    for tag, title, note in [
+        ("thread", "on the threads that called `block_on`",
+         "Each reply also wakes that thread, which sleeps outside the runtime's workers."),
+        ("busy", "on the threads that called `block_on`, with `Config::busy_poll` = 100 us",
+         "The waiting thread keeps polling (yielding its core to runnable threads) for up to 100 us before it sleeps."),
+    ]:
+        th = [parse_netchan(p)[1] for p in (os.path.join(d, f"netchan-{tag}-{i}.md") for i in range(1, runs + 1)) if os.path.exists(p)]
+        if not th:
+            continue
+        print(f"\n### Request/reply with netchan's client and service {title} (microseconds)\n")
+        print(f"{note} The raw socket is measured again beside it.\n")
         print("| transport | payload | netchan p50 | p99 | p99.9 | raw p50 | p99 | p50 vs raw | p99 vs raw |")
         print("|---|---|---|---|---|---|---|---|---|")
         for key in th[0]:

@@ -29,8 +29,10 @@ if [ "$zenoh" = 1 ]; then
 fi
 for i in $(seq "$runs"); do
     ./target/release/netchan bench $quick > "$out/netchan-$i.md"
-    # Request/reply again with netchan's side on plain threads (block_on).
+    # Request/reply again with netchan's side on plain threads (block_on),
+    # without and with busy polling.
     ./target/release/netchan bench $quick --latency-only --caller thread > "$out/netchan-thread-$i.md"
+    ./target/release/netchan bench $quick --latency-only --caller thread --busy-poll 100 > "$out/netchan-busy-$i.md"
     ./target/bench/zmq_bench $quick > "$out/zmq-$i.txt"
     if [ "$zenoh" = 1 ]; then
         python3 benches/peers/zenoh_run.py $quick > "$out/zenoh-$i.txt"

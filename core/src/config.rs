@@ -178,7 +178,19 @@ pub struct Config {
     pub max_pending_handshakes: usize,
     /// Declarations one peer may hold.
     pub max_declarations_per_peer: usize,
+    /// Busy polling for callers outside the runtime's tasks (a plain `main`
+    /// in `block_on`, the `*_blocking` calls): after a request is sent, and
+    /// while `recv` waits on a subscription or service, the waiting thread
+    /// keeps polling for up to this long before it sleeps, so a reply that
+    /// arrives meanwhile does not have to wake it. Costs up to this much CPU
+    /// time per wait. Inside a runtime task it has no effect (the reply wakes
+    /// the task on the thread that read it). Zero (the default) turns it
+    /// off; at most one second.
+    pub busy_poll: Duration,
 }
+
+/// The largest [`Config::busy_poll`].
+pub const MAX_BUSY_POLL: Duration = Duration::from_secs(1);
 
 impl Default for Config {
     fn default() -> Self {
@@ -201,6 +213,7 @@ impl Default for Config {
             max_connections: 1024,
             max_pending_handshakes: 64,
             max_declarations_per_peer: 100_000,
+            busy_poll: Duration::ZERO,
         }
     }
 }
@@ -255,6 +268,12 @@ impl Config {
                     "{field} must be at least 1"
                 )));
             }
+        }
+        if self.busy_poll > MAX_BUSY_POLL {
+            return Err(Error::invalid_argument(format!(
+                "busy_poll {:?} must be at most {MAX_BUSY_POLL:?}",
+                self.busy_poll
+            )));
         }
         if self.heartbeat_misses == 0 {
             return Err(Error::invalid_argument(

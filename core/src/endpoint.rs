@@ -482,6 +482,7 @@ impl Endpoint {
             ep: Arc::downgrade(&self.inner),
             rt: self.inner.rt.clone(),
             batch: Mutex::new(Default::default()),
+            busy: self.inner.cfg.busy_poll,
         })
     }
 
@@ -588,6 +589,7 @@ impl Endpoint {
                 ep: Arc::downgrade(&self.inner),
                 rt: self.inner.rt.clone(),
                 task: None,
+                busy: self.inner.cfg.busy_poll,
             },
             rx_out,
         ))
@@ -609,10 +611,11 @@ impl Endpoint {
         payload: impl Into<Bytes>,
         timeout: Duration,
     ) -> Result<Bytes> {
-        self.inner
-            .clone()
-            .request(path, payload.into(), RequestOptions::timeout(timeout))
-            .await
+        let fut =
+            self.inner
+                .clone()
+                .request(path, payload.into(), RequestOptions::timeout(timeout));
+        crate::runtime::busy_poll(self.inner.cfg.busy_poll, fut).await
     }
 
     /// [`request`](Self::request) with options, e.g. waiting for a responder
@@ -623,7 +626,8 @@ impl Endpoint {
         payload: impl Into<Bytes>,
         opts: RequestOptions,
     ) -> Result<Bytes> {
-        self.inner.clone().request(path, payload.into(), opts).await
+        let fut = self.inner.clone().request(path, payload.into(), opts);
+        crate::runtime::busy_poll(self.inner.cfg.busy_poll, fut).await
     }
 
     /// Measures the round-trip time to the connected peer named `peer`.

@@ -156,6 +156,8 @@ pub struct Service {
     pub(crate) ep: Weak<Inner>,
     pub(crate) rt: tokio::runtime::Handle,
     pub(crate) task: Option<tokio::task::AbortHandle>,
+    /// [`Config::busy_poll`](crate::Config::busy_poll) of its endpoint.
+    pub(crate) busy: Duration,
 }
 
 impl Service {
@@ -168,7 +170,7 @@ impl Service {
     /// service created by `serve_fn`, whose handler receives them instead).
     pub async fn recv(&self) -> Option<(Request, Reply)> {
         let rx = self.rx.as_ref()?;
-        rx.lock().await.recv().await
+        crate::runtime::busy_poll(self.busy, async { rx.lock().await.recv().await }).await
     }
 
     /// Blocks for the next request, up to `timeout`. `Ok(None)` on timeout;

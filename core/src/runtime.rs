@@ -5,8 +5,10 @@
 //! stopped by [`shutdown`] (which C programs call before exit so that leak
 //! checkers see every worker thread joined).
 
+use std::future::Future;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::task::Poll;
+use std::time::{Duration, Instant};
 
 use once_cell::sync::Lazy;
 use tokio::runtime::{Handle, Runtime};
@@ -64,4 +66,31 @@ pub fn shutdown(timeout: Duration) -> bool {
         }
         None => false,
     }
+}
+
+/// Awaits `fut`, busy-polling it for up to `window` (see
+/// [`Config::busy_poll`](crate::Config::busy_poll)) when polled outside a
+/// runtime task: while the window lasts, a pending poll wakes its own waker,
+/// so an executor such as `block_on` polls again at once instead of parking
+/// the thread. Inside a task, or with a zero window, it is a plain await.
+pub(crate) async fn busy_poll<F: Future>(window: Duration, fut: F) -> F::Output {
+    if window.is_zero() || tokio::task::try_id().is_some() {
+        return fut.await;
+    }
+    let mut fut = std::pin::pin!(fut);
+    let mut since = None;
+    std::future::poll_fn(move |cx| {
+        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+            return Poll::Ready(v);
+        }
+        let now = Instant::now();
+        if now.duration_since(*since.get_or_insert(now)) < window {
+            // Give the CPU to a runnable thread first: the runtime worker
+            // that reads the reply may be waiting for this core.
+            std::thread::yield_now();
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
+    })
+    .await
 }

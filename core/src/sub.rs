@@ -368,6 +368,8 @@ pub struct Subscription {
     pub(crate) ep: Weak<Inner>,
     pub(crate) rt: tokio::runtime::Handle,
     pub(crate) batch: Mutex<VecDeque<Message>>,
+    /// [`Config::busy_poll`](crate::Config::busy_poll) of its endpoint.
+    pub(crate) busy: Duration,
 }
 
 impl Subscription {
@@ -383,7 +385,8 @@ impl Subscription {
             return Some(m);
         }
         let mut v = Vec::new();
-        if self.shared.recv_many(&mut v, 256).await == 0 {
+        let wait = self.shared.recv_many(&mut v, 256);
+        if crate::runtime::busy_poll(self.busy, wait).await == 0 {
             return None;
         }
         let mut it = v.into_iter();
@@ -414,7 +417,7 @@ impl Subscription {
         if n > 0 {
             return n;
         }
-        self.shared.recv_many(out, max).await
+        crate::runtime::busy_poll(self.busy, self.shared.recv_many(out, max)).await
     }
 
     fn take_batched(&self) -> Option<Message> {

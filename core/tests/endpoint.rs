@@ -816,3 +816,88 @@ async fn unix_socket_file_is_removed_on_close_and_stale_files_are_replaced() {
         tokio::task::yield_now().await;
     }
 }
+
+/// Counts how often a waker is woken.
+struct CountWakes(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for CountWakes {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Polls `fut` `n` times with a counting waker; returns the wakes seen and
+/// whether it completed.
+fn poll_counting<F: std::future::Future>(fut: F, n: usize) -> (usize, bool) {
+    let count = std::sync::Arc::new(CountWakes(Default::default()));
+    let waker = std::task::Waker::from(count.clone());
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    for _ in 0..n {
+        if fut.as_mut().poll(&mut cx).is_ready() {
+            return (count.0.load(std::sync::atomic::Ordering::SeqCst), true);
+        }
+    }
+    (count.0.load(std::sync::atomic::Ordering::SeqCst), false)
+}
+
+/// With `busy_poll`, a wait polled outside a runtime task wakes its own
+/// waker while the window lasts, so `block_on` polls again instead of
+/// parking; after the window, in a task, or with the default zero, it waits
+/// to be woken (after at most two yields of the queue's own). Over a second
+/// is refused.
+#[test]
+fn busy_poll_repolls_outside_tasks_within_the_window() {
+    let mut cfg = Config::named("busy-too-long");
+    cfg.busy_poll = Duration::from_millis(1001);
+    let e = Endpoint::new(cfg).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidArgument);
+    assert!(e.detail().contains("busy_poll"), "{e}");
+
+    let mut cfg = Config::named("busy");
+    cfg.busy_poll = Duration::from_millis(300);
+    let busy = Endpoint::new(cfg).unwrap();
+    let off = Endpoint::named("busy-off").unwrap();
+    let (busy_sub, off_sub) = (busy.subscribe("q").unwrap(), off.subscribe("q").unwrap());
+
+    let (wakes, done) = poll_counting(busy_sub.recv(), 10);
+    assert!(!done);
+    assert!(wakes >= 10, "busy: {wakes} wakes in 10 polls");
+    let (wakes, _) = poll_counting(off_sub.recv(), 10);
+    assert!(wakes <= 2, "off: {wakes} wakes in 10 polls");
+    // In a task the window does not apply.
+    let sub = busy.subscribe("q").unwrap();
+    let in_task = busy
+        .runtime()
+        .block_on(
+            busy.runtime()
+                .spawn(async move { poll_counting(sub.recv(), 10) }),
+        )
+        .unwrap();
+    assert!(in_task.0 <= 2, "in a task: {} wakes in 10 polls", in_task.0);
+
+    // Past the window the wait sleeps until a message wakes it.
+    use std::future::Future as _;
+    let fut = busy_sub.recv();
+    let count = std::sync::Arc::new(CountWakes(Default::default()));
+    let waker = std::task::Waker::from(count.clone());
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    assert!(fut.as_mut().poll(&mut cx).is_pending());
+    std::thread::sleep(Duration::from_millis(350)); // let the window pass
+    for _ in 0..5 {
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+    }
+    let before = count.0.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(fut.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), before);
+    busy.try_publish("q", "x").unwrap();
+    assert!(count.0.load(std::sync::atomic::Ordering::SeqCst) > before);
+    match fut.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(Some(m)) => assert_eq!(&m.payload()[..], b"x"),
+        other => panic!("expected the message, got {other:?}"),
+    }
+}

@@ -31,6 +31,14 @@ pub(crate) enum Caller {
     Thread,
 }
 
+/// How netchan's request/reply side runs.
+#[derive(Clone, Copy, Debug)]
+struct Rr {
+    caller: Caller,
+    /// `Config::busy_poll`, in microseconds.
+    busy_poll: u64,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
 pub(crate) enum Impl {
     Netchan,
@@ -60,6 +68,10 @@ pub(crate) struct BenchArgs {
     /// Where netchan's request/reply client and echo service run.
     #[arg(long, value_enum, default_value = "task")]
     caller: Caller,
+    /// `Config::busy_poll` of netchan's request/reply endpoints, in
+    /// microseconds (0 to 1000000; it acts with `--caller thread` only).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    busy_poll: u64,
     /// Measure request/reply latency only (no throughput section).
     #[arg(long)]
     latency_only: bool,
@@ -80,6 +92,8 @@ pub(crate) struct WorkerArgs {
     count: u64,
     #[arg(long, value_enum, default_value = "task")]
     caller: Caller,
+    #[arg(long, default_value_t = 0)]
+    busy_poll: u64,
 }
 
 fn err(detail: impl Into<String>) -> Error {
@@ -107,13 +121,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn spawn(
-        role: &str,
-        imp: Impl,
-        addr: &str,
-        count: u64,
-        caller: Caller,
-    ) -> Result<Worker, Error> {
+    fn spawn(role: &str, imp: Impl, addr: &str, count: u64, rr: Rr) -> Result<Worker, Error> {
         let exe = std::env::current_exe().map_err(|e| err(format!("current_exe: {e}")))?;
         let mut child = Command::new(exe)
             .args(["bench-worker", "--role", role, "--imp"])
@@ -122,10 +130,11 @@ impl Worker {
                 Impl::Raw => "raw",
             })
             .args(["--addr", addr, "--count", &count.to_string(), "--caller"])
-            .arg(match caller {
+            .arg(match rr.caller {
                 Caller::Task => "task",
                 Caller::Thread => "thread",
             })
+            .args(["--busy-poll", &rr.busy_poll.to_string()])
             .stdout(Stdio::piped())
             .spawn()
             .map_err(|e| err(format!("spawning the bench worker: {e}")))?;
@@ -182,7 +191,11 @@ fn payload(size: usize) -> Bytes {
 
 /// Messages per second measured at the subscriber.
 async fn throughput(t: Transport, imp: Impl, size: usize, count: u64) -> Result<f64, Error> {
-    let w = Worker::spawn("sub", imp, &addr_for(t, "tp"), count, Caller::Thread)?;
+    let rr = Rr {
+        caller: Caller::Thread,
+        busy_poll: 0,
+    };
+    let w = Worker::spawn("sub", imp, &addr_for(t, "tp"), count, rr)?;
     let data = payload(size);
     match imp {
         Impl::Netchan => {
@@ -262,17 +275,19 @@ async fn latency(
     imp: Impl,
     size: usize,
     samples: usize,
-    caller: Caller,
+    rr: Rr,
 ) -> Result<Vec<Duration>, Error> {
-    let w = Worker::spawn("echo", imp, &addr_for(t, "lat"), 0, caller)?;
+    let w = Worker::spawn("echo", imp, &addr_for(t, "lat"), 0, rr)?;
     let data = payload(size);
     let mut rtts;
     match imp {
         Impl::Netchan => {
-            let ep = Endpoint::new(Config::named(format!("bench-req-{}", std::process::id())))?;
+            let mut cfg = Config::named(format!("bench-req-{}", std::process::id()));
+            cfg.busy_poll = Duration::from_micros(rr.busy_poll);
+            let ep = Endpoint::new(cfg)?;
             ep.connect(&w.addr).await?;
             let run = round_trips(ep.clone(), data, samples);
-            rtts = match caller {
+            rtts = match rr.caller {
                 Caller::Task => tokio::spawn(run).await.map_err(|e| err(e.to_string()))??,
                 Caller::Thread => run.await?,
             };
@@ -362,10 +377,9 @@ fn raw_listen(addr: &str) -> Result<(String, Acceptor), Error> {
 pub(crate) async fn worker(a: WorkerArgs) -> Result<(), Error> {
     match (a.imp, a.role.as_str()) {
         (Impl::Netchan, role) => {
-            let ep = Endpoint::new(Config::named(format!(
-                "bench-{role}-{}",
-                std::process::id()
-            )))?;
+            let mut cfg = Config::named(format!("bench-{role}-{}", std::process::id()));
+            cfg.busy_poll = Duration::from_micros(a.busy_poll);
+            let ep = Endpoint::new(cfg)?;
             if role == "sub" {
                 let sub = ep.subscribe("bench/data")?;
                 let bound = ep.listen(&a.addr).await?;
@@ -521,8 +535,13 @@ async fn throughput_table(a: &BenchArgs, transports: &[Transport]) -> Result<(),
 }
 
 async fn latency_table(a: &BenchArgs, transports: &[Transport]) -> Result<(), Error> {
+    let busy = if a.busy_poll > 0 {
+        format!(", busy-polling up to {} us", a.busy_poll)
+    } else {
+        String::new()
+    };
     println!(
-        "\n## Request/reply round trip, one at a time ({} samples after 1000 warm-up; median run; netchan's client and service run {})\n",
+        "\n## Request/reply round trip, one at a time ({} samples after 1000 warm-up; median run; netchan's client and service run {}{busy})\n",
         a.samples,
         match a.caller {
             Caller::Task => "in runtime tasks",
@@ -539,8 +558,12 @@ async fn latency_table(a: &BenchArgs, transports: &[Transport]) -> Result<(), Er
             let mut runs_n = Vec::new();
             let mut runs_r = Vec::new();
             for _ in 0..a.runs {
-                let n = latency(t, Impl::Netchan, size, a.samples, a.caller).await?;
-                let r = latency(t, Impl::Raw, size, a.samples, a.caller).await?;
+                let rr = Rr {
+                    caller: a.caller,
+                    busy_poll: a.busy_poll,
+                };
+                let n = latency(t, Impl::Netchan, size, a.samples, rr).await?;
+                let r = latency(t, Impl::Raw, size, a.samples, rr).await?;
                 runs_n.push([pick(&n, 0.5), pick(&n, 0.99), pick(&n, 0.999)]);
                 runs_r.push([pick(&r, 0.5), pick(&r, 0.99), pick(&r, 0.999)]);
             }
