@@ -663,6 +663,16 @@ netchan_result netchan_options_set_subscribe_capacity(netchan_options *options, 
 // Errors: `NULL_ARGUMENT`. The value is checked by `netchan_endpoint_new()`.
 netchan_result netchan_options_set_subscribe_max_bytes(netchan_options *options, size_t value);
 
+// Busy polling for the blocking calls (`netchan_endpoint_request_blocking`,
+// `netchan_subscription_recv`), in microseconds (default 0: off; at most
+// 1000000). The waiting thread keeps polling, yielding its core to other
+// runnable threads, for up to this long before it sleeps, so a reply or
+// message that arrives meanwhile does not have to wake it: shorter round
+// trips for up to this much CPU time per wait.
+//
+// Errors: `NULL_ARGUMENT`. The value is checked by `netchan_endpoint_new()`.
+netchan_result netchan_options_set_busy_poll_us(netchan_options *options, uint64_t value);
+
 // Requests queued per service before new ones are refused with
 // `BUFFER_FULL` (default 1024).
 //

@@ -86,6 +86,11 @@ int main(void) {
     CHECK(untouched == (netchan_endpoint *)&drops);
     CHECK_RC(netchan_options_set_overflow(opts, 77), NETCHAN_RESULT_INVALID_ARGUMENT);
     CHECK_OK(netchan_options_set_send_timeout_ms(opts, 2000));
+    CHECK_RC(netchan_options_set_busy_poll_us(NULL, 5), NETCHAN_RESULT_NULL_ARGUMENT);
+    CHECK_OK(netchan_options_set_busy_poll_us(opts, 1000001));
+    CHECK_RC(netchan_endpoint_new(opts, &untouched), NETCHAN_RESULT_INVALID_ARGUMENT);
+    CHECK(strstr(netchan_last_error(), "busy_poll") != NULL);
+    CHECK_OK(netchan_options_set_busy_poll_us(opts, 1000000));
     CHECK_OK(netchan_options_set_name(opts, "errors-test"));
     CHECK_RC(netchan_options_set_name(opts, "bad\xff\xfe"), NETCHAN_RESULT_INVALID_UTF8);
     CHECK_OK(netchan_endpoint_new(opts, &ep));

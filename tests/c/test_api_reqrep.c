@@ -128,6 +128,28 @@ int main(void) {
     CHECK(t_slice_eq(netchan_bytes_data(reply), "hi", 2));
     netchan_bytes_free(reply);
     netchan_bytes_free(reply); /* double free: ignored */
+
+    /* The same from a client that busy-polls while it waits. */
+    {
+        netchan_options *o = NULL;
+        CHECK_OK(netchan_options_new(&o));
+        CHECK_OK(netchan_options_set_busy_poll_us(o, 200));
+        netchan_endpoint *busy = NULL;
+        CHECK_OK(netchan_endpoint_new(o, &busy));
+        netchan_options_free(o);
+        char *addr = NULL;
+        CHECK_OK(netchan_endpoint_listen(server, "tcp://127.0.0.1:0", &addr));
+        CHECK_OK(netchan_endpoint_connect(busy, addr, NULL));
+        netchan_string_free(addr);
+        for (int i = 0; i < 20; i++) {
+            netchan_bytes *r = NULL;
+            CHECK_OK(netchan_endpoint_request_blocking(busy, "svc/echo", (const uint8_t *)"busy", 4, 5000, &r));
+            CHECK(t_slice_eq(netchan_bytes_data(r), "busy", 4));
+            netchan_bytes_free(r);
+        }
+        CHECK_OK(netchan_endpoint_close(busy));
+        netchan_endpoint_free(busy);
+    }
     reply = NULL;
     CHECK_OK(netchan_endpoint_request_blocking(client, "svc/later", (const uint8_t *)"abc", 3, 5000, &reply));
     CHECK(t_slice_eq(netchan_bytes_data(reply), "later:abc", 9));
