@@ -602,6 +602,29 @@ async fn block_policy_backpressures_without_loss() {
     assert_eq!(sub.dropped(), 0);
 }
 
+/// Endpoints made inside a current-thread runtime run every task on that
+/// one thread (publisher, writers, readers): a stream of small messages
+/// still arrives whole and in order.
+#[tokio::test(flavor = "current_thread")]
+async fn a_current_thread_runtime_carries_a_stream() {
+    let (server, client) = pair("tcp").await;
+    let sub = server.subscribe("stream").unwrap();
+    await_interest(&client, "stream").await;
+    let n = 20_000u32;
+    let c = client.clone();
+    let producer = tokio::spawn(async move {
+        for i in 0..n {
+            c.publish("stream", i.to_le_bytes().to_vec()).await.unwrap();
+        }
+    });
+    for i in 0..n {
+        let m = within(sub.recv()).await.unwrap();
+        assert_eq!(&m.payload()[..], &i.to_le_bytes());
+    }
+    within(producer).await.unwrap();
+    assert_eq!(sub.dropped(), 0);
+}
+
 /// Received messages are handed to subscriptions in runs per path. Paths
 /// interleaved in one stream reach two overlapping subscriptions in order and
 /// with the right path each, while the small Block queue of one of them
