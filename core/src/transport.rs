@@ -234,7 +234,19 @@ fn tcp_conn(s: TcpStream) -> Conn {
     }
 }
 
+/// The send buffer asked for on Unix sockets (the kernel caps it at
+/// `net.core.wmem_max`). A Unix socket's bytes in flight count against the
+/// sender's buffer, 208 KiB by default, which split every 1 MiB message into
+/// several writes with a writable-wait each; TCP's buffer grows on its own
+/// (up to `net.ipv4.tcp_wmem`'s 4 MiB). On the 2-core VM, 4 interleaved
+/// runs: 64 KiB messages 34-50 k -> 71-80 k msg/s, 1 MiB median 0.84x ->
+/// 0.96x the raw socket.
+/// It is a limit, not an allocation: an idle connection costs nothing more.
+const UNIX_SEND_BUFFER: usize = 4 * 1024 * 1024;
+
 fn unix_conn(s: UnixStream, path: &str) -> Conn {
+    // Best effort: a smaller buffer only costs speed.
+    let _ = socket2::SockRef::from(&s).set_send_buffer_size(UNIX_SEND_BUFFER);
     let (r, w) = s.into_split();
     Conn {
         reader: Box::pin(r),
@@ -381,6 +393,31 @@ mod tests {
             Addr::parse("unix:///tmp/x.sock").unwrap(),
             Addr::Unix("/tmp/x.sock".into())
         );
+    }
+
+    /// Both ends of a Unix connection ask for a large send buffer; the
+    /// kernel grants up to `net.core.wmem_max` (and reports twice the size).
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn unix_connections_get_a_large_send_buffer() {
+        let max: usize = std::fs::read_to_string("/proc/sys/net/core/wmem_max")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let want = 2 * UNIX_SEND_BUFFER.min(max);
+        let path = std::env::temp_dir().join(format!("netchan-sndbuf-{}.sock", std::process::id()));
+        let (l, addr) = Listener::bind(&Addr::Unix(path)).await.unwrap();
+        let (dialled, accepted) = tokio::join!(dial(&addr), l.accept());
+        for conn in [dialled.unwrap(), accepted.unwrap()] {
+            let Wire::Unix(w) = &conn.writer else {
+                panic!("not a Unix connection")
+            };
+            let got = socket2::SockRef::from(w.as_ref())
+                .send_buffer_size()
+                .unwrap();
+            assert_eq!(got, want, "wmem_max {max}");
+        }
     }
 
     #[test]
