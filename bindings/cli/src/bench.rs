@@ -250,7 +250,6 @@ fn parse_done(line: &str, count: u64) -> Result<f64, Error> {
     Ok((n.saturating_sub(1)) as f64 / (nanos.max(1) as f64 / 1e9))
 }
 
-/// Round-trip times, sorted.
 /// Round trips of one request at a time; the first 1000 are not kept.
 async fn round_trips(ep: Endpoint, data: Bytes, samples: usize) -> Result<Vec<Duration>, Error> {
     let mut rtts = Vec::with_capacity(samples);
@@ -270,6 +269,7 @@ async fn round_trips(ep: Endpoint, data: Bytes, samples: usize) -> Result<Vec<Du
     Ok(rtts)
 }
 
+/// Round-trip times, sorted.
 async fn latency(
     t: Transport,
     imp: Impl,
