@@ -586,12 +586,22 @@ async fn block_policy_backpressures_without_loss() {
     let mut opts = SubscribeOptions::default();
     opts.capacity = 8;
     let sub = server.subscribe_with("flow", opts).unwrap();
-    await_interest(&client, "flow").await;
-    let n = 20_000u32;
+    stream_arrives_in_order(&client, &sub, "flow", 20_000).await;
+}
+
+/// Publishes `n` numbered messages on `path` from `client` (in a task) and
+/// checks that `sub` receives every one, in order, and dropped none.
+async fn stream_arrives_in_order(
+    client: &Endpoint,
+    sub: &netchan::Subscription,
+    path: &'static str,
+    n: u32,
+) {
+    await_interest(client, path).await;
     let c = client.clone();
     let producer = tokio::spawn(async move {
         for i in 0..n {
-            c.publish("flow", i.to_le_bytes().to_vec()).await.unwrap();
+            c.publish(path, i.to_le_bytes().to_vec()).await.unwrap();
         }
     });
     for i in 0..n {
@@ -609,20 +619,7 @@ async fn block_policy_backpressures_without_loss() {
 async fn a_current_thread_runtime_carries_a_stream() {
     let (server, client) = pair("tcp").await;
     let sub = server.subscribe("stream").unwrap();
-    await_interest(&client, "stream").await;
-    let n = 20_000u32;
-    let c = client.clone();
-    let producer = tokio::spawn(async move {
-        for i in 0..n {
-            c.publish("stream", i.to_le_bytes().to_vec()).await.unwrap();
-        }
-    });
-    for i in 0..n {
-        let m = within(sub.recv()).await.unwrap();
-        assert_eq!(&m.payload()[..], &i.to_le_bytes());
-    }
-    within(producer).await.unwrap();
-    assert_eq!(sub.dropped(), 0);
+    stream_arrives_in_order(&client, &sub, "stream", 20_000).await;
 }
 
 /// Received messages are handed to subscriptions in runs per path. Paths
