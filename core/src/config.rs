@@ -178,6 +178,8 @@ pub struct Config {
     pub max_pending_handshakes: usize,
     /// Declarations one peer may hold.
     pub max_declarations_per_peer: usize,
+    /// Bytes of pattern text one peer's declarations may hold in all.
+    pub max_declaration_bytes_per_peer: usize,
     /// Busy polling for callers outside the runtime's tasks (a plain `main`
     /// in `block_on`, the `*_blocking` calls): after a request is sent, and
     /// while `recv` waits on a subscription or service, the waiting thread
@@ -213,6 +215,7 @@ impl Default for Config {
             max_connections: 1024,
             max_pending_handshakes: 64,
             max_declarations_per_peer: 100_000,
+            max_declaration_bytes_per_peer: 4 * 1024 * 1024,
             busy_poll: Duration::ZERO,
         }
     }
@@ -262,6 +265,10 @@ impl Config {
             ("max_connections", self.max_connections),
             ("max_pending_handshakes", self.max_pending_handshakes),
             ("max_declarations_per_peer", self.max_declarations_per_peer),
+            (
+                "max_declaration_bytes_per_peer",
+                self.max_declaration_bytes_per_peer,
+            ),
         ] {
             if n == 0 {
                 return Err(Error::invalid_argument(format!(

@@ -18,7 +18,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::event::{Event, Events};
 use crate::link::{heartbeat, now_ms, redial, Dialer, Held};
 use crate::metrics::{Counters, PeerStats, Stats};
-use crate::path::{validate_path, Pattern};
+use crate::path::{validate_path, validate_pattern, Pattern};
 use crate::peer::{writer_loop, Enq, Peer, SendQueue};
 use crate::proto::{self, Decl, DeclKind, Decoded, Frame, Hello, Peeked};
 use crate::reqrep::{run_handler, Incoming, Reply, ReplyTo, Request, Service, ServiceShared};
@@ -889,7 +889,7 @@ impl Inner {
         // Checked under the lock: close() empties the state under it too.
         self.check_open()?;
         if let Some(d) = f(&mut st) {
-            let frame = Frame::Declare(vec![d]);
+            let frame = Frame::Declare(proto::Declarations::new(&[d]));
             for p in &st.peers {
                 let _ = p.tx.push_control(&frame);
             }
@@ -1659,7 +1659,9 @@ impl Inner {
     fn register(&self, st: &mut State, peer: &Arc<Peer>) {
         let snap = st.snapshot();
         for chunk in snap.chunks(SNAPSHOT_BATCH) {
-            let _ = peer.tx.push_control(&Frame::Declare(chunk.to_vec()));
+            let _ = peer
+                .tx
+                .push_control(&Frame::Declare(proto::Declarations::new(chunk)));
         }
         let _ = peer.tx.push_control(&Frame::SnapshotEnd);
         st.peers.push(peer.clone());
@@ -1947,7 +1949,12 @@ impl Inner {
                     return Ok(());
                 };
                 let cancel = CancellationToken::new();
-                peer.lock_serving().insert(id, cancel.clone());
+                if peer.lock_serving().insert(id, cancel.clone()).is_some() {
+                    return Err(Error::new(
+                        ErrorCode::ProtocolError,
+                        format!("REQUEST id {id} is already in flight on this connection"),
+                    ));
+                }
                 let deadline = Instant::now() + Duration::from_millis(timeout_ms);
                 let req = Request {
                     path: path.into(),
@@ -2026,6 +2033,13 @@ impl Inner {
             }
             Frame::Declare(items) => self.apply_declarations(peer, items)?,
             Frame::SnapshotEnd => {
+                // Only this connection's reader sets it.
+                if peer.snapshot_done.load(SeqCst) {
+                    return Err(Error::new(
+                        ErrorCode::ProtocolError,
+                        "a second SNAPSHOT_END on this connection",
+                    ));
+                }
                 {
                     // Under the state lock: what was held for this peer while
                     // it was away goes out before anything routed to it now.
@@ -2064,40 +2078,56 @@ impl Inner {
         Ok(())
     }
 
-    fn apply_declarations(&self, peer: &Arc<Peer>, items: Vec<Decl>) -> Result<()> {
-        let mut parsed = Vec::with_capacity(items.len());
-        for d in items {
-            let p = Pattern::new(&d.pattern).map_err(|e| {
-                Error::new(
-                    ErrorCode::ProtocolError,
-                    format!("declaration with invalid pattern: {}", e.detail()),
-                )
-            })?;
-            parsed.push((d.declare, d.kind, p));
-        }
+    /// Applies a peer's declarations one at a time, checking each against
+    /// the per-peer limits before it is stored: a frame of a million items
+    /// is refused at the first one over the limit, having allocated for none
+    /// beyond it.
+    fn apply_declarations(&self, peer: &Arc<Peer>, list: proto::Declarations) -> Result<()> {
+        let max_count = self.cfg.max_declarations_per_peer;
+        let max_bytes = self.cfg.max_declaration_bytes_per_peer;
+        let r = {
+            // Only the peer's own table is locked while items are applied;
+            // the generation bump below (under the state lock) invalidates
+            // any route computed meanwhile.
+            let mut decls = peer.lock_decls();
+            list.iter().try_for_each(|d| {
+                validate_pattern(d.pattern).map_err(|e| {
+                    Error::new(
+                        ErrorCode::ProtocolError,
+                        format!("declaration with invalid pattern: {}", e.detail()),
+                    )
+                })?;
+                if !d.declare {
+                    decls.remove(d.kind, d.pattern);
+                    return Ok(());
+                }
+                if decls.contains(d.kind, d.pattern) {
+                    return Ok(());
+                }
+                if decls.len() >= max_count {
+                    return Err(Error::new(
+                        ErrorCode::ProtocolError,
+                        format!("peer exceeded the limit of {max_count} declarations"),
+                    ));
+                }
+                if decls.text_bytes() + d.pattern.len() > max_bytes {
+                    return Err(Error::new(
+                        ErrorCode::ProtocolError,
+                        format!(
+                            "peer exceeded the limit of {max_bytes} bytes of declared patterns"
+                        ),
+                    ));
+                }
+                decls.insert(d.kind, d.pattern);
+                Ok(())
+            })
+        };
         {
             let _st = self.lock_state();
-            let mut decls = peer.lock_decls();
-            for (declare, kind, p) in parsed {
-                if declare {
-                    decls.map.insert((kind, p.text_arc()), p);
-                } else {
-                    decls.map.remove(&(kind, p.text_arc()));
-                }
-            }
-            if decls.map.len() > self.cfg.max_declarations_per_peer {
-                return Err(Error::new(
-                    ErrorCode::ProtocolError,
-                    format!(
-                        "peer exceeded the limit of {} declarations",
-                        self.cfg.max_declarations_per_peer
-                    ),
-                ));
-            }
             self.bump(false);
         }
         self.changed.notify_waiters();
-        Ok(())
+        r
     }
 
     pub(crate) fn peer_down(&self, peer: &Arc<Peer>, code: ErrorCode, reason: &str) {

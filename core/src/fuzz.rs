@@ -68,8 +68,8 @@ pub fn handshake(data: &[u8]) {
     }
     while let Ok(Decoded::Frame(f)) = proto::decode(&mut buf, local.max_frame as usize) {
         if let Frame::Declare(items) = f {
-            for d in items {
-                let _ = Pattern::new(&d.pattern);
+            for d in items.iter() {
+                let _ = Pattern::new(d.pattern);
             }
         }
     }

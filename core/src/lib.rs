@@ -47,6 +47,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+mod decls;
 mod endpoint;
 pub mod error;
 pub mod event;

@@ -181,7 +181,7 @@ impl Inner {
         let interests: Vec<Pattern> = peer
             .lock_decls()
             .iter(DeclKind::Interest)
-            .cloned()
+            .filter_map(|p| Pattern::new(p).ok())
             .collect();
         let mut off = d.lock_offline();
         off.active = self.cfg.offline_buffer > 0 && !interests.is_empty();
@@ -206,9 +206,8 @@ impl Inner {
         };
         let mut dropped = dropped;
         let decls = peer.lock_decls();
-        let interests: Vec<&Pattern> = decls.iter(DeclKind::Interest).collect();
         for (meta, payload) in queue {
-            if !interests.iter().any(|p| p.matches(&meta.path)) {
+            if !decls.any_matches(DeclKind::Interest, &meta.path) {
                 // The peer no longer wants it: nothing is owed.
                 continue;
             }

@@ -95,49 +95,96 @@ pub fn validate_path(text: &str) -> Result<()> {
     })
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum Seg {
-    Lit(Box<str>),
-    One,
-    Many,
+/// Validates a pattern without keeping anything (a peer's declaration is
+/// checked before the receiver decides to store it).
+pub fn validate_pattern(text: &str) -> Result<()> {
+    check_common(text, |_, s| {
+        if s != "*" && s != "**" && s.contains('*') {
+            Err(invalid(
+                text,
+                format!(
+                    "segment `{s}`: `*` must be a whole segment (`*` matches one \
+                     segment, `**` any number)"
+                ),
+            ))
+        } else {
+            Ok(())
+        }
+    })
 }
 
-/// A validated pattern: a path whose segments may be `*` or `**`.
+/// A validated pattern: a path whose segments may be `*` or `**`. It is
+/// only its text; matching reads the text (see [`matches_text`]), so a
+/// pattern costs one allocation.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Pattern {
     text: Arc<str>,
-    segs: Arc<[Seg]>,
+}
+
+/// Splits a pattern into `out` (at most [`MAX_SEGMENTS`]), dropping a `**`
+/// that follows another (`**/**` means `**`; one keeps matching linear).
+/// Returns how many segments, or `None` if there are too many.
+fn pattern_segments<'a>(pattern: &'a str, out: &mut [&'a str; MAX_SEGMENTS]) -> Option<usize> {
+    let mut n = 0;
+    for s in pattern.split('/') {
+        if s == "**" && n > 0 && out[n - 1] == "**" {
+            continue;
+        }
+        *out.get_mut(n)? = s;
+        n += 1;
+    }
+    Some(n)
+}
+
+/// True if the concrete `path` matches the pattern `pattern`, both assumed
+/// valid (see [`validate_pattern`], [`validate_path`]). Allocates nothing.
+pub(crate) fn matches_text(pattern: &str, path: &str) -> bool {
+    let mut pbuf = [""; MAX_SEGMENTS];
+    let mut sbuf = [""; MAX_SEGMENTS];
+    let Some(np) = pattern_segments(pattern, &mut pbuf) else {
+        return false;
+    };
+    let mut ns = 0;
+    for part in path.split('/') {
+        let Some(slot) = sbuf.get_mut(ns) else {
+            return false;
+        };
+        *slot = part;
+        ns += 1;
+    }
+    let (segs, parts) = (&pbuf[..np], &sbuf[..ns]);
+    // Classic wildcard matching with one backtrack point: `*` is "any one
+    // item", `**` is "any run of items". Linear in practice, O(n*m) worst.
+    let (mut p, mut s) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while s < parts.len() {
+        match segs.get(p).copied() {
+            Some("**") => {
+                star = Some((p, s));
+                p += 1;
+            }
+            Some(seg) if seg == "*" || seg == parts[s] => {
+                p += 1;
+                s += 1;
+            }
+            _ => match star {
+                Some((sp, ss)) => {
+                    p = sp + 1;
+                    s = ss + 1;
+                    star = Some((sp, ss + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    segs[p..].iter().all(|s| *s == "**")
 }
 
 impl Pattern {
     /// Parses and validates a pattern.
     pub fn new(text: &str) -> Result<Pattern> {
-        let mut segs = Vec::new();
-        check_common(text, |_, s| {
-            let seg = match s {
-                "*" => Seg::One,
-                "**" => Seg::Many,
-                _ if s.contains('*') => {
-                    return Err(invalid(
-                        text,
-                        format!(
-                            "segment `{s}`: `*` must be a whole segment (`*` matches one \
-                             segment, `**` any number)"
-                        ),
-                    ))
-                }
-                _ => Seg::Lit(s.into()),
-            };
-            // `**/**` is the same as `**`; keep one so matching stays linear.
-            if !(seg == Seg::Many && segs.last() == Some(&Seg::Many)) {
-                segs.push(seg);
-            }
-            Ok(())
-        })?;
-        Ok(Pattern {
-            text: text.into(),
-            segs: segs.into(),
-        })
+        validate_pattern(text)?;
+        Ok(Pattern { text: text.into() })
     }
 
     /// The pattern as written.
@@ -152,70 +199,43 @@ impl Pattern {
 
     /// True if the pattern has no wildcard (it is a plain path).
     pub fn is_exact(&self) -> bool {
-        self.segs.iter().all(|s| matches!(s, Seg::Lit(_)))
+        !self.text.contains('*')
     }
 
     /// True if `path` (assumed valid) matches this pattern.
     pub fn matches(&self, path: &str) -> bool {
-        // Classic wildcard matching with one backtrack point: `*` is "any one
-        // item", `**` is "any run of items". Linear in practice, O(n*m) worst.
-        let segs = &self.segs[..];
-        let parts: Vec<&str> = path.split('/').collect();
-        let (mut p, mut s) = (0usize, 0usize);
-        let mut star: Option<(usize, usize)> = None;
-        while s < parts.len() {
-            match segs.get(p) {
-                Some(Seg::Lit(l)) if **l == *parts[s] => {
-                    p += 1;
-                    s += 1;
-                }
-                Some(Seg::One) => {
-                    p += 1;
-                    s += 1;
-                }
-                Some(Seg::Many) => {
-                    star = Some((p, s));
-                    p += 1;
-                }
-                _ => match star {
-                    Some((sp, ss)) => {
-                        p = sp + 1;
-                        s = ss + 1;
-                        star = Some((sp, ss + 1));
-                    }
-                    None => return false,
-                },
-            }
-        }
-        segs[p..].iter().all(|s| *s == Seg::Many)
+        matches_text(&self.text, path)
     }
 
     /// True if some path matches both patterns.
     pub fn overlaps(&self, other: &Pattern) -> bool {
-        let (a, b) = (&self.segs[..], &other.segs[..]);
+        let (mut abuf, mut bbuf) = ([""; MAX_SEGMENTS], [""; MAX_SEGMENTS]);
+        let (Some(na), Some(nb)) = (
+            pattern_segments(&self.text, &mut abuf),
+            pattern_segments(&other.text, &mut bbuf),
+        ) else {
+            return false;
+        };
+        let (a, b) = (&abuf[..na], &bbuf[..nb]);
         let w = b.len() + 1;
         // memo[i*w + j]: 0 unknown, 1 false, 2 true
         let mut memo = vec![0u8; (a.len() + 1) * w];
-        fn go(a: &[Seg], b: &[Seg], i: usize, j: usize, memo: &mut [u8], w: usize) -> bool {
+        fn go(a: &[&str], b: &[&str], i: usize, j: usize, memo: &mut [u8], w: usize) -> bool {
             let k = i * w + j;
             if memo[k] != 0 {
                 return memo[k] == 2;
             }
-            let r = match (a.get(i), b.get(j)) {
+            let r = match (a.get(i).copied(), b.get(j).copied()) {
                 (None, None) => true,
-                (Some(Seg::Many), _) => {
+                (Some("**"), _) => {
                     go(a, b, i + 1, j, memo, w) || (j < b.len() && go(a, b, i, j + 1, memo, w))
                 }
-                (_, Some(Seg::Many)) => {
+                (_, Some("**")) => {
                     go(a, b, i, j + 1, memo, w) || (i < a.len() && go(a, b, i + 1, j, memo, w))
                 }
                 (None, Some(_)) | (Some(_), None) => false,
                 (Some(x), Some(y)) => {
-                    let compatible = match (x, y) {
-                        (Seg::Lit(l), Seg::Lit(r)) => l == r,
-                        _ => true,
-                    };
-                    compatible && go(a, b, i + 1, j + 1, memo, w)
+                    (x == "*" || y == "*" || x == y) && go(a, b, i + 1, j + 1, memo, w)
                 }
             };
             memo[k] = if r { 2 } else { 1 };

@@ -11,10 +11,10 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::sync::{oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
+use crate::decls::RemoteDecls;
 use crate::error::{Error, ErrorCode, Result};
 use crate::metrics::Counters;
-use crate::path::Pattern;
-use crate::proto::{self, DeclKind, Frame};
+use crate::proto::{self, Frame};
 use crate::transport::Wire;
 
 /// Payloads at least this big are queued by reference instead of copied
@@ -494,21 +494,6 @@ fn gather_pause() {
         if start.elapsed() >= GATHER_FOR {
             break;
         }
-    }
-}
-
-/// Declarations a peer holds.
-#[derive(Default)]
-pub(crate) struct RemoteDecls {
-    pub map: HashMap<(DeclKind, Arc<str>), Pattern>,
-}
-
-impl RemoteDecls {
-    pub(crate) fn iter(&self, kind: DeclKind) -> impl Iterator<Item = &Pattern> {
-        self.map
-            .iter()
-            .filter(move |((k, _), _)| *k == kind)
-            .map(|(_, p)| p)
     }
 }
 

@@ -112,11 +112,7 @@ impl State {
                 p.snapshot_done.load(std::sync::atomic::Ordering::SeqCst)
                     || p.dialer.as_ref().is_none_or(|d| !d.lock_offline().active)
             })
-            .filter(|p| {
-                p.lock_decls()
-                    .iter(DeclKind::Interest)
-                    .any(|pat| pat.matches(path))
-            })
+            .filter(|p| p.lock_decls().any_matches(DeclKind::Interest, path))
             .cloned()
             .collect();
         let max_frame = peers
@@ -161,11 +157,7 @@ impl State {
     pub(crate) fn remote_servers(&self, path: &str) -> Vec<Arc<Peer>> {
         self.peers
             .iter()
-            .filter(|p| {
-                p.lock_decls()
-                    .iter(DeclKind::Service)
-                    .any(|pat| pat.matches(path))
-            })
+            .filter(|p| p.lock_decls().any_matches(DeclKind::Service, path))
             .cloned()
             .collect()
     }
@@ -189,7 +181,11 @@ impl State {
             out.push(self_name.to_owned());
         }
         for peer in &self.peers {
-            if peer.lock_decls().iter(kind).any(|p| p.overlaps(pattern)) {
+            let overlaps = peer
+                .lock_decls()
+                .iter(kind)
+                .any(|p| Pattern::new(p).is_ok_and(|p| p.overlaps(pattern)));
+            if overlaps {
                 out.push(peer.name.to_string());
             }
         }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bytes::BytesMut;
-use netchan::proto::{self, Decl, DeclKind, Decoded, Frame, Hello};
+use netchan::proto::{self, Decl, DeclKind, Declarations, Decoded, Frame, Hello};
 use netchan::{Config, Endpoint, ErrorCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -17,7 +17,7 @@ async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
         .expect("watchdog: test took too long")
 }
 
-fn hello(name: &str, min: u16, max: u16) -> Vec<u8> {
+fn hello(name: &str, min: u64, max: u64) -> Vec<u8> {
     let mut b = BytesMut::new();
     proto::encode(
         &mut b,
@@ -262,11 +262,11 @@ async fn bombs_after_the_handshake_close_only_that_connection() {
         ("reserved kind", vec![0, 0, 0, 6, 0x35, 0, 0, 0, 1, 0x90]),
         (
             "invalid pattern",
-            frame(&Frame::Declare(vec![Decl {
+            frame(&Frame::Declare(Declarations::new(&[Decl {
                 declare: true,
                 kind: DeclKind::Interest,
                 pattern: "a//b".into(),
-            }])),
+            }]))),
         ),
         ("second HELLO", hello("again", 1, 1)),
     ];
@@ -380,11 +380,11 @@ async fn in_flight_requests_fail_with_peer_lost_when_the_link_dies() {
     let fake = tokio::spawn(async move {
         let (mut s, _) = l.accept().await.unwrap();
         s.write_all(&hello("doomed", 1, 1)).await.unwrap();
-        s.write_all(&frame(&Frame::Declare(vec![Decl {
+        s.write_all(&frame(&Frame::Declare(Declarations::new(&[Decl {
             declare: true,
             kind: DeclKind::Service,
             pattern: "work".into(),
-        }])))
+        }]))))
         .await
         .unwrap();
         s.write_all(&frame(&Frame::SnapshotEnd)).await.unwrap();

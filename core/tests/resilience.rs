@@ -385,7 +385,7 @@ async fn frozen_peer(
         kind: DeclKind::Interest,
         pattern: "data".into(),
     };
-    encode(&mut b, &Frame::Declare(vec![interest])).unwrap();
+    encode(&mut b, &Frame::Declare(vec![interest].into())).unwrap();
     encode(&mut b, &Frame::SnapshotEnd).unwrap();
     let (r, mut w) = s.into_split();
     w.write_all(&b).await.unwrap();

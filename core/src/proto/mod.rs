@@ -14,16 +14,19 @@
 //! the tests at the bottom of this file check.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+
+mod header;
+use header::Reader;
 
 use crate::error::{Error, ErrorCode, Result};
 
 /// Magic string carried in every HELLO.
 pub const MAGIC: &str = "NTCH";
 /// Lowest protocol version this build speaks.
-pub const VERSION_MIN: u16 = 1;
+pub const VERSION_MIN: u64 = 1;
 /// Highest protocol version this build speaks.
-pub const VERSION_MAX: u16 = 1;
+pub const VERSION_MAX: u64 = 1;
 /// Bytes before the header: `len` (4), `kind` (1), `hlen` (4).
 pub const FRAME_PREFIX: usize = 9;
 /// Frame size limit before the handshake completes (a HELLO is small).
@@ -62,6 +65,27 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The name docs/PROTOCOL.md gives it (`HELLO`, `SNAPSHOT_END`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Hello => "HELLO",
+            Kind::Close => "CLOSE",
+            Kind::Ping => "PING",
+            Kind::Pong => "PONG",
+            Kind::Declare => "DECLARE",
+            Kind::SnapshotEnd => "SNAPSHOT_END",
+            Kind::Message => "MESSAGE",
+            Kind::Request => "REQUEST",
+            Kind::Result => "RESULT",
+            Kind::Cancel => "CANCEL",
+        }
+    }
+
+    /// True for the kinds that may carry a payload.
+    fn has_payload(self) -> bool {
+        matches!(self, Kind::Message | Kind::Request | Kind::Result)
+    }
+
     fn from_u8(b: u8) -> std::result::Result<Kind, String> {
         Ok(match b {
             0x01 => Kind::Hello,
@@ -132,15 +156,126 @@ pub struct Decl {
     pub pattern: String,
 }
 
+/// The items of a DECLARE frame, kept in their wire form (a checked
+/// MessagePack array) and read one at a time by [`iter`](Self::iter): a
+/// frame of a million declarations allocates nothing until the receiver
+/// decides, item by item and within its limits, what to keep.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Declarations {
+    /// The whole header: an array of `[op, kind, pattern]`, shape checked.
+    header: Bytes,
+    count: usize,
+}
+
+/// One item of a [`Declarations`] list, borrowing its pattern.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeclRef<'a> {
+    /// true: declare; false: undeclare.
+    pub declare: bool,
+    /// What is declared.
+    pub kind: DeclKind,
+    /// The pattern, UTF-8 (not yet validated as a pattern).
+    pub pattern: &'a str,
+}
+
+/// The smallest encoding of one DECLARE item: `93 op kind a1 x`.
+const MIN_DECL_ITEM: usize = 5;
+
+impl Declarations {
+    /// Encodes `items` into their wire form.
+    pub fn new(items: &[Decl]) -> Declarations {
+        let wire: Vec<(u8, u8, &str)> = items
+            .iter()
+            .map(|d| (d.declare as u8, d.kind.to_u8(), d.pattern.as_str()))
+            .collect();
+        let mut buf =
+            Vec::with_capacity(8 + items.iter().map(|d| d.pattern.len() + 6).sum::<usize>());
+        // Encoding tuples of integers and strings into a Vec cannot fail.
+        let _ = rmp_serde::encode::write(&mut buf, &wire);
+        Declarations {
+            header: buf.into(),
+            count: items.len(),
+        }
+    }
+
+    /// Checks the shape of every item without allocating; returns the count.
+    fn check(r: &mut Reader<'_>) -> Result<usize> {
+        let n = r.array("the DECLARE list")?;
+        r.check_count(n, MIN_DECL_ITEM, "the DECLARE list")?;
+        for _ in 0..n {
+            read_decl(r)?;
+        }
+        Ok(n)
+    }
+
+    /// How many items.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// True if there are none.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The items, in order.
+    pub fn iter(&self) -> impl Iterator<Item = DeclRef<'_>> + '_ {
+        let mut r = Reader::new(Kind::Declare, &self.header);
+        // Checked when the list was made: these reads cannot fail.
+        let n = r.array("").unwrap_or(0);
+        (0..n).map_while(move |_| read_decl(&mut r).ok())
+    }
+
+    /// The wire form of the header.
+    fn header(&self) -> &[u8] {
+        &self.header
+    }
+}
+
+fn read_decl<'a>(r: &mut Reader<'a>) -> Result<DeclRef<'a>> {
+    r.tuple(3, "a DECLARE item [op, kind, pattern]")?;
+    let declare = match r.uint("op")? {
+        0 => false,
+        1 => true,
+        op => return Err(r.err(format!("op must be 0 or 1, got {op}"))),
+    };
+    let k = r.uint("kind")?;
+    let kind = u8::try_from(k)
+        .ok()
+        .and_then(DeclKind::from_u8)
+        .ok_or_else(|| r.err(format!("declaration kind must be 1, 2 or 3, got {k}")))?;
+    let pattern = r.str("pattern")?;
+    Ok(DeclRef {
+        declare,
+        kind,
+        pattern,
+    })
+}
+
+impl std::fmt::Debug for Declarations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl From<Vec<Decl>> for Declarations {
+    fn from(items: Vec<Decl>) -> Declarations {
+        Declarations::new(&items)
+    }
+}
+
 /// The HELLO header (a msgpack map; unknown keys are ignored).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Versions are compared at any integer width: a peer announcing version
+/// 2^64-1 is told `UNSUPPORTED_VERSION`, not that its HELLO failed to decode.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Hello {
     /// Always [`MAGIC`].
     pub magic: String,
     /// Lowest version the sender speaks.
-    pub min_version: u16,
+    pub min_version: u64,
     /// Highest version the sender speaks.
-    pub max_version: u16,
+    pub max_version: u64,
     /// The sender's endpoint name.
     pub name: String,
     /// Largest frame (prefix included) the sender accepts.
@@ -165,8 +300,8 @@ pub enum Frame {
     Ping(u64),
     /// Pong echoing the nonce.
     Pong(u64),
-    /// Declarations.
-    Declare(Vec<Decl>),
+    /// Declarations, decoded lazily: see [`Declarations`].
+    Declare(Declarations),
     /// End of snapshot.
     SnapshotEnd,
     /// A published message; `path` is valid UTF-8.
@@ -202,33 +337,30 @@ pub enum Frame {
     Cancel(u64),
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct CloseHdr<'a> {
     code: u16,
-    #[serde(borrow)]
     reason: std::borrow::Cow<'a, str>,
 }
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct NonceHdr {
     nonce: u64,
 }
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct RequestHdr<'a> {
     id: u64,
-    #[serde(borrow)]
     path: std::borrow::Cow<'a, str>,
     timeout_ms: u64,
 }
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct ResultHdr<'a> {
     id: u64,
     code: u16,
-    #[serde(borrow)]
     message: std::borrow::Cow<'a, str>,
 }
-#[derive(Serialize, Deserialize)]
+#[cfg(test)]
+#[derive(Serialize)]
 struct MessageHdr<'a> {
-    #[serde(borrow)]
     path: &'a str,
 }
 
@@ -335,12 +467,11 @@ pub fn encode(buf: &mut BytesMut, frame: &Frame) -> Result<()> {
         ),
         Frame::Ping(n) => encode_head(buf, Kind::Ping, &NonceHdr { nonce: *n }, 0),
         Frame::Pong(n) => encode_head(buf, Kind::Pong, &NonceHdr { nonce: *n }, 0),
-        Frame::Declare(items) => {
-            let wire: Vec<(u8, u8, &str)> = items
-                .iter()
-                .map(|d| (d.declare as u8, d.kind.to_u8(), d.pattern.as_str()))
-                .collect();
-            encode_head(buf, Kind::Declare, &wire, 0)
+        Frame::Declare(list) => {
+            let start = buf.len();
+            buf.put_slice(&[0; FRAME_PREFIX]);
+            buf.put_slice(list.header());
+            finish_prefix(buf, start, Kind::Declare, list.header().len(), 0)
         }
         Frame::SnapshotEnd => encode_head(buf, Kind::SnapshotEnd, &[0u8; 0], 0),
         Frame::Message { path, payload } => {
@@ -489,123 +620,178 @@ pub fn message_path_range(frame: &[u8], head: Head) -> Option<std::ops::Range<us
 }
 
 /// Decodes the complete frame at `at` in `chunk`, described by `head` (from
-/// [`peek`]); the payload shares `chunk`.
+/// [`peek`]); the payload shares `chunk`. The header must have exactly the
+/// shape its kind gives it (see [`header`](self) and docs/PROTOCOL.md).
 pub fn parse_frame(chunk: &Bytes, at: usize, head: Head) -> Result<Frame> {
-    let header = &chunk[at + FRAME_PREFIX..at + FRAME_PREFIX + head.hlen];
-    let payload = chunk.slice(at + FRAME_PREFIX + head.hlen..at + head.total);
+    let hstart = at + FRAME_PREFIX;
+    let header = &chunk[hstart..hstart + head.hlen];
+    let payload = chunk.slice(hstart + head.hlen..at + head.total);
     let kind = head.kind;
-    Ok(match kind {
+    if !kind.has_payload() && !payload.is_empty() {
+        return Err(proto_err(format!(
+            "{} frame carries {} payload bytes; it must carry none",
+            kind.name(),
+            payload.len()
+        )));
+    }
+    let mut r = Reader::new(kind, header);
+    let frame = match kind {
         Kind::Message => {
             let path = match message_path_range(&chunk[at..at + head.total], head) {
-                Some(r) => {
-                    let bytes = &chunk[at + r.start..at + r.end];
-                    std::str::from_utf8(bytes)
-                        .map_err(|_| proto_err("bad Message header: path is not UTF-8"))?;
-                    chunk.slice(at + r.start..at + r.end)
-                }
+                Some(range) => chunk.slice(at + range.start..at + range.end),
                 None => {
-                    let hdr: MessageHdr<'_> = de(kind, header)?;
-                    chunk.slice_ref(hdr.path.as_bytes())
+                    r.tuple(1, "[path]")?;
+                    chunk.slice_ref(r.str_bytes("path")?)
                 }
             };
-            Frame::Message { path, payload }
-        }
-        Kind::Hello => {
-            no_payload(kind, &payload)?;
-            Frame::Hello(de(kind, header)?)
-        }
-        Kind::Close => {
-            no_payload(kind, &payload)?;
-            let h: CloseHdr<'_> = de(kind, header)?;
-            Frame::Close {
-                code: h.code,
-                reason: h.reason.into_owned(),
+            if std::str::from_utf8(&path).is_err() {
+                return Err(r.err("path is not valid UTF-8"));
             }
+            // The fast path read the whole header; the slow one must have too.
+            if message_path_range(&chunk[at..at + head.total], head).is_none() {
+                r.end()?;
+            }
+            return Ok(Frame::Message { path, payload });
+        }
+        Kind::Hello => Frame::Hello(parse_hello(&mut r)?),
+        Kind::Close => {
+            r.tuple(2, "[code, reason]")?;
+            let code = wire_code(r.uint("code")?);
+            let reason = truncate(r.str("reason")?, MAX_REASON_LEN).to_owned();
+            Frame::Close { code, reason }
         }
         Kind::Ping | Kind::Pong | Kind::Cancel => {
-            no_payload(kind, &payload)?;
-            let h: NonceHdr = de(kind, header)?;
+            let field = if kind == Kind::Cancel { "id" } else { "nonce" };
+            r.tuple(
+                1,
+                if kind == Kind::Cancel {
+                    "[id]"
+                } else {
+                    "[nonce]"
+                },
+            )?;
+            let n = r.uint(field)?;
             match kind {
-                Kind::Ping => Frame::Ping(h.nonce),
-                Kind::Pong => Frame::Pong(h.nonce),
-                _ => Frame::Cancel(h.nonce),
+                Kind::Ping => Frame::Ping(n),
+                Kind::Pong => Frame::Pong(n),
+                _ => Frame::Cancel(n),
             }
         }
         Kind::Declare => {
-            no_payload(kind, &payload)?;
-            let items: Vec<(u8, u8, String)> = de(kind, header)?;
-            let mut out = Vec::with_capacity(items.len());
-            for (op, k, pattern) in items {
-                let declare = match op {
-                    0 => false,
-                    1 => true,
-                    _ => return Err(proto_err(format!("bad Declare op {op}"))),
-                };
-                let kind = DeclKind::from_u8(k)
-                    .ok_or_else(|| proto_err(format!("bad Declare kind {k}")))?;
-                out.push(Decl {
-                    declare,
-                    kind,
-                    pattern,
-                });
-            }
-            Frame::Declare(out)
+            let list = Declarations::check(&mut r)?;
+            Frame::Declare(Declarations {
+                header: chunk.slice(hstart..hstart + head.hlen),
+                count: list,
+            })
         }
         Kind::SnapshotEnd => {
-            no_payload(kind, &payload)?;
-            let items: Vec<serde::de::IgnoredAny> = de(kind, header)?;
-            if !items.is_empty() {
-                return Err(proto_err("SnapshotEnd header must be an empty array"));
-            }
+            r.tuple(0, "[]")?;
             Frame::SnapshotEnd
         }
         Kind::Request => {
-            let h: RequestHdr<'_> = de(kind, header)?;
+            r.tuple(3, "[id, path, timeout_ms]")?;
             Frame::Request {
-                id: h.id,
-                path: h.path.into_owned(),
-                timeout_ms: h.timeout_ms,
+                id: r.uint("id")?,
+                path: r.str("path")?.to_owned(),
+                timeout_ms: r.uint("timeout_ms")?,
                 payload,
             }
         }
         Kind::Result => {
-            let h: ResultHdr<'_> = de(kind, header)?;
+            r.tuple(3, "[id, code, message]")?;
             Frame::Result {
-                id: h.id,
-                code: h.code,
-                message: h.message.into_owned(),
+                id: r.uint("id")?,
+                code: wire_code(r.uint("code")?),
+                message: r.str("message")?.to_owned(),
                 payload,
             }
         }
-    })
+    };
+    r.end()?;
+    Ok(frame)
 }
 
-fn no_payload(kind: Kind, payload: &Bytes) -> Result<()> {
-    if payload.is_empty() {
-        Ok(())
-    } else {
-        Err(proto_err(format!(
-            "{kind:?} frame carries {} payload bytes; it must carry none",
-            payload.len()
-        )))
+/// An error code from the wire as a `u16`; a number too large for one is
+/// no code this build knows, and is read as such (`u16::MAX`, never a code).
+fn wire_code(n: u64) -> u16 {
+    u16::try_from(n).unwrap_or(u16::MAX)
+}
+
+/// The longest CLOSE reason kept; a longer one is cut at a character
+/// boundary (it is only shown to people, and a peer must not be able to
+/// make every log line and event carry megabytes).
+pub const MAX_REASON_LEN: usize = 1024;
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
     }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
-fn de<'a, T: Deserialize<'a>>(kind: Kind, header: &'a [u8]) -> Result<T> {
-    rmp_serde::from_slice(header).map_err(|e| proto_err(format!("bad {kind:?} header: {e}")))
+/// HELLO keys, each required exactly once.
+const HELLO_KEYS: [&str; 6] = [
+    "magic",
+    "min_version",
+    "max_version",
+    "name",
+    "max_frame",
+    "heartbeat_ms",
+];
+
+fn parse_hello(r: &mut Reader<'_>) -> Result<Hello> {
+    let n = r.map("the HELLO header")?;
+    let mut seen = [false; HELLO_KEYS.len()];
+    let mut h = Hello {
+        magic: String::new(),
+        min_version: 0,
+        max_version: 0,
+        name: String::new(),
+        max_frame: 0,
+        heartbeat_ms: 0,
+    };
+    for _ in 0..n {
+        let key = r.str("a HELLO key")?;
+        let Some(i) = HELLO_KEYS.iter().position(|k| *k == key) else {
+            // Unknown keys are ignored (a later version may add some).
+            r.skip(key)?;
+            continue;
+        };
+        if std::mem::replace(&mut seen[i], true) {
+            return Err(r.err(format!("key `{key}` appears twice")));
+        }
+        match i {
+            0 => h.magic = r.str(key)?.to_owned(),
+            1 => h.min_version = r.uint(key)?,
+            2 => h.max_version = r.uint(key)?,
+            3 => h.name = r.str(key)?.to_owned(),
+            // A peer accepting frames beyond 4 GiB accepts any frame we
+            // can encode; a heartbeat beyond 49 days is none.
+            4 => h.max_frame = u32::try_from(r.uint(key)?).unwrap_or(u32::MAX),
+            _ => h.heartbeat_ms = u32::try_from(r.uint(key)?).unwrap_or(u32::MAX),
+        }
+    }
+    if let Some(i) = seen.iter().position(|s| !s) {
+        return Err(r.err(format!("required key `{}` is missing", HELLO_KEYS[i])));
+    }
+    Ok(h)
 }
 
 /// What a completed handshake agreed on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Agreed {
     /// The protocol version both sides use.
-    pub version: u16,
+    pub version: u64,
     /// The peer's HELLO.
     pub peer: Hello,
 }
 
 /// Formats a version range for error messages: `1` or `1..3`.
-fn range(min: u16, max: u16) -> String {
+fn range(min: u64, max: u64) -> String {
     if min == max {
         min.to_string()
     } else {
@@ -627,8 +813,8 @@ pub fn negotiate(local: &Hello, frame: Frame) -> Result<Agreed> {
         }
         other => {
             return Err(proto_err(format!(
-                "expected HELLO as the first frame, got {:?}",
-                frame_kind(&other)
+                "expected HELLO as the first frame, got {}",
+                frame_kind(&other).name()
             )))
         }
     };
@@ -695,281 +881,4 @@ pub fn frame_kind(f: &Frame) -> Kind {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
-    }
-    fn unhex(s: &str) -> Vec<u8> {
-        let s: String = s.split_whitespace().collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
-
-    fn hello() -> Hello {
-        Hello {
-            magic: MAGIC.into(),
-            min_version: 1,
-            max_version: 1,
-            name: "a".into(),
-            max_frame: 16 * 1024 * 1024,
-            heartbeat_ms: 5000,
-        }
-    }
-
-    /// The test vectors of docs/PROTOCOL.md, section "Test vectors".
-    fn vectors() -> Vec<(Frame, &'static str)> {
-        vec![
-            (
-                Frame::Hello(hello()),
-                "00000051 01 0000004c 86 a56d61676963 a44e544348 ab6d696e5f76657273696f6e 01 \
-                 ab6d61785f76657273696f6e 01 a46e616d65 a161 a96d61785f6672616d65 ce01000000 \
-                 ac6865617274626561745f6d73 cd1388",
-            ),
-            (
-                Frame::Close {
-                    code: 0,
-                    reason: "bye".into(),
-                },
-                "0000000b 02 00000006 92 00 a3627965",
-            ),
-            (Frame::Ping(7), "00000007 03 00000002 91 07"),
-            (Frame::Pong(7), "00000007 04 00000002 91 07"),
-            (
-                Frame::Declare(vec![
-                    Decl {
-                        declare: true,
-                        kind: DeclKind::Interest,
-                        pattern: "a/*".into(),
-                    },
-                    Decl {
-                        declare: false,
-                        kind: DeclKind::Service,
-                        pattern: "b".into(),
-                    },
-                ]),
-                "00000012 10 0000000d 92 93 01 01 a3612f2a 93 00 03 a162",
-            ),
-            (Frame::SnapshotEnd, "00000006 11 00000001 90"),
-            (
-                Frame::Message {
-                    path: Bytes::from_static(b"a/b"),
-                    payload: Bytes::from_static(b"hi"),
-                },
-                "0000000c 20 00000005 91 a3612f62 6869",
-            ),
-            (
-                Frame::Request {
-                    id: 1,
-                    path: "svc".into(),
-                    timeout_ms: 1000,
-                    payload: Bytes::from_static(b"q"),
-                },
-                "0000000f 21 00000009 93 01 a3737663 cd03e8 71",
-            ),
-            (
-                Frame::Result {
-                    id: 1,
-                    code: 0,
-                    message: String::new(),
-                    payload: Bytes::from_static(b"r"),
-                },
-                "0000000a 22 00000004 93 01 00 a0 72",
-            ),
-            (
-                Frame::Result {
-                    id: 1,
-                    code: 301,
-                    message: "none".into(),
-                    payload: Bytes::new(),
-                },
-                "0000000f 22 0000000a 93 01 cd012d a46e6f6e65",
-            ),
-            (Frame::Cancel(1), "00000007 23 00000002 91 01"),
-        ]
-    }
-
-    #[test]
-    fn test_vectors_encode_and_decode() {
-        for (frame, want) in vectors() {
-            let mut buf = BytesMut::new();
-            encode(&mut buf, &frame).unwrap();
-            assert_eq!(hex(&buf), hex(&unhex(want)), "encoding {frame:?}");
-            let mut input = BytesMut::from(&unhex(want)[..]);
-            assert_eq!(decode(&mut input, 1 << 20).unwrap(), Decoded::Frame(frame));
-            assert!(input.is_empty());
-        }
-    }
-
-    /// docs/PROTOCOL.md lists exactly these vectors, byte for byte.
-    #[test]
-    fn protocol_doc_lists_the_same_vectors() {
-        let doc =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/PROTOCOL.md"))
-                .expect("docs/PROTOCOL.md is readable");
-        let section = doc
-            .split("## Test vectors")
-            .nth(1)
-            .expect("a Test vectors section");
-        let mut in_doc: Vec<String> = section
-            .lines()
-            .filter(|l| l.starts_with('|'))
-            .filter_map(|l| l.rsplit('`').nth(1).map(|h| h.split_whitespace().collect()))
-            .collect();
-        let mut in_code: Vec<String> = vectors()
-            .iter()
-            .map(|(_, h)| h.split_whitespace().collect())
-            .collect();
-        in_doc.sort();
-        in_code.sort();
-        assert_eq!(in_doc, in_code);
-    }
-
-    #[test]
-    fn hand_written_message_head_matches_rmp_serde() {
-        for n in [0usize, 1, 31, 32, 255, 256, 1024, 70000] {
-            let path = "x".repeat(n);
-            let mut fast = BytesMut::new();
-            encode_message_head(&mut fast, &path, 3).unwrap();
-            let mut slow = BytesMut::new();
-            encode_head(&mut slow, Kind::Message, &MessageHdr { path: &path }, 3).unwrap();
-            assert_eq!(fast, slow, "path length {n}");
-            assert_eq!(fast.len() + 3, message_frame_len(&path, 3));
-            fast.put_slice(b"abc");
-            let Decoded::Frame(Frame::Message { path: p, payload }) =
-                decode(&mut fast, 1 << 20).unwrap()
-            else {
-                panic!("not a message")
-            };
-            assert_eq!(&p[..], path.as_bytes());
-            assert_eq!(&payload[..], b"abc");
-        }
-    }
-
-    #[test]
-    fn split_input_needs_more_then_decodes() {
-        for (frame, want) in vectors() {
-            let bytes = unhex(want);
-            for cut in 0..bytes.len() {
-                let mut buf = BytesMut::from(&bytes[..cut]);
-                assert!(matches!(
-                    decode(&mut buf, 1 << 20).unwrap(),
-                    Decoded::NeedMore(_)
-                ));
-                buf.extend_from_slice(&bytes[cut..]);
-                assert_eq!(
-                    decode(&mut buf, 1 << 20).unwrap(),
-                    Decoded::Frame(frame.clone())
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn oversize_and_malformed_lengths_are_refused_before_allocation() {
-        let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xff][..]);
-        assert_eq!(
-            decode(&mut buf, 1 << 20).unwrap_err().code(),
-            ErrorCode::ProtocolError
-        );
-        let mut buf = BytesMut::from(&(1u32 << 20).to_be_bytes()[..]);
-        assert!(decode(&mut buf, 1 << 20)
-            .unwrap_err()
-            .detail()
-            .contains("exceeds the limit"));
-        let mut buf = BytesMut::from(&unhex("00000002 20 00")[..]);
-        assert!(decode(&mut buf, 1 << 20).is_err());
-        let mut buf = BytesMut::from(&unhex("00000006 20 00000009 00")[..]);
-        assert!(decode(&mut buf, 1 << 20)
-            .unwrap_err()
-            .detail()
-            .contains("header length"));
-        let mut buf = BytesMut::from(&unhex("00000006 35 00000001 90")[..]);
-        assert!(decode(&mut buf, 1 << 20)
-            .unwrap_err()
-            .detail()
-            .contains("streams"));
-        // HTTP and TLS garbage is refused on its first bytes.
-        let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\n"[..]);
-        assert!(decode(&mut buf, HANDSHAKE_MAX_FRAME).is_err());
-        let mut buf = BytesMut::from(&unhex("16030100a5010000a10303")[..]);
-        assert!(decode(&mut buf, HANDSHAKE_MAX_FRAME).is_err());
-    }
-
-    #[test]
-    fn msgpack_bombs_are_refused() {
-        // Declare header claiming 2^32-1 items in a 6-byte header.
-        let mut buf = BytesMut::from(&unhex("0000000a 10 00000005 ddffffffff")[..]);
-        assert!(decode(&mut buf, 1 << 20).is_err());
-        // Deeply nested arrays.
-        let depth = 3000;
-        let mut h = vec![0x91u8; depth];
-        h.push(0x00);
-        let mut frame = BytesMut::new();
-        frame.put_u32((5 + h.len()) as u32);
-        frame.put_u8(0x10);
-        frame.put_u32(h.len() as u32);
-        frame.put_slice(&h);
-        assert!(decode(&mut frame, 1 << 20).is_err());
-    }
-
-    #[test]
-    fn version_mismatch_message_names_both_ranges() {
-        let mut theirs = hello();
-        theirs.name = "b".into();
-        theirs.min_version = 9;
-        theirs.max_version = 9;
-        let e = negotiate(&hello(), Frame::Hello(theirs.clone())).unwrap_err();
-        assert_eq!(e.code(), ErrorCode::UnsupportedVersion);
-        assert_eq!(
-            e.detail(),
-            "unsupported protocol version 9 (supported 1..1)"
-        );
-        // And the other side, seeing our HELLO, says the same in its terms.
-        let e = negotiate(&theirs, Frame::Hello(hello())).unwrap_err();
-        assert_eq!(
-            e.detail(),
-            "unsupported protocol version 1 (supported 9..9)"
-        );
-    }
-
-    #[test]
-    fn negotiate_checks_magic_name_and_first_frame() {
-        let mut bad = hello();
-        bad.name = "b".into();
-        bad.magic = "HTTP".into();
-        assert_eq!(
-            negotiate(&hello(), Frame::Hello(bad)).unwrap_err().code(),
-            ErrorCode::ProtocolError
-        );
-        assert_eq!(
-            negotiate(&hello(), Frame::Hello(hello()))
-                .unwrap_err()
-                .code(),
-            ErrorCode::HandshakeRejected
-        );
-        assert_eq!(
-            negotiate(&hello(), Frame::Ping(1)).unwrap_err().code(),
-            ErrorCode::ProtocolError
-        );
-        let mut ok = hello();
-        ok.name = "b".into();
-        assert_eq!(negotiate(&hello(), Frame::Hello(ok)).unwrap().version, 1);
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn decoder_never_panics(data in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
-            let mut buf = BytesMut::from(&data[..]);
-            for _ in 0..8 {
-                match decode(&mut buf, 1 << 16) {
-                    Ok(Decoded::Frame(_)) => continue,
-                    _ => break,
-                }
-            }
-        }
-    }
-}
+mod tests;
