@@ -63,6 +63,9 @@ enum netchan_result
   // connection, or two endpoints sharing a name); may pass once the older
   // connection's heartbeats time out.
   NETCHAN_RESULT_NAME_IN_USE = 208,
+  // The peer is at one of its connection limits and refused or closed
+  // this connection; not permanent, try again.
+  NETCHAN_RESULT_OVERLOADED = 209,
   // The deadline passed before the operation completed.
   NETCHAN_RESULT_TIMEOUT = 300,
   // No endpoint serves the request's path.

@@ -9,10 +9,11 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncReadExt;
 use tokio::runtime::Handle;
-use tokio::sync::{broadcast, mpsc, oneshot, Notify, Semaphore};
+use tokio::sync::{broadcast, oneshot, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::admission::{Admission, Ticket};
 use crate::config::{Config, RequestOptions, SlowPeer, SubscribeOptions};
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::{Event, Events};
@@ -21,12 +22,24 @@ use crate::metrics::{Counters, PeerStats, Stats};
 use crate::path::{validate_path, validate_pattern, Pattern};
 use crate::peer::{writer_loop, Enq, Peer, SendQueue};
 use crate::proto::{self, Decl, DeclKind, Decoded, Frame, Hello, Peeked};
-use crate::reqrep::{run_handler, Incoming, Reply, ReplyTo, Request, Service, ServiceShared};
+use crate::reqrep::{run_handler, Reply, ReplyTo, Request, Service, ServiceShared};
 use crate::routing::{Route, RxRoute, State};
+use crate::service_queue::{ServiceQueue, LOCAL};
 use crate::sub::{Message, Meta, Push, SubShared, Subscription};
 use crate::transport::{dial, Addr, Conn, Listener, Reader};
 
-type RxCache = HashMap<Bytes, Arc<RxRoute>, rustc_hash::FxBuildHasher>;
+/// A connection's cache of the local routes of received paths. The paths
+/// come from the peer, so the map hashes with a per-process random seed
+/// (colliding paths cannot be chosen) and is bounded in entries and bytes.
+#[derive(Default)]
+struct RxCache {
+    map: hashbrown::HashMap<Bytes, Arc<RxRoute>>,
+    /// Path bytes held by the keys.
+    bytes: usize,
+}
+
+/// Path bytes a connection's [`RxCache`] may hold before it starts over.
+const RX_CACHE_BYTES: usize = 256 * 1024;
 
 /// A connection reader's delivery state.
 #[derive(Default)]
@@ -237,7 +250,9 @@ pub(crate) struct Inner {
     events_ended: CancellationToken,
     next_id: AtomicU64,
     connections: AtomicUsize,
-    handshakes: Arc<Semaphore>,
+    admission: Arc<Admission>,
+    /// Refusals for load since the last log line and event about them.
+    load_reports: Mutex<LoadReports>,
     round_robin: AtomicUsize,
     /// Listeners opened (a peer can dial us only if there is one).
     listeners: AtomicUsize,
@@ -316,7 +331,11 @@ impl Endpoint {
             events_ended: CancellationToken::new(),
             next_id: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
-            handshakes: Arc::new(Semaphore::new(config.max_pending_handshakes)),
+            admission: Admission::new(
+                config.max_pending_handshakes,
+                config.max_pending_handshakes_per_address,
+            ),
+            load_reports: Mutex::new(LoadReports::default()),
             round_robin: AtomicUsize::new(0),
             listeners: AtomicUsize::new(0),
             writers: Mutex::new(Vec::new()),
@@ -386,13 +405,35 @@ impl Endpoint {
     /// handshake is done and the peer's declarations are known, so a
     /// `request` right after sees its services.
     ///
+    /// A peer at one of its connection limits refuses with `OVERLOADED`;
+    /// `connect` then tries again for up to `connect_timeout`.
+    ///
     /// Errors: `INVALID_ADDRESS`, `CONNECT_REFUSED`, `TIMEOUT`,
-    /// `UNSUPPORTED_VERSION`, `HANDSHAKE_REJECTED`, `PROTOCOL_ERROR`, `CLOSED`.
+    /// `UNSUPPORTED_VERSION`, `HANDSHAKE_REJECTED`, `NAME_IN_USE`,
+    /// `OVERLOADED`, `PROTOCOL_ERROR`, `CLOSED`.
     pub async fn connect(&self, addr: &str) -> Result<PeerInfo> {
         self.inner.check_open()?;
         let parsed = Addr::parse(addr)?;
         let d = Arc::new(Dialer::new(parsed));
-        let peer = self.inner.clone().connect_once(&d).await?;
+        // A peer at a connection limit says so (`OVERLOADED`); that passes,
+        // so try again with a short, growing, jittered pause, within
+        // `connect_timeout` in all.
+        let deadline = Instant::now() + self.inner.cfg.connect_timeout;
+        let mut pause = Duration::from_millis(5);
+        let peer = loop {
+            match self.inner.clone().connect_once(&d).await {
+                Err(e) if e.code() == ErrorCode::Overloaded => {
+                    let wait = pause.mul_f64(0.5 + fastrand::f64());
+                    if Instant::now() + wait >= deadline {
+                        return Err(e);
+                    }
+                    tracing::debug!(endpoint = %self.inner.name, %addr, "peer overloaded, trying again: {}", e.detail());
+                    tokio::time::sleep(wait).await;
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                }
+                r => break r?,
+            }
+        };
         if self.inner.cfg.reconnect.enabled {
             // Keep it connected from now on (see docs/RELIABILITY.md).
             self.inner.lock_state().dialers.push(d);
@@ -537,8 +578,7 @@ impl Endpoint {
     ///
     /// Errors: `INVALID_PATH`, `CLOSED`.
     pub fn serve(&self, pattern: &str) -> Result<Service> {
-        let (svc, _rx) = self.serve_inner(pattern, true)?;
-        Ok(svc)
+        self.serve_inner(pattern, true)
     }
 
     /// Serves `pattern` with an async handler, run in its own task per
@@ -550,24 +590,26 @@ impl Endpoint {
         F: Fn(Request) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Bytes>> + Send + 'static,
     {
-        let (mut svc, rx) = self.serve_inner(pattern, false)?;
-        let rx = rx.ok_or_else(|| Error::new(ErrorCode::Internal, "service receiver missing"))?;
-        let task = self.inner.rt.spawn(run_handler(rx, handler));
+        let mut svc = self.serve_inner(pattern, false)?;
+        let task = self.inner.rt.spawn(run_handler(
+            svc.queue.clone(),
+            self.inner.cfg.handler_concurrency,
+            handler,
+        ));
         svc.task = Some(task.abort_handle());
         Ok(svc)
     }
 
-    fn serve_inner(
-        &self,
-        pattern: &str,
-        pull: bool,
-    ) -> Result<(Service, Option<mpsc::Receiver<Incoming>>)> {
+    fn serve_inner(&self, pattern: &str, pull: bool) -> Result<Service> {
         let pattern = Pattern::new(pattern)?;
         let id = self.inner.next_id.fetch_add(1, Relaxed);
-        let (tx, rx) = mpsc::channel(self.inner.cfg.service_queue);
+        let queue = Arc::new(ServiceQueue::new(
+            self.inner.cfg.service_queue,
+            self.inner.cfg.service_queue_bytes,
+        ));
         let shared = Arc::new(ServiceShared {
             pattern: pattern.clone(),
-            tx,
+            queue: queue.clone(),
         });
         self.inner.with_state_change(
             |st| {
@@ -576,23 +618,16 @@ impl Endpoint {
             },
             false,
         )?;
-        let (rx_in, rx_out) = if pull {
-            (Some(tokio::sync::Mutex::new(rx)), None)
-        } else {
-            (None, Some(rx))
-        };
-        Ok((
-            Service {
-                id,
-                pattern,
-                rx: rx_in,
-                ep: Arc::downgrade(&self.inner),
-                rt: self.inner.rt.clone(),
-                task: None,
-                busy: self.inner.cfg.busy_poll,
-            },
-            rx_out,
-        ))
+        Ok(Service {
+            id,
+            pattern,
+            queue,
+            pull,
+            ep: Arc::downgrade(&self.inner),
+            rt: self.inner.rt.clone(),
+            task: None,
+            busy: self.inner.cfg.busy_poll,
+        })
     }
 
     /// Sends a request to one endpoint serving `path` (a local service if
@@ -1254,21 +1289,7 @@ impl Inner {
                 deadline,
                 cancel,
             };
-            if let Err(e) = svc.tx.try_send((req, reply)) {
-                return Err(match e {
-                    mpsc::error::TrySendError::Full(_) => Error::new(
-                        ErrorCode::BufferFull,
-                        format!(
-                            "the service for {path} has {} requests queued",
-                            self.cfg.service_queue
-                        ),
-                    ),
-                    mpsc::error::TrySendError::Closed(_) => Error::new(
-                        ErrorCode::NoResponders,
-                        format!("the service for {path} closed"),
-                    ),
-                });
-            }
+            svc.offer(LOCAL, (req, reply))?;
             return match tokio::time::timeout_at(deadline, rx).await {
                 Ok(Ok(r)) => r,
                 Ok(Err(_)) => Err(Error::new(ErrorCode::NoResponders, "the service closed")),
@@ -1418,7 +1439,11 @@ impl Inner {
                 _ => Err(e),
             }
         };
-        let peer = match self.clone().establish(conn, false, Some(d.clone())).await {
+        let peer = match self
+            .clone()
+            .establish(conn, false, Some(d.clone()), None)
+            .await
+        {
             Ok(p) => p,
             Err(e) => return existing(e).await,
         };
@@ -1448,16 +1473,23 @@ impl Inner {
     }
 
     /// Handshake, registration, and the reader and writer tasks.
+    ///
+    /// `ticket` is an inbound connection's place among pending handshakes
+    /// (see [`crate::admission`]): it is given up once the peer's HELLO is
+    /// checked, and if a newer connection evicts it first, this one is closed
+    /// with `OVERLOADED`.
     async fn establish(
         self: Arc<Self>,
         conn: Conn,
         inbound: bool,
         dialer: Option<Arc<Dialer>>,
+        ticket: Option<Ticket>,
     ) -> Result<Arc<Peer>> {
         let Conn {
             mut reader,
             writer,
             remote,
+            origin: _,
         } = conn;
         let fail = |e: Error| {
             self.totals.errors.fetch_add(1, Relaxed);
@@ -1472,11 +1504,12 @@ impl Inner {
         if self.connections.fetch_add(1, SeqCst) >= self.cfg.max_connections {
             self.connections.fetch_sub(1, SeqCst);
             let e = Error::new(
-                ErrorCode::HandshakeRejected,
+                ErrorCode::Overloaded,
                 format!("connection limit of {} reached", self.cfg.max_connections),
             );
-            reject(&mut reader, writer, &e).await;
-            return Err(fail(e));
+            reject_now(&mut reader, &writer, &e);
+            self.refused_for_load(&remote, &e);
+            return Err(e);
         }
         let hello = Hello {
             magic: proto::MAGIC.into(),
@@ -1516,26 +1549,48 @@ impl Inner {
             };
             proto::negotiate(&hello, frame)
         };
-        let agreed = match tokio::time::timeout(self.cfg.handshake_timeout, hs).await {
-            Ok(Ok(a)) => a,
-            Ok(Err(e)) => {
+        // An inbound connection has `hello_timeout` to send its HELLO.
+        let limit = match ticket {
+            Some(_) => self.cfg.hello_timeout.min(self.cfg.handshake_timeout),
+            None => self.cfg.handshake_timeout,
+        };
+        let evicted = ticket
+            .as_ref()
+            .map(|t| t.evicted.clone())
+            .unwrap_or_default();
+        let outcome = tokio::select! {
+            r = tokio::time::timeout(limit, hs) => Some(r),
+            _ = evicted.cancelled() => None,
+        };
+        let agreed = match outcome {
+            Some(Ok(Ok(a))) => a,
+            Some(Ok(Err(e))) => {
                 self.connections.fetch_sub(1, SeqCst);
                 reject(&mut reader, writer, &e).await;
                 return Err(fail(e));
             }
-            Err(_) => {
+            Some(Err(_)) => {
                 self.connections.fetch_sub(1, SeqCst);
                 let e = Error::new(
                     ErrorCode::Timeout,
-                    format!(
-                        "handshake not completed within {:?}",
-                        self.cfg.handshake_timeout
-                    ),
+                    format!("handshake not completed within {limit:?}"),
                 );
                 reject(&mut reader, writer, &e).await;
                 return Err(fail(e));
             }
+            None => {
+                self.connections.fetch_sub(1, SeqCst);
+                let e = ticket
+                    .as_ref()
+                    .map(Ticket::evicted_reason)
+                    .unwrap_or_else(|| Error::new(ErrorCode::Overloaded, "evicted"));
+                reject_now(&mut reader, &writer, &e);
+                self.refused_for_load(&remote, &e);
+                return Err(e);
+            }
         };
+        // No longer pending: the place goes to the next connection.
+        drop(ticket);
         let peer = Arc::new(Peer {
             id: self.next_id.fetch_add(1, Relaxed),
             name: agreed.peer.name.as_str().into(),
@@ -1554,6 +1609,7 @@ impl Inner {
             dead: CancellationToken::new(),
             dialer: dialer.clone(),
             last_rx_ms: AtomicU64::new(now_ms()),
+            reading_paused: AtomicBool::new(false),
             replaced: AtomicBool::new(false),
             close_error: Mutex::new(None),
         });
@@ -1747,13 +1803,62 @@ impl Inner {
         }
     }
 
+    /// Called after each frame that makes something owed to the peer (a
+    /// PONG, a RESULT): past `send_buffer` of owed bytes, the rest of what
+    /// the peer sent waits, unread, until the writer has taken what is owed.
+    /// Each batch
+    /// the writer takes is progress; a peer that reads nothing for the
+    /// heartbeat window (interval x misses) is cut with `BUFFER_FULL`.
+    async fn wait_owed(&self, peer: &Peer) -> Result<()> {
+        let window = self.cfg.heartbeat_interval * self.cfg.heartbeat_misses;
+        peer.reading_paused.store(true, SeqCst);
+        let r = loop {
+            let progress = peer.tx.space.notified();
+            tokio::pin!(progress);
+            progress.as_mut().enable();
+            let owed = peer.tx.owed();
+            if owed <= self.cfg.send_buffer {
+                break Ok(());
+            }
+            if tokio::time::timeout(window, progress).await.is_err() {
+                break Err(Error::new(
+                    ErrorCode::BufferFull,
+                    format!(
+                        "peer {} read nothing for {window:?} while {owed} bytes of replies were owed to it",
+                        peer.name
+                    ),
+                ));
+            }
+        };
+        peer.reading_paused.store(false, SeqCst);
+        // The wait was not silence from the peer: its bytes were left unread.
+        peer.last_rx_ms.store(now_ms(), Relaxed);
+        r
+    }
+
+    /// Ends a link whose peer exceeded a per-peer bound: counted, logged,
+    /// reported; no CLOSE is queued behind what the peer already left unread.
+    fn limit_exceeded(&self, peer: &Peer, e: Error) -> (ErrorCode, String) {
+        peer.counters.errors.fetch_add(1, Relaxed);
+        tracing::warn!(endpoint = %self.name, peer = %peer.name, code = %e.code(), "closing connection: {}", e.detail());
+        self.emit(Event::ConnectionError {
+            addr: peer.addr.clone(),
+            code: e.code(),
+            detail: e.detail().to_owned(),
+        });
+        (e.code(), e.detail().to_owned())
+    }
+
     /// Why reading ends when handling received frames failed: the endpoint
     /// closing, or the peer breaking the protocol.
     fn dispatch_failed(&self, peer: &Arc<Peer>, e: Error) -> (ErrorCode, String) {
-        if e.code() == ErrorCode::Closed {
-            return (ErrorCode::Closed, e.detail().to_owned());
+        match e.code() {
+            ErrorCode::Closed => (ErrorCode::Closed, e.detail().to_owned()),
+            // A per-peer bound (see `wait_owed`): no CLOSE is queued behind
+            // what the peer already leaves unread.
+            ErrorCode::BufferFull => self.limit_exceeded(peer, e),
+            _ => self.protocol_violation(peer, e),
         }
-        self.protocol_violation(peer, e)
     }
 
     /// Handles every frame of `chunk`, whose heads are in `rx.heads`.
@@ -1780,16 +1885,45 @@ impl Inner {
                         }
                     }
                     if rx.payloads.len() >= 1024 {
-                        self.flush(peer, rx).await?;
+                        self.flush(peer, rx, chunk.len()).await?;
                     }
                 } else {
-                    self.flush(peer, rx).await?;
-                    let f = proto::parse_frame(chunk, at, head)?;
+                    self.flush(peer, rx, chunk.len()).await?;
+                    let f = match proto::parse_frame(chunk, at, head)? {
+                        Frame::Request {
+                            id,
+                            path,
+                            timeout_ms,
+                            payload,
+                        } => Frame::Request {
+                            id,
+                            path,
+                            timeout_ms,
+                            payload: detach(payload, chunk.len()),
+                        },
+                        Frame::Result {
+                            id,
+                            code,
+                            message,
+                            payload,
+                        } => Frame::Result {
+                            id,
+                            code,
+                            message,
+                            payload: detach(payload, chunk.len()),
+                        },
+                        other => other,
+                    };
                     self.on_frame(peer, f).await?;
+                    // A peer that does not read what it is owed (replies,
+                    // pongs) is not read from either until it does.
+                    if peer.tx.owed() > self.cfg.send_buffer {
+                        self.wait_owed(peer).await?;
+                    }
                 }
                 at += head.total;
             }
-            self.flush(peer, rx).await
+            self.flush(peer, rx, chunk.len()).await
         }
         .await;
         rx.heads = heads;
@@ -1840,7 +1974,7 @@ impl Inner {
         gen: u64,
         cache: &mut RxCache,
     ) -> Result<Option<Arc<RxRoute>>> {
-        if let Some(r) = cache.get(path) {
+        if let Some(r) = cache.map.get(path) {
             if r.gen == gen {
                 return Ok((!r.subs.is_empty()).then(|| r.clone()));
             }
@@ -1853,31 +1987,46 @@ impl Inner {
                 format!("message with invalid path: {}", e.detail()),
             )
         })?;
+        let key = Bytes::copy_from_slice(path);
         let r = {
             let st = self.lock_state();
+            let subs = st.local_subs(text);
             Arc::new(RxRoute {
                 gen: self.sub_gen.load(SeqCst),
-                path: path.into(),
+                path: key.clone(),
+                // Nobody receives a message on a route without subscriptions.
                 meta: Arc::new(Meta {
-                    path: text.into(),
+                    path: if subs.is_empty() {
+                        "".into()
+                    } else {
+                        text.into()
+                    },
                     sender: peer.name.clone(),
                 }),
-                subs: st.local_subs(text),
+                subs,
             })
         };
-        if cache.len() >= ROUTE_CACHE_MAX {
-            cache.clear();
+        if cache.map.len() >= ROUTE_CACHE_MAX || cache.bytes + key.len() > RX_CACHE_BYTES {
+            cache.map.clear();
+            cache.bytes = 0;
         }
-        cache.insert(Bytes::copy_from_slice(path), r.clone());
+        cache.bytes += key.len();
+        if let Some(old) = cache.map.insert(key, r.clone()) {
+            cache.bytes -= old.path.len();
+        }
         Ok((!r.subs.is_empty()).then_some(r))
     }
 
     /// Hands gathered messages to their subscriptions, in order; under the
     /// Block policy waits for room (the connection stops reading meanwhile).
-    async fn flush(&self, peer: &Peer, rx: &mut RxState) -> Result<()> {
+    ///
+    /// A run whose payloads are small beside the chunk they were read in is
+    /// first copied into a buffer of its own (see [`detach`]).
+    async fn flush(&self, peer: &Peer, rx: &mut RxState, chunk_len: usize) -> Result<()> {
         let RxState { runs, payloads, .. } = rx;
         for (r, (route, start)) in runs.iter().enumerate() {
             let end = runs.get(r + 1).map_or(payloads.len(), |next| next.1);
+            detach_run(&mut payloads[*start..end], chunk_len);
             let last = route.subs.len().saturating_sub(1);
             for (k, sub) in route.subs.iter().enumerate() {
                 // The last subscription takes the payloads; the others share.
@@ -1970,29 +2119,8 @@ impl Inner {
                     },
                     req.cancel.clone(),
                 );
-                if let Err(e) = svc.tx.try_send((req, reply)) {
-                    let ((req, reply), err) = match e {
-                        mpsc::error::TrySendError::Full(item) => (
-                            item,
-                            Error::new(
-                                ErrorCode::BufferFull,
-                                format!(
-                                    "{} has {} requests queued for this service",
-                                    self.name, self.cfg.service_queue
-                                ),
-                            ),
-                        ),
-                        mpsc::error::TrySendError::Closed(item) => {
-                            let e = Error::new(
-                                ErrorCode::NoResponders,
-                                format!("the service for {} closed", item.0.path),
-                            );
-                            (item, e)
-                        }
-                    };
-                    drop(req);
-                    reply.fail(err);
-                }
+                // Refused or pushed-out requests are failed by `offer`.
+                let _ = svc.offer(peer.id, (req, reply));
             }
             Frame::Result {
                 id,
@@ -2225,7 +2353,13 @@ impl Inner {
         for s in subs {
             s.close();
         }
-        drop(services);
+        // Pull services see the end (`recv` returns `None`); what was still
+        // queued fails with CLOSED.
+        for s in services {
+            for (_, reply) in s.queue.close() {
+                reply.fail(Error::new(ErrorCode::Closed, "the endpoint was closed"));
+            }
+        }
         // Let writers flush what was queued, then the CLOSE frame.
         let writers: Vec<_> =
             std::mem::take(&mut *self.writers.lock().unwrap_or_else(|p| p.into_inner()));
@@ -2256,6 +2390,115 @@ impl Drop for CancelOnDrop {
             let _ = self.peer.tx.push_control(&Frame::Cancel(self.id));
         }
     }
+}
+
+/// A received payload may keep the whole chunk it was read in alive (up to
+/// a megabyte) for as long as a queue holds it. One that is less than a
+/// quarter of its chunk is copied out, so what a queue holds is at most
+/// four times the payload bytes it counts (docs/RELIABILITY.md,
+/// "Amplification budget").
+const DETACH_RATIO: usize = 4;
+
+fn detach(payload: Bytes, chunk_len: usize) -> Bytes {
+    if payload.len().saturating_mul(DETACH_RATIO) < chunk_len {
+        Bytes::copy_from_slice(&payload)
+    } else {
+        payload
+    }
+}
+
+/// [`detach`] for a run of messages: copied together into one buffer.
+fn detach_run(payloads: &mut [Bytes], chunk_len: usize) {
+    let total: usize = payloads.iter().map(Bytes::len).sum();
+    if total.saturating_mul(DETACH_RATIO) >= chunk_len {
+        return;
+    }
+    let mut buf = BytesMut::with_capacity(total);
+    for p in payloads.iter() {
+        buf.extend_from_slice(p);
+    }
+    let buf = buf.freeze();
+    let mut at = 0;
+    for p in payloads.iter_mut() {
+        let n = p.len();
+        *p = buf.slice(at..at + n);
+        at += n;
+    }
+}
+
+/// Refusals for load (connection limit, pending handshakes), reported at
+/// most once per [`LOAD_REPORT_EVERY`]: under a flood of connections, one
+/// log line and one event a second say how many, instead of one each.
+#[derive(Default)]
+struct LoadReports {
+    last: Option<std::time::Instant>,
+    unreported: u64,
+}
+
+const LOAD_REPORT_EVERY: Duration = Duration::from_secs(1);
+
+impl Inner {
+    /// Counts a connection refused or evicted for load, and reports it
+    /// (rate-limited, see [`LoadReports`]).
+    fn refused_for_load(&self, addr: &str, e: &Error) {
+        self.totals.errors.fetch_add(1, Relaxed);
+        let n = {
+            let mut r = self.load_reports.lock().unwrap_or_else(|p| p.into_inner());
+            r.unreported += 1;
+            let now = std::time::Instant::now();
+            if r.last
+                .is_some_and(|t| now.duration_since(t) < LOAD_REPORT_EVERY)
+            {
+                return;
+            }
+            r.last = Some(now);
+            std::mem::take(&mut r.unreported)
+        };
+        let detail = if n > 1 {
+            format!(
+                "{} ({n} connections refused since the last report)",
+                e.detail()
+            )
+        } else {
+            e.detail().to_owned()
+        };
+        tracing::warn!(endpoint = %self.name, addr = %addr, code = %e.code(), "connection refused: {detail}");
+        self.emit(Event::ConnectionError {
+            addr: addr.to_owned(),
+            code: e.code(),
+            detail,
+        });
+    }
+}
+
+/// Tells a peer refused for load why (a CLOSE frame) and closes at once,
+/// without waiting: the CLOSE fits an empty socket buffer, and what the peer
+/// already sent is read first (without waiting for more) so that closing
+/// does not reset the connection and destroy the CLOSE before it is read.
+fn reject_now(r: &mut Reader, w: &crate::transport::Wire, e: &Error) {
+    let mut out = BytesMut::new();
+    if proto::encode(
+        &mut out,
+        &Frame::Close {
+            code: e.code().as_u16(),
+            reason: e.detail().to_owned(),
+        },
+    )
+    .is_ok()
+    {
+        let _ = w.try_write_vectored(&[std::io::IoSlice::new(&out)]);
+    }
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    let mut sink = [0u8; 4096];
+    for _ in 0..16 {
+        let mut rb = tokio::io::ReadBuf::new(&mut sink);
+        match r.as_mut().poll_read(&mut cx, &mut rb) {
+            std::task::Poll::Ready(Ok(())) if !rb.filled().is_empty() => continue,
+            _ => break,
+        }
+    }
+    w.shutdown();
 }
 
 /// Tells a refused peer why (a CLOSE frame, then FIN) and drains what it
@@ -2333,24 +2576,15 @@ async fn accept_loop(inner: Arc<Inner>, listener: Listener) {
         match conn {
             Ok(conn) => {
                 failures = 0;
-                let Ok(permit) = inner.handshakes.clone().try_acquire_owned() else {
-                    inner.totals.errors.fetch_add(1, Relaxed);
-                    tracing::warn!(endpoint = %inner.name, addr = %conn.remote, "refusing connection: too many handshakes in progress");
-                    inner.emit(Event::ConnectionError {
-                        addr: conn.remote.clone(),
-                        code: ErrorCode::HandshakeRejected,
-                        detail: format!(
-                            "more than {} handshakes in progress",
-                            inner.cfg.max_pending_handshakes
-                        ),
-                    });
-                    continue;
-                };
+                let ticket = inner.admission.admit(conn.origin.clone());
                 let inner2 = inner.clone();
-                inner.rt.spawn(async move {
-                    let _ = inner2.establish(conn, true, None).await;
-                    drop(permit);
-                });
+                inner
+                    .rt
+                    .spawn(async move { inner2.establish(conn, true, None, Some(ticket)).await });
+                // Let the new handshake run before the next accept: a client
+                // that sent its HELLO at once is through before a burst of
+                // newer connections could evict it.
+                tokio::task::yield_now().await;
             }
             Err(e) => {
                 // Out of descriptors and the like: back off instead of

@@ -46,6 +46,10 @@ pub enum ErrorCode {
     /// connection, or two endpoints sharing a name). Not permanent: the
     /// older connection may be a dead process's that heartbeats will remove.
     NameInUse = 208,
+    /// The peer is at one of its limits (connections, pending handshakes)
+    /// and refused or closed this connection. Not permanent: try again
+    /// (`connect` does, within `connect_timeout`; redialling continues).
+    Overloaded = 209,
 
     // 3xx: requests.
     /// The deadline passed before the operation completed.
@@ -89,6 +93,7 @@ impl ErrorCode {
         ErrorCode::UnknownPeer,
         ErrorCode::Io,
         ErrorCode::NameInUse,
+        ErrorCode::Overloaded,
         ErrorCode::Timeout,
         ErrorCode::NoResponders,
         ErrorCode::Cancelled,
@@ -125,6 +130,7 @@ impl ErrorCode {
             ErrorCode::UnknownPeer => "UNKNOWN_PEER",
             ErrorCode::Io => "IO",
             ErrorCode::NameInUse => "NAME_IN_USE",
+            ErrorCode::Overloaded => "OVERLOADED",
             ErrorCode::Timeout => "TIMEOUT",
             ErrorCode::NoResponders => "NO_RESPONDERS",
             ErrorCode::Cancelled => "CANCELLED",
@@ -157,6 +163,7 @@ impl ErrorCode {
             ErrorCode::UnknownPeer => "unknown peer",
             ErrorCode::Io => "I/O error",
             ErrorCode::NameInUse => "a peer with that name is already connected",
+            ErrorCode::Overloaded => "the peer is at a connection limit; try again",
             ErrorCode::Timeout => "timed out",
             ErrorCode::NoResponders => "no responders",
             ErrorCode::Cancelled => "cancelled",

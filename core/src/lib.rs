@@ -46,6 +46,7 @@
 
 #![warn(missing_docs)]
 
+mod admission;
 pub mod config;
 mod decls;
 mod endpoint;
@@ -61,6 +62,7 @@ pub mod proto;
 mod reqrep;
 mod routing;
 pub mod runtime;
+mod service_queue;
 mod sub;
 pub mod transport;
 

@@ -246,6 +246,14 @@ pub(crate) async fn heartbeat(inner: Arc<Inner>, peer: Arc<Peer>) {
             _ = tokio::time::sleep(interval) => {}
             _ = peer.dead.cancelled() => return,
         }
+        if peer
+            .reading_paused
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            // The reader is not reading this peer (it owes us reads) and
+            // keeps its own deadline; silence here would be ours.
+            continue;
+        }
         let quiet = Duration::from_millis(now_ms().saturating_sub(peer.last_rx_ms.load(Relaxed)));
         if quiet >= limit {
             let reason = format!(

@@ -29,6 +29,9 @@ pub(crate) struct SendState {
     buf: BytesMut,
     chunks: VecDeque<Bytes>,
     queued: usize,
+    /// Of `queued`, the bytes of frames the peer is owed (control frames and
+    /// results, which ignore the bound): see [`SendQueue::owed`].
+    owed: usize,
     closed: bool,
     /// Frames queued since the writer last took the queue.
     frames: u32,
@@ -77,6 +80,7 @@ impl SendQueue {
                 buf: BytesMut::new(),
                 chunks: VecDeque::new(),
                 queued: 0,
+                owed: 0,
                 frames: 0,
                 closed: false,
                 writing: false,
@@ -274,6 +278,9 @@ impl SendQueue {
             self.append_payload(&mut st, p);
         }
         st.queued += size;
+        if !bounded {
+            st.owed += size;
+        }
         st.frames += 1;
         self.finish(st, size);
         Enq::Queued
@@ -310,12 +317,22 @@ impl SendQueue {
         }
         let had = st.queued > 0;
         st.queued = 0;
+        st.owed = 0;
         let closed = st.closed;
         drop(st);
         if had {
             self.space.notify_waiters();
         }
         (closed, frames)
+    }
+
+    /// Bytes of owed frames (PONGs, RESULTs, DECLAREs, CANCELs) queued and
+    /// not yet taken by the writer. Owed frames ignore the bound, so a peer
+    /// that keeps asking (PINGs, REQUESTs) and never reads would grow this
+    /// without end; the reader stops reading from such a peer while it is
+    /// above `send_buffer` (see `Inner::wait_owed`).
+    pub(crate) fn owed(&self) -> usize {
+        self.lock().owed
     }
 
     /// Marks the queue stalled (a publisher timed out waiting for room).
@@ -520,6 +537,9 @@ pub(crate) struct Peer {
     pub dialer: Option<Arc<crate::link::Dialer>>,
     /// When bytes last arrived (`link::now_ms`), for heartbeats.
     pub last_rx_ms: AtomicU64,
+    /// True while the reader waits for the peer to read what it is owed;
+    /// the heartbeat then leaves liveness to the reader's own deadline.
+    pub reading_paused: AtomicBool,
     /// Replaced by a newer connection to the same peer: not a loss.
     pub replaced: AtomicBool,
     /// The code and reason of the peer's CLOSE frame, if it sent one.

@@ -5,7 +5,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot, Mutex as AsyncMutex};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -13,6 +13,7 @@ use crate::endpoint::Inner;
 use crate::error::{Error, ErrorCode, Result};
 use crate::path::Pattern;
 use crate::peer::{Enq, Peer};
+use crate::service_queue::{Caller, Pushed, ServiceQueue};
 
 /// An incoming request, as a handler sees it.
 #[derive(Debug)]
@@ -142,7 +143,29 @@ pub(crate) type Incoming = (Request, Reply);
 
 pub(crate) struct ServiceShared {
     pub pattern: Pattern,
-    pub tx: mpsc::Sender<Incoming>,
+    pub queue: Arc<ServiceQueue>,
+}
+
+impl ServiceShared {
+    /// Queues a request from `caller`; a refused request fails at once with
+    /// the reason, and requests pushed out to make room fail with
+    /// `BUFFER_FULL`. Returns the refusal, if any, for a local caller.
+    pub(crate) fn offer(&self, caller: Caller, item: Incoming) -> Result<()> {
+        match self.queue.push(caller, item) {
+            Pushed::Queued(out) => {
+                for (_, reply) in out {
+                    reply.fail(ServiceQueue::pushed_out_error());
+                }
+                Ok(())
+            }
+            Pushed::Refused(item, e) => {
+                let (req, reply) = *item;
+                drop(req);
+                reply.fail(e.clone());
+                Err(e)
+            }
+        }
+    }
 }
 
 /// A served pattern. Pull requests with [`recv`](Self::recv), or let
@@ -152,7 +175,9 @@ pub(crate) struct ServiceShared {
 pub struct Service {
     pub(crate) id: u64,
     pub(crate) pattern: Pattern,
-    pub(crate) rx: Option<AsyncMutex<mpsc::Receiver<Incoming>>>,
+    pub(crate) queue: Arc<ServiceQueue>,
+    /// False for a `serve_fn` service, whose handler takes the requests.
+    pub(crate) pull: bool,
     pub(crate) ep: Weak<Inner>,
     pub(crate) rt: tokio::runtime::Handle,
     pub(crate) task: Option<tokio::task::AbortHandle>,
@@ -169,8 +194,10 @@ impl Service {
     /// The next request and its reply handle; `None` once closed (or for a
     /// service created by `serve_fn`, whose handler receives them instead).
     pub async fn recv(&self) -> Option<(Request, Reply)> {
-        let rx = self.rx.as_ref()?;
-        crate::runtime::busy_poll(self.busy, async { rx.lock().await.recv().await }).await
+        if !self.pull {
+            return None;
+        }
+        crate::runtime::busy_poll(self.busy, self.queue.recv()).await
     }
 
     /// Blocks for the next request, up to `timeout`. `Ok(None)` on timeout;
@@ -196,13 +223,22 @@ impl Service {
             .ok_or_else(|| Error::new(ErrorCode::Closed, "the service is closed"))
     }
 
-    /// Stops serving.
+    /// Stops serving. Requests still queued fail with `NO_RESPONDERS`.
     pub fn close(&self) {
         if let Some(ep) = self.ep.upgrade() {
             ep.unserve(self.id);
         }
         if let Some(t) = &self.task {
             t.abort();
+        }
+        for (req, reply) in self.queue.close() {
+            reply.fail(Error::new(
+                ErrorCode::NoResponders,
+                format!(
+                    "the service for {} closed before taking the request",
+                    req.path()
+                ),
+            ));
         }
     }
 }
@@ -221,16 +257,23 @@ impl std::fmt::Debug for Service {
     }
 }
 
-/// Runs `handler` for every request of `rx`, each in its own task so slow
-/// requests do not hold up others.
-pub(crate) async fn run_handler<F, Fut>(rx: mpsc::Receiver<Incoming>, handler: F)
+/// Runs `handler` for requests of `queue`, each in its own task so slow
+/// requests do not hold up others, at most `concurrency` at once (more wait
+/// in the queue, where callers take turns).
+pub(crate) async fn run_handler<F, Fut>(queue: Arc<ServiceQueue>, concurrency: usize, handler: F)
 where
     F: Fn(Request) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Bytes>> + Send + 'static,
 {
-    let mut rx = rx;
     let handler = Arc::new(handler);
-    while let Some((req, reply)) = rx.recv().await {
+    let slots = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let Some((req, reply)) = queue.recv().await else {
+            return;
+        };
         let cancel = req.cancel.clone();
         let fut = handler(req);
         tokio::spawn(async move {
@@ -242,6 +285,7 @@ where
                 // The caller is gone: stop the handler's work.
                 _ = cancel.cancelled() => drop(reply),
             }
+            drop(slot);
         });
     }
 }

@@ -33,7 +33,7 @@ pub(crate) struct RxRoute {
     /// The path, also in `meta`: the reader compares each message's path
     /// with this copy, leaving `meta`'s cache line to the receiving threads
     /// that count references to it.
-    pub path: Box<[u8]>,
+    pub path: bytes::Bytes,
     pub meta: Arc<Meta>,
     pub subs: Vec<Arc<SubShared>>,
 }

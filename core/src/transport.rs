@@ -13,6 +13,7 @@ use std::io::IoSlice;
 use tokio::io::AsyncRead;
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
+use crate::admission::Origin;
 use crate::error::{Error, ErrorCode, Result};
 
 const FORMS: &str = "accepted forms: tcp://HOST:PORT (tcp://127.0.0.1:7000, tcp://[::1]:7000, \
@@ -218,6 +219,8 @@ pub(crate) struct Conn {
     pub reader: Reader,
     pub writer: Wire,
     pub remote: String,
+    /// Who is on the other side, for the per-address handshake bound.
+    pub origin: Origin,
 }
 
 fn tcp_conn(s: TcpStream) -> Conn {
@@ -226,11 +229,15 @@ fn tcp_conn(s: TcpStream) -> Conn {
         .peer_addr()
         .map(|a| format!("tcp://{a}"))
         .unwrap_or_else(|_| "tcp://?".into());
+    let origin = s
+        .peer_addr()
+        .map_or(Origin::Unknown, |a| Origin::Ip(a.ip()));
     let (r, w) = s.into_split();
     Conn {
         reader: Box::pin(r),
         writer: Wire::Tcp(w),
         remote,
+        origin,
     }
 }
 
@@ -247,11 +254,15 @@ const UNIX_SEND_BUFFER: usize = 4 * 1024 * 1024;
 fn unix_conn(s: UnixStream, path: &str) -> Conn {
     // Best effort: a smaller buffer only costs speed.
     let _ = socket2::SockRef::from(&s).set_send_buffer_size(UNIX_SEND_BUFFER);
+    let origin = s
+        .peer_cred()
+        .map_or(Origin::Unknown, |c| Origin::Uid(c.uid()));
     let (r, w) = s.into_split();
     Conn {
         reader: Box::pin(r),
         writer: Wire::Unix(w),
         remote: path.to_owned(),
+        origin,
     }
 }
 

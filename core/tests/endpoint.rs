@@ -485,6 +485,91 @@ async fn ping_measures_rtt_and_stats_report_it() {
     assert!(server.peers()[0].inbound);
 }
 
+/// Polls `f` once: `Some(output)` if it completed.
+async fn poll_once<F: std::future::Future + Unpin>(f: &mut F) -> Option<F::Output> {
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match std::pin::Pin::new(&mut *f).poll(cx) {
+            std::task::Poll::Ready(v) => Some(v),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await
+}
+
+/// Closing a service fails the requests still queued in it with
+/// `NO_RESPONDERS`; closing the endpoint ends its pull services' `recv`
+/// (so a binding's receive loop ends).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_ends_pull_services_and_fails_what_they_had_queued() {
+    let (server, client) = pair("tcp").await;
+    let svc = server.serve("queued").unwrap();
+    let other = server.serve("other").unwrap();
+    await_server(&client, "other").await;
+    let c = client.clone();
+    let on_other =
+        tokio::spawn(async move { c.request("other", "", Duration::from_secs(30)).await });
+    let deadline = tokio::time::Instant::now() + WATCHDOG;
+    while server
+        .stats()
+        .peers
+        .iter()
+        .map(|p| p.counters.requests_in)
+        .sum::<u64>()
+        < 1
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "request never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    other.close();
+    let e = within(on_other).await.unwrap().unwrap_err();
+    assert_eq!(e.code(), ErrorCode::NoResponders, "{e}");
+    let receiver = tokio::spawn(async move { svc.recv().await.is_none() });
+    server.close().await;
+    assert!(within(receiver).await.unwrap(), "recv ended with None");
+}
+
+/// When the endpoint closes, the requests still queued in its pull
+/// services fail: a local caller's with `CLOSED`, a remote caller's with
+/// `PEER_LOST` (its link to the closed endpoint ends, with the reason), and
+/// the service's `recv` ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_queued_at_close_fail_and_recv_ends() {
+    let (server, client) = pair("tcp").await;
+    let svc = server.serve("queued").unwrap();
+    await_server(&client, "queued").await;
+    let c = client.clone();
+    let remote =
+        tokio::spawn(async move { c.request("queued", "", Duration::from_secs(30)).await });
+    // The local request is queued by its first poll.
+    let mut local = Box::pin(server.request("queued", "", Duration::from_secs(30)));
+    assert!(poll_once(&mut local).await.is_none());
+    let deadline = tokio::time::Instant::now() + WATCHDOG;
+    while server
+        .stats()
+        .peers
+        .iter()
+        .map(|p| p.counters.requests_in)
+        .sum::<u64>()
+        < 1
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "request never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    server.close().await;
+    let e = within(remote).await.unwrap().unwrap_err();
+    assert_eq!(e.code(), ErrorCode::PeerLost, "{e}");
+    assert!(e.detail().contains("closed"), "{e}");
+    let e = within(local).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Closed, "{e}");
+    assert!(within(svc.recv()).await.is_none());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_fails_pending_requests_and_tells_the_peer() {
     let (server, client) = pair("tcp").await;

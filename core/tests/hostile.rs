@@ -431,16 +431,238 @@ async fn in_flight_requests_fail_with_peer_lost_when_the_link_dies() {
     assert_eq!(e.code(), ErrorCode::NoResponders);
 }
 
+/// At `max_connections` a new connection is told `OVERLOADED` with the
+/// limit in a CLOSE; `connect` tries again within `connect_timeout` and
+/// gets in once a place is free.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connection_and_handshake_limits_refuse_extra_peers() {
+async fn connection_limit_refuses_with_overloaded_and_connect_retries() {
     let mut cfg = Config::named("limited");
     cfg.max_connections = 1;
     let ep = Endpoint::new(cfg).unwrap();
     let addr = ep.listen("tcp://127.0.0.1:0").await.unwrap();
     let a = Endpoint::named("first").unwrap();
     a.connect(&addr).await.unwrap();
-    let b = Endpoint::named("second").unwrap();
+    let mut quick = Config::named("second");
+    quick.connect_timeout = Duration::from_millis(300);
+    let b = Endpoint::new(quick).unwrap();
     let e = within(b.connect(&addr)).await.unwrap_err();
-    assert_eq!(e.code(), ErrorCode::HandshakeRejected, "{e}");
-    assert!(e.detail().contains("connection limit"), "{e}");
+    assert_eq!(e.code(), ErrorCode::Overloaded, "{e}");
+    assert!(e.detail().contains("connection limit of 1"), "{e}");
+    // A raw client sees the reason in a CLOSE, not a bare reset.
+    let got = attack(&addr, &hello("raw", 1, 1), false).await;
+    assert!(
+        matches!(frames(&got).last(), Some(Frame::Close { code, reason })
+            if *code == ErrorCode::Overloaded.as_u16() && reason.contains("connection limit")),
+        "{:?}",
+        frames(&got)
+    );
+    // Once the first leaves, a connect that is retrying gets in.
+    let c = Endpoint::named("third").unwrap();
+    let waiting = tokio::spawn(async move { c.connect(&addr).await.map(|_| c) });
+    a.close().await;
+    let c = within(waiting)
+        .await
+        .unwrap()
+        .expect("connect retried into the freed place");
+    assert_eq!(c.peers().len(), 1);
+}
+
+/// Attackers that open connections and send one byte, reconnecting as soon
+/// as they are cut, from `sources` (each attacker binds one in turn).
+struct Flood {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<u64>>,
+}
+
+impl Flood {
+    fn start(target: &str, attackers: usize, sources: Vec<std::net::IpAddr>) -> Flood {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let target: std::net::SocketAddr = sockaddr(target).parse().unwrap();
+        let tasks = (0..attackers)
+            .map(|i| {
+                let stop = stop.clone();
+                let src = sources[i % sources.len()];
+                tokio::spawn(async move {
+                    let mut connections = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+                        if sock.bind((src, 0).into()).is_err() {
+                            tokio::task::yield_now().await;
+                            continue;
+                        }
+                        let Ok(mut s) = sock.connect(target).await else {
+                            tokio::task::yield_now().await;
+                            continue;
+                        };
+                        connections += 1;
+                        let _ = s.write_all(&[0]).await;
+                        // Hold the place until the server cuts us (or we stop).
+                        let mut sink = [0u8; 512];
+                        loop {
+                            tokio::select! {
+                                r = s.read(&mut sink) => if !matches!(r, Ok(n) if n > 0) { break },
+                                _ = tokio::time::sleep(Duration::from_millis(50)) => {
+                                    if stop.load(std::sync::atomic::Ordering::Relaxed) { break }
+                                }
+                            }
+                        }
+                    }
+                    connections
+                })
+            })
+            .collect();
+        Flood { stop, tasks }
+    }
+
+    async fn stop(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut n = 0;
+        for t in self.tasks {
+            n += within(t).await.unwrap();
+        }
+        n
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// A client that connects, requests and leaves, `rounds` times; every round
+/// must succeed. Returns the sorted connect+request times.
+async fn legit_rounds(addr: &str, rounds: usize) -> Vec<Duration> {
+    let mut times = Vec::new();
+    for i in 0..rounds {
+        let t0 = std::time::Instant::now();
+        let c = Endpoint::new(Config::default()).unwrap();
+        within(c.connect(addr))
+            .await
+            .unwrap_or_else(|e| panic!("round {i}: connect failed under attack: {e}"));
+        let r = within(c.request("echo", "legit", Duration::from_secs(5)))
+            .await
+            .unwrap_or_else(|e| panic!("round {i}: request failed under attack: {e}"));
+        assert_eq!(&r[..], b"legit");
+        times.push(t0.elapsed());
+        c.close().await;
+    }
+    times.sort();
+    times
+}
+
+async fn handshake_flood(sources: Vec<std::net::IpAddr>, what: &str) {
+    let (ep, addr) = server().await;
+    let quiet = legit_rounds(&addr, 20).await;
+    let flood = Flood::start(&addr, 100, sources);
+    // Let the flood fill every pending place first.
+    let deadline = tokio::time::Instant::now() + WATCHDOG;
+    while ep.stats().total.errors < 200 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the flood never filled the table"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let times = legit_rounds(&addr, 20).await;
+    let evicted = ep.stats().total.errors;
+    let attempts = flood.stop().await;
+    eprintln!(
+        "{what}: 20/20 connect+request rounds succeeded beside {attempts} attacker connections \
+         ({evicted} evicted or refused); p50 {:?}, p99 {:?}, max {:?} (without the flood: \
+         p50 {:?}, max {:?})",
+        percentile(&times, 0.5),
+        percentile(&times, 0.99),
+        times[times.len() - 1],
+        percentile(&quiet, 0.5),
+        quiet[quiet.len() - 1]
+    );
+    assert!(
+        attempts > 200,
+        "the flood was too weak to prove anything: {attempts}"
+    );
+}
+
+/// 100 attackers from the client's own address reconnect as they are cut:
+/// each new connection evicts the oldest pending one of that address, so a
+/// client that sends its HELLO at once still connects every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshake_flood_from_the_clients_address_cannot_lock_it_out() {
+    handshake_flood(vec![[127, 0, 0, 1].into()], "one address").await;
+}
+
+/// The same from 100 addresses (127.0.0.2 to .101): the total bound is
+/// reached and the oldest pending connection of all is evicted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshake_flood_from_many_addresses_cannot_lock_a_client_out() {
+    let sources = (2..102u8).map(|n| [127, 0, 0, n].into()).collect();
+    handshake_flood(sources, "100 addresses").await;
+}
+
+/// One peer floods a slow service with requests; another's requests keep
+/// succeeding: callers take turns in the service's queue, and a full queue
+/// pushes out the flooder's newest request rather than refuse the newcomer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_flood_does_not_starve_another_caller() {
+    let mut cfg = Config::named("slow-service");
+    cfg.service_queue = 64;
+    cfg.handler_concurrency = 4;
+    let ep = Endpoint::new(cfg).unwrap();
+    let addr = ep.listen("tcp://127.0.0.1:0").await.unwrap();
+    let _svc = ep
+        .serve_fn("work", |r| async move {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            Ok(r.payload().clone())
+        })
+        .unwrap();
+    let flooder = Endpoint::named("flooder").unwrap();
+    flooder.connect(&addr).await.unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let outcomes = std::sync::Arc::new(std::sync::Mutex::new((0u64, 0u64)));
+    let mut flood = Vec::new();
+    for _ in 0..300 {
+        let (f, stop, outcomes) = (flooder.clone(), stop.clone(), outcomes.clone());
+        flood.push(tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = f.request("work", "flood", Duration::from_secs(10)).await;
+                let mut o = outcomes.lock().unwrap();
+                match r {
+                    Ok(_) => o.0 += 1,
+                    Err(e) if e.code() == ErrorCode::BufferFull => o.1 += 1,
+                    Err(e) => panic!("flooder got {e}"),
+                }
+            }
+        }));
+    }
+    // Wait until the queue is full and refusing the flooder.
+    let deadline = tokio::time::Instant::now() + WATCHDOG;
+    while outcomes.lock().unwrap().1 == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the flood never filled the queue"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let polite = Endpoint::named("polite").unwrap();
+    polite.connect(&addr).await.unwrap();
+    let mut times = Vec::new();
+    for i in 0..50 {
+        let t0 = std::time::Instant::now();
+        let r = within(polite.request("work", "polite", Duration::from_secs(5)))
+            .await
+            .unwrap_or_else(|e| panic!("request {i} failed during the flood: {e}"));
+        assert_eq!(&r[..], b"polite");
+        times.push(t0.elapsed());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in flood {
+        within(t).await.unwrap();
+    }
+    times.sort();
+    let (ok, refused) = *outcomes.lock().unwrap();
+    eprintln!(
+        "50/50 polite requests succeeded beside {ok} answered and {refused} refused flood \
+         requests; polite p50 {:?}, p99 {:?}, max {:?} (handler: 2 ms, 4 at once)",
+        percentile(&times, 0.5),
+        percentile(&times, 0.99),
+        times[times.len() - 1]
+    );
 }

@@ -51,6 +51,9 @@ pub enum netchan_result {
     /// connection, or two endpoints sharing a name); may pass once the older
     /// connection's heartbeats time out.
     NameInUse = 208,
+    /// The peer is at one of its connection limits and refused or closed
+    /// this connection; not permanent, try again.
+    Overloaded = 209,
 
     // 3xx: requests.
     /// The deadline passed before the operation completed.
@@ -111,6 +114,7 @@ impl netchan_result {
         netchan_result::UnknownPeer,
         netchan_result::Io,
         netchan_result::NameInUse,
+        netchan_result::Overloaded,
         netchan_result::Timeout,
         netchan_result::NoResponders,
         netchan_result::Cancelled,
@@ -154,6 +158,7 @@ impl netchan_result {
             netchan_result::UnknownPeer => c"UNKNOWN_PEER",
             netchan_result::Io => c"IO",
             netchan_result::NameInUse => c"NAME_IN_USE",
+            netchan_result::Overloaded => c"OVERLOADED",
             netchan_result::Timeout => c"TIMEOUT",
             netchan_result::NoResponders => c"NO_RESPONDERS",
             netchan_result::Cancelled => c"CANCELLED",
@@ -186,6 +191,7 @@ impl netchan_result {
             netchan_result::UnknownPeer => c"unknown peer",
             netchan_result::Io => c"I/O error",
             netchan_result::NameInUse => c"a peer with that name is already connected",
+            netchan_result::Overloaded => c"the peer is at a connection limit; try again",
             netchan_result::Timeout => c"timed out",
             netchan_result::NoResponders => c"no responders",
             netchan_result::Cancelled => c"cancelled",

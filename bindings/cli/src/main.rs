@@ -17,6 +17,7 @@ use netchan::{Config, Endpoint, Error, ErrorCode};
 mod bench;
 mod demo;
 mod membench;
+mod target;
 
 #[derive(Parser)]
 #[command(
@@ -31,6 +32,10 @@ struct Cli {
     /// Log level for netchan's logs on stderr (error, warn, info, debug, trace).
     #[arg(long, global = true, default_value = "warn")]
     log: String,
+    /// Set an endpoint setting, e.g. `-o send_buffer=1MiB -o hello_timeout=500ms`
+    /// (repeatable; `netchan settings` lists them).
+    #[arg(short = 'o', long = "set", global = true, value_name = "KEY=VALUE")]
+    set: Vec<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -120,6 +125,9 @@ enum Cmd {
         #[arg(long, value_name = "MS", default_value_t = 5000)]
         timeout_ms: u64,
     },
+    /// List the settings `-o KEY=VALUE` takes, with their values (defaults
+    /// unless set with `-o`).
+    Settings,
     /// Measure round-trip times to the endpoint at ADDR.
     Ping {
         /// Address to connect to.
@@ -134,6 +142,8 @@ enum Cmd {
     BenchWorker(bench::WorkerArgs),
     #[command(hide = true)]
     MemWorker(membench::MemWorkerArgs),
+    #[command(hide = true)]
+    Target(target::TargetArgs),
 }
 
 /// Formats a payload for a line of output.
@@ -161,10 +171,25 @@ impl Pace {
     }
 }
 
-fn endpoint(name: &Option<String>) -> Result<Endpoint, Error> {
+/// The configuration from `--name` and every `-o KEY=VALUE`.
+fn config(cli: &Cli) -> Result<Config, Error> {
     let mut cfg = Config::default();
-    cfg.name = name.clone();
-    Endpoint::new(cfg)
+    cfg.name = cli.name.clone();
+    for kv in &cli.set {
+        let Some((k, v)) = kv.split_once('=') else {
+            return Err(Error::new(
+                ErrorCode::InvalidArgument,
+                format!("-o {kv}: expected KEY=VALUE"),
+            ));
+        };
+        cfg.set(k.trim(), v.trim())?;
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn endpoint(cfg: &Config) -> Result<Endpoint, Error> {
+    Endpoint::new(cfg.clone())
 }
 
 async fn attach(ep: &Endpoint, at: &Where) -> Result<(), Error> {
@@ -179,10 +204,18 @@ async fn attach(ep: &Endpoint, at: &Where) -> Result<(), Error> {
 }
 
 async fn run(cli: Cli) -> Result<(), Error> {
+    let cfg = config(&cli)?;
     match cli.cmd {
+        Cmd::Settings => {
+            for s in netchan::config::SETTINGS {
+                let value = cfg.get(s.name).unwrap_or_default();
+                println!("{:<36} {:<12} {}", s.name, value, s.doc);
+            }
+            Ok(())
+        }
         Cmd::Demo { addr } => demo::run(&addr).await,
         Cmd::Sub { pattern, at, count } => {
-            let ep = endpoint(&cli.name)?;
+            let ep = endpoint(&cfg)?;
             let sub = ep.subscribe(&pattern)?;
             attach(&ep, &at).await?;
             let mut out = std::io::stdout().lock();
@@ -217,7 +250,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
                     "--rate must be a positive number",
                 ));
             }
-            let ep = endpoint(&cli.name)?;
+            let ep = endpoint(&cfg)?;
             attach(&ep, &at).await?;
             if !ep
                 .wait_for_subscribers(&path, Duration::from_millis(wait_ms))
@@ -283,11 +316,17 @@ async fn run(cli: Cli) -> Result<(), Error> {
                     "serve needs --echo, --reply TEXT or --fail TEXT",
                 ));
             }
-            let ep = endpoint(&cli.name)?;
+            let ep = endpoint(&cfg)?;
             let svc = ep.serve(&path)?;
             attach(&ep, &at).await?;
+            // At most `handler_concurrency` requests in hand at once; more
+            // wait in the service's queue, where callers take turns.
+            let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(cfg.handler_concurrency));
             let mut n = 0u64;
             while count.is_none_or(|c| n < c) {
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    break;
+                };
                 let Some((req, rep)) = svc.recv().await else {
                     break;
                 };
@@ -307,6 +346,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
                     } else {
                         rep.send(req.payload().clone());
                     }
+                    drop(slot);
                 };
                 if count.is_some() {
                     work.await;
@@ -330,7 +370,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
                     "--timeout-ms must be greater than zero",
                 ));
             }
-            let ep = endpoint(&cli.name)?;
+            let ep = endpoint(&cfg)?;
             ep.connect(&connect).await?;
             let r = ep
                 .request(
@@ -350,7 +390,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
                     "--count must be at least 1",
                 ));
             }
-            let ep = endpoint(&cli.name)?;
+            let ep = endpoint(&cfg)?;
             let peer = ep.connect(&addr).await?;
             let mut rtts = Vec::with_capacity(count);
             for i in 0..count {
@@ -378,6 +418,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
         Cmd::Bench(args) => bench::run(args).await,
         Cmd::BenchWorker(args) => bench::worker(args).await,
         Cmd::MemWorker(args) => membench::worker(args).await,
+        Cmd::Target(args) => target::run(&cfg, args).await,
     }
 }
 

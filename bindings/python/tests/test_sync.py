@@ -426,6 +426,7 @@ def test_busy_poll_setting_and_parked_requests(pair: Pair) -> None:
         assert e.value.code == "INVALID_ARGUMENT"
     try:
         server.serve("slow", lambda req: (threading.Event().wait(0.05), req.payload)[1])
+        assert client.wait_for_servers("slow")
         assert client.request("slow", b"parked", timeout=5) == b"parked"
         with pytest.raises(netchan.TimeoutError):
             client.request("slow", b"late", timeout=0.01)

@@ -35,6 +35,8 @@ pub enum NetchanError {
     Io { detail: String },
     #[error("NAME_IN_USE: {detail}")]
     NameInUse { detail: String },
+    #[error("OVERLOADED: {detail}")]
+    Overloaded { detail: String },
     #[error("TIMEOUT: {detail}")]
     Timeout { detail: String },
     #[error("NO_RESPONDERS: {detail}")]
@@ -72,6 +74,7 @@ impl NetchanError {
             ErrorCode::UnknownPeer => E::UnknownPeer { detail },
             ErrorCode::Io => E::Io { detail },
             ErrorCode::NameInUse => E::NameInUse { detail },
+            ErrorCode::Overloaded => E::Overloaded { detail },
             ErrorCode::Timeout => E::Timeout { detail },
             ErrorCode::NoResponders => E::NoResponders { detail },
             ErrorCode::Cancelled => E::Cancelled { detail },
@@ -105,6 +108,7 @@ impl NetchanError {
             E::UnknownPeer { .. } => ErrorCode::UnknownPeer,
             E::Io { .. } => ErrorCode::Io,
             E::NameInUse { .. } => ErrorCode::NameInUse,
+            E::Overloaded { .. } => ErrorCode::Overloaded,
             E::Timeout { .. } => ErrorCode::Timeout,
             E::NoResponders { .. } => ErrorCode::NoResponders,
             E::Cancelled { .. } => ErrorCode::Cancelled,
@@ -133,6 +137,7 @@ impl NetchanError {
             | E::UnknownPeer { detail }
             | E::Io { detail }
             | E::NameInUse { detail }
+            | E::Overloaded { detail }
             | E::Timeout { detail }
             | E::NoResponders { detail }
             | E::Cancelled { detail }

@@ -1,6 +1,6 @@
 //! Helpers shared by the CLI's test files.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_netchan");
@@ -11,6 +11,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_netchan");
 pub struct Listening {
     pub child: Child,
     pub addr: String,
+    /// Everything it wrote on stderr after the "listening on" line.
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Listening {
@@ -31,11 +33,16 @@ impl Listening {
             .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
             .to_owned();
         // Keep draining stderr so the child never blocks on a full pipe.
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = log.clone();
         std::thread::spawn(move || {
-            let mut sink = String::new();
-            let _ = err.read_to_string(&mut sink);
+            let mut line = String::new();
+            while matches!(err.read_line(&mut line), Ok(n) if n > 0) {
+                sink.lock().unwrap().push_str(&line);
+                line.clear();
+            }
         });
-        Listening { child, addr }
+        Listening { child, addr, log }
     }
 
     /// The next `n` lines of its stdout.

@@ -27,6 +27,7 @@ __all__ = [
     "UnknownPeerError",
     "IoError",
     "NameInUseError",
+    "OverloadedError",
     "TimeoutError",
     "NoRespondersError",
     "CancelledError",
@@ -136,6 +137,12 @@ class NameInUseError(Error, ConnectionError):
     code = "NAME_IN_USE"
 
 
+class OverloadedError(Error, ConnectionError):
+    """The peer is at a connection limit; try again (``OVERLOADED``)."""
+
+    code = "OVERLOADED"
+
+
 class TimeoutError(Error, builtins.TimeoutError):
     """The deadline passed (``TIMEOUT``)."""
 
@@ -200,6 +207,7 @@ _BY_CODE: Dict[str, Type[Error]] = {
         UnknownPeerError,
         IoError,
         NameInUseError,
+        OverloadedError,
         TimeoutError,
         NoRespondersError,
         CancelledError,

@@ -3421,6 +3421,8 @@ enum NetchanError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     )
     case NameInUse(detail: String
     )
+    case Overloaded(detail: String
+    )
     case Timeout(detail: String
     )
     case NoResponders(detail: String
@@ -3505,28 +3507,31 @@ public struct FfiConverterTypeNetchanError: FfiConverterRustBuffer {
         case 13: return .NameInUse(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 14: return .Timeout(
+        case 14: return .Overloaded(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 15: return .NoResponders(
+        case 15: return .Timeout(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 16: return .Cancelled(
+        case 16: return .NoResponders(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 17: return .HandlerError(
+        case 17: return .Cancelled(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 18: return .BufferFull(
+        case 18: return .HandlerError(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 19: return .Closed(
+        case 19: return .BufferFull(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 20: return .WouldDeadlock(
+        case 20: return .Closed(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 21: return .Internal(
+        case 21: return .WouldDeadlock(
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 22: return .Internal(
             detail: try FfiConverterString.read(from: &buf)
             )
 
@@ -3606,43 +3611,48 @@ public struct FfiConverterTypeNetchanError: FfiConverterRustBuffer {
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .Timeout(detail):
+        case let .Overloaded(detail):
             writeInt(&buf, Int32(14))
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .NoResponders(detail):
+        case let .Timeout(detail):
             writeInt(&buf, Int32(15))
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .Cancelled(detail):
+        case let .NoResponders(detail):
             writeInt(&buf, Int32(16))
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .HandlerError(detail):
+        case let .Cancelled(detail):
             writeInt(&buf, Int32(17))
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .BufferFull(detail):
+        case let .HandlerError(detail):
             writeInt(&buf, Int32(18))
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .Closed(detail):
+        case let .BufferFull(detail):
             writeInt(&buf, Int32(19))
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .WouldDeadlock(detail):
+        case let .Closed(detail):
             writeInt(&buf, Int32(20))
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .Internal(detail):
+        case let .WouldDeadlock(detail):
             writeInt(&buf, Int32(21))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .Internal(detail):
+            writeInt(&buf, Int32(22))
             FfiConverterString.write(detail, into: &buf)
             
         }

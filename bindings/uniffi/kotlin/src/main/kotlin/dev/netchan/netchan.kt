@@ -5424,6 +5424,14 @@ sealed class NetchanException: kotlin.Exception() {
             get() = "detail=${ `detail` }"
     }
     
+    class Overloaded(
+        
+        val `detail`: kotlin.String
+        ) : NetchanException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
     class Timeout(
         
         val `detail`: kotlin.String
@@ -5546,28 +5554,31 @@ public object FfiConverterTypeNetchanError : FfiConverterRustBuffer<NetchanExcep
             13 -> NetchanException.NameInUse(
                 FfiConverterString.read(buf),
                 )
-            14 -> NetchanException.Timeout(
+            14 -> NetchanException.Overloaded(
                 FfiConverterString.read(buf),
                 )
-            15 -> NetchanException.NoResponders(
+            15 -> NetchanException.Timeout(
                 FfiConverterString.read(buf),
                 )
-            16 -> NetchanException.Cancelled(
+            16 -> NetchanException.NoResponders(
                 FfiConverterString.read(buf),
                 )
-            17 -> NetchanException.HandlerException(
+            17 -> NetchanException.Cancelled(
                 FfiConverterString.read(buf),
                 )
-            18 -> NetchanException.BufferFull(
+            18 -> NetchanException.HandlerException(
                 FfiConverterString.read(buf),
                 )
-            19 -> NetchanException.Closed(
+            19 -> NetchanException.BufferFull(
                 FfiConverterString.read(buf),
                 )
-            20 -> NetchanException.WouldDeadlock(
+            20 -> NetchanException.Closed(
                 FfiConverterString.read(buf),
                 )
-            21 -> NetchanException.Internal(
+            21 -> NetchanException.WouldDeadlock(
+                FfiConverterString.read(buf),
+                )
+            22 -> NetchanException.Internal(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
@@ -5637,6 +5648,11 @@ public object FfiConverterTypeNetchanError : FfiConverterRustBuffer<NetchanExcep
                 + FfiConverterString.allocationSize(value.`detail`)
             )
             is NetchanException.NameInUse -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is NetchanException.Overloaded -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterString.allocationSize(value.`detail`)
@@ -5751,43 +5767,48 @@ public object FfiConverterTypeNetchanError : FfiConverterRustBuffer<NetchanExcep
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is NetchanException.Timeout -> {
+            is NetchanException.Overloaded -> {
                 buf.putInt(14)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is NetchanException.NoResponders -> {
+            is NetchanException.Timeout -> {
                 buf.putInt(15)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is NetchanException.Cancelled -> {
+            is NetchanException.NoResponders -> {
                 buf.putInt(16)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is NetchanException.HandlerException -> {
+            is NetchanException.Cancelled -> {
                 buf.putInt(17)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is NetchanException.BufferFull -> {
+            is NetchanException.HandlerException -> {
                 buf.putInt(18)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is NetchanException.Closed -> {
+            is NetchanException.BufferFull -> {
                 buf.putInt(19)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is NetchanException.WouldDeadlock -> {
+            is NetchanException.Closed -> {
                 buf.putInt(20)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is NetchanException.Internal -> {
+            is NetchanException.WouldDeadlock -> {
                 buf.putInt(21)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is NetchanException.Internal -> {
+                buf.putInt(22)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }

@@ -1,5 +1,8 @@
 //! Endpoint configuration: every limit and default in one place.
 
+mod settings;
+pub use settings::{Setting, SettingKind, SETTINGS};
+
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -161,6 +164,10 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Time allowed for a handshake (both HELLOs and both snapshots).
     pub handshake_timeout: Duration,
+    /// Time an inbound connection has to send a valid HELLO (at most
+    /// `handshake_timeout`). Short, so that connections that never speak
+    /// hold their place among pending handshakes only briefly.
+    pub hello_timeout: Duration,
     /// Bytes queued per peer before publishers wait.
     pub send_buffer: usize,
     /// How long `publish` or `request` waits for room in a peer's send buffer
@@ -170,12 +177,25 @@ pub struct Config {
     pub ping_timeout: Duration,
     /// Defaults for subscriptions.
     pub subscribe: SubscribeOptions,
-    /// Requests queued per service before new ones are refused (`BUFFER_FULL`).
+    /// Requests queued per service. When it is full, a caller holding less
+    /// than its fair share (this divided by the callers with requests
+    /// queued) pushes out the newest request of the caller furthest over its
+    /// share; others are refused. Either way the refused or pushed-out
+    /// request fails with `BUFFER_FULL`.
     pub service_queue: usize,
+    /// Bytes of requests queued per service (payload and path, plus 512 per
+    /// request for its bookkeeping), shared fairly like `service_queue`.
+    pub service_queue_bytes: usize,
+    /// Requests a `serve_fn` handler works on at once, per service; more
+    /// wait in its queue, where callers take turns.
+    pub handler_concurrency: usize,
     /// Connections (inbound and outbound) at once.
     pub max_connections: usize,
-    /// Inbound connections in handshake at once.
+    /// Inbound connections waiting to send their HELLO, at once. At the
+    /// bound the oldest of them is closed (`OVERLOADED`) to make room.
     pub max_pending_handshakes: usize,
+    /// The same, per remote address (IP address; user id for Unix sockets).
+    pub max_pending_handshakes_per_address: usize,
     /// Declarations one peer may hold.
     pub max_declarations_per_peer: usize,
     /// Bytes of pattern text one peer's declarations may hold in all.
@@ -207,13 +227,17 @@ impl Default for Config {
             offline_overflow: Overflow::DropOldest,
             connect_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(5),
+            hello_timeout: Duration::from_secs(2),
             send_buffer: 8 * 1024 * 1024,
             send_timeout: Duration::from_secs(10),
             ping_timeout: Duration::from_secs(5),
             subscribe: SubscribeOptions::default(),
             service_queue: 1024,
+            service_queue_bytes: 64 * 1024 * 1024,
+            handler_concurrency: 256,
             max_connections: 1024,
             max_pending_handshakes: 64,
+            max_pending_handshakes_per_address: 16,
             max_declarations_per_peer: 100_000,
             max_declaration_bytes_per_peer: 4 * 1024 * 1024,
             busy_poll: Duration::ZERO,
@@ -249,6 +273,7 @@ impl Config {
         for (field, d) in [
             ("connect_timeout", self.connect_timeout),
             ("handshake_timeout", self.handshake_timeout),
+            ("hello_timeout", self.hello_timeout),
             ("send_timeout", self.send_timeout),
             ("ping_timeout", self.ping_timeout),
             ("heartbeat_interval", self.heartbeat_interval),
@@ -262,8 +287,14 @@ impl Config {
         for (field, n) in [
             ("send_buffer", self.send_buffer),
             ("service_queue", self.service_queue),
+            ("service_queue_bytes", self.service_queue_bytes),
+            ("handler_concurrency", self.handler_concurrency),
             ("max_connections", self.max_connections),
             ("max_pending_handshakes", self.max_pending_handshakes),
+            (
+                "max_pending_handshakes_per_address",
+                self.max_pending_handshakes_per_address,
+            ),
             ("max_declarations_per_peer", self.max_declarations_per_peer),
             (
                 "max_declaration_bytes_per_peer",
