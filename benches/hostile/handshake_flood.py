@@ -44,14 +44,17 @@ def attacker(host, port, src, stop, counts, i):
 
 def rounds(binary, addr, n):
     ok, times, errors = 0, [], []
+    global retries
+    retries = []
     for _ in range(n):
         t0 = time.perf_counter()
-        r = subprocess.run([binary, "req", "svc/x", "hello", "--connect", addr],
+        r = subprocess.run([binary, "--log", "debug", "req", "svc/x", "hello", "--connect", addr],
                            capture_output=True, text=True, timeout=60)
         dt = time.perf_counter() - t0
         if r.returncode == 0 and r.stdout.strip() == "hello":
             ok += 1
             times.append(dt)
+            retries.append(r.stderr.count("peer overloaded, trying again"))
         else:
             errors.append(r.stderr.strip())
     return ok, times, errors
@@ -61,7 +64,7 @@ def show(label, ok, n, times, errors):
     if times:
         times.sort()
         print(f"{label}: {ok}/{n} ok; wall time p50 {statistics.median(times)*1e3:.1f} ms, "
-              f"max {times[-1]*1e3:.1f} ms")
+              f"max {times[-1]*1e3:.1f} ms; {sum(retries)} connect retries after OVERLOADED")
     else:
         print(f"{label}: {ok}/{n} ok")
     for e in errors[:3]:
@@ -82,7 +85,8 @@ def main():
         addr = line.removeprefix("listening on ")
         threading.Thread(target=lambda: server.stderr.read(), daemon=True).start()
         host, port = addr.removeprefix("tcp://").rsplit(":", 1)
-        show("quiet", *_r(a.bin, addr, a.rounds))
+        q = _r(a.bin, addr, a.rounds)
+        show("quiet", *q)
         stop = threading.Event()
         counts = [0] * a.attackers
         sources = ["127.0.0.1"] if a.sources == 1 else [f"127.0.0.{2 + k}" for k in range(a.sources)]

@@ -253,6 +253,8 @@ pub(crate) struct Inner {
     admission: Arc<Admission>,
     /// Refusals for load since the last log line and event about them.
     load_reports: Mutex<LoadReports>,
+    /// Places for connections refused for load to linger (see `reject_for_load`).
+    drains: tokio::sync::Semaphore,
     round_robin: AtomicUsize,
     /// Listeners opened (a peer can dial us only if there is one).
     listeners: AtomicUsize,
@@ -336,6 +338,7 @@ impl Endpoint {
                 config.max_pending_handshakes_per_address,
             ),
             load_reports: Mutex::new(LoadReports::default()),
+            drains: tokio::sync::Semaphore::new(LOAD_DRAINS),
             round_robin: AtomicUsize::new(0),
             listeners: AtomicUsize::new(0),
             writers: Mutex::new(Vec::new()),
@@ -1507,8 +1510,9 @@ impl Inner {
                 ErrorCode::Overloaded,
                 format!("connection limit of {} reached", self.cfg.max_connections),
             );
-            reject_now(&mut reader, &writer, &e);
+            drop(ticket);
             self.refused_for_load(&remote, &e);
+            self.reject_for_load(reader, writer, &e).await;
             return Err(e);
         }
         let hello = Hello {
@@ -1584,8 +1588,9 @@ impl Inner {
                     .as_ref()
                     .map(Ticket::evicted_reason)
                     .unwrap_or_else(|| Error::new(ErrorCode::Overloaded, "evicted"));
-                reject_now(&mut reader, &writer, &e);
+                drop(ticket);
                 self.refused_for_load(&remote, &e);
+                self.reject_for_load(reader, writer, &e).await;
                 return Err(e);
             }
         };
@@ -2471,34 +2476,46 @@ impl Inner {
     }
 }
 
-/// Tells a peer refused for load why (a CLOSE frame) and closes at once,
-/// without waiting: the CLOSE fits an empty socket buffer, and what the peer
-/// already sent is read first (without waiting for more) so that closing
-/// does not reset the connection and destroy the CLOSE before it is read.
-fn reject_now(r: &mut Reader, w: &crate::transport::Wire, e: &Error) {
-    let mut out = BytesMut::new();
-    if proto::encode(
-        &mut out,
-        &Frame::Close {
-            code: e.code().as_u16(),
-            reason: e.detail().to_owned(),
-        },
-    )
-    .is_ok()
-    {
-        let _ = w.try_write_vectored(&[std::io::IoSlice::new(&out)]);
-    }
-    let waker = std::task::Waker::noop();
-    let mut cx = std::task::Context::from_waker(waker);
-    let mut sink = [0u8; 4096];
-    for _ in 0..16 {
-        let mut rb = tokio::io::ReadBuf::new(&mut sink);
-        match r.as_mut().poll_read(&mut cx, &mut rb) {
-            std::task::Poll::Ready(Ok(())) if !rb.filled().is_empty() => continue,
-            _ => break,
+/// Connections refused for load that may linger, draining, at once.
+const LOAD_DRAINS: usize = 64;
+
+impl Inner {
+    /// Tells a peer refused for load why (a CLOSE frame, then FIN) without
+    /// waiting to write: the CLOSE fits an empty socket buffer. Closing with
+    /// unread bytes would reset the connection and could destroy the CLOSE
+    /// before the peer reads it (a real client sends its HELLO at once), so
+    /// the connection lingers, discarding what arrives, until the peer
+    /// closes or for at most 100 ms; at most [`LOAD_DRAINS`] linger at once,
+    /// beyond that they close at once.
+    async fn reject_for_load(&self, mut r: Reader, w: crate::transport::Wire, e: &Error) {
+        let mut out = BytesMut::new();
+        if proto::encode(
+            &mut out,
+            &Frame::Close {
+                code: e.code().as_u16(),
+                reason: e.detail().to_owned(),
+            },
+        )
+        .is_ok()
+        {
+            let _ = w.try_write_vectored(&[std::io::IoSlice::new(&out)]);
         }
+        w.shutdown();
+        let Ok(_permit) = self.drains.try_acquire() else {
+            return;
+        };
+        let _ = tokio::time::timeout(Duration::from_millis(100), async {
+            let mut sink = [0u8; 4096];
+            let mut left = 64 * 1024;
+            while left > 0 {
+                match r.read(&mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => left -= n.min(left),
+                }
+            }
+        })
+        .await;
     }
-    w.shutdown();
 }
 
 /// Tells a refused peer why (a CLOSE frame, then FIN) and drains what it
