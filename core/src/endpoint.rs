@@ -1925,6 +1925,9 @@ impl Inner {
                     if peer.tx.owed() > self.cfg.send_buffer {
                         self.wait_owed(peer).await?;
                     }
+                    // A megabyte of requests is thousands of frames: take
+                    // turns with the other connections' tasks every 128.
+                    tokio::task::consume_budget().await;
                 }
                 at += head.total;
             }
