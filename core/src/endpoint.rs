@@ -1527,7 +1527,9 @@ impl Inner {
                 .as_millis()
                 .min(u32::MAX as u128) as u32,
         };
-        let mut rbuf = BytesMut::with_capacity(8 * 1024);
+        // A HELLO is small (at most HANDSHAKE_MAX_FRAME): a pending
+        // connection holds no more than what it has sent so far.
+        let mut rbuf = BytesMut::with_capacity(256);
         let hs = async {
             let mut out = BytesMut::new();
             proto::encode(&mut out, &Frame::Hello(hello.clone()))?;
@@ -1538,7 +1540,8 @@ impl Inner {
             let frame = loop {
                 match proto::decode(&mut rbuf, proto::HANDSHAKE_MAX_FRAME)? {
                     Decoded::Frame(f) => break f,
-                    Decoded::NeedMore(_) => {
+                    Decoded::NeedMore(n) => {
+                        rbuf.reserve(n.saturating_sub(rbuf.len()).max(64));
                         let n = reader.read_buf(&mut rbuf).await.map_err(|e| {
                             Error::new(ErrorCode::PeerLost, format!("reading HELLO: {e}"))
                         })?;
@@ -2508,7 +2511,7 @@ impl Inner {
             return;
         };
         let _ = tokio::time::timeout(Duration::from_millis(100), async {
-            let mut sink = [0u8; 4096];
+            let mut sink = vec![0u8; 4096];
             let mut left = 64 * 1024;
             while left > 0 {
                 match r.read(&mut sink).await {
@@ -2547,7 +2550,7 @@ async fn reject(r: &mut Reader, w: crate::transport::Wire, e: &Error) {
 /// Reads and discards what a refused peer already sent, briefly and boundedly.
 async fn drain(r: &mut Reader) {
     let _ = tokio::time::timeout(Duration::from_millis(200), async {
-        let mut sink = [0u8; 4096];
+        let mut sink = vec![0u8; 4096];
         let mut left = 256 * 1024;
         while left > 0 {
             match r.read(&mut sink).await {
