@@ -69,6 +69,18 @@ async fn attack(addr: &str, bytes: &[u8], fin: bool) -> Vec<u8> {
     got
 }
 
+/// A frame with any header bytes (including malformed ones).
+fn raw_frame(kind: proto::Kind, header: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut f = ((5 + header.len() + payload.len()) as u32)
+        .to_be_bytes()
+        .to_vec();
+    f.push(kind as u8);
+    f.extend_from_slice(&(header.len() as u32).to_be_bytes());
+    f.extend_from_slice(header);
+    f.extend_from_slice(payload);
+    f
+}
+
 /// The server's frames in `bytes`, decoded.
 fn frames(bytes: &[u8]) -> Vec<Frame> {
     let mut b = BytesMut::from(bytes);
@@ -143,6 +155,20 @@ async fn garbage_before_the_handshake_is_refused() {
             },
             false,
         ),
+        (
+            "HELLO whose header is an array",
+            raw_frame(
+                proto::Kind::Hello,
+                &[
+                    &[0x96, 0xa4][..],
+                    b"NTCH",
+                    &[0x01, 0x01, 0xa1, b'x', 0xce, 1, 0, 0, 0, 0x00],
+                ]
+                .concat(),
+                b"",
+            ),
+            false,
+        ),
     ];
     for (i, (what, bytes, fin)) in cases.into_iter().enumerate() {
         let got = attack(&addr, &bytes, fin).await;
@@ -188,6 +214,21 @@ async fn version_mismatch_fails_on_both_sides() {
         other => panic!("expected CLOSE, got {other:?}"),
     }
     errors(&ep, 1).await;
+    good_client_works(&addr).await;
+
+    // Versions of any width are compared, not refused as undecodable.
+    let got = attack(&addr, &hello("farfuture", u64::MAX, u64::MAX), false).await;
+    match frames(&got).last() {
+        Some(Frame::Close { code, reason }) => {
+            assert_eq!(*code, ErrorCode::UnsupportedVersion.as_u16(), "{reason}");
+            assert_eq!(
+                reason,
+                "unsupported protocol version 18446744073709551615 (supported 1..1)"
+            );
+        }
+        other => panic!("expected CLOSE, got {other:?}"),
+    }
+    errors(&ep, 2).await;
     good_client_works(&addr).await;
 
     // And we dial a version-9 listener: connect fails with the same words.
@@ -269,6 +310,27 @@ async fn bombs_after_the_handshake_close_only_that_connection() {
             }]))),
         ),
         ("second HELLO", hello("again", 1, 1)),
+        (
+            "MESSAGE whose path is bin",
+            raw_frame(
+                proto::Kind::Message,
+                &[0x91, 0xc4, 3, b'a', b'/', b'b'],
+                b"hi",
+            ),
+        ),
+        (
+            "REQUEST whose path is bin",
+            raw_frame(
+                proto::Kind::Request,
+                &[0x93, 0x01, 0xc4, 3, b's', b'v', b'c', 0xcd, 0x03, 0xe8],
+                b"q",
+            ),
+        ),
+        (
+            "PING with a negative nonce",
+            raw_frame(proto::Kind::Ping, &[0x91, 0xff], b""),
+        ),
+        ("a second SNAPSHOT_END", frame(&Frame::SnapshotEnd)),
     ];
     for (i, (what, bytes)) in bombs.into_iter().enumerate() {
         let (mut s, _) = handshaken(&addr, &format!("bomber{i}")).await;
