@@ -31,6 +31,9 @@ cargo test --workspace --exclude netchan-python
 step "generated header is committed"
 git diff --exit-code include/netchan.h
 
+step "every test a document names exists"
+python3 scripts/check_doc_tests.py
+
 # The suites below build every language, so the interop matrix must find
 # them all: a language it skips fails the run instead of passing quietly.
 export NETCHAN_INTEROP_REQUIRE_ALL=1
