@@ -17,7 +17,7 @@ use crate::admission::{Admission, Ticket};
 use crate::config::{Config, RequestOptions, SlowPeer, SubscribeOptions};
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::{Event, Events};
-use crate::link::{heartbeat, now_ms, redial, Dialer, Held};
+use crate::link::{heartbeat, now_ms, supervise, Dialer, Held};
 use crate::metrics::{Counters, PeerStats, Stats};
 use crate::path::{validate_path, validate_pattern, Pattern};
 use crate::peer::{writer_loop, Enq, Peer, SendQueue};
@@ -233,8 +233,6 @@ pub struct PeerInfo {
 }
 
 pub(crate) struct Inner {
-    /// A weak handle to itself, for spawning tasks from `&self` methods.
-    me: Weak<Inner>,
     pub name: Arc<str>,
     pub cfg: Config,
     pub rt: Handle,
@@ -317,8 +315,7 @@ impl Endpoint {
         let rt = crate::runtime::handle().map_err(|e| Error::io("starting the runtime", &e))?;
         let name: Arc<str> = config.name.clone().unwrap_or_else(random_name).into();
         let (events, _) = broadcast::channel(1024);
-        let inner = Arc::new_cyclic(|me| Inner {
-            me: me.clone(),
+        let inner = Arc::new(Inner {
             name,
             rt,
             closed: AtomicBool::new(false),
@@ -438,8 +435,12 @@ impl Endpoint {
             }
         };
         if self.inner.cfg.reconnect.enabled {
-            // Keep it connected from now on (see docs/RELIABILITY.md).
-            self.inner.lock_state().dialers.push(d);
+            // Keep it connected from now on (see docs/RELIABILITY.md): one
+            // supervisor per dialled address redials after every loss.
+            self.inner.lock_state().dialers.push(d.clone());
+            self.inner
+                .rt
+                .spawn(supervise(self.inner.clone(), d, peer.clone()));
         } else {
             d.stop.cancel();
         }
@@ -873,6 +874,10 @@ impl Drop for Publisher {
 }
 
 impl Inner {
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(SeqCst)
+    }
+
     fn check_open(&self) -> Result<()> {
         if self.closed.load(Relaxed) {
             Err(Error::closed())
@@ -1573,8 +1578,10 @@ impl Inner {
             Some(Ok(Ok(a))) => a,
             Some(Ok(Err(e))) => {
                 self.connections.fetch_sub(1, SeqCst);
+                // Counted and reported now, not after the CLOSE drained.
+                let e = fail(e);
                 reject(&mut reader, writer, &e).await;
-                return Err(fail(e));
+                return Err(e);
             }
             Some(Err(_)) => {
                 self.connections.fetch_sub(1, SeqCst);
@@ -1582,8 +1589,10 @@ impl Inner {
                     ErrorCode::Timeout,
                     format!("handshake not completed within {limit:?}"),
                 );
+                // Counted and reported now, not after the CLOSE drained.
+                let e = fail(e);
                 reject(&mut reader, writer, &e).await;
-                return Err(fail(e));
+                return Err(e);
             }
             None => {
                 self.connections.fetch_sub(1, SeqCst);
@@ -2320,9 +2329,10 @@ impl Inner {
                 reason: reason.to_owned(),
                 code,
             });
-            if let (Some(d), Some(me)) = (redial_by, self.me.upgrade()) {
-                self.rt.spawn(redial(me, d));
-            }
+            // The dialler's supervisor (see `link::supervise`) sees `dead`
+            // and redials; nothing is spawned here, so a link refused during
+            // a redial cannot start a second redial loop.
+            let _ = redial_by;
         }
     }
 
@@ -2442,7 +2452,7 @@ fn detach_run(payloads: &mut [Bytes], chunk_len: usize) {
 /// log line and one event a second say how many, instead of one each.
 #[derive(Default)]
 struct LoadReports {
-    last: Option<std::time::Instant>,
+    last: Option<Instant>,
     unreported: u64,
 }
 
@@ -2456,7 +2466,7 @@ impl Inner {
         let n = {
             let mut r = self.load_reports.lock().unwrap_or_else(|p| p.into_inner());
             r.unreported += 1;
-            let now = std::time::Instant::now();
+            let now = Instant::now();
             if r.last
                 .is_some_and(|t| now.duration_since(t) < LOAD_REPORT_EVERY)
             {

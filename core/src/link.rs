@@ -22,11 +22,13 @@ use crate::proto::{DeclKind, Frame};
 use crate::sub::Meta;
 use crate::transport::Addr;
 
-static EPOCH: Lazy<std::time::Instant> = Lazy::new(std::time::Instant::now);
+static EPOCH: Lazy<Instant> = Lazy::new(Instant::now);
 
 /// Milliseconds on a process-wide monotonic clock (for "last heard from").
+/// It is tokio's clock, so that on a paused runtime (the virtual-time tests)
+/// silence is measured in the same time the heartbeat sleeps in.
 pub(crate) fn now_ms() -> u64 {
-    EPOCH.elapsed().as_millis() as u64
+    Instant::now().saturating_duration_since(*EPOCH).as_millis() as u64
 }
 
 /// Messages held for a dialled peer while it is disconnected.
@@ -285,9 +287,34 @@ fn jittered(d: Duration, jitter: f64) -> Duration {
     d.mul_f64(f.max(0.0))
 }
 
-/// Redials a lost peer with exponential backoff and jitter until it is
-/// back, the failure is permanent, or the endpoint closes.
-pub(crate) async fn redial(inner: Arc<Inner>, d: Arc<Dialer>) {
+/// Keeps a dialled address connected: waits until the connection it made
+/// (or the one the peer made to us, when both dialled) ends, then redials
+/// with exponential backoff and jitter until it is back, the failure is
+/// permanent, or redialling stops; then waits again. One supervisor per
+/// dialled address, for as long as the endpoint keeps it: a link refused
+/// during a redial (NAME_IN_USE) only moves this loop to its next attempt.
+/// (Spawning a redial per lost link, as an earlier version did, started a
+/// second loop for every refused attempt: a redial storm with no backoff;
+/// `name_in_use_passes_once_the_stale_connection_is_gone` shows it gone.)
+pub(crate) async fn supervise(inner: Arc<Inner>, d: Arc<Dialer>, first: Arc<Peer>) {
+    let mut current = first;
+    loop {
+        tokio::select! {
+            _ = current.dead.cancelled() => {}
+            _ = d.stop.cancelled() => return,
+        }
+        if inner.is_closed() || d.stop.is_cancelled() {
+            return;
+        }
+        match redial(&inner, &d).await {
+            Some(p) => current = p,
+            None => return,
+        }
+    }
+}
+
+/// Redials until connected (`Some`), or redialling stops (`None`).
+async fn redial(inner: &Arc<Inner>, d: &Arc<Dialer>) -> Option<Arc<Peer>> {
     let r = inner.cfg.reconnect.clone();
     let mut delay = r.min_delay;
     let mut attempt = 0u32;
@@ -304,7 +331,7 @@ pub(crate) async fn redial(inner: Arc<Inner>, d: Arc<Dialer>) {
                 }
                 tokio::select! {
                     _ = changed => {}
-                    _ = d.stop.cancelled() => return,
+                    _ = d.stop.cancelled() => return None,
                 }
             }
         }
@@ -319,15 +346,15 @@ pub(crate) async fn redial(inner: Arc<Inner>, d: Arc<Dialer>) {
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = d.kick.notified() => {}
-            _ = d.stop.cancelled() => return,
+            _ = d.stop.cancelled() => return None,
         }
-        match inner.clone().connect_once(&d).await {
-            Ok(_) => return, // the new connection's loss starts a new redial
-            Err(e) if e.code() == ErrorCode::Closed => return,
+        match inner.clone().connect_once(d).await {
+            Ok(p) => return Some(p),
+            Err(e) if e.code() == ErrorCode::Closed => return None,
             Err(e) if permanent(&e) && !d.name().is_some_and(|n| inner.has_peer(&n)) => {
                 tracing::warn!(endpoint = %inner.name, addr = %d.addr, code = %e.code(), "giving up reconnecting: {}", e.detail());
                 d.stop.cancel();
-                inner.abandon_offline(&d);
+                inner.abandon_offline(d);
                 // Routes that held messages for it must forget it.
                 inner.routes_changed();
                 inner.emit(Event::ReconnectAbandoned {
@@ -335,7 +362,7 @@ pub(crate) async fn redial(inner: Arc<Inner>, d: Arc<Dialer>) {
                     code: e.code(),
                     detail: e.detail().to_owned(),
                 });
-                return;
+                return None;
             }
             Err(e) => {
                 tracing::debug!(endpoint = %inner.name, addr = %d.addr, code = %e.code(), "reconnect attempt failed: {}", e.detail());

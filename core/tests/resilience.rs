@@ -17,9 +17,13 @@ async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
         .expect("watchdog: test took too long")
 }
 
+/// Quick redialling. Heartbeats stay slow (1 s x 3): these tests end links
+/// with CLOSE or by killing a listener, and a short window could declare a
+/// live peer lost on a loaded machine. Heartbeat timing is tested in
+/// virtual time (`core/tests/virtual_time.rs`).
 fn fast(name: &str) -> Config {
     let mut c = Config::named(name);
-    c.heartbeat_interval = Duration::from_millis(100);
+    c.heartbeat_interval = Duration::from_secs(1);
     c.heartbeat_misses = 3;
     c.reconnect.min_delay = Duration::from_millis(20);
     c.reconnect.max_delay = Duration::from_millis(200);
@@ -103,12 +107,20 @@ async fn pump(
     }
 }
 
+/// The same over real TCP through a proxy that goes silent: found by
+/// heartbeats (not before the window less one interval; the exact window is
+/// checked in virtual time by
+/// `a_silent_partition_is_found_within_the_window_and_healed`) and healed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn silent_partition_is_detected_and_healed() {
-    let server = Endpoint::new(fast("part-server")).unwrap();
+async fn silent_partition_over_tcp_is_detected_and_healed() {
+    let mut cfg = fast("part-server");
+    cfg.heartbeat_interval = Duration::from_millis(500);
+    let server = Endpoint::new(cfg.clone()).unwrap();
     let addr = server.listen("tcp://127.0.0.1:0").await.unwrap();
     let proxy = Proxy::start(addr).await;
-    let client = Endpoint::new(fast("part-client")).unwrap();
+    cfg.name = Some("part-client".into());
+    let window = cfg.heartbeat_interval * cfg.heartbeat_misses;
+    let client = Endpoint::new(cfg.clone()).unwrap();
     let sub = client.subscribe("news").unwrap();
     let mut events = client.events();
     client.connect(&proxy.addr).await.unwrap();
@@ -125,8 +137,10 @@ async fn silent_partition_is_detected_and_healed() {
     };
     assert_eq!(code, ErrorCode::PeerLost);
     assert!(reason.contains("heard nothing"), "{reason}");
-    // Detected after about interval x misses (300 ms), far from TCP's minutes.
-    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(
+        took >= window - cfg.heartbeat_interval,
+        "found after {took:?}, before the window"
+    );
 
     proxy.open.store(true, Ordering::SeqCst);
     next_event(&mut events, |e| matches!(e, Event::PeerUp { .. })).await;
@@ -390,89 +404,6 @@ async fn frozen_peer(
     let (r, mut w) = s.into_split();
     w.write_all(&b).await.unwrap();
     (r, w)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stalled_peer_does_not_hold_up_the_others() {
-    // A peer that completes the handshake, declares an interest, then never
-    // reads again (a frozen process; the real-process SIGSTOP test is in the
-    // CLI tests).
-    let mut cfg = fast("pub");
-    cfg.send_buffer = 64 * 1024;
-    // Long enough that a busy test machine never stalls the healthy peer.
-    cfg.send_timeout = Duration::from_secs(1);
-    cfg.heartbeat_interval = Duration::from_secs(60); // isolate the send policy
-    let publisher = Endpoint::new(cfg).unwrap();
-    let addr = publisher.listen("tcp://127.0.0.1:0").await.unwrap();
-    let _frozen = frozen_peer(&addr, "frozen").await;
-
-    // Default heartbeats: a 100 ms x 3 window could declare the publisher
-    // dead while it waits out the frozen peer on a busy test machine.
-    let healthy = Endpoint::named("healthy").unwrap();
-    let sub = healthy.subscribe("data").unwrap();
-    healthy.connect(&addr).await.unwrap();
-    let deadline = std::time::Instant::now() + WATCHDOG;
-    while publisher.subscribers("data").unwrap().len() != 2 {
-        assert!(std::time::Instant::now() < deadline);
-        publisher
-            .wait_for_subscribers("data", Duration::from_millis(50))
-            .await
-            .unwrap();
-    }
-    let mut events = publisher.events();
-    let n = 20_000u32;
-    let payload = vec![7u8; 1024];
-    // The healthy subscriber reads all along, as a live process would.
-    let h2 = healthy.clone();
-    let p2 = publisher.clone();
-    let receiver = tokio::spawn(async move {
-        for i in 0..n {
-            match tokio::time::timeout(Duration::from_secs(10), sub.recv()).await {
-                Ok(m) => {
-                    m.unwrap();
-                }
-                Err(_) => panic!(
-                    "stuck after {i} messages\nhealthy: {:#?}\npublisher: {:#?}\nsub dropped {}",
-                    h2.stats(),
-                    p2.stats(),
-                    sub.dropped()
-                ),
-            }
-        }
-    });
-    let t0 = std::time::Instant::now();
-    let mut failed = 0;
-    for _ in 0..n {
-        if publisher.publish("data", payload.clone()).await.is_err() {
-            failed += 1;
-        }
-    }
-    // 20 MB into a 64 KiB buffer: the frozen peer stalls once (one 1 s
-    // wait), then is skipped without waiting.
-    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
-    assert!(failed > 0);
-    let healthy_drops = publisher
-        .stats()
-        .peers
-        .iter()
-        .find(|p| p.name == "healthy")
-        .map(|p| p.counters.dropped_send_full);
-    assert_eq!(healthy_drops, Some(0), "the healthy peer lost messages");
-    within(receiver).await.unwrap();
-    let st = publisher.stats();
-    let frozen_stats = st.peers.into_iter().find(|p| p.name == "frozen").unwrap();
-    assert_eq!(frozen_stats.counters.dropped_send_full, failed);
-    // Every drop is reported, in a few coalesced events.
-    let (mut reported, mut n_events) = (0, 0);
-    while reported < failed {
-        if let EventRecv::Event(Event::Dropped { site, count, .. }) = within(events.recv()).await {
-            assert_eq!(site, "frozen");
-            reported += count;
-            n_events += 1;
-        }
-    }
-    assert_eq!(reported, failed);
-    assert!(n_events < 1000, "{n_events} events for {failed} drops");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

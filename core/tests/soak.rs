@@ -1,5 +1,6 @@
 //! Soak test with churn (opt-in, minutes): `NETCHAN_SOAK_SECS=120 cargo test
-//! -p netchan --release --test soak -- --ignored --nocapture`. Connections,
+//! -p netchan --release --test soak -- --ignored --nocapture`. The test
+//! command runs it for 20 s. Connections,
 //! subscriptions, services and requests come and go; afterwards file
 //! descriptors and threads are back to baseline and memory has not grown
 //! beyond a bound.
@@ -31,9 +32,7 @@ async fn churn_returns_to_baseline() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
-    let mut cfg = Config::named("soak-server");
-    cfg.heartbeat_interval = Duration::from_millis(200);
-    let server = Endpoint::new(cfg).unwrap();
+    let server = Endpoint::new(Config::named("soak-server")).unwrap();
     let addr = server.listen("tcp://127.0.0.1:0").await.unwrap();
     let _echo = server
         .serve_fn("echo", |r| async move { Ok(r.payload().clone()) })

@@ -17,6 +17,7 @@ pub struct Listening {
 
 impl Listening {
     /// Starts `netchan ARGS` and waits for its "listening on ADDR" line.
+    #[allow(dead_code)] // not every test file starts one
     pub fn start(args: &[&str]) -> Listening {
         let mut child = Command::new(BIN)
             .args(args)

@@ -1,14 +1,23 @@
-//! Addresses and byte streams: TCP and Unix domain sockets.
+//! Addresses and byte streams: TCP, Unix domain sockets, and in-process
+//! pipes (`inproc://`).
 //!
-//! Everything above this module sees a connection as a pair of boxed async
-//! read/write halves; adding a transport (TLS, serial) means adding a variant
-//! to [`Addr`] and a dial/listen arm here.
+//! Everything above this module sees a connection as a [`Conn`]: a boxed
+//! async read half, a [`Wire`] write half that any thread may try a
+//! non-blocking write on, the remote address and its origin. Adding a
+//! transport (TLS, named pipes) means adding a variant to [`Addr`], [`Wire`]
+//! and the listener, and a dial/listen arm here; nothing above changes.
+
+mod inproc;
+
+pub use inproc::PIPE_CAPACITY as INPROC_PIPE_CAPACITY;
 
 use std::fmt;
 use std::path::PathBuf;
 use std::pin::Pin;
 
 use std::io::IoSlice;
+
+use std::future::Future;
 
 use tokio::io::AsyncRead;
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
@@ -17,7 +26,7 @@ use crate::admission::Origin;
 use crate::error::{Error, ErrorCode, Result};
 
 const FORMS: &str = "accepted forms: tcp://HOST:PORT (tcp://127.0.0.1:7000, tcp://[::1]:7000, \
-                     tcp://localhost:7000) or unix:///ABSOLUTE/PATH";
+                     tcp://localhost:7000), unix:///ABSOLUTE/PATH or inproc://NAME";
 
 /// A parsed endpoint address.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -32,6 +41,8 @@ pub enum Addr {
     },
     /// `unix:///absolute/path`.
     Unix(PathBuf),
+    /// `inproc://NAME`: another endpoint of this process, through memory.
+    Inproc(String),
 }
 
 fn bad(addr: &str, part: impl fmt::Display) -> Error {
@@ -42,7 +53,7 @@ fn bad(addr: &str, part: impl fmt::Display) -> Error {
 }
 
 impl Addr {
-    /// Parses `tcp://HOST:PORT` or `unix:///abs/path`.
+    /// Parses `tcp://HOST:PORT`, `unix:///abs/path` or `inproc://NAME`.
     pub fn parse(s: &str) -> Result<Addr> {
         let Some((scheme, rest)) = s.split_once("://") else {
             return Err(bad(s, "missing scheme (`tcp://` or `unix://`)"));
@@ -104,6 +115,15 @@ impl Addr {
                 }
                 Ok(Addr::Unix(PathBuf::from(rest)))
             }
+            "inproc" => {
+                if rest.is_empty() || rest.len() > 255 || rest.chars().any(char::is_control) {
+                    return Err(bad(
+                        s,
+                        "an inproc name must be 1 to 255 bytes without control characters",
+                    ));
+                }
+                Ok(Addr::Inproc(rest.to_owned()))
+            }
             other => Err(bad(s, format!("unknown scheme `{other}`"))),
         }
     }
@@ -115,6 +135,7 @@ impl fmt::Display for Addr {
             Addr::Tcp { host, port } if host.contains(':') => write!(f, "tcp://[{host}]:{port}"),
             Addr::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
             Addr::Unix(p) => write!(f, "unix://{}", p.display()),
+            Addr::Inproc(name) => write!(f, "inproc://{name}"),
         }
     }
 }
@@ -135,6 +156,7 @@ pub(crate) type Reader = Pin<Box<dyn AsyncRead + Send>>;
 pub(crate) enum Wire {
     Tcp(tokio::net::tcp::OwnedWriteHalf),
     Unix(tokio::net::unix::OwnedWriteHalf),
+    Inproc(inproc::PipeWriter),
 }
 
 impl Wire {
@@ -165,6 +187,7 @@ impl Wire {
                     let s = w.as_ref();
                     s.try_io(Interest::WRITABLE, || send(socket2::SockRef::from(s)))
                 }
+                Wire::Inproc(w) => w.try_write_vectored(bufs),
             }
         }
         #[cfg(not(any(
@@ -177,6 +200,7 @@ impl Wire {
         match self {
             Wire::Tcp(w) => w.try_write_vectored(bufs),
             Wire::Unix(w) => w.try_write_vectored(bufs),
+            Wire::Inproc(w) => w.try_write_vectored(bufs),
         }
     }
 
@@ -185,6 +209,7 @@ impl Wire {
         match self {
             Wire::Tcp(w) => w.writable().await,
             Wire::Unix(w) => w.writable().await,
+            Wire::Inproc(w) => w.writable().await,
         }
     }
 
@@ -194,6 +219,10 @@ impl Wire {
         let r = match self {
             Wire::Tcp(w) => socket2::SockRef::from(w.as_ref()).shutdown(std::net::Shutdown::Write),
             Wire::Unix(w) => socket2::SockRef::from(w.as_ref()).shutdown(std::net::Shutdown::Write),
+            Wire::Inproc(w) => {
+                w.shutdown();
+                Ok(())
+            }
         };
         if let Err(e) = r {
             tracing::trace!(error = %e, "shutdown of the write side failed (already closed?)");
@@ -266,6 +295,104 @@ fn unix_conn(s: UnixStream, path: &str) -> Conn {
     }
 }
 
+/// A connection made by [`raw_connect`] or accepted by a [`RawListener`]:
+/// bytes without netchan's protocol, for tests that play a peer (a silent
+/// one, a hostile one, a proxy) over any transport, `inproc` included.
+/// Not part of the stable API.
+#[doc(hidden)]
+pub struct RawConn {
+    conn: Conn,
+}
+
+impl RawConn {
+    /// The remote address.
+    pub fn remote(&self) -> &str {
+        &self.conn.remote
+    }
+}
+
+impl tokio::io::AsyncRead for RawConn {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.conn.reader.as_mut().poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for RawConn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::task::Poll;
+        loop {
+            match self.conn.writer.try_write_vectored(&[IoSlice::new(buf)]) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let w = self.conn.writer.writable();
+                    let mut w = std::pin::pin!(w);
+                    match w.as_mut().poll(cx) {
+                        Poll::Ready(Ok(())) => continue,
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+
+    fn poll_flush(
+        self: Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.conn.writer.shutdown();
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// Dials `addr` without speaking netchan's protocol. Not part of the stable API.
+#[doc(hidden)]
+pub async fn raw_connect(addr: &str) -> Result<RawConn> {
+    Ok(RawConn {
+        conn: dial(&Addr::parse(addr)?).await?,
+    })
+}
+
+/// Listens on `addr` without speaking netchan's protocol. Not part of the
+/// stable API.
+#[doc(hidden)]
+pub struct RawListener {
+    inner: Listener,
+    /// The bound address (port 0 resolved).
+    pub addr: String,
+}
+
+impl RawListener {
+    /// Binds `addr`.
+    pub async fn bind(addr: &str) -> Result<RawListener> {
+        let (inner, bound) = Listener::bind(&Addr::parse(addr)?).await?;
+        Ok(RawListener {
+            inner,
+            addr: bound.to_string(),
+        })
+    }
+
+    /// The next connection.
+    pub async fn accept(&self) -> std::io::Result<RawConn> {
+        self.inner.accept().await.map(|conn| RawConn { conn })
+    }
+}
+
 /// Dials an address.
 pub(crate) async fn dial(addr: &Addr) -> Result<Conn> {
     let refused = |e: std::io::Error| {
@@ -285,6 +412,7 @@ pub(crate) async fn dial(addr: &Addr) -> Result<Conn> {
             let s = UnixStream::connect(p).await.map_err(refused)?;
             Ok(unix_conn(s, &addr.to_string()))
         }
+        Addr::Inproc(name) => inproc::dial(name),
     }
 }
 
@@ -292,6 +420,7 @@ pub(crate) async fn dial(addr: &Addr) -> Result<Conn> {
 pub(crate) enum Listener {
     Tcp(TcpListener),
     Unix(UnixListener, PathBuf),
+    Inproc(inproc::InprocListener),
 }
 
 impl Listener {
@@ -347,6 +476,10 @@ impl Listener {
                 })?;
                 Ok((Listener::Unix(l, p.clone()), addr.clone()))
             }
+            Addr::Inproc(name) => Ok((
+                Listener::Inproc(inproc::InprocListener::bind(name)?),
+                addr.clone(),
+            )),
         }
     }
 
@@ -357,6 +490,7 @@ impl Listener {
                 .accept()
                 .await
                 .map(|(s, _)| unix_conn(s, &format!("unix://{}", p.display()))),
+            Listener::Inproc(l) => l.accept().await,
         }
     }
 }
