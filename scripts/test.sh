@@ -60,8 +60,8 @@ done
 # look in pyenv's versions too; a machine without it gets Debian 11's
 # python3.9 (Debian's archive is one of the registries this machine reaches).
 find_py39() {
-    for c in python3.9 "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.9*/bin/python3.9; do
-        if "$c" -c 'import venv, ensurepip' 2>/dev/null; then
+    for c in python3.9 "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.9*/bin/python3.9 /usr/bin/python3.9; do
+        if "$c" -c 'import distutils.cmd' 2>/dev/null; then
             "$c" -c 'import sys; print(sys.executable)'
             return
         fi
@@ -69,11 +69,21 @@ find_py39() {
 }
 py39="$(find_py39)"
 if [ -z "$py39" ]; then
-    step "installing python3.9 from Debian 11 (bullseye), pinned below the system's packages"
+    # Debian 11's python3.9, pinned below the system's own packages. Its
+    # distutils and lib2to3 come in packages that would replace Debian 12's
+    # for Python 3.11, so only their Python 3.9 files are unpacked; the
+    # suite's virtualenv then comes from the `virtualenv` package (Debian's
+    # python3.9 has no ensurepip).
+    step "installing python3.9 from Debian 11 (bullseye)"
     echo "deb http://deb.debian.org/debian bullseye main" > /etc/apt/sources.list.d/netchan-bullseye.list
     printf 'Package: *\nPin: release n=bullseye\nPin-Priority: 100\n' > /etc/apt/preferences.d/netchan-bullseye
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bullseye python3.9 python3.9-venv >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bullseye python3.9 >/dev/null
+    debs="$(mktemp -d)"
+    (cd "$debs" && apt-get download -qq -t bullseye python3-distutils=3.9.2-1 python3-lib2to3=3.9.2-1 2>/dev/null)
+    for d in "$debs"/*.deb; do dpkg-deb -x "$d" "$debs/root"; done
+    cp -rn "$debs/root/usr/lib/python3.9/." /usr/lib/python3.9/
+    rm -rf "$debs"
     py39="$(find_py39)"
 fi
 [ -n "$py39" ] || { echo "python3.9 is needed for the oldest-Python run and could not be installed" >&2; exit 1; }
