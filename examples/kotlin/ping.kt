@@ -6,10 +6,10 @@ package examples.ping
 import dev.netchan.Endpoint
 import dev.netchan.Event
 import dev.netchan.eventFlow
+import kotlinx.coroutines.CoroutineStart
 import kotlinx.coroutines.async
 import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.runBlocking
-import kotlinx.coroutines.yield
 
 fun main(args: Array<String>) = runBlocking {
     val addr = args.firstOrNull() ?: "tcp://127.0.0.1:0"
@@ -17,8 +17,8 @@ fun main(args: Array<String>) = runBlocking {
         Endpoint("kt-ping").use { client ->
             val bound = server.listen(addr)
             println("listening on $bound")
-            val up = async { server.eventFlow().first { it is Event.PeerUp } as Event.PeerUp }
-            yield()
+            // UNDISPATCHED: the event stream exists before the client connects.
+            val up = async(start = CoroutineStart.UNDISPATCHED) { server.eventFlow().first { it is Event.PeerUp } as Event.PeerUp }
             client.connect(bound)
             println("peer up: ${up.await().peer}")
             repeat(3) {

@@ -351,6 +351,15 @@ impl Endpoint {
     fn next_id(&self) -> u64 {
         self.sh.next_id.fetch_add(1, SeqCst)
     }
+
+    /// What an async method works with, in place of the endpoint object.
+    /// uniffi hands each call its own reference to the object; a call that
+    /// kept it until done would keep the endpoint open after Kotlin's
+    /// `close()` freed the foreign handle (`Drop` closes the endpoint),
+    /// and a pending request would end in `TIMEOUT` instead of `CLOSED`.
+    fn shared(self: Arc<Self>) -> Arc<Shared> {
+        self.sh.clone()
+    }
 }
 
 impl Drop for Endpoint {
@@ -407,14 +416,14 @@ impl Endpoint {
     /// there again.
     ///
     /// Errors: `INVALID_ADDRESS`, `ADDRESS_IN_USE`, `CLOSED`.
-    pub async fn listen(&self, addr: String) -> Result<String> {
-        self.sh.check_open()?;
-        let core = self.sh.core();
-        let bound = self
-            .sh
+    pub async fn listen(self: Arc<Self>, addr: String) -> Result<String> {
+        let sh = self.shared();
+        sh.check_open()?;
+        let core = sh.core();
+        let bound = sh
             .spawn(async move { Ok(core.listen(&addr).await?) })
             .await?;
-        lock(&self.sh.reg).listens.push(bound.clone());
+        lock(&sh.reg).listens.push(bound.clone());
         Ok(bound)
     }
 
@@ -424,15 +433,13 @@ impl Endpoint {
     ///
     /// Errors: `INVALID_ADDRESS`, `CONNECT_REFUSED`, `TIMEOUT`,
     /// `UNSUPPORTED_VERSION`, `HANDSHAKE_REJECTED`, `NAME_IN_USE`, `CLOSED`.
-    pub async fn connect(&self, addr: String) -> Result<PeerInfo> {
-        self.sh.check_open()?;
-        let core = self.sh.core();
+    pub async fn connect(self: Arc<Self>, addr: String) -> Result<PeerInfo> {
+        let sh = self.shared();
+        sh.check_open()?;
+        let core = sh.core();
         let a = addr.clone();
-        let peer = self
-            .sh
-            .spawn(async move { Ok(core.connect(&a).await?) })
-            .await?;
-        let mut reg = lock(&self.sh.reg);
+        let peer = sh.spawn(async move { Ok(core.connect(&a).await?) }).await?;
+        let mut reg = lock(&sh.reg);
         if !reg.dials.contains(&addr) {
             reg.dials.push(addr);
         }
@@ -449,10 +456,10 @@ impl Endpoint {
     /// send timeout.
     ///
     /// Errors: `INVALID_PATH`, `MESSAGE_TOO_LARGE`, `BUFFER_FULL`, `CLOSED`.
-    pub async fn publish(&self, path: String, payload: Vec<u8>) -> Result<()> {
-        let core = self.sh.core();
-        self.sh
-            .spawn(async move { Ok(core.publish(&path, payload).await?) })
+    pub async fn publish(self: Arc<Self>, path: String, payload: Vec<u8>) -> Result<()> {
+        let sh = self.shared();
+        let core = sh.core();
+        sh.spawn(async move { Ok(core.publish(&path, payload).await?) })
             .await
     }
 
@@ -507,63 +514,63 @@ impl Endpoint {
     }
 
     /// Sends a request to one endpoint serving `path` and waits up to
-    /// `timeout` for the reply. Cancelling the call (Kotlin coroutine,
-    /// Swift task) cancels the request at the server.
+    /// `timeout` for the reply. Cancelling the call (a Kotlin coroutine)
+    /// cancels the request at the server. Swift task cancellation does not
+    /// reach uniffi calls: cancel with `request_with` and a `CancelToken`.
     ///
     /// Errors: `INVALID_PATH`, `INVALID_ARGUMENT` (zero timeout),
     /// `NO_RESPONDERS`, `TIMEOUT`, `PEER_LOST`, `BUFFER_FULL`,
     /// `MESSAGE_TOO_LARGE`, `CLOSED`, or the code the handler failed with.
     pub async fn request(
-        &self,
+        self: Arc<Self>,
         path: String,
         payload: Vec<u8>,
         timeout: Duration,
     ) -> Result<Vec<u8>> {
-        let core = self.sh.core();
-        self.sh
-            .spawn(async move { Ok(core.request(&path, payload, timeout).await?.to_vec()) })
+        let sh = self.shared();
+        let core = sh.core();
+        sh.spawn(async move { Ok(core.request(&path, payload, timeout).await?.to_vec()) })
             .await
     }
 
     /// `request` with options: wait for a responder to appear, and a
     /// `CancelToken` to cancel it explicitly (then `CANCELLED`).
     pub async fn request_with(
-        &self,
+        self: Arc<Self>,
         path: String,
         payload: Vec<u8>,
         options: RequestOptions,
     ) -> Result<Vec<u8>> {
-        let core = self.sh.core();
+        let sh = self.shared();
+        let core = sh.core();
         let mut opts = netchan::RequestOptions::timeout(options.timeout);
         if options.wait_for_responder {
             opts = opts.wait_for_responder();
         }
         let cancel: Option<Arc<CancelToken>> = options.cancel;
-        self.sh
-            .spawn(async move {
-                let fut = core.request_with(&path, payload, opts);
-                match cancel {
-                    None => Ok(fut.await?.to_vec()),
-                    Some(c) => tokio::select! {
-                        r = fut => Ok(r?.to_vec()),
-                        _ = c.cancelled() => Err(NetchanError::new(
-                            ErrorCode::Cancelled,
-                            "the request was cancelled by its CancelToken",
-                        )),
-                    },
-                }
-            })
-            .await
+        sh.spawn(async move {
+            let fut = core.request_with(&path, payload, opts);
+            match cancel {
+                None => Ok(fut.await?.to_vec()),
+                Some(c) => tokio::select! {
+                    r = fut => Ok(r?.to_vec()),
+                    _ = c.cancelled() => Err(NetchanError::new(
+                        ErrorCode::Cancelled,
+                        "the request was cancelled by its CancelToken",
+                    )),
+                },
+            }
+        })
+        .await
     }
 
     /// Measures the round-trip time to the connected peer named `peer`.
     ///
     /// Errors: `UNKNOWN_PEER`, `TIMEOUT`, `PEER_LOST`, `CLOSED`.
-    pub async fn ping(&self, peer: String) -> Result<Duration> {
-        let core = self.sh.core();
-        self.sh
-            .spawn(async move { Ok(core.ping(&peer).await?) })
-            .await
+    pub async fn ping(self: Arc<Self>, peer: String) -> Result<Duration> {
+        let sh = self.shared();
+        let core = sh.core();
+        sh.spawn(async move { Ok(core.ping(&peer).await?) }).await
     }
 
     /// The connected peers.
@@ -578,10 +585,14 @@ impl Endpoint {
 
     /// Waits up to `timeout` until `path` has a subscriber; returns whether
     /// one appeared.
-    pub async fn wait_for_subscribers(&self, path: String, timeout: Duration) -> Result<bool> {
-        let core = self.sh.core();
-        self.sh
-            .spawn(async move { Ok(core.wait_for_subscribers(&path, timeout).await?) })
+    pub async fn wait_for_subscribers(
+        self: Arc<Self>,
+        path: String,
+        timeout: Duration,
+    ) -> Result<bool> {
+        let sh = self.shared();
+        let core = sh.core();
+        sh.spawn(async move { Ok(core.wait_for_subscribers(&path, timeout).await?) })
             .await
     }
 
@@ -591,10 +602,14 @@ impl Endpoint {
     }
 
     /// Waits up to `timeout` until a request on `path` would find a server.
-    pub async fn wait_for_servers(&self, path: String, timeout: Duration) -> Result<bool> {
-        let core = self.sh.core();
-        self.sh
-            .spawn(async move { Ok(core.wait_for_servers(&path, timeout).await?) })
+    pub async fn wait_for_servers(
+        self: Arc<Self>,
+        path: String,
+        timeout: Duration,
+    ) -> Result<bool> {
+        let sh = self.shared();
+        let core = sh.core();
+        sh.spawn(async move { Ok(core.wait_for_servers(&path, timeout).await?) })
             .await
     }
 
@@ -633,14 +648,15 @@ impl Endpoint {
     /// `NO_RESPONDERS`. Idempotent.
     ///
     /// Errors: `CLOSED`.
-    pub async fn suspend(&self) -> Result<()> {
-        let _life = self.sh.lifecycle.lock().await;
-        self.sh.check_open()?;
-        if self.sh.suspended.swap(true, SeqCst) {
+    pub async fn suspend(self: Arc<Self>) -> Result<()> {
+        let sh = self.shared();
+        let _life = sh.lifecycle.lock().await;
+        sh.check_open()?;
+        if sh.suspended.swap(true, SeqCst) {
             return Ok(());
         }
-        self.sh.replace_core(false).await?;
-        self.sh.emit(Event::Suspended);
+        sh.replace_core(false).await?;
+        sh.emit(Event::Suspended);
         Ok(())
     }
 
@@ -652,16 +668,17 @@ impl Endpoint {
     ///
     /// Errors: `CLOSED`; `ADDRESS_IN_USE` if a listen address was taken
     /// meanwhile (the rest is restored anyway).
-    pub async fn resume(&self) -> Result<()> {
-        let _life = self.sh.lifecycle.lock().await;
-        self.sh.check_open()?;
-        if !self.sh.suspended.load(SeqCst) {
+    pub async fn resume(self: Arc<Self>) -> Result<()> {
+        let sh = self.shared();
+        let _life = sh.lifecycle.lock().await;
+        sh.check_open()?;
+        if !sh.suspended.load(SeqCst) {
             return Ok(());
         }
-        let sh = self.sh.clone();
-        let r = self.sh.spawn(async move { sh.reconnect().await }).await;
-        self.sh.suspended.store(false, SeqCst);
-        self.sh.emit(Event::Resumed);
+        let sh2 = sh.clone();
+        let r = sh.spawn(async move { sh2.reconnect().await }).await;
+        sh.suspended.store(false, SeqCst);
+        sh.emit(Event::Resumed);
         r
     }
 
@@ -672,14 +689,15 @@ impl Endpoint {
     /// While suspended it does nothing (`resume()` will dial).
     ///
     /// Errors: `CLOSED`, `ADDRESS_IN_USE` as for `resume()`.
-    pub async fn network_changed(&self) -> Result<()> {
-        let _life = self.sh.lifecycle.lock().await;
-        self.sh.check_open()?;
-        if self.sh.suspended.load(SeqCst) {
+    pub async fn network_changed(self: Arc<Self>) -> Result<()> {
+        let sh = self.shared();
+        let _life = sh.lifecycle.lock().await;
+        sh.check_open()?;
+        if sh.suspended.load(SeqCst) {
             return Ok(());
         }
-        self.sh.replace_core(true).await?;
-        self.sh.emit(Event::Resumed);
+        sh.replace_core(true).await?;
+        sh.emit(Event::Resumed);
         Ok(())
     }
 
@@ -693,12 +711,12 @@ impl Endpoint {
     /// service, and lets go of every handler. Idempotent. Kotlin names it
     /// `shutdown()` (its `close()` is `AutoCloseable`'s, which also closes
     /// and then frees the object).
-    pub async fn close(&self) {
-        let sh = self.sh.clone();
-        let _ = self
-            .sh
+    pub async fn close(self: Arc<Self>) {
+        let sh = self.shared();
+        let sh2 = sh.clone();
+        let _ = sh
             .spawn(async move {
-                sh.close().await;
+                sh2.close().await;
                 Ok(())
             })
             .await;

@@ -34,7 +34,9 @@ pub trait MessageHandler: Send + Sync {
 /// at once when requests arrive together; it may block. Return the reply
 /// payload, or throw a `NetchanError` (Kotlin `NetchanException`) whose code
 /// and detail reach the caller; any other exception reaches it as
-/// `HANDLER_ERROR` with the exception's text.
+/// `HANDLER_ERROR` with the exception's text. When the caller stops waiting
+/// first, `request.cancel` is cancelled and whatever the call returns is
+/// discarded: a long handler should watch it and give up.
 #[uniffi::export(callback_interface)]
 pub trait RequestHandler: Send + Sync {
     /// Handles one request.
@@ -208,15 +210,22 @@ impl SvcState {
         let svc = core.serve_fn(&self.pattern, move |req: netchan::Request| {
             let handler = handler.clone();
             async move {
+                let cancel = CancelToken::new();
                 let r = Request {
                     path: req.path().to_string(),
                     payload: req.payload().to_vec(),
                     sender: req.sender().to_string(),
                     remaining: req.remaining(),
+                    cancel: cancel.clone(),
                 };
-                // Dropping this future (request cancelled) leaves the
-                // blocking call to finish; its reply is discarded.
-                match tokio::task::spawn_blocking(move || handler.handle(r)).await {
+                // The core drops this future when the caller stops waiting
+                // (timeout, cancelled call, lost link, closed endpoint).
+                // The blocking call cannot be interrupted, so the guard
+                // tells it through `Request.cancel`; its reply is discarded.
+                let mut guard = CancelOnDrop(Some(cancel));
+                let ran = tokio::task::spawn_blocking(move || handler.handle(r)).await;
+                guard.0 = None;
+                match ran {
                     Ok(Ok(payload)) => Ok(payload.into()),
                     Ok(Err(e)) => Err(e.into_core()),
                     Err(_) => Err(netchan::Error::new(
@@ -237,6 +246,17 @@ impl SvcState {
         }
         if let Some(ep) = self.ep.upgrade() {
             ep.forget_service(self.id);
+        }
+    }
+}
+
+/// Cancels its token when dropped, unless disarmed (set to `None`) first.
+struct CancelOnDrop(Option<Arc<CancelToken>>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            c.cancel();
         }
     }
 }
@@ -314,8 +334,12 @@ impl Publisher {
     }
 }
 
-/// Cancels the requests it is passed to (`RequestOptions.cancel`).
-#[derive(uniffi::Object, Default)]
+/// A cancellation signal, in both directions of a request: passed to a
+/// request (`RequestOptions.cancel`) it cancels it; carried by an incoming
+/// request (`Request.cancel`) it tells the handler its caller stopped
+/// waiting (cancelling that one from the handler changes nothing for the
+/// caller).
+#[derive(uniffi::Object, Debug, Default)]
 pub struct CancelToken {
     cancelled: AtomicBool,
     notify: Notify,
@@ -340,10 +364,11 @@ impl CancelToken {
     pub fn is_cancelled(&self) -> bool {
         self.cancelled.load(SeqCst)
     }
-}
 
-impl CancelToken {
-    pub(crate) async fn cancelled(&self) {
+    /// Returns once the token is cancelled (at once if it already is).
+    /// Kotlin: cancelling the coroutine ends the wait. Swift: the wait
+    /// ignores task cancellation, as every uniffi async call does.
+    pub async fn cancelled(&self) {
         loop {
             let n = self.notify.notified();
             tokio::pin!(n);

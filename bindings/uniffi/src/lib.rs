@@ -24,8 +24,12 @@
 //! Async functions (Kotlin `suspend`, Swift `async`) run their work on the
 //! core's runtime and the foreign side only awaits a join handle, so they
 //! work from any coroutine dispatcher or Swift executor (TOOLCHAINS U1).
-//! Dropping the foreign future (coroutine cancelled, Swift task cancelled)
-//! aborts the work: a cancelled request is cancelled at the server too.
+//! Dropping the foreign future (a cancelled Kotlin coroutine) aborts the
+//! work: a cancelled request is cancelled at the server too, whose handler
+//! sees it through `Request.cancel`. uniffi's Swift futures ignore task
+//! cancellation, so Swift cancels with a `CancelToken`. An async method
+//! lets go of its reference to the endpoint object at once, so that
+//! Kotlin's `close()` closes the endpoint even while calls are pending.
 //! Handlers run on netchan's blocking-pool threads, never on its I/O
 //! workers, so they may block; one subscription's handler is called in
 //! message order, one call at a time.

@@ -28,7 +28,7 @@ impl From<netchan::Message> for Message {
 }
 
 /// An incoming request, as a [`crate::RequestHandler`] sees it.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+#[derive(Debug, Clone, uniffi::Record)]
 pub struct Request {
     /// The concrete path the caller requested.
     pub path: String,
@@ -38,6 +38,10 @@ pub struct Request {
     pub sender: String,
     /// Time left before the caller stops waiting.
     pub remaining: Duration,
+    /// Cancelled when the caller stops waiting before the handler returned
+    /// (its timeout, a cancelled call or `CancelToken`, a lost link, either
+    /// endpoint closed); a reply after that is discarded.
+    pub cancel: Arc<CancelToken>,
 }
 
 /// Options of one request.

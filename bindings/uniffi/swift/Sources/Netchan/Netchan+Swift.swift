@@ -19,7 +19,8 @@ private final class StreamHandler: MessageHandler {
     }
 }
 
-/// Runs an async handler from netchan's (blocking-allowed) handler thread.
+/// Runs an async handler from netchan's (blocking-allowed) handler thread, in a task that is
+/// cancelled when the caller stops waiting (`request.cancel`).
 private final class AsyncRequestHandler: RequestHandler, @unchecked Sendable {
     let body: @Sendable (Request) async throws -> Data
 
@@ -31,7 +32,7 @@ private final class AsyncRequestHandler: RequestHandler, @unchecked Sendable {
         let done = DispatchSemaphore(value: 0)
         var result: Result<Data, Error> = .failure(NetchanError.Internal(detail: "handler did not run"))
         let body = self.body
-        Task {
+        let work = Task {
             do {
                 result = .success(try await body(request))
             } catch {
@@ -39,7 +40,15 @@ private final class AsyncRequestHandler: RequestHandler, @unchecked Sendable {
             }
             done.signal()
         }
+        let watch = Task {
+            await request.cancel.cancelled()
+            work.cancel()
+        }
         done.wait()
+        // uniffi's Swift futures ignore task cancellation, so `watch` ends only when the token
+        // fires: fire it now. The token is this request's own and netchan no longer reads it.
+        request.cancel.cancel()
+        _ = watch
         return try result.get()
     }
 }

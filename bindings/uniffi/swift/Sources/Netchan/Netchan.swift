@@ -636,7 +636,11 @@ fileprivate struct FfiConverterDuration: FfiConverterRustBuffer {
 
 
 /**
- * Cancels the requests it is passed to (`RequestOptions.cancel`).
+ * A cancellation signal, in both directions of a request: passed to a
+ * request (`RequestOptions.cancel`) it cancels it; carried by an incoming
+ * request (`Request.cancel`) it tells the handler its caller stopped
+ * waiting (cancelling that one from the handler changes nothing for the
+ * caller).
  */
 public protocol CancelTokenProtocol: AnyObject, Sendable {
     
@@ -647,13 +651,24 @@ public protocol CancelTokenProtocol: AnyObject, Sendable {
     func cancel() 
     
     /**
+     * Returns once the token is cancelled (at once if it already is).
+     * Kotlin: cancelling the coroutine ends the wait. Swift: the wait
+     * ignores task cancellation, as every uniffi async call does.
+     */
+    func cancelled() async 
+    
+    /**
      * True once cancelled.
      */
     func isCancelled()  -> Bool
     
 }
 /**
- * Cancels the requests it is passed to (`RequestOptions.cancel`).
+ * A cancellation signal, in both directions of a request: passed to a
+ * request (`RequestOptions.cancel`) it cancels it; carried by an incoming
+ * request (`Request.cancel`) it tells the handler its caller stopped
+ * waiting (cancelling that one from the handler changes nothing for the
+ * caller).
  */
 open class CancelToken: CancelTokenProtocol, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -729,6 +744,28 @@ open func cancel()  {try! rustCall() {
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 }
+}
+    
+    /**
+     * Returns once the token is cancelled (at once if it already is).
+     * Kotlin: cancelling the coroutine ends the wait. Swift: the wait
+     * ignores task cancellation, as every uniffi async call does.
+     */
+open func cancelled()async   {
+    return
+        try!  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_netchan_uniffi_fn_method_canceltoken_cancelled(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_netchan_uniffi_rust_future_poll_void,
+            completeFunc: ffi_netchan_uniffi_rust_future_complete_void,
+            freeFunc: ffi_netchan_uniffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: nil
+            
+        )
 }
     
     /**
@@ -914,8 +951,9 @@ public protocol EndpointProtocol: AnyObject, Sendable {
     
     /**
      * Sends a request to one endpoint serving `path` and waits up to
-     * `timeout` for the reply. Cancelling the call (Kotlin coroutine,
-     * Swift task) cancels the request at the server.
+     * `timeout` for the reply. Cancelling the call (a Kotlin coroutine)
+     * cancels the request at the server. Swift task cancellation does not
+     * reach uniffi calls: cancel with `request_with` and a `CancelToken`.
      *
      * Errors: `INVALID_PATH`, `INVALID_ARGUMENT` (zero timeout),
      * `NO_RESPONDERS`, `TIMEOUT`, `PEER_LOST`, `BUFFER_FULL`,
@@ -1362,8 +1400,9 @@ open func reconnectNow()  {try! rustCall() {
     
     /**
      * Sends a request to one endpoint serving `path` and waits up to
-     * `timeout` for the reply. Cancelling the call (Kotlin coroutine,
-     * Swift task) cancels the request at the server.
+     * `timeout` for the reply. Cancelling the call (a Kotlin coroutine)
+     * cancels the request at the server. Swift task cancellation does not
+     * reach uniffi calls: cancel with `request_with` and a `CancelToken`.
      *
      * Errors: `INVALID_PATH`, `INVALID_ARGUMENT` (zero timeout),
      * `NO_RESPONDERS`, `TIMEOUT`, `PEER_LOST`, `BUFFER_FULL`,
@@ -2858,7 +2897,7 @@ public func FfiConverterTypePeerStats_lower(_ value: PeerStats) -> RustBuffer {
 /**
  * An incoming request, as a [`crate::RequestHandler`] sees it.
  */
-public struct Request: Equatable, Hashable {
+public struct Request {
     /**
      * The concrete path the caller requested.
      */
@@ -2875,6 +2914,12 @@ public struct Request: Equatable, Hashable {
      * Time left before the caller stops waiting.
      */
     public var remaining: TimeInterval
+    /**
+     * Cancelled when the caller stops waiting before the handler returned
+     * (its timeout, a cancelled call or `CancelToken`, a lost link, either
+     * endpoint closed); a reply after that is discarded.
+     */
+    public var cancel: CancelToken
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2890,11 +2935,17 @@ public struct Request: Equatable, Hashable {
          */sender: String, 
         /**
          * Time left before the caller stops waiting.
-         */remaining: TimeInterval) {
+         */remaining: TimeInterval, 
+        /**
+         * Cancelled when the caller stops waiting before the handler returned
+         * (its timeout, a cancelled call or `CancelToken`, a lost link, either
+         * endpoint closed); a reply after that is discarded.
+         */cancel: CancelToken) {
         self.path = path
         self.payload = payload
         self.sender = sender
         self.remaining = remaining
+        self.cancel = cancel
     }
 
     
@@ -2916,7 +2967,8 @@ public struct FfiConverterTypeRequest: FfiConverterRustBuffer {
                 path: FfiConverterString.read(from: &buf), 
                 payload: FfiConverterData.read(from: &buf), 
                 sender: FfiConverterString.read(from: &buf), 
-                remaining: FfiConverterDuration.read(from: &buf)
+                remaining: FfiConverterDuration.read(from: &buf), 
+                cancel: FfiConverterTypeCancelToken.read(from: &buf)
         )
     }
 
@@ -2925,6 +2977,7 @@ public struct FfiConverterTypeRequest: FfiConverterRustBuffer {
         FfiConverterData.write(value.payload, into: &buf)
         FfiConverterString.write(value.sender, into: &buf)
         FfiConverterDuration.write(value.remaining, into: &buf)
+        FfiConverterTypeCancelToken.write(value.cancel, into: &buf)
     }
 }
 
@@ -3863,7 +3916,9 @@ public func FfiConverterCallbackInterfaceMessageHandler_lower(_ v: MessageHandle
  * at once when requests arrive together; it may block. Return the reply
  * payload, or throw a `NetchanError` (Kotlin `NetchanException`) whose code
  * and detail reach the caller; any other exception reaches it as
- * `HANDLER_ERROR` with the exception's text.
+ * `HANDLER_ERROR` with the exception's text. When the caller stops waiting
+ * first, `request.cancel` is cancelled and whatever the call returns is
+ * discarded: a long handler should watch it and give up.
  */
 public protocol RequestHandler: AnyObject, Sendable {
     
@@ -4377,7 +4432,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_netchan_uniffi_checksum_method_endpoint_reconnect_now() != 56109) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_netchan_uniffi_checksum_method_endpoint_request() != 31338) {
+    if (uniffi_netchan_uniffi_checksum_method_endpoint_request() != 10307) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_netchan_uniffi_checksum_method_endpoint_request_with() != 57655) {
@@ -4414,6 +4469,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_netchan_uniffi_checksum_method_canceltoken_cancel() != 15239) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_canceltoken_cancelled() != 8618) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_netchan_uniffi_checksum_method_canceltoken_is_cancelled() != 46520) {

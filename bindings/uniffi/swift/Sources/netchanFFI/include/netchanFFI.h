@@ -464,6 +464,11 @@ uint64_t uniffi_netchan_uniffi_fn_constructor_canceltoken_new(RustCallStatus *_N
 void uniffi_netchan_uniffi_fn_method_canceltoken_cancel(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_CANCELTOKEN_CANCELLED
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_CANCELTOKEN_CANCELLED
+uint64_t uniffi_netchan_uniffi_fn_method_canceltoken_cancelled(uint64_t ptr
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_CANCELTOKEN_IS_CANCELLED
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_CANCELTOKEN_IS_CANCELLED
 int8_t uniffi_netchan_uniffi_fn_method_canceltoken_is_cancelled(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -1030,6 +1035,12 @@ uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_wait_for_subscribers(voi
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_CANCELTOKEN_CANCEL
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_CANCELTOKEN_CANCEL
 uint16_t uniffi_netchan_uniffi_checksum_method_canceltoken_cancel(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_CANCELTOKEN_CANCELLED
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_CANCELTOKEN_CANCELLED
+uint16_t uniffi_netchan_uniffi_checksum_method_canceltoken_cancelled(void
     
 );
 #endif

@@ -3,6 +3,8 @@
 // durations, text payloads, error codes.
 package dev.netchan
 
+import kotlinx.coroutines.CancellationException
+import kotlinx.coroutines.async
 import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.channels.awaitClose
 import kotlinx.coroutines.channels.trySendBlocking
@@ -10,6 +12,7 @@ import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.buffer
 import kotlinx.coroutines.flow.callbackFlow
 import kotlinx.coroutines.flow.flow
+import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
 import kotlin.time.Duration
 import kotlin.time.Duration.Companion.seconds
@@ -47,11 +50,24 @@ fun Endpoint.messages(pattern: String, capacity: Int = Channel.BUFFERED): Flow<M
  * Serves [pattern] with a suspending handler: return the reply payload, or
  * throw a [NetchanException] whose code reaches the caller (any other
  * exception reaches it as `HANDLER_ERROR`). Each request runs in its own
- * coroutine on a netchan thread.
+ * coroutine on a netchan thread, and that coroutine is cancelled when the
+ * caller stops waiting ([Request.cancel]: its timeout, a cancelled call, a
+ * lost link, a closed endpoint).
  */
 fun Endpoint.serve(pattern: String, handler: suspend (Request) -> ByteArray): Service =
     serve(pattern, object : RequestHandler {
-        override fun handle(request: Request): ByteArray = runBlocking { handler(request) }
+        override fun handle(request: Request): ByteArray = runBlocking {
+            val work = async { handler(request) }
+            val watch = launch {
+                request.cancel.cancelled()
+                work.cancel(CancellationException("the caller stopped waiting for ${request.path}"))
+            }
+            try {
+                work.await()
+            } finally {
+                watch.cancel()
+            }
+        }
     })
 
 /** [Endpoint.request] with a Kotlin [Duration] (default 5 s). */

@@ -796,6 +796,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_canceltoken_cancel(
     ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_canceltoken_cancelled(
+    ): Int
     external fun uniffi_netchan_uniffi_checksum_method_canceltoken_is_cancelled(
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_eventstream_next(
@@ -922,6 +924,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_netchan_uniffi_fn_method_canceltoken_cancel(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_netchan_uniffi_fn_method_canceltoken_cancelled(`ptr`: Long,
+    ): Long
     external fun uniffi_netchan_uniffi_fn_method_canceltoken_is_cancelled(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Byte
     external fun uniffi_netchan_uniffi_fn_clone_eventstream(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1144,7 +1148,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_reconnect_now() and 0xFFFF) != 56109) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_request() and 0xFFFF) != 31338) {
+    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_request() and 0xFFFF) != 10307) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_request_with() and 0xFFFF) != 57655) {
@@ -1181,6 +1185,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_netchan_uniffi_checksum_method_canceltoken_cancel() and 0xFFFF) != 15239) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_canceltoken_cancelled() and 0xFFFF) != 8618) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_netchan_uniffi_checksum_method_canceltoken_is_cancelled() and 0xFFFF) != 46520) {
@@ -1769,7 +1776,11 @@ public object FfiConverterDuration: FfiConverterRustBuffer<java.time.Duration> {
 
 
 /**
- * Cancels the requests it is passed to (`RequestOptions.cancel`).
+ * A cancellation signal, in both directions of a request: passed to a
+ * request (`RequestOptions.cancel`) it cancels it; carried by an incoming
+ * request (`Request.cancel`) it tells the handler its caller stopped
+ * waiting (cancelling that one from the handler changes nothing for the
+ * caller).
  */
 public interface CancelTokenInterface {
     
@@ -1780,6 +1791,13 @@ public interface CancelTokenInterface {
     fun `cancel`()
     
     /**
+     * Returns once the token is cancelled (at once if it already is).
+     * Kotlin: cancelling the coroutine ends the wait. Swift: the wait
+     * ignores task cancellation, as every uniffi async call does.
+     */
+    suspend fun `cancelled`()
+    
+    /**
      * True once cancelled.
      */
     fun `isCancelled`(): kotlin.Boolean
@@ -1788,7 +1806,11 @@ public interface CancelTokenInterface {
 }
 
 /**
- * Cancels the requests it is passed to (`RequestOptions.cancel`).
+ * A cancellation signal, in both directions of a request: passed to a
+ * request (`RequestOptions.cancel`) it cancels it; carried by an incoming
+ * request (`Request.cancel`) it tells the handler its caller stopped
+ * waiting (cancelling that one from the handler changes nothing for the
+ * caller).
  */
 open class CancelToken: Disposable, AutoCloseable, CancelTokenInterface
 {
@@ -1917,6 +1939,32 @@ open class CancelToken: Disposable, AutoCloseable, CancelTokenInterface
     }
     
     
+
+    
+    /**
+     * Returns once the token is cancelled (at once if it already is).
+     * Kotlin: cancelling the coroutine ends the wait. Swift: the wait
+     * ignores task cancellation, as every uniffi async call does.
+     */
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `cancelled`() {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_netchan_uniffi_fn_method_canceltoken_cancelled(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_netchan_uniffi_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_netchan_uniffi_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_netchan_uniffi_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        UniffiNullRustCallStatusErrorHandler,
+    )
+    }
 
     
     /**
@@ -2189,8 +2237,9 @@ public interface EndpointInterface {
     
     /**
      * Sends a request to one endpoint serving `path` and waits up to
-     * `timeout` for the reply. Cancelling the call (Kotlin coroutine,
-     * Swift task) cancels the request at the server.
+     * `timeout` for the reply. Cancelling the call (a Kotlin coroutine)
+     * cancels the request at the server. Swift task cancellation does not
+     * reach uniffi calls: cancel with `request_with` and a `CancelToken`.
      *
      * Errors: `INVALID_PATH`, `INVALID_ARGUMENT` (zero timeout),
      * `NO_RESPONDERS`, `TIMEOUT`, `PEER_LOST`, `BUFFER_FULL`,
@@ -2754,8 +2803,9 @@ open class Endpoint: Disposable, AutoCloseable, EndpointInterface
     
     /**
      * Sends a request to one endpoint serving `path` and waits up to
-     * `timeout` for the reply. Cancelling the call (Kotlin coroutine,
-     * Swift task) cancels the request at the server.
+     * `timeout` for the reply. Cancelling the call (a Kotlin coroutine)
+     * cancels the request at the server. Swift task cancellation does not
+     * reach uniffi calls: cancel with `request_with` and a `CancelToken`.
      *
      * Errors: `INVALID_PATH`, `INVALID_ARGUMENT` (zero timeout),
      * `NO_RESPONDERS`, `TIMEOUT`, `PEER_LOST`, `BUFFER_FULL`,
@@ -4767,12 +4817,31 @@ data class Request (
      * Time left before the caller stops waiting.
      */
     val `remaining`: java.time.Duration
+    , 
+    /**
+     * Cancelled when the caller stops waiting before the handler returned
+     * (its timeout, a cancelled call or `CancelToken`, a lost link, either
+     * endpoint closed); a reply after that is discarded.
+     */
+    val `cancel`: CancelToken
     
-){
+): Disposable{
     
 
     
 
+    
+    @Suppress("UNNECESSARY_SAFE_CALL") // codegen is much simpler if we unconditionally emit safe calls here
+    override fun destroy() {
+        
+    Disposable.destroy(
+        this.`path`,
+        this.`payload`,
+        this.`sender`,
+        this.`remaining`,
+        this.`cancel`
+    )
+    }
     
     companion object
 }
@@ -4787,6 +4856,7 @@ public object FfiConverterTypeRequest: FfiConverterRustBuffer<Request> {
             FfiConverterByteArray.read(buf),
             FfiConverterString.read(buf),
             FfiConverterDuration.read(buf),
+            FfiConverterTypeCancelToken.read(buf),
         )
     }
 
@@ -4794,7 +4864,8 @@ public object FfiConverterTypeRequest: FfiConverterRustBuffer<Request> {
             FfiConverterString.allocationSize(value.`path`) +
             FfiConverterByteArray.allocationSize(value.`payload`) +
             FfiConverterString.allocationSize(value.`sender`) +
-            FfiConverterDuration.allocationSize(value.`remaining`)
+            FfiConverterDuration.allocationSize(value.`remaining`) +
+            FfiConverterTypeCancelToken.allocationSize(value.`cancel`)
     )
 
     override fun write(value: Request, buf: ByteBuffer) {
@@ -4802,6 +4873,7 @@ public object FfiConverterTypeRequest: FfiConverterRustBuffer<Request> {
             FfiConverterByteArray.write(value.`payload`, buf)
             FfiConverterString.write(value.`sender`, buf)
             FfiConverterDuration.write(value.`remaining`, buf)
+            FfiConverterTypeCancelToken.write(value.`cancel`, buf)
     }
 }
 
@@ -5930,7 +6002,9 @@ public object FfiConverterTypeMessageHandler: FfiConverterCallbackInterface<Mess
  * at once when requests arrive together; it may block. Return the reply
  * payload, or throw a `NetchanError` (Kotlin `NetchanException`) whose code
  * and detail reach the caller; any other exception reaches it as
- * `HANDLER_ERROR` with the exception's text.
+ * `HANDLER_ERROR` with the exception's text. When the caller stops waiting
+ * first, `request.cancel` is cancelled and whatever the call returns is
+ * discarded: a long handler should watch it and give up.
  */
 public interface RequestHandler {
     

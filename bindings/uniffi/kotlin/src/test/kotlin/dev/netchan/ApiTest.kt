@@ -1,33 +1,30 @@
 package dev.netchan
 
+import kotlinx.coroutines.CompletableDeferred
+import kotlinx.coroutines.CoroutineStart
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.async
 import kotlinx.coroutines.awaitAll
-import kotlinx.coroutines.delay
+import kotlinx.coroutines.awaitCancellation
+import kotlinx.coroutines.cancelAndJoin
+import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.flow.take
 import kotlinx.coroutines.flow.toList
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.withContext
-import kotlinx.coroutines.withTimeout
-import kotlinx.coroutines.yield
-import kotlinx.coroutines.TimeoutCancellationException
-import kotlinx.coroutines.CompletableDeferred
-import org.junit.Assert.assertArrayEquals
 import org.junit.Assert.assertEquals
 import org.junit.Assert.assertFalse
-import org.junit.Assert.assertNotEquals
-import org.junit.Assert.assertNull
 import org.junit.Assert.assertTrue
 import org.junit.Test
 import org.junit.runner.RunWith
 import org.junit.runners.Parameterized
 import java.util.Collections
-import java.util.concurrent.CopyOnWriteArrayList
 import java.util.concurrent.CountDownLatch
+import java.util.concurrent.CyclicBarrier
 import java.util.concurrent.TimeUnit
-import kotlin.time.Duration.Companion.milliseconds
 import kotlin.time.Duration.Companion.seconds
+import kotlin.time.TimeSource
 
 /** Every API over TCP and over Unix sockets. */
 @RunWith(Parameterized::class)
@@ -55,10 +52,9 @@ class ApiTest(private val kind: String) {
                 assertEquals(listOf("sensors/r1/temp", "sensors/r2/temp", "sensors/r3/temp"), msgs.map { it.path })
                 assertEquals(listOf("1", "2", "3"), msgs.map { it.text })
                 assertEquals(setOf("kt-server-$kind"), msgs.map { it.sender }.toSet())
-                // Cancelling the collection unsubscribed.
-                val deadline = System.nanoTime() + 5_000_000_000
-                while (server.hasSubscribers("sensors/a/temp") && System.nanoTime() < deadline) delay(10)
-                assertFalse(server.hasSubscribers("sensors/a/temp"))
+                // take(3) ended the collection, which unsubscribed: the
+                // server learns that the client no longer wants the path.
+                eventually { !server.hasSubscribers("sensors/a/temp") }
             }
         }
     }
@@ -140,40 +136,91 @@ class ApiTest(private val kind: String) {
     }
 
     @Test
-    fun timeoutsAndCancellation() = watchdog {
+    fun requestTimeoutFailsWithTimeoutAndCancelsTheHandler() = watchdog {
         Endpoint().use { server ->
             Endpoint().use { client ->
-                val started = CompletableDeferred<Unit>()
-                server.serve("slow") { started.complete(Unit); delay(3_000); "late".encodeToByteArray() }
+                val held = HoldingHandler()
+                server.serve("hold", held)
                 client.connect(server.listen(Addrs.of(kind)))
-                expectError<NetchanException.Timeout> { client.request("slow", timeout = 100.milliseconds) }
-                // An explicit cancel token.
-                val token = CancelToken()
-                val pending = async {
-                    runCatching {
-                        client.requestWith("slow", ByteArray(0), RequestOptions(java.time.Duration.ofSeconds(10)).let {
-                            RequestOptions(it.timeout, false, token)
-                        })
-                    }
+                // Long enough for the request to reach the handler first.
+                val timeout = 2.seconds
+                val started = TimeSource.Monotonic.markNow()
+                val call = async(start = CoroutineStart.UNDISPATCHED) {
+                    runCatching { client.request("hold", timeout = timeout) }
                 }
-                delay(50)
+                held.received.await()
+                expectError<NetchanException.Timeout> { call.await().getOrThrow() }
+                assertTrue("${started.elapsedNow()}", started.elapsedNow() >= timeout)
+                held.cancelled.await()
+            }
+        }
+    }
+
+    @Test
+    fun cancelTokenFailsTheRequestWithCancelledAndCancelsTheHandler() = watchdog {
+        Endpoint().use { server ->
+            Endpoint().use { client ->
+                val held = HoldingHandler()
+                server.serve("hold", held)
+                client.connect(server.listen(Addrs.of(kind)))
+                val token = CancelToken()
+                val options = RequestOptions(java.time.Duration.ofSeconds(20), cancel = token)
+                val call = async(start = CoroutineStart.UNDISPATCHED) {
+                    runCatching { client.requestWith("hold", ByteArray(0), options) }
+                }
+                held.received.await()
+                assertFalse(token.isCancelled())
                 token.cancel()
                 assertTrue(token.isCancelled())
-                val e = pending.await().exceptionOrNull()
-                assertTrue("$e", e is NetchanException.Cancelled)
-                // Cancelling the coroutine drops the request.
-                try {
-                    withTimeout(100) { client.request("slow", timeout = 10.seconds) }
-                    throw AssertionError("not cancelled")
-                } catch (_: TimeoutCancellationException) {
+                expectError<NetchanException.Cancelled> { call.await().getOrThrow() }
+                held.cancelled.await()
+            }
+        }
+    }
+
+    @Test
+    fun cancellingTheCoroutineCancelsTheRequestAtTheServer() = watchdog {
+        Endpoint().use { server ->
+            Endpoint().use { client ->
+                val received = CompletableDeferred<Unit>()
+                val handlerCancelled = CompletableDeferred<Unit>()
+                // The suspending handler of Extensions.kt: its coroutine is the
+                // one netchan cancels.
+                server.serve("hold") {
+                    received.complete(Unit)
+                    try {
+                        awaitCancellation()
+                    } finally {
+                        handlerCancelled.complete(Unit)
+                    }
                 }
-                // wait_for_responder: the request waits for a server to appear.
-                val late = async {
-                    client.requestWith("late/svc", "x".encodeToByteArray(), RequestOptions(java.time.Duration.ofSeconds(10), true, null))
+                client.connect(server.listen(Addrs.of(kind)))
+                val call = launch { client.request("hold", timeout = 20.seconds) }
+                received.await()
+                call.cancelAndJoin()
+                assertTrue(call.isCancelled)
+                handlerCancelled.await()
+            }
+        }
+    }
+
+    @Test
+    fun waitForResponderWaitsForAServerToAppear() = watchdog {
+        Endpoint("kt-wfr-server-$kind").use { server ->
+            Endpoint("kt-wfr-client-$kind").use { client ->
+                client.connect(server.listen(Addrs.of(kind)))
+                val options = RequestOptions(java.time.Duration.ofSeconds(20), waitForResponder = true)
+                // UNDISPATCHED: the request is in netchan's hands when async returns.
+                val late = async(start = CoroutineStart.UNDISPATCHED) {
+                    client.requestWith("late/svc", "x".encodeToByteArray(), options).decodeToString()
                 }
-                delay(50)
-                server.serve("late/*") { "found".encodeToByteArray() }
-                assertEquals("found", late.await().decodeToString())
+                // Nobody serves the path yet: a request that does not wait
+                // fails at once, while the waiting one is still pending.
+                assertFalse(client.hasServers("late/svc"))
+                expectError<NetchanException.NoResponders> { client.request("late/svc") }
+                assertFalse(late.isCompleted)
+                server.serve("late/*") { req -> "found ${req.text}".encodeToByteArray() }
+                assertEquals("found x", late.await())
             }
         }
     }
@@ -182,8 +229,8 @@ class ApiTest(private val kind: String) {
     fun pingPeersStatsDiscoveryEvents() = watchdog {
         Endpoint("kt-p-server-$kind").use { server ->
             Endpoint("kt-p-client-$kind").use { client ->
-                val events = async { server.eventFlow().first { it is Event.PeerUp } }
-                yield()
+                // UNDISPATCHED: the event stream exists when async returns.
+                val events = async(start = CoroutineStart.UNDISPATCHED) { server.eventFlow().first { it is Event.PeerUp } }
                 val addr = server.listen(Addrs.of(kind))
                 client.connect(addr)
                 val up = events.await() as Event.PeerUp
@@ -194,8 +241,7 @@ class ApiTest(private val kind: String) {
                 assertTrue(server.peers().single().inbound)
                 val pubDecl = server.declarePublisher("news/**")
                 assertEquals("news/**", pubDecl.pattern())
-                val deadline = System.nanoTime() + 5_000_000_000
-                while (client.publishers("news/x").isEmpty() && System.nanoTime() < deadline) delay(10)
+                eventually { client.publishers("news/x").isNotEmpty() }
                 assertEquals(listOf("kt-p-server-$kind"), client.publishers("news/x"))
                 pubDecl.cancel()
                 client.messages("news/**").let { flow ->
@@ -208,9 +254,8 @@ class ApiTest(private val kind: String) {
                 val stats = server.stats()
                 assertEquals("kt-p-server-$kind", stats.name)
                 assertEquals(1, stats.peers.size)
-                assertTrue(stats.total.msgsOut >= 1uL)
-                val down = async { server.eventFlow().first { it is Event.PeerDown } }
-                yield() // the collector subscribes before the peer goes
+                assertEquals(1uL, stats.total.msgsOut)
+                val down = async(start = CoroutineStart.UNDISPATCHED) { server.eventFlow().first { it is Event.PeerDown } }
                 client.shutdown()
                 val d = down.await() as Event.PeerDown
                 assertEquals("CLOSED", d.code)
@@ -222,10 +267,144 @@ class ApiTest(private val kind: String) {
     fun tryPublishAndLocalDelivery() = watchdog {
         Endpoint().use { ep ->
             val got = async { ep.messages("local/*").take(2).toList() }
-            while (!ep.hasSubscribers("local/a")) delay(5)
+            assertTrue(ep.waitForSubscribers("local/a", 5.seconds))
             ep.tryPublish("local/a", "1".encodeToByteArray())
             ep.publish("local/b", "2")
             assertEquals(listOf("1", "2"), got.await().map { it.text })
+        }
+    }
+
+    @Test
+    fun requestHandlersRunConcurrently() = watchdog {
+        Endpoint().use { server ->
+            Endpoint().use { client ->
+                // Each call waits for the other: they can only finish together.
+                val both = CyclicBarrier(2)
+                server.serve("meet", object : RequestHandler {
+                    override fun handle(request: Request): ByteArray {
+                        both.await(20, TimeUnit.SECONDS)
+                        return request.payload
+                    }
+                })
+                client.connect(server.listen(Addrs.of(kind)))
+                val replies = listOf("a", "b").map { async { client.requestText("meet", it, timeout = 20.seconds) } }.awaitAll()
+                assertEquals(listOf("a", "b"), replies)
+            }
+        }
+    }
+
+    @Test
+    fun aBlockedHandlerHoldsUpOnlyItsOwnSubscription() = watchdog {
+        Endpoint().use { server ->
+            Endpoint().use { client ->
+                client.connect(server.listen(Addrs.of(kind)))
+                val release = CountDownLatch(1)
+                // More blocked handlers than netchan has I/O threads (2 to 4):
+                // were handlers run on those, nothing below could get through.
+                val slow = (1..5).map { i ->
+                    val got = Channel<String>(Channel.UNLIMITED)
+                    server.subscribe("slow/$i", object : MessageHandler {
+                        override fun onMessage(message: Message) {
+                            got.trySend("blocked")
+                            release.await()
+                            got.trySend(message.text)
+                        }
+                        override fun onClose() {}
+                    })
+                    got
+                }
+                val fast = Channel<String>(Channel.UNLIMITED)
+                server.subscribe("fast", object : MessageHandler {
+                    override fun onMessage(message: Message) {
+                        fast.trySend(message.text)
+                    }
+                    override fun onClose() {}
+                })
+                server.serve("svc") { "answered".encodeToByteArray() }
+                assertTrue(client.waitForSubscribers("fast", 5.seconds))
+                for (i in 1..5) {
+                    assertTrue(client.waitForSubscribers("slow/$i", 5.seconds))
+                    client.publish("slow/$i", "m$i")
+                }
+                for (got in slow) assertEquals("blocked", got.receive())
+                client.publish("fast", "through")
+                assertEquals("through", fast.receive())
+                assertEquals("answered", client.requestText("svc", ""))
+                release.countDown()
+                assertEquals((1..5).map { "m$it" }, slow.map { it.receive() })
+            }
+        }
+    }
+
+    @Test
+    fun aFullSubscriptionQueueSlowsTheLinkAndLosesNothing() = watchdog(60_000) {
+        val capacity = 4uL
+        Endpoint.withConfig(EndpointConfig(name = "kt-full-$kind", subscriptionCapacity = capacity)).use { server ->
+            Endpoint().use { client ->
+                client.connect(server.listen(Addrs.of(kind)))
+                val release = CountDownLatch(1)
+                val got = Collections.synchronizedList(ArrayList<Int>())
+                val all = CompletableDeferred<Unit>()
+                val n = 200
+                val sub = server.subscribe("flow", object : MessageHandler {
+                    override fun onMessage(message: Message) {
+                        release.await()
+                        got.add(message.text.toInt())
+                        if (got.size == n) all.complete(Unit)
+                    }
+                    override fun onClose() {}
+                })
+                assertTrue(client.waitForSubscribers("flow", 5.seconds))
+                val sending = launch { for (i in 0 until n) client.publish("flow", "$i") }
+                // The handler holds the first message; the queue behind it fills up.
+                eventually { server.stats().subscriptions.single { it.pattern == "flow" }.queued == capacity }
+                release.countDown()
+                all.await()
+                sending.join()
+                assertEquals((0 until n).toList(), got.toList())
+                assertEquals(0uL, sub.dropped())
+            }
+        }
+    }
+
+    @Test
+    fun handlesLastUntilCancelledNotUntilFreed() = watchdog {
+        Endpoint("kt-h-server-$kind").use { server ->
+            Endpoint("kt-h-client-$kind").use { client ->
+                client.connect(server.listen(Addrs.of(kind)))
+                val inbox = Channel<String>(Channel.UNLIMITED)
+                val handler = object : MessageHandler {
+                    override fun onMessage(message: Message) {
+                        inbox.trySend(message.path)
+                    }
+                    override fun onClose() {}
+                }
+                // close() frees a Kotlin handle (the garbage collector's cleaner
+                // makes the same call); what it stands for goes on.
+                server.subscribe("kept/msg", handler).close()
+                server.serve("kept/svc") { "served".encodeToByteArray() }.close()
+                server.declarePublisher("kept/feed").close()
+                assertTrue(client.waitForSubscribers("kept/msg", 5.seconds))
+                client.publish("kept/msg", "x")
+                assertEquals("kept/msg", inbox.receive())
+                assertEquals("served", client.requestText("kept/svc", ""))
+                eventually { client.publishers("kept/feed") == listOf("kt-h-server-$kind") }
+                // cancel() ends them.
+                val sub = server.subscribe("ended/msg", handler)
+                val svc = server.serve("ended/svc") { "served".encodeToByteArray() }
+                val decl = server.declarePublisher("ended/feed")
+                assertTrue(client.waitForSubscribers("ended/msg", 5.seconds))
+                assertTrue(client.waitForServers("ended/svc", 5.seconds))
+                eventually { client.publishers("ended/feed").isNotEmpty() }
+                sub.cancel()
+                svc.cancel()
+                decl.cancel()
+                eventually {
+                    !client.hasSubscribers("ended/msg") && !client.hasServers("ended/svc") &&
+                        client.publishers("ended/feed").isEmpty()
+                }
+                expectError<NetchanException.NoResponders> { client.request("ended/svc") }
+            }
         }
     }
 }

@@ -4,16 +4,25 @@ import org.junit.Assert.assertEquals
 import org.junit.Assert.assertTrue
 import org.junit.Test
 import java.net.ServerSocket
+import kotlin.time.Duration.Companion.milliseconds
 import kotlin.time.Duration.Companion.seconds
+import kotlin.time.TimeSource
+import kotlin.time.toJavaDuration
 
 /** Errors reach Kotlin as sealed NetchanException subclasses with the core's codes. */
 class ErrorsTest {
     @Test
     fun everyCoreCodeHasItsSubclass() {
         val codes = errorCodes()
-        assertTrue(codes.size >= 21)
+        // A sealed class (the JVM records its permitted subclasses), with one
+        // subclass per core code and no other.
+        assertTrue(NetchanException::class.java.isSealed)
         val subclasses = NetchanException::class.java.declaredClasses.filter { NetchanException::class.java.isAssignableFrom(it) }
         assertEquals(codes.size, subclasses.size)
+        assertEquals(
+            codes.map { it.name }.toSet(),
+            subclasses.map { (it.getConstructor(String::class.java).newInstance("") as NetchanException).code }.toSet(),
+        )
         for (c in codes) {
             val e = netchanError(c.name, "detail of ${c.name}")
             assertEquals(c.name, e.code)
@@ -47,6 +56,19 @@ class ErrorsTest {
     }
 
     @Test
+    fun waitForResponderGivesUpWithNoRespondersAfterItsTimeout() = watchdog {
+        Endpoint().use { ep ->
+            val timeout = 300.milliseconds
+            val started = TimeSource.Monotonic.markNow()
+            val e = expectError<NetchanException.NoResponders> {
+                ep.requestWith("nobody/home", ByteArray(0), RequestOptions(timeout.toJavaDuration(), waitForResponder = true))
+            }
+            assertTrue("${started.elapsedNow()}", started.elapsedNow() >= timeout)
+            assertTrue(e.detail, e.detail.contains("appeared within"))
+        }
+    }
+
+    @Test
     fun closedEndpointSaysClosed() = watchdog {
         val ep = Endpoint()
         ep.shutdown()
@@ -54,6 +76,16 @@ class ErrorsTest {
         expectError<NetchanException.Closed> { ep.publish("a", "b") }
         expectError<NetchanException.Closed> { ep.listen("tcp://127.0.0.1:0") }
         expectError<NetchanException.Closed> { ep.request("a", timeout = 1.seconds) }
+        expectError<NetchanException.Closed> { ep.requestWith("a", ByteArray(0), RequestOptions(java.time.Duration.ofSeconds(1), waitForResponder = true)) }
+        expectError<NetchanException.Closed> { ep.connect("tcp://127.0.0.1:9") }
+        expectError<NetchanException.Closed> { ep.ping("somebody") }
+        expectError<NetchanException.Closed> { ep.serve("a") { ByteArray(0) } }
+        expectError<NetchanException.Closed> { ep.declarePublisher("a") }
+        expectError<NetchanException.Closed> { ep.subscribe("a", object : MessageHandler {
+            override fun onMessage(message: Message) {}
+            override fun onClose() {}
+        }) }
+        expectError<NetchanException.Closed> { ep.suspend() }
         ep.shutdown() // idempotent
         ep.close()
     }
