@@ -132,7 +132,10 @@ export interface EndpointEvents {
   connectionError: [ConnectionErrorEvent]
   missed: [MissedEvent]
   event: [NetchanEvent]
-  /** An exception thrown by a subscription callback or service handler. */
+  /**
+   * An exception thrown (or a promise rejected) by a subscription callback
+   * or an event listener, or a service handler's reply that is not a payload.
+   */
   error: [unknown]
 }
 

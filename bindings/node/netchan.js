@@ -321,12 +321,16 @@ class Service {
  * A netchan endpoint. Emits `peer` ({type: 'peerUp'|'peerDown', ...}),
  * `peerUp`, `peerDown`, `dropped`, `reconnecting`, `reconnectAbandoned`,
  * `connectionError`, `missed` and `event` (all of them), and `error` for
- * exceptions thrown by subscription callbacks and service handlers.
+ * exceptions thrown (or promises rejected) by subscription callbacks and
+ * event listeners, and for service handler replies that are not payloads.
  */
 class Endpoint extends EventEmitter {
   /** @param {object} [options] see EndpointOptions in netchan.d.ts */
   constructor (options) {
-    super()
+    // captureRejections: a promise rejected by an async listener reaches
+    // the method below (reported like a thrown exception) instead of
+    // becoming an unhandled rejection, which would end the process.
+    super({ captureRejections: true })
     if (typeof options === 'string') options = { name: options }
     this._n = new native.NativeEndpoint(options)
     this._keep = null
@@ -345,15 +349,31 @@ class Endpoint extends EventEmitter {
   }
 
   _startEvents () {
-    this._evs = this._n.events((ev) => {
+    // Each name is emitted on its own: a listener that throws is reported
+    // and the event still reaches the listeners of its other names.
+    const emit = (name, ev) => {
       try {
-        this.emit(ev.type, ev)
-        if (ev.type === 'peerUp' || ev.type === 'peerDown') this.emit('peer', ev)
-        this.emit('event', ev)
+        this.emit(name, ev)
       } catch (e) {
-        report(this, e, `'${ev.type}' event listener`)
+        report(this, e, `'${name}' event listener`)
       }
+    }
+    this._evs = this._n.events((ev) => {
+      emit(ev.type, ev)
+      if (ev.type === 'peerUp' || ev.type === 'peerDown') emit('peer', ev)
+      emit('event', ev)
     })
+  }
+
+  /** A listener's rejected promise (see captureRejections above). */
+  [Symbol.for('nodejs.rejection')] (err, event) {
+    if (event === 'error') {
+      // Re-emitting 'error' would call the failing listener again.
+      const text = err && err.stack ? err.stack : String(err)
+      process.emitWarning(`netchan: exception in 'error' event listener: ${text}`, { code: 'NETCHAN_CALLBACK_ERROR' })
+    } else {
+      report(this, err, `'${event}' event listener`)
+    }
   }
 
   /** The endpoint's name. */

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the netchan npm package (napi-rs addon) and runs the Node binding's
-# tests: the node:test suite, a `tsc --strict` check of an example, then
-# `npm pack` and an offline install of the tarball into an empty project with
-# a require() and an ESM import smoke test there.
+# tests: a `tsc --strict` check of an example, then the node:test suite
+# (test/package.test.js packs the package and installs the tarball offline
+# into an empty project, with a require() and an ESM import smoke test there,
+# and checks that the generated index.js / index.d.ts are the committed ones).
 # Needs: Rust (cargo), Node >= 18 with npm; npm registry access on the first run.
 # Usage: bash bindings/node/run-tests.sh [extra node --test args]
 # Env: NETCHAN_NODE_NATIVE=1 (skip the zig build; build for this machine's
@@ -52,59 +53,11 @@ if command -v objdump >/dev/null; then
     echo "highest glibc symbol version needed: $(objdump -T ./*.node | grep -o 'GLIBC_[0-9.]*' | sort -Vu | tail -1)"
 fi
 
-step "generated index.js / index.d.ts are committed"
-if git -C "$repo" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-    git -C "$repo" diff --exit-code -- bindings/node/index.js bindings/node/index.d.ts
-fi
-
 step "tsc --strict on an example"
 npm run --silent typecheck
 
 step "node:test"
-NETCHAN_CLI="$repo/target/debug/netchan" node --test --test-concurrency=1 --test-timeout=60000 "$@" test/*.test.js
+# NETCHAN_NODE_PORTABLE tells test/package.test.js which addon was built.
+NETCHAN_NODE_PORTABLE="$portable" NETCHAN_CLI="$repo/target/debug/netchan" node --test --test-concurrency=1 --test-timeout=60000 "$@" test/*.test.js
 
-step "npm pack and an offline install into an empty project"
-rm -rf "$work/pack" "$work/consumer"
-mkdir -p "$work/pack" "$work/consumer"
-npm pack --silent --pack-destination "$work/pack" >/dev/null
-tarball="$(ls "$work"/pack/netchan-*.tgz)"
-echo "tarball: $(basename "$tarball") ($(du -h "$tarball" | cut -f1))"
-cd "$work/consumer"
-echo '{"name": "consumer", "version": "1.0.0", "private": true}' >package.json
-# --offline: nothing may come from the network. The package has no runtime
-# dependencies; its per-platform optional packages are not published yet,
-# and the addon for this platform is inside the tarball.
-npm install --offline --no-audit --no-fund --loglevel=error "$tarball"
-cat >smoke.cjs <<'EOF'
-const { Endpoint, codes } = require('netchan')
-;(async () => {
-  const a = new Endpoint({ name: 'smoke-a' })
-  const addr = await a.listen('tcp://127.0.0.1:0')
-  a.serve('echo', (r) => r.payload)
-  const b = new Endpoint({ name: 'smoke-b' })
-  await b.connect(addr)
-  await b.waitForServers('echo', 5000)
-  const r = (await b.request('echo', 'ok')).toString()
-  const e = await b.request('none').catch((x) => x.code)
-  await b.close(); await a.close()
-  if (r !== 'ok' || e !== codes.NO_RESPONDERS) throw new Error(`smoke failed: ${r} ${e}`)
-  console.log('require() smoke test: ok')
-})()
-EOF
-cat >smoke.mjs <<'EOF'
-import { Endpoint } from 'netchan'
-import netchan from 'netchan'
-const a = new Endpoint({ name: 'esm-a' })
-const addr = await a.listen('tcp://127.0.0.1:0')
-const sub = a.subscribe('t')
-const b = new netchan.Endpoint({ name: 'esm-b' })
-await b.connect(addr)
-await b.waitForSubscribers('t', 5000)
-await b.publishObj('t', { esm: true })
-for await (const m of sub) { if (!m.obj().esm) throw new Error('bad message'); break }
-await b.close(); await a.close()
-console.log('ESM import smoke test: ok')
-EOF
-node smoke.cjs
-node smoke.mjs
 echo "node binding: all tests passed"

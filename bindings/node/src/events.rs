@@ -3,7 +3,10 @@
 //! Weak: a listener for events must not keep Node alive (like an
 //! EventEmitter listener). Bounded: at most `QUEUE` events wait for the JS
 //! thread; past that they are counted and reported as one `missed` event
-//! when the queue has room again, instead of growing memory.
+//! when the queue has room again, instead of growing memory. (Node does
+//! not say when the queue has room: while a count waits, the task offers
+//! it again every `RETRY`, so it is reported without waiting for the next
+//! event.)
 
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -13,6 +16,9 @@ use tokio::runtime::Handle;
 
 /// Events queued for the JS thread at most.
 const QUEUE: usize = 1024;
+
+/// How often a count of missed events is offered again while the queue is full.
+const RETRY: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// One event. `type` is `peerUp`, `peerDown`, `dropped`, `reconnecting`,
 /// `reconnectAbandoned`, `connectionError` or `missed`; the other fields
@@ -139,31 +145,59 @@ pub fn spawn_events(
     let mut events = ep.events();
     let task = rt.spawn(async move {
         let mut missed = 0u64;
+        // Queues the count of missed events, if any; Ok when nothing waits.
+        let report = |missed: &mut u64| {
+            if *missed == 0 {
+                return Status::Ok;
+            }
+            let m = EventObj {
+                count: Some(*missed as f64),
+                ..EventObj::new("missed")
+            };
+            let st = tsfn.call(m, ThreadsafeFunctionCallMode::NonBlocking);
+            if st == Status::Ok {
+                *missed = 0;
+            }
+            st
+        };
         loop {
-            let e = match events.recv().await {
-                EventRecv::Event(e) => e,
-                EventRecv::Missed(n) => {
+            let next = if missed > 0 {
+                tokio::select! {
+                    r = events.recv() => Some(r),
+                    _ = tokio::time::sleep(RETRY) => None,
+                }
+            } else {
+                Some(events.recv().await)
+            };
+            let e = match next {
+                Some(EventRecv::Event(e)) => e,
+                Some(EventRecv::Missed(n)) => {
                     missed += n;
                     continue;
                 }
-                EventRecv::Closed => break,
-            };
-            if missed > 0 {
-                let m = EventObj {
-                    count: Some(missed as f64),
-                    ..EventObj::new("missed")
-                };
-                if tsfn.call(m, ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok {
-                    missed = 0;
+                Some(EventRecv::Closed) => {
+                    report(&mut missed);
+                    break;
                 }
-            }
-            if let Some(obj) = EventObj::from_event(e) {
-                match tsfn.call(obj, ThreadsafeFunctionCallMode::NonBlocking) {
-                    Status::Ok => {}
-                    Status::QueueFull => missed += 1,
+                None => match report(&mut missed) {
+                    Status::Ok | Status::QueueFull => continue,
                     // The environment is going away.
                     _ => break,
-                }
+                },
+            };
+            let Some(obj) = EventObj::from_event(e) else {
+                continue;
+            };
+            // The count goes first, so that events stay in order.
+            let st = match report(&mut missed) {
+                Status::Ok => tsfn.call(obj, ThreadsafeFunctionCallMode::NonBlocking),
+                st => st,
+            };
+            match st {
+                Status::Ok => {}
+                Status::QueueFull => missed += 1,
+                // The environment is going away.
+                _ => break,
             }
         }
     });

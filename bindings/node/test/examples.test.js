@@ -7,7 +7,7 @@ const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { pkgDir, repo, addrs, run, TRANSPORTS } = require('./helpers.js')
+const { netchan, pkgDir, repo, addrs, run, follow, within, TRANSPORTS } = require('./helpers.js')
 
 // A node_modules/netchan that points at this package.
 const modules = fs.mkdtempSync(path.join(os.tmpdir(), 'netchan-examples-'))
@@ -41,3 +41,74 @@ for (const [file, patterns] of Object.entries(expect)) {
     })
   }
 }
+
+/** The code block of `lang` under the README heading `heading`. */
+function readmeBlock (heading, lang) {
+  const readme = fs.readFileSync(path.join(pkgDir, 'README.md'), 'utf8')
+  const section = readme.split(`\n## ${heading}\n`)[1]
+  assert.ok(section, `README has no section ${heading}`)
+  const m = section.match(new RegExp('```' + lang + '\\n([\\s\\S]*?)\\n```'))
+  assert.ok(m, `no ${lang} block under ${heading}`)
+  return m[1]
+}
+
+/** A scratch directory whose node_modules/netchan is this package (ESM ignores NODE_PATH). */
+function scratch () {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'netchan-readme-'))
+  fs.mkdirSync(path.join(d, 'node_modules'))
+  fs.symlinkSync(pkgDir, path.join(d, 'node_modules', 'netchan'), 'dir')
+  return d
+}
+
+test('the README CommonJS quickstart runs and exits by itself', async () => {
+  const d = scratch()
+  fs.writeFileSync(path.join(d, 'quickstart.cjs'), readmeBlock('Quickstart (CommonJS)', 'js'))
+  const r = await run(process.execPath, [path.join(d, 'quickstart.cjs')], { limitMs: 20000, cwd: d })
+  assert.equal(r.killed, false, 'the quickstart did not exit by itself')
+  assert.equal(r.code, 0, r.stderr)
+  // What its comments say, in order.
+  assert.deepEqual(r.stdout.trim().split('\n'), ['sensors/kitchen/temp 21.5', 'hello, ana'])
+})
+
+test('the README ESM quickstart runs: for await until stop', async () => {
+  const d = scratch()
+  const server = new netchan.Endpoint({ name: 'readme-server' })
+  let child = null
+  try {
+    const addr = await server.listen('tcp://127.0.0.1:0')
+    const code = readmeBlock('Quickstart (ESM)', 'js')
+    assert.ok(code.includes("'tcp://127.0.0.1:7000'"))
+    fs.writeFileSync(path.join(d, 'quickstart.mjs'), code.replace("'tcp://127.0.0.1:7000'", JSON.stringify(addr)))
+    child = follow(process.execPath, [path.join(d, 'quickstart.mjs')], { cwd: d })
+    assert.ok(await server.waitForSubscribers('sensors/kitchen/temp', 10000))
+    await server.publish('sensors/kitchen/temp', '21.5')
+    await server.publish('sensors/garage/temp', 'stop')
+    assert.deepEqual(await within(child.exited, 20000, 'the quickstart to exit by itself'), { code: 0, signal: null }, child.stderr())
+    assert.deepEqual(child.lines, ['sensors/kitchen/temp 21.5 from readme-server', 'sensors/garage/temp stop from readme-server'])
+  } finally {
+    if (child) child.kill()
+    await server.close()
+  }
+})
+
+test('the README TypeScript quickstart compiles under tsc --strict', async () => {
+  const d = scratch()
+  fs.writeFileSync(path.join(d, 'quickstart.mts'), readmeBlock('Quickstart (TypeScript)', 'ts'))
+  fs.writeFileSync(path.join(d, 'tsconfig.json'), JSON.stringify({
+    compilerOptions: {
+      strict: true,
+      noEmit: true,
+      target: 'ES2022',
+      module: 'node16',
+      moduleResolution: 'node16',
+      lib: ['ES2022', 'DOM'],
+      types: ['node'],
+      typeRoots: [path.join(pkgDir, 'node_modules', '@types')],
+      skipLibCheck: false
+    },
+    files: ['quickstart.mts']
+  }))
+  const tsc = require.resolve('typescript/bin/tsc', { paths: [pkgDir] })
+  const r = await run(process.execPath, [tsc, '-p', d], { limitMs: 60000, cwd: d })
+  assert.equal(r.code, 0, r.stdout + r.stderr)
+})

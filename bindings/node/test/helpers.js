@@ -5,6 +5,7 @@
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
+const net = require('node:net')
 const { spawn } = require('node:child_process')
 
 const pkgDir = path.resolve(__dirname, '..')
@@ -23,19 +24,128 @@ function addrs () {
 
 const TRANSPORTS = ['tcp', 'unix']
 
-/** A connected pair: server listening on `transport`, client connected to it. */
+/**
+ * A connected pair: server listening on `transport`, client connected to it
+ * (`info` is what the client's connect() resolved with).
+ */
 async function pair (transport, opts = {}) {
   const server = new netchan.Endpoint({ name: `srv-${seq++}`, ...opts.server })
   const addr = await server.listen(addrs()[transport])
   const client = new netchan.Endpoint({ name: `cli-${seq++}`, ...opts.client })
-  await client.connect(addr)
-  return { server, client, addr, close: async () => { await client.close(); await server.close() } }
+  const info = await client.connect(addr)
+  return { server, client, addr, info, close: async () => { await client.close(); await server.close() } }
+}
+
+/**
+ * A TCP proxy on 127.0.0.1 (port 0) in front of the endpoint listening at
+ * `target` (a tcp:// address), for tests that must hold or cut a link at a
+ * known point instead of racing a timer:
+ * - hold(kinds): from now on, frames of these wire kinds (docs/PROTOCOL.md:
+ *   0x01 HELLO, 0x03 PING, 0x21 REQUEST, ...) sent towards the target, and
+ *   everything after them on that connection, wait; release() sends them on
+ *   in order.
+ * - cut(): ends every proxied connection (both sides see the link lost).
+ * - refuseWith(bytes): later connections get `bytes` instead of the target.
+ */
+async function proxy (target) {
+  const m = /^tcp:\/\/(.+):(\d+)$/.exec(target)
+  if (!m) throw new Error(`proxy: not a tcp:// address: ${target}`)
+  const sockets = new Set()
+  const links = new Set()
+  let held = null
+  let garbage = null
+  const track = (s) => { sockets.add(s); s.on('error', () => {}); s.on('close', () => sockets.delete(s)) }
+  const server = net.createServer((down) => {
+    track(down)
+    if (garbage) { down.resume(); down.end(garbage); return }
+    const up = net.connect(Number(m[2]), m[1])
+    track(up)
+    up.on('close', () => down.destroy())
+    down.on('close', () => up.destroy())
+    up.pipe(down)
+    const link = { up, queue: [] }
+    links.add(link)
+    down.on('close', () => links.delete(link))
+    let buf = Buffer.alloc(0)
+    down.on('data', (d) => {
+      buf = Buffer.concat([buf, d])
+      // Frames: u32 length (big-endian) of what follows, then the kind.
+      while (buf.length >= 5 && buf.length >= 4 + buf.readUInt32BE(0)) {
+        const n = 4 + buf.readUInt32BE(0)
+        const frame = buf.subarray(0, n)
+        buf = buf.subarray(n)
+        if (held && (link.queue.length > 0 || held.has(frame[4]))) link.queue.push(frame)
+        else up.write(frame)
+      }
+    })
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    addr: `tcp://127.0.0.1:${server.address().port}`,
+    hold (kinds) { held = new Set(kinds) },
+    /** How many frames wait now, on all connections. */
+    waiting () { let n = 0; for (const l of links) n += l.queue.length; return n },
+    release () {
+      held = null
+      for (const l of links) { for (const f of l.queue.splice(0)) l.up.write(f) }
+    },
+    cut () { for (const s of sockets) s.destroy() },
+    refuseWith (bytes) { garbage = bytes },
+    close () {
+      for (const s of sockets) s.destroy()
+      return new Promise((resolve) => server.close(() => resolve()))
+    }
+  }
+}
+
+/**
+ * Spawns a process and follows its stdout line by line: `line(re)` resolves
+ * with the first line matching `re` (one seen already counts), `exited`
+ * with {code, signal} once it ended and its output was read. Call kill()
+ * in a `finally`.
+ */
+function follow (cmd, args, opts = {}) {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts })
+  const lines = []
+  const waiters = []
+  let stderr = ''
+  let rest = ''
+  child.stderr.on('data', (d) => { stderr += d })
+  child.stdout.on('data', (d) => {
+    rest += d
+    let i
+    while ((i = rest.indexOf('\n')) >= 0) {
+      const l = rest.slice(0, i)
+      rest = rest.slice(i + 1)
+      lines.push(l)
+      for (const w of waiters.slice()) {
+        if (w.re.test(l)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(l) }
+      }
+    }
+  })
+  // 'close', not 'exit': by then every line of its output was read.
+  const exited = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal })))
+  return {
+    child,
+    exited,
+    lines,
+    stderr: () => stderr,
+    line (re) {
+      const seen = lines.find((l) => re.test(l))
+      if (seen !== undefined) return Promise.resolve(seen)
+      return new Promise((resolve, reject) => {
+        waiters.push({ re, resolve })
+        exited.then(({ code, signal }) => reject(new Error(`the process exited (${code ?? signal}) before printing ${re}; stdout: ${JSON.stringify(lines)}; stderr: ${stderr}`)))
+      })
+    },
+    kill () { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') }
+  }
 }
 
 /** Spawns a process; resolves {code, signal, stdout, stderr}; kills it after `limitMs`. */
-function run (cmd, args, { limitMs = 15000, env, input, onStderr } = {}) {
+function run (cmd, args, { limitMs = 15000, env, input, onStderr, cwd } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] })
+    const child = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     let killed = false
@@ -73,4 +183,4 @@ function within (p, ms, what) {
   return Promise.race([p, new Promise((_, reject) => { t = setTimeout(() => reject(new Error(`watchdog: ${what} did not finish within ${ms} ms`)), ms) })]).finally(() => clearTimeout(t))
 }
 
-module.exports = { netchan, pkgDir, repo, addrs, pair, run, cli, python, within, TRANSPORTS }
+module.exports = { netchan, pkgDir, repo, addrs, pair, proxy, follow, run, cli, python, within, TRANSPORTS }

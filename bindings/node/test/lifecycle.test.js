@@ -1,53 +1,52 @@
 'use strict'
 // Event-loop hygiene: Node exits by itself after close(), and stays alive
-// while a listener is open.
+// exactly while something the user asked for is open or pending. Each
+// "stays alive" case is shown by a child that prints `alive` from an
+// unref'd timer (it fires only if something else keeps the loop running)
+// and by the parent completing the pending thing only after that.
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const path = require('node:path')
-const { spawn } = require('node:child_process')
-const { netchan, pkgDir, addrs, run, within } = require('./helpers.js')
+const { netchan, pkgDir, addrs, proxy, follow, run, within } = require('./helpers.js')
 
 const fixture = (f) => path.join(__dirname, 'fixtures', f)
 // A bound for "exits by itself": generous for a loaded CI machine; a child
 // still running then is killed and the test fails.
 const EXIT_BOUND_MS = 10000
 
-for (const mode of ['close', 'close-in-callback', 'client-only']) {
-  test(`the process exits by itself after close() (${mode})`, async () => {
-    const r = await run(process.execPath, [fixture('exit-after-close.js'), pkgDir, mode], { limitMs: EXIT_BOUND_MS })
-    assert.equal(r.killed, false, `child did not exit within ${EXIT_BOUND_MS} ms; stderr: ${r.stderr}`)
-    assert.equal(r.code, 0, r.stderr)
-    assert.match(r.stdout, /pending: (CLOSED|PEER_LOST)/)
-    assert.match(r.stdout, /closed/)
-  })
+/** Runs exit-after-close.js in `mode`: it must exit 0 by itself and print how its pending request ended. */
+async function exitsAfterClose (mode, pending, addr) {
+  const args = [fixture('exit-after-close.js'), pkgDir, mode]
+  if (addr) args.push(addr)
+  const r = await run(process.execPath, args, { limitMs: EXIT_BOUND_MS })
+  assert.equal(r.killed, false, `child did not exit within ${EXIT_BOUND_MS} ms; stderr: ${r.stderr}`)
+  assert.equal(r.code, 0, r.stderr)
+  assert.deepEqual(r.stdout.trim().split('\n'), [`pending: ${pending}`, 'closed'])
 }
 
-test('the process exits by itself after close() over Unix sockets', async () => {
-  const r = await run(process.execPath, [fixture('exit-after-close.js'), pkgDir, 'close', addrs().unix], { limitMs: EXIT_BOUND_MS })
-  assert.equal(r.killed, false)
-  assert.equal(r.code, 0, r.stderr)
-})
+test('the process exits by itself after close()', () => exitsAfterClose('close', 'CLOSED'))
+
+test('the process exits by itself after close() inside a callback', () => exitsAfterClose('close-in-callback', 'CLOSED'))
+
+test('the process exits by itself with only a connected client and event listeners left', () => exitsAfterClose('client-only', 'PEER_LOST'))
+
+test('the process exits by itself after close() over Unix sockets', () => exitsAfterClose('close', 'CLOSED', addrs().unix))
 
 test('a listening endpoint keeps the process alive until closed', async () => {
-  const child = spawn(process.execPath, [fixture('stay-alive.js'), pkgDir], { stdio: ['ignore', 'pipe', 'inherit'] })
-  const exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)))
+  const c = follow(process.execPath, [fixture('stay-alive.js'), pkgDir])
   try {
-    const addr = await within(new Promise((resolve) => {
-      let out = ''
-      child.stdout.on('data', (d) => { out += d; if (out.includes('\n')) resolve(out.trim()) })
-    }), EXIT_BOUND_MS, 'child address')
+    const addr = await within(c.line(/^tcp:/), EXIT_BOUND_MS, 'child address')
+    // Its main() has returned; only the listener keeps it running.
+    await within(c.line(/^alive$/), EXIT_BOUND_MS, 'the child to outlive its main()')
     const ep = new netchan.Endpoint({ name: 'stopper' })
     await ep.connect(addr)
-    // The child's main() returned long ago; it answers because its
-    // listener keeps it alive.
     assert.ok((await ep.ping('alive')) > 0)
-    assert.equal(child.exitCode, null)
     assert.ok(await ep.waitForServers('stop', 5000))
     assert.equal((await ep.request('stop')).toString(), 'bye')
     await ep.close()
-    assert.equal(await within(exited, EXIT_BOUND_MS, 'child exit after close'), 0)
+    assert.deepEqual(await within(c.exited, EXIT_BOUND_MS, 'child exit after close'), { code: 0, signal: null })
   } finally {
-    child.kill('SIGKILL')
+    c.kill()
   }
 })
 
@@ -55,22 +54,58 @@ test('with unref() a listening endpoint does not keep the process alive', async 
   const r = await run(process.execPath, [fixture('stay-alive.js'), pkgDir, 'unref'], { limitMs: EXIT_BOUND_MS })
   assert.equal(r.killed, false)
   assert.equal(r.code, 0, r.stderr)
+  // It exited before its unref'd timer could fire.
+  assert.deepEqual(r.stdout.trim().split('\n').map((l) => l.replace(/:\d+$/, ':PORT')), ['tcp://127.0.0.1:PORT'])
 })
 
-
-test('a pending request keeps the process alive until its reply', async () => {
-  const server = new netchan.Endpoint({ name: 'slow-server' })
-  const addr = await server.listen(addrs().tcp)
-  server.serve('slow', () => new Promise((resolve) => setTimeout(() => resolve('late'), 300)))
+/**
+ * Runs keep-alive.js in `mode` against a server behind a proxy. `hold`:
+ * wire frame kinds the proxy holds (towards the server) until the child
+ * printed `alive`; `act(server)`: what completes the pending thing then.
+ */
+async function keptAlive (mode, { hold, act }, done) {
+  const server = new netchan.Endpoint({ name: 'keeper' })
+  const px = await proxy(await server.listen('tcp://127.0.0.1:0'))
+  server.serve('echo', (r) => r.payload)
+  if (hold) px.hold(hold)
+  const c = follow(process.execPath, [fixture('keep-alive.js'), pkgDir, px.addr, mode])
   try {
-    const r = await run(process.execPath, [fixture('pending-request.js'), pkgDir, addr], { limitMs: EXIT_BOUND_MS })
-    assert.equal(r.killed, false, `child did not exit; stderr: ${r.stderr}`)
-    assert.equal(r.code, 0, r.stderr)
-    assert.equal(r.stdout.trim(), 'reply: late')
+    await within(c.line(/^alive$/), EXIT_BOUND_MS, 'the child to outlive its main()')
+    if (hold) px.release()
+    if (act) await act(server)
+    assert.deepEqual(await within(c.exited, EXIT_BOUND_MS, 'the child to exit by itself'), { code: 0, signal: null }, c.stderr())
+    assert.deepEqual(c.lines, ['alive', done])
   } finally {
+    c.kill()
+    await px.close()
     await server.close()
   }
-})
+}
+
+test('a subscription keeps the process alive until it is closed', () => keptAlive('subscription', {
+  act: async (server) => {
+    assert.ok(await server.waitForSubscribers('stop', 5000))
+    await server.publish('stop', 'now')
+  }
+}, 'message: now'))
+
+test('a service keeps the process alive until it is closed', () => keptAlive('service', {
+  act: async (server) => {
+    assert.ok(await server.waitForServers('stop', 5000))
+    assert.equal(String(await server.request('stop', 'now')), 'bye')
+  }
+}, 'request: now'))
+
+// Wire frame kinds (docs/PROTOCOL.md).
+const HELLO = 0x01
+const PING = 0x03
+const REQUEST = 0x21
+
+test('a pending request keeps the process alive until its reply', () => keptAlive('request', { hold: [REQUEST] }, 'reply: x'))
+
+test('a pending connect keeps the process alive until it completes', () => keptAlive('connect', { hold: [HELLO] }, 'connected: keeper'))
+
+test('a pending ping keeps the process alive until its pong', () => keptAlive('ping', { hold: [PING] }, 'pong: true'))
 
 for (const close of [true, false]) {
   test(`endpoints on a worker thread and the main thread work together (worker ${close ? 'closes' : 'exits with it open'})`, async () => {
