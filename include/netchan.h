@@ -377,8 +377,13 @@ const char *netchan_version_string(void);
 // Stops netchan's runtime and joins its threads, waiting up to
 // `timeout_ms` milliseconds, and frees the library's global memory, so a
 // leak checker sees every block freed. Call it last, after freeing every
-// handle. Endpoints still open stop working (their pending result
-// callbacks run with `CANCELLED`, other callbacks' `drop` runs); a later
+// handle. A request still in flight has its result callback run with
+// `CANCELLED` before this returns; no other callback is called again, and
+// each one's `drop` runs once, at the latest when its handle is freed.
+// Handles still alive may still be read, closed and freed, but every
+// endpoint function that needs the runtime (listen, connect, publish,
+// request, ping, wait, subscribe, serve, on_event) returns `CLOSED`, and a
+// pull subscription hands out what it had queued, then `CLOSED`. A later
 // `netchan_endpoint_new()` starts a fresh runtime.
 //
 // Errors: `WOULD_DEADLOCK` when called from a netchan callback (nothing is
@@ -398,10 +403,13 @@ netchan_result netchan_shutdown(uint64_t timeout_ms);
 netchan_result netchan_endpoint_new(const netchan_options *options, netchan_endpoint **out);
 
 // Closes the endpoint: stops listening, tells every peer, fails pending
-// requests (their result callbacks run with `NETCHAN_RESULT_CLOSED`), and
-// ends every subscription and service (their callbacks' `drop` runs).
+// requests to peers (their result callbacks run with
+// `NETCHAN_RESULT_CLOSED`; a request to one of its own services still
+// gets that handler's answer or its timeout), and ends every subscription
+// and service (their callbacks' `drop` runs).
 // Idempotent. Subscription, service and reply handles stay valid until
-// you free them; they report `CLOSED`.
+// you free them: a subscription reports `CLOSED` once drained, and an
+// answer to a request that was in flight is discarded.
 //
 // Waits up to 2 s for queued messages to be flushed to peers; called from
 // a netchan callback it returns at once and the close finishes in the
@@ -486,12 +494,14 @@ netchan_result netchan_endpoint_try_publish(const netchan_endpoint *ep,
 // the callback's `call` runs exactly once with the outcome: the reply, or
 // `INVALID_PATH`, `INVALID_ARGUMENT`, `NO_RESPONDERS`, `TIMEOUT`,
 // `PEER_LOST`, `BUFFER_FULL`, `MESSAGE_TOO_LARGE`, `CLOSED` (also when the
-// endpoint is freed while the request is in flight), `CANCELLED`
-// (`netchan_shutdown()` while in flight) or the code the handler failed
-// with. `data` (copied) may be NULL when `len` is 0.
+// endpoint is closed or freed while a request to a peer is in flight),
+// `CANCELLED` (still in flight when `netchan_shutdown()` is called) or the
+// code the handler failed with. `data` (copied) may be NULL when `len` is
+// 0.
 //
 // Errors returned here: `NULL_ARGUMENT` (ep, path, or `callback.call`),
-// `INVALID_UTF8`. Thread-safe; callable from callbacks.
+// `INVALID_UTF8`, `CLOSED` (`netchan_shutdown()` stopped the endpoint).
+// Thread-safe; callable from callbacks.
 netchan_result netchan_endpoint_request(const netchan_endpoint *ep,
                                         const char *path,
                                         const uint8_t *data,
@@ -590,8 +600,9 @@ const char *netchan_last_error(void);
 // never run and `drop` has run before it returns. On success writes the
 // listener to `*out`; free it with `netchan_event_listener_free()`.
 //
-// Errors: `NULL_ARGUMENT` (also for `callback.call`). Thread-safe;
-// callable from callbacks.
+// Errors: `NULL_ARGUMENT` (also for `callback.call`), `CLOSED`
+// (`netchan_shutdown()` stopped the endpoint). Thread-safe; callable from
+// callbacks.
 netchan_result netchan_endpoint_on_event(const netchan_endpoint *ep,
                                          netchan_event_callback callback,
                                          netchan_event_listener **out);

@@ -29,11 +29,42 @@ pub struct netchan_endpoint {
     name: CString,
     /// `RUNTIME_GENERATION` when created: if `netchan_shutdown()` ran since,
     /// the runtime is gone and there is nothing left to close.
-    generation: u64,
+    pub(crate) generation: u64,
 }
 
-/// Bumped by `netchan_shutdown()`.
+/// Bumped by `netchan_shutdown()` before it stops the runtime.
 pub(crate) static RUNTIME_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// True once `netchan_shutdown()` has been called since `generation` was
+/// read: the runtime a handle of that generation runs on is stopping or
+/// gone.
+pub(crate) fn runtime_stopped(generation: u64) -> bool {
+    RUNTIME_GENERATION.load(SeqCst) != generation
+}
+
+/// What a handle whose runtime `netchan_shutdown()` stopped reports.
+pub(crate) fn stopped_error() -> FfiError {
+    FfiError::new(
+        netchan_result::Closed,
+        "netchan_shutdown() stopped the runtime this handle ran on",
+    )
+}
+
+/// The endpoint behind an `ep` argument that must not be NULL; `CLOSED`
+/// once `netchan_shutdown()` stopped its runtime (it could only fail, hang
+/// or panic there: its tasks and timers are gone).
+///
+/// # Safety
+/// `ep` is NULL or points to a live `netchan_endpoint` for `'a`.
+pub(crate) unsafe fn arg_endpoint<'a>(
+    ep: *const netchan_endpoint,
+) -> Result<&'a netchan_endpoint, FfiError> {
+    let ep = unsafe { arg_ref(ep, "ep") }?;
+    if runtime_stopped(ep.generation) {
+        return Err(stopped_error());
+    }
+    Ok(ep)
+}
 
 /// The handle of netchan's runtime the endpoint runs on, found by running a
 /// tiny future on it (the core does not expose it).
@@ -107,7 +138,7 @@ pub unsafe extern "C" fn netchan_endpoint_new(
 }
 
 fn close_endpoint(ep: &netchan_endpoint) {
-    if ep.generation != RUNTIME_GENERATION.load(SeqCst) {
+    if runtime_stopped(ep.generation) {
         return; // netchan_shutdown() already stopped everything
     }
     if netchan::runtime::in_async_context() {
@@ -121,10 +152,13 @@ fn close_endpoint(ep: &netchan_endpoint) {
 }
 
 /// Closes the endpoint: stops listening, tells every peer, fails pending
-/// requests (their result callbacks run with `NETCHAN_RESULT_CLOSED`), and
-/// ends every subscription and service (their callbacks' `drop` runs).
+/// requests to peers (their result callbacks run with
+/// `NETCHAN_RESULT_CLOSED`; a request to one of its own services still
+/// gets that handler's answer or its timeout), and ends every subscription
+/// and service (their callbacks' `drop` runs).
 /// Idempotent. Subscription, service and reply handles stay valid until
-/// you free them; they report `CLOSED`.
+/// you free them: a subscription reports `CLOSED` once drained, and an
+/// answer to a request that was in flight is discarded.
 ///
 /// Waits up to 2 s for queued messages to be flushed to peers; called from
 /// a netchan callback it returns at once and the close finishes in the
@@ -178,7 +212,7 @@ pub unsafe extern "C" fn netchan_endpoint_listen(
     bound: *mut *mut c_char,
 ) -> netchan_result {
     ffi_boundary(|| {
-        let ep = unsafe { arg_ref(ep, "ep") }?;
+        let ep = unsafe { arg_endpoint(ep) }?;
         let addr = unsafe { arg_str(addr, "addr") }?;
         let b = block(&ep.ep, ep.ep.listen(addr))??;
         if !bound.is_null() {
@@ -206,7 +240,7 @@ pub unsafe extern "C" fn netchan_endpoint_connect(
     peer_name: *mut *mut c_char,
 ) -> netchan_result {
     ffi_boundary(|| {
-        let ep = unsafe { arg_ref(ep, "ep") }?;
+        let ep = unsafe { arg_endpoint(ep) }?;
         let addr = unsafe { arg_str(addr, "addr") }?;
         let info = block(&ep.ep, ep.ep.connect(addr))??;
         if !peer_name.is_null() {
@@ -236,7 +270,7 @@ pub unsafe extern "C" fn netchan_endpoint_publish(
     len: usize,
 ) -> netchan_result {
     ffi_boundary(|| {
-        let ep = unsafe { arg_ref(ep, "ep") }?;
+        let ep = unsafe { arg_endpoint(ep) }?;
         let path = unsafe { arg_str(path, "path") }?;
         let payload = Bytes::copy_from_slice(unsafe { arg_bytes(data, len) }?);
         if netchan::runtime::in_async_context() {
@@ -281,7 +315,7 @@ pub unsafe extern "C" fn netchan_endpoint_try_publish(
     len: usize,
 ) -> netchan_result {
     ffi_boundary(|| {
-        let ep = unsafe { arg_ref(ep, "ep") }?;
+        let ep = unsafe { arg_endpoint(ep) }?;
         let path = unsafe { arg_str(path, "path") }?;
         let payload = Bytes::copy_from_slice(unsafe { arg_bytes(data, len) }?);
         ep.ep.try_publish(path, payload)?;
@@ -322,7 +356,8 @@ pub struct netchan_result_callback {
 type ResultFn = unsafe extern "C" fn(*mut c_void, netchan_result, *const u8, usize, *const c_char);
 
 /// A result callback that runs `call` exactly once, even when its task is
-/// dropped unfinished (runtime shutdown): then with `CANCELLED`.
+/// dropped unfinished or finishes after `netchan_shutdown()` was called:
+/// then with `CANCELLED`.
 struct ResultCb {
     call: Option<ResultFn>,
     ctx: Context,
@@ -371,12 +406,14 @@ impl Drop for ResultCb {
 /// the callback's `call` runs exactly once with the outcome: the reply, or
 /// `INVALID_PATH`, `INVALID_ARGUMENT`, `NO_RESPONDERS`, `TIMEOUT`,
 /// `PEER_LOST`, `BUFFER_FULL`, `MESSAGE_TOO_LARGE`, `CLOSED` (also when the
-/// endpoint is freed while the request is in flight), `CANCELLED`
-/// (`netchan_shutdown()` while in flight) or the code the handler failed
-/// with. `data` (copied) may be NULL when `len` is 0.
+/// endpoint is closed or freed while a request to a peer is in flight),
+/// `CANCELLED` (still in flight when `netchan_shutdown()` is called) or the
+/// code the handler failed with. `data` (copied) may be NULL when `len` is
+/// 0.
 ///
 /// Errors returned here: `NULL_ARGUMENT` (ep, path, or `callback.call`),
-/// `INVALID_UTF8`. Thread-safe; callable from callbacks.
+/// `INVALID_UTF8`, `CLOSED` (`netchan_shutdown()` stopped the endpoint).
+/// Thread-safe; callable from callbacks.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn netchan_endpoint_request(
     ep: *const netchan_endpoint,
@@ -398,7 +435,7 @@ pub unsafe extern "C" fn netchan_endpoint_request(
             return Err(FfiError::null("callback.call"));
         }
         let checked = (|| {
-            let ep = unsafe { arg_ref(ep, "ep") }?;
+            let ep = unsafe { arg_endpoint(ep) }?;
             let path = unsafe { arg_str(path, "path") }?.to_owned();
             let payload = Bytes::copy_from_slice(unsafe { arg_bytes(data, len) }?);
             Ok::<_, FfiError>((ep, path, payload))
@@ -411,8 +448,18 @@ pub unsafe extern "C" fn netchan_endpoint_request(
             }
         };
         let e = ep.ep.clone();
+        let generation = ep.generation;
         ep.rt.spawn(async move {
             let r = e.request(&path, payload, millis(timeout_ms)).await;
+            // While netchan_shutdown() stops the runtime, a worker that has
+            // not seen it yet may still finish a request, with whatever the
+            // teardown caused (a peer's socket closed under it: PEER_LOST)
+            // or a reply that raced it. Every request still pending when
+            // shutdown was called reports CANCELLED, as the task dropped
+            // unfinished does: one outcome, not a race.
+            if runtime_stopped(generation) {
+                return; // `cb` is dropped here: CANCELLED
+            }
             cb.finish(r.map_err(FfiError::from));
         });
         Ok(())
@@ -442,7 +489,7 @@ pub unsafe extern "C" fn netchan_endpoint_request_blocking(
     reply: *mut *mut netchan_bytes,
 ) -> netchan_result {
     ffi_boundary(|| {
-        let ep = unsafe { arg_ref(ep, "ep") }?;
+        let ep = unsafe { arg_endpoint(ep) }?;
         let path = unsafe { arg_str(path, "path") }?;
         let payload = Bytes::copy_from_slice(unsafe { arg_bytes(data, len) }?);
         arg_out(reply, "reply")?;
@@ -466,7 +513,7 @@ pub unsafe extern "C" fn netchan_endpoint_ping(
     rtt_us: *mut u64,
 ) -> netchan_result {
     ffi_boundary(|| {
-        let ep = unsafe { arg_ref(ep, "ep") }?;
+        let ep = unsafe { arg_endpoint(ep) }?;
         let peer = unsafe { arg_str(peer, "peer") }?;
         let rtt = block(&ep.ep, ep.ep.ping(peer))??;
         if !rtt_us.is_null() {
@@ -492,7 +539,7 @@ pub unsafe extern "C" fn netchan_endpoint_wait_for_subscribers(
     found: *mut bool,
 ) -> netchan_result {
     ffi_boundary(|| {
-        let ep = unsafe { arg_ref(ep, "ep") }?;
+        let ep = unsafe { arg_endpoint(ep) }?;
         let path = unsafe { arg_str(path, "path") }?;
         arg_out(found, "found")?;
         let f = block(&ep.ep, ep.ep.wait_for_subscribers(path, millis(timeout_ms)))??;
@@ -515,7 +562,7 @@ pub unsafe extern "C" fn netchan_endpoint_wait_for_servers(
     found: *mut bool,
 ) -> netchan_result {
     ffi_boundary(|| {
-        let ep = unsafe { arg_ref(ep, "ep") }?;
+        let ep = unsafe { arg_endpoint(ep) }?;
         let path = unsafe { arg_str(path, "path") }?;
         arg_out(found, "found")?;
         let f = block(&ep.ep, ep.ep.wait_for_servers(path, millis(timeout_ms)))??;

@@ -5,11 +5,9 @@ use std::sync::Arc;
 
 use netchan::{Event, EventRecv};
 
-use crate::boundary::{
-    arg_out, arg_ref, ffi_boundary, ffi_boundary_or, hand_out, take_back, write_out,
-};
+use crate::boundary::{arg_out, ffi_boundary, ffi_boundary_or, hand_out, take_back, write_out};
 use crate::callback::{Context, Slot};
-use crate::endpoint::netchan_endpoint;
+use crate::endpoint::{arg_endpoint, netchan_endpoint};
 use crate::error::{netchan_result, FfiError};
 use crate::types::netchan_str;
 
@@ -147,8 +145,9 @@ fn deliver(cb: &EventCb, e: &Event) {
 /// never run and `drop` has run before it returns. On success writes the
 /// listener to `*out`; free it with `netchan_event_listener_free()`.
 ///
-/// Errors: `NULL_ARGUMENT` (also for `callback.call`). Thread-safe;
-/// callable from callbacks.
+/// Errors: `NULL_ARGUMENT` (also for `callback.call`), `CLOSED`
+/// (`netchan_shutdown()` stopped the endpoint). Thread-safe; callable from
+/// callbacks.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn netchan_endpoint_on_event(
     ep: *const netchan_endpoint,
@@ -161,7 +160,7 @@ pub unsafe extern "C" fn netchan_endpoint_on_event(
             .call
             .ok_or_else(|| FfiError::null("callback.call"))?;
         arg_out(out, "out")?;
-        let ep: &netchan_endpoint = unsafe { arg_ref(ep, "ep") }?;
+        let ep: &netchan_endpoint = unsafe { arg_endpoint(ep) }?;
         let mut events = ep.ep.events();
         let slot = Arc::new(Slot::new(EventCb { call, ctx }));
         let task_slot = slot.clone();

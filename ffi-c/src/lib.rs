@@ -22,6 +22,15 @@
 //!
 //! Callbacks run on netchan's runtime threads. Blocking functions use
 //! `Endpoint::block_on`, which refuses (`WOULD_DEADLOCK`) on those threads.
+//! Each handle remembers the runtime generation it was made in; after
+//! `netchan_shutdown()` a handle of an older generation reports `CLOSED`
+//! rather than touch a runtime that is gone.
+//!
+//! ## Test-only exports
+//!
+//! The cargo feature `test-panic` (off by default, never enabled by the
+//! root package) adds `netchan_test_panic()`, which panics inside the
+//! boundary; tests/c/run.sh builds it as `libnetchan_ffi` for one C test.
 
 #![warn(missing_docs)]
 // Every pointer rule is stated once in docs/C-API.md ("Pointers") and per
@@ -103,8 +112,13 @@ pub extern "C" fn netchan_version_string() -> *const c_char {
 /// Stops netchan's runtime and joins its threads, waiting up to
 /// `timeout_ms` milliseconds, and frees the library's global memory, so a
 /// leak checker sees every block freed. Call it last, after freeing every
-/// handle. Endpoints still open stop working (their pending result
-/// callbacks run with `CANCELLED`, other callbacks' `drop` runs); a later
+/// handle. A request still in flight has its result callback run with
+/// `CANCELLED` before this returns; no other callback is called again, and
+/// each one's `drop` runs once, at the latest when its handle is freed.
+/// Handles still alive may still be read, closed and freed, but every
+/// endpoint function that needs the runtime (listen, connect, publish,
+/// request, ping, wait, subscribe, serve, on_event) returns `CLOSED`, and a
+/// pull subscription hands out what it had queued, then `CLOSED`. A later
 /// `netchan_endpoint_new()` starts a fresh runtime.
 ///
 /// Errors: `WOULD_DEADLOCK` when called from a netchan callback (nothing is
@@ -126,6 +140,21 @@ pub extern "C" fn netchan_shutdown(timeout_ms: u64) -> netchan_result {
     })
 }
 
+/// Test-only (cargo feature `test-panic`, off by default): panics with the
+/// text `msg` inside the panic boundary, so that a C test can check that a
+/// panic reaches the caller as `NETCHAN_RESULT_PANIC` with the panic text in
+/// `netchan_last_error()`, and that the library works afterwards. Never in
+/// include/netchan.h (the line below tells cbindgen) nor in libnetchan.
+/// cbindgen:ignore
+#[cfg(feature = "test-panic")]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_test_panic(msg: *const c_char) -> netchan_result {
+    boundary::ffi_boundary(|| {
+        let msg = unsafe { boundary::arg_str(msg, "msg") }?;
+        panic!("{msg}")
+    })
+}
+
 #[doc(hidden)]
 pub use netchan as _core;
 
@@ -137,5 +166,14 @@ mod tests {
         assert_eq!(s.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
         assert_eq!(super::netchan_version(), 100);
         assert!(super::boundary::live_count() < usize::MAX);
+    }
+
+    #[cfg(feature = "test-panic")]
+    #[test]
+    fn an_injected_panic_comes_back_as_a_result_code() {
+        let r = unsafe { super::netchan_test_panic(c"unit".as_ptr()) };
+        assert_eq!(r, super::netchan_result::Panic);
+        let last = unsafe { std::ffi::CStr::from_ptr(super::netchan_last_error()) };
+        assert!(last.to_str().unwrap().ends_with(": unit"), "{last:?}");
     }
 }

@@ -10,7 +10,7 @@ use crate::boundary::{
     write_out,
 };
 use crate::callback::{Context, Slot};
-use crate::endpoint::netchan_endpoint;
+use crate::endpoint::{arg_endpoint, netchan_endpoint};
 use crate::error::{netchan_result, FfiError};
 use crate::types::{netchan_slice, netchan_str};
 
@@ -208,7 +208,7 @@ pub unsafe extern "C" fn netchan_endpoint_serve(
     ffi_boundary(move || {
         let call = handler.call.ok_or_else(|| FfiError::null("handler.call"))?;
         arg_out(out, "out")?;
-        let ep: &netchan_endpoint = unsafe { arg_ref(ep, "ep") }?;
+        let ep: &netchan_endpoint = unsafe { arg_endpoint(ep) }?;
         let pattern = unsafe { arg_str(pattern, "pattern") }?;
         let svc = Arc::new(ep.ep.serve(pattern)?);
         let slot = Arc::new(Slot::new(HandlerCb { call, ctx }));

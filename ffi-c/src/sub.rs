@@ -10,7 +10,7 @@ use crate::boundary::{
     arg_out, arg_ref, arg_str, ffi_boundary, ffi_boundary_or, hand_out, take_back, write_out,
 };
 use crate::callback::{Context, Slot};
-use crate::endpoint::netchan_endpoint;
+use crate::endpoint::{arg_endpoint, netchan_endpoint, runtime_stopped, stopped_error};
 use crate::error::{netchan_result, FfiError};
 use crate::options::netchan_subscribe_options;
 use crate::types::{netchan_slice, netchan_str};
@@ -109,6 +109,8 @@ pub(crate) struct MessageCb {
 pub struct netchan_subscription {
     sub: Arc<Subscription>,
     slot: Option<Arc<Slot<MessageCb>>>,
+    /// Its endpoint's runtime generation (see `endpoint::runtime_stopped`).
+    generation: u64,
 }
 
 unsafe fn subscribe<'a>(
@@ -116,7 +118,7 @@ unsafe fn subscribe<'a>(
     pattern: *const c_char,
     options: *const netchan_subscribe_options,
 ) -> Result<(&'a netchan_endpoint, Subscription), FfiError> {
-    let ep = unsafe { arg_ref(ep, "ep") }?;
+    let ep = unsafe { arg_endpoint(ep) }?;
     let pattern = unsafe { arg_str(pattern, "pattern") }?;
     // SAFETY: NULL or live options, per the contract.
     let sub = match unsafe { options.as_ref() } {
@@ -147,10 +149,11 @@ pub unsafe extern "C" fn netchan_endpoint_subscribe(
 ) -> netchan_result {
     ffi_boundary(|| {
         arg_out(out, "out")?;
-        let (_, sub) = unsafe { subscribe(ep, pattern, options) }?;
+        let (ep, sub) = unsafe { subscribe(ep, pattern, options) }?;
         let h = hand_out(netchan_subscription {
             sub: Arc::new(sub),
             slot: None,
+            generation: ep.generation,
         });
         unsafe { write_out(out, h) };
         Ok(())
@@ -209,6 +212,7 @@ pub unsafe extern "C" fn netchan_endpoint_subscribe_callback(
         let h = hand_out(netchan_subscription {
             sub,
             slot: Some(slot),
+            generation: ep.generation,
         });
         unsafe { write_out(out, h) };
         Ok(())
@@ -232,10 +236,12 @@ pub unsafe extern "C" fn netchan_subscription_try_recv(
     out: *mut *mut netchan_message,
 ) -> netchan_result {
     ffi_boundary(|| {
-        let s = pull(unsafe { arg_ref(sub, "sub") }?)?;
+        let s = unsafe { arg_ref(sub, "sub") }?;
+        let q = pull(s)?;
         arg_out(out, "out")?;
-        match s.try_recv()? {
+        match q.try_recv()? {
             Some(m) => message_out(out, m),
+            None if runtime_stopped(s.generation) => return Err(stopped_error()),
             None => return Err(FfiError::new(netchan_result::Empty, "no message is queued")),
         }
         Ok(())
@@ -269,10 +275,20 @@ pub unsafe extern "C" fn netchan_subscription_recv(
     out: *mut *mut netchan_message,
 ) -> netchan_result {
     ffi_boundary(|| {
-        let s = pull(unsafe { arg_ref(sub, "sub") }?)?;
+        let s = unsafe { arg_ref(sub, "sub") }?;
+        let q = pull(s)?;
         arg_out(out, "out")?;
+        if runtime_stopped(s.generation) {
+            // No runtime to wait on (its timers are gone): what is queued,
+            // then CLOSED.
+            match q.try_recv()? {
+                Some(m) => message_out(out, m),
+                None => return Err(stopped_error()),
+            }
+            return Ok(());
+        }
         let timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
-        match s.recv_blocking(timeout)? {
+        match q.recv_blocking(timeout)? {
             Some(m) => message_out(out, m),
             None => {
                 return Err(FfiError::new(

@@ -1,23 +1,28 @@
 #!/usr/bin/env bash
-# The C ABI test suite, self-contained: builds libnetchan and the netchan CLI,
-# checks the header is up to date and every exported function is inside the
-# panic boundary, compiles every C test and example as C (ASan+UBSan, static
-# library) and as C++ (ASan+UBSan, shared library), runs them, runs one test
-# under valgrind memcheck, and builds an example through pkg-config and CMake
-# from an installed tree. Ends with "N passed, N failed"; exits non-zero on
-# any failure.
+# The C ABI test suite, self-contained. Checks the boundary checker on its
+# own snippets; builds libnetchan (debug and release) and the netchan CLI;
+# checks the build leaves include/netchan.h as it was, every exported
+# function is inside the panic boundary, and every test docs/C-API.md names
+# exists. Then, for each profile: builds a test-only library with the
+# `test-panic` feature (libnetchan_ffi) and checks that libnetchan has no
+# test-only symbol; compiles every C test and example as C (ASan+UBSan,
+# static library) and as C++ (ASan+UBSan, shared library), runs them, and
+# runs one test under valgrind memcheck. Finally installs the release
+# library and builds an example through pkg-config and CMake from the
+# installed tree. Ends with "N passed, N failed"; exits non-zero on any
+# failure.
 #
-# Environment: NETCHAN_C_PROFILE=debug|release (default debug), CC, CXX.
+# Environment: NETCHAN_C_PROFILE=debug|release (only that profile; default
+# both), CC, CXX.
 set -u
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
-PROFILE=${NETCHAN_C_PROFILE:-debug}
+PROFILES=${NETCHAN_C_PROFILE:-debug release}
 CC=${CC:-cc}
 CXX=${CXX:-c++}
 OUT=$ROOT/target/c-tests
-LIBDIR=$ROOT/target/$PROFILE
 rm -rf "$OUT"
-mkdir -p "$OUT/log" "$OUT/bin"
+mkdir -p "$OUT/log"
 
 passed=0
 failed=0
@@ -27,6 +32,7 @@ failures=()
 step() {
     local name=$1
     shift
+    mkdir -p "$(dirname "$OUT/log/$name.log")"
     if "$@" >"$OUT/log/$name.log" 2>&1; then
         passed=$((passed + 1))
         echo "ok      $name"
@@ -48,24 +54,43 @@ finish() {
     exit $?
 }
 
-# --- build ------------------------------------------------------------------
-cargo_flags=()
-[ "$PROFILE" = release ] && cargo_flags+=(--release)
-if ! cargo build "${cargo_flags[@]}" -p netchan-c -p netchan-cli >"$OUT/log/cargo-build.log" 2>&1; then
-    echo "FAILED  cargo-build"
-    tail -n 40 "$OUT/log/cargo-build.log"
+# --- checks that need no build ----------------------------------------------
+step boundary-checker-self-test python3 tests/c/check_boundary.py --self-test
+step doc-names-existing-tests python3 scripts/check_doc_tests.py docs/C-API.md
+
+# --- build --------------------------------------------------------------------
+# The header as it was before any build regenerates it: in a fresh clone (CI)
+# the committed one.
+cp include/netchan.h "$OUT/netchan.h.before"
+profile_flags() { [ "$1" = release ] && echo --release; }
+# The CLI only serves test_int_cli as a peer: one build (debug) is enough.
+if ! cargo build -p netchan-cli >"$OUT/log/cargo-build-cli.log" 2>&1; then
+    echo "FAILED  cargo-build-cli"
+    tail -n 40 "$OUT/log/cargo-build-cli.log"
     failed=$((failed + 1))
     finish
 fi
-echo "ok      cargo-build ($PROFILE)"
-export NETCHAN_CLI=$LIBDIR/netchan
+echo "ok      cargo-build-cli"
+export NETCHAN_CLI=$ROOT/target/debug/netchan
+for P in $PROFILES; do
+    # shellcheck disable=SC2046
+    if ! cargo build $(profile_flags "$P") -p netchan-c >"$OUT/log/cargo-build-$P.log" 2>&1; then
+        echo "FAILED  cargo-build-$P"
+        tail -n 40 "$OUT/log/cargo-build-$P.log"
+        failed=$((failed + 1))
+        finish
+    fi
+    echo "ok      cargo-build-$P"
+done
 
 # --- header and boundary ----------------------------------------------------
-# cargo build just regenerated include/netchan.h: it must match the commit.
-step header-up-to-date git diff --exit-code -- include/netchan.h
+# cargo build just regenerated include/netchan.h from ffi-c/src: a committed
+# header that is stale shows up here (scripts/test.sh also compares it with
+# the commit).
+step header-up-to-date cmp "$OUT/netchan.h.before" include/netchan.h
 step boundary-covers-every-function python3 tests/c/check_boundary.py
 
-# --- compile ----------------------------------------------------------------
+# --- per profile: compile and run -------------------------------------------
 # Link line of the static library (TOOLCHAINS.md): Rust's std needs these.
 STATIC_LIBS="-lpthread -ldl -lm -lrt -lutil -lgcc_s"
 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
@@ -75,23 +100,36 @@ INC="-I$ROOT/include -I$ROOT/tests/c"
 tests=(tests/c/test_*.c)
 examples=(examples/c/*.c)
 cpp_examples=(examples/cpp/*.cpp)
+# Tests that need the test-only exports link the `test-panic` build of the
+# ffi crate (libnetchan_ffi) instead of libnetchan.
+TEST_PANIC_TESTS=" test_api_panic "
 
-compile_c_static() { # SRC BIN
-    $CC -std=c11 -D_GNU_SOURCE -g $WARN $SAN $INC "$1" -o "$2" "$LIBDIR/libnetchan.a" $STATIC_LIBS
+lib_of() { # BASE: the library a test links
+    case "$TEST_PANIC_TESTS" in
+    *" $1 "*) echo netchan_ffi ;;
+    *) echo netchan ;;
+    esac
 }
-compile_cxx_shared() { # SRC BIN
-    $CXX -std=c++20 -x c++ -g $WARN $SAN $INC "$1" -o "$2" -L"$LIBDIR" -Wl,-rpath,"$LIBDIR" -lnetchan -lpthread
+compile_c_static() { # SRC BIN LIB
+    $CC -std=c11 -D_GNU_SOURCE -g $WARN $SAN $INC "$1" -o "$2" "$LIBDIR/lib$3.a" $STATIC_LIBS
 }
-compile_c_plain_shared() { # SRC BIN (for valgrind: no sanitizers)
-    $CC -std=c11 -D_GNU_SOURCE -g -O1 $WARN $INC "$1" -o "$2" -L"$LIBDIR" -Wl,-rpath,"$LIBDIR" -lnetchan -lpthread
+compile_cxx_shared() { # SRC BIN LIB
+    $CXX -std=c++20 -x c++ -g $WARN $SAN $INC "$1" -o "$2" -L"$LIBDIR" -Wl,-rpath,"$LIBDIR" -l"$3" -lpthread
+}
+compile_shim() { # SRC SO (an LD_PRELOAD library)
+    $CC -shared -fPIC $WARN "$1" -o "$2" -ldl
+}
+compile_c_plain_shared() { # SRC BIN LIB (for valgrind: no sanitizers)
+    $CC -std=c11 -D_GNU_SOURCE -g -O1 $WARN $INC "$1" -o "$2" -L"$LIBDIR" -Wl,-rpath,"$LIBDIR" -l"$3" -lpthread
 }
 
 # Compiles run in parallel (2 jobs); each result is still one counted step.
 pids=()
 names=()
-queue_compile() { # NAME FN SRC BIN
+queue_compile() { # NAME FN SRC BIN LIB
     local name=$1
     shift
+    mkdir -p "$(dirname "$OUT/log/$name.log")"
     ("$@" >"$OUT/log/$name.log" 2>&1) &
     pids+=($!)
     names+=("$name")
@@ -114,31 +152,26 @@ drain_compiles() {
     names=()
 }
 
-for src in "${tests[@]}" "${examples[@]}"; do
-    base=$(basename "$src" .c)
-    queue_compile "build-c-static-$base" compile_c_static "$src" "$OUT/bin/$base.c-static"
-    queue_compile "build-cxx-shared-$base" compile_cxx_shared "$src" "$OUT/bin/$base.cxx-shared"
-done
-for src in "${cpp_examples[@]}"; do
-    base=$(basename "$src" .cpp)_cpp
-    queue_compile "build-cxx-shared-$base" compile_cxx_shared "$src" "$OUT/bin/$base.cxx-shared"
-done
-queue_compile "build-valgrind-test_leak_shutdown" compile_c_plain_shared \
-    tests/c/test_leak_shutdown.c "$OUT/bin/test_leak_shutdown.plain"
-drain_compiles
+# The test-only symbols must be in the test library (so the check below can
+# fail) and in no library users get.
+has_test_symbols() { # LIB.so
+    nm -D --defined-only "$1" | grep -qw netchan_test_panic
+}
+no_test_symbols() { # DIR
+    if nm -D --defined-only "$1/libnetchan.so" | grep -w netchan_test_panic; then return 1; fi
+    if nm --defined-only "$1/libnetchan.a" 2>/dev/null | grep -w netchan_test_panic; then return 1; fi
+    echo "no netchan_test_panic in $1/libnetchan.so or libnetchan.a"
+}
 
-# --- run --------------------------------------------------------------------
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+# Panics injected by test_api_panic print their message; a backtrace each
+# only buries the log.
+export RUST_BACKTRACE=0
 run_bin() { # BIN [ARGS...]
     [ -x "$1" ] || { echo "not built: $1"; return 1; }
     timeout 300 "$@"
 }
-for src in "${tests[@]}"; do
-    base=$(basename "$src" .c)
-    step "run-c-static-$base" run_bin "$OUT/bin/$base.c-static"
-    step "run-cxx-shared-$base" run_bin "$OUT/bin/$base.cxx-shared"
-done
 
 # Examples run as users would (a server/client pair runs through its script).
 run_example() { # BIN
@@ -167,45 +200,96 @@ run_example() { # BIN
     *) timeout 60 "$bin" ;;
     esac
 }
-for src in "${examples[@]}"; do
-    base=$(basename "$src" .c)
-    [ "$base" = reqrep_server ] && continue
-    step "run-c-static-example-$base" run_example "$OUT/bin/$base.c-static"
-    step "run-cxx-shared-example-$base" run_example "$OUT/bin/$base.cxx-shared"
-done
-for src in "${cpp_examples[@]}"; do
-    base=$(basename "$src" .cpp)_cpp
-    step "run-cxx-shared-example-$base" run_example "$OUT/bin/$base.cxx-shared"
-done
 
-# --- valgrind ---------------------------------------------------------------
-valgrind_leak_test() {
+sigpipe_test_can_fail() { # BINDIR
+    "$1/test_int_signals.plain" || return 1 # passes as built
+    LD_PRELOAD="$1/shim_strip_nosignal.so" timeout 120 "$1/test_int_signals.plain"
+    local rc=$?
+    echo "with the shim: exit status $rc"
+    [ "$rc" -eq 141 ]
+}
+valgrind_leak_test() { # BIN
     valgrind --error-exitcode=1 --leak-check=full --show-leak-kinds=all \
-        --errors-for-leak-kinds=all "$OUT/bin/test_leak_shutdown.plain" || return 1
+        --errors-for-leak-kinds=all "$1" || return 1
 }
-valgrind_all_freed() {
-    grep -q "All heap blocks were freed" "$OUT/log/valgrind-memcheck.log" &&
-        grep -q "ERROR SUMMARY: 0 errors" "$OUT/log/valgrind-memcheck.log"
+valgrind_all_freed() { # LOG
+    grep -q "All heap blocks were freed" "$1" && grep -q "ERROR SUMMARY: 0 errors" "$1"
 }
-if command -v valgrind >/dev/null; then
-    step valgrind-memcheck valgrind_leak_test
-    step valgrind-all-heap-blocks-freed valgrind_all_freed
-else
-    echo "FAILED  valgrind (not installed)"
-    failed=$((failed + 1))
-fi
+
+for P in $PROFILES; do
+    LIBDIR=$ROOT/target/$P
+    BIN=$OUT/$P/bin
+    mkdir -p "$BIN"
+    # shellcheck disable=SC2046
+    step "$P/build-test-panic-library" cargo rustc $(profile_flags "$P") -p netchan-ffi \
+        --features test-panic --crate-type staticlib --crate-type cdylib
+    step "$P/test-library-has-test-symbols" has_test_symbols "$LIBDIR/libnetchan_ffi.so"
+    step "$P/libnetchan-has-no-test-symbols" no_test_symbols "$LIBDIR"
+
+    for src in "${tests[@]}" "${examples[@]}"; do
+        base=$(basename "$src" .c)
+        lib=$(lib_of "$base")
+        queue_compile "$P/build-c-static-$base" compile_c_static "$src" "$BIN/$base.c-static" "$lib"
+        queue_compile "$P/build-cxx-shared-$base" compile_cxx_shared "$src" "$BIN/$base.cxx-shared" "$lib"
+    done
+    for src in "${cpp_examples[@]}"; do
+        base=$(basename "$src" .cpp)_cpp
+        queue_compile "$P/build-cxx-shared-$base" compile_cxx_shared "$src" "$BIN/$base.cxx-shared" netchan
+    done
+    queue_compile "$P/build-valgrind-test_leak_shutdown" compile_c_plain_shared \
+        tests/c/test_leak_shutdown.c "$BIN/test_leak_shutdown.plain" netchan
+    queue_compile "$P/build-plain-test_int_signals" compile_c_plain_shared \
+        tests/c/test_int_signals.c "$BIN/test_int_signals.plain" netchan
+    queue_compile "$P/build-shim-strip-nosignal" compile_shim \
+        tests/c/shim_strip_nosignal.c "$BIN/shim_strip_nosignal.so"
+    drain_compiles
+
+    for src in "${tests[@]}"; do
+        base=$(basename "$src" .c)
+        step "$P/run-c-static-$base" run_bin "$BIN/$base.c-static"
+        step "$P/run-cxx-shared-$base" run_bin "$BIN/$base.cxx-shared"
+    done
+    for src in "${examples[@]}"; do
+        base=$(basename "$src" .c)
+        [ "$base" = reqrep_server ] && continue
+        step "$P/run-c-static-example-$base" run_example "$BIN/$base.c-static"
+        step "$P/run-cxx-shared-example-$base" run_example "$BIN/$base.cxx-shared"
+    done
+    for src in "${cpp_examples[@]}"; do
+        base=$(basename "$src" .cpp)_cpp
+        step "$P/run-cxx-shared-example-$base" run_example "$BIN/$base.cxx-shared"
+    done
+
+    # The SIGPIPE test can fail: with MSG_NOSIGNAL stripped from netchan's
+    # writes, SIGPIPE kills it (exit status 128 + 13).
+    step "$P/sigpipe-test-fails-without-msg-nosignal" sigpipe_test_can_fail "$BIN"
+
+    if command -v valgrind >/dev/null; then
+        step "$P/valgrind-memcheck" valgrind_leak_test "$BIN/test_leak_shutdown.plain"
+        step "$P/valgrind-all-heap-blocks-freed" valgrind_all_freed "$OUT/log/$P/valgrind-memcheck.log"
+    else
+        echo "FAILED  $P/valgrind (not installed)"
+        failed=$((failed + 1))
+        failures+=("$P/valgrind")
+    fi
+done
 
 # --- packaging: pkg-config and CMake from an installed tree -----------------
+# The library users get: release, unless only debug was asked for.
+case " $PROFILES " in
+*" release "*) PKG_PROFILE=release ;;
+*) PKG_PROFILE=debug ;;
+esac
 PREFIX=$OUT/prefix
 pkgconfig_build() {
     PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig
     export PKG_CONFIG_PATH
     # shellcheck disable=SC2046
-    $CC -std=c11 examples/c/pubsub.c -o "$OUT/bin/pubsub.pkgconfig" $(pkg-config --cflags --libs netchan) \
-        -Wl,-rpath,"$PREFIX/lib" && "$OUT/bin/pubsub.pkgconfig" &&
+    $CC -std=c11 examples/c/pubsub.c -o "$OUT/pubsub.pkgconfig" $(pkg-config --cflags --libs netchan) \
+        -Wl,-rpath,"$PREFIX/lib" && "$OUT/pubsub.pkgconfig" &&
         # shellcheck disable=SC2046
-        $CC -std=c11 examples/c/pubsub.c -o "$OUT/bin/pubsub.pkgconfig-static" \
-            $(pkg-config --static --cflags --libs netchan-static) && "$OUT/bin/pubsub.pkgconfig-static"
+        $CC -std=c11 examples/c/pubsub.c -o "$OUT/pubsub.pkgconfig-static" \
+            $(pkg-config --static --cflags --libs netchan-static) && "$OUT/pubsub.pkgconfig-static"
 }
 cmake_build() {
     command -v cmake >/dev/null || { echo "cmake not installed"; return 1; }
@@ -213,8 +297,30 @@ cmake_build() {
         cmake --build "$OUT/cmake" -j 2 &&
         "$OUT/cmake/pubsub_shared" && "$OUT/cmake/pubsub_static" && "$OUT/cmake/pubsub_cpp"
 }
-step install bash scripts/install-c.sh "$PREFIX" "$PROFILE"
+# find_package(netchan X.Y) while the major version is 0: only this minor.
+cmake_version_check() {
+    command -v cmake >/dev/null || { echo "cmake not installed"; return 1; }
+    local want ok=0
+    local version major minor
+    version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+    major=${version%%.*}
+    minor=${version#*.}
+    minor=${minor%%.*}
+    for want in "$major.$minor" "$major.$((minor + 1))" "$((major + 1)).0"; do
+        if cmake -S tests/c/cmake/version -B "$OUT/cmake-version-$want" -DCMAKE_PREFIX_PATH="$PREFIX" \
+            -DNETCHAN_WANT="$want" >"$OUT/cmake-version-$want.log" 2>&1; then
+            echo "find_package(netchan $want): found"
+            [ "$want" = "$major.$minor" ] || ok=1
+        else
+            echo "find_package(netchan $want): not found"
+            [ "$want" != "$major.$minor" ] || ok=1
+        fi
+    done
+    return $ok
+}
+step install bash scripts/install-c.sh "$PREFIX" "$PKG_PROFILE"
 step pkg-config pkgconfig_build
 step cmake-find-package cmake_build
+step cmake-version-0.x-minor-only cmake_version_check
 
 finish

@@ -1,6 +1,8 @@
 /* Interop with the Rust side over a real socket: a C client requests from
  * `netchan serve --echo`, and a C publisher feeds `netchan sub`. The CLI
- * binary comes from $NETCHAN_CLI (default target/debug/netchan). */
+ * binary comes from $NETCHAN_CLI (default target/debug/netchan). Every
+ * process started here is waited for; one left over after a failed check
+ * is killed first. */
 #include <spawn.h>
 #include <sys/wait.h>
 
@@ -20,6 +22,7 @@ static pid_t spawn_cli(char *const argv[], FILE **out, FILE **err) {
     posix_spawn_file_actions_addclose(&fa, pe[0]);
     pid_t pid = -1;
     if (posix_spawn(&pid, argv[0], &fa, NULL, argv, environ) != 0) pid = -1;
+    t_track_child(pid);
     posix_spawn_file_actions_destroy(&fa);
     close(po[1]);
     close(pe[1]);
@@ -34,22 +37,28 @@ static int wait_exit(pid_t pid) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-int main(void) {
-    t_watchdog(120);
-    const char *cli = getenv("NETCHAN_CLI");
-    if (cli == NULL) cli = "target/debug/netchan";
-    if (access(cli, X_OK) != 0) {
-        fprintf(stderr, "the netchan CLI is not at %s (set NETCHAN_CLI)\n", cli);
-        return 1;
-    }
+static const char *cli;
 
-    /* 1. The CLI serves, C requests. */
+/* Waits for a CLI process to exit 0; after a failed check (it may be
+ * waiting for what never came) it is killed instead of left running. */
+static void finish_cli(pid_t pid, int failures_before) {
+    if (t_failures != failures_before) {
+        kill(pid, SIGKILL);
+        wait_exit(pid);
+        return;
+    }
+    CHECK(wait_exit(pid) == 0);
+}
+
+static void test_c_requests_from_cli_server(void) {
+    int before = t_failures;
     char *serve_argv[] = {(char *)cli, (char *)"serve", (char *)"demo/echo", (char *)"--listen",
                           (char *)"tcp://127.0.0.1:0", (char *)"--echo", (char *)"--count",
                           (char *)"2", NULL};
     FILE *out = NULL, *err = NULL;
     pid_t server = spawn_cli(serve_argv, &out, &err);
     CHECK(server > 0);
+    if (server <= 0) return;
     char line[512] = "";
     char addr[256] = "";
     while (fgets(line, sizeof line, err) != NULL) {
@@ -67,19 +76,25 @@ int main(void) {
         CHECK(t_slice_eq(netchan_bytes_data(reply), msg, strlen(msg)));
         netchan_bytes_free(reply);
     }
-    CHECK(wait_exit(server) == 0);
+    /* --count 2: the server exits 0 after two requests. */
+    finish_cli(server, before);
     fclose(out);
     fclose(err);
     netchan_endpoint_free(ep);
+}
 
-    /* 2. C listens and publishes, the CLI subscribes. */
+static void test_cli_subscribes_to_c_publisher(void) {
+    int before = t_failures;
+    netchan_endpoint *ep = NULL;
     CHECK_OK(netchan_endpoint_new(NULL, &ep));
     char *bound = NULL;
     CHECK_OK(netchan_endpoint_listen(ep, "tcp://127.0.0.1:0", &bound));
     char *sub_argv[] = {(char *)cli, (char *)"sub", (char *)"cli/**", (char *)"--connect", bound,
                         (char *)"--count", (char *)"3", NULL};
+    FILE *out = NULL, *err = NULL;
     pid_t sub = spawn_cli(sub_argv, &out, &err);
     CHECK(sub > 0);
+    if (sub <= 0) return;
     bool found = false;
     CHECK_OK(netchan_endpoint_wait_for_subscribers(ep, "cli/c/temp", 10000, &found));
     CHECK(found);
@@ -87,15 +102,28 @@ int main(void) {
     for (int i = 0; i < 3; i++)
         CHECK_OK(netchan_endpoint_publish(ep, "cli/c/temp", (const uint8_t *)payloads[i],
                                           strlen(payloads[i])));
+    char line[512] = "";
     for (int i = 0; i < 3; i++) {
         char want[128];
         snprintf(want, sizeof want, "cli/c/temp\t%s\n", payloads[i]);
         CHECK(fgets(line, sizeof line, out) != NULL && strcmp(line, want) == 0);
     }
-    CHECK(wait_exit(sub) == 0);
+    finish_cli(sub, before);
     fclose(out);
     fclose(err);
     netchan_string_free(bound);
     netchan_endpoint_free(ep);
+}
+
+int main(void) {
+    t_watchdog(120);
+    cli = getenv("NETCHAN_CLI");
+    if (cli == NULL) cli = "target/debug/netchan";
+    if (access(cli, X_OK) != 0) {
+        fprintf(stderr, "the netchan CLI is not at %s (set NETCHAN_CLI)\n", cli);
+        return 1;
+    }
+    T_RUN(test_c_requests_from_cli_server);
+    T_RUN(test_cli_subscribes_to_c_publisher);
     return t_finish("test_int_cli");
 }

@@ -1,7 +1,22 @@
 /* Every kind of handle created, used and freed, then netchan_shutdown():
  * run under valgrind memcheck, which must report "All heap blocks were
- * freed" and no errors. */
+ * freed" and no errors (tests/c/run.sh). Also: netchan_shutdown() joins
+ * every thread the library started. */
+#include <dirent.h>
+
 #include "testutil.h"
+
+/* Threads of this process now (entries of /proc/self/task). */
+static int thread_count(void) {
+    DIR *d = opendir("/proc/self/task");
+    if (d == NULL) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n;
+}
 
 static void on_msg(void *context, const netchan_message *m) {
     (void)m;
@@ -24,8 +39,7 @@ static void on_result(void *context, netchan_result r, const uint8_t *p, size_t 
     t_counter_add((t_counter *)context, r == NETCHAN_RESULT_OK ? 1 : 1000);
 }
 
-int main(void) {
-    t_watchdog(300);
+static void test_every_kind_of_handle_freed(void) {
     t_counter got, results;
     t_counter_init(&got);
     t_counter_init(&results);
@@ -81,5 +95,23 @@ int main(void) {
     netchan_string_free(peer);
     t_counter_destroy(&got);
     t_counter_destroy(&results);
+}
+
+static void test_shutdown_joins_threads(void) {
+    int before = thread_count();
+    CHECK(before >= 1);
+    netchan_endpoint *server = NULL, *client = NULL;
+    t_pair(&server, &client, NULL);
+    CHECK(thread_count() > before); /* the runtime's worker threads */
+    netchan_endpoint_free(client);
+    netchan_endpoint_free(server);
+    CHECK_OK(netchan_shutdown(5000));
+    CHECK(thread_count() == before);
+}
+
+int main(void) {
+    t_watchdog(300);
+    T_RUN(test_shutdown_joins_threads);
+    T_RUN(test_every_kind_of_handle_freed);
     return t_finish("test_leak_shutdown");
 }

@@ -5,6 +5,7 @@
 #define NETCHAN_TESTUTIL_H
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,18 +40,44 @@ static int t_failures = 0;
 
 #define CHECK_OK(expr) CHECK_RC(expr, NETCHAN_RESULT_OK)
 
+/* Processes a test started: the watchdog kills them before it exits. */
+static pid_t t_children[16];
+static int t_nchildren = 0;
+static inline void t_track_child(pid_t pid) {
+    if (pid > 0 && t_nchildren < 16) t_children[t_nchildren++] = pid;
+}
+
 /* Fails the test process if it runs longer than `seconds` (a deadlock). */
 static inline void t_watchdog_fired(int sig) {
     (void)sig;
     static const char msg[] = "watchdog: test took too long (deadlock?)\n";
     ssize_t n = write(2, msg, sizeof msg - 1);
     (void)n;
+    for (int i = 0; i < t_nchildren; i++) kill(t_children[i], SIGKILL);
     _exit(3);
 }
 
 static inline void t_watchdog(unsigned seconds) {
     signal(SIGALRM, t_watchdog_fired);
     alarm(seconds);
+}
+
+/* Runs one test function and reports it by name. */
+#define T_RUN(fn) t_run(#fn, fn)
+static inline void t_run(const char *name, void (*fn)(void)) {
+    int before = __atomic_load_n(&t_failures, __ATOMIC_SEQ_CST);
+    fn();
+    int n = __atomic_load_n(&t_failures, __ATOMIC_SEQ_CST) - before;
+    if (n == 0) printf("ok      %s\n", name);
+    else printf("FAILED  %s: %d check(s)\n", name, n);
+    fflush(stdout);
+}
+
+/* True on one of netchan's runtime threads (they are named "netchan"). */
+static inline int t_on_netchan_thread(void) {
+    char name[32] = "";
+    if (pthread_getname_np(pthread_self(), name, sizeof name) != 0) return 0;
+    return strcmp(name, "netchan") == 0;
 }
 
 /* Ends a test: shuts netchan down and reports. */
