@@ -47,32 +47,40 @@
 #![warn(missing_docs)]
 
 mod admission;
+mod client;
 pub mod config;
-mod decls;
 mod endpoint;
 pub mod error;
 pub mod event;
 #[doc(hidden)]
 pub mod fuzz;
+mod inbox;
 mod link;
 pub mod metrics;
 pub mod path;
 mod peer;
 pub mod proto;
-mod reqrep;
-mod routing;
+mod publish;
+mod request;
+mod router;
 pub mod runtime;
+mod rx;
+mod service;
 mod service_queue;
+mod shared;
 mod sub;
 pub mod transport;
 
 pub use bytes::Bytes;
 pub use config::{Config, Overflow, Reconnect, RequestOptions, SlowPeer, SubscribeOptions};
-pub use endpoint::{Endpoint, PeerInfo, Publish, Publisher};
+pub use endpoint::{Endpoint, PeerInfo, Publisher};
 pub use error::{Error, ErrorCode, Result};
 pub use event::{Event, EventRecv, Events};
+pub use inbox::Message;
 pub use metrics::{CounterStats, PeerStats, Stats, SubscriptionStats};
 pub use path::Pattern;
-pub use reqrep::{Reply, Request, Service};
-pub use sub::{Message, Subscription};
+pub use publish::Publish;
+pub use request::{Reply, Request};
+pub use service::Service;
+pub use sub::Subscription;
 pub use transport::Addr;

@@ -11,12 +11,13 @@
 //! `BUFFER_FULL`. Nothing is dropped without its caller being told.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-use crate::error::{Error, ErrorCode};
-use crate::reqrep::Incoming;
+use crate::error::{Error, ErrorCode, Result};
+use crate::path::Pattern;
+use crate::request::Incoming;
 
 /// Who sent a request: a peer's connection id, or [`LOCAL`].
 pub(crate) type Caller = u64;
@@ -48,6 +49,33 @@ pub(crate) struct ServiceQueue {
     readable: Notify,
     max_len: usize,
     max_bytes: usize,
+}
+
+pub(crate) struct ServiceShared {
+    pub pattern: Pattern,
+    pub queue: Arc<ServiceQueue>,
+}
+
+impl ServiceShared {
+    /// Queues a request from `caller`; a refused request fails at once with
+    /// the reason, and requests pushed out to make room fail with
+    /// `BUFFER_FULL`. Returns the refusal, if any, for a local caller.
+    pub(crate) fn offer(&self, caller: Caller, item: Incoming) -> Result<()> {
+        match self.queue.push(caller, item) {
+            Pushed::Queued(out) => {
+                for (_, reply) in out {
+                    reply.fail(ServiceQueue::pushed_out_error());
+                }
+                Ok(())
+            }
+            Pushed::Refused(item, e) => {
+                let (req, reply) = *item;
+                drop(req);
+                reply.fail(e.clone());
+                Err(e)
+            }
+        }
+    }
 }
 
 /// What [`ServiceQueue::push`] did with a request.
@@ -242,7 +270,7 @@ impl ServiceQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reqrep::{Reply, ReplyTo, Request};
+    use crate::request::{Reply, ReplyTo, Request};
     use bytes::Bytes;
     use std::sync::Arc;
     use tokio::sync::oneshot;

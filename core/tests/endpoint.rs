@@ -1024,3 +1024,21 @@ fn busy_poll_repolls_outside_tasks_within_the_window() {
         other => panic!("expected the message, got {other:?}"),
     }
 }
+
+/// When `close` returns, its listeners are gone: the same address can be
+/// listened on again at once (TCP port and Unix path alike).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_frees_the_listening_addresses_before_it_returns() {
+    for addr in ["tcp://127.0.0.1:0".to_owned(), unix_addr("relisten")] {
+        let first = Endpoint::named("first").unwrap();
+        let bound = first.listen(&addr).await.unwrap();
+        first.close().await;
+        let second = Endpoint::named("second").unwrap();
+        let again = second
+            .listen(&bound)
+            .await
+            .unwrap_or_else(|e| panic!("{bound}: {e}"));
+        assert_eq!(again, bound);
+        second.close().await;
+    }
+}

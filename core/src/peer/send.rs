@@ -1,19 +1,16 @@
-//! One connected peer: its declarations, its bounded send queue and the
-//! writer task that drains it with vectored writes.
+//! A link's bounded send queue and the writer task that drains it with
+//! vectored writes.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::IoSlice;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::decls::RemoteDecls;
-use crate::error::{Error, ErrorCode, Result};
-use crate::metrics::Counters;
 use crate::proto::{self, Frame};
 use crate::transport::Wire;
 
@@ -421,12 +418,12 @@ const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 /// The writer task: drain the queue until it is closed and empty. A write
 /// error marks the peer dead. The socket's write side shuts down when the
 /// peer (which owns it) is dropped.
-pub(crate) async fn writer_loop(peer: Arc<Peer>) {
-    write_until_closed(&peer).await;
-    peer.tx.wire.shutdown();
+pub(crate) async fn writer_loop(tx: Arc<SendQueue>, dead: CancellationToken, name: Arc<str>) {
+    write_until_closed(&tx, &dead, &name).await;
+    tx.wire.shutdown();
 }
 
-async fn write_until_closed(peer: &Arc<Peer>) {
+async fn write_until_closed(tx: &SendQueue, dead: &CancellationToken, name: &str) {
     let mut chunks = VecDeque::new();
     let mut idle = 0;
     // On a current-thread runtime the publishers run on this very thread:
@@ -434,7 +431,7 @@ async fn write_until_closed(peer: &Arc<Peer>) {
     let yield_thread = tokio::runtime::Handle::try_current()
         .is_ok_and(|h| h.runtime_flavor() != tokio::runtime::RuntimeFlavor::CurrentThread);
     loop {
-        let (closed, frames) = peer.tx.take(&mut chunks);
+        let (closed, frames) = tx.take(&mut chunks);
         if chunks.is_empty() {
             if closed {
                 break;
@@ -448,7 +445,7 @@ async fn write_until_closed(peer: &Arc<Peer>) {
                 continue;
             }
             idle = 0;
-            peer.tx.wake.notified().await;
+            tx.wake.notified().await;
             continue;
         }
         idle = 0;
@@ -458,13 +455,13 @@ async fn write_until_closed(peer: &Arc<Peer>) {
             // Write freely while the peer is alive; once it is declared dead,
             // finish within the bound below.
             tokio::select! {
-                r = peer.tx.write_chunks(&mut chunks) => if let Err(e) = r {
-                    tracing::debug!(peer = %peer.name, error = %e, "write failed");
-                    peer.tx.close();
-                    peer.dead.cancel();
+                r = tx.write_chunks(&mut chunks) => if let Err(e) = r {
+                    tracing::debug!(peer = %name, error = %e, "write failed");
+                    tx.close();
+                    dead.cancel();
                     return;
                 },
-                _ = peer.dead.cancelled() => bounded = true,
+                _ = dead.cancelled() => bounded = true,
             }
         }
         if !bounded && frames > 1 && batch < GATHER_BELOW {
@@ -477,15 +474,14 @@ async fn write_until_closed(peer: &Arc<Peer>) {
             }
         }
         if bounded {
-            let r = match tokio::time::timeout(CLOSE_FLUSH, peer.tx.write_chunks(&mut chunks)).await
-            {
+            let r = match tokio::time::timeout(CLOSE_FLUSH, tx.write_chunks(&mut chunks)).await {
                 Ok(r) => r,
                 Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
             };
             if let Err(e) = r {
-                tracing::debug!(peer = %peer.name, error = %e, "final flush failed");
-                peer.tx.close();
-                peer.dead.cancel();
+                tracing::debug!(peer = %name, error = %e, "final flush failed");
+                tx.close();
+                dead.cancel();
                 return;
             }
         }
@@ -511,89 +507,5 @@ fn gather_pause() {
         if start.elapsed() >= GATHER_FOR {
             break;
         }
-    }
-}
-
-pub(crate) type PendingTx = oneshot::Sender<Result<Bytes>>;
-
-/// A peer after its handshake.
-pub(crate) struct Peer {
-    pub id: u64,
-    pub name: Arc<str>,
-    pub addr: String,
-    pub inbound: bool,
-    pub max_frame: usize,
-    pub decls: Mutex<RemoteDecls>,
-    pub snapshot_done: AtomicBool,
-    pub snapshot: Notify,
-    pub tx: SendQueue,
-    pub pending: Mutex<HashMap<u64, PendingTx>>,
-    pub serving: Mutex<HashMap<u64, CancellationToken>>,
-    pub pings: Mutex<HashMap<u64, (Instant, oneshot::Sender<Duration>)>>,
-    pub counters: Counters,
-    pub rtt_us: AtomicU64,
-    pub dead: CancellationToken,
-    /// The dialler that made this connection (None for inbound ones).
-    pub dialer: Option<Arc<crate::link::Dialer>>,
-    /// When bytes last arrived (`link::now_ms`), for heartbeats.
-    pub last_rx_ms: AtomicU64,
-    /// True while the reader waits for the peer to read what it is owed;
-    /// the heartbeat then leaves liveness to the reader's own deadline.
-    pub reading_paused: AtomicBool,
-    /// Replaced by a newer connection to the same peer: not a loss.
-    pub replaced: AtomicBool,
-    /// The code and reason of the peer's CLOSE frame, if it sent one.
-    pub close_error: Mutex<Option<Error>>,
-}
-
-impl Peer {
-    pub(crate) fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<u64, PendingTx>> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
-    }
-    pub(crate) fn lock_serving(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<u64, CancellationToken>> {
-        self.serving.lock().unwrap_or_else(|p| p.into_inner())
-    }
-    pub(crate) fn lock_decls(&self) -> std::sync::MutexGuard<'_, RemoteDecls> {
-        self.decls.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Fails everything in flight on this link.
-    pub(crate) fn fail_in_flight(&self, err: &Error) {
-        let pending: Vec<_> = self.lock_pending().drain().collect();
-        for (_, tx) in pending {
-            let _ = tx.send(Err(err.clone()));
-        }
-        let serving: Vec<_> = self.lock_serving().drain().collect();
-        for (_, t) in serving {
-            t.cancel();
-        }
-        self.pings.lock().unwrap_or_else(|p| p.into_inner()).clear();
-    }
-
-    /// This peer's counters, including those kept by the send queue.
-    pub(crate) fn snapshot(&self) -> crate::metrics::CounterStats {
-        let mut c = self.counters.snapshot();
-        let (m, b) = self.tx.sent();
-        c.msgs_out = m;
-        c.bytes_out = b;
-        c
-    }
-
-    /// Why the link ended while connecting: the peer's CLOSE if it sent one.
-    pub(crate) fn ended_error(&self, during: &str) -> Error {
-        self.close_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .unwrap_or_else(|| self.lost_error(during))
-    }
-
-    pub(crate) fn lost_error(&self, reason: &str) -> Error {
-        Error::new(
-            ErrorCode::PeerLost,
-            format!("link to peer {} lost: {reason}", self.name),
-        )
     }
 }

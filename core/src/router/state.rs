@@ -1,26 +1,22 @@
-//! Routing state: local declarations with reference counts, and the routes
-//! computed from them and from peers' declarations.
-//!
-//! Everything that changes where a message or request goes happens under the
-//! one [`State`] lock and bumps the generation number; cached routes carry
-//! the generation they were computed at and are recomputed when it moved.
+//! The router's state: local declarations with reference counts, the
+//! connected peers and dialled addresses, and the routes computed from them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use crate::link::Dialer;
+use crate::inbox::{Inbox, Meta};
 use crate::path::Pattern;
+use crate::peer::dialer::Dialer;
 use crate::peer::Peer;
 use crate::proto::{Decl, DeclKind};
-use crate::reqrep::ServiceShared;
-use crate::sub::{Meta, SubShared};
+use crate::service_queue::ServiceShared;
 
 /// Where a publish on one path goes.
 pub(crate) struct Route {
     pub gen: u64,
     pub meta: Arc<Meta>,
     pub peers: Vec<Arc<Peer>>,
-    pub subs: Vec<Arc<SubShared>>,
+    pub subs: Vec<Arc<Inbox>>,
     /// The smallest frame limit among `peers`.
     pub max_frame: usize,
     /// Dialled peers that are away and had a matching interest.
@@ -35,13 +31,13 @@ pub(crate) struct RxRoute {
     /// that count references to it.
     pub path: bytes::Bytes,
     pub meta: Arc<Meta>,
-    pub subs: Vec<Arc<SubShared>>,
+    pub subs: Vec<Arc<Inbox>>,
 }
 
 #[derive(Default)]
 pub(crate) struct State {
     pub peers: Vec<Arc<Peer>>,
-    pub subs: BTreeMap<u64, Arc<SubShared>>,
+    pub subs: BTreeMap<u64, Arc<Inbox>>,
     pub services: BTreeMap<u64, Arc<ServiceShared>>,
     pub publishers: BTreeMap<u64, Pattern>,
     /// How many local objects declare each (kind, pattern); the wire only
@@ -139,7 +135,7 @@ impl State {
         }
     }
 
-    pub(crate) fn local_subs(&self, path: &str) -> Vec<Arc<SubShared>> {
+    pub(crate) fn local_subs(&self, path: &str) -> Vec<Arc<Inbox>> {
         self.subs
             .values()
             .filter(|s| s.pattern.matches(path))

@@ -1,0 +1,620 @@
+//! Links: connections to peers. Listening and accepting (with admission of
+//! pending handshakes), dialling, the handshake, the tasks of a live link
+//! (reader, writer, heartbeat), the loss of a link, and closing them all.
+//! Keeping dialled addresses connected is in [`supervise`].
+
+mod supervise;
+
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::AsyncReadExt;
+use tokio::time::Instant;
+
+use crate::admission::{Admission, Ticket};
+use crate::error::{Error, ErrorCode, Result};
+use crate::event::Event;
+use crate::path::Pattern;
+use crate::peer::dialer::Dialer;
+use crate::peer::send::{writer_loop, SendQueue};
+use crate::peer::{NewPeer, Peer};
+use crate::proto::{self, DeclKind, Decoded, Frame, Hello};
+use crate::router::Router;
+use crate::rx::Receiver;
+use crate::shared::{now_ms, Shared};
+use crate::transport::{dial, Conn, Listener, Reader};
+pub(crate) use supervise::{heartbeat, supervise};
+
+/// How long closing links may take to flush what was queued.
+const CLOSE_FLUSH: Duration = Duration::from_secs(2);
+
+pub(crate) struct Links {
+    pub shared: Arc<Shared>,
+    pub router: Arc<Router>,
+    /// Connections (inbound and outbound) at once, for `max_connections`.
+    connections: AtomicUsize,
+    admission: Arc<Admission>,
+    /// Places for connections refused for load to linger (see `reject_for_load`).
+    drains: tokio::sync::Semaphore,
+    /// Listeners opened (a peer can dial us only if there is one).
+    listeners: AtomicUsize,
+    writers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Accept loops: `close` waits for them, so that its listeners are
+    /// gone (and their addresses free) when it returns.
+    acceptors: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Links {
+    pub(crate) fn new(shared: Arc<Shared>, router: Arc<Router>) -> Arc<Links> {
+        let cfg = &shared.cfg;
+        Arc::new(Links {
+            admission: Admission::new(
+                cfg.max_pending_handshakes,
+                cfg.max_pending_handshakes_per_address,
+            ),
+            connections: AtomicUsize::new(0),
+            drains: tokio::sync::Semaphore::new(LOAD_DRAINS),
+            listeners: AtomicUsize::new(0),
+            writers: Mutex::new(Vec::new()),
+            acceptors: Mutex::new(Vec::new()),
+            shared,
+            router,
+        })
+    }
+
+    /// Starts accepting on a bound listener.
+    pub(crate) fn accept(self: &Arc<Self>, listener: Listener) {
+        self.listeners.fetch_add(1, Relaxed);
+        let task = self.shared.rt.spawn(accept_loop(self.clone(), listener));
+        self.acceptors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(task);
+    }
+
+    /// Dials once, handshakes, and waits for the peer's snapshot. If a
+    /// connection to the same peer already exists (it dialled us), that one
+    /// is returned.
+    pub(crate) async fn connect_once(self: &Arc<Self>, d: &Arc<Dialer>) -> Result<Arc<Peer>> {
+        self.shared.check_open()?;
+        let connect_timeout = self.shared.cfg.connect_timeout;
+        let conn = match tokio::time::timeout(connect_timeout, dial(&d.addr)).await {
+            Ok(c) => c?,
+            Err(_) => {
+                return Err(Error::new(
+                    ErrorCode::ConnectRefused,
+                    format!(
+                        "cannot connect to {}: no answer within {connect_timeout:?}",
+                        d.addr
+                    ),
+                ))
+            }
+        };
+        let deadline = Instant::now() + self.shared.cfg.handshake_timeout;
+        // A duplicate of a connection the peer made to us (both dialled):
+        // the kept one may still be completing its handshake here; wait
+        // for it rather than fail.
+        let me = self.clone();
+        let existing = |e: Error| async move {
+            let me = me;
+            let Some(name) = d.name() else { return Err(e) };
+            // (Only possible if we listen: otherwise nobody dials us.)
+            if e.code() == ErrorCode::NameInUse && me.listeners.load(Relaxed) > 0 {
+                let timeout = me.shared.cfg.handshake_timeout;
+                let _ = me
+                    .router
+                    .wait_until(timeout, || Ok(me.router.has_peer(&name)))
+                    .await;
+            }
+            // Only a connection the peer dialled counts (the kept one of a
+            // pair); our own refused attempt may still be registered here.
+            match me.router.peer_by_name(&name) {
+                Ok(p) if p.inbound => Ok(p),
+                _ => Err(e),
+            }
+        };
+        let peer = match self
+            .clone()
+            .establish(conn, false, Some(d.clone()), None)
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => return existing(e).await,
+        };
+        let wait = async {
+            peer.ready().await;
+            if peer.is_ready() {
+                Ok(())
+            } else {
+                Err(peer.ended_error("closed during the handshake"))
+            }
+        };
+        match tokio::time::timeout_at(deadline, wait).await {
+            Ok(Ok(())) => Ok(peer),
+            Ok(Err(e)) => existing(e).await,
+            Err(_) => {
+                existing(Error::new(
+                    ErrorCode::Timeout,
+                    format!("peer {} sent no declaration snapshot in time", peer.name),
+                ))
+                .await
+            }
+        }
+    }
+
+    /// Handshake, registration, and the reader and writer tasks.
+    ///
+    /// `ticket` is an inbound connection's place among pending handshakes
+    /// (see [`crate::admission`]): it is given up once the peer's HELLO is
+    /// checked, and if a newer connection evicts it first, this one is closed
+    /// with `OVERLOADED`.
+    async fn establish(
+        self: Arc<Self>,
+        conn: Conn,
+        inbound: bool,
+        dialer: Option<Arc<Dialer>>,
+        ticket: Option<Ticket>,
+    ) -> Result<Arc<Peer>> {
+        let Conn {
+            mut reader,
+            writer,
+            remote,
+            origin: _,
+        } = conn;
+        let fail = |e: Error| {
+            self.shared.connection_error(&remote, &e);
+            e
+        };
+        if self.connections.fetch_add(1, SeqCst) >= self.shared.cfg.max_connections {
+            self.connections.fetch_sub(1, SeqCst);
+            let e = Error::new(
+                ErrorCode::Overloaded,
+                format!(
+                    "connection limit of {} reached",
+                    self.shared.cfg.max_connections
+                ),
+            );
+            drop(ticket);
+            self.shared.refused_for_load(&remote, &e);
+            self.reject_for_load(reader, writer, &e).await;
+            return Err(e);
+        }
+        let hello = Hello {
+            magic: proto::MAGIC.into(),
+            min_version: proto::VERSION_MIN,
+            max_version: proto::VERSION_MAX,
+            name: self.shared.name.to_string(),
+            max_frame: self.shared.cfg.max_frame_size as u32,
+            heartbeat_ms: self
+                .shared
+                .cfg
+                .heartbeat_interval
+                .as_millis()
+                .min(u32::MAX as u128) as u32,
+        };
+        // A HELLO is small (at most HANDSHAKE_MAX_FRAME): a pending
+        // connection holds no more than what it has sent so far.
+        let mut rbuf = BytesMut::with_capacity(256);
+        let hs = async {
+            let mut out = BytesMut::new();
+            proto::encode(&mut out, &Frame::Hello(hello.clone()))?;
+            writer
+                .write_all(&out[..])
+                .await
+                .map_err(|e| Error::new(ErrorCode::PeerLost, format!("sending HELLO: {e}")))?;
+            let frame = loop {
+                match proto::decode(&mut rbuf, proto::HANDSHAKE_MAX_FRAME)? {
+                    Decoded::Frame(f) => break f,
+                    Decoded::NeedMore(n) => {
+                        rbuf.reserve(n.saturating_sub(rbuf.len()).max(64));
+                        let n = reader.read_buf(&mut rbuf).await.map_err(|e| {
+                            Error::new(ErrorCode::PeerLost, format!("reading HELLO: {e}"))
+                        })?;
+                        if n == 0 {
+                            return Err(Error::new(
+                                ErrorCode::PeerLost,
+                                "connection closed during the handshake",
+                            ));
+                        }
+                    }
+                }
+            };
+            proto::negotiate(&hello, frame)
+        };
+        // An inbound connection has `hello_timeout` to send its HELLO.
+        let limit = match ticket {
+            Some(_) => self
+                .shared
+                .cfg
+                .hello_timeout
+                .min(self.shared.cfg.handshake_timeout),
+            None => self.shared.cfg.handshake_timeout,
+        };
+        let evicted = ticket
+            .as_ref()
+            .map(|t| t.evicted.clone())
+            .unwrap_or_default();
+        let outcome = tokio::select! {
+            r = tokio::time::timeout(limit, hs) => Some(r),
+            _ = evicted.cancelled() => None,
+        };
+        let agreed = match outcome {
+            Some(Ok(Ok(a))) => a,
+            Some(Ok(Err(e))) => {
+                self.connections.fetch_sub(1, SeqCst);
+                // Counted and reported now, not after the CLOSE drained.
+                let e = fail(e);
+                reject(&mut reader, writer, &e).await;
+                return Err(e);
+            }
+            Some(Err(_)) => {
+                self.connections.fetch_sub(1, SeqCst);
+                let e = Error::new(
+                    ErrorCode::Timeout,
+                    format!("handshake not completed within {limit:?}"),
+                );
+                // Counted and reported now, not after the CLOSE drained.
+                let e = fail(e);
+                reject(&mut reader, writer, &e).await;
+                return Err(e);
+            }
+            None => {
+                self.connections.fetch_sub(1, SeqCst);
+                let e = ticket
+                    .as_ref()
+                    .map(Ticket::evicted_reason)
+                    .unwrap_or_else(|| Error::new(ErrorCode::Overloaded, "evicted"));
+                drop(ticket);
+                self.shared.refused_for_load(&remote, &e);
+                self.reject_for_load(reader, writer, &e).await;
+                return Err(e);
+            }
+        };
+        // No longer pending: the place goes to the next connection.
+        drop(ticket);
+        let peer = Arc::new(Peer::new(NewPeer {
+            id: self.shared.next_id(),
+            name: agreed.peer.name.as_str().into(),
+            addr: remote.clone(),
+            inbound,
+            max_frame: agreed.peer.max_frame as usize,
+            tx: Arc::new(SendQueue::new(self.shared.cfg.send_buffer, writer)),
+            dialer: dialer.clone(),
+            now_ms: now_ms(),
+        }));
+        if let Some(d) = &dialer {
+            d.set_name(peer.name.clone());
+        }
+        let (refused, replaced) = {
+            let mut st = self.router.lock();
+            if self.shared.is_closed() {
+                (Some(Error::closed()), None)
+            } else if let Some(pos) = st.peers.iter().position(|p| p.name == peer.name) {
+                let old = st.peers[pos].clone();
+                // Two connections to one peer. Of a pair dialled in opposite
+                // directions (a mesh), both sides keep the one dialled by the
+                // endpoint with the smaller name. Of two in the same
+                // direction the older stays; if it belongs to a dead process,
+                // heartbeats remove it and the newcomer's redial gets in.
+                let keep_new = old.inbound != peer.inbound
+                    && if peer.inbound {
+                        *peer.name < *self.shared.name
+                    } else {
+                        *self.shared.name < *peer.name
+                    };
+                if keep_new {
+                    st.peers.remove(pos);
+                    old.replaced.store(true, SeqCst);
+                    self.router.register(&mut st, &peer);
+                    (None, Some(old))
+                } else {
+                    let e = if old.inbound == peer.inbound {
+                        Error::new(
+                            ErrorCode::NameInUse,
+                            format!("a peer named {:?} is already connected", peer.name),
+                        )
+                    } else {
+                        let dialled_by = if old.inbound {
+                            &*peer.name
+                        } else {
+                            &*self.shared.name
+                        };
+                        Error::new(
+                            ErrorCode::NameInUse,
+                            format!("duplicate connection to {}: keeping the one dialled by {dialled_by}", peer.name),
+                        )
+                    };
+                    (Some(e), None)
+                }
+            } else {
+                self.router.register(&mut st, &peer);
+                (None, None)
+            }
+        };
+        if let Some(old) = replaced {
+            self.connections.fetch_sub(1, SeqCst);
+            self.shared.totals.add(&old.snapshot());
+            let _ = old.tx.push_control(&Frame::Close {
+                code: ErrorCode::NameInUse.as_u16(),
+                reason: format!("replaced by another connection from {}", self.shared.name),
+            });
+            old.tx.close();
+            old.dead.cancel();
+        }
+        if let Some(e) = refused {
+            self.connections.fetch_sub(1, SeqCst);
+            let _ = peer.tx.push_control(&Frame::Close {
+                code: e.code().as_u16(),
+                reason: e.detail().to_owned(),
+            });
+            peer.tx.close();
+            let _ = tokio::time::timeout(
+                Duration::from_millis(200),
+                writer_loop(peer.tx.clone(), peer.dead.clone(), peer.name.clone()),
+            )
+            .await;
+            drop(peer); // FIN
+            drain(&mut reader).await;
+            return Err(fail(e));
+        }
+        self.router.notify();
+        tracing::info!(endpoint = %self.shared.name, peer = %peer.name, addr = %remote, inbound, version = agreed.version, "peer up");
+        self.shared.emit(Event::PeerUp {
+            peer: peer.name.to_string(),
+            addr: remote.clone(),
+        });
+        let w = self.shared.rt.spawn(writer_loop(
+            peer.tx.clone(),
+            peer.dead.clone(),
+            peer.name.clone(),
+        ));
+        {
+            let mut ws = self.writers.lock().unwrap_or_else(|p| p.into_inner());
+            ws.retain(|h| !h.is_finished());
+            ws.push(w);
+        }
+        self.shared
+            .rt
+            .spawn(heartbeat(self.shared.clone(), peer.clone()));
+        let me = self.clone();
+        let p = peer.clone();
+        self.shared.rt.spawn(async move {
+            let rx = Receiver {
+                router: me.router.clone(),
+            };
+            let (code, reason) = tokio::select! {
+                r = rx.read_loop(p.clone(), reader, rbuf) => r,
+                _ = p.dead.cancelled() => p
+                    .failure()
+                    .unwrap_or((ErrorCode::PeerLost, "connection closed".to_owned())),
+            };
+            me.peer_down(&p, code, &reason);
+        });
+        Ok(peer)
+    }
+
+    pub(crate) fn peer_down(&self, peer: &Arc<Peer>, code: ErrorCode, reason: &str) {
+        let closing = self.shared.is_closed();
+        let (removed, redial_by) = {
+            let mut st = self.router.lock();
+            // Only addresses whose connect() succeeded are kept connected.
+            let redial_by = peer
+                .dialer
+                .as_ref()
+                .filter(|d| {
+                    !closing
+                        && !peer.replaced.load(SeqCst)
+                        && self.shared.cfg.reconnect.enabled
+                        && !d.stop.is_cancelled()
+                        && st.dialers.iter().any(|x| Arc::ptr_eq(x, d))
+                })
+                .cloned();
+            let removed = self.router.remove(&mut st, peer);
+            if removed {
+                if let Some(d) = &redial_by {
+                    go_offline(&self.shared, d, peer);
+                }
+            }
+            (removed, redial_by)
+        };
+        peer.tx.close();
+        peer.dead.cancel();
+        let err = if closing {
+            Error::new(ErrorCode::Closed, "the endpoint was closed")
+        } else {
+            peer.lost_error(reason)
+        };
+        peer.fail_in_flight(&err);
+        if removed {
+            self.connections.fetch_sub(1, SeqCst);
+            self.shared.totals.add(&peer.snapshot());
+            self.router.notify();
+            tracing::info!(endpoint = %self.shared.name, peer = %peer.name, code = %code, "peer down: {reason}");
+            self.shared.emit(Event::PeerDown {
+                peer: peer.name.to_string(),
+                addr: peer.addr.clone(),
+                reason: reason.to_owned(),
+                code,
+            });
+            // The dialler's supervisor (see `supervise`) sees `dead` and
+            // redials; nothing is spawned here, so a link refused during a
+            // redial cannot start a second redial loop.
+            let _ = redial_by;
+        }
+    }
+
+    /// Closes every link for `Endpoint::close`: tells each peer (a CLOSE
+    /// after what was already queued for it), fails what is in flight, and
+    /// lets the writers flush for up to two seconds.
+    pub(crate) async fn close_all(&self, peers: Vec<Arc<Peer>>, dialers: Vec<Arc<Dialer>>) {
+        // The accept loops end at `shutdown`; their listeners go with them.
+        let acceptors: Vec<_> =
+            std::mem::take(&mut *self.acceptors.lock().unwrap_or_else(|p| p.into_inner()));
+        for a in acceptors {
+            let _ = a.await;
+        }
+        for d in dialers {
+            d.stop.cancel();
+            d.abandon(&self.shared);
+        }
+        for p in &peers {
+            let _ = p.tx.push_control(&Frame::Close {
+                code: 0,
+                reason: format!("endpoint {} closed", self.shared.name),
+            });
+            p.tx.close();
+            p.fail_in_flight(&Error::new(ErrorCode::Closed, "the endpoint was closed"));
+            self.shared.totals.add(&p.snapshot());
+            self.shared.emit(Event::PeerDown {
+                peer: p.name.to_string(),
+                addr: p.addr.clone(),
+                reason: "closed by this endpoint".into(),
+                code: ErrorCode::Closed,
+            });
+        }
+        // Let writers flush what was queued, then the CLOSE frame.
+        let writers: Vec<_> =
+            std::mem::take(&mut *self.writers.lock().unwrap_or_else(|p| p.into_inner()));
+        let flush = async {
+            for w in writers {
+                let _ = w.await;
+            }
+        };
+        let _ = tokio::time::timeout(CLOSE_FLUSH, flush).await;
+        for p in &peers {
+            p.dead.cancel();
+        }
+    }
+}
+
+/// Connections refused for load that may linger, draining, at once.
+const LOAD_DRAINS: usize = 64;
+
+impl Links {
+    /// Tells a peer refused for load why (a CLOSE frame, then FIN) without
+    /// waiting to write: the CLOSE fits an empty socket buffer. Closing with
+    /// unread bytes would reset the connection and could destroy the CLOSE
+    /// before the peer reads it (a real client sends its HELLO at once), so
+    /// the connection lingers, discarding what arrives, until the peer
+    /// closes or for at most 100 ms; at most [`LOAD_DRAINS`] linger at once,
+    /// beyond that they close at once.
+    async fn reject_for_load(&self, mut r: Reader, w: crate::transport::Wire, e: &Error) {
+        let mut out = BytesMut::new();
+        if proto::encode(
+            &mut out,
+            &Frame::Close {
+                code: e.code().as_u16(),
+                reason: e.detail().to_owned(),
+            },
+        )
+        .is_ok()
+        {
+            let _ = w.try_write_vectored(&[std::io::IoSlice::new(&out)]);
+        }
+        w.shutdown();
+        let Ok(_permit) = self.drains.try_acquire() else {
+            return;
+        };
+        let _ = tokio::time::timeout(Duration::from_millis(100), async {
+            let mut sink = vec![0u8; 4096];
+            let mut left = 64 * 1024;
+            while left > 0 {
+                match r.read(&mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => left -= n.min(left),
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// Tells a refused peer why (a CLOSE frame, then FIN) and drains what it
+/// already sent for a moment, so the kernel does not answer with a reset that
+/// would destroy the CLOSE before the peer reads it.
+async fn reject(r: &mut Reader, w: crate::transport::Wire, e: &Error) {
+    let mut out = BytesMut::new();
+    if proto::encode(
+        &mut out,
+        &Frame::Close {
+            code: e.code().as_u16(),
+            reason: e.detail().to_owned(),
+        },
+    )
+    .is_ok()
+    {
+        let _ = tokio::time::timeout(Duration::from_millis(200), async {
+            let _ = w.write_all(&out).await;
+        })
+        .await;
+    }
+    drop(w); // FIN
+    drain(r).await;
+}
+
+/// Reads and discards what a refused peer already sent, briefly and boundedly.
+async fn drain(r: &mut Reader) {
+    let _ = tokio::time::timeout(Duration::from_millis(200), async {
+        let mut sink = vec![0u8; 4096];
+        let mut left = 256 * 1024;
+        while left > 0 {
+            match r.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left -= n.min(left),
+            }
+        }
+    })
+    .await;
+}
+
+async fn accept_loop(links: Arc<Links>, listener: Listener) {
+    let mut failures = 0u64;
+    loop {
+        let conn = tokio::select! {
+            _ = links.shared.shutdown.cancelled() => break,
+            r = listener.accept() => r,
+        };
+        match conn {
+            Ok(conn) => {
+                failures = 0;
+                let ticket = links.admission.admit(conn.origin.clone());
+                let links2 = links.clone();
+                links
+                    .shared
+                    .rt
+                    .spawn(async move { links2.establish(conn, true, None, Some(ticket)).await });
+                // Let the new handshake run before the next accept: a client
+                // that sent its HELLO at once is through before a burst of
+                // newer connections could evict it.
+                tokio::task::yield_now().await;
+            }
+            Err(e) => {
+                // Out of descriptors and the like: back off instead of
+                // spinning, and say so once per burst, not every 50 ms.
+                failures += 1;
+                links.shared.totals.errors.fetch_add(1, Relaxed);
+                if failures == 1 || failures % 100 == 0 {
+                    tracing::warn!(endpoint = %links.shared.name, error = %e, failures, "accept failed");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        }
+    }
+}
+
+/// Starts holding messages for a lost dialled peer (under the router's
+/// state lock), for the interests it had.
+fn go_offline(shared: &Shared, d: &Dialer, peer: &Peer) {
+    let interests: Vec<Pattern> = peer
+        .lock_decls()
+        .iter(DeclKind::Interest)
+        .filter_map(|p| Pattern::new(p).ok())
+        .collect();
+    let mut off = d.lock_offline();
+    off.active = shared.cfg.offline_buffer > 0 && !interests.is_empty();
+    off.interests = interests;
+    off.successor = Weak::new();
+}

@@ -1,0 +1,148 @@
+//! Keeping links alive: heartbeats, and one supervisor per dialled address
+//! that redials with backoff after every loss.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Links;
+use crate::error::{Error, ErrorCode};
+use crate::event::Event;
+use crate::peer::dialer::Dialer;
+use crate::peer::Peer;
+use crate::proto::Frame;
+use crate::shared::{now_ms, Shared};
+
+/// Pings a quiet peer and declares it dead after `misses` silent intervals.
+pub(crate) async fn heartbeat(shared: Arc<Shared>, peer: Arc<Peer>) {
+    let interval = shared.cfg.heartbeat_interval;
+    let limit = interval * shared.cfg.heartbeat_misses;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = peer.dead.cancelled() => return,
+        }
+        if peer
+            .reading_paused
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            // The reader is not reading this peer (it owes us reads) and
+            // keeps its own deadline; silence here would be ours.
+            continue;
+        }
+        let quiet = Duration::from_millis(now_ms().saturating_sub(peer.last_rx_ms.load(Relaxed)));
+        if quiet >= limit {
+            let reason = format!(
+                "heard nothing for {quiet:?} (heartbeat every {interval:?}, {} misses allowed)",
+                shared.cfg.heartbeat_misses
+            );
+            peer.fail(ErrorCode::PeerLost, reason);
+            return;
+        }
+        if quiet >= interval {
+            let _ = peer.tx.push_control(&Frame::Ping(0));
+        }
+    }
+}
+
+/// True for failures that redialling cannot fix.
+fn permanent(e: &Error) -> bool {
+    matches!(
+        e.code(),
+        ErrorCode::UnsupportedVersion
+            | ErrorCode::ProtocolError
+            | ErrorCode::HandshakeRejected
+            | ErrorCode::InvalidAddress
+    )
+}
+
+fn jittered(d: Duration, jitter: f64) -> Duration {
+    let f = 1.0 + jitter * (fastrand::f64() * 2.0 - 1.0);
+    d.mul_f64(f.max(0.0))
+}
+
+/// Keeps a dialled address connected: waits until the connection it made
+/// (or the one the peer made to us, when both dialled) ends, then redials
+/// with exponential backoff and jitter until it is back, the failure is
+/// permanent, or redialling stops; then waits again. One supervisor per
+/// dialled address, for as long as the endpoint keeps it: a link refused
+/// during a redial (NAME_IN_USE) only moves this loop to its next attempt.
+/// (Spawning a redial per lost link, as an earlier version did, started a
+/// second loop for every refused attempt: a redial storm with no backoff;
+/// `name_in_use_passes_once_the_stale_connection_is_gone` shows it gone.)
+pub(crate) async fn supervise(links: Arc<Links>, d: Arc<Dialer>, first: Arc<Peer>) {
+    let mut current = first;
+    loop {
+        tokio::select! {
+            _ = current.dead.cancelled() => {}
+            _ = d.stop.cancelled() => return,
+        }
+        if links.shared.is_closed() || d.stop.is_cancelled() {
+            return;
+        }
+        match redial(&links, &d).await {
+            Some(p) => current = p,
+            None => return,
+        }
+    }
+}
+
+/// Redials until connected (`Some`), or redialling stops (`None`).
+async fn redial(links: &Arc<Links>, d: &Arc<Dialer>) -> Option<Arc<Peer>> {
+    let (shared, router) = (&links.shared, &links.router);
+    let r = shared.cfg.reconnect.clone();
+    let mut delay = r.min_delay;
+    let mut attempt = 0u32;
+    loop {
+        // Another connection to the same peer (it dialled us): nothing to do
+        // until that one is lost.
+        if let Some(name) = d.name() {
+            loop {
+                let changed = router.changed_notified();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
+                if !router.has_peer(&name) {
+                    break;
+                }
+                tokio::select! {
+                    _ = changed => {}
+                    _ = d.stop.cancelled() => return None,
+                }
+            }
+        }
+        attempt += 1;
+        let wait = jittered(delay, r.jitter);
+        shared.emit(Event::Reconnecting {
+            addr: d.addr.to_string(),
+            attempt,
+            delay: wait,
+        });
+        tracing::info!(endpoint = %shared.name, addr = %d.addr, attempt, ?wait, "reconnecting");
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = d.kick.notified() => {}
+            _ = d.stop.cancelled() => return None,
+        }
+        match links.connect_once(d).await {
+            Ok(p) => return Some(p),
+            Err(e) if e.code() == ErrorCode::Closed => return None,
+            Err(e) if permanent(&e) && !d.name().is_some_and(|n| router.has_peer(&n)) => {
+                tracing::warn!(endpoint = %shared.name, addr = %d.addr, code = %e.code(), "giving up reconnecting: {}", e.detail());
+                d.stop.cancel();
+                d.abandon(shared);
+                // Routes that held messages for it must forget it.
+                router.routes_changed();
+                shared.emit(Event::ReconnectAbandoned {
+                    addr: d.addr.to_string(),
+                    code: e.code(),
+                    detail: e.detail().to_owned(),
+                });
+                return None;
+            }
+            Err(e) => {
+                tracing::debug!(endpoint = %shared.name, addr = %d.addr, code = %e.code(), "reconnect attempt failed: {}", e.detail());
+                delay = delay.mul_f64(r.factor).min(r.max_delay);
+            }
+        }
+    }
+}

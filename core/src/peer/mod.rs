@@ -1,0 +1,188 @@
+//! A peer: one connected endpoint (its declarations, its send queue, what is
+//! in flight on its link, its counters), and a dialled address that may be
+//! away (`dialer`).
+
+pub(crate) mod dialer;
+pub(crate) mod send;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::{oneshot, Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::metrics::{CounterStats, Counters};
+use crate::router::decls::RemoteDecls;
+use dialer::Dialer;
+use send::SendQueue;
+
+pub(crate) type PendingTx = oneshot::Sender<Result<Bytes>>;
+
+/// A peer after its handshake.
+pub(crate) struct Peer {
+    pub id: u64,
+    pub name: Arc<str>,
+    pub addr: String,
+    pub inbound: bool,
+    pub max_frame: usize,
+    pub decls: Mutex<RemoteDecls>,
+    pub snapshot_done: AtomicBool,
+    pub snapshot: Notify,
+    pub tx: Arc<SendQueue>,
+    /// Our requests to it, by id, waiting for their RESULT.
+    pub pending: Mutex<HashMap<u64, PendingTx>>,
+    /// Its requests to us being served, by id, with their cancellation.
+    pub serving: Mutex<HashMap<u64, CancellationToken>>,
+    pub pings: Mutex<HashMap<u64, (Instant, oneshot::Sender<Duration>)>>,
+    pub counters: Counters,
+    pub rtt_us: AtomicU64,
+    /// Cancelled when the link ends, for whatever reason; `failure` then
+    /// says why if something other than the link's reader ended it.
+    pub dead: CancellationToken,
+    failure: Mutex<Option<(ErrorCode, String)>>,
+    /// The dialler that made this connection (None for inbound ones).
+    pub dialer: Option<Arc<Dialer>>,
+    /// When bytes last arrived (`link::now_ms`), for heartbeats.
+    pub last_rx_ms: AtomicU64,
+    /// True while the reader waits for the peer to read what it is owed;
+    /// the heartbeat then leaves liveness to the reader's own deadline.
+    pub reading_paused: AtomicBool,
+    /// Replaced by a newer connection to the same peer: not a loss.
+    pub replaced: AtomicBool,
+    /// The code and reason of the peer's CLOSE frame, if it sent one.
+    pub close_error: Mutex<Option<Error>>,
+}
+
+/// What a new [`Peer`] is made from.
+pub(crate) struct NewPeer {
+    pub id: u64,
+    pub name: Arc<str>,
+    pub addr: String,
+    pub inbound: bool,
+    pub max_frame: usize,
+    pub tx: Arc<SendQueue>,
+    pub dialer: Option<Arc<Dialer>>,
+    pub now_ms: u64,
+}
+
+impl Peer {
+    pub(crate) fn new(p: NewPeer) -> Peer {
+        Peer {
+            id: p.id,
+            name: p.name,
+            addr: p.addr,
+            inbound: p.inbound,
+            max_frame: p.max_frame,
+            decls: Mutex::new(RemoteDecls::default()),
+            snapshot_done: AtomicBool::new(false),
+            snapshot: Notify::new(),
+            tx: p.tx,
+            pending: Mutex::new(HashMap::new()),
+            serving: Mutex::new(HashMap::new()),
+            pings: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
+            rtt_us: AtomicU64::new(0),
+            dead: CancellationToken::new(),
+            failure: Mutex::new(None),
+            dialer: p.dialer,
+            last_rx_ms: AtomicU64::new(p.now_ms),
+            reading_paused: AtomicBool::new(false),
+            replaced: AtomicBool::new(false),
+            close_error: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<u64, PendingTx>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    pub(crate) fn lock_serving(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<u64, CancellationToken>> {
+        self.serving.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    pub(crate) fn lock_decls(&self) -> std::sync::MutexGuard<'_, RemoteDecls> {
+        self.decls.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Ends the link from outside its reader (a slow consumer disconnected,
+    /// a heartbeat that heard nothing): the link's task sees `dead` and
+    /// reports this code and reason. The first failure wins.
+    pub(crate) fn fail(&self, code: ErrorCode, reason: String) {
+        {
+            let mut f = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+            if f.is_none() && !self.dead.is_cancelled() {
+                *f = Some((code, reason));
+            }
+        }
+        self.tx.close();
+        self.dead.cancel();
+    }
+
+    /// Why the link was failed from outside its reader, if it was.
+    pub(crate) fn failure(&self) -> Option<(ErrorCode, String)> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Fails everything in flight on this link.
+    pub(crate) fn fail_in_flight(&self, err: &Error) {
+        let pending: Vec<_> = self.lock_pending().drain().collect();
+        for (_, tx) in pending {
+            let _ = tx.send(Err(err.clone()));
+        }
+        let serving: Vec<_> = self.lock_serving().drain().collect();
+        for (_, t) in serving {
+            t.cancel();
+        }
+        self.pings.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// This peer's counters, including those kept by the send queue.
+    pub(crate) fn snapshot(&self) -> CounterStats {
+        let mut c = self.counters.snapshot();
+        let (m, b) = self.tx.sent();
+        c.msgs_out = m;
+        c.bytes_out = b;
+        c
+    }
+
+    /// True once its declaration snapshot has arrived.
+    pub(crate) fn is_ready(&self) -> bool {
+        self.snapshot_done.load(SeqCst)
+    }
+
+    /// Waits until its snapshot has arrived or the link ended.
+    pub(crate) async fn ready(&self) {
+        loop {
+            let n = self.snapshot.notified();
+            tokio::pin!(n);
+            n.as_mut().enable();
+            if self.is_ready() || self.dead.is_cancelled() {
+                return;
+            }
+            tokio::select! { _ = n => {}, _ = self.dead.cancelled() => return }
+        }
+    }
+
+    /// Why the link ended while connecting: the peer's CLOSE if it sent one.
+    pub(crate) fn ended_error(&self, during: &str) -> Error {
+        self.close_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_else(|| self.lost_error(during))
+    }
+
+    pub(crate) fn lost_error(&self, reason: &str) -> Error {
+        Error::new(
+            ErrorCode::PeerLost,
+            format!("link to peer {} lost: {reason}", self.name),
+        )
+    }
+}

@@ -1,0 +1,326 @@
+//! Publishing: a message goes to every target of its route (local
+//! subscriptions, peers with a matching interest, dialled peers that are away)
+//! with one sweep that never waits, then, only if some target had no room,
+//! a part that waits within `send_timeout` under each target's policy.
+
+use std::future::Future;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use crate::config::SlowPeer;
+use crate::error::{Error, ErrorCode, Result};
+use crate::inbox::{Inbox, Message, Push};
+use crate::peer::dialer::Held;
+use crate::peer::send::Enq;
+use crate::peer::Peer;
+use crate::proto;
+use crate::router::{Route, Router};
+use crate::shared::Shared;
+
+/// The future of [`Endpoint::publish`]. Nothing is sent before it is first
+/// polled. A message whose targets all have room is delivered on that first
+/// poll, without allocating; only a publish that has to wait (a full queue, a
+/// dialled peer that is away) boxes its waiting part.
+#[must_use = "futures do nothing unless polled"]
+pub struct Publish<'a> {
+    state: PublishState<'a>,
+}
+
+enum PublishState<'a> {
+    Start {
+        router: &'a Router,
+        path: &'a str,
+        payload: Bytes,
+    },
+    Waiting(std::pin::Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>),
+    Done,
+}
+
+impl<'a> Publish<'a> {
+    pub(crate) fn new(router: &'a Router, path: &'a str, payload: Bytes) -> Publish<'a> {
+        Publish {
+            state: PublishState::Start {
+                router,
+                path,
+                payload,
+            },
+        }
+    }
+}
+
+impl Future for Publish<'_> {
+    type Output = Result<()>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<()>> {
+        use std::task::Poll;
+        match std::mem::replace(&mut self.state, PublishState::Done) {
+            PublishState::Start {
+                router,
+                path,
+                payload,
+            } => {
+                let route = match router.route(path) {
+                    Ok(r) => r,
+                    Err(e) => return Poll::Ready(Err(e)),
+                };
+                let shared = &*router.shared;
+                let rest = match sweep(shared, &route, &payload, true) {
+                    Swept::Done(r) => return Poll::Ready(r),
+                    Swept::Rest(rest) => rest,
+                };
+                let mut fut = Box::pin(deliver_rest(shared, route, payload, true, rest));
+                let p = fut.as_mut().poll(cx);
+                if p.is_pending() {
+                    self.state = PublishState::Waiting(fut);
+                }
+                p
+            }
+            PublishState::Waiting(mut fut) => {
+                let p = fut.as_mut().poll(cx);
+                if p.is_pending() {
+                    self.state = PublishState::Waiting(fut);
+                }
+                p
+            }
+            PublishState::Done => Poll::Ready(Err(Error::new(
+                ErrorCode::Internal,
+                "a publish future was polled after it completed",
+            ))),
+        }
+    }
+}
+
+/// What [`sweep`] did with a message.
+pub(crate) enum Swept {
+    /// Delivered to every target (or refused): the publish's outcome.
+    Done(Result<()>),
+    /// Some targets must be waited for.
+    Rest(Rest),
+}
+
+/// The targets a sweep could not serve at once.
+pub(crate) struct Rest {
+    frame_len: usize,
+    full_peers: Vec<Arc<Peer>>,
+    full_subs: Vec<(Arc<Inbox>, Message)>,
+    skipped: usize,
+}
+
+/// The first part of a publish: every target with room gets the message
+/// now, without waiting. What is left (a full target, a dialled peer that is
+/// away) is returned for [`deliver_rest`].
+pub(crate) fn sweep(shared: &Shared, route: &Route, payload: &Bytes, wait: bool) -> Swept {
+    let path = &*route.meta.path;
+    let frame_len = proto::message_frame_len(path, payload.len());
+    if !route.peers.is_empty() && frame_len > route.max_frame {
+        return Swept::Done(Err(Error::new(
+                ErrorCode::MessageTooLarge,
+                format!(
+                    "a message of {} bytes on {path} makes a {frame_len}-byte frame; a subscribed peer accepts at most {} bytes",
+                    payload.len(),
+                    route.max_frame
+                ),
+            )));
+    }
+    let mut full_peers = Vec::new();
+    for peer in &route.peers {
+        if let Enq::Full = peer.tx.push_message(path, payload) {
+            full_peers.push(peer.clone());
+        }
+    }
+    let mut skipped = 0usize;
+    let mut full_subs = Vec::new();
+    if !route.subs.is_empty() {
+        let msg = Message {
+            meta: route.meta.clone(),
+            payload: payload.clone(),
+        };
+        for sub in &route.subs {
+            let r = match sub.push(msg.clone()) {
+                (Push::Full, Some(m)) if wait => {
+                    full_subs.push((sub.clone(), m));
+                    continue;
+                }
+                (Push::Full, _) => {
+                    sub.count_drop(1);
+                    Push::Dropped(1)
+                }
+                (r, _) => r,
+            };
+            skipped += sub_pushed(shared, sub, r, wait);
+        }
+    }
+    if full_peers.is_empty() && route.offline.is_empty() && full_subs.is_empty() {
+        return Swept::Done(skipped_result(shared, path, skipped, wait));
+    }
+    Swept::Rest(Rest {
+        frame_len,
+        full_peers,
+        full_subs,
+        skipped,
+    })
+}
+
+/// The second part of a publish, for what [`sweep`] left.
+pub(crate) async fn deliver_rest(
+    shared: &Shared,
+    route: Arc<Route>,
+    payload: Bytes,
+    wait: bool,
+    rest: Rest,
+) -> Result<()> {
+    let skipped = rest.skipped
+        + deliver_waiting(
+            shared,
+            &route,
+            &payload,
+            wait,
+            rest.frame_len,
+            rest.full_peers,
+            rest.full_subs,
+        )
+        .await;
+    skipped_result(shared, &route.meta.path, skipped, wait)
+}
+
+/// A publish's outcome once `skipped` targets had no room.
+fn skipped_result(shared: &Shared, path: &str, skipped: usize, wait: bool) -> Result<()> {
+    if skipped > 0 {
+        return Err(Error::new(
+            ErrorCode::BufferFull,
+            format!(
+                "{skipped} target(s) of {path} had no room{}; the message was dropped for them",
+                if wait {
+                    format!(" within {:?}", shared.cfg.send_timeout)
+                } else {
+                    String::new()
+                }
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The waiting part of a publish: waits (when `wait`) for room at full
+/// peers and subscriptions and holds messages for dialled peers that are
+/// away. Returns how many targets were skipped.
+async fn deliver_waiting(
+    shared: &Shared,
+    route: &Route,
+    payload: &Bytes,
+    wait: bool,
+    frame_len: usize,
+    full_peers: Vec<Arc<Peer>>,
+    full_subs: Vec<(Arc<Inbox>, Message)>,
+) -> usize {
+    let path = &*route.meta.path;
+    let mut skipped = 0usize;
+    // Read the clock only when something has to wait.
+    let mut deadline = None;
+    let mut deadline = || *deadline.get_or_insert_with(|| Instant::now() + shared.cfg.send_timeout);
+    for peer in full_peers {
+        let policy = shared.cfg.slow_peer;
+        let may_wait = wait
+            && policy != SlowPeer::DropNewest
+            && !(policy == SlowPeer::Block && peer.tx.is_stalled());
+        let mut sent = false;
+        if may_wait {
+            while peer.tx.wait_space(deadline(), frame_len).await {
+                match peer.tx.push_message(path, payload) {
+                    Enq::Full => continue,
+                    _ => {
+                        sent = true;
+                        break;
+                    }
+                }
+            }
+        }
+        if sent {
+            continue;
+        }
+        peer.counters.dropped_send_full.fetch_add(1, Relaxed);
+        shared.report_drop(&peer.name, 1);
+        skipped += 1;
+        if may_wait {
+            match policy {
+                SlowPeer::Disconnect => peer.fail(
+                    ErrorCode::BufferFull,
+                    format!(
+                        "slow consumer: its send buffer stayed full for {:?}",
+                        shared.cfg.send_timeout
+                    ),
+                ),
+                _ => peer.tx.set_stalled(),
+            }
+        }
+    }
+    for d in &route.offline {
+        match d
+            .hold(&shared.cfg, &route.meta, payload, wait, deadline())
+            .await
+        {
+            Held::Queued => {}
+            Held::DroppedOld(n) => d.dropped(shared, n),
+            Held::Dropped => {
+                d.dropped(shared, 1);
+                skipped += 1;
+            }
+            Held::Successor(tx) => {
+                if let Enq::Full = tx.push_message(path, payload) {
+                    d.dropped(shared, 1);
+                    skipped += 1;
+                }
+            }
+        }
+    }
+    for (sub, m) in full_subs {
+        let r = match tokio::time::timeout_at(deadline(), sub.push_wait(m)).await {
+            Ok(r) => r,
+            Err(_) => {
+                sub.count_drop(1);
+                Push::Dropped(1)
+            }
+        };
+        skipped += sub_pushed(shared, &sub, r, wait);
+    }
+    skipped
+}
+
+/// Counts and reports what a subscription dropped; 1 if the message counts
+/// as skipped for the publisher (only when it does not wait).
+fn sub_pushed(shared: &Shared, sub: &Inbox, r: Push, wait: bool) -> usize {
+    if let Push::Dropped(n) = r {
+        shared.totals.dropped_queue_full.fetch_add(n, Relaxed);
+        shared.report_drop(sub.pattern.as_str(), n);
+        if !wait {
+            return 1;
+        }
+    }
+    0
+}
+
+/// Publishes without waiting: a target without room is skipped, counted as a
+/// drop and reported, and the outcome is `BUFFER_FULL`.
+pub(crate) fn try_publish(router: &Router, path: &str, payload: Bytes) -> Result<()> {
+    let route = router.route(path)?;
+    let shared = &*router.shared;
+    let rest = match sweep(shared, &route, &payload, false) {
+        Swept::Done(r) => return r,
+        Swept::Rest(rest) => rest,
+    };
+    let fut = deliver_rest(shared, route, payload, false, rest);
+    // Without waiting the rest completes on its first poll.
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    let mut fut = std::pin::pin!(fut);
+    match fut.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(r) => r,
+        std::task::Poll::Pending => Err(Error::new(ErrorCode::Internal, "try_publish would wait")),
+    }
+}

@@ -1,0 +1,722 @@
+//! The receive path: a link's read loop, the dispatch of its frames, and
+//! delivery to local subscriptions and services.
+//!
+//! Each read's complete frames are frozen into one shared chunk; message
+//! payloads are slices of it (or copies, when small beside it: see
+//! [`detach`]). Messages are gathered into runs per route and handed to each
+//! subscription in one batch (one lock, at most one wakeup), in order.
+
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::AsyncReadExt;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::event::Event;
+use crate::path::{validate_path, validate_pattern};
+use crate::peer::dialer::Dialer;
+use crate::peer::send::Enq;
+use crate::peer::Peer;
+use crate::proto::DeclKind;
+use crate::proto::{self, Frame, Peeked};
+use crate::request::{Reply, ReplyTo, Request};
+use crate::router::{Router, RxRoute};
+use crate::shared::{now_ms, Shared};
+use crate::transport::Reader;
+
+/// Cached received routes beyond this many are forgotten.
+const ROUTE_CACHE_MAX: usize = 4096;
+
+/// A connection's cache of the local routes of received paths. The paths
+/// come from the peer, so the map hashes with a per-process random seed
+/// (colliding paths cannot be chosen) and is bounded in entries and bytes.
+#[derive(Default)]
+struct RxCache {
+    map: hashbrown::HashMap<Bytes, Arc<RxRoute>>,
+    /// Path bytes held by the keys.
+    bytes: usize,
+}
+
+/// Path bytes a connection's [`RxCache`] may hold before it starts over.
+const RX_CACHE_BYTES: usize = 256 * 1024;
+
+/// A connection reader's delivery state.
+#[derive(Default)]
+struct RxState {
+    cache: RxCache,
+    /// The route of the last message gathered (kept across batches): the
+    /// next message on the same path skips the cache.
+    last: Option<Arc<RxRoute>>,
+    /// The batch: runs of consecutive messages on one route, each with the
+    /// index in `payloads` where it starts.
+    runs: Vec<(Arc<RxRoute>, usize)>,
+    payloads: Vec<Bytes>,
+    /// Heads of the frames in the chunk being dispatched, found by the read
+    /// loop (each frame's prefix is checked once).
+    heads: Vec<proto::Head>,
+}
+
+/// Frames of at least this many bytes are read into a buffer of their own
+/// (see [`BigFrames`]) rather than through the link's read buffer.
+const LARGE_FRAME: usize = 128 * 1024;
+
+/// The receive buffer for large frames. Each frame is read into it exactly,
+/// without the copy a partly read frame costs in the shared read buffer, and
+/// leaves as its own `Bytes`. Once every piece of the previous frame has been
+/// dropped (a subscriber that keeps up), the next frame reuses the same memory,
+/// so a stream of large messages does not allocate or fault in fresh pages.
+#[derive(Default)]
+struct BigFrames {
+    buf: BytesMut,
+    /// The largest frame this link has delivered in full: up to this size a
+    /// frame's buffer is allocated at once; beyond it, the buffer grows only
+    /// as bytes arrive, so an announced length alone never allocates.
+    proven: usize,
+}
+
+impl BigFrames {
+    /// Moves the start of a frame of `total` bytes from `pending` (which
+    /// holds nothing else) into the large-frame buffer and reads the rest
+    /// of the frame from `rd`, never past its end.
+    async fn read(
+        &mut self,
+        rd: &mut Reader,
+        pending: &mut BytesMut,
+        total: usize,
+        peer: &Peer,
+    ) -> std::result::Result<Bytes, (ErrorCode, String)> {
+        let b = &mut self.buf;
+        // Reclaims the old allocation when nothing refers to it any more.
+        b.reserve(if total <= self.proven {
+            total
+        } else {
+            pending.len().max(64 * 1024).min(total)
+        });
+        b.extend_from_slice(pending);
+        pending.clear();
+        while b.len() < total {
+            if b.capacity() == b.len() {
+                b.reserve(b.len().min(total - b.len()));
+            }
+            let want = (total - b.len()) as u64;
+            let r = rd.as_mut().take(want).read_buf(b).await;
+            peer.last_rx_ms.store(now_ms(), Relaxed);
+            read_ended(r)?;
+        }
+        self.proven = self.proven.max(total);
+        Ok(b.split().freeze())
+    }
+}
+
+/// Why a link's reading ends after this read result, if it does: end of
+/// stream (the peer left without CLOSE) or a read error.
+fn read_ended(r: std::io::Result<usize>) -> std::result::Result<usize, (ErrorCode, String)> {
+    match r {
+        Ok(0) => Err((
+            ErrorCode::PeerLost,
+            "connection closed by peer without CLOSE".into(),
+        )),
+        Ok(n) => Ok(n),
+        Err(e) => Err((ErrorCode::PeerLost, format!("read error: {e}"))),
+    }
+}
+
+/// A received payload may keep the whole chunk it was read in alive (up to
+/// a megabyte) for as long as a queue holds it. One that is less than a
+/// quarter of its chunk is copied out, so what a queue holds is at most
+/// four times the payload bytes it counts (docs/RELIABILITY.md,
+/// "Amplification budget").
+const DETACH_RATIO: usize = 4;
+
+fn detach(payload: Bytes, chunk_len: usize) -> Bytes {
+    if payload.len().saturating_mul(DETACH_RATIO) < chunk_len {
+        Bytes::copy_from_slice(&payload)
+    } else {
+        payload
+    }
+}
+
+/// [`detach`] for a run of messages: copied together into one buffer.
+fn detach_run(payloads: &mut [Bytes], chunk_len: usize) {
+    let total: usize = payloads.iter().map(Bytes::len).sum();
+    if total.saturating_mul(DETACH_RATIO) >= chunk_len {
+        return;
+    }
+    let mut buf = BytesMut::with_capacity(total);
+    for p in payloads.iter() {
+        buf.extend_from_slice(p);
+    }
+    let buf = buf.freeze();
+    let mut at = 0;
+    for p in payloads.iter_mut() {
+        let n = p.len();
+        *p = buf.slice(at..at + n);
+        at += n;
+    }
+}
+
+/// A link's receiver: reads and dispatches what its peer sends.
+pub(crate) struct Receiver {
+    pub router: Arc<Router>,
+}
+
+impl Receiver {
+    /// Reads and dispatches frames until the connection ends; returns why.
+    ///
+    /// Each read's complete frames are frozen into one shared chunk; message
+    /// payloads are slices of it. Messages are gathered and handed to each
+    /// subscription in one batch (one lock, at most one wakeup), in order.
+    pub(crate) async fn read_loop(
+        &self,
+        peer: Arc<Peer>,
+        mut rd: Reader,
+        mut buf: BytesMut,
+    ) -> (ErrorCode, String) {
+        let mut read_hint = 8 * 1024;
+        let mut rx = RxState::default();
+        let max_frame = self.router.shared.cfg.max_frame_size;
+        let mut big = BigFrames::default();
+        loop {
+            let mut end = 0;
+            rx.heads.clear();
+            let need = loop {
+                match proto::peek(&buf[end..], max_frame) {
+                    Ok(Peeked::Complete(h)) => {
+                        end += h.total;
+                        rx.heads.push(h);
+                    }
+                    Ok(Peeked::NeedMore(n)) => break Ok(n),
+                    Err(e) => break Err(e),
+                }
+            };
+            if end > 0 {
+                let chunk = buf.split_to(end).freeze();
+                if let Err(e) = self.dispatch(&peer, &chunk, &mut rx).await {
+                    return self.dispatch_failed(&peer, e);
+                }
+            }
+            let need = match need {
+                Ok(n) => n,
+                Err(e) => return self.protocol_violation(&peer, e),
+            };
+            // A large frame whose prefix is checked (`peek` saw its kind and
+            // header length) is read into a buffer of its own.
+            if need >= LARGE_FRAME && buf.len() >= proto::FRAME_PREFIX {
+                let chunk = match big.read(&mut rd, &mut buf, need, &peer).await {
+                    Ok(c) => c,
+                    Err(r) => return r,
+                };
+                read_hint = 8 * 1024;
+                rx.heads.clear();
+                match proto::peek(&chunk, usize::MAX) {
+                    Ok(Peeked::Complete(h)) => rx.heads.push(h),
+                    _ => {
+                        let e = Error::new(ErrorCode::Internal, "incomplete large frame");
+                        return self.protocol_violation(&peer, e);
+                    }
+                }
+                if let Err(e) = self.dispatch(&peer, &chunk, &mut rx).await {
+                    return self.dispatch_failed(&peer, e);
+                }
+                continue;
+            }
+            // Grow toward the frame's size as its bytes arrive, never ahead;
+            // an idle link keeps a small buffer, a busy one doubles it.
+            // A large frame is finished in its own buffer (above), so its
+            // announced length alone grows this one by LARGE_FRAME at most.
+            let want = need
+                .saturating_sub(buf.len())
+                .min(LARGE_FRAME)
+                .max(read_hint);
+            buf.reserve(want);
+            let spare = buf.capacity() - buf.len();
+            let r = rd.read_buf(&mut buf).await;
+            peer.last_rx_ms.store(now_ms(), Relaxed);
+            match read_ended(r) {
+                Ok(n) if n == spare && read_hint < 1024 * 1024 => read_hint *= 2,
+                Ok(_) => {}
+                Err(end) => return end,
+            }
+        }
+    }
+
+    /// Called after each frame that makes something owed to the peer (a
+    /// PONG, a RESULT): past `send_buffer` of owed bytes, the rest of what
+    /// the peer sent waits, unread, until the writer has taken what is owed.
+    /// Each batch
+    /// the writer takes is progress; a peer that reads nothing for the
+    /// heartbeat window (interval x misses) is cut with `BUFFER_FULL`.
+    async fn wait_owed(&self, peer: &Peer) -> Result<()> {
+        let window =
+            self.router.shared.cfg.heartbeat_interval * self.router.shared.cfg.heartbeat_misses;
+        peer.reading_paused.store(true, SeqCst);
+        let r = loop {
+            let progress = peer.tx.space.notified();
+            tokio::pin!(progress);
+            progress.as_mut().enable();
+            let owed = peer.tx.owed();
+            if owed <= self.router.shared.cfg.send_buffer {
+                break Ok(());
+            }
+            if tokio::time::timeout(window, progress).await.is_err() {
+                break Err(Error::new(
+                    ErrorCode::BufferFull,
+                    format!(
+                        "peer {} read nothing for {window:?} while {owed} bytes of replies were owed to it",
+                        peer.name
+                    ),
+                ));
+            }
+        };
+        peer.reading_paused.store(false, SeqCst);
+        // The wait was not silence from the peer: its bytes were left unread.
+        peer.last_rx_ms.store(now_ms(), Relaxed);
+        r
+    }
+
+    /// Ends a link whose peer exceeded a per-peer bound: counted, logged,
+    /// reported; no CLOSE is queued behind what the peer already left unread.
+    fn limit_exceeded(&self, peer: &Peer, e: Error) -> (ErrorCode, String) {
+        peer.counters.errors.fetch_add(1, Relaxed);
+        tracing::warn!(endpoint = %self.router.shared.name, peer = %peer.name, code = %e.code(), "closing connection: {}", e.detail());
+        self.router.shared.emit(Event::ConnectionError {
+            addr: peer.addr.clone(),
+            code: e.code(),
+            detail: e.detail().to_owned(),
+        });
+        (e.code(), e.detail().to_owned())
+    }
+
+    /// Why reading ends when handling received frames failed: the endpoint
+    /// closing, or the peer breaking the protocol.
+    fn dispatch_failed(&self, peer: &Arc<Peer>, e: Error) -> (ErrorCode, String) {
+        match e.code() {
+            ErrorCode::Closed => (ErrorCode::Closed, e.detail().to_owned()),
+            // A per-peer bound (see `wait_owed`): no CLOSE is queued behind
+            // what the peer already leaves unread.
+            ErrorCode::BufferFull => self.limit_exceeded(peer, e),
+            _ => self.protocol_violation(peer, e),
+        }
+    }
+
+    /// Handles every frame of `chunk`, whose heads are in `rx.heads`.
+    async fn dispatch(&self, peer: &Arc<Peer>, chunk: &Bytes, rx: &mut RxState) -> Result<()> {
+        let (mut n_in, mut b_in) = (0u64, 0u64);
+        let mut at = 0;
+        let heads = std::mem::take(&mut rx.heads);
+        let r = async {
+            for &head in &heads {
+                if head.kind == proto::Kind::Message {
+                    let frame = &chunk[at..at + head.total];
+                    let payload =
+                        chunk.slice(at + proto::FRAME_PREFIX + head.hlen..at + head.total);
+                    n_in += 1;
+                    b_in += payload.len() as u64;
+                    match proto::message_path_range(frame, head) {
+                        Some(r) => self.gather(peer, &frame[r], payload, rx)?,
+                        None => {
+                            if let Frame::Message { path, payload } =
+                                proto::parse_frame(chunk, at, head)?
+                            {
+                                self.gather(peer, &path, payload, rx)?;
+                            }
+                        }
+                    }
+                    if rx.payloads.len() >= 1024 {
+                        self.flush(peer, rx, chunk.len()).await?;
+                    }
+                } else {
+                    self.flush(peer, rx, chunk.len()).await?;
+                    let f = match proto::parse_frame(chunk, at, head)? {
+                        Frame::Request {
+                            id,
+                            path,
+                            timeout_ms,
+                            payload,
+                        } => Frame::Request {
+                            id,
+                            path,
+                            timeout_ms,
+                            payload: detach(payload, chunk.len()),
+                        },
+                        Frame::Result {
+                            id,
+                            code,
+                            message,
+                            payload,
+                        } => Frame::Result {
+                            id,
+                            code,
+                            message,
+                            payload: detach(payload, chunk.len()),
+                        },
+                        other => other,
+                    };
+                    self.on_frame(peer, f).await?;
+                    // A peer that does not read what it is owed (replies,
+                    // pongs) is not read from either until it does.
+                    if peer.tx.owed() > self.router.shared.cfg.send_buffer {
+                        self.wait_owed(peer).await?;
+                    }
+                    // A megabyte of requests is thousands of frames: take
+                    // turns with the other connections' tasks every 128.
+                    tokio::task::consume_budget().await;
+                }
+                at += head.total;
+            }
+            self.flush(peer, rx, chunk.len()).await
+        }
+        .await;
+        rx.heads = heads;
+        peer.counters.msgs_in.fetch_add(n_in, Relaxed);
+        peer.counters.bytes_in.fetch_add(b_in, Relaxed);
+        r
+    }
+
+    /// Adds a received message to the batch, if a local subscription wants it.
+    fn gather(
+        &self,
+        peer: &Arc<Peer>,
+        path: &[u8],
+        payload: Bytes,
+        rx: &mut RxState,
+    ) -> Result<()> {
+        let gen = self.router.sub_gen();
+        // Consecutive messages on one path (the common case) skip the hash.
+        let same = rx
+            .last
+            .as_ref()
+            .is_some_and(|r| r.gen == gen && *r.path == *path);
+        if !same {
+            let Some(route) = self.rx_route(peer, path, gen, &mut rx.cache)? else {
+                return Ok(());
+            };
+            rx.last = Some(route);
+        }
+        let starts_run = match (rx.runs.last(), &rx.last) {
+            (Some((r, _)), Some(last)) => !Arc::ptr_eq(r, last),
+            _ => true,
+        };
+        if starts_run {
+            if let Some(last) = &rx.last {
+                rx.runs.push((last.clone(), rx.payloads.len()));
+            }
+        }
+        rx.payloads.push(payload);
+        Ok(())
+    }
+
+    /// The local route of a received message's path; `None` if no local
+    /// subscription wants it (the peer raced our unsubscribe).
+    fn rx_route(
+        &self,
+        peer: &Arc<Peer>,
+        path: &[u8],
+        gen: u64,
+        cache: &mut RxCache,
+    ) -> Result<Option<Arc<RxRoute>>> {
+        if let Some(r) = cache.map.get(path) {
+            if r.gen == gen {
+                return Ok((!r.subs.is_empty()).then(|| r.clone()));
+            }
+        }
+        let text = std::str::from_utf8(path)
+            .map_err(|_| Error::new(ErrorCode::ProtocolError, "message path is not UTF-8"))?;
+        validate_path(text).map_err(|e| {
+            Error::new(
+                ErrorCode::ProtocolError,
+                format!("message with invalid path: {}", e.detail()),
+            )
+        })?;
+        let key = Bytes::copy_from_slice(path);
+        let r = self.router.rx_route(&peer.name, text, key.clone());
+        if cache.map.len() >= ROUTE_CACHE_MAX || cache.bytes + key.len() > RX_CACHE_BYTES {
+            cache.map.clear();
+            cache.bytes = 0;
+        }
+        cache.bytes += key.len();
+        if let Some(old) = cache.map.insert(key, r.clone()) {
+            cache.bytes -= old.path.len();
+        }
+        Ok((!r.subs.is_empty()).then_some(r))
+    }
+
+    /// Hands gathered messages to their subscriptions, in order; under the
+    /// Block policy waits for room (the connection stops reading meanwhile).
+    ///
+    /// A run whose payloads are small beside the chunk they were read in is
+    /// first copied into a buffer of its own (see [`detach`]).
+    async fn flush(&self, peer: &Peer, rx: &mut RxState, chunk_len: usize) -> Result<()> {
+        let RxState { runs, payloads, .. } = rx;
+        for (r, (route, start)) in runs.iter().enumerate() {
+            let end = runs.get(r + 1).map_or(payloads.len(), |next| next.1);
+            detach_run(&mut payloads[*start..end], chunk_len);
+            let last = route.subs.len().saturating_sub(1);
+            for (k, sub) in route.subs.iter().enumerate() {
+                // The last subscription takes the payloads; the others share.
+                let mut at = *start;
+                while let Ok((n, dropped)) =
+                    sub.push_run(&route.meta, &mut payloads[at..end], k == last)
+                {
+                    if dropped > 0 {
+                        peer.counters.dropped_queue_full.fetch_add(dropped, Relaxed);
+                        self.router
+                            .shared
+                            .report_drop(sub.pattern.as_str(), dropped);
+                    }
+                    at += n;
+                    if at == end {
+                        break;
+                    }
+                    tokio::select! {
+                        _ = sub.wait_space() => {}
+                        _ = self.router.shared.shutdown.cancelled() => return Err(Error::closed()),
+                    }
+                }
+            }
+        }
+        runs.clear();
+        payloads.clear();
+        Ok(())
+    }
+
+    fn protocol_violation(&self, peer: &Peer, e: Error) -> (ErrorCode, String) {
+        peer.counters.errors.fetch_add(1, Relaxed);
+        tracing::warn!(endpoint = %self.router.shared.name, peer = %peer.name, code = %e.code(), "closing connection: {}", e.detail());
+        self.router.shared.emit(Event::ConnectionError {
+            addr: peer.addr.clone(),
+            code: e.code(),
+            detail: e.detail().to_owned(),
+        });
+        let _ = peer.tx.push_control(&Frame::Close {
+            code: e.code().as_u16(),
+            reason: e.detail().to_owned(),
+        });
+        peer.tx.close();
+        (e.code(), e.detail().to_owned())
+    }
+
+    async fn on_frame(&self, peer: &Arc<Peer>, f: Frame) -> Result<()> {
+        match f {
+            // Gathered and delivered in batches by `read_loop`.
+            Frame::Message { .. } => {}
+            Frame::Request {
+                id,
+                path,
+                timeout_ms,
+                payload,
+            } => {
+                peer.counters.requests_in.fetch_add(1, Relaxed);
+                validate_path(&path).map_err(|e| {
+                    Error::new(
+                        ErrorCode::ProtocolError,
+                        format!("request with invalid path: {}", e.detail()),
+                    )
+                })?;
+                let svc = self.router.lock().local_service(&path);
+                let Some(svc) = svc else {
+                    let _ = peer.tx.push_result(
+                        id,
+                        ErrorCode::NoResponders.as_u16(),
+                        &format!("{} does not serve {path}", self.router.shared.name),
+                        &Bytes::new(),
+                    );
+                    return Ok(());
+                };
+                let cancel = CancellationToken::new();
+                if peer.lock_serving().insert(id, cancel.clone()).is_some() {
+                    return Err(Error::new(
+                        ErrorCode::ProtocolError,
+                        format!("REQUEST id {id} is already in flight on this connection"),
+                    ));
+                }
+                let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+                let req = Request {
+                    path: path.into(),
+                    payload,
+                    sender: peer.name.clone(),
+                    deadline,
+                    cancel,
+                };
+                let reply = Reply::new(
+                    ReplyTo::Remote {
+                        peer: peer.clone(),
+                        id,
+                    },
+                    req.cancel.clone(),
+                );
+                // Refused or pushed-out requests are failed by `offer`.
+                let _ = svc.offer(peer.id, (req, reply));
+            }
+            Frame::Result {
+                id,
+                code,
+                message,
+                payload,
+            } => {
+                let tx = peer.lock_pending().remove(&id);
+                if let Some(tx) = tx {
+                    let r = if code == 0 {
+                        Ok(payload)
+                    } else {
+                        let c = ErrorCode::from_u16(code).unwrap_or(ErrorCode::HandlerError);
+                        Err(Error::new(c, message))
+                    };
+                    let _ = tx.send(r);
+                }
+            }
+            Frame::Cancel(id) => {
+                if let Some(t) = peer.lock_serving().remove(&id) {
+                    t.cancel();
+                }
+            }
+            Frame::Ping(n) => {
+                let _ = peer.tx.push_control(&Frame::Pong(n));
+            }
+            Frame::Pong(n) => {
+                let entry = peer
+                    .pings
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&n);
+                if let Some((sent, tx)) = entry {
+                    let rtt = sent.elapsed();
+                    peer.rtt_us.store(rtt.as_micros().max(1) as u64, Relaxed);
+                    let _ = tx.send(rtt);
+                }
+            }
+            Frame::Declare(items) => self.apply_declarations(peer, items)?,
+            Frame::SnapshotEnd => {
+                // Only this connection's reader sets it.
+                if peer.snapshot_done.load(SeqCst) {
+                    return Err(Error::new(
+                        ErrorCode::ProtocolError,
+                        "a second SNAPSHOT_END on this connection",
+                    ));
+                }
+                {
+                    // Under the state lock: what was held for this peer while
+                    // it was away goes out before anything routed to it now.
+                    let _st = self.router.lock();
+                    if let Some(d) = &peer.dialer {
+                        flush_offline(&self.router.shared, d, peer);
+                    }
+                    peer.snapshot_done.store(true, SeqCst);
+                    self.router.bump(false);
+                }
+                peer.snapshot.notify_waiters();
+                self.router.notify();
+            }
+            Frame::Close { code, reason } => {
+                let c = ErrorCode::from_u16(code).unwrap_or(ErrorCode::Closed);
+                let why = if code == 0 {
+                    format!("peer closed: {reason}")
+                } else {
+                    format!("peer closed with {c}: {reason}")
+                };
+                if code != 0 {
+                    *peer.close_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(Error::new(
+                        c,
+                        format!("peer {} refused: {reason}", peer.name),
+                    ));
+                }
+                return Err(Error::new(ErrorCode::Closed, why));
+            }
+            Frame::Hello(_) => {
+                return Err(Error::new(
+                    ErrorCode::ProtocolError,
+                    "HELLO after the handshake",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a peer's declarations one at a time, checking each against
+    /// the per-peer limits before it is stored: a frame of a million items
+    /// is refused at the first one over the limit, having allocated for none
+    /// beyond it.
+    fn apply_declarations(&self, peer: &Arc<Peer>, list: proto::Declarations) -> Result<()> {
+        let max_count = self.router.shared.cfg.max_declarations_per_peer;
+        let max_bytes = self.router.shared.cfg.max_declaration_bytes_per_peer;
+        let r = {
+            // Only the peer's own table is locked while items are applied;
+            // the generation bump below (under the state lock) invalidates
+            // any route computed meanwhile.
+            let mut decls = peer.lock_decls();
+            list.iter().try_for_each(|d| {
+                validate_pattern(d.pattern).map_err(|e| {
+                    Error::new(
+                        ErrorCode::ProtocolError,
+                        format!("declaration with invalid pattern: {}", e.detail()),
+                    )
+                })?;
+                if !d.declare {
+                    decls.remove(d.kind, d.pattern);
+                    return Ok(());
+                }
+                if decls.contains(d.kind, d.pattern) {
+                    return Ok(());
+                }
+                if decls.len() >= max_count {
+                    return Err(Error::new(
+                        ErrorCode::ProtocolError,
+                        format!("peer exceeded the limit of {max_count} declarations"),
+                    ));
+                }
+                if decls.text_bytes() + d.pattern.len() > max_bytes {
+                    return Err(Error::new(
+                        ErrorCode::ProtocolError,
+                        format!(
+                            "peer exceeded the limit of {max_bytes} bytes of declared patterns"
+                        ),
+                    ));
+                }
+                decls.insert(d.kind, d.pattern);
+                Ok(())
+            })
+        };
+        {
+            let _st = self.router.lock();
+            self.router.bump(false);
+        }
+        self.router.notify();
+        r
+    }
+}
+
+/// Sends what was held for a returning peer to its new link, in order,
+/// before anything published after its snapshot (called under the router's
+/// state lock, when the new link's snapshot has arrived).
+fn flush_offline(shared: &Shared, d: &Dialer, peer: &Arc<Peer>) {
+    let (queue, dropped) = {
+        let mut off = d.lock_offline();
+        if !off.active {
+            return;
+        }
+        off.active = false;
+        off.successor = Arc::downgrade(&peer.tx);
+        off.bytes = 0;
+        off.interests.clear();
+        (std::mem::take(&mut off.queue), 0u64)
+    };
+    let mut dropped = dropped;
+    let decls = peer.lock_decls();
+    for (meta, payload) in queue {
+        if !decls.any_matches(DeclKind::Interest, &meta.path) {
+            // The peer no longer wants it: nothing is owed.
+            continue;
+        }
+        match peer.tx.push_message(&meta.path, &payload) {
+            Enq::Queued => {}
+            _ => dropped += 1,
+        }
+    }
+    drop(decls);
+    d.flushed.notify_waiters();
+    d.dropped(shared, dropped);
+}

@@ -1,0 +1,135 @@
+//! Services: the public handle of a served pattern, pulled with `recv` or
+//! driven by a handler ([`run_handler`]).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::path::Pattern;
+use crate::request::{Reply, Request};
+use crate::router::Router;
+use crate::service_queue::ServiceQueue;
+
+/// A served pattern. Pull requests with [`recv`](Self::recv), or let
+/// [`Endpoint::serve_fn`](crate::Endpoint::serve_fn) run a handler for each.
+/// Dropping it (or [`close`](Self::close)) stops serving; requests still
+/// queued are failed.
+pub struct Service {
+    pub(crate) id: u64,
+    pub(crate) pattern: Pattern,
+    pub(crate) queue: Arc<ServiceQueue>,
+    /// False for a `serve_fn` service, whose handler takes the requests.
+    pub(crate) pull: bool,
+    /// To withdraw the declaration when it ends.
+    pub(crate) router: Arc<Router>,
+    pub(crate) rt: tokio::runtime::Handle,
+    pub(crate) task: Option<tokio::task::AbortHandle>,
+    /// [`Config::busy_poll`](crate::Config::busy_poll) of its endpoint.
+    pub(crate) busy: Duration,
+}
+
+impl Service {
+    /// The served pattern.
+    pub fn pattern(&self) -> &str {
+        self.pattern.as_str()
+    }
+
+    /// The next request and its reply handle; `None` once closed (or for a
+    /// service created by `serve_fn`, whose handler receives them instead).
+    pub async fn recv(&self) -> Option<(Request, Reply)> {
+        if !self.pull {
+            return None;
+        }
+        crate::runtime::busy_poll(self.busy, self.queue.recv()).await
+    }
+
+    /// Blocks for the next request, up to `timeout`. `Ok(None)` on timeout;
+    /// `Err(CLOSED)` once closed; `Err(WOULD_DEADLOCK)` in an async context.
+    pub fn recv_blocking(&self, timeout: Option<Duration>) -> Result<Option<(Request, Reply)>> {
+        if crate::runtime::in_async_context() {
+            return Err(Error::new(
+                ErrorCode::WouldDeadlock,
+                "recv_blocking called from an async context or callback; use recv().await",
+            ));
+        }
+        let r = match timeout {
+            None => self.rt.block_on(self.recv()),
+            Some(t) => match self
+                .rt
+                .block_on(async { tokio::time::timeout(t, self.recv()).await })
+            {
+                Ok(r) => r,
+                Err(_) => return Ok(None),
+            },
+        };
+        r.map(Some)
+            .ok_or_else(|| Error::new(ErrorCode::Closed, "the service is closed"))
+    }
+
+    /// Stops serving. Requests still queued fail with `NO_RESPONDERS`.
+    pub fn close(&self) {
+        self.router.unserve(self.id);
+        if let Some(t) = &self.task {
+            t.abort();
+        }
+        for (req, reply) in self.queue.close() {
+            reply.fail(Error::new(
+                ErrorCode::NoResponders,
+                format!(
+                    "the service for {} closed before taking the request",
+                    req.path()
+                ),
+            ));
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("pattern", &self.pattern())
+            .finish()
+    }
+}
+
+/// Runs `handler` for requests of `queue`, each in its own task so slow
+/// requests do not hold up others, at most `concurrency` at once (more wait
+/// in the queue, where callers take turns).
+pub(crate) async fn run_handler<F, Fut>(queue: Arc<ServiceQueue>, concurrency: usize, handler: F)
+where
+    F: Fn(Request) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Bytes>> + Send + 'static,
+{
+    let handler = Arc::new(handler);
+    let slots = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let Some((req, reply)) = queue.recv().await else {
+            return;
+        };
+        let cancel = req.cancel.clone();
+        let fut = handler(req);
+        tokio::spawn(async move {
+            tokio::select! {
+                r = fut => match r {
+                    Ok(p) => reply.send(p),
+                    Err(e) => reply.fail(e),
+                },
+                // The caller is gone: stop the handler's work.
+                _ = cancel.cancelled() => drop(reply),
+            }
+            drop(slot);
+        });
+    }
+}

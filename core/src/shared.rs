@@ -1,0 +1,220 @@
+//! What every part of an endpoint shares: its name, configuration and
+//! runtime, whether it is closed, its events and totals, and the reporting of
+//! drops and of refusals for load. Each owner (router, links, receive path,
+//! client) holds an `Arc<Shared>`; none of them holds another's fields.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use tokio::runtime::Handle;
+use tokio::sync::{broadcast, Notify};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::error::{Error, ErrorCode, Result};
+use crate::event::{Event, Events};
+use crate::metrics::Counters;
+
+static EPOCH: once_cell::sync::Lazy<Instant> = once_cell::sync::Lazy::new(Instant::now);
+
+/// Milliseconds on a process-wide monotonic clock (for "last heard from").
+/// It is tokio's clock, so that on a paused runtime (the virtual-time tests)
+/// silence is measured in the same time the heartbeat sleeps in.
+pub(crate) fn now_ms() -> u64 {
+    Instant::now().saturating_duration_since(*EPOCH).as_millis() as u64
+}
+
+/// How long drops are gathered before they are reported.
+const DROP_REPORT_WINDOW: Duration = Duration::from_millis(20);
+
+/// Refusals for load are logged and reported at most this often.
+const LOAD_REPORT_EVERY: Duration = Duration::from_secs(1);
+
+pub(crate) struct Shared {
+    pub name: Arc<str>,
+    pub cfg: Config,
+    pub rt: Handle,
+    closed: AtomicBool,
+    /// Cancelled when `close` starts: long waits give up.
+    pub shutdown: CancellationToken,
+    events: broadcast::Sender<Event>,
+    /// Cancelled at the end of `close`: event streams end after what was sent.
+    events_ended: CancellationToken,
+    /// Counters of links that ended, and of local delivery drops.
+    pub totals: Counters,
+    next_id: AtomicU64,
+    /// Drops not yet reported, per site; a reporter task turns them into
+    /// `Dropped` events, coalesced over [`DROP_REPORT_WINDOW`].
+    drops: Mutex<HashMap<String, u64>>,
+    drops_ready: Notify,
+    /// Refusals for load since the last log line and event about them.
+    load_reports: Mutex<LoadReports>,
+}
+
+/// Refusals for load (connection limit, pending handshakes), reported at
+/// most once per [`LOAD_REPORT_EVERY`]: under a flood of connections, one
+/// log line and one event a second say how many, instead of one each.
+#[derive(Default)]
+struct LoadReports {
+    last: Option<Instant>,
+    unreported: u64,
+}
+
+impl Shared {
+    pub(crate) fn new(name: Arc<str>, cfg: Config, rt: Handle) -> Arc<Shared> {
+        let (events, _) = broadcast::channel(1024);
+        let shared = Arc::new(Shared {
+            name,
+            cfg,
+            rt,
+            closed: AtomicBool::new(false),
+            shutdown: CancellationToken::new(),
+            events,
+            events_ended: CancellationToken::new(),
+            totals: Counters::default(),
+            next_id: AtomicU64::new(1),
+            drops: Mutex::new(HashMap::new()),
+            drops_ready: Notify::new(),
+            load_reports: Mutex::new(LoadReports::default()),
+        });
+        shared.rt.spawn(report_drops(Arc::downgrade(&shared)));
+        shared
+    }
+
+    /// A number unique within this endpoint (ids of subscriptions, services,
+    /// requests, pings, links).
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Relaxed)
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(SeqCst)
+    }
+
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.is_closed() {
+            Err(Error::closed())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Marks the endpoint closed; false if it already was.
+    pub(crate) fn mark_closed(&self) -> bool {
+        !self.closed.swap(true, SeqCst)
+    }
+
+    pub(crate) fn emit(&self, e: Event) {
+        let _ = self.events.send(e);
+    }
+
+    pub(crate) fn events(&self) -> Events {
+        Events {
+            rx: self.events.subscribe(),
+            ended: self.events_ended.clone(),
+        }
+    }
+
+    /// Ends every event stream after the events already sent.
+    pub(crate) fn end_events(&self) {
+        self.emit_drops();
+        self.events_ended.cancel();
+    }
+
+    /// Counts `n` dropped messages at `site` for the next `Dropped` event.
+    pub(crate) fn report_drop(&self, site: &str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let mut d = self.drops.lock().unwrap_or_else(|p| p.into_inner());
+        let first = d.is_empty();
+        *d.entry(site.to_owned()).or_insert(0) += n;
+        drop(d);
+        if first {
+            self.drops_ready.notify_one();
+        }
+    }
+
+    /// Emits one `Dropped` event per site with what was counted.
+    fn emit_drops(&self) {
+        let d = std::mem::take(&mut *self.drops.lock().unwrap_or_else(|p| p.into_inner()));
+        for (site, count) in d {
+            self.emit(Event::Dropped {
+                site,
+                code: ErrorCode::BufferFull,
+                count,
+            });
+        }
+    }
+
+    /// Counts a connection refused or evicted for load, and reports it
+    /// (rate-limited, see [`LoadReports`]).
+    pub(crate) fn refused_for_load(&self, addr: &str, e: &Error) {
+        self.totals.errors.fetch_add(1, Relaxed);
+        let n = {
+            let mut r = self.load_reports.lock().unwrap_or_else(|p| p.into_inner());
+            r.unreported += 1;
+            let now = Instant::now();
+            if r.last
+                .is_some_and(|t| now.duration_since(t) < LOAD_REPORT_EVERY)
+            {
+                return;
+            }
+            r.last = Some(now);
+            std::mem::take(&mut r.unreported)
+        };
+        let detail = if n > 1 {
+            format!(
+                "{} ({n} connections refused since the last report)",
+                e.detail()
+            )
+        } else {
+            e.detail().to_owned()
+        };
+        tracing::warn!(endpoint = %self.name, addr = %addr, code = %e.code(), "connection refused: {detail}");
+        self.emit(Event::ConnectionError {
+            addr: addr.to_owned(),
+            code: e.code(),
+            detail,
+        });
+    }
+
+    /// Counts, logs and reports a connection refused or ended for an error
+    /// (a protocol violation, a failed handshake, a per-peer bound).
+    pub(crate) fn connection_error(&self, addr: &str, e: &Error) {
+        self.totals.errors.fetch_add(1, Relaxed);
+        tracing::warn!(endpoint = %self.name, addr = %addr, code = %e.code(), "connection refused: {}", e.detail());
+        self.emit(Event::ConnectionError {
+            addr: addr.to_owned(),
+            code: e.code(),
+            detail: e.detail().to_owned(),
+        });
+    }
+}
+
+/// Turns counted drops into `Dropped` events: the first drop of a burst
+/// starts a short window, then one event per site carries the whole count.
+async fn report_drops(shared: Weak<Shared>) {
+    loop {
+        let (ready, shutdown) = match shared.upgrade() {
+            Some(s) => (s.clone(), s.shutdown.clone()),
+            None => return,
+        };
+        tokio::select! {
+            _ = ready.drops_ready.notified() => {}
+            _ = shutdown.cancelled() => {
+                ready.emit_drops();
+                return;
+            }
+        }
+        drop(ready);
+        tokio::time::sleep(DROP_REPORT_WINDOW).await;
+        match shared.upgrade() {
+            Some(s) => s.emit_drops(),
+            None => return,
+        }
+    }
+}
