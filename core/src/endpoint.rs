@@ -27,7 +27,7 @@ use crate::service::{run_handler, Service};
 use crate::service_queue::{ServiceQueue, ServiceShared};
 use crate::shared::Shared;
 use crate::sub::Subscription;
-use crate::transport::{Addr, Listener};
+use crate::transport::Addr;
 
 /// A connected peer, as [`Endpoint::connect`] and [`Endpoint::peers`] report it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -160,10 +160,7 @@ impl Endpoint {
     pub async fn listen(&self, addr: &str) -> Result<String> {
         self.parts.shared.check_open()?;
         let addr = Addr::parse(addr)?;
-        let (listener, bound) = Listener::bind(&addr).await?;
-        tracing::info!(endpoint = %self.parts.shared.name, addr = %bound, "listening");
-        self.parts.links.accept(listener);
-        Ok(bound.to_string())
+        self.parts.links.listen(&addr).await
     }
 
     /// Connects to the endpoint listening at `addr`; returns once the
@@ -223,6 +220,41 @@ impl Endpoint {
         for d in &self.parts.router.lock().dialers {
             d.kick.notify_one();
         }
+    }
+
+    /// The application goes to the background: closes every link (peers see
+    /// an orderly close, code `CLOSED`) and every listener, and keeps the
+    /// rest: subscriptions, services and declarations stay, local
+    /// publish/subscribe works, messages for dialled peers are held (the
+    /// offline buffer), requests to peers fail with `NO_RESPONDERS` (or wait,
+    /// with `wait_for_responder`), counters go on. Emits `Suspended`.
+    /// Idempotent.
+    ///
+    /// Errors: `CLOSED`.
+    pub async fn suspend(&self) -> Result<()> {
+        self.parts.links.suspend().await
+    }
+
+    /// Back to the foreground: listens again on every address it listened
+    /// on and dials every address it connected to at once (no backoff);
+    /// returns after the first attempt of each (failed ones are redialled
+    /// with backoff). Peers get every declaration again; held messages go
+    /// first. Emits `Resumed`. Does nothing if not suspended.
+    ///
+    /// Errors: `CLOSED`; `ADDRESS_IN_USE` if a listen address was taken
+    /// meanwhile (the rest is restored anyway).
+    pub async fn resume(&self) -> Result<()> {
+        self.parts.links.resume().await
+    }
+
+    /// The network changed (another Wi-Fi, mobile data): links over the old
+    /// one may be dead without knowing it, so every link is dropped and
+    /// every dialled address redialled now. (`reconnect_now` is the lighter
+    /// form: it only skips the backoff of links already being redialled.)
+    ///
+    /// Errors: `CLOSED`.
+    pub async fn network_changed(&self) -> Result<()> {
+        self.parts.links.network_changed().await
     }
 
     /// Publishes `payload` on `path` to every matching subscriber, local and

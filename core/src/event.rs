@@ -55,6 +55,10 @@ pub enum Event {
         /// In words.
         detail: String,
     },
+    /// `Endpoint::suspend` closed every link and listener.
+    Suspended,
+    /// `Endpoint::resume` listens and dials again.
+    Resumed,
     /// A connection was refused or closed for breaking the protocol or a limit.
     ConnectionError {
         /// The remote address.

@@ -1033,3 +1033,156 @@ async fn connect_returns_after_the_whole_snapshot() {
     }
     drop(subs);
 }
+
+/// `suspend` closes every link (an orderly close) and listener and keeps
+/// the rest: declarations, local delivery, messages held for the dialled
+/// peer, counters; `resume` listens and dials again at once, and the held
+/// messages reach the peer first, then everything restored works both ways.
+#[tokio::test(start_paused = true)]
+async fn suspend_keeps_state_and_resume_restores_it() {
+    let a = Endpoint::new(config("home")).unwrap();
+    let a_sub = a.subscribe("to-a").unwrap();
+    let _a_svc = a
+        .serve_fn("a/svc", |r| async move { Ok(r.payload().clone()) })
+        .unwrap();
+    a.listen("inproc://vt-life-a").await.unwrap();
+    let b = Endpoint::new(config("phone")).unwrap();
+    let b_local = b.subscribe("local").unwrap();
+    let _b_svc = b
+        .serve_fn("b/svc", |r| async move { Ok(r.payload().clone()) })
+        .unwrap();
+    b.listen("inproc://vt-life-b").await.unwrap();
+    let mut events = b.events();
+    let mut a_events = a.events();
+    b.connect("inproc://vt-life-a").await.unwrap();
+    assert!(b.wait_for_subscribers("to-a", WATCHDOG).await.unwrap());
+    assert_eq!(publish_numbered(&b, "to-a", 0, 1).await, 0);
+    assert_eq!(number(&within(a_sub.recv()).await.unwrap()), 0);
+
+    b.suspend().await.unwrap();
+    b.suspend().await.unwrap(); // a second one does nothing
+    let down = next_event(&mut a_events, |e| matches!(e, Event::PeerDown { .. })).await;
+    assert!(
+        matches!(
+            down,
+            Event::PeerDown {
+                code: ErrorCode::Closed,
+                ..
+            }
+        ),
+        "{down:?}"
+    );
+    next_event(&mut events, |e| matches!(e, Event::Suspended)).await;
+    assert!(b.peers().is_empty());
+    // Its listener is gone too.
+    let e = raw_connect("inproc://vt-life-b")
+        .await
+        .err()
+        .expect("listener closed");
+    assert_eq!(e.code(), ErrorCode::ConnectRefused);
+    // Held for the away peer, in order; local delivery works; no responder.
+    assert_eq!(publish_numbered(&b, "to-a", 1, 5).await, 0);
+    b.publish("local", "here").await.unwrap();
+    assert_eq!(
+        &within(b_local.recv()).await.unwrap().payload()[..],
+        b"here"
+    );
+    let e = b
+        .request("a/svc", "", Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::NoResponders);
+    let msgs_out = b.stats().total.msgs_out;
+    assert!(msgs_out >= 1, "counters are kept");
+    tokio::time::sleep(Duration::from_secs(30)).await; // no redial while suspended
+    assert!(a.peers().is_empty());
+
+    b.resume().await.unwrap();
+    next_event(&mut events, |e| matches!(e, Event::Resumed)).await;
+    // Held messages first, then what is published now.
+    assert_eq!(publish_numbered(&b, "to-a", 6, 1).await, 0);
+    for i in 1..=6 {
+        assert_eq!(number(&within(a_sub.recv()).await.unwrap()), i);
+    }
+    assert!(a.wait_for_servers("b/svc", WATCHDOG).await.unwrap());
+    assert_eq!(
+        &a.request("b/svc", "x", Duration::from_secs(5))
+            .await
+            .unwrap()[..],
+        b"x"
+    );
+    assert_eq!(
+        &b.request("a/svc", "y", Duration::from_secs(5))
+            .await
+            .unwrap()[..],
+        b"y"
+    );
+    // Listening again.
+    let c = Endpoint::new(config("visitor")).unwrap();
+    c.connect("inproc://vt-life-b").await.unwrap();
+    assert!(b.stats().total.msgs_out >= msgs_out);
+}
+
+/// `resume` returns after the first attempt of each address; one that
+/// fails then is redialled with backoff until it is back.
+#[tokio::test(start_paused = true)]
+async fn resume_returns_after_one_attempt_and_keeps_redialling() {
+    let a = Endpoint::new(config("sometimes")).unwrap();
+    a.listen("inproc://vt-life-retry").await.unwrap();
+    let b = Endpoint::new(config("phone2")).unwrap();
+    let mut events = b.events();
+    b.connect("inproc://vt-life-retry").await.unwrap();
+    b.suspend().await.unwrap();
+    a.close().await;
+    let t0 = Instant::now();
+    b.resume().await.unwrap();
+    assert_eq!(t0.elapsed(), Duration::ZERO, "one immediate attempt");
+    let e = next_event(&mut events, |e| matches!(e, Event::Reconnecting { .. })).await;
+    assert!(
+        matches!(
+            e,
+            Event::Reconnecting {
+                delay: Duration::ZERO,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let a2 = Endpoint::new(config("sometimes")).unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    a2.listen("inproc://vt-life-retry").await.unwrap();
+    next_event(&mut events, |e| matches!(e, Event::PeerUp { .. })).await;
+    assert_eq!(b.peers().len(), 1);
+}
+
+/// `network_changed` drops every link and redials at once, restoring the
+/// declarations.
+#[tokio::test(start_paused = true)]
+async fn network_changed_drops_links_and_redials_now() {
+    let a = Endpoint::new(config("tower")).unwrap();
+    let _svc = a
+        .serve_fn("t/svc", |r| async move { Ok(r.payload().clone()) })
+        .unwrap();
+    a.listen("inproc://vt-netchange").await.unwrap();
+    let b = Endpoint::new(config("roamer")).unwrap();
+    let _sub = b.subscribe("r/sub").unwrap();
+    let mut events = b.events();
+    b.connect("inproc://vt-netchange").await.unwrap();
+    let t0 = Instant::now();
+    b.network_changed().await.unwrap();
+    let down = next_event(&mut events, |e| matches!(e, Event::PeerDown { .. })).await;
+    assert!(
+        matches!(down, Event::PeerDown { code: ErrorCode::PeerLost, ref reason, .. } if reason.contains("network changed")),
+        "{down:?}"
+    );
+    next_event(&mut events, |e| matches!(e, Event::PeerUp { .. })).await;
+    assert_eq!(t0.elapsed(), Duration::ZERO, "redialled at once");
+    assert!(a.wait_for_subscribers("r/sub", WATCHDOG).await.unwrap());
+    assert!(b.wait_for_servers("t/svc", WATCHDOG).await.unwrap());
+    assert_eq!(
+        &b.request("t/svc", "z", Duration::from_secs(5))
+            .await
+            .unwrap()[..],
+        b"z"
+    );
+}

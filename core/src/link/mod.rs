@@ -3,6 +3,7 @@
 //! (reader, writer, heartbeat), the loss of a link, and closing them all.
 //! Keeping dialled addresses connected is in [`supervise`].
 
+mod lifecycle;
 mod supervise;
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
@@ -41,9 +42,25 @@ pub(crate) struct Links {
     /// Listeners opened (a peer can dial us only if there is one).
     listeners: AtomicUsize,
     writers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
-    /// Accept loops: `close` waits for them, so that its listeners are
-    /// gone (and their addresses free) when it returns.
-    acceptors: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Listening addresses with their accept loops: `close` and `suspend`
+    /// stop them and wait, so that the listeners are gone (and their
+    /// addresses free) when they return; `resume` listens on them again.
+    listening: Mutex<Vec<Acceptor>>,
+    /// True between `suspend` and `resume`: links stay down.
+    suspended: std::sync::atomic::AtomicBool,
+    /// Notified by `resume`.
+    resumed: tokio::sync::Notify,
+    /// One `suspend`/`resume` at a time.
+    lifecycle: tokio::sync::Mutex<()>,
+    /// What `suspend` stopped listening on, for `resume`.
+    was_listening: Mutex<Vec<crate::transport::Addr>>,
+}
+
+/// A listening address and its accept loop.
+struct Acceptor {
+    addr: crate::transport::Addr,
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Links {
@@ -58,20 +75,55 @@ impl Links {
             drains: tokio::sync::Semaphore::new(LOAD_DRAINS),
             listeners: AtomicUsize::new(0),
             writers: Mutex::new(Vec::new()),
-            acceptors: Mutex::new(Vec::new()),
+            listening: Mutex::new(Vec::new()),
+            suspended: std::sync::atomic::AtomicBool::new(false),
+            resumed: tokio::sync::Notify::new(),
+            lifecycle: tokio::sync::Mutex::new(()),
+            was_listening: Mutex::new(Vec::new()),
             shared,
             router,
         })
     }
 
-    /// Starts accepting on a bound listener.
-    pub(crate) fn accept(self: &Arc<Self>, listener: Listener) {
+    /// Listens on `addr` and accepts connections there; returns the bound
+    /// address (a TCP port 0 resolved).
+    pub(crate) async fn listen(self: &Arc<Self>, addr: &crate::transport::Addr) -> Result<String> {
+        let (listener, bound) = Listener::bind(addr).await?;
+        tracing::info!(endpoint = %self.shared.name, addr = %bound, "listening");
         self.listeners.fetch_add(1, Relaxed);
-        let task = self.shared.rt.spawn(accept_loop(self.clone(), listener));
-        self.acceptors
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = self
+            .shared
+            .rt
+            .spawn(accept_loop(self.clone(), listener, stop.clone()));
+        let text = bound.to_string();
+        self.listening
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(task);
+            .push(Acceptor {
+                addr: bound,
+                stop,
+                task,
+            });
+        Ok(text)
+    }
+
+    /// Stops every accept loop and waits until its listener is gone;
+    /// returns the addresses they listened on.
+    async fn stop_listening(&self) -> Vec<crate::transport::Addr> {
+        let all: Vec<Acceptor> =
+            std::mem::take(&mut *self.listening.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut addrs = Vec::with_capacity(all.len());
+        for a in all {
+            a.stop.cancel();
+            let _ = a.task.await;
+            addrs.push(a.addr);
+        }
+        addrs
+    }
+
+    pub(crate) fn is_suspended(&self) -> bool {
+        self.suspended.load(SeqCst)
     }
 
     /// Dials once, handshakes, and waits for the peer's snapshot. If a
@@ -291,6 +343,11 @@ impl Links {
             let mut st = self.router.lock();
             if self.shared.is_closed() {
                 (Some(Error::closed()), None)
+            } else if self.is_suspended() {
+                (
+                    Some(Error::new(ErrorCode::Closed, "the endpoint is suspended")),
+                    None,
+                )
             } else if let Some(pos) = st.peers.iter().position(|p| p.name == peer.name) {
                 let old = st.peers[pos].clone();
                 // Two connections to one peer. Of a pair dialled in opposite
@@ -449,12 +506,8 @@ impl Links {
     /// after what was already queued for it), fails what is in flight, and
     /// lets the writers flush for up to two seconds.
     pub(crate) async fn close_all(&self, peers: Vec<Arc<Peer>>, dialers: Vec<Arc<Dialer>>) {
-        // The accept loops end at `shutdown`; their listeners go with them.
-        let acceptors: Vec<_> =
-            std::mem::take(&mut *self.acceptors.lock().unwrap_or_else(|p| p.into_inner()));
-        for a in acceptors {
-            let _ = a.await;
-        }
+        // The accept loops end; their listeners go with them.
+        self.stop_listening().await;
         for d in dialers {
             d.stop.cancel();
             d.abandon(&self.shared);
@@ -569,11 +622,16 @@ async fn drain(r: &mut Reader) {
     .await;
 }
 
-async fn accept_loop(links: Arc<Links>, listener: Listener) {
+async fn accept_loop(
+    links: Arc<Links>,
+    listener: Listener,
+    stop: tokio_util::sync::CancellationToken,
+) {
     let mut failures = 0u64;
     loop {
         let conn = tokio::select! {
             _ = links.shared.shutdown.cancelled() => break,
+            _ = stop.cancelled() => break,
             r = listener.accept() => r,
         };
         match conn {

@@ -1,7 +1,7 @@
 //! Keeping links alive: heartbeats, and one supervisor per dialled address
 //! that redials with backoff after every loss.
 
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -110,20 +110,41 @@ async fn redial(links: &Arc<Links>, d: &Arc<Dialer>) -> Option<Arc<Peer>> {
                 }
             }
         }
+        // Suspended: no link until `resume`, which asks for an attempt now.
+        links.while_suspended(&d.stop).await;
+        if d.stop.is_cancelled() {
+            return None;
+        }
         attempt += 1;
-        let wait = jittered(delay, r.jitter);
+        let now = d.now.swap(false, SeqCst);
+        if now {
+            delay = r.min_delay;
+        }
+        let wait = if now {
+            Duration::ZERO
+        } else {
+            jittered(delay, r.jitter)
+        };
         shared.emit(Event::Reconnecting {
             addr: d.addr.to_string(),
             attempt,
             delay: wait,
         });
         tracing::info!(endpoint = %shared.name, addr = %d.addr, attempt, ?wait, "reconnecting");
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = d.kick.notified() => {}
-            _ = d.stop.cancelled() => return None,
+        if !now {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = d.kick.notified() => {}
+                _ = d.stop.cancelled() => return None,
+            }
         }
-        match links.connect_once(d).await {
+        if links.is_suspended() {
+            continue;
+        }
+        let outcome = links.connect_once(d).await;
+        d.attempts.fetch_add(1, SeqCst);
+        d.attempted.notify_waiters();
+        match outcome {
             Ok(p) => return Some(p),
             Err(e) if e.code() == ErrorCode::Closed => return None,
             Err(e) if permanent(&e) && !d.name().is_some_and(|n| router.has_peer(&n)) => {

@@ -2,7 +2,7 @@
 //! with the messages held for it while it is away.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
@@ -39,6 +39,12 @@ pub(crate) struct Dialer {
     pub stop: CancellationToken,
     /// Notified to skip the current backoff delay.
     pub kick: Notify,
+    /// The next attempt is made at once, with the backoff started over
+    /// (after `resume` or `network_changed`).
+    pub now: AtomicBool,
+    /// Attempts made so far; `attempted` is notified after each.
+    pub attempts: AtomicU64,
+    pub attempted: Notify,
     pub offline: Mutex<Offline>,
     /// Notified when the offline buffer is flushed or dropped.
     pub flushed: Notify,
@@ -51,6 +57,9 @@ impl Dialer {
             remote_name: Mutex::new(None),
             stop: CancellationToken::new(),
             kick: Notify::new(),
+            now: AtomicBool::new(false),
+            attempts: AtomicU64::new(0),
+            attempted: Notify::new(),
             offline: Mutex::new(Offline::default()),
             flushed: Notify::new(),
         }
