@@ -67,7 +67,8 @@ struct CloseOnDrop(Arc<Parts>);
 
 impl Drop for CloseOnDrop {
     fn drop(&mut self) {
-        if !self.0.shared.is_closed() {
+        // In a forked child the parent's runtime is not ours to touch.
+        if !self.0.shared.is_closed() && !self.0.shared.is_forked() {
             let parts = self.0.clone();
             // The runtime may already be gone (process exit); then there is
             // nothing left to tell peers.
@@ -144,6 +145,7 @@ impl Endpoint {
     /// Errors: `WOULD_DEADLOCK` when called from an async context or from a
     /// netchan callback (there, `.await` the future instead).
     pub fn block_on<F: Future>(&self, fut: F) -> Result<F::Output> {
+        self.parts.shared.check_not_forked()?;
         if crate::runtime::in_async_context() {
             return Err(Error::new(
                 ErrorCode::WouldDeadlock,

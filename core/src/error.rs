@@ -9,101 +9,104 @@
 //! needs to act on it.
 
 use std::fmt;
+use std::sync::Arc;
 
-/// The symbolic code of an error; the same name and number on every surface.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u16)]
-#[non_exhaustive]
-pub enum ErrorCode {
+/// Defines [`ErrorCode`] from one table: variant, number, symbolic name,
+/// short description, and the doc line. Everything else about a code (its
+/// name, its number, its text, the list of all codes) is generated from
+/// this table, and every surface (C, Python, Node, Kotlin/Swift, the wire
+/// protocol's document) is checked against [`ErrorCode::ALL`] by a test.
+macro_rules! error_codes {
+    ($( $(#[$doc:meta])* $variant:ident = $num:literal, $name:literal, $text:literal; )*) => {
+        /// The symbolic code of an error; the same name and number on every surface.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u16)]
+        #[non_exhaustive]
+        pub enum ErrorCode {
+            $( $(#[$doc])* $variant = $num, )*
+        }
+
+        impl ErrorCode {
+            /// Every code, in numeric order.
+            pub const ALL: &'static [ErrorCode] = &[ $( ErrorCode::$variant, )* ];
+
+            /// The symbolic name, e.g. `"NO_RESPONDERS"`.
+            pub fn name(self) -> &'static str {
+                match self { $( ErrorCode::$variant => $name, )* }
+            }
+
+            /// A short static description.
+            pub fn description(self) -> &'static str {
+                match self { $( ErrorCode::$variant => $text, )* }
+            }
+        }
+    };
+}
+
+error_codes! {
     // 1xx: the caller passed something unusable.
     /// An argument or option is out of range (zero timeout, zero limit, ...).
-    InvalidArgument = 100,
-    /// An address is not `tcp://HOST:PORT` or `unix:///ABS/PATH`.
-    InvalidAddress = 101,
-    /// A path or pattern breaks the path rules (see [`crate::path`]).
-    InvalidPath = 102,
+    InvalidArgument = 100, "INVALID_ARGUMENT", "invalid argument";
+    /// An address is not `tcp://HOST:PORT`, `unix:///ABS/PATH` or `inproc://NAME`.
+    InvalidAddress = 101, "INVALID_ADDRESS", "invalid address";
+    /// A path or pattern breaks the path rules (see the `path` module).
+    InvalidPath = 102, "INVALID_PATH", "invalid path or pattern";
     /// A message is larger than the frame limit of this endpoint or its peer.
-    MessageTooLarge = 103,
+    MessageTooLarge = 103, "MESSAGE_TOO_LARGE", "message too large";
 
     // 2xx: connections.
     /// The remote side could not be reached (refused, unreachable, timed out).
-    ConnectRefused = 200,
+    ConnectRefused = 200, "CONNECT_REFUSED", "connection refused or unreachable";
     /// The listen address is taken.
-    AddressInUse = 201,
+    AddressInUse = 201, "ADDRESS_IN_USE", "address in use";
     /// The link to the peer was lost while the operation was in flight.
-    PeerLost = 202,
+    PeerLost = 202, "PEER_LOST", "peer lost";
     /// The two sides share no protocol version.
-    UnsupportedVersion = 203,
+    UnsupportedVersion = 203, "UNSUPPORTED_VERSION", "unsupported protocol version";
     /// The peer broke the wire protocol (or is not a netchan peer).
-    ProtocolError = 204,
-    /// The peer refused the handshake (duplicate name, limits, ...).
-    HandshakeRejected = 205,
+    ProtocolError = 204, "PROTOCOL_ERROR", "protocol error";
+    /// The peer refused the handshake (an invalid name, its own name, ...).
+    HandshakeRejected = 205, "HANDSHAKE_REJECTED", "handshake rejected";
     /// No connected peer has that name.
-    UnknownPeer = 206,
+    UnknownPeer = 206, "UNKNOWN_PEER", "unknown peer";
     /// An operating-system I/O error not covered by a more precise code.
-    Io = 207,
+    Io = 207, "IO", "I/O error";
     /// A peer with the same name is already connected (a duplicate
     /// connection, or two endpoints sharing a name). Not permanent: the
     /// older connection may be a dead process's that heartbeats will remove.
-    NameInUse = 208,
+    NameInUse = 208, "NAME_IN_USE", "a peer with that name is already connected";
     /// The peer is at one of its limits (connections, pending handshakes)
     /// and refused or closed this connection. Not permanent: try again
     /// (`connect` does, within `connect_timeout`; redialling continues).
-    Overloaded = 209,
+    Overloaded = 209, "OVERLOADED", "the peer is at a connection limit; try again";
 
     // 3xx: requests.
     /// The deadline passed before the operation completed.
-    Timeout = 300,
+    Timeout = 300, "TIMEOUT", "timed out";
     /// No endpoint serves the request's path.
-    NoResponders = 301,
+    NoResponders = 301, "NO_RESPONDERS", "no responders";
     /// The operation was cancelled.
-    Cancelled = 302,
+    Cancelled = 302, "CANCELLED", "cancelled";
     /// The handler failed; the message is the handler's text.
-    HandlerError = 303,
+    HandlerError = 303, "HANDLER_ERROR", "handler error";
 
     // 4xx: flow control.
     /// A bounded queue or buffer is full and the policy said fail.
-    BufferFull = 400,
+    BufferFull = 400, "BUFFER_FULL", "buffer full";
 
     // 5xx: state.
     /// The endpoint (or subscription, service) is closed.
-    Closed = 500,
+    Closed = 500, "CLOSED", "closed";
     /// A blocking call was made from an async context or a netchan callback,
     /// where waiting would deadlock; use the async form instead.
-    WouldDeadlock = 501,
+    WouldDeadlock = 501, "WOULD_DEADLOCK", "blocking call would deadlock";
 
     // 9xx: bugs.
     /// An internal error (a bug in netchan); please report it.
-    Internal = 900,
+    Internal = 900, "INTERNAL", "internal error";
 }
 
 impl ErrorCode {
-    /// Every code, in numeric order.
-    pub const ALL: &'static [ErrorCode] = &[
-        ErrorCode::InvalidArgument,
-        ErrorCode::InvalidAddress,
-        ErrorCode::InvalidPath,
-        ErrorCode::MessageTooLarge,
-        ErrorCode::ConnectRefused,
-        ErrorCode::AddressInUse,
-        ErrorCode::PeerLost,
-        ErrorCode::UnsupportedVersion,
-        ErrorCode::ProtocolError,
-        ErrorCode::HandshakeRejected,
-        ErrorCode::UnknownPeer,
-        ErrorCode::Io,
-        ErrorCode::NameInUse,
-        ErrorCode::Overloaded,
-        ErrorCode::Timeout,
-        ErrorCode::NoResponders,
-        ErrorCode::Cancelled,
-        ErrorCode::HandlerError,
-        ErrorCode::BufferFull,
-        ErrorCode::Closed,
-        ErrorCode::WouldDeadlock,
-        ErrorCode::Internal,
-    ];
-
     /// The stable number (wire protocol, C ABI).
     pub fn as_u16(self) -> u16 {
         self as u16
@@ -114,65 +117,9 @@ impl ErrorCode {
         ErrorCode::ALL.iter().copied().find(|c| c.as_u16() == n)
     }
 
-    /// The symbolic name, e.g. `"NO_RESPONDERS"`.
-    pub fn name(self) -> &'static str {
-        match self {
-            ErrorCode::InvalidArgument => "INVALID_ARGUMENT",
-            ErrorCode::InvalidAddress => "INVALID_ADDRESS",
-            ErrorCode::InvalidPath => "INVALID_PATH",
-            ErrorCode::MessageTooLarge => "MESSAGE_TOO_LARGE",
-            ErrorCode::ConnectRefused => "CONNECT_REFUSED",
-            ErrorCode::AddressInUse => "ADDRESS_IN_USE",
-            ErrorCode::PeerLost => "PEER_LOST",
-            ErrorCode::UnsupportedVersion => "UNSUPPORTED_VERSION",
-            ErrorCode::ProtocolError => "PROTOCOL_ERROR",
-            ErrorCode::HandshakeRejected => "HANDSHAKE_REJECTED",
-            ErrorCode::UnknownPeer => "UNKNOWN_PEER",
-            ErrorCode::Io => "IO",
-            ErrorCode::NameInUse => "NAME_IN_USE",
-            ErrorCode::Overloaded => "OVERLOADED",
-            ErrorCode::Timeout => "TIMEOUT",
-            ErrorCode::NoResponders => "NO_RESPONDERS",
-            ErrorCode::Cancelled => "CANCELLED",
-            ErrorCode::HandlerError => "HANDLER_ERROR",
-            ErrorCode::BufferFull => "BUFFER_FULL",
-            ErrorCode::Closed => "CLOSED",
-            ErrorCode::WouldDeadlock => "WOULD_DEADLOCK",
-            ErrorCode::Internal => "INTERNAL",
-        }
-    }
-
     /// The code for a symbolic name.
     pub fn from_name(name: &str) -> Option<ErrorCode> {
         ErrorCode::ALL.iter().copied().find(|c| c.name() == name)
-    }
-
-    /// A short static description.
-    pub fn description(self) -> &'static str {
-        match self {
-            ErrorCode::InvalidArgument => "invalid argument",
-            ErrorCode::InvalidAddress => "invalid address",
-            ErrorCode::InvalidPath => "invalid path or pattern",
-            ErrorCode::MessageTooLarge => "message too large",
-            ErrorCode::ConnectRefused => "connection refused or unreachable",
-            ErrorCode::AddressInUse => "address in use",
-            ErrorCode::PeerLost => "peer lost",
-            ErrorCode::UnsupportedVersion => "unsupported protocol version",
-            ErrorCode::ProtocolError => "protocol error",
-            ErrorCode::HandshakeRejected => "handshake rejected",
-            ErrorCode::UnknownPeer => "unknown peer",
-            ErrorCode::Io => "I/O error",
-            ErrorCode::NameInUse => "a peer with that name is already connected",
-            ErrorCode::Overloaded => "the peer is at a connection limit; try again",
-            ErrorCode::Timeout => "timed out",
-            ErrorCode::NoResponders => "no responders",
-            ErrorCode::Cancelled => "cancelled",
-            ErrorCode::HandlerError => "handler error",
-            ErrorCode::BufferFull => "buffer full",
-            ErrorCode::Closed => "closed",
-            ErrorCode::WouldDeadlock => "blocking call would deadlock",
-            ErrorCode::Internal => "internal error",
-        }
     }
 }
 
@@ -182,14 +129,16 @@ impl fmt::Display for ErrorCode {
     }
 }
 
-/// The error of every fallible netchan operation: a code and a detail.
+/// The error of every fallible netchan operation: a code and a detail,
+/// and, when another error caused it (an I/O error, say), that error as its
+/// [`source`](std::error::Error::source).
 ///
 /// Match on [`Error::code`]; the `Display` text is for people.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{code}: {detail}")]
+#[derive(Clone)]
 pub struct Error {
     code: ErrorCode,
     detail: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 impl Error {
@@ -198,7 +147,14 @@ impl Error {
         Error {
             code,
             detail: detail.into(),
+            source: None,
         }
+    }
+
+    /// The same error, caused by `source`.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Error {
+        self.source = Some(Arc::new(source));
+        self
     }
 
     /// The symbolic code.
@@ -221,8 +177,42 @@ impl Error {
 
     pub(crate) fn io(context: impl fmt::Display, err: &std::io::Error) -> Error {
         Error::new(ErrorCode::Io, format!("{context}: {err}"))
+            .with_source(std::io::Error::new(err.kind(), err.to_string()))
     }
 }
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("code", &self.code)
+            .field("detail", &self.detail)
+            .finish()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.detail)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Two errors are equal when their code and detail are (their sources are
+/// for people and debuggers).
+impl PartialEq for Error {
+    fn eq(&self, other: &Error) -> bool {
+        self.code == other.code && self.detail == other.detail
+    }
+}
+
+impl Eq for Error {}
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -248,6 +238,42 @@ mod tests {
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(nums, sorted);
+    }
+
+    /// docs/PROTOCOL.md's table of error codes is this table.
+    #[test]
+    fn the_protocol_document_lists_every_code() {
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/PROTOCOL.md"))
+                .unwrap();
+        let section = doc.split("## Error codes").nth(1).unwrap();
+        let section = section.split("\n## ").next().unwrap();
+        let mut in_doc: Vec<(u16, String)> = Vec::new();
+        for line in section.lines().filter(|l| l.starts_with('|')) {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            for pair in cells.windows(2) {
+                if let Ok(n) = pair[0].parse::<u16>() {
+                    if !pair[1].is_empty() {
+                        in_doc.push((n, pair[1].to_owned()));
+                    }
+                }
+            }
+        }
+        in_doc.sort();
+        let table: Vec<(u16, String)> = ErrorCode::ALL
+            .iter()
+            .map(|c| (c.as_u16(), c.name().to_owned()))
+            .collect();
+        assert_eq!(in_doc, table);
+    }
+
+    #[test]
+    fn an_io_error_keeps_its_source() {
+        use std::error::Error as _;
+        let e = Error::io("listening", &std::io::Error::other("boom"));
+        assert_eq!(e.code(), ErrorCode::Io);
+        assert_eq!(e.source().unwrap().to_string(), "boom");
+        assert_eq!(e.clone(), e);
     }
 
     #[test]

@@ -4,8 +4,23 @@
 //! uses one process-wide multi-thread runtime, started on first use and
 //! stopped by [`shutdown`] (which C programs call before exit so that leak
 //! checkers see every worker thread joined).
+//!
+//! ## After `fork()`
+//!
+//! A forked child has only the thread that forked: the runtime's worker
+//! threads are gone, and its I/O driver shares its epoll instance with the
+//! parent, so a child that drove it would take the parent's readiness
+//! events (the parent's calls would then hang). So netchan counts forks
+//! (a `pthread_atfork` child handler), and in the child:
+//! - an endpoint made before the fork fails every call at once with
+//!   `CLOSED` ("made before fork()"), and its drop does nothing; it never
+//!   touches the parent's runtime;
+//! - a new endpoint gets a new runtime (the parent's is forgotten, never
+//!   shut down: its threads do not exist here), so the child can use
+//!   netchan normally.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::Mutex;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -13,7 +28,31 @@ use std::time::{Duration, Instant};
 use once_cell::sync::Lazy;
 use tokio::runtime::{Handle, Runtime};
 
-static RUNTIME: Lazy<Mutex<Option<Runtime>>> = Lazy::new(|| Mutex::new(None));
+/// netchan's own runtime, with the fork generation it was made in.
+static RUNTIME: Lazy<Mutex<Option<(Runtime, u64)>>> = Lazy::new(|| Mutex::new(None));
+
+/// How many times this process's lineage has forked since netchan was first
+/// used (the child handler of `pthread_atfork` counts).
+static FORKS: AtomicU64 = AtomicU64::new(0);
+static ATFORK: std::sync::Once = std::sync::Once::new();
+
+#[cfg(unix)]
+extern "C" fn forked_child() {
+    FORKS.fetch_add(1, SeqCst);
+}
+
+/// The current fork generation (registering the fork handler on first use).
+pub(crate) fn fork_generation() -> u64 {
+    ATFORK.call_once(|| {
+        #[cfg(unix)]
+        // SAFETY: registers a child handler that only increments an atomic
+        // (async-signal-safe); the prepare and parent handlers are none.
+        unsafe {
+            libc::pthread_atfork(None, None, Some(forked_child));
+        }
+    });
+    FORKS.load(SeqCst)
+}
 
 /// The handle endpoints spawn on: the caller's runtime if there is one, else
 /// netchan's own.
@@ -26,9 +65,18 @@ pub(crate) fn handle() -> std::io::Result<Handle> {
 
 /// netchan's own runtime, started if needed.
 pub(crate) fn own_handle() -> std::io::Result<Handle> {
+    let generation = fork_generation();
     let mut slot = RUNTIME.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(rt) = slot.as_ref() {
-        return Ok(rt.handle().clone());
+    match slot.take() {
+        Some((rt, g)) if g == generation => {
+            let h = rt.handle().clone();
+            *slot = Some((rt, g));
+            return Ok(h);
+        }
+        // Made before a fork: its threads are not in this process, and
+        // dropping it would wait for them. Forget it.
+        Some((rt, _)) => std::mem::forget(rt),
+        None => {}
     }
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -40,7 +88,7 @@ pub(crate) fn own_handle() -> std::io::Result<Handle> {
         .enable_all()
         .build()?;
     let h = rt.handle().clone();
-    *slot = Some(rt);
+    *slot = Some((rt, generation));
     Ok(h)
 }
 
@@ -60,8 +108,13 @@ pub fn shutdown(timeout: Duration) -> bool {
     }
     let rt = RUNTIME.lock().unwrap_or_else(|p| p.into_inner()).take();
     match rt {
-        Some(rt) => {
+        Some((rt, g)) if g == fork_generation() => {
             rt.shutdown_timeout(timeout);
+            true
+        }
+        // The parent's, inherited by fork: nothing of it runs here.
+        Some((rt, _)) => {
+            std::mem::forget(rt);
             true
         }
         None => false,

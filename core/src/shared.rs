@@ -34,6 +34,9 @@ const DROP_REPORT_WINDOW: Duration = Duration::from_millis(20);
 const LOAD_REPORT_EVERY: Duration = Duration::from_secs(1);
 
 pub(crate) struct Shared {
+    /// The fork generation this endpoint was made in (see
+    /// `runtime`, "After fork()").
+    fork_gen: u64,
     pub name: Arc<str>,
     pub cfg: Config,
     pub rt: Handle,
@@ -67,6 +70,7 @@ impl Shared {
     pub(crate) fn new(name: Arc<str>, cfg: Config, rt: Handle) -> Arc<Shared> {
         let (events, _) = broadcast::channel(1024);
         let shared = Arc::new(Shared {
+            fork_gen: crate::runtime::fork_generation(),
             name,
             cfg,
             rt,
@@ -94,7 +98,27 @@ impl Shared {
         self.closed.load(SeqCst)
     }
 
+    /// True in a child process forked after this endpoint was made: it must
+    /// not touch the parent's runtime.
+    pub(crate) fn is_forked(&self) -> bool {
+        crate::runtime::fork_generation() != self.fork_gen
+    }
+
+    /// `CLOSED` if the endpoint was made before a `fork()` (see `runtime`).
+    pub(crate) fn check_not_forked(&self) -> Result<()> {
+        if self.is_forked() {
+            return Err(Error::new(
+                ErrorCode::Closed,
+                "this endpoint was made before fork(): it belongs to the parent process \
+                 and cannot be used in the child; make a new endpoint in the child",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `CLOSED` if the endpoint is closed, or was made before a `fork()`.
     pub(crate) fn check_open(&self) -> Result<()> {
+        self.check_not_forked()?;
         if self.is_closed() {
             Err(Error::closed())
         } else {

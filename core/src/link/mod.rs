@@ -341,11 +341,19 @@ impl Links {
         }
         let (refused, replaced) = {
             let mut st = self.router.lock();
-            if self.shared.is_closed() {
-                (Some(Error::closed()), None)
-            } else if self.is_suspended() {
+            // Refused because this side is going away: to the dialler that is
+            // a refused connection, not its own endpoint being closed.
+            if self.shared.is_closed() || self.is_suspended() {
+                let why = if self.shared.is_closed() {
+                    "closing"
+                } else {
+                    "suspended"
+                };
                 (
-                    Some(Error::new(ErrorCode::Closed, "the endpoint is suspended")),
+                    Some(Error::new(
+                        ErrorCode::ConnectRefused,
+                        format!("endpoint {} is {why}", self.shared.name),
+                    )),
                     None,
                 )
             } else if let Some(pos) = st.peers.iter().position(|p| p.name == peer.name) {
@@ -630,6 +638,8 @@ async fn accept_loop(
     let mut failures = 0u64;
     loop {
         let conn = tokio::select! {
+            // An accept ready at the moment of closing is not taken.
+            biased;
             _ = links.shared.shutdown.cancelled() => break,
             _ = stop.cancelled() => break,
             r = listener.accept() => r,
