@@ -59,6 +59,9 @@ mod link;
 pub mod metrics;
 pub mod path;
 mod peer;
+/// The wire codec. Not part of the stable API: it changes with the
+/// protocol (tests and tools that play a peer use it).
+#[doc(hidden)]
 pub mod proto;
 mod publish;
 mod request;
@@ -69,6 +72,7 @@ mod service;
 mod service_queue;
 mod shared;
 mod sub;
+/// Addresses ([`Addr`]) and, hidden and unstable, raw connections for tests.
 pub mod transport;
 
 pub use bytes::Bytes;

@@ -26,8 +26,9 @@ pub(crate) type Caller = u64;
 pub(crate) const LOCAL: Caller = 0;
 
 /// Bytes a queued request costs beyond its payload and path (its handle,
-/// cancellation token, queue slot and in-flight entry; measured at about
-/// 450 by `core/tests/amplification.rs`), counted against the byte bound.
+/// cancellation token, queue slot and in-flight entry, as
+/// `core/tests/amplification.rs` measures it), counted against the byte
+/// bound.
 const REQUEST_OVERHEAD: usize = 512;
 
 fn cost(item: &Incoming) -> usize {

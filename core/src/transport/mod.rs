@@ -274,10 +274,9 @@ fn tcp_conn(s: TcpStream) -> Conn {
 /// `net.core.wmem_max`). A Unix socket's bytes in flight count against the
 /// sender's buffer, 208 KiB by default, which split every 1 MiB message into
 /// several writes with a writable-wait each; TCP's buffer grows on its own
-/// (up to `net.ipv4.tcp_wmem`'s 4 MiB). On the 2-core VM, 4 interleaved
-/// runs: 64 KiB messages 34-50 k -> 71-80 k msg/s, 1 MiB median 0.84x ->
-/// 0.96x the raw socket.
-/// It is a limit, not an allocation: an idle connection costs nothing more.
+/// (up to `net.ipv4.tcp_wmem`'s 4 MiB); docs/BENCHMARKS.md has what it
+/// changed for 64 KiB and 1 MiB messages over Unix sockets. It is a limit,
+/// not an allocation: an idle connection costs nothing more.
 const UNIX_SEND_BUFFER: usize = 4 * 1024 * 1024;
 
 fn unix_conn(s: UnixStream, path: &str) -> Conn {
