@@ -11,6 +11,7 @@ language fails the run too.
 """
 import argparse
 import os
+import signal
 import shutil
 import subprocess
 import sys
@@ -120,11 +121,14 @@ class Listening:
     """A long-running agent (sub or serve) that printed READY <addr>."""
 
     def __init__(self, argv):
-        self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # Its own process group, so stop() also ends what the agent started
+        # (the CLI shim's `netchan` child).
+        self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  start_new_session=True)
         line = self.p.stdout.readline().strip()
         if not line.startswith("READY "):
             err = self.p.stderr.read() if self.p.poll() is not None else ""
-            self.p.kill()
+            self.stop()
             raise RuntimeError(f"agent did not start: {line!r} {err[:300]}")
         self.addr = line[len("READY "):]
 
@@ -135,8 +139,7 @@ class Listening:
         return out
 
     def stop(self):
-        if self.p.poll() is None:
-            self.p.kill()
+        kill_group(self.p)
         self.p.wait()
 
 
@@ -150,9 +153,24 @@ def cli_listen_cmd(cli, role, addr, count=None):
     return args
 
 
+def kill_group(p):
+    """Ends the process group `p` leads (started with start_new_session),
+    children included, even after `p` itself exited."""
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def run(argv, timeout=TIMEOUT):
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    return r.returncode, r.stdout.strip().splitlines(), r.stderr.strip()
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    finally:
+        kill_group(p)
+        p.wait()
+    return p.returncode, out.strip().splitlines(), err.strip()
 
 
 def pubsub(pub, sub, transport, tmp):
