@@ -73,10 +73,16 @@ pub(crate) async fn request(
             cancel,
         };
         svc.offer(LOCAL, (req, reply))?;
-        return match tokio::time::timeout_at(deadline, rx).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(Error::new(ErrorCode::NoResponders, "the service closed")),
-            Err(_) => Err(timed_out()),
+        // Closing the endpoint fails it, as it fails requests to peers
+        // (the handler sees it cancelled: `_guard`).
+        return tokio::select! {
+            biased;
+            r = tokio::time::timeout_at(deadline, rx) => match r {
+                Ok(Ok(r)) => r,
+                Ok(Err(_)) => Err(Error::new(ErrorCode::NoResponders, "the service closed")),
+                Err(_) => Err(timed_out()),
+            },
+            _ = shared.shutdown.cancelled() => Err(Error::closed()),
         };
     }
     // Peers still sending their snapshot may serve it: wait for them.
@@ -105,7 +111,8 @@ pub(crate) async fn request(
     }
     let id = shared.next_id();
     let (tx, rx) = oneshot::channel();
-    peer.lock_pending().insert(id, tx);
+    // Fails with the link's end if it already ended.
+    peer.in_flight().start_request(id, tx)?;
     let mut guard = CancelOnDrop {
         peer: peer.clone(),
         id,
@@ -117,13 +124,13 @@ pub(crate) async fn request(
             Enq::Queued => break,
             Enq::Closed => {
                 guard.armed = false;
-                peer.lock_pending().remove(&id);
+                peer.in_flight().forget_request(id);
                 return Err(peer.lost_error("connection closed"));
             }
             Enq::Full => {
                 if !peer.tx.wait_space(deadline, frame_len).await {
                     guard.armed = false;
-                    peer.lock_pending().remove(&id);
+                    peer.in_flight().forget_request(id);
                     peer.counters.dropped_send_full.fetch_add(1, Relaxed);
                     return Err(Error::new(
                         ErrorCode::BufferFull,
@@ -159,7 +166,7 @@ struct CancelOnDrop {
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        if self.armed && self.peer.lock_pending().remove(&self.id).is_some() {
+        if self.armed && self.peer.in_flight().forget_request(self.id) {
             let _ = self.peer.tx.push_control(&Frame::Cancel(self.id));
         }
     }
@@ -172,10 +179,9 @@ pub(crate) async fn ping(router: &Router, name: &str) -> Result<Duration> {
     let p = router.peer_by_name(name)?;
     let nonce = shared.next_id();
     let (tx, rx) = oneshot::channel();
-    p.pings
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(nonce, (std::time::Instant::now(), tx));
+    if p.in_flight().start_ping(nonce, Instant::now(), tx).is_err() {
+        return Err(p.lost_error("connection closed"));
+    }
     if let Enq::Closed = p.tx.push_control(&Frame::Ping(nonce)) {
         return Err(p.lost_error("connection closed"));
     }
@@ -187,10 +193,7 @@ pub(crate) async fn ping(router: &Router, name: &str) -> Result<Duration> {
         Ok(Ok(rtt)) => Ok(rtt),
         Ok(Err(_)) => Err(p.lost_error("connection closed")),
         Err(_) => {
-            p.pings
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&nonce);
+            p.in_flight().forget_ping(nonce);
             Err(Error::new(
                 ErrorCode::Timeout,
                 format!("no pong from {name} within {:?}", shared.cfg.ping_timeout),

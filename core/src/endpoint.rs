@@ -67,8 +67,9 @@ struct CloseOnDrop(Arc<Parts>);
 
 impl Drop for CloseOnDrop {
     fn drop(&mut self) {
-        // In a forked child the parent's runtime is not ours to touch.
-        if !self.0.shared.is_closed() && !self.0.shared.is_forked() {
+        // In a forked child the parent's runtime is not ours to touch; a
+        // runtime that was shut down has nothing left to close.
+        if !self.0.shared.is_closed() && !self.0.shared.runtime_gone() {
             let parts = self.0.clone();
             // The runtime may already be gone (process exit); then there is
             // nothing left to tell peers.
@@ -102,9 +103,10 @@ impl Endpoint {
     /// runtime cannot start.
     pub fn new(config: Config) -> Result<Endpoint> {
         config.validate()?;
-        let rt = crate::runtime::handle().map_err(|e| Error::io("starting the runtime", &e))?;
+        let (rt, lineage) =
+            crate::runtime::handle().map_err(|e| Error::io("starting the runtime", &e))?;
         let name: Arc<str> = config.name.clone().unwrap_or_else(random_name).into();
-        let shared = Shared::new(name, config, rt);
+        let shared = Shared::new(name, config, rt, lineage);
         let router = Router::new(shared.clone());
         let links = Links::new(shared.clone(), router.clone());
         let parts = Arc::new(Parts {
@@ -145,7 +147,7 @@ impl Endpoint {
     /// Errors: `WOULD_DEADLOCK` when called from an async context or from a
     /// netchan callback (there, `.await` the future instead).
     pub fn block_on<F: Future>(&self, fut: F) -> Result<F::Output> {
-        self.parts.shared.check_not_forked()?;
+        self.parts.shared.check_runtime()?;
         if crate::runtime::in_async_context() {
             return Err(Error::new(
                 ErrorCode::WouldDeadlock,

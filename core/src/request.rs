@@ -98,7 +98,7 @@ impl Reply {
             }
             Some(ReplyTo::Remote { peer, id }) => {
                 // A cancelled request has no waiter; do not send its result.
-                if peer.lock_serving().remove(&id).is_none() {
+                if !peer.in_flight().finish_served(id) {
                     return;
                 }
                 let enq = match &r {

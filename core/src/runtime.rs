@@ -34,6 +34,39 @@ static RUNTIME: Lazy<Mutex<Option<(Runtime, u64)>>> = Lazy::new(|| Mutex::new(No
 /// How many times this process's lineage has forked since netchan was first
 /// used (the child handler of `pthread_atfork` counts).
 static FORKS: AtomicU64 = AtomicU64::new(0);
+
+/// How many times [`shutdown`] stopped netchan's own runtime: an endpoint
+/// made on it before then has no runtime left.
+static SHUTDOWNS: AtomicU64 = AtomicU64::new(0);
+
+/// What an endpoint's runtime is, for telling later whether it is gone.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Lineage {
+    fork: u64,
+    /// `SHUTDOWNS` when made, if it runs on netchan's own runtime (a
+    /// caller's runtime is the caller's to stop).
+    own: Option<u64>,
+}
+
+impl Lineage {
+    /// Why an endpoint of this lineage can no longer run, if it cannot: a
+    /// `fork()` since (this is the child), or [`shutdown`] since.
+    pub(crate) fn gone(&self) -> Option<&'static str> {
+        if fork_generation() != self.fork {
+            Some(
+                "this endpoint was made before fork(): it belongs to the parent process \
+                 and cannot be used in the child; make a new endpoint in the child",
+            )
+        } else if self.own.is_some_and(|n| n != SHUTDOWNS.load(SeqCst)) {
+            Some(
+                "netchan's runtime was stopped by runtime::shutdown() (netchan_shutdown() \
+                 in C) after this endpoint was made; make a new endpoint",
+            )
+        } else {
+            None
+        }
+    }
+}
 static ATFORK: std::sync::Once = std::sync::Once::new();
 
 #[cfg(unix)]
@@ -55,12 +88,14 @@ pub(crate) fn fork_generation() -> u64 {
 }
 
 /// The handle endpoints spawn on: the caller's runtime if there is one, else
-/// netchan's own.
-pub(crate) fn handle() -> std::io::Result<Handle> {
+/// netchan's own; with its lineage.
+pub(crate) fn handle() -> std::io::Result<(Handle, Lineage)> {
+    let fork = fork_generation();
     if let Ok(h) = Handle::try_current() {
-        return Ok(h);
+        return Ok((h, Lineage { fork, own: None }));
     }
-    own_handle()
+    let own = Some(SHUTDOWNS.load(SeqCst));
+    own_handle().map(|h| (h, Lineage { fork, own }))
 }
 
 /// netchan's own runtime, started if needed.
@@ -99,7 +134,8 @@ pub fn in_async_context() -> bool {
 }
 
 /// Stops netchan's own runtime, waiting up to `timeout` for its threads.
-/// Endpoints still open on it stop working. A later endpoint starts a fresh
+/// Endpoints still open on it stop working: every call on them fails at
+/// once with `CLOSED`. A later endpoint starts a fresh
 /// runtime. Does nothing when called from inside a runtime (it cannot wait
 /// there); returns whether a runtime was stopped.
 pub fn shutdown(timeout: Duration) -> bool {
@@ -109,6 +145,9 @@ pub fn shutdown(timeout: Duration) -> bool {
     let rt = RUNTIME.lock().unwrap_or_else(|p| p.into_inner()).take();
     match rt {
         Some((rt, g)) if g == fork_generation() => {
+            // First, so that endpoints on it refuse calls from now on
+            // instead of spawning onto a runtime that is stopping.
+            SHUTDOWNS.fetch_add(1, SeqCst);
             rt.shutdown_timeout(timeout);
             true
         }

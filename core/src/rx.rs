@@ -8,15 +8,14 @@
 
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::Event;
+use crate::link::state::{Input, Session};
 use crate::path::{validate_path, validate_pattern};
 use crate::peer::dialer::Dialer;
 use crate::peer::send::Enq;
@@ -58,6 +57,8 @@ struct RxState {
     /// Heads of the frames in the chunk being dispatched, found by the read
     /// loop (each frame's prefix is checked once).
     heads: Vec<proto::Head>,
+    /// The protocol rules for the link's frames.
+    session: Session,
 }
 
 /// Frames of at least this many bytes are read into a buffer of their own
@@ -356,7 +357,7 @@ impl Receiver {
                         },
                         other => other,
                     };
-                    self.on_frame(peer, f).await?;
+                    self.on_frame(peer, f, &mut rx.session).await?;
                     // A peer that does not read what it is owed (replies,
                     // pongs) is not read from either until it does.
                     if peer.tx.owed() > self.router.shared.cfg.send_buffer {
@@ -500,14 +501,16 @@ impl Receiver {
         (e.code(), e.detail().to_owned())
     }
 
-    async fn on_frame(&self, peer: &Arc<Peer>, f: Frame) -> Result<()> {
-        match f {
+    /// Does what a frame other than MESSAGE asks (see [`Session::on_frame`]
+    /// for what each means and which break the protocol).
+    async fn on_frame(&self, peer: &Arc<Peer>, f: Frame, session: &mut Session) -> Result<()> {
+        match session.on_frame(f, &peer.name)? {
             // Gathered and delivered in batches by `read_loop`.
-            Frame::Message { .. } => {}
-            Frame::Request {
+            Input::Message => {}
+            Input::Request {
                 id,
                 path,
-                timeout_ms,
+                timeout,
                 payload,
             } => {
                 peer.counters.requests_in.fetch_add(1, Relaxed);
@@ -527,19 +530,12 @@ impl Receiver {
                     );
                     return Ok(());
                 };
-                let cancel = CancellationToken::new();
-                if peer.lock_serving().insert(id, cancel.clone()).is_some() {
-                    return Err(Error::new(
-                        ErrorCode::ProtocolError,
-                        format!("REQUEST id {id} is already in flight on this connection"),
-                    ));
-                }
-                let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+                let cancel = peer.in_flight().start_serving(id)?;
                 let req = Request {
                     path: path.into(),
                     payload,
                     sender: peer.name.clone(),
-                    deadline,
+                    deadline: Instant::now() + timeout,
                     cancel,
                 };
                 let reply = Reply::new(
@@ -552,52 +548,20 @@ impl Receiver {
                 // Refused or pushed-out requests are failed by `offer`.
                 let _ = svc.offer(peer.id, (req, reply));
             }
-            Frame::Result {
-                id,
-                code,
-                message,
-                payload,
-            } => {
-                let tx = peer.lock_pending().remove(&id);
-                if let Some(tx) = tx {
-                    let r = if code == 0 {
-                        Ok(payload)
-                    } else {
-                        let c = ErrorCode::from_u16(code).unwrap_or(ErrorCode::HandlerError);
-                        Err(Error::new(c, message))
-                    };
-                    let _ = tx.send(r);
-                }
+            Input::Result { id, outcome } => {
+                peer.in_flight().on_result(id, outcome);
             }
-            Frame::Cancel(id) => {
-                if let Some(t) = peer.lock_serving().remove(&id) {
-                    t.cancel();
-                }
-            }
-            Frame::Ping(n) => {
+            Input::Cancel(id) => peer.in_flight().cancel_served(id),
+            Input::Ping(n) => {
                 let _ = peer.tx.push_control(&Frame::Pong(n));
             }
-            Frame::Pong(n) => {
-                let entry = peer
-                    .pings
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&n);
-                if let Some((sent, tx)) = entry {
-                    let rtt = sent.elapsed();
+            Input::Pong(n) => {
+                if let Some(rtt) = peer.in_flight().on_pong(n, Instant::now()) {
                     peer.rtt_us.store(rtt.as_micros().max(1) as u64, Relaxed);
-                    let _ = tx.send(rtt);
                 }
             }
-            Frame::Declare(items) => self.apply_declarations(peer, items)?,
-            Frame::SnapshotEnd => {
-                // Only this connection's reader sets it.
-                if peer.snapshot_done.load(SeqCst) {
-                    return Err(Error::new(
-                        ErrorCode::ProtocolError,
-                        "a second SNAPSHOT_END on this connection",
-                    ));
-                }
+            Input::Declare(items) => self.apply_declarations(peer, items)?,
+            Input::SnapshotEnd => {
                 {
                     // Under the state lock: what was held for this peer while
                     // it was away goes out before anything routed to it now.
@@ -611,26 +575,11 @@ impl Receiver {
                 peer.snapshot.notify_waiters();
                 self.router.notify();
             }
-            Frame::Close { code, reason } => {
-                let c = ErrorCode::from_u16(code).unwrap_or(ErrorCode::Closed);
-                let why = if code == 0 {
-                    format!("peer closed: {reason}")
-                } else {
-                    format!("peer closed with {c}: {reason}")
-                };
-                if code != 0 {
-                    *peer.close_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(Error::new(
-                        c,
-                        format!("peer {} refused: {reason}", peer.name),
-                    ));
+            Input::Close { why, refusal } => {
+                if let Some(e) = refusal {
+                    *peer.close_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
                 }
                 return Err(Error::new(ErrorCode::Closed, why));
-            }
-            Frame::Hello(_) => {
-                return Err(Error::new(
-                    ErrorCode::ProtocolError,
-                    "HELLO after the handshake",
-                ));
             }
         }
         Ok(())

@@ -55,7 +55,7 @@ impl Service {
                 "recv_blocking called from an async context or callback; use recv().await",
             ));
         }
-        self.router.shared.check_not_forked()?;
+        self.router.shared.check_runtime()?;
         let r = match timeout {
             None => self.rt.block_on(self.recv()),
             Some(t) => match self

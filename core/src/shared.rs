@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::{Event, Events};
 use crate::metrics::Counters;
+use crate::runtime::Lineage;
 
 static EPOCH: once_cell::sync::Lazy<Instant> = once_cell::sync::Lazy::new(Instant::now);
 
@@ -34,9 +35,9 @@ const DROP_REPORT_WINDOW: Duration = Duration::from_millis(20);
 const LOAD_REPORT_EVERY: Duration = Duration::from_secs(1);
 
 pub(crate) struct Shared {
-    /// The fork generation this endpoint was made in (see
-    /// `runtime`, "After fork()").
-    fork_gen: u64,
+    /// The runtime this endpoint was made on, to tell when it is gone
+    /// (see `runtime`, "After fork()", and `runtime::shutdown`).
+    lineage: Lineage,
     pub name: Arc<str>,
     pub cfg: Config,
     pub rt: Handle,
@@ -67,10 +68,10 @@ struct LoadReports {
 }
 
 impl Shared {
-    pub(crate) fn new(name: Arc<str>, cfg: Config, rt: Handle) -> Arc<Shared> {
+    pub(crate) fn new(name: Arc<str>, cfg: Config, rt: Handle, lineage: Lineage) -> Arc<Shared> {
         let (events, _) = broadcast::channel(1024);
         let shared = Arc::new(Shared {
-            fork_gen: crate::runtime::fork_generation(),
+            lineage,
             name,
             cfg,
             rt,
@@ -98,27 +99,24 @@ impl Shared {
         self.closed.load(SeqCst)
     }
 
-    /// True in a child process forked after this endpoint was made: it must
-    /// not touch the parent's runtime.
-    pub(crate) fn is_forked(&self) -> bool {
-        crate::runtime::fork_generation() != self.fork_gen
+    /// True when the runtime this endpoint was made on is gone: this is a
+    /// child forked since, or netchan's own runtime was shut down. It must
+    /// not be touched then.
+    pub(crate) fn runtime_gone(&self) -> bool {
+        self.lineage.gone().is_some()
     }
 
-    /// `CLOSED` if the endpoint was made before a `fork()` (see `runtime`).
-    pub(crate) fn check_not_forked(&self) -> Result<()> {
-        if self.is_forked() {
-            return Err(Error::new(
-                ErrorCode::Closed,
-                "this endpoint was made before fork(): it belongs to the parent process \
-                 and cannot be used in the child; make a new endpoint in the child",
-            ));
+    /// `CLOSED` if the endpoint's runtime is gone (see [`Lineage::gone`]).
+    pub(crate) fn check_runtime(&self) -> Result<()> {
+        match self.lineage.gone() {
+            Some(why) => Err(Error::new(ErrorCode::Closed, why)),
+            None => Ok(()),
         }
-        Ok(())
     }
 
-    /// `CLOSED` if the endpoint is closed, or was made before a `fork()`.
+    /// `CLOSED` if the endpoint is closed, or its runtime is gone.
     pub(crate) fn check_open(&self) -> Result<()> {
-        self.check_not_forked()?;
+        self.check_runtime()?;
         if self.is_closed() {
             Err(Error::closed())
         } else {

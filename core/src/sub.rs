@@ -108,7 +108,7 @@ impl Subscription {
         if let Some(m) = self.take_batched() {
             return Ok(Some(m));
         }
-        self.router.shared.check_not_forked()?;
+        self.router.shared.check_runtime()?;
         let fut = self.recv();
         let r = match timeout {
             None => self.rt.block_on(fut),

@@ -630,6 +630,23 @@ async fn close_fails_pending_requests_and_tells_the_peer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_fails_a_request_to_its_own_service_whose_handler_holds_the_reply() {
+    let ep = Endpoint::named("self-served").unwrap();
+    let svc = ep.serve("hold").unwrap();
+    let e2 = ep.clone();
+    let pending =
+        tokio::spawn(async move { e2.request("hold", "", Duration::from_secs(30)).await });
+    // The handler has the request and keeps its reply.
+    let (_req, reply) = within(svc.recv()).await.unwrap();
+    assert!(!reply.is_cancelled());
+    ep.close().await;
+    let e = within(pending).await.unwrap().unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Closed, "{e}");
+    // The handler sees its caller gone.
+    assert!(reply.is_cancelled());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overflow_policies_count_every_drop() {
     let ep = Endpoint::named("overflow").unwrap();
     let mut opts = SubscribeOptions::default();

@@ -4,6 +4,7 @@
 //! Keeping dialled addresses connected is in [`supervise`].
 
 mod lifecycle;
+pub(crate) mod state;
 mod supervise;
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
@@ -21,11 +22,12 @@ use crate::path::Pattern;
 use crate::peer::dialer::Dialer;
 use crate::peer::send::{writer_loop, SendQueue};
 use crate::peer::{NewPeer, Peer};
-use crate::proto::{self, DeclKind, Decoded, Frame, Hello};
+use crate::proto::{self, DeclKind, Frame, Hello};
 use crate::router::Router;
 use crate::rx::Receiver;
 use crate::shared::{now_ms, Shared};
 use crate::transport::{dial, Conn, Listener, Reader};
+use state::{Handshake, Step};
 pub(crate) use supervise::{heartbeat, supervise};
 
 /// How long closing links may take to flush what was queued.
@@ -246,20 +248,30 @@ impl Links {
                 .as_millis()
                 .min(u32::MAX as u128) as u32,
         };
+        // An inbound connection has `hello_timeout` to send its HELLO.
+        let limit = match ticket {
+            Some(_) => self
+                .shared
+                .cfg
+                .hello_timeout
+                .min(self.shared.cfg.handshake_timeout),
+            None => self.shared.cfg.handshake_timeout,
+        };
+        let handshake = Handshake::new(hello, Instant::now(), limit);
         // A HELLO is small (at most HANDSHAKE_MAX_FRAME): a pending
         // connection holds no more than what it has sent so far.
         let mut rbuf = BytesMut::with_capacity(256);
         let hs = async {
             let mut out = BytesMut::new();
-            proto::encode(&mut out, &Frame::Hello(hello.clone()))?;
+            handshake.hello(&mut out)?;
             writer
                 .write_all(&out[..])
                 .await
                 .map_err(|e| Error::new(ErrorCode::PeerLost, format!("sending HELLO: {e}")))?;
-            let frame = loop {
-                match proto::decode(&mut rbuf, proto::HANDSHAKE_MAX_FRAME)? {
-                    Decoded::Frame(f) => break f,
-                    Decoded::NeedMore(n) => {
+            loop {
+                match handshake.on_bytes(&mut rbuf)? {
+                    Step::Agreed(a) => return Ok(a),
+                    Step::NeedMore(n) => {
                         rbuf.reserve(n.saturating_sub(rbuf.len()).max(64));
                         let n = reader.read_buf(&mut rbuf).await.map_err(|e| {
                             Error::new(ErrorCode::PeerLost, format!("reading HELLO: {e}"))
@@ -272,24 +284,14 @@ impl Links {
                         }
                     }
                 }
-            };
-            proto::negotiate(&hello, frame)
-        };
-        // An inbound connection has `hello_timeout` to send its HELLO.
-        let limit = match ticket {
-            Some(_) => self
-                .shared
-                .cfg
-                .hello_timeout
-                .min(self.shared.cfg.handshake_timeout),
-            None => self.shared.cfg.handshake_timeout,
+            }
         };
         let evicted = ticket
             .as_ref()
             .map(|t| t.evicted.clone())
             .unwrap_or_default();
         let outcome = tokio::select! {
-            r = tokio::time::timeout(limit, hs) => Some(r),
+            r = tokio::time::timeout_at(handshake.deadline(), hs) => Some(r),
             _ = evicted.cancelled() => None,
         };
         let agreed = match outcome {
@@ -303,12 +305,8 @@ impl Links {
             }
             Some(Err(_)) => {
                 self.connections.fetch_sub(1, SeqCst);
-                let e = Error::new(
-                    ErrorCode::Timeout,
-                    format!("handshake not completed within {limit:?}"),
-                );
                 // Counted and reported now, not after the CLOSE drained.
-                let e = fail(e);
+                let e = fail(handshake.timed_out());
                 reject(&mut reader, writer, &e).await;
                 return Err(e);
             }

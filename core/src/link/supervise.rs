@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::state::{Liveness, Tick};
 use super::Links;
 use crate::error::{Error, ErrorCode};
 use crate::event::Event;
@@ -13,34 +14,28 @@ use crate::peer::Peer;
 use crate::proto::Frame;
 use crate::shared::{now_ms, Shared};
 
-/// Pings a quiet peer and declares it dead after `misses` silent intervals.
+/// Pings a quiet peer and declares it dead after `misses` silent intervals
+/// (the rule is [`Liveness`]).
 pub(crate) async fn heartbeat(shared: Arc<Shared>, peer: Arc<Peer>) {
-    let interval = shared.cfg.heartbeat_interval;
-    let limit = interval * shared.cfg.heartbeat_misses;
+    let live = Liveness {
+        interval: shared.cfg.heartbeat_interval,
+        misses: shared.cfg.heartbeat_misses,
+    };
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::time::sleep(live.interval) => {}
             _ = peer.dead.cancelled() => return,
         }
-        if peer
-            .reading_paused
-            .load(std::sync::atomic::Ordering::SeqCst)
-        {
-            // The reader is not reading this peer (it owes us reads) and
-            // keeps its own deadline; silence here would be ours.
-            continue;
-        }
         let quiet = Duration::from_millis(now_ms().saturating_sub(peer.last_rx_ms.load(Relaxed)));
-        if quiet >= limit {
-            let reason = format!(
-                "heard nothing for {quiet:?} (heartbeat every {interval:?}, {} misses allowed)",
-                shared.cfg.heartbeat_misses
-            );
-            peer.fail(ErrorCode::PeerLost, reason);
-            return;
-        }
-        if quiet >= interval {
-            let _ = peer.tx.push_control(&Frame::Ping(0));
+        match live.tick(quiet, peer.reading_paused.load(SeqCst)) {
+            Tick::Idle => {}
+            Tick::Ping => {
+                let _ = peer.tx.push_control(&Frame::Ping(0));
+            }
+            Tick::Dead(reason) => {
+                peer.fail(ErrorCode::PeerLost, reason);
+                return;
+            }
         }
     }
 }

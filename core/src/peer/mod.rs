@@ -5,22 +5,18 @@
 pub(crate) mod dialer;
 pub(crate) mod send;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{Error, ErrorCode};
+use crate::link::state::InFlight;
 use crate::metrics::{CounterStats, Counters};
 use crate::router::decls::RemoteDecls;
 use dialer::Dialer;
 use send::SendQueue;
-
-pub(crate) type PendingTx = oneshot::Sender<Result<Bytes>>;
 
 /// A peer after its handshake.
 pub(crate) struct Peer {
@@ -33,11 +29,8 @@ pub(crate) struct Peer {
     pub snapshot_done: AtomicBool,
     pub snapshot: Notify,
     pub tx: Arc<SendQueue>,
-    /// Our requests to it, by id, waiting for their RESULT.
-    pub pending: Mutex<HashMap<u64, PendingTx>>,
-    /// Its requests to us being served, by id, with their cancellation.
-    pub serving: Mutex<HashMap<u64, CancellationToken>>,
-    pub pings: Mutex<HashMap<u64, (Instant, oneshot::Sender<Duration>)>>,
+    /// Requests both ways and pings in flight on the link.
+    in_flight: Mutex<InFlight>,
     pub counters: Counters,
     pub rtt_us: AtomicU64,
     /// Cancelled when the link ends, for whatever reason; `failure` then
@@ -81,9 +74,7 @@ impl Peer {
             snapshot_done: AtomicBool::new(false),
             snapshot: Notify::new(),
             tx: p.tx,
-            pending: Mutex::new(HashMap::new()),
-            serving: Mutex::new(HashMap::new()),
-            pings: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(InFlight::default()),
             counters: Counters::default(),
             rtt_us: AtomicU64::new(0),
             dead: CancellationToken::new(),
@@ -96,13 +87,9 @@ impl Peer {
         }
     }
 
-    pub(crate) fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<u64, PendingTx>> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
-    }
-    pub(crate) fn lock_serving(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<u64, CancellationToken>> {
-        self.serving.lock().unwrap_or_else(|p| p.into_inner())
+    /// What is in flight on the link (see [`InFlight`]).
+    pub(crate) fn in_flight(&self) -> std::sync::MutexGuard<'_, InFlight> {
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
     }
     pub(crate) fn lock_decls(&self) -> std::sync::MutexGuard<'_, RemoteDecls> {
         self.decls.lock().unwrap_or_else(|p| p.into_inner())
@@ -130,17 +117,9 @@ impl Peer {
             .clone()
     }
 
-    /// Fails everything in flight on this link.
+    /// Fails everything in flight on this link; nothing new enters.
     pub(crate) fn fail_in_flight(&self, err: &Error) {
-        let pending: Vec<_> = self.lock_pending().drain().collect();
-        for (_, tx) in pending {
-            let _ = tx.send(Err(err.clone()));
-        }
-        let serving: Vec<_> = self.lock_serving().drain().collect();
-        for (_, t) in serving {
-            t.cancel();
-        }
-        self.pings.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.in_flight().fail_all(err);
     }
 
     /// This peer's counters, including those kept by the send queue.
