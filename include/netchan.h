@@ -403,10 +403,10 @@ netchan_result netchan_shutdown(uint64_t timeout_ms);
 netchan_result netchan_endpoint_new(const netchan_options *options, netchan_endpoint **out);
 
 // Closes the endpoint: stops listening, tells every peer, fails pending
-// requests to peers (their result callbacks run with
-// `NETCHAN_RESULT_CLOSED`; a request to one of its own services still
-// gets that handler's answer or its timeout), and ends every subscription
-// and service (their callbacks' `drop` runs).
+// requests (their result callbacks run with `NETCHAN_RESULT_CLOSED`, also
+// for a request to one of its own services whose handler holds the
+// reply), and ends every subscription and service (their callbacks'
+// `drop` runs).
 // Idempotent. Subscription, service and reply handles stay valid until
 // you free them: a subscription reports `CLOSED` once drained, and an
 // answer to a request that was in flight is discarded.

@@ -27,15 +27,27 @@
 //!
 //! ## Layout
 //!
-//! - [`proto`]: wire protocol v1, sans-IO (frames, codec, handshake check);
-//!   normative text in `docs/PROTOCOL.md`.
-//! - [`transport`]: addresses and TCP / Unix streams.
-//! - `endpoint`: the public [`Endpoint`], connection tasks and dispatch.
-//! - `peer`: one connection's bounded send queue and writer task.
-//! - `routing`: local declarations, peers' declarations, cached routes.
-//! - [`path`]: paths and patterns.
-//! - `sub`, `reqrep`: subscriptions; services, requests and replies.
-//! - [`config`], [`error`], [`metrics`], [`event`], [`runtime`].
+//! ```text
+//! bytes - transport - proto (codec) - link (connection) - rx (receive path) - router - inbox / service queue - binding
+//! ```
+//!
+//! - [`transport`]: byte streams (TCP, Unix sockets, `inproc://`).
+//! - `proto` (hidden, unstable): frames and their codec; normative text in
+//!   `docs/PROTOCOL.md`.
+//! - `link`: listening, admission, dialling, the handshake, each link's
+//!   tasks, redial, suspend/resume; its protocol state without IO is
+//!   `link::state`.
+//! - `rx`: a link's read loop and the delivery of what it reads.
+//! - `router`: declarations (ours and our peers'), routes, generations.
+//! - `peer`: a link's send queue, in-flight table, counters; dialled
+//!   addresses.
+//! - `publish`, `client`: publishing; the request client.
+//! - `inbox`, `sub`, `service`, `service_queue`, `request`: subscriptions,
+//!   services, their queues, requests as a server sees them.
+//! - [`config`], [`error`], [`metrics`], [`event`], [`path`], [`runtime`].
+//!
+//! `docs/ARCHITECTURE.md` says who owns what, which tasks run, and where
+//! each binding enters.
 //!
 //! ## Threads
 //!

@@ -114,7 +114,7 @@ pub fn validate_pattern(text: &str) -> Result<()> {
 }
 
 /// A validated pattern: a path whose segments may be `*` or `**`. It is
-/// only its text; matching reads the text (see [`matches_text`]), so a
+/// only its text; matching reads the text (`matches_text`), so a
 /// pattern costs one allocation.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Pattern {

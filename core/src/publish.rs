@@ -20,7 +20,7 @@ use crate::proto;
 use crate::router::{Route, Router};
 use crate::shared::Shared;
 
-/// The future of [`Endpoint::publish`]. Nothing is sent before it is first
+/// The future of [`Endpoint::publish`](crate::Endpoint::publish). Nothing is sent before it is first
 /// polled. A message whose targets all have room is delivered on that first
 /// poll, without allocating; only a publish that has to wait (a full queue, a
 /// dialled peer that is away) boxes its waiting part.

@@ -152,10 +152,10 @@ fn close_endpoint(ep: &netchan_endpoint) {
 }
 
 /// Closes the endpoint: stops listening, tells every peer, fails pending
-/// requests to peers (their result callbacks run with
-/// `NETCHAN_RESULT_CLOSED`; a request to one of its own services still
-/// gets that handler's answer or its timeout), and ends every subscription
-/// and service (their callbacks' `drop` runs).
+/// requests (their result callbacks run with `NETCHAN_RESULT_CLOSED`, also
+/// for a request to one of its own services whose handler holds the
+/// reply), and ends every subscription and service (their callbacks'
+/// `drop` runs).
 /// Idempotent. Subscription, service and reply handles stay valid until
 /// you free them: a subscription reports `CLOSED` once drained, and an
 /// answer to a request that was in flight is discarded.

@@ -139,9 +139,10 @@ static void test_shutdown_with_requests_in_flight(void) {
     t_counter_destroy(&drops);
 }
 
-/* A request to a service of the requesting endpoint itself is not ended by
- * freeing that endpoint (the core fails only requests to peers on close):
- * it still gets its handler's answer, or TIMEOUT at its deadline. */
+/* A request to a service of the requesting endpoint itself ends with
+ * CLOSED when that endpoint is freed, as a request to a peer does, even
+ * while its handler holds the reply; the handler's late answer goes
+ * nowhere. */
 typedef struct {
     netchan_reply *kept;
     t_counter kept_n, done;
@@ -163,7 +164,7 @@ static void local_result(void *context, netchan_result r, const uint8_t *p, size
     t_counter_add(&l->done, 1);
 }
 
-static void test_local_request_outlives_its_endpoint(void) {
+static void test_local_request_fails_closed_with_its_endpoint(void) {
     static local_ctx l;
     memset(&l, 0, sizeof l);
     t_counter_init(&l.kept_n);
@@ -177,11 +178,12 @@ static void test_local_request_outlives_its_endpoint(void) {
     CHECK_OK(netchan_endpoint_request(ep, "local/svc", NULL, 0, 60000, cb));
     CHECK(t_counter_wait(&l.kept_n, 1, 5000) == 1);
     netchan_endpoint_free(ep);
-    /* Whatever runs the callback first wins: a CLOSED from the close would
-     * have come before this answer. */
-    CHECK_OK(netchan_reply_send(l.kept, (const uint8_t *)"late", 4));
+    /* Ended by the free, not by the 60 s deadline nor by the answer. */
     CHECK(t_counter_wait(&l.done, 1, 5000) == 1);
-    CHECK(l.result == NETCHAN_RESULT_OK && l.reply_ok);
+    CHECK(l.result == NETCHAN_RESULT_CLOSED);
+    CHECK_OK(netchan_reply_send(l.kept, (const uint8_t *)"late", 4));
+    /* The late answer runs no second callback. */
+    CHECK(t_counter_wait(&l.done, 2, 200) == 1);
     netchan_reply_free(l.kept);
     netchan_service_free(svc);
     t_counter_destroy(&l.kept_n);
@@ -416,7 +418,7 @@ static void test_handles_after_shutdown(void) {
 int main(void) {
     t_watchdog(120);
     T_RUN(test_free_endpoint_with_requests_in_flight);
-    T_RUN(test_local_request_outlives_its_endpoint);
+    T_RUN(test_local_request_fails_closed_with_its_endpoint);
     T_RUN(test_shutdown_with_requests_in_flight);
     T_RUN(test_request_answered_during_shutdown_is_cancelled);
     T_RUN(test_handles_after_shutdown);

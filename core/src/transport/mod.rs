@@ -1,10 +1,10 @@
 //! Addresses and byte streams: TCP, Unix domain sockets, and in-process
 //! pipes (`inproc://`).
 //!
-//! Everything above this module sees a connection as a [`Conn`]: a boxed
-//! async read half, a [`Wire`] write half that any thread may try a
+//! Everything above this module sees a connection as a `Conn`: a boxed
+//! async read half, a `Wire` write half that any thread may try a
 //! non-blocking write on, the remote address and its origin. Adding a
-//! transport (TLS, named pipes) means adding a variant to [`Addr`], [`Wire`]
+//! transport (TLS, named pipes) means adding a variant to [`Addr`], `Wire`
 //! and the listener, and a dial/listen arm here; nothing above changes.
 
 mod inproc;
