@@ -19,9 +19,24 @@ mkdir -p "$work"
 
 step() { printf '\n==> python: %s\n' "$*"; }
 
+# A virtualenv for "$py" in $1. Debian's own interpreters come without
+# ensurepip (it is in python3-venv, and no such package exists for an
+# older Python installed from another release), so `-m venv` fails there:
+# then PyPI's virtualenv, which brings its own pip, makes it.
+make_venv() {
+    if "$py" -m venv "$1" >/dev/null 2>&1; then
+        return
+    fi
+    rm -rf "$1"
+    echo "$("$py" --version) has no ensurepip: making the virtualenv with PyPI's virtualenv"
+    "$tools/bin/pip" install --quiet "virtualenv>=20"
+    "$tools/bin/virtualenv" --quiet -p "$py" "$1"
+}
+
 step "build tools ($("$py" --version))"
 if [ ! -x "$tools/bin/maturin" ]; then
-    "$py" -m venv "$tools"
+    # The tools venv needs a Python with ensurepip: the preferred one.
+    "$(command -v python3.11 || command -v python3)" -m venv "$tools"
     "$tools/bin/pip" install --quiet --upgrade pip
     "$tools/bin/pip" install --quiet "maturin>=1.9,<2" "ziglang>=0.13"
 fi
@@ -44,7 +59,7 @@ echo "wheel: $(basename "$wheel")"
 step "fresh virtualenv with the wheel"
 venv="$work/test-venv"
 rm -rf "$venv"
-"$py" -m venv "$venv"
+make_venv "$venv"
 "$venv/bin/pip" install --quiet "$wheel"
 # Nothing but the wheel is needed to import it:
 "$venv/bin/python" -c "import netchan, netchan.aio; print('import ok', netchan.__version__)"
