@@ -11,6 +11,7 @@ use bytes::Bytes;
 use tokio::runtime::Handle;
 use tokio::time::Instant;
 
+use crate::blocking::Blocker;
 use crate::config::{Config, RequestOptions, SubscribeOptions};
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::Events;
@@ -142,19 +143,45 @@ impl Endpoint {
     }
 
     /// Runs a future of this endpoint to completion on the calling thread,
-    /// for programs without an async runtime.
+    /// for programs without an async runtime (see [`Blocker`]).
     ///
     /// Errors: `WOULD_DEADLOCK` when called from an async context or from a
-    /// netchan callback (there, `.await` the future instead).
+    /// netchan callback (there, `.await` the future instead); `CLOSED` when
+    /// its runtime is gone.
     pub fn block_on<F: Future>(&self, fut: F) -> Result<F::Output> {
-        self.parts.shared.check_runtime()?;
-        if crate::runtime::in_async_context() {
-            return Err(Error::new(
-                ErrorCode::WouldDeadlock,
-                "block_on called from an async context or netchan callback; await the future instead",
-            ));
-        }
-        Ok(self.parts.shared.rt.block_on(fut))
+        self.parts.shared.blocker.block_on(fut)
+    }
+
+    /// Runs netchan futures from plain threads: the one way in that C,
+    /// Python, Kotlin and Swift calls take (see [`Blocker`]).
+    pub fn blocker(&self) -> &Blocker {
+        &self.parts.shared.blocker
+    }
+
+    /// [`publish`](Self::publish) from a plain thread: returns at once when
+    /// every target has room (the usual case), else waits as `publish` does.
+    ///
+    /// Errors: as `publish`; `WOULD_DEADLOCK` from an async context.
+    pub fn publish_blocking(&self, path: &str, payload: impl Into<Bytes>) -> Result<()> {
+        self.parts
+            .shared
+            .blocker
+            .block_on(self.publish(path, payload))?
+    }
+
+    /// [`request`](Self::request) from a plain thread.
+    ///
+    /// Errors: as `request`; `WOULD_DEADLOCK` from an async context.
+    pub fn request_blocking(
+        &self,
+        path: &str,
+        payload: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> Result<Bytes> {
+        self.parts
+            .shared
+            .blocker
+            .block_on(self.request(path, payload, timeout))?
     }
 
     /// Listens on `addr` (`tcp://HOST:PORT`, port 0 picks a free port, or
@@ -298,9 +325,8 @@ impl Endpoint {
         Ok(Subscription {
             shared: inbox,
             router: self.parts.router.clone(),
-            rt: self.parts.shared.rt.clone(),
             batch: Mutex::new(Default::default()),
-            busy: self.parts.shared.cfg.busy_poll,
+            blocker: self.parts.shared.blocker.clone(),
         })
     }
 
@@ -392,9 +418,8 @@ impl Endpoint {
             queue,
             pull,
             router: self.parts.router.clone(),
-            rt: self.parts.shared.rt.clone(),
             task: None,
-            busy: cfg.busy_poll,
+            blocker: self.parts.shared.blocker.clone(),
         })
     }
 
@@ -426,8 +451,7 @@ impl Endpoint {
         payload: impl Into<Bytes>,
         opts: RequestOptions,
     ) -> Result<Bytes> {
-        let fut = crate::client::request(&self.parts.router, path, payload.into(), opts);
-        crate::runtime::busy_poll(self.parts.shared.cfg.busy_poll, fut).await
+        crate::client::request(&self.parts.router, path, payload.into(), opts).await
     }
 
     /// Measures the round-trip time to the connected peer named `peer`.

@@ -3,8 +3,9 @@
 //! subscription's owner (a pull, a callback task, a binding's pump).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
+use std::task::Waker;
 
 use bytes::Bytes;
 use tokio::sync::Notify;
@@ -130,6 +131,41 @@ pub(crate) enum Push {
     Closed,
 }
 
+/// The readiness hook of a queue, for one waiter outside any async runtime
+/// (a binding's event loop): its waker is woken once, when the queue becomes
+/// readable or closes after the waiter found it empty. The waiter arms it,
+/// then looks at the queue again, so a message pushed meanwhile is never
+/// missed; a wake may be spurious.
+#[derive(Default)]
+pub(crate) struct ReadyHook {
+    armed: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl ReadyHook {
+    /// Wakes `w` at the next [`fire`](Self::fire).
+    pub(crate) fn arm(&self, w: &Waker) {
+        {
+            let mut g = self.waker.lock().unwrap_or_else(|p| p.into_inner());
+            match &*g {
+                Some(old) if old.will_wake(w) => {}
+                _ => *g = Some(w.clone()),
+            }
+        }
+        self.armed.store(true, SeqCst);
+    }
+
+    /// Wakes the armed waiter, if any (one atomic load when none is).
+    pub(crate) fn fire(&self) {
+        if self.armed.load(SeqCst) && self.armed.swap(false, SeqCst) {
+            let w = self.waker.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(w) = w {
+                w.wake();
+            }
+        }
+    }
+}
+
 pub(crate) struct Inbox {
     pub id: u64,
     pub pattern: Pattern,
@@ -139,6 +175,8 @@ pub(crate) struct Inbox {
     pub space: Notify,
     delivered: AtomicU64,
     pub dropped: AtomicU64,
+    /// A foreign event loop's waiter (see [`Inbox::poll_recv_many`]).
+    hook: ReadyHook,
 }
 
 impl Inbox {
@@ -157,6 +195,7 @@ impl Inbox {
             space: Notify::new(),
             delivered: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            hook: ReadyHook::default(),
         }
     }
 
@@ -197,6 +236,7 @@ impl Inbox {
         drop(q);
         if was_empty {
             self.readable.notify_one();
+            self.hook.fire();
         }
         if dropped > 0 {
             (Push::Dropped(dropped), None)
@@ -254,6 +294,7 @@ impl Inbox {
         drop(q);
         if readable {
             self.readable.notify_one();
+            self.hook.fire();
         }
         if dropped > 0 {
             self.dropped.fetch_add(dropped, Relaxed);
@@ -307,7 +348,36 @@ impl Inbox {
     pub(crate) fn close(&self) {
         self.lock().closed = true;
         self.readable.notify_one();
+        self.hook.fire();
         self.space.notify_waiters();
+    }
+
+    /// Moves up to `max` messages to `out` without waiting: `Ready(n)` with
+    /// `n > 0` taken, `Ready(0)` once closed and drained, `Pending` when
+    /// empty, and then `cx`'s waker is woken once when that changes (see
+    /// [`ReadyHook`]).
+    pub(crate) fn poll_recv_many(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        out: &mut Vec<Message>,
+        max: usize,
+    ) -> std::task::Poll<usize> {
+        let max = max.max(1);
+        for armed in [false, true] {
+            let before = out.len();
+            let (closed, _) = self.pop_into(out, max);
+            let got = out.len() - before;
+            if got > 0 {
+                return std::task::Poll::Ready(got);
+            }
+            if closed {
+                return std::task::Poll::Ready(0);
+            }
+            if !armed {
+                self.hook.arm(cx.waker());
+            }
+        }
+        std::task::Poll::Pending
     }
 
     pub(crate) fn stats(&self) -> crate::metrics::SubscriptionStats {

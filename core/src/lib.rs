@@ -59,6 +59,7 @@
 #![warn(missing_docs)]
 
 mod admission;
+pub mod blocking;
 mod client;
 pub mod config;
 mod endpoint;

@@ -19,11 +19,9 @@
 //!   shut down: its threads do not exist here), so the child can use
 //!   netchan normally.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::Mutex;
-use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use once_cell::sync::Lazy;
 use tokio::runtime::{Handle, Runtime};
@@ -49,6 +47,15 @@ pub(crate) struct Lineage {
 }
 
 impl Lineage {
+    /// The lineage of an endpoint made now on a caller's runtime (tests).
+    #[cfg(test)]
+    pub(crate) fn current() -> Lineage {
+        Lineage {
+            fork: fork_generation(),
+            own: None,
+        }
+    }
+
     /// Why an endpoint of this lineage can no longer run, if it cannot: a
     /// `fork()` since (this is the child), or [`shutdown`] since.
     pub(crate) fn gone(&self) -> Option<&'static str> {
@@ -158,31 +165,4 @@ pub fn shutdown(timeout: Duration) -> bool {
         }
         None => false,
     }
-}
-
-/// Awaits `fut`, busy-polling it for up to `window` (see
-/// [`Config::busy_poll`](crate::Config::busy_poll)) when polled outside a
-/// runtime task: while the window lasts, a pending poll wakes its own waker,
-/// so an executor such as `block_on` polls again at once instead of parking
-/// the thread. Inside a task, or with a zero window, it is a plain await.
-pub(crate) async fn busy_poll<F: Future>(window: Duration, fut: F) -> F::Output {
-    if window.is_zero() || tokio::task::try_id().is_some() {
-        return fut.await;
-    }
-    let mut fut = std::pin::pin!(fut);
-    let mut since = None;
-    std::future::poll_fn(move |cx| {
-        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
-            return Poll::Ready(v);
-        }
-        let now = Instant::now();
-        if now.duration_since(*since.get_or_insert(now)) < window {
-            // Give the CPU to a runnable thread first: the runtime worker
-            // that reads the reply may be waiting for this core.
-            std::thread::yield_now();
-            cx.waker().wake_by_ref();
-        }
-        Poll::Pending
-    })
-    .await
 }

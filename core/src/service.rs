@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::blocking::Blocker;
 use crate::error::{Error, ErrorCode, Result};
 use crate::path::Pattern;
 use crate::request::{Reply, Request};
@@ -25,10 +26,9 @@ pub struct Service {
     pub(crate) pull: bool,
     /// To withdraw the declaration when it ends.
     pub(crate) router: Arc<Router>,
-    pub(crate) rt: tokio::runtime::Handle,
     pub(crate) task: Option<tokio::task::AbortHandle>,
-    /// [`Config::busy_poll`](crate::Config::busy_poll) of its endpoint.
-    pub(crate) busy: Duration,
+    /// Its endpoint's way in from plain threads.
+    pub(crate) blocker: Blocker,
 }
 
 impl Service {
@@ -43,7 +43,35 @@ impl Service {
         if !self.pull {
             return None;
         }
-        crate::runtime::busy_poll(self.busy, self.queue.recv()).await
+        self.queue.recv().await
+    }
+
+    /// The next request if one is queued, without waiting. `Err(CLOSED)`
+    /// once closed (and always for a `serve_fn` service, whose handler
+    /// takes the requests).
+    pub fn try_recv(&self) -> Result<Option<(Request, Reply)>> {
+        match self.poll_recv(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+            std::task::Poll::Ready(Some(r)) => Ok(Some(r)),
+            std::task::Poll::Ready(None) => {
+                Err(Error::new(ErrorCode::Closed, "the service is closed"))
+            }
+            std::task::Poll::Pending => Ok(None),
+        }
+    }
+
+    /// The readiness hook for a foreign event loop: `Ready(Some)` with the
+    /// next request, `Ready(None)` once closed, or `Pending` when none is
+    /// queued, and then `cx`'s waker is woken once, from whichever thread
+    /// queues the next request (or closes the service). One waiter at a
+    /// time.
+    pub fn poll_recv(
+        &self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<(Request, Reply)>> {
+        if !self.pull {
+            return std::task::Poll::Ready(None);
+        }
+        self.queue.poll_recv(cx)
     }
 
     /// Blocks for the next request, up to `timeout`. `Ok(None)` on timeout;
@@ -55,19 +83,17 @@ impl Service {
                 "recv_blocking called from an async context or callback; use recv().await",
             ));
         }
-        self.router.shared.check_runtime()?;
-        let r = match timeout {
-            None => self.rt.block_on(self.recv()),
-            Some(t) => match self
-                .rt
-                .block_on(async { tokio::time::timeout(t, self.recv()).await })
-            {
-                Ok(r) => r,
-                Err(_) => return Ok(None),
-            },
-        };
-        r.map(Some)
-            .ok_or_else(|| Error::new(ErrorCode::Closed, "the service is closed"))
+        match self.blocker.block_on_timeout(self.recv(), timeout)? {
+            None => Ok(None),
+            Some(Some(r)) => Ok(Some(r)),
+            Some(None) => Err(Error::new(ErrorCode::Closed, "the service is closed")),
+        }
+    }
+
+    /// Runs futures of this service (or any netchan future) from a plain
+    /// thread: see [`Blocker`].
+    pub fn blocker(&self) -> &Blocker {
+        &self.blocker
     }
 
     /// Stops serving. Requests still queued fail with `NO_RESPONDERS`.

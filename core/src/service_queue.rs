@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
 use crate::error::{Error, ErrorCode, Result};
+use crate::inbox::ReadyHook;
 use crate::path::Pattern;
 use crate::request::Incoming;
 
@@ -48,6 +49,8 @@ struct Callers {
 pub(crate) struct ServiceQueue {
     st: Mutex<Callers>,
     readable: Notify,
+    /// A foreign event loop's waiter (see [`ServiceQueue::poll_recv`]).
+    hook: ReadyHook,
     max_len: usize,
     max_bytes: usize,
 }
@@ -93,6 +96,7 @@ impl ServiceQueue {
         ServiceQueue {
             st: Mutex::new(Callers::default()),
             readable: Notify::new(),
+            hook: ReadyHook::default(),
             max_len: max_len.max(1),
             max_bytes: max_bytes.max(1),
         }
@@ -192,6 +196,7 @@ impl ServiceQueue {
         st.bytes += size;
         drop(st);
         self.readable.notify_one();
+        self.hook.fire();
         Pushed::Queued(pushed_out)
     }
 
@@ -258,7 +263,26 @@ impl ServiceQueue {
         drop(st);
         self.readable.notify_waiters();
         self.readable.notify_one();
+        self.hook.fire();
         out
+    }
+
+    /// The next request without waiting: `Ready(Some)`, `Ready(None)` once
+    /// closed, or `Pending` when empty, and then `cx`'s waker is woken once
+    /// when that changes (see [`ReadyHook`]).
+    pub(crate) fn poll_recv(
+        &self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Incoming>> {
+        for armed in [false, true] {
+            match self.pop() {
+                Ok(Some(item)) => return std::task::Poll::Ready(Some(item)),
+                Err(()) => return std::task::Poll::Ready(None),
+                Ok(None) if !armed => self.hook.arm(cx.waker()),
+                Ok(None) => {}
+            }
+        }
+        std::task::Poll::Pending
     }
 
     /// Requests queued now.

@@ -13,6 +13,7 @@ use tokio::sync::{broadcast, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::blocking::Blocker;
 use crate::config::Config;
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::{Event, Events};
@@ -38,6 +39,8 @@ pub(crate) struct Shared {
     /// The runtime this endpoint was made on, to tell when it is gone
     /// (see `runtime`, "After fork()", and `runtime::shutdown`).
     lineage: Lineage,
+    /// The way in from plain threads (see `blocking`).
+    pub blocker: Blocker,
     pub name: Arc<str>,
     pub cfg: Config,
     pub rt: Handle,
@@ -72,6 +75,7 @@ impl Shared {
         let (events, _) = broadcast::channel(1024);
         let shared = Arc::new(Shared {
             lineage,
+            blocker: Blocker::new(rt.clone(), cfg.busy_poll, lineage),
             name,
             cfg,
             rt,

@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::blocking::Blocker;
 use crate::error::{Error, ErrorCode, Result};
 use crate::inbox::{Inbox, Message};
 use crate::router::Router;
@@ -19,10 +20,9 @@ pub struct Subscription {
     pub(crate) shared: Arc<Inbox>,
     /// To withdraw the interest when it ends.
     pub(crate) router: Arc<Router>,
-    pub(crate) rt: tokio::runtime::Handle,
     pub(crate) batch: Mutex<VecDeque<Message>>,
-    /// [`Config::busy_poll`](crate::Config::busy_poll) of its endpoint.
-    pub(crate) busy: Duration,
+    /// Its endpoint's way in from plain threads.
+    pub(crate) blocker: Blocker,
 }
 
 impl Subscription {
@@ -38,8 +38,7 @@ impl Subscription {
             return Some(m);
         }
         let mut v = Vec::new();
-        let wait = self.shared.recv_many(&mut v, 256);
-        if crate::runtime::busy_poll(self.busy, wait).await == 0 {
+        if self.shared.recv_many(&mut v, 256).await == 0 {
             return None;
         }
         let mut it = v.into_iter();
@@ -70,7 +69,58 @@ impl Subscription {
         if n > 0 {
             return n;
         }
-        crate::runtime::busy_poll(self.busy, self.shared.recv_many(out, max)).await
+        self.shared.recv_many(out, max).await
+    }
+
+    /// Moves up to `max` queued messages into `out` without waiting;
+    /// returns how many (0: none queued). `Err(CLOSED)` once closed and
+    /// drained. With [`poll_recv_many`](Self::poll_recv_many), what a
+    /// binding's pump needs: this queue is the only one.
+    pub fn try_recv_many(&self, out: &mut Vec<Message>, max: usize) -> Result<usize> {
+        match self.poll_recv_many(
+            &mut std::task::Context::from_waker(std::task::Waker::noop()),
+            out,
+            max,
+        ) {
+            std::task::Poll::Ready(0) => {
+                Err(Error::new(ErrorCode::Closed, "the subscription is closed"))
+            }
+            std::task::Poll::Ready(n) => Ok(n),
+            std::task::Poll::Pending => Ok(0),
+        }
+    }
+
+    /// The readiness hook for a foreign event loop (asyncio, a Kotlin
+    /// coroutine dispatcher, libuv): moves up to `max` queued messages into
+    /// `out` and returns `Ready(n)`; `Ready(0)` once closed and drained;
+    /// `Pending` when none is queued, and then `cx`'s waker is woken once,
+    /// from whichever thread queues the next message (or closes the
+    /// subscription). Waking must be cheap and must not block. One waiter
+    /// at a time: a second one replaces the first.
+    pub fn poll_recv_many(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        out: &mut Vec<Message>,
+        max: usize,
+    ) -> std::task::Poll<usize> {
+        let max = max.max(1);
+        let mut n = 0;
+        {
+            let mut b = self.batch.lock().unwrap_or_else(|p| p.into_inner());
+            while n < max {
+                match b.pop_front() {
+                    Some(m) => {
+                        out.push(m);
+                        n += 1
+                    }
+                    None => break,
+                }
+            }
+        }
+        if n > 0 {
+            return std::task::Poll::Ready(n);
+        }
+        self.shared.poll_recv_many(cx, out, max)
     }
 
     fn take_batched(&self) -> Option<Message> {
@@ -105,23 +155,21 @@ impl Subscription {
                 "recv_blocking called from an async context or callback; use recv().await",
             ));
         }
-        if let Some(m) = self.take_batched() {
+        // What is queued is handed out even once the runtime is gone.
+        if let Some(m) = self.try_recv()? {
             return Ok(Some(m));
         }
-        self.router.shared.check_runtime()?;
-        let fut = self.recv();
-        let r = match timeout {
-            None => self.rt.block_on(fut),
-            Some(t) => match self
-                .rt
-                .block_on(async { tokio::time::timeout(t, fut).await })
-            {
-                Ok(m) => m,
-                Err(_) => return Ok(None),
-            },
-        };
-        r.map(Some)
-            .ok_or_else(|| Error::new(ErrorCode::Closed, "the subscription is closed"))
+        match self.blocker.block_on_timeout(self.recv(), timeout)? {
+            None => Ok(None),
+            Some(Some(m)) => Ok(Some(m)),
+            Some(None) => Err(Error::new(ErrorCode::Closed, "the subscription is closed")),
+        }
+    }
+
+    /// Runs futures of this subscription (or any netchan future) from a
+    /// plain thread: see [`Blocker`].
+    pub fn blocker(&self) -> &Blocker {
+        &self.blocker
     }
 
     /// Messages dropped so far by this subscription's overflow policy.

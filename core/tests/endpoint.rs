@@ -958,88 +958,56 @@ async fn unix_socket_file_is_removed_on_close_and_stale_files_are_replaced() {
 }
 
 /// Counts how often a waker is woken.
-struct CountWakes(std::sync::atomic::AtomicUsize);
+/// A future that is never ready and counts its polls.
+struct CountPolls<'a>(&'a std::sync::atomic::AtomicUsize);
 
-impl std::task::Wake for CountWakes {
-    fn wake(self: std::sync::Arc<Self>) {
-        self.wake_by_ref();
-    }
-    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+impl std::future::Future for CountPolls<'_> {
+    type Output = ();
+    fn poll(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<()> {
         self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        std::task::Poll::Pending
     }
 }
 
-/// Polls `fut` `n` times with a counting waker; returns the wakes seen and
-/// whether it completed.
-fn poll_counting<F: std::future::Future>(fut: F, n: usize) -> (usize, bool) {
-    let count = std::sync::Arc::new(CountWakes(Default::default()));
-    let waker = std::task::Waker::from(count.clone());
-    let mut cx = std::task::Context::from_waker(&waker);
-    let mut fut = std::pin::pin!(fut);
-    for _ in 0..n {
-        if fut.as_mut().poll(&mut cx).is_ready() {
-            return (count.0.load(std::sync::atomic::Ordering::SeqCst), true);
-        }
-    }
-    (count.0.load(std::sync::atomic::Ordering::SeqCst), false)
-}
-
-/// With `busy_poll`, a wait polled outside a runtime task wakes its own
-/// waker while the window lasts, so `block_on` polls again instead of
-/// parking; after the window, in a task, or with the default zero, it waits
-/// to be woken (after at most two yields of the queue's own). Over a second
-/// is refused.
+/// With `busy_poll`, a blocking wait keeps polling (yielding the CPU between
+/// polls) for up to the window before it parks; with the default zero it
+/// polls once and parks until woken or the deadline. Over a second is
+/// refused.
 #[test]
-fn busy_poll_repolls_outside_tasks_within_the_window() {
+fn busy_poll_spins_blocking_waits_for_its_window_then_parks() {
     let mut cfg = Config::named("busy-too-long");
     cfg.busy_poll = Duration::from_millis(1001);
     let e = Endpoint::new(cfg).unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidArgument);
     assert!(e.detail().contains("busy_poll"), "{e}");
 
-    let mut cfg = Config::named("busy");
-    cfg.busy_poll = Duration::from_millis(300);
-    let busy = Endpoint::new(cfg).unwrap();
-    let off = Endpoint::named("busy-off").unwrap();
-    let (busy_sub, off_sub) = (busy.subscribe("q").unwrap(), off.subscribe("q").unwrap());
-
-    let (wakes, done) = poll_counting(busy_sub.recv(), 10);
-    assert!(!done);
-    assert!(wakes >= 10, "busy: {wakes} wakes in 10 polls");
-    let (wakes, _) = poll_counting(off_sub.recv(), 10);
-    assert!(wakes <= 2, "off: {wakes} wakes in 10 polls");
-    // In a task the window does not apply.
-    let sub = busy.subscribe("q").unwrap();
-    let in_task = busy
-        .runtime()
-        .block_on(
-            busy.runtime()
-                .spawn(async move { poll_counting(sub.recv(), 10) }),
-        )
-        .unwrap();
-    assert!(in_task.0 <= 2, "in a task: {} wakes in 10 polls", in_task.0);
-
-    // Past the window the wait sleeps until a message wakes it.
-    use std::future::Future as _;
-    let fut = busy_sub.recv();
-    let count = std::sync::Arc::new(CountWakes(Default::default()));
-    let waker = std::task::Waker::from(count.clone());
-    let mut cx = std::task::Context::from_waker(&waker);
-    let mut fut = std::pin::pin!(fut);
-    assert!(fut.as_mut().poll(&mut cx).is_pending());
-    std::thread::sleep(Duration::from_millis(350)); // let the window pass
-    for _ in 0..5 {
-        assert!(fut.as_mut().poll(&mut cx).is_pending());
-    }
-    let before = count.0.load(std::sync::atomic::Ordering::SeqCst);
-    assert!(fut.as_mut().poll(&mut cx).is_pending());
-    assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), before);
-    busy.try_publish("q", "x").unwrap();
-    assert!(count.0.load(std::sync::atomic::Ordering::SeqCst) > before);
-    match fut.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(Some(m)) => assert_eq!(&m.payload()[..], b"x"),
-        other => panic!("expected the message, got {other:?}"),
-    }
+    let polls = |busy: Duration, wait: Duration| {
+        let mut cfg = Config::named("busy");
+        cfg.busy_poll = busy;
+        let ep = Endpoint::new(cfg).unwrap();
+        let n = std::sync::atomic::AtomicUsize::new(0);
+        let r = ep
+            .blocker()
+            .block_on_timeout(CountPolls(&n), Some(wait))
+            .unwrap();
+        assert!(r.is_none(), "never ready: ends at its timeout");
+        n.load(std::sync::atomic::Ordering::SeqCst)
+    };
+    // Spinning for the whole 30 ms wait (inside a 300 ms window).
+    let spun = polls(Duration::from_millis(300), Duration::from_millis(30));
+    assert!(spun >= 10, "busy: {spun} polls in 30 ms");
+    // Off: one poll, then parked until the deadline (a spurious unpark
+    // may add one).
+    let parked = polls(Duration::ZERO, Duration::from_millis(30));
+    assert!(parked <= 3, "off: {parked} polls in 30 ms");
+    // A 1 ms window, then parked for the rest of 200 ms: far fewer polls
+    // than spinning the whole time would make.
+    let short = polls(Duration::from_millis(1), Duration::from_millis(200));
+    let spun_long = polls(Duration::from_millis(300), Duration::from_millis(200));
+    assert!(
+        short * 10 < spun_long,
+        "1 ms window: {short} polls; spinning 200 ms: {spun_long}"
+    );
 }
 
 /// When `close` returns, its listeners are gone: the same address can be
@@ -1058,4 +1026,134 @@ async fn close_frees_the_listening_addresses_before_it_returns() {
         assert_eq!(again, bound);
         second.close().await;
     }
+}
+
+/// Counts wakes; the readiness hook's waker in these tests.
+struct Wakes(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for Wakes {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn wakes() -> (std::sync::Arc<Wakes>, std::task::Waker) {
+    let w = std::sync::Arc::new(Wakes(Default::default()));
+    (w.clone(), std::task::Waker::from(w))
+}
+
+/// The readiness hook: a foreign event loop takes what is queued in
+/// batches, and when nothing is, its waker is woken once by the thread that
+/// queues the next message, or closes the subscription.
+#[test]
+fn a_subscription_wakes_a_foreign_waiter_once_when_messages_arrive_or_it_closes() {
+    use std::sync::atomic::Ordering::SeqCst;
+    use std::task::{Context, Poll};
+    let ep = Endpoint::named("hook").unwrap();
+    let sub = ep.subscribe("h/*").unwrap();
+    let (count, waker) = wakes();
+    let mut cx = Context::from_waker(&waker);
+    let mut out = Vec::new();
+    assert_eq!(sub.try_recv_many(&mut out, 8).unwrap(), 0);
+    assert!(sub.poll_recv_many(&mut cx, &mut out, 8).is_pending());
+    assert_eq!(count.0.load(SeqCst), 0);
+    // Another thread publishes three: one wake.
+    let e2 = ep.clone();
+    std::thread::spawn(move || {
+        for i in 0..3 {
+            e2.publish_blocking("h/x", vec![i]).unwrap();
+        }
+    })
+    .join()
+    .unwrap();
+    assert_eq!(count.0.load(SeqCst), 1);
+    assert_eq!(sub.poll_recv_many(&mut cx, &mut out, 2), Poll::Ready(2));
+    assert_eq!(sub.try_recv_many(&mut out, 8).unwrap(), 1);
+    let got: Vec<u8> = out.iter().map(|m| m.payload()[0]).collect();
+    assert_eq!(got, [0, 1, 2]);
+    // Not armed again until it finds the queue empty.
+    ep.publish_blocking("h/y", "z").unwrap();
+    assert_eq!(count.0.load(SeqCst), 1);
+    assert_eq!(sub.try_recv_many(&mut out, 8).unwrap(), 1);
+    // Closing wakes the waiter; then it reads the end.
+    assert!(sub.poll_recv_many(&mut cx, &mut out, 8).is_pending());
+    sub.close();
+    assert_eq!(count.0.load(SeqCst), 2);
+    assert_eq!(sub.poll_recv_many(&mut cx, &mut out, 8), Poll::Ready(0));
+    let e = sub.try_recv_many(&mut out, 8).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Closed);
+}
+
+#[test]
+fn a_service_wakes_a_foreign_waiter_when_a_request_arrives_or_it_closes() {
+    use std::sync::atomic::Ordering::SeqCst;
+    use std::task::{Context, Poll};
+    let ep = Endpoint::named("hook-svc").unwrap();
+    let svc = ep.serve("s").unwrap();
+    let (count, waker) = wakes();
+    let mut cx = Context::from_waker(&waker);
+    assert!(svc.try_recv().unwrap().is_none());
+    assert!(svc.poll_recv(&mut cx).is_pending());
+    let e2 = ep.clone();
+    let caller =
+        std::thread::spawn(move || e2.request_blocking("s", "ping", Duration::from_secs(10)));
+    while count.0.load(SeqCst) == 0 {
+        std::thread::yield_now();
+    }
+    let Poll::Ready(Some((req, reply))) = svc.poll_recv(&mut cx) else {
+        panic!("woken with a request queued")
+    };
+    assert_eq!(&req.payload()[..], b"ping");
+    reply.send("pong");
+    assert_eq!(&caller.join().unwrap().unwrap()[..], b"pong");
+    assert!(svc.poll_recv(&mut cx).is_pending());
+    svc.close();
+    assert_eq!(count.0.load(SeqCst), 2);
+    assert!(matches!(svc.poll_recv(&mut cx), Poll::Ready(None)));
+    assert_eq!(svc.try_recv().unwrap_err().code(), ErrorCode::Closed);
+}
+
+/// `publish_blocking` and `request_blocking` from plain threads: the fast
+/// path returns at once, a wait is woken by the runtime thread that made
+/// progress, and both refuse to block inside a runtime.
+#[test]
+fn blocking_calls_work_from_plain_threads_and_refuse_inside_a_runtime() {
+    let server = Endpoint::named("blk-server").unwrap();
+    let _echo = server
+        .serve_fn("echo", |r| async move { Ok(r.payload().clone()) })
+        .unwrap();
+    let sub = server.subscribe("t").unwrap();
+    let addr = server
+        .block_on(server.listen("tcp://127.0.0.1:0"))
+        .unwrap()
+        .unwrap();
+    let client = Endpoint::named("blk-client").unwrap();
+    client.block_on(client.connect(&addr)).unwrap().unwrap();
+    for i in 0..100u32 {
+        let r = client
+            .request_blocking("echo", i.to_be_bytes().to_vec(), Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(&r[..], &i.to_be_bytes());
+    }
+    assert!(client
+        .block_on(client.wait_for_subscribers("t", Duration::from_secs(10)))
+        .unwrap()
+        .unwrap());
+    client.publish_blocking("t", "one").unwrap();
+    let m = sub
+        .recv_blocking(Some(Duration::from_secs(10)))
+        .unwrap()
+        .unwrap();
+    assert_eq!(&m.payload()[..], b"one");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let e = client.publish_blocking("t", "x").unwrap_err();
+        assert_eq!(e.code(), ErrorCode::WouldDeadlock);
+        let e = client
+            .request_blocking("echo", "x", Duration::from_secs(1))
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::WouldDeadlock);
+    });
 }

@@ -66,13 +66,9 @@ pub(crate) unsafe fn arg_endpoint<'a>(
     Ok(ep)
 }
 
-/// The handle of netchan's runtime the endpoint runs on, found by running a
-/// tiny future on it (the core does not expose it).
+/// The handle of the runtime the endpoint runs on.
 fn runtime_of(ep: &Endpoint) -> Result<Handle, FfiError> {
-    if let Ok(h) = Handle::try_current() {
-        return Ok(h);
-    }
-    Ok(ep.block_on(async { Handle::current() })?)
+    Ok(ep.runtime().clone())
 }
 
 /// A name like the core's default (`ep-3f9a1c0d2b4e5f60`), made here because
@@ -276,29 +272,10 @@ pub unsafe extern "C" fn netchan_endpoint_publish(
         if netchan::runtime::in_async_context() {
             ep.ep.try_publish(path, payload)?;
         } else {
-            publish_blocking(ep, path, payload)?;
+            ep.ep.publish_blocking(path, payload)?;
         }
         Ok(())
     })
-}
-
-/// Publishes from a plain thread. Most publishes complete without waiting,
-/// so the future is first polled once in the runtime's context (cheap);
-/// only if it must wait for buffer space does the thread block on it.
-fn publish_blocking(ep: &netchan_endpoint, path: &str, payload: Bytes) -> Result<(), FfiError> {
-    use std::future::Future;
-    use std::task::{Context as TaskContext, Poll, Waker};
-    let mut fut = std::pin::pin!(ep.ep.publish(path, payload));
-    let first = {
-        let _in_runtime = ep.rt.enter();
-        fut.as_mut()
-            .poll(&mut TaskContext::from_waker(Waker::noop()))
-    };
-    match first {
-        Poll::Ready(r) => Ok(r?),
-        // Left the runtime's context above, so block_on is allowed here.
-        Poll::Pending => Ok(ep.rt.block_on(fut)?),
-    }
 }
 
 /// Like `netchan_endpoint_publish()` but never waits: a target without room

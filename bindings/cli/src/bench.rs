@@ -26,8 +26,9 @@ pub(crate) enum Caller {
     /// In a task on the runtime, as an async service runs: the reply wakes
     /// the waiting task on the thread that read it.
     Task,
-    /// On the thread that called `block_on` (a plain `main`), outside the
-    /// runtime's worker threads: each reply also wakes that thread.
+    /// On a plain thread outside the runtime (a C or Python caller's),
+    /// through the core's blocking calls (`request_blocking`,
+    /// `recv_blocking`): each reply also wakes that thread.
     Thread,
 }
 
@@ -94,6 +95,18 @@ pub(crate) struct WorkerArgs {
     caller: Caller,
     #[arg(long, default_value_t = 0)]
     busy_poll: u64,
+}
+
+/// CPU time (user + system) this process has used so far.
+pub(crate) fn cpu_time() -> Duration {
+    // SAFETY: getrusage writes only into the struct we hand it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF with a valid pointer to a rusage.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 fn err(detail: impl Into<String>) -> Error {
@@ -189,8 +202,15 @@ fn payload(size: usize) -> Bytes {
         .into()
 }
 
-/// Messages per second measured at the subscriber.
-async fn throughput(t: Transport, imp: Impl, size: usize, count: u64) -> Result<f64, Error> {
+/// Messages per second measured at the subscriber, and the CPU time per
+/// message of the publisher (sending all) and of the subscriber.
+async fn throughput(
+    t: Transport,
+    imp: Impl,
+    size: usize,
+    count: u64,
+    publisher: Caller,
+) -> Result<(f64, Duration, Duration), Error> {
     let rr = Rr {
         caller: Caller::Thread,
         busy_poll: 0,
@@ -207,19 +227,43 @@ async fn throughput(t: Transport, imp: Impl, size: usize, count: u64) -> Result<
             {
                 return Err(err("bench subscriber never declared its interest"));
             }
-            for _ in 0..count {
-                ep.publish("bench/data", data.clone()).await?;
+            let cpu0 = cpu_time();
+            match publisher {
+                Caller::Task => {
+                    let e2 = ep.clone();
+                    tokio::spawn(async move {
+                        for _ in 0..count {
+                            e2.publish("bench/data", data.clone()).await?;
+                        }
+                        Ok::<_, Error>(())
+                    })
+                    .await
+                    .map_err(|e| err(e.to_string()))??;
+                }
+                Caller::Thread => {
+                    let e2 = ep.clone();
+                    std::thread::spawn(move || {
+                        for _ in 0..count {
+                            e2.publish_blocking("bench/data", data.clone())?;
+                        }
+                        Ok::<_, Error>(())
+                    })
+                    .join()
+                    .map_err(|_| err("the publishing thread panicked"))??;
+                }
             }
             let line = tokio::task::spawn_blocking(move || w.finish())
                 .await
                 .map_err(|e| err(e.to_string()))??;
+            let cpu = cpu_time() - cpu0;
             ep.close().await;
-            parse_done(&line, count)
+            parse_done(&line, count, cpu)
         }
         Impl::Raw => {
             let addr = w.addr.clone();
-            tokio::task::spawn_blocking(move || -> Result<f64, Error> {
+            tokio::task::spawn_blocking(move || -> Result<(f64, Duration, Duration), Error> {
                 let s = raw_connect(&addr)?;
+                let cpu0 = cpu_time();
                 let mut bw = BufWriter::with_capacity(64 * 1024, s);
                 let len = (data.len() as u32).to_be_bytes();
                 for _ in 0..count {
@@ -229,7 +273,7 @@ async fn throughput(t: Transport, imp: Impl, size: usize, count: u64) -> Result<
                 }
                 bw.flush().map_err(|e| err(e.to_string()))?;
                 let line = w.finish()?;
-                parse_done(&line, count)
+                parse_done(&line, count, cpu_time() - cpu0)
             })
             .await
             .map_err(|e| err(e.to_string()))?
@@ -237,22 +281,36 @@ async fn throughput(t: Transport, imp: Impl, size: usize, count: u64) -> Result<
     }
 }
 
-fn parse_done(line: &str, count: u64) -> Result<f64, Error> {
+/// The subscriber's `DONE <n> <nanos> <cpu us>`: rate, and CPU per message
+/// of the publisher (`cpu` for all of them) and of the subscriber.
+fn parse_done(line: &str, count: u64, cpu: Duration) -> Result<(f64, Duration, Duration), Error> {
     let mut it = line.split_whitespace();
     if it.next() != Some("DONE") {
         return Err(err(format!("worker failed: {line:?}")));
     }
     let n: u64 = it.next().and_then(|x| x.parse().ok()).unwrap_or(0);
     let nanos: u64 = it.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+    let sub_cpu: u64 = it.next().and_then(|x| x.parse().ok()).unwrap_or(0);
     if n != count {
         return Err(err(format!("subscriber got {n} of {count} messages")));
     }
-    Ok((n.saturating_sub(1)) as f64 / (nanos.max(1) as f64 / 1e9))
+    let per = |d: Duration| d / n.max(1) as u32;
+    Ok((
+        (n.saturating_sub(1)) as f64 / (nanos.max(1) as f64 / 1e9),
+        per(cpu),
+        per(Duration::from_micros(sub_cpu)),
+    ))
 }
 
 /// Round trips of one request at a time; the first 1000 are not kept.
-async fn round_trips(ep: Endpoint, data: Bytes, samples: usize) -> Result<Vec<Duration>, Error> {
+/// Also returns the CPU time this process used for all of them.
+async fn round_trips(
+    ep: Endpoint,
+    data: Bytes,
+    samples: usize,
+) -> Result<(Vec<Duration>, Duration), Error> {
     let mut rtts = Vec::with_capacity(samples);
+    let cpu0 = cpu_time();
     for i in 0..(1000 + samples) {
         let t0 = Instant::now();
         let r = ep
@@ -266,61 +324,112 @@ async fn round_trips(ep: Endpoint, data: Bytes, samples: usize) -> Result<Vec<Du
             rtts.push(dt);
         }
     }
-    Ok(rtts)
+    Ok((rtts, cpu_time() - cpu0))
 }
 
-/// Round-trip times, sorted.
+/// [`round_trips`] from a plain thread, through `request_blocking`.
+fn round_trips_blocking(
+    ep: &Endpoint,
+    data: Bytes,
+    samples: usize,
+) -> Result<(Vec<Duration>, Duration), Error> {
+    let mut rtts = Vec::with_capacity(samples);
+    let cpu0 = cpu_time();
+    for i in 0..(1000 + samples) {
+        let t0 = Instant::now();
+        let r = ep.request_blocking("bench/echo", data.clone(), Duration::from_secs(5))?;
+        let dt = t0.elapsed();
+        if r.len() != data.len() {
+            return Err(err("echo returned the wrong size"));
+        }
+        if i >= 1000 {
+            rtts.push(dt);
+        }
+    }
+    Ok((rtts, cpu_time() - cpu0))
+}
+
+/// What a latency run measured: round-trip times (sorted) and the CPU
+/// time both processes used per round trip.
+struct Latency {
+    rtts: Vec<Duration>,
+    cpu_client: Duration,
+    cpu_server: Duration,
+}
+
+/// Round-trip times, sorted, and CPU per round trip.
 async fn latency(
     t: Transport,
     imp: Impl,
     size: usize,
     samples: usize,
     rr: Rr,
-) -> Result<Vec<Duration>, Error> {
+) -> Result<Latency, Error> {
     let w = Worker::spawn("echo", imp, &addr_for(t, "lat"), 0, rr)?;
     let data = payload(size);
-    let mut rtts;
+    let (mut rtts, cpu);
     match imp {
         Impl::Netchan => {
             let mut cfg = Config::named(format!("bench-req-{}", std::process::id()));
             cfg.busy_poll = Duration::from_micros(rr.busy_poll);
             let ep = Endpoint::new(cfg)?;
             ep.connect(&w.addr).await?;
-            let run = round_trips(ep.clone(), data, samples);
-            rtts = match rr.caller {
-                Caller::Task => tokio::spawn(run).await.map_err(|e| err(e.to_string()))??,
-                Caller::Thread => run.await?,
+            (rtts, cpu) = match rr.caller {
+                Caller::Task => tokio::spawn(round_trips(ep.clone(), data, samples))
+                    .await
+                    .map_err(|e| err(e.to_string()))??,
+                Caller::Thread => {
+                    let e2 = ep.clone();
+                    std::thread::spawn(move || round_trips_blocking(&e2, data, samples))
+                        .join()
+                        .map_err(|_| err("the client thread panicked"))??
+                }
             };
             ep.close().await;
         }
         Impl::Raw => {
             let addr = w.addr.clone();
-            rtts = tokio::task::spawn_blocking(move || -> Result<Vec<Duration>, Error> {
-                let mut s = raw_connect(&addr)?;
-                let mut buf = vec![0u8; size];
-                let mut frame = Vec::with_capacity(4 + size);
-                frame.extend_from_slice(&(size as u32).to_be_bytes());
-                frame.extend_from_slice(&data);
-                let mut v = Vec::with_capacity(samples);
-                for i in 0..(1000 + samples) {
-                    let t0 = Instant::now();
-                    s.write_all(&frame).map_err(|e| err(e.to_string()))?;
-                    let mut len = [0u8; 4];
-                    s.read_exact(&mut len).map_err(|e| err(e.to_string()))?;
-                    s.read_exact(&mut buf).map_err(|e| err(e.to_string()))?;
-                    if i >= 1000 {
-                        v.push(t0.elapsed());
+            (rtts, cpu) =
+                tokio::task::spawn_blocking(move || -> Result<(Vec<Duration>, Duration), Error> {
+                    let mut s = raw_connect(&addr)?;
+                    let mut buf = vec![0u8; size];
+                    let mut frame = Vec::with_capacity(4 + size);
+                    frame.extend_from_slice(&(size as u32).to_be_bytes());
+                    frame.extend_from_slice(&data);
+                    let mut v = Vec::with_capacity(samples);
+                    let cpu0 = cpu_time();
+                    for i in 0..(1000 + samples) {
+                        let t0 = Instant::now();
+                        s.write_all(&frame).map_err(|e| err(e.to_string()))?;
+                        let mut len = [0u8; 4];
+                        s.read_exact(&mut len).map_err(|e| err(e.to_string()))?;
+                        s.read_exact(&mut buf).map_err(|e| err(e.to_string()))?;
+                        if i >= 1000 {
+                            v.push(t0.elapsed());
+                        }
                     }
-                }
-                Ok(v)
-            })
-            .await
-            .map_err(|e| err(e.to_string()))??;
+                    Ok((v, cpu_time() - cpu0))
+                })
+                .await
+                .map_err(|e| err(e.to_string()))??;
         }
     }
-    drop(w);
+    // The server reports the CPU time it used, once the client is gone.
+    let line = tokio::task::spawn_blocking(move || w.finish())
+        .await
+        .map_err(|e| err(e.to_string()))??;
+    let server = line
+        .strip_prefix("CPU ")
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .map(Duration::from_micros)
+        .ok_or_else(|| err(format!("echo worker did not report its CPU time: {line:?}")))?;
     rtts.sort();
-    Ok(rtts)
+    let n = (1000 + samples) as u32;
+    Ok(Latency {
+        rtts,
+        cpu_client: cpu / n,
+        cpu_server: server / n,
+    })
 }
 
 trait RawStream: Read + Write + Send {}
@@ -387,6 +496,7 @@ pub(crate) async fn worker(a: WorkerArgs) -> Result<(), Error> {
                 let mut batch = Vec::with_capacity(1024);
                 let mut n = 0u64;
                 let mut first = None;
+                let cpu0 = cpu_time();
                 while n < a.count {
                     batch.clear();
                     let got = sub.recv_many(&mut batch, 1024).await;
@@ -397,20 +507,37 @@ pub(crate) async fn worker(a: WorkerArgs) -> Result<(), Error> {
                     n += got as u64;
                 }
                 let nanos = first.map(|f| f.elapsed().as_nanos()).unwrap_or(0);
-                println!("DONE {n} {nanos}");
+                println!("DONE {n} {nanos} {}", (cpu_time() - cpu0).as_micros());
             } else {
                 let svc = ep.serve("bench/echo")?;
+                let mut events = ep.events();
                 let bound = ep.listen(&a.addr).await?;
                 println!("READY {bound}");
-                let echo = async move {
-                    while let Some((req, reply)) = svc.recv().await {
-                        reply.send(req.payload().clone());
-                    }
+                let cpu0 = cpu_time();
+                let echo = match a.caller {
+                    Caller::Task => tokio::spawn(async move {
+                        while let Some((req, reply)) = svc.recv().await {
+                            reply.send(req.payload().clone());
+                        }
+                    }),
+                    Caller::Thread => tokio::task::spawn_blocking(move || {
+                        while let Ok(Some((req, reply))) = svc.recv_blocking(None) {
+                            reply.send(req.payload().clone());
+                        }
+                    }),
                 };
-                match a.caller {
-                    Caller::Task => tokio::spawn(echo).await.map_err(|e| err(e.to_string()))?,
-                    Caller::Thread => echo.await,
+                // Until the client is gone; then the CPU time used.
+                loop {
+                    match events.recv().await {
+                        netchan::EventRecv::Event(netchan::Event::PeerDown { .. })
+                        | netchan::EventRecv::Closed => break,
+                        _ => {}
+                    }
                 }
+                println!("CPU {}", (cpu_time() - cpu0).as_micros());
+                ep.close().await;
+                let _ = echo.await;
+                return Ok(());
             }
             ep.close().await;
             Ok(())
@@ -422,6 +549,7 @@ pub(crate) async fn worker(a: WorkerArgs) -> Result<(), Error> {
                 println!("READY {bound}");
                 std::io::stdout().flush().ok();
                 let s = accept().map_err(|e| err(e.to_string()))?;
+                let cpu0 = cpu_time();
                 let mut r = BufReader::with_capacity(64 * 1024, s);
                 let mut buf = Vec::new();
                 let mut out = Vec::new();
@@ -449,7 +577,9 @@ pub(crate) async fn worker(a: WorkerArgs) -> Result<(), Error> {
                 }
                 if role == "sub" {
                     let nanos = first.map(|f| f.elapsed().as_nanos()).unwrap_or(0);
-                    println!("DONE {n} {nanos}");
+                    println!("DONE {n} {nanos} {}", (cpu_time() - cpu0).as_micros());
+                } else {
+                    println!("CPU {}", (cpu_time() - cpu0).as_micros());
                 }
                 Ok(())
             })
@@ -457,11 +587,6 @@ pub(crate) async fn worker(a: WorkerArgs) -> Result<(), Error> {
             .map_err(|e| err(e.to_string()))?
         }
     }
-}
-
-fn median(v: &mut [f64]) -> (f64, f64, f64) {
-    v.sort_by(|a, b| a.total_cmp(b));
-    (v[v.len() / 2], v[0], v[v.len() - 1])
 }
 
 fn fmt_rate(r: f64) -> String {
@@ -504,30 +629,45 @@ pub(crate) async fn run(a: BenchArgs) -> Result<(), Error> {
 }
 
 async fn throughput_table(a: &BenchArgs, transports: &[Transport]) -> Result<(), Error> {
-    println!("## Pub/sub throughput (publisher and subscriber in separate processes; median of {} run(s))\n", a.runs);
-    println!("| transport | payload | netchan msg/s | netchan MB/s | raw msg/s | raw MB/s | netchan/raw | spread (min-max netchan msg/s) |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "## Pub/sub throughput (publisher and subscriber in separate processes; netchan publishes {}; median of {} run(s))\n",
+        match a.caller {
+            Caller::Task => "from a runtime task",
+            Caller::Thread => "from a plain thread (publish_blocking)",
+        },
+        a.runs
+    );
+    println!("CPU: user + system time per message, publisher + subscriber (median run).\n");
+    println!("| transport | payload | netchan msg/s | netchan MB/s | CPU/msg | raw msg/s | raw MB/s | raw CPU/msg | netchan/raw | spread (min-max netchan msg/s) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let ns = |d: Duration| d.as_nanos();
     for &t in transports {
         for &size in &a.sizes {
             let count = count_for(size, a.quick);
             let mut nc = Vec::new();
             let mut raw = Vec::new();
             for _ in 0..a.runs {
-                nc.push(throughput(t, Impl::Netchan, size, count).await?);
-                raw.push(throughput(t, Impl::Raw, size, count).await?);
+                nc.push(throughput(t, Impl::Netchan, size, count, a.caller).await?);
+                raw.push(throughput(t, Impl::Raw, size, count, a.caller).await?);
             }
-            let (n, nmin, nmax) = median(&mut nc);
-            let (r, _, _) = median(&mut raw);
+            nc.sort_by(|x, y| x.0.total_cmp(&y.0));
+            raw.sort_by(|x, y| x.0.total_cmp(&y.0));
+            let n = nc[nc.len() / 2];
+            let r = raw[raw.len() / 2];
             println!(
-                "| {t:?} | {} | {} | {:.0} | {} | {:.0} | {:.2} | {} - {} |",
+                "| {t:?} | {} | {} | {:.0} | {}+{} ns | {} | {:.0} | {}+{} ns | {:.2} | {} - {} |",
                 fmt_size(size),
-                fmt_rate(n),
-                n * size as f64 / 1e6,
-                fmt_rate(r),
-                r * size as f64 / 1e6,
-                n / r,
-                fmt_rate(nmin),
-                fmt_rate(nmax)
+                fmt_rate(n.0),
+                n.0 * size as f64 / 1e6,
+                ns(n.1),
+                ns(n.2),
+                fmt_rate(r.0),
+                r.0 * size as f64 / 1e6,
+                ns(r.1),
+                ns(r.2),
+                n.0 / r.0,
+                fmt_rate(nc[0].0),
+                fmt_rate(nc[nc.len() - 1].0)
             );
         }
     }
@@ -541,19 +681,33 @@ async fn latency_table(a: &BenchArgs, transports: &[Transport]) -> Result<(), Er
         String::new()
     };
     println!(
-        "\n## Request/reply round trip, one at a time ({} samples after 1000 warm-up; median run; netchan's client and service run {}{busy})\n",
+        "\n## Request/reply round trip, one at a time ({} samples after 1000 warm-up; median run of {}; netchan's client and service run {}{busy})\n",
         a.samples,
+        a.runs,
         match a.caller {
             Caller::Task => "in runtime tasks",
-            Caller::Thread => "on the threads that called block_on",
+            Caller::Thread => "on plain threads (request_blocking, recv_blocking)",
         }
     );
-    println!("| transport | payload | netchan p50 | p99 | p99.9 | raw p50 | p99 | p99.9 | p50 ratio | p99 ratio |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "CPU: user + system time of client and server per 10,000 round trips (warm-up included).\n"
+    );
+    println!("| transport | payload | netchan p50 | p99 | p99.9 | CPU client+server | raw p50 | p99 | p99.9 | raw CPU | p50 ratio | p99 ratio | p50 spread |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for &t in transports {
         for &size in &a.latency_sizes {
             let pick = |v: &[Duration], q: f64| {
                 v[((v.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e6
+            };
+            // Per run: p50, p99, p99.9 (us), client and server CPU per 10k (ms).
+            let row = |l: &Latency| {
+                [
+                    pick(&l.rtts, 0.5),
+                    pick(&l.rtts, 0.99),
+                    pick(&l.rtts, 0.999),
+                    l.cpu_client.as_secs_f64() * 1e7,
+                    l.cpu_server.as_secs_f64() * 1e7,
+                ]
             };
             let mut runs_n = Vec::new();
             let mut runs_r = Vec::new();
@@ -562,26 +716,30 @@ async fn latency_table(a: &BenchArgs, transports: &[Transport]) -> Result<(), Er
                     caller: a.caller,
                     busy_poll: a.busy_poll,
                 };
-                let n = latency(t, Impl::Netchan, size, a.samples, rr).await?;
-                let r = latency(t, Impl::Raw, size, a.samples, rr).await?;
-                runs_n.push([pick(&n, 0.5), pick(&n, 0.99), pick(&n, 0.999)]);
-                runs_r.push([pick(&r, 0.5), pick(&r, 0.99), pick(&r, 0.999)]);
+                runs_n.push(row(&latency(t, Impl::Netchan, size, a.samples, rr).await?));
+                runs_r.push(row(&latency(t, Impl::Raw, size, a.samples, rr).await?));
             }
             runs_n.sort_by(|a, b| a[0].total_cmp(&b[0]));
             runs_r.sort_by(|a, b| a[0].total_cmp(&b[0]));
             let n = runs_n[runs_n.len() / 2];
             let r = runs_r[runs_r.len() / 2];
             println!(
-                "| {t:?} | {} | {:.1} us | {:.1} us | {:.1} us | {:.1} us | {:.1} us | {:.1} us | {:.2} | {:.2} |",
+                "| {t:?} | {} | {:.1} us | {:.1} us | {:.1} us | {:.0}+{:.0} ms | {:.1} us | {:.1} us | {:.1} us | {:.0}+{:.0} ms | {:.2} | {:.2} | {:.1}-{:.1} us |",
                 fmt_size(size),
                 n[0],
                 n[1],
                 n[2],
+                n[3],
+                n[4],
                 r[0],
                 r[1],
                 r[2],
+                r[3],
+                r[4],
                 n[0] / r[0],
-                n[1] / r[1]
+                n[1] / r[1],
+                runs_n[0][0],
+                runs_n[runs_n.len() - 1][0],
             );
         }
     }

@@ -200,14 +200,14 @@ pub struct Config {
     pub max_declarations_per_peer: usize,
     /// Bytes of pattern text one peer's declarations may hold in all.
     pub max_declaration_bytes_per_peer: usize,
-    /// Busy polling for callers outside the runtime's tasks (a plain `main`
-    /// in `block_on`, the `*_blocking` calls): after a request is sent, and
-    /// while `recv` waits on a subscription or service, the waiting thread
-    /// keeps polling for up to this long before it sleeps, so a reply that
+    /// Busy polling of blocking waits (the `*_blocking` calls and
+    /// `block_on`, through [`Blocker`](crate::blocking::Blocker)): a thread
+    /// waiting for a reply, a message or room keeps polling for up to this
+    /// long, yielding the CPU between polls, before it parks, so what
     /// arrives meanwhile does not have to wake it. Costs up to this much CPU
-    /// time per wait. Inside a runtime task it has no effect (the reply wakes
-    /// the task on the thread that read it). Zero (the default) turns it
-    /// off; at most one second.
+    /// time per wait that ends up parking. Awaiting in a runtime task is not
+    /// affected. Zero (the default) parks at once; at most one second
+    /// (`busy_poll_spins_blocking_waits_for_its_window_then_parks`).
     pub busy_poll: Duration,
 }
 
