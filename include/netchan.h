@@ -122,6 +122,17 @@ enum netchan_event_kind
   NETCHAN_EVENT_KIND_CONNECTION_ERROR = 4,
   // The listener fell behind and missed `count` events.
   NETCHAN_EVENT_KIND_MISSED = 5,
+  // A dialled peer was lost and will be redialled: `addr`, `count` (the
+  // attempt, 1 for the first after the loss), `delay_ms` (the wait
+  // before it).
+  NETCHAN_EVENT_KIND_RECONNECTING = 6,
+  // Redialling `addr` stopped for good (the failure cannot be fixed by
+  // retrying): `code`, `detail`.
+  NETCHAN_EVENT_KIND_RECONNECT_ABANDONED = 7,
+  // `netchan_endpoint_suspend()` closed every link and listener.
+  NETCHAN_EVENT_KIND_SUSPENDED = 8,
+  // `netchan_endpoint_resume()` listens and dials again.
+  NETCHAN_EVENT_KIND_RESUMED = 9,
   // An event this version of the C API does not know; `detail` describes it.
   NETCHAN_EVENT_KIND_OTHER = 99,
 };
@@ -288,8 +299,11 @@ typedef struct {
   netchan_str addr;
   // Why, in words.
   netchan_str detail;
-  // How many (for `DROPPED` and `MISSED`).
+  // How many (for `DROPPED` and `MISSED`); the attempt (for
+  // `RECONNECTING`).
   uint64_t count;
+  // The delay before the attempt, in milliseconds (for `RECONNECTING`).
+  uint64_t delay_ms;
 } netchan_event;
 
 // Receives the events of `netchan_endpoint_on_event()`.
@@ -415,6 +429,35 @@ netchan_result netchan_endpoint_new(const netchan_options *options, netchan_endp
 // a netchan callback it returns at once and the close finishes in the
 // background. Errors: `NULL_ARGUMENT`. Thread-safe.
 netchan_result netchan_endpoint_close(const netchan_endpoint *ep);
+
+// To the background (a mobile app's pause, a laptop's sleep): closes
+// every link (peers see an orderly close) and every listener, and keeps
+// the rest: subscriptions, services, declarations, messages held for
+// dialled peers, counters. Local publish/subscribe keeps working; requests
+// to peers fail with `NO_RESPONDERS`. Emits a `SUSPENDED` event.
+// Idempotent; returns when the links and listeners are down.
+//
+// Errors: `NULL_ARGUMENT`, `CLOSED`, `WOULD_DEADLOCK` (from a callback).
+// Thread-safe.
+netchan_result netchan_endpoint_suspend(const netchan_endpoint *ep);
+
+// Back to the foreground: listens again where it listened and dials every
+// address it connected to at once; returns after the first attempt of
+// each (failed ones are redialled with backoff). Held messages go first.
+// Emits a `RESUMED` event. Does nothing if not suspended.
+//
+// Errors: `NULL_ARGUMENT`, `CLOSED`, `ADDRESS_IN_USE` (a listen address
+// was taken meanwhile; the rest is restored), `WOULD_DEADLOCK` (from a
+// callback). Thread-safe.
+netchan_result netchan_endpoint_resume(const netchan_endpoint *ep);
+
+// The network changed (another Wi-Fi, mobile data): links over the old
+// one may be dead without knowing it, so every link is dropped and every
+// dialled address redialled now, without backoff.
+//
+// Errors: `NULL_ARGUMENT`, `CLOSED`, `WOULD_DEADLOCK` (from a callback).
+// Thread-safe.
+netchan_result netchan_endpoint_network_changed(const netchan_endpoint *ep);
 
 // Closes (as `netchan_endpoint_close()`) and frees the endpoint.
 //

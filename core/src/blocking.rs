@@ -23,7 +23,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
@@ -32,21 +32,59 @@ use tokio::runtime::Handle;
 use crate::error::{Error, ErrorCode, Result};
 use crate::runtime::Lineage;
 
-/// Wakes the thread that waits.
-struct Unpark(std::thread::Thread);
+/// Parks the waiting thread and wakes it: a flag under a mutex and a
+/// condition variable, as tokio's own `block_on` parks. (Not
+/// `std::thread::park`: that needs `std::thread::current()`, whose handle
+/// for a C program's main thread is never freed, which leak checkers
+/// report.)
+#[derive(Default)]
+struct Parker {
+    notified: Mutex<bool>,
+    cv: Condvar,
+}
 
-impl Wake for Unpark {
+impl Parker {
+    /// Sleeps until woken or `deadline` (`None`: no limit); a wake that came
+    /// before the call returns at once.
+    fn park(&self, deadline: Option<Instant>) {
+        let mut n = self.notified.lock().unwrap_or_else(|p| p.into_inner());
+        while !*n {
+            match deadline {
+                None => n = self.cv.wait(n).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        break;
+                    }
+                    n = self
+                        .cv
+                        .wait_timeout(n, d - now)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+            }
+        }
+        *n = false;
+    }
+}
+
+impl Wake for Parker {
     fn wake(self: Arc<Self>) {
-        self.0.unpark();
+        self.wake_by_ref();
     }
     fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
+        *self.notified.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.cv.notify_one();
     }
 }
 
 thread_local! {
-    /// This thread's waker, made once: a wait costs no allocation.
-    static THREAD_WAKER: Waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    /// This thread's parker and its waker, made once: a wait costs no
+    /// allocation.
+    static THREAD_PARKER: (Arc<Parker>, Waker) = {
+        let p = Arc::new(Parker::default());
+        (p.clone(), Waker::from(p))
+    };
 }
 
 /// Runs netchan futures to completion from threads outside any async
@@ -131,7 +169,7 @@ impl<F: Future + ?Sized> Wait<'_, F> {
     /// (`None`; `until` may be called again, the busy-poll window is not
     /// restarted). `None` as deadline waits as long as it takes.
     pub fn until(&mut self, deadline: Option<Instant>) -> Option<F::Output> {
-        THREAD_WAKER.with(|waker| {
+        THREAD_PARKER.with(|(parker, waker)| {
             let mut cx = Context::from_waker(waker);
             loop {
                 let polled = {
@@ -139,6 +177,8 @@ impl<F: Future + ?Sized> Wait<'_, F> {
                     self.fut.as_mut().poll(&mut cx)
                 };
                 if let Poll::Ready(v) = polled {
+                    // A wake left over (it came while polling) only makes
+                    // this thread's next park return at once and poll again.
                     return Some(v);
                 }
                 let now = Instant::now();
@@ -155,10 +195,7 @@ impl<F: Future + ?Sized> Wait<'_, F> {
                     std::thread::yield_now();
                     continue;
                 }
-                match deadline {
-                    Some(d) => std::thread::park_timeout(d - now),
-                    None => std::thread::park(),
-                }
+                parker.park(deadline);
             }
         })
     }

@@ -70,6 +70,63 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The event's kind in `snake_case` (`peer_up`, `reconnecting`, ...):
+    /// the name every binding gives it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::PeerUp { .. } => "peer_up",
+            Event::PeerDown { .. } => "peer_down",
+            Event::Dropped { .. } => "dropped",
+            Event::Reconnecting { .. } => "reconnecting",
+            Event::ReconnectAbandoned { .. } => "reconnect_abandoned",
+            Event::Suspended => "suspended",
+            Event::Resumed => "resumed",
+            Event::ConnectionError { .. } => "connection_error",
+        }
+    }
+
+    /// One event of every kind, with every field set: bindings' tests check
+    /// that each reaches their surface with all its fields. Not API.
+    #[doc(hidden)]
+    pub fn examples() -> Vec<Event> {
+        vec![
+            Event::PeerUp {
+                peer: "p".into(),
+                addr: "tcp://127.0.0.1:1".into(),
+            },
+            Event::PeerDown {
+                peer: "p".into(),
+                addr: "tcp://127.0.0.1:1".into(),
+                reason: "gone".into(),
+                code: ErrorCode::PeerLost,
+            },
+            Event::Dropped {
+                site: "a/*".into(),
+                code: ErrorCode::BufferFull,
+                count: 3,
+            },
+            Event::Reconnecting {
+                addr: "tcp://127.0.0.1:1".into(),
+                attempt: 2,
+                delay: std::time::Duration::from_millis(250),
+            },
+            Event::ReconnectAbandoned {
+                addr: "tcp://127.0.0.1:1".into(),
+                code: ErrorCode::UnsupportedVersion,
+                detail: "no".into(),
+            },
+            Event::Suspended,
+            Event::Resumed,
+            Event::ConnectionError {
+                addr: "tcp://127.0.0.1:1".into(),
+                code: ErrorCode::ProtocolError,
+                detail: "bad".into(),
+            },
+        ]
+    }
+}
+
 /// A stream of [`Event`]s. If the receiver falls more than 1024 events
 /// behind, `recv` reports how many it missed instead of hiding it.
 pub struct Events {
@@ -116,5 +173,23 @@ impl Events {
             }
             Err(broadcast::error::TryRecvError::Empty) => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_examples_hold_one_event_of_every_kind() {
+        let kinds: Vec<&str> = Event::examples().iter().map(Event::kind).collect();
+        let mut unique = kinds.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), kinds.len(), "{kinds:?}");
+        // `kind` matches every variant without a wildcard: a new variant
+        // fails to compile there until it is named, and then here until it
+        // has an example.
+        assert_eq!(kinds.len(), 8);
     }
 }

@@ -167,6 +167,58 @@ pub unsafe extern "C" fn netchan_endpoint_close(ep: *const netchan_endpoint) -> 
     })
 }
 
+/// To the background (a mobile app's pause, a laptop's sleep): closes
+/// every link (peers see an orderly close) and every listener, and keeps
+/// the rest: subscriptions, services, declarations, messages held for
+/// dialled peers, counters. Local publish/subscribe keeps working; requests
+/// to peers fail with `NO_RESPONDERS`. Emits a `SUSPENDED` event.
+/// Idempotent; returns when the links and listeners are down.
+///
+/// Errors: `NULL_ARGUMENT`, `CLOSED`, `WOULD_DEADLOCK` (from a callback).
+/// Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_endpoint_suspend(ep: *const netchan_endpoint) -> netchan_result {
+    ffi_boundary(|| {
+        let ep = unsafe { arg_endpoint(ep) }?;
+        block(&ep.ep, ep.ep.suspend())??;
+        Ok(())
+    })
+}
+
+/// Back to the foreground: listens again where it listened and dials every
+/// address it connected to at once; returns after the first attempt of
+/// each (failed ones are redialled with backoff). Held messages go first.
+/// Emits a `RESUMED` event. Does nothing if not suspended.
+///
+/// Errors: `NULL_ARGUMENT`, `CLOSED`, `ADDRESS_IN_USE` (a listen address
+/// was taken meanwhile; the rest is restored), `WOULD_DEADLOCK` (from a
+/// callback). Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_endpoint_resume(ep: *const netchan_endpoint) -> netchan_result {
+    ffi_boundary(|| {
+        let ep = unsafe { arg_endpoint(ep) }?;
+        block(&ep.ep, ep.ep.resume())??;
+        Ok(())
+    })
+}
+
+/// The network changed (another Wi-Fi, mobile data): links over the old
+/// one may be dead without knowing it, so every link is dropped and every
+/// dialled address redialled now, without backoff.
+///
+/// Errors: `NULL_ARGUMENT`, `CLOSED`, `WOULD_DEADLOCK` (from a callback).
+/// Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_endpoint_network_changed(
+    ep: *const netchan_endpoint,
+) -> netchan_result {
+    ffi_boundary(|| {
+        let ep = unsafe { arg_endpoint(ep) }?;
+        block(&ep.ep, ep.ep.network_changed())??;
+        Ok(())
+    })
+}
+
 /// Closes (as `netchan_endpoint_close()`) and frees the endpoint.
 ///
 /// NULL, or an endpoint freed already, is ignored. May be called from

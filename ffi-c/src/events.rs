@@ -30,6 +30,17 @@ pub enum netchan_event_kind {
     ConnectionError = 4,
     /// The listener fell behind and missed `count` events.
     Missed = 5,
+    /// A dialled peer was lost and will be redialled: `addr`, `count` (the
+    /// attempt, 1 for the first after the loss), `delay_ms` (the wait
+    /// before it).
+    Reconnecting = 6,
+    /// Redialling `addr` stopped for good (the failure cannot be fixed by
+    /// retrying): `code`, `detail`.
+    ReconnectAbandoned = 7,
+    /// `netchan_endpoint_suspend()` closed every link and listener.
+    Suspended = 8,
+    /// `netchan_endpoint_resume()` listens and dials again.
+    Resumed = 9,
     /// An event this version of the C API does not know; `detail` describes it.
     Other = 99,
 }
@@ -49,8 +60,11 @@ pub struct netchan_event {
     pub addr: netchan_str,
     /// Why, in words.
     pub detail: netchan_str,
-    /// How many (for `DROPPED` and `MISSED`).
+    /// How many (for `DROPPED` and `MISSED`); the attempt (for
+    /// `RECONNECTING`).
     pub count: u64,
+    /// The delay before the attempt, in milliseconds (for `RECONNECTING`).
+    pub delay_ms: u64,
 }
 
 /// Receives the events of `netchan_endpoint_on_event()`.
@@ -81,60 +95,84 @@ pub struct netchan_event_listener {
     slot: Arc<Slot<EventCb>>,
 }
 
-fn deliver(cb: &EventCb, e: &Event) {
-    let empty = netchan_str::empty;
-    let other;
-    let ev = match e {
-        Event::PeerUp { peer, addr } => netchan_event {
-            kind: netchan_event_kind::PeerUp,
-            code: netchan_result::Ok,
-            peer: netchan_str::from(peer),
-            addr: netchan_str::from(addr),
-            detail: empty(),
-            count: 0,
-        },
+/// The C form of `e`, with every field it has; `None` for a kind this
+/// version does not know (then `OTHER`, described in `detail`).
+fn to_c(e: &Event) -> Option<netchan_event> {
+    let s = netchan_str::from;
+    let mut ev = netchan_event {
+        kind: netchan_event_kind::Other,
+        code: netchan_result::Ok,
+        peer: netchan_str::empty(),
+        addr: netchan_str::empty(),
+        detail: netchan_str::empty(),
+        count: 0,
+        delay_ms: 0,
+    };
+    match e {
+        Event::PeerUp { peer, addr } => {
+            ev.kind = netchan_event_kind::PeerUp;
+            (ev.peer, ev.addr) = (s(peer), s(addr));
+        }
         Event::PeerDown {
             peer,
             addr,
             reason,
             code,
-        } => netchan_event {
-            kind: netchan_event_kind::PeerDown,
-            code: (*code).into(),
-            peer: netchan_str::from(peer),
-            addr: netchan_str::from(addr),
-            detail: netchan_str::from(reason),
-            count: 0,
-        },
-        Event::Dropped { site, code, count } => netchan_event {
-            kind: netchan_event_kind::Dropped,
-            code: (*code).into(),
-            peer: netchan_str::from(site),
-            addr: empty(),
-            detail: empty(),
-            count: *count,
-        },
-        Event::ConnectionError { addr, code, detail } => netchan_event {
-            kind: netchan_event_kind::ConnectionError,
-            code: (*code).into(),
-            peer: empty(),
-            addr: netchan_str::from(addr),
-            detail: netchan_str::from(detail),
-            count: 0,
-        },
-        e => {
+        } => {
+            ev.kind = netchan_event_kind::PeerDown;
+            ev.code = (*code).into();
+            (ev.peer, ev.addr, ev.detail) = (s(peer), s(addr), s(reason));
+        }
+        Event::Dropped { site, code, count } => {
+            ev.kind = netchan_event_kind::Dropped;
+            ev.code = (*code).into();
+            ev.peer = s(site);
+            ev.count = *count;
+        }
+        Event::Reconnecting {
+            addr,
+            attempt,
+            delay,
+        } => {
+            ev.kind = netchan_event_kind::Reconnecting;
+            ev.addr = s(addr);
+            ev.count = u64::from(*attempt);
+            ev.delay_ms = delay.as_millis().min(u128::from(u64::MAX)) as u64;
+        }
+        Event::ReconnectAbandoned { addr, code, detail } => {
+            ev.kind = netchan_event_kind::ReconnectAbandoned;
+            ev.code = (*code).into();
+            (ev.addr, ev.detail) = (s(addr), s(detail));
+        }
+        Event::Suspended => ev.kind = netchan_event_kind::Suspended,
+        Event::Resumed => ev.kind = netchan_event_kind::Resumed,
+        Event::ConnectionError { addr, code, detail } => {
+            ev.kind = netchan_event_kind::ConnectionError;
+            ev.code = (*code).into();
+            (ev.addr, ev.detail) = (s(addr), s(detail));
+        }
+        _ => return None,
+    }
+    Some(ev)
+}
+
+fn deliver(cb: &EventCb, e: &Event) {
+    let other;
+    let ev = match to_c(e) {
+        Some(ev) => ev,
+        None => {
             other = format!("{e:?}");
             netchan_event {
                 kind: netchan_event_kind::Other,
                 code: netchan_result::Ok,
-                peer: empty(),
-                addr: empty(),
+                peer: netchan_str::empty(),
+                addr: netchan_str::empty(),
                 detail: netchan_str::from(&other),
                 count: 0,
+                delay_ms: 0,
             }
         }
     };
-    // SAFETY: the callback contract; `ev` and its strings live for the call.
     unsafe { (cb.call)(cb.ctx.ptr, &ev) };
 }
 
@@ -181,6 +219,7 @@ pub unsafe extern "C" fn netchan_endpoint_on_event(
                             addr: netchan_str::empty(),
                             detail: netchan_str::empty(),
                             count: n,
+                            delay_ms: 0,
                         };
                         // SAFETY: the callback contract.
                         unsafe { (cb.call)(cb.ctx.ptr, &ev) };
@@ -206,4 +245,65 @@ pub unsafe extern "C" fn netchan_event_listener_free(listener: *mut netchan_even
             b.slot.stop();
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kind of core event reaches C as a named kind with each of its
+    /// fields, none as `OTHER`.
+    #[test]
+    fn every_core_event_has_a_c_kind_with_all_its_fields() {
+        for e in Event::examples() {
+            let c = to_c(&e).unwrap_or_else(|| panic!("{} is OTHER in C", e.kind()));
+            let text = |x: &netchan_str| {
+                if x.len == 0 {
+                    return String::new();
+                }
+                // SAFETY: `x` borrows a string of `e`, alive for this loop.
+                let b = unsafe { std::slice::from_raw_parts(x.data.cast::<u8>(), x.len) };
+                String::from_utf8(b.to_vec()).unwrap()
+            };
+            match &e {
+                Event::PeerUp { peer, addr } => {
+                    assert_eq!((text(&c.peer), text(&c.addr)), (peer.clone(), addr.clone()))
+                }
+                Event::PeerDown {
+                    peer,
+                    addr,
+                    reason,
+                    code,
+                } => {
+                    assert_eq!(text(&c.peer), *peer);
+                    assert_eq!(text(&c.addr), *addr);
+                    assert_eq!(text(&c.detail), *reason);
+                    assert_eq!(c.code, netchan_result::from(*code));
+                }
+                Event::Dropped { site, code, count } => {
+                    assert_eq!(text(&c.peer), *site);
+                    assert_eq!(c.code, netchan_result::from(*code));
+                    assert_eq!(c.count, *count);
+                }
+                Event::Reconnecting {
+                    addr,
+                    attempt,
+                    delay,
+                } => {
+                    assert_eq!(text(&c.addr), *addr);
+                    assert_eq!(c.count, u64::from(*attempt));
+                    assert_eq!(c.delay_ms, delay.as_millis() as u64);
+                }
+                Event::ReconnectAbandoned { addr, code, detail }
+                | Event::ConnectionError { addr, code, detail } => {
+                    assert_eq!(text(&c.addr), *addr);
+                    assert_eq!(c.code, netchan_result::from(*code));
+                    assert_eq!(text(&c.detail), *detail);
+                }
+                Event::Suspended | Event::Resumed => {}
+                other => panic!("a core event this test does not check: {other:?}"),
+            }
+            assert_ne!(c.kind, netchan_event_kind::Other);
+        }
+    }
 }
