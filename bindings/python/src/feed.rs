@@ -200,9 +200,13 @@ impl<T: Send + 'static, S: Source<T>> Feed<T, S> {
             }
             self.ensure_filler(&mut st);
             drop(st);
+            // Wait for what the poller or filler deposits; once neither is
+            // out (the poller took the only item, or gave up), go back to
+            // the top and poll: otherwise nobody would, and this thread
+            // would sleep on items that have arrived.
             wait_loop(py, |slice| {
                 let st = self.lock();
-                if !st.q.is_empty() || st.ended {
+                if !st.q.is_empty() || st.ended || !st.filling {
                     return Some(());
                 }
                 let mut wait = slice;
@@ -213,7 +217,7 @@ impl<T: Send + 'static, S: Source<T>> Feed<T, S> {
                     .cv
                     .wait_timeout(st, wait)
                     .unwrap_or_else(|p| p.into_inner());
-                let ready = !st.q.is_empty() || st.ended;
+                let ready = !st.q.is_empty() || st.ended || !st.filling;
                 (ready || deadline.is_some_and(|d| Instant::now() >= d)).then_some(())
             })?;
         }

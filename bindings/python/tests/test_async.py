@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import subprocess
 import threading
 from typing import List
 
@@ -12,9 +14,11 @@ import pytest
 import netchan
 from netchan import aio
 
+from conftest import PY, WATCHDOG, python_env, wait_until_async
+
 
 def run(coro: "asyncio.Future[None] | object") -> None:
-    asyncio.run(asyncio.wait_for(coro, 60))  # type: ignore[arg-type]
+    asyncio.run(asyncio.wait_for(coro, 2 * WATCHDOG))  # type: ignore[arg-type]
 
 
 def test_pubsub_request_and_gather(listen_addr: str) -> None:
@@ -46,8 +50,11 @@ def test_pubsub_request_and_gather(listen_addr: str) -> None:
     run(main())
 
 
-def test_async_handler_errors_and_codes(listen_addr: str) -> None:
+def test_async_handler_errors_and_codes(listen_addr: str, caplog: pytest.LogCaptureFixture) -> None:
+    threads = set()
+
     async def handler(req: netchan.Request) -> bytes:
+        threads.add(threading.current_thread())
         await asyncio.sleep(0)
         if req.payload == b"fail":
             raise netchan.UnknownPeerError("who?")
@@ -69,10 +76,16 @@ def test_async_handler_errors_and_codes(listen_addr: str) -> None:
                 await client.request("b")
             with pytest.raises(netchan.InvalidPathError):
                 await client.publish("bad//path", b"")
-            with pytest.raises(ConnectionRefusedError):
-                await client.connect("tcp://127.0.0.1:1")
-    logging.getLogger("netchan").addHandler(logging.NullHandler())
-    run(main())
+            with socket.socket() as closed_port:  # bound, not listening: refuses
+                closed_port.bind(("127.0.0.1", 0))
+                with pytest.raises(ConnectionRefusedError):
+                    await client.connect("tcp://127.0.0.1:%d" % closed_port.getsockname()[1])
+            assert threads == {threading.current_thread()}  # handlers run on the loop
+
+    with caplog.at_level(logging.ERROR, logger="netchan"):
+        run(main())
+    logged = [r for r in caplog.records if r.name == "netchan" and r.exc_info]
+    assert [type(r.exc_info[1]) for r in logged] == [ZeroDivisionError]  # type: ignore[index]
 
 
 def test_cancelling_a_request_cancels_it_at_the_server(listen_addr: str) -> None:
@@ -81,26 +94,39 @@ def test_cancelling_a_request_cancels_it_at_the_server(listen_addr: str) -> None
             svc = server.serve("slow")
             await client.connect(await server.listen(listen_addr))
             assert await client.wait_for_servers("slow")
-            task = asyncio.ensure_future(client.request("slow", b"", timeout=30))
-            req = await svc.recv_async(timeout=5)
-            assert req is not None and not req.cancelled
+
+            async def served() -> netchan.Request:
+                req = await svc.recv_async(timeout=WATCHDOG)
+                assert req is not None
+                return req
+
+            # Cancelling the awaiting task.
+            task = asyncio.ensure_future(client.request("slow", b"task", timeout=WATCHDOG))
+            req = await served()
+            assert not req.cancelled
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-            for _ in range(500):
-                if req.cancelled:
-                    break
-                await asyncio.sleep(0.01)
-            assert req.cancelled
-            # An asyncio timeout on top works the same way.
+            await wait_until_async(lambda: req.cancelled, "the server to see the task's cancel")
+            # An asyncio timeout on top cancels it the same way (the server may
+            # take the request only after that).
             with pytest.raises(asyncio.TimeoutError):
-                await asyncio.wait_for(client.request("slow", b"", timeout=30), 0.05)
+                await asyncio.wait_for(client.request("slow", b"wait_for", timeout=WATCHDOG), 0.05)
+            req = await served()
+            assert req.payload == b"wait_for"
+            await wait_until_async(lambda: req.cancelled, "the server to see the wait_for's cancel")
+            # So does the request's own timeout.
             with pytest.raises(netchan.TimeoutError):
-                await client.request("slow", b"", timeout=0.05)
+                await client.request("slow", b"own timeout", timeout=0.05)
+            req = await served()
+            assert req.payload == b"own timeout"
+            await wait_until_async(lambda: req.cancelled, "the server to see the timed-out request cancelled")
     run(main())
 
 
-def test_callbacks_on_the_loop_and_cancelled_waits_lose_nothing(listen_addr: str) -> None:
+def test_callbacks_on_the_loop_and_cancelled_waits_lose_nothing(
+    listen_addr: str, caplog: pytest.LogCaptureFixture
+) -> None:
     async def main() -> None:
         async with aio.Endpoint("server") as server, aio.Endpoint("client") as client:
             loop_thread = threading.current_thread()
@@ -124,17 +150,21 @@ def test_callbacks_on_the_loop_and_cancelled_waits_lose_nothing(listen_addr: str
             with pytest.raises(asyncio.TimeoutError):
                 await asyncio.wait_for(pull.recv_async(), 0.05)
             await client.publish("pull", b"kept")
-            m = await pull.recv_async(timeout=5)
+            m = await pull.recv_async(timeout=WATCHDOG)
             assert m is not None and m.payload == b"kept"
             for i in range(10):
                 await client.publish("cb", b"%d" % i)
             await client.publish("cb", b"boom")
             for i in range(10, 20):
                 await client.publish("cb", b"%d" % i)
-            await asyncio.wait_for(done.wait(), 10)
+            await asyncio.wait_for(done.wait(), WATCHDOG)
             assert got == [b"%d" % i for i in range(20)]
             assert threads == {loop_thread}
-    run(main())
+
+    with caplog.at_level(logging.ERROR, logger="netchan"):
+        run(main())
+    logged = [r for r in caplog.records if r.name == "netchan" and r.exc_info]
+    assert [str(r.exc_info[1]) for r in logged] == ["async callback failed on purpose"]  # type: ignore[index]
 
 
 def test_events_and_service_iteration(listen_addr: str) -> None:
@@ -145,7 +175,7 @@ def test_events_and_service_iteration(listen_addr: str) -> None:
             bound = await w.listen(listen_addr)
             other = aio.Endpoint("visitor")
             await other.connect(bound)
-            ev = await events.recv_async(timeout=5)
+            ev = await events.recv_async(timeout=WATCHDOG)
             assert ev is not None and ev.kind == "peer_up" and ev.peer == "visitor"
             assert await other.wait_for_servers("it")
             call = asyncio.ensure_future(other.request("it", b"q"))
@@ -154,7 +184,78 @@ def test_events_and_service_iteration(listen_addr: str) -> None:
                 break
             assert await call == b"qq"
             await other.close()
-            ev = await events.recv_async(timeout=5)
+            ev = await events.recv_async(timeout=WATCHDOG)
             assert ev is not None and ev.kind == "peer_down"
         assert [e async for e in events] == []
     run(main())
+
+
+def test_close_from_inside_an_async_callback_or_handler(listen_addr: str) -> None:
+    async def main() -> None:
+        for where in ("callback", "handler"):
+            server, client = aio.Endpoint("server"), aio.Endpoint("client")
+            after: List[str] = []
+
+            async def on_msg(msg: netchan.Message) -> None:
+                await server.close()
+                after.append("callback went on")
+
+            async def handler(req: netchan.Request) -> bytes:
+                await server.close()
+                after.append("handler went on")
+                return b"late"
+
+            if where == "callback":
+                server.subscribe("c", on_msg)
+            else:
+                server.serve("c", handler)
+            # A path of its own each time (see test_every_documented_option_is_accepted).
+            addr = listen_addr if listen_addr.startswith("tcp") else f"{listen_addr}.{where}"
+            await client.connect(await server.listen(addr))
+            if where == "callback":
+                assert await client.wait_for_subscribers("c")
+                await client.publish("c", b"x")
+                await wait_until_async(lambda: after, "the callback to return from close")
+            else:
+                assert await client.wait_for_servers("c")
+                with pytest.raises(netchan.PeerLostError):  # the server closed before answering
+                    await client.request("c", b"x", timeout=WATCHDOG)
+                await wait_until_async(lambda: after, "the handler to return from close")
+            assert server.closed and after == [f"{where} went on"]
+            await client.close()
+    run(main())
+
+
+NO_SECOND_RUNTIME = r"""
+import asyncio, os, threading
+
+def os_thread_names():
+    return {open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task")}
+
+main_name = os_thread_names()  # the interpreter's own thread only, so far
+import netchan
+from netchan import aio
+async def main():
+    got = asyncio.Event()
+    async with aio.Endpoint("s") as s, aio.Endpoint("c") as c:
+        s.serve("e", lambda req: req.payload)
+        s.subscribe("p", lambda msg: got.set())
+        await c.connect(await s.listen("tcp://127.0.0.1:0"))
+        assert await c.wait_for_servers("e") and await c.wait_for_subscribers("p")
+        assert await asyncio.gather(*(c.request("e", b"x") for _ in range(50))) == [b"x"] * 50
+        await c.publish("p", b"y")
+        await got.wait()
+        print(sorted(t.name for t in threading.enumerate()))
+        print(sorted(os_thread_names() - main_name))
+asyncio.run(main())
+"""
+
+
+def test_asyncio_api_adds_no_event_loop_or_runtime() -> None:
+    # In a fresh process, after requests, a callback and a handler through
+    # netchan.aio: the Python threads are the main one (running the only
+    # event loop) and netchan's dispatcher; every other OS thread is one of
+    # the core runtime's, all named "netchan".
+    p = subprocess.run([PY, "-c", NO_SECOND_RUNTIME], capture_output=True, text=True, timeout=WATCHDOG, env=python_env())
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == ["['MainThread', 'netchan-dispatch']", "['netchan']"], p.stdout

@@ -14,13 +14,13 @@ same objects.
 from __future__ import annotations
 
 import atexit
-from typing import Callable, Optional, Union
+from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from . import _native, _threads
 from ._errors import (
     AddressInUseError,
     BufferFullError,
-    CancelledError,
+    CancelledError as CancelledError,  # `as`: exported for type checkers, not in __all__
     ClosedError,
     ConnectRefusedError,
     Error,
@@ -37,7 +37,7 @@ from ._errors import (
     NoRespondersError,
     PeerLostError,
     ProtocolError,
-    TimeoutError,
+    TimeoutError as TimeoutError,
     UnknownPeerError,
     UnsupportedVersionError,
     WouldDeadlockError,
@@ -79,6 +79,15 @@ class Endpoint(_native.Endpoint):
     ``max_pending_handshakes``, ``max_declarations_per_peer``,
     ``sub_capacity``, ``sub_max_bytes``, ``sub_overflow``.
     """
+
+    if not TYPE_CHECKING:  # type checkers keep the stub's signature, options and all
+
+        def __new__(cls, name=None, **options):
+            # The first endpoint starts netchan's runtime threads: they inherit
+            # this thread's signal mask, so block the program's signals
+            # meanwhile (see netchan._threads).
+            with _threads.signals_blocked():
+                return super().__new__(cls, name, **options)
 
     def subscribe(
         self,

@@ -6,6 +6,13 @@
   batches and calls the callback in order; each handler service gets one (or
   ``threads``) that take requests and answer them. Network threads never run
   Python code: they only fill the queues these threads read.
+- netchan's runtime threads and the dispatcher block the signals a program
+  handles (:data:`SIGNALS`), so the kernel hands those to a thread of the
+  program. Python runs signal handlers on the main thread only, and an idle
+  asyncio loop there learns of Ctrl-C only if the signal interrupts its own
+  wait: delivered to one of our threads instead, it went unnoticed until
+  the loop woke for some other reason. Callback and handler threads run the
+  program's code and keep its signal mask (a process they start inherits it).
 
 An exception raised by a callback or handler is logged on the ``netchan``
 logger with its traceback; delivery goes on.
@@ -13,10 +20,12 @@ logger with its traceback; delivery goes on.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
+import signal
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from . import _native
 from ._errors import ClosedError, Error
@@ -27,6 +36,29 @@ _lock = threading.Lock()
 _dispatcher: "threading.Thread | None" = None
 
 
+#: Signals netchan's own threads block (see the module's docstring).
+SIGNALS = {
+    getattr(signal, name)
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGCHLD", "SIGWINCH")
+    if hasattr(signal, name)
+}
+
+
+@contextlib.contextmanager
+def signals_blocked() -> Iterator[None]:
+    """Blocks :data:`SIGNALS` on this thread for the block; a thread started
+    meanwhile inherits the mask and keeps it (the runtime's threads start with
+    the first endpoint)."""
+    if not hasattr(signal, "pthread_sigmask"):  # not on Windows
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def ensure_dispatcher() -> None:
     global _dispatcher
     with _lock:
@@ -34,7 +66,8 @@ def ensure_dispatcher() -> None:
             _dispatcher = threading.Thread(
                 target=_native.dispatch_forever, name="netchan-dispatch", daemon=True
             )
-            _dispatcher.start()
+            with signals_blocked():
+                _dispatcher.start()
 
 
 def start(name: str, target: Callable[..., None], *args: Any) -> threading.Thread:

@@ -167,10 +167,17 @@ class Endpoint:
         return self._ep.declare_publisher(pattern)
 
     async def close(self) -> None:
-        """Closes the endpoint and stops its callback and handler tasks."""
+        """Closes the endpoint and stops its callback and handler tasks.
+
+        Called from inside a callback or handler, it stops the others; the
+        calling one goes on to its end (its subscription or service is
+        closed, so no further message or request comes to it)."""
         await self._ep._close_async(asyncio.get_running_loop())
         self._ep._end_events()
-        tasks = list(self._tasks)
+        # Cancelling and gathering the task that runs this would make the
+        # task wait for itself (and the cancel recurse through the gather).
+        me = asyncio.current_task()
+        tasks = [t for t in self._tasks if t is not me]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
