@@ -23,7 +23,7 @@ use crate::peer::dialer::Dialer;
 use crate::proto::DeclKind;
 use crate::publish::Publish;
 use crate::request::Request;
-use crate::router::Router;
+use crate::router::{RouteCache, Router};
 use crate::service::{run_handler, Service};
 use crate::service_queue::{ServiceQueue, ServiceShared};
 use crate::shared::Shared;
@@ -367,6 +367,7 @@ impl Endpoint {
             id,
             pattern,
             router: self.parts.router.clone(),
+            cache: RouteCache::default(),
         })
     }
 
@@ -576,17 +577,51 @@ impl Endpoint {
     }
 }
 
-/// A publisher declaration; dropping it withdraws the declaration.
+/// A publisher declaration (an intent peers can discover with
+/// `publishers`); dropping it withdraws the declaration. It also publishes:
+/// on paths its pattern matches, through a cache of the route it used last,
+/// so a stream on one path skips the route lookup.
 pub struct Publisher {
     id: u64,
     pattern: Pattern,
     router: Arc<Router>,
+    cache: RouteCache,
 }
 
 impl Publisher {
     /// The declared pattern.
     pub fn pattern(&self) -> &str {
         self.pattern.as_str()
+    }
+
+    /// As [`Endpoint::publish`], on a path the pattern matches.
+    ///
+    /// Errors: as `Endpoint::publish`; `INVALID_PATH` also for a path the
+    /// pattern does not match.
+    pub fn publish<'a>(&'a self, path: &'a str, payload: impl Into<Bytes>) -> Publish<'a> {
+        Publish::via(
+            &self.router,
+            &self.cache,
+            &self.pattern,
+            path,
+            payload.into(),
+        )
+    }
+
+    /// As [`Endpoint::try_publish`], on a path the pattern matches.
+    pub fn try_publish(&self, path: &str, payload: impl Into<Bytes>) -> Result<()> {
+        let route = self.router.route_cached(path, &self.cache, |p| {
+            crate::publish::check_pattern(&self.pattern, p)
+        })?;
+        crate::publish::try_publish_on(&self.router, route, payload.into())
+    }
+
+    /// As [`Endpoint::publish_blocking`], on a path the pattern matches.
+    pub fn publish_blocking(&self, path: &str, payload: impl Into<Bytes>) -> Result<()> {
+        self.router
+            .shared
+            .blocker
+            .block_on(self.publish(path, payload))?
     }
 }
 

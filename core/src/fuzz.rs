@@ -57,6 +57,7 @@ pub fn handshake(data: &[u8]) {
         name: "fuzz-local".into(),
         max_frame: 1 << 16,
         heartbeat_ms: 1000,
+        instance: 1,
     };
     let mut buf = BytesMut::from(data);
     let first = match proto::decode(&mut buf, proto::HANDSHAKE_MAX_FRAME) {

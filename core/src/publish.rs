@@ -13,11 +13,12 @@ use tokio::time::Instant;
 use crate::config::SlowPeer;
 use crate::error::{Error, ErrorCode, Result};
 use crate::inbox::{Inbox, Message, Push};
+use crate::path::{validate_path, Pattern};
 use crate::peer::dialer::Held;
 use crate::peer::send::Enq;
 use crate::peer::Peer;
 use crate::proto;
-use crate::router::{Route, Router};
+use crate::router::{Route, RouteCache, Router};
 use crate::shared::Shared;
 
 /// The future of [`Endpoint::publish`](crate::Endpoint::publish). Nothing is sent before it is first
@@ -34,6 +35,8 @@ enum PublishState<'a> {
         router: &'a Router,
         path: &'a str,
         payload: Bytes,
+        /// A publisher's route cache and pattern, when published through one.
+        via: Option<(&'a RouteCache, &'a Pattern)>,
     },
     Waiting(std::pin::Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>),
     Done,
@@ -46,6 +49,26 @@ impl<'a> Publish<'a> {
                 router,
                 path,
                 payload,
+                via: None,
+            },
+        }
+    }
+
+    /// A publish through a [`Publisher`](crate::Publisher): its cached
+    /// route, and `path` checked against its pattern.
+    pub(crate) fn via(
+        router: &'a Router,
+        cache: &'a RouteCache,
+        pattern: &'a Pattern,
+        path: &'a str,
+        payload: Bytes,
+    ) -> Publish<'a> {
+        Publish {
+            state: PublishState::Start {
+                router,
+                path,
+                payload,
+                via: Some((cache, pattern)),
             },
         }
     }
@@ -64,8 +87,15 @@ impl Future for Publish<'_> {
                 router,
                 path,
                 payload,
+                via,
             } => {
-                let route = match router.route(path) {
+                let route = match via {
+                    None => router.route(path),
+                    Some((cache, pattern)) => {
+                        router.route_cached(path, cache, |p| check_pattern(pattern, p))
+                    }
+                };
+                let route = match route {
                     Ok(r) => r,
                     Err(e) => return Poll::Ready(Err(e)),
                 };
@@ -307,8 +337,28 @@ fn sub_pushed(shared: &Shared, sub: &Inbox, r: Push, wait: bool) -> usize {
 
 /// Publishes without waiting: a target without room is skipped, counted as a
 /// drop and reported, and the outcome is `BUFFER_FULL`.
+/// A publisher publishes only on paths its pattern matches.
+pub(crate) fn check_pattern(pattern: &Pattern, path: &str) -> Result<()> {
+    validate_path(path)?;
+    if pattern.matches(path) {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorCode::InvalidPath,
+            format!(
+                "{path} does not match the publisher's pattern {}",
+                pattern.as_str()
+            ),
+        ))
+    }
+}
+
 pub(crate) fn try_publish(router: &Router, path: &str, payload: Bytes) -> Result<()> {
-    let route = router.route(path)?;
+    try_publish_on(router, router.route(path)?, payload)
+}
+
+/// [`try_publish`] on a route already found.
+pub(crate) fn try_publish_on(router: &Router, route: Arc<Route>, payload: Bytes) -> Result<()> {
     let shared = &*router.shared;
     let rest = match sweep(shared, &route, &payload, false) {
         Swept::Done(r) => return r,

@@ -3,7 +3,9 @@
 //! An endpoint created inside a tokio runtime uses that runtime. Otherwise it
 //! uses one process-wide multi-thread runtime, started on first use and
 //! stopped by [`shutdown`] (which C programs call before exit so that leak
-//! checkers see every worker thread joined).
+//! checkers see every worker thread joined). Its threads block the signals
+//! a program handles itself (Ctrl-C, termination), so that they reach the
+//! program's own threads.
 //!
 //! ## After `fork()`
 //!
@@ -127,12 +129,65 @@ pub(crate) fn own_handle() -> std::io::Result<Handle> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .thread_name("netchan")
+        .on_thread_start(|| {
+            OWN_THREAD.with(|o| o.set(true));
+            leave_signals_to_the_program();
+        })
         .enable_all()
         .build()?;
     let h = rt.handle().clone();
     *slot = Some((rt, generation));
     Ok(h)
 }
+
+thread_local! {
+    /// Set on the threads of netchan's own runtime.
+    static OWN_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// True on a thread of netchan's own runtime, whose scheduling netchan may
+/// shape (a program's own runtime threads are the program's).
+pub(crate) fn on_own_thread() -> bool {
+    OWN_THREAD.with(|o| o.get())
+}
+
+/// Signals a program handles itself (Ctrl-C, termination, timers, child
+/// exits) are blocked on netchan's own threads. The kernel delivers a
+/// process-directed signal to any thread that does not block it; delivered
+/// to a netchan thread, a C program's `sigwait` loop or Python's handler
+/// (which runs only when the main thread is woken) would not see it in time,
+/// or at all. Synchronous signals (SIGSEGV, SIGPIPE from our own writes,
+/// which use MSG_NOSIGNAL anyway) are left alone.
+fn leave_signals_to_the_program() {
+    #[cfg(unix)]
+    {
+        // SAFETY: builds a signal set on the stack and changes only the
+        // calling thread's mask (pthread_sigmask), as a thread may at any
+        // time.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for s in ASYNC_SIGNALS {
+                libc::sigaddset(&mut set, s);
+            }
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        }
+    }
+}
+
+/// The signals [`leave_signals_to_the_program`] blocks.
+#[cfg(unix)]
+const ASYNC_SIGNALS: [libc::c_int; 9] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGALRM,
+    libc::SIGCHLD,
+    libc::SIGWINCH,
+];
 
 /// True when the current thread is inside a tokio runtime (an async context
 /// or a netchan callback), where blocking would deadlock.
@@ -164,5 +219,24 @@ pub fn shutdown(timeout: Duration) -> bool {
             true
         }
         None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The writer shapes its pauses (thread yields) only on netchan's own
+    /// threads; on a program's runtime it yields as a task.
+    #[test]
+    fn only_netchans_own_threads_count_as_its_own() {
+        assert!(!on_own_thread());
+        let own = own_handle().expect("runtime");
+        assert!(own.block_on(async { tokio::spawn(async { on_own_thread() }).await.unwrap() }));
+        let theirs = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        assert!(!theirs.block_on(async { tokio::spawn(async { on_own_thread() }).await.unwrap() }));
     }
 }

@@ -195,6 +195,7 @@ impl Receiver {
                 }
             };
             if end > 0 {
+                peer.tx.heard();
                 let chunk = buf.split_to(end).freeze();
                 if let Err(e) = self.dispatch(&peer, &chunk, &mut rx).await {
                     return self.dispatch_failed(&peer, e);

@@ -42,6 +42,9 @@ pub(crate) struct Shared {
     /// The way in from plain threads (see `blocking`).
     pub blocker: Blocker,
     pub name: Arc<str>,
+    /// Random, chosen when the endpoint is made, sent in HELLO: a peer
+    /// that sees this name and instance again knows it is us redialling.
+    pub instance: u64,
     pub cfg: Config,
     pub rt: Handle,
     closed: AtomicBool,
@@ -77,6 +80,7 @@ impl Shared {
             lineage,
             blocker: Blocker::new(rt.clone(), cfg.busy_poll, lineage),
             name,
+            instance: fastrand::u64(1..),
             cfg,
             rt,
             closed: AtomicBool::new(false),

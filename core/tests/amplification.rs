@@ -107,6 +107,7 @@ async fn raw_peer(addr: &str) -> TcpStream {
         name: "attacker".into(),
         max_frame: 1 << 20,
         heartbeat_ms: 0,
+        instance: 0,
     })))
     .await
     .unwrap();

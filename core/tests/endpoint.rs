@@ -1157,3 +1157,44 @@ fn blocking_calls_work_from_plain_threads_and_refuse_inside_a_runtime() {
         assert_eq!(e.code(), ErrorCode::WouldDeadlock);
     });
 }
+
+/// A `Publisher` publishes on paths its pattern matches through its own
+/// route cache, which follows every change of the routes (a subscriber
+/// that appears later gets the next message); other paths are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_publishes_on_its_pattern_and_its_cached_route_follows_changes() {
+    let ep = Endpoint::named("pub-cache").unwrap();
+    let p = ep.declare_publisher("metrics/*").unwrap();
+    let first = ep.subscribe("metrics/cpu").unwrap();
+    p.publish("metrics/cpu", "1").await.unwrap();
+    assert_eq!(&within(first.recv()).await.unwrap().payload()[..], b"1");
+    // A second subscription: the cached route is stale and recomputed.
+    let second = ep.subscribe("metrics/*").unwrap();
+    p.publish("metrics/cpu", "2").await.unwrap();
+    p.try_publish("metrics/cpu", "3").unwrap();
+    for s in [&first, &second] {
+        assert_eq!(&within(s.recv()).await.unwrap().payload()[..], b"2");
+        assert_eq!(&within(s.recv()).await.unwrap().payload()[..], b"3");
+    }
+    // Another path of the pattern, then back: each reaches its subscribers.
+    p.publish("metrics/mem", "4").await.unwrap();
+    assert_eq!(&within(second.recv()).await.unwrap().payload()[..], b"4");
+    assert!(first.try_recv().unwrap().is_none());
+    drop(second);
+    p.publish("metrics/cpu", "5").await.unwrap();
+    assert_eq!(&within(first.recv()).await.unwrap().payload()[..], b"5");
+    // A path outside the pattern, or no path at all, is refused.
+    for bad in ["logs/x", "metrics/cpu/x", "metrics/*", ""] {
+        let e = p.publish(bad, "x").await.unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidPath, "{bad:?}: {e}");
+        assert_eq!(
+            p.try_publish(bad, "x").unwrap_err().code(),
+            ErrorCode::InvalidPath
+        );
+    }
+    ep.close().await;
+    assert_eq!(
+        p.publish("metrics/cpu", "x").await.unwrap_err().code(),
+        ErrorCode::Closed
+    );
+}

@@ -274,6 +274,7 @@ async fn permanent_failure_stops_redialling() {
                     name: "future".into(),
                     max_frame: 1 << 20,
                     heartbeat_ms: 0,
+                    instance: 0,
                 }),
             )
             .unwrap();
@@ -392,6 +393,7 @@ async fn frozen_peer(
         name: name.into(),
         max_frame: 1 << 20,
         heartbeat_ms: 0,
+        instance: 0,
     };
     encode(&mut b, &Frame::Hello(hello)).unwrap();
     let interest = Decl {
@@ -434,4 +436,53 @@ async fn slow_peer_disconnect_policy() {
     };
     assert_eq!((peer.as_str(), code), ("slowpoke", ErrorCode::BufferFull));
     assert!(reason.contains("slow consumer"), "{reason}");
+}
+
+/// `network_changed` over real sockets: every time, the link is redialled at
+/// once (one RECONNECTING, attempt 1, no delay) and let in. The peer learns
+/// over the old link first, so the redial is not refused NAME_IN_USE as a
+/// duplicate of a connection the peer still holds (it was, most times,
+/// before the CLOSE was sent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_changed_over_real_sockets_redials_at_once_and_is_let_in() {
+    for listen in ["tcp://127.0.0.1:0".to_owned(), unix_addr("netchange")] {
+        let server = Endpoint::new(fast("netchange-server")).unwrap();
+        let _svc = server
+            .serve_fn("nc/echo", |r| async move { Ok(r.payload().clone()) })
+            .unwrap();
+        let addr = server.listen(&listen).await.unwrap();
+        let client = Endpoint::new(fast("netchange-client")).unwrap();
+        let mut events = client.events();
+        client.connect(&addr).await.unwrap();
+        next_event(&mut events, |e| matches!(e, Event::PeerUp { .. })).await;
+        for round in 0..10 {
+            client.network_changed().await.unwrap();
+            let mut reconnecting = Vec::new();
+            loop {
+                match next_event(&mut events, |_| true).await {
+                    Event::Reconnecting { attempt, delay, .. } => {
+                        reconnecting.push((attempt, delay))
+                    }
+                    Event::PeerUp { .. } => break,
+                    Event::PeerDown { code, reason, .. } => assert_ne!(
+                        code,
+                        ErrorCode::NameInUse,
+                        "{listen} round {round}: refused: {reason}"
+                    ),
+                    _ => {}
+                }
+            }
+            assert_eq!(
+                reconnecting,
+                [(1, Duration::ZERO)],
+                "{listen} round {round}: one attempt, at once"
+            );
+            // PEER_UP comes with the link; the peer's declarations follow.
+            assert!(client.wait_for_servers("nc/echo", WATCHDOG).await.unwrap());
+            let r = within(client.request("nc/echo", "x", Duration::from_secs(5))).await;
+            assert_eq!(&r.unwrap()[..], b"x", "{listen} round {round}");
+        }
+        client.close().await;
+        server.close().await;
+    }
 }

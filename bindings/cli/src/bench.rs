@@ -202,6 +202,37 @@ fn payload(size: usize) -> Bytes {
         .into()
 }
 
+/// An endpoint connected to `addr`, made where a program of `caller`s
+/// would have it: tasks share this program's runtime; a program of plain
+/// threads has no runtime, so its endpoint runs on netchan's own (made and
+/// connected from a plain thread, as C, Python and blocking Rust do).
+async fn connected(caller: Caller, cfg: Config, addr: &str) -> Result<Endpoint, Error> {
+    match caller {
+        Caller::Task => {
+            let ep = Endpoint::new(cfg)?;
+            ep.connect(addr).await?;
+            Ok(ep)
+        }
+        Caller::Thread => {
+            let addr = addr.to_owned();
+            on_a_plain_thread(move || {
+                let ep = Endpoint::new(cfg)?;
+                ep.block_on(ep.connect(&addr))??;
+                Ok(ep)
+            })
+        }
+    }
+}
+
+/// Runs `f` on a new plain thread (no runtime context) and waits for it.
+fn on_a_plain_thread<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    std::thread::spawn(f)
+        .join()
+        .map_err(|_| err("a setup thread panicked"))?
+}
+
 /// Messages per second measured at the subscriber, and the CPU time per
 /// message of the publisher (sending all) and of the subscriber.
 async fn throughput(
@@ -219,8 +250,8 @@ async fn throughput(
     let data = payload(size);
     match imp {
         Impl::Netchan => {
-            let ep = Endpoint::new(Config::named(format!("bench-pub-{}", std::process::id())))?;
-            ep.connect(&w.addr).await?;
+            let cfg = Config::named(format!("bench-pub-{}", std::process::id()));
+            let ep = connected(publisher, cfg, &w.addr).await?;
             if !ep
                 .wait_for_subscribers("bench/data", Duration::from_secs(10))
                 .await?
@@ -372,8 +403,7 @@ async fn latency(
         Impl::Netchan => {
             let mut cfg = Config::named(format!("bench-req-{}", std::process::id()));
             cfg.busy_poll = Duration::from_micros(rr.busy_poll);
-            let ep = Endpoint::new(cfg)?;
-            ep.connect(&w.addr).await?;
+            let ep = connected(rr.caller, cfg, &w.addr).await?;
             (rtts, cpu) = match rr.caller {
                 Caller::Task => tokio::spawn(round_trips(ep.clone(), data, samples))
                     .await
@@ -488,8 +518,8 @@ pub(crate) async fn worker(a: WorkerArgs) -> Result<(), Error> {
         (Impl::Netchan, role) => {
             let mut cfg = Config::named(format!("bench-{role}-{}", std::process::id()));
             cfg.busy_poll = Duration::from_micros(a.busy_poll);
-            let ep = Endpoint::new(cfg)?;
             if role == "sub" {
+                let ep = Endpoint::new(cfg)?;
                 let sub = ep.subscribe("bench/data")?;
                 let bound = ep.listen(&a.addr).await?;
                 println!("READY {bound}");
@@ -508,10 +538,27 @@ pub(crate) async fn worker(a: WorkerArgs) -> Result<(), Error> {
                 }
                 let nanos = first.map(|f| f.elapsed().as_nanos()).unwrap_or(0);
                 println!("DONE {n} {nanos} {}", (cpu_time() - cpu0).as_micros());
+                ep.close().await;
             } else {
+                // The echo service's endpoint is made where its caller
+                // lives (see `connected`).
+                let (ep, bound) = match a.caller {
+                    Caller::Task => {
+                        let ep = Endpoint::new(cfg)?;
+                        let bound = ep.listen(&a.addr).await?;
+                        (ep, bound)
+                    }
+                    Caller::Thread => {
+                        let addr = a.addr.clone();
+                        on_a_plain_thread(move || {
+                            let ep = Endpoint::new(cfg)?;
+                            let bound = ep.block_on(ep.listen(&addr))??;
+                            Ok((ep, bound))
+                        })?
+                    }
+                };
                 let svc = ep.serve("bench/echo")?;
                 let mut events = ep.events();
-                let bound = ep.listen(&a.addr).await?;
                 println!("READY {bound}");
                 let cpu0 = cpu_time();
                 let echo = match a.caller {
@@ -520,11 +567,20 @@ pub(crate) async fn worker(a: WorkerArgs) -> Result<(), Error> {
                             reply.send(req.payload().clone());
                         }
                     }),
-                    Caller::Thread => tokio::task::spawn_blocking(move || {
-                        while let Ok(Some((req, reply))) = svc.recv_blocking(None) {
-                            reply.send(req.payload().clone());
-                        }
-                    }),
+                    // A plain thread: a runtime's blocking-pool thread counts
+                    // as async context, where blocking calls refuse.
+                    Caller::Thread => {
+                        let (tx, rx) = tokio::sync::oneshot::channel();
+                        std::thread::spawn(move || {
+                            while let Ok(Some((req, reply))) = svc.recv_blocking(None) {
+                                reply.send(req.payload().clone());
+                            }
+                            let _ = tx.send(());
+                        });
+                        tokio::spawn(async move {
+                            let _ = rx.await;
+                        })
+                    }
                 };
                 // Until the client is gone; then the CPU time used.
                 loop {
@@ -537,9 +593,7 @@ pub(crate) async fn worker(a: WorkerArgs) -> Result<(), Error> {
                 println!("CPU {}", (cpu_time() - cpu0).as_micros());
                 ep.close().await;
                 let _ = echo.await;
-                return Ok(());
             }
-            ep.close().await;
             Ok(())
         }
         (Impl::Raw, role) => {

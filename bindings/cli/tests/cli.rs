@@ -72,14 +72,41 @@ fn bench_measures_round_trips_from_tasks_and_threads() {
         assert!(out.status.success(), "{}", text(&out.stderr));
         let s = text(&out.stdout);
         assert!(!s.contains("Pub/sub throughput"), "{s}");
+        let cells =
+            |l: &str| -> Vec<String> { l.split('|').map(|c| c.trim().to_owned()).collect() };
+        let header = s
+            .lines()
+            .find(|l| l.starts_with("| transport | payload | netchan p50 |"))
+            .map(cells)
+            .unwrap_or_else(|| panic!("no latency header in:\n{s}"));
         let row = s
             .lines()
             .find(|l| l.starts_with("| Unix | 8 B |"))
+            .map(cells)
             .unwrap_or_else(|| panic!("no latency row in:\n{s}"));
-        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-        for (i, cell) in [(3, "netchan p50"), (6, "raw p50")] {
-            let us: f64 = cells[i].trim_end_matches(" us").parse().unwrap();
-            assert!(us > 0.0, "{cell} in {row}");
+        // Columns are found by name, so a new column cannot shift a check
+        // onto the wrong cell.
+        for name in ["netchan p50", "raw p50"] {
+            let i = header
+                .iter()
+                .position(|h| h == name)
+                .unwrap_or_else(|| panic!("no {name} column in {header:?}"));
+            let us: f64 = row[i]
+                .trim_end_matches(" us")
+                .parse()
+                .unwrap_or_else(|e| panic!("{name} {:?} in {row:?}: {e}", row[i]));
+            assert!(us > 0.0, "{name} in {row:?}");
+        }
+        for name in ["CPU client+server", "raw CPU"] {
+            let i = header
+                .iter()
+                .position(|h| h == name)
+                .unwrap_or_else(|| panic!("no {name} column in {header:?}"));
+            assert!(
+                row[i].ends_with(" ms") && row[i].contains('+'),
+                "{name} {:?} in {row:?}",
+                row[i]
+            );
         }
     }
 }

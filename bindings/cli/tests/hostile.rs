@@ -133,6 +133,7 @@ async fn raw_peer(addr: &str, name: &str) -> TcpStream {
         name: name.into(),
         max_frame: 1 << 20,
         heartbeat_ms: 0,
+        instance: 0,
     })))
     .await
     .unwrap();

@@ -88,7 +88,19 @@ impl Links {
         if self.is_suspended() {
             return Ok(());
         }
+        // Each supervisor redials at once when it sees its link go: asked
+        // before the links go, or it could start a backoff first.
+        for d in self.router.lock().dialers.iter() {
+            d.now.store(true, SeqCst);
+        }
         for p in self.router.peers() {
+            // The peer learns at once, over the old link if it still works,
+            // so that its side is gone when the redial arrives (else the
+            // redial is refused NAME_IN_USE until its heartbeat notices).
+            let _ = p.tx.push_control(&Frame::Close {
+                code: 0,
+                reason: format!("endpoint {} moved to another network", self.shared.name),
+            });
             p.fail(ErrorCode::PeerLost, "the network changed".into());
         }
         self.redial_all_now().await;

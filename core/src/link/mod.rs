@@ -247,6 +247,7 @@ impl Links {
                 .heartbeat_interval
                 .as_millis()
                 .min(u32::MAX as u128) as u32,
+            instance: self.shared.instance,
         };
         // An inbound connection has `hello_timeout` to send its HELLO.
         let limit = match ticket {
@@ -329,6 +330,7 @@ impl Links {
             name: agreed.peer.name.as_str().into(),
             addr: remote.clone(),
             inbound,
+            instance: agreed.peer.instance,
             max_frame: agreed.peer.max_frame as usize,
             tx: Arc::new(SendQueue::new(self.shared.cfg.send_buffer, writer)),
             dialer: dialer.clone(),
@@ -360,13 +362,21 @@ impl Links {
                 // directions (a mesh), both sides keep the one dialled by the
                 // endpoint with the smaller name. Of two in the same
                 // direction the older stays; if it belongs to a dead process,
-                // heartbeats remove it and the newcomer's redial gets in.
-                let keep_new = old.inbound != peer.inbound
-                    && if peer.inbound {
-                        *peer.name < *self.shared.name
-                    } else {
-                        *self.shared.name < *peer.name
-                    };
+                // heartbeats remove it and the newcomer's redial gets in;
+                // unless the newcomer is the same endpoint (its HELLO's
+                // `instance`) dialling again: then the older link is stale
+                // (its network changed, or it was lost on that side first).
+                let same_endpoint_again = old.inbound
+                    && peer.inbound
+                    && peer.instance != 0
+                    && peer.instance == old.instance;
+                let keep_new = same_endpoint_again
+                    || old.inbound != peer.inbound
+                        && if peer.inbound {
+                            *peer.name < *self.shared.name
+                        } else {
+                            *self.shared.name < *peer.name
+                        };
                 if keep_new {
                     st.peers.remove(pos);
                     old.replaced.store(true, SeqCst);
@@ -399,9 +409,14 @@ impl Links {
         if let Some(old) = replaced {
             self.connections.fetch_sub(1, SeqCst);
             self.shared.totals.add(&old.snapshot());
+            let reason = if old.inbound && peer.inbound {
+                format!("replaced by a newer connection from {}", peer.name)
+            } else {
+                format!("replaced by another connection from {}", self.shared.name)
+            };
             let _ = old.tx.push_control(&Frame::Close {
                 code: ErrorCode::NameInUse.as_u16(),
-                reason: format!("replaced by another connection from {}", self.shared.name),
+                reason,
             });
             old.tx.close();
             old.dead.cancel();

@@ -64,7 +64,7 @@ fn jittered(d: Duration, jitter: f64) -> Duration {
 /// during a redial (NAME_IN_USE) only moves this loop to its next attempt.
 /// (Spawning a redial per lost link, as an earlier version did, started a
 /// second loop for every refused attempt: a redial storm with no backoff;
-/// `name_in_use_passes_once_the_stale_connection_is_gone` shows it gone.)
+/// `name_in_use_passes_once_the_name_is_free` shows it gone.)
 pub(crate) async fn supervise(links: Arc<Links>, d: Arc<Dialer>, first: Arc<Peer>) {
     let mut current = first;
     loop {

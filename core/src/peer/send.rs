@@ -49,7 +49,9 @@ pub(crate) enum Enq {
 
 /// Write-through is allowed at most once per this interval: a lone message
 /// (a request, a reply, a rare event) leaves at once from the caller's
-/// thread, while a stream of messages is batched by the writer task.
+/// thread, while a stream of messages is batched by the writer task. A
+/// frame sent after the peer sent something (a reply, the next request of
+/// a ping-pong) writes through regardless.
 const DIRECT_GAP: Duration = Duration::from_micros(50);
 
 /// A peer's bounded send queue. Senders append encoded frames under the
@@ -62,6 +64,10 @@ pub(crate) struct SendQueue {
     /// Set when a publisher gave up waiting for room; cleared when the
     /// writer makes progress. A stalled peer is skipped without waiting.
     stalled: AtomicBool,
+    /// Set by the link's reader when frames arrived: a frame sent after
+    /// that is (likely) an answer or the next request of a ping-pong, and
+    /// writes through even within [`DIRECT_GAP`] of the last one.
+    heard: AtomicBool,
     limit: usize,
     wire: Wire,
     wake: Notify,
@@ -84,6 +90,7 @@ impl SendQueue {
                 last_direct: None,
             }),
             stalled: AtomicBool::new(false),
+            heard: AtomicBool::new(false),
             limit,
             wire,
             wake: Notify::new(),
@@ -103,9 +110,11 @@ impl SendQueue {
         }
         if !st.writing {
             let now = Instant::now();
-            if st
-                .last_direct
-                .is_none_or(|t| now.duration_since(t) >= DIRECT_GAP)
+            let answer = self.heard.swap(false, std::sync::atomic::Ordering::Relaxed);
+            if answer
+                || st
+                    .last_direct
+                    .is_none_or(|t| now.duration_since(t) >= DIRECT_GAP)
             {
                 st.last_direct = Some(now);
                 if self.try_flush(&mut st) {
@@ -332,6 +341,11 @@ impl SendQueue {
         self.lock().owed
     }
 
+    /// The link's reader got frames from the peer (see `heard`).
+    pub(crate) fn heard(&self) {
+        self.heard.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Marks the queue stalled (a publisher timed out waiting for room).
     pub(crate) fn set_stalled(&self) {
         self.stalled
@@ -410,6 +424,7 @@ const SPINS_BEFORE_PARKING: u32 = 2;
 const GATHER_BELOW: usize = 16 * 1024;
 const GATHER_YIELDS: u32 = 8;
 const GATHER_FOR: Duration = Duration::from_micros(20);
+const GATHER_TASK_YIELDS: u32 = 2;
 
 /// How long a closing connection may take to flush what was queued (the
 /// CLOSE frame last) before it is cut.
@@ -426,10 +441,6 @@ pub(crate) async fn writer_loop(tx: Arc<SendQueue>, dead: CancellationToken, nam
 async fn write_until_closed(tx: &SendQueue, dead: &CancellationToken, name: &str) {
     let mut chunks = VecDeque::new();
     let mut idle = 0;
-    // On a current-thread runtime the publishers run on this very thread:
-    // only a task yield lets them fill the next batch.
-    let yield_thread = tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() != tokio::runtime::RuntimeFlavor::CurrentThread);
     loop {
         let (closed, frames) = tx.take(&mut chunks);
         if chunks.is_empty() {
@@ -465,12 +476,10 @@ async fn write_until_closed(tx: &SendQueue, dead: &CancellationToken, name: &str
             }
         }
         if !bounded && frames > 1 && batch < GATHER_BELOW {
-            if yield_thread {
+            if crate::runtime::on_own_thread() {
                 gather_pause();
             } else {
-                for _ in 0..GATHER_YIELDS {
-                    tokio::task::yield_now().await;
-                }
+                gather_pause_as_a_task().await;
             }
         }
         if bounded {
@@ -495,15 +504,30 @@ async fn write_until_closed(tx: &SendQueue, dead: &CancellationToken, name: &str
 /// most [`GATHER_FOR`] longer, unless the thread loses its CPU; a lone frame
 /// after a quiet spell is written by its sender and never waits here.
 ///
-/// The pause yields the thread, not the task. A task yield goes through
-/// tokio's multi-thread scheduler, which wakes an idle worker to steal the
-/// yielded task: a futex wake and a context switch per yield. In an 8-byte
-/// stream that cost the publishing process a third of its CPU time. (On a
-/// current-thread runtime the writer yields its task instead.)
+/// On netchan's own runtime the pause yields the thread, not the task. A
+/// task yield goes through tokio's multi-thread scheduler, which wakes an idle
+/// worker to steal the yielded task: a futex wake and a context switch per
+/// yield. In an 8-byte stream that cost the publishing process a third of its
+/// CPU time.
 fn gather_pause() {
     let start = Instant::now();
     for _ in 0..GATHER_YIELDS {
         std::thread::yield_now();
+        if start.elapsed() >= GATHER_FOR {
+            break;
+        }
+    }
+}
+
+/// The pause on a program's own runtime: its worker threads are the
+/// program's, and a thread yield there would hold up its other tasks (on a
+/// current-thread runtime the publishers even run on this very thread), so
+/// the writer yields its task instead, fewer times (each task yield on a
+/// multi-thread runtime costs a look at the IO driver and maybe a wake-up).
+async fn gather_pause_as_a_task() {
+    let start = Instant::now();
+    for _ in 0..GATHER_TASK_YIELDS {
+        tokio::task::yield_now().await;
         if start.elapsed() >= GATHER_FOR {
             break;
         }

@@ -136,6 +136,15 @@ pub struct Hello {
     pub max_frame: u32,
     /// The sender's heartbeat interval in milliseconds (0: none).
     pub heartbeat_ms: u32,
+    /// Optional: a random number the sender chose when it was made (0: not
+    /// given, and not sent). A second connection from a peer with the same
+    /// name and instance is that peer redialling: the older is stale.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub instance: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A decoded frame. Payloads share the receive buffer (no copy).
@@ -607,9 +616,18 @@ fn parse_hello(r: &mut Reader<'_>) -> Result<Hello> {
         name: String::new(),
         max_frame: 0,
         heartbeat_ms: 0,
+        instance: 0,
     };
+    let mut instance_seen = false;
     for _ in 0..n {
         let key = r.str("a HELLO key")?;
+        if key == "instance" {
+            if std::mem::replace(&mut instance_seen, true) {
+                return Err(r.err("key `instance` appears twice".to_owned()));
+            }
+            h.instance = r.uint(key)?;
+            continue;
+        }
         let Some(i) = HELLO_KEYS.iter().position(|k| *k == key) else {
             // Unknown keys are ignored (a later version may add some).
             r.skip(key)?;

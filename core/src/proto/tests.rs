@@ -21,6 +21,7 @@ fn hello() -> Hello {
         name: "a".into(),
         max_frame: 16 * 1024 * 1024,
         heartbeat_ms: 5000,
+        instance: 0,
     }
 }
 
@@ -386,4 +387,53 @@ fn declarations_iterate_in_order() {
         })
         .collect();
     assert_eq!(back, items);
+}
+
+/// HELLO's optional `instance`: sent when non-zero, read back; absent is 0;
+/// given twice is a protocol error.
+#[test]
+fn hello_instance_is_optional_and_round_trips() {
+    let roundtrip = |h: Hello| {
+        let mut buf = BytesMut::new();
+        encode(&mut buf, &Frame::Hello(h)).unwrap();
+        match decode(&mut buf, 1 << 20) {
+            Ok(Decoded::Frame(Frame::Hello(h))) => h,
+            other => panic!("{other:?}"),
+        }
+    };
+    let mut with = hello();
+    with.instance = 0xfeed_beef_1234;
+    assert_eq!(roundtrip(with.clone()), with);
+    assert_eq!(roundtrip(hello()).instance, 0);
+    // The documented vector (no `instance`) is what a zero encodes to.
+    let mut buf = BytesMut::new();
+    encode(&mut buf, &Frame::Hello(hello())).unwrap();
+    assert!(!buf.windows(8).any(|w| w == b"instance"));
+
+    // A HELLO map with `instance` twice.
+    let mut h = Vec::new();
+    rmp::encode::write_map_len(&mut h, 8).unwrap();
+    for (k, v) in [
+        ("magic", None),
+        ("min_version", Some(1)),
+        ("max_version", Some(1)),
+        ("name", None),
+        ("max_frame", Some(1 << 20)),
+        ("heartbeat_ms", Some(0)),
+        ("instance", Some(7)),
+        ("instance", Some(8)),
+    ] {
+        rmp::encode::write_str(&mut h, k).unwrap();
+        match v {
+            Some(n) => rmp::encode::write_uint(&mut h, n).map(|_| ()).unwrap(),
+            None => rmp::encode::write_str(&mut h, if k == "magic" { MAGIC } else { "x" }).unwrap(),
+        }
+    }
+    let mut frame = BytesMut::new();
+    frame.put_u32((5 + h.len()) as u32);
+    frame.put_u8(0x01); // HELLO
+    frame.put_u32(h.len() as u32);
+    frame.put_slice(&h);
+    let e = decode(&mut frame, 1 << 20).unwrap_err();
+    assert!(e.detail().contains("`instance` appears twice"), "{e}");
 }

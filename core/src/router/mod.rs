@@ -13,7 +13,7 @@ pub(crate) mod state;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -37,11 +37,12 @@ fn next_gen() -> u64 {
     GENERATION.fetch_add(1, Relaxed)
 }
 
-thread_local! {
-    /// The route this thread published on last, with its generation.
-    static LAST_ROUTE: std::cell::RefCell<Option<(u64, Weak<Route>)>> =
-        const { std::cell::RefCell::new(None) };
-}
+/// A cache of the route a publisher published on last: a stream on one
+/// path finds its route without the shared map's lock and hash. It holds
+/// the route weakly: the map owns routes (and through them peers), and
+/// forgets them when a peer goes, so a cache never keeps a lost peer alive.
+#[derive(Default)]
+pub(crate) struct RouteCache(std::sync::Mutex<std::sync::Weak<Route>>);
 
 /// Cached routes beyond this many are forgotten (a local publisher on ever
 /// new paths could otherwise grow the cache without bound).
@@ -62,6 +63,8 @@ pub(crate) struct Router {
     routes: RwLock<HashMap<Box<str>, Arc<Route>, rustc_hash::FxBuildHasher>>,
     /// Picks the next of several peers serving a path.
     round_robin: AtomicUsize,
+    /// The route `Endpoint::publish` used last (see [`Router::route`]).
+    last: RouteCache,
 }
 
 impl Router {
@@ -74,6 +77,7 @@ impl Router {
             changed: Notify::new(),
             routes: RwLock::new(HashMap::default()),
             round_robin: AtomicUsize::new(0),
+            last: RouteCache::default(),
         })
     }
 
@@ -322,29 +326,46 @@ impl Router {
         }
     }
 
-    /// The route for a publish on `path`, from the cache when still valid.
+    /// The route for a publish on `path`: the route the endpoint published
+    /// on last if it is that path and still valid, else from the shared
+    /// map. (A thread that finds the last route's slot busy, another thread
+    /// publishing at that moment, goes to the map rather than wait.)
     pub(crate) fn route(&self, path: &str) -> Result<Arc<Route>> {
         self.shared.check_open()?;
         let gen = self.gen.load(SeqCst);
-        // A thread publishing on one path (the common case) finds its route
-        // here without the shared cache's lock and hash. Generations are
-        // unique across endpoints, so a route of another endpoint never
-        // matches; the memo holds it weakly, so it keeps no peer alive.
-        let memo = LAST_ROUTE
-            .try_with(|m| match &*m.borrow() {
-                Some((g, w)) if *g == gen => w.upgrade().filter(|r| &*r.meta.path == path),
-                _ => None,
-            })
-            .ok()
-            .flatten();
-        if let Some(r) = memo {
-            return Ok(r);
+        let Ok(mut last) = self.last.0.try_lock() else {
+            return self.route_slow(path, gen);
+        };
+        if let Some(r) = last.upgrade() {
+            if r.gen == gen && &*r.meta.path == path {
+                return Ok(r);
+            }
         }
-        let route = self.route_slow(path, gen)?;
-        // During thread teardown the memo may be gone: then just skip it.
-        let _ =
-            LAST_ROUTE.try_with(|m| *m.borrow_mut() = Some((route.gen, Arc::downgrade(&route))));
-        Ok(route)
+        let r = self.route_slow(path, gen)?;
+        *last = Arc::downgrade(&r);
+        Ok(r)
+    }
+
+    /// [`route`](Self::route) through a publisher's own cache; `check` runs
+    /// on a path the cache does not hold (the publisher's pattern).
+    pub(crate) fn route_cached(
+        &self,
+        path: &str,
+        cache: &RouteCache,
+        check: impl FnOnce(&str) -> Result<()>,
+    ) -> Result<Arc<Route>> {
+        self.shared.check_open()?;
+        let gen = self.gen.load(SeqCst);
+        let mut c = cache.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = c.upgrade() {
+            if r.gen == gen && &*r.meta.path == path {
+                return Ok(r);
+            }
+        }
+        check(path)?;
+        let r = self.route_slow(path, gen)?;
+        *c = Arc::downgrade(&r);
+        Ok(r)
     }
 
     fn route_slow(&self, path: &str, gen: u64) -> Result<Arc<Route>> {

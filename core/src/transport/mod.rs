@@ -453,25 +453,31 @@ impl Listener {
                             format!("cannot listen on {addr}: another process is listening there"),
                         ));
                     }
-                    let is_socket = {
-                        use std::os::unix::fs::FileTypeExt;
-                        std::fs::symlink_metadata(p)
-                            .map(|m| m.file_type().is_socket())
-                            .unwrap_or(false)
-                    };
-                    if !is_socket {
-                        return Err(Error::new(
-                            ErrorCode::AddressInUse,
-                            format!("cannot listen on {addr}: the path exists and is not a socket"),
-                        ));
+                    // The file may go meanwhile (its owner closed): then
+                    // the path is free.
+                    use std::os::unix::fs::FileTypeExt;
+                    match std::fs::symlink_metadata(p) {
+                        Ok(m) if !m.file_type().is_socket() => {
+                            return Err(Error::new(
+                                ErrorCode::AddressInUse,
+                                format!(
+                                    "cannot listen on {addr}: the path exists and is not a socket"
+                                ),
+                            ));
+                        }
+                        Ok(_) | Err(_) => {
+                            let _ = std::fs::remove_file(p);
+                        }
                     }
-                    let _ = std::fs::remove_file(p);
                 }
                 let l = UnixListener::bind(p).map_err(|e| {
-                    Error::new(
-                        ErrorCode::InvalidAddress,
-                        format!("cannot listen on {addr}: {e}"),
-                    )
+                    // Another listener took the path since the check above.
+                    let code = if e.kind() == std::io::ErrorKind::AddrInUse {
+                        ErrorCode::AddressInUse
+                    } else {
+                        ErrorCode::InvalidAddress
+                    };
+                    Error::new(code, format!("cannot listen on {addr}: {e}"))
                 })?;
                 Ok((Listener::Unix(l, p.clone()), addr.clone()))
             }
