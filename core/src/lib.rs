@@ -57,6 +57,7 @@
 //! handlers) run on runtime threads and must not block for long.
 
 #![warn(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod admission;
 pub mod blocking;

@@ -56,6 +56,7 @@ fn panic_text(p: &(dyn Any + Send)) -> String {
 /// # Safety
 /// `p` is NULL or points to a live `T` for `'a`.
 pub(crate) unsafe fn arg_ref<'a, T>(p: *const T, name: &str) -> Result<&'a T, FfiError> {
+    // SAFETY: `p` is NULL or valid for this call (the function's contract); as_ref maps NULL to None.
     unsafe { p.as_ref() }.ok_or_else(|| FfiError::null(name))
 }
 
@@ -67,6 +68,8 @@ pub(crate) unsafe fn arg_str<'a>(p: *const c_char, name: &str) -> Result<&'a str
     if p.is_null() {
         return Err(FfiError::null(name));
     }
+    // SAFETY: checked non-NULL above; NUL-terminated and readable for this
+    // call per the caller's contract.
     unsafe { CStr::from_ptr(p) }.to_str().map_err(|e| {
         FfiError::new(
             netchan_result::InvalidUtf8,
@@ -86,6 +89,8 @@ pub(crate) unsafe fn arg_bytes<'a>(data: *const u8, len: usize) -> Result<&'a [u
     if data.is_null() {
         return Err(FfiError::null("data"));
     }
+    // SAFETY: non-NULL and len > 0 here (checked above); `len` readable
+    // bytes per the caller's contract, not written during the call.
     Ok(unsafe { std::slice::from_raw_parts(data, len) })
 }
 
@@ -103,6 +108,8 @@ pub(crate) fn arg_out<T>(p: *mut T, name: &str) -> Result<(), FfiError> {
 /// # Safety
 /// `p` is a valid, writable, non-NULL `*mut T`.
 pub(crate) unsafe fn write_out<T>(p: *mut T, v: T) {
+    // SAFETY: the caller checked `p` with arg_out (non-NULL) and it points
+    // to writable, suitably aligned storage per this function's contract.
     unsafe { p.write(v) }
 }
 
@@ -179,6 +186,8 @@ pub(crate) unsafe fn take_back<T>(p: *mut T) -> Option<Box<T>> {
     if p.is_null() || !unregister_raw(p as usize, std::any::type_name::<T>()) {
         return None;
     }
+    // SAFETY: the registry held `p`, so hand_out made it with Box::into_raw
+    // and nobody has taken it back since (unregister_raw removed it now).
     Some(unsafe { Box::from_raw(p) })
 }
 
@@ -209,6 +218,8 @@ mod tests {
     fn a_panic_becomes_a_result_code_with_detail() {
         let r = ffi_boundary(|| panic!("boom"));
         assert_eq!(r, netchan_result::Panic);
+        // SAFETY: netchan_last_error returns a NUL-terminated thread-local
+        // string valid until the next call on this thread.
         let last = unsafe { CStr::from_ptr(crate::error::netchan_last_error()) };
         assert!(last.to_str().unwrap().contains("boom"));
         assert_eq!(ffi_boundary_or(7, || panic!("x")), 7);
@@ -217,9 +228,14 @@ mod tests {
     #[test]
     fn double_take_back_and_wrong_type_are_ignored() {
         let p = hand_out(5u32);
+        // SAFETY: take_back looks the address up in its registry before it
+        // touches it; an address never handed out is refused.
         assert!(unsafe { take_back(p as *mut u64) }.is_none());
+        // SAFETY: `p` is NULL or a handle this library handed out; take_back frees only what its registry holds, so a double free is refused.
         assert_eq!(*unsafe { take_back(p) }.unwrap(), 5);
+        // SAFETY: `p` is NULL or a handle this library handed out; take_back frees only what its registry holds, so a double free is refused.
         assert!(unsafe { take_back(p) }.is_none());
+        // SAFETY: take_back maps NULL to None before touching anything.
         assert!(unsafe { take_back::<u32>(std::ptr::null_mut()) }.is_none());
     }
 }

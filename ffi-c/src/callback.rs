@@ -29,6 +29,7 @@ pub(crate) struct Context {
 // SAFETY: the documented contract of every callback is that `context` may be
 // used from any thread (calls may run on netchan threads concurrently).
 unsafe impl Send for Context {}
+// SAFETY: as for Send: the contract allows concurrent use from any thread.
 unsafe impl Sync for Context {}
 
 impl Context {

@@ -59,6 +59,7 @@ pub(crate) fn stopped_error() -> FfiError {
 pub(crate) unsafe fn arg_endpoint<'a>(
     ep: *const netchan_endpoint,
 ) -> Result<&'a netchan_endpoint, FfiError> {
+    // SAFETY: `ep` is NULL or a live handle from this library (the function's contract); NULL is refused.
     let ep = unsafe { arg_ref(ep, "ep") }?;
     if runtime_stopped(ep.generation) {
         return Err(stopped_error());
@@ -128,6 +129,7 @@ pub unsafe extern "C" fn netchan_endpoint_new(
             name,
             generation,
         });
+        // SAFETY: `out` was checked non-NULL above and points to writable storage (the function's contract).
         unsafe { write_out(out, h) };
         Ok(())
     })
@@ -162,6 +164,7 @@ fn close_endpoint(ep: &netchan_endpoint) {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn netchan_endpoint_close(ep: *const netchan_endpoint) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `ep` is NULL or a live handle from this library (the function's contract); NULL is refused.
         close_endpoint(unsafe { arg_ref(ep, "ep") }?);
         Ok(())
     })
@@ -179,6 +182,7 @@ pub unsafe extern "C" fn netchan_endpoint_close(ep: *const netchan_endpoint) -> 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn netchan_endpoint_suspend(ep: *const netchan_endpoint) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `ep` is NULL or an endpoint handle from this library not yet freed (the function's contract); NULL is refused.
         let ep = unsafe { arg_endpoint(ep) }?;
         block(&ep.ep, ep.ep.suspend())??;
         Ok(())
@@ -196,6 +200,7 @@ pub unsafe extern "C" fn netchan_endpoint_suspend(ep: *const netchan_endpoint) -
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn netchan_endpoint_resume(ep: *const netchan_endpoint) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `ep` is NULL or an endpoint handle from this library not yet freed (the function's contract); NULL is refused.
         let ep = unsafe { arg_endpoint(ep) }?;
         block(&ep.ep, ep.ep.resume())??;
         Ok(())
@@ -213,6 +218,7 @@ pub unsafe extern "C" fn netchan_endpoint_network_changed(
     ep: *const netchan_endpoint,
 ) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `ep` is NULL or an endpoint handle from this library not yet freed (the function's contract); NULL is refused.
         let ep = unsafe { arg_endpoint(ep) }?;
         block(&ep.ep, ep.ep.network_changed())??;
         Ok(())
@@ -227,6 +233,7 @@ pub unsafe extern "C" fn netchan_endpoint_network_changed(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn netchan_endpoint_free(ep: *mut netchan_endpoint) {
     ffi_boundary_or((), || {
+        // SAFETY: `ep` is NULL or a handle this library handed out; take_back frees only what its registry holds, so a double free is refused.
         if let Some(b) = unsafe { take_back(ep) } {
             close_endpoint(&b);
         }
@@ -237,6 +244,7 @@ pub unsafe extern "C" fn netchan_endpoint_free(ep: *mut netchan_endpoint) {
 /// `netchan_endpoint_free(ep)`. NULL if `ep` is NULL. Thread-safe.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn netchan_endpoint_name(ep: *const netchan_endpoint) -> *const c_char {
+    // SAFETY: `ep` is NULL or valid for this call (the function's contract); as_ref maps NULL to None.
     ffi_boundary_or(std::ptr::null(), || match unsafe { ep.as_ref() } {
         Some(e) => e.name.as_ptr(),
         None => std::ptr::null(),
@@ -260,10 +268,13 @@ pub unsafe extern "C" fn netchan_endpoint_listen(
     bound: *mut *mut c_char,
 ) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `ep` is NULL or an endpoint handle from this library not yet freed (the function's contract); NULL is refused.
         let ep = unsafe { arg_endpoint(ep) }?;
+        // SAFETY: `addr` is NULL or a NUL-terminated string readable for this call (the function's contract); NULL and bad UTF-8 are refused.
         let addr = unsafe { arg_str(addr, "addr") }?;
         let b = block(&ep.ep, ep.ep.listen(addr))??;
         if !bound.is_null() {
+            // SAFETY: `bound` was checked non-NULL above and points to writable storage (the function's contract).
             unsafe { write_out(bound, hand_out_string(&b)) };
         }
         Ok(())
@@ -288,10 +299,13 @@ pub unsafe extern "C" fn netchan_endpoint_connect(
     peer_name: *mut *mut c_char,
 ) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `ep` is NULL or an endpoint handle from this library not yet freed (the function's contract); NULL is refused.
         let ep = unsafe { arg_endpoint(ep) }?;
+        // SAFETY: `addr` is NULL or a NUL-terminated string readable for this call (the function's contract); NULL and bad UTF-8 are refused.
         let addr = unsafe { arg_str(addr, "addr") }?;
         let info = block(&ep.ep, ep.ep.connect(addr))??;
         if !peer_name.is_null() {
+            // SAFETY: `peer_name` was checked non-NULL above and points to writable storage (the function's contract).
             unsafe { write_out(peer_name, hand_out_string(&info.name)) };
         }
         Ok(())
@@ -318,8 +332,11 @@ pub unsafe extern "C" fn netchan_endpoint_publish(
     len: usize,
 ) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `ep` is NULL or an endpoint handle from this library not yet freed (the function's contract); NULL is refused.
         let ep = unsafe { arg_endpoint(ep) }?;
+        // SAFETY: `path` is NULL or a NUL-terminated string readable for this call (the function's contract); NULL and bad UTF-8 are refused.
         let path = unsafe { arg_str(path, "path") }?;
+        // SAFETY: `data` points to `len` readable bytes for this call, or `len` is 0 (the function's contract).
         let payload = Bytes::copy_from_slice(unsafe { arg_bytes(data, len) }?);
         if netchan::runtime::in_async_context() {
             ep.ep.try_publish(path, payload)?;
@@ -344,8 +361,11 @@ pub unsafe extern "C" fn netchan_endpoint_try_publish(
     len: usize,
 ) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `ep` is NULL or an endpoint handle from this library not yet freed (the function's contract); NULL is refused.
         let ep = unsafe { arg_endpoint(ep) }?;
+        // SAFETY: `path` is NULL or a NUL-terminated string readable for this call (the function's contract); NULL and bad UTF-8 are refused.
         let path = unsafe { arg_str(path, "path") }?;
+        // SAFETY: `data` points to `len` readable bytes for this call, or `len` is 0 (the function's contract).
         let payload = Bytes::copy_from_slice(unsafe { arg_bytes(data, len) }?);
         ep.ep.try_publish(path, payload)?;
         Ok(())
@@ -408,6 +428,7 @@ impl ResultCb {
             },
             Err(e) => {
                 let detail = CString::new(e.detail.replace('\0', "")).unwrap_or_default();
+                // SAFETY: the callback contract; `detail` lives for the call.
                 unsafe { call(self.ctx.ptr, e.code, std::ptr::null(), 0, detail.as_ptr()) }
             }
         }
@@ -464,8 +485,11 @@ pub unsafe extern "C" fn netchan_endpoint_request(
             return Err(FfiError::null("callback.call"));
         }
         let checked = (|| {
+            // SAFETY: `ep` is NULL or an endpoint handle from this library not yet freed (the function's contract); NULL is refused.
             let ep = unsafe { arg_endpoint(ep) }?;
+            // SAFETY: `path` is NULL or a NUL-terminated string readable for this call (the function's contract); NULL and bad UTF-8 are refused.
             let path = unsafe { arg_str(path, "path") }?.to_owned();
+            // SAFETY: `data` points to `len` readable bytes for this call, or `len` is 0 (the function's contract).
             let payload = Bytes::copy_from_slice(unsafe { arg_bytes(data, len) }?);
             Ok::<_, FfiError>((ep, path, payload))
         })();
@@ -518,11 +542,15 @@ pub unsafe extern "C" fn netchan_endpoint_request_blocking(
     reply: *mut *mut netchan_bytes,
 ) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `ep` is NULL or an endpoint handle from this library not yet freed (the function's contract); NULL is refused.
         let ep = unsafe { arg_endpoint(ep) }?;
+        // SAFETY: `path` is NULL or a NUL-terminated string readable for this call (the function's contract); NULL and bad UTF-8 are refused.
         let path = unsafe { arg_str(path, "path") }?;
+        // SAFETY: `data` points to `len` readable bytes for this call, or `len` is 0 (the function's contract).
         let payload = Bytes::copy_from_slice(unsafe { arg_bytes(data, len) }?);
         arg_out(reply, "reply")?;
         let r = block(&ep.ep, ep.ep.request(path, payload, millis(timeout_ms)))??;
+        // SAFETY: `reply` was checked non-NULL above and points to writable storage (the function's contract).
         unsafe { write_out(reply, hand_out_bytes(r)) };
         Ok(())
     })
@@ -542,11 +570,14 @@ pub unsafe extern "C" fn netchan_endpoint_ping(
     rtt_us: *mut u64,
 ) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `ep` is NULL or an endpoint handle from this library not yet freed (the function's contract); NULL is refused.
         let ep = unsafe { arg_endpoint(ep) }?;
+        // SAFETY: `peer` is NULL or a NUL-terminated string readable for this call (the function's contract); NULL and bad UTF-8 are refused.
         let peer = unsafe { arg_str(peer, "peer") }?;
         let rtt = block(&ep.ep, ep.ep.ping(peer))??;
         if !rtt_us.is_null() {
             let us = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX);
+            // SAFETY: `rtt_us` was checked non-NULL above and points to writable storage (the function's contract).
             unsafe { write_out(rtt_us, us) };
         }
         Ok(())
@@ -568,10 +599,13 @@ pub unsafe extern "C" fn netchan_endpoint_wait_for_subscribers(
     found: *mut bool,
 ) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `ep` is NULL or an endpoint handle from this library not yet freed (the function's contract); NULL is refused.
         let ep = unsafe { arg_endpoint(ep) }?;
+        // SAFETY: `path` is NULL or a NUL-terminated string readable for this call (the function's contract); NULL and bad UTF-8 are refused.
         let path = unsafe { arg_str(path, "path") }?;
         arg_out(found, "found")?;
         let f = block(&ep.ep, ep.ep.wait_for_subscribers(path, millis(timeout_ms)))??;
+        // SAFETY: `found` was checked non-NULL above and points to writable storage (the function's contract).
         unsafe { write_out(found, f) };
         Ok(())
     })
@@ -591,10 +625,13 @@ pub unsafe extern "C" fn netchan_endpoint_wait_for_servers(
     found: *mut bool,
 ) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `ep` is NULL or an endpoint handle from this library not yet freed (the function's contract); NULL is refused.
         let ep = unsafe { arg_endpoint(ep) }?;
+        // SAFETY: `path` is NULL or a NUL-terminated string readable for this call (the function's contract); NULL and bad UTF-8 are refused.
         let path = unsafe { arg_str(path, "path") }?;
         arg_out(found, "found")?;
         let f = block(&ep.ep, ep.ep.wait_for_servers(path, millis(timeout_ms)))??;
+        // SAFETY: `found` was checked non-NULL above and points to writable storage (the function's contract).
         unsafe { write_out(found, f) };
         Ok(())
     })
@@ -642,6 +679,7 @@ pub unsafe extern "C" fn netchan_endpoint_stats(
     size: usize,
 ) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `ep` is NULL or a live handle from this library (the function's contract); NULL is refused.
         let ep = unsafe { arg_ref(ep, "ep") }?;
         arg_out(out, "out")?;
         let s = ep.ep.stats();

@@ -173,6 +173,7 @@ fn deliver(cb: &EventCb, e: &Event) {
             }
         }
     };
+    // SAFETY: the callback and its context pointer were registered together by the C caller, who promised both stay valid until the matching free; the argument lives across the call.
     unsafe { (cb.call)(cb.ctx.ptr, &ev) };
 }
 
@@ -198,6 +199,7 @@ pub unsafe extern "C" fn netchan_endpoint_on_event(
             .call
             .ok_or_else(|| FfiError::null("callback.call"))?;
         arg_out(out, "out")?;
+        // SAFETY: `ep` is NULL or an endpoint handle from this library not yet freed (the function's contract); NULL is refused.
         let ep: &netchan_endpoint = unsafe { arg_endpoint(ep) }?;
         let mut events = ep.ep.events();
         let slot = Arc::new(Slot::new(EventCb { call, ctx }));
@@ -229,6 +231,7 @@ pub unsafe extern "C" fn netchan_endpoint_on_event(
             }
             task_slot.stop();
         });
+        // SAFETY: `out` was checked non-NULL above and points to writable storage (the function's contract).
         unsafe { write_out(out, hand_out(netchan_event_listener { slot })) };
         Ok(())
     })
@@ -241,6 +244,7 @@ pub unsafe extern "C" fn netchan_endpoint_on_event(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn netchan_event_listener_free(listener: *mut netchan_event_listener) {
     ffi_boundary_or((), || {
+        // SAFETY: `listener` is NULL or a handle this library handed out; take_back frees only what its registry holds, so a double free is refused.
         if let Some(b) = unsafe { take_back(listener) } {
             b.slot.stop();
         }

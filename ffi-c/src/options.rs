@@ -62,6 +62,7 @@ pub unsafe extern "C" fn netchan_options_new(out: *mut *mut netchan_options) -> 
         let p = hand_out(netchan_options {
             config: Config::default(),
         });
+        // SAFETY: `out` was checked non-NULL above and points to writable storage (the function's contract).
         unsafe { write_out(out, p) };
         Ok(())
     })
@@ -70,12 +71,15 @@ pub unsafe extern "C" fn netchan_options_new(out: *mut *mut netchan_options) -> 
 /// Frees options. NULL, or options freed already, are ignored.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn netchan_options_free(options: *mut netchan_options) {
+    // SAFETY: `options` is NULL or a handle this library handed out; take_back frees only what its registry holds, so a double free is refused.
     ffi_boundary_or((), || drop(unsafe { take_back(options) }))
 }
 
 /// # Safety
 /// `options` is NULL or a live `netchan_options` not used elsewhere meanwhile.
 unsafe fn config<'a>(options: *mut netchan_options) -> Result<&'a mut Config, FfiError> {
+    // SAFETY: NULL or a live options object not used by another thread
+    // during the call (the caller's contract); as_mut maps NULL to None.
     Ok(&mut unsafe { options.as_mut() }
         .ok_or_else(|| FfiError::null("options"))?
         .config)
@@ -92,10 +96,12 @@ pub unsafe extern "C" fn netchan_options_set_name(
     name: *const c_char,
 ) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `options` is NULL or a live netchan_options from netchan_options_new, not shared with another thread during the call (the function's contract); NULL is refused.
         let c = unsafe { config(options) }?;
         c.name = if name.is_null() {
             None
         } else {
+            // SAFETY: `name` is NULL or a NUL-terminated string readable for this call (the function's contract); NULL and bad UTF-8 are refused.
             Some(unsafe { arg_str(name, "name") }?.to_owned())
         };
         Ok(())
@@ -111,6 +117,7 @@ pub unsafe extern "C" fn netchan_options_set_max_frame_size(
     value: usize,
 ) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `options` is NULL or a live netchan_options from netchan_options_new, not shared with another thread during the call (the function's contract); NULL is refused.
         let c = unsafe { config(options) }?;
         let v = value;
         c.max_frame_size = v;
@@ -127,6 +134,7 @@ pub unsafe extern "C" fn netchan_options_set_connect_timeout_ms(
     value: u64,
 ) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `options` is NULL or a live netchan_options from netchan_options_new, not shared with another thread during the call (the function's contract); NULL is refused.
         let c = unsafe { config(options) }?;
         let v = value;
         c.connect_timeout = Duration::from_millis(v);
@@ -143,6 +151,7 @@ pub unsafe extern "C" fn netchan_options_set_handshake_timeout_ms(
     value: u64,
 ) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `options` is NULL or a live netchan_options from netchan_options_new, not shared with another thread during the call (the function's contract); NULL is refused.
         let c = unsafe { config(options) }?;
         let v = value;
         c.handshake_timeout = Duration::from_millis(v);
@@ -159,6 +168,7 @@ pub unsafe extern "C" fn netchan_options_set_heartbeat_interval_ms(
     value: u64,
 ) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `options` is NULL or a live netchan_options from netchan_options_new, not shared with another thread during the call (the function's contract); NULL is refused.
         let c = unsafe { config(options) }?;
         let v = value;
         c.heartbeat_interval = Duration::from_millis(v);
@@ -175,6 +185,7 @@ pub unsafe extern "C" fn netchan_options_set_send_buffer(
     value: usize,
 ) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `options` is NULL or a live netchan_options from netchan_options_new, not shared with another thread during the call (the function's contract); NULL is refused.
         let c = unsafe { config(options) }?;
         let v = value;
         c.send_buffer = v;
@@ -192,6 +203,7 @@ pub unsafe extern "C" fn netchan_options_set_send_timeout_ms(
     value: u64,
 ) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `options` is NULL or a live netchan_options from netchan_options_new, not shared with another thread during the call (the function's contract); NULL is refused.
         let c = unsafe { config(options) }?;
         let v = value;
         c.send_timeout = Duration::from_millis(v);
@@ -208,6 +220,7 @@ pub unsafe extern "C" fn netchan_options_set_ping_timeout_ms(
     value: u64,
 ) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `options` is NULL or a live netchan_options from netchan_options_new, not shared with another thread during the call (the function's contract); NULL is refused.
         let c = unsafe { config(options) }?;
         let v = value;
         c.ping_timeout = Duration::from_millis(v);
@@ -224,6 +237,7 @@ pub unsafe extern "C" fn netchan_options_set_subscribe_capacity(
     value: usize,
 ) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `options` is NULL or a live netchan_options from netchan_options_new, not shared with another thread during the call (the function's contract); NULL is refused.
         let c = unsafe { config(options) }?;
         let v = value;
         c.subscribe.capacity = v;
@@ -240,6 +254,7 @@ pub unsafe extern "C" fn netchan_options_set_subscribe_max_bytes(
     value: usize,
 ) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `options` is NULL or a live netchan_options from netchan_options_new, not shared with another thread during the call (the function's contract); NULL is refused.
         let c = unsafe { config(options) }?;
         let v = value;
         c.subscribe.max_bytes = v;
@@ -261,6 +276,7 @@ pub unsafe extern "C" fn netchan_options_set_busy_poll_us(
     value: u64,
 ) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `options` is NULL or a live netchan_options from netchan_options_new, not shared with another thread during the call (the function's contract); NULL is refused.
         let c = unsafe { config(options) }?;
         c.busy_poll = Duration::from_micros(value);
         Ok(())
@@ -277,6 +293,7 @@ pub unsafe extern "C" fn netchan_options_set_service_queue(
     value: usize,
 ) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `options` is NULL or a live netchan_options from netchan_options_new, not shared with another thread during the call (the function's contract); NULL is refused.
         let c = unsafe { config(options) }?;
         let v = value;
         c.service_queue = v;
@@ -293,6 +310,7 @@ pub unsafe extern "C" fn netchan_options_set_max_connections(
     value: usize,
 ) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `options` is NULL or a live netchan_options from netchan_options_new, not shared with another thread during the call (the function's contract); NULL is refused.
         let c = unsafe { config(options) }?;
         let v = value;
         c.max_connections = v;
@@ -310,6 +328,7 @@ pub unsafe extern "C" fn netchan_options_set_overflow(
     overflow: u32,
 ) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `options` is NULL or a live netchan_options from netchan_options_new, not shared with another thread during the call (the function's contract); NULL is refused.
         unsafe { config(options) }?.subscribe.overflow = overflow_from(overflow)?;
         Ok(())
     })
@@ -338,6 +357,7 @@ pub unsafe extern "C" fn netchan_subscribe_options_new(
         let p = hand_out(netchan_subscribe_options {
             opts: SubscribeOptions::default(),
         });
+        // SAFETY: `out` was checked non-NULL above and points to writable storage (the function's contract).
         unsafe { write_out(out, p) };
         Ok(())
     })
@@ -346,6 +366,7 @@ pub unsafe extern "C" fn netchan_subscribe_options_new(
 /// Frees subscription options. NULL, or options freed already, are ignored.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn netchan_subscribe_options_free(options: *mut netchan_subscribe_options) {
+    // SAFETY: `options` is NULL or a handle this library handed out; take_back frees only what its registry holds, so a double free is refused.
     ffi_boundary_or((), || drop(unsafe { take_back(options) }))
 }
 
@@ -354,6 +375,8 @@ pub unsafe extern "C" fn netchan_subscribe_options_free(options: *mut netchan_su
 unsafe fn sub_opts<'a>(
     options: *mut netchan_subscribe_options,
 ) -> Result<&'a mut SubscribeOptions, FfiError> {
+    // SAFETY: NULL or a live options object not used by another thread
+    // during the call (the caller's contract); as_mut maps NULL to None.
     Ok(&mut unsafe { options.as_mut() }
         .ok_or_else(|| FfiError::null("options"))?
         .opts)
@@ -368,6 +391,7 @@ pub unsafe extern "C" fn netchan_subscribe_options_set_capacity(
     capacity: usize,
 ) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `options` is NULL or a live netchan_subscribe_options, not shared with another thread during the call (the function's contract); NULL is refused.
         unsafe { sub_opts(options) }?.capacity = capacity;
         Ok(())
     })
@@ -382,6 +406,7 @@ pub unsafe extern "C" fn netchan_subscribe_options_set_max_bytes(
     max_bytes: usize,
 ) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `options` is NULL or a live netchan_subscribe_options, not shared with another thread during the call (the function's contract); NULL is refused.
         unsafe { sub_opts(options) }?.max_bytes = max_bytes;
         Ok(())
     })
@@ -396,6 +421,7 @@ pub unsafe extern "C" fn netchan_subscribe_options_set_overflow(
     overflow: u32,
 ) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `options` is NULL or a live netchan_subscribe_options, not shared with another thread during the call (the function's contract); NULL is refused.
         unsafe { sub_opts(options) }?.overflow = overflow_from(overflow)?;
         Ok(())
     })

@@ -24,6 +24,7 @@ pub struct netchan_request {
 /// if `request` is NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn netchan_request_path(request: *const netchan_request) -> netchan_str {
+    // SAFETY: `request` is NULL or valid for this call (the function's contract); as_ref maps NULL to None.
     ffi_boundary_or(netchan_str::empty(), || match unsafe { request.as_ref() } {
         Some(r) => netchan_str::from(r.req.path()),
         None => netchan_str::empty(),
@@ -35,6 +36,7 @@ pub unsafe extern "C" fn netchan_request_path(request: *const netchan_request) -
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn netchan_request_payload(request: *const netchan_request) -> netchan_slice {
     ffi_boundary_or(netchan_slice::empty(), || {
+        // SAFETY: `request` is NULL or valid for this call (the function's contract); as_ref maps NULL to None.
         match unsafe { request.as_ref() } {
             Some(r) => netchan_slice::from(r.req.payload()),
             None => netchan_slice::empty(),
@@ -46,6 +48,7 @@ pub unsafe extern "C" fn netchan_request_payload(request: *const netchan_request
 /// if `request` is NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn netchan_request_sender(request: *const netchan_request) -> netchan_str {
+    // SAFETY: `request` is NULL or valid for this call (the function's contract); as_ref maps NULL to None.
     ffi_boundary_or(netchan_str::empty(), || match unsafe { request.as_ref() } {
         Some(r) => netchan_str::from(r.req.sender()),
         None => netchan_str::empty(),
@@ -56,6 +59,7 @@ pub unsafe extern "C" fn netchan_request_sender(request: *const netchan_request)
 /// on the wire); 0 if it passed or `request` is NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn netchan_request_remaining_ms(request: *const netchan_request) -> u64 {
+    // SAFETY: `request` is NULL or valid for this call (the function's contract); as_ref maps NULL to None.
     ffi_boundary_or(0, || match unsafe { request.as_ref() } {
         Some(r) => u64::try_from(r.req.remaining().as_millis()).unwrap_or(u64::MAX),
         None => 0,
@@ -97,7 +101,9 @@ pub unsafe extern "C" fn netchan_reply_send(
     len: usize,
 ) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `reply` is NULL or a live handle from this library (the function's contract); NULL is refused.
         let r = unsafe { arg_ref(reply, "reply") }?;
+        // SAFETY: `data` points to `len` readable bytes for this call, or `len` is 0 (the function's contract).
         let payload = Bytes::copy_from_slice(unsafe { arg_bytes(data, len) }?);
         r.take()?.send(payload);
         Ok(())
@@ -119,10 +125,12 @@ pub unsafe extern "C" fn netchan_reply_fail(
     detail: *const c_char,
 ) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `reply` is NULL or a live handle from this library (the function's contract); NULL is refused.
         let r = unsafe { arg_ref(reply, "reply") }?;
         let detail = if detail.is_null() {
             ""
         } else {
+            // SAFETY: `detail` is NULL or a NUL-terminated string readable for this call (the function's contract); NULL and bad UTF-8 are refused.
             unsafe { arg_str(detail, "detail") }?
         };
         let code = u16::try_from(code)
@@ -144,6 +152,7 @@ pub unsafe extern "C" fn netchan_reply_fail(
 /// callbacks.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn netchan_reply_free(reply: *mut netchan_reply) {
+    // SAFETY: `reply` is NULL or a handle this library handed out; take_back frees only what its registry holds, so a double free is refused.
     ffi_boundary_or((), || drop(unsafe { take_back(reply) }))
 }
 
@@ -208,7 +217,9 @@ pub unsafe extern "C" fn netchan_endpoint_serve(
     ffi_boundary(move || {
         let call = handler.call.ok_or_else(|| FfiError::null("handler.call"))?;
         arg_out(out, "out")?;
+        // SAFETY: `ep` is NULL or an endpoint handle from this library not yet freed (the function's contract); NULL is refused.
         let ep: &netchan_endpoint = unsafe { arg_endpoint(ep) }?;
+        // SAFETY: `pattern` is NULL or a NUL-terminated string readable for this call (the function's contract); NULL and bad UTF-8 are refused.
         let pattern = unsafe { arg_str(pattern, "pattern") }?;
         let svc = Arc::new(ep.ep.serve(pattern)?);
         let slot = Arc::new(Slot::new(HandlerCb { call, ctx }));
@@ -229,6 +240,7 @@ pub unsafe extern "C" fn netchan_endpoint_serve(
             }
             task_slot.stop();
         });
+        // SAFETY: `out` was checked non-NULL above and points to writable storage (the function's contract).
         unsafe { write_out(out, hand_out(netchan_service { svc, slot })) };
         Ok(())
     })
@@ -238,6 +250,7 @@ pub unsafe extern "C" fn netchan_endpoint_serve(
 /// `service` is NULL. Thread-safe.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn netchan_service_pattern(service: *const netchan_service) -> netchan_str {
+    // SAFETY: `service` is NULL or valid for this call (the function's contract); as_ref maps NULL to None.
     ffi_boundary_or(netchan_str::empty(), || match unsafe { service.as_ref() } {
         Some(s) => netchan_str::from(s.svc.pattern()),
         None => netchan_str::empty(),
@@ -253,6 +266,7 @@ pub unsafe extern "C" fn netchan_service_pattern(service: *const netchan_service
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn netchan_service_free(service: *mut netchan_service) {
     ffi_boundary_or((), || {
+        // SAFETY: `service` is NULL or a handle this library handed out; take_back frees only what its registry holds, so a double free is refused.
         if let Some(b) = unsafe { take_back(service) } {
             b.svc.close();
             b.slot.stop();

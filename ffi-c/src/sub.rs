@@ -27,6 +27,7 @@ pub struct netchan_message {
 /// message. `{NULL, 0}` if `message` is NULL. Thread-safe.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn netchan_message_path(message: *const netchan_message) -> netchan_str {
+    // SAFETY: `message` is NULL or valid for this call (the function's contract); as_ref maps NULL to None.
     ffi_boundary_or(netchan_str::empty(), || match unsafe { message.as_ref() } {
         Some(m) => netchan_str::from(m.msg.path()),
         None => netchan_str::empty(),
@@ -38,6 +39,7 @@ pub unsafe extern "C" fn netchan_message_path(message: *const netchan_message) -
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn netchan_message_payload(message: *const netchan_message) -> netchan_slice {
     ffi_boundary_or(netchan_slice::empty(), || {
+        // SAFETY: `message` is NULL or valid for this call (the function's contract); as_ref maps NULL to None.
         match unsafe { message.as_ref() } {
             Some(m) => netchan_slice::from(m.msg.payload()),
             None => netchan_slice::empty(),
@@ -49,6 +51,7 @@ pub unsafe extern "C" fn netchan_message_payload(message: *const netchan_message
 /// the message. `{NULL, 0}` if `message` is NULL. Thread-safe.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn netchan_message_sender(message: *const netchan_message) -> netchan_str {
+    // SAFETY: `message` is NULL or valid for this call (the function's contract); as_ref maps NULL to None.
     ffi_boundary_or(netchan_str::empty(), || match unsafe { message.as_ref() } {
         Some(m) => netchan_str::from(m.msg.sender()),
         None => netchan_str::empty(),
@@ -64,8 +67,10 @@ pub unsafe extern "C" fn netchan_message_clone(
     out: *mut *mut netchan_message,
 ) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `message` is NULL or a live handle from this library (the function's contract); NULL is refused.
         let m = unsafe { arg_ref(message, "message") }?;
         arg_out(out, "out")?;
+        // SAFETY: `out` was checked non-NULL above and points to writable storage (the function's contract).
         unsafe { write_out(out, hand_out(netchan_message { msg: m.msg.clone() })) };
         Ok(())
     })
@@ -75,6 +80,7 @@ pub unsafe extern "C" fn netchan_message_clone(
 /// message (the one a callback got) are ignored. Thread-safe.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn netchan_message_free(message: *mut netchan_message) {
+    // SAFETY: `message` is NULL or a handle this library handed out; take_back frees only what its registry holds, so a double free is refused.
     ffi_boundary_or((), || drop(unsafe { take_back(message) }))
 }
 
@@ -118,7 +124,9 @@ unsafe fn subscribe<'a>(
     pattern: *const c_char,
     options: *const netchan_subscribe_options,
 ) -> Result<(&'a netchan_endpoint, Subscription), FfiError> {
+    // SAFETY: `ep` is NULL or an endpoint handle from this library not yet freed (the function's contract); NULL is refused.
     let ep = unsafe { arg_endpoint(ep) }?;
+    // SAFETY: `pattern` is NULL or a NUL-terminated string readable for this call (the function's contract); NULL and bad UTF-8 are refused.
     let pattern = unsafe { arg_str(pattern, "pattern") }?;
     // SAFETY: NULL or live options, per the contract.
     let sub = match unsafe { options.as_ref() } {
@@ -149,12 +157,14 @@ pub unsafe extern "C" fn netchan_endpoint_subscribe(
 ) -> netchan_result {
     ffi_boundary(|| {
         arg_out(out, "out")?;
+        // SAFETY: the caller's pointers are NULL or valid per this function's contract, which is subscribe's.
         let (ep, sub) = unsafe { subscribe(ep, pattern, options) }?;
         let h = hand_out(netchan_subscription {
             sub: Arc::new(sub),
             slot: None,
             generation: ep.generation,
         });
+        // SAFETY: `out` was checked non-NULL above and points to writable storage (the function's contract).
         unsafe { write_out(out, h) };
         Ok(())
     })
@@ -185,6 +195,7 @@ pub unsafe extern "C" fn netchan_endpoint_subscribe_callback(
             .call
             .ok_or_else(|| FfiError::null("callback.call"))?;
         arg_out(out, "out")?;
+        // SAFETY: the caller's pointers are NULL or valid per this function's contract, which is subscribe's.
         let (ep, sub) = unsafe { subscribe(ep, pattern, options) }?;
         let sub = Arc::new(sub);
         let slot = Arc::new(Slot::new(MessageCb { call, ctx }));
@@ -214,12 +225,16 @@ pub unsafe extern "C" fn netchan_endpoint_subscribe_callback(
             slot: Some(slot),
             generation: ep.generation,
         });
+        // SAFETY: `out` was checked non-NULL above and points to writable storage (the function's contract).
         unsafe { write_out(out, h) };
         Ok(())
     })
 }
 
+/// Writes `m` to `out`, which every caller checked with `arg_out` first.
 fn message_out(out: *mut *mut netchan_message, m: Message) {
+    // SAFETY: every caller checked `out` with arg_out; it points to writable
+    // storage per the calling function's contract.
     unsafe { write_out(out, hand_out(netchan_message { msg: m })) };
 }
 
@@ -236,6 +251,7 @@ pub unsafe extern "C" fn netchan_subscription_try_recv(
     out: *mut *mut netchan_message,
 ) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `sub` is NULL or a live handle from this library (the function's contract); NULL is refused.
         let s = unsafe { arg_ref(sub, "sub") }?;
         let q = pull(s)?;
         arg_out(out, "out")?;
@@ -275,6 +291,7 @@ pub unsafe extern "C" fn netchan_subscription_recv(
     out: *mut *mut netchan_message,
 ) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `sub` is NULL or a live handle from this library (the function's contract); NULL is refused.
         let s = unsafe { arg_ref(sub, "sub") }?;
         let q = pull(s)?;
         arg_out(out, "out")?;
@@ -307,6 +324,7 @@ pub unsafe extern "C" fn netchan_subscription_recv(
 pub unsafe extern "C" fn netchan_subscription_pattern(
     sub: *const netchan_subscription,
 ) -> netchan_str {
+    // SAFETY: `sub` is NULL or valid for this call (the function's contract); as_ref maps NULL to None.
     ffi_boundary_or(netchan_str::empty(), || match unsafe { sub.as_ref() } {
         Some(s) => netchan_str::from(s.sub.pattern()),
         None => netchan_str::empty(),
@@ -317,6 +335,7 @@ pub unsafe extern "C" fn netchan_subscription_pattern(
 /// `sub` is NULL. Thread-safe.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn netchan_subscription_dropped(sub: *const netchan_subscription) -> u64 {
+    // SAFETY: `sub` is NULL or valid for this call (the function's contract); as_ref maps NULL to None.
     ffi_boundary_or(0, || match unsafe { sub.as_ref() } {
         Some(s) => s.sub.dropped(),
         None => 0,
@@ -342,6 +361,7 @@ pub unsafe extern "C" fn netchan_subscription_close(
     sub: *const netchan_subscription,
 ) -> netchan_result {
     ffi_boundary(|| {
+        // SAFETY: `sub` is NULL or a live handle from this library (the function's contract); NULL is refused.
         stop(unsafe { arg_ref(sub, "sub") }?);
         Ok(())
     })
@@ -357,6 +377,7 @@ pub unsafe extern "C" fn netchan_subscription_close(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn netchan_subscription_free(sub: *mut netchan_subscription) {
     ffi_boundary_or((), || {
+        // SAFETY: `sub` is NULL or a handle this library handed out; take_back frees only what its registry holds, so a double free is refused.
         if let Some(b) = unsafe { take_back(sub) } {
             stop(&b);
         }

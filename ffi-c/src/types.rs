@@ -114,6 +114,7 @@ pub unsafe extern "C" fn netchan_bytes_data(bytes: *const netchan_bytes) -> netc
 /// Thread-safe.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn netchan_bytes_free(bytes: *mut netchan_bytes) {
+    // SAFETY: `bytes` is NULL or a handle this library handed out; take_back frees only what its registry holds, so a double free is refused.
     ffi_boundary_or((), || drop(unsafe { take_back(bytes) }))
 }
 

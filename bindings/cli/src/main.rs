@@ -6,6 +6,8 @@
 //! way. Errors go to stderr as `netchan: CODE: detail` with exit status 1;
 //! bad arguments exit with status 2.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
