@@ -29,7 +29,15 @@ export declare class NativeEndpoint {
   listen(addr: string): Promise<string>
   /** Resolves with the peer once the handshake is done. */
   connect(addr: string): Promise<PeerInfo>
+  /** The busy-poll window in microseconds (the core's `busy_poll`). */
+  get busyPollUs(): number
   reconnectNow(): void
+  /** The core's `suspend`: every link and listener down, the rest kept. */
+  suspend(): Promise<void>
+  /** The core's `resume`: listens and dials again at once. */
+  resume(): Promise<void>
+  /** The core's `network_changed`: drops every link and redials now. */
+  networkChanged(): Promise<void>
   /**
    * Publishes. Returns `undefined` when done at once (the common case),
    * else a promise that settles when every target took the message.
@@ -100,7 +108,11 @@ export declare class NativeService {
   get pattern(): string
   /**
    * Resolves with the next request, or `null` once the service or
-   * endpoint is closed.
+   * endpoint is closed. When every request taken so far has been
+   * answered (the handler answered synchronously), it first busy-polls
+   * for the endpoint's `busy_poll`: the next request of a ping-pong
+   * usually comes within it. While a handler still holds a request it
+   * does not: the event loop must run for that handler to answer.
    */
   next(): Promise<NativeRequest | null>
   /** Stops serving; pending requests fail at their callers. Idempotent. */
@@ -114,7 +126,8 @@ export declare class NativeSubscription {
   get dropped(): number
   /**
    * Up to `max` messages already queued; `null` when none are (or the
-   * subscription ended: then `wait` resolves `null`).
+   * subscription ended: then `wait` resolves `null`), and while a `wait`
+   * is pending (it gets them).
    */
   take(max: number): Batch | null
   /**
@@ -125,6 +138,13 @@ export declare class NativeSubscription {
   /** Unsubscribes; queued messages can still be taken. Idempotent. */
   close(): void
 }
+
+/**
+ * Not API: one event of every core kind (`Event::examples()`), as JS
+ * receives it, beside the core's kind; for the test that every kind
+ * reaches JS with every field.
+ */
+export declare function __eventExamples(): Array<EventExample>
 
 /**
  * Messages received together: payloads concatenated in `data` (message `i`
@@ -186,15 +206,31 @@ export interface EndpointOptions {
   overflow?: string
   /** Requests queued per service before new ones are refused (default 1024). */
   serviceQueue?: number
+  /**
+   * The core's `busy_poll`, in microseconds (0 to 1000000; default the
+   * core's, 0: off): how long a request of this endpoint polls for its
+   * reply, and one of its services for the next request after it
+   * answered, on the JS thread before the event loop goes on.
+   */
+  busyPollUs?: number
 }
 
 /** Every error code name, in numeric order (the JS layer exports them). */
 export declare function errorCodes(): Array<string>
 
+/** See `__eventExamples`. */
+export interface EventExample {
+  /** `Event::kind()`, snake_case. */
+  kind: string
+  event: EventObj
+}
+
 /**
- * One event. `type` is `peerUp`, `peerDown`, `dropped`, `reconnecting`,
- * `reconnectAbandoned`, `connectionError` or `missed`; the other fields
- * are set as they apply.
+ * One event. `type` is the core's `Event::kind()` in camelCase (`peerUp`,
+ * `peerDown`, `dropped`, `reconnecting`, `reconnectAbandoned`,
+ * `suspended`, `resumed`, `connectionError`), or `missed` (events the JS
+ * thread could not take); the fields the kind has are set, the others
+ * absent.
  */
 export interface EventObj {
   type: string

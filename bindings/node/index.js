@@ -842,5 +842,6 @@ module.exports.NativePublisher = nativeBinding.NativePublisher
 module.exports.NativeRequest = nativeBinding.NativeRequest
 module.exports.NativeService = nativeBinding.NativeService
 module.exports.NativeSubscription = nativeBinding.NativeSubscription
+module.exports.__eventExamples = nativeBinding.__eventExamples
 module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.nativeVersion = nativeBinding.nativeVersion

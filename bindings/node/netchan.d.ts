@@ -49,6 +49,15 @@ export interface EndpointOptions {
   /** Default subscription overflow policy ('block'). */
   overflow?: Overflow
   serviceQueue?: number
+  /**
+   * The core's `busy_poll`, in microseconds (a whole number from 0 to
+   * 1000000; default the core's, 0: off): how long `request()` polls for
+   * its reply, and a service whose handler answered synchronously for the
+   * next request, through the core on the JS thread, before the event loop
+   * goes on. A reply or request arriving within it is taken without waking
+   * a sleeping event loop; meanwhile the JS thread runs nothing else.
+   */
+  busyPollUs?: number
 }
 
 export interface SubscribeOptions {
@@ -119,8 +128,11 @@ export interface DroppedEvent { type: 'dropped'; site: string; code: ErrorCode; 
 export interface ReconnectingEvent { type: 'reconnecting'; addr: string; attempt: number; delayMs: number }
 export interface ReconnectAbandonedEvent { type: 'reconnectAbandoned'; addr: string; code: ErrorCode; detail: string }
 export interface ConnectionErrorEvent { type: 'connectionError'; addr: string; code: ErrorCode; detail: string }
+export interface SuspendedEvent { type: 'suspended' }
+export interface ResumedEvent { type: 'resumed' }
 export interface MissedEvent { type: 'missed'; count: number }
-export type NetchanEvent = PeerEvent | DroppedEvent | ReconnectingEvent | ReconnectAbandonedEvent | ConnectionErrorEvent | MissedEvent
+/** Every event; `type` is the core's `Event::kind()` in camelCase, or `missed`. */
+export type NetchanEvent = PeerEvent | DroppedEvent | ReconnectingEvent | ReconnectAbandonedEvent | SuspendedEvent | ResumedEvent | ConnectionErrorEvent | MissedEvent
 
 export interface EndpointEvents {
   peer: [PeerEvent]
@@ -129,6 +141,8 @@ export interface EndpointEvents {
   dropped: [DroppedEvent]
   reconnecting: [ReconnectingEvent]
   reconnectAbandoned: [ReconnectAbandonedEvent]
+  suspended: [SuspendedEvent]
+  resumed: [ResumedEvent]
   connectionError: [ConnectionErrorEvent]
   missed: [MissedEvent]
   event: [NetchanEvent]
@@ -143,12 +157,28 @@ export declare class Endpoint extends EventEmitter {
   constructor(options?: EndpointOptions | string)
   readonly name: string
   readonly closed: boolean
+  /** The busy-poll window in microseconds (the `busyPollUs` option, else the core's default). */
+  readonly busyPollUs: number
   on<K extends keyof EndpointEvents>(event: K, listener: (...args: EndpointEvents[K]) => void): this
   once<K extends keyof EndpointEvents>(event: K, listener: (...args: EndpointEvents[K]) => void): this
   off<K extends keyof EndpointEvents>(event: K, listener: (...args: EndpointEvents[K]) => void): this
   listen(addr: string): Promise<string>
   connect(addr: string): Promise<PeerInfo>
   reconnectNow(): void
+  /**
+   * To the background: closes every link and listener; keeps subscriptions,
+   * services, declarations, messages held for dialled peers and counters.
+   * Emits `suspended`. Idempotent. Rejects with `CLOSED` once closed.
+   */
+  suspend(): Promise<void>
+  /**
+   * Listens and dials again at once; emits `resumed`. Does nothing if not
+   * suspended. Rejects with `CLOSED`, or `ADDRESS_IN_USE` if a listen
+   * address was taken meanwhile (the rest is restored anyway).
+   */
+  resume(): Promise<void>
+  /** Drops every link and redials every dialled address now. Rejects with `CLOSED`. */
+  networkChanged(): Promise<void>
   unref(): this
   ref(): this
   publish(path: string, payload?: Payload): Promise<void>
@@ -176,13 +206,6 @@ export declare class Endpoint extends EventEmitter {
 /** msgpack of a plain JS value (interoperable with every netchan binding). */
 export declare function pack(value: unknown): Buffer
 export declare function unpack(bytes: Uint8Array): unknown
-/**
- * Sets how long, in microseconds, the event loop keeps polling instead of
- * sleeping while a request awaits its reply and after a service answers
- * (default 100; 0 turns it off; at most 1000000). Returns the previous value.
- * Throws a TypeError with code INVALID_ARGUMENT for anything else.
- */
-export declare function setBusyPoll(microseconds: number): number
 export declare const version: string
 
 // Keeps the generated event type referenced for declaration consumers.

@@ -22,7 +22,10 @@ const codes = Object.freeze(Object.fromEntries(native.errorCodes().map((c) => [c
 /** Messages taken from a subscription per native call. */
 const BATCH = 256
 const DONE = Promise.resolve()
-const EVENT_NAMES = new Set(['peer', 'peerUp', 'peerDown', 'dropped', 'reconnecting', 'reconnectAbandoned', 'connectionError', 'missed', 'event'])
+// Event names: each core event kind (`Event::kind()`) in camelCase, plus
+// `missed` (events the JS thread could not take), `peer` (peerUp and
+// peerDown) and `event` (all). A listener for any of them starts the stream.
+const EVENT_NAMES = new Set(['peerUp', 'peerDown', 'dropped', 'reconnecting', 'reconnectAbandoned', 'suspended', 'resumed', 'connectionError', 'missed', 'peer', 'event'])
 
 function argError (msg) {
   const e = new TypeError(msg)
@@ -203,65 +206,11 @@ class Request {
   json () { return JSON.parse(this.payload.toString('utf8')) }
 }
 
-// Busy polling. Waking a sleeping event loop (and the vCPU under it) costs
-// tens of microseconds on virtual machines, once for the reply at the caller
-// and once for the next request at a server. So while a request awaits its
-// reply, and for a while after a service answers, the loop is kept turning
-// (a chain of setImmediate callbacks: libuv then polls without sleeping)
-// instead of sleeping. Other events run as usual meanwhile; the cost is CPU
-// time, bounded by the window per request and per reply.
-let busyPollMs = 0.1
-let awaiting = 0 // requests in flight that started a window
-let callerUntil = 0
-let serverUntil = 0
-let spinning = false
-
-function spinTick () {
-  const now = performance.now()
-  if (busyPollMs > 0 && ((awaiting > 0 && now < callerUntil) || now < serverUntil)) {
-    setImmediate(spinTick)
-  } else {
-    spinning = false
-  }
-}
-
-function startSpin () {
-  if (!spinning) {
-    spinning = true
-    setImmediate(spinTick)
-  }
-}
-
-function settled () { awaiting-- }
-
-/** Starts a caller's window; resolves `p` as it was. */
-function spinForReply (p) {
-  if (busyPollMs <= 0) return p
-  awaiting++
-  callerUntil = performance.now() + busyPollMs
-  startSpin()
-  p.then(settled, settled)
-  return p
-}
-
-function spinForNextRequest () {
-  if (busyPollMs <= 0) return
-  serverUntil = performance.now() + busyPollMs
-  startSpin()
-}
-
-/**
- * Sets the busy-poll window in microseconds for this process (default 100;
- * 0 turns it off) and returns the previous value. See the README.
- */
-function setBusyPoll (microseconds) {
-  if (!Number.isInteger(microseconds) || microseconds < 0 || microseconds > 1000000) {
-    throw argError(`setBusyPoll(microseconds): expected an integer from 0 to 1000000, got ${String(microseconds)}`)
-  }
-  const prev = Math.round(busyPollMs * 1000)
-  busyPollMs = microseconds / 1000
-  return prev
-}
+// Busy polling (the endpoint option `busyPollUs`, the core's `busy_poll`)
+// happens in the native layer, through the core's blocking entry point: a
+// request's native call, and a service's wait for its next request after it
+// answered, poll for up to the window before they return. Nothing here
+// loops or keeps the event loop turning.
 
 /** A service: runs a handler per request. Keeps the process alive while open. */
 class Service {
@@ -303,14 +252,12 @@ class Service {
       return
     }
     try { nreq.respond(d) } catch (_) { /* answered already: nothing to do */ }
-    spinForNextRequest()
   }
 
   _fail (nreq, e) {
     const code = e && typeof e.code === 'string' && codes[e.code] ? e.code : 'HANDLER_ERROR'
     const msg = e && e.message !== undefined ? String(e.message) : String(e)
     try { nreq.fail(code, msg) } catch (_) {}
-    spinForNextRequest()
   }
 
   /** Stops serving. Idempotent. */
@@ -318,11 +265,12 @@ class Service {
 }
 
 /**
- * A netchan endpoint. Emits `peer` ({type: 'peerUp'|'peerDown', ...}),
- * `peerUp`, `peerDown`, `dropped`, `reconnecting`, `reconnectAbandoned`,
- * `connectionError`, `missed` and `event` (all of them), and `error` for
- * exceptions thrown (or promises rejected) by subscription callbacks and
- * event listeners, and for service handler replies that are not payloads.
+ * A netchan endpoint. Emits each core event under its kind in camelCase
+ * (`peerUp`, `peerDown`, `dropped`, `reconnecting`, `reconnectAbandoned`,
+ * `suspended`, `resumed`, `connectionError`), `missed`, `peer` (peerUp and
+ * peerDown) and `event` (all of them), and `error` for exceptions thrown
+ * (or promises rejected) by subscription callbacks and event listeners, and
+ * for service handler replies that are not payloads.
  */
 class Endpoint extends EventEmitter {
   /** @param {object} [options] see EndpointOptions in netchan.d.ts */
@@ -380,6 +328,8 @@ class Endpoint extends EventEmitter {
   get name () { return this._n.name }
   /** True once closed. */
   get closed () { return this._n.isClosed }
+  /** The busy-poll window in microseconds (the `busyPollUs` option, else the core's default). */
+  get busyPollUs () { return this._n.busyPollUs }
 
   /** Listens on `tcp://HOST:PORT` (port 0: any) or `unix:///path`; resolves with the bound address. */
   async listen (addr) {
@@ -401,6 +351,19 @@ class Endpoint extends EventEmitter {
 
   /** Redials every lost peer now, skipping the backoff delay. */
   reconnectNow () { this._n.reconnectNow() }
+
+  /**
+   * To the background: closes every link and listener, keeps subscriptions,
+   * services, declarations, messages held for dialled peers and counters;
+   * emits `suspended`. Idempotent.
+   */
+  suspend () { return this._n.suspend() }
+
+  /** Back: listens and dials again at once; emits `resumed`. Does nothing if not suspended. */
+  resume () { return this._n.resume() }
+
+  /** The network changed: drops every link and redials every dialled address now. */
+  networkChanged () { return this._n.networkChanged() }
 
   /** Publishes `payload` on `path`; resolves once every target took it. */
   publish (path, payload) {
@@ -462,7 +425,7 @@ class Endpoint extends EventEmitter {
     let d
     try { d = data(payload) } catch (e) { return Promise.reject(e) }
     if (!signal) {
-      try { return spinForReply(this._n.request(path, d, timeoutMs, waitForResponder)) } catch (e) { return Promise.reject(e) }
+      try { return this._n.request(path, d, timeoutMs, waitForResponder) } catch (e) { return Promise.reject(e) }
     }
     if (signal.aborted) return Promise.reject(cancelled(signal))
     const token = new native.CancelToken()
@@ -470,7 +433,7 @@ class Endpoint extends EventEmitter {
     signal.addEventListener('abort', onAbort, { once: true })
     let p
     try {
-      p = spinForReply(this._n.request(path, d, timeoutMs, waitForResponder, token))
+      p = this._n.request(path, d, timeoutMs, waitForResponder, token)
     } catch (e) {
       signal.removeEventListener('abort', onAbort)
       return Promise.reject(e)
@@ -543,6 +506,5 @@ module.exports = {
   codes,
   pack,
   unpack,
-  setBusyPoll,
   version: require('./package.json').version
 }

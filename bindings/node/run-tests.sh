@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the netchan npm package (napi-rs addon) and runs the Node binding's
-# tests: a `tsc --strict` check of an example, then the node:test suite
+# tests: the addon's Rust unit tests, a `tsc --strict` check of an example,
+# then the node:test suite
 # (test/package.test.js packs the package and installs the tarball offline
 # into an empty project, with a require() and an ESM import smoke test there,
 # and checks that the generated index.js / index.d.ts are the committed ones).
@@ -22,6 +23,9 @@ npm install --no-audit --no-fund --loglevel=error
 
 step "netchan CLI (for the interop tests)"
 (cd "$repo" && cargo build --quiet -p netchan-cli)
+
+step "the addon's Rust unit tests"
+(cd "$repo" && cargo test --quiet -p netchan-node)
 
 step "addon"
 # The portable build (glibc 2.17, TOOLCHAINS N7) needs cargo-zigbuild and zig;

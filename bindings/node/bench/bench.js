@@ -1,13 +1,17 @@
 'use strict'
 // Benchmark (not run in CI): netchan Node publisher -> Node subscriber in
 // separate processes over TCP at 8 B and 1 KiB (msgs/s), and request/reply
-// latency p50/p99, beside the `zeromq` npm package (PUSH/PULL, REQ/REP) when
-// it can be loaded.
+// latency p50/p99 with the CPU time (user + system, process.cpuUsage) the
+// client and the server process spent per 10,000 round trips, beside the
+// `zeromq` npm package (PUSH/PULL, REQ/REP) when it can be loaded.
 // Usage: node bench/bench.js [--zeromq DIR] [--count N] [--requests N] [--rounds N] [--latency-only]
-//                            [--busy-poll US]
+//                            [--busy-poll US[,US...]]
 //   DIR: a directory whose node_modules has `zeromq` (skip zeromq without it).
-//   US: netchan.setBusyPoll(US) in every netchan process (default: the package's).
-// Prints one line per measurement: LIB PATTERN SIZE RESULT.
+//   US: the endpoint option busyPollUs (the core's busy_poll) of the netchan
+//       client and service; with several values (`0,100`) each round measures
+//       request/reply once per value (default: the core's default).
+// Prints one line per measurement: LIB PATTERN SIZE RESULT; with --rounds N > 1
+// the medians follow, with the lowest and highest round.
 const { spawn } = require('node:child_process')
 const path = require('node:path')
 
@@ -19,7 +23,9 @@ const REQUESTS = Number(opt('--requests', 20000))
 const ZMQ_DIR = opt('--zeromq', null)
 const ROUNDS = Number(opt('--rounds', 1))
 const LATENCY_ONLY = args.includes('--latency-only')
-const BUSY_POLL = opt('--busy-poll', null)
+// undefined: the endpoint's default (the core's).
+const BUSY_POLLS = opt('--busy-poll', null) === null ? [undefined] : opt('--busy-poll', null).split(',').map(Number)
+const BP = opt('--bp', null) // a child's busyPollUs
 
 function loadZmq () {
   if (!ZMQ_DIR) return null
@@ -27,9 +33,18 @@ function loadZmq () {
 }
 
 function netchan () {
-  const nc = require(path.resolve(__dirname, '..'))
-  if (BUSY_POLL !== null) nc.setBusyPoll(Number(BUSY_POLL))
-  return nc
+  return require(path.resolve(__dirname, '..'))
+}
+
+/** Endpoint options with busyPollUs `bp` (undefined: the core's default). */
+function opts (name, bp) {
+  return bp === undefined || bp === null ? { name } : { name, busyPollUs: Number(bp) }
+}
+
+/** CPU time (user + system) in milliseconds since `since` (a process.cpuUsage()). */
+function cpuMs (since) {
+  const d = process.cpuUsage(since)
+  return (d.user + d.system) / 1000
 }
 
 // ---- child roles ----------------------------------------------------------
@@ -65,9 +80,13 @@ async function netchanPub (addr, size, count) {
 
 async function netchanServer () {
   const { Endpoint } = netchan()
-  const ep = new Endpoint({ name: 'bench-srv' })
+  const ep = new Endpoint(opts('bench-srv', BP))
   const addr = await ep.listen('tcp://127.0.0.1:0')
   ep.serve('bench/echo', (req) => req.payload)
+  // `bench/cpu`: the CPU time spent since the previous call (the first one
+  // marks the start of the measured requests).
+  let mark = process.cpuUsage()
+  ep.serve('bench/cpu', () => { const ms = cpuMs(mark); mark = process.cpuUsage(); return String(ms) })
   ep.subscribe('bench/stop', () => ep.close())
   process.stdout.write(`ADDR ${addr}\n`)
 }
@@ -103,8 +122,10 @@ async function zmqRep () {
   const sock = new zmq.Reply()
   await sock.bind('tcp://127.0.0.1:*')
   process.stdout.write(`ADDR ${sock.lastEndpoint}\n`)
+  let mark = process.cpuUsage()
   for await (const [msg] of sock) {
     if (msg.length === 4 && msg.toString() === 'stop') { await sock.send('bye'); break }
+    if (msg.length === 3 && msg.toString() === 'cpu') { const ms = cpuMs(mark); mark = process.cpuUsage(); await sock.send(String(ms)); continue }
     await sock.send(msg)
   }
   sock.close()
@@ -113,7 +134,7 @@ async function zmqRep () {
 // ---- driver ---------------------------------------------------------------
 
 function child (roleArgs) {
-  const p = spawn(process.execPath, [__filename, ...roleArgs, ...(ZMQ_DIR ? ['--zeromq', ZMQ_DIR] : []), ...(BUSY_POLL !== null ? ['--busy-poll', BUSY_POLL] : [])], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const p = spawn(process.execPath, [__filename, ...roleArgs, ...(ZMQ_DIR ? ['--zeromq', ZMQ_DIR] : [])], { stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
   const lines = []
   const waiters = []
@@ -140,21 +161,33 @@ async function throughput (lib, size) {
 
 function pct (sorted, p) { return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] }
 
-async function latency (lib) {
-  const srv = child(['--role', `${lib}-server`])
+/**
+ * Request/reply round trips one at a time: 1,000 warm-up, then REQUESTS
+ * measured. CPU time is taken over the measured ones, in this process (the
+ * client) and in the server's (it reports its own).
+ */
+async function latency (lib, bp) {
+  const srv = child(['--role', `${lib}-server`, ...(bp === undefined ? [] : ['--bp', String(bp)])])
   const addr = (await srv.line()).split(' ')[1]
-  const lat = []
+  const lat = new Array(REQUESTS)
   const payload = Buffer.alloc(8, 1)
+  let client, server
   if (lib === 'netchan') {
     const { Endpoint } = netchan()
-    const ep = new Endpoint({ name: 'bench-cli' })
+    const ep = new Endpoint(opts('bench-cli', bp))
     await ep.connect(addr)
     await ep.waitForServers('bench/echo', 10000)
-    for (let i = 0; i < REQUESTS + 1000; i++) {
+    await ep.waitForServers('bench/cpu', 10000)
+    for (let i = 0; i < 1000; i++) await ep.request('bench/echo', payload, { timeoutMs: 5000 })
+    await ep.request('bench/cpu')
+    const c0 = process.cpuUsage()
+    for (let i = 0; i < REQUESTS; i++) {
       const t = process.hrtime.bigint()
       await ep.request('bench/echo', payload, { timeoutMs: 5000 })
-      if (i >= 1000) lat.push(Number(process.hrtime.bigint() - t) / 1000)
+      lat[i] = Number(process.hrtime.bigint() - t) / 1000
     }
+    client = cpuMs(c0)
+    server = Number(await ep.request('bench/cpu'))
     await ep.waitForSubscribers('bench/stop', 5000)
     await ep.publish('bench/stop', '')
     await ep.close()
@@ -162,18 +195,24 @@ async function latency (lib) {
     const zmq = loadZmq()
     const sock = new zmq.Request()
     sock.connect(addr)
-    for (let i = 0; i < REQUESTS + 1000; i++) {
+    const rt = async (m) => { await sock.send(m); return (await sock.receive())[0] }
+    for (let i = 0; i < 1000; i++) await rt(payload)
+    await rt('cpu')
+    const c0 = process.cpuUsage()
+    for (let i = 0; i < REQUESTS; i++) {
       const t = process.hrtime.bigint()
-      await sock.send(payload)
-      await sock.receive()
-      if (i >= 1000) lat.push(Number(process.hrtime.bigint() - t) / 1000)
+      await rt(payload)
+      lat[i] = Number(process.hrtime.bigint() - t) / 1000
     }
-    await sock.send('stop'); await sock.receive()
+    client = cpuMs(c0)
+    server = Number(String(await rt('cpu')))
+    await rt('stop')
     sock.close()
   }
   await srv.exited
   lat.sort((a, b) => a - b)
-  return { p50: pct(lat, 0.5), p99: pct(lat, 0.99) }
+  const per10k = 10000 / REQUESTS
+  return { p50: pct(lat, 0.5), p99: pct(lat, 0.99), cpuClient: client * per10k, cpuServer: server * per10k }
 }
 
 async function main () {
@@ -208,19 +247,26 @@ async function main () {
         console.log(`${lib.padEnd(8)} ${lib === 'zeromq' ? 'push/pull' : 'pub/sub  '} ${String(size).padStart(5)} B  ${Math.round(r).toLocaleString('en-US').padStart(10)} msgs/s`)
       }
     }
-    for (const lib of libs) {
-      const { p50, p99 } = await latency(lib)
-      record(`${lib} p50`, p50)
-      record(`${lib} p99`, p99)
-      console.log(`${lib.padEnd(8)} ${lib === 'zeromq' ? 'req/rep  ' : 'req/reply'}     8 B  p50 ${p50.toFixed(1)} us  p99 ${p99.toFixed(1)} us`)
+    // Each busy-poll value in turn, within the round, so that they are
+    // interleaved too.
+    const runs = libs.flatMap((lib) => lib === 'netchan' ? BUSY_POLLS.map((bp) => [lib, bp]) : [[lib, undefined]])
+    for (const [lib, bp] of runs) {
+      const r = await latency(lib, bp)
+      const name = lib === 'netchan' && bp !== undefined ? `netchan bp=${bp}` : lib
+      for (const k of ['p50', 'p99', 'cpuClient', 'cpuServer']) record(`${name} ${k}`, r[k])
+      record(`${name} cpuTotal`, r.cpuClient + r.cpuServer)
+      const label = lib === 'netchan' ? `req/reply${bp === undefined ? '' : ` busy-poll ${bp} us`}` : 'req/rep'
+      console.log(`${lib.padEnd(8)} ${label.padEnd(27)} 8 B  p50 ${r.p50.toFixed(1)} us  p99 ${r.p99.toFixed(1)} us  CPU per 10k round trips: client ${r.cpuClient.toFixed(0)} ms + server ${r.cpuServer.toFixed(0)} ms = ${(r.cpuClient + r.cpuServer).toFixed(0)} ms`)
     }
   }
   if (ROUNDS > 1) {
-    const median = (v) => { const s = [...v].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
-    console.log(`# medians of ${ROUNDS} rounds`)
+    const sorted = (v) => [...v].sort((a, b) => a - b)
+    console.log(`# medians of ${ROUNDS} rounds (lowest - highest round)`)
     for (const [key, v] of Object.entries(results)) {
-      const m = median(v)
-      console.log(`${key.padEnd(14)} ${key.endsWith('p50') || key.endsWith('p99') ? m.toFixed(1) + ' us' : Math.round(m).toLocaleString('en-US') + ' msgs/s'}`)
+      const s = sorted(v)
+      const m = s[Math.floor(s.length / 2)]
+      const f = /p50|p99/.test(key) ? (x) => x.toFixed(1) + ' us' : /cpu/.test(key) ? (x) => x.toFixed(0) + ' ms/10k' : (x) => Math.round(x).toLocaleString('en-US') + ' msgs/s'
+      console.log(`${key.padEnd(24)} ${f(m)}  (${f(s[0])} - ${f(s[s.length - 1])})`)
     }
   }
 }

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use crate::events::{spawn_events, EventObj, NativeEventStream};
 use crate::recv::{NativeService, NativeSubscription};
-use crate::{code_err, poll_now, promise, OrThrow};
+use crate::{code_err, poll_now, promise, promise_spin, OrThrow};
 
 /// Endpoint options (all optional); times in milliseconds.
 #[napi(object)]
@@ -50,6 +50,11 @@ pub struct EndpointOptions {
     pub overflow: Option<String>,
     /// Requests queued per service before new ones are refused (default 1024).
     pub service_queue: Option<f64>,
+    /// The core's `busy_poll`, in microseconds (0 to 1000000; default the
+    /// core's, 0: off): how long a request of this endpoint polls for its
+    /// reply, and one of its services for the next request after it
+    /// answered, on the JS thread before the event loop goes on.
+    pub busy_poll_us: Option<f64>,
 }
 
 /// Per-subscription queue options.
@@ -237,6 +242,18 @@ fn config(o: EndpointOptions) -> netchan::Result<Config> {
     if let Some(v) = o.service_queue {
         c.service_queue = count("serviceQueue", v)?;
     }
+    if let Some(v) = o.busy_poll_us {
+        let max = netchan::config::MAX_BUSY_POLL.as_micros() as f64;
+        if !(v.fract() == 0.0 && (0.0..=max).contains(&v)) {
+            return Err(code_err(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "busyPollUs must be a whole number of microseconds from 0 to {max}, not {v}"
+                ),
+            ));
+        }
+        c.busy_poll = Duration::from_micros(v as u64);
+    }
     Ok(c)
 }
 
@@ -355,9 +372,45 @@ impl NativeEndpoint {
         )
     }
 
+    /// The busy-poll window in microseconds (the core's `busy_poll`).
+    #[napi(getter)]
+    pub fn busy_poll_us(&self) -> f64 {
+        self.ep.config().busy_poll.as_micros() as f64
+    }
+
     #[napi]
     pub fn reconnect_now(&self) {
         self.ep.reconnect_now()
+    }
+
+    /// The core's `suspend`: every link and listener down, the rest kept.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn suspend<'e>(&self, env: &'e Env) -> Result<Object<'e>> {
+        let ep = self.ep.clone();
+        promise(env, &self.rt, async move { ep.suspend().await }, |_, ()| {
+            Ok(())
+        })
+    }
+
+    /// The core's `resume`: listens and dials again at once.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn resume<'e>(&self, env: &'e Env) -> Result<Object<'e>> {
+        let ep = self.ep.clone();
+        promise(env, &self.rt, async move { ep.resume().await }, |_, ()| {
+            Ok(())
+        })
+    }
+
+    /// The core's `network_changed`: drops every link and redials now.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn network_changed<'e>(&self, env: &'e Env) -> Result<Object<'e>> {
+        let ep = self.ep.clone();
+        promise(
+            env,
+            &self.rt,
+            async move { ep.network_changed().await },
+            |_, ()| Ok(()),
+        )
     }
 
     /// Publishes. Returns `undefined` when done at once (the common case),
@@ -425,7 +478,11 @@ impl NativeEndpoint {
     #[napi]
     pub fn serve(&self, env: &Env, pattern: String) -> Result<NativeService> {
         let svc = self.ep.serve(&pattern).or_throw(env)?;
-        Ok(NativeService::new(svc, self.rt.clone()))
+        Ok(NativeService::new(
+            svc,
+            self.rt.clone(),
+            self.ep.config().busy_poll,
+        ))
     }
 
     /// Resolves with the reply payload.
@@ -460,7 +517,9 @@ impl NativeEndpoint {
                 },
             }
         };
-        promise(env, &self.rt, fut, |_, b| Ok(to_buffer(b)))
+        // Busy-polls for the reply (the endpoint's `busy_poll`).
+        let spin = (self.ep.blocker(), self.ep.config().busy_poll);
+        promise_spin(env, &self.rt, spin, fut, |_, b| Ok(to_buffer(b)))
     }
 
     /// Resolves with the round-trip time in milliseconds.

@@ -20,10 +20,13 @@ const QUEUE: usize = 1024;
 /// How often a count of missed events is offered again while the queue is full.
 const RETRY: std::time::Duration = std::time::Duration::from_millis(5);
 
-/// One event. `type` is `peerUp`, `peerDown`, `dropped`, `reconnecting`,
-/// `reconnectAbandoned`, `connectionError` or `missed`; the other fields
-/// are set as they apply.
+/// One event. `type` is the core's `Event::kind()` in camelCase (`peerUp`,
+/// `peerDown`, `dropped`, `reconnecting`, `reconnectAbandoned`,
+/// `suspended`, `resumed`, `connectionError`), or `missed` (events the JS
+/// thread could not take); the fields the kind has are set, the others
+/// absent.
 #[napi(object)]
+#[derive(Debug, Default, PartialEq)]
 pub struct EventObj {
     #[napi(js_name = "type")]
     pub kind: String,
@@ -38,46 +41,64 @@ pub struct EventObj {
     pub delay_ms: Option<f64>,
 }
 
+/// `peer_up` -> `peerUp`: the core's snake_case kind as a JS name.
+pub fn camel(snake: &str) -> String {
+    let mut out = String::with_capacity(snake.len());
+    let mut up = false;
+    for c in snake.chars() {
+        if c == '_' {
+            up = true;
+        } else if up {
+            out.extend(c.to_uppercase());
+            up = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 impl EventObj {
     fn new(kind: &str) -> EventObj {
         EventObj {
             kind: kind.to_string(),
-            peer: None,
-            addr: None,
-            reason: None,
-            code: None,
-            detail: None,
-            site: None,
-            count: None,
-            attempt: None,
-            delay_ms: None,
+            ..EventObj::default()
         }
     }
 
-    fn from_event(e: Event) -> Option<EventObj> {
-        Some(match e {
+    /// The JS form of `e`, with every field it has. A kind this version of
+    /// the binding does not know yet still arrives under its name, with the
+    /// core's description in `detail`.
+    pub fn from_event(e: Event) -> EventObj {
+        let kind = camel(e.kind());
+        let code = |c: netchan::ErrorCode| Some(c.name().to_string());
+        match e {
             Event::PeerUp { peer, addr } => EventObj {
                 peer: Some(peer),
                 addr: Some(addr),
-                ..EventObj::new("peerUp")
+                ..EventObj::new(&kind)
             },
             Event::PeerDown {
                 peer,
                 addr,
                 reason,
-                code,
+                code: c,
             } => EventObj {
                 peer: Some(peer),
                 addr: Some(addr),
                 reason: Some(reason),
-                code: Some(code.name().to_string()),
-                ..EventObj::new("peerDown")
+                code: code(c),
+                ..EventObj::new(&kind)
             },
-            Event::Dropped { site, code, count } => EventObj {
+            Event::Dropped {
+                site,
+                code: c,
+                count,
+            } => EventObj {
                 site: Some(site),
-                code: Some(code.name().to_string()),
+                code: code(c),
                 count: Some(count as f64),
-                ..EventObj::new("dropped")
+                ..EventObj::new(&kind)
             },
             Event::Reconnecting {
                 addr,
@@ -87,23 +108,52 @@ impl EventObj {
                 addr: Some(addr),
                 attempt: Some(attempt),
                 delay_ms: Some(delay.as_secs_f64() * 1000.0),
-                ..EventObj::new("reconnecting")
+                ..EventObj::new(&kind)
             },
-            Event::ReconnectAbandoned { addr, code, detail } => EventObj {
+            Event::ReconnectAbandoned {
+                addr,
+                code: c,
+                detail,
+            }
+            | Event::ConnectionError {
+                addr,
+                code: c,
+                detail,
+            } => EventObj {
                 addr: Some(addr),
-                code: Some(code.name().to_string()),
+                code: code(c),
                 detail: Some(detail),
-                ..EventObj::new("reconnectAbandoned")
+                ..EventObj::new(&kind)
             },
-            Event::ConnectionError { addr, code, detail } => EventObj {
-                addr: Some(addr),
-                code: Some(code.name().to_string()),
-                detail: Some(detail),
-                ..EventObj::new("connectionError")
+            Event::Suspended | Event::Resumed => EventObj::new(&kind),
+            other => EventObj {
+                detail: Some(format!("{other:?}")),
+                ..EventObj::new(&kind)
             },
-            _ => return None,
-        })
+        }
     }
+}
+
+/// Not API: one event of every core kind (`Event::examples()`), as JS
+/// receives it, beside the core's kind; for the test that every kind
+/// reaches JS with every field.
+#[napi(js_name = "__eventExamples")]
+pub fn event_examples() -> Vec<EventExample> {
+    Event::examples()
+        .into_iter()
+        .map(|e| EventExample {
+            kind: e.kind().to_string(),
+            event: EventObj::from_event(e),
+        })
+        .collect()
+}
+
+/// See `__eventExamples`.
+#[napi(object)]
+pub struct EventExample {
+    /// `Event::kind()`, snake_case.
+    pub kind: String,
+    pub event: EventObj,
 }
 
 type Tsfn = ThreadsafeFunction<EventObj, (), EventObj, Status, false, true, QUEUE>;
@@ -185,9 +235,7 @@ pub fn spawn_events(
                     _ => break,
                 },
             };
-            let Some(obj) = EventObj::from_event(e) else {
-                continue;
-            };
+            let obj = EventObj::from_event(e);
             // The count goes first, so that events stay in order.
             let st = match report(&mut missed) {
                 Status::Ok => tsfn.call(obj, ThreadsafeFunctionCallMode::NonBlocking),
@@ -204,4 +252,102 @@ pub fn spawn_events(
     Ok(NativeEventStream {
         task: Some(task.abort_handle()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Every kind of core event reaches JS under its camelCase name with each
+    /// of its fields (none only as a description in `detail`), and nothing
+    /// else set.
+    #[test]
+    fn every_core_event_reaches_js_with_all_its_fields() {
+        let s = |x: &str| Some(x.to_string());
+        let mut kinds = Vec::new();
+        // Through the hook the JS test calls (`__eventExamples`).
+        let hook = event_examples();
+        assert_eq!(hook.len(), Event::examples().len());
+        for (
+            e,
+            EventExample {
+                kind: snake,
+                event: js,
+            },
+        ) in Event::examples().into_iter().zip(hook)
+        {
+            assert_eq!(snake, e.kind());
+            let kind = camel(e.kind());
+            let want = match e.clone() {
+                Event::PeerUp { peer, addr } => EventObj {
+                    peer: s(&peer),
+                    addr: s(&addr),
+                    ..EventObj::new(&kind)
+                },
+                Event::PeerDown {
+                    peer,
+                    addr,
+                    reason,
+                    code,
+                } => EventObj {
+                    peer: s(&peer),
+                    addr: s(&addr),
+                    reason: s(&reason),
+                    code: s(code.name()),
+                    ..EventObj::new(&kind)
+                },
+                Event::Dropped { site, code, count } => EventObj {
+                    site: s(&site),
+                    code: s(code.name()),
+                    count: Some(count as f64),
+                    ..EventObj::new(&kind)
+                },
+                Event::Reconnecting {
+                    addr,
+                    attempt,
+                    delay,
+                } => {
+                    assert_ne!(delay, Duration::ZERO, "the example's delay must show");
+                    EventObj {
+                        addr: s(&addr),
+                        attempt: Some(attempt),
+                        delay_ms: Some(delay.as_millis() as f64),
+                        ..EventObj::new(&kind)
+                    }
+                }
+                Event::ReconnectAbandoned { addr, code, detail }
+                | Event::ConnectionError { addr, code, detail } => EventObj {
+                    addr: s(&addr),
+                    code: s(code.name()),
+                    detail: s(&detail),
+                    ..EventObj::new(&kind)
+                },
+                Event::Suspended | Event::Resumed => EventObj::new(&kind),
+                other => panic!("a core event this test does not check: {other:?}"),
+            };
+            assert_eq!(js, want, "{}", e.kind());
+            kinds.push(js.kind);
+        }
+        assert_eq!(
+            kinds,
+            [
+                "peerUp",
+                "peerDown",
+                "dropped",
+                "reconnecting",
+                "reconnectAbandoned",
+                "suspended",
+                "resumed",
+                "connectionError"
+            ]
+        );
+    }
+
+    #[test]
+    fn camel_case_of_snake_case() {
+        assert_eq!(camel("peer_up"), "peerUp");
+        assert_eq!(camel("reconnect_abandoned"), "reconnectAbandoned");
+        assert_eq!(camel("dropped"), "dropped");
+    }
 }

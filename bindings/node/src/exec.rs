@@ -13,6 +13,16 @@
 //! hop (the runtime thread that read the reply wakes the event loop), which
 //! is what request/reply latency depends on.
 //!
+//! Busy polling ([`promise_spin`], for a request awaiting its reply and a
+//! service awaiting its next request after it answered): the core's
+//! `Config::busy_poll` through the core's own blocking entry point
+//! (`netchan::blocking::Blocker`: first poll, then polling without pause
+//! for the window), on the JS thread, before the future is left to the
+//! wake above. What arrives within the window settles the promise before
+//! the native call returns. The JS thread never parks there: at the end of
+//! the window the future waits like any other. There is no other poll loop
+//! here or in `netchan.js`.
+//!
 //! While any task is pending the thread-safe function is ref'd, so Node stays
 //! alive for a pending request or an open subscription; with none it is
 //! unref'd. When Node tears the environment down it finalizes the
@@ -27,9 +37,11 @@ use std::ptr;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
 
 use napi::bindgen_prelude::*;
 use napi::sys;
+use netchan::blocking::Blocker;
 use tokio::runtime::Handle;
 
 use crate::Code;
@@ -52,8 +64,10 @@ struct Queue {
     tsfn: sys::napi_threadsafe_function,
 }
 
-// The raw thread-safe function may be called from any thread; it is only
-// called with the queue locked and `closed` unset.
+// SAFETY: the only field that is not `Send` is the raw thread-safe function,
+// a handle Node-API lets any thread call (`napi_call_threadsafe_function` is
+// the one thread-safe call); it is only called with the queue locked and
+// `closed` unset, so never after Node finalized it.
 unsafe impl Send for Queue {}
 
 struct TaskWaker {
@@ -125,13 +139,19 @@ fn exec(env: sys::napi_env) -> Result<Rc<Exec>> {
     let mut name = ptr::null_mut();
     let mut tsfn = ptr::null_mut();
     // The finalizer's data: one strong count, given back in `finalize`.
+    check(
+        // SAFETY: `env` is the environment of the native call running on
+        // this, its JS thread; the out-pointer points to a local; the string
+        // is 7 bytes long.
+        unsafe { sys::napi_create_string_utf8(env, c"netchan".as_ptr(), 7, &mut name) },
+        "napi_create_string_utf8",
+    )?;
     let data = Arc::into_raw(shared.clone()) as *mut c_void;
-    unsafe {
-        check(
-            sys::napi_create_string_utf8(env, c"netchan".as_ptr(), 7, &mut name),
-            "napi_create_string_utf8",
-        )?;
-        let st = sys::napi_create_threadsafe_function(
+    // SAFETY: `env` as above, `name` a string made in it, `tsfn` a local;
+    // `finalize` and `call_js` have the signatures Node calls them with,
+    // and `data` is what `finalize` expects (an `Arc<Shared>` count).
+    let st = unsafe {
+        sys::napi_create_threadsafe_function(
             env,
             ptr::null_mut(),
             ptr::null_mut(),
@@ -143,16 +163,19 @@ fn exec(env: sys::napi_env) -> Result<Rc<Exec>> {
             ptr::null_mut(),
             Some(call_js),
             &mut tsfn,
-        );
-        if st != sys::Status::napi_ok {
-            drop(Arc::from_raw(data as *const Shared));
-            check(st, "napi_create_threadsafe_function")?;
-        }
-        check(
-            sys::napi_unref_threadsafe_function(env, tsfn),
-            "napi_unref_threadsafe_function",
-        )?;
+        )
+    };
+    if st != sys::Status::napi_ok {
+        // SAFETY: the function was not created, so `finalize` will never
+        // take back the strong count `data` holds: take it back here, once.
+        drop(unsafe { Arc::from_raw(data as *const Shared) });
+        check(st, "napi_create_threadsafe_function")?;
     }
+    check(
+        // SAFETY: `tsfn` was just created in this `env`, on its thread.
+        unsafe { sys::napi_unref_threadsafe_function(env, tsfn) },
+        "napi_unref_threadsafe_function",
+    )?;
     shared.q.lock().unwrap_or_else(|p| p.into_inner()).tsfn = tsfn;
     let e = Rc::new(Exec {
         shared,
@@ -166,6 +189,9 @@ fn exec(env: sys::napi_env) -> Result<Rc<Exec>> {
 }
 
 unsafe extern "C" fn finalize(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
+    // SAFETY: `data` is the `Arc::into_raw` given to the thread-safe
+    // function in `exec`, and Node finalizes a function once: this takes
+    // back that one strong count, once.
     let shared = unsafe { Arc::from_raw(data as *const Shared) };
     let mut q = shared.q.lock().unwrap_or_else(|p| p.into_inner());
     q.closed = true;
@@ -212,6 +238,9 @@ impl Exec {
         let want = !self.tasks.borrow().is_empty();
         if want != self.refd.get() {
             self.refd.set(want);
+            // SAFETY: called on the JS thread with its `env` (from a native
+            // call or `call_js`); the function is not finalized while this
+            // executor exists (`finalize` drops the executor).
             unsafe {
                 if want {
                     sys::napi_ref_threadsafe_function(env, self.tsfn);
@@ -225,6 +254,8 @@ impl Exec {
 
 /// A JS `Error` with the core's code and detail.
 fn core_error(env: sys::napi_env, e: netchan::Error) -> sys::napi_value {
+    // SAFETY: `env` is the JS thread's environment, passed down from
+    // `call_js` or a native call on that thread.
     unsafe {
         JsError::from(napi::Error::new(
             Code(e.code().name()),
@@ -247,12 +278,17 @@ fn settle<T, V, C>(
     let value = match r {
         Err(e) => Err(core_error(env, e)),
         Ok(v) => match convert(&Env::from_raw(env), v)
+            // SAFETY: `env` is the JS thread's environment (see `core_error`).
             .and_then(|v| unsafe { V::to_napi_value(env, v) })
         {
             Ok(v) => Ok(v),
+            // SAFETY: as above.
             Err(e) => Err(unsafe { JsError::from(e).into_value(env) }),
         },
     };
+    // SAFETY: `deferred` was made by `napi_create_promise` in this `env`
+    // and is settled once: `settle` runs once per promise (its `convert` is
+    // taken), and Node frees the deferred when it is settled.
     unsafe {
         match value {
             Ok(v) => sys::napi_resolve_deferred(env, deferred, v),
@@ -276,16 +312,77 @@ where
     F: Future<Output = netchan::Result<T>> + 'static,
     C: FnOnce(&Env, T) -> Result<V> + 'static,
 {
+    start(env, rt, None, fut, convert)
+}
+
+/// A busy-poll window: the core's one way in from a foreign thread
+/// ([`Blocker`]) and how long it may spin (the endpoint's
+/// `Config::busy_poll`).
+pub type Spin<'a> = (&'a Blocker, Duration);
+
+/// As [`promise`], but first waits through the core's [`Blocker`] for up to
+/// the window (its first poll, then its busy poll), on this thread: a reply
+/// or request that arrives meanwhile settles the promise before this call
+/// returns, without waking a sleeping event loop (tens of microseconds on a
+/// virtual machine). The JS thread never parks: after the window the future
+/// waits as in [`promise`]. A zero window is [`promise`].
+pub fn promise_spin<'env, T, V, F, C>(
+    env: &'env Env,
+    rt: &Handle,
+    spin: Spin<'_>,
+    fut: F,
+    convert: C,
+) -> Result<Object<'env>>
+where
+    T: 'static,
+    V: ToNapiValue + 'static,
+    F: Future<Output = netchan::Result<T>> + 'static,
+    C: FnOnce(&Env, T) -> Result<V> + 'static,
+{
+    start(env, rt, Some(spin), fut, convert)
+}
+
+fn start<'env, T, V, F, C>(
+    env: &'env Env,
+    rt: &Handle,
+    spin: Option<Spin<'_>>,
+    fut: F,
+    convert: C,
+) -> Result<Object<'env>>
+where
+    T: 'static,
+    V: ToNapiValue + 'static,
+    F: Future<Output = netchan::Result<T>> + 'static,
+    C: FnOnce(&Env, T) -> Result<V> + 'static,
+{
     let raw = env.raw();
     let e = exec(raw)?;
     let mut deferred = ptr::null_mut();
     let mut promise = ptr::null_mut();
     check(
+        // SAFETY: `raw` is the environment of this native call, on its
+        // thread; the out-pointers point to locals.
         unsafe { sys::napi_create_promise(raw, &mut deferred, &mut promise) },
         "napi_create_promise",
     )?;
     let rt = rt.clone();
     let mut fut: Pin<Box<F>> = Box::pin(fut);
+    if let Some((blocker, window)) = spin.filter(|(_, w)| !w.is_zero()) {
+        // The deadline ends the wait where the core would park.
+        let deadline = Instant::now() + window;
+        // `wait` refuses only where this thread is inside a runtime or the
+        // runtime is gone; then the plain path below reports what happens.
+        let done = match blocker.wait(fut.as_mut()) {
+            Ok(mut w) => w.until(Some(deadline)),
+            Err(_) => None,
+        };
+        if let Some(r) = done {
+            settle(raw, deferred, r, convert);
+            return Ok(Object::from_raw(raw, promise));
+        }
+        // Still pending: the poll below registers this executor's waker in
+        // place of the core's parker.
+    }
     let mut convert = Some(convert);
     let mut task: Task = Box::new(move |cx, env| {
         let r = {

@@ -13,7 +13,8 @@
 //!   no runtime task per call. A pending promise keeps Node alive, which is
 //!   what a pending request or an active subscription should do.
 //! - `endpoint`: `NativeEndpoint`, options, stats, peers.
-//! - `recv`: subscriptions (pulled in batches), services and requests.
+//! - `recv`: subscriptions (pulled in batches from the core's queue through
+//!   its readiness hook), services and requests.
 //! - `events`: endpoint events, pushed through a *weak*, bounded
 //!   thread-safe function (events never keep the process alive; when the
 //!   JS thread is stalled and the queue is full, events are counted as missed).
@@ -28,6 +29,7 @@
 //! policy then applies).
 
 #![deny(clippy::all)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::future::Future;
 use std::pin::Pin;
@@ -94,7 +96,7 @@ impl<T> OrThrow<T> for netchan::Result<T> {
     }
 }
 
-pub use exec::promise;
+pub use exec::{promise, promise_spin};
 
 /// Polls a future once without a waker: its output if it completes at once.
 /// Used for fast paths (a publish that finds room, a queue with messages).

@@ -1,14 +1,20 @@
 //! The receive side: subscriptions (pulled in batches), services, requests.
 //!
 //! Subscriptions are pulled, not pushed: the JS layer takes what is queued
-//! (`take`, synchronous) and only when the queue is empty waits for more
-//! (`wait`, a promise). The only queue is the core's bounded subscription
-//! queue, so when the event loop stalls, that queue fills and its overflow
-//! policy applies (`block` pushes back on the link, `drop-*` count drops):
-//! memory stays bounded and nothing is lost silently.
+//! (`take`, synchronous: the core's `try_recv_many`) and only when the
+//! queue is empty waits for more (`wait`, a promise over the core's
+//! readiness hook `poll_recv_many`, woken by the thread that queues the next
+//! message). Services take requests the same way (`Service::poll_recv`). The
+//! only queue is the core's bounded subscription queue, so when the event
+//! loop stalls, that queue fills and its overflow policy applies (`block`
+//! pushes back on the link, `drop-*` count drops): memory stays bounded and
+//! nothing is lost silently.
 
 use std::collections::HashMap;
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use napi::bindgen_prelude::*;
@@ -17,7 +23,7 @@ use netchan::{ErrorCode, Message};
 use tokio::runtime::Handle;
 
 use crate::endpoint::{payload, to_buffer};
-use crate::{code_err, poll_now, promise, OrThrow};
+use crate::{code_err, promise, promise_spin, OrThrow};
 
 /// Messages received together: payloads concatenated in `data` (message `i`
 /// is `data[ends[i-1]..ends[i]]`), paths and senders deduplicated.
@@ -90,6 +96,9 @@ fn to_batch(msgs: Vec<Message>) -> Batch {
 pub struct NativeSubscription {
     sub: Arc<netchan::Subscription>,
     rt: Handle,
+    /// A `wait` is pending. The core's queue has one waiter at a time, and
+    /// a `take` that found it empty would replace that waiter's waker.
+    waiting: Arc<AtomicBool>,
 }
 
 impl NativeSubscription {
@@ -97,12 +106,23 @@ impl NativeSubscription {
         NativeSubscription {
             sub: Arc::new(sub),
             rt,
+            waiting: Arc::new(AtomicBool::new(false)),
         }
     }
 }
 
 fn clamp_max(max: u32) -> usize {
     (max as usize).clamp(1, 4096)
+}
+
+/// Clears a flag when dropped: a pending wait that Node drops (at teardown)
+/// leaves no flag behind.
+struct Unset(Arc<AtomicBool>);
+
+impl Drop for Unset {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 #[napi]
@@ -119,16 +139,18 @@ impl NativeSubscription {
     }
 
     /// Up to `max` messages already queued; `null` when none are (or the
-    /// subscription ended: then `wait` resolves `null`).
+    /// subscription ended: then `wait` resolves `null`), and while a `wait`
+    /// is pending (it gets them).
     #[napi]
     pub fn take(&self, max: u32) -> Option<Batch> {
+        if self.waiting.load(Ordering::Acquire) {
+            return None;
+        }
         let mut v = Vec::new();
-        let n = {
-            let fut = self.sub.recv_many(&mut v, clamp_max(max));
-            let fut = std::pin::pin!(fut);
-            poll_now(&self.rt, fut).unwrap_or(0)
-        };
-        (n > 0).then(|| to_batch(v))
+        match self.sub.try_recv_many(&mut v, clamp_max(max)) {
+            Ok(n) if n > 0 => Some(to_batch(v)),
+            _ => None,
+        }
     }
 
     /// Waits for at least one message; resolves with up to `max`, or `null`
@@ -137,12 +159,15 @@ impl NativeSubscription {
     pub fn wait<'e>(&self, env: &'e Env, max: u32) -> Result<Object<'e>> {
         let sub = self.sub.clone();
         let max = clamp_max(max);
+        self.waiting.store(true, Ordering::Release);
+        let waiting = Unset(self.waiting.clone());
         promise(
             env,
             &self.rt,
             async move {
                 let mut v = Vec::new();
-                let n = sub.recv_many(&mut v, max).await;
+                let n = poll_fn(|cx| sub.poll_recv_many(cx, &mut v, max)).await;
+                drop(waiting);
                 Ok((n > 0).then(|| to_batch(v)))
             },
             |_, b| Ok(b),
@@ -161,13 +186,19 @@ impl NativeSubscription {
 pub struct NativeService {
     svc: Arc<netchan::Service>,
     rt: Handle,
+    /// The endpoint's `busy_poll`.
+    busy_poll: Duration,
+    /// Requests taken and not answered yet.
+    open: Arc<AtomicUsize>,
 }
 
 impl NativeService {
-    pub fn new(svc: netchan::Service, rt: Handle) -> Self {
+    pub fn new(svc: netchan::Service, rt: Handle, busy_poll: Duration) -> Self {
         NativeService {
             svc: Arc::new(svc),
             rt,
+            busy_poll,
+            open: Arc::new(AtomicUsize::new(0)),
         }
     }
 }
@@ -180,16 +211,25 @@ impl NativeService {
     }
 
     /// Resolves with the next request, or `null` once the service or
-    /// endpoint is closed.
+    /// endpoint is closed. When every request taken so far has been
+    /// answered (the handler answered synchronously), it first busy-polls
+    /// for the endpoint's `busy_poll`: the next request of a ping-pong
+    /// usually comes within it. While a handler still holds a request it
+    /// does not: the event loop must run for that handler to answer.
     #[napi(ts_return_type = "Promise<NativeRequest | null>")]
     pub fn next<'e>(&self, env: &'e Env) -> Result<Object<'e>> {
         let svc = self.svc.clone();
-        promise(
-            env,
-            &self.rt,
-            async move { Ok(svc.recv().await) },
-            |_, r| Ok(r.map(NativeRequest::new)),
-        )
+        let open = self.open.clone();
+        let fut = async move { Ok(poll_fn(|cx| svc.poll_recv(cx)).await) };
+        let convert = move |_: &Env, r: Option<(netchan::Request, netchan::Reply)>| {
+            Ok(r.map(|r| NativeRequest::new(r, Open::new(open))))
+        };
+        if self.open.load(Ordering::Acquire) == 0 {
+            let spin = (self.svc.blocker(), self.busy_poll);
+            promise_spin(env, &self.rt, spin, fut, convert)
+        } else {
+            promise(env, &self.rt, fut, convert)
+        }
     }
 
     /// Stops serving; pending requests fail at their callers. Idempotent.
@@ -199,22 +239,40 @@ impl NativeService {
     }
 }
 
+/// One request taken and not answered yet (see `NativeService::open`).
+struct Open(Arc<AtomicUsize>);
+
+impl Open {
+    fn new(n: Arc<AtomicUsize>) -> Open {
+        n.fetch_add(1, Ordering::AcqRel);
+        Open(n)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// One incoming request and the handle to answer it (once).
 #[napi]
 pub struct NativeRequest {
     req: netchan::Request,
-    reply: Mutex<Option<netchan::Reply>>,
+    /// The reply handle, and the mark that the request is open (dropped
+    /// with it once answered, or when JS drops the request unanswered).
+    reply: Mutex<Option<(netchan::Reply, Open)>>,
 }
 
 impl NativeRequest {
-    fn new((req, reply): (netchan::Request, netchan::Reply)) -> Self {
+    fn new((req, reply): (netchan::Request, netchan::Reply), open: Open) -> Self {
         NativeRequest {
             req,
-            reply: Mutex::new(Some(reply)),
+            reply: Mutex::new(Some((reply, open))),
         }
     }
 
-    fn take_reply(&self) -> netchan::Result<netchan::Reply> {
+    fn take_reply(&self) -> netchan::Result<(netchan::Reply, Open)> {
         self.reply
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -260,7 +318,8 @@ impl NativeRequest {
     /// Sends the reply.
     #[napi]
     pub fn respond(&self, env: &Env, data: Option<Either<String, Uint8ArraySlice>>) -> Result<()> {
-        self.take_reply().or_throw(env)?.send(payload(data));
+        let (reply, _open) = self.take_reply().or_throw(env)?;
+        reply.send(payload(data));
         Ok(())
     }
 
@@ -272,9 +331,8 @@ impl NativeRequest {
             .as_deref()
             .and_then(ErrorCode::from_name)
             .unwrap_or(ErrorCode::HandlerError);
-        self.take_reply()
-            .or_throw(env)?
-            .fail(netchan::Error::new(code, message));
+        let (reply, _open) = self.take_reply().or_throw(env)?;
+        reply.fail(netchan::Error::new(code, message));
         Ok(())
     }
 }

@@ -2,6 +2,7 @@
 // Shared helpers for the node:test suite. Tests load the package from this
 // directory (netchan.js + the built addon); run-tests.sh also installs the
 // packed tarball elsewhere and smoke-tests that.
+const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
@@ -183,4 +184,45 @@ function within (p, ms, what) {
   return Promise.race([p, new Promise((_, reject) => { t = setTimeout(() => reject(new Error(`watchdog: ${what} did not finish within ${ms} ms`)), ms) })]).finally(() => clearTimeout(t))
 }
 
-module.exports = { netchan, pkgDir, repo, addrs, pair, proxy, follow, run, cli, python, within, TRANSPORTS }
+async function rejectsWith (p, code) {
+  await assert.rejects(p, (e) => {
+    assert.equal(e.code, code, `expected ${code}, got ${e.code}: ${e.message}`)
+    assert.ok(e instanceof Error)
+    assert.ok(e.message.length > 0)
+    return true
+  })
+}
+
+/** Collects an endpoint's events; `until(pred)` resolves once pred(events) holds. */
+function recorder (ep) {
+  const events = []
+  const waiters = []
+  ep.on('event', (e) => {
+    events.push(e)
+    for (const w of waiters.slice()) {
+      if (w.pred(events)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(events) }
+    }
+  })
+  return {
+    events,
+    until (pred, what) {
+      if (pred(events)) return Promise.resolve(events)
+      return within(new Promise((resolve) => waiters.push({ pred, resolve })), 10000, what)
+    }
+  }
+}
+
+const nextTurn = () => new Promise((resolve) => setImmediate(resolve))
+
+/** Resolves once `cond()` holds, looking every millisecond; a watchdog bounds the wait. */
+async function until (cond, what, ms = 5000) {
+  let stop = false
+  try {
+    await within((async () => { while (!stop && !cond()) await new Promise((resolve) => setTimeout(resolve, 1)) })(), ms, what)
+  } finally {
+    stop = true
+  }
+}
+
+module.exports = { netchan, pkgDir, repo, addrs, pair, proxy, follow, run, cli, python, within, rejectsWith, recorder, nextTurn, until, TRANSPORTS }
+

@@ -1,6 +1,6 @@
 // Compiled with `tsc --strict` (run-tests.sh): the published types must let a
 // TypeScript user write the quickstart without casts.
-import { Endpoint, codes, type Message, type NetchanError, type PeerEvent } from 'netchan'
+import { Endpoint, codes, type Message, type NetchanError, type NetchanEvent, type PeerEvent } from 'netchan'
 
 async function main (addr: string): Promise<number> {
   const server = new Endpoint({ name: 'ts-server', overflow: 'drop-oldest' })
@@ -12,8 +12,15 @@ async function main (addr: string): Promise<number> {
   const sub = server.subscribe('temps/*', { capacity: 100 })
   server.on('peer', (e: PeerEvent) => console.log(e.type, e.peer))
 
-  const client = new Endpoint({ name: 'ts-client' })
+  const client = new Endpoint({ name: 'ts-client', busyPollUs: 50 })
+  const window: number = client.busyPollUs
+  client.on('reconnecting', (e) => console.log(e.addr, e.attempt, e.delayMs, window))
+  client.on('suspended', (e) => console.log(e.type))
+  client.on('event', (e: NetchanEvent) => { if (e.type === 'resumed') console.log('back') })
   await client.connect(bound)
+  await client.suspend()
+  await client.resume()
+  await client.networkChanged()
   await client.publish('temps/kitchen', Buffer.from('21.5'))
   const reply: Buffer = await client.request('add', '', { timeoutMs: 1000, signal: AbortSignal.timeout(1000) })
   try {
