@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
-# Builds the uniffi library and the netchan CLI, regenerates the Kotlin and Swift
-# bindings (failing if the committed ones drifted), runs the Kotlin tests with
-# Maven (JUnit: every API over TCP and Unix sockets, lifecycle, CLI interop,
-# examples), and syntax-checks the Swift package with tree-sitter's Swift grammar.
+# Builds the uniffi library and the netchan CLI, generates the Kotlin and Swift
+# bindings into a temporary directory and fails if they differ from the
+# committed ones (which it never writes: the tests below run on what is
+# committed), runs the Kotlin tests with Maven (JUnit: every API over TCP and
+# Unix sockets, lifecycle, CLI interop, examples), and syntax-checks the Swift
+# package with tree-sitter's Swift grammar.
 # Needs: Rust, JDK 17, Maven (Maven Central reachable), Python 3 (PyPI reachable).
 # Usage: bash bindings/uniffi/run-tests.sh
+#        bash bindings/uniffi/run-tests.sh --regenerate   (after changing the Rust
+#        interface: writes the generated files over the committed ones, then stops)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 cd "$repo"
+regenerate=0
+case "${1:-}" in
+    "") ;;
+    --regenerate) regenerate=1 ;;
+    *) echo "usage: $0 [--regenerate]" >&2; exit 2 ;;
+esac
 
 step() { printf '\n==> uniffi: %s\n' "$*"; }
 
@@ -19,21 +29,65 @@ step "uniffi-bindgen (its own workspace, debug: TOOLCHAINS U6)"
 (cd "$here/bindgen" && CARGO_TARGET_DIR="$repo/target/uniffi-bindgen" cargo build --quiet)
 bindgen="$repo/target/uniffi-bindgen/debug/uniffi-bindgen"
 
-step "generate Kotlin and Swift"
-gen="$repo/target/uniffi-gen"
-rm -rf "$gen"
+step "generated bindings: compare with the committed ones"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+gen="$tmp/generated"
 "$bindgen" generate --no-format --metadata-no-deps -l kotlin -l swift -o "$gen" "$repo/target/debug/libnetchan_uniffi.so"
-cp "$gen/dev/netchan/netchan.kt" "$here/kotlin/src/main/kotlin/dev/netchan/netchan.kt"
-cp "$gen/Netchan.swift" "$here/swift/Sources/Netchan/Netchan.swift"
-cp "$gen/netchanFFI.h" "$here/swift/Sources/netchanFFI/include/netchanFFI.h"
-# SwiftPM and xcodebuild look for a module map by this name.
-cp "$gen/netchanFFI.modulemap" "$here/swift/Sources/netchanFFI/include/module.modulemap"
-if [ -n "${CI:-}" ] || [ "${NETCHAN_CHECK_DRIFT:-0}" = 1 ]; then
-    # Generated sources are committed; a change to the Rust interface must
-    # come with the regenerated files.
-    git diff --exit-code -- "$here/kotlin/src/main/kotlin/dev/netchan/netchan.kt" "$here/swift/Sources" \
-        || { echo "generated bindings drifted: commit the files above" >&2; exit 1; }
+# What the bindgen writes (relative to its output directory) = where it is
+# committed (relative to this directory). SwiftPM and xcodebuild look for the
+# module map as module.modulemap.
+generated=(
+    "dev/netchan/netchan.kt=kotlin/src/main/kotlin/dev/netchan/netchan.kt"
+    "Netchan.swift=swift/Sources/Netchan/Netchan.swift"
+    "netchanFFI.h=swift/Sources/netchanFFI/include/netchanFFI.h"
+    "netchanFFI.modulemap=swift/Sources/netchanFFI/include/module.modulemap"
+)
+# drift FRESH_DIR COMMITTED_ROOT: prints every committed file that differs
+# from (or lacks) its freshly generated twin, with the start of the diff;
+# returns 1 if any does. Reads both sides, writes neither.
+drift() {
+    local rc=0 pair fresh committed
+    for pair in "${generated[@]}"; do
+        fresh="$1/${pair%%=*}" committed="$2/${pair#*=}"
+        if [ ! -f "$fresh" ]; then
+            echo "the bindgen no longer writes ${pair%%=*}" >&2; rc=1
+        elif ! cmp -s "$fresh" "$committed"; then
+            echo "drifted: bindings/uniffi/${pair#*=}" >&2
+            diff -u "$committed" "$fresh" 2>&1 | head -n 40 >&2 || true
+            rc=1
+        fi
+    done
+    return "$rc"
+}
+if [ "$regenerate" = 1 ]; then
+    for pair in "${generated[@]}"; do
+        cp "$gen/${pair%%=*}" "$here/${pair#*=}"
+    done
+    echo "wrote the generated bindings over the committed ones; review and commit them"
+    exit 0
 fi
+# The check itself must be able to fail: a committed tree with one changed
+# line, and one with a file missing, are both reported as drift.
+mkdir -p "$tmp/tampered"
+for pair in "${generated[@]}"; do
+    mkdir -p "$(dirname "$tmp/tampered/${pair#*=}")"
+    cp "$gen/${pair%%=*}" "$tmp/tampered/${pair#*=}"
+done
+drift "$gen" "$tmp/tampered" 2>/dev/null || { echo "drift check: an identical tree was reported as drifted" >&2; exit 1; }
+echo "// hand edit" >>"$tmp/tampered/kotlin/src/main/kotlin/dev/netchan/netchan.kt"
+if drift "$gen" "$tmp/tampered" 2>/dev/null; then echo "drift check: a changed file went unnoticed" >&2; exit 1; fi
+cp "$gen/dev/netchan/netchan.kt" "$tmp/tampered/kotlin/src/main/kotlin/dev/netchan/netchan.kt"
+rm "$tmp/tampered/swift/Sources/netchanFFI/include/netchanFFI.h"
+if drift "$gen" "$tmp/tampered" 2>/dev/null; then echo "drift check: a missing file went unnoticed" >&2; exit 1; fi
+# Now the real comparison. Generated sources are committed; a change to the
+# Rust interface must come with the regenerated files.
+if ! drift "$gen" "$here"; then
+    echo "the committed Kotlin/Swift bindings differ from what the Rust interface generates:" >&2
+    echo "run 'bash bindings/uniffi/run-tests.sh --regenerate' and commit the files it writes" >&2
+    exit 1
+fi
+echo "generated bindings match the committed ones (${#generated[@]} files)"
 
 step "Kotlin: mvn test"
 mvn -q -B -Dstyle.color=never -f "$here/kotlin/pom.xml" test || mvn_rc=$?

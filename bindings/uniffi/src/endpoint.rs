@@ -1,31 +1,29 @@
-//! The endpoint object and the app lifecycle.
+//! The endpoint object: a thin layer over the core's [`netchan::Endpoint`].
 //!
-//! The core keeps a dialled address connected and restores declarations
-//! after a reconnection, but it has no way to drop every link on purpose
-//! and keep the rest. This layer does it by remembering what the user asked
-//! for (listen and dial addresses, subscriptions, services, publisher
-//! declarations) and, on `suspend()`, replacing the core endpoint with a
-//! fresh one of the same name and configuration that carries the same
-//! subscriptions and services but no link; `resume()` listens and dials
-//! again. Local publish/subscribe keeps working while suspended.
+//! The app lifecycle (`suspend`, `resume`, `network_changed`) is the core's
+//! own: this layer forwards it, so what the core keeps across a suspension
+//! (subscriptions, services, declarations, the messages held for dialled
+//! peers, every counter) is kept here too. The only state of this layer is
+//! what a foreign handle needs and the core does not hold for it: the
+//! services and publisher declarations whose handles were freed but not
+//! cancelled ([`Held`]), and whether the endpoint is suspended.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use netchan::ErrorCode;
 use tokio::runtime::Handle;
-use tokio::sync::{broadcast, oneshot, watch};
 use tokio::task::AbortHandle;
 
 use crate::error::NetchanError;
 use crate::handles::{
-    CancelToken, EventStream, MessageHandler, PubState, Publisher, RequestHandler, Service,
-    SubState, Subscription, SvcState,
+    serve_with, CancelToken, EventStream, MessageHandler, Publisher, RequestHandler, Service,
 };
-use crate::types::{EndpointConfig, Event, PeerInfo, RequestOptions, Stats};
+use crate::sub::Subscription;
+use crate::types::{EndpointConfig, PeerInfo, RequestOptions, Stats};
 
 type Result<T, E = NetchanError> = std::result::Result<T, E>;
 
@@ -33,101 +31,54 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Everything that must survive a change of core endpoint.
+/// The core services and publisher declarations an endpoint keeps for its
+/// foreign handles, by id. The core ends one when its handle drops, while a
+/// foreign handle may be freed (by a garbage collector) long before the
+/// user cancels it; so the core handle is kept here, and only held, for its
+/// `Drop`: cancelling drops its entry (which ends it), and closing the
+/// endpoint drops them all (which lets go of their handlers).
 #[derive(Default)]
-struct Registry {
-    /// Bound addresses (port 0 resolved), listened on again by `resume()`.
-    listens: Vec<String>,
-    /// Addresses `connect` succeeded on, dialled again by `resume()`.
-    dials: Vec<String>,
-    subs: HashMap<u64, Arc<SubState>>,
-    services: HashMap<u64, Arc<SvcState>>,
-    publishers: HashMap<u64, Arc<PubState>>,
-    /// Tasks dialling after a `resume()`, aborted by the next change.
-    redials: Vec<AbortHandle>,
-}
-
-pub(crate) struct Shared {
-    me: Weak<Shared>,
-    rt: Handle,
-    config: netchan::Config,
-    /// The current core endpoint; replaced by `suspend()` and
-    /// `network_changed()`. Lock order: `reg` before `core`.
-    core: Mutex<netchan::Endpoint>,
-    reg: Mutex<Registry>,
-    /// Serialises suspend, resume, network_changed and close.
-    lifecycle: tokio::sync::Mutex<()>,
-    closed: AtomicBool,
-    closed_tx: watch::Sender<bool>,
-    suspended: AtomicBool,
-    events: broadcast::Sender<Event>,
+pub(crate) struct Held {
     next_id: AtomicU64,
+    kept: Mutex<HashMap<u64, Box<dyn Send>>>,
 }
 
-impl Shared {
-    fn core(&self) -> netchan::Endpoint {
-        lock(&self.core).clone()
+impl Held {
+    pub(crate) fn keep(&self, core_handle: impl Send + 'static) -> u64 {
+        let id = self.next_id.fetch_add(1, SeqCst);
+        lock(&self.kept).insert(id, Box::new(core_handle));
+        id
     }
 
-    pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(SeqCst)
+    pub(crate) fn drop_one(&self, id: u64) {
+        // Dropped outside the lock: a core drop withdraws the declaration.
+        let k = lock(&self.kept).remove(&id);
+        drop(k);
     }
 
-    fn check_open(&self) -> Result<()> {
-        if self.is_closed() {
-            Err(NetchanError::closed())
-        } else {
-            Ok(())
-        }
+    fn drop_all(&self) {
+        let all = std::mem::take(&mut *lock(&self.kept));
+        drop(all);
     }
+}
 
-    pub(crate) fn forget_sub(&self, id: u64) {
-        lock(&self.reg).subs.remove(&id);
-    }
+/// What the endpoint object and its pending async calls share.
+pub(crate) struct Inner {
+    core: netchan::Endpoint,
+    rt: Handle,
+    held: Arc<Held>,
+    /// Serialises `suspend` and `resume` so that `suspended` follows the
+    /// order in which the core ran them (the core does not say whether it
+    /// is suspended).
+    lifecycle: tokio::sync::Mutex<()>,
+    suspended: AtomicBool,
+}
 
-    pub(crate) fn forget_service(&self, id: u64) {
-        lock(&self.reg).services.remove(&id);
-    }
-
-    pub(crate) fn forget_publisher(&self, id: u64) {
-        lock(&self.reg).publishers.remove(&id);
-    }
-
-    fn emit(&self, e: Event) {
-        let _ = self.events.send(e);
-    }
-
-    /// Forwards a core endpoint's events to the endpoint's own stream,
-    /// which outlives core endpoints.
-    fn forward_events(&self, core: &netchan::Endpoint) {
-        let mut rx = core.events();
-        let tx = self.events.clone();
-        let mut closed = self.closed_tx.subscribe();
-        self.rt.spawn(async move {
-            loop {
-                tokio::select! {
-                    r = rx.recv() => match r {
-                        netchan::EventRecv::Event(e) => {
-                            if let Some(e) = Event::from_core(e) {
-                                let _ = tx.send(e);
-                            }
-                        }
-                        netchan::EventRecv::Missed(n) => {
-                            let _ = tx.send(Event::Missed { count: n });
-                        }
-                        netchan::EventRecv::Closed => break,
-                        #[allow(unreachable_patterns)]
-                        _ => {}
-                    },
-                    _ = closed.wait_for(|c| *c) => break,
-                }
-            }
-        });
-    }
-
-    /// Runs `fut` on the core's runtime and waits for it from any executor.
-    /// Dropping the returned future aborts the task (so a cancelled Kotlin
-    /// coroutine cancels its request at the server too).
+impl Inner {
+    /// Runs `fut` on the core's runtime and waits for it from any executor
+    /// (uniffi polls from the foreign side, outside any tokio context:
+    /// TOOLCHAINS U1). Dropping the returned future aborts the task, so a
+    /// cancelled Kotlin coroutine cancels its request at the server too.
     async fn spawn<T, F>(&self, fut: F) -> Result<T>
     where
         F: Future<Output = Result<T>> + Send + 'static,
@@ -154,162 +105,12 @@ impl Shared {
         }
     }
 
-    /// Replaces the core endpoint by a fresh one carrying the same
-    /// subscriptions, services and declarations but no link, and closes the
-    /// old one (peers see an orderly close). With `reconnect`, listens and
-    /// dials again at once. Caller holds `lifecycle`.
-    async fn replace_core(self: &Arc<Self>, reconnect: bool) -> Result<()> {
-        let old = {
-            let mut reg = lock(&self.reg);
-            for t in reg.redials.drain(..) {
-                t.abort();
-            }
-            let fresh = netchan::Endpoint::new(self.config.clone())?;
-            self.forward_events(&fresh);
-            for s in reg.subs.values() {
-                s.attach(&fresh, &self.rt)?;
-            }
-            for s in reg.services.values() {
-                s.attach(&fresh)?;
-            }
-            for p in reg.publishers.values() {
-                p.attach(&fresh)?;
-            }
-            std::mem::replace(&mut *lock(&self.core), fresh)
-        };
-        let me = self.clone();
-        self.spawn(async move {
-            old.close().await;
-            if reconnect {
-                me.reconnect().await
-            } else {
-                Ok(())
-            }
-        })
-        .await
-    }
-
-    /// Listens on the remembered addresses and dials the remembered peers;
-    /// returns after the first dial attempt of each (dialling goes on in the
-    /// background with backoff). The first listen error is returned.
-    async fn reconnect(self: &Arc<Self>) -> Result<()> {
-        let core = self.core();
-        let (listens, dials) = {
-            let reg = lock(&self.reg);
-            (reg.listens.clone(), reg.dials.clone())
-        };
-        let mut first_err = None;
-        for addr in listens {
-            if let Err(e) = listen_again(&core, &addr).await {
-                first_err.get_or_insert(e);
-            }
-        }
-        let mut firsts = Vec::new();
-        for addr in dials {
-            let (tx, rx) = oneshot::channel();
-            let t = self.rt.spawn(dial_until_connected(
-                core.clone(),
-                addr,
-                self.config.reconnect.clone(),
-                tx,
-            ));
-            lock(&self.reg).redials.push(t.abort_handle());
-            firsts.push(rx);
-        }
-        for rx in firsts {
-            let _ = rx.await;
-        }
-        first_err.map_or(Ok(()), Err)
-    }
-
     async fn close(self: Arc<Self>) {
-        let _life = self.lifecycle.lock().await;
-        if self.closed.swap(true, SeqCst) {
-            return;
-        }
-        let (subs, services, publishers) = {
-            let mut reg = lock(&self.reg);
-            for t in reg.redials.drain(..) {
-                t.abort();
-            }
-            (
-                std::mem::take(&mut reg.subs),
-                std::mem::take(&mut reg.services),
-                std::mem::take(&mut reg.publishers),
-            )
-        };
-        let core = self.core();
-        core.close().await;
-        // The core closed every subscription; closing ours too marks them
-        // for `on_close` and lets go of the foreign handlers.
-        for s in subs.values() {
-            s.close();
-        }
-        for s in services.values() {
-            s.close();
-        }
-        for p in publishers.values() {
-            p.close();
-        }
-        let _ = self.closed_tx.send(true);
+        self.core.close().await;
+        // The core ended every service and declaration; letting go of them
+        // lets go of their foreign handlers.
+        self.held.drop_all();
     }
-}
-
-/// Listens on an address a previous core endpoint had; the old listener
-/// may take a moment to let go of it.
-async fn listen_again(core: &netchan::Endpoint, addr: &str) -> Result<()> {
-    let mut delay = Duration::from_millis(10);
-    for _ in 0..12 {
-        match core.listen(addr).await {
-            Ok(_) => return Ok(()),
-            Err(e) if e.code() == ErrorCode::AddressInUse => {
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_millis(500));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    core.listen(addr).await.map(|_| ()).map_err(Into::into)
-}
-
-/// Dials `addr` until connected (the core then keeps it connected), with
-/// the configured backoff; stops on a permanent failure or a closed
-/// endpoint. `first` is told after the first attempt.
-async fn dial_until_connected(
-    core: netchan::Endpoint,
-    addr: String,
-    policy: netchan::Reconnect,
-    first: oneshot::Sender<()>,
-) {
-    let mut first = Some(first);
-    let mut delay = policy.min_delay;
-    loop {
-        let r = core.connect(&addr).await;
-        if let Some(f) = first.take() {
-            let _ = f.send(());
-        }
-        match r {
-            Ok(_) => return,
-            Err(e) => match e.code() {
-                ErrorCode::Closed
-                | ErrorCode::InvalidAddress
-                | ErrorCode::UnsupportedVersion
-                | ErrorCode::ProtocolError
-                | ErrorCode::HandshakeRejected => return,
-                _ if !policy.enabled => return,
-                _ => {}
-            },
-        }
-        tokio::time::sleep(delay).await;
-        delay = delay.mul_f64(policy.factor).min(policy.max_delay);
-    }
-}
-
-fn runtime_of(ep: &netchan::Endpoint) -> Result<Handle> {
-    if let Ok(h) = Handle::try_current() {
-        return Ok(h);
-    }
-    Ok(ep.block_on(async { Handle::current() })?)
 }
 
 /// A netchan endpoint: connects to peers over TCP (`tcp://HOST:PORT`) and
@@ -322,34 +123,22 @@ fn runtime_of(ep: &netchan::Endpoint) -> Result<Handle> {
 /// frees it; `shutdown()` closes it without freeing. Swift: `close()`.
 #[derive(uniffi::Object)]
 pub struct Endpoint {
-    sh: Arc<Shared>,
+    inner: Arc<Inner>,
 }
 
 impl Endpoint {
     fn create(config: netchan::Config) -> Result<Arc<Endpoint>> {
-        let core = netchan::Endpoint::new(config.clone())?;
-        let rt = runtime_of(&core)?;
-        let (events, _) = broadcast::channel(1024);
-        let (closed_tx, _) = watch::channel(false);
-        let sh = Arc::new_cyclic(|me| Shared {
-            me: me.clone(),
-            rt,
-            config,
-            core: Mutex::new(core.clone()),
-            reg: Mutex::new(Registry::default()),
-            lifecycle: tokio::sync::Mutex::new(()),
-            closed: AtomicBool::new(false),
-            closed_tx,
-            suspended: AtomicBool::new(false),
-            events,
-            next_id: AtomicU64::new(1),
-        });
-        sh.forward_events(&core);
-        Ok(Arc::new(Endpoint { sh }))
-    }
-
-    fn next_id(&self) -> u64 {
-        self.sh.next_id.fetch_add(1, SeqCst)
+        let core = netchan::Endpoint::new(config)?;
+        let rt = core.runtime().clone();
+        Ok(Arc::new(Endpoint {
+            inner: Arc::new(Inner {
+                core,
+                rt,
+                held: Arc::default(),
+                lifecycle: tokio::sync::Mutex::new(()),
+                suspended: AtomicBool::new(false),
+            }),
+        }))
     }
 
     /// What an async method works with, in place of the endpoint object.
@@ -357,28 +146,32 @@ impl Endpoint {
     /// kept it until done would keep the endpoint open after Kotlin's
     /// `close()` freed the foreign handle (`Drop` closes the endpoint),
     /// and a pending request would end in `TIMEOUT` instead of `CLOSED`.
-    fn shared(self: Arc<Self>) -> Arc<Shared> {
-        self.sh.clone()
+    fn inner(self: Arc<Self>) -> Arc<Inner> {
+        self.inner.clone()
+    }
+
+    fn core(&self) -> &netchan::Endpoint {
+        &self.inner.core
     }
 }
 
 impl Drop for Endpoint {
     fn drop(&mut self) {
-        if self.sh.is_closed() {
+        let inner = self.inner.clone();
+        if inner.core.is_closed() {
             return;
         }
-        let sh = self.sh.clone();
-        let rt = self.sh.rt.clone();
         // Kotlin's close()/use {} and Swift's deinit land here: close now,
-        // waiting for it unless this is a netchan thread (which must not
-        // block on its own runtime). The runtime may already be shut down.
+        // through the core's way in from plain threads, or, on a netchan
+        // thread (which must not wait on its own runtime), in a task. The
+        // runtime may already be shut down (the core then says CLOSED).
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-            if netchan::runtime::in_async_context() {
-                rt.spawn(sh.close());
-            } else {
-                rt.block_on(async move {
-                    let _ = tokio::time::timeout(Duration::from_secs(5), sh.close()).await;
-                });
+            let blocker = inner.core.blocker().clone();
+            let closing = inner.clone().close();
+            if let Err(e) = blocker.block_on_timeout(closing, Some(Duration::from_secs(5))) {
+                if e.code() == ErrorCode::WouldDeadlock {
+                    inner.rt.spawn(inner.clone().close());
+                }
             }
         }));
     }
@@ -408,7 +201,7 @@ impl Endpoint {
 
     /// The endpoint's name.
     pub fn name(&self) -> String {
-        self.sh.core().name().to_string()
+        self.core().name().to_string()
     }
 
     /// Listens on `addr` (`tcp://HOST:PORT`, port 0 picks a free port, or
@@ -417,14 +210,9 @@ impl Endpoint {
     ///
     /// Errors: `INVALID_ADDRESS`, `ADDRESS_IN_USE`, `CLOSED`.
     pub async fn listen(self: Arc<Self>, addr: String) -> Result<String> {
-        let sh = self.shared();
-        sh.check_open()?;
-        let core = sh.core();
-        let bound = sh
-            .spawn(async move { Ok(core.listen(&addr).await?) })
-            .await?;
-        lock(&sh.reg).listens.push(bound.clone());
-        Ok(bound)
+        let ep = self.inner();
+        let core = ep.core.clone();
+        ep.spawn(async move { Ok(core.listen(&addr).await?) }).await
     }
 
     /// Connects to the endpoint at `addr`; returns once the handshake is
@@ -432,85 +220,91 @@ impl Endpoint {
     /// (redialled with backoff after a loss) and `resume()` dials it again.
     ///
     /// Errors: `INVALID_ADDRESS`, `CONNECT_REFUSED`, `TIMEOUT`,
-    /// `UNSUPPORTED_VERSION`, `HANDSHAKE_REJECTED`, `NAME_IN_USE`, `CLOSED`.
+    /// `UNSUPPORTED_VERSION`, `HANDSHAKE_REJECTED`, `NAME_IN_USE`,
+    /// `OVERLOADED`, `PROTOCOL_ERROR`, `CLOSED`.
     pub async fn connect(self: Arc<Self>, addr: String) -> Result<PeerInfo> {
-        let sh = self.shared();
-        sh.check_open()?;
-        let core = sh.core();
-        let a = addr.clone();
-        let peer = sh.spawn(async move { Ok(core.connect(&a).await?) }).await?;
-        let mut reg = lock(&sh.reg);
-        if !reg.dials.contains(&addr) {
-            reg.dials.push(addr);
-        }
+        let ep = self.inner();
+        let core = ep.core.clone();
+        let peer = ep
+            .spawn(async move { Ok(core.connect(&addr).await?) })
+            .await?;
         Ok(peer.into())
     }
 
-    /// Redials every lost peer now, skipping the backoff delay.
+    /// Redials every lost peer now, skipping the backoff delay
+    /// (`network_changed()` also drops the links that look alive).
     pub fn reconnect_now(&self) {
-        self.sh.core().reconnect_now()
+        self.core().reconnect_now()
     }
 
     /// Publishes `payload` on `path` to every matching subscriber, local
-    /// and remote. Waits while a peer's send buffer is full, up to the
-    /// send timeout.
+    /// and remote. Waits while a peer's send buffer or a local subscription
+    /// queue is full, up to the send timeout. While a dialled peer is away
+    /// (lost, or this endpoint suspended), messages for it are held (up to
+    /// `offline_buffer` bytes) and sent first when it is back.
     ///
     /// Errors: `INVALID_PATH`, `MESSAGE_TOO_LARGE`, `BUFFER_FULL`, `CLOSED`.
     pub async fn publish(self: Arc<Self>, path: String, payload: Vec<u8>) -> Result<()> {
-        let sh = self.shared();
-        let core = sh.core();
-        sh.spawn(async move { Ok(core.publish(&path, payload).await?) })
+        let ep = self.inner();
+        let core = ep.core.clone();
+        ep.spawn(async move { Ok(core.publish(&path, payload).await?) })
             .await
     }
 
     /// Like `publish` but never waits: a target without room is skipped
-    /// and the call fails with `BUFFER_FULL`.
+    /// (counted as a drop) and the call fails with `BUFFER_FULL`.
     pub fn try_publish(&self, path: String, payload: Vec<u8>) -> Result<()> {
-        Ok(self.sh.core().try_publish(&path, payload)?)
+        Ok(self.core().try_publish(&path, payload)?)
     }
 
-    /// Subscribes to `pattern` (`*` matches one segment, `**` any number);
-    /// `handler` gets every matching message (see `MessageHandler` for the
-    /// threads). The subscription lasts until closed and survives
-    /// `suspend()`/`resume()`.
+    /// Subscribes to `pattern` (`*` matches one segment, `**` any number).
+    ///
+    /// With a `handler`, it gets every matching message (see
+    /// `MessageHandler` for the threads) and the subscription lasts until
+    /// cancelled or the endpoint closes. Without one, take the messages
+    /// with `recv`, `recv_many` or `try_recv_many`; the subscription then
+    /// also ends when its handle is freed (nothing could take them). Either
+    /// way it survives `suspend()`/`resume()`.
     ///
     /// Errors: `INVALID_PATH`, `CLOSED`.
+    #[uniffi::method(default(handler = None))]
     pub fn subscribe(
         &self,
         pattern: String,
-        handler: Box<dyn MessageHandler>,
+        handler: Option<Box<dyn MessageHandler>>,
     ) -> Result<Arc<Subscription>> {
-        self.sh.check_open()?;
-        let st = SubState::new(self.next_id(), pattern, handler, self.sh.me.clone());
-        let mut reg = lock(&self.sh.reg);
-        st.attach(&self.sh.core(), &self.sh.rt)?;
-        reg.subs.insert(st.id, st.clone());
-        Ok(Arc::new(Subscription { st }))
+        let core = self.core().subscribe(&pattern)?;
+        Ok(Subscription::start(
+            core,
+            self.core().clone(),
+            handler,
+            &self.inner.rt,
+        ))
     }
 
     /// Serves `pattern`: `handler` answers matching requests (see
-    /// `RequestHandler`). Survives `suspend()`/`resume()`.
+    /// `RequestHandler`). Lasts until cancelled or the endpoint closes, and
+    /// survives `suspend()`/`resume()`.
     ///
     /// Errors: `INVALID_PATH`, `CLOSED`.
     pub fn serve(&self, pattern: String, handler: Box<dyn RequestHandler>) -> Result<Arc<Service>> {
-        self.sh.check_open()?;
-        let st = SvcState::new(self.next_id(), pattern, handler, self.sh.me.clone());
-        let mut reg = lock(&self.sh.reg);
-        st.attach(&self.sh.core())?;
-        reg.services.insert(st.id, st.clone());
-        Ok(Arc::new(Service { st }))
+        let svc = serve_with(self.core(), &pattern, Arc::from(handler))?;
+        let id = self.inner.held.keep(svc);
+        Ok(Arc::new(Service::new(id, pattern, self.inner.held.clone())))
     }
 
-    /// Declares that this endpoint publishes on `pattern` (discovery).
+    /// Declares that this endpoint publishes on `pattern` (discovery). Lasts
+    /// until cancelled or the endpoint closes.
     ///
     /// Errors: `INVALID_PATH`, `CLOSED`.
     pub fn declare_publisher(&self, pattern: String) -> Result<Arc<Publisher>> {
-        self.sh.check_open()?;
-        let st = PubState::new(self.next_id(), pattern, self.sh.me.clone());
-        let mut reg = lock(&self.sh.reg);
-        st.attach(&self.sh.core())?;
-        reg.publishers.insert(st.id, st.clone());
-        Ok(Arc::new(Publisher { st }))
+        let decl = self.core().declare_publisher(&pattern)?;
+        let id = self.inner.held.keep(decl);
+        Ok(Arc::new(Publisher::new(
+            id,
+            pattern,
+            self.inner.held.clone(),
+        )))
     }
 
     /// Sends a request to one endpoint serving `path` and waits up to
@@ -527,9 +321,9 @@ impl Endpoint {
         payload: Vec<u8>,
         timeout: Duration,
     ) -> Result<Vec<u8>> {
-        let sh = self.shared();
-        let core = sh.core();
-        sh.spawn(async move { Ok(core.request(&path, payload, timeout).await?.to_vec()) })
+        let ep = self.inner();
+        let core = ep.core.clone();
+        ep.spawn(async move { Ok(core.request(&path, payload, timeout).await?.to_vec()) })
             .await
     }
 
@@ -541,14 +335,14 @@ impl Endpoint {
         payload: Vec<u8>,
         options: RequestOptions,
     ) -> Result<Vec<u8>> {
-        let sh = self.shared();
-        let core = sh.core();
+        let ep = self.inner();
+        let core = ep.core.clone();
         let mut opts = netchan::RequestOptions::timeout(options.timeout);
         if options.wait_for_responder {
             opts = opts.wait_for_responder();
         }
         let cancel: Option<Arc<CancelToken>> = options.cancel;
-        sh.spawn(async move {
+        ep.spawn(async move {
             let fut = core.request_with(&path, payload, opts);
             match cancel {
                 None => Ok(fut.await?.to_vec()),
@@ -568,19 +362,19 @@ impl Endpoint {
     ///
     /// Errors: `UNKNOWN_PEER`, `TIMEOUT`, `PEER_LOST`, `CLOSED`.
     pub async fn ping(self: Arc<Self>, peer: String) -> Result<Duration> {
-        let sh = self.shared();
-        let core = sh.core();
-        sh.spawn(async move { Ok(core.ping(&peer).await?) }).await
+        let ep = self.inner();
+        let core = ep.core.clone();
+        ep.spawn(async move { Ok(core.ping(&peer).await?) }).await
     }
 
     /// The connected peers.
     pub fn peers(&self) -> Vec<PeerInfo> {
-        self.sh.core().peers().into_iter().map(Into::into).collect()
+        self.core().peers().into_iter().map(Into::into).collect()
     }
 
     /// True if a message published on `path` now would reach a subscriber.
     pub fn has_subscribers(&self, path: String) -> Result<bool> {
-        Ok(self.sh.core().has_subscribers(&path)?)
+        Ok(self.core().has_subscribers(&path)?)
     }
 
     /// Waits up to `timeout` until `path` has a subscriber; returns whether
@@ -590,15 +384,15 @@ impl Endpoint {
         path: String,
         timeout: Duration,
     ) -> Result<bool> {
-        let sh = self.shared();
-        let core = sh.core();
-        sh.spawn(async move { Ok(core.wait_for_subscribers(&path, timeout).await?) })
+        let ep = self.inner();
+        let core = ep.core.clone();
+        ep.spawn(async move { Ok(core.wait_for_subscribers(&path, timeout).await?) })
             .await
     }
 
     /// True if a request on `path` now would find a server.
     pub fn has_servers(&self, path: String) -> Result<bool> {
-        Ok(self.sh.core().has_servers(&path)?)
+        Ok(self.core().has_servers(&path)?)
     }
 
     /// Waits up to `timeout` until a request on `path` would find a server.
@@ -607,103 +401,100 @@ impl Endpoint {
         path: String,
         timeout: Duration,
     ) -> Result<bool> {
-        let sh = self.shared();
-        let core = sh.core();
-        sh.spawn(async move { Ok(core.wait_for_servers(&path, timeout).await?) })
+        let ep = self.inner();
+        let core = ep.core.clone();
+        ep.spawn(async move { Ok(core.wait_for_servers(&path, timeout).await?) })
             .await
     }
 
     /// Names of the endpoints subscribed to something overlapping `pattern`.
     pub fn subscribers(&self, pattern: String) -> Result<Vec<String>> {
-        Ok(self.sh.core().subscribers(&pattern)?)
+        Ok(self.core().subscribers(&pattern)?)
     }
 
     /// Names of the endpoints that declared a publisher overlapping `pattern`.
     pub fn publishers(&self, pattern: String) -> Result<Vec<String>> {
-        Ok(self.sh.core().publishers(&pattern)?)
+        Ok(self.core().publishers(&pattern)?)
     }
 
     /// Names of the endpoints serving something overlapping `pattern`.
     pub fn servers(&self, pattern: String) -> Result<Vec<String>> {
-        Ok(self.sh.core().servers(&pattern)?)
+        Ok(self.core().servers(&pattern)?)
     }
 
     /// Counters in total and per peer, and per-subscription queue figures.
+    /// They go on across `suspend()`/`resume()`.
     pub fn stats(&self) -> Stats {
-        self.sh.core().stats().into()
+        self.core().stats().into()
     }
 
     /// A stream of connection, drop and lifecycle events from now on.
     pub fn events(&self) -> Arc<EventStream> {
-        Arc::new(EventStream::new(
-            self.sh.events.subscribe(),
-            self.sh.closed_tx.subscribe(),
-        ))
+        Arc::new(EventStream::new(self.core().events()))
     }
 
     /// The app goes to the background: closes every link and listener
-    /// (peers see an orderly close) and keeps everything else:
-    /// subscriptions, services and declarations stay, local
-    /// publish/subscribe works, requests to peers fail with
-    /// `NO_RESPONDERS`. Idempotent.
+    /// (peers see an orderly close, code `CLOSED`) and keeps everything
+    /// else: subscriptions, services and declarations stay, local
+    /// publish/subscribe works, messages for dialled peers are held (the
+    /// offline buffer) and counters go on; requests to peers fail with
+    /// `NO_RESPONDERS` (or wait, with `wait_for_responder`). Emits
+    /// `Suspended`. Idempotent.
     ///
     /// Errors: `CLOSED`.
     pub async fn suspend(self: Arc<Self>) -> Result<()> {
-        let sh = self.shared();
-        let _life = sh.lifecycle.lock().await;
-        sh.check_open()?;
-        if sh.suspended.swap(true, SeqCst) {
-            return Ok(());
-        }
-        sh.replace_core(false).await?;
-        sh.emit(Event::Suspended);
-        Ok(())
+        let ep = self.inner();
+        let e = ep.clone();
+        ep.spawn(async move {
+            let _one = e.lifecycle.lock().await;
+            e.core.suspend().await?;
+            e.suspended.store(true, SeqCst);
+            Ok(())
+        })
+        .await
     }
 
     /// The app is back: listens again on every address it listened on and
     /// dials every address it connected to, at once (no backoff); peers get
-    /// every subscription, service and declaration again. Returns after the
-    /// first dial attempt of each address; failed ones keep being redialled
-    /// with backoff. Does nothing unless suspended.
+    /// every subscription, service and declaration again, and the held
+    /// messages first. Returns after the first dial attempt of each address;
+    /// failed ones keep being redialled with backoff. Emits `Resumed`. Does
+    /// nothing unless suspended.
     ///
     /// Errors: `CLOSED`; `ADDRESS_IN_USE` if a listen address was taken
     /// meanwhile (the rest is restored anyway).
     pub async fn resume(self: Arc<Self>) -> Result<()> {
-        let sh = self.shared();
-        let _life = sh.lifecycle.lock().await;
-        sh.check_open()?;
-        if !sh.suspended.load(SeqCst) {
-            return Ok(());
-        }
-        let sh2 = sh.clone();
-        let r = sh.spawn(async move { sh2.reconnect().await }).await;
-        sh.suspended.store(false, SeqCst);
-        sh.emit(Event::Resumed);
-        r
+        let ep = self.inner();
+        let e = ep.clone();
+        ep.spawn(async move {
+            let _one = e.lifecycle.lock().await;
+            let r = e.core.resume().await;
+            // Resumed even when a listen address was taken; only a closed
+            // endpoint fails before resuming, and then nothing matters.
+            e.suspended.store(false, SeqCst);
+            Ok(r?)
+        })
+        .await
     }
 
     /// The network changed (new Wi-Fi, cellular handover): links over the
     /// old interface may be dead without knowing it, so every link is
-    /// dropped and every address listened on and dialled again now, skipping
-    /// the backoff; subscriptions, services and declarations are restored.
-    /// While suspended it does nothing (`resume()` will dial).
+    /// dropped (`PeerDown` with `PEER_LOST`) and every address this
+    /// endpoint connected to is dialled again now, skipping the backoff
+    /// (`PeerUp` when back). While suspended it does nothing (`resume()`
+    /// will dial).
     ///
-    /// Errors: `CLOSED`, `ADDRESS_IN_USE` as for `resume()`.
+    /// Errors: `CLOSED`.
     pub async fn network_changed(self: Arc<Self>) -> Result<()> {
-        let sh = self.shared();
-        let _life = sh.lifecycle.lock().await;
-        sh.check_open()?;
-        if sh.suspended.load(SeqCst) {
-            return Ok(());
-        }
-        sh.replace_core(true).await?;
-        sh.emit(Event::Resumed);
-        Ok(())
+        let ep = self.inner();
+        let core = ep.core.clone();
+        ep.spawn(async move { Ok(core.network_changed().await?) })
+            .await
     }
 
     /// True between `suspend()` and `resume()`.
     pub fn is_suspended(&self) -> bool {
-        self.sh.suspended.load(SeqCst)
+        self.inner.suspended.load(SeqCst)
     }
 
     /// Closes the endpoint: tells every peer, fails pending requests with
@@ -712,11 +503,11 @@ impl Endpoint {
     /// `shutdown()` (its `close()` is `AutoCloseable`'s, which also closes
     /// and then frees the object).
     pub async fn close(self: Arc<Self>) {
-        let sh = self.shared();
-        let sh2 = sh.clone();
-        let _ = sh
+        let ep = self.inner();
+        let e = ep.clone();
+        let _ = ep
             .spawn(async move {
-                sh2.close().await;
+                e.close().await;
                 Ok(())
             })
             .await;
@@ -724,6 +515,6 @@ impl Endpoint {
 
     /// True once closed.
     pub fn is_closed(&self) -> bool {
-        self.sh.is_closed()
+        self.core().is_closed()
     }
 }

@@ -2,20 +2,29 @@
 // subscriptions as AsyncStream, async request handlers, text payloads, error codes.
 import Foundation
 
-/// Delivers a subscription's messages into an AsyncStream.
-private final class StreamHandler: MessageHandler {
-    let continuation: AsyncStream<Message>.Continuation
+/// Pulls a subscription's messages for `AsyncStream(unfolding:)`: the next batch is taken from
+/// the subscription's queue only once the consumer has taken the previous one, so that queue is
+/// the only one (a slow consumer fills it and its overflow policy applies).
+private final class MessagePuller: @unchecked Sendable {
+    // `AsyncStream(unfolding:)` calls `next()` one call at a time.
+    let subscription: Subscription
+    private var batch: [Message] = []
+    private var index = 0
 
-    init(_ continuation: AsyncStream<Message>.Continuation) {
-        self.continuation = continuation
+    init(_ subscription: Subscription) {
+        self.subscription = subscription
     }
 
-    func onMessage(message: Message) throws {
-        continuation.yield(message)
-    }
-
-    func onClose() throws {
-        continuation.finish()
+    func next() async -> Message? {
+        if index == batch.count {
+            // An empty batch (or an error) means the subscription ended.
+            batch = (try? await subscription.recvMany(max: 64)) ?? []
+            index = 0
+            if batch.isEmpty { return nil }
+        }
+        let m = batch[index]
+        index += 1
+        return m
     }
 }
 
@@ -55,12 +64,12 @@ private final class AsyncRequestHandler: RequestHandler, @unchecked Sendable {
 
 extension Endpoint {
     /// The messages matching `pattern`, as an AsyncStream that ends when the endpoint closes;
-    /// ending the iteration unsubscribes. Survives `suspend()`/`resume()`.
+    /// cancelling the iterating task, or letting go of the stream, unsubscribes. Survives
+    /// `suspend()`/`resume()`. It pulls from the subscription's own queue, at most 64 messages
+    /// ahead of the consumer.
     public func messages(_ pattern: String) throws -> AsyncStream<Message> {
-        let (stream, continuation) = AsyncStream<Message>.makeStream()
-        let subscription = try subscribe(pattern: pattern, handler: StreamHandler(continuation))
-        continuation.onTermination = { _ in subscription.close() }
-        return stream
+        let puller = MessagePuller(try subscribe(pattern: pattern, handler: nil))
+        return AsyncStream(unfolding: { await puller.next() }, onCancel: { puller.subscription.close() })
     }
 
     /// Serves `pattern` with an async handler: return the reply, or throw a `NetchanError` whose

@@ -857,12 +857,14 @@ public protocol EndpointProtocol: AnyObject, Sendable {
      * (redialled with backoff after a loss) and `resume()` dials it again.
      *
      * Errors: `INVALID_ADDRESS`, `CONNECT_REFUSED`, `TIMEOUT`,
-     * `UNSUPPORTED_VERSION`, `HANDSHAKE_REJECTED`, `NAME_IN_USE`, `CLOSED`.
+     * `UNSUPPORTED_VERSION`, `HANDSHAKE_REJECTED`, `NAME_IN_USE`,
+     * `OVERLOADED`, `PROTOCOL_ERROR`, `CLOSED`.
      */
     func connect(addr: String) async throws  -> PeerInfo
     
     /**
-     * Declares that this endpoint publishes on `pattern` (discovery).
+     * Declares that this endpoint publishes on `pattern` (discovery). Lasts
+     * until cancelled or the endpoint closes.
      *
      * Errors: `INVALID_PATH`, `CLOSED`.
      */
@@ -910,11 +912,12 @@ public protocol EndpointProtocol: AnyObject, Sendable {
     /**
      * The network changed (new Wi-Fi, cellular handover): links over the
      * old interface may be dead without knowing it, so every link is
-     * dropped and every address listened on and dialled again now, skipping
-     * the backoff; subscriptions, services and declarations are restored.
-     * While suspended it does nothing (`resume()` will dial).
+     * dropped (`PeerDown` with `PEER_LOST`) and every address this
+     * endpoint connected to is dialled again now, skipping the backoff
+     * (`PeerUp` when back). While suspended it does nothing (`resume()`
+     * will dial).
      *
-     * Errors: `CLOSED`, `ADDRESS_IN_USE` as for `resume()`.
+     * Errors: `CLOSED`.
      */
     func networkChanged() async throws 
     
@@ -932,8 +935,10 @@ public protocol EndpointProtocol: AnyObject, Sendable {
     
     /**
      * Publishes `payload` on `path` to every matching subscriber, local
-     * and remote. Waits while a peer's send buffer is full, up to the
-     * send timeout.
+     * and remote. Waits while a peer's send buffer or a local subscription
+     * queue is full, up to the send timeout. While a dialled peer is away
+     * (lost, or this endpoint suspended), messages for it are held (up to
+     * `offline_buffer` bytes) and sent first when it is back.
      *
      * Errors: `INVALID_PATH`, `MESSAGE_TOO_LARGE`, `BUFFER_FULL`, `CLOSED`.
      */
@@ -945,7 +950,8 @@ public protocol EndpointProtocol: AnyObject, Sendable {
     func publishers(pattern: String) throws  -> [String]
     
     /**
-     * Redials every lost peer now, skipping the backoff delay.
+     * Redials every lost peer now, skipping the backoff delay
+     * (`network_changed()` also drops the links that look alive).
      */
     func reconnectNow() 
     
@@ -970,9 +976,10 @@ public protocol EndpointProtocol: AnyObject, Sendable {
     /**
      * The app is back: listens again on every address it listened on and
      * dials every address it connected to, at once (no backoff); peers get
-     * every subscription, service and declaration again. Returns after the
-     * first dial attempt of each address; failed ones keep being redialled
-     * with backoff. Does nothing unless suspended.
+     * every subscription, service and declaration again, and the held
+     * messages first. Returns after the first dial attempt of each address;
+     * failed ones keep being redialled with backoff. Emits `Resumed`. Does
+     * nothing unless suspended.
      *
      * Errors: `CLOSED`; `ADDRESS_IN_USE` if a listen address was taken
      * meanwhile (the rest is restored anyway).
@@ -981,7 +988,8 @@ public protocol EndpointProtocol: AnyObject, Sendable {
     
     /**
      * Serves `pattern`: `handler` answers matching requests (see
-     * `RequestHandler`). Survives `suspend()`/`resume()`.
+     * `RequestHandler`). Lasts until cancelled or the endpoint closes, and
+     * survives `suspend()`/`resume()`.
      *
      * Errors: `INVALID_PATH`, `CLOSED`.
      */
@@ -994,18 +1002,23 @@ public protocol EndpointProtocol: AnyObject, Sendable {
     
     /**
      * Counters in total and per peer, and per-subscription queue figures.
+     * They go on across `suspend()`/`resume()`.
      */
     func stats()  -> Stats
     
     /**
-     * Subscribes to `pattern` (`*` matches one segment, `**` any number);
-     * `handler` gets every matching message (see `MessageHandler` for the
-     * threads). The subscription lasts until closed and survives
-     * `suspend()`/`resume()`.
+     * Subscribes to `pattern` (`*` matches one segment, `**` any number).
+     *
+     * With a `handler`, it gets every matching message (see
+     * `MessageHandler` for the threads) and the subscription lasts until
+     * cancelled or the endpoint closes. Without one, take the messages
+     * with `recv`, `recv_many` or `try_recv_many`; the subscription then
+     * also ends when its handle is freed (nothing could take them). Either
+     * way it survives `suspend()`/`resume()`.
      *
      * Errors: `INVALID_PATH`, `CLOSED`.
      */
-    func subscribe(pattern: String, handler: MessageHandler) throws  -> Subscription
+    func subscribe(pattern: String, handler: MessageHandler?) throws  -> Subscription
     
     /**
      * Names of the endpoints subscribed to something overlapping `pattern`.
@@ -1014,10 +1027,12 @@ public protocol EndpointProtocol: AnyObject, Sendable {
     
     /**
      * The app goes to the background: closes every link and listener
-     * (peers see an orderly close) and keeps everything else:
-     * subscriptions, services and declarations stay, local
-     * publish/subscribe works, requests to peers fail with
-     * `NO_RESPONDERS`. Idempotent.
+     * (peers see an orderly close, code `CLOSED`) and keeps everything
+     * else: subscriptions, services and declarations stay, local
+     * publish/subscribe works, messages for dialled peers are held (the
+     * offline buffer) and counters go on; requests to peers fail with
+     * `NO_RESPONDERS` (or wait, with `wait_for_responder`). Emits
+     * `Suspended`. Idempotent.
      *
      * Errors: `CLOSED`.
      */
@@ -1025,7 +1040,7 @@ public protocol EndpointProtocol: AnyObject, Sendable {
     
     /**
      * Like `publish` but never waits: a target without room is skipped
-     * and the call fails with `BUFFER_FULL`.
+     * (counted as a drop) and the call fails with `BUFFER_FULL`.
      */
     func tryPublish(path: String, payload: Data) throws 
     
@@ -1163,7 +1178,8 @@ open func close()async   {
      * (redialled with backoff after a loss) and `resume()` dials it again.
      *
      * Errors: `INVALID_ADDRESS`, `CONNECT_REFUSED`, `TIMEOUT`,
-     * `UNSUPPORTED_VERSION`, `HANDSHAKE_REJECTED`, `NAME_IN_USE`, `CLOSED`.
+     * `UNSUPPORTED_VERSION`, `HANDSHAKE_REJECTED`, `NAME_IN_USE`,
+     * `OVERLOADED`, `PROTOCOL_ERROR`, `CLOSED`.
      */
 open func connect(addr: String)async throws  -> PeerInfo  {
     return
@@ -1182,7 +1198,8 @@ open func connect(addr: String)async throws  -> PeerInfo  {
 }
     
     /**
-     * Declares that this endpoint publishes on `pattern` (discovery).
+     * Declares that this endpoint publishes on `pattern` (discovery). Lasts
+     * until cancelled or the endpoint closes.
      *
      * Errors: `INVALID_PATH`, `CLOSED`.
      */
@@ -1296,11 +1313,12 @@ open func name() -> String  {
     /**
      * The network changed (new Wi-Fi, cellular handover): links over the
      * old interface may be dead without knowing it, so every link is
-     * dropped and every address listened on and dialled again now, skipping
-     * the backoff; subscriptions, services and declarations are restored.
-     * While suspended it does nothing (`resume()` will dial).
+     * dropped (`PeerDown` with `PEER_LOST`) and every address this
+     * endpoint connected to is dialled again now, skipping the backoff
+     * (`PeerUp` when back). While suspended it does nothing (`resume()`
+     * will dial).
      *
-     * Errors: `CLOSED`, `ADDRESS_IN_USE` as for `resume()`.
+     * Errors: `CLOSED`.
      */
 open func networkChanged()async throws   {
     return
@@ -1353,8 +1371,10 @@ open func ping(peer: String)async throws  -> TimeInterval  {
     
     /**
      * Publishes `payload` on `path` to every matching subscriber, local
-     * and remote. Waits while a peer's send buffer is full, up to the
-     * send timeout.
+     * and remote. Waits while a peer's send buffer or a local subscription
+     * queue is full, up to the send timeout. While a dialled peer is away
+     * (lost, or this endpoint suspended), messages for it are held (up to
+     * `offline_buffer` bytes) and sent first when it is back.
      *
      * Errors: `INVALID_PATH`, `MESSAGE_TOO_LARGE`, `BUFFER_FULL`, `CLOSED`.
      */
@@ -1388,7 +1408,8 @@ open func publishers(pattern: String)throws  -> [String]  {
 }
     
     /**
-     * Redials every lost peer now, skipping the backoff delay.
+     * Redials every lost peer now, skipping the backoff delay
+     * (`network_changed()` also drops the links that look alive).
      */
 open func reconnectNow()  {try! rustCall() {
         uniffiCallStatus in
@@ -1447,9 +1468,10 @@ open func requestWith(path: String, payload: Data, options: RequestOptions)async
     /**
      * The app is back: listens again on every address it listened on and
      * dials every address it connected to, at once (no backoff); peers get
-     * every subscription, service and declaration again. Returns after the
-     * first dial attempt of each address; failed ones keep being redialled
-     * with backoff. Does nothing unless suspended.
+     * every subscription, service and declaration again, and the held
+     * messages first. Returns after the first dial attempt of each address;
+     * failed ones keep being redialled with backoff. Emits `Resumed`. Does
+     * nothing unless suspended.
      *
      * Errors: `CLOSED`; `ADDRESS_IN_USE` if a listen address was taken
      * meanwhile (the rest is restored anyway).
@@ -1472,7 +1494,8 @@ open func resume()async throws   {
     
     /**
      * Serves `pattern`: `handler` answers matching requests (see
-     * `RequestHandler`). Survives `suspend()`/`resume()`.
+     * `RequestHandler`). Lasts until cancelled or the endpoint closes, and
+     * survives `suspend()`/`resume()`.
      *
      * Errors: `INVALID_PATH`, `CLOSED`.
      */
@@ -1502,6 +1525,7 @@ open func servers(pattern: String)throws  -> [String]  {
     
     /**
      * Counters in total and per peer, and per-subscription queue figures.
+     * They go on across `suspend()`/`resume()`.
      */
 open func stats() -> Stats  {
     return try!  FfiConverterTypeStats_lift(try! rustCall() {
@@ -1513,20 +1537,24 @@ open func stats() -> Stats  {
 }
     
     /**
-     * Subscribes to `pattern` (`*` matches one segment, `**` any number);
-     * `handler` gets every matching message (see `MessageHandler` for the
-     * threads). The subscription lasts until closed and survives
-     * `suspend()`/`resume()`.
+     * Subscribes to `pattern` (`*` matches one segment, `**` any number).
+     *
+     * With a `handler`, it gets every matching message (see
+     * `MessageHandler` for the threads) and the subscription lasts until
+     * cancelled or the endpoint closes. Without one, take the messages
+     * with `recv`, `recv_many` or `try_recv_many`; the subscription then
+     * also ends when its handle is freed (nothing could take them). Either
+     * way it survives `suspend()`/`resume()`.
      *
      * Errors: `INVALID_PATH`, `CLOSED`.
      */
-open func subscribe(pattern: String, handler: MessageHandler)throws  -> Subscription  {
+open func subscribe(pattern: String, handler: MessageHandler? = nil)throws  -> Subscription  {
     return try  FfiConverterTypeSubscription_lift(try rustCallWithError(FfiConverterTypeNetchanError_lift) {
         uniffiCallStatus in
     uniffi_netchan_uniffi_fn_method_endpoint_subscribe(
             self.uniffiCloneHandle(),
         FfiConverterString.lower(pattern),
-        FfiConverterCallbackInterfaceMessageHandler_lower(handler),uniffiCallStatus
+        FfiConverterOptionCallbackInterfaceMessageHandler.lower(handler),uniffiCallStatus
     )
 })
 }
@@ -1546,10 +1574,12 @@ open func subscribers(pattern: String)throws  -> [String]  {
     
     /**
      * The app goes to the background: closes every link and listener
-     * (peers see an orderly close) and keeps everything else:
-     * subscriptions, services and declarations stay, local
-     * publish/subscribe works, requests to peers fail with
-     * `NO_RESPONDERS`. Idempotent.
+     * (peers see an orderly close, code `CLOSED`) and keeps everything
+     * else: subscriptions, services and declarations stay, local
+     * publish/subscribe works, messages for dialled peers are held (the
+     * offline buffer) and counters go on; requests to peers fail with
+     * `NO_RESPONDERS` (or wait, with `wait_for_responder`). Emits
+     * `Suspended`. Idempotent.
      *
      * Errors: `CLOSED`.
      */
@@ -1571,7 +1601,7 @@ open func suspend()async throws   {
     
     /**
      * Like `publish` but never waits: a target without room is skipped
-     * and the call fails with `BUFFER_FULL`.
+     * (counted as a drop) and the call fails with `BUFFER_FULL`.
      */
 open func tryPublish(path: String, payload: Data)throws   {try rustCallWithError(FfiConverterTypeNetchanError_lift) {
         uniffiCallStatus in
@@ -1673,8 +1703,9 @@ public func FfiConverterTypeEndpoint_lower(_ value: Endpoint) -> UInt64 {
 
 
 /**
- * The endpoint's events from the moment it was created by
- * `Endpoint.events()`; it spans `suspend()`/`resume()`.
+ * The endpoint's events from the moment `Endpoint.events()` made it; it
+ * spans `suspend()`/`resume()` (which it reports) and ends when the
+ * endpoint closes.
  */
 public protocol EventStreamProtocol: AnyObject, Sendable {
     
@@ -1687,8 +1718,9 @@ public protocol EventStreamProtocol: AnyObject, Sendable {
     
 }
 /**
- * The endpoint's events from the moment it was created by
- * `Endpoint.events()`; it spans `suspend()`/`resume()`.
+ * The endpoint's events from the moment `Endpoint.events()` made it; it
+ * spans `suspend()`/`resume()` (which it reports) and ends when the
+ * endpoint closes.
  */
 open class EventStream: EventStreamProtocol, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -1817,8 +1849,9 @@ public func FfiConverterTypeEventStream_lower(_ value: EventStream) -> UInt64 {
 
 /**
  * A declaration that this endpoint publishes on a pattern (discovery:
- * peers' `publishers()` list it). Close it (Kotlin: `cancel()`) to
- * withdraw; letting go of the handle does not.
+ * peers' `publishers()` list it). It survives `suspend()`/`resume()`.
+ * Close it (Kotlin: `cancel()`) to withdraw; letting go of the handle does
+ * not.
  */
 public protocol PublisherProtocol: AnyObject, Sendable {
     
@@ -1835,8 +1868,9 @@ public protocol PublisherProtocol: AnyObject, Sendable {
 }
 /**
  * A declaration that this endpoint publishes on a pattern (discovery:
- * peers' `publishers()` list it). Close it (Kotlin: `cancel()`) to
- * withdraw; letting go of the handle does not.
+ * peers' `publishers()` list it). It survives `suspend()`/`resume()`.
+ * Close it (Kotlin: `cancel()`) to withdraw; letting go of the handle does
+ * not.
  */
 open class Publisher: PublisherProtocol, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -1972,7 +2006,8 @@ public func FfiConverterTypePublisher_lower(_ value: Publisher) -> UInt64 {
 public protocol ServiceProtocol: AnyObject, Sendable {
     
     /**
-     * Stops serving; requests in flight still get their reply. Idempotent.
+     * Stops serving; requests in flight still get their reply, requests
+     * still queued fail with `NO_RESPONDERS`. Idempotent.
      */
     func close() 
     
@@ -2041,7 +2076,8 @@ open class Service: ServiceProtocol, @unchecked Sendable {
 
     
     /**
-     * Stops serving; requests in flight still get their reply. Idempotent.
+     * Stops serving; requests in flight still get their reply, requests
+     * still queued fail with `NO_RESPONDERS`. Idempotent.
      */
 open func close()  {try! rustCall() {
         uniffiCallStatus in
@@ -2114,23 +2150,30 @@ public func FfiConverterTypeService_lower(_ value: Service) -> UInt64 {
 
 
 /**
- * A subscription: messages whose path matches its pattern go to its
- * handler. It survives `suspend()`/`resume()` and lasts until closed
- * (Kotlin: `cancel()`; Swift: `close()`) or its endpoint closes. Letting
- * go of the handle does not end it (a garbage collector must not decide
- * when a subscription stops): Kotlin's `close()` only frees the handle.
+ * A subscription: messages whose path matches its pattern, from local
+ * publishers and every connected peer, waiting in one queue
+ * (`subscription_capacity` messages; a full queue slows the links it comes
+ * from). It survives `suspend()`/`resume()`.
+ *
+ * Made with a handler, it delivers to it and lasts until closed (Kotlin:
+ * `cancel()`; Swift: `close()`) or its endpoint closes; letting go of the
+ * handle does not end it (a garbage collector must not decide when a
+ * subscription stops): Kotlin's `close()` only frees the handle. Made
+ * without one, take its messages with `recv`, `recv_many` or
+ * `try_recv_many`; freeing the handle then ends it too.
  */
 public protocol SubscriptionProtocol: AnyObject, Sendable {
     
     /**
-     * Unsubscribes; the handler's `on_close` follows the last message.
+     * Unsubscribes. A handler gets no message after it, then `on_close`;
+     * without a handler, the messages already queued can still be taken.
      * Idempotent.
      */
     func close() 
     
     /**
-     * Messages dropped so far by the overflow policy (since the last
-     * `suspend()`, which starts a fresh queue).
+     * Messages dropped so far by the overflow policy (since the
+     * subscription began: `suspend()` keeps the count).
      */
     func dropped()  -> UInt64
     
@@ -2144,13 +2187,46 @@ public protocol SubscriptionProtocol: AnyObject, Sendable {
      */
     func pattern()  -> String
     
+    /**
+     * The next message, waiting for one; `null`/`nil` once the
+     * subscription is closed (or its endpoint) and the queue is drained.
+     *
+     * Errors: `INVALID_ARGUMENT` for a subscription with a handler.
+     */
+    func recv() async throws  -> Message?
+    
+    /**
+     * Waits for at least one message and returns up to `max` (at most
+     * 256) of the queued ones, in order; an empty list once closed and
+     * drained. Calls wait their turn: each message goes to one of them.
+     *
+     * Errors: `INVALID_ARGUMENT` for a subscription with a handler.
+     */
+    func recvMany(max: UInt32) async throws  -> [Message]
+    
+    /**
+     * Up to `max` (at most 256) of the messages queued now, in order,
+     * without waiting; empty when none is queued, or while another call
+     * waits in `recv`/`recv_many` (the next messages are that call's).
+     *
+     * Errors: `CLOSED` once closed and drained; `INVALID_ARGUMENT` for a
+     * subscription with a handler.
+     */
+    func tryRecvMany(max: UInt32) throws  -> [Message]
+    
 }
 /**
- * A subscription: messages whose path matches its pattern go to its
- * handler. It survives `suspend()`/`resume()` and lasts until closed
- * (Kotlin: `cancel()`; Swift: `close()`) or its endpoint closes. Letting
- * go of the handle does not end it (a garbage collector must not decide
- * when a subscription stops): Kotlin's `close()` only frees the handle.
+ * A subscription: messages whose path matches its pattern, from local
+ * publishers and every connected peer, waiting in one queue
+ * (`subscription_capacity` messages; a full queue slows the links it comes
+ * from). It survives `suspend()`/`resume()`.
+ *
+ * Made with a handler, it delivers to it and lasts until closed (Kotlin:
+ * `cancel()`; Swift: `close()`) or its endpoint closes; letting go of the
+ * handle does not end it (a garbage collector must not decide when a
+ * subscription stops): Kotlin's `close()` only frees the handle. Made
+ * without one, take its messages with `recv`, `recv_many` or
+ * `try_recv_many`; freeing the handle then ends it too.
  */
 open class Subscription: SubscriptionProtocol, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -2206,7 +2282,8 @@ open class Subscription: SubscriptionProtocol, @unchecked Sendable {
 
     
     /**
-     * Unsubscribes; the handler's `on_close` follows the last message.
+     * Unsubscribes. A handler gets no message after it, then `on_close`;
+     * without a handler, the messages already queued can still be taken.
      * Idempotent.
      */
 open func close()  {try! rustCall() {
@@ -2218,8 +2295,8 @@ open func close()  {try! rustCall() {
 }
     
     /**
-     * Messages dropped so far by the overflow policy (since the last
-     * `suspend()`, which starts a fresh queue).
+     * Messages dropped so far by the overflow policy (since the
+     * subscription began: `suspend()` keeps the count).
      */
 open func dropped() -> UInt64  {
     return try!  FfiConverterUInt64.lift(try! rustCall() {
@@ -2250,6 +2327,69 @@ open func pattern() -> String  {
         uniffiCallStatus in
     uniffi_netchan_uniffi_fn_method_subscription_pattern(
             self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The next message, waiting for one; `null`/`nil` once the
+     * subscription is closed (or its endpoint) and the queue is drained.
+     *
+     * Errors: `INVALID_ARGUMENT` for a subscription with a handler.
+     */
+open func recv()async throws  -> Message?  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_netchan_uniffi_fn_method_subscription_recv(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_netchan_uniffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_netchan_uniffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_netchan_uniffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterOptionTypeMessage.lift,
+            errorHandler: FfiConverterTypeNetchanError_lift
+        )
+}
+    
+    /**
+     * Waits for at least one message and returns up to `max` (at most
+     * 256) of the queued ones, in order; an empty list once closed and
+     * drained. Calls wait their turn: each message goes to one of them.
+     *
+     * Errors: `INVALID_ARGUMENT` for a subscription with a handler.
+     */
+open func recvMany(max: UInt32)async throws  -> [Message]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_netchan_uniffi_fn_method_subscription_recv_many(
+                        self.uniffiCloneHandle(),FfiConverterUInt32.lower(max)
+                )
+            },
+            pollFunc: ffi_netchan_uniffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_netchan_uniffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_netchan_uniffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeMessage.lift,
+            errorHandler: FfiConverterTypeNetchanError_lift
+        )
+}
+    
+    /**
+     * Up to `max` (at most 256) of the messages queued now, in order,
+     * without waiting; empty when none is queued, or while another call
+     * waits in `recv`/`recv_many` (the next messages are that call's).
+     *
+     * Errors: `CLOSED` once closed and drained; `INVALID_ARGUMENT` for a
+     * subscription with a handler.
+     */
+open func tryRecvMany(max: UInt32)throws  -> [Message]  {
+    return try  FfiConverterSequenceTypeMessage.lift(try rustCallWithError(FfiConverterTypeNetchanError_lift) {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_subscription_try_recv_many(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt32.lower(max),uniffiCallStatus
     )
 })
 }
@@ -3301,11 +3441,11 @@ public enum Event: Equatable, Hashable {
     case missed(count: UInt64
     )
     /**
-     * `suspend()` closed every link.
+     * `suspend()` closed every link and listener.
      */
     case suspended
     /**
-     * `resume()` or `network_changed()` rebuilt the links.
+     * `resume()` listens and dials again.
      */
     case resumed
 
@@ -3738,7 +3878,10 @@ public func FfiConverterTypeNetchanError_lower(_ value: NetchanError) -> RustBuf
  * only its own subscription (its queue then fills and the subscription's
  * overflow policy applies). One subscription's calls are made one at a
  * time, in message order. A thrown error is ignored (the next message
- * still comes).
+ * still comes). Messages are taken from the subscription's queue only as
+ * the handler gets to them (at most a batch ahead), so a slow handler
+ * fills that queue and its overflow policy applies: by default (`Block`)
+ * the links it comes from slow down and nothing is lost.
  */
 public protocol MessageHandler: AnyObject, Sendable {
     
@@ -3749,8 +3892,7 @@ public protocol MessageHandler: AnyObject, Sendable {
     
     /**
      * The subscription ended (closed, or its endpoint closed). Called once,
-     * after the last `on_message`; never called for the temporary stop of
-     * `suspend()`.
+     * after the last `on_message`; `suspend()` does not end subscriptions.
      */
     func onClose() throws 
     
@@ -4131,6 +4273,30 @@ fileprivate struct FfiConverterOptionTypeCancelToken: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeMessage: FfiConverterRustBuffer {
+    typealias SwiftType = Message?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeMessage.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeMessage.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeEvent: FfiConverterRustBuffer {
     typealias SwiftType = Event?
 
@@ -4147,6 +4313,30 @@ fileprivate struct FfiConverterOptionTypeEvent: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeEvent.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionCallbackInterfaceMessageHandler: FfiConverterRustBuffer {
+    typealias SwiftType = MessageHandler?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterCallbackInterfaceMessageHandler.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterCallbackInterfaceMessageHandler.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -4197,6 +4387,31 @@ fileprivate struct FfiConverterSequenceTypeErrorCodeInfo: FfiConverterRustBuffer
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeErrorCodeInfo.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeMessage: FfiConverterRustBuffer {
+    typealias SwiftType = [Message]
+
+    public static func write(_ value: [Message], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeMessage.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Message] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Message]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeMessage.read(from: &buf))
         }
         return seq
     }
@@ -4387,10 +4602,10 @@ private let initializationResult: InitializationResult = {
     if (uniffi_netchan_uniffi_checksum_method_endpoint_close() != 43008) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_netchan_uniffi_checksum_method_endpoint_connect() != 34156) {
+    if (uniffi_netchan_uniffi_checksum_method_endpoint_connect() != 29670) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_netchan_uniffi_checksum_method_endpoint_declare_publisher() != 12615) {
+    if (uniffi_netchan_uniffi_checksum_method_endpoint_declare_publisher() != 33225) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_netchan_uniffi_checksum_method_endpoint_events() != 40027) {
@@ -4414,7 +4629,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_netchan_uniffi_checksum_method_endpoint_name() != 65054) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_netchan_uniffi_checksum_method_endpoint_network_changed() != 17019) {
+    if (uniffi_netchan_uniffi_checksum_method_endpoint_network_changed() != 9903) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_netchan_uniffi_checksum_method_endpoint_peers() != 58035) {
@@ -4423,13 +4638,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_netchan_uniffi_checksum_method_endpoint_ping() != 3127) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_netchan_uniffi_checksum_method_endpoint_publish() != 34288) {
+    if (uniffi_netchan_uniffi_checksum_method_endpoint_publish() != 60618) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_netchan_uniffi_checksum_method_endpoint_publishers() != 38048) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_netchan_uniffi_checksum_method_endpoint_reconnect_now() != 56109) {
+    if (uniffi_netchan_uniffi_checksum_method_endpoint_reconnect_now() != 11094) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_netchan_uniffi_checksum_method_endpoint_request() != 10307) {
@@ -4438,28 +4653,28 @@ private let initializationResult: InitializationResult = {
     if (uniffi_netchan_uniffi_checksum_method_endpoint_request_with() != 57655) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_netchan_uniffi_checksum_method_endpoint_resume() != 35451) {
+    if (uniffi_netchan_uniffi_checksum_method_endpoint_resume() != 63642) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_netchan_uniffi_checksum_method_endpoint_serve() != 14751) {
+    if (uniffi_netchan_uniffi_checksum_method_endpoint_serve() != 19970) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_netchan_uniffi_checksum_method_endpoint_servers() != 17411) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_netchan_uniffi_checksum_method_endpoint_stats() != 1082) {
+    if (uniffi_netchan_uniffi_checksum_method_endpoint_stats() != 17229) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_netchan_uniffi_checksum_method_endpoint_subscribe() != 18160) {
+    if (uniffi_netchan_uniffi_checksum_method_endpoint_subscribe() != 3872) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_netchan_uniffi_checksum_method_endpoint_subscribers() != 46959) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_netchan_uniffi_checksum_method_endpoint_suspend() != 57186) {
+    if (uniffi_netchan_uniffi_checksum_method_endpoint_suspend() != 26788) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_netchan_uniffi_checksum_method_endpoint_try_publish() != 27086) {
+    if (uniffi_netchan_uniffi_checksum_method_endpoint_try_publish() != 17688) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_netchan_uniffi_checksum_method_endpoint_wait_for_servers() != 19035) {
@@ -4486,22 +4701,31 @@ private let initializationResult: InitializationResult = {
     if (uniffi_netchan_uniffi_checksum_method_publisher_pattern() != 17173) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_netchan_uniffi_checksum_method_service_close() != 7731) {
+    if (uniffi_netchan_uniffi_checksum_method_service_close() != 11445) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_netchan_uniffi_checksum_method_service_pattern() != 30998) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_netchan_uniffi_checksum_method_subscription_close() != 21478) {
+    if (uniffi_netchan_uniffi_checksum_method_subscription_close() != 63891) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_netchan_uniffi_checksum_method_subscription_dropped() != 26516) {
+    if (uniffi_netchan_uniffi_checksum_method_subscription_dropped() != 29241) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_netchan_uniffi_checksum_method_subscription_is_closed() != 47672) {
+    if (uniffi_netchan_uniffi_checksum_method_subscription_is_closed() != 31924) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_netchan_uniffi_checksum_method_subscription_pattern() != 35086) {
+    if (uniffi_netchan_uniffi_checksum_method_subscription_pattern() != 21597) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_subscription_recv() != 31138) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_subscription_recv_many() != 43558) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_subscription_try_recv_many() != 49537) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_netchan_uniffi_checksum_constructor_endpoint_new() != 56730) {
@@ -4516,7 +4740,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_netchan_uniffi_checksum_method_messagehandler_on_message() != 13318) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_netchan_uniffi_checksum_method_messagehandler_on_close() != 13139) {
+    if (uniffi_netchan_uniffi_checksum_method_messagehandler_on_close() != 17451) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_netchan_uniffi_checksum_method_requesthandler_handle() != 60331) {

@@ -5,12 +5,7 @@ package dev.netchan
 
 import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.async
-import kotlinx.coroutines.channels.Channel
-import kotlinx.coroutines.channels.awaitClose
-import kotlinx.coroutines.channels.trySendBlocking
 import kotlinx.coroutines.flow.Flow
-import kotlinx.coroutines.flow.buffer
-import kotlinx.coroutines.flow.callbackFlow
 import kotlinx.coroutines.flow.flow
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
@@ -23,28 +18,29 @@ import kotlin.time.toJavaDuration
  * subscribes, and cancelling the collection unsubscribes. The flow completes
  * when the endpoint closes. It survives [Endpoint.suspend]/[Endpoint.resume].
  *
- * Back-pressure: up to [capacity] messages wait for the collector; beyond
- * that the netchan thread delivering them waits, then the subscription's own
- * queue fills and its overflow policy applies (by default the link slows
- * down; nothing is lost).
+ * The flow pulls from the subscription's own queue (`subscriptionCapacity`
+ * messages), a batch of at most [MESSAGES_BATCH] at a time and only once
+ * the collector has taken the previous batch: there is no other queue. A
+ * slow collector fills that queue and its overflow policy applies (by
+ * default the links it comes from slow down; nothing is lost). Add
+ * `.buffer(n)` to let the collector fall further behind.
  */
-fun Endpoint.messages(pattern: String, capacity: Int = Channel.BUFFERED): Flow<Message> =
-    callbackFlow {
-        val sub = subscribe(pattern, object : MessageHandler {
-            override fun onMessage(message: Message) {
-                // Runs on a netchan blocking-pool thread, which may wait here.
-                trySendBlocking(message)
-            }
-
-            override fun onClose() {
-                channel.close()
-            }
-        })
-        awaitClose {
-            sub.cancel()
-            sub.close()
+fun Endpoint.messages(pattern: String): Flow<Message> = flow {
+    val sub = subscribe(pattern)
+    try {
+        while (true) {
+            val batch = sub.recvMany(MESSAGES_BATCH)
+            if (batch.isEmpty()) break // closed
+            for (m in batch) emit(m)
         }
-    }.buffer(capacity)
+    } finally {
+        sub.cancel()
+        sub.close()
+    }
+}
+
+/** The most messages [messages] takes from the subscription's queue at once. */
+const val MESSAGES_BATCH: UInt = 64u
 
 /**
  * Serves [pattern] with a suspending handler: return the reply payload, or

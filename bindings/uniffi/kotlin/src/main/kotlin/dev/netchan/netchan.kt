@@ -818,6 +818,12 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_subscription_pattern(
     ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_subscription_recv(
+    ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_subscription_recv_many(
+    ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_subscription_try_recv_many(
+    ): Int
     external fun uniffi_netchan_uniffi_checksum_constructor_endpoint_new(
     ): Int
     external fun uniffi_netchan_uniffi_checksum_constructor_endpoint_with_config(
@@ -904,7 +910,7 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_netchan_uniffi_fn_method_endpoint_stats(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
-    external fun uniffi_netchan_uniffi_fn_method_endpoint_subscribe(`ptr`: Long,`pattern`: RustBuffer.ByValue,`handler`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_netchan_uniffi_fn_method_endpoint_subscribe(`ptr`: Long,`pattern`: RustBuffer.ByValue,`handler`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_netchan_uniffi_fn_method_endpoint_subscribers(`ptr`: Long,`pattern`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -961,6 +967,12 @@ internal object UniffiLib {
     external fun uniffi_netchan_uniffi_fn_method_subscription_is_closed(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Byte
     external fun uniffi_netchan_uniffi_fn_method_subscription_pattern(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_netchan_uniffi_fn_method_subscription_recv(`ptr`: Long,
+    ): Long
+    external fun uniffi_netchan_uniffi_fn_method_subscription_recv_many(`ptr`: Long,`max`: Int,
+    ): Long
+    external fun uniffi_netchan_uniffi_fn_method_subscription_try_recv_many(`ptr`: Long,`max`: Int,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_netchan_uniffi_fn_init_callback_vtable_messagehandler(`vtable`: UniffiVTableCallbackInterfaceMessageHandler,
     ): Unit
@@ -1103,10 +1115,10 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_close() and 0xFFFF) != 43008) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_connect() and 0xFFFF) != 34156) {
+    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_connect() and 0xFFFF) != 29670) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_declare_publisher() and 0xFFFF) != 12615) {
+    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_declare_publisher() and 0xFFFF) != 33225) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_events() and 0xFFFF) != 40027) {
@@ -1130,7 +1142,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_name() and 0xFFFF) != 65054) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_network_changed() and 0xFFFF) != 17019) {
+    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_network_changed() and 0xFFFF) != 9903) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_peers() and 0xFFFF) != 58035) {
@@ -1139,13 +1151,13 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_ping() and 0xFFFF) != 3127) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_publish() and 0xFFFF) != 34288) {
+    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_publish() and 0xFFFF) != 60618) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_publishers() and 0xFFFF) != 38048) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_reconnect_now() and 0xFFFF) != 56109) {
+    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_reconnect_now() and 0xFFFF) != 11094) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_request() and 0xFFFF) != 10307) {
@@ -1154,28 +1166,28 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_request_with() and 0xFFFF) != 57655) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_resume() and 0xFFFF) != 35451) {
+    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_resume() and 0xFFFF) != 63642) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_serve() and 0xFFFF) != 14751) {
+    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_serve() and 0xFFFF) != 19970) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_servers() and 0xFFFF) != 17411) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_stats() and 0xFFFF) != 1082) {
+    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_stats() and 0xFFFF) != 17229) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_subscribe() and 0xFFFF) != 18160) {
+    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_subscribe() and 0xFFFF) != 3872) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_subscribers() and 0xFFFF) != 46959) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_suspend() and 0xFFFF) != 57186) {
+    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_suspend() and 0xFFFF) != 26788) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_try_publish() and 0xFFFF) != 27086) {
+    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_try_publish() and 0xFFFF) != 17688) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_wait_for_servers() and 0xFFFF) != 19035) {
@@ -1202,22 +1214,31 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_netchan_uniffi_checksum_method_publisher_pattern() and 0xFFFF) != 17173) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_netchan_uniffi_checksum_method_service_close() and 0xFFFF) != 7731) {
+    if ((lib.uniffi_netchan_uniffi_checksum_method_service_close() and 0xFFFF) != 11445) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_netchan_uniffi_checksum_method_service_pattern() and 0xFFFF) != 30998) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_netchan_uniffi_checksum_method_subscription_close() and 0xFFFF) != 21478) {
+    if ((lib.uniffi_netchan_uniffi_checksum_method_subscription_close() and 0xFFFF) != 63891) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_netchan_uniffi_checksum_method_subscription_dropped() and 0xFFFF) != 26516) {
+    if ((lib.uniffi_netchan_uniffi_checksum_method_subscription_dropped() and 0xFFFF) != 29241) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_netchan_uniffi_checksum_method_subscription_is_closed() and 0xFFFF) != 47672) {
+    if ((lib.uniffi_netchan_uniffi_checksum_method_subscription_is_closed() and 0xFFFF) != 31924) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_netchan_uniffi_checksum_method_subscription_pattern() and 0xFFFF) != 35086) {
+    if ((lib.uniffi_netchan_uniffi_checksum_method_subscription_pattern() and 0xFFFF) != 21597) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_subscription_recv() and 0xFFFF) != 31138) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_subscription_recv_many() and 0xFFFF) != 43558) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_subscription_try_recv_many() and 0xFFFF) != 49537) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_netchan_uniffi_checksum_constructor_endpoint_new() and 0xFFFF) != 56730) {
@@ -1232,7 +1253,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_netchan_uniffi_checksum_method_messagehandler_on_message() and 0xFFFF) != 13318) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_netchan_uniffi_checksum_method_messagehandler_on_close() and 0xFFFF) != 13139) {
+    if ((lib.uniffi_netchan_uniffi_checksum_method_messagehandler_on_close() and 0xFFFF) != 17451) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_netchan_uniffi_checksum_method_requesthandler_handle() and 0xFFFF) != 60331) {
@@ -2143,12 +2164,14 @@ public interface EndpointInterface {
      * (redialled with backoff after a loss) and `resume()` dials it again.
      *
      * Errors: `INVALID_ADDRESS`, `CONNECT_REFUSED`, `TIMEOUT`,
-     * `UNSUPPORTED_VERSION`, `HANDSHAKE_REJECTED`, `NAME_IN_USE`, `CLOSED`.
+     * `UNSUPPORTED_VERSION`, `HANDSHAKE_REJECTED`, `NAME_IN_USE`,
+     * `OVERLOADED`, `PROTOCOL_ERROR`, `CLOSED`.
      */
     suspend fun `connect`(`addr`: kotlin.String): PeerInfo
     
     /**
-     * Declares that this endpoint publishes on `pattern` (discovery).
+     * Declares that this endpoint publishes on `pattern` (discovery). Lasts
+     * until cancelled or the endpoint closes.
      *
      * Errors: `INVALID_PATH`, `CLOSED`.
      */
@@ -2196,11 +2219,12 @@ public interface EndpointInterface {
     /**
      * The network changed (new Wi-Fi, cellular handover): links over the
      * old interface may be dead without knowing it, so every link is
-     * dropped and every address listened on and dialled again now, skipping
-     * the backoff; subscriptions, services and declarations are restored.
-     * While suspended it does nothing (`resume()` will dial).
+     * dropped (`PeerDown` with `PEER_LOST`) and every address this
+     * endpoint connected to is dialled again now, skipping the backoff
+     * (`PeerUp` when back). While suspended it does nothing (`resume()`
+     * will dial).
      *
-     * Errors: `CLOSED`, `ADDRESS_IN_USE` as for `resume()`.
+     * Errors: `CLOSED`.
      */
     suspend fun `networkChanged`()
     
@@ -2218,8 +2242,10 @@ public interface EndpointInterface {
     
     /**
      * Publishes `payload` on `path` to every matching subscriber, local
-     * and remote. Waits while a peer's send buffer is full, up to the
-     * send timeout.
+     * and remote. Waits while a peer's send buffer or a local subscription
+     * queue is full, up to the send timeout. While a dialled peer is away
+     * (lost, or this endpoint suspended), messages for it are held (up to
+     * `offline_buffer` bytes) and sent first when it is back.
      *
      * Errors: `INVALID_PATH`, `MESSAGE_TOO_LARGE`, `BUFFER_FULL`, `CLOSED`.
      */
@@ -2231,7 +2257,8 @@ public interface EndpointInterface {
     fun `publishers`(`pattern`: kotlin.String): List<kotlin.String>
     
     /**
-     * Redials every lost peer now, skipping the backoff delay.
+     * Redials every lost peer now, skipping the backoff delay
+     * (`network_changed()` also drops the links that look alive).
      */
     fun `reconnectNow`()
     
@@ -2256,9 +2283,10 @@ public interface EndpointInterface {
     /**
      * The app is back: listens again on every address it listened on and
      * dials every address it connected to, at once (no backoff); peers get
-     * every subscription, service and declaration again. Returns after the
-     * first dial attempt of each address; failed ones keep being redialled
-     * with backoff. Does nothing unless suspended.
+     * every subscription, service and declaration again, and the held
+     * messages first. Returns after the first dial attempt of each address;
+     * failed ones keep being redialled with backoff. Emits `Resumed`. Does
+     * nothing unless suspended.
      *
      * Errors: `CLOSED`; `ADDRESS_IN_USE` if a listen address was taken
      * meanwhile (the rest is restored anyway).
@@ -2267,7 +2295,8 @@ public interface EndpointInterface {
     
     /**
      * Serves `pattern`: `handler` answers matching requests (see
-     * `RequestHandler`). Survives `suspend()`/`resume()`.
+     * `RequestHandler`). Lasts until cancelled or the endpoint closes, and
+     * survives `suspend()`/`resume()`.
      *
      * Errors: `INVALID_PATH`, `CLOSED`.
      */
@@ -2280,18 +2309,23 @@ public interface EndpointInterface {
     
     /**
      * Counters in total and per peer, and per-subscription queue figures.
+     * They go on across `suspend()`/`resume()`.
      */
     fun `stats`(): Stats
     
     /**
-     * Subscribes to `pattern` (`*` matches one segment, `**` any number);
-     * `handler` gets every matching message (see `MessageHandler` for the
-     * threads). The subscription lasts until closed and survives
-     * `suspend()`/`resume()`.
+     * Subscribes to `pattern` (`*` matches one segment, `**` any number).
+     *
+     * With a `handler`, it gets every matching message (see
+     * `MessageHandler` for the threads) and the subscription lasts until
+     * cancelled or the endpoint closes. Without one, take the messages
+     * with `recv`, `recv_many` or `try_recv_many`; the subscription then
+     * also ends when its handle is freed (nothing could take them). Either
+     * way it survives `suspend()`/`resume()`.
      *
      * Errors: `INVALID_PATH`, `CLOSED`.
      */
-    fun `subscribe`(`pattern`: kotlin.String, `handler`: MessageHandler): Subscription
+    fun `subscribe`(`pattern`: kotlin.String, `handler`: MessageHandler? = null): Subscription
     
     /**
      * Names of the endpoints subscribed to something overlapping `pattern`.
@@ -2300,10 +2334,12 @@ public interface EndpointInterface {
     
     /**
      * The app goes to the background: closes every link and listener
-     * (peers see an orderly close) and keeps everything else:
-     * subscriptions, services and declarations stay, local
-     * publish/subscribe works, requests to peers fail with
-     * `NO_RESPONDERS`. Idempotent.
+     * (peers see an orderly close, code `CLOSED`) and keeps everything
+     * else: subscriptions, services and declarations stay, local
+     * publish/subscribe works, messages for dialled peers are held (the
+     * offline buffer) and counters go on; requests to peers fail with
+     * `NO_RESPONDERS` (or wait, with `wait_for_responder`). Emits
+     * `Suspended`. Idempotent.
      *
      * Errors: `CLOSED`.
      */
@@ -2311,7 +2347,7 @@ public interface EndpointInterface {
     
     /**
      * Like `publish` but never waits: a target without room is skipped
-     * and the call fails with `BUFFER_FULL`.
+     * (counted as a drop) and the call fails with `BUFFER_FULL`.
      */
     fun `tryPublish`(`path`: kotlin.String, `payload`: kotlin.ByteArray)
     
@@ -2490,7 +2526,8 @@ open class Endpoint: Disposable, AutoCloseable, EndpointInterface
      * (redialled with backoff after a loss) and `resume()` dials it again.
      *
      * Errors: `INVALID_ADDRESS`, `CONNECT_REFUSED`, `TIMEOUT`,
-     * `UNSUPPORTED_VERSION`, `HANDSHAKE_REJECTED`, `NAME_IN_USE`, `CLOSED`.
+     * `UNSUPPORTED_VERSION`, `HANDSHAKE_REJECTED`, `NAME_IN_USE`,
+     * `OVERLOADED`, `PROTOCOL_ERROR`, `CLOSED`.
      */
     @Throws(NetchanException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -2515,7 +2552,8 @@ open class Endpoint: Disposable, AutoCloseable, EndpointInterface
 
     
     /**
-     * Declares that this endpoint publishes on `pattern` (discovery).
+     * Declares that this endpoint publishes on `pattern` (discovery). Lasts
+     * until cancelled or the endpoint closes.
      *
      * Errors: `INVALID_PATH`, `CLOSED`.
      */
@@ -2666,11 +2704,12 @@ open class Endpoint: Disposable, AutoCloseable, EndpointInterface
     /**
      * The network changed (new Wi-Fi, cellular handover): links over the
      * old interface may be dead without knowing it, so every link is
-     * dropped and every address listened on and dialled again now, skipping
-     * the backoff; subscriptions, services and declarations are restored.
-     * While suspended it does nothing (`resume()` will dial).
+     * dropped (`PeerDown` with `PEER_LOST`) and every address this
+     * endpoint connected to is dialled again now, skipping the backoff
+     * (`PeerUp` when back). While suspended it does nothing (`resume()`
+     * will dial).
      *
-     * Errors: `CLOSED`, `ADDRESS_IN_USE` as for `resume()`.
+     * Errors: `CLOSED`.
      */
     @Throws(NetchanException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -2739,8 +2778,10 @@ open class Endpoint: Disposable, AutoCloseable, EndpointInterface
     
     /**
      * Publishes `payload` on `path` to every matching subscriber, local
-     * and remote. Waits while a peer's send buffer is full, up to the
-     * send timeout.
+     * and remote. Waits while a peer's send buffer or a local subscription
+     * queue is full, up to the send timeout. While a dialled peer is away
+     * (lost, or this endpoint suspended), messages for it are held (up to
+     * `offline_buffer` bytes) and sent first when it is back.
      *
      * Errors: `INVALID_PATH`, `MESSAGE_TOO_LARGE`, `BUFFER_FULL`, `CLOSED`.
      */
@@ -2787,7 +2828,8 @@ open class Endpoint: Disposable, AutoCloseable, EndpointInterface
 
     
     /**
-     * Redials every lost peer now, skipping the backoff delay.
+     * Redials every lost peer now, skipping the backoff delay
+     * (`network_changed()` also drops the links that look alive).
      */override fun `reconnectNow`()
         = 
     callWithHandle {
@@ -2866,9 +2908,10 @@ open class Endpoint: Disposable, AutoCloseable, EndpointInterface
     /**
      * The app is back: listens again on every address it listened on and
      * dials every address it connected to, at once (no backoff); peers get
-     * every subscription, service and declaration again. Returns after the
-     * first dial attempt of each address; failed ones keep being redialled
-     * with backoff. Does nothing unless suspended.
+     * every subscription, service and declaration again, and the held
+     * messages first. Returns after the first dial attempt of each address;
+     * failed ones keep being redialled with backoff. Emits `Resumed`. Does
+     * nothing unless suspended.
      *
      * Errors: `CLOSED`; `ADDRESS_IN_USE` if a listen address was taken
      * meanwhile (the rest is restored anyway).
@@ -2897,7 +2940,8 @@ open class Endpoint: Disposable, AutoCloseable, EndpointInterface
     
     /**
      * Serves `pattern`: `handler` answers matching requests (see
-     * `RequestHandler`). Survives `suspend()`/`resume()`.
+     * `RequestHandler`). Lasts until cancelled or the endpoint closes, and
+     * survives `suspend()`/`resume()`.
      *
      * Errors: `INVALID_PATH`, `CLOSED`.
      */
@@ -2937,6 +2981,7 @@ open class Endpoint: Disposable, AutoCloseable, EndpointInterface
     
     /**
      * Counters in total and per peer, and per-subscription queue figures.
+     * They go on across `suspend()`/`resume()`.
      */override fun `stats`(): Stats {
             return FfiConverterTypeStats.lift(
     callWithHandle {
@@ -2952,14 +2997,18 @@ open class Endpoint: Disposable, AutoCloseable, EndpointInterface
 
     
     /**
-     * Subscribes to `pattern` (`*` matches one segment, `**` any number);
-     * `handler` gets every matching message (see `MessageHandler` for the
-     * threads). The subscription lasts until closed and survives
-     * `suspend()`/`resume()`.
+     * Subscribes to `pattern` (`*` matches one segment, `**` any number).
+     *
+     * With a `handler`, it gets every matching message (see
+     * `MessageHandler` for the threads) and the subscription lasts until
+     * cancelled or the endpoint closes. Without one, take the messages
+     * with `recv`, `recv_many` or `try_recv_many`; the subscription then
+     * also ends when its handle is freed (nothing could take them). Either
+     * way it survives `suspend()`/`resume()`.
      *
      * Errors: `INVALID_PATH`, `CLOSED`.
      */
-    @Throws(NetchanException::class)override fun `subscribe`(`pattern`: kotlin.String, `handler`: MessageHandler): Subscription {
+    @Throws(NetchanException::class)override fun `subscribe`(`pattern`: kotlin.String, `handler`: MessageHandler?): Subscription {
             return FfiConverterTypeSubscription.lift(
     callWithHandle {
     uniffiRustCallWithError(NetchanException) { _status ->
@@ -2967,7 +3016,7 @@ open class Endpoint: Disposable, AutoCloseable, EndpointInterface
         it,
         
         FfiConverterString.lower(`pattern`),
-        FfiConverterTypeMessageHandler.lower(`handler`),_status)
+        FfiConverterOptionalTypeMessageHandler.lower(`handler`),_status)
 }
     }
     )
@@ -2995,10 +3044,12 @@ open class Endpoint: Disposable, AutoCloseable, EndpointInterface
     
     /**
      * The app goes to the background: closes every link and listener
-     * (peers see an orderly close) and keeps everything else:
-     * subscriptions, services and declarations stay, local
-     * publish/subscribe works, requests to peers fail with
-     * `NO_RESPONDERS`. Idempotent.
+     * (peers see an orderly close, code `CLOSED`) and keeps everything
+     * else: subscriptions, services and declarations stay, local
+     * publish/subscribe works, messages for dialled peers are held (the
+     * offline buffer) and counters go on; requests to peers fail with
+     * `NO_RESPONDERS` (or wait, with `wait_for_responder`). Emits
+     * `Suspended`. Idempotent.
      *
      * Errors: `CLOSED`.
      */
@@ -3026,7 +3077,7 @@ open class Endpoint: Disposable, AutoCloseable, EndpointInterface
     
     /**
      * Like `publish` but never waits: a target without room is skipped
-     * and the call fails with `BUFFER_FULL`.
+     * (counted as a drop) and the call fails with `BUFFER_FULL`.
      */
     @Throws(NetchanException::class)override fun `tryPublish`(`path`: kotlin.String, `payload`: kotlin.ByteArray)
         = 
@@ -3246,8 +3297,9 @@ public object FfiConverterTypeEndpoint: FfiConverter<Endpoint, Long> {
 
 
 /**
- * The endpoint's events from the moment it was created by
- * `Endpoint.events()`; it spans `suspend()`/`resume()`.
+ * The endpoint's events from the moment `Endpoint.events()` made it; it
+ * spans `suspend()`/`resume()` (which it reports) and ends when the
+ * endpoint closes.
  */
 public interface EventStreamInterface {
     
@@ -3262,8 +3314,9 @@ public interface EventStreamInterface {
 }
 
 /**
- * The endpoint's events from the moment it was created by
- * `Endpoint.events()`; it spans `suspend()`/`resume()`.
+ * The endpoint's events from the moment `Endpoint.events()` made it; it
+ * spans `suspend()`/`resume()` (which it reports) and ends when the
+ * endpoint closes.
  */
 open class EventStream: Disposable, AutoCloseable, EventStreamInterface
 {
@@ -3527,8 +3580,9 @@ public object FfiConverterTypeEventStream: FfiConverter<EventStream, Long> {
 
 /**
  * A declaration that this endpoint publishes on a pattern (discovery:
- * peers' `publishers()` list it). Close it (Kotlin: `cancel()`) to
- * withdraw; letting go of the handle does not.
+ * peers' `publishers()` list it). It survives `suspend()`/`resume()`.
+ * Close it (Kotlin: `cancel()`) to withdraw; letting go of the handle does
+ * not.
  */
 public interface PublisherInterface {
     
@@ -3547,8 +3601,9 @@ public interface PublisherInterface {
 
 /**
  * A declaration that this endpoint publishes on a pattern (discovery:
- * peers' `publishers()` list it). Close it (Kotlin: `cancel()`) to
- * withdraw; letting go of the handle does not.
+ * peers' `publishers()` list it). It survives `suspend()`/`resume()`.
+ * Close it (Kotlin: `cancel()`) to withdraw; letting go of the handle does
+ * not.
  */
 open class Publisher: Disposable, AutoCloseable, PublisherInterface
 {
@@ -3824,7 +3879,8 @@ public object FfiConverterTypePublisher: FfiConverter<Publisher, Long> {
 public interface ServiceInterface {
     
     /**
-     * Stops serving; requests in flight still get their reply. Idempotent.
+     * Stops serving; requests in flight still get their reply, requests
+     * still queued fail with `NO_RESPONDERS`. Idempotent.
      */
     fun `cancel`()
     
@@ -3944,7 +4000,8 @@ open class Service: Disposable, AutoCloseable, ServiceInterface
 
     
     /**
-     * Stops serving; requests in flight still get their reply. Idempotent.
+     * Stops serving; requests in flight still get their reply, requests
+     * still queued fail with `NO_RESPONDERS`. Idempotent.
      */override fun `cancel`()
         = 
     callWithHandle {
@@ -4108,23 +4165,30 @@ public object FfiConverterTypeService: FfiConverter<Service, Long> {
 
 
 /**
- * A subscription: messages whose path matches its pattern go to its
- * handler. It survives `suspend()`/`resume()` and lasts until closed
- * (Kotlin: `cancel()`; Swift: `close()`) or its endpoint closes. Letting
- * go of the handle does not end it (a garbage collector must not decide
- * when a subscription stops): Kotlin's `close()` only frees the handle.
+ * A subscription: messages whose path matches its pattern, from local
+ * publishers and every connected peer, waiting in one queue
+ * (`subscription_capacity` messages; a full queue slows the links it comes
+ * from). It survives `suspend()`/`resume()`.
+ *
+ * Made with a handler, it delivers to it and lasts until closed (Kotlin:
+ * `cancel()`; Swift: `close()`) or its endpoint closes; letting go of the
+ * handle does not end it (a garbage collector must not decide when a
+ * subscription stops): Kotlin's `close()` only frees the handle. Made
+ * without one, take its messages with `recv`, `recv_many` or
+ * `try_recv_many`; freeing the handle then ends it too.
  */
 public interface SubscriptionInterface {
     
     /**
-     * Unsubscribes; the handler's `on_close` follows the last message.
+     * Unsubscribes. A handler gets no message after it, then `on_close`;
+     * without a handler, the messages already queued can still be taken.
      * Idempotent.
      */
     fun `cancel`()
     
     /**
-     * Messages dropped so far by the overflow policy (since the last
-     * `suspend()`, which starts a fresh queue).
+     * Messages dropped so far by the overflow policy (since the
+     * subscription began: `suspend()` keeps the count).
      */
     fun `dropped`(): kotlin.ULong
     
@@ -4138,15 +4202,48 @@ public interface SubscriptionInterface {
      */
     fun `pattern`(): kotlin.String
     
+    /**
+     * The next message, waiting for one; `null`/`nil` once the
+     * subscription is closed (or its endpoint) and the queue is drained.
+     *
+     * Errors: `INVALID_ARGUMENT` for a subscription with a handler.
+     */
+    suspend fun `recv`(): Message?
+    
+    /**
+     * Waits for at least one message and returns up to `max` (at most
+     * 256) of the queued ones, in order; an empty list once closed and
+     * drained. Calls wait their turn: each message goes to one of them.
+     *
+     * Errors: `INVALID_ARGUMENT` for a subscription with a handler.
+     */
+    suspend fun `recvMany`(`max`: kotlin.UInt): List<Message>
+    
+    /**
+     * Up to `max` (at most 256) of the messages queued now, in order,
+     * without waiting; empty when none is queued, or while another call
+     * waits in `recv`/`recv_many` (the next messages are that call's).
+     *
+     * Errors: `CLOSED` once closed and drained; `INVALID_ARGUMENT` for a
+     * subscription with a handler.
+     */
+    fun `tryRecvMany`(`max`: kotlin.UInt): List<Message>
+    
     companion object
 }
 
 /**
- * A subscription: messages whose path matches its pattern go to its
- * handler. It survives `suspend()`/`resume()` and lasts until closed
- * (Kotlin: `cancel()`; Swift: `close()`) or its endpoint closes. Letting
- * go of the handle does not end it (a garbage collector must not decide
- * when a subscription stops): Kotlin's `close()` only frees the handle.
+ * A subscription: messages whose path matches its pattern, from local
+ * publishers and every connected peer, waiting in one queue
+ * (`subscription_capacity` messages; a full queue slows the links it comes
+ * from). It survives `suspend()`/`resume()`.
+ *
+ * Made with a handler, it delivers to it and lasts until closed (Kotlin:
+ * `cancel()`; Swift: `close()`) or its endpoint closes; letting go of the
+ * handle does not end it (a garbage collector must not decide when a
+ * subscription stops): Kotlin's `close()` only frees the handle. Made
+ * without one, take its messages with `recv`, `recv_many` or
+ * `try_recv_many`; freeing the handle then ends it too.
  */
 open class Subscription: Disposable, AutoCloseable, SubscriptionInterface
 {
@@ -4251,7 +4348,8 @@ open class Subscription: Disposable, AutoCloseable, SubscriptionInterface
 
     
     /**
-     * Unsubscribes; the handler's `on_close` follows the last message.
+     * Unsubscribes. A handler gets no message after it, then `on_close`;
+     * without a handler, the messages already queued can still be taken.
      * Idempotent.
      */override fun `cancel`()
         = 
@@ -4267,8 +4365,8 @@ open class Subscription: Disposable, AutoCloseable, SubscriptionInterface
 
     
     /**
-     * Messages dropped so far by the overflow policy (since the last
-     * `suspend()`, which starts a fresh queue).
+     * Messages dropped so far by the overflow policy (since the
+     * subscription began: `suspend()` keeps the count).
      */override fun `dropped`(): kotlin.ULong {
             return FfiConverterULong.lift(
     callWithHandle {
@@ -4308,6 +4406,85 @@ open class Subscription: Disposable, AutoCloseable, SubscriptionInterface
     UniffiLib.uniffi_netchan_uniffi_fn_method_subscription_pattern(
         it,
         _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The next message, waiting for one; `null`/`nil` once the
+     * subscription is closed (or its endpoint) and the queue is drained.
+     *
+     * Errors: `INVALID_ARGUMENT` for a subscription with a handler.
+     */
+    @Throws(NetchanException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `recv`() : Message? {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_netchan_uniffi_fn_method_subscription_recv(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_netchan_uniffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_netchan_uniffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_netchan_uniffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterOptionalTypeMessage.lift(it) },
+        // Error FFI converter
+        NetchanException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Waits for at least one message and returns up to `max` (at most
+     * 256) of the queued ones, in order; an empty list once closed and
+     * drained. Calls wait their turn: each message goes to one of them.
+     *
+     * Errors: `INVALID_ARGUMENT` for a subscription with a handler.
+     */
+    @Throws(NetchanException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `recvMany`(`max`: kotlin.UInt) : List<Message> {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_netchan_uniffi_fn_method_subscription_recv_many(
+                uniffiHandle,
+                
+        FfiConverterUInt.lower(`max`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_netchan_uniffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_netchan_uniffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_netchan_uniffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterSequenceTypeMessage.lift(it) },
+        // Error FFI converter
+        NetchanException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Up to `max` (at most 256) of the messages queued now, in order,
+     * without waiting; empty when none is queued, or while another call
+     * waits in `recv`/`recv_many` (the next messages are that call's).
+     *
+     * Errors: `CLOSED` once closed and drained; `INVALID_ARGUMENT` for a
+     * subscription with a handler.
+     */
+    @Throws(NetchanException::class)override fun `tryRecvMany`(`max`: kotlin.UInt): List<Message> {
+            return FfiConverterSequenceTypeMessage.lift(
+    callWithHandle {
+    uniffiRustCallWithError(NetchanException) { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_subscription_try_recv_many(
+        it,
+        
+        FfiConverterUInt.lower(`max`),_status)
 }
     }
     )
@@ -5175,13 +5352,13 @@ sealed class Event {
     }
     
     /**
-     * `suspend()` closed every link.
+     * `suspend()` closed every link and listener.
      */
     object Suspended : Event()
     
     
     /**
-     * `resume()` or `network_changed()` rebuilt the links.
+     * `resume()` listens and dials again.
      */
     object Resumed : Event()
     
@@ -5901,7 +6078,10 @@ public object FfiConverterTypeNetchanError : FfiConverterRustBuffer<NetchanExcep
  * only its own subscription (its queue then fills and the subscription's
  * overflow policy applies). One subscription's calls are made one at a
  * time, in message order. A thrown error is ignored (the next message
- * still comes).
+ * still comes). Messages are taken from the subscription's queue only as
+ * the handler gets to them (at most a batch ahead), so a slow handler
+ * fills that queue and its overflow policy applies: by default (`Block`)
+ * the links it comes from slow down and nothing is lost.
  */
 public interface MessageHandler {
     
@@ -5912,8 +6092,7 @@ public interface MessageHandler {
     
     /**
      * The subscription ended (closed, or its endpoint closed). Called once,
-     * after the last `on_message`; never called for the temporary stop of
-     * `suspend()`.
+     * after the last `on_message`; `suspend()` does not end subscriptions.
      */
     fun `onClose`()
     
@@ -6172,6 +6351,38 @@ public object FfiConverterOptionalTypeCancelToken: FfiConverterRustBuffer<Cancel
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeMessage: FfiConverterRustBuffer<Message?> {
+    override fun read(buf: ByteBuffer): Message? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeMessage.read(buf)
+    }
+
+    override fun allocationSize(value: Message?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeMessage.allocationSize(value)
+        }
+    }
+
+    override fun write(value: Message?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeMessage.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeEvent: FfiConverterRustBuffer<Event?> {
     override fun read(buf: ByteBuffer): Event? {
         if (buf.get().toInt() == 0) {
@@ -6194,6 +6405,38 @@ public object FfiConverterOptionalTypeEvent: FfiConverterRustBuffer<Event?> {
         } else {
             buf.put(1)
             FfiConverterTypeEvent.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeMessageHandler: FfiConverterRustBuffer<MessageHandler?> {
+    override fun read(buf: ByteBuffer): MessageHandler? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeMessageHandler.read(buf)
+    }
+
+    override fun allocationSize(value: MessageHandler?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeMessageHandler.allocationSize(value)
+        }
+    }
+
+    override fun write(value: MessageHandler?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeMessageHandler.write(value, buf)
         }
     }
 }
@@ -6250,6 +6493,34 @@ public object FfiConverterSequenceTypeErrorCodeInfo: FfiConverterRustBuffer<List
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeErrorCodeInfo.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeMessage: FfiConverterRustBuffer<List<Message>> {
+    override fun read(buf: ByteBuffer): List<Message> {
+        val len = buf.getInt()
+        return List<Message>(len) {
+            FfiConverterTypeMessage.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<Message>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeMessage.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<Message>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeMessage.write(it, buf)
         }
     }
 }

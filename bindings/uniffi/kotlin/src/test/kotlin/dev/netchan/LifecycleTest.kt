@@ -5,6 +5,7 @@ import kotlinx.coroutines.async
 import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.launch
+import java.util.concurrent.CountDownLatch
 import org.junit.Assert.assertEquals
 import org.junit.Assert.assertFalse
 import org.junit.Assert.assertTrue
@@ -90,15 +91,16 @@ class LifecycleTest(private val kind: String) {
                 val inbox = Channel<Message>(Channel.UNLIMITED)
                 val collector = launch { app.messages("t/*").collect { inbox.send(it) } }
                 assertTrue(server.waitForSubscribers("t/1", 5.seconds))
-                val lifecycle = async(start = CoroutineStart.UNDISPATCHED) { app.eventFlow().first { it is Event.Resumed } }
-                // A new link from the app reaches the server (PeerUp), and the
-                // old one goes (one peer left).
+                // The app drops its link (PeerDown), a new one reaches the
+                // server (PeerUp), and the old one goes (one peer left).
+                val lost = async(start = CoroutineStart.UNDISPATCHED) { app.eventFlow().first { it is Event.PeerDown } }
                 val newLink = async(start = CoroutineStart.UNDISPATCHED) { server.eventFlow().first { it is Event.PeerUp } }
                 app.networkChanged()
-                lifecycle.await()
+                assertFalse(app.isSuspended())
+                assertEquals("kt-net-server-$kind", (lost.await() as Event.PeerDown).peer)
                 assertEquals("kt-net-app-$kind", (newLink.await() as Event.PeerUp).peer)
                 eventually { server.peers().size == 1 }
-                assertEquals(listOf("kt-net-server-$kind"), app.peers().map { it.name })
+                eventually { app.peers().map { it.name } == listOf("kt-net-server-$kind") }
                 assertTrue(server.waitForSubscribers("t/1", 5.seconds))
                 server.publish("t/1", "x")
                 assertEquals("x", inbox.receive().text)
@@ -164,6 +166,100 @@ class LifecycleTest(private val kind: String) {
                 // The peer redials the same address on its own.
                 assertTrue(peer.waitForServers("svc", 10.seconds))
                 assertEquals("here", peer.requestText("svc", ""))
+            }
+        }
+    }
+
+    @Test
+    fun messagesForADialledPeerPublishedWhileSuspendedArriveAfterResume() = watchdog {
+        Endpoint("kt-held-server-$kind").use { server ->
+            Endpoint("kt-held-app-$kind").use { app ->
+                app.connect(server.listen(Addrs.of(kind)))
+                val inbox = Channel<Message>(Channel.UNLIMITED)
+                val collector = launch { server.messages("up/**").collect { inbox.send(it) } }
+                assertTrue(app.waitForSubscribers("up/1", 5.seconds))
+                app.suspend()
+                assertTrue(app.peers().isEmpty())
+                // The server is a dialled peer that is away: its messages are
+                // held (the offline buffer) and go first once it is back.
+                for (i in 1..3) app.publish("up/$i", "held $i")
+                app.resume()
+                val got = List(3) { inbox.receive() }
+                assertEquals(listOf("up/1", "up/2", "up/3"), got.map { it.path })
+                assertEquals(listOf("held 1", "held 2", "held 3"), got.map { it.text })
+                collector.cancel()
+            }
+        }
+    }
+
+    @Test
+    fun countersAndDropCountsSurviveASuspension() = watchdog {
+        val config = EndpointConfig(name = "kt-count-app-$kind", subscriptionCapacity = 2uL)
+        Endpoint("kt-count-server-$kind").use { server ->
+            Endpoint.withConfig(config).use { app ->
+                server.serve("svc") { it.payload }
+                // connect() returns once the server's services are known.
+                app.connect(server.listen(Addrs.of(kind)))
+                assertEquals("x", app.requestText("svc", "x"))
+                // A local subscription whose handler holds the first message:
+                // its queue fills, and the next tryPublish finds no room.
+                val release = CountDownLatch(1)
+                val sub = app.subscribe("full", object : MessageHandler {
+                    override fun onMessage(message: Message) {
+                        release.await()
+                    }
+                    override fun onClose() {}
+                })
+                val dropped = async(start = CoroutineStart.UNDISPATCHED) { app.eventFlow().first { it is Event.Dropped } }
+                var sent = 0
+                while (true) {
+                    try {
+                        app.tryPublish("full", "$sent".encodeToByteArray())
+                        sent++
+                    } catch (_: NetchanException.BufferFull) {
+                        break
+                    }
+                    check(sent < 100) { "the queue never filled" }
+                }
+                val d = dropped.await() as Event.Dropped
+                assertEquals(Triple("full", "BUFFER_FULL", 1uL), Triple(d.site, d.code, d.count))
+                assertEquals(1uL, sub.dropped())
+                val before = app.stats().total
+                assertEquals(1uL, before.requestsOut)
+                assertEquals(1uL, before.droppedQueueFull)
+
+                app.suspend()
+                assertEquals(before, app.stats().total)
+                assertEquals(1uL, sub.dropped())
+                app.resume()
+                assertEquals(before, app.stats().total)
+                assertTrue(app.waitForServers("svc", 10.seconds))
+                assertEquals("y", app.requestText("svc", "y"))
+                assertEquals(2uL, app.stats().total.requestsOut)
+                release.countDown()
+            }
+        }
+    }
+
+    @Test
+    fun networkChangedRedialsAtOnceAndReportsTheOldLinkLost() = watchdog {
+        Endpoint("kt-nc-server-$kind").use { server ->
+            // A backoff far beyond the watchdog: only an immediate redial reconnects in time.
+            val config = EndpointConfig(name = "kt-nc-app-$kind", reconnectMinDelayMs = 600_000uL, reconnectMaxDelayMs = 600_000uL)
+            Endpoint.withConfig(config).use { app ->
+                app.connect(server.listen(Addrs.of(kind)))
+                server.serve("svc") { "here".encodeToByteArray() }
+                assertTrue(app.waitForServers("svc", 5.seconds))
+                val lost = async(start = CoroutineStart.UNDISPATCHED) { app.eventFlow().first { it is Event.PeerDown } }
+                val again = async(start = CoroutineStart.UNDISPATCHED) { server.eventFlow().first { it is Event.PeerUp } }
+                app.networkChanged()
+                val d = lost.await() as Event.PeerDown
+                assertEquals("kt-nc-server-$kind" to "PEER_LOST", d.peer to d.code)
+                // Redialled now, not after the backoff.
+                assertEquals("kt-nc-app-$kind", (again.await() as Event.PeerUp).peer)
+                eventually { app.peers().map { it.name } == listOf("kt-nc-server-$kind") }
+                assertTrue(app.waitForServers("svc", 5.seconds))
+                assertEquals("here", app.requestText("svc", ""))
             }
         }
     }
