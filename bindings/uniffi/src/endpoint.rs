@@ -251,6 +251,34 @@ impl Endpoint {
             .await
     }
 
+    /// `publish` for a thread that may block (a plain Java or Kotlin
+    /// thread, Swift code outside any task): returns at once when every
+    /// target has room (the usual case), else waits as `publish` does. It
+    /// waits through the core's one way in from plain threads
+    /// ([`netchan::blocking::Blocker`]: it busy-polls for `busy_poll_us`, then parks).
+    ///
+    /// Errors: as `publish`; `WOULD_DEADLOCK` on a netchan thread (inside
+    /// a handler: use `try_publish` there).
+    pub fn publish_blocking(&self, path: String, payload: Vec<u8>) -> Result<()> {
+        Ok(self.core().publish_blocking(&path, payload)?)
+    }
+
+    /// `request` for a thread that may block, through the core's way in
+    /// from plain threads (see `publish_blocking`).
+    ///
+    /// Errors: as `request`; `WOULD_DEADLOCK` on a netchan thread.
+    pub fn request_blocking(
+        &self,
+        path: String,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>> {
+        Ok(self
+            .core()
+            .request_blocking(&path, payload, timeout)?
+            .to_vec())
+    }
+
     /// Like `publish` but never waits: a target without room is skipped
     /// (counted as a drop) and the call fails with `BUFFER_FULL`.
     pub fn try_publish(&self, path: String, payload: Vec<u8>) -> Result<()> {

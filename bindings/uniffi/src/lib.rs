@@ -35,9 +35,10 @@
 //! Kotlin's `close()` closes the endpoint even while calls are pending.
 //! Handlers run on netchan's blocking-pool threads, never on its I/O
 //! workers, so they may block; one subscription's handler is called in
-//! message order, one call at a time. The one blocking wait of this crate
-//! (closing an endpoint whose last handle is freed) goes through the core's
-//! [`netchan::Blocker`].
+//! message order, one call at a time. Every blocking wait of this crate
+//! (`publish_blocking`, `request_blocking`, `Subscription::recv_blocking`,
+//! and closing an endpoint whose last handle is freed) goes through the
+//! core's [`netchan::blocking::Blocker`]; there is no `block_on` of this crate's own.
 
 #![warn(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]

@@ -13,6 +13,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
+use std::time::Duration;
 
 use netchan::ErrorCode;
 
@@ -133,6 +134,37 @@ impl Subscription {
         let mut out = Vec::new();
         self.sh.core.try_recv_many(&mut out, batch_size(max))?;
         Ok(out.into_iter().map(Message::from).collect())
+    }
+
+    /// The next message, waiting up to `timeout` (`null`/`nil`: no limit)
+    /// on the calling thread, for threads that may block; `null`/`nil` if
+    /// none came in time. It waits through the core's way in from plain
+    /// threads ([`netchan::blocking::Blocker`]: it busy-polls for `busy_poll_us`,
+    /// then parks) and takes its turn with the other receivers.
+    ///
+    /// Errors: `CLOSED` once closed and drained; `WOULD_DEADLOCK` on a
+    /// netchan thread (inside a handler); `INVALID_ARGUMENT` for a
+    /// subscription with a handler.
+    #[uniffi::method(default(timeout = None))]
+    pub fn recv_blocking(
+        &self,
+        timeout: Option<Duration>,
+    ) -> Result<Option<Message>, NetchanError> {
+        let turns = self.receivers()?;
+        let next = async {
+            let _turn = turns.lock().await;
+            let mut out = Vec::with_capacity(1);
+            std::future::poll_fn(|cx| self.sh.core.poll_recv_many(cx, &mut out, 1)).await;
+            out.pop()
+        };
+        match self.sh.core.blocker().block_on_timeout(next, timeout)? {
+            None => Ok(None),
+            Some(Some(m)) => Ok(Some(m.into())),
+            Some(None) => Err(NetchanError::new(
+                ErrorCode::Closed,
+                "the subscription is closed",
+            )),
+        }
     }
 
     /// Messages dropped so far by the overflow policy (since the

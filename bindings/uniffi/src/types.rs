@@ -396,6 +396,12 @@ pub struct EndpointConfig {
     /// Queue bound of each subscription, in messages.
     #[uniffi(default = 16384)]
     pub subscription_capacity: u64,
+    /// How long a blocking call (`publish_blocking`, `request_blocking`,
+    /// `recv_blocking`) keeps polling before it parks its thread, in
+    /// microseconds: the core's `busy_poll`, at most one second. It costs
+    /// up to this much CPU per wait; zero (the default) parks at once.
+    #[uniffi(default = 0)]
+    pub busy_poll_us: u64,
 }
 
 impl EndpointConfig {
@@ -422,6 +428,7 @@ impl EndpointConfig {
         c.max_frame_size = size("max_frame_size", self.max_frame_size)?;
         c.offline_buffer = size("offline_buffer", self.offline_buffer)?;
         c.subscribe.capacity = size("subscription_capacity", self.subscription_capacity)?;
+        c.busy_poll = Duration::from_micros(self.busy_poll_us);
         c.validate()?;
         Ok(c)
     }
@@ -442,6 +449,7 @@ impl Default for EndpointConfig {
             max_frame_size: 16 * 1024 * 1024,
             offline_buffer: 4 * 1024 * 1024,
             subscription_capacity: 16384,
+            busy_poll_us: 0,
         }
     }
 }
@@ -463,6 +471,7 @@ mod tests {
         assert_eq!(ours.max_frame_size, core.max_frame_size);
         assert_eq!(ours.offline_buffer, core.offline_buffer);
         assert_eq!(ours.subscribe, core.subscribe);
+        assert_eq!(ours.busy_poll, core.busy_poll);
     }
 
     /// Every kind of core event, with every field set, becomes an `Event`

@@ -945,6 +945,18 @@ public protocol EndpointProtocol: AnyObject, Sendable {
     func publish(path: String, payload: Data) async throws 
     
     /**
+     * `publish` for a thread that may block (a plain Java or Kotlin
+     * thread, Swift code outside any task): returns at once when every
+     * target has room (the usual case), else waits as `publish` does. It
+     * waits through the core's one way in from plain threads
+     * ([`netchan::blocking::Blocker`]: it busy-polls for `busy_poll_us`, then parks).
+     *
+     * Errors: as `publish`; `WOULD_DEADLOCK` on a netchan thread (inside
+     * a handler: use `try_publish` there).
+     */
+    func publishBlocking(path: String, payload: Data) throws 
+    
+    /**
      * Names of the endpoints that declared a publisher overlapping `pattern`.
      */
     func publishers(pattern: String) throws  -> [String]
@@ -966,6 +978,14 @@ public protocol EndpointProtocol: AnyObject, Sendable {
      * `MESSAGE_TOO_LARGE`, `CLOSED`, or the code the handler failed with.
      */
     func request(path: String, payload: Data, timeout: TimeInterval) async throws  -> Data
+    
+    /**
+     * `request` for a thread that may block, through the core's way in
+     * from plain threads (see `publish_blocking`).
+     *
+     * Errors: as `request`; `WOULD_DEADLOCK` on a netchan thread.
+     */
+    func requestBlocking(path: String, payload: Data, timeout: TimeInterval) throws  -> Data
     
     /**
      * `request` with options: wait for a responder to appear, and a
@@ -1395,6 +1415,26 @@ open func publish(path: String, payload: Data)async throws   {
 }
     
     /**
+     * `publish` for a thread that may block (a plain Java or Kotlin
+     * thread, Swift code outside any task): returns at once when every
+     * target has room (the usual case), else waits as `publish` does. It
+     * waits through the core's one way in from plain threads
+     * ([`netchan::blocking::Blocker`]: it busy-polls for `busy_poll_us`, then parks).
+     *
+     * Errors: as `publish`; `WOULD_DEADLOCK` on a netchan thread (inside
+     * a handler: use `try_publish` there).
+     */
+open func publishBlocking(path: String, payload: Data)throws   {try rustCallWithError(FfiConverterTypeNetchanError_lift) {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_endpoint_publish_blocking(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(path),
+        FfiConverterData.lower(payload),uniffiCallStatus
+    )
+}
+}
+    
+    /**
      * Names of the endpoints that declared a publisher overlapping `pattern`.
      */
 open func publishers(pattern: String)throws  -> [String]  {
@@ -1443,6 +1483,24 @@ open func request(path: String, payload: Data, timeout: TimeInterval)async throw
             liftFunc: FfiConverterData.lift,
             errorHandler: FfiConverterTypeNetchanError_lift
         )
+}
+    
+    /**
+     * `request` for a thread that may block, through the core's way in
+     * from plain threads (see `publish_blocking`).
+     *
+     * Errors: as `request`; `WOULD_DEADLOCK` on a netchan thread.
+     */
+open func requestBlocking(path: String, payload: Data, timeout: TimeInterval)throws  -> Data  {
+    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeNetchanError_lift) {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_endpoint_request_blocking(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(path),
+        FfiConverterData.lower(payload),
+        FfiConverterDuration.lower(timeout),uniffiCallStatus
+    )
+})
 }
     
     /**
@@ -2196,6 +2254,19 @@ public protocol SubscriptionProtocol: AnyObject, Sendable {
     func recv() async throws  -> Message?
     
     /**
+     * The next message, waiting up to `timeout` (`null`/`nil`: no limit)
+     * on the calling thread, for threads that may block; `null`/`nil` if
+     * none came in time. It waits through the core's way in from plain
+     * threads ([`netchan::blocking::Blocker`]: it busy-polls for `busy_poll_us`,
+     * then parks) and takes its turn with the other receivers.
+     *
+     * Errors: `CLOSED` once closed and drained; `WOULD_DEADLOCK` on a
+     * netchan thread (inside a handler); `INVALID_ARGUMENT` for a
+     * subscription with a handler.
+     */
+    func recvBlocking(timeout: TimeInterval?) throws  -> Message?
+    
+    /**
      * Waits for at least one message and returns up to `max` (at most
      * 256) of the queued ones, in order; an empty list once closed and
      * drained. Calls wait their turn: each message goes to one of them.
@@ -2351,6 +2422,27 @@ open func recv()async throws  -> Message?  {
             liftFunc: FfiConverterOptionTypeMessage.lift,
             errorHandler: FfiConverterTypeNetchanError_lift
         )
+}
+    
+    /**
+     * The next message, waiting up to `timeout` (`null`/`nil`: no limit)
+     * on the calling thread, for threads that may block; `null`/`nil` if
+     * none came in time. It waits through the core's way in from plain
+     * threads ([`netchan::blocking::Blocker`]: it busy-polls for `busy_poll_us`,
+     * then parks) and takes its turn with the other receivers.
+     *
+     * Errors: `CLOSED` once closed and drained; `WOULD_DEADLOCK` on a
+     * netchan thread (inside a handler); `INVALID_ARGUMENT` for a
+     * subscription with a handler.
+     */
+open func recvBlocking(timeout: TimeInterval? = nil)throws  -> Message?  {
+    return try  FfiConverterOptionTypeMessage.lift(try rustCallWithError(FfiConverterTypeNetchanError_lift) {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_subscription_recv_blocking(
+            self.uniffiCloneHandle(),
+        FfiConverterOptionDuration.lower(timeout),uniffiCallStatus
+    )
+})
 }
     
     /**
@@ -2580,6 +2672,13 @@ public struct EndpointConfig: Equatable, Hashable {
      * Queue bound of each subscription, in messages.
      */
     public var subscriptionCapacity: UInt64
+    /**
+     * How long a blocking call (`publish_blocking`, `request_blocking`,
+     * `recv_blocking`) keeps polling before it parks its thread, in
+     * microseconds: the core's `busy_poll`, at most one second. It costs
+     * up to this much CPU per wait; zero (the default) parks at once.
+     */
+    public var busyPollUs: UInt64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2620,7 +2719,13 @@ public struct EndpointConfig: Equatable, Hashable {
          */offlineBuffer: UInt64 = UInt64(4194304), 
         /**
          * Queue bound of each subscription, in messages.
-         */subscriptionCapacity: UInt64 = UInt64(16384)) {
+         */subscriptionCapacity: UInt64 = UInt64(16384), 
+        /**
+         * How long a blocking call (`publish_blocking`, `request_blocking`,
+         * `recv_blocking`) keeps polling before it parks its thread, in
+         * microseconds: the core's `busy_poll`, at most one second. It costs
+         * up to this much CPU per wait; zero (the default) parks at once.
+         */busyPollUs: UInt64 = UInt64(0)) {
         self.name = name
         self.heartbeatIntervalMs = heartbeatIntervalMs
         self.heartbeatMisses = heartbeatMisses
@@ -2633,6 +2738,7 @@ public struct EndpointConfig: Equatable, Hashable {
         self.maxFrameSize = maxFrameSize
         self.offlineBuffer = offlineBuffer
         self.subscriptionCapacity = subscriptionCapacity
+        self.busyPollUs = busyPollUs
     }
 
     
@@ -2662,7 +2768,8 @@ public struct FfiConverterTypeEndpointConfig: FfiConverterRustBuffer {
                 pingTimeoutMs: FfiConverterUInt64.read(from: &buf), 
                 maxFrameSize: FfiConverterUInt64.read(from: &buf), 
                 offlineBuffer: FfiConverterUInt64.read(from: &buf), 
-                subscriptionCapacity: FfiConverterUInt64.read(from: &buf)
+                subscriptionCapacity: FfiConverterUInt64.read(from: &buf), 
+                busyPollUs: FfiConverterUInt64.read(from: &buf)
         )
     }
 
@@ -2679,6 +2786,7 @@ public struct FfiConverterTypeEndpointConfig: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.maxFrameSize, into: &buf)
         FfiConverterUInt64.write(value.offlineBuffer, into: &buf)
         FfiConverterUInt64.write(value.subscriptionCapacity, into: &buf)
+        FfiConverterUInt64.write(value.busyPollUs, into: &buf)
     }
 }
 
@@ -4641,6 +4749,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_netchan_uniffi_checksum_method_endpoint_publish() != 60618) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_netchan_uniffi_checksum_method_endpoint_publish_blocking() != 48813) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_netchan_uniffi_checksum_method_endpoint_publishers() != 38048) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -4648,6 +4759,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_netchan_uniffi_checksum_method_endpoint_request() != 10307) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_endpoint_request_blocking() != 29025) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_netchan_uniffi_checksum_method_endpoint_request_with() != 57655) {
@@ -4720,6 +4834,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_netchan_uniffi_checksum_method_subscription_recv() != 31138) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_subscription_recv_blocking() != 16909) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_netchan_uniffi_checksum_method_subscription_recv_many() != 43558) {

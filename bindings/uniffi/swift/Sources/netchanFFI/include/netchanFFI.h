@@ -373,6 +373,11 @@ uint64_t uniffi_netchan_uniffi_fn_method_endpoint_ping(uint64_t ptr, RustBuffer 
 uint64_t uniffi_netchan_uniffi_fn_method_endpoint_publish(uint64_t ptr, RustBuffer path, RustBuffer payload
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_PUBLISH_BLOCKING
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_PUBLISH_BLOCKING
+void uniffi_netchan_uniffi_fn_method_endpoint_publish_blocking(uint64_t ptr, RustBuffer path, RustBuffer payload, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_PUBLISHERS
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_PUBLISHERS
 RustBuffer uniffi_netchan_uniffi_fn_method_endpoint_publishers(uint64_t ptr, RustBuffer pattern, RustCallStatus *_Nonnull out_status
@@ -386,6 +391,11 @@ void uniffi_netchan_uniffi_fn_method_endpoint_reconnect_now(uint64_t ptr, RustCa
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_REQUEST
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_REQUEST
 uint64_t uniffi_netchan_uniffi_fn_method_endpoint_request(uint64_t ptr, RustBuffer path, RustBuffer payload, RustBuffer timeout
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_REQUEST_BLOCKING
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_REQUEST_BLOCKING
+RustBuffer uniffi_netchan_uniffi_fn_method_endpoint_request_blocking(uint64_t ptr, RustBuffer path, RustBuffer payload, RustBuffer timeout, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_REQUEST_WITH
@@ -562,6 +572,11 @@ RustBuffer uniffi_netchan_uniffi_fn_method_subscription_pattern(uint64_t ptr, Ru
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_SUBSCRIPTION_RECV
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_SUBSCRIPTION_RECV
 uint64_t uniffi_netchan_uniffi_fn_method_subscription_recv(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_SUBSCRIPTION_RECV_BLOCKING
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_SUBSCRIPTION_RECV_BLOCKING
+RustBuffer uniffi_netchan_uniffi_fn_method_subscription_recv_blocking(uint64_t ptr, RustBuffer timeout, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_SUBSCRIPTION_RECV_MANY
@@ -963,6 +978,12 @@ uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_publish(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_PUBLISH_BLOCKING
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_PUBLISH_BLOCKING
+uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_publish_blocking(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_PUBLISHERS
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_PUBLISHERS
 uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_publishers(void
@@ -978,6 +999,12 @@ uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_reconnect_now(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_REQUEST
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_REQUEST
 uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_request(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_REQUEST_BLOCKING
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_REQUEST_BLOCKING
+uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_request_blocking(void
     
 );
 #endif
@@ -1122,6 +1149,12 @@ uint16_t uniffi_netchan_uniffi_checksum_method_subscription_pattern(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_SUBSCRIPTION_RECV
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_SUBSCRIPTION_RECV
 uint16_t uniffi_netchan_uniffi_checksum_method_subscription_recv(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_SUBSCRIPTION_RECV_BLOCKING
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_SUBSCRIPTION_RECV_BLOCKING
+uint16_t uniffi_netchan_uniffi_checksum_method_subscription_recv_blocking(void
     
 );
 #endif

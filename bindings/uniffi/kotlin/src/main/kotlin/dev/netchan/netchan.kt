@@ -766,11 +766,15 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_publish(
     ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_endpoint_publish_blocking(
+    ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_publishers(
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_reconnect_now(
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_request(
+    ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_endpoint_request_blocking(
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_request_with(
     ): Int
@@ -819,6 +823,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_netchan_uniffi_checksum_method_subscription_pattern(
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_subscription_recv(
+    ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_subscription_recv_blocking(
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_subscription_recv_many(
     ): Int
@@ -894,12 +900,16 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_netchan_uniffi_fn_method_endpoint_publish(`ptr`: Long,`path`: RustBuffer.ByValue,`payload`: RustBuffer.ByValue,
     ): Long
+    external fun uniffi_netchan_uniffi_fn_method_endpoint_publish_blocking(`ptr`: Long,`path`: RustBuffer.ByValue,`payload`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_netchan_uniffi_fn_method_endpoint_publishers(`ptr`: Long,`pattern`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_netchan_uniffi_fn_method_endpoint_reconnect_now(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_netchan_uniffi_fn_method_endpoint_request(`ptr`: Long,`path`: RustBuffer.ByValue,`payload`: RustBuffer.ByValue,`timeout`: RustBuffer.ByValue,
     ): Long
+    external fun uniffi_netchan_uniffi_fn_method_endpoint_request_blocking(`ptr`: Long,`path`: RustBuffer.ByValue,`payload`: RustBuffer.ByValue,`timeout`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_netchan_uniffi_fn_method_endpoint_request_with(`ptr`: Long,`path`: RustBuffer.ByValue,`payload`: RustBuffer.ByValue,`options`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_netchan_uniffi_fn_method_endpoint_resume(`ptr`: Long,
@@ -970,6 +980,8 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_netchan_uniffi_fn_method_subscription_recv(`ptr`: Long,
     ): Long
+    external fun uniffi_netchan_uniffi_fn_method_subscription_recv_blocking(`ptr`: Long,`timeout`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_netchan_uniffi_fn_method_subscription_recv_many(`ptr`: Long,`max`: Int,
     ): Long
     external fun uniffi_netchan_uniffi_fn_method_subscription_try_recv_many(`ptr`: Long,`max`: Int,uniffi_out_err: UniffiRustCallStatus, 
@@ -1154,6 +1166,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_publish() and 0xFFFF) != 60618) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_publish_blocking() and 0xFFFF) != 48813) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_publishers() and 0xFFFF) != 38048) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1161,6 +1176,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_request() and 0xFFFF) != 10307) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_request_blocking() and 0xFFFF) != 29025) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_request_with() and 0xFFFF) != 57655) {
@@ -1233,6 +1251,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_netchan_uniffi_checksum_method_subscription_recv() and 0xFFFF) != 31138) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_subscription_recv_blocking() and 0xFFFF) != 16909) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_netchan_uniffi_checksum_method_subscription_recv_many() and 0xFFFF) != 43558) {
@@ -2252,6 +2273,18 @@ public interface EndpointInterface {
     suspend fun `publish`(`path`: kotlin.String, `payload`: kotlin.ByteArray)
     
     /**
+     * `publish` for a thread that may block (a plain Java or Kotlin
+     * thread, Swift code outside any task): returns at once when every
+     * target has room (the usual case), else waits as `publish` does. It
+     * waits through the core's one way in from plain threads
+     * ([`netchan::blocking::Blocker`]: it busy-polls for `busy_poll_us`, then parks).
+     *
+     * Errors: as `publish`; `WOULD_DEADLOCK` on a netchan thread (inside
+     * a handler: use `try_publish` there).
+     */
+    fun `publishBlocking`(`path`: kotlin.String, `payload`: kotlin.ByteArray)
+    
+    /**
      * Names of the endpoints that declared a publisher overlapping `pattern`.
      */
     fun `publishers`(`pattern`: kotlin.String): List<kotlin.String>
@@ -2273,6 +2306,14 @@ public interface EndpointInterface {
      * `MESSAGE_TOO_LARGE`, `CLOSED`, or the code the handler failed with.
      */
     suspend fun `request`(`path`: kotlin.String, `payload`: kotlin.ByteArray, `timeout`: java.time.Duration): kotlin.ByteArray
+    
+    /**
+     * `request` for a thread that may block, through the core's way in
+     * from plain threads (see `publish_blocking`).
+     *
+     * Errors: as `request`; `WOULD_DEADLOCK` on a netchan thread.
+     */
+    fun `requestBlocking`(`path`: kotlin.String, `payload`: kotlin.ByteArray, `timeout`: java.time.Duration): kotlin.ByteArray
     
     /**
      * `request` with options: wait for a responder to appear, and a
@@ -2810,6 +2851,31 @@ open class Endpoint: Disposable, AutoCloseable, EndpointInterface
 
     
     /**
+     * `publish` for a thread that may block (a plain Java or Kotlin
+     * thread, Swift code outside any task): returns at once when every
+     * target has room (the usual case), else waits as `publish` does. It
+     * waits through the core's one way in from plain threads
+     * ([`netchan::blocking::Blocker`]: it busy-polls for `busy_poll_us`, then parks).
+     *
+     * Errors: as `publish`; `WOULD_DEADLOCK` on a netchan thread (inside
+     * a handler: use `try_publish` there).
+     */
+    @Throws(NetchanException::class)override fun `publishBlocking`(`path`: kotlin.String, `payload`: kotlin.ByteArray)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(NetchanException) { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_endpoint_publish_blocking(
+        it,
+        
+        FfiConverterString.lower(`path`),
+        FfiConverterByteArray.lower(`payload`),_status)
+}
+    }
+    
+    
+
+    
+    /**
      * Names of the endpoints that declared a publisher overlapping `pattern`.
      */
     @Throws(NetchanException::class)override fun `publishers`(`pattern`: kotlin.String): List<kotlin.String> {
@@ -2875,6 +2941,29 @@ open class Endpoint: Disposable, AutoCloseable, EndpointInterface
         NetchanException.ErrorHandler,
     )
     }
+
+    
+    /**
+     * `request` for a thread that may block, through the core's way in
+     * from plain threads (see `publish_blocking`).
+     *
+     * Errors: as `request`; `WOULD_DEADLOCK` on a netchan thread.
+     */
+    @Throws(NetchanException::class)override fun `requestBlocking`(`path`: kotlin.String, `payload`: kotlin.ByteArray, `timeout`: java.time.Duration): kotlin.ByteArray {
+            return FfiConverterByteArray.lift(
+    callWithHandle {
+    uniffiRustCallWithError(NetchanException) { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_endpoint_request_blocking(
+        it,
+        
+        FfiConverterString.lower(`path`),
+        FfiConverterByteArray.lower(`payload`),
+        FfiConverterDuration.lower(`timeout`),_status)
+}
+    }
+    )
+    }
+    
 
     
     /**
@@ -4211,6 +4300,19 @@ public interface SubscriptionInterface {
     suspend fun `recv`(): Message?
     
     /**
+     * The next message, waiting up to `timeout` (`null`/`nil`: no limit)
+     * on the calling thread, for threads that may block; `null`/`nil` if
+     * none came in time. It waits through the core's way in from plain
+     * threads ([`netchan::blocking::Blocker`]: it busy-polls for `busy_poll_us`,
+     * then parks) and takes its turn with the other receivers.
+     *
+     * Errors: `CLOSED` once closed and drained; `WOULD_DEADLOCK` on a
+     * netchan thread (inside a handler); `INVALID_ARGUMENT` for a
+     * subscription with a handler.
+     */
+    fun `recvBlocking`(`timeout`: java.time.Duration? = null): Message?
+    
+    /**
      * Waits for at least one message and returns up to `max` (at most
      * 256) of the queued ones, in order; an empty list once closed and
      * drained. Calls wait their turn: each message goes to one of them.
@@ -4438,6 +4540,32 @@ open class Subscription: Disposable, AutoCloseable, SubscriptionInterface
         NetchanException.ErrorHandler,
     )
     }
+
+    
+    /**
+     * The next message, waiting up to `timeout` (`null`/`nil`: no limit)
+     * on the calling thread, for threads that may block; `null`/`nil` if
+     * none came in time. It waits through the core's way in from plain
+     * threads ([`netchan::blocking::Blocker`]: it busy-polls for `busy_poll_us`,
+     * then parks) and takes its turn with the other receivers.
+     *
+     * Errors: `CLOSED` once closed and drained; `WOULD_DEADLOCK` on a
+     * netchan thread (inside a handler); `INVALID_ARGUMENT` for a
+     * subscription with a handler.
+     */
+    @Throws(NetchanException::class)override fun `recvBlocking`(`timeout`: java.time.Duration?): Message? {
+            return FfiConverterOptionalTypeMessage.lift(
+    callWithHandle {
+    uniffiRustCallWithError(NetchanException) { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_subscription_recv_blocking(
+        it,
+        
+        FfiConverterOptionalDuration.lower(`timeout`),_status)
+}
+    }
+    )
+    }
+    
 
     
     /**
@@ -4671,6 +4799,14 @@ data class EndpointConfig (
      * Queue bound of each subscription, in messages.
      */
     val `subscriptionCapacity`: kotlin.ULong = 16384uL 
+    , 
+    /**
+     * How long a blocking call (`publish_blocking`, `request_blocking`,
+     * `recv_blocking`) keeps polling before it parks its thread, in
+     * microseconds: the core's `busy_poll`, at most one second. It costs
+     * up to this much CPU per wait; zero (the default) parks at once.
+     */
+    val `busyPollUs`: kotlin.ULong = 0uL 
     
 ){
     
@@ -4699,6 +4835,7 @@ public object FfiConverterTypeEndpointConfig: FfiConverterRustBuffer<EndpointCon
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
         )
     }
 
@@ -4714,7 +4851,8 @@ public object FfiConverterTypeEndpointConfig: FfiConverterRustBuffer<EndpointCon
             FfiConverterULong.allocationSize(value.`pingTimeoutMs`) +
             FfiConverterULong.allocationSize(value.`maxFrameSize`) +
             FfiConverterULong.allocationSize(value.`offlineBuffer`) +
-            FfiConverterULong.allocationSize(value.`subscriptionCapacity`)
+            FfiConverterULong.allocationSize(value.`subscriptionCapacity`) +
+            FfiConverterULong.allocationSize(value.`busyPollUs`)
     )
 
     override fun write(value: EndpointConfig, buf: ByteBuffer) {
@@ -4730,6 +4868,7 @@ public object FfiConverterTypeEndpointConfig: FfiConverterRustBuffer<EndpointCon
             FfiConverterULong.write(value.`maxFrameSize`, buf)
             FfiConverterULong.write(value.`offlineBuffer`, buf)
             FfiConverterULong.write(value.`subscriptionCapacity`, buf)
+            FfiConverterULong.write(value.`busyPollUs`, buf)
     }
 }
 
