@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the uniffi library and the netchan CLI, generates the Kotlin and Swift
+# Builds the uniffi library and the netchan CLI, runs clippy on the crate
+# (warnings and undocumented unsafe blocks are errors), generates the Kotlin and Swift
 # bindings into a temporary directory and fails if they differ from the
 # committed ones (which it never writes: the tests below run on what is
 # committed), runs the Kotlin tests with Maven (JUnit: every API over TCP and
@@ -24,6 +25,10 @@ step() { printf '\n==> uniffi: %s\n' "$*"; }
 
 step "native library and CLI (debug)"
 cargo build --quiet -p netchan-uniffi -p netchan-cli
+
+step "clippy: warnings are errors, and so is an unsafe block without a SAFETY comment"
+# lib.rs denies clippy::undocumented_unsafe_blocks; this is where it bites.
+cargo clippy --quiet -p netchan-uniffi --all-targets -- -D warnings
 
 step "uniffi-bindgen (its own workspace, debug: TOOLCHAINS U6)"
 (cd "$here/bindgen" && CARGO_TARGET_DIR="$repo/target/uniffi-bindgen" cargo build --quiet)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds netchanFFI.xcframework for iOS (device + simulator) and macOS. Run on a Mac with Xcode
 # and rustup; the Swift sources, header and module map are already generated and committed
-# (bash ../run-tests.sh regenerates them on Linux).
+# (bash ../run-tests.sh checks them on Linux; bash ../run-tests.sh --regenerate rewrites them).
 # Usage: bash bindings/uniffi/swift/build-xcframework.sh   (then: swift build in this folder)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
