@@ -95,6 +95,9 @@ fi
 echo "generated bindings match the committed ones (${#generated[@]} files)"
 
 step "Kotlin: mvn test"
+# The summary below reads Surefire's reports: a report left by an earlier
+# run (of a test class since renamed or deleted) must not count as a pass.
+rm -rf "$here/kotlin/target/surefire-reports"
 mvn -q -B -Dstyle.color=never -f "$here/kotlin/pom.xml" test || mvn_rc=$?
 echo
 # -q hides Surefire's own summary; print it from the reports.
@@ -107,6 +110,8 @@ for p in glob.glob(sys.argv[1] + "/TEST-*.xml"):
     e += int(r.get("errors", 0)); s += int(r.get("skipped", 0))
 print(f"Tests run: {t}, Failures: {f}, Errors: {e}, Skipped: {s}")
 print(f"kotlin: {t - f - e - s} passed, {f + e} failed, {s} skipped")
+# A skip is not a pass (none is expected), and a run with no test is no run.
+sys.exit(1 if t == 0 or s else 0)
 PY
 [ "${mvn_rc:-0}" = 0 ] || { echo "mvn test failed ($mvn_rc)" >&2; exit "$mvn_rc"; }
 
