@@ -266,6 +266,10 @@ impl Endpoint {
     /// `request` for a thread that may block, through the core's way in
     /// from plain threads (see `publish_blocking`).
     ///
+    /// The call holds the endpoint object until it returns: Kotlin's
+    /// `close()` then frees it (and closes the endpoint) only after that;
+    /// `shutdown()` from another thread fails it with `CLOSED` at once.
+    ///
     /// Errors: as `request`; `WOULD_DEADLOCK` on a netchan thread.
     pub fn request_blocking(
         &self,

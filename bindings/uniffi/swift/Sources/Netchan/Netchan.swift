@@ -983,6 +983,10 @@ public protocol EndpointProtocol: AnyObject, Sendable {
      * `request` for a thread that may block, through the core's way in
      * from plain threads (see `publish_blocking`).
      *
+     * The call holds the endpoint object until it returns: Kotlin's
+     * `close()` then frees it (and closes the endpoint) only after that;
+     * `shutdown()` from another thread fails it with `CLOSED` at once.
+     *
      * Errors: as `request`; `WOULD_DEADLOCK` on a netchan thread.
      */
     func requestBlocking(path: String, payload: Data, timeout: TimeInterval) throws  -> Data
@@ -1488,6 +1492,10 @@ open func request(path: String, payload: Data, timeout: TimeInterval)async throw
     /**
      * `request` for a thread that may block, through the core's way in
      * from plain threads (see `publish_blocking`).
+     *
+     * The call holds the endpoint object until it returns: Kotlin's
+     * `close()` then frees it (and closes the endpoint) only after that;
+     * `shutdown()` from another thread fails it with `CLOSED` at once.
      *
      * Errors: as `request`; `WOULD_DEADLOCK` on a netchan thread.
      */
@@ -4761,7 +4769,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_netchan_uniffi_checksum_method_endpoint_request() != 10307) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_netchan_uniffi_checksum_method_endpoint_request_blocking() != 29025) {
+    if (uniffi_netchan_uniffi_checksum_method_endpoint_request_blocking() != 63167) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_netchan_uniffi_checksum_method_endpoint_request_with() != 57655) {

@@ -1178,7 +1178,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_request() and 0xFFFF) != 10307) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_request_blocking() and 0xFFFF) != 29025) {
+    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_request_blocking() and 0xFFFF) != 63167) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_request_with() and 0xFFFF) != 57655) {
@@ -2311,6 +2311,10 @@ public interface EndpointInterface {
      * `request` for a thread that may block, through the core's way in
      * from plain threads (see `publish_blocking`).
      *
+     * The call holds the endpoint object until it returns: Kotlin's
+     * `close()` then frees it (and closes the endpoint) only after that;
+     * `shutdown()` from another thread fails it with `CLOSED` at once.
+     *
      * Errors: as `request`; `WOULD_DEADLOCK` on a netchan thread.
      */
     fun `requestBlocking`(`path`: kotlin.String, `payload`: kotlin.ByteArray, `timeout`: java.time.Duration): kotlin.ByteArray
@@ -2946,6 +2950,10 @@ open class Endpoint: Disposable, AutoCloseable, EndpointInterface
     /**
      * `request` for a thread that may block, through the core's way in
      * from plain threads (see `publish_blocking`).
+     *
+     * The call holds the endpoint object until it returns: Kotlin's
+     * `close()` then frees it (and closes the endpoint) only after that;
+     * `shutdown()` from another thread fails it with `CLOSED` at once.
      *
      * Errors: as `request`; `WOULD_DEADLOCK` on a netchan thread.
      */

@@ -129,6 +129,32 @@ class BlockingTest(private val kind: String) {
         }
     }
 
+    /**
+     * A blocking request pending at a server whose handler never answers
+     * ends with CLOSED when another thread shuts the endpoint down, long
+     * before its timeout (20 s, below the watchdog's 60 s), and the server
+     * sees its caller go.
+     */
+    @Test
+    fun shutdownFailsAPendingBlockingRequestWithClosed() = watchdog(60_000) {
+        Endpoint("kt-bclose-server-$kind").use { server ->
+            val held = HoldingHandler()
+            server.serve("hold", held)
+            Endpoint("kt-bclose-client-$kind").use { client ->
+                client.connect(server.listen(Addrs.of(kind)))
+                val pending = async {
+                    onPlainThread {
+                        runCatching { client.requestBlocking("hold", ByteArray(0), 20.seconds.toJavaDuration()) }
+                    }
+                }
+                held.received.await()
+                client.shutdown()
+                expectError<NetchanException.Closed> { pending.await().getOrThrow() }
+                held.cancelled.await()
+            }
+        }
+    }
+
     @Test
     fun busyPollIsTheCoresSettingWithItsLimit() = watchdog {
         // The core's limit is one second.
