@@ -416,7 +416,7 @@ impl Inbox {
             }
             // In a stream, the next batch is usually a moment away: yield
             // and look again before parking (a wakeup costs far more).
-            if spins < 2 {
+            if spins < crate::waiting::RECEIVER_LOOKS_BEFORE_PARKING {
                 spins += 1;
                 tokio::task::yield_now().await;
                 continue;

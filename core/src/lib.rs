@@ -88,6 +88,7 @@ mod shared;
 mod sub;
 /// Addresses ([`Addr`]) and, hidden and unstable, raw connections for tests.
 pub mod transport;
+mod waiting;
 
 pub use bytes::Bytes;
 pub use config::{Config, Overflow, Reconnect, RequestOptions, SlowPeer, SubscribeOptions};

@@ -557,8 +557,11 @@ impl Receiver {
                 let _ = peer.tx.push_control(&Frame::Pong(n));
             }
             Input::Pong(n) => {
-                if let Some(rtt) = peer.in_flight().on_pong(n, Instant::now()) {
-                    peer.rtt_us.store(rtt.as_micros().max(1) as u64, Relaxed);
+                let pong = peer.in_flight().on_pong(n, Instant::now());
+                if let Some(pong) = pong {
+                    peer.rtt_us
+                        .store(pong.rtt.as_micros().max(1) as u64, Relaxed);
+                    pong.deliver();
                 }
             }
             Input::Declare(items) => self.apply_declarations(peer, items)?,

@@ -150,3 +150,35 @@ fn no_core_file_is_longer_than_800_lines() {
         .collect();
     assert!(long.is_empty(), "split these: {long:?}");
 }
+
+/// Every spin, yield and write-through constant lives in `waiting.rs`, with
+/// its policy; a thread is yielded only where that module says (the
+/// writer's pause on netchan's own threads, a blocking call's busy poll).
+#[test]
+fn spin_and_yield_constants_live_in_one_place() {
+    let mut all = Vec::new();
+    files(&src(), &mut all);
+    let mut wrong = Vec::new();
+    for p in &all {
+        let m = module(p);
+        let code = code(p);
+        for line in code.lines() {
+            let l = line.trim();
+            let constant = l.contains("const ")
+                && ["SPIN", "YIELD", "GATHER", "LOOKS", "DIRECT_GAP"]
+                    .iter()
+                    .any(|w| l.contains(w));
+            if constant && m != "waiting" {
+                wrong.push(format!("{m}: {l}"));
+            }
+            if l.contains("thread::yield_now") && !matches!(m.as_str(), "peer::send" | "blocking") {
+                wrong.push(format!("{m}: {l}"));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "move these to core/src/waiting.rs:\n{}",
+        wrong.join("\n")
+    );
+}

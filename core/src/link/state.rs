@@ -323,14 +323,16 @@ impl InFlight {
         Ok(())
     }
 
-    /// The PONG of `nonce` arrived at `now`: its round-trip time, also
-    /// handed to whoever waits; `None` for a nonce nobody waits for (the
-    /// heartbeat's, or one that timed out).
-    pub(crate) fn on_pong(&mut self, nonce: u64, now: Instant) -> Option<Duration> {
-        let (sent, tx) = self.pings.remove(&nonce)?;
-        let rtt = now.saturating_duration_since(sent);
-        let _ = tx.send(rtt);
-        Some(rtt)
+    /// The PONG of `nonce` arrived at `now`: its round-trip time and whoever
+    /// waits for it, to be handed the time once the caller has recorded it
+    /// (so that the waiter, woken, sees it in the stats); `None` for a nonce
+    /// nobody waits for (the heartbeat's, or one that timed out).
+    pub(crate) fn on_pong(&mut self, nonce: u64, now: Instant) -> Option<PongArrived> {
+        let (sent, waiter) = self.pings.remove(&nonce)?;
+        Some(PongArrived {
+            rtt: now.saturating_duration_since(sent),
+            waiter,
+        })
     }
 
     /// Stops waiting for ping `nonce`.
@@ -356,6 +358,20 @@ impl InFlight {
     #[cfg(test)]
     pub(crate) fn len(&self) -> (usize, usize) {
         (self.ours.len(), self.theirs.len())
+    }
+}
+
+/// A PONG someone waits for (see [`InFlight::on_pong`]).
+#[derive(Debug)]
+pub(crate) struct PongArrived {
+    pub rtt: Duration,
+    waiter: oneshot::Sender<Duration>,
+}
+
+impl PongArrived {
+    /// Hands the round-trip time to whoever waits.
+    pub(crate) fn deliver(self) {
+        let _ = self.waiter.send(self.rtt);
     }
 }
 

@@ -13,6 +13,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::proto::{self, Frame};
 use crate::transport::Wire;
+use crate::waiting::{
+    DIRECT_GAP, GATHER_BELOW, GATHER_FOR, GATHER_TASK_YIELDS, GATHER_THREAD_YIELDS,
+    WRITER_LOOKS_BEFORE_PARKING,
+};
 
 /// Payloads at least this big are queued by reference instead of copied
 /// into the send buffer, and written with the frame head in one `writev`.
@@ -46,13 +50,6 @@ pub(crate) enum Enq {
     /// The connection is gone.
     Closed,
 }
-
-/// Write-through is allowed at most once per this interval: a lone message
-/// (a request, a reply, a rare event) leaves at once from the caller's
-/// thread, while a stream of messages is batched by the writer task. A
-/// frame sent after the peer sent something (a reply, the next request of
-/// a ping-pong) writes through regardless.
-const DIRECT_GAP: Duration = Duration::from_micros(50);
 
 /// A peer's bounded send queue. Senders append encoded frames under the
 /// lock; the writer task takes everything queued and writes it with one
@@ -415,17 +412,6 @@ impl SendQueue {
     }
 }
 
-/// Times an idle writer yields and looks again before it parks.
-const SPINS_BEFORE_PARKING: u32 = 2;
-
-/// After writing a batch of several frames but fewer bytes than this, the
-/// writer yields its thread up to [`GATHER_YIELDS`] times, for at most
-/// [`GATHER_FOR`], before it takes the next batch.
-const GATHER_BELOW: usize = 16 * 1024;
-const GATHER_YIELDS: u32 = 8;
-const GATHER_FOR: Duration = Duration::from_micros(20);
-const GATHER_TASK_YIELDS: u32 = 2;
-
 /// How long a closing connection may take to flush what was queued (the
 /// CLOSE frame last) before it is cut.
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
@@ -450,7 +436,7 @@ async fn write_until_closed(tx: &SendQueue, dead: &CancellationToken, name: &str
             // A publisher in full flow refills the queue within a moment:
             // looking again after a yield is far cheaper than parking the
             // task and being woken by the next message.
-            if idle < SPINS_BEFORE_PARKING {
+            if idle < WRITER_LOOKS_BEFORE_PARKING {
                 idle += 1;
                 tokio::task::yield_now().await;
                 continue;
@@ -511,7 +497,7 @@ async fn write_until_closed(tx: &SendQueue, dead: &CancellationToken, name: &str
 /// CPU time.
 fn gather_pause() {
     let start = Instant::now();
-    for _ in 0..GATHER_YIELDS {
+    for _ in 0..GATHER_THREAD_YIELDS {
         std::thread::yield_now();
         if start.elapsed() >= GATHER_FOR {
             break;

@@ -105,7 +105,9 @@ impl Side {
             match self.session.on_frame(f, &peer)? {
                 Input::Ping(n) => self.send(&Frame::Pong(n)),
                 Input::Pong(n) => {
-                    self.inflight.on_pong(n, now);
+                    if let Some(p) = self.inflight.on_pong(n, now) {
+                        p.deliver();
+                    }
                 }
                 Input::Result { id, outcome } => {
                     self.inflight.on_result(id, outcome);
@@ -416,7 +418,7 @@ fn a_ping_measures_the_round_trip_on_the_clock_it_is_given() {
     a.receive(&ba, t0 + Duration::from_millis(7));
     assert_eq!(rx.try_recv().unwrap(), Duration::from_millis(7));
     // The heartbeat's pings (nonce 0) wait for nobody.
-    assert_eq!(a.inflight.on_pong(0, t0), None);
+    assert!(a.inflight.on_pong(0, t0).is_none());
 }
 
 #[test]
