@@ -58,6 +58,7 @@ pub fn handshake(data: &[u8]) {
         max_frame: 1 << 16,
         heartbeat_ms: 1000,
         instance: 1,
+        rejoin: false,
     };
     let mut buf = BytesMut::from(data);
     let first = match proto::decode(&mut buf, proto::HANDSHAKE_MAX_FRAME) {

@@ -108,6 +108,7 @@ async fn raw_peer(addr: &str) -> TcpStream {
         max_frame: 1 << 20,
         heartbeat_ms: 0,
         instance: 0,
+        rejoin: false,
     })))
     .await
     .unwrap();

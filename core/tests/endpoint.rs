@@ -872,6 +872,13 @@ async fn duplicate_names_and_self_connections_are_refused() {
     let e = b.connect(&addr).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::NameInUse, "{e}");
     assert_eq!(server.peers().len(), 1);
+    // The same endpoint dialling again while its link is up is refused too
+    // (only a redial after a loss, HELLO `rejoin`, replaces a connection),
+    // and the first link stays.
+    let e = a.connect(&addr).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::NameInUse, "{e}");
+    assert_eq!((server.peers().len(), a.peers().len()), (1, 1));
+    assert_eq!(a.ping("same").await.map(|_| ()), Ok(()));
 }
 
 #[test]

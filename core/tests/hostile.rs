@@ -29,6 +29,7 @@ fn hello(name: &str, min: u64, max: u64) -> Vec<u8> {
             max_frame: 1 << 20,
             heartbeat_ms: 0,
             instance: 0,
+            rejoin: false,
         }),
     )
     .unwrap();

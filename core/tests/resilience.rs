@@ -275,6 +275,7 @@ async fn permanent_failure_stops_redialling() {
                     max_frame: 1 << 20,
                     heartbeat_ms: 0,
                     instance: 0,
+                    rejoin: false,
                 }),
             )
             .unwrap();
@@ -394,6 +395,7 @@ async fn frozen_peer(
         max_frame: 1 << 20,
         heartbeat_ms: 0,
         instance: 0,
+        rejoin: false,
     };
     encode(&mut b, &Frame::Hello(hello)).unwrap();
     let interest = Decl {

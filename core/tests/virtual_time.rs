@@ -63,6 +63,7 @@ async fn handshake(raw: &mut RawConn, name: &str, decls: Vec<Decl>) -> BytesMut 
         max_frame: 1 << 20,
         heartbeat_ms: 0,
         instance: 0,
+        rejoin: false,
     }));
     if !decls.is_empty() {
         out.extend(frame(&Frame::Declare(Declarations::new(&decls))));

@@ -134,6 +134,7 @@ async fn raw_peer(addr: &str, name: &str) -> TcpStream {
         max_frame: 1 << 20,
         heartbeat_ms: 0,
         instance: 0,
+        rejoin: false,
     })))
     .await
     .unwrap();

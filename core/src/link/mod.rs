@@ -248,6 +248,9 @@ impl Links {
                 .as_millis()
                 .min(u32::MAX as u128) as u32,
             instance: self.shared.instance,
+            // A supervisor's redial: it knew the peer, and has no link to
+            // it now (it waits while one exists).
+            rejoin: dialer.as_ref().is_some_and(|d| d.name().is_some()),
         };
         // An inbound connection has `hello_timeout` to send its HELLO.
         let limit = match ticket {
@@ -368,6 +371,7 @@ impl Links {
                 // (its network changed, or it was lost on that side first).
                 let same_endpoint_again = old.inbound
                     && peer.inbound
+                    && agreed.peer.rejoin
                     && peer.instance != 0
                     && peer.instance == old.instance;
                 let keep_new = same_endpoint_again

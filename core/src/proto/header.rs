@@ -167,6 +167,15 @@ impl<'a> Reader<'a> {
         u64::try_from(v).map_err(|_| self.err(format!("{field} must not be negative, got {v}")))
     }
 
+    /// A boolean.
+    pub(crate) fn bool(&mut self, field: &str) -> Result<bool> {
+        match self.marker(field)? {
+            Marker::True => Ok(true),
+            Marker::False => Ok(false),
+            other => Err(self.wrong(field, "a boolean", other)),
+        }
+    }
+
     /// A UTF-8 string (never `bin`).
     pub(crate) fn str(&mut self, field: &str) -> Result<&'a str> {
         let bytes = self.str_bytes(field)?;

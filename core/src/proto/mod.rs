@@ -137,14 +137,22 @@ pub struct Hello {
     /// The sender's heartbeat interval in milliseconds (0: none).
     pub heartbeat_ms: u32,
     /// Optional: a random number the sender chose when it was made (0: not
-    /// given, and not sent). A second connection from a peer with the same
-    /// name and instance is that peer redialling: the older is stale.
+    /// given, and not sent).
     #[serde(skip_serializing_if = "is_zero")]
     pub instance: u64,
+    /// Optional: the sender dials again a peer it was connected to and has
+    /// no link to any more (false: not sent). With the same `instance` as a
+    /// connection the receiver still holds, that one is stale.
+    #[serde(skip_serializing_if = "is_false")]
+    pub rejoin: bool,
 }
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// A decoded frame. Payloads share the receive buffer (no copy).
@@ -617,15 +625,25 @@ fn parse_hello(r: &mut Reader<'_>) -> Result<Hello> {
         max_frame: 0,
         heartbeat_ms: 0,
         instance: 0,
+        rejoin: false,
     };
-    let mut instance_seen = false;
+    let (mut instance_seen, mut rejoin_seen) = (false, false);
     for _ in 0..n {
         let key = r.str("a HELLO key")?;
-        if key == "instance" {
-            if std::mem::replace(&mut instance_seen, true) {
-                return Err(r.err("key `instance` appears twice".to_owned()));
+        if key == "instance" || key == "rejoin" {
+            let seen = if key == "instance" {
+                &mut instance_seen
+            } else {
+                &mut rejoin_seen
+            };
+            if std::mem::replace(seen, true) {
+                return Err(r.err(format!("key `{key}` appears twice")));
             }
-            h.instance = r.uint(key)?;
+            if key == "instance" {
+                h.instance = r.uint(key)?;
+            } else {
+                h.rejoin = r.bool(key)?;
+            }
             continue;
         }
         let Some(i) = HELLO_KEYS.iter().position(|k| *k == key) else {

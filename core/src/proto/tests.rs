@@ -22,6 +22,7 @@ fn hello() -> Hello {
         max_frame: 16 * 1024 * 1024,
         heartbeat_ms: 5000,
         instance: 0,
+        rejoin: false,
     }
 }
 
@@ -389,8 +390,8 @@ fn declarations_iterate_in_order() {
     assert_eq!(back, items);
 }
 
-/// HELLO's optional `instance`: sent when non-zero, read back; absent is 0;
-/// given twice is a protocol error.
+/// HELLO's optional `instance` and `rejoin`: sent when set, read back;
+/// absent is 0 / false; given twice is a protocol error.
 #[test]
 fn hello_instance_is_optional_and_round_trips() {
     let roundtrip = |h: Hello| {
@@ -403,12 +404,15 @@ fn hello_instance_is_optional_and_round_trips() {
     };
     let mut with = hello();
     with.instance = 0xfeed_beef_1234;
+    with.rejoin = true;
     assert_eq!(roundtrip(with.clone()), with);
     assert_eq!(roundtrip(hello()).instance, 0);
+    assert!(!roundtrip(hello()).rejoin);
     // The documented vector (no `instance`) is what a zero encodes to.
     let mut buf = BytesMut::new();
     encode(&mut buf, &Frame::Hello(hello())).unwrap();
     assert!(!buf.windows(8).any(|w| w == b"instance"));
+    assert!(!buf.windows(6).any(|w| w == b"rejoin"));
 
     // A HELLO map with `instance` twice.
     let mut h = Vec::new();

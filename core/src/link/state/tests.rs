@@ -22,6 +22,7 @@ fn hello(name: &str, min: u64, max: u64) -> Hello {
         max_frame: MAX_FRAME as u32,
         heartbeat_ms: 1000,
         instance: 0,
+        rejoin: false,
     }
 }
 
