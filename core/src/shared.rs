@@ -80,7 +80,7 @@ impl Shared {
             lineage,
             blocker: Blocker::new(rt.clone(), cfg.busy_poll, lineage),
             name,
-            instance: fastrand::u64(1..),
+            instance: random_instance(),
             cfg,
             rt,
             closed: AtomicBool::new(false),
@@ -247,4 +247,21 @@ async fn report_drops(shared: Weak<Shared>) {
             None => return,
         }
     }
+}
+
+/// A random non-zero number for HELLO's `instance`. Not fastrand's global
+/// generator: on first use in a thread it takes that thread's handle, which
+/// std never frees for a C program's main thread (valgrind shows it).
+/// RandomState's keys come from the OS; the time, process and a counter
+/// make each endpoint's differ.
+fn random_instance() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static MADE: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(MADE.fetch_add(1, Relaxed));
+    h.write_u32(std::process::id());
+    if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        h.write_u128(t.as_nanos());
+    }
+    h.finish().max(1)
 }

@@ -1209,3 +1209,22 @@ async fn a_publisher_publishes_on_its_pattern_and_its_cached_route_follows_chang
         ErrorCode::Closed
     );
 }
+
+/// A link's counters move from the peer list to the totals in one step: a
+/// `stats()` taken as soon as `suspend()` returned (the link gone) counts
+/// every request made over it (a Kotlin test saw 0 once, before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_of_a_link_that_ended_are_never_missing_from_stats() {
+    let (server, client) = pair("tcp").await;
+    let _svc = server
+        .serve_fn("echo", |r| async move { Ok(r.payload().clone()) })
+        .unwrap();
+    assert!(client.wait_for_servers("echo", WATCHDOG).await.unwrap());
+    for round in 1..=100u64 {
+        within(client.request("echo", "x", WATCHDOG)).await.unwrap();
+        within(client.suspend()).await.unwrap();
+        assert_eq!(client.stats().total.requests_out, round, "round {round}");
+        within(client.resume()).await.unwrap();
+        assert!(client.wait_for_servers("echo", WATCHDOG).await.unwrap());
+    }
+}

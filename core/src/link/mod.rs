@@ -383,6 +383,7 @@ impl Links {
                         };
                 if keep_new {
                     st.peers.remove(pos);
+                    self.shared.totals.add(&old.snapshot());
                     old.replaced.store(true, SeqCst);
                     self.router.register(&mut st, &peer);
                     (None, Some(old))
@@ -412,7 +413,6 @@ impl Links {
         };
         if let Some(old) = replaced {
             self.connections.fetch_sub(1, SeqCst);
-            self.shared.totals.add(&old.snapshot());
             let reason = if old.inbound && peer.inbound {
                 format!("replaced by a newer connection from {}", peer.name)
             } else {
@@ -495,6 +495,9 @@ impl Links {
                 .cloned();
             let removed = self.router.remove(&mut st, peer);
             if removed {
+                // Under the lock `stats()` takes: the link's counts are in
+                // the peer list or in the totals, never in neither.
+                self.shared.totals.add(&peer.snapshot());
                 if let Some(d) = &redial_by {
                     go_offline(&self.shared, d, peer);
                 }
@@ -511,7 +514,6 @@ impl Links {
         peer.fail_in_flight(&err);
         if removed {
             self.connections.fetch_sub(1, SeqCst);
-            self.shared.totals.add(&peer.snapshot());
             self.router.notify();
             tracing::info!(endpoint = %self.shared.name, peer = %peer.name, code = %code, "peer down: {reason}");
             self.shared.emit(Event::PeerDown {
