@@ -136,16 +136,11 @@ test('networkChanged() drops the link and redials: peerDown with PEER_LOST, reco
   }
 })
 
-// What the core promises beyond that (Endpoint::network_changed: "every
-// link is dropped and every dialled address redialled now"), which it
-// breaks over real sockets now and then, more often on a loaded machine:
-// the link's reader reports the loss first ("connection closed by peer
-// without CLOSE") and the ordinary backoff redials after ~100 ms; or the
-// redial completes while the server still holds the old connection, which
-// then refuses the new one with NAME_IN_USE again and again (peerUp,
-// peerDown, reconnecting with a growing delay). Kept as a todo test, so
-// that the suite reports it without failing, until the core is fixed.
-test('networkChanged() redials at once and stays connected: reconnecting without delay, reason "the network changed", declarations back, no NAME_IN_USE', { todo: 'core race in network_changed over real sockets (see the comment above)' }, async () => {
+// The core redials at once (each supervisor is told before the links go)
+// and the server lets the redial in even if it still holds the old
+// connection (the HELLO's instance says it is the same endpoint): no
+// backoff, no NAME_IN_USE.
+test('networkChanged() redials at once and stays connected: reconnecting without delay, reason "the network changed", declarations back, no NAME_IN_USE', async () => {
   const { server, phone, addr, rec, close } = await roaming()
   try {
     const from = rec.events.length
