@@ -48,15 +48,15 @@ impl Service {
 
     /// The next request if one is queued, without waiting. `Err(CLOSED)`
     /// once closed (and always for a `serve_fn` service, whose handler
-    /// takes the requests).
+    /// takes the requests). It never touches the readiness hook: a waiter
+    /// armed by [`poll_recv`](Self::poll_recv) keeps its wakeup.
     pub fn try_recv(&self) -> Result<Option<(Request, Reply)>> {
-        match self.poll_recv(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
-            std::task::Poll::Ready(Some(r)) => Ok(Some(r)),
-            std::task::Poll::Ready(None) => {
-                Err(Error::new(ErrorCode::Closed, "the service is closed"))
-            }
-            std::task::Poll::Pending => Ok(None),
+        // Never arms the readiness hook (see `Subscription::try_recv_many`).
+        let closed = || Error::new(ErrorCode::Closed, "the service is closed");
+        if !self.pull {
+            return Err(closed());
         }
+        self.queue.try_pop().map_err(|()| closed())
     }
 
     /// The readiness hook for a foreign event loop: `Ready(Some)` with the

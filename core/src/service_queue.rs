@@ -230,6 +230,12 @@ impl ServiceQueue {
         Ok(Some(item))
     }
 
+    /// The next request if one is queued (`Err` once closed), leaving the
+    /// readiness hook as it is.
+    pub(crate) fn try_pop(&self) -> Result<Option<Incoming>, ()> {
+        self.pop()
+    }
+
     /// Waits for the next request; `None` once the queue is closed.
     pub(crate) async fn recv(&self) -> Option<Incoming> {
         loop {

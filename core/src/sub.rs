@@ -53,19 +53,7 @@ impl Subscription {
     /// Waits for at least one message and moves up to `max` into `out`;
     /// returns how many (0 means closed).
     pub async fn recv_many(&self, out: &mut Vec<Message>, max: usize) -> usize {
-        let mut n = 0;
-        {
-            let mut b = self.batch.lock().unwrap_or_else(|p| p.into_inner());
-            while n < max {
-                match b.pop_front() {
-                    Some(m) => {
-                        out.push(m);
-                        n += 1
-                    }
-                    None => break,
-                }
-            }
-        }
+        let n = self.take_batched_into(out, max);
         if n > 0 {
             return n;
         }
@@ -75,18 +63,22 @@ impl Subscription {
     /// Moves up to `max` queued messages into `out` without waiting;
     /// returns how many (0: none queued). `Err(CLOSED)` once closed and
     /// drained. With [`poll_recv_many`](Self::poll_recv_many), what a
-    /// binding's pump needs: this queue is the only one.
+    /// binding's pump needs: this queue is the only one. It never touches
+    /// the readiness hook: a waiter armed by `poll_recv_many` keeps its
+    /// wakeup.
     pub fn try_recv_many(&self, out: &mut Vec<Message>, max: usize) -> Result<usize> {
-        match self.poll_recv_many(
-            &mut std::task::Context::from_waker(std::task::Waker::noop()),
-            out,
-            max,
-        ) {
-            std::task::Poll::Ready(0) => {
-                Err(Error::new(ErrorCode::Closed, "the subscription is closed"))
-            }
-            std::task::Poll::Ready(n) => Ok(n),
-            std::task::Poll::Pending => Ok(0),
+        // Never arms the readiness hook: a foreign event loop's waiter
+        // registered through `poll_recv_many` keeps its wakeup.
+        let max = max.max(1);
+        let n = self.take_batched_into(out, max);
+        if n > 0 {
+            return Ok(n);
+        }
+        let before = out.len();
+        let (closed, _) = self.shared.pop_into(out, max);
+        match out.len() - before {
+            0 if closed => Err(Error::new(ErrorCode::Closed, "the subscription is closed")),
+            n => Ok(n),
         }
     }
 
@@ -104,23 +96,20 @@ impl Subscription {
         max: usize,
     ) -> std::task::Poll<usize> {
         let max = max.max(1);
-        let mut n = 0;
-        {
-            let mut b = self.batch.lock().unwrap_or_else(|p| p.into_inner());
-            while n < max {
-                match b.pop_front() {
-                    Some(m) => {
-                        out.push(m);
-                        n += 1
-                    }
-                    None => break,
-                }
-            }
-        }
+        let n = self.take_batched_into(out, max);
         if n > 0 {
             return std::task::Poll::Ready(n);
         }
         self.shared.poll_recv_many(cx, out, max)
+    }
+
+    /// Moves up to `max` messages a `recv` took from the queue but did not
+    /// return yet into `out`.
+    fn take_batched_into(&self, out: &mut Vec<Message>, max: usize) -> usize {
+        let mut b = self.batch.lock().unwrap_or_else(|p| p.into_inner());
+        let n = b.len().min(max);
+        out.extend(b.drain(..n));
+        n
     }
 
     fn take_batched(&self) -> Option<Message> {

@@ -1228,3 +1228,43 @@ async fn counters_of_a_link_that_ended_are_never_missing_from_stats() {
         assert!(client.wait_for_servers("echo", WATCHDOG).await.unwrap());
     }
 }
+
+/// `try_recv_many` and `Service::try_recv` never take the readiness hook's
+/// wakeup away from a foreign waiter: a pump that looks without waiting
+/// (elsewhere, or the same loop) leaves the waiting one to be woken.
+#[test]
+fn a_look_without_waiting_leaves_the_foreign_waiter_armed() {
+    use std::sync::atomic::Ordering::SeqCst;
+    use std::task::Context;
+    let ep = Endpoint::named("hook-keep").unwrap();
+    let sub = ep.subscribe("k").unwrap();
+    let svc = ep.serve("ks").unwrap();
+    let (count, waker) = wakes();
+    let mut cx = Context::from_waker(&waker);
+    let mut out = Vec::new();
+    assert!(sub.poll_recv_many(&mut cx, &mut out, 8).is_pending());
+    assert!(svc.poll_recv(&mut cx).is_pending());
+    // Looks that find nothing.
+    assert_eq!(sub.try_recv_many(&mut out, 8).unwrap(), 0);
+    assert!(svc.try_recv().unwrap().is_none());
+    ep.publish_blocking("k", "m").unwrap();
+    assert_eq!(
+        count.0.load(SeqCst),
+        1,
+        "the subscription's waiter was woken"
+    );
+    let e2 = ep.clone();
+    let caller =
+        std::thread::spawn(move || e2.request_blocking("ks", "q", Duration::from_secs(10)));
+    let deadline = std::time::Instant::now() + WATCHDOG;
+    while count.0.load(SeqCst) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the service's waiter was never woken"
+        );
+        std::thread::yield_now();
+    }
+    let (_, reply) = svc.try_recv().unwrap().expect("the request");
+    reply.send("a");
+    assert_eq!(&caller.join().unwrap().unwrap()[..], b"a");
+}
