@@ -1,8 +1,11 @@
 //! Python threads and the core's runtime.
 //!
-//! - Blocking calls ([`run_blocking`], [`wait_loop`]) release the GIL and wait
-//!   in slices (20 ms on the main thread, where Ctrl-C lands; 100 ms
-//!   elsewhere), checking signals and the exit flag between slices.
+//! - Blocking calls ([`run_blocking`], [`wait`]) go through the core's one
+//!   way in from plain threads (`netchan::blocking::Blocker`: first poll,
+//!   busy poll for the endpoint's `busy_poll`, park), with the GIL released
+//!   after the first poll, in slices (20 ms on the main thread, where Ctrl-C
+//!   lands; 100 ms elsewhere), checking signals and the exit flag between
+//!   slices.
 //! - Async calls ([`start_async`]) return an asyncio future. A future that
 //!   can finish at once is finished inline; otherwise its work is spawned on
 //!   the core's runtime and the result goes through a queue to the
@@ -17,12 +20,13 @@
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Mutex;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use netchan::blocking::Blocker;
 use netchan::{Error, ErrorCode};
 use once_cell::sync::Lazy;
 use pyo3::prelude::*;
@@ -97,28 +101,14 @@ pub fn check_alive() -> PyResult<()> {
     Ok(())
 }
 
-/// Runs `poll(slice)` with the GIL released until it returns `Some`; between
-/// slices re-attaches to run signal handlers (Ctrl-C raises here) and to
-/// notice the exit flag.
-pub fn wait_loop<T, F>(py: Python<'_>, mut poll: F) -> PyResult<T>
-where
-    T: Send,
-    F: FnMut(Duration) -> Option<T> + Send,
-{
-    let slice = if is_main_thread(py) {
+/// How long a blocked call waits with the GIL released before it re-attaches
+/// to run signal handlers (Ctrl-C raises there) and notice the exit flag:
+/// short on the main thread, where Python delivers signals.
+fn slice(py: Python<'_>) -> Duration {
+    if is_main_thread(py) {
         Duration::from_millis(20)
     } else {
         Duration::from_millis(100)
-    };
-    loop {
-        check_alive()?;
-        DETACHED.fetch_add(1, SeqCst);
-        let r = py.detach(|| poll(slice));
-        DETACHED.fetch_sub(1, SeqCst);
-        if let Some(v) = r {
-            return Ok(v);
-        }
-        py.check_signals()?;
     }
 }
 
@@ -126,164 +116,99 @@ where
 pub type BoxFut<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// Polls `fut` once on this thread, inside the runtime's context, with a
-/// waker that does nothing: most publishes and every non-waiting call finish
-/// here without a thread hop.
+/// waker that does nothing: the fast path of an asyncio call (most
+/// publishes, every call that need not wait) finishes here without a
+/// thread hop.
 pub fn poll_inline<T>(rt: &Handle, fut: &mut BoxFut<T>) -> Poll<T> {
     let _enter = rt.enter();
     let mut cx = Context::from_waker(std::task::Waker::noop());
     fut.as_mut().poll(&mut cx)
 }
 
-/// Default of [`set_busy_poll`]: how long a blocked call keeps polling
-/// before it parks, in microseconds.
-pub const DEFAULT_BUSY_POLL_US: u64 = 100;
-static BUSY_POLL_US: AtomicU64 = AtomicU64::new(DEFAULT_BUSY_POLL_US);
-
-/// Sets how long (microseconds) a blocking call (`request`, `recv`, the
-/// service loop of `serve`) keeps polling, yielding the CPU between polls,
-/// before it parks its thread; 0 parks at once. Waking a parked thread costs
-/// tens of microseconds on virtual machines (an idle virtual CPU is halted),
-/// so a short poll halves request/reply latency there, at the price of up to
-/// this much CPU time per wait. At most 1 s (1,000,000); negative values
-/// raise `InvalidArgumentError`. Returns the previous value.
-#[pyfunction]
-pub fn set_busy_poll(microseconds: i64) -> PyResult<u64> {
-    if !(0..=1_000_000).contains(&microseconds) {
-        return Err(crate::errors::err(
-            ErrorCode::InvalidArgument,
-            format!("busy poll must be 0..=1000000 microseconds, not {microseconds}"),
-        ));
-    }
-    Ok(BUSY_POLL_US.swap(microseconds as u64, SeqCst))
-}
-
-/// The busy-poll window of one wait.
-pub struct Spin(Instant);
-
-impl Spin {
-    pub fn start() -> Self {
-        Spin(Instant::now() + Duration::from_micros(BUSY_POLL_US.load(Relaxed)))
-    }
-    /// True while the window is open at `now`.
-    pub fn keep_polling(&self, now: Instant) -> bool {
-        now < self.0
-    }
-}
-
-/// Threads now polling a core future outside the runtime ([`poll_here`]);
-/// `shutdown` waits for them before it stops the runtime.
+/// Threads now inside a GIL-released [`Wait`](netchan::blocking::Wait) of
+/// ours; `shutdown` waits for them before it stops the runtime (a tokio
+/// timer polled after its runtime shut down panics).
 static POLLING: AtomicUsize = AtomicUsize::new(0);
 
-/// Wakes a thread that polls a core future itself.
-pub struct Unpark(pub std::thread::Thread);
-
-impl std::task::Wake for Unpark {
-    fn wake(self: std::sync::Arc<Self>) {
-        self.0.unpark();
-    }
-    fn wake_by_ref(self: &std::sync::Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-/// A waker that unparks the current thread.
-pub fn unpark_waker() -> std::task::Waker {
-    std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())))
-}
-
-/// Polls `fut` on this thread inside the runtime's context; `None` once the
-/// interpreter is exiting (the runtime may be gone: tokio timers panic when
-/// polled after their runtime shut down, so no poll may overlap `shutdown`).
-pub fn poll_here<T>(rt: &Handle, fut: &mut BoxFut<T>, waker: &std::task::Waker) -> Option<Poll<T>> {
-    POLLING.fetch_add(1, SeqCst);
-    let r = if EXITING.load(SeqCst) {
-        None
-    } else {
-        let _enter = rt.enter();
-        Some(fut.as_mut().poll(&mut Context::from_waker(waker)))
-    };
-    POLLING.fetch_sub(1, SeqCst);
-    r
-}
-
-/// How [`poll_until`] ended.
-pub enum Waited<T> {
-    Ready(T),
-    /// `end` passed first.
-    Elapsed,
-    /// The interpreter is exiting, or `stop` said so.
-    GaveUp,
-}
-
-/// Polls `fut` on this thread until it is ready or `end` passes: without
-/// pause while `spin` lasts (yielding the CPU between polls), then parked
-/// until `waker` unparks the thread. `stop` is checked before each poll.
-/// Call with the GIL released.
-pub fn poll_until<T>(
-    rt: &Handle,
-    fut: &mut BoxFut<T>,
-    waker: &std::task::Waker,
-    spin: &Spin,
-    end: Instant,
-    mut stop: impl FnMut() -> bool,
-) -> Waited<T> {
-    loop {
-        if stop() {
-            return Waited::GaveUp;
-        }
-        match poll_here(rt, fut, waker) {
-            None => return Waited::GaveUp,
-            Some(Poll::Ready(v)) => return Waited::Ready(v),
-            Some(Poll::Pending) => {}
-        }
-        let now = Instant::now();
-        if now >= end {
-            return Waited::Elapsed;
-        }
-        if spin.keep_polling(now) {
-            std::thread::yield_now();
-            continue;
-        }
-        std::thread::park_timeout(end - now);
-    }
-}
-
-/// Runs a core future to completion for a blocking Python call.
-///
-/// After a first poll with the GIL held (enough for most calls), the
-/// calling thread polls the future itself with the GIL released: first for the
-/// busy-poll window ([`set_busy_poll`]), then parked between polls, woken by
-/// the core directly. No runtime task is spawned, so a request costs at most
-/// one thread hand-off (the runtime thread that reads the reply unparks this
-/// one), and none when the reply comes within the window.
-pub fn run_blocking<T: Send + 'static>(
+/// Waits for `fut` through the core's one way in from plain threads
+/// ([`Blocker`]: first poll, busy poll for the endpoint's `busy_poll`,
+/// park until woken): the first poll with the GIL held (a publish that
+/// finds room, a message already queued), then with the GIL released, in
+/// slices, re-attaching between them to run signal handlers and notice the
+/// exit flag. `Ok(None)` once `deadline` passes; dropping the future
+/// afterwards cancels the operation.
+pub fn wait<F>(
     py: Python<'_>,
-    rt: &Handle,
-    fut: impl Future<Output = netchan::Result<T>> + Send + 'static,
-) -> PyResult<T> {
+    blocker: &Blocker,
+    fut: Pin<&mut F>,
+    deadline: Option<Instant>,
+) -> PyResult<Option<F::Output>>
+where
+    F: Future + Send + ?Sized,
+    F::Output: Send,
+{
     check_alive()?;
-    let mut fut: BoxFut<netchan::Result<T>> = Box::pin(fut);
-    // Most calls (a publish that finds room) finish here, GIL held.
-    if let Poll::Ready(r) = poll_inline(rt, &mut fut) {
-        return r.map_err(to_py);
+    let mut w = blocker.wait(fut).map_err(to_py)?;
+    if let Some(v) = w.until(Some(Instant::now())) {
+        return Ok(Some(v));
     }
-    let waker = unpark_waker();
-    let spin = Spin::start();
-    let r = wait_loop(py, |slice| {
-        match poll_until(rt, &mut fut, &waker, &spin, Instant::now() + slice, || {
-            false
-        }) {
-            Waited::Ready(r) => Some(r),
-            Waited::Elapsed => None,
-            Waited::GaveUp => Some(Err(exiting_error())),
+    let slice = slice(py);
+    loop {
+        check_alive()?;
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            return Ok(None);
         }
-    });
-    match r {
-        Ok(Err(_)) if EXITING.load(SeqCst) => Err(exiting_pyerr()),
-        Ok(r) => r.map_err(to_py),
-        // Ctrl-C or exit: dropping the future (when this returns) cancels
-        // the operation.
-        Err(interrupted) => Err(interrupted),
+        let end = deadline.map_or(now + slice, |d| d.min(now + slice));
+        DETACHED.fetch_add(1, SeqCst);
+        let r = py.detach(|| {
+            POLLING.fetch_add(1, SeqCst);
+            // Set before our count went up: the runtime may be gone.
+            let r = if EXITING.load(SeqCst) {
+                None
+            } else {
+                w.until(Some(end))
+            };
+            POLLING.fetch_sub(1, SeqCst);
+            r
+        });
+        DETACHED.fetch_sub(1, SeqCst);
+        if let Some(v) = r {
+            return Ok(Some(v));
+        }
+        py.check_signals()?;
+    }
+}
+
+/// The deadline of a receive's `timeout` argument (seconds, `None`: no
+/// limit); `INVALID_ARGUMENT` for a negative or non-finite one.
+pub fn deadline(timeout: Option<f64>) -> PyResult<Option<Instant>> {
+    match timeout {
+        None => Ok(None),
+        Some(t) => Duration::try_from_secs_f64(t)
+            .map(|d| Some(Instant::now() + d))
+            .map_err(|_| {
+                crate::errors::err(
+                    ErrorCode::InvalidArgument,
+                    format!("timeout must be a finite number >= 0, not {t}"),
+                )
+            }),
+    }
+}
+
+/// Runs a core future to completion for a blocking Python call (see
+/// [`wait`]); Ctrl-C or exit ends the wait and drops the future, which
+/// cancels the operation.
+pub fn run_blocking<T: Send>(
+    py: Python<'_>,
+    blocker: &Blocker,
+    fut: impl Future<Output = netchan::Result<T>> + Send,
+) -> PyResult<T> {
+    let fut = std::pin::pin!(fut);
+    match wait(py, blocker, fut, None)? {
+        Some(Err(_)) if EXITING.load(SeqCst) => Err(exiting_pyerr()),
+        Some(r) => r.map_err(to_py),
+        None => Err(exiting_pyerr()), // no deadline: unreachable
     }
 }
 
@@ -332,8 +257,12 @@ pub fn finish_async<T: Send + 'static>(
             make: Box::new(move |py| r.map_err(to_py).and_then(|v| convert(py, v))),
         });
     });
-    let canceller = Canceller(task.abort_handle());
-    pyfut.call_method1("add_done_callback", (canceller,))?;
+    cancel_with(pyfut, task.abort_handle())
+}
+
+/// Aborts `task` when the asyncio future `pyfut` is cancelled.
+pub fn cancel_with(pyfut: &Bound<'_, PyAny>, task: tokio::task::AbortHandle) -> PyResult<()> {
+    pyfut.call_method1("add_done_callback", (Canceller(task),))?;
     Ok(())
 }
 
@@ -495,14 +424,14 @@ pub fn shutdown(py: Python<'_>) {
     EXITING.store(true, SeqCst);
     dispatch(Job::Stop);
     py.detach(|| {
-        // A poll that saw EXITING unset finishes first (microseconds).
-        while POLLING.load(SeqCst) > 0 {
-            std::thread::yield_now();
+        // A wait that saw EXITING unset ends within its slice (at most
+        // 100 ms); none starts after.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while POLLING.load(SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
         }
         netchan::runtime::shutdown(Duration::from_secs(1));
-        // Waits woken by the shutdown return within one slice (100 ms); the
-        // dispatcher returns after the job it is running.
-        let deadline = Instant::now() + Duration::from_secs(2);
+        // The dispatcher returns after the job it is running.
         while (DETACHED.load(SeqCst) > 0 || DISPATCHING.load(SeqCst)) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }

@@ -15,7 +15,7 @@ use crate::bridge::{
     check_alive, finish_async, poll_inline, run_blocking, start_async, BoxFut, Convert,
 };
 use crate::errors::{err, to_py};
-use crate::feed::{Events, EventsFeed, Service, Subscription};
+use crate::feed::{Events, Service, Subscription};
 
 /// Payloads at least this large are shared with Python instead of copied.
 const ZERO_COPY_MIN: usize = 64 * 1024;
@@ -159,8 +159,8 @@ fn conv_peer(py: Python<'_>, p: netchan::PeerInfo) -> PyResult<Py<PyAny>> {
 pub struct Endpoint {
     ep: netchan::Endpoint,
     rt: Handle,
-    /// Event streams to end on close (the core ends them only on drop).
-    events: std::sync::Mutex<Vec<std::sync::Weak<EventsFeed>>>,
+    /// The core's way in from plain threads, with this endpoint's busy poll.
+    blocker: netchan::blocking::Blocker,
 }
 
 impl Endpoint {
@@ -214,6 +214,7 @@ impl Endpoint {
         handshake_timeout=None, send_buffer=None, send_timeout=None, ping_timeout=None,
         service_queue=None, max_connections=None, max_pending_handshakes=None,
         max_declarations_per_peer=None, sub_capacity=None, sub_max_bytes=None, sub_overflow=None,
+        busy_poll=None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -233,6 +234,7 @@ impl Endpoint {
         sub_capacity: Option<usize>,
         sub_max_bytes: Option<usize>,
         sub_overflow: Option<&str>,
+        busy_poll: Option<f64>,
     ) -> PyResult<Self> {
         check_alive()?;
         let mut c = Config::default();
@@ -256,7 +258,8 @@ impl Endpoint {
             connect_timeout,
             handshake_timeout,
             send_timeout,
-            ping_timeout
+            ping_timeout,
+            busy_poll
         );
         if let Some(v) = sub_capacity {
             c.subscribe.capacity = v;
@@ -275,18 +278,23 @@ impl Endpoint {
         let ep = netchan::Endpoint::new(c).map_err(to_py)?;
         // The endpoint lives on netchan's own runtime; keep its handle to
         // spawn on (this thread is outside any runtime).
-        let rt = ep.block_on(async { Handle::current() }).map_err(to_py)?;
-        Ok(Endpoint {
-            ep,
-            rt,
-            events: Default::default(),
-        })
+        let rt = ep.runtime().clone();
+        let blocker = ep.blocker().clone();
+        Ok(Endpoint { ep, rt, blocker })
     }
 
     /// The endpoint's name.
     #[getter]
     fn name(&self) -> &str {
         self.ep.name()
+    }
+
+    /// How long a blocking call keeps polling before it parks its thread,
+    /// in seconds: the core's `Config::busy_poll` for this endpoint (the
+    /// `busy_poll` option; default 0).
+    #[getter]
+    fn busy_poll(&self) -> f64 {
+        self.ep.config().busy_poll.as_secs_f64()
     }
 
     /// True once closed.
@@ -298,19 +306,19 @@ impl Endpoint {
     /// Listens on `addr` and returns the bound address.
     fn listen(&self, py: Python<'_>, addr: String) -> PyResult<String> {
         let ep = self.ep.clone();
-        run_blocking(py, &self.rt, async move { ep.listen(&addr).await })
+        run_blocking(py, &self.blocker, async move { ep.listen(&addr).await })
     }
 
     /// Connects to the endpoint listening at `addr`.
     fn connect(&self, py: Python<'_>, addr: String) -> PyResult<PeerInfo> {
         let ep = self.ep.clone();
-        run_blocking(py, &self.rt, async move { ep.connect(&addr).await }).map(PeerInfo::from)
+        run_blocking(py, &self.blocker, async move { ep.connect(&addr).await }).map(PeerInfo::from)
     }
 
     /// Publishes `data` on `path`.
     fn publish(&self, py: Python<'_>, path: String, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let fut = self.publish_fut(path, data)?;
-        run_blocking(py, &self.rt, fut)
+        run_blocking(py, &self.blocker, fut)
     }
 
     /// Publishes without waiting; raises `BufferFullError` if a target had no room.
@@ -329,7 +337,7 @@ impl Endpoint {
         payloads: &Bound<'_, PyAny>,
     ) -> PyResult<usize> {
         let fut = self.publish_many_fut(path, payloads)?;
-        run_blocking(py, &self.rt, fut)
+        run_blocking(py, &self.blocker, fut)
     }
 
     /// Publishes `obj` encoded as plain msgpack.
@@ -337,7 +345,7 @@ impl Endpoint {
         let mut out = Vec::new();
         crate::msgpack::encode(obj, &mut out)?;
         let ep = self.ep.clone();
-        run_blocking(py, &self.rt, async move { ep.publish(&path, out).await })
+        run_blocking(py, &self.blocker, async move { ep.publish(&path, out).await })
     }
 
     #[pyo3(signature = (pattern, capacity=None, max_bytes=None, overflow=None))]
@@ -361,14 +369,14 @@ impl Endpoint {
         }
         let _enter = self.rt.enter();
         let sub = self.ep.subscribe_with(pattern, o).map_err(to_py)?;
-        Ok(Subscription::new(sub, self.rt.clone()))
+        Ok(Subscription::new(sub))
     }
 
     fn _serve(&self, pattern: &str) -> PyResult<Service> {
         check_alive()?;
         let _enter = self.rt.enter();
         let svc = self.ep.serve(pattern).map_err(to_py)?;
-        Ok(Service::new(svc, self.rt.clone()))
+        Ok(Service::new(svc))
     }
 
     /// Sends a request and waits up to `timeout` seconds for the reply.
@@ -381,14 +389,14 @@ impl Endpoint {
         timeout: f64,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let fut = self.request_fut(path, data, timeout)?;
-        let b = run_blocking(py, &self.rt, fut)?;
+        let b = run_blocking(py, &self.blocker, fut)?;
         Ok(PyBytes::new(py, &b))
     }
 
     /// Round-trip time to the connected peer named `peer`, in seconds.
     fn ping(&self, py: Python<'_>, peer: String) -> PyResult<f64> {
         let ep = self.ep.clone();
-        run_blocking(py, &self.rt, async move { ep.ping(&peer).await }).map(|d| d.as_secs_f64())
+        run_blocking(py, &self.blocker, async move { ep.ping(&peer).await }).map(|d| d.as_secs_f64())
     }
 
     /// The connected peers.
@@ -442,22 +450,45 @@ impl Endpoint {
     /// Connection and drop events from now on.
     fn events(&self) -> PyResult<Events> {
         check_alive()?;
-        let ev = Events::new(self.ep.events(), self.rt.clone());
-        let mut list = self.events.lock().unwrap_or_else(|p| p.into_inner());
-        list.retain(|w| w.strong_count() > 0);
-        list.push(std::sync::Arc::downgrade(ev.feed()));
-        if self.ep.is_closed() {
-            ev.feed().end();
-        }
-        Ok(ev)
+        Ok(Events::new(self.ep.events(), &self.ep))
     }
 
-    /// Ends the event streams (called once the endpoint is closed).
-    fn _end_events(&self) {
-        let list = std::mem::take(&mut *self.events.lock().unwrap_or_else(|p| p.into_inner()));
-        for f in list.iter().filter_map(|w| w.upgrade()) {
-            f.end();
+    /// The application goes to the background: closes every link and
+    /// listener; subscriptions, services, declarations, messages held for
+    /// dialled peers and counters stay. Emits a `suspended` event. Idempotent.
+    fn suspend(&self, py: Python<'_>) -> PyResult<()> {
+        let ep = self.ep.clone();
+        run_blocking(py, &self.blocker, async move { ep.suspend().await })
+    }
+
+    /// Back to the foreground: listens and dials again at once; held
+    /// messages go first. Emits a `resumed` event. Does nothing if not
+    /// suspended.
+    fn resume(&self, py: Python<'_>) -> PyResult<()> {
+        let ep = self.ep.clone();
+        run_blocking(py, &self.blocker, async move { ep.resume().await })
+    }
+
+    /// The network changed: drops every link and redials every dialled
+    /// address now.
+    fn network_changed(&self, py: Python<'_>) -> PyResult<()> {
+        let ep = self.ep.clone();
+        run_blocking(py, &self.blocker, async move { ep.network_changed().await })
+    }
+
+    /// Closes the endpoint at interpreter exit (the package's exit hook),
+    /// waiting at most `timeout` seconds for it: what is queued for peers
+    /// is sent first (the core's close flushes, bounded), so a script that
+    /// publishes and ends without `close()` still delivers.
+    fn _close_at_exit(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
+        if crate::bridge::EXITING.load(std::sync::atomic::Ordering::SeqCst) || self.ep.is_closed() {
+            return Ok(true);
         }
+        let t = seconds("timeout", timeout)?;
+        let ep = self.ep.clone();
+        let fut = std::pin::pin!(async move { ep.close().await });
+        let end = std::time::Instant::now() + t;
+        Ok(crate::bridge::wait(py, &self.blocker, fut, Some(end))?.is_some())
     }
 
     /// True if a message published on `path` now would reach a subscriber.
@@ -470,7 +501,7 @@ impl Endpoint {
     fn wait_for_subscribers(&self, py: Python<'_>, path: String, timeout: f64) -> PyResult<bool> {
         let t = seconds("timeout", timeout)?;
         let ep = self.ep.clone();
-        run_blocking(py, &self.rt, async move {
+        run_blocking(py, &self.blocker, async move {
             ep.wait_for_subscribers(&path, t).await
         })
     }
@@ -485,11 +516,9 @@ impl Endpoint {
     fn wait_for_servers(&self, py: Python<'_>, path: String, timeout: f64) -> PyResult<bool> {
         let t = seconds("timeout", timeout)?;
         let ep = self.ep.clone();
-        run_blocking(
-            py,
-            &self.rt,
-            async move { ep.wait_for_servers(&path, t).await },
-        )
+        run_blocking(py, &self.blocker, async move {
+            ep.wait_for_servers(&path, t).await
+        })
     }
 
     /// Names of the endpoints subscribed to something overlapping `pattern`.
@@ -524,12 +553,10 @@ impl Endpoint {
             return Ok(());
         }
         let ep = self.ep.clone();
-        let r = run_blocking(py, &self.rt, async move {
+        run_blocking(py, &self.blocker, async move {
             ep.close().await;
             Ok(())
-        });
-        self._end_events();
-        r
+        })
     }
 
     fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
@@ -645,6 +672,36 @@ impl Endpoint {
         let ep = self.ep.clone();
         let fut = async move { ep.wait_for_servers(&path, t).await };
         start_async(py, &self.rt, event_loop, fut, conv_bool)
+    }
+
+    fn _suspend_async<'py>(
+        &self,
+        py: Python<'py>,
+        event_loop: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let ep = self.ep.clone();
+        let fut = async move { ep.suspend().await };
+        start_async(py, &self.rt, event_loop, fut, conv_none)
+    }
+
+    fn _resume_async<'py>(
+        &self,
+        py: Python<'py>,
+        event_loop: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let ep = self.ep.clone();
+        let fut = async move { ep.resume().await };
+        start_async(py, &self.rt, event_loop, fut, conv_none)
+    }
+
+    fn _network_changed_async<'py>(
+        &self,
+        py: Python<'py>,
+        event_loop: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let ep = self.ep.clone();
+        let fut = async move { ep.network_changed().await };
+        start_async(py, &self.rt, event_loop, fut, conv_none)
     }
 
     fn _close_async<'py>(

@@ -31,6 +31,25 @@ pub fn err(code: ErrorCode, detail: impl Into<String>) -> PyErr {
     to_py(Error::new(code, detail))
 }
 
+static MSGPACK_ERROR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// A msgpack encode/decode error: an `InvalidArgumentError` (`.code` is
+/// `INVALID_ARGUMENT`, as for Node's msgpack helpers) that is also the
+/// built-in `builtin` names (`"value"`, `"type"`, `"overflow"`).
+pub fn msgpack_error(builtin: &str, detail: impl Into<String>) -> PyErr {
+    let detail = detail.into();
+    Python::attach(|py| {
+        let f = match MSGPACK_ERROR.import(py, "netchan._errors", "_msgpack_error") {
+            Ok(f) => f,
+            Err(_) => return PyRuntimeError::new_err(detail),
+        };
+        match f.call1((builtin, detail)) {
+            Ok(exc) => PyErr::from_value(exc),
+            Err(e) => e,
+        }
+    })
+}
+
 /// Every error code as `(name, number, description)`, in numeric order.
 #[pyfunction]
 pub fn error_codes() -> Vec<(&'static str, u16, &'static str)> {

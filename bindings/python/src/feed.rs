@@ -1,322 +1,138 @@
-//! The receive side: subscriptions, services and event streams.
+//! The receive side: subscriptions, services and event streams, as thin
+//! pumps over the core's queues (the core's queue is the only queue).
 //!
-//! Each wraps a [`Feed`]: a queue in front of a core source. Items are taken
-//! from the queue, or straight from the source when it has some ready. When
-//! both are empty one *filler* task waits on the source on the core's runtime
-//! and deposits what it gets, then wakes blocked Python threads (a condvar)
-//! and asyncio waiters (through the dispatcher). A Python thread that stops
-//! waiting (timeout, Ctrl-C, cancelled task) loses nothing: the filler
-//! deposits into the queue, not into the waiter.
+//! - Taking what is queued: `Subscription::try_recv_many` /
+//!   `Service::try_recv`, straight from the core, GIL held.
+//! - Blocking receives wait on the core's own receive future through the
+//!   endpoint's `Blocker` ([`bridge::wait`]): GIL released, Ctrl-C checked
+//!   between slices; the core wakes the parked thread directly. Many
+//!   threads may wait on one source: the core hands each message to one.
+//! - asyncio receives (`_poll_async`) take an item, or else register an
+//!   asyncio future with the core's readiness hook (`poll_recv_many` /
+//!   `poll_recv`); the thread that queues the next item wakes [`Waiters`],
+//!   which hands the futures to the dispatcher, and each woken receiver takes
+//!   the item itself, so a cancelled wait loses nothing.
+//! - The core's event stream has no readiness hook: an asyncio wait there
+//!   runs a task that parks the next event in a stash (at most one per
+//!   waiter), so cancelling it loses nothing either.
 //!
 //! No lock of ours is held while Python code runs (a `__del__` run by the
-//! garbage collector could re-enter), so Python objects are made after the
-//! queue is unlocked.
+//! garbage collector could re-enter).
 
 use std::collections::VecDeque;
-use std::future::Future;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
 
 use netchan::{ErrorCode, EventRecv};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyTuple};
 use tokio::runtime::Handle;
 
-use crate::bridge::{
-    check_alive, dispatch, poll_until, unpark_waker, wait_loop, BoxFut, Job, Spin, Waited,
-};
-use crate::errors::err;
+use crate::bridge::{check_alive, deadline, dispatch, wait, Job};
+use crate::errors::{err, to_py};
 
-/// Items a filler asks for at once.
-const FILL: usize = 256;
+/// asyncio futures waiting for one source, completed (with `None`) all at
+/// once when the core's readiness hook fires.
+#[derive(Default)]
+struct Waiters(Mutex<Vec<(Py<PyAny>, Py<PyAny>)>>);
 
-/// Where a feed's items come from.
-pub trait Source<T>: Send + Sync + 'static {
-    /// Waits for at least one item; an empty vector means the source ended.
-    fn fetch(self: Arc<Self>, max: usize) -> BoxFut<Vec<T>>;
-    /// Moves items that are ready into `q` without waiting; true if the
-    /// source has ended.
-    fn try_take(self: &Arc<Self>, q: &mut VecDeque<T>, max: usize) -> bool {
-        let mut fut = self.clone().fetch(max);
-        let mut cx = Context::from_waker(std::task::Waker::noop());
-        match fut.as_mut().poll(&mut cx) {
-            Poll::Ready(v) if v.is_empty() => true,
-            Poll::Ready(v) => {
-                q.extend(v);
-                false
-            }
-            Poll::Pending => false,
-        }
+/// Waiters beyond which a new registration wakes the old ones (those of
+/// cancelled waits are only dropped at a wake).
+const PRUNE_AT: usize = 64;
+
+impl Waiters {
+    fn take(&self) -> Vec<(Py<PyAny>, Py<PyAny>)> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
     }
-    /// Ends the source (unsubscribe, stop serving).
-    fn close(&self) {}
 }
 
-struct State<T> {
-    q: VecDeque<T>,
-    ended: bool,
-    filling: bool,
-    filler: Option<tokio::task::AbortHandle>,
-    /// A blocked Python thread that polls the source itself (instead of a
-    /// filler task) while no asyncio waiter needs the runtime to do it.
-    poller: Option<std::thread::Thread>,
-    waiters: Vec<(Py<PyAny>, Py<PyAny>)>,
-}
-
-/// A buffered receive queue over a [`Source`].
-pub struct Feed<T, S> {
-    src: Arc<S>,
-    rt: Handle,
-    st: Mutex<State<T>>,
-    cv: Condvar,
-}
-
-impl<T: Send + 'static, S: Source<T>> Feed<T, S> {
-    fn new(src: S, rt: Handle) -> Arc<Self> {
-        Arc::new(Feed {
-            src: Arc::new(src),
-            rt,
-            st: Mutex::new(State {
-                q: VecDeque::new(),
-                ended: false,
-                filling: false,
-                filler: None,
-                poller: None,
-                waiters: Vec::new(),
-            }),
-            cv: Condvar::new(),
-        })
+impl Wake for Waiters {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
     }
-
-    fn lock(&self) -> MutexGuard<'_, State<T>> {
-        self.st.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Up to `max` items without waiting, and whether the feed is finished
-    /// (ended and drained).
-    fn take(&self, max: usize) -> (Vec<T>, bool) {
-        let mut st = self.lock();
-        // While a filler is out, items it took are not queued yet: taking
-        // newer ones from the source would reorder them.
-        if st.q.is_empty() && !st.ended && !st.filling && self.src.try_take(&mut st.q, FILL) {
-            st.ended = true;
-        }
-        let n = max.min(st.q.len());
-        let v: Vec<T> = st.q.drain(..n).collect();
-        let done = st.ended && st.q.is_empty();
-        (v, done)
-    }
-
-    /// One item without waiting (the per-message fast path of iteration):
-    /// `Ok(None)` if none is ready, `Err(())` once finished.
-    fn take_one(&self) -> Result<Option<T>, ()> {
-        let mut st = self.lock();
-        if let Some(x) = st.q.pop_front() {
-            return Ok(Some(x));
-        }
-        if !st.ended && !st.filling && self.src.try_take(&mut st.q, FILL) {
-            st.ended = true;
-        }
-        match st.q.pop_front() {
-            Some(x) => Ok(Some(x)),
-            None if st.ended => Err(()),
-            None => Ok(None),
-        }
-    }
-
-    fn ensure_filler(self: &Arc<Self>, st: &mut State<T>) {
-        if st.filling || st.ended {
-            return;
-        }
-        st.filling = true;
-        let me = Arc::clone(self);
-        let fut = self.src.clone().fetch(FILL);
-        let task = self.rt.spawn(async move {
-            let v = fut.await;
-            me.deposit(v);
-        });
-        st.filler = Some(task.abort_handle());
-    }
-
-    fn deposit(&self, v: Vec<T>) {
-        let waiters = {
-            let mut st = self.lock();
-            st.filling = false;
-            st.filler = None;
-            st.poller = None;
-            if v.is_empty() {
-                st.ended = true;
-            } else {
-                st.q.extend(v);
-            }
-            std::mem::take(&mut st.waiters)
-        };
-        self.cv.notify_all();
-        for (event_loop, fut) in waiters {
+    /// Runs on whichever thread queued an item: hands the futures to the
+    /// dispatcher, never touching the GIL.
+    fn wake_by_ref(self: &Arc<Self>) {
+        for (event_loop, fut) in self.take() {
             dispatch(Job::Wake { event_loop, fut });
         }
     }
+}
 
-    /// Waits up to `timeout` (`None`: no limit) for up to `max` items; an
-    /// empty vector on timeout, `CLOSED` once ended and drained.
-    fn recv_blocking(
-        self: &Arc<Self>,
-        py: Python<'_>,
-        max: usize,
-        timeout: Option<f64>,
-        what: &str,
-    ) -> PyResult<Vec<T>> {
-        check_alive()?;
-        let deadline = match timeout {
-            Some(t) if !(t >= 0.0 && t.is_finite()) => {
-                return Err(err(
-                    ErrorCode::InvalidArgument,
-                    format!("timeout must be a finite number >= 0, not {t}"),
-                ))
-            }
-            Some(t) => Some(Instant::now() + Duration::from_secs_f64(t)),
-            None => None,
-        };
-        loop {
-            let (v, done) = self.take(max.max(1));
-            if !v.is_empty() {
-                return Ok(v);
-            }
-            if done {
-                return Err(err(ErrorCode::Closed, format!("the {what} is closed")));
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(Vec::new());
-            }
-            let mut st = self.lock();
-            if !st.filling && !st.ended && st.waiters.is_empty() {
-                st.filling = true;
-                st.poller = Some(std::thread::current());
-                drop(st);
-                self.poll_source(py, deadline)?;
-                continue;
-            }
-            self.ensure_filler(&mut st);
-            drop(st);
-            // Wait for what the poller or filler deposits; once neither is
-            // out (the poller took the only item, or gave up), go back to
-            // the top and poll: otherwise nobody would, and this thread
-            // would sleep on items that have arrived.
-            wait_loop(py, |slice| {
-                let st = self.lock();
-                if !st.q.is_empty() || st.ended || !st.filling {
-                    return Some(());
-                }
-                let mut wait = slice;
-                if let Some(d) = deadline {
-                    wait = wait.min(d.saturating_duration_since(Instant::now()));
-                }
-                let (st, _) = self
-                    .cv
-                    .wait_timeout(st, wait)
-                    .unwrap_or_else(|p| p.into_inner());
-                let ready = !st.q.is_empty() || st.ended || !st.filling;
-                (ready || deadline.is_some_and(|d| Instant::now() >= d)).then_some(())
-            })?;
+/// The asyncio side of one source: its waiters and the waker the core's
+/// readiness hook holds (the same one every time, so re-arming is cheap).
+struct AsyncHook {
+    waiters: Arc<Waiters>,
+    waker: Waker,
+}
+
+impl AsyncHook {
+    fn new() -> AsyncHook {
+        let waiters = Arc::new(Waiters::default());
+        AsyncHook {
+            waker: Waker::from(waiters.clone()),
+            waiters,
         }
     }
 
-    /// Polls the source on this (blocked) thread until it yields, the
-    /// deadline passes, the feed ends or the wait is interrupted; the core
-    /// unparks the thread directly, with no runtime task in between. The
-    /// caller has set `filling` and `poller`; this clears them.
-    fn poll_source(self: &Arc<Self>, py: Python<'_>, deadline: Option<Instant>) -> PyResult<()> {
-        let mut fut = self.src.clone().fetch(FILL);
-        let waker = unpark_waker();
-        let spin = Spin::start();
-        let r = wait_loop(py, |slice| {
-            let mut end = Instant::now() + slice;
-            if let Some(d) = deadline {
-                end = end.min(d);
-            }
-            match poll_until(&self.rt, &mut fut, &waker, &spin, end, || self.lock().ended) {
-                Waited::Ready(v) => Some(Some(v)),
-                Waited::GaveUp => Some(None),
-                Waited::Elapsed => deadline
-                    .is_some_and(|d| Instant::now() >= d)
-                    .then_some(None),
-            }
-        });
-        if let Ok(Some(v)) = r {
-            self.deposit(v);
-            return Ok(());
-        }
-        // Nothing taken (a pending fetch takes nothing, so dropping it loses
-        // nothing): hand the source back, to a filler task if asyncio waits.
-        drop(fut);
-        let mut st = self.lock();
-        st.poller = None;
-        if st.filler.is_none() {
-            st.filling = false;
-        }
-        if !st.waiters.is_empty() {
-            self.ensure_filler(&mut st);
-        }
-        drop(st);
-        self.cv.notify_all();
-        r.map(|_| ())
+    /// A context whose waker is this hook's, for polls that may arm it.
+    fn cx(&self) -> Context<'_> {
+        Context::from_waker(&self.waker)
     }
 
-    /// `None` if items are ready (or the feed is finished) now; otherwise a
-    /// future that completes with `None` when that changes.
-    fn wait_async<'py>(
-        self: &Arc<Self>,
-        py: Python<'py>,
+    /// An item now (`Ok(Ok(item))`), or a future on `event_loop` that
+    /// completes when `poll` may find one; `poll` returns `Ready(None)` once
+    /// the source is finished, which raises `CLOSED`.
+    fn poll<'py, T>(
+        &self,
         event_loop: &Bound<'py, PyAny>,
-    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        what: &str,
+        poll: impl FnOnce(&mut Context<'_>) -> Poll<Option<T>>,
+    ) -> PyResult<Result<T, Bound<'py, PyAny>>> {
         check_alive()?;
         // Made before locking: creating it runs Python code.
         let fut = event_loop.call_method0("create_future")?;
-        let mut st = self.lock();
-        if st.q.is_empty() && !st.ended && !st.filling && self.src.try_take(&mut st.q, FILL) {
-            st.ended = true;
-        }
-        if !st.q.is_empty() || st.ended {
-            return Ok(None);
-        }
-        st.waiters
-            .push((event_loop.clone().unbind(), fut.clone().unbind()));
-        self.ensure_filler(&mut st);
-        drop(st);
-        let _ = py;
-        Ok(Some(fut))
-    }
-
-    fn close(&self) {
-        self.src.close();
-    }
-
-    /// Ends the feed now: queued items can still be taken, then `CLOSED`.
-    pub fn end(&self) {
-        let waiters = {
-            let mut st = self.lock();
-            st.ended = true;
-            st.filling = false;
-            if let Some(t) = st.filler.take() {
-                t.abort();
-            }
-            if let Some(t) = st.poller.take() {
-                t.unpark();
-            }
-            std::mem::take(&mut st.waiters)
+        let stale = {
+            let mut w = self.waiters.0.lock().unwrap_or_else(|p| p.into_inner());
+            let stale = if w.len() >= PRUNE_AT {
+                std::mem::take(&mut *w)
+            } else {
+                Vec::new()
+            };
+            w.push((event_loop.clone().unbind(), fut.clone().unbind()));
+            stale
         };
-        self.cv.notify_all();
-        for (event_loop, fut) in waiters {
+        // A spurious wake: live waiters look again and re-register.
+        for (event_loop, fut) in stale {
             dispatch(Job::Wake { event_loop, fut });
         }
-    }
-
-    fn stop_filler(&self) {
-        if let Some(t) = self.lock().filler.take() {
-            t.abort();
+        // Registered first: an item queued from here on wakes `fut`.
+        let r = poll(&mut self.cx());
+        if let Poll::Ready(item) = r {
+            self.waiters
+                .0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|(_, f)| f.as_ptr() != fut.as_ptr());
+            return match item {
+                Some(x) => Ok(Ok(x)),
+                None => Err(err(ErrorCode::Closed, format!("the {what} is closed"))),
+            };
         }
+        Ok(Err(fut))
+    }
+}
+
+/// `(item, None)` or `(None, future)`: what `_poll_async` returns to
+/// `netchan._async`.
+fn item_or_future<'py, T: IntoPyObject<'py>>(
+    py: Python<'py>,
+    r: Result<T, Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    match r {
+        Ok(x) => (x, py.None()).into_pyobject(py),
+        Err(fut) => (py.None(), fut).into_pyobject(py),
     }
 }
 
@@ -332,6 +148,13 @@ fn helper<'py>(
         Ok(py.import("netchan._async")?.into_any().unbind())
     })?;
     m.bind(py).getattr(name)?.call1(args)
+}
+
+fn is_closed(py: Python<'_>, e: &PyErr) -> bool {
+    e.value(py)
+        .getattr("code")
+        .and_then(|c| c.extract::<String>())
+        .is_ok_and(|c| c == "CLOSED")
 }
 
 // ---------------------------------------------------------------- messages
@@ -374,49 +197,65 @@ impl Message {
     }
 }
 
-struct SubSrc(netchan::Subscription);
-
-impl Source<netchan::Message> for SubSrc {
-    fn fetch(self: Arc<Self>, max: usize) -> BoxFut<Vec<netchan::Message>> {
-        Box::pin(async move {
-            let mut v = Vec::new();
-            self.0.recv_many(&mut v, max).await;
-            v
-        })
-    }
-    fn try_take(self: &Arc<Self>, q: &mut VecDeque<netchan::Message>, max: usize) -> bool {
-        let mut v = Vec::new();
-        let r = {
-            let fut = std::pin::pin!(self.0.recv_many(&mut v, max));
-            fut.poll(&mut Context::from_waker(std::task::Waker::noop()))
-        };
-        q.extend(v);
-        matches!(r, Poll::Ready(0))
-    }
-    fn close(&self) {
-        self.0.close()
-    }
-}
-
 /// A subscription: iterate it (`for msg in sub`, `async for msg in sub`) or
 /// call `recv`. Closing it (or the endpoint) ends the iteration once the
 /// queued messages are taken.
 #[pyclass(module = "netchan._native", frozen, weakref)]
 pub struct Subscription {
-    feed: Arc<Feed<netchan::Message, SubSrc>>,
+    sub: netchan::Subscription,
+    hook: AsyncHook,
 }
 
 impl Subscription {
-    pub fn new(sub: netchan::Subscription, rt: Handle) -> Subscription {
+    pub fn new(sub: netchan::Subscription) -> Subscription {
         Subscription {
-            feed: Feed::new(SubSrc(sub), rt),
+            sub,
+            hook: AsyncHook::new(),
         }
     }
-}
 
-fn one<T>(mut v: Vec<T>) -> Option<T> {
-    v.truncate(1);
-    v.pop()
+    /// The next message, waiting up to `timeout` (`None` on timeout);
+    /// `CLOSED` once closed and drained. The core's `recv` takes a batch
+    /// from its queue and hands it out one by one (the first poll, GIL
+    /// held, is all a stream of messages needs).
+    fn take_one(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Message>> {
+        let deadline = deadline(timeout)?;
+        let fut = std::pin::pin!(self.sub.recv());
+        match wait(py, self.sub.blocker(), fut, deadline)? {
+            None => Ok(None),
+            Some(Some(m)) => Ok(Some(Message(m))),
+            Some(None) => Err(err(ErrorCode::Closed, "the subscription is closed")),
+        }
+    }
+
+    /// Up to `max` messages, waiting up to `timeout` for the first (empty
+    /// on timeout); `CLOSED` once closed and drained.
+    fn take(
+        &self,
+        py: Python<'_>,
+        max: usize,
+        timeout: Option<f64>,
+    ) -> PyResult<Vec<netchan::Message>> {
+        check_alive()?;
+        let max = max.max(1);
+        let mut v = Vec::new();
+        // The hook's own waker, not a no-op one: polling an empty queue arms
+        // the hook, and a no-op waker there would strand an asyncio waiter.
+        match self.sub.poll_recv_many(&mut self.hook.cx(), &mut v, max) {
+            Poll::Ready(0) => return Err(err(ErrorCode::Closed, "the subscription is closed")),
+            Poll::Ready(_) => return Ok(v),
+            Poll::Pending => {}
+        }
+        let deadline = deadline(timeout)?;
+        let got = {
+            let fut = std::pin::pin!(self.sub.recv_many(&mut v, max));
+            wait(py, self.sub.blocker(), fut, deadline)?
+        };
+        match got {
+            Some(0) => Err(err(ErrorCode::Closed, "the subscription is closed")),
+            _ => Ok(v),
+        }
+    }
 }
 
 #[pymethods]
@@ -424,22 +263,18 @@ impl Subscription {
     /// The pattern.
     #[getter]
     fn pattern(&self) -> &str {
-        self.feed.src.0.pattern()
+        self.sub.pattern()
     }
     /// Messages dropped so far by the overflow policy.
     #[getter]
     fn dropped(&self) -> u64 {
-        self.feed.src.0.dropped()
+        self.sub.dropped()
     }
     /// The next message, waiting up to `timeout` seconds (`None`: no limit);
     /// `None` on timeout. Raises `ClosedError` once closed and drained.
     #[pyo3(signature = (timeout=None))]
     fn recv(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Message>> {
-        if let Ok(Some(m)) = self.feed.take_one() {
-            return Ok(Some(Message(m)));
-        }
-        let v = self.feed.recv_blocking(py, 1, timeout, "subscription")?;
-        Ok(one(v).map(Message))
+        self.take_one(py, timeout)
     }
     /// Up to `max` queued messages, waiting up to `timeout` for the first.
     #[pyo3(signature = (max=256, timeout=None))]
@@ -449,26 +284,31 @@ impl Subscription {
         max: usize,
         timeout: Option<f64>,
     ) -> PyResult<Vec<Message>> {
-        let v = self.feed.recv_blocking(py, max, timeout, "subscription")?;
-        Ok(v.into_iter().map(Message).collect())
+        Ok(self.take(py, max, timeout)?.into_iter().map(Message).collect())
     }
     /// The next message if one is queued, else `None`.
     fn try_recv(&self) -> PyResult<Option<Message>> {
-        match self.feed.take_one() {
-            Ok(m) => Ok(m.map(Message)),
-            Err(()) => Err(err(ErrorCode::Closed, "the subscription is closed")),
-        }
+        // The core's `try_recv` never arms the readiness hook.
+        Ok(self.sub.try_recv().map_err(to_py)?.map(Message))
     }
     /// Unsubscribes; messages already queued can still be received.
     fn close(&self) {
-        self.feed.close()
+        self.sub.close()
     }
-    fn _wait_async<'py>(
+    fn _poll_async<'py>(
         &self,
         py: Python<'py>,
         event_loop: &Bound<'py, PyAny>,
-    ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.feed.wait_async(py, event_loop)
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let r = self.hook.poll(event_loop, "subscription", |cx| {
+            let mut v = Vec::with_capacity(1);
+            match self.sub.poll_recv_many(cx, &mut v, 1) {
+                Poll::Ready(0) => Poll::Ready(None),
+                Poll::Ready(_) => Poll::Ready(v.pop().map(Message)),
+                Poll::Pending => Poll::Pending,
+            }
+        })?;
+        item_or_future(py, r)
     }
     /// Awaitable form of `recv`.
     #[pyo3(signature = (timeout=None))]
@@ -482,13 +322,8 @@ impl Subscription {
         slf
     }
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Message>> {
-        match self.feed.take_one() {
-            Ok(Some(m)) => return Ok(Some(Message(m))),
-            Err(()) => return Ok(None),
-            Ok(None) => {}
-        }
-        match self.feed.recv_blocking(py, 1, None, "subscription") {
-            Ok(v) => Ok(one(v).map(Message)),
+        match self.take_one(py, None) {
+            Ok(m) => Ok(m),
             Err(e) if is_closed(py, &e) => Ok(None),
             Err(e) => Err(e),
         }
@@ -514,21 +349,6 @@ impl Subscription {
     fn __repr__(&self) -> String {
         format!("Subscription(pattern={:?})", self.pattern())
     }
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        // The filler holds the core subscription: end it explicitly.
-        self.feed.close();
-        self.feed.stop_filler();
-    }
-}
-
-fn is_closed(py: Python<'_>, e: &PyErr) -> bool {
-    e.value(py)
-        .getattr("code")
-        .and_then(|c| c.extract::<String>())
-        .is_ok_and(|c| c == "CLOSED")
 }
 
 // ---------------------------------------------------------------- requests
@@ -628,35 +448,53 @@ impl Request {
     }
 }
 
-struct SvcSrc(netchan::Service);
-
-impl Source<(netchan::Request, netchan::Reply)> for SvcSrc {
-    fn fetch(self: Arc<Self>, _max: usize) -> BoxFut<Vec<(netchan::Request, netchan::Reply)>> {
-        Box::pin(async move { self.0.recv().await.into_iter().collect() })
-    }
-    fn close(&self) {
-        self.0.close()
-    }
-}
-
-fn wrap_req(v: Vec<(netchan::Request, netchan::Reply)>) -> Option<Request> {
-    one(v).map(|(req, reply)| Request {
+fn wrap_req((req, reply): (netchan::Request, netchan::Reply)) -> Request {
+    Request {
         req,
         reply: Mutex::new(Some(reply)),
-    })
+    }
 }
 
 /// A served pattern: take requests with `recv` or by iterating, and answer
 /// each with `reply` or `fail`. Closing it stops serving.
 #[pyclass(module = "netchan._native", frozen, weakref)]
 pub struct Service {
-    feed: Arc<Feed<(netchan::Request, netchan::Reply), SvcSrc>>,
+    svc: netchan::Service,
+    hook: AsyncHook,
 }
 
 impl Service {
-    pub fn new(svc: netchan::Service, rt: Handle) -> Service {
+    pub fn new(svc: netchan::Service) -> Service {
         Service {
-            feed: Feed::new(SvcSrc(svc), rt),
+            svc,
+            hook: AsyncHook::new(),
+        }
+    }
+
+    /// The next request, waiting up to `timeout` (`None` on timeout);
+    /// `CLOSED` once closed.
+    fn take(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Request>> {
+        check_alive()?;
+        if let Some(r) = self.try_take()? {
+            return Ok(Some(r));
+        }
+        let deadline = deadline(timeout)?;
+        let fut = std::pin::pin!(self.svc.recv());
+        match wait(py, self.svc.blocker(), fut, deadline)? {
+            None => Ok(None),
+            Some(Some(r)) => Ok(Some(wrap_req(r))),
+            Some(None) => Err(err(ErrorCode::Closed, "the service is closed")),
+        }
+    }
+
+    /// The next request if one is queued. Through the hook's own waker:
+    /// the core's `try_recv` arms the hook with a no-op one, which would
+    /// strand an asyncio waiter.
+    fn try_take(&self) -> PyResult<Option<Request>> {
+        match self.svc.poll_recv(&mut self.hook.cx()) {
+            Poll::Ready(Some(r)) => Ok(Some(wrap_req(r))),
+            Poll::Ready(None) => Err(err(ErrorCode::Closed, "the service is closed")),
+            Poll::Pending => Ok(None),
         }
     }
 }
@@ -666,33 +504,30 @@ impl Service {
     /// The served pattern.
     #[getter]
     fn pattern(&self) -> &str {
-        self.feed.src.0.pattern()
+        self.svc.pattern()
     }
     /// The next request, waiting up to `timeout` seconds; `None` on timeout.
     #[pyo3(signature = (timeout=None))]
     fn recv(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Request>> {
-        Ok(wrap_req(
-            self.feed.recv_blocking(py, 1, timeout, "service")?,
-        ))
+        self.take(py, timeout)
     }
     /// The next request if one is queued.
     fn try_recv(&self) -> PyResult<Option<Request>> {
-        let (v, done) = self.feed.take(1);
-        if done {
-            return Err(err(ErrorCode::Closed, "the service is closed"));
-        }
-        Ok(wrap_req(v))
+        self.try_take()
     }
     /// Stops serving; queued requests fail at their callers.
     fn close(&self) {
-        self.feed.close()
+        self.svc.close()
     }
-    fn _wait_async<'py>(
+    fn _poll_async<'py>(
         &self,
         py: Python<'py>,
         event_loop: &Bound<'py, PyAny>,
-    ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.feed.wait_async(py, event_loop)
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let r = self.hook.poll(event_loop, "service", |cx| {
+            self.svc.poll_recv(cx).map(|r| r.map(wrap_req))
+        })?;
+        item_or_future(py, r)
     }
     /// Awaitable form of `recv`.
     #[pyo3(signature = (timeout=None))]
@@ -706,8 +541,8 @@ impl Service {
         slf
     }
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Request>> {
-        match self.feed.recv_blocking(py, 1, None, "service") {
-            Ok(v) => Ok(wrap_req(v)),
+        match self.take(py, None) {
+            Ok(r) => Ok(r),
             Err(e) if is_closed(py, &e) => Ok(None),
             Err(e) => Err(e),
         }
@@ -735,18 +570,13 @@ impl Service {
     }
 }
 
-impl Drop for Service {
-    fn drop(&mut self) {
-        self.feed.close();
-        self.feed.stop_filler();
-    }
-}
-
 // ---------------------------------------------------------------- events
 
-/// A connection or delivery event. `kind` is one of `"peer_up"`,
-/// `"peer_down"`, `"dropped"`, `"connection_error"`, `"missed"` (the
-/// receiver fell behind by `count` events); fields that do not apply are None.
+/// A connection or delivery event: `kind` is the core's name for it
+/// (`"peer_up"`, `"peer_down"`, `"dropped"`, `"reconnecting"`,
+/// `"reconnect_abandoned"`, `"suspended"`, `"resumed"`,
+/// `"connection_error"`), or `"missed"` (the receiver fell behind by `count`
+/// events). Fields that do not apply are None.
 #[pyclass(module = "netchan._native", frozen, get_all)]
 pub struct Event {
     kind: &'static str,
@@ -757,6 +587,8 @@ pub struct Event {
     detail: Option<String>,
     site: Option<String>,
     count: Option<u64>,
+    attempt: Option<u32>,
+    delay_ms: Option<u64>,
 }
 
 #[pymethods]
@@ -777,69 +609,143 @@ impl Event {
         if let Some(c) = self.code {
             s.push_str(&format!(", code={c:?}"));
         }
-        if let Some(c) = self.count {
-            s.push_str(&format!(", count={c}"));
+        for (k, v) in [
+            ("count", self.count),
+            ("attempt", self.attempt.map(u64::from)),
+            ("delay_ms", self.delay_ms),
+        ] {
+            if let Some(v) = v {
+                s.push_str(&format!(", {k}={v}"));
+            }
         }
         s + ")"
     }
 }
 
-fn to_event(e: EventRecv) -> Event {
-    let mut ev = Event {
-        kind: "other",
-        peer: None,
-        addr: None,
-        reason: None,
-        code: None,
-        detail: None,
-        site: None,
-        count: None,
-    };
+impl Event {
+    fn empty(kind: &'static str) -> Event {
+        Event {
+            kind,
+            peer: None,
+            addr: None,
+            reason: None,
+            code: None,
+            detail: None,
+            site: None,
+            count: None,
+            attempt: None,
+            delay_ms: None,
+        }
+    }
+}
+
+/// Every field of a core event. The core's enum is `non_exhaustive`, so a
+/// kind added there reaches Python by its name without its fields until it
+/// is mapped here: `test_every_core_event_reaches_python_with_all_its_fields`
+/// (built from `Event::examples()`) fails until then.
+fn from_core(e: netchan::Event) -> Event {
+    use netchan::Event as E;
+    let mut ev = Event::empty(e.kind());
     match e {
-        EventRecv::Missed(n) => {
-            ev.kind = "missed";
-            ev.count = Some(n);
-        }
-        EventRecv::Event(netchan::Event::PeerUp { peer, addr }) => {
-            ev.kind = "peer_up";
-            (ev.peer, ev.addr) = (Some(peer), Some(addr));
-        }
-        EventRecv::Event(netchan::Event::PeerDown {
+        E::PeerUp { peer, addr } => (ev.peer, ev.addr) = (Some(peer), Some(addr)),
+        E::PeerDown {
             peer,
             addr,
             reason,
             code,
-        }) => {
-            ev.kind = "peer_down";
+        } => {
             (ev.peer, ev.addr, ev.reason) = (Some(peer), Some(addr), Some(reason));
             ev.code = Some(code.name());
         }
-        EventRecv::Event(netchan::Event::Dropped { site, code, count }) => {
-            ev.kind = "dropped";
-            (ev.site, ev.count) = (Some(site), Some(count));
-            ev.code = Some(code.name());
+        E::Dropped { site, code, count } => {
+            (ev.site, ev.count, ev.code) = (Some(site), Some(count), Some(code.name()));
         }
-        EventRecv::Event(netchan::Event::ConnectionError { addr, code, detail }) => {
-            ev.kind = "connection_error";
-            (ev.addr, ev.detail) = (Some(addr), Some(detail));
-            ev.code = Some(code.name());
+        E::Reconnecting {
+            addr,
+            attempt,
+            delay,
+        } => {
+            (ev.addr, ev.attempt) = (Some(addr), Some(attempt));
+            ev.delay_ms = Some(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
         }
+        E::ReconnectAbandoned { addr, code, detail } => {
+            (ev.addr, ev.detail, ev.code) = (Some(addr), Some(detail), Some(code.name()));
+        }
+        E::ConnectionError { addr, code, detail } => {
+            (ev.addr, ev.detail, ev.code) = (Some(addr), Some(detail), Some(code.name()));
+        }
+        E::Suspended | E::Resumed => {}
         _ => {}
     }
     ev
 }
 
-pub struct EvSrc(tokio::sync::Mutex<netchan::Events>);
+/// `None` once the stream ended.
+fn to_event(e: EventRecv) -> Option<Event> {
+    match e {
+        EventRecv::Event(e) => Some(from_core(e)),
+        EventRecv::Missed(n) => {
+            let mut ev = Event::empty("missed");
+            ev.count = Some(n);
+            Some(ev)
+        }
+        _ => None,
+    }
+}
 
-impl Source<EventRecv> for EvSrc {
-    fn fetch(self: Arc<Self>, _max: usize) -> BoxFut<Vec<EventRecv>> {
-        Box::pin(async move {
-            let mut ev = self.0.lock().await;
-            match ev.recv().await {
-                EventRecv::Closed => Vec::new(),
-                e => vec![e],
-            }
+/// Every core event kind, one with every field set (`Event::examples()`),
+/// as Python sees it, with the core's `Debug` text of it: the tests check
+/// that no field is lost on the way. Not API.
+#[pyfunction]
+pub fn _event_examples() -> Vec<(Event, String)> {
+    netchan::Event::examples()
+        .into_iter()
+        .map(|e| {
+            let debug = format!("{e:?}");
+            (from_core(e), debug)
         })
+        .collect()
+}
+
+/// The core's event stream and what asyncio waits took from it for
+/// receivers that had gone (kept in order; at most one per wait).
+struct EvInner {
+    ev: tokio::sync::Mutex<netchan::Events>,
+    stash: Mutex<VecDeque<EventRecv>>,
+}
+
+impl EvInner {
+    fn stashed(&self) -> Option<EventRecv> {
+        self.stash
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front()
+    }
+
+    fn stashed_none(&self) -> bool {
+        self.stash
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
+    /// The next event without waiting.
+    fn try_next(&self) -> Option<EventRecv> {
+        if let Some(e) = self.stashed() {
+            return Some(e);
+        }
+        // Held by a waiter: whatever it takes comes through the stash.
+        self.ev.try_lock().ok()?.try_recv()
+    }
+
+    /// Waits for the next event.
+    async fn next(&self) -> EventRecv {
+        let mut g = self.ev.lock().await;
+        // Stashed by a waiter that held the stream before us.
+        if let Some(e) = self.stashed() {
+            return e;
+        }
+        g.recv().await
     }
 }
 
@@ -847,21 +753,42 @@ impl Source<EventRecv> for EvSrc {
 /// or call `recv`. Ends when the endpoint is closed.
 #[pyclass(module = "netchan._native", frozen, weakref)]
 pub struct Events {
-    feed: Arc<Feed<EventRecv, EvSrc>>,
+    inner: Arc<EvInner>,
+    rt: Handle,
+    blocker: netchan::blocking::Blocker,
 }
 
-/// The shared queue of an [`Events`], so the endpoint can end it on close.
-pub type EventsFeed = Feed<EventRecv, EvSrc>;
-
 impl Events {
-    pub fn new(ev: netchan::Events, rt: Handle) -> Events {
+    pub fn new(ev: netchan::Events, ep: &netchan::Endpoint) -> Events {
         Events {
-            feed: Feed::new(EvSrc(tokio::sync::Mutex::new(ev)), rt),
+            inner: Arc::new(EvInner {
+                ev: tokio::sync::Mutex::new(ev),
+                stash: Default::default(),
+            }),
+            rt: ep.runtime().clone(),
+            blocker: ep.blocker().clone(),
         }
     }
 
-    pub fn feed(&self) -> &Arc<EventsFeed> {
-        &self.feed
+    /// The next event, waiting up to `timeout` (`None` on timeout); `CLOSED`
+    /// once the stream ended.
+    fn take(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Event>> {
+        check_alive()?;
+        let e = match self.inner.try_next() {
+            Some(e) => e,
+            None => {
+                let deadline = deadline(timeout)?;
+                let fut = std::pin::pin!(self.inner.next());
+                match wait(py, &self.blocker, fut, deadline)? {
+                    Some(e) => e,
+                    None => return Ok(None),
+                }
+            }
+        };
+        match to_event(e) {
+            Some(ev) => Ok(Some(ev)),
+            None => Err(err(ErrorCode::Closed, "the endpoint is closed")),
+        }
     }
 }
 
@@ -870,23 +797,54 @@ impl Events {
     /// The next event, waiting up to `timeout` seconds; `None` on timeout.
     #[pyo3(signature = (timeout=None))]
     fn recv(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Event>> {
-        let v = self.feed.recv_blocking(py, 1, timeout, "event stream")?;
-        Ok(one(v).map(to_event))
+        self.take(py, timeout)
     }
     /// The next event if one is ready.
     fn try_recv(&self) -> PyResult<Option<Event>> {
-        let (v, done) = self.feed.take(1);
-        if done {
-            return Err(err(ErrorCode::Closed, "the endpoint is closed"));
+        match self.inner.try_next().map(to_event) {
+            None => Ok(None),
+            Some(Some(ev)) => Ok(Some(ev)),
+            Some(None) => Err(err(ErrorCode::Closed, "the endpoint is closed")),
         }
-        Ok(one(v).map(to_event))
     }
-    fn _wait_async<'py>(
+    fn _poll_async<'py>(
         &self,
         py: Python<'py>,
         event_loop: &Bound<'py, PyAny>,
-    ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.feed.wait_async(py, event_loop)
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        check_alive()?;
+        if let Some(e) = self.inner.try_next() {
+            return match to_event(e) {
+                Some(ev) => item_or_future(py, Ok(Py::new(py, ev)?)),
+                None => Err(err(ErrorCode::Closed, "the endpoint is closed")),
+            };
+        }
+        let fut = event_loop.call_method0("create_future")?;
+        let (inner, l, f) = (
+            self.inner.clone(),
+            event_loop.clone().unbind(),
+            fut.clone().unbind(),
+        );
+        let task = self.rt.spawn(async move {
+            let mut g = inner.ev.lock().await;
+            if inner.stashed_none() {
+                let e = g.recv().await;
+                // Stashed while the stream is still held: a waiter that
+                // takes it next looks at the stash first.
+                inner
+                    .stash
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push_back(e);
+            }
+            drop(g);
+            dispatch(Job::Wake {
+                event_loop: l,
+                fut: f,
+            });
+        });
+        crate::bridge::cancel_with(&fut, task.abort_handle())?;
+        item_or_future::<Py<Event>>(py, Err(fut))
     }
     /// Awaitable form of `recv`.
     #[pyo3(signature = (timeout=None))]
@@ -900,8 +858,8 @@ impl Events {
         slf
     }
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Event>> {
-        match self.feed.recv_blocking(py, 1, None, "event stream") {
-            Ok(v) => Ok(one(v).map(to_event)),
+        match self.take(py, None) {
+            Ok(ev) => Ok(ev),
             Err(e) if is_closed(py, &e) => Ok(None),
             Err(e) => Err(e),
         }
@@ -911,11 +869,5 @@ impl Events {
     }
     fn __anext__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         helper(slf.py(), "anext", (slf,))
-    }
-}
-
-impl Drop for Events {
-    fn drop(&mut self) {
-        self.feed.stop_filler();
     }
 }

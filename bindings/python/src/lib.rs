@@ -6,12 +6,14 @@
 //!
 //! ## Layout
 //!
-//! - `bridge`: how Python threads wait for the core's runtime (GIL released,
-//!   Ctrl-C checked every 20 ms), how asyncio futures are completed (a
-//!   dispatcher thread calls `loop.call_soon_threadsafe`), and the exit
-//!   sequence that makes interpreter shutdown safe (TOOLCHAINS P1).
-//! - `feed`: the buffered receive side shared by subscriptions, services and
-//!   event streams (blocking, non-blocking and asyncio waits on one queue).
+//! - `bridge`: how Python threads wait for the core's runtime (through the
+//!   core's `Blocker`, GIL released, Ctrl-C checked every 20 ms), how asyncio
+//!   futures are completed (a dispatcher thread calls
+//!   `loop.call_soon_threadsafe`), and the exit sequence that makes
+//!   interpreter shutdown safe (TOOLCHAINS P1).
+//! - `feed`: the receive side of subscriptions, services and event streams,
+//!   thin pumps over the core's queues (blocking waits through the
+//!   `Blocker`, asyncio waits through the core's readiness hooks).
 //! - `endpoint`: the `Endpoint` class and its small value classes.
 //! - `errors`: core errors become instances of the Python classes in
 //!   `netchan/_errors.py` (built-in subclasses carrying `.code`).
@@ -26,6 +28,7 @@
 //! callbacks) is handed to a Python thread through a queue.
 
 #![warn(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use pyo3::prelude::*;
 
@@ -53,7 +56,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(bridge::dispatch_forever, m)?)?;
     m.add_function(wrap_pyfunction!(bridge::shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(bridge::resolve, m)?)?;
-    m.add_function(wrap_pyfunction!(bridge::set_busy_poll, m)?)?;
+    m.add_function(wrap_pyfunction!(feed::_event_examples, m)?)?;
     m.add_function(wrap_pyfunction!(msgpack::pack, m)?)?;
     m.add_function(wrap_pyfunction!(msgpack::unpack, m)?)?;
     m.add_function(wrap_pyfunction!(errors::error_codes, m)?)?;

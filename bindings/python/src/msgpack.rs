@@ -6,8 +6,11 @@
 //! None, bool, int (64-bit signed or unsigned), float (as float64), str,
 //! bytes/bytearray (bin), list/tuple (array) and dict (map) are supported.
 //! Decoding checks every length against the bytes present and limits nesting.
+//! Errors are `InvalidArgumentError` (code `INVALID_ARGUMENT`, as in every
+//! binding), also `TypeError` for a value it cannot encode and
+//! `OverflowError` for an int out of 64-bit range.
 
-use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
+use crate::errors::msgpack_error as merr;
 use pyo3::prelude::*;
 use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple,
@@ -16,7 +19,7 @@ use pyo3::types::{
 const MAX_DEPTH: usize = 256;
 
 fn werr<E: std::fmt::Display>(e: E) -> PyErr {
-    PyValueError::new_err(format!("msgpack encode: {e}"))
+    merr("value", format!("msgpack encode: {e}"))
 }
 
 /// Encodes `v` as msgpack into `out`.
@@ -27,7 +30,7 @@ pub fn encode(v: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> PyResult<()> {
 fn enc(v: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> PyResult<()> {
     use rmp::encode as e;
     if depth > MAX_DEPTH {
-        return Err(PyValueError::new_err(format!(
+        return Err(merr("value", format!(
             "msgpack encode: nesting deeper than {MAX_DEPTH}"
         )));
     }
@@ -41,7 +44,7 @@ fn enc(v: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> PyResult<()> {
         } else if let Ok(u) = v.extract::<u64>() {
             e::write_uint(out, u).map_err(werr)?;
         } else {
-            return Err(PyOverflowError::new_err(
+            return Err(merr("overflow", 
                 "msgpack encode: int does not fit in 64 bits",
             ));
         }
@@ -70,7 +73,7 @@ fn enc(v: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> PyResult<()> {
             enc(&x, out, depth + 1)?;
         }
     } else {
-        return Err(PyTypeError::new_err(format!(
+        return Err(merr("type", format!(
             "msgpack encode: cannot encode {}",
             v.get_type().name()?
         )));
@@ -79,7 +82,7 @@ fn enc(v: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> PyResult<()> {
 }
 
 fn len32(n: usize) -> PyResult<u32> {
-    u32::try_from(n).map_err(|_| PyValueError::new_err("msgpack encode: container too large"))
+    u32::try_from(n).map_err(|_| merr("value", "msgpack encode: container too large"))
 }
 
 struct Reader<'a> {
@@ -88,7 +91,7 @@ struct Reader<'a> {
 }
 
 fn derr(what: &str) -> PyErr {
-    PyValueError::new_err(format!("msgpack decode: {what}"))
+    merr("value", format!("msgpack decode: {what}"))
 }
 
 impl<'a> Reader<'a> {

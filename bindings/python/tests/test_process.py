@@ -333,6 +333,43 @@ def test_calls_after_interpreter_exit_raise_closed_error() -> None:
     ], p.stdout + p.stderr
 
 
+LEAVER = r"""
+import sys
+import netchan
+
+ep = netchan.Endpoint("leaver")
+ep.connect(sys.argv[1])
+assert ep.wait_for_subscribers("bye", 30)
+chunk = b"x" * (256 * 1024)
+for i in range(int(sys.argv[2])):
+    ep.publish("bye", chunk)
+ep.publish("bye", b"last")
+print("published", flush=True)
+# No close(): netchan's exit hook closes the endpoint, sending what is queued.
+"""
+
+
+def test_exit_without_close_still_sends_what_was_published(listen_addr: str) -> None:
+    # 64 x 256 KiB leave the publisher's queue well behind its publish calls;
+    # without the exit hook the runtime stops with most of it unsent.
+    n = 64
+    with netchan.Endpoint("stayer", sub_capacity=n + 1, sub_max_bytes=64 << 20) as ep:
+        sub = ep.subscribe("bye")
+        bound = ep.listen(listen_addr)
+        p = subprocess.run(
+            [PY, "-c", LEAVER, bound, str(n)], capture_output=True, text=True, timeout=WATCHDOG, env=python_env()
+        )
+        assert p.returncode == 0 and p.stdout.strip() == "published", p.stdout + p.stderr
+        got = 0
+        while True:
+            msg = sub.recv(timeout=WATCHDOG)
+            assert msg is not None, f"only {got} of {n} messages and no 'last' arrived"
+            if msg.payload == b"last":
+                break
+            got += 1
+        assert got == n
+
+
 # --------------------------------------------------------------- CLI interop
 
 

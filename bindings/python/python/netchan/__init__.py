@@ -14,6 +14,8 @@ same objects.
 from __future__ import annotations
 
 import atexit
+import time
+import weakref
 from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from . import _native, _threads
@@ -56,13 +58,31 @@ from ._native import (
     error_codes,
     pack,
     refresh_log_level,
-    set_busy_poll,
     unpack,
 )
 
-# Stop the runtime and every wait of ours before the interpreter finalizes
-# (a runtime thread holding the GIL during finalization crashes the process).
-atexit.register(_native.shutdown)
+#: Endpoints not yet garbage-collected; the exit hook closes those still open.
+_endpoints: "weakref.WeakSet[_native.Endpoint]" = weakref.WeakSet()
+
+#: Seconds the exit hook gives open endpoints, in all, to send what is queued.
+EXIT_FLUSH = 2.0
+
+
+def _at_exit() -> None:
+    # Close what the program left open, so what it queued is sent (the
+    # core's close flushes each link, bounded), then stop the runtime and
+    # every wait of ours before the interpreter finalizes (a runtime thread
+    # holding the GIL during finalization crashes the process).
+    deadline = time.monotonic() + EXIT_FLUSH
+    for ep in list(_endpoints):
+        try:
+            ep._close_at_exit(max(0.0, deadline - time.monotonic()))
+        except BaseException:  # Ctrl-C during exit: skip the flush
+            break
+    _native.shutdown()
+
+
+atexit.register(_at_exit)
 
 #: Anything accepted as a payload.
 Payload = Union[bytes, bytearray, memoryview]
@@ -77,7 +97,12 @@ class Endpoint(_native.Endpoint):
     ``handshake_timeout``, ``send_buffer``, ``send_timeout``,
     ``ping_timeout``, ``service_queue``, ``max_connections``,
     ``max_pending_handshakes``, ``max_declarations_per_peer``,
-    ``sub_capacity``, ``sub_max_bytes``, ``sub_overflow``.
+    ``sub_capacity``, ``sub_max_bytes``, ``sub_overflow``, ``busy_poll``
+    (how long a blocking call keeps polling before it parks its thread;
+    default 0: park at once; at most 1 s).
+
+    Open endpoints are closed at interpreter exit, after sending what is
+    queued (at most :data:`EXIT_FLUSH` seconds in all).
     """
 
     if not TYPE_CHECKING:  # type checkers keep the stub's signature, options and all
@@ -87,7 +112,9 @@ class Endpoint(_native.Endpoint):
             # this thread's signal mask, so block the program's signals
             # meanwhile (see netchan._threads).
             with _threads.signals_blocked():
-                return super().__new__(cls, name, **options)
+                ep = super().__new__(cls, name, **options)
+            _endpoints.add(ep)
+            return ep
 
     def subscribe(
         self,
@@ -156,7 +183,6 @@ __all__ = [
     "error_codes",
     "error_class",
     "refresh_log_level",
-    "set_busy_poll",
     "__version__",
     "Error",
     "InvalidArgumentError",

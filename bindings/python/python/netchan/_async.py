@@ -1,8 +1,9 @@
 """asyncio receive helpers behind ``await sub.recv_async()`` and ``async for``.
 
-Items are taken without waiting when some are queued; otherwise the native
-side hands back a future that the dispatcher thread completes (with
-``loop.call_soon_threadsafe``) when items arrive. Cancelling a wait loses
+``src._poll_async(loop)`` takes an item from the core's queue, or else
+registers a future with the core's readiness hook and returns it; the
+dispatcher thread completes it (with ``loop.call_soon_threadsafe``) when an
+item may be there, and the receiver looks again. Cancelling a wait loses
 nothing: items stay queued for the next receive.
 """
 
@@ -17,12 +18,10 @@ from ._errors import ClosedError
 async def _recv(src: Any) -> Any:
     loop = asyncio.get_running_loop()
     while True:
-        item = src.try_recv()
-        if item is not None:
+        item, fut = src._poll_async(loop)
+        if fut is None:
             return item
-        fut = src._wait_async(loop)
-        if fut is not None:
-            await fut
+        await fut
 
 
 async def recv(src: Any, timeout: Optional[float] = None) -> Any:

@@ -220,6 +220,20 @@ _BY_CODE: Dict[str, Type[Error]] = {
 }
 
 
+class _MsgpackTypeError(InvalidArgumentError, TypeError):
+    """A value msgpack cannot encode (``INVALID_ARGUMENT``; also a TypeError)."""
+
+
+class _MsgpackOverflowError(InvalidArgumentError, OverflowError):
+    """An int out of msgpack's 64-bit range (``INVALID_ARGUMENT``; also an OverflowError)."""
+
+
+def _msgpack_error(builtin: str, detail: str) -> Error:
+    """The exception for a msgpack encode/decode error (raised by the native module)."""
+    cls = {"type": _MsgpackTypeError, "overflow": _MsgpackOverflowError}.get(builtin, InvalidArgumentError)
+    return cls(detail)
+
+
 def error_class(code: str) -> Type[Error]:
     """The exception class for a symbolic code (:class:`Error` if unknown)."""
     return _BY_CODE.get(code, Error)

@@ -166,6 +166,20 @@ class Endpoint:
         """Declares that this endpoint publishes on ``pattern`` (discovery)."""
         return self._ep.declare_publisher(pattern)
 
+    async def suspend(self) -> None:
+        """Closes every link and listener, keeping subscriptions, services,
+        declarations, messages held for dialled peers and counters (see
+        :meth:`netchan.Endpoint.suspend`)."""
+        await self._ep._suspend_async(asyncio.get_running_loop())
+
+    async def resume(self) -> None:
+        """Listens and dials again at once; held messages go first."""
+        await self._ep._resume_async(asyncio.get_running_loop())
+
+    async def network_changed(self) -> None:
+        """Drops every link and redials every dialled address now."""
+        await self._ep._network_changed_async(asyncio.get_running_loop())
+
     async def close(self) -> None:
         """Closes the endpoint and stops its callback and handler tasks.
 
@@ -173,7 +187,6 @@ class Endpoint:
         calling one goes on to its end (its subscription or service is
         closed, so no further message or request comes to it)."""
         await self._ep._close_async(asyncio.get_running_loop())
-        self._ep._end_events()
         # Cancelling and gathering the task that runs this would make the
         # task wait for itself (and the cancel recurse through the gather).
         me = asyncio.current_task()
