@@ -7,6 +7,7 @@ Separate processes on loopback TCP:
 
 Run through run.sh (which builds the wheel and a venv with pyzmq and
 eclipse-zenoh): bash bindings/python/bench/run.sh
+BENCH_BUSY_POLL=0.0001 runs netchan's endpoints with a 100 us busy poll.
 """
 
 from __future__ import annotations
@@ -37,9 +38,16 @@ def ready(line: str = "ready") -> None:
 
 # ------------------------------------------------------------------ netchan
 
+def _netchan_options() -> dict:
+    # BENCH_BUSY_POLL=seconds sets the endpoints' busy_poll option (the
+    # core's Config::busy_poll; default 0).
+    v = os.environ.get("BENCH_BUSY_POLL")
+    return {} if v is None else {"busy_poll": float(v)}
+
+
 def netchan_sub(port: int, n: int, size: int) -> None:
     import netchan
-    ep = netchan.Endpoint("bench-sub")
+    ep = netchan.Endpoint("bench-sub", **_netchan_options())
     sub = ep.subscribe("bench/data")
     ep.listen(f"tcp://127.0.0.1:{port}")
     ready()
@@ -57,7 +65,7 @@ def netchan_sub(port: int, n: int, size: int) -> None:
 
 def netchan_pub(port: int, n: int, size: int, batch: bool) -> None:
     import netchan
-    ep = netchan.Endpoint("bench-pub")
+    ep = netchan.Endpoint("bench-pub", **_netchan_options())
     ep.connect(f"tcp://127.0.0.1:{port}")
     assert ep.wait_for_subscribers("bench/data", 10)
     payload = b"x" * size
@@ -74,7 +82,7 @@ def netchan_pub(port: int, n: int, size: int, batch: bool) -> None:
 
 def netchan_server(port: int) -> None:
     import netchan
-    ep = netchan.Endpoint("bench-server")
+    ep = netchan.Endpoint("bench-server", **_netchan_options())
     ep.serve("bench/echo", lambda req: req.payload)
     ep.listen(f"tcp://127.0.0.1:{port}")
     ready()
@@ -83,7 +91,7 @@ def netchan_server(port: int) -> None:
 
 def netchan_client(port: int) -> List[float]:
     import netchan
-    ep = netchan.Endpoint("bench-client")
+    ep = netchan.Endpoint("bench-client", **_netchan_options())
     ep.connect(f"tcp://127.0.0.1:{port}")
     req = ep.request
     payload = b"x" * 8

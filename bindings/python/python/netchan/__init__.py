@@ -77,8 +77,10 @@ def _at_exit() -> None:
     for ep in list(_endpoints):
         try:
             ep._close_at_exit(max(0.0, deadline - time.monotonic()))
-        except BaseException:  # Ctrl-C during exit: skip the flush
+        except KeyboardInterrupt:  # Ctrl-C during exit: skip the flush
             break
+        except Exception:  # e.g. an endpoint inherited across fork(): CLOSED
+            continue
     _native.shutdown()
 
 
