@@ -345,7 +345,11 @@ impl Endpoint {
         let mut out = Vec::new();
         crate::msgpack::encode(obj, &mut out)?;
         let ep = self.ep.clone();
-        run_blocking(py, &self.blocker, async move { ep.publish(&path, out).await })
+        run_blocking(
+            py,
+            &self.blocker,
+            async move { ep.publish(&path, out).await },
+        )
     }
 
     #[pyo3(signature = (pattern, capacity=None, max_bytes=None, overflow=None))]
@@ -396,7 +400,8 @@ impl Endpoint {
     /// Round-trip time to the connected peer named `peer`, in seconds.
     fn ping(&self, py: Python<'_>, peer: String) -> PyResult<f64> {
         let ep = self.ep.clone();
-        run_blocking(py, &self.blocker, async move { ep.ping(&peer).await }).map(|d| d.as_secs_f64())
+        run_blocking(py, &self.blocker, async move { ep.ping(&peer).await })
+            .map(|d| d.as_secs_f64())
     }
 
     /// The connected peers.

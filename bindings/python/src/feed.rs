@@ -284,7 +284,11 @@ impl Subscription {
         max: usize,
         timeout: Option<f64>,
     ) -> PyResult<Vec<Message>> {
-        Ok(self.take(py, max, timeout)?.into_iter().map(Message).collect())
+        Ok(self
+            .take(py, max, timeout)?
+            .into_iter()
+            .map(Message)
+            .collect())
     }
     /// The next message if one is queued, else `None`.
     fn try_recv(&self) -> PyResult<Option<Message>> {

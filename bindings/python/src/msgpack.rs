@@ -30,9 +30,10 @@ pub fn encode(v: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> PyResult<()> {
 fn enc(v: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> PyResult<()> {
     use rmp::encode as e;
     if depth > MAX_DEPTH {
-        return Err(merr("value", format!(
-            "msgpack encode: nesting deeper than {MAX_DEPTH}"
-        )));
+        return Err(merr(
+            "value",
+            format!("msgpack encode: nesting deeper than {MAX_DEPTH}"),
+        ));
     }
     if v.is_none() {
         e::write_nil(out).map_err(werr)?;
@@ -44,7 +45,8 @@ fn enc(v: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> PyResult<()> {
         } else if let Ok(u) = v.extract::<u64>() {
             e::write_uint(out, u).map_err(werr)?;
         } else {
-            return Err(merr("overflow", 
+            return Err(merr(
+                "overflow",
                 "msgpack encode: int does not fit in 64 bits",
             ));
         }
@@ -73,10 +75,10 @@ fn enc(v: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> PyResult<()> {
             enc(&x, out, depth + 1)?;
         }
     } else {
-        return Err(merr("type", format!(
-            "msgpack encode: cannot encode {}",
-            v.get_type().name()?
-        )));
+        return Err(merr(
+            "type",
+            format!("msgpack encode: cannot encode {}", v.get_type().name()?),
+        ));
     }
     Ok(())
 }
