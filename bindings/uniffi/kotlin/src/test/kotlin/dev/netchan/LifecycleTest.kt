@@ -160,8 +160,12 @@ class LifecycleTest(private val kind: String) {
                 app.serve("svc") { "here".encodeToByteArray() }
                 peer.connect(addr)
                 assertEquals("here", peer.requestText("svc", ""))
+                val down = async(start = CoroutineStart.UNDISPATCHED) { peer.eventFlow().first { it is Event.PeerDown } }
                 app.suspend()
                 app.suspend() // idempotent
+                // The peer has seen the old link go: its waitForServers below
+                // cannot answer from it.
+                down.await()
                 app.resume()
                 // The peer redials the same address on its own.
                 assertTrue(peer.waitForServers("svc", 10.seconds))
