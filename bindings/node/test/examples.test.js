@@ -12,6 +12,10 @@ const { netchan, pkgDir, repo, addrs, run, follow, within, TRANSPORTS } = requir
 // A node_modules/netchan that points at this package.
 const modules = fs.mkdtempSync(path.join(os.tmpdir(), 'netchan-examples-'))
 fs.symlinkSync(pkgDir, path.join(modules, 'netchan'), 'dir')
+// Scratch directories go when this test process exits (the symlinks only:
+// rmSync does not follow them into the package).
+const scratches = [modules]
+process.on('exit', () => { for (const d of scratches) fs.rmSync(d, { recursive: true, force: true }) })
 const env = { NODE_PATH: modules }
 const dir = path.join(repo, 'examples', 'node')
 
@@ -55,6 +59,7 @@ function readmeBlock (heading, lang) {
 /** A scratch directory whose node_modules/netchan is this package (ESM ignores NODE_PATH). */
 function scratch () {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), 'netchan-readme-'))
+  scratches.push(d)
   fs.mkdirSync(path.join(d, 'node_modules'))
   fs.symlinkSync(pkgDir, path.join(d, 'node_modules', 'netchan'), 'dir')
   return d

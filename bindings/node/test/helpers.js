@@ -14,9 +14,19 @@ const repo = path.resolve(pkgDir, '..', '..')
 const netchan = require(pkgDir)
 
 let seq = 0
+let tmp = null
+/** This test process's directory for socket files, removed when it exits. */
+function tmpDir () {
+  if (tmp === null) {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'netchan-node-'))
+    process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }))
+  }
+  return tmp
+}
+
 /** A fresh listen address of each transport. */
 function addrs () {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'netchan-node-'))
+  const dir = tmpDir()
   return {
     tcp: 'tcp://127.0.0.1:0',
     unix: `unix://${path.join(dir, `ep${seq++}.sock`)}`
