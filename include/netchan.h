@@ -152,8 +152,10 @@ enum netchan_overflow
   : uint32_t
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
-  // Wait for room: the connection's reader stops and TCP pushes back on
-  // the publisher. Nothing is lost. The default.
+  // Wait for room: publishers are held back through credit per
+  // subscription (up to their send timeout, then a counted drop and
+  // BUFFER_FULL for them); the link keeps carrying everything else.
+  // The default.
   NETCHAN_OVERFLOW_BLOCK = 0,
   // Discard the oldest queued message (counted, reported as an event).
   NETCHAN_OVERFLOW_DROP_OLDEST = 1,

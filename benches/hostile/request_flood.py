@@ -30,7 +30,7 @@ def frame(kind, header, payload=b""):
 
 
 def hello(name):
-    items = [(s("magic"), s("NTCH")), (s("min_version"), b"\x01"), (s("max_version"), b"\x01"),
+    items = [(s("magic"), s("NTCH")), (s("min_version"), b"\x02"), (s("max_version"), b"\x02"),
              (s("name"), s(name)), (s("max_frame"), b"\xce\x01\x00\x00\x00"), (s("heartbeat_ms"), b"\x00")]
     return frame(0x01, bytes([0x80 | len(items)]) + b"".join(k + v for k, v in items))
 

@@ -127,7 +127,7 @@ pub(crate) async fn request(
                 peer.in_flight().forget_request(id);
                 return Err(peer.lost_error("connection closed"));
             }
-            Enq::Full => {
+            Enq::Full | Enq::NoCredit { .. } => {
                 if !peer.tx.wait_space(deadline, frame_len).await {
                     guard.armed = false;
                     peer.in_flight().forget_request(id);

@@ -23,7 +23,7 @@ use crate::peer::dialer::Dialer;
 use crate::proto::DeclKind;
 use crate::publish::Publish;
 use crate::request::Request;
-use crate::router::{RouteCache, Router};
+use crate::router::{Declaring, RouteCache, Router, Synced};
 use crate::service::{run_handler, Service};
 use crate::service_queue::{ServiceQueue, ServiceShared};
 use crate::shared::Shared;
@@ -307,7 +307,32 @@ impl Endpoint {
         crate::publish::try_publish(&self.parts.router, path, payload.into())
     }
 
+    /// Waits, from a plain thread, up to `declare_wait` for every connected
+    /// peer to have a new declaration; from an async context (which must
+    /// not block) hands the wait back, for `ready()`.
+    fn settle(&self, synced: Synced) -> Option<Declaring> {
+        let wait = self.parts.shared.cfg.declare_wait;
+        if wait.is_zero() || synced.is_empty() {
+            return None;
+        }
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Some(Declaring { synced, wait });
+        }
+        let _ = self
+            .parts
+            .shared
+            .blocker
+            .block_on_timeout(synced.all(), Some(wait));
+        None
+    }
+
     /// Subscribes to `pattern` with the configured default options.
+    ///
+    /// Called from a plain thread, returns once every connected peer has
+    /// the subscription (up to `Config::declare_wait`), so that what a peer
+    /// publishes after it reaches it; from async code, await
+    /// [`Subscription::ready`] for that
+    /// (`a_subscription_is_known_to_peers_when_subscribe_returns`).
     ///
     /// Errors: `INVALID_PATH`, `CLOSED`.
     pub fn subscribe(&self, pattern: &str) -> Result<Subscription> {
@@ -321,12 +346,13 @@ impl Endpoint {
         opts.validate()?;
         let pattern = Pattern::new(pattern)?;
         let inbox = Arc::new(Inbox::new(self.parts.shared.next_id(), pattern, opts));
-        self.parts.router.subscribe(&inbox)?;
+        let synced = self.parts.router.subscribe(&inbox)?;
         Ok(Subscription {
             shared: inbox,
             router: self.parts.router.clone(),
             batch: Mutex::new(Default::default()),
             blocker: self.parts.shared.blocker.clone(),
+            declaring: Mutex::new(self.settle(synced)),
         })
     }
 
@@ -373,6 +399,8 @@ impl Endpoint {
 
     /// Serves `pattern`: requests on matching paths arrive at the returned
     /// [`Service`]'s `recv`. A pattern may contain wildcards (`users/*`).
+    /// Like `subscribe`, returns once connected peers know of it when called
+    /// from a plain thread (else await [`Service::ready`]).
     ///
     /// Errors: `INVALID_PATH`, `CLOSED`.
     pub fn serve(&self, pattern: &str) -> Result<Service> {
@@ -406,7 +434,7 @@ impl Endpoint {
             cfg.service_queue,
             cfg.service_queue_bytes,
         ));
-        self.parts.router.serve(
+        let synced = self.parts.router.serve(
             id,
             Arc::new(ServiceShared {
                 pattern: pattern.clone(),
@@ -421,6 +449,7 @@ impl Endpoint {
             router: self.parts.router.clone(),
             task: None,
             blocker: self.parts.shared.blocker.clone(),
+            declaring: Mutex::new(self.settle(synced)),
         })
     }
 

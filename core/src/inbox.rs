@@ -121,6 +121,13 @@ impl Queue {
     }
 }
 
+/// A subscription's credit window on each link: its queue capacity, at
+/// most this many messages.
+const MAX_WINDOW_MSGS: usize = 1 << 16;
+/// A subscription's credit window in bytes on each link: its byte bound,
+/// at most this.
+const MAX_WINDOW_BYTES: usize = 8 << 20;
+
 /// What pushing into a full queue did.
 pub(crate) enum Push {
     Done,
@@ -175,6 +182,9 @@ pub(crate) struct Inbox {
     pub space: Notify,
     delivered: AtomicU64,
     pub dropped: AtomicU64,
+    /// Messages for this subscription waiting in credit parks on links
+    /// (see [`crate::credit`]): counted as queued.
+    pub parked: AtomicU64,
     /// A foreign event loop's waiter (see [`Inbox::poll_recv_many`]).
     hook: ReadyHook,
 }
@@ -195,6 +205,7 @@ impl Inbox {
             space: Notify::new(),
             delivered: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            parked: AtomicU64::new(0),
             hook: ReadyHook::default(),
         }
     }
@@ -380,12 +391,24 @@ impl Inbox {
         std::task::Poll::Pending
     }
 
+    /// The credit window this subscription grants each link, if it has
+    /// one: only `Block` subscriptions hold back a publisher (see
+    /// [`crate::credit`]); the others apply their policy as messages arrive.
+    pub(crate) fn credit_window(&self) -> Option<(u64, u64)> {
+        (self.opts.overflow == Overflow::Block).then(|| {
+            (
+                self.opts.capacity.clamp(1, MAX_WINDOW_MSGS) as u64,
+                self.opts.max_bytes.clamp(1, MAX_WINDOW_BYTES) as u64,
+            )
+        })
+    }
+
     pub(crate) fn stats(&self) -> crate::metrics::SubscriptionStats {
         crate::metrics::SubscriptionStats {
             pattern: self.pattern.as_str().to_owned(),
             delivered: self.delivered.load(Relaxed),
             dropped: self.dropped.load(Relaxed),
-            queued: self.lock().len(),
+            queued: self.lock().len() + self.parked.load(Relaxed) as usize,
         }
     }
 

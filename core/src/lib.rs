@@ -63,6 +63,7 @@ mod admission;
 pub mod blocking;
 mod client;
 pub mod config;
+mod credit;
 mod endpoint;
 pub mod error;
 pub mod event;

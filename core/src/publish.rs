@@ -134,10 +134,26 @@ pub(crate) enum Swept {
     Rest(Rest),
 }
 
+/// What a peer a sweep could not send to lacked.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lack {
+    /// Room in its send buffer (the endpoint's `slow_peer` policy applies).
+    Room,
+    /// Credit for one of its `Block` subscriptions (the publisher waits
+    /// for it within `send_timeout`).
+    Credit,
+}
+
+/// Counts a message dropped for a peer's subscription without credit.
+fn credit_drop(shared: &Shared, peer: &Peer) {
+    peer.counters.dropped_send_full.fetch_add(1, Relaxed);
+    shared.report_drop(&peer.name, 1);
+}
+
 /// The targets a sweep could not serve at once.
 pub(crate) struct Rest {
     frame_len: usize,
-    full_peers: Vec<Arc<Peer>>,
+    full_peers: Vec<(Arc<Peer>, Lack)>,
     full_subs: Vec<(Arc<Inbox>, Message)>,
     skipped: usize,
 }
@@ -159,12 +175,22 @@ pub(crate) fn sweep(shared: &Shared, route: &Route, payload: &Bytes, wait: bool)
             )));
     }
     let mut full_peers = Vec::new();
+    let mut skipped = 0usize;
     for peer in &route.peers {
-        if let Enq::Full = peer.tx.push_message(path, payload) {
-            full_peers.push(peer.clone());
+        match peer.tx.push_message(path, payload) {
+            Enq::Full => full_peers.push((peer.clone(), Lack::Room)),
+            Enq::NoCredit { stalled: false } if wait => {
+                full_peers.push((peer.clone(), Lack::Credit))
+            }
+            // A subscription of the peer that a publisher already waited
+            // for in vain (or a publish that does not wait): dropped now.
+            Enq::NoCredit { .. } => {
+                credit_drop(shared, peer);
+                skipped += 1;
+            }
+            Enq::Queued | Enq::Closed => {}
         }
     }
-    let mut skipped = 0usize;
     let mut full_subs = Vec::new();
     if !route.subs.is_empty() {
         let msg = Message {
@@ -246,7 +272,7 @@ async fn deliver_waiting(
     payload: &Bytes,
     wait: bool,
     frame_len: usize,
-    full_peers: Vec<Arc<Peer>>,
+    full_peers: Vec<(Arc<Peer>, Lack)>,
     full_subs: Vec<(Arc<Inbox>, Message)>,
 ) -> usize {
     let path = &*route.meta.path;
@@ -254,17 +280,33 @@ async fn deliver_waiting(
     // Read the clock only when something has to wait.
     let mut deadline = None;
     let mut deadline = || *deadline.get_or_insert_with(|| Instant::now() + shared.cfg.send_timeout);
-    for peer in full_peers {
+    for (peer, lack) in full_peers {
         let policy = shared.cfg.slow_peer;
         let may_wait = wait
-            && policy != SlowPeer::DropNewest
-            && !(policy == SlowPeer::Block && peer.tx.is_stalled());
+            && (lack == Lack::Credit
+                || policy != SlowPeer::DropNewest
+                    && !(policy == SlowPeer::Block && peer.tx.is_stalled()));
         let mut sent = false;
+        let mut lack = lack;
         if may_wait {
             while peer.tx.wait_space(deadline(), frame_len).await {
+                let n = peer.tx.space.notified();
+                tokio::pin!(n);
+                n.as_mut().enable();
                 match peer.tx.push_message(path, payload) {
-                    Enq::Full => continue,
-                    _ => {
+                    Enq::Full => lack = Lack::Room,
+                    Enq::NoCredit { stalled: false } => {
+                        lack = Lack::Credit;
+                        // Credit comes with a notification of `space`.
+                        if tokio::time::timeout_at(deadline(), n).await.is_err() {
+                            break;
+                        }
+                    }
+                    Enq::NoCredit { stalled: true } => {
+                        lack = Lack::Credit;
+                        break;
+                    }
+                    Enq::Queued | Enq::Closed => {
                         sent = true;
                         break;
                     }
@@ -274,9 +316,14 @@ async fn deliver_waiting(
         if sent {
             continue;
         }
-        peer.counters.dropped_send_full.fetch_add(1, Relaxed);
-        shared.report_drop(&peer.name, 1);
+        credit_drop(shared, &peer);
         skipped += 1;
+        if lack == Lack::Credit {
+            if may_wait {
+                peer.tx.stall_credit(path);
+            }
+            continue;
+        }
         if may_wait {
             match policy {
                 SlowPeer::Disconnect => peer.fail(
@@ -302,7 +349,7 @@ async fn deliver_waiting(
                 skipped += 1;
             }
             Held::Successor(tx) => {
-                if let Enq::Full = tx.push_message(path, payload) {
+                if let Enq::Full | Enq::NoCredit { .. } = tx.push_message(path, payload) {
                     d.dropped(shared, 1);
                     skipped += 1;
                 }

@@ -329,10 +329,10 @@ impl Receiver {
                         }
                     }
                     if rx.payloads.len() >= 1024 {
-                        self.flush(peer, rx, chunk.len()).await?;
+                        self.flush(peer, rx, chunk.len())?;
                     }
                 } else {
-                    self.flush(peer, rx, chunk.len()).await?;
+                    self.flush(peer, rx, chunk.len())?;
                     let f = match proto::parse_frame(chunk, at, head)? {
                         Frame::Request {
                             id,
@@ -370,7 +370,7 @@ impl Receiver {
                 }
                 at += head.total;
             }
-            self.flush(peer, rx, chunk.len()).await
+            self.flush(peer, rx, chunk.len())
         }
         .await;
         rx.heads = heads;
@@ -447,43 +447,73 @@ impl Receiver {
         Ok((!r.subs.is_empty()).then_some(r))
     }
 
-    /// Hands gathered messages to their subscriptions, in order; under the
-    /// Block policy waits for room (the connection stops reading meanwhile).
+    /// Hands gathered messages to their subscriptions, in order, never
+    /// waiting: a `Block` subscription takes what fits in its queue, and
+    /// the rest waits in its credit slot's park on this link (at most the
+    /// credit it granted), moved on by a task as the queue empties (see
+    /// [`crate::credit`]). Credit freed is granted back in one frame.
     ///
     /// A run whose payloads are small beside the chunk they were read in is
     /// first copied into a buffer of its own (see [`detach`]).
-    async fn flush(&self, peer: &Peer, rx: &mut RxState, chunk_len: usize) -> Result<()> {
+    fn flush(&self, peer: &Arc<Peer>, rx: &mut RxState, chunk_len: usize) -> Result<()> {
         let RxState { runs, payloads, .. } = rx;
-        for (r, (route, start)) in runs.iter().enumerate() {
-            let end = runs.get(r + 1).map_or(payloads.len(), |next| next.1);
-            detach_run(&mut payloads[*start..end], chunk_len);
-            let last = route.subs.len().saturating_sub(1);
-            for (k, sub) in route.subs.iter().enumerate() {
-                // The last subscription takes the payloads; the others share.
-                let mut at = *start;
-                while let Ok((n, dropped)) =
-                    sub.push_run(&route.meta, &mut payloads[at..end], k == last)
-                {
+        if runs.is_empty() {
+            return Ok(());
+        }
+        let mut grants = Vec::new();
+        let mut drains = Vec::new();
+        // Even when a run breaks the protocol, what arrived before it is
+        // delivered: the drains started are spawned below.
+        let r = (|| -> Result<()> {
+            let mut cin = peer.credit_in();
+            for (r, (route, start)) in runs.iter().enumerate() {
+                let end = runs.get(r + 1).map_or(payloads.len(), |next| next.1);
+                detach_run(&mut payloads[*start..end], chunk_len);
+                let last = route.subs.len().saturating_sub(1);
+                for (k, sub) in route.subs.iter().enumerate() {
+                    // The last subscription takes the payloads; the others share.
+                    let run = &mut payloads[*start..end];
+                    let dropped = if cin.has(sub.id) {
+                        let (d, broke) =
+                            match cin.deliver(sub.id, &route.meta, run, k == last, &mut grants) {
+                                Ok(d) => (d, None),
+                                Err(e) => (e.out, Some(e.error)),
+                            };
+                        if d.start_drain {
+                            drains.push(sub.id);
+                        }
+                        if let Some(e) = broke {
+                            return Err(e);
+                        }
+                        d.dropped
+                    } else {
+                        // No slot: a policy that drops (it never leaves
+                        // messages behind), or a subscription closing.
+                        sub.push_run(&route.meta, run, k == last)
+                            .map_or(0, |(_, dropped)| dropped)
+                    };
                     if dropped > 0 {
                         peer.counters.dropped_queue_full.fetch_add(dropped, Relaxed);
                         self.router
                             .shared
                             .report_drop(sub.pattern.as_str(), dropped);
                     }
-                    at += n;
-                    if at == end {
-                        break;
-                    }
-                    tokio::select! {
-                        _ = sub.wait_space() => {}
-                        _ = self.router.shared.shutdown.cancelled() => return Err(Error::closed()),
-                    }
                 }
             }
-        }
+            Ok(())
+        })();
         runs.clear();
         payloads.clear();
-        Ok(())
+        if !grants.is_empty() {
+            let _ = peer.tx.push_control(&Frame::Credit(grants));
+        }
+        for sub in drains {
+            self.router
+                .shared
+                .rt
+                .spawn(drain_park(self.router.shared.clone(), peer.clone(), sub));
+        }
+        r
     }
 
     fn protocol_violation(&self, peer: &Peer, e: Error) -> (ErrorCode, String) {
@@ -565,6 +595,11 @@ impl Receiver {
                 }
             }
             Input::Declare(items) => self.apply_declarations(peer, items)?,
+            Input::Credit(items) => {
+                let max = self.router.shared.cfg.max_declarations_per_peer;
+                peer.tx.apply_credit(items, max)?;
+            }
+            Input::CreditAck(subs) => peer.credit_in().acked(&subs),
             Input::SnapshotEnd => {
                 {
                     // Under the state lock: what was held for this peer while
@@ -639,6 +674,25 @@ impl Receiver {
         }
         self.router.notify();
         r
+    }
+}
+
+/// Moves a subscription's parked messages from one link into its queue as
+/// it empties, giving credit back as they go. Ends when the park is empty,
+/// the subscription closes or the endpoint shuts down; a link that ended
+/// meanwhile does not stop it (what arrived is delivered).
+async fn drain_park(shared: Arc<Shared>, peer: Arc<Peer>, sub: u64) {
+    loop {
+        let mut grants = Vec::new();
+        let inbox = peer.credit_in().drain(sub, &mut grants);
+        if !grants.is_empty() {
+            let _ = peer.tx.push_control(&Frame::Credit(grants));
+        }
+        let Some(inbox) = inbox else { return };
+        tokio::select! {
+            _ = inbox.wait_space() => {}
+            _ = shared.shutdown.cancelled() => return,
+        }
     }
 }
 

@@ -29,9 +29,26 @@ pub struct Service {
     pub(crate) task: Option<tokio::task::AbortHandle>,
     /// Its endpoint's way in from plain threads.
     pub(crate) blocker: Blocker,
+    /// Made in an async context: the wait for the peers to have it.
+    pub(crate) declaring: std::sync::Mutex<Option<crate::router::Declaring>>,
 }
 
 impl Service {
+    /// Completes once every peer connected when the service was declared
+    /// has it (or `Config::declare_wait` passed): a request a peer sends
+    /// after that finds it. `serve` from a plain thread has already waited
+    /// (`a_service_is_known_to_peers_when_serve_returns`).
+    pub async fn ready(&self) {
+        let d = self
+            .declaring
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(d) = d {
+            d.done().await;
+        }
+    }
+
     /// The served pattern.
     pub fn pattern(&self) -> &str {
         self.pattern.as_str()

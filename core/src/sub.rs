@@ -23,9 +23,27 @@ pub struct Subscription {
     pub(crate) batch: Mutex<VecDeque<Message>>,
     /// Its endpoint's way in from plain threads.
     pub(crate) blocker: Blocker,
+    /// Made in an async context: the wait for the peers to have it.
+    pub(crate) declaring: Mutex<Option<crate::router::Declaring>>,
 }
 
 impl Subscription {
+    /// Completes once every peer connected when the subscription was made
+    /// has it (or `Config::declare_wait` passed): a message a peer publishes
+    /// after that reaches it. `subscribe` from a plain thread has already
+    /// waited; in async code, `sub.ready().await` before telling peers to
+    /// publish (`a_subscription_is_known_to_peers_when_subscribe_returns`).
+    pub async fn ready(&self) {
+        let d = self
+            .declaring
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(d) = d {
+            d.done().await;
+        }
+    }
+
     /// The pattern.
     pub fn pattern(&self) -> &str {
         self.shared.pattern.as_str()

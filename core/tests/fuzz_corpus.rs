@@ -40,6 +40,14 @@ fn handshake_corpus() {
 }
 
 #[test]
+fn credit_corpus() {
+    for (name, data) in corpus("credit") {
+        eprintln!("credit/{name}");
+        netchan::fuzz::credit(&data);
+    }
+}
+
+#[test]
 fn path_pattern_corpus() {
     for (name, data) in corpus("path_pattern") {
         eprintln!("path_pattern/{name}");
@@ -56,7 +64,7 @@ proptest::proptest! {
         flips in proptest::collection::vec((0usize..4096, proptest::num::u8::ANY), 0..8),
         cut in 0usize..4096,
     ) {
-        for target in ["frame_decoder", "handshake", "path_pattern"] {
+        for target in ["frame_decoder", "handshake", "path_pattern", "credit"] {
             let seeds = corpus(target);
             let mut data = seeds[seed % seeds.len()].1.clone();
             for (at, b) in &flips {
@@ -69,6 +77,7 @@ proptest::proptest! {
             match target {
                 "frame_decoder" => netchan::fuzz::frame_decoder(&data),
                 "handshake" => netchan::fuzz::handshake(&data),
+                "credit" => netchan::fuzz::credit(&data),
                 _ => netchan::fuzz::path_pattern(&data),
             }
         }

@@ -137,7 +137,7 @@ async fn garbage_before_the_handshake_is_refused() {
         ("length 0xFFFFFFFF", vec![0xff; 4], false),
         (
             "truncated HELLO then FIN",
-            hello("x", 1, 1)[..20].to_vec(),
+            hello("x", 2, 2)[..20].to_vec(),
             true,
         ),
         ("random bytes", rng_bytes, false),
@@ -150,7 +150,7 @@ async fn garbage_before_the_handshake_is_refused() {
         (
             "bad magic",
             {
-                let mut h = hello("x", 1, 1);
+                let mut h = hello("x", 2, 2);
                 let i = h.windows(4).position(|w| w == b"NTCH").unwrap();
                 h[i..i + 4].copy_from_slice(b"HTTP");
                 h
@@ -189,7 +189,7 @@ async fn garbage_before_the_handshake_is_refused() {
 async fn slowloris_is_cut_at_the_handshake_timeout() {
     let (ep, addr) = server().await;
     let mut s = TcpStream::connect(sockaddr(&addr)).await.unwrap();
-    s.write_all(&hello("slow", 1, 1)[..1]).await.unwrap();
+    s.write_all(&hello("slow", 2, 2)[..1]).await.unwrap();
     // No more bytes: the server must give up by itself.
     let mut got = Vec::new();
     within(s.read_to_end(&mut got)).await.unwrap();
@@ -211,11 +211,23 @@ async fn version_mismatch_fails_on_both_sides() {
     match fs.last() {
         Some(Frame::Close { code, reason }) => {
             assert_eq!(*code, ErrorCode::UnsupportedVersion.as_u16());
-            assert_eq!(reason, "unsupported protocol version 9 (supported 1..1)");
+            assert_eq!(reason, "unsupported protocol version 9 (supported 2..2)");
         }
         other => panic!("expected CLOSE, got {other:?}"),
     }
     errors(&ep, 1).await;
+    good_client_works(&addr).await;
+
+    // A version 1 peer (before credit) is told so, never misparsed.
+    let got = attack(&addr, &hello("old", 1, 1), false).await;
+    match frames(&got).last() {
+        Some(Frame::Close { code, reason }) => {
+            assert_eq!(*code, ErrorCode::UnsupportedVersion.as_u16());
+            assert_eq!(reason, "unsupported protocol version 1 (supported 2..2)");
+        }
+        other => panic!("expected CLOSE, got {other:?}"),
+    }
+    errors(&ep, 2).await;
     good_client_works(&addr).await;
 
     // Versions of any width are compared, not refused as undecodable.
@@ -225,12 +237,12 @@ async fn version_mismatch_fails_on_both_sides() {
             assert_eq!(*code, ErrorCode::UnsupportedVersion.as_u16(), "{reason}");
             assert_eq!(
                 reason,
-                "unsupported protocol version 18446744073709551615 (supported 1..1)"
+                "unsupported protocol version 18446744073709551615 (supported 2..2)"
             );
         }
         other => panic!("expected CLOSE, got {other:?}"),
     }
-    errors(&ep, 2).await;
+    errors(&ep, 3).await;
     good_client_works(&addr).await;
 
     // And we dial a version-9 listener: connect fails with the same words.
@@ -248,7 +260,7 @@ async fn version_mismatch_fails_on_both_sides() {
     assert_eq!(e.code(), ErrorCode::UnsupportedVersion);
     assert_eq!(
         e.detail(),
-        "unsupported protocol version 9 (supported 1..1)"
+        "unsupported protocol version 9 (supported 2..2)"
     );
     // The fake peer was told too.
     let told = frames(&within(fake).await.unwrap());
@@ -260,7 +272,7 @@ async fn version_mismatch_fails_on_both_sides() {
 /// A raw peer that completes the handshake, for attacks after it.
 async fn handshaken(addr: &str, name: &str) -> (TcpStream, BytesMut) {
     let mut s = TcpStream::connect(sockaddr(addr)).await.unwrap();
-    s.write_all(&hello(name, 1, 1)).await.unwrap();
+    s.write_all(&hello(name, 2, 2)).await.unwrap();
     s.write_all(&frame(&Frame::SnapshotEnd)).await.unwrap();
     let mut buf = BytesMut::new();
     // Read until the server's SNAPSHOT_END.
@@ -311,7 +323,7 @@ async fn bombs_after_the_handshake_close_only_that_connection() {
                 pattern: "a//b".into(),
             }]))),
         ),
-        ("second HELLO", hello("again", 1, 1)),
+        ("second HELLO", hello("again", 2, 2)),
         (
             "MESSAGE whose path is bin",
             raw_frame(
@@ -443,7 +455,7 @@ async fn in_flight_requests_fail_with_peer_lost_when_the_link_dies() {
     let (got_req_tx, mut got_req_rx) = tokio::sync::mpsc::channel::<()>(200);
     let fake = tokio::spawn(async move {
         let (mut s, _) = l.accept().await.unwrap();
-        s.write_all(&hello("doomed", 1, 1)).await.unwrap();
+        s.write_all(&hello("doomed", 2, 2)).await.unwrap();
         s.write_all(&frame(&Frame::Declare(Declarations::new(&[Decl {
             declare: true,
             kind: DeclKind::Service,
@@ -513,7 +525,7 @@ async fn connection_limit_refuses_with_overloaded_and_connect_retries() {
     assert_eq!(e.code(), ErrorCode::Overloaded, "{e}");
     assert!(e.detail().contains("connection limit of 1"), "{e}");
     // A raw client sees the reason in a CLOSE, not a bare reset.
-    let got = attack(&addr, &hello("raw", 1, 1), false).await;
+    let got = attack(&addr, &hello("raw", 2, 2), false).await;
     assert!(
         matches!(frames(&got).last(), Some(Frame::Close { code, reason })
             if *code == ErrorCode::Overloaded.as_u16() && reason.contains("connection limit")),
@@ -729,4 +741,100 @@ async fn a_request_flood_does_not_starve_another_caller() {
         percentile(&times, 0.99),
         times[times.len() - 1]
     );
+}
+
+/// A peer that sends past the credit a `Block` subscription granted it
+/// breaks the protocol: its link is closed with `PROTOCOL_ERROR` (counted),
+/// what it sent within its credit is delivered, and every other link works
+/// on (issue 16).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_sending_past_its_credit_is_cut() {
+    let (ep, addr) = server().await;
+    let mut o = netchan::SubscribeOptions::default();
+    o.capacity = 4;
+    let sub = ep.subscribe_with("data", o).unwrap();
+    let bystander = Endpoint::named("bystander").unwrap();
+    bystander.connect(&addr).await.unwrap();
+
+    // The handshake by hand: the snapshot opens the subscription's slot
+    // before its SNAPSHOT_END.
+    let mut s = TcpStream::connect(sockaddr(&addr)).await.unwrap();
+    s.write_all(&hello("greedy", 2, 2)).await.unwrap();
+    s.write_all(&frame(&Frame::SnapshotEnd)).await.unwrap();
+    let mut buf = BytesMut::new();
+    let mut slot = None;
+    loop {
+        match proto::decode(&mut buf, 1 << 24).unwrap() {
+            Decoded::Frame(Frame::SnapshotEnd) => break,
+            Decoded::Frame(Frame::Credit(items)) => {
+                for it in items {
+                    if let proto::CreditItem::Open {
+                        sub, msgs, pattern, ..
+                    } = it
+                    {
+                        assert_eq!((pattern.as_str(), msgs), ("data", 4));
+                        slot = Some(sub);
+                    }
+                }
+            }
+            Decoded::Frame(_) => {}
+            Decoded::NeedMore(_) => {
+                let n = within(s.read_buf(&mut buf)).await.unwrap();
+                assert!(n > 0, "server closed during handshake");
+            }
+        }
+    }
+    let slot = slot.expect("the snapshot opened a credit slot");
+    // Acknowledge the slot (from here on every message is counted) and
+    // send 4: they fit the queue, and their credit comes back.
+    let msg = |i: u8| {
+        frame(&Frame::Message {
+            path: bytes::Bytes::from_static(b"data"),
+            payload: bytes::Bytes::from(vec![i]),
+        })
+    };
+    let mut first = frame(&Frame::CreditAck(vec![slot]));
+    (0..4).for_each(|i| first.extend(msg(i)));
+    s.write_all(&first).await.unwrap();
+    let mut granted = 0;
+    while granted < 4 {
+        match proto::decode(&mut buf, 1 << 24).unwrap() {
+            Decoded::Frame(Frame::Credit(items)) => {
+                for it in items {
+                    if let proto::CreditItem::Grant { sub, msgs, .. } = it {
+                        assert_eq!(sub, slot);
+                        granted += msgs;
+                    }
+                }
+            }
+            Decoded::Frame(_) => {}
+            Decoded::NeedMore(_) => {
+                let n = within(s.read_buf(&mut buf)).await.unwrap();
+                assert!(n > 0, "server closed");
+            }
+        }
+    }
+    // Then 4 more (the queue is full: they wait on the link, within the
+    // credit) and one past it.
+    let mut second = Vec::new();
+    (4..9).for_each(|i| second.extend(msg(i)));
+    s.write_all(&second).await.unwrap();
+    let mut got = Vec::new();
+    let _ = within(s.read_to_end(&mut got)).await;
+    match frames(&got).last() {
+        Some(Frame::Close { code, reason }) => {
+            assert_eq!(*code, ErrorCode::ProtocolError.as_u16(), "{reason}");
+            assert!(reason.contains("past its credit"), "{reason}");
+        }
+        other => panic!("expected CLOSE, got {other:?}"),
+    }
+    errors(&ep, 1).await;
+    // What it sent within its credit was delivered, in order.
+    for i in 0..8u8 {
+        let m = within(sub.recv()).await.unwrap();
+        assert_eq!(m.payload().as_ref(), [i]);
+    }
+    assert!(ep.peers().iter().any(|p| p.name == "bystander"));
+    good_client_works(&addr).await;
+    bystander.close().await;
 }

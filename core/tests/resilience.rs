@@ -389,8 +389,8 @@ async fn frozen_peer(
     let mut b = bytes::BytesMut::new();
     let hello = Hello {
         magic: "NTCH".into(),
-        min_version: 1,
-        max_version: 1,
+        min_version: netchan::proto::VERSION_MIN,
+        max_version: netchan::proto::VERSION_MAX,
         name: name.into(),
         max_frame: 1 << 20,
         heartbeat_ms: 0,

@@ -57,8 +57,8 @@ fn frame(f: &Frame) -> Vec<u8> {
 async fn handshake(raw: &mut RawConn, name: &str, decls: Vec<Decl>) -> BytesMut {
     let mut out = frame(&Frame::Hello(Hello {
         magic: proto::MAGIC.into(),
-        min_version: 1,
-        max_version: 1,
+        min_version: netchan::proto::VERSION_MIN,
+        max_version: netchan::proto::VERSION_MAX,
         name: name.into(),
         max_frame: 1 << 20,
         heartbeat_ms: 0,
@@ -683,7 +683,7 @@ async fn violations_are_reported_once_and_load_refusals_once_a_second() {
             .count()
     };
     assert_eq!(
-        warned("reserved") + warned("not in protocol v1"),
+        warned("reserved") + warned("not in protocol v2"),
         1,
         "{:?}",
         log.0.lock().unwrap()
@@ -1252,4 +1252,41 @@ async fn network_changed_drops_links_and_redials_now() {
             .unwrap()[..],
         b"z"
     );
+}
+
+/// A peer that completes every handshake and then drops the connection at
+/// once: each redial succeeds, yet the delays grow as for refused connects
+/// (a link that ends within the heartbeat window counts as a failed
+/// attempt), instead of a connect/close cycle every `min_delay`.
+#[tokio::test(start_paused = true)]
+async fn links_that_end_at_once_back_off_like_refused_connects() {
+    let listener = RawListener::bind("inproc://vt-flap").await.unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok(mut raw) = listener.accept().await else {
+                return;
+            };
+            handshake(&mut raw, "flapper", vec![]).await;
+            drop(raw); // the link ends right after its handshake
+        }
+    });
+    let cfg = config("dialler");
+    let r = cfg.reconnect.clone();
+    let dialler = Endpoint::new(cfg).unwrap();
+    let mut events = dialler.events();
+    dialler.connect("inproc://vt-flap").await.unwrap();
+    let mut delays = Vec::new();
+    while delays.len() < 6 {
+        if let Event::Reconnecting { delay, .. } =
+            next_event(&mut events, |e| matches!(e, Event::Reconnecting { .. })).await
+        {
+            delays.push(delay);
+        }
+    }
+    let mut want = r.min_delay;
+    for (i, d) in delays.iter().enumerate() {
+        assert_eq!(*d, want, "redial {} waited {delays:?}", i + 1);
+        want = want.mul_f64(r.factor).min(r.max_delay);
+    }
+    dialler.close().await;
 }

@@ -19,8 +19,10 @@ use crate::error::{netchan_result, FfiError};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[allow(non_camel_case_types)]
 pub enum netchan_overflow {
-    /// Wait for room: the connection's reader stops and TCP pushes back on
-    /// the publisher. Nothing is lost. The default.
+    /// Wait for room: publishers are held back through credit per
+    /// subscription (up to their send timeout, then a counted drop and
+    /// BUFFER_FULL for them); the link keeps carrying everything else.
+    /// The default.
     Block = 0,
     /// Discard the oldest queued message (counted, reported as an event).
     DropOldest = 1,

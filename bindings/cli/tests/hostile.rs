@@ -132,8 +132,8 @@ async fn raw_peer(addr: &str, name: &str) -> TcpStream {
         .unwrap();
     s.write_all(&frame(&Frame::Hello(Hello {
         magic: proto::MAGIC.into(),
-        min_version: 1,
-        max_version: 1,
+        min_version: netchan::proto::VERSION_MIN,
+        max_version: netchan::proto::VERSION_MAX,
         name: name.into(),
         max_frame: 1 << 20,
         heartbeat_ms: 0,

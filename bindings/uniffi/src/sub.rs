@@ -39,8 +39,9 @@ struct Shared {
 
 /// A subscription: messages whose path matches its pattern, from local
 /// publishers and every connected peer, waiting in one queue
-/// (`subscription_capacity` messages; a full queue slows the links it comes
-/// from). It survives `suspend()`/`resume()`.
+/// (`subscription_capacity` messages; a full queue holds back the
+/// publishers, through credit, and the links they use carry everything else
+/// on). It survives `suspend()`/`resume()`.
 ///
 /// Made with a handler, it delivers to it and lasts until closed (Kotlin:
 /// `cancel()`; Swift: `close()`) or its endpoint closes; letting go of the

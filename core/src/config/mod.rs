@@ -12,9 +12,11 @@ use crate::proto::{MAX_NAME_LEN, MIN_MAX_FRAME};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Overflow {
-    /// Wait for room: the connection's reader stops, TCP pushes back, and the
-    /// publisher's send buffer fills (then its `send_timeout` applies).
-    /// Nothing is lost; a slow subscriber slows the link it is on.
+    /// Wait for room: publishers are held back through credit per
+    /// subscription (a local publisher waits for room; a remote one for
+    /// credit, up to its `send_timeout`, then counts the drop and gets
+    /// `BUFFER_FULL`). Nothing is lost uncounted, and the link it comes over
+    /// keeps carrying everything else (docs/RELIABILITY.md).
     #[default]
     Block,
     /// Discard the oldest queued message to make room (counted, reported).
@@ -175,6 +177,12 @@ pub struct Config {
     pub send_timeout: Duration,
     /// Time `ping` waits for a pong.
     pub ping_timeout: Duration,
+    /// How long `subscribe` and `serve` called from a plain thread wait for
+    /// every connected peer to have the new declaration, so that a message
+    /// a peer publishes (or a request it sends) after the call returns
+    /// reaches it. From an async context they cannot wait; await
+    /// `Subscription::ready` / `Service::ready` there. Zero: never wait.
+    pub declare_wait: Duration,
     /// Defaults for subscriptions.
     pub subscribe: SubscribeOptions,
     /// Requests queued per service. When it is full, a caller holding less
@@ -231,6 +239,7 @@ impl Default for Config {
             send_buffer: 8 * 1024 * 1024,
             send_timeout: Duration::from_secs(10),
             ping_timeout: Duration::from_secs(5),
+            declare_wait: Duration::from_secs(2),
             subscribe: SubscribeOptions::default(),
             service_queue: 1024,
             service_queue_bytes: 64 * 1024 * 1024,

@@ -168,6 +168,9 @@ settings! {
     "ping_timeout", SettingKind::Duration, "time ping waits for a pong",
         |c| dur(c.ping_timeout),
         |c, v| c.ping_timeout = v.duration()?;
+    "declare_wait", SettingKind::Duration, "how long subscribe/serve wait for connected peers to have the declaration",
+        |c| dur(c.declare_wait),
+        |c, v| c.declare_wait = v.duration()?;
     "subscribe.capacity", SettingKind::Count, "default subscription queue bound, in messages",
         |c| c.subscribe.capacity.to_string(),
         |c, v| c.subscribe.capacity = v.count()?;

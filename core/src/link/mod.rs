@@ -472,6 +472,7 @@ impl Links {
                     .failure()
                     .unwrap_or((ErrorCode::PeerLost, "connection closed".to_owned())),
             };
+            p.reader_done.cancel();
             me.peer_down(&p, code, &reason);
         });
         Ok(peer)
@@ -530,8 +531,9 @@ impl Links {
     }
 
     /// Closes every link for `Endpoint::close`: tells each peer (a CLOSE
-    /// after what was already queued for it), fails what is in flight, and
-    /// lets the writers flush for up to two seconds.
+    /// after what was already queued for it), fails what is in flight, lets
+    /// the writers flush and reads until each peer has closed its side, all
+    /// within two seconds.
     pub(crate) async fn close_all(&self, peers: Vec<Arc<Peer>>, dialers: Vec<Arc<Dialer>>) {
         // The accept loops end; their listeners go with them.
         self.stop_listening().await;
@@ -562,7 +564,19 @@ impl Links {
                 let _ = w.await;
             }
         };
-        let _ = tokio::time::timeout(CLOSE_FLUSH, flush).await;
+        let by = tokio::time::Instant::now() + CLOSE_FLUSH;
+        let _ = tokio::time::timeout_at(by, flush).await;
+        // Each peer answers the CLOSE by closing its side. Read until it
+        // has (within the same bound): bytes it sent meanwhile (credit,
+        // pongs) left unread would make the kernel reset the connection,
+        // destroying what the peer had received and not yet read
+        // (Python `test_exit_without_close_still_sends_what_was_published`).
+        let answered = async {
+            for p in &peers {
+                p.reader_done.cancelled().await;
+            }
+        };
+        let _ = tokio::time::timeout_at(by, answered).await;
         for p in &peers {
             p.dead.cancel();
         }

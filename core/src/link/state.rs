@@ -107,6 +107,10 @@ pub(crate) enum Input {
     Declare(Declarations),
     /// The peer's declaration snapshot is complete: the link is ready.
     SnapshotEnd,
+    /// Credit slots the peer opened, granted or closed (v2).
+    Credit(Vec<crate::proto::CreditItem>),
+    /// Our credit slots the peer started counting (v2).
+    CreditAck(Vec<u64>),
     /// The peer closed the link. `why` ends the reader; `refusal` is the
     /// error a connect in progress reports when the peer closed with a code.
     Close { why: String, refusal: Option<Error> },
@@ -154,6 +158,8 @@ impl Session {
             Frame::Ping(n) => Input::Ping(n),
             Frame::Pong(n) => Input::Pong(n),
             Frame::Declare(d) => Input::Declare(d),
+            Frame::Credit(items) => Input::Credit(items),
+            Frame::CreditAck(subs) => Input::CreditAck(subs),
             Frame::SnapshotEnd => {
                 if self.snapshot_done {
                     return Err(Error::new(

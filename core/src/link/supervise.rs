@@ -65,8 +65,22 @@ fn jittered(d: Duration, jitter: f64) -> Duration {
 /// (Spawning a redial per lost link, as an earlier version did, started a
 /// second loop for every refused attempt: a redial storm with no backoff;
 /// `name_in_use_passes_once_the_name_is_free` shows it gone.)
+///
+/// A link that ends within the heartbeat window of being made counts as a
+/// failed attempt: the next redial waits the backoff's next delay, not the
+/// first, so a peer that accepts and then drops every connection is
+/// redialled ever more slowly, like one that refuses
+/// (`links_that_end_at_once_back_off_like_refused_connects`).
 pub(crate) async fn supervise(links: Arc<Links>, d: Arc<Dialer>, first: Arc<Peer>) {
+    let cfg = &links.shared.cfg;
+    let (r, settle) = (
+        cfg.reconnect.clone(),
+        cfg.heartbeat_interval * cfg.heartbeat_misses,
+    );
     let mut current = first;
+    let mut since = tokio::time::Instant::now();
+    // The delay the connection that made `current` waited.
+    let mut last = Duration::ZERO;
     loop {
         tokio::select! {
             _ = current.dead.cancelled() => {}
@@ -75,18 +89,32 @@ pub(crate) async fn supervise(links: Arc<Links>, d: Arc<Dialer>, first: Arc<Peer
         if links.shared.is_closed() || d.stop.is_cancelled() {
             return;
         }
-        match redial(&links, &d).await {
-            Some(p) => current = p,
+        let start = if since.elapsed() < settle {
+            (last.mul_f64(r.factor)).clamp(r.min_delay, r.max_delay)
+        } else {
+            r.min_delay
+        };
+        match redial(&links, &d, start).await {
+            Some((p, waited)) => {
+                current = p;
+                since = tokio::time::Instant::now();
+                last = waited;
+            }
             None => return,
         }
     }
 }
 
-/// Redials until connected (`Some`), or redialling stops (`None`).
-async fn redial(links: &Arc<Links>, d: &Arc<Dialer>) -> Option<Arc<Peer>> {
+/// Redials until connected (`Some`, with the delay the successful attempt
+/// waited), or redialling stops (`None`). The first attempt waits `start`.
+async fn redial(
+    links: &Arc<Links>,
+    d: &Arc<Dialer>,
+    start: Duration,
+) -> Option<(Arc<Peer>, Duration)> {
     let (shared, router) = (&links.shared, &links.router);
     let r = shared.cfg.reconnect.clone();
-    let mut delay = r.min_delay;
+    let mut delay = start;
     let mut attempt = 0u32;
     loop {
         // Another connection to the same peer (it dialled us): nothing to do
@@ -140,7 +168,7 @@ async fn redial(links: &Arc<Links>, d: &Arc<Dialer>) -> Option<Arc<Peer>> {
         d.attempts.fetch_add(1, SeqCst);
         d.attempted.notify_waiters();
         match outcome {
-            Ok(p) => return Some(p),
+            Ok(p) => return Some((p, if now { Duration::ZERO } else { delay })),
             Err(e) if e.code() == ErrorCode::Closed => return None,
             Err(e) if permanent(&e) && !d.name().is_some_and(|n| router.has_peer(&n)) => {
                 tracing::warn!(endpoint = %shared.name, addr = %d.addr, code = %e.code(), "giving up reconnecting: {}", e.detail());

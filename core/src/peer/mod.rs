@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::credit::CreditIn;
 use crate::error::{Error, ErrorCode};
 use crate::link::state::InFlight;
 use crate::metrics::{CounterStats, Counters};
@@ -35,6 +36,9 @@ pub(crate) struct Peer {
     in_flight: Mutex<InFlight>,
     pub counters: Counters,
     pub rtt_us: AtomicU64,
+    /// Cancelled when the link's reader has stopped reading (the peer closed,
+    /// or the link ended for another reason).
+    pub reader_done: CancellationToken,
     /// Cancelled when the link ends, for whatever reason; `failure` then
     /// says why if something other than the link's reader ended it.
     pub dead: CancellationToken,
@@ -50,6 +54,8 @@ pub(crate) struct Peer {
     pub replaced: AtomicBool,
     /// The code and reason of the peer's CLOSE frame, if it sent one.
     pub close_error: Mutex<Option<Error>>,
+    /// Our subscriptions' credit slots on this link (see [`crate::credit`]).
+    credit_in: Mutex<CreditIn>,
 }
 
 /// What a new [`Peer`] is made from.
@@ -82,13 +88,20 @@ impl Peer {
             counters: Counters::default(),
             rtt_us: AtomicU64::new(0),
             dead: CancellationToken::new(),
+            reader_done: CancellationToken::new(),
             failure: Mutex::new(None),
             dialer: p.dialer,
             last_rx_ms: AtomicU64::new(p.now_ms),
             reading_paused: AtomicBool::new(false),
             replaced: AtomicBool::new(false),
             close_error: Mutex::new(None),
+            credit_in: Mutex::new(CreditIn::default()),
         }
+    }
+
+    /// Our subscriptions' credit slots on this link.
+    pub(crate) fn credit_in(&self) -> std::sync::MutexGuard<'_, CreditIn> {
+        self.credit_in.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// What is in flight on the link (see [`InFlight`]).

@@ -11,7 +11,9 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::proto::{self, Frame};
+use crate::credit::{Check, CreditOut};
+use crate::error::Result;
+use crate::proto::{self, CreditItem, Frame};
 use crate::transport::Wire;
 use crate::waiting::{
     DIRECT_GAP, GATHER_BELOW, GATHER_FOR, GATHER_TASK_YIELDS, GATHER_THREAD_YIELDS,
@@ -22,13 +24,40 @@ use crate::waiting::{
 /// into the send buffer, and written with the frame head in one `writev`.
 const BIG_PAYLOAD: usize = 16 * 1024;
 
+/// Small frames gather in one buffer; past this size it becomes a segment
+/// of its own (ending at a frame boundary).
+const SEGMENT: usize = 64 * 1024;
+
+/// The writer takes at most about this much data per write, ending at a
+/// frame boundary, and looks at the control lane in between: a PING waits
+/// behind at most this much of the queue (and the kernel's unsent bytes,
+/// bounded by `TCP_NOTSENT_LOWAT` on TCP: `transport`).
+const TAKE_DATA: usize = 64 * 1024;
+
+/// Which lane a frame goes in. Control frames (PING, PONG, DECLARE,
+/// SNAPSHOT_END, CREDIT) carry no order with the data that matters to the
+/// peer and overtake it; the rest (MESSAGE, REQUEST, RESULT, CANCEL,
+/// CREDIT_ACK, CLOSE) keep their order. CREDIT_ACK marks where the peer
+/// starts counting messages against a slot, so it stays among them; a
+/// CANCEL must not pass its REQUEST; CLOSE comes after everything.
+fn is_control(frame: &Frame) -> bool {
+    matches!(
+        frame,
+        Frame::Ping(_) | Frame::Pong(_) | Frame::Declare(_) | Frame::SnapshotEnd | Frame::Credit(_)
+    )
+}
+
 pub(crate) struct SendState {
     /// Messages and payload bytes queued so far (counted under this lock,
     /// which the publisher holds anyway).
     msgs: u64,
     payload_bytes: u64,
+    /// The control lane: written before any data not yet taken.
+    ctrl: BytesMut,
+    /// Data frames, in order: segments taken before `buf`, each with
+    /// whether a frame ends with it.
     buf: BytesMut,
-    chunks: VecDeque<Bytes>,
+    chunks: VecDeque<(Bytes, bool)>,
     queued: usize,
     /// Of `queued`, the bytes of frames the peer is owed (control frames and
     /// results, which ignore the bound): see [`SendQueue::owed`].
@@ -40,6 +69,8 @@ pub(crate) struct SendState {
     writing: bool,
     /// When a sender last wrote straight to the socket.
     last_direct: Option<Instant>,
+    /// The peer's credit slots (see [`crate::credit`]).
+    credit: CreditOut,
 }
 
 /// Outcome of queueing a frame.
@@ -47,6 +78,11 @@ pub(crate) enum Enq {
     Queued,
     /// The buffer is over its bound; wait on `space` and retry.
     Full,
+    /// A subscription of the peer has no credit for it; wait on `space`
+    /// and retry, unless `stalled` (a publisher already waited in vain).
+    NoCredit {
+        stalled: bool,
+    },
     /// The connection is gone.
     Closed,
 }
@@ -77,6 +113,7 @@ impl SendQueue {
             st: Mutex::new(SendState {
                 msgs: 0,
                 payload_bytes: 0,
+                ctrl: BytesMut::new(),
                 buf: BytesMut::new(),
                 chunks: VecDeque::new(),
                 queued: 0,
@@ -85,6 +122,7 @@ impl SendQueue {
                 closed: false,
                 writing: false,
                 last_direct: None,
+                credit: CreditOut::default(),
             }),
             stalled: AtomicBool::new(false),
             heard: AtomicBool::new(false),
@@ -127,8 +165,9 @@ impl SendQueue {
     fn try_flush(&self, st: &mut SendState) -> bool {
         let mut n = {
             let mut iov = [IoSlice::new(&[]); 16];
-            let mut k = 0;
-            for c in st.chunks.iter().take(15) {
+            iov[0] = IoSlice::new(&st.ctrl);
+            let mut k = 1;
+            for (c, _) in st.chunks.iter().take(14) {
                 iov[k] = IoSlice::new(c);
                 k += 1;
             }
@@ -142,13 +181,16 @@ impl SendQueue {
             }
         };
         st.queued = st.queued.saturating_sub(n);
+        let c = n.min(st.ctrl.len());
+        st.ctrl.advance(c);
+        n -= c;
         while n > 0 {
             match st.chunks.front_mut() {
-                Some(front) if front.len() <= n => {
+                Some((front, _)) if front.len() <= n => {
                     n -= front.len();
                     st.chunks.pop_front();
                 }
-                Some(front) => {
+                Some((front, _)) => {
                     front.advance(n);
                     n = 0;
                 }
@@ -158,7 +200,7 @@ impl SendQueue {
                 }
             }
         }
-        st.chunks.is_empty() && st.buf.is_empty()
+        st.ctrl.is_empty() && st.chunks.is_empty() && st.buf.is_empty()
     }
 
     /// Queues a MESSAGE frame, subject to the bound.
@@ -170,6 +212,9 @@ impl SendQueue {
         }
         if st.queued > 0 && st.queued + size > self.limit {
             return Enq::Full;
+        }
+        if let Check::NoCredit { stalled } = st.credit.take(path, payload.len()) {
+            return Enq::NoCredit { stalled };
         }
         // Cannot fail: the caller checked the size against the peer's limit.
         if proto::encode_message_head(&mut st.buf, path, payload.len()).is_err() {
@@ -190,13 +235,19 @@ impl SendQueue {
         (st.msgs, st.payload_bytes)
     }
 
+    /// Appends the payload of the data frame whose head was just encoded
+    /// into `buf`; the frame ends here.
     fn append_payload(&self, st: &mut SendState, payload: &Bytes) {
         if payload.len() >= BIG_PAYLOAD {
             let head = st.buf.split().freeze();
-            st.chunks.push_back(head);
-            st.chunks.push_back(payload.clone());
+            st.chunks.push_back((head, false));
+            st.chunks.push_back((payload.clone(), true));
         } else {
             st.buf.extend_from_slice(payload);
+            if st.buf.len() >= SEGMENT {
+                let seg = st.buf.split().freeze();
+                st.chunks.push_back((seg, true));
+            }
         }
     }
 
@@ -226,6 +277,23 @@ impl SendQueue {
         self.push_frame(frame, None, false)
     }
 
+    /// Queues control frames together (one write when the link is idle),
+    /// ignoring the bound.
+    pub(crate) fn push_controls(&self, frames: &[Frame]) -> Enq {
+        let mut st = self.lock();
+        let mut size = 0;
+        for f in frames {
+            match self.queue_frame(&mut st, f, None, false) {
+                Ok(n) => size += n,
+                Err(e) => return e,
+            }
+        }
+        if size > 0 {
+            self.finish(st, size);
+        }
+        Enq::Queued
+    }
+
     /// Queues a RESULT frame with its payload, ignoring the bound.
     pub(crate) fn push_result(&self, id: u64, code: u16, message: &str, payload: &Bytes) -> Enq {
         self.push_frame(
@@ -242,14 +310,63 @@ impl SendQueue {
 
     fn push_frame(&self, frame: &Frame, payload: Option<&Bytes>, bounded: bool) -> Enq {
         let mut st = self.lock();
+        match self.queue_frame(&mut st, frame, payload, bounded) {
+            Ok(size) => {
+                self.finish(st, size);
+                Enq::Queued
+            }
+            Err(e) => e,
+        }
+    }
+
+    /// Applies the peer's CREDIT items; an opened slot is acknowledged
+    /// (CREDIT_ACK) under the same lock, so every message counted against
+    /// it is queued after the acknowledgement. Publishers waiting for
+    /// credit are woken.
+    pub(crate) fn apply_credit(&self, items: Vec<CreditItem>, max_slots: usize) -> Result<()> {
+        let mut st = self.lock();
+        let (opened, granted) = st.credit.apply(items, max_slots)?;
+        let mut size = None;
+        if !opened.is_empty() {
+            if let Ok(n) = self.queue_frame(&mut st, &Frame::CreditAck(opened), None, false) {
+                size = Some(n);
+            }
+        }
+        match size {
+            Some(n) => self.finish(st, n),
+            None => drop(st),
+        }
+        if granted {
+            self.space.notify_waiters();
+        }
+        Ok(())
+    }
+
+    /// Marks the peer's slots that `path` lacks credit in as stalled: the
+    /// next messages for them are dropped at once, until credit comes.
+    pub(crate) fn stall_credit(&self, path: &str) {
+        self.lock().credit.stall(path);
+    }
+
+    /// Encodes `frame` into the queue under the lock; its size, for
+    /// [`finish`](Self::finish).
+    fn queue_frame(
+        &self,
+        st: &mut SendState,
+        frame: &Frame,
+        payload: Option<&Bytes>,
+        bounded: bool,
+    ) -> std::result::Result<usize, Enq> {
         if st.closed {
-            return Enq::Closed;
+            return Err(Enq::Closed);
         }
         let plen = payload.map_or(0, |p| p.len());
         if bounded && st.queued > 0 && st.queued + plen > self.limit {
-            return Enq::Full;
+            return Err(Enq::Full);
         }
-        let before = st.buf.len();
+        let control = is_control(frame);
+        let lane = if control { &mut st.ctrl } else { &mut st.buf };
+        let before = lane.len();
         let ok = match frame {
             Frame::Request {
                 id,
@@ -257,7 +374,7 @@ impl SendQueue {
                 timeout_ms,
                 ..
             } => proto::encode_head(
-                &mut st.buf,
+                lane,
                 proto::Kind::Request,
                 &(id, path.as_str(), timeout_ms),
                 plen,
@@ -265,28 +382,32 @@ impl SendQueue {
             Frame::Result {
                 id, code, message, ..
             } => proto::encode_head(
-                &mut st.buf,
+                lane,
                 proto::Kind::Result,
                 &(id, code, message.as_str()),
                 plen,
             ),
-            other => proto::encode(&mut st.buf, other),
+            other => proto::encode(lane, other),
         };
         if ok.is_err() {
-            st.buf.truncate(before);
-            return Enq::Closed;
+            lane.truncate(before);
+            return Err(Enq::Closed);
         }
-        let size = st.buf.len() - before + plen;
-        if let Some(p) = payload {
-            self.append_payload(&mut st, p);
+        let size = lane.len() - before + plen;
+        match payload {
+            Some(p) => self.append_payload(st, p),
+            None if !control && st.buf.len() >= SEGMENT => {
+                let seg = st.buf.split().freeze();
+                st.chunks.push_back((seg, true));
+            }
+            None => {}
         }
         st.queued += size;
         if !bounded {
             st.owed += size;
         }
         st.frames += 1;
-        self.finish(st, size);
-        Enq::Queued
+        Ok(size)
     }
 
     /// Stops accepting frames; the writer flushes what is queued and exits.
@@ -296,16 +417,38 @@ impl SendQueue {
         self.space.notify_waiters();
     }
 
-    /// Takes everything queued (marking the writer busy while it holds
-    /// bytes); returns whether the queue is closed and how many frames were
-    /// taken.
+    /// Takes what the writer writes next (marking it busy while it holds
+    /// bytes): the whole control lane, then data up to [`TAKE_DATA`], ending
+    /// at a frame boundary. Returns whether the queue is closed and how many
+    /// frames were queued since the last take.
     fn take(&self, out: &mut VecDeque<Bytes>) -> (bool, u32) {
         let mut st = self.lock();
         let frames = std::mem::take(&mut st.frames);
-        out.append(&mut st.chunks);
-        if !st.buf.is_empty() {
+        let mut taken = 0;
+        if !st.ctrl.is_empty() {
+            // Taken whole, capacity and all: a control lane that cannot be
+            // written (a peer that does not read) grows from a fresh buffer
+            // instead of keeping the old one alive beside its successor.
+            let c = std::mem::take(&mut st.ctrl).freeze();
+            taken += c.len();
+            // Control frames are all owed (they ignore the bound).
+            st.owed = st.owed.saturating_sub(c.len());
+            out.push_back(c);
+        }
+        let mut data = 0;
+        let mut at_boundary = true;
+        while let Some((c, end)) = st.chunks.pop_front() {
+            data += c.len();
+            at_boundary = end;
+            out.push_back(c);
+            if at_boundary && data >= TAKE_DATA {
+                break;
+            }
+        }
+        if st.chunks.is_empty() && at_boundary && data < TAKE_DATA && !st.buf.is_empty() {
             let streaming = st.buf.len() >= 16 * 1024;
             let b = st.buf.split().freeze();
+            data += b.len();
             out.push_back(b);
             // A stream keeps a warm buffer for its next batch; an idle link
             // lets it go.
@@ -313,17 +456,17 @@ impl SendQueue {
                 st.buf.reserve(64 * 1024);
             }
         }
+        taken += data;
         st.writing = !out.is_empty();
         if st.writing {
             self.stalled
                 .store(false, std::sync::atomic::Ordering::Relaxed);
         }
-        let had = st.queued > 0;
-        st.queued = 0;
-        st.owed = 0;
+        st.queued = st.queued.saturating_sub(taken);
+        st.owed = st.owed.min(st.queued);
         let closed = st.closed;
         drop(st);
-        if had {
+        if taken > 0 {
             self.space.notify_waiters();
         }
         (closed, frames)
@@ -427,6 +570,8 @@ pub(crate) async fn writer_loop(tx: Arc<SendQueue>, dead: CancellationToken, nam
 async fn write_until_closed(tx: &SendQueue, dead: &CancellationToken, name: &str) {
     let mut chunks = VecDeque::new();
     let mut idle = 0;
+    // Once the link is closing or dead, what is left must be written by then.
+    let mut flush_by = None;
     loop {
         let (closed, frames) = tx.take(&mut chunks);
         if chunks.is_empty() {
@@ -469,7 +614,8 @@ async fn write_until_closed(tx: &SendQueue, dead: &CancellationToken, name: &str
             }
         }
         if bounded {
-            let r = match tokio::time::timeout(CLOSE_FLUSH, tx.write_chunks(&mut chunks)).await {
+            let by = *flush_by.get_or_insert_with(|| tokio::time::Instant::now() + CLOSE_FLUSH);
+            let r = match tokio::time::timeout_at(by, tx.write_chunks(&mut chunks)).await {
                 Ok(r) => r,
                 Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
             };

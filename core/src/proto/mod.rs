@@ -1,4 +1,4 @@
-//! Wire protocol v1, free of sockets (sans-IO).
+//! Wire protocol v2, free of sockets (sans-IO).
 //!
 //! Every frame is
 //!
@@ -16,19 +16,23 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 
+mod credit;
 mod declare;
 mod header;
+mod hello;
+pub use credit::CreditItem;
 pub use declare::{Decl, DeclKind, DeclRef, Declarations};
 use header::Reader;
+use hello::parse_hello;
 
 use crate::error::{Error, ErrorCode, Result};
 
 /// Magic string carried in every HELLO.
 pub const MAGIC: &str = "NTCH";
 /// Lowest protocol version this build speaks.
-pub const VERSION_MIN: u64 = 1;
+pub const VERSION_MIN: u64 = 2;
 /// Highest protocol version this build speaks.
-pub const VERSION_MAX: u64 = 1;
+pub const VERSION_MAX: u64 = 2;
 /// Bytes before the header: `len` (4), `kind` (1), `hlen` (4).
 pub const FRAME_PREFIX: usize = 9;
 /// Frame size limit before the handshake completes (a HELLO is small).
@@ -39,7 +43,7 @@ pub const MIN_MAX_FRAME: usize = 4096;
 pub const MAX_NAME_LEN: usize = 255;
 
 /// Frame kinds. Numbers are fixed forever; gaps are reserved:
-/// `0x30..=0x3F` streams, `0x40..=0x4F` credits (flow control),
+/// `0x30..=0x3F` streams, `0x42..=0x4F` credits (flow control),
 /// `0x50..=0x5F` authentication.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -64,6 +68,10 @@ pub enum Kind {
     Result = 0x22,
     /// Cancels a request.
     Cancel = 0x23,
+    /// Flow control: opens, grants and closes credit slots (v2).
+    Credit = 0x40,
+    /// The credit slots the sender started counting (v2).
+    CreditAck = 0x41,
 }
 
 impl Kind {
@@ -80,6 +88,8 @@ impl Kind {
             Kind::Request => "REQUEST",
             Kind::Result => "RESULT",
             Kind::Cancel => "CANCEL",
+            Kind::Credit => "CREDIT",
+            Kind::CreditAck => "CREDIT_ACK",
         }
     }
 
@@ -100,18 +110,20 @@ impl Kind {
             0x21 => Kind::Request,
             0x22 => Kind::Result,
             0x23 => Kind::Cancel,
+            0x40 => Kind::Credit,
+            0x41 => Kind::CreditAck,
             0x30..=0x3F => {
                 return Err(format!(
-                    "frame kind 0x{b:02x} (streams) is not in protocol v1"
+                    "frame kind 0x{b:02x} (streams) is not in protocol v2"
                 ))
             }
-            0x40..=0x4F => {
+            0x42..=0x4F => {
                 return Err(format!(
-                    "frame kind 0x{b:02x} (credits) is not in protocol v1"
+                    "frame kind 0x{b:02x} (credits) is not in protocol v2"
                 ))
             }
             0x50..=0x5F => {
-                return Err(format!("frame kind 0x{b:02x} (auth) is not in protocol v1"))
+                return Err(format!("frame kind 0x{b:02x} (auth) is not in protocol v2"))
             }
             _ => return Err(format!("unknown frame kind 0x{b:02x}")),
         })
@@ -206,6 +218,10 @@ pub enum Frame {
     },
     /// Cancel a request.
     Cancel(u64),
+    /// Credit slots opened, granted or closed (v2).
+    Credit(Vec<CreditItem>),
+    /// The credit slots the sender started counting, by subscription id (v2).
+    CreditAck(Vec<u64>),
 }
 
 #[derive(Serialize)]
@@ -391,7 +407,25 @@ pub fn encode(buf: &mut BytesMut, frame: &Frame) -> Result<()> {
             Ok(())
         }
         Frame::Cancel(id) => encode_head(buf, Kind::Cancel, &NonceHdr { nonce: *id }, 0),
+        Frame::Credit(items) => {
+            let mut h = Vec::with_capacity(8 + items.len() * 8);
+            credit::encode_items(&mut h, items);
+            encode_raw(buf, Kind::Credit, &h)
+        }
+        Frame::CreditAck(subs) => {
+            let mut h = Vec::with_capacity(4 + subs.len() * 3);
+            credit::encode_ack(&mut h, subs);
+            encode_raw(buf, Kind::CreditAck, &h)
+        }
     }
+}
+
+/// Writes a frame whose header is already encoded and which has no payload.
+fn encode_raw(buf: &mut BytesMut, kind: Kind, header: &[u8]) -> Result<()> {
+    let start = buf.len();
+    buf.put_slice(&[0; FRAME_PREFIX]);
+    buf.put_slice(header);
+    finish_prefix(buf, start, kind, header.len(), 0)
 }
 
 /// The result of [`decode`] when no whole frame is buffered yet.
@@ -555,6 +589,8 @@ pub fn parse_frame(chunk: &Bytes, at: usize, head: Head) -> Result<Frame> {
                 count,
             ))
         }
+        Kind::Credit => Frame::Credit(credit::parse_items(&mut r)?),
+        Kind::CreditAck => Frame::CreditAck(credit::parse_ack(&mut r)?),
         Kind::SnapshotEnd => {
             r.tuple(0, "[]")?;
             Frame::SnapshotEnd
@@ -602,73 +638,6 @@ fn truncate(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
-}
-
-/// HELLO keys, each required exactly once.
-const HELLO_KEYS: [&str; 6] = [
-    "magic",
-    "min_version",
-    "max_version",
-    "name",
-    "max_frame",
-    "heartbeat_ms",
-];
-
-fn parse_hello(r: &mut Reader<'_>) -> Result<Hello> {
-    let n = r.map("the HELLO header")?;
-    let mut seen = [false; HELLO_KEYS.len()];
-    let mut h = Hello {
-        magic: String::new(),
-        min_version: 0,
-        max_version: 0,
-        name: String::new(),
-        max_frame: 0,
-        heartbeat_ms: 0,
-        instance: 0,
-        rejoin: false,
-    };
-    let (mut instance_seen, mut rejoin_seen) = (false, false);
-    for _ in 0..n {
-        let key = r.str("a HELLO key")?;
-        if key == "instance" || key == "rejoin" {
-            let seen = if key == "instance" {
-                &mut instance_seen
-            } else {
-                &mut rejoin_seen
-            };
-            if std::mem::replace(seen, true) {
-                return Err(r.err(format!("key `{key}` appears twice")));
-            }
-            if key == "instance" {
-                h.instance = r.uint(key)?;
-            } else {
-                h.rejoin = r.bool(key)?;
-            }
-            continue;
-        }
-        let Some(i) = HELLO_KEYS.iter().position(|k| *k == key) else {
-            // Unknown keys are ignored (a later version may add some).
-            r.skip(key)?;
-            continue;
-        };
-        if std::mem::replace(&mut seen[i], true) {
-            return Err(r.err(format!("key `{key}` appears twice")));
-        }
-        match i {
-            0 => h.magic = r.str(key)?.to_owned(),
-            1 => h.min_version = r.uint(key)?,
-            2 => h.max_version = r.uint(key)?,
-            3 => h.name = r.str(key)?.to_owned(),
-            // A peer accepting frames beyond 4 GiB accepts any frame we
-            // can encode; a heartbeat beyond 49 days is none.
-            4 => h.max_frame = u32::try_from(r.uint(key)?).unwrap_or(u32::MAX),
-            _ => h.heartbeat_ms = u32::try_from(r.uint(key)?).unwrap_or(u32::MAX),
-        }
-    }
-    if let Some(i) = seen.iter().position(|s| !s) {
-        return Err(r.err(format!("required key `{}` is missing", HELLO_KEYS[i])));
-    }
-    Ok(h)
 }
 
 /// What a completed handshake agreed on.
@@ -767,6 +736,8 @@ pub fn frame_kind(f: &Frame) -> Kind {
         Frame::Request { .. } => Kind::Request,
         Frame::Result { .. } => Kind::Result,
         Frame::Cancel(_) => Kind::Cancel,
+        Frame::Credit(_) => Kind::Credit,
+        Frame::CreditAck(_) => Kind::CreditAck,
     }
 }
 

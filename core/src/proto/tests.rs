@@ -16,8 +16,8 @@ fn unhex(s: &str) -> Vec<u8> {
 fn hello() -> Hello {
     Hello {
         magic: MAGIC.into(),
-        min_version: 1,
-        max_version: 1,
+        min_version: 2,
+        max_version: 2,
         name: "a".into(),
         max_frame: 16 * 1024 * 1024,
         heartbeat_ms: 5000,
@@ -31,8 +31,8 @@ fn vectors() -> Vec<(Frame, &'static str)> {
     vec![
         (
             Frame::Hello(hello()),
-            "00000051 01 0000004c 86 a56d61676963 a44e544348 ab6d696e5f76657273696f6e 01 \
-             ab6d61785f76657273696f6e 01 a46e616d65 a161 a96d61785f6672616d65 ce01000000 \
+            "00000051 01 0000004c 86 a56d61676963 a44e544348 ab6d696e5f76657273696f6e 02 \
+             ab6d61785f76657273696f6e 02 a46e616d65 a161 a96d61785f6672616d65 ce01000000 \
              ac6865617274626561745f6d73 cd1388",
         ),
         (
@@ -95,6 +95,27 @@ fn vectors() -> Vec<(Frame, &'static str)> {
             "0000000f 22 0000000a 93 01 cd012d a46e6f6e65",
         ),
         (Frame::Cancel(1), "00000007 23 00000002 91 01"),
+        (
+            Frame::Credit(vec![
+                CreditItem::Open {
+                    sub: 1,
+                    msgs: 64,
+                    bytes: 1024,
+                    pattern: "a/*".into(),
+                },
+                CreditItem::Grant {
+                    sub: 1,
+                    msgs: 16,
+                    bytes: 256,
+                },
+                CreditItem::Close { sub: 1 },
+            ]),
+            "00000018 40 00000013 93 94 01 40 cd0400 a3612f2a 93 01 10 cd0100 91 01",
+        ),
+        (
+            Frame::CreditAck(vec![1, 2]),
+            "00000008 41 00000003 92 01 02",
+        ),
     ]
 }
 
@@ -241,13 +262,13 @@ fn version_mismatch_message_names_both_ranges() {
     assert_eq!(e.code(), ErrorCode::UnsupportedVersion);
     assert_eq!(
         e.detail(),
-        "unsupported protocol version 9 (supported 1..1)"
+        "unsupported protocol version 9 (supported 2..2)"
     );
     // And the other side, seeing our HELLO, says the same in its terms.
     let e = negotiate(&theirs, Frame::Hello(hello())).unwrap_err();
     assert_eq!(
         e.detail(),
-        "unsupported protocol version 1 (supported 9..9)"
+        "unsupported protocol version 2 (supported 9..9)"
     );
 }
 
@@ -272,7 +293,7 @@ fn negotiate_checks_magic_name_and_first_frame() {
     );
     let mut ok = hello();
     ok.name = "b".into();
-    assert_eq!(negotiate(&hello(), Frame::Hello(ok)).unwrap().version, 1);
+    assert_eq!(negotiate(&hello(), Frame::Hello(ok)).unwrap().version, 2);
 }
 
 proptest::proptest! {
@@ -291,7 +312,7 @@ proptest::proptest! {
 /// Every negative vector of docs/PROTOCOL.md ("Negative test vectors") is
 /// refused with the code and the exact detail the table gives: a HELLO by
 /// the handshake check (decoding, then negotiation against a local HELLO
-/// for versions 1..1), any other frame by the decoder.
+/// for versions 2..2), any other frame by the decoder.
 #[test]
 fn negative_vectors_are_refused_with_their_code_and_detail() {
     let doc = protocol_doc();

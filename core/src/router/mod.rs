@@ -86,25 +86,47 @@ impl Router {
     }
 
     /// Applies a change to the local declarations and sends the resulting
-    /// declaration to every peer, all under the state lock.
+    /// declaration to every peer, all under the state lock. With `sync`, a
+    /// PING follows it on every link: its PONG says the peer has applied
+    /// it (frames of the control lane are handled in order).
+    ///
+    /// `slot` gives, per peer, a CREDIT frame that goes first (a
+    /// subscription's credit slot); each peer's frames are queued together,
+    /// one write when its link is idle.
     pub(crate) fn change(
         &self,
         f: impl FnOnce(&mut State) -> Option<Decl>,
         subs_changed: bool,
-    ) -> Result<()> {
+        sync: bool,
+        slot: impl Fn(&Peer) -> Option<Frame>,
+    ) -> Result<Synced> {
         let mut st = self.lock();
         // Checked under the lock: close() empties the state under it too.
         self.shared.check_open()?;
-        if let Some(d) = f(&mut st) {
-            let frame = Frame::Declare(proto::Declarations::new(&[d]));
-            for p in &st.peers {
-                let _ = p.tx.push_control(&frame);
+        let declare = f(&mut st).map(|d| Frame::Declare(proto::Declarations::new(&[d])));
+        let mut synced = Synced(Vec::new());
+        let mut frames = Vec::with_capacity(3);
+        for p in &st.peers {
+            frames.clear();
+            frames.extend(slot(p));
+            frames.extend(declare.clone());
+            if sync {
+                let nonce = self.shared.next_id();
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                if p.in_flight()
+                    .start_ping(nonce, tokio::time::Instant::now(), tx)
+                    .is_ok()
+                {
+                    frames.push(Frame::Ping(nonce));
+                    synced.0.push(rx);
+                }
             }
+            let _ = p.tx.push_controls(&frames);
         }
         self.bump(subs_changed);
         drop(st);
         self.changed.notify_waiters();
-        Ok(())
+        Ok(synced)
     }
 
     /// Moves the generations (call under the state lock, or with the change
@@ -142,14 +164,20 @@ impl Router {
         self.sub_gen.load(Relaxed)
     }
 
-    /// Adds a local subscription's inbox and declares its interest.
-    pub(crate) fn subscribe(&self, inbox: &Arc<Inbox>) -> Result<()> {
+    /// Adds a local subscription's inbox and declares its interest. A
+    /// `Block` subscription first opens its credit slot on every link.
+    pub(crate) fn subscribe(&self, inbox: &Arc<Inbox>) -> Result<Synced> {
         self.change(
             |st| {
                 st.subs.insert(inbox.id, inbox.clone());
                 st.declare(DeclKind::Interest, &inbox.pattern)
             },
             true,
+            true,
+            |p| {
+                let open = p.credit_in().open(inbox);
+                open.map(|item| Frame::Credit(vec![item]))
+            },
         )
     }
 
@@ -160,11 +188,16 @@ impl Router {
                 st.undeclare(DeclKind::Interest, &s.pattern)
             },
             true,
+            false,
+            |p| {
+                let close = p.credit_in().close(id);
+                close.map(|item| Frame::Credit(vec![item]))
+            },
         );
     }
 
     /// Adds a local service and declares it.
-    pub(crate) fn serve(&self, id: u64, svc: Arc<ServiceShared>) -> Result<()> {
+    pub(crate) fn serve(&self, id: u64, svc: Arc<ServiceShared>) -> Result<Synced> {
         let pattern = svc.pattern.clone();
         self.change(
             |st| {
@@ -172,6 +205,8 @@ impl Router {
                 st.declare(DeclKind::Service, &pattern)
             },
             false,
+            true,
+            |_| None,
         )
     }
 
@@ -182,6 +217,8 @@ impl Router {
                 st.undeclare(DeclKind::Service, &s.pattern)
             },
             false,
+            false,
+            |_| None,
         );
     }
 
@@ -193,7 +230,10 @@ impl Router {
                 st.declare(DeclKind::Publisher, pattern)
             },
             false,
+            false,
+            |_| None,
         )
+        .map(drop)
     }
 
     pub(crate) fn withdraw_publisher(&self, id: u64) {
@@ -203,6 +243,8 @@ impl Router {
                 st.undeclare(DeclKind::Publisher, &p)
             },
             false,
+            false,
+            |_| None,
         );
     }
 
@@ -239,6 +281,13 @@ impl Router {
     /// Adds a peer, queueing this endpoint's snapshot to it first so that
     /// every later declaration change reaches it after the snapshot.
     pub(crate) fn register(&self, st: &mut State, peer: &Arc<Peer>) {
+        let opens: Vec<_> = {
+            let mut cin = peer.credit_in();
+            st.subs.values().filter_map(|s| cin.open(s)).collect()
+        };
+        for chunk in opens.chunks(SNAPSHOT_BATCH) {
+            let _ = peer.tx.push_control(&Frame::Credit(chunk.to_vec()));
+        }
         let snap = st.snapshot();
         for chunk in snap.chunks(SNAPSHOT_BATCH) {
             let _ = peer
@@ -437,6 +486,41 @@ impl Router {
             services,
             dialers,
         }
+    }
+}
+
+/// A declaration on its way to the connected peers: one PONG to wait for
+/// per link (see [`Router::change`]).
+#[must_use]
+pub(crate) struct Synced(Vec<tokio::sync::oneshot::Receiver<Duration>>);
+
+impl Synced {
+    /// Waits until every peer has applied the declaration (or its link
+    /// ended).
+    pub(crate) async fn all(self) {
+        for rx in self.0 {
+            let _ = rx.await;
+        }
+    }
+
+    /// True if there is nothing to wait for (no peer was connected).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// A declaration whose arrival at the peers is still to be waited for,
+/// with the bound (`Config::declare_wait`).
+pub(crate) struct Declaring {
+    pub synced: Synced,
+    pub wait: Duration,
+}
+
+impl Declaring {
+    /// Waits (up to the bound) until every peer connected when it was made
+    /// has it.
+    pub(crate) async fn done(self) {
+        let _ = tokio::time::timeout(self.wait, self.synced.all()).await;
     }
 }
 

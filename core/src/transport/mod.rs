@@ -252,8 +252,17 @@ pub(crate) struct Conn {
     pub origin: Origin,
 }
 
+/// Unsent bytes a TCP socket may hold before it stops taking more
+/// (`TCP_NOTSENT_LOWAT`): past it, the queue waits in netchan's send queue,
+/// where control frames (PING, PONG, CREDIT, DECLARE) go ahead of it. Without
+/// it the kernel would take megabytes, and a PING would wait behind them for
+/// seconds on a slow link (docs/RELIABILITY.md, "Liveness"). Bytes already
+/// sent and awaiting their ACK do not count, so a fast link stays full.
+const TCP_UNSENT_MAX: u32 = 128 * 1024;
+
 fn tcp_conn(s: TcpStream) -> Conn {
     let _ = s.set_nodelay(true);
+    set_unsent_max(&s);
     let remote = s
         .peer_addr()
         .map(|a| format!("tcp://{a}"))
@@ -269,6 +278,27 @@ fn tcp_conn(s: TcpStream) -> Conn {
         origin,
     }
 }
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn set_unsent_max(s: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let v: libc::c_int = TCP_UNSENT_MAX as libc::c_int;
+    // SAFETY: `s` owns a valid TCP socket for the duration of the call, and
+    // the option value points at a live c_int of the size passed.
+    // Best effort: without it only control frames' latency suffers.
+    let _ = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NOTSENT_LOWAT,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn set_unsent_max(_: &TcpStream) {}
 
 /// The send buffer asked for on Unix sockets (the kernel caps it at
 /// `net.core.wmem_max`). A Unix socket's bytes in flight count against the

@@ -122,7 +122,11 @@ impl Side {
                     self.refusal = refusal;
                     return Err(Error::new(ErrorCode::Closed, why));
                 }
-                Input::Message | Input::Declare(_) | Input::SnapshotEnd => {}
+                Input::Message
+                | Input::Declare(_)
+                | Input::SnapshotEnd
+                | Input::Credit(_)
+                | Input::CreditAck(_) => {}
             }
         }
         Ok(())

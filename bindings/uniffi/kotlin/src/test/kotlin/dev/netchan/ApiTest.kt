@@ -337,7 +337,7 @@ class ApiTest(private val kind: String) {
     }
 
     @Test
-    fun aFullSubscriptionQueueSlowsTheLinkAndLosesNothing() = watchdog(60_000) {
+    fun aFullSubscriptionQueueHoldsBackThePublisherAndLosesNothing() = watchdog(60_000) {
         val capacity = 4uL
         Endpoint.withConfig(EndpointConfig(name = "kt-full-$kind", subscriptionCapacity = capacity)).use { server ->
             Endpoint().use { client ->
@@ -356,8 +356,9 @@ class ApiTest(private val kind: String) {
                 })
                 assertTrue(client.waitForSubscribers("flow", 5.seconds))
                 val sending = launch { for (i in 0 until n) client.publish("flow", "$i") }
-                // The handler holds the first message; the queue behind it fills up.
-                eventually { server.stats().subscriptions.single { it.pattern == "flow" }.queued == capacity }
+                // The handler holds the first message; the queue behind it fills up
+                // (and the credit window's worth waits on the link: counted as queued).
+                eventually { server.stats().subscriptions.single { it.pattern == "flow" }.queued >= capacity }
                 release.countDown()
                 all.await()
                 sending.join()

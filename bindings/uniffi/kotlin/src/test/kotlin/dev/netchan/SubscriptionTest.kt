@@ -106,7 +106,8 @@ class SubscriptionTest(private val kind: String) {
     /**
      * A collector that stops taking messages holds up the flow, which takes
      * no more from the subscription's queue: the queue fills (and, under the
-     * default Block policy, slows the link), nothing is lost, order is kept.
+     * default Block policy, holds back the publisher through credit),
+     * nothing is lost, order is kept.
      */
     @Test
     fun aSlowFlowCollectorLeavesTheMessagesInTheSubscriptionsQueue() = watchdog(60_000) {
@@ -124,7 +125,7 @@ class SubscriptionTest(private val kind: String) {
                 }
                 assertTrue(client.waitForSubscribers("flow", 5.seconds))
                 val sending = launch { for (i in 0 until n) client.publish("flow", "$i") }
-                eventually { server.stats().subscriptions.single { it.pattern == "flow" }.queued == capacity }
+                eventually { server.stats().subscriptions.single { it.pattern == "flow" }.queued >= capacity }
                 // Out of the queue: only the batch the collector holds.
                 val taken = server.stats().subscriptions.single { it.pattern == "flow" }.delivered
                 assertTrue("$taken", taken in 1uL..MESSAGES_BATCH.toULong())

@@ -1,0 +1,272 @@
+//! Credit per subscription (issue 16): one slow or unread subscription never
+//! stalls its link. Over real sockets, bounded by watchdogs.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use netchan::{Config, Endpoint, ErrorCode, Event, EventRecv, SubscribeOptions};
+
+const WATCHDOG: Duration = Duration::from_secs(30);
+
+async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(WATCHDOG, f)
+        .await
+        .expect("watchdog: test took too long")
+}
+
+fn cfg(name: &str) -> Config {
+    let mut c = Config::named(name);
+    // A short heartbeat window: a link stalled by the unread subscription
+    // would be declared dead many times over during the test.
+    c.heartbeat_interval = Duration::from_millis(100);
+    c.heartbeat_misses = 3;
+    c.send_timeout = Duration::from_millis(50);
+    c
+}
+
+fn capacity(n: usize) -> SubscribeOptions {
+    let mut o = SubscribeOptions::default();
+    o.capacity = n;
+    o
+}
+
+fn unix_addr(tag: &str) -> String {
+    format!(
+        "unix://{}/netchan-credit-{tag}-{}-{:x}.sock",
+        std::env::temp_dir().display(),
+        std::process::id(),
+        fastrand::u32(..)
+    )
+}
+
+/// The reproduction from issue 16: a `Block` subscription nobody reads, on
+/// the same link as a second subscription and a service. The publisher
+/// floods the unread one; meanwhile the second receives every message,
+/// requests keep being answered, no `PeerDown` fires over ten heartbeat
+/// windows, and every message of the flood is either queued for the unread
+/// subscription or counted as dropped at the publisher (BUFFER_FULL). Read
+/// afterwards, the unread subscription yields exactly the messages whose
+/// publish returned OK, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unread_subscription_never_stalls_its_link() {
+    for listen in ["tcp://127.0.0.1:0".to_owned(), unix_addr("unread")] {
+        let sub_side = Endpoint::new(cfg("reader")).unwrap();
+        let addr = sub_side.listen(&listen).await.unwrap();
+        let unread = sub_side.subscribe_with("slow", capacity(64)).unwrap();
+        let fast = sub_side.subscribe("fast").unwrap();
+        let _svc = sub_side
+            .serve_fn("echo", |req| async move { Ok(req.payload().clone()) })
+            .unwrap();
+
+        let publisher = Endpoint::new(cfg("writer")).unwrap();
+        publisher.connect(&addr).await.unwrap();
+        assert!(within(publisher.wait_for_subscribers("slow", WATCHDOG))
+            .await
+            .unwrap());
+        assert!(within(publisher.wait_for_subscribers("fast", WATCHDOG))
+            .await
+            .unwrap());
+        let mut pub_events = publisher.events();
+        let mut sub_events = sub_side.events();
+
+        // The flood on the unread subscription, in its own task.
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ok, refused) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let flood = {
+            let (p, stop, ok, refused) =
+                (publisher.clone(), stop.clone(), ok.clone(), refused.clone());
+            tokio::spawn(async move {
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    match p.publish("slow", i.to_be_bytes().to_vec()).await {
+                        Ok(()) => {
+                            // Only messages whose publish returned OK are
+                            // owed: number them so order can be checked.
+                            ok.fetch_add(1, Ordering::Relaxed);
+                            i += 1;
+                        }
+                        Err(e) => {
+                            assert_eq!(e.code(), ErrorCode::BufferFull, "{e}");
+                            refused.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+
+        // Ten heartbeat windows (3 s) of traffic on the same link.
+        let started = tokio::time::Instant::now();
+        let mut sent_fast = 0u64;
+        let mut got_fast = 0u64;
+        let mut requests = 0u64;
+        while started.elapsed() < Duration::from_secs(3) {
+            for _ in 0..100 {
+                within(publisher.publish("fast", sent_fast.to_be_bytes().to_vec()))
+                    .await
+                    .unwrap();
+                sent_fast += 1;
+            }
+            while got_fast < sent_fast {
+                let m = within(fast.recv()).await.unwrap();
+                assert_eq!(m.payload().as_ref(), got_fast.to_be_bytes(), "in order");
+                got_fast += 1;
+            }
+            let r = within(publisher.request("echo", b"ping".to_vec(), Duration::from_secs(5)))
+                .await
+                .unwrap();
+            assert_eq!(r.as_ref(), b"ping");
+            requests += 1;
+        }
+        assert!(requests > 10, "requests kept being answered: {requests}");
+        stop.store(true, Ordering::Relaxed);
+        within(flood).await.unwrap();
+        assert!(
+            refused.load(Ordering::Relaxed) > 0,
+            "the flood outran the unread subscription"
+        );
+
+        // No PeerDown either side, in all that time.
+        for events in [&mut pub_events, &mut sub_events] {
+            while let Some(EventRecv::Event(e)) = events.try_recv() {
+                assert!(
+                    !matches!(e, Event::PeerDown { .. }),
+                    "a live peer was declared dead: {e:?}"
+                );
+            }
+        }
+
+        // Conservation: what the publisher was told OK is all queued for
+        // the unread subscription (in its queue or waiting on the link),
+        // the rest counted as dropped at the publisher.
+        let ok = ok.load(Ordering::Relaxed);
+        let s = sub_side.stats();
+        let slow = s
+            .subscriptions
+            .iter()
+            .find(|s| s.pattern == "slow")
+            .unwrap();
+        assert_eq!((slow.delivered, slow.dropped), (0, 0));
+        assert_eq!(slow.queued as u64, ok, "every OK publish is queued");
+        let p = publisher.stats();
+        assert!(
+            p.total.dropped_send_full >= refused.load(Ordering::Relaxed),
+            "every refused publish is counted: {:?}",
+            p.total
+        );
+
+        // Read now: exactly the OK messages, in order; and the link takes
+        // new ones again as credit comes back.
+        for i in 0..ok {
+            let m = within(unread.recv()).await.unwrap();
+            assert_eq!(
+                m.payload().as_ref(),
+                i.to_be_bytes(),
+                "message {i} in order"
+            );
+        }
+        // The publisher gave up on the slot during the flood, so its
+        // publishes drop at once until the credit freed by the reads above
+        // arrives (moments later).
+        let deadline = tokio::time::Instant::now() + WATCHDOG;
+        while let Err(e) = publisher.publish("slow", 0u64.to_be_bytes().to_vec()).await {
+            assert_eq!(e.code(), ErrorCode::BufferFull);
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "credit never came back"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(
+            within(unread.recv()).await.unwrap().payload().as_ref(),
+            0u64.to_be_bytes()
+        );
+        for i in 0..200u64 {
+            within(publisher.publish("slow", i.to_be_bytes().to_vec()))
+                .await
+                .unwrap();
+            let m = within(unread.recv()).await.unwrap();
+            assert_eq!(m.payload().as_ref(), i.to_be_bytes());
+        }
+        publisher.close().await;
+        sub_side.close().await;
+    }
+}
+
+/// A subscription whose consumer is slower than the publisher gets every
+/// message, in order, at the consumer's pace: the publisher waits for
+/// credit (within `send_timeout`) instead of overrunning the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_consumer_gets_everything_in_order() {
+    let mut c = cfg("slowsub");
+    c.send_timeout = Duration::from_secs(10);
+    let sub_side = Endpoint::new(c).unwrap();
+    let addr = sub_side.listen("tcp://127.0.0.1:0").await.unwrap();
+    let sub = sub_side.subscribe_with("s/**", capacity(8)).unwrap();
+    let mut c = cfg("fastpub");
+    c.send_timeout = Duration::from_secs(10);
+    let publisher = Endpoint::new(c).unwrap();
+    publisher.connect(&addr).await.unwrap();
+    assert!(within(publisher.wait_for_subscribers("s/x", WATCHDOG))
+        .await
+        .unwrap());
+    const N: u64 = 3000;
+    let p = publisher.clone();
+    let producer = tokio::spawn(async move {
+        for i in 0..N {
+            let path = if i % 3 == 0 { "s/a" } else { "s/b/c" };
+            p.publish(path, i.to_be_bytes().to_vec()).await.unwrap();
+        }
+    });
+    for i in 0..N {
+        let m = within(sub.recv()).await.unwrap();
+        assert_eq!(m.payload().as_ref(), i.to_be_bytes(), "message {i}");
+        if i % 500 == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    within(producer).await.unwrap();
+    let s = publisher.stats();
+    assert_eq!(s.total.dropped_send_full, 0);
+    publisher.close().await;
+    sub_side.close().await;
+}
+
+/// Large messages past the byte window: the publisher waits for credit and
+/// everything arrives, also when it closes at once after publishing
+/// (`close` flushes what was queued).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_messages_past_the_byte_window_all_arrive_before_close() {
+    for listen in ["tcp://127.0.0.1:0".to_owned(), unix_addr("bytes")] {
+        let sub_side = Endpoint::new(Config::named("stayer")).unwrap();
+        let addr = sub_side.listen(&listen).await.unwrap();
+        let mut o = capacity(65);
+        o.max_bytes = 64 << 20;
+        let sub = sub_side.subscribe_with("bye", o).unwrap();
+        let publisher = Endpoint::new(Config::named("leaver")).unwrap();
+        publisher.connect(&addr).await.unwrap();
+        assert!(within(publisher.wait_for_subscribers("bye", WATCHDOG))
+            .await
+            .unwrap());
+        let chunk = bytes::Bytes::from(vec![7u8; 256 * 1024]);
+        for _ in 0..64 {
+            within(publisher.publish("bye", chunk.clone()))
+                .await
+                .unwrap();
+        }
+        within(publisher.publish("bye", &b"last"[..]))
+            .await
+            .unwrap();
+        publisher.close().await;
+        for i in 0..64 {
+            let m = within(sub.recv()).await.unwrap();
+            assert_eq!(m.payload().len(), 256 * 1024, "message {i}");
+        }
+        assert_eq!(
+            within(sub.recv()).await.unwrap().payload().as_ref(),
+            b"last"
+        );
+        sub_side.close().await;
+    }
+}
