@@ -33,6 +33,7 @@ fn proto_err(detail: String) -> Error {
 // ---------------------------------------------------------------- sending
 
 struct OutSlot {
+    sub: u64,
     pattern: Box<str>,
     msgs: u64,
     /// May go below zero: a message is sent while any byte credit is left.
@@ -47,11 +48,15 @@ struct OutSlot {
 /// frame's queueing are one step).
 #[derive(Default)]
 pub(crate) struct CreditOut {
-    slots: HashMap<u64, OutSlot>,
-    /// Moves whenever a slot opens or closes.
+    /// The slots, found by subscription id through `index`; a message's
+    /// slots are found by position (no hashing per message).
+    slots: Vec<OutSlot>,
+    index: HashMap<u64, usize>,
+    /// Moves whenever a slot opens or closes (positions change).
     epoch: u64,
-    /// The slots matching the last path checked, at `epoch`.
-    memo: Option<(Box<str>, u64, Vec<u64>)>,
+    /// The positions of the slots matching the last path checked, at
+    /// `epoch`.
+    memo: Option<(Box<str>, u64, Vec<usize>)>,
 }
 
 /// What a message may do on a link, as far as credit goes.
@@ -85,7 +90,7 @@ impl CreditOut {
                     crate::path::validate_pattern(&pattern).map_err(|e| {
                         proto_err(format!("credit slot with invalid pattern: {}", e.detail()))
                     })?;
-                    if self.slots.contains_key(&sub) {
+                    if self.index.contains_key(&sub) {
                         return Err(proto_err(format!("credit slot {sub} opened twice")));
                     }
                     if self.slots.len() >= max_slots {
@@ -94,22 +99,21 @@ impl CreditOut {
                         )));
                     }
                     check_grant(msgs, bytes, 0, 0)?;
-                    self.slots.insert(
+                    self.index.insert(sub, self.slots.len());
+                    self.slots.push(OutSlot {
                         sub,
-                        OutSlot {
-                            pattern: pattern.into(),
-                            msgs,
-                            bytes: bytes as i64,
-                            stalled: false,
-                        },
-                    );
+                        pattern: pattern.into(),
+                        msgs,
+                        bytes: bytes as i64,
+                        stalled: false,
+                    });
                     self.epoch += 1;
                     opened.push(sub);
                     granted = true;
                 }
                 CreditItem::Grant { sub, msgs, bytes } => {
                     // A grant for a slot closed meanwhile is stale, not wrong.
-                    if let Some(s) = self.slots.get_mut(&sub) {
+                    if let Some(s) = self.index.get(&sub).map(|&i| &mut self.slots[i]) {
                         check_grant(msgs, bytes, s.msgs, s.bytes.max(0) as u64)?;
                         s.msgs += msgs;
                         s.bytes += bytes as i64;
@@ -118,7 +122,11 @@ impl CreditOut {
                     }
                 }
                 CreditItem::Close { sub } => {
-                    if self.slots.remove(&sub).is_some() {
+                    if let Some(i) = self.index.remove(&sub) {
+                        self.slots.swap_remove(i);
+                        if let Some(moved) = self.slots.get(i) {
+                            self.index.insert(moved.sub, i);
+                        }
                         self.epoch += 1;
                         granted = true;
                     }
@@ -136,42 +144,41 @@ impl CreditOut {
         }
         let fresh = matches!(&self.memo, Some((p, e, _)) if *e == self.epoch && **p == *path);
         if !fresh {
-            let ids = self
+            let at = self
                 .slots
                 .iter()
+                .enumerate()
                 .filter(|(_, s)| matches_text(&s.pattern, path))
-                .map(|(id, _)| *id)
+                .map(|(i, _)| i)
                 .collect();
-            self.memo = Some((path.into(), self.epoch, ids));
+            self.memo = Some((path.into(), self.epoch, at));
         }
-        let Some((_, _, ids)) = &self.memo else {
+        let Some((_, _, at)) = &self.memo else {
             return Check::Send;
         };
         let mut stalled = false;
         let mut short = false;
-        for id in ids {
-            if let Some(s) = self.slots.get(id) {
-                if s.msgs == 0 || s.bytes <= 0 {
-                    short = true;
-                    stalled |= s.stalled;
-                }
+        for &i in at {
+            let s = &self.slots[i];
+            if s.msgs == 0 || s.bytes <= 0 {
+                short = true;
+                stalled |= s.stalled;
             }
         }
         if short {
             return Check::NoCredit { stalled };
         }
-        for id in ids {
-            if let Some(s) = self.slots.get_mut(id) {
-                s.msgs -= 1;
-                s.bytes -= len as i64;
-            }
+        for &i in at {
+            let s = &mut self.slots[i];
+            s.msgs -= 1;
+            s.bytes -= len as i64;
         }
         Check::Send
     }
 
     /// Marks the slots `path` lacks credit in as stalled.
     pub(crate) fn stall(&mut self, path: &str) {
-        for s in self.slots.values_mut() {
+        for s in &mut self.slots {
             if (s.msgs == 0 || s.bytes <= 0) && matches_text(&s.pattern, path) {
                 s.stalled = true;
             }

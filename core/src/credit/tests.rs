@@ -78,7 +78,7 @@ fn credit_flows_both_ways_and_returns_to_the_window() {
     for (i, b) in got.iter().enumerate() {
         assert_eq!(*b as usize, i % 251, "in order");
     }
-    let s = &out.slots[&7];
+    let s = &out.slots[out.index[&7]];
     let pend = cin.slots[&7].pend;
     assert_eq!(s.msgs + pend.0, 4, "credit returns to the window");
 }
@@ -145,7 +145,7 @@ fn a_message_takes_credit_from_every_slot_it_matches() {
     )
     .unwrap();
     assert_eq!(out.take("a/b", 1), Check::Send, "a grant ends the stall");
-    assert_eq!(out.slots[&1].msgs, 2);
+    assert_eq!(out.slots[out.index[&1]].msgs, 2);
     out.apply(vec![CreditItem::Close { sub: 2 }], 10).unwrap();
     assert_eq!(out.take("a/b", 1), Check::Send);
     assert_eq!(out.take("z", 1), Check::Send, "no slot matches");
@@ -179,6 +179,29 @@ fn grants_are_checked() {
         pattern: "a//b".into(),
     };
     assert!(out.apply(vec![bad], 9).is_err(), "invalid pattern");
+    // Closing a slot that is not the last keeps the others findable.
+    let mut out = CreditOut::default();
+    let open = |sub| CreditItem::Open {
+        sub,
+        msgs: 1,
+        bytes: 1,
+        pattern: format!("p{sub}"),
+    };
+    out.apply(vec![open(1), open(2), open(3)], 9).unwrap();
+    out.apply(vec![CreditItem::Close { sub: 1 }], 9).unwrap();
+    out.apply(
+        vec![CreditItem::Grant {
+            sub: 3,
+            msgs: 4,
+            bytes: 4,
+        }],
+        9,
+    )
+    .unwrap();
+    assert_eq!(out.slots[out.index[&3]].msgs, 5);
+    assert_eq!(out.take("p3", 1), Check::Send);
+    assert_eq!(out.take("p1", 1), Check::Send, "slot 1 is gone");
+    assert!(out.apply(vec![open(1)], 9).is_ok(), "and may open again");
     // A grant for a slot closed meanwhile is ignored.
     out.apply(
         vec![CreditItem::Grant {

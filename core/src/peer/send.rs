@@ -28,10 +28,12 @@ const BIG_PAYLOAD: usize = 16 * 1024;
 /// of its own (ending at a frame boundary).
 const SEGMENT: usize = 64 * 1024;
 
-/// The writer takes at most about this much data per write, ending at a
-/// frame boundary, and looks at the control lane in between: a PING waits
-/// behind at most this much of the queue (and the kernel's unsent bytes,
-/// bounded by `TCP_NOTSENT_LOWAT` on TCP: `transport`).
+/// While the socket pushes back (its last write had to wait), the writer
+/// takes at most about this much data per write, ending at a frame
+/// boundary, and looks at the control lane in between: a PING waits behind
+/// at most this much of the queue (and the kernel's unsent bytes, bounded
+/// by `TCP_NOTSENT_LOWAT` on TCP: `transport`). While the socket keeps up,
+/// the writer takes everything queued, for the fewest and largest writes.
 const TAKE_DATA: usize = 64 * 1024;
 
 /// Which lane a frame goes in. Control frames (PING, PONG, DECLARE,
@@ -97,6 +99,8 @@ pub(crate) struct SendQueue {
     /// Set when a publisher gave up waiting for room; cleared when the
     /// writer makes progress. A stalled peer is skipped without waiting.
     stalled: AtomicBool,
+    /// The socket's last write had to wait for room (see [`TAKE_DATA`]).
+    congested: AtomicBool,
     /// Set by the link's reader when frames arrived: a frame sent after
     /// that is (likely) an answer or the next request of a ping-pong, and
     /// writes through even within [`DIRECT_GAP`] of the last one.
@@ -125,6 +129,7 @@ impl SendQueue {
                 credit: CreditOut::default(),
             }),
             stalled: AtomicBool::new(false),
+            congested: AtomicBool::new(false),
             heard: AtomicBool::new(false),
             limit,
             wire,
@@ -421,7 +426,7 @@ impl SendQueue {
     /// bytes): the whole control lane, then data up to [`TAKE_DATA`], ending
     /// at a frame boundary. Returns whether the queue is closed and how many
     /// frames were queued since the last take.
-    fn take(&self, out: &mut VecDeque<Bytes>) -> (bool, u32) {
+    fn take(&self, out: &mut VecDeque<(Bytes, bool)>) -> (bool, u32) {
         let mut st = self.lock();
         let frames = std::mem::take(&mut st.frames);
         let mut taken = 0;
@@ -433,23 +438,28 @@ impl SendQueue {
             taken += c.len();
             // Control frames are all owed (they ignore the bound).
             st.owed = st.owed.saturating_sub(c.len());
-            out.push_back(c);
+            out.push_back((c, true));
         }
+        let limit = if self.congested.load(std::sync::atomic::Ordering::Relaxed) {
+            TAKE_DATA
+        } else {
+            usize::MAX
+        };
         let mut data = 0;
         let mut at_boundary = true;
         while let Some((c, end)) = st.chunks.pop_front() {
             data += c.len();
             at_boundary = end;
-            out.push_back(c);
-            if at_boundary && data >= TAKE_DATA {
+            out.push_back((c, end));
+            if at_boundary && data >= limit {
                 break;
             }
         }
-        if st.chunks.is_empty() && at_boundary && data < TAKE_DATA && !st.buf.is_empty() {
+        if st.chunks.is_empty() && at_boundary && data < limit && !st.buf.is_empty() {
             let streaming = st.buf.len() >= 16 * 1024;
             let b = st.buf.split().freeze();
             data += b.len();
-            out.push_back(b);
+            out.push_back((b, true));
             // A stream keeps a warm buffer for its next batch; an idle link
             // lets it go.
             if streaming && st.buf.capacity() < 16 * 1024 {
@@ -516,14 +526,28 @@ impl SendQueue {
         }
     }
 
-    /// Writes every chunk, waiting for the socket as needed.
-    async fn write_chunks(&self, chunks: &mut VecDeque<Bytes>) -> std::io::Result<()> {
+    /// Writes the chunks (each marked with whether a frame ends with it),
+    /// waiting for the socket as needed. With `yield_to_control`, a socket
+    /// that pushes back at a frame boundary while control frames wait ends
+    /// the write early: `Ok(true)`, the rest left in `chunks` to be given
+    /// back ([`give_back`](Self::give_back)), so that a PING never waits
+    /// behind a large batch taken before the link slowed down.
+    async fn write_chunks(
+        &self,
+        chunks: &mut VecDeque<(Bytes, bool)>,
+        yield_to_control: bool,
+    ) -> std::io::Result<bool> {
         const MAX_IOV: usize = 64;
+        let mut waited = false;
+        // A batch starts at a frame boundary; it may start with control
+        // frames, which must go before any given back (control frames keep
+        // their order), so the first chunk is always written.
+        let mut boundary = false;
         while !chunks.is_empty() {
             let r = {
                 let mut iov = [IoSlice::new(&[]); MAX_IOV];
                 let mut k = 0;
-                for c in chunks.iter().take(MAX_IOV) {
+                for (c, _) in chunks.iter().take(MAX_IOV) {
                     iov[k] = IoSlice::new(c);
                     k += 1;
                 }
@@ -533,25 +557,47 @@ impl SendQueue {
                 Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    waited = true;
+                    self.congested
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    if yield_to_control && boundary && !self.lock().ctrl.is_empty() {
+                        return Ok(true);
+                    }
                     self.wire.writable().await?;
                     continue;
                 }
                 Err(e) => return Err(e),
             };
             while n > 0 {
-                let Some(front) = chunks.front_mut() else {
+                let Some((front, end)) = chunks.front_mut() else {
                     break;
                 };
                 if front.len() <= n {
                     n -= front.len();
+                    boundary = *end;
                     chunks.pop_front();
                 } else {
                     front.advance(n);
+                    boundary = false;
                     n = 0;
                 }
             }
         }
-        Ok(())
+        if !waited {
+            self.congested
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(false)
+    }
+
+    /// Puts back, at the front of the queue, what a write left unwritten
+    /// (starting at a frame boundary).
+    fn give_back(&self, chunks: &mut VecDeque<(Bytes, bool)>) {
+        let mut st = self.lock();
+        while let Some(c) = chunks.pop_back() {
+            st.queued += c.0.len();
+            st.chunks.push_front(c);
+        }
     }
 }
 
@@ -591,17 +637,25 @@ async fn write_until_closed(tx: &SendQueue, dead: &CancellationToken, name: &str
             continue;
         }
         idle = 0;
-        let batch: usize = chunks.iter().map(|c| c.len()).sum();
+        let batch: usize = chunks.iter().map(|(c, _)| c.len()).sum();
         let mut bounded = closed;
         if !closed {
             // Write freely while the peer is alive; once it is declared dead,
             // finish within the bound below.
             tokio::select! {
-                r = tx.write_chunks(&mut chunks) => if let Err(e) = r {
-                    tracing::debug!(peer = %name, error = %e, "write failed");
-                    tx.close();
-                    dead.cancel();
-                    return;
+                r = tx.write_chunks(&mut chunks, true) => match r {
+                    // Control frames wait: they go first, then the rest.
+                    Ok(true) => {
+                        tx.give_back(&mut chunks);
+                        continue;
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::debug!(peer = %name, error = %e, "write failed");
+                        tx.close();
+                        dead.cancel();
+                        return;
+                    }
                 },
                 _ = dead.cancelled() => bounded = true,
             }
@@ -615,8 +669,8 @@ async fn write_until_closed(tx: &SendQueue, dead: &CancellationToken, name: &str
         }
         if bounded {
             let by = *flush_by.get_or_insert_with(|| tokio::time::Instant::now() + CLOSE_FLUSH);
-            let r = match tokio::time::timeout_at(by, tx.write_chunks(&mut chunks)).await {
-                Ok(r) => r,
+            let r = match tokio::time::timeout_at(by, tx.write_chunks(&mut chunks, false)).await {
+                Ok(r) => r.map(drop),
                 Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
             };
             if let Err(e) = r {

@@ -258,7 +258,7 @@ pub(crate) struct Conn {
 /// it the kernel would take megabytes, and a PING would wait behind them for
 /// seconds on a slow link (docs/RELIABILITY.md, "Liveness"). Bytes already
 /// sent and awaiting their ACK do not count, so a fast link stays full.
-const TCP_UNSENT_MAX: u32 = 128 * 1024;
+const TCP_UNSENT_MAX: u32 = 64 * 1024;
 
 fn tcp_conn(s: TcpStream) -> Conn {
     let _ = s.set_nodelay(true);
