@@ -73,6 +73,9 @@ pub(crate) struct SendState {
     last_direct: Option<Instant>,
     /// The peer's credit slots (see [`crate::credit`]).
     credit: CreditOut,
+    /// A sender's write-through stopped inside a data frame: the rest of
+    /// that frame must go out before any control frame.
+    mid_frame: bool,
 }
 
 /// Outcome of queueing a frame.
@@ -127,6 +130,7 @@ impl SendQueue {
                 writing: false,
                 last_direct: None,
                 credit: CreditOut::default(),
+                mid_frame: false,
             }),
             stalled: AtomicBool::new(false),
             congested: AtomicBool::new(false),
@@ -191,16 +195,20 @@ impl SendQueue {
         n -= c;
         while n > 0 {
             match st.chunks.front_mut() {
-                Some((front, _)) if front.len() <= n => {
+                Some((front, end)) if front.len() <= n => {
                     n -= front.len();
+                    st.mid_frame = !*end;
                     st.chunks.pop_front();
                 }
                 Some((front, _)) => {
                     front.advance(n);
+                    st.mid_frame = true;
                     n = 0;
                 }
                 None => {
                     st.buf.advance(n);
+                    // Whole frames, but the write may have ended inside one.
+                    st.mid_frame = !st.buf.is_empty();
                     n = 0;
                 }
             }
@@ -430,6 +438,24 @@ impl SendQueue {
         let mut st = self.lock();
         let frames = std::mem::take(&mut st.frames);
         let mut taken = 0;
+        // A frame a sender began writing through is finished first: a
+        // control frame must never land inside it.
+        if std::mem::take(&mut st.mid_frame) {
+            let mut ended = false;
+            while let Some((c, end)) = st.chunks.pop_front() {
+                taken += c.len();
+                out.push_back((c, end));
+                if end {
+                    ended = true;
+                    break;
+                }
+            }
+            if !ended && !st.buf.is_empty() {
+                let b = st.buf.split().freeze();
+                taken += b.len();
+                out.push_back((b, true));
+            }
+        }
         if !st.ctrl.is_empty() {
             // Taken whole, capacity and all: a control lane that cannot be
             // written (a peer that does not read) grows from a fresh buffer
@@ -719,3 +745,6 @@ async fn gather_pause_as_a_task() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
