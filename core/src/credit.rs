@@ -56,7 +56,7 @@ pub(crate) struct CreditOut {
     epoch: u64,
     /// The positions of the slots matching the last path checked, at
     /// `epoch`.
-    memo: Option<(Box<str>, u64, Vec<usize>)>,
+    memo: Option<(String, u64, Vec<usize>)>,
 }
 
 /// What a message may do on a link, as far as credit goes.
@@ -144,14 +144,22 @@ impl CreditOut {
         }
         let fresh = matches!(&self.memo, Some((p, e, _)) if *e == self.epoch && **p == *path);
         if !fresh {
-            let at = self
-                .slots
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| matches_text(&s.pattern, path))
-                .map(|(i, _)| i)
-                .collect();
-            self.memo = Some((path.into(), self.epoch, at));
+            // Reuses the memo's buffers: a publisher alternating paths does
+            // not allocate per message.
+            let (p, e, at) = self
+                .memo
+                .get_or_insert_with(|| (String::new(), 0, Vec::new()));
+            p.clear();
+            p.push_str(path);
+            *e = self.epoch;
+            at.clear();
+            at.extend(
+                self.slots
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| matches_text(&s.pattern, path))
+                    .map(|(i, _)| i),
+            );
         }
         let Some((_, _, at)) = &self.memo else {
             return Check::Send;

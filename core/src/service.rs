@@ -39,14 +39,7 @@ impl Service {
     /// after that finds it. `serve` from a plain thread has already waited
     /// (`a_service_is_known_to_peers_when_serve_returns`).
     pub async fn ready(&self) {
-        let d = self
-            .declaring
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(d) = d {
-            d.done().await;
-        }
+        crate::router::Declaring::ready(&self.declaring).await;
     }
 
     /// The served pattern.

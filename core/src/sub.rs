@@ -34,14 +34,7 @@ impl Subscription {
     /// waited; in async code, `sub.ready().await` before telling peers to
     /// publish (`a_subscription_is_known_to_peers_when_subscribe_returns`).
     pub async fn ready(&self) {
-        let d = self
-            .declaring
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(d) = d {
-            d.done().await;
-        }
+        crate::router::Declaring::ready(&self.declaring).await;
     }
 
     /// The pattern.

@@ -10,7 +10,7 @@
 //! test says why and does nothing.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use netchan::{Config, Endpoint, ErrorCode, Event, EventRecv};
 
 mod common;
-use common::BIN;
+use common::{Listening, BIN};
 
 /// A network namespace with a veth pair to this one, rate-limited both
 /// ways; deleted (with the pair) when dropped.
@@ -98,10 +98,10 @@ impl Drop for SlowLink {
     }
 }
 
-/// `netchan sub` inside the namespace; counts and checks its lines.
+/// `netchan sub` inside the namespace; counts and checks its lines. The
+/// process ends with the `Listening` it runs in.
 struct Subscriber {
-    child: Child,
-    addr: String,
+    proc: Listening,
     lines: Arc<AtomicU64>,
 }
 
@@ -109,32 +109,15 @@ impl Subscriber {
     fn start(link: &SlowLink, path: &str, overflow: &str) -> Subscriber {
         let listen = format!("tcp://{}:0", link.peer_ip);
         let overflow = format!("subscribe.overflow={overflow}");
-        let mut child = Command::new("ip")
-            .args([
+        let mut proc = Listening::start_with(
+            "ip",
+            &[
                 "netns", "exec", &link.ns, BIN, "-o", &overflow, "sub", "--listen", &listen, path,
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut err = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        err.read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_owned();
-        std::thread::spawn(move || {
-            let mut l = String::new();
-            while matches!(err.read_line(&mut l), Ok(n) if n > 0) {
-                eprint!("subscriber: {l}");
-                l.clear();
-            }
-        });
+            ],
+        );
         let lines = Arc::new(AtomicU64::new(0));
         let seen = lines.clone();
-        let out = child.stdout.take().unwrap();
+        let out = proc.child.stdout.take().unwrap();
         std::thread::spawn(move || {
             for (i, l) in BufReader::new(out).lines().enumerate() {
                 let l = l.unwrap();
@@ -149,14 +132,7 @@ impl Subscriber {
                 seen.fetch_add(1, Ordering::SeqCst);
             }
         });
-        Subscriber { child, addr, lines }
-    }
-}
-
-impl Drop for Subscriber {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        Subscriber { proc, lines }
     }
 }
 
@@ -181,7 +157,7 @@ async fn flood(link: &SlowLink, overflow: &str) {
     cfg.send_buffer = 256 * 1024;
     let ep = Endpoint::new(cfg).unwrap();
     let mut events = ep.events();
-    ep.connect(&sub.addr).await.unwrap();
+    ep.connect(&sub.proc.addr).await.unwrap();
     assert!(ep
         .wait_for_subscribers("data", Duration::from_secs(10))
         .await

@@ -118,7 +118,7 @@ impl Router {
                     .is_ok()
                 {
                     frames.push(Frame::Ping(nonce));
-                    synced.0.push(rx);
+                    synced.0.push((p.clone(), nonce, rx));
                 }
             }
             let _ = p.tx.push_controls(&frames);
@@ -492,20 +492,32 @@ impl Router {
 /// A declaration on its way to the connected peers: one PONG to wait for
 /// per link (see [`Router::change`]).
 #[must_use]
-pub(crate) struct Synced(Vec<tokio::sync::oneshot::Receiver<Duration>>);
+pub(crate) struct Synced(Vec<(Arc<Peer>, u64, tokio::sync::oneshot::Receiver<Duration>)>);
 
 impl Synced {
     /// Waits until every peer has applied the declaration (or its link
     /// ended).
-    pub(crate) async fn all(self) {
-        for rx in self.0 {
+    pub(crate) async fn all(mut self) {
+        while let Some((_, _, rx)) = self.0.last_mut() {
             let _ = rx.await;
+            self.0.pop();
         }
     }
 
     /// True if there is nothing to wait for (no peer was connected).
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+impl Drop for Synced {
+    /// A wait that ended (its bound passed, or nobody waited) forgets the
+    /// PINGs still unanswered: a peer that never answers does not collect
+    /// one per `subscribe`.
+    fn drop(&mut self) {
+        for (peer, nonce, _) in self.0.drain(..) {
+            peer.in_flight().forget_ping(nonce);
+        }
     }
 }
 
@@ -521,6 +533,15 @@ impl Declaring {
     /// has it.
     pub(crate) async fn done(self) {
         let _ = tokio::time::timeout(self.wait, self.synced.all()).await;
+    }
+
+    /// `ready()` of a subscription or service: the wait it was handed, if
+    /// any (taken: only the first call waits).
+    pub(crate) async fn ready(slot: &Mutex<Option<Declaring>>) {
+        let d = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(d) = d {
+            d.done().await;
+        }
     }
 }
 

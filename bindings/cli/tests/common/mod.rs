@@ -19,7 +19,14 @@ impl Listening {
     /// Starts `netchan ARGS` and waits for its "listening on ADDR" line.
     #[allow(dead_code)] // not every test file starts one
     pub fn start(args: &[&str]) -> Listening {
-        let mut child = Command::new(BIN)
+        Listening::start_with(BIN, args)
+    }
+
+    /// The same through another program that runs netchan (e.g.
+    /// `ip netns exec NS netchan ...`).
+    #[allow(dead_code)] // not every test file starts one
+    pub fn start_with(program: &str, args: &[&str]) -> Listening {
+        let mut child = Command::new(program)
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
