@@ -39,3 +39,5 @@ for i in $(seq "$runs"); do
     fi
 done
 python3 benches/peers/report.py "$out" "$runs" "$quick"
+echo
+bash benches/peers/fanout.sh --runs "$runs"

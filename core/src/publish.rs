@@ -248,17 +248,16 @@ pub(crate) async fn deliver_rest(
 /// A publish's outcome once `skipped` targets had no room.
 fn skipped_result(shared: &Shared, path: &str, skipped: usize, wait: bool) -> Result<()> {
     if skipped > 0 {
-        return Err(Error::new(
-            ErrorCode::BufferFull,
+        // One format: under a stalled subscriber every publish lands here.
+        let detail = if wait {
             format!(
-                "{skipped} target(s) of {path} had no room{}; the message was dropped for them",
-                if wait {
-                    format!(" within {:?}", shared.cfg.send_timeout)
-                } else {
-                    String::new()
-                }
-            ),
-        ));
+                "{skipped} target(s) of {path} had no room within {} ms; the message was dropped for them",
+                shared.cfg.send_timeout.as_millis()
+            )
+        } else {
+            format!("{skipped} target(s) of {path} had no room; the message was dropped for them")
+        };
+        return Err(Error::new(ErrorCode::BufferFull, detail));
     }
     Ok(())
 }

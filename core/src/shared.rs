@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::{Event, Events};
 use crate::metrics::Counters;
+use crate::peer::send::WriteThrough;
 use crate::runtime::Lineage;
 
 static EPOCH: once_cell::sync::Lazy<Instant> = once_cell::sync::Lazy::new(Instant::now);
@@ -62,6 +63,8 @@ pub(crate) struct Shared {
     drops_ready: Notify,
     /// Refusals for load since the last log line and event about them.
     load_reports: Mutex<LoadReports>,
+    /// When a sender may write to a link's socket itself (all links share it).
+    pub write_through: Arc<WriteThrough>,
 }
 
 /// Refusals for load (connection limit, pending handshakes), reported at
@@ -92,6 +95,7 @@ impl Shared {
             drops: Mutex::new(HashMap::new()),
             drops_ready: Notify::new(),
             load_reports: Mutex::new(LoadReports::default()),
+            write_through: Arc::new(WriteThrough::new()),
         });
         shared.rt.spawn(report_drops(Arc::downgrade(&shared)));
         shared
@@ -161,7 +165,13 @@ impl Shared {
         }
         let mut d = self.drops.lock().unwrap_or_else(|p| p.into_inner());
         let first = d.is_empty();
-        *d.entry(site.to_owned()).or_insert(0) += n;
+        // Under a flood of drops the site is there already: no allocation.
+        match d.get_mut(site) {
+            Some(c) => *c += n,
+            None => {
+                d.insert(site.to_owned(), n);
+            }
+        }
         drop(d);
         if first {
             self.drops_ready.notify_one();

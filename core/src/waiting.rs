@@ -11,10 +11,11 @@
 
 use std::time::Duration;
 
-/// Sending: write-through is allowed at most once per this interval. A lone
-/// message (a request, a reply, a rare event) leaves at once from the
-/// caller's thread, while a stream of messages is batched by the writer
-/// task. A frame sent after the peer sent something (a reply, the next
+/// Sending: write-through is allowed at most once per this interval, for
+/// the whole endpoint (`peer::send::WriteThrough`). A lone message (a
+/// request, a reply, a rare event) leaves at once from the caller's thread,
+/// while a stream of messages, to one link or fanned out to many, is
+/// batched by the writer tasks. A frame sent after the peer sent something (a reply, the next
 /// request of a ping-pong) writes through regardless
 /// (`peer::send::SendQueue::heard`).
 pub(crate) const DIRECT_GAP: Duration = Duration::from_micros(50);

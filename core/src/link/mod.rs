@@ -335,7 +335,11 @@ impl Links {
             inbound,
             instance: agreed.peer.instance,
             max_frame: agreed.peer.max_frame as usize,
-            tx: Arc::new(SendQueue::new(self.shared.cfg.send_buffer, writer)),
+            tx: Arc::new(SendQueue::new(
+                self.shared.cfg.send_buffer,
+                writer,
+                self.shared.write_through.clone(),
+            )),
             dialer: dialer.clone(),
             now_ms: now_ms(),
         }));

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -69,8 +69,6 @@ pub(crate) struct SendState {
     frames: u32,
     /// The writer task holds taken bytes it has not finished writing.
     writing: bool,
-    /// When a sender last wrote straight to the socket.
-    last_direct: Option<Instant>,
     /// The peer's credit slots (see [`crate::credit`]).
     credit: CreditOut,
     /// A sender's write-through stopped inside a data frame: the rest of
@@ -92,6 +90,51 @@ pub(crate) enum Enq {
     Closed,
 }
 
+/// When a sender may write its frame to the socket itself: once per
+/// [`DIRECT_GAP`] for the whole endpoint, and always for an answer (a frame
+/// sent after the peer sent something). The gate is the endpoint's, not a
+/// link's: a publisher fanning out to many links writes through to one of
+/// them at most, and hands the rest to their writer tasks, which batch.
+/// Gated per link, a fan-out slow enough to space each link's messages
+/// past the gap wrote every message through on every link (a syscall for
+/// the publisher and a wakeup for a subscriber per message), which slowed
+/// the publisher further: 32 subscribers got 0.01 M msg/s each
+/// (docs/BENCHMARKS.md, "Fan-out").
+pub(crate) struct WriteThrough {
+    /// [`DIRECT_GAP`], in nanoseconds (tests choose their own).
+    gap: u64,
+    base: Instant,
+    /// Nanoseconds after `base` of the last write-through, plus one (0:
+    /// never).
+    last: AtomicU64,
+}
+
+impl WriteThrough {
+    pub(crate) fn new() -> WriteThrough {
+        WriteThrough::with_gap(DIRECT_GAP)
+    }
+
+    fn with_gap(gap: Duration) -> WriteThrough {
+        WriteThrough {
+            gap: gap.as_nanos() as u64,
+            base: Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether a sender may write through now; if so, the gate closes for
+    /// the gap.
+    fn open(&self, answer: bool) -> bool {
+        let now = self.base.elapsed().as_nanos() as u64 + 1;
+        let last = self.last.load(Relaxed);
+        if !answer && last != 0 && now.saturating_sub(last) < self.gap {
+            return false;
+        }
+        self.last.store(now, Relaxed);
+        true
+    }
+}
+
 /// A peer's bounded send queue. Senders append encoded frames under the
 /// lock; the writer task takes everything queued and writes it with one
 /// vectored write. When the queue is empty and the writer idle, a sender
@@ -110,12 +153,14 @@ pub(crate) struct SendQueue {
     heard: AtomicBool,
     limit: usize,
     wire: Wire,
+    /// The endpoint's write-through gate, shared by all its links.
+    gate: Arc<WriteThrough>,
     wake: Notify,
     pub space: Notify,
 }
 
 impl SendQueue {
-    pub(crate) fn new(limit: usize, wire: Wire) -> SendQueue {
+    pub(crate) fn new(limit: usize, wire: Wire, gate: Arc<WriteThrough>) -> SendQueue {
         SendQueue {
             st: Mutex::new(SendState {
                 msgs: 0,
@@ -128,7 +173,6 @@ impl SendQueue {
                 frames: 0,
                 closed: false,
                 writing: false,
-                last_direct: None,
                 credit: CreditOut::default(),
                 mid_frame: false,
             }),
@@ -137,6 +181,7 @@ impl SendQueue {
             heard: AtomicBool::new(false),
             limit,
             wire,
+            gate,
             wake: Notify::new(),
             space: Notify::new(),
         }
@@ -153,17 +198,9 @@ impl SendQueue {
             return; // not empty before: the writer has been woken already
         }
         if !st.writing {
-            let now = Instant::now();
-            let answer = self.heard.swap(false, std::sync::atomic::Ordering::Relaxed);
-            if answer
-                || st
-                    .last_direct
-                    .is_none_or(|t| now.duration_since(t) >= DIRECT_GAP)
-            {
-                st.last_direct = Some(now);
-                if self.try_flush(&mut st) {
-                    return;
-                }
+            let answer = self.heard.swap(false, Relaxed);
+            if self.gate.open(answer) && self.try_flush(&mut st) {
+                return;
             }
         }
         drop(st);
@@ -466,7 +503,7 @@ impl SendQueue {
             st.owed = st.owed.saturating_sub(c.len());
             out.push_back((c, true));
         }
-        let limit = if self.congested.load(std::sync::atomic::Ordering::Relaxed) {
+        let limit = if self.congested.load(Relaxed) {
             TAKE_DATA
         } else {
             usize::MAX
@@ -495,8 +532,7 @@ impl SendQueue {
         taken += data;
         st.writing = !out.is_empty();
         if st.writing {
-            self.stalled
-                .store(false, std::sync::atomic::Ordering::Relaxed);
+            self.stalled.store(false, Relaxed);
         }
         st.queued = st.queued.saturating_sub(taken);
         st.owed = st.owed.min(st.queued);
@@ -519,18 +555,17 @@ impl SendQueue {
 
     /// The link's reader got frames from the peer (see `heard`).
     pub(crate) fn heard(&self) {
-        self.heard.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.heard.store(true, Relaxed);
     }
 
     /// Marks the queue stalled (a publisher timed out waiting for room).
     pub(crate) fn set_stalled(&self) {
-        self.stalled
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.stalled.store(true, Relaxed);
     }
 
     /// True while stalled.
     pub(crate) fn is_stalled(&self) -> bool {
-        self.stalled.load(std::sync::atomic::Ordering::Relaxed)
+        self.stalled.load(Relaxed)
     }
 
     /// Waits until a frame of `size` bytes fits (call `push_*` again after);
@@ -584,8 +619,7 @@ impl SendQueue {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     waited = true;
-                    self.congested
-                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    self.congested.store(true, Relaxed);
                     if yield_to_control && boundary && !self.lock().ctrl.is_empty() {
                         return Ok(true);
                     }
@@ -610,8 +644,7 @@ impl SendQueue {
             }
         }
         if !waited {
-            self.congested
-                .store(false, std::sync::atomic::Ordering::Relaxed);
+            self.congested.store(false, Relaxed);
         }
         Ok(false)
     }

@@ -5,14 +5,21 @@
 //!
 //! Build and run (after `cargo build --release -p netchan-cli` at the root):
 //!   cargo run --release --manifest-path benches/peers/fanout/Cargo.toml -- \
-//!       target/release/netchan K N
+//!       target/release/netchan K N [--freeze]
+//!
+//! `--freeze` stops one more subscriber (SIGSTOP) before the publisher
+//! starts and sets the publisher's `send_timeout` to 100 ms: under `Block`
+//! the publisher waits that long once for the frozen subscriber's credit,
+//! then counts a drop for each later message to it, at once, while the K
+//! others get everything. Printed: the K others' rates, the drops counted
+//! for the frozen one, and the publisher's peak memory.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn usage() -> ! {
-    eprintln!("usage: fanout-bench NETCHAN_BINARY SUBSCRIBERS MESSAGES");
+    eprintln!("usage: fanout-bench NETCHAN_BINARY SUBSCRIBERS MESSAGES [--freeze]");
     std::process::exit(2)
 }
 
@@ -37,29 +44,60 @@ fn spawn_sub(bin: &str, n: u64) -> (Child, BufReader<ChildStdout>, String) {
 #[tokio::main]
 async fn main() -> netchan::Result<()> {
     let a: Vec<String> = std::env::args().collect();
-    let [_, bin, k, n] = &a[..] else { usage() };
+    let (freeze, a) = match &a[..] {
+        [rest @ .., last] if last == "--freeze" => (true, rest),
+        all => (false, all),
+    };
+    let [_, bin, k, n] = a else { usage() };
     let (Ok(k), Ok(n)) = (k.parse::<usize>(), n.parse::<u64>()) else {
         usage()
     };
     if k == 0 || n < 2 {
         usage()
     }
-    let ep = netchan::Endpoint::new(netchan::Config::default())?;
+    let mut cfg = netchan::Config::default();
+    if freeze {
+        cfg.send_timeout = Duration::from_millis(100);
+    }
+    let ep = netchan::Endpoint::new(cfg)?;
     let mut subs = Vec::new();
     for _ in 0..k {
         let (child, out, addr) = spawn_sub(bin, n);
         ep.connect(&addr).await?;
         subs.push((child, out));
     }
+    let frozen = if freeze {
+        let (child, _out, addr) = spawn_sub(bin, n);
+        ep.connect(&addr).await?;
+        Some(child)
+    } else {
+        None
+    };
+    let all = k + usize::from(freeze);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while ep.subscribers("bench/data")?.len() < k {
+    while ep.subscribers("bench/data")?.len() < all {
         assert!(Instant::now() < deadline, "subscribers never declared");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    if let Some(f) = &frozen {
+        let stopped = Command::new("kill")
+            .args(["-STOP", &f.id().to_string()])
+            .status();
+        assert!(
+            stopped.is_ok_and(|s| s.success()),
+            "cannot stop a subscriber"
+        );
+    }
     let data = netchan::Bytes::from_static(b"8 bytes!");
     let t0 = Instant::now();
+    let mut refused = 0u64;
     for _ in 0..n {
-        ep.publish("bench/data", data.clone()).await?;
+        match ep.publish("bench/data", data.clone()).await {
+            Ok(()) => {}
+            // Reported for the frozen subscriber; the others got it.
+            Err(e) if freeze && e.code() == netchan::ErrorCode::BufferFull => refused += 1,
+            Err(e) => return Err(e),
+        }
     }
     let publish_loop = t0.elapsed();
     let mut slowest = f64::MAX;
@@ -72,10 +110,33 @@ async fn main() -> netchan::Result<()> {
         let _ = child.wait();
     }
     println!(
-        "{k} subscribers x {n} messages: slowest subscriber {:.2} M msg/s, publish loop {:.2} s",
+        "{k} subscribers x {n} messages: slowest subscriber {:.2} M msg/s, total (K x slowest) {:.2} M msg/s, publish loop {:.2} s",
         slowest / 1e6,
+        slowest * k as f64 / 1e6,
         publish_loop.as_secs_f64()
     );
+    if let Some(mut f) = frozen {
+        let s = ep.stats();
+        println!(
+            "  1 more subscriber frozen: {refused} publishes reported BUFFER_FULL, {} drops counted (dropped_send_full), publisher peak RSS {} MiB",
+            s.total.dropped_send_full,
+            peak_rss_kib() / 1024
+        );
+        let _ = f.kill();
+        let _ = f.wait();
+    }
     ep.close().await;
     Ok(())
+}
+
+/// This process's peak resident memory, from /proc (0 if unreadable).
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }

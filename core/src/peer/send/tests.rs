@@ -11,7 +11,11 @@ async fn a_control_frame_never_lands_inside_a_frame_written_through_in_part() {
     // A small socket buffer: the write-through takes only part of 1 MiB.
     let _ = socket2::SockRef::from(&a).set_send_buffer_size(16 * 1024);
     let (_ra, wa) = a.into_split();
-    let tx = Arc::new(SendQueue::new(8 << 20, Wire::Unix(wa)));
+    let tx = Arc::new(SendQueue::new(
+        8 << 20,
+        Wire::Unix(wa),
+        Arc::new(WriteThrough::new()),
+    ));
     let payload = Bytes::from(vec![7u8; 1 << 20]);
     assert!(matches!(tx.push_message("big", &payload), Enq::Queued));
     assert!(
@@ -42,4 +46,54 @@ async fn a_control_frame_never_lands_inside_a_frame_written_through_in_part() {
     assert_eq!(frames[1], Frame::Pong(3));
     tx.close();
     let _ = writer.await;
+}
+
+/// The write-through gate is the endpoint's: once one link's sender wrote
+/// through, a message to another link within the gap is left to that link's
+/// writer task, which batches (gated per link, a slow fan-out wrote every
+/// message through on every link: docs/BENCHMARKS.md, "Fan-out"). An answer
+/// (a frame sent after the peer sent something) writes through regardless.
+#[tokio::test]
+async fn a_fan_out_writes_through_to_one_link_and_leaves_the_rest_to_the_writers() {
+    use tokio::io::AsyncReadExt;
+    // A gap no test outlasts: the outcome does not depend on timing.
+    let gate = Arc::new(WriteThrough::with_gap(Duration::from_secs(3600)));
+    let mut links = Vec::new();
+    for _ in 0..3 {
+        let (a, b) = tokio::net::UnixStream::pair().unwrap();
+        let (_ra, wa) = a.into_split();
+        links.push((
+            SendQueue::new(8 << 20, Wire::Unix(wa), gate.clone()),
+            b,
+            _ra,
+        ));
+    }
+    let payload = Bytes::from_static(b"8 bytes!");
+    for (tx, _, _) in &links {
+        assert!(matches!(tx.push_message("p", &payload), Enq::Queued));
+    }
+    let len = proto::message_frame_len("p", payload.len());
+    let mut buf = [0u8; 256];
+    let (first, rest) = links.split_first_mut().unwrap();
+    assert_eq!(
+        first.1.read(&mut buf).await.unwrap(),
+        len,
+        "the first link was written through"
+    );
+    assert_eq!(first.0.lock().queued, 0);
+    for (tx, b, _) in rest.iter_mut() {
+        assert_eq!(tx.lock().queued, len, "left queued for the writer");
+        assert!(b.try_read(&mut buf).is_err(), "nothing written yet");
+    }
+    // An answer (on a fourth link): through at once, gate or not.
+    let (a, mut b) = tokio::net::UnixStream::pair().unwrap();
+    let (_ra, wa) = a.into_split();
+    let tx = SendQueue::new(8 << 20, Wire::Unix(wa), gate);
+    tx.heard();
+    assert!(matches!(tx.push_message("p", &payload), Enq::Queued));
+    assert_eq!(
+        b.read(&mut buf).await.unwrap(),
+        len,
+        "the answer was written through"
+    );
 }
