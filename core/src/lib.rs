@@ -79,6 +79,7 @@ mod peer;
 #[doc(hidden)]
 pub mod proto;
 mod publish;
+mod repeats;
 mod request;
 mod router;
 pub mod runtime;

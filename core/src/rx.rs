@@ -284,7 +284,12 @@ impl Receiver {
     /// reported; no CLOSE is queued behind what the peer already left unread.
     fn limit_exceeded(&self, peer: &Peer, e: Error) -> (ErrorCode, String) {
         peer.counters.errors.fetch_add(1, Relaxed);
-        tracing::warn!(endpoint = %self.router.shared.name, peer = %peer.name, code = %e.code(), "closing connection: {}", e.detail());
+        self.router.shared.warn(format!(
+            "closing connection: {} (code={}, peer={})",
+            e.detail(),
+            e.code(),
+            peer.name
+        ));
         self.router.shared.emit(Event::ConnectionError {
             addr: peer.addr.clone(),
             code: e.code(),
@@ -518,7 +523,12 @@ impl Receiver {
 
     fn protocol_violation(&self, peer: &Peer, e: Error) -> (ErrorCode, String) {
         peer.counters.errors.fetch_add(1, Relaxed);
-        tracing::warn!(endpoint = %self.router.shared.name, peer = %peer.name, code = %e.code(), "closing connection: {}", e.detail());
+        self.router.shared.warn(format!(
+            "closing connection: {} (code={}, peer={})",
+            e.detail(),
+            e.code(),
+            peer.name
+        ));
         self.router.shared.emit(Event::ConnectionError {
             addr: peer.addr.clone(),
             code: e.code(),

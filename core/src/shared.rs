@@ -19,6 +19,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::event::{Event, Events};
 use crate::metrics::Counters;
 use crate::peer::send::WriteThrough;
+use crate::repeats::{Repeats, Verdict, COLLAPSE_WINDOW};
 use crate::runtime::Lineage;
 
 static EPOCH: once_cell::sync::Lazy<Instant> = once_cell::sync::Lazy::new(Instant::now);
@@ -65,6 +66,8 @@ pub(crate) struct Shared {
     load_reports: Mutex<LoadReports>,
     /// When a sender may write to a link's socket itself (all links share it).
     pub write_through: Arc<WriteThrough>,
+    /// Identical warnings, collapsed with a count (see [`Shared::warn`]).
+    repeats: Arc<Repeats>,
 }
 
 /// Refusals for load (connection limit, pending handshakes), reported at
@@ -96,6 +99,7 @@ impl Shared {
             drops_ready: Notify::new(),
             load_reports: Mutex::new(LoadReports::default()),
             write_through: Arc::new(WriteThrough::new()),
+            repeats: Arc::new(Repeats::default()),
         });
         shared.rt.spawn(report_drops(Arc::downgrade(&shared)));
         shared
@@ -222,11 +226,40 @@ impl Shared {
         });
     }
 
+    /// Logs a warning, unless an identical one was logged within the last
+    /// [`COLLAPSE_WINDOW`]: then it is counted, and one line at the end of
+    /// the window says how many there were
+    /// (`identical_warnings_are_collapsed_with_a_count`).
+    pub(crate) fn warn(&self, line: String) {
+        match self.repeats.check(&line, Instant::now()) {
+            Verdict::Log { unreported: 0 } => tracing::warn!(endpoint = %self.name, "{line}"),
+            Verdict::Log { unreported: n } => {
+                tracing::warn!(endpoint = %self.name, "{line} (and {n} more like it before this)")
+            }
+            Verdict::FirstRepeat(at) => {
+                let repeats = self.repeats.clone();
+                let name = self.name.clone();
+                self.rt.spawn(async move {
+                    tokio::time::sleep_until(at).await;
+                    let n = repeats.due(&line);
+                    if n > 0 {
+                        tracing::warn!(endpoint = %name, "{line} (repeated {n} times in {COLLAPSE_WINDOW:?})");
+                    }
+                });
+            }
+            Verdict::Repeat => {}
+        }
+    }
+
     /// Counts, logs and reports a connection refused or ended for an error
     /// (a protocol violation, a failed handshake, a per-peer bound).
     pub(crate) fn connection_error(&self, addr: &str, e: &Error) {
         self.totals.errors.fetch_add(1, Relaxed);
-        tracing::warn!(endpoint = %self.name, addr = %addr, code = %e.code(), "connection refused: {}", e.detail());
+        self.warn(format!(
+            "connection refused: {} (code={}, addr={addr})",
+            e.detail(),
+            e.code()
+        ));
         self.emit(Event::ConnectionError {
             addr: addr.to_owned(),
             code: e.code(),

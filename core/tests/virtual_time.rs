@@ -728,6 +728,50 @@ async fn violations_are_reported_once_and_load_refusals_once_a_second() {
     assert_eq!(warned("connection limit"), 2);
 }
 
+/// A peer that violates the protocol again and again: every violation is
+/// counted and reported as an event, but the identical warning is logged
+/// once, then once more at the end of the window with how many there were.
+#[tokio::test(start_paused = true)]
+async fn identical_warnings_are_collapsed_with_a_count() {
+    let (log, _guard) = capture_warnings();
+    let ep = Endpoint::new(config("collapsing")).unwrap();
+    ep.listen("inproc://vt-collapse").await.unwrap();
+    let mut events = ep.events();
+    for _ in 0..20 {
+        let mut raw = raw_connect("inproc://vt-collapse").await.unwrap();
+        handshake(&mut raw, "rude", vec![]).await;
+        raw.write_all(&[0, 0, 0, 6, 0x35, 0, 0, 0, 1, 0x90])
+            .await
+            .unwrap();
+        let mut sink = Vec::new();
+        within(raw.read_to_end(&mut sink)).await.unwrap();
+    }
+    let lines = || -> Vec<String> {
+        log.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("closing connection"))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(lines().len(), 1, "logged once: {:?}", lines());
+    assert_eq!(ep.stats().total.errors, 20, "each violation counted");
+    let mut reported = 0;
+    while let Some(EventRecv::Event(e)) = events.try_recv() {
+        reported += matches!(e, Event::ConnectionError { .. }) as u32;
+    }
+    assert_eq!(reported, 20, "each violation reported as an event");
+    // The window ends: one line with the count.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let l = lines();
+    assert_eq!(l.len(), 2, "{l:?}");
+    assert!(l[1].contains("(repeated 19 times in 5s)"), "{l:?}");
+    // Quiet since: nothing more, and the next one is logged at once.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(lines().len(), 2);
+}
+
 /// Only the endpoint that called `connect` redials; the one it dialled
 /// does not, after any loss.
 #[tokio::test(start_paused = true)]
