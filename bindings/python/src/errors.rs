@@ -11,6 +11,18 @@ use pyo3::sync::PyOnceLock;
 
 static FROM_CODE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
+/// Looks up the exception helpers once, when the module is imported. Made
+/// lazily, the first error raised by a thread could be made while the
+/// interpreter exits: a `PyOnceLock` that another thread is filling
+/// detaches the waiting thread, which then re-attaches during
+/// finalization and is ended by `pthread_exit` unwinding through Rust
+/// frames (a crash, 1 run in about 400 of `test_exit_after_async_work_never_crashes`).
+pub fn prime(py: Python<'_>) -> PyResult<()> {
+    FROM_CODE.import(py, "netchan._errors", "_from_code")?;
+    MSGPACK_ERROR.import(py, "netchan._errors", "_msgpack_error")?;
+    Ok(())
+}
+
 /// The Python exception for a core error: an instance of the class that
 /// `netchan._errors._from_code` picks for its code.
 pub fn to_py(e: Error) -> PyErr {

@@ -43,6 +43,7 @@ mod msgpack;
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     bridge::init(m.py())?;
+    errors::prime(m.py())?;
     logbridge::install();
     m.add_class::<endpoint::Endpoint>()?;
     m.add_class::<endpoint::PeerInfo>()?;
