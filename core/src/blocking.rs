@@ -113,6 +113,18 @@ impl Blocker {
     /// callback (`.await` the future there); `CLOSED` if the endpoint's
     /// runtime is gone (after `fork()` or `runtime::shutdown`).
     pub fn wait<'f, F: Future + ?Sized>(&'f self, fut: Pin<&'f mut F>) -> Result<Wait<'f, F>> {
+        self.check()?;
+        Ok(Wait {
+            blocker: self,
+            fut,
+            spin_until: None,
+        })
+    }
+
+    /// Whether this thread may block on the endpoint's futures: the errors
+    /// of [`Blocker::wait`], for a caller that does part of its work on the
+    /// thread before it waits (a publish's first sweep).
+    pub(crate) fn check(&self) -> Result<()> {
         if Handle::try_current().is_ok() {
             return Err(Error::new(
                 ErrorCode::WouldDeadlock,
@@ -122,11 +134,7 @@ impl Blocker {
         if let Some(why) = self.lineage.gone() {
             return Err(Error::new(ErrorCode::Closed, why));
         }
-        Ok(Wait {
-            blocker: self,
-            fut,
-            spin_until: None,
-        })
+        Ok(())
     }
 
     /// Runs `fut` to completion on this thread (see [`Blocker::wait`]).

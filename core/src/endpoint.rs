@@ -163,10 +163,8 @@ impl Endpoint {
     ///
     /// Errors: as `publish`; `WOULD_DEADLOCK` from an async context.
     pub fn publish_blocking(&self, path: &str, payload: impl Into<Bytes>) -> Result<()> {
-        self.parts
-            .shared
-            .blocker
-            .block_on(self.publish(path, payload))?
+        let router = &self.parts.router;
+        crate::publish::publish_blocking(router, || router.route(path), payload.into())
     }
 
     /// [`request`](Self::request) from a plain thread.
@@ -647,10 +645,12 @@ impl Publisher {
 
     /// As [`Endpoint::publish_blocking`], on a path the pattern matches.
     pub fn publish_blocking(&self, path: &str, payload: impl Into<Bytes>) -> Result<()> {
-        self.router
-            .shared
-            .blocker
-            .block_on(self.publish(path, payload))?
+        let (router, cache, pattern) = (&self.router, &self.cache, &self.pattern);
+        crate::publish::publish_blocking(
+            router,
+            || router.route_cached(path, cache, |p| crate::publish::check_pattern(pattern, p)),
+            payload.into(),
+        )
     }
 }
 

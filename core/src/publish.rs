@@ -399,6 +399,28 @@ pub(crate) fn check_pattern(pattern: &Pattern, path: &str) -> Result<()> {
     }
 }
 
+/// `publish` from a plain thread. The sweep runs on the caller's thread
+/// without entering the runtime (it never waits: it queues, or writes
+/// through to a socket that takes it at once); only a publish with targets
+/// to wait for blocks on the rest. `route` is found after the thread is
+/// checked, so a blocking call from an async context fails the same way
+/// whatever the path.
+pub(crate) fn publish_blocking(
+    router: &Router,
+    route: impl FnOnce() -> Result<Arc<Route>>,
+    payload: Bytes,
+) -> Result<()> {
+    let shared = &*router.shared;
+    shared.blocker.check()?;
+    let route = route()?;
+    match sweep(shared, &route, &payload, true) {
+        Swept::Done(r) => r,
+        Swept::Rest(rest) => shared
+            .blocker
+            .block_on(deliver_rest(shared, route, payload, true, rest))?,
+    }
+}
+
 pub(crate) fn try_publish(router: &Router, path: &str, payload: Bytes) -> Result<()> {
     try_publish_on(router, router.route(path)?, payload)
 }

@@ -1171,6 +1171,57 @@ fn blocking_calls_work_from_plain_threads_and_refuse_inside_a_runtime() {
     });
 }
 
+/// `publish_blocking` runs its first sweep on the calling thread; one that
+/// has to wait (here for credit from a full `Block` subscription) blocks
+/// until the subscriber reads, and the messages arrive in order. Through a
+/// `Publisher` too, which refuses a path outside its pattern before
+/// anything is sent.
+#[test]
+fn a_plain_thread_publish_that_must_wait_for_credit_blocks_until_the_reader_reads() {
+    let server = Endpoint::named("blk-credit-server").unwrap();
+    let mut two = SubscribeOptions::default();
+    two.capacity = 2;
+    let sub = server.subscribe_with("c/*", two).unwrap();
+    let addr = server
+        .block_on(server.listen("tcp://127.0.0.1:0"))
+        .unwrap()
+        .unwrap();
+    let client = Endpoint::named("blk-credit-client").unwrap();
+    client.block_on(client.connect(&addr)).unwrap().unwrap();
+    assert!(client
+        .block_on(client.wait_for_subscribers("c/x", Duration::from_secs(10)))
+        .unwrap()
+        .unwrap());
+    let p = client.declare_publisher("c/*").unwrap();
+    let e = p.publish_blocking("d/x", "no").unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidPath, "{e}");
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let d2 = done.clone();
+    let publisher = std::thread::spawn(move || {
+        // Two fit the window (queue + park); the next ones wait for credit.
+        for i in 0..6u8 {
+            p.publish_blocking("c/x", vec![i]).unwrap();
+            d2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    // Nothing read yet: the publisher is held at the window.
+    std::thread::sleep(Duration::from_millis(300));
+    let held = done.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        held < 6,
+        "the publisher went past a full window ({held} sent)"
+    );
+    for i in 0..6u8 {
+        let m = sub
+            .recv_blocking(Some(Duration::from_secs(10)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(&m.payload()[..], &[i]);
+    }
+    publisher.join().unwrap();
+    assert_eq!(done.load(std::sync::atomic::Ordering::SeqCst), 6);
+}
+
 /// A `Publisher` publishes on paths its pattern matches through its own
 /// route cache, which follows every change of the routes (a subscriber
 /// that appears later gets the next message); other paths are refused.
