@@ -161,6 +161,11 @@ enum netchan_overflow
   NETCHAN_OVERFLOW_DROP_OLDEST = 1,
   // Discard the new message (counted, reported as an event).
   NETCHAN_OVERFLOW_DROP_NEWEST = 2,
+  // As Block, but a remote publisher that waited its send timeout for
+  // this subscription's credit closes its link to this endpoint
+  // (BUFFER_FULL, "slow consumer") instead of dropping the message: a
+  // slow consumer is cut off. A local publisher waits as for Block.
+  NETCHAN_OVERFLOW_DISCONNECT = 3,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -202,7 +202,7 @@ export interface EndpointOptions {
   queueCapacity?: number
   /** Default subscription queue bound in bytes (default 64 MiB). */
   queueMaxBytes?: number
-  /** Default overflow policy: `"block"`, `"drop-oldest"`, `"drop-newest"`. */
+  /** Default overflow policy: `"block"`, `"drop-oldest"`, `"drop-newest"`, `"disconnect"`. */
   overflow?: string
   /** Requests queued per service before new ones are refused (default 1024). */
   serviceQueue?: number
@@ -282,7 +282,7 @@ export interface SubscribeOpts {
   capacity?: number
   /** Queue bound in payload bytes. */
   maxBytes?: number
-  /** `"block"`, `"drop-oldest"` or `"drop-newest"`. */
+  /** `"block"`, `"drop-oldest"`, `"drop-newest"` or `"disconnect"`. */
   overflow?: string
 }
 

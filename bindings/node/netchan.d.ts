@@ -25,7 +25,7 @@ export declare const codes: Readonly<{ [K in ErrorCode]: K }>
 /** What a payload may be: strings are sent as UTF-8. */
 export type Payload = string | Uint8Array | ArrayBuffer | ArrayBufferView
 
-export type Overflow = 'block' | 'drop-oldest' | 'drop-newest'
+export type Overflow = 'block' | 'drop-oldest' | 'drop-newest' | 'disconnect'
 
 export interface EndpointOptions {
   /** Unique among the endpoints it talks to; default a random `ep-...` name. */

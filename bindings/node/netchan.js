@@ -389,7 +389,7 @@ class Endpoint extends EventEmitter {
    * Subscribes to `pattern` (`*` one segment, `**` any). With a callback,
    * calls it for each message in order (an async callback is awaited);
    * without, returns an async iterable. Options: capacity, maxBytes,
-   * overflow ('block' | 'drop-oldest' | 'drop-newest').
+   * overflow ('block' | 'drop-oldest' | 'drop-newest' | 'disconnect').
    */
   subscribe (pattern, callback, options) {
     if (callback !== undefined && callback !== null && typeof callback === 'object') {

@@ -41,6 +41,8 @@ struct OutSlot {
     /// A publisher gave up waiting for this slot's credit: the next ones
     /// drop at once until credit comes.
     stalled: bool,
+    /// Out of credit after a wait, the publisher cuts the link instead.
+    disconnect: bool,
 }
 
 /// The slots a peer opened on this link, as the publishing side counts
@@ -86,6 +88,7 @@ impl CreditOut {
                     msgs,
                     bytes,
                     pattern,
+                    disconnect,
                 } => {
                     crate::path::validate_pattern(&pattern).map_err(|e| {
                         proto_err(format!("credit slot with invalid pattern: {}", e.detail()))
@@ -106,6 +109,7 @@ impl CreditOut {
                         msgs,
                         bytes: bytes as i64,
                         stalled: false,
+                        disconnect,
                     });
                     self.epoch += 1;
                     opened.push(sub);
@@ -184,13 +188,17 @@ impl CreditOut {
         Check::Send
     }
 
-    /// Marks the slots `path` lacks credit in as stalled.
-    pub(crate) fn stall(&mut self, path: &str) {
+    /// Marks the slots `path` lacks credit in as stalled; true if one of
+    /// them asks for the link to be cut instead (`Disconnect`).
+    pub(crate) fn stall(&mut self, path: &str) -> bool {
+        let mut cut = false;
         for s in &mut self.slots {
             if (s.msgs == 0 || s.bytes <= 0) && matches_text(&s.pattern, path) {
                 s.stalled = true;
+                cut |= s.disconnect;
             }
         }
+        cut
     }
 }
 
@@ -297,6 +305,7 @@ impl CreditIn {
             msgs: window.0,
             bytes: window.1,
             pattern: inbox.pattern.as_str().to_owned(),
+            disconnect: inbox.disconnects(),
         })
     }
 

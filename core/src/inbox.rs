@@ -227,7 +227,7 @@ impl Inbox {
         let mut dropped = 0;
         if full(&q) {
             match self.opts.overflow {
-                Overflow::Block => return (Push::Full, Some(m)),
+                Overflow::Block | Overflow::Disconnect => return (Push::Full, Some(m)),
                 Overflow::DropNewest => {
                     drop(q);
                     self.dropped.fetch_add(1, Relaxed);
@@ -280,7 +280,7 @@ impl Inbox {
                 && (q.len() >= self.opts.capacity || q.bytes + size > self.opts.max_bytes);
             if full {
                 match self.opts.overflow {
-                    Overflow::Block => break,
+                    Overflow::Block | Overflow::Disconnect => break,
                     Overflow::DropNewest => {
                         dropped += 1;
                         used += 1;
@@ -391,11 +391,18 @@ impl Inbox {
         std::task::Poll::Pending
     }
 
+    /// A remote publisher out of credit for this subscription cuts its link
+    /// (the `Disconnect` policy) instead of dropping the message.
+    pub(crate) fn disconnects(&self) -> bool {
+        self.opts.overflow == Overflow::Disconnect
+    }
+
     /// The credit window this subscription grants each link, if it has
-    /// one: only `Block` subscriptions hold back a publisher (see
-    /// [`crate::credit`]); the others apply their policy as messages arrive.
+    /// one: only `Block` and `Disconnect` subscriptions hold back a
+    /// publisher (see [`crate::credit`]); the others apply their policy as
+    /// messages arrive.
     pub(crate) fn credit_window(&self) -> Option<(u64, u64)> {
-        (self.opts.overflow == Overflow::Block).then(|| {
+        matches!(self.opts.overflow, Overflow::Block | Overflow::Disconnect).then(|| {
             (
                 self.opts.capacity.clamp(1, MAX_WINDOW_MSGS) as u64,
                 self.opts.max_bytes.clamp(1, MAX_WINDOW_BYTES) as u64,

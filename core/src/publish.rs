@@ -318,8 +318,19 @@ async fn deliver_waiting(
         credit_drop(shared, &peer);
         skipped += 1;
         if lack == Lack::Credit {
-            if may_wait {
-                peer.tx.stall_credit(path);
+            // A `Disconnect` subscription out of credit after the wait:
+            // its link is cut (the message counted above as dropped).
+            if may_wait && peer.tx.stall_credit(path) {
+                let reason = format!(
+                    "slow consumer: a disconnect subscription on {path} gave no credit for {} ms",
+                    shared.cfg.send_timeout.as_millis()
+                );
+                // The peer learns why (control frames go first).
+                let _ = peer.tx.push_control(&proto::Frame::Close {
+                    code: ErrorCode::BufferFull.as_u16(),
+                    reason: reason.clone(),
+                });
+                peer.fail(ErrorCode::BufferFull, reason);
             }
             continue;
         }

@@ -270,3 +270,75 @@ async fn large_messages_past_the_byte_window_all_arrive_before_close() {
         sub_side.close().await;
     }
 }
+
+/// A `Disconnect` subscription that stops reading: its publisher waits its
+/// `send_timeout` for credit once, gets `BUFFER_FULL`, and cuts the link
+/// (`PeerDown` with `BUFFER_FULL` there; the subscriber gets a CLOSE that
+/// says why).
+/// The publisher (which dialled) redials, the subscription is declared
+/// again, and the messages queued before the cut are read in order. A
+/// `Block` subscription in the same place never loses its link
+/// (`an_unread_subscription_never_stalls_its_link`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disconnect_subscription_that_stops_reading_has_its_link_cut() {
+    let sub_side = Endpoint::new(cfg("cut-reader")).unwrap();
+    let addr = sub_side.listen("tcp://127.0.0.1:0").await.unwrap();
+    let mut o = capacity(4);
+    o.overflow = netchan::Overflow::Disconnect;
+    let slow = sub_side.subscribe_with("slow", o).unwrap();
+    let mut c = cfg("cut-writer");
+    c.send_timeout = Duration::from_millis(200);
+    let publisher = Endpoint::new(c).unwrap();
+    let mut pub_events = publisher.events();
+    let mut sub_events = sub_side.events();
+    publisher.connect(&addr).await.unwrap();
+    assert!(within(publisher.wait_for_subscribers("slow", WATCHDOG))
+        .await
+        .unwrap());
+    // The queue (4) and the link's park (a window, 4) fill; the next
+    // publish waits 200 ms for credit in vain.
+    let mut ok = 0u8;
+    let e = loop {
+        match within(publisher.publish("slow", vec![ok])).await {
+            Ok(()) => ok += 1,
+            Err(e) => break e,
+        }
+        assert!(ok <= 8, "published past the window");
+    };
+    assert_eq!(ok, 8);
+    assert_eq!(e.code(), ErrorCode::BufferFull, "{e}");
+    assert_eq!(publisher.stats().total.dropped_send_full, 1);
+    for (side, events) in [
+        ("publisher", &mut pub_events),
+        ("subscriber", &mut sub_events),
+    ] {
+        loop {
+            match within(events.recv()).await {
+                EventRecv::Event(Event::PeerDown { code, reason, .. }) => {
+                    // The publisher cut the link; the subscriber was told
+                    // why with a CLOSE frame (an orderly close, `CLOSED`).
+                    let (want, said) = match side {
+                        "publisher" => (ErrorCode::BufferFull, "slow consumer"),
+                        _ => (ErrorCode::Closed, "BUFFER_FULL: slow consumer"),
+                    };
+                    assert_eq!(code, want, "{side}: {reason}");
+                    assert!(reason.contains(said), "{side}: {reason}");
+                    break;
+                }
+                EventRecv::Closed => panic!("{side}: events ended"),
+                _ => {}
+            }
+        }
+    }
+    // Redialled, declared again: the next message is delivered after the
+    // eight that arrived before the cut (queued, and parked on the old
+    // link), in order.
+    assert!(within(publisher.wait_for_subscribers("slow", WATCHDOG))
+        .await
+        .unwrap());
+    within(publisher.publish("slow", vec![ok])).await.unwrap();
+    for i in 0..=ok {
+        let m = within(slow.recv()).await.unwrap();
+        assert_eq!(&m.payload()[..], &[i]);
+    }
+}

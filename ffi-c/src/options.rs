@@ -28,6 +28,11 @@ pub enum netchan_overflow {
     DropOldest = 1,
     /// Discard the new message (counted, reported as an event).
     DropNewest = 2,
+    /// As Block, but a remote publisher that waited its send timeout for
+    /// this subscription's credit closes its link to this endpoint
+    /// (BUFFER_FULL, "slow consumer") instead of dropping the message: a
+    /// slow consumer is cut off. A local publisher waits as for Block.
+    Disconnect = 3,
 }
 
 fn overflow_from(n: u32) -> Result<Overflow, FfiError> {
@@ -35,6 +40,7 @@ fn overflow_from(n: u32) -> Result<Overflow, FfiError> {
         0 => Ok(Overflow::Block),
         1 => Ok(Overflow::DropOldest),
         2 => Ok(Overflow::DropNewest),
+        3 => Ok(Overflow::Disconnect),
         _ => Err(FfiError::new(
             netchan_result::InvalidArgument,
             format!("overflow {n} is not a netchan_overflow value"),

@@ -476,8 +476,9 @@ static void test_enum_arguments_checked(void) {
     CHECK_OK(netchan_options_set_overflow(o, NETCHAN_OVERFLOW_DROP_NEWEST));
     netchan_subscribe_options *so = NULL;
     CHECK_OK(netchan_subscribe_options_new(&so));
-    CHECK_RC(netchan_subscribe_options_set_overflow(so, 3), NETCHAN_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(netchan_subscribe_options_set_overflow(so, 4), NETCHAN_RESULT_INVALID_ARGUMENT);
     CHECK_OK(netchan_subscribe_options_set_overflow(so, NETCHAN_OVERFLOW_DROP_OLDEST));
+    CHECK_OK(netchan_subscribe_options_set_overflow(so, NETCHAN_OVERFLOW_DISCONNECT));
     netchan_subscribe_options_free(so);
     netchan_options_free(o);
 }

@@ -46,7 +46,7 @@ pub struct EndpointOptions {
     pub queue_capacity: Option<f64>,
     /// Default subscription queue bound in bytes (default 64 MiB).
     pub queue_max_bytes: Option<f64>,
-    /// Default overflow policy: `"block"`, `"drop-oldest"`, `"drop-newest"`.
+    /// Default overflow policy: `"block"`, `"drop-oldest"`, `"drop-newest"`, `"disconnect"`.
     pub overflow: Option<String>,
     /// Requests queued per service before new ones are refused (default 1024).
     pub service_queue: Option<f64>,
@@ -65,7 +65,7 @@ pub struct SubscribeOpts {
     pub capacity: Option<f64>,
     /// Queue bound in payload bytes.
     pub max_bytes: Option<f64>,
-    /// `"block"`, `"drop-oldest"` or `"drop-newest"`.
+    /// `"block"`, `"drop-oldest"`, `"drop-newest"` or `"disconnect"`.
     pub overflow: Option<String>,
 }
 
@@ -175,9 +175,10 @@ fn overflow(s: &str) -> netchan::Result<Overflow> {
         "block" => Ok(Overflow::Block),
         "drop-oldest" => Ok(Overflow::DropOldest),
         "drop-newest" => Ok(Overflow::DropNewest),
+        "disconnect" => Ok(Overflow::Disconnect),
         _ => Err(code_err(
             ErrorCode::InvalidArgument,
-            format!("overflow must be \"block\", \"drop-oldest\" or \"drop-newest\", not {s:?}"),
+            format!("overflow must be \"block\", \"drop-oldest\", \"drop-newest\" or \"disconnect\", not {s:?}"),
         )),
     }
 }

@@ -371,6 +371,37 @@ test('tryPublish throws BUFFER_FULL when a target has no room, and counts the dr
   return ep.close()
 })
 
+test('a disconnect subscription left unread has its publisher cut the link', async () => {
+  const sub = new Endpoint({ name: 'cut-sub' })
+  const slow = sub.subscribe('slow', { capacity: 2, overflow: 'disconnect' })
+  const addr = await sub.listen('tcp://127.0.0.1:0')
+  const pub = new Endpoint({ name: 'cut-pub', sendTimeoutMs: 200 })
+  const down = new Promise((resolve) => pub.on('peerDown', resolve))
+  await pub.connect(addr)
+  assert.ok(await pub.waitForSubscribers('slow', 5000))
+  // The queue (2) and the link's park (a window, 2) fill; the next publish
+  // waits 200 ms for credit, gets BUFFER_FULL, and the link is cut.
+  let ok = 0
+  for (;;) {
+    try {
+      await pub.publish('slow', String(ok))
+      ok++
+    } catch (e) {
+      assert.equal(e.code, 'BUFFER_FULL')
+      break
+    }
+    assert.ok(ok <= 4, 'published past the window')
+  }
+  assert.equal(ok, 4)
+  const d = await within(down, 5000, 'peerDown')
+  assert.equal(d.code, 'BUFFER_FULL')
+  assert.match(d.reason, /slow consumer/)
+  // What arrived before the cut is kept, in order.
+  for (let i = 0; i < ok; i++) assert.equal((await slow.recv()).text(), String(i))
+  await pub.close()
+  await sub.close()
+})
+
 test('an async subscription callback is awaited before the next message', async () => {
   const ep = new Endpoint({ name: 'awaits' })
   const log = []

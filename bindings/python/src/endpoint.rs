@@ -62,9 +62,10 @@ fn overflow(s: &str) -> PyResult<Overflow> {
         "block" => Ok(Overflow::Block),
         "drop_oldest" => Ok(Overflow::DropOldest),
         "drop_newest" => Ok(Overflow::DropNewest),
+        "disconnect" => Ok(Overflow::Disconnect),
         _ => Err(err(
             ErrorCode::InvalidArgument,
-            format!("overflow must be \"block\", \"drop_oldest\" or \"drop_newest\", not {s:?}"),
+            format!("overflow must be \"block\", \"drop_oldest\", \"drop_newest\" or \"disconnect\", not {s:?}"),
         )),
     }
 }

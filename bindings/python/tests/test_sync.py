@@ -121,7 +121,7 @@ def test_every_documented_option_is_accepted(listen_addr: str) -> None:
         max_pending_handshakes=8, max_declarations_per_peer=1000, sub_capacity=64, sub_max_bytes=1 << 20,
         busy_poll=0.00005,
     )
-    for overflow in ("block", "drop_oldest", "drop_newest"):
+    for overflow in ("block", "drop_oldest", "drop_newest", "disconnect"):
         # A path of its own each time: close() returns before the listener is
         # gone (the core drops it from its accept task), so the same Unix path
         # may still be taken right after.
@@ -470,6 +470,30 @@ def test_events_report_peers_coming_and_going(listen_addr: str) -> None:
         down = events.recv(timeout=WATCHDOG)
         assert down is not None and down.kind == "peer_down" and down.code == "CLOSED"
     assert list(events) == []  # ends with the endpoint
+
+
+def test_a_disconnect_subscription_left_unread_has_its_publisher_cut_the_link() -> None:
+    with netchan.Endpoint("cut-sub") as s, netchan.Endpoint("cut-pub", send_timeout=0.2) as p:
+        slow = s.subscribe("slow", capacity=2, overflow="disconnect")
+        events = p.events()
+        p.connect(s.listen("tcp://127.0.0.1:0"))
+        assert p.wait_for_subscribers("slow", timeout=WATCHDOG)
+        # The queue (2) and the link's park (a window, 2) fill; the next
+        # publish waits 0.2 s for credit, raises, and the link is cut.
+        ok = 0
+        with pytest.raises(netchan.BufferFullError):
+            while ok <= 4:
+                p.publish("slow", str(ok).encode())
+                ok += 1
+        assert ok == 4
+        while True:
+            ev = events.recv(timeout=WATCHDOG)
+            assert ev is not None
+            if ev.kind == "peer_down":
+                break
+        assert ev.code == "BUFFER_FULL" and "slow consumer" in ev.reason
+        # What arrived before the cut is kept, in order.
+        assert [slow.recv(timeout=WATCHDOG).payload for _ in range(ok)] == [b"0", b"1", b"2", b"3"]
 
 
 def _upper_snake(camel: str) -> str:

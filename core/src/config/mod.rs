@@ -23,6 +23,15 @@ pub enum Overflow {
     DropOldest,
     /// Discard the new message (counted, reported).
     DropNewest,
+    /// As `Block`, but a remote publisher that waited its `send_timeout`
+    /// for this subscription's credit in vain closes its link to this
+    /// endpoint (`BUFFER_FULL`, "slow consumer") instead of dropping the
+    /// message for it: a slow consumer is cut off rather than skipped, and
+    /// its endpoint redials with its subscriptions if it dialled. Everything
+    /// else on that link goes with it. A publisher on the same endpoint
+    /// waits as for `Block`. Not an `offline_overflow` policy
+    /// (`a_disconnect_subscription_that_stops_reading_has_its_link_cut`).
+    Disconnect,
 }
 
 /// What `publish` does when a peer's send buffer is full (the peer reads
@@ -327,6 +336,11 @@ impl Config {
                 "heartbeat_misses must be at least 1",
             ));
         }
+        if self.offline_overflow == Overflow::Disconnect {
+            return Err(Error::invalid_argument(
+                "offline_overflow must be block, drop_oldest or drop_newest (disconnect is a subscription policy)",
+            ));
+        }
         let r = &self.reconnect;
         if r.min_delay.is_zero() || r.max_delay < r.min_delay {
             return Err(Error::invalid_argument(
@@ -374,5 +388,23 @@ mod tests {
         c.name = Some("ok".into());
         c.subscribe.capacity = 0;
         assert!(c.validate().unwrap_err().detail().contains("capacity"));
+        // Disconnect is a subscription policy, not an offline buffer's.
+        let c = Config {
+            offline_overflow: Overflow::Disconnect,
+            ..Config::default()
+        };
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .detail()
+            .contains("offline_overflow"));
+        let c = Config {
+            subscribe: SubscribeOptions {
+                overflow: Overflow::Disconnect,
+                ..SubscribeOptions::default()
+            },
+            ..Config::default()
+        };
+        c.validate().unwrap();
     }
 }

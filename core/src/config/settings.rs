@@ -43,7 +43,7 @@ pub struct Setting {
     pub doc: &'static str,
 }
 
-const OVERFLOW: &[&str] = &["block", "drop_oldest", "drop_newest"];
+const OVERFLOW: &[&str] = &["block", "drop_oldest", "drop_newest", "disconnect"];
 const SLOW_PEER: &[&str] = &["block", "drop_newest", "disconnect"];
 
 macro_rules! settings {
@@ -109,6 +109,7 @@ fn overflow(o: Overflow) -> String {
         Overflow::Block => "block",
         Overflow::DropOldest => "drop_oldest",
         Overflow::DropNewest => "drop_newest",
+        Overflow::Disconnect => "disconnect",
     }
     .to_owned()
 }
@@ -304,6 +305,7 @@ impl Value<'_> {
         Ok(match self.choice()? {
             "block" => Overflow::Block,
             "drop_oldest" => Overflow::DropOldest,
+            "disconnect" => Overflow::Disconnect,
             _ => Overflow::DropNewest,
         })
     }

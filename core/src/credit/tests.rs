@@ -127,6 +127,7 @@ fn a_message_takes_credit_from_every_slot_it_matches() {
         msgs,
         bytes: 1000,
         pattern: pattern.into(),
+        disconnect: false,
     };
     out.apply(vec![open(1, 5, "a/*"), open(2, 1, "a/b")], 10)
         .unwrap();
@@ -161,6 +162,7 @@ fn grants_are_checked() {
         msgs: 1,
         bytes: 1,
         pattern: "a".into(),
+        disconnect: false,
     };
     out.apply(vec![open(1)], 2).unwrap();
     assert!(out.apply(vec![open(1)], 2).is_err(), "opened twice");
@@ -177,6 +179,7 @@ fn grants_are_checked() {
         msgs: 1,
         bytes: 1,
         pattern: "a//b".into(),
+        disconnect: false,
     };
     assert!(out.apply(vec![bad], 9).is_err(), "invalid pattern");
     // Closing a slot that is not the last keeps the others findable.
@@ -186,6 +189,7 @@ fn grants_are_checked() {
         msgs: 1,
         bytes: 1,
         pattern: format!("p{sub}"),
+        disconnect: false,
     };
     out.apply(vec![open(1), open(2), open(3)], 9).unwrap();
     out.apply(vec![CreditItem::Close { sub: 1 }], 9).unwrap();

@@ -394,8 +394,8 @@ impl SendQueue {
 
     /// Marks the peer's slots that `path` lacks credit in as stalled: the
     /// next messages for them are dropped at once, until credit comes.
-    pub(crate) fn stall_credit(&self, path: &str) {
-        self.lock().credit.stall(path);
+    pub(crate) fn stall_credit(&self, path: &str) -> bool {
+        self.lock().credit.stall(path)
     }
 
     /// Encodes `frame` into the queue under the lock; its size, for

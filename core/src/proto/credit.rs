@@ -17,7 +17,9 @@ use crate::error::Result;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CreditItem {
     /// A new slot for the subscription `sub` on `pattern`, with its first
-    /// grant. Wire: `[sub, msgs, bytes, pattern]`.
+    /// grant. Wire: `[sub, msgs, bytes, pattern]`, or `[sub, msgs, bytes,
+    /// pattern, 1]` for a subscription whose publisher cuts the link when
+    /// it runs out of credit (the `Disconnect` policy).
     Open {
         /// The subscription's id (the sender's own numbering).
         sub: u64,
@@ -27,6 +29,9 @@ pub enum CreditItem {
         bytes: u64,
         /// The subscription's pattern (validated by the receiver).
         pattern: String,
+        /// A publisher that waited in vain for this slot's credit closes
+        /// the link instead of dropping the message.
+        disconnect: bool,
     },
     /// More credit for an open slot. Wire: `[sub, msgs, bytes]`.
     Grant {
@@ -59,12 +64,16 @@ pub(super) fn encode_items(buf: &mut Vec<u8>, items: &[CreditItem]) {
                 msgs,
                 bytes,
                 pattern,
+                disconnect,
             } => {
-                let _ = e::write_array_len(buf, 4);
+                let _ = e::write_array_len(buf, if *disconnect { 5 } else { 4 });
                 let _ = e::write_uint(buf, *sub);
                 let _ = e::write_uint(buf, *msgs);
                 let _ = e::write_uint(buf, *bytes);
                 let _ = e::write_str(buf, pattern);
+                if *disconnect {
+                    let _ = e::write_uint(buf, 1);
+                }
             }
             CreditItem::Grant { sub, msgs, bytes } => {
                 let _ = e::write_array_len(buf, 3);
@@ -91,15 +100,29 @@ pub(super) fn parse_items(r: &mut Reader<'_>) -> Result<Vec<CreditItem>> {
         let sub = r.uint("sub")?;
         let item = match len {
             1 => CreditItem::Close { sub },
-            3 | 4 => {
+            3..=5 => {
                 let msgs = r.uint("msgs")?;
                 let bytes = r.uint("bytes")?;
-                if len == 4 {
+                if len >= 4 {
+                    let pattern = r.str("pattern")?.to_owned();
+                    let disconnect = if len == 5 {
+                        match r.uint("policy")? {
+                            1 => true,
+                            p => {
+                                return Err(r.err(format!(
+                                    "a CREDIT slot's policy is 1 (disconnect) or absent, got {p}"
+                                )))
+                            }
+                        }
+                    } else {
+                        false
+                    };
                     CreditItem::Open {
                         sub,
                         msgs,
                         bytes,
-                        pattern: r.str("pattern")?.to_owned(),
+                        pattern,
+                        disconnect,
                     }
                 } else {
                     CreditItem::Grant { sub, msgs, bytes }
@@ -107,7 +130,7 @@ pub(super) fn parse_items(r: &mut Reader<'_>) -> Result<Vec<CreditItem>> {
             }
             n => {
                 return Err(r.err(format!(
-                    "a CREDIT item is [sub], [sub, msgs, bytes] or [sub, msgs, bytes, pattern], got an array of {n}"
+                    "a CREDIT item is [sub], [sub, msgs, bytes] or [sub, msgs, bytes, pattern(, 1)], got an array of {n}"
                 )))
             }
         };

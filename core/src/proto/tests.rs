@@ -102,6 +102,14 @@ fn vectors() -> Vec<(Frame, &'static str)> {
                     msgs: 64,
                     bytes: 1024,
                     pattern: "a/*".into(),
+                    disconnect: false,
+                },
+                CreditItem::Open {
+                    sub: 2,
+                    msgs: 1,
+                    bytes: 2,
+                    pattern: "b".into(),
+                    disconnect: true,
                 },
                 CreditItem::Grant {
                     sub: 1,
@@ -110,7 +118,7 @@ fn vectors() -> Vec<(Frame, &'static str)> {
                 },
                 CreditItem::Close { sub: 1 },
             ]),
-            "00000018 40 00000013 93 94 01 40 cd0400 a3612f2a 93 01 10 cd0100 91 01",
+            "0000001f 40 0000001a 94 94 01 40 cd0400 a3612f2a 95 02 01 02 a162 01 93 01 10 cd0100 91 01",
         ),
         (
             Frame::CreditAck(vec![1, 2]),

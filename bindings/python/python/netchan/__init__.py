@@ -137,7 +137,7 @@ class Endpoint(_native.Endpoint):
 
         ``capacity``/``max_bytes`` bound the queue; ``overflow`` is
         ``"block"`` (default: wait, pushing back on the publisher),
-        ``"drop_oldest"`` or ``"drop_newest"``.
+        ``"drop_oldest"``, ``"drop_newest"`` or ``"disconnect"``.
         """
         sub = self._subscribe(pattern, capacity, max_bytes, overflow)
         if callback is not None:
