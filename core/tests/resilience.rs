@@ -441,7 +441,9 @@ async fn slow_peer_disconnect_policy() {
 }
 
 /// `network_changed` over real sockets: every time, the link is redialled at
-/// once (one RECONNECTING, attempt 1, no delay) and let in. The peer learns
+/// once (one RECONNECTING, attempt 1, no delay) and let in, and the events
+/// come in order: PEER_DOWN, RECONNECTING, PEER_UP (the PEER_DOWN is sent
+/// under the lock the redial waits on; once it came after, under load). The peer learns
 /// over the old link first, so the redial is not refused NAME_IN_USE as a
 /// duplicate of a connection the peer still holds (it was, most times,
 /// before the CLOSE was sent).
@@ -460,17 +462,28 @@ async fn network_changed_over_real_sockets_redials_at_once_and_is_let_in() {
         for round in 0..10 {
             client.network_changed().await.unwrap();
             let mut reconnecting = Vec::new();
+            let mut down = false;
             loop {
                 match next_event(&mut events, |_| true).await {
                     Event::Reconnecting { attempt, delay, .. } => {
+                        assert!(
+                            down,
+                            "{listen} round {round}: RECONNECTING before PEER_DOWN"
+                        );
                         reconnecting.push((attempt, delay))
                     }
-                    Event::PeerUp { .. } => break,
-                    Event::PeerDown { code, reason, .. } => assert_ne!(
-                        code,
-                        ErrorCode::NameInUse,
-                        "{listen} round {round}: refused: {reason}"
-                    ),
+                    Event::PeerUp { .. } => {
+                        assert!(down, "{listen} round {round}: PEER_UP before PEER_DOWN");
+                        break;
+                    }
+                    Event::PeerDown { code, reason, .. } => {
+                        assert_ne!(
+                            code,
+                            ErrorCode::NameInUse,
+                            "{listen} round {round}: refused: {reason}"
+                        );
+                        down = true;
+                    }
                     _ => {}
                 }
             }

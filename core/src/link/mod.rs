@@ -506,6 +506,16 @@ impl Links {
                 if let Some(d) = &redial_by {
                     go_offline(&self.shared, d, peer);
                 }
+                // Under the lock a redial's supervisor takes to see that the
+                // link is gone: `PeerDown` always comes before its
+                // `Reconnecting` and the next `PeerUp` (a supervisor woken
+                // in between once told of the redial first).
+                self.shared.emit(Event::PeerDown {
+                    peer: peer.name.to_string(),
+                    addr: peer.addr.clone(),
+                    reason: reason.to_owned(),
+                    code,
+                });
             }
             (removed, redial_by)
         };
@@ -521,12 +531,6 @@ impl Links {
             self.connections.fetch_sub(1, SeqCst);
             self.router.notify();
             tracing::info!(endpoint = %self.shared.name, peer = %peer.name, code = %code, "peer down: {reason}");
-            self.shared.emit(Event::PeerDown {
-                peer: peer.name.to_string(),
-                addr: peer.addr.clone(),
-                reason: reason.to_owned(),
-                code,
-            });
             // The dialler's supervisor (see `supervise`) sees `dead` and
             // redials; nothing is spawned here, so a link refused during a
             // redial cannot start a second redial loop.
