@@ -261,7 +261,19 @@ impl InSlot {
 /// subscribing side counts them, and what waits in each slot's park.
 #[derive(Default)]
 pub(crate) struct CreditIn {
+    /// The link's id (its turn among a subscription's parks).
+    link: u64,
     slots: HashMap<u64, InSlot>,
+}
+
+impl CreditIn {
+    /// The slots of link `link`.
+    pub(crate) fn new(link: u64) -> CreditIn {
+        CreditIn {
+            link,
+            slots: HashMap::new(),
+        }
+    }
 }
 
 /// A run that broke the protocol, and what was done with the part of it
@@ -314,6 +326,7 @@ impl CreditIn {
     pub(crate) fn close(&mut self, sub: u64) -> Option<CreditItem> {
         let slot = self.slots.remove(&sub)?;
         slot.inbox.parked.fetch_sub(slot.park.len() as u64, Relaxed);
+        slot.inbox.end_turn(self.link);
         Some(CreditItem::Close { sub })
     }
 
@@ -382,7 +395,8 @@ impl CreditIn {
             payloads = &mut payloads[..within];
         }
         let mut used = 0;
-        if slot.park.is_empty() {
+        // Straight into the queue only while no park waits, on any link.
+        if slot.park.is_empty() && slot.inbox.parked.load(Relaxed) == 0 {
             let total: usize = payloads.iter().map(Bytes::len).sum();
             match slot.inbox.push_run(meta, payloads, take) {
                 Ok((n, dropped)) => {
@@ -400,6 +414,9 @@ impl CreditIn {
         }
         let parked = payloads.len() - used;
         if parked > 0 {
+            if slot.park.is_empty() {
+                slot.inbox.take_turn(self.link);
+            }
             slot.inbox.parked.fetch_add(parked as u64, Relaxed);
         }
         for p in &mut payloads[used..] {
@@ -439,6 +456,10 @@ impl CreditIn {
     /// over) or the slot is gone.
     pub(crate) fn drain(&mut self, sub: u64, grants: &mut Vec<CreditItem>) -> Option<Arc<Inbox>> {
         let slot = self.slots.get_mut(&sub)?;
+        if !slot.park.is_empty() && !slot.inbox.is_turn(self.link) {
+            // An older park of this subscription goes first.
+            return Some(slot.inbox.clone());
+        }
         while let Some(front) = slot.park.front() {
             let meta = front.meta.clone();
             let counted = front.counted;
@@ -475,6 +496,7 @@ impl CreditIn {
             }
         }
         slot.draining = false;
+        slot.inbox.end_turn(self.link);
         None
     }
 }

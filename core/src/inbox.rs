@@ -185,6 +185,12 @@ pub(crate) struct Inbox {
     /// Messages for this subscription waiting in credit parks on links
     /// (see [`crate::credit`]): counted as queued.
     pub parked: AtomicU64,
+    /// Links whose park for this subscription holds messages, in the order
+    /// they started parking: only the first moves its park into the queue,
+    /// and no link queues directly while any park waits. So what a
+    /// publisher's link that died left parked goes before what it sends over
+    /// its next link (see [`crate::credit`]).
+    turns: Mutex<VecDeque<u64>>,
     /// A foreign event loop's waiter (see [`Inbox::poll_recv_many`]).
     hook: ReadyHook,
 }
@@ -206,6 +212,7 @@ impl Inbox {
             delivered: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             parked: AtomicU64::new(0),
+            turns: Mutex::new(VecDeque::new()),
             hook: ReadyHook::default(),
         }
     }
@@ -313,18 +320,61 @@ impl Inbox {
         Ok((used, dropped))
     }
 
-    /// Waits until the queue may have room (or is closed).
-    pub(crate) async fn wait_space(&self) {
-        let space = self.space.notified();
-        tokio::pin!(space);
-        space.as_mut().enable();
+    /// Link `link`'s park starts waiting (its turn comes after the parks
+    /// already waiting).
+    pub(crate) fn take_turn(&self, link: u64) {
+        let mut t = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+        if !t.contains(&link) {
+            t.push_back(link);
+        }
+    }
+
+    /// Link `link`'s park is empty or gone: the next park's turn.
+    pub(crate) fn end_turn(&self, link: u64) {
         {
-            let q = self.lock();
-            if q.closed || q.len() < self.opts.capacity && q.bytes < self.opts.max_bytes {
-                return;
+            let mut t = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(i) = t.iter().position(|&l| l == link) {
+                t.remove(i);
             }
         }
-        space.await;
+        self.space.notify_waiters();
+    }
+
+    #[cfg(test)]
+    pub(crate) fn inbox_turns_are_empty(&self) -> bool {
+        self.turns.lock().unwrap().is_empty()
+    }
+
+    /// Whether `link`'s park may move into the queue now.
+    pub(crate) fn is_turn(&self, link: u64) -> bool {
+        self.turns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .front()
+            .is_none_or(|&l| l == link)
+    }
+
+    /// Waits until it is `link`'s park's turn and the queue may have room
+    /// (or the queue is closed).
+    pub(crate) async fn wait_turn_and_space(&self, link: u64) {
+        loop {
+            let space = self.space.notified();
+            tokio::pin!(space);
+            space.as_mut().enable();
+            {
+                let q = self.lock();
+                if q.closed {
+                    return;
+                }
+                if q.len() < self.opts.capacity
+                    && q.bytes < self.opts.max_bytes
+                    && self.is_turn(link)
+                {
+                    return;
+                }
+            }
+            space.await;
+        }
     }
 
     /// Queues `m`, waiting for room under the Block policy.

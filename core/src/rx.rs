@@ -700,7 +700,7 @@ async fn drain_park(shared: Arc<Shared>, peer: Arc<Peer>, sub: u64) {
         }
         let Some(inbox) = inbox else { return };
         tokio::select! {
-            _ = inbox.wait_space() => {}
+            _ = inbox.wait_turn_and_space(peer.id) => {}
             _ = shared.shutdown.cancelled() => return,
         }
     }

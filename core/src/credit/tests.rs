@@ -217,3 +217,54 @@ fn grants_are_checked() {
     )
     .unwrap();
 }
+
+/// One subscription, two links (a publisher's link that died with messages
+/// parked, and its next link): while a park waits, the other link parks
+/// too instead of queueing, and the parks move into the queue in the order
+/// they started, so the old link's messages go first. (Without the turns,
+/// a message over the new link overtook the parked ones: a fresh-clone
+/// run of `a_disconnect_subscription_that_stops_reading_has_its_link_cut`.)
+#[test]
+fn parks_of_one_subscription_drain_in_the_order_they_started() {
+    let sub = inbox(1, "a", 2, Overflow::Block);
+    let (mut old, mut new) = (CreditIn::new(1), CreditIn::new(2));
+    for c in [&mut old, &mut new] {
+        c.open(&sub).unwrap();
+        c.acked(&[1]);
+    }
+    let numbered = |from: u8, n: u8| -> Vec<Bytes> {
+        (from..from + n).map(|i| Bytes::from(vec![i])).collect()
+    };
+    let mut g = Vec::new();
+    // The old link: two queued (their credit goes back), two parked.
+    old.deliver(1, &meta("a"), &mut numbered(0, 2), true, &mut g)
+        .unwrap();
+    let d = old
+        .deliver(1, &meta("a"), &mut numbered(2, 2), true, &mut g)
+        .unwrap();
+    assert!(d.start_drain);
+    // The new link: the queue is full anyway; it parks behind the old park.
+    new.deliver(1, &meta("a"), &mut numbered(4, 1), true, &mut g)
+        .unwrap();
+    let mut got = Vec::new();
+    let take = |got: &mut Vec<u8>| {
+        let mut ms = Vec::new();
+        sub.pop_into(&mut ms, 1);
+        got.extend(ms.iter().map(|m| m.payload()[0]));
+    };
+    take(&mut got);
+    // Room for one: the new link's turn has not come.
+    assert!(new.drain(1, &mut g).is_some());
+    assert_eq!(sub.stats().queued, 4, "1 queued + 3 parked");
+    assert!(old.drain(1, &mut g).is_some(), "one of two moved");
+    // The new link may not queue straight away while parks wait.
+    new.deliver(1, &meta("a"), &mut numbered(5, 1), true, &mut g)
+        .unwrap();
+    for _ in 0..6 {
+        take(&mut got);
+        old.drain(1, &mut g);
+        new.drain(1, &mut g);
+    }
+    assert_eq!(got, [0, 1, 2, 3, 4, 5]);
+    assert!(sub.inbox_turns_are_empty());
+}

@@ -95,7 +95,7 @@ impl Peer {
             reading_paused: AtomicBool::new(false),
             replaced: AtomicBool::new(false),
             close_error: Mutex::new(None),
-            credit_in: Mutex::new(CreditIn::default()),
+            credit_in: Mutex::new(CreditIn::new(p.id)),
         }
     }
 
