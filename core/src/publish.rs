@@ -326,11 +326,11 @@ async fn deliver_waiting(
                     shared.cfg.send_timeout.as_millis()
                 );
                 // The peer learns why (control frames go first).
-                let _ = peer.tx.push_control(&proto::Frame::Close {
+                let close = proto::Frame::Close {
                     code: ErrorCode::BufferFull.as_u16(),
                     reason: reason.clone(),
-                });
-                peer.fail(ErrorCode::BufferFull, reason);
+                };
+                peer.fail_telling(ErrorCode::BufferFull, reason, Some(&close));
             }
             continue;
         }

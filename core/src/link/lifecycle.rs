@@ -97,11 +97,15 @@ impl Links {
             // The peer learns at once, over the old link if it still works,
             // so that its side is gone when the redial arrives (else the
             // redial is refused NAME_IN_USE until its heartbeat notices).
-            let _ = p.tx.push_control(&Frame::Close {
+            let close = Frame::Close {
                 code: 0,
                 reason: format!("endpoint {} moved to another network", self.shared.name),
-            });
-            p.fail(ErrorCode::PeerLost, "the network changed".into());
+            };
+            p.fail_telling(
+                ErrorCode::PeerLost,
+                "the network changed".into(),
+                Some(&close),
+            );
         }
         self.redial_all_now().await;
         Ok(())

@@ -470,12 +470,18 @@ impl Links {
             let rx = Receiver {
                 router: me.router.clone(),
             };
-            let (code, reason) = tokio::select! {
-                r = rx.read_loop(p.clone(), reader, rbuf) => r,
-                _ = p.dead.cancelled() => p
-                    .failure()
-                    .unwrap_or((ErrorCode::PeerLost, "connection closed".to_owned())),
+            let read = tokio::select! {
+                biased;
+                _ = p.dead.cancelled() => None,
+                r = rx.read_loop(p.clone(), reader, rbuf) => Some(r),
             };
+            // A link failed from outside (heartbeat, network change, slow
+            // consumer) ends for that reason, even if the peer, told, has
+            // closed the socket meanwhile.
+            let (code, reason) = p
+                .failure()
+                .or(read)
+                .unwrap_or((ErrorCode::PeerLost, "connection closed".to_owned()));
             p.reader_done.cancel();
             me.peer_down(&p, code, &reason);
         });

@@ -15,6 +15,7 @@ use crate::credit::CreditIn;
 use crate::error::{Error, ErrorCode};
 use crate::link::state::InFlight;
 use crate::metrics::{CounterStats, Counters};
+use crate::proto::Frame;
 use crate::router::decls::RemoteDecls;
 use dialer::Dialer;
 use send::SendQueue;
@@ -116,11 +117,22 @@ impl Peer {
     /// a heartbeat that heard nothing): the link's task sees `dead` and
     /// reports this code and reason. The first failure wins.
     pub(crate) fn fail(&self, code: ErrorCode, reason: String) {
+        self.fail_telling(code, reason, None);
+    }
+
+    /// [`fail`](Self::fail), telling the peer first with `tell` (a CLOSE,
+    /// which overtakes queued data). The reason is recorded before the
+    /// frame can leave: a peer that closes the socket as soon as it is told
+    /// does not make the link end for "closed by peer" instead.
+    pub(crate) fn fail_telling(&self, code: ErrorCode, reason: String, tell: Option<&Frame>) {
         {
             let mut f = self.failure.lock().unwrap_or_else(|p| p.into_inner());
             if f.is_none() && !self.dead.is_cancelled() {
                 *f = Some((code, reason));
             }
+        }
+        if let Some(frame) = tell {
+            let _ = self.tx.push_control(frame);
         }
         self.tx.close();
         self.dead.cancel();
