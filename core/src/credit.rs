@@ -428,6 +428,13 @@ impl CreditIn {
                 counted,
             });
         }
+        // Even when this run breaks the protocol below, what is parked
+        // drains: a park that never drains would hold every other link of
+        // the subscription behind its turn.
+        if !slot.park.is_empty() && !slot.draining {
+            slot.draining = true;
+            out.start_drain = true;
+        }
         if !counted
             && (slot.park.len() as u64 > 2 * slot.window.0
                 || slot.park_bytes as u64 > 2 * slot.window.1)
@@ -439,10 +446,6 @@ impl CreditIn {
                 sub
             ));
             return Err(DeliverError { out, error });
-        }
-        if !slot.park.is_empty() && !slot.draining {
-            slot.draining = true;
-            out.start_drain = true;
         }
         match past_credit {
             Some(e) => Err(DeliverError { out, error: e }),

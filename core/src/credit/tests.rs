@@ -113,8 +113,33 @@ fn unacknowledged_slots_are_bounded() {
     cin.deliver(1, &meta("a"), &mut payloads(6), true, &mut g)
         .unwrap();
     assert!(g.is_empty(), "uncounted messages give no credit back");
-    let e = cin.deliver(1, &meta("a"), &mut payloads(1), true, &mut g);
-    assert_eq!(e.err().unwrap().error.code(), ErrorCode::ProtocolError);
+    let e = cin
+        .deliver(1, &meta("a"), &mut payloads(1), true, &mut g)
+        .unwrap_err();
+    assert_eq!(e.error.code(), ErrorCode::ProtocolError);
+    // A first run that breaks the bound at once: what it parked still
+    // drains (a park that never drained would hold the subscription's
+    // other links behind its turn for good).
+    let sub = inbox(1, "a", 2, Overflow::Block);
+    let mut cin = CreditIn::new(1);
+    cin.open(&sub).unwrap();
+    let e = cin
+        .deliver(1, &meta("a"), &mut payloads(7), true, &mut g)
+        .unwrap_err();
+    assert_eq!(e.error.code(), ErrorCode::ProtocolError);
+    assert!(e.out.start_drain, "a drain starts");
+    let mut all = Vec::new();
+    loop {
+        let mut ms = Vec::new();
+        sub.pop_into(&mut ms, 100);
+        let more = cin.drain(1, &mut g).is_some();
+        if ms.is_empty() && !more {
+            break;
+        }
+        all.extend(ms);
+    }
+    assert_eq!(all.len(), 7);
+    assert!(sub.inbox_turns_are_empty());
 }
 
 /// A message matching two slots needs credit in both and takes it from
