@@ -361,17 +361,16 @@ impl Inbox {
             let space = self.space.notified();
             tokio::pin!(space);
             space.as_mut().enable();
-            {
+            let (closed, room) = {
                 let q = self.lock();
-                if q.closed {
-                    return;
-                }
-                if q.len() < self.opts.capacity
-                    && q.bytes < self.opts.max_bytes
-                    && self.is_turn(link)
-                {
-                    return;
-                }
+                (
+                    q.closed,
+                    q.len() < self.opts.capacity && q.bytes < self.opts.max_bytes,
+                )
+            };
+            // The turns' lock is never taken under the queue's.
+            if closed || room && self.is_turn(link) {
+                return;
             }
             space.await;
         }

@@ -150,6 +150,16 @@ fn credit_drop(shared: &Shared, peer: &Peer) {
     shared.report_drop(&peer.name, 1);
 }
 
+/// Cuts the link to a slow consumer (a `Disconnect` policy, endpoint-wide
+/// or a subscription's), telling it why: the CLOSE overtakes queued data.
+fn cut_slow_consumer(peer: &Peer, reason: String) {
+    let close = proto::Frame::Close {
+        code: ErrorCode::BufferFull.as_u16(),
+        reason: reason.clone(),
+    };
+    peer.fail_telling(ErrorCode::BufferFull, reason, Some(&close));
+}
+
 /// The targets a sweep could not serve at once.
 pub(crate) struct Rest {
     frame_len: usize,
@@ -321,26 +331,23 @@ async fn deliver_waiting(
             // A `Disconnect` subscription out of credit after the wait:
             // its link is cut (the message counted above as dropped).
             if may_wait && peer.tx.stall_credit(path) {
-                let reason = format!(
-                    "slow consumer: a disconnect subscription on {path} gave no credit for {} ms",
-                    shared.cfg.send_timeout.as_millis()
+                cut_slow_consumer(
+                    &peer,
+                    format!(
+                        "slow consumer: a disconnect subscription on {path} gave no credit for {} ms",
+                        shared.cfg.send_timeout.as_millis()
+                    ),
                 );
-                // The peer learns why (control frames go first).
-                let close = proto::Frame::Close {
-                    code: ErrorCode::BufferFull.as_u16(),
-                    reason: reason.clone(),
-                };
-                peer.fail_telling(ErrorCode::BufferFull, reason, Some(&close));
             }
             continue;
         }
         if may_wait {
             match policy {
-                SlowPeer::Disconnect => peer.fail(
-                    ErrorCode::BufferFull,
+                SlowPeer::Disconnect => cut_slow_consumer(
+                    &peer,
                     format!(
-                        "slow consumer: its send buffer stayed full for {:?}",
-                        shared.cfg.send_timeout
+                        "slow consumer: its send buffer stayed full for {} ms",
+                        shared.cfg.send_timeout.as_millis()
                     ),
                 ),
                 _ => peer.tx.set_stalled(),

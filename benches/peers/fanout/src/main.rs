@@ -60,14 +60,19 @@ async fn main() -> netchan::Result<()> {
         cfg.send_timeout = Duration::from_millis(100);
     }
     let ep = netchan::Endpoint::new(cfg)?;
+    // Every subscriber process ends with this program, however it ends
+    // (the stopped one too: SIGKILL ends a stopped process).
+    let mut reaper = Reaper(Vec::new());
     let mut subs = Vec::new();
     for _ in 0..k {
         let (child, out, addr) = spawn_sub(bin, n);
+        reaper.0.push(child.id());
         ep.connect(&addr).await?;
         subs.push((child, out));
     }
     let frozen = if freeze {
         let (child, _out, addr) = spawn_sub(bin, n);
+        reaper.0.push(child.id());
         ep.connect(&addr).await?;
         Some(child)
     } else {
@@ -126,7 +131,19 @@ async fn main() -> netchan::Result<()> {
         let _ = f.wait();
     }
     ep.close().await;
+    reaper.0.clear();
     Ok(())
+}
+
+/// Kills the subscriber processes still listed when dropped.
+struct Reaper(Vec<u32>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
 }
 
 /// This process's peak resident memory, from /proc (0 if unreadable).
