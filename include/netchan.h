@@ -280,6 +280,10 @@ typedef struct {
   uint64_t peers;
   // Subscriptions open now.
   uint64_t subscriptions;
+  // Messages lost with a link that ended: published while it was
+  // closing, or queued for this endpoint by a peer and never read here
+  // (counted when the two meet again; docs/RELIABILITY.md).
+  uint64_t lost_with_link;
 } netchan_stats;
 
 // A borrowed UTF-8 string: `len` bytes at `data`, not NUL-terminated

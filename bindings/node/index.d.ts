@@ -169,6 +169,7 @@ export interface CounterStats {
   requestsOut: number
   droppedQueueFull: number
   droppedSendFull: number
+  lostWithLink: number
   errors: number
 }
 

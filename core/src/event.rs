@@ -27,11 +27,13 @@ pub enum Event {
         code: ErrorCode,
     },
     /// Messages were dropped by a subscription's overflow policy or because a
-    /// peer's send buffer stayed full.
+    /// peer's send buffer stayed full, or were lost with a link that ended.
     Dropped {
         /// The subscription pattern or the peer name.
         site: String,
-        /// `BUFFER_FULL` (queue or send buffer full).
+        /// `BUFFER_FULL` (queue or send buffer full), or `PEER_LOST` (lost
+        /// with the link to the peer `site`: see
+        /// `CounterStats::lost_with_link`).
         code: ErrorCode,
         /// How many, in this event.
         count: u64,

@@ -59,6 +59,7 @@ pub fn handshake(data: &[u8]) {
         heartbeat_ms: 1000,
         instance: 1,
         rejoin: false,
+        link: 0,
     };
     let mut buf = BytesMut::from(data);
     let first = match proto::decode(&mut buf, proto::HANDSHAKE_MAX_FRAME) {

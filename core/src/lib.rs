@@ -42,6 +42,8 @@
 //! - `peer`: a link's send queue, in-flight table, counters; dialled
 //!   addresses.
 //! - `publish`, `client`: publishing; the request client.
+//! - `tally`: what a link that ended lost, counted when its two endpoints
+//!   meet again.
 //! - `inbox`, `sub`, `service`, `service_queue`, `request`: subscriptions,
 //!   services, their queues, requests as a server sees them.
 //! - [`config`], [`error`], [`metrics`], [`event`], [`path`], [`runtime`].
@@ -88,6 +90,7 @@ mod service;
 mod service_queue;
 mod shared;
 mod sub;
+mod tally;
 /// Addresses ([`Addr`]) and, hidden and unstable, raw connections for tests.
 pub mod transport;
 mod waiting;

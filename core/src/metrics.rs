@@ -14,6 +14,7 @@ pub(crate) struct Counters {
     pub requests_out: AtomicU64,
     pub dropped_queue_full: AtomicU64,
     pub dropped_send_full: AtomicU64,
+    pub lost_with_link: AtomicU64,
     pub errors: AtomicU64,
 }
 
@@ -28,6 +29,7 @@ impl Counters {
             requests_out: self.requests_out.load(Relaxed),
             dropped_queue_full: self.dropped_queue_full.load(Relaxed),
             dropped_send_full: self.dropped_send_full.load(Relaxed),
+            lost_with_link: self.lost_with_link.load(Relaxed),
             errors: self.errors.load(Relaxed),
         }
     }
@@ -43,6 +45,7 @@ impl Counters {
             .fetch_add(other.dropped_queue_full, Relaxed);
         self.dropped_send_full
             .fetch_add(other.dropped_send_full, Relaxed);
+        self.lost_with_link.fetch_add(other.lost_with_link, Relaxed);
         self.errors.fetch_add(other.errors, Relaxed);
     }
 }
@@ -68,6 +71,11 @@ pub struct CounterStats {
     pub dropped_queue_full: u64,
     /// Messages not sent because a peer's send buffer stayed full.
     pub dropped_send_full: u64,
+    /// Messages lost with a link that ended: published while the link was
+    /// closing (counted by the sender), or queued for this endpoint by a
+    /// peer and never read here (counted by this endpoint when it meets
+    /// that peer again and the two compare counts; see docs/RELIABILITY.md).
+    pub lost_with_link: u64,
     /// Protocol errors, refused connections and failed handshakes.
     pub errors: u64,
 }
@@ -82,6 +90,7 @@ impl CounterStats {
         self.requests_out += o.requests_out;
         self.dropped_queue_full += o.dropped_queue_full;
         self.dropped_send_full += o.dropped_send_full;
+        self.lost_with_link += o.lost_with_link;
         self.errors += o.errors;
     }
 }

@@ -89,6 +89,24 @@ impl Future for Publish<'_> {
                 payload,
                 via,
             } => {
+                // A publish that never waits (room everywhere, or a stalled
+                // target dropped at once) would let a publishing loop hold
+                // its worker thread forever: each publish spends a unit of
+                // the task's budget, as tokio's own channels do, and yields
+                // when it is spent.
+                let coop = match tokio::task::coop::poll_proceed(cx) {
+                    Poll::Ready(c) => c,
+                    Poll::Pending => {
+                        self.state = PublishState::Start {
+                            router,
+                            path,
+                            payload,
+                            via,
+                        };
+                        return Poll::Pending;
+                    }
+                };
+                coop.made_progress();
                 let route = match via {
                     None => router.route(path),
                     Some((cache, pattern)) => {
@@ -198,7 +216,9 @@ pub(crate) fn sweep(shared: &Shared, route: &Route, payload: &Bytes, wait: bool)
                 credit_drop(shared, peer);
                 skipped += 1;
             }
-            Enq::Queued | Enq::Closed => {}
+            // The link is closing: lost with it, counted and reported.
+            Enq::Closed => shared.report_loss(&peer.name, 1),
+            Enq::Queued => {}
         }
     }
     let mut full_subs = Vec::new();
@@ -315,7 +335,12 @@ async fn deliver_waiting(
                         lack = Lack::Credit;
                         break;
                     }
-                    Enq::Queued | Enq::Closed => {
+                    Enq::Closed => {
+                        shared.report_loss(&peer.name, 1);
+                        sent = true;
+                        break;
+                    }
+                    Enq::Queued => {
                         sent = true;
                         break;
                     }
@@ -365,12 +390,14 @@ async fn deliver_waiting(
                 d.dropped(shared, 1);
                 skipped += 1;
             }
-            Held::Successor(tx) => {
-                if let Enq::Full | Enq::NoCredit { .. } = tx.push_message(path, payload) {
+            Held::Successor(tx) => match tx.push_message(path, payload) {
+                Enq::Full | Enq::NoCredit { .. } => {
                     d.dropped(shared, 1);
                     skipped += 1;
                 }
-            }
+                Enq::Closed => shared.report_loss(&d.label(), 1),
+                Enq::Queued => {}
+            },
         }
     }
     for (sub, m) in full_subs {

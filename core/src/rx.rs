@@ -59,6 +59,11 @@ struct RxState {
     heads: Vec<proto::Head>,
     /// The protocol rules for the link's frames.
     session: Session,
+    /// Messages (and payload bytes) read since the last [`flush`]: counted
+    /// in `msgs_in` only as they are handed on, so that the count is what
+    /// this side read even when reading stops mid-batch (see
+    /// [`crate::tally`]).
+    unflushed: (u64, u64),
 }
 
 /// Frames of at least this many bytes are read into a buffer of their own
@@ -312,7 +317,6 @@ impl Receiver {
 
     /// Handles every frame of `chunk`, whose heads are in `rx.heads`.
     async fn dispatch(&self, peer: &Arc<Peer>, chunk: &Bytes, rx: &mut RxState) -> Result<()> {
-        let (mut n_in, mut b_in) = (0u64, 0u64);
         let mut at = 0;
         let heads = std::mem::take(&mut rx.heads);
         let r = async {
@@ -321,8 +325,8 @@ impl Receiver {
                     let frame = &chunk[at..at + head.total];
                     let payload =
                         chunk.slice(at + proto::FRAME_PREFIX + head.hlen..at + head.total);
-                    n_in += 1;
-                    b_in += payload.len() as u64;
+                    rx.unflushed.0 += 1;
+                    rx.unflushed.1 += payload.len() as u64;
                     match proto::message_path_range(frame, head) {
                         Some(r) => self.gather(peer, &frame[r], payload, rx)?,
                         None => {
@@ -379,8 +383,6 @@ impl Receiver {
         }
         .await;
         rx.heads = heads;
-        peer.counters.msgs_in.fetch_add(n_in, Relaxed);
-        peer.counters.bytes_in.fetch_add(b_in, Relaxed);
         r
     }
 
@@ -461,6 +463,11 @@ impl Receiver {
     /// A run whose payloads are small beside the chunk they were read in is
     /// first copied into a buffer of its own (see [`detach`]).
     fn flush(&self, peer: &Arc<Peer>, rx: &mut RxState, chunk_len: usize) -> Result<()> {
+        let (n, b) = std::mem::take(&mut rx.unflushed);
+        if n > 0 {
+            peer.counters.msgs_in.fetch_add(n, Relaxed);
+            peer.counters.bytes_in.fetch_add(b, Relaxed);
+        }
         let RxState { runs, payloads, .. } = rx;
         if runs.is_empty() {
             return Ok(());
@@ -610,6 +617,18 @@ impl Receiver {
                 peer.tx.apply_credit(items, max)?;
             }
             Input::CreditAck(subs) => peer.credit_in().acked(&subs),
+            Input::Tally(t) => {
+                if t.link == peer.link {
+                    return Err(Error::new(
+                        ErrorCode::ProtocolError,
+                        "a TALLY of the connection it came on (only ended ones are tallied)",
+                    ));
+                }
+                let settled = self.router.shared.tallies().theirs(t);
+                if let Some(s) = settled {
+                    self.router.shared.settled(&peer.name, s);
+                }
+            }
             Input::SnapshotEnd => {
                 {
                     // Under the state lock: what was held for this peer while
@@ -710,18 +729,21 @@ async fn drain_park(shared: Arc<Shared>, peer: Arc<Peer>, sub: u64) {
 /// before anything published after its snapshot (called under the router's
 /// state lock, when the new link's snapshot has arrived).
 fn flush_offline(shared: &Shared, d: &Dialer, peer: &Arc<Peer>) {
-    let (queue, dropped) = {
-        let mut off = d.lock_offline();
-        if !off.active {
-            return;
-        }
-        off.active = false;
-        off.successor = Arc::downgrade(&peer.tx);
-        off.bytes = 0;
-        off.interests.clear();
-        (std::mem::take(&mut off.queue), 0u64)
-    };
-    let mut dropped = dropped;
+    // The offline lock is held until every held message is queued: a
+    // publish that found the peer away and holds on (`Dialer::hold`) sends
+    // to the successor only after them (it waits for this lock), never in
+    // between (`lost_messages_are_counted_after_freezes_kills_and_floods`
+    // saw newer messages among the held ones).
+    let mut off = d.lock_offline();
+    if !off.active {
+        return;
+    }
+    off.active = false;
+    off.successor = Arc::downgrade(&peer.tx);
+    off.bytes = 0;
+    off.interests.clear();
+    let queue = std::mem::take(&mut off.queue);
+    let mut dropped = 0u64;
     let decls = peer.lock_decls();
     for (meta, payload) in queue {
         if !decls.any_matches(DeclKind::Interest, &meta.path) {
@@ -734,6 +756,7 @@ fn flush_offline(shared: &Shared, d: &Dialer, peer: &Arc<Peer>) {
         }
     }
     drop(decls);
+    drop(off);
     d.flushed.notify_waiters();
     d.dropped(shared, dropped);
 }

@@ -21,6 +21,7 @@ use crate::metrics::Counters;
 use crate::peer::send::WriteThrough;
 use crate::repeats::{Repeats, Verdict, COLLAPSE_WINDOW};
 use crate::runtime::Lineage;
+use crate::tally::{Settled, Tallies};
 
 static EPOCH: once_cell::sync::Lazy<Instant> = once_cell::sync::Lazy::new(Instant::now);
 
@@ -58,9 +59,10 @@ pub(crate) struct Shared {
     /// Counters of links that ended, and of local delivery drops.
     pub totals: Counters,
     next_id: AtomicU64,
-    /// Drops not yet reported, per site; a reporter task turns them into
+    /// Drops not yet reported, per site: for want of room (`BUFFER_FULL`),
+    /// and lost with a link (`PEER_LOST`). A reporter task turns them into
     /// `Dropped` events, coalesced over [`DROP_REPORT_WINDOW`].
-    drops: Mutex<HashMap<String, u64>>,
+    drops: Mutex<HashMap<String, [u64; 2]>>,
     drops_ready: Notify,
     /// Refusals for load since the last log line and event about them.
     load_reports: Mutex<LoadReports>,
@@ -68,6 +70,8 @@ pub(crate) struct Shared {
     pub write_through: Arc<WriteThrough>,
     /// Identical warnings, collapsed with a count (see [`Shared::warn`]).
     repeats: Arc<Repeats>,
+    /// What links that ended lost in transit (see [`crate::tally`]).
+    tallies: Mutex<Tallies>,
 }
 
 /// Refusals for load (connection limit, pending handshakes), reported at
@@ -86,7 +90,7 @@ impl Shared {
             lineage,
             blocker: Blocker::new(rt.clone(), cfg.busy_poll, lineage),
             name,
-            instance: random_instance(),
+            instance: random_u64(),
             cfg,
             rt,
             closed: AtomicBool::new(false),
@@ -100,6 +104,7 @@ impl Shared {
             load_reports: Mutex::new(LoadReports::default()),
             write_through: Arc::new(WriteThrough::new()),
             repeats: Arc::new(Repeats::default()),
+            tallies: Mutex::new(Tallies::default()),
         });
         shared.rt.spawn(report_drops(Arc::downgrade(&shared)));
         shared
@@ -164,6 +169,18 @@ impl Shared {
 
     /// Counts `n` dropped messages at `site` for the next `Dropped` event.
     pub(crate) fn report_drop(&self, site: &str, n: u64) {
+        self.report(site, 0, n);
+    }
+
+    /// Counts `n` messages lost with the link to `peer` (published while
+    /// it was closing, or never read by the peer: see [`crate::tally`]) and
+    /// reports them (a `Dropped` event with `PEER_LOST`).
+    pub(crate) fn report_loss(&self, peer: &str, n: u64) {
+        self.totals.lost_with_link.fetch_add(n, Relaxed);
+        self.report(peer, 1, n);
+    }
+
+    fn report(&self, site: &str, kind: usize, n: u64) {
         if n == 0 {
             return;
         }
@@ -171,9 +188,11 @@ impl Shared {
         let first = d.is_empty();
         // Under a flood of drops the site is there already: no allocation.
         match d.get_mut(site) {
-            Some(c) => *c += n,
+            Some(c) => c[kind] += n,
             None => {
-                d.insert(site.to_owned(), n);
+                let mut c = [0; 2];
+                c[kind] = n;
+                d.insert(site.to_owned(), c);
             }
         }
         drop(d);
@@ -182,15 +201,43 @@ impl Shared {
         }
     }
 
+    /// The tables of links' tallies (see [`crate::tally`]).
+    pub(crate) fn tallies(&self) -> std::sync::MutexGuard<'_, Tallies> {
+        self.tallies.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A tally settled (see [`crate::tally`]): counts what the link to
+    /// `peer` lost, or warns of a peer whose count cannot be right.
+    pub(crate) fn settled(&self, peer: &str, s: Settled) {
+        match s {
+            Settled::Lost(n) => {
+                if n > 0 {
+                    tracing::warn!(endpoint = %self.name, peer, lost = n, "messages lost with a link that ended");
+                }
+                self.report_loss(peer, n)
+            }
+            Settled::Inconsistent { queued, read } => {
+                self.totals.errors.fetch_add(1, Relaxed);
+                self.warn(format!(
+                    "peer {peer} says it queued {queued} messages on a link on which {read} were read here; its tally is ignored"
+                ));
+            }
+        }
+    }
+
     /// Emits one `Dropped` event per site with what was counted.
     fn emit_drops(&self) {
         let d = std::mem::take(&mut *self.drops.lock().unwrap_or_else(|p| p.into_inner()));
-        for (site, count) in d {
-            self.emit(Event::Dropped {
-                site,
-                code: ErrorCode::BufferFull,
-                count,
-            });
+        for (site, [full, lost]) in d {
+            for (code, count) in [(ErrorCode::BufferFull, full), (ErrorCode::PeerLost, lost)] {
+                if count > 0 {
+                    self.emit(Event::Dropped {
+                        site: site.clone(),
+                        code,
+                        count,
+                    });
+                }
+            }
         }
     }
 
@@ -292,12 +339,12 @@ async fn report_drops(shared: Weak<Shared>) {
     }
 }
 
-/// A random non-zero number for HELLO's `instance`. Not fastrand's global
+/// A random non-zero number (HELLO's `instance` and `link`). Not fastrand's global
 /// generator: on first use in a thread it takes that thread's handle, which
 /// std never frees for a C program's main thread (valgrind shows it).
 /// RandomState's keys come from the OS; the time, process and a counter
 /// make each endpoint's differ.
-fn random_instance() -> u64 {
+pub(crate) fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     static MADE: AtomicU64 = AtomicU64::new(0);
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();

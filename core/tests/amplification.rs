@@ -109,6 +109,7 @@ async fn raw_peer(addr: &str) -> TcpStream {
         heartbeat_ms: 0,
         instance: 0,
         rejoin: false,
+        link: 0,
     })))
     .await
     .unwrap();

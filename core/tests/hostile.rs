@@ -30,6 +30,7 @@ fn hello(name: &str, min: u64, max: u64) -> Vec<u8> {
             heartbeat_ms: 0,
             instance: 0,
             rejoin: false,
+            link: 0,
         }),
     )
     .unwrap();

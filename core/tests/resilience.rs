@@ -276,6 +276,7 @@ async fn permanent_failure_stops_redialling() {
                     heartbeat_ms: 0,
                     instance: 0,
                     rejoin: false,
+                    link: 0,
                 }),
             )
             .unwrap();
@@ -396,6 +397,7 @@ async fn frozen_peer(
         heartbeat_ms: 0,
         instance: 0,
         rejoin: false,
+        link: 0,
     };
     encode(&mut b, &Frame::Hello(hello)).unwrap();
     let interest = Decl {

@@ -64,6 +64,7 @@ async fn handshake(raw: &mut RawConn, name: &str, decls: Vec<Decl>) -> BytesMut 
         heartbeat_ms: 0,
         instance: 0,
         rejoin: false,
+        link: 0,
     }));
     if !decls.is_empty() {
         out.extend(frame(&Frame::Declare(Declarations::new(&decls))));

@@ -664,6 +664,10 @@ pub struct netchan_stats {
     pub peers: u64,
     /// Subscriptions open now.
     pub subscriptions: u64,
+    /// Messages lost with a link that ended: published while it was
+    /// closing, or queued for this endpoint by a peer and never read here
+    /// (counted when the two meet again; docs/RELIABILITY.md).
+    pub lost_with_link: u64,
 }
 
 /// Writes the endpoint's counters (totals over every peer, past and
@@ -696,6 +700,7 @@ pub unsafe extern "C" fn netchan_endpoint_stats(
             errors: t.errors,
             peers: s.peers.len() as u64,
             subscriptions: s.subscriptions.len() as u64,
+            lost_with_link: t.lost_with_link,
         };
         let n = size.min(std::mem::size_of::<netchan_stats>());
         // SAFETY: the caller provides `size` writable bytes at `out`.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::{Args, Parser, Subcommand};
-use netchan::{Config, Endpoint, Error, ErrorCode};
+use netchan::{Config, Endpoint, Error, ErrorCode, Event, EventRecv};
 
 mod bench;
 mod demo;
@@ -218,6 +218,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
         Cmd::Demo { addr } => demo::run(&addr).await,
         Cmd::Sub { pattern, at, count } => {
             let ep = endpoint(&cfg)?;
+            report_losses(&ep);
             let sub = ep.subscribe(&pattern)?;
             attach(&ep, &at).await?;
             let mut out = std::io::stdout().lock();
@@ -449,4 +450,28 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Says on stderr what a subscriber did not get: messages its queue
+/// dropped, and messages lost with a link (counted when the publisher and
+/// this endpoint meet again), one line per `Dropped` event:
+/// `netchan: N message(s) dropped at SITE (CODE)`.
+fn report_losses(ep: &Endpoint) {
+    let mut events = ep.events();
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                EventRecv::Closed => break,
+                EventRecv::Event(Event::Dropped { site, code, count }) => {
+                    let how = if code == ErrorCode::PeerLost {
+                        "lost with the link to"
+                    } else {
+                        "dropped at"
+                    };
+                    eprintln!("netchan: {count} message(s) {how} {site} ({code})");
+                }
+                _ => {}
+            }
+        }
+    });
 }

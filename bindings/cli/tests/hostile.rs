@@ -139,6 +139,7 @@ async fn raw_peer(addr: &str, name: &str) -> TcpStream {
         heartbeat_ms: 0,
         instance: 0,
         rejoin: false,
+        link: 0,
     })))
     .await
     .unwrap();

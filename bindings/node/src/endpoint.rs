@@ -101,6 +101,7 @@ pub struct CounterStats {
     pub requests_out: f64,
     pub dropped_queue_full: f64,
     pub dropped_send_full: f64,
+    pub lost_with_link: f64,
     pub errors: f64,
 }
 
@@ -115,6 +116,7 @@ impl From<netchan::CounterStats> for CounterStats {
             requests_out: c.requests_out as f64,
             dropped_queue_full: c.dropped_queue_full as f64,
             dropped_send_full: c.dropped_send_full as f64,
+            lost_with_link: c.lost_with_link as f64,
             errors: c.errors as f64,
         }
     }

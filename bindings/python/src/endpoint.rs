@@ -423,6 +423,7 @@ impl Endpoint {
             d.set_item("requests_out", c.requests_out)?;
             d.set_item("dropped_queue_full", c.dropped_queue_full)?;
             d.set_item("dropped_send_full", c.dropped_send_full)?;
+            d.set_item("lost_with_link", c.lost_with_link)?;
             d.set_item("errors", c.errors)?;
             Ok(d)
         };

@@ -92,6 +92,7 @@ pub struct CounterStats {
     pub requests_out: u64,
     pub dropped_queue_full: u64,
     pub dropped_send_full: u64,
+    pub lost_with_link: u64,
     pub errors: u64,
 }
 
@@ -106,6 +107,7 @@ impl From<netchan::CounterStats> for CounterStats {
             requests_out: c.requests_out,
             dropped_queue_full: c.dropped_queue_full,
             dropped_send_full: c.dropped_send_full,
+            lost_with_link: c.lost_with_link,
             errors: c.errors,
         }
     }

@@ -26,6 +26,7 @@ use crate::proto::{self, DeclKind, Frame, Hello};
 use crate::router::Router;
 use crate::rx::Receiver;
 use crate::shared::{now_ms, Shared};
+use crate::tally::Tally;
 use crate::transport::{dial, Conn, Listener, Reader};
 use state::{Handshake, Step};
 pub(crate) use supervise::{heartbeat, supervise};
@@ -235,6 +236,7 @@ impl Links {
             self.reject_for_load(reader, writer, &e).await;
             return Err(e);
         }
+        let link_nonce = crate::shared::random_u64();
         let hello = Hello {
             magic: proto::MAGIC.into(),
             min_version: proto::VERSION_MIN,
@@ -251,6 +253,7 @@ impl Links {
             // A supervisor's redial: it knew the peer, and has no link to
             // it now (it waits while one exists).
             rejoin: dialer.as_ref().is_some_and(|d| d.name().is_some()),
+            link: link_nonce,
         };
         // An inbound connection has `hello_timeout` to send its HELLO.
         let limit = match ticket {
@@ -334,6 +337,13 @@ impl Links {
             addr: remote.clone(),
             inbound,
             instance: agreed.peer.instance,
+            // Tallied only between endpoints that both name links and
+            // themselves (see `crate::tally`).
+            link: if agreed.peer.link != 0 && agreed.peer.instance != 0 {
+                link_nonce ^ agreed.peer.link
+            } else {
+                0
+            },
             max_frame: agreed.peer.max_frame as usize,
             tx: Arc::new(SendQueue::new(
                 self.shared.cfg.send_buffer,
@@ -415,6 +425,10 @@ impl Links {
                 (None, None)
             }
         };
+        // The stale link's reader may be in the middle of a batch: the new
+        // link's reader starts once it has stopped, so that nothing from
+        // the old link is delivered after anything from the new one.
+        let predecessor = replaced.as_ref().map(|old| old.reader_done.clone());
         if let Some(old) = replaced {
             self.connections.fetch_sub(1, SeqCst);
             let reason = if old.inbound && peer.inbound {
@@ -470,6 +484,12 @@ impl Links {
             let rx = Receiver {
                 router: me.router.clone(),
             };
+            if let Some(done) = predecessor {
+                tokio::select! {
+                    _ = done.cancelled() => {}
+                    _ = p.dead.cancelled() => {}
+                }
+            }
             let read = tokio::select! {
                 biased;
                 _ = p.dead.cancelled() => None,
@@ -505,6 +525,9 @@ impl Links {
                 })
                 .cloned();
             let removed = self.router.remove(&mut st, peer);
+            if !closing && peer.link != 0 {
+                tally_ended(&self.shared, &st, peer);
+            }
             if removed {
                 // Under the lock `stats()` takes: the link's counts are in
                 // the peer list or in the totals, never in neither.
@@ -717,6 +740,39 @@ async fn accept_loop(
                 continue;
             }
         }
+    }
+}
+
+/// The end of a link that names itself for tallies (see [`crate::tally`];
+/// under the router's state lock, after its reader stopped and its send
+/// queue closed, so both counts are final): records what was read on it,
+/// settling the peer's tally if it came first, and sends the peer this
+/// side's tally on a newer link to it, or keeps it for the next one.
+fn tally_ended(shared: &Shared, st: &crate::router::State, peer: &Peer) {
+    let read = peer.counters.msgs_in.load(Relaxed);
+    let mine = Tally {
+        link: peer.link,
+        messages: peer.tx.sent().0,
+    };
+    let settled = {
+        let mut t = shared.tallies();
+        let settled = t.ended(peer.link, read);
+        let newer = st.peers.iter().find(|p| {
+            p.id != peer.id && p.link != 0 && p.name == peer.name && p.instance == peer.instance
+        });
+        match newer {
+            Some(p) => {
+                let _ = p.tx.push_control(&Frame::Tally {
+                    link: mine.link,
+                    messages: mine.messages,
+                });
+            }
+            None => t.owe(peer.name.clone(), peer.instance, mine),
+        }
+        settled
+    };
+    if let Some(s) = settled {
+        shared.settled(&peer.name, s);
     }
 }
 

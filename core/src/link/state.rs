@@ -111,6 +111,8 @@ pub(crate) enum Input {
     Credit(Vec<crate::proto::CreditItem>),
     /// Our credit slots the peer started counting (v2).
     CreditAck(Vec<u64>),
+    /// The peer's count of an earlier link (see [`crate::tally`]).
+    Tally(crate::tally::Tally),
     /// The peer closed the link. `why` ends the reader; `refusal` is the
     /// error a connect in progress reports when the peer closed with a code.
     Close { why: String, refusal: Option<Error> },
@@ -160,6 +162,7 @@ impl Session {
             Frame::Declare(d) => Input::Declare(d),
             Frame::Credit(items) => Input::Credit(items),
             Frame::CreditAck(subs) => Input::CreditAck(subs),
+            Frame::Tally { link, messages } => Input::Tally(crate::tally::Tally { link, messages }),
             Frame::SnapshotEnd => {
                 if self.snapshot_done {
                     return Err(Error::new(

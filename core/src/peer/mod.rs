@@ -28,6 +28,9 @@ pub(crate) struct Peer {
     pub inbound: bool,
     /// The peer's HELLO `instance` (0: not given).
     pub instance: u64,
+    /// This link's id for tallies (see [`crate::tally`]); 0: none (the peer
+    /// gave no HELLO `link`).
+    pub link: u64,
     pub max_frame: usize,
     pub decls: Mutex<RemoteDecls>,
     pub snapshot_done: AtomicBool,
@@ -66,6 +69,7 @@ pub(crate) struct NewPeer {
     pub addr: String,
     pub inbound: bool,
     pub instance: u64,
+    pub link: u64,
     pub max_frame: usize,
     pub tx: Arc<SendQueue>,
     pub dialer: Option<Arc<Dialer>>,
@@ -80,6 +84,7 @@ impl Peer {
             addr: p.addr,
             inbound: p.inbound,
             instance: p.instance,
+            link: p.link,
             max_frame: p.max_frame,
             decls: Mutex::new(RemoteDecls::default()),
             snapshot_done: AtomicBool::new(false),

@@ -45,7 +45,12 @@ const TAKE_DATA: usize = 64 * 1024;
 fn is_control(frame: &Frame) -> bool {
     matches!(
         frame,
-        Frame::Ping(_) | Frame::Pong(_) | Frame::Declare(_) | Frame::SnapshotEnd | Frame::Credit(_)
+        Frame::Ping(_)
+            | Frame::Pong(_)
+            | Frame::Declare(_)
+            | Frame::SnapshotEnd
+            | Frame::Credit(_)
+            | Frame::Tally { .. }
     )
 }
 

@@ -27,23 +27,23 @@ pub(super) fn parse_hello(r: &mut Reader<'_>) -> Result<Hello> {
         heartbeat_ms: 0,
         instance: 0,
         rejoin: false,
+        link: 0,
     };
-    let (mut instance_seen, mut rejoin_seen) = (false, false);
+    // The optional keys: `instance`, `rejoin`, `link`.
+    let mut optional_seen = [false; 3];
     for _ in 0..n {
         let key = r.str("a HELLO key")?;
-        if key == "instance" || key == "rejoin" {
-            let seen = if key == "instance" {
-                &mut instance_seen
-            } else {
-                &mut rejoin_seen
-            };
-            if std::mem::replace(seen, true) {
+        if let Some(i) = ["instance", "rejoin", "link"]
+            .iter()
+            .position(|k| *k == key)
+        {
+            if std::mem::replace(&mut optional_seen[i], true) {
                 return Err(r.err(format!("key `{key}` appears twice")));
             }
-            if key == "instance" {
-                h.instance = r.uint(key)?;
-            } else {
-                h.rejoin = r.bool(key)?;
+            match i {
+                0 => h.instance = r.uint(key)?,
+                1 => h.rejoin = r.bool(key)?,
+                _ => h.link = r.uint(key)?,
             }
             continue;
         }

@@ -56,6 +56,9 @@ pub enum Kind {
     Ping = 0x03,
     /// Answer to a ping.
     Pong = 0x04,
+    /// How many messages the sender queued on an earlier connection that
+    /// ended (v2).
+    Tally = 0x05,
     /// A batch of interest/intent declarations and undeclarations.
     Declare = 0x10,
     /// End of the initial declaration snapshot.
@@ -82,6 +85,7 @@ impl Kind {
             Kind::Close => "CLOSE",
             Kind::Ping => "PING",
             Kind::Pong => "PONG",
+            Kind::Tally => "TALLY",
             Kind::Declare => "DECLARE",
             Kind::SnapshotEnd => "SNAPSHOT_END",
             Kind::Message => "MESSAGE",
@@ -104,6 +108,7 @@ impl Kind {
             0x02 => Kind::Close,
             0x03 => Kind::Ping,
             0x04 => Kind::Pong,
+            0x05 => Kind::Tally,
             0x10 => Kind::Declare,
             0x11 => Kind::SnapshotEnd,
             0x20 => Kind::Message,
@@ -157,6 +162,11 @@ pub struct Hello {
     /// connection the receiver still holds, that one is stale.
     #[serde(skip_serializing_if = "is_false")]
     pub rejoin: bool,
+    /// Optional: a random number the sender chose for this connection (0:
+    /// not given, and not sent). Both sides name the connection by the two
+    /// numbers XORed, in a later TALLY.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub link: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -222,6 +232,14 @@ pub enum Frame {
     Credit(Vec<CreditItem>),
     /// The credit slots the sender started counting, by subscription id (v2).
     CreditAck(Vec<u64>),
+    /// The sender queued `messages` MESSAGE frames for the receiver on the
+    /// earlier connection `link`, which has ended (v2).
+    Tally {
+        /// That connection's id: the two HELLOs' `link` numbers XORed.
+        link: u64,
+        /// MESSAGE frames the sender queued on it.
+        messages: u64,
+    },
 }
 
 #[derive(Serialize)]
@@ -232,6 +250,11 @@ struct CloseHdr<'a> {
 #[derive(Serialize)]
 struct NonceHdr {
     nonce: u64,
+}
+#[derive(Serialize)]
+struct TallyHdr {
+    link: u64,
+    messages: u64,
 }
 #[derive(Serialize)]
 struct RequestHdr<'a> {
@@ -407,6 +430,15 @@ pub fn encode(buf: &mut BytesMut, frame: &Frame) -> Result<()> {
             Ok(())
         }
         Frame::Cancel(id) => encode_head(buf, Kind::Cancel, &NonceHdr { nonce: *id }, 0),
+        Frame::Tally { link, messages } => encode_head(
+            buf,
+            Kind::Tally,
+            &TallyHdr {
+                link: *link,
+                messages: *messages,
+            },
+            0,
+        ),
         Frame::Credit(items) => {
             let mut h = Vec::with_capacity(8 + items.len() * 8);
             credit::encode_items(&mut h, items);
@@ -589,6 +621,13 @@ pub fn parse_frame(chunk: &Bytes, at: usize, head: Head) -> Result<Frame> {
                 count,
             ))
         }
+        Kind::Tally => {
+            r.tuple(2, "[link, messages]")?;
+            Frame::Tally {
+                link: r.uint("link")?,
+                messages: r.uint("messages")?,
+            }
+        }
         Kind::Credit => Frame::Credit(credit::parse_items(&mut r)?),
         Kind::CreditAck => Frame::CreditAck(credit::parse_ack(&mut r)?),
         Kind::SnapshotEnd => {
@@ -738,6 +777,7 @@ pub fn frame_kind(f: &Frame) -> Kind {
         Frame::Cancel(_) => Kind::Cancel,
         Frame::Credit(_) => Kind::Credit,
         Frame::CreditAck(_) => Kind::CreditAck,
+        Frame::Tally { .. } => Kind::Tally,
     }
 }
 

@@ -23,6 +23,7 @@ fn hello() -> Hello {
         heartbeat_ms: 5000,
         instance: 0,
         rejoin: false,
+        link: 0,
     }
 }
 
@@ -44,6 +45,13 @@ fn vectors() -> Vec<(Frame, &'static str)> {
         ),
         (Frame::Ping(7), "00000007 03 00000002 91 07"),
         (Frame::Pong(7), "00000007 04 00000002 91 07"),
+        (
+            Frame::Tally {
+                link: 0x1234,
+                messages: 300,
+            },
+            "0000000c 05 00000007 92 cd1234 cd012c",
+        ),
         (
             Frame::Declare(Declarations::new(&[
                 Decl {
@@ -434,7 +442,9 @@ fn hello_instance_is_optional_and_round_trips() {
     let mut with = hello();
     with.instance = 0xfeed_beef_1234;
     with.rejoin = true;
+    with.link = 0x0bad_cafe;
     assert_eq!(roundtrip(with.clone()), with);
+    assert_eq!(roundtrip(hello()).link, 0);
     assert_eq!(roundtrip(hello()).instance, 0);
     assert!(!roundtrip(hello()).rejoin);
     // The documented vector (no `instance`) is what a zero encodes to.

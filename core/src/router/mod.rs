@@ -295,6 +295,16 @@ impl Router {
                 .push_control(&Frame::Declare(proto::Declarations::new(chunk)));
         }
         let _ = peer.tx.push_control(&Frame::SnapshotEnd);
+        // What this side owes the peer instance for links that ended
+        // (see `crate::tally`).
+        if peer.link != 0 {
+            for t in self.shared.tallies().take_owed(&peer.name, peer.instance) {
+                let _ = peer.tx.push_control(&Frame::Tally {
+                    link: t.link,
+                    messages: t.messages,
+                });
+            }
+        }
         st.peers.push(peer.clone());
         self.bump(false);
     }

@@ -20,6 +20,7 @@ class Counters(TypedDict):
     requests_out: int
     dropped_queue_full: int
     dropped_send_full: int
+    lost_with_link: int
     errors: int
 
 class PeerStats(TypedDict):

@@ -23,6 +23,7 @@ fn hello(name: &str, min: u64, max: u64) -> Hello {
         heartbeat_ms: 1000,
         instance: 0,
         rejoin: false,
+        link: 0,
     }
 }
 
@@ -126,7 +127,8 @@ impl Side {
                 | Input::Declare(_)
                 | Input::SnapshotEnd
                 | Input::Credit(_)
-                | Input::CreditAck(_) => {}
+                | Input::CreditAck(_)
+                | Input::Tally(_) => {}
             }
         }
         Ok(())

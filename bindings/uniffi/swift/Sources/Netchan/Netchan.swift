@@ -2556,11 +2556,12 @@ public struct CounterStats: Equatable, Hashable {
     public var requestsOut: UInt64
     public var droppedQueueFull: UInt64
     public var droppedSendFull: UInt64
+    public var lostWithLink: UInt64
     public var errors: UInt64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(msgsIn: UInt64, msgsOut: UInt64, bytesIn: UInt64, bytesOut: UInt64, requestsIn: UInt64, requestsOut: UInt64, droppedQueueFull: UInt64, droppedSendFull: UInt64, errors: UInt64) {
+    public init(msgsIn: UInt64, msgsOut: UInt64, bytesIn: UInt64, bytesOut: UInt64, requestsIn: UInt64, requestsOut: UInt64, droppedQueueFull: UInt64, droppedSendFull: UInt64, lostWithLink: UInt64, errors: UInt64) {
         self.msgsIn = msgsIn
         self.msgsOut = msgsOut
         self.bytesIn = bytesIn
@@ -2569,6 +2570,7 @@ public struct CounterStats: Equatable, Hashable {
         self.requestsOut = requestsOut
         self.droppedQueueFull = droppedQueueFull
         self.droppedSendFull = droppedSendFull
+        self.lostWithLink = lostWithLink
         self.errors = errors
     }
 
@@ -2596,6 +2598,7 @@ public struct FfiConverterTypeCounterStats: FfiConverterRustBuffer {
                 requestsOut: FfiConverterUInt64.read(from: &buf), 
                 droppedQueueFull: FfiConverterUInt64.read(from: &buf), 
                 droppedSendFull: FfiConverterUInt64.read(from: &buf), 
+                lostWithLink: FfiConverterUInt64.read(from: &buf), 
                 errors: FfiConverterUInt64.read(from: &buf)
         )
     }
@@ -2609,6 +2612,7 @@ public struct FfiConverterTypeCounterStats: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.requestsOut, into: &buf)
         FfiConverterUInt64.write(value.droppedQueueFull, into: &buf)
         FfiConverterUInt64.write(value.droppedSendFull, into: &buf)
+        FfiConverterUInt64.write(value.lostWithLink, into: &buf)
         FfiConverterUInt64.write(value.errors, into: &buf)
     }
 }

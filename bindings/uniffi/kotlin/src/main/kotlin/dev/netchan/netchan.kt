@@ -4689,6 +4689,8 @@ data class CounterStats (
     , 
     val `droppedSendFull`: kotlin.ULong
     , 
+    val `lostWithLink`: kotlin.ULong
+    , 
     val `errors`: kotlin.ULong
     
 ){
@@ -4715,6 +4717,7 @@ public object FfiConverterTypeCounterStats: FfiConverterRustBuffer<CounterStats>
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
         )
     }
 
@@ -4727,6 +4730,7 @@ public object FfiConverterTypeCounterStats: FfiConverterRustBuffer<CounterStats>
             FfiConverterULong.allocationSize(value.`requestsOut`) +
             FfiConverterULong.allocationSize(value.`droppedQueueFull`) +
             FfiConverterULong.allocationSize(value.`droppedSendFull`) +
+            FfiConverterULong.allocationSize(value.`lostWithLink`) +
             FfiConverterULong.allocationSize(value.`errors`)
     )
 
@@ -4739,6 +4743,7 @@ public object FfiConverterTypeCounterStats: FfiConverterRustBuffer<CounterStats>
             FfiConverterULong.write(value.`requestsOut`, buf)
             FfiConverterULong.write(value.`droppedQueueFull`, buf)
             FfiConverterULong.write(value.`droppedSendFull`, buf)
+            FfiConverterULong.write(value.`lostWithLink`, buf)
             FfiConverterULong.write(value.`errors`, buf)
     }
 }
