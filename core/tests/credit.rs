@@ -344,3 +344,58 @@ async fn a_disconnect_subscription_that_stops_reading_has_its_link_cut() {
         assert_eq!(&m.payload()[..], &[i]);
     }
 }
+
+/// A loop of publishes that fail at once (a peer's unread `Block`
+/// subscription, stalled) yields now and then: on a current-thread runtime
+/// a timer in another task still fires, and the subscriber's own tasks on
+/// the same thread still run. Before, such a loop held the thread forever.
+#[test]
+fn a_loop_of_failing_publishes_lets_other_tasks_run() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let r = rt.block_on(async {
+            let sub_ep = Endpoint::new(cfg("fast-fail-sub")).unwrap();
+            let _unread = sub_ep.subscribe_with("data", capacity(1)).unwrap();
+            let addr = unix_addr("fast-fail");
+            sub_ep.listen(&addr).await.unwrap();
+            let publisher = Endpoint::new(cfg("fast-fail-pub")).unwrap();
+            publisher.connect(&addr).await.unwrap();
+            assert!(publisher
+                .wait_for_subscribers("data", Duration::from_secs(5))
+                .await
+                .unwrap());
+            let stop = Arc::new(AtomicBool::new(false));
+            let flood = {
+                let (p, stop) = (publisher.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut refused = 0u64;
+                    while !stop.load(Ordering::SeqCst) {
+                        if let Err(e) = p.publish("data", &b"x"[..]).await {
+                            assert_eq!(e.code(), ErrorCode::BufferFull, "{e}");
+                            refused += 1;
+                        }
+                    }
+                    refused
+                })
+            };
+            // Long enough for the subscription to stall and the publishes
+            // to fail at once.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            stop.store(true, Ordering::SeqCst);
+            let refused = flood.await.unwrap();
+            publisher.close().await;
+            sub_ep.close().await;
+            refused
+        });
+        let _ = tx.send(r);
+    });
+    // The thread hangs forever if the loop never yields: a watchdog here.
+    let refused = rx
+        .recv_timeout(WATCHDOG)
+        .expect("the timer never fired: the publishing loop held the thread");
+    assert!(refused > 1000, "the publishes failed at once: {refused}");
+}
