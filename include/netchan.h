@@ -284,6 +284,9 @@ typedef struct {
   // closing, or queued for this endpoint by a peer and never read here
   // (counted when the two meet again; docs/RELIABILITY.md).
   uint64_t lost_with_link;
+  // Requests this endpoint's services refused with `BUFFER_FULL` (their
+  // queue was full).
+  uint64_t requests_refused;
 } netchan_stats;
 
 // A borrowed UTF-8 string: `len` bytes at `data`, not NUL-terminated
@@ -840,6 +843,23 @@ netchan_result netchan_endpoint_serve(const netchan_endpoint *ep,
                                       const char *pattern,
                                       netchan_request_handler handler,
                                       netchan_service **out);
+
+// `netchan_endpoint_serve()` with bounds: at most `max_concurrent`
+// requests in the handler's hands at once (from its call until the reply
+// is answered or freed; the next request waits in the queue meanwhile),
+// at most `queue` waiting; past that a request is refused with
+// `BUFFER_FULL`, counted (`netchan_stats.requests_refused`) and reported
+// (a `DROPPED` event whose site is the pattern). 0 takes the endpoint's
+// setting (`handler_concurrency`, 256; `service_queue`, 1024).
+//
+// Errors: those of `netchan_endpoint_serve()`. Thread-safe; callable from
+// callbacks.
+netchan_result netchan_endpoint_serve_with(const netchan_endpoint *ep,
+                                           const char *pattern,
+                                           size_t max_concurrent,
+                                           size_t queue,
+                                           netchan_request_handler handler,
+                                           netchan_service **out);
 
 // The served pattern, valid until the service is freed. `{NULL, 0}` if
 // `service` is NULL. Thread-safe.

@@ -50,7 +50,7 @@ export declare class NativeEndpoint {
   tryPublish(path: string, data?: string | Uint8Array | undefined | null): void
   subscribe(pattern: string, options?: SubscribeOpts | undefined | null): NativeSubscription
   declarePublisher(pattern: string): NativePublisher
-  serve(pattern: string): NativeService
+  serve(pattern: string, options?: ServeOpts | undefined | null): NativeService
   /** Resolves with the reply payload. */
   request(path: string, data: string | Uint8Array | undefined | null, timeoutMs: number, waitForResponder?: boolean | undefined | null, cancel?: CancelToken | undefined | null): Promise<Buffer>
   /** Resolves with the round-trip time in milliseconds. */
@@ -167,6 +167,7 @@ export interface CounterStats {
   bytesOut: number
   requestsIn: number
   requestsOut: number
+  requestsRefused: number
   droppedQueueFull: number
   droppedSendFull: number
   lostWithLink: number
@@ -267,6 +268,17 @@ export interface PeerStats {
   /** Last measured round-trip time in milliseconds, if any. */
   rttMs?: number
   counters: CounterStats
+}
+
+/**
+ * Per-service queue options (`maxConcurrent` is applied by the JS
+ * `Service`, which runs the handler).
+ */
+export interface ServeOpts {
+  /** Requests waiting at most; past that one is refused with `BUFFER_FULL`. */
+  queue?: number
+  /** Bytes of requests waiting at most. */
+  queueBytes?: number
 }
 
 /** What `stats()` returns. */

@@ -66,6 +66,15 @@ export interface SubscribeOptions {
   overflow?: Overflow
 }
 
+export interface ServeOptions {
+  /** Requests the handler works on at once (default 256); more wait in the queue. */
+  maxConcurrent?: number
+  /** Requests waiting at most (default 1024); past that one is refused with `BUFFER_FULL`, counted (`requestsRefused`) and reported (`dropped`). */
+  queue?: number
+  /** Bytes of requests waiting at most (default 64 MiB). */
+  queueBytes?: number
+}
+
 export interface RequestOptions {
   /** How long to wait for the reply (default 5000); also the handler's deadline. */
   timeoutMs?: number
@@ -186,7 +195,7 @@ export declare class Endpoint extends EventEmitter {
   publishObj(path: string, value: unknown): Promise<void>
   subscribe(pattern: string, options?: SubscribeOptions): Subscription
   subscribe(pattern: string, callback: (msg: Message) => void | Promise<void>, options?: SubscribeOptions): Subscription
-  serve(pattern: string, handler: Handler): Service
+  serve(pattern: string, handler: Handler, options?: ServeOptions): Service
   declarePublisher(pattern: string): { pattern: string; close(): void }
   request(path: string, payload?: Payload, options?: RequestOptions): Promise<Buffer>
   requestObj(path: string, value: unknown, options?: RequestOptions): Promise<unknown>

@@ -214,16 +214,25 @@ class Request {
 
 /** A service: runs a handler per request. Keeps the process alive while open. */
 class Service {
-  constructor (ep, nsvc, handler) {
+  constructor (ep, nsvc, handler, maxConcurrent) {
     this._ep = ep
     this._n = nsvc
     this.pattern = nsvc.pattern
-    this._drive(handler)
+    this._drive(handler, maxConcurrent)
   }
 
-  async _drive (handler) {
+  // At most `max` handler calls in flight: the next request is taken from
+  // the core's queue (bounded, fair among callers) only when one is free.
+  async _drive (handler, max) {
     const where = `service handler for ${JSON.stringify(this.pattern)}`
+    let running = 0
+    let freed = null
+    const done = () => {
+      running--
+      if (freed) { const f = freed; freed = null; f() }
+    }
     for (;;) {
+      while (running >= max) await new Promise((resolve) => { freed = resolve })
       const nreq = await this._n.next()
       if (nreq === null) return
       const req = new Request(nreq)
@@ -235,7 +244,8 @@ class Service {
         continue
       }
       if (r && typeof r.then === 'function') {
-        r.then((v) => this._reply(nreq, v, where), (e) => this._fail(nreq, e))
+        running++
+        r.then((v) => { done(); this._reply(nreq, v, where) }, (e) => { done(); this._fail(nreq, e) })
       } else {
         this._reply(nreq, r, where)
       }
@@ -404,9 +414,17 @@ class Endpoint extends EventEmitter {
   }
 
   /** Serves `pattern`: `handler(req)` returns (or resolves with) the reply; a throw fails the request. */
-  serve (pattern, handler) {
-    if (typeof handler !== 'function') throw argError('serve(pattern, handler): handler must be a function')
-    return new Service(this, this._n.serve(pattern), handler)
+  serve (pattern, handler, options) {
+    if (typeof handler !== 'function') throw argError('serve(pattern, handler, options?): handler must be a function')
+    const o = options || {}
+    let max = 256
+    if (o.maxConcurrent !== undefined) {
+      if (!Number.isInteger(o.maxConcurrent) || o.maxConcurrent < 1) {
+        throw argError(`serve: maxConcurrent must be a whole number >= 1, not ${o.maxConcurrent}`)
+      }
+      max = o.maxConcurrent
+    }
+    return new Service(this, this._n.serve(pattern, { queue: o.queue, queueBytes: o.queueBytes }), handler, max)
   }
 
   /** Declares a publisher on `pattern` (discovery); close() the result to withdraw it. */

@@ -72,7 +72,7 @@ pub(crate) async fn request(
             deadline,
             cancel,
         };
-        svc.offer(LOCAL, (req, reply))?;
+        svc.offer(shared, LOCAL, (req, reply))?;
         // Closing the endpoint fails it, as it fails requests to peers
         // (the handler sees it cancelled: `_guard`).
         return tokio::select! {

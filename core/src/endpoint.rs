@@ -12,7 +12,7 @@ use tokio::runtime::Handle;
 use tokio::time::Instant;
 
 use crate::blocking::Blocker;
-use crate::config::{Config, RequestOptions, SubscribeOptions};
+use crate::config::{Config, RequestOptions, ServeOptions, SubscribeOptions};
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::Events;
 use crate::inbox::{Inbox, Message};
@@ -402,7 +402,15 @@ impl Endpoint {
     ///
     /// Errors: `INVALID_PATH`, `CLOSED`.
     pub fn serve(&self, pattern: &str) -> Result<Service> {
-        self.serve_inner(pattern, true)
+        self.serve_with(pattern, ServeOptions::default())
+    }
+
+    /// [`serve`](Self::serve) with its own queue bounds.
+    ///
+    /// Errors: `INVALID_PATH`, `INVALID_ARGUMENT` (a zero bound), `CLOSED`.
+    pub fn serve_with(&self, pattern: &str, opts: ServeOptions) -> Result<Service> {
+        let (_, queue, bytes) = opts.resolve(&self.parts.shared.cfg)?;
+        self.serve_inner(pattern, true, queue, bytes)
     }
 
     /// Serves `pattern` with an async handler, run in its own task per
@@ -414,24 +422,46 @@ impl Endpoint {
         F: Fn(Request) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Bytes>> + Send + 'static,
     {
-        let mut svc = self.serve_inner(pattern, false)?;
-        let task = self.parts.shared.rt.spawn(run_handler(
-            svc.queue.clone(),
-            self.parts.shared.cfg.handler_concurrency,
-            handler,
-        ));
+        self.serve_fn_with(pattern, ServeOptions::default(), handler)
+    }
+
+    /// [`serve_fn`](Self::serve_fn) with its own bounds: at most
+    /// `max_concurrent` requests in the handler at once, `queue` waiting;
+    /// past that a request is refused with `BUFFER_FULL` and counted
+    /// (`a_service_handles_at_most_max_concurrent_and_refuses_past_its_queue`).
+    ///
+    /// Errors: `INVALID_PATH`, `INVALID_ARGUMENT` (a zero bound), `CLOSED`.
+    pub fn serve_fn_with<F, Fut>(
+        &self,
+        pattern: &str,
+        opts: ServeOptions,
+        handler: F,
+    ) -> Result<Service>
+    where
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Bytes>> + Send + 'static,
+    {
+        let (concurrent, queue, bytes) = opts.resolve(&self.parts.shared.cfg)?;
+        let mut svc = self.serve_inner(pattern, false, queue, bytes)?;
+        let task = self
+            .parts
+            .shared
+            .rt
+            .spawn(run_handler(svc.queue.clone(), concurrent, handler));
         svc.task = Some(task.abort_handle());
         Ok(svc)
     }
 
-    fn serve_inner(&self, pattern: &str, pull: bool) -> Result<Service> {
+    fn serve_inner(
+        &self,
+        pattern: &str,
+        pull: bool,
+        queue: usize,
+        queue_bytes: usize,
+    ) -> Result<Service> {
         let pattern = Pattern::new(pattern)?;
-        let cfg = &self.parts.shared.cfg;
         let id = self.parts.shared.next_id();
-        let queue = Arc::new(ServiceQueue::new(
-            cfg.service_queue,
-            cfg.service_queue_bytes,
-        ));
+        let queue = Arc::new(ServiceQueue::new(queue, queue_bytes));
         let synced = self.parts.router.serve(
             id,
             Arc::new(ServiceShared {

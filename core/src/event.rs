@@ -27,9 +27,10 @@ pub enum Event {
         code: ErrorCode,
     },
     /// Messages were dropped by a subscription's overflow policy or because a
-    /// peer's send buffer stayed full, or were lost with a link that ended.
+    /// peer's send buffer stayed full, or were lost with a link that ended;
+    /// or a service refused requests (its queue was full).
     Dropped {
-        /// The subscription pattern or the peer name.
+        /// The subscription or service pattern, or the peer name.
         site: String,
         /// `BUFFER_FULL` (queue or send buffer full), or `PEER_LOST` (lost
         /// with the link to the peer `site`: see

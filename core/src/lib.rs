@@ -96,7 +96,9 @@ pub mod transport;
 mod waiting;
 
 pub use bytes::Bytes;
-pub use config::{Config, Overflow, Reconnect, RequestOptions, SlowPeer, SubscribeOptions};
+pub use config::{
+    Config, Overflow, Reconnect, RequestOptions, ServeOptions, SlowPeer, SubscribeOptions,
+};
 pub use endpoint::{Endpoint, PeerInfo, Publisher};
 pub use error::{Error, ErrorCode, Result};
 pub use event::{Event, EventRecv, Events};

@@ -12,6 +12,7 @@ pub(crate) struct Counters {
     pub bytes_out: AtomicU64,
     pub requests_in: AtomicU64,
     pub requests_out: AtomicU64,
+    pub requests_refused: AtomicU64,
     pub dropped_queue_full: AtomicU64,
     pub dropped_send_full: AtomicU64,
     pub lost_with_link: AtomicU64,
@@ -27,6 +28,7 @@ impl Counters {
             bytes_out: self.bytes_out.load(Relaxed),
             requests_in: self.requests_in.load(Relaxed),
             requests_out: self.requests_out.load(Relaxed),
+            requests_refused: self.requests_refused.load(Relaxed),
             dropped_queue_full: self.dropped_queue_full.load(Relaxed),
             dropped_send_full: self.dropped_send_full.load(Relaxed),
             lost_with_link: self.lost_with_link.load(Relaxed),
@@ -41,6 +43,8 @@ impl Counters {
         self.bytes_out.fetch_add(other.bytes_out, Relaxed);
         self.requests_in.fetch_add(other.requests_in, Relaxed);
         self.requests_out.fetch_add(other.requests_out, Relaxed);
+        self.requests_refused
+            .fetch_add(other.requests_refused, Relaxed);
         self.dropped_queue_full
             .fetch_add(other.dropped_queue_full, Relaxed);
         self.dropped_send_full
@@ -67,6 +71,9 @@ pub struct CounterStats {
     pub requests_in: u64,
     /// Requests sent to peers.
     pub requests_out: u64,
+    /// Requests this endpoint's services refused (or pushed out of a full
+    /// queue) with `BUFFER_FULL`, local callers' included.
+    pub requests_refused: u64,
     /// Messages dropped because a subscription queue was full.
     pub dropped_queue_full: u64,
     /// Messages not sent because a peer's send buffer stayed full.
@@ -88,6 +95,7 @@ impl CounterStats {
         self.bytes_out += o.bytes_out;
         self.requests_in += o.requests_in;
         self.requests_out += o.requests_out;
+        self.requests_refused += o.requests_refused;
         self.dropped_queue_full += o.dropped_queue_full;
         self.dropped_send_full += o.dropped_send_full;
         self.lost_with_link += o.lost_with_link;

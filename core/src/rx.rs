@@ -594,7 +594,7 @@ impl Receiver {
                     req.cancel.clone(),
                 );
                 // Refused or pushed-out requests are failed by `offer`.
-                let _ = svc.offer(peer.id, (req, reply));
+                let _ = svc.offer(&self.router.shared, peer.id, (req, reply));
             }
             Input::Result { id, outcome } => {
                 peer.in_flight().on_result(id, outcome);

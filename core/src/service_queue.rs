@@ -19,6 +19,8 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::inbox::ReadyHook;
 use crate::path::Pattern;
 use crate::request::Incoming;
+use crate::shared::Shared;
+use std::sync::atomic::Ordering::Relaxed;
 
 /// Who sent a request: a peer's connection id, or [`LOCAL`].
 pub(crate) type Caller = u64;
@@ -63,22 +65,30 @@ pub(crate) struct ServiceShared {
 impl ServiceShared {
     /// Queues a request from `caller`; a refused request fails at once with
     /// the reason, and requests pushed out to make room fail with
-    /// `BUFFER_FULL`. Returns the refusal, if any, for a local caller.
-    pub(crate) fn offer(&self, caller: Caller, item: Incoming) -> Result<()> {
-        match self.queue.push(caller, item) {
+    /// `BUFFER_FULL`; each is counted in `requests_refused` and reported
+    /// (site: the service's pattern). Returns the refusal, if any, for a
+    /// local caller.
+    pub(crate) fn offer(&self, shared: &Shared, caller: Caller, item: Incoming) -> Result<()> {
+        let (r, failed) = match self.queue.push(caller, item) {
             Pushed::Queued(out) => {
+                let n = out.len() as u64;
                 for (_, reply) in out {
                     reply.fail(ServiceQueue::pushed_out_error());
                 }
-                Ok(())
+                (Ok(()), n)
             }
             Pushed::Refused(item, e) => {
                 let (req, reply) = *item;
                 drop(req);
                 reply.fail(e.clone());
-                Err(e)
+                (Err(e), 1)
             }
+        };
+        if failed > 0 {
+            shared.totals.requests_refused.fetch_add(failed, Relaxed);
+            shared.report_drop(self.pattern.as_str(), failed);
         }
+        r
     }
 }
 

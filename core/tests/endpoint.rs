@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use netchan::{Config, Endpoint, ErrorCode, Event, EventRecv, Overflow, SubscribeOptions};
+use netchan::{
+    Config, Endpoint, ErrorCode, Event, EventRecv, Overflow, ServeOptions, SubscribeOptions,
+};
 
 const WATCHDOG: Duration = Duration::from_secs(10);
 
@@ -1320,4 +1322,98 @@ fn a_look_without_waiting_leaves_the_foreign_waiter_armed() {
     let (_, reply) = svc.try_recv().unwrap().expect("the request");
     reply.send("a");
     assert_eq!(&caller.join().unwrap().unwrap()[..], b"a");
+}
+
+/// Bounded handlers (issue 16): a service with `max_concurrent` 2 and a
+/// queue of 3 works on two requests at once, queues three more, and refuses
+/// the rest at once with `BUFFER_FULL`, counted and reported; the queued
+/// ones are answered once the handler is free. A zero bound is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_handles_at_most_max_concurrent_and_refuses_past_its_queue() {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+    within(async {
+        let server = Endpoint::named("bounded-server").unwrap();
+        let mut events = server.events();
+        assert_eq!(
+            server
+                .serve_fn_with("x", ServeOptions::default().max_concurrent(0), |_| async {
+                    Ok(netchan::Bytes::new())
+                })
+                .unwrap_err()
+                .code(),
+            ErrorCode::InvalidArgument
+        );
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let (running, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let _svc = {
+            let (gate, running, peak) = (gate.clone(), running.clone(), peak.clone());
+            server
+                .serve_fn_with(
+                    "work",
+                    ServeOptions::default().max_concurrent(2).queue(3),
+                    move |req| {
+                        let (gate, running, peak) = (gate.clone(), running.clone(), peak.clone());
+                        async move {
+                            let now = running.fetch_add(1, SeqCst) + 1;
+                            peak.fetch_max(now, SeqCst);
+                            gate.acquire().await.unwrap().forget();
+                            running.fetch_sub(1, SeqCst);
+                            Ok(req.payload().clone())
+                        }
+                    },
+                )
+                .unwrap()
+        };
+        let addr = server.listen(&unix_addr("bounded")).await.unwrap();
+        let client = Endpoint::named("bounded-client").unwrap();
+        client.connect(&addr).await.unwrap();
+        let ask = |i: u32| {
+            let c = client.clone();
+            tokio::spawn(async move {
+                c.request("work", i.to_string(), Duration::from_secs(5))
+                    .await
+            })
+        };
+        let mut calls: Vec<_> = (0..2).map(ask).collect();
+        while running.load(SeqCst) < 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        calls.extend((2..10).map(ask));
+        // Three wait in the queue, five are refused at once (which five
+        // depends on the order the spawned calls reach the wire).
+        while server.stats().total.requests_refused < 5 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(running.load(SeqCst), 2, "no third in the handler");
+        gate.add_permits(5);
+        let (mut ok, mut refused) = (0, 0);
+        for (i, c) in calls.into_iter().enumerate() {
+            match c.await.unwrap() {
+                Ok(p) => {
+                    assert_eq!(p, i.to_string().as_bytes());
+                    ok += 1;
+                }
+                Err(e) => {
+                    assert_eq!(e.code(), ErrorCode::BufferFull, "{e}");
+                    assert!(i >= 2, "the first two were in the handler");
+                    refused += 1;
+                }
+            }
+        }
+        assert_eq!((ok, refused), (5, 5));
+        assert_eq!(peak.load(SeqCst), 2, "at most max_concurrent at once");
+        assert_eq!(server.stats().total.requests_refused, 5);
+        let mut reported = 0;
+        while reported < 5 {
+            if let EventRecv::Event(Event::Dropped { site, code, count }) = events.recv().await {
+                assert_eq!((site.as_str(), code), ("work", ErrorCode::BufferFull));
+                reported += count;
+            }
+        }
+        assert_eq!(reported, 5);
+        client.close().await;
+        server.close().await;
+    })
+    .await;
 }

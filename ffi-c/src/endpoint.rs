@@ -668,6 +668,9 @@ pub struct netchan_stats {
     /// closing, or queued for this endpoint by a peer and never read here
     /// (counted when the two meet again; docs/RELIABILITY.md).
     pub lost_with_link: u64,
+    /// Requests this endpoint's services refused with `BUFFER_FULL` (their
+    /// queue was full).
+    pub requests_refused: u64,
 }
 
 /// Writes the endpoint's counters (totals over every peer, past and
@@ -701,6 +704,7 @@ pub unsafe extern "C" fn netchan_endpoint_stats(
             peers: s.peers.len() as u64,
             subscriptions: s.subscriptions.len() as u64,
             lost_with_link: t.lost_with_link,
+            requests_refused: t.requests_refused,
         };
         let n = size.min(std::mem::size_of::<netchan_stats>());
         // SAFETY: the caller provides `size` writable bytes at `out`.

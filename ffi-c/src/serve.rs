@@ -73,17 +73,23 @@ pub unsafe extern "C" fn netchan_request_remaining_ms(request: *const netchan_re
 /// `HANDLER_ERROR`. Thread-safe.
 pub struct netchan_reply {
     reply: Mutex<Option<Reply>>,
+    /// The service's handler slot this request holds until it is answered
+    /// or its handle freed (see `netchan_endpoint_serve_with`).
+    slot: Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
 }
 
 impl netchan_reply {
     fn take(&self) -> Result<Reply, FfiError> {
-        self.reply
+        let r = self
+            .reply
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()
             .ok_or_else(|| {
                 FfiError::new(netchan_result::Closed, "this request was answered already")
-            })
+            })?;
+        drop(self.slot.lock().unwrap_or_else(|p| p.into_inner()).take());
+        Ok(r)
     }
 }
 
@@ -156,6 +162,15 @@ pub unsafe extern "C" fn netchan_reply_free(reply: *mut netchan_reply) {
     ffi_boundary_or((), || drop(unsafe { take_back(reply) }))
 }
 
+/// A request handler's `call` (see `netchan_request_handler`).
+type HandlerFn = Option<
+    unsafe extern "C" fn(
+        context: *mut c_void,
+        request: *const netchan_request,
+        reply: *mut netchan_reply,
+    ),
+>;
+
 /// Handles the requests of `netchan_endpoint_serve()`.
 ///
 /// `call(context, request, reply)` runs once per request on a netchan
@@ -214,36 +229,92 @@ pub unsafe extern "C" fn netchan_endpoint_serve(
     out: *mut *mut netchan_service,
 ) -> netchan_result {
     let ctx = Context::new(handler.context, handler.drop);
-    ffi_boundary(move || {
-        let call = handler.call.ok_or_else(|| FfiError::null("handler.call"))?;
-        arg_out(out, "out")?;
-        // SAFETY: `ep` is NULL or an endpoint handle from this library not yet freed (the function's contract); NULL is refused.
-        let ep: &netchan_endpoint = unsafe { arg_endpoint(ep) }?;
-        // SAFETY: `pattern` is NULL or a NUL-terminated string readable for this call (the function's contract); NULL and bad UTF-8 are refused.
-        let pattern = unsafe { arg_str(pattern, "pattern") }?;
-        let svc = Arc::new(ep.ep.serve(pattern)?);
-        let slot = Arc::new(Slot::new(HandlerCb { call, ctx }));
-        let (task_svc, task_slot) = (svc.clone(), slot.clone());
-        ep.rt.spawn(async move {
-            while let Some((req, reply)) = task_svc.recv().await {
-                let calling = task_slot.enter();
-                let Some(cb) = calling.as_ref().and_then(|c| c.get()) else {
-                    reply.fail(Error::new(ErrorCode::Closed, "the service was closed"));
-                    continue;
-                };
-                let request = netchan_request { req };
-                let reply = hand_out(netchan_reply {
-                    reply: Mutex::new(Some(reply)),
-                });
-                // SAFETY: the callback contract; `request` lives for the call.
-                unsafe { (cb.call)(cb.ctx.ptr, &request, reply) };
-            }
-            task_slot.stop();
-        });
-        // SAFETY: `out` was checked non-NULL above and points to writable storage (the function's contract).
-        unsafe { write_out(out, hand_out(netchan_service { svc, slot })) };
-        Ok(())
+    // SAFETY: this function's contract is `serve`'s.
+    ffi_boundary(move || unsafe { serve(ep, pattern, 0, 0, handler.call, ctx, out) })
+}
+
+/// `netchan_endpoint_serve()` with bounds: at most `max_concurrent`
+/// requests in the handler's hands at once (from its call until the reply
+/// is answered or freed; the next request waits in the queue meanwhile),
+/// at most `queue` waiting; past that a request is refused with
+/// `BUFFER_FULL`, counted (`netchan_stats.requests_refused`) and reported
+/// (a `DROPPED` event whose site is the pattern). 0 takes the endpoint's
+/// setting (`handler_concurrency`, 256; `service_queue`, 1024).
+///
+/// Errors: those of `netchan_endpoint_serve()`. Thread-safe; callable from
+/// callbacks.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_endpoint_serve_with(
+    ep: *const netchan_endpoint,
+    pattern: *const c_char,
+    max_concurrent: usize,
+    queue: usize,
+    handler: netchan_request_handler,
+    out: *mut *mut netchan_service,
+) -> netchan_result {
+    let ctx = Context::new(handler.context, handler.drop);
+    // SAFETY: this function's contract is `serve`'s.
+    ffi_boundary(move || unsafe {
+        serve(ep, pattern, max_concurrent, queue, handler.call, ctx, out)
     })
+}
+
+/// The body of `netchan_endpoint_serve_with` (and `_serve`, with zeros).
+///
+/// # Safety
+/// `ep` is NULL or a live endpoint handle; `pattern` NULL or a
+/// NUL-terminated string readable for the call; `out` NULL or writable.
+unsafe fn serve(
+    ep: *const netchan_endpoint,
+    pattern: *const c_char,
+    max_concurrent: usize,
+    queue: usize,
+    call: HandlerFn,
+    ctx: Context,
+    out: *mut *mut netchan_service,
+) -> Result<(), FfiError> {
+    let call = call.ok_or_else(|| FfiError::null("handler.call"))?;
+    arg_out(out, "out")?;
+    // SAFETY: `ep` is NULL or an endpoint handle from this library not yet freed (the function's contract); NULL is refused.
+    let ep: &netchan_endpoint = unsafe { arg_endpoint(ep) }?;
+    // SAFETY: `pattern` is NULL or a NUL-terminated string readable for this call (the function's contract); NULL and bad UTF-8 are refused.
+    let pattern = unsafe { arg_str(pattern, "pattern") }?;
+    let mut opts = netchan::ServeOptions::default();
+    opts.queue = (queue > 0).then_some(queue);
+    let svc = Arc::new(ep.ep.serve_with(pattern, opts)?);
+    let concurrent = match max_concurrent {
+        0 => ep.ep.config().handler_concurrency,
+        n => n,
+    };
+    let slots = Arc::new(tokio::sync::Semaphore::new(concurrent));
+    let slot = Arc::new(Slot::new(HandlerCb { call, ctx }));
+    let (task_svc, task_slot) = (svc.clone(), slot.clone());
+    ep.rt.spawn(async move {
+        loop {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            let Some((req, reply)) = task_svc.recv().await else {
+                break;
+            };
+            let calling = task_slot.enter();
+            let Some(cb) = calling.as_ref().and_then(|c| c.get()) else {
+                reply.fail(Error::new(ErrorCode::Closed, "the service was closed"));
+                continue;
+            };
+            let request = netchan_request { req };
+            let reply = hand_out(netchan_reply {
+                reply: Mutex::new(Some(reply)),
+                slot: Mutex::new(Some(permit)),
+            });
+            // SAFETY: the callback contract; `request` lives for the call.
+            unsafe { (cb.call)(cb.ctx.ptr, &request, reply) };
+        }
+        task_slot.stop();
+    });
+    // SAFETY: `out` was checked non-NULL above and points to writable storage (the function's contract).
+    unsafe { write_out(out, hand_out(netchan_service { svc, slot })) };
+    Ok(())
 }
 
 /// The served pattern, valid until the service is freed. `{NULL, 0}` if

@@ -420,6 +420,97 @@ static void test_handles_outlive_their_endpoint(void) {
     t_counter_destroy(&kept.got);
 }
 
+/* Bounds of a service (issue 16): at most max_concurrent requests in the
+ * handler's hands (from its call until answered), queue waiting, the rest
+ * refused at once with BUFFER_FULL and counted. */
+#define BMAX 16
+typedef struct {
+    pthread_mutex_t mu;
+    netchan_reply *kept[BMAX];
+    int n;
+    t_counter got;
+} bounded_ctx;
+
+static void keep_bounded(void *context, const netchan_request *req, netchan_reply *reply) {
+    (void)req;
+    bounded_ctx *b = (bounded_ctx *)context;
+    pthread_mutex_lock(&b->mu);
+    if (b->n < BMAX) b->kept[b->n++] = reply;
+    pthread_mutex_unlock(&b->mu);
+    t_counter_add(&b->got, 1);
+}
+
+typedef struct {
+    netchan_result result[BMAX];
+    int n;
+    pthread_mutex_t mu;
+    t_counter done;
+} bounded_results;
+
+static void add_result(void *context, netchan_result r, const uint8_t *p, size_t n, const char *e) {
+    (void)p; (void)n; (void)e;
+    bounded_results *c = (bounded_results *)context;
+    pthread_mutex_lock(&c->mu);
+    if (c->n < BMAX) c->result[c->n++] = r;
+    pthread_mutex_unlock(&c->mu);
+    t_counter_add(&c->done, 1);
+}
+
+static void answer_kept(bounded_ctx *b, int from, int to) {
+    for (int i = from; i < to; i++) {
+        pthread_mutex_lock(&b->mu);
+        netchan_reply *r = b->kept[i];
+        pthread_mutex_unlock(&b->mu);
+        CHECK_OK(netchan_reply_send(r, (const uint8_t *)"ok", 2));
+        netchan_reply_free(r);
+    }
+}
+
+static void test_serve_with_bounds(void) {
+    netchan_endpoint *a = NULL, *b = NULL;
+    t_pair(&a, &b, NULL);
+    static bounded_ctx bc;
+    memset(&bc, 0, sizeof bc);
+    pthread_mutex_init(&bc.mu, NULL);
+    t_counter_init(&bc.got);
+    static bounded_results rc;
+    memset(&rc, 0, sizeof rc);
+    pthread_mutex_init(&rc.mu, NULL);
+    t_counter_init(&rc.done);
+    netchan_request_handler h = {&bc, keep_bounded, NULL};
+    netchan_service *bounded = NULL;
+    CHECK_OK(netchan_endpoint_serve_with(a, "bounded", 2, 3, h, &bounded));
+    bool found = false;
+    CHECK_OK(netchan_endpoint_wait_for_servers(b, "bounded", 5000, &found));
+    CHECK(found);
+    netchan_result_callback cb = {&rc, add_result, NULL};
+    for (int i = 0; i < 2; i++)
+        CHECK_OK(netchan_endpoint_request(b, "bounded", NULL, 0, 5000, cb));
+    CHECK(t_counter_wait(&bc.got, 2, 5000) == 2);
+    for (int i = 0; i < 8; i++)
+        CHECK_OK(netchan_endpoint_request(b, "bounded", NULL, 0, 5000, cb));
+    /* Three wait, five are refused at once; the handler gets no third. */
+    CHECK(t_counter_wait(&rc.done, 5, 5000) == 5);
+    for (int i = 0; i < 5; i++) CHECK(rc.result[i] == NETCHAN_RESULT_BUFFER_FULL);
+    CHECK(t_counter_get(&bc.got) == 2);
+    answer_kept(&bc, 0, 2);
+    CHECK(t_counter_wait(&bc.got, 4, 5000) == 4);
+    answer_kept(&bc, 2, 4);
+    CHECK(t_counter_wait(&bc.got, 5, 5000) == 5);
+    answer_kept(&bc, 4, 5);
+    CHECK(t_counter_wait(&rc.done, 10, 5000) == 10);
+    for (int i = 5; i < 10; i++) CHECK(rc.result[i] == NETCHAN_RESULT_OK);
+    netchan_stats st;
+    memset(&st, 0, sizeof st);
+    CHECK_OK(netchan_endpoint_stats(a, &st, sizeof st));
+    CHECK(st.requests_refused == 5);
+    netchan_service_free(bounded);
+    netchan_endpoint_free(b);
+    netchan_endpoint_free(a);
+    t_counter_destroy(&rc.done);
+    t_counter_destroy(&bc.got);
+}
+
 int main(void) {
     t_watchdog(120);
     memset(&s, 0, sizeof s);
@@ -445,6 +536,7 @@ int main(void) {
     T_RUN(test_reply_after_caller_gave_up_is_discarded);
     T_RUN(test_service_free_runs_drop_before_return);
     T_RUN(test_handles_outlive_their_endpoint);
+    T_RUN(test_serve_with_bounds);
 
     pthread_mutex_lock(&s.mu);
     s.stop = 1;

@@ -113,6 +113,14 @@ enum Cmd {
         /// Exit after answering N requests.
         #[arg(long)]
         count: Option<u64>,
+        /// Answer at most N requests at once (default: the endpoint's
+        /// `handler_concurrency`, 256).
+        #[arg(long, value_name = "N")]
+        max_concurrent: Option<usize>,
+        /// At most N requests waiting; past that a request is refused with
+        /// BUFFER_FULL (default: the endpoint's `service_queue`, 1024).
+        #[arg(long, value_name = "N")]
+        queue: Option<usize>,
     },
     /// Send a request and print the reply.
     Req {
@@ -312,6 +320,8 @@ async fn run(cli: Cli) -> Result<(), Error> {
             fail,
             delay_ms,
             count,
+            max_concurrent,
+            queue,
         } => {
             if !echo && reply.is_none() && fail.is_none() {
                 return Err(Error::new(
@@ -320,11 +330,16 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 ));
             }
             let ep = endpoint(&cfg)?;
-            let svc = ep.serve(&path)?;
+            let mut opts = netchan::ServeOptions::default();
+            opts.max_concurrent = max_concurrent;
+            opts.queue = queue;
+            // A zero bound is refused here (INVALID_ARGUMENT).
+            let svc = ep.serve_with(&path, opts)?;
+            let concurrent = max_concurrent.unwrap_or(cfg.handler_concurrency);
             attach(&ep, &at).await?;
-            // At most `handler_concurrency` requests in hand at once; more
-            // wait in the service's queue, where callers take turns.
-            let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(cfg.handler_concurrency));
+            // At most `concurrent` requests in hand at once; more wait in the
+            // service's queue, where callers take turns.
+            let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrent));
             let mut n = 0u64;
             while count.is_none_or(|c| n < c) {
                 let Ok(slot) = slots.clone().acquire_owned().await else {

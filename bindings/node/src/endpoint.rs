@@ -69,6 +69,17 @@ pub struct SubscribeOpts {
     pub overflow: Option<String>,
 }
 
+/// Per-service queue options (`maxConcurrent` is applied by the JS
+/// `Service`, which runs the handler).
+#[napi(object)]
+#[derive(Default)]
+pub struct ServeOpts {
+    /// Requests waiting at most; past that one is refused with `BUFFER_FULL`.
+    pub queue: Option<f64>,
+    /// Bytes of requests waiting at most.
+    pub queue_bytes: Option<f64>,
+}
+
 /// A connected peer.
 #[napi(object)]
 pub struct PeerInfo {
@@ -99,6 +110,7 @@ pub struct CounterStats {
     pub bytes_out: f64,
     pub requests_in: f64,
     pub requests_out: f64,
+    pub requests_refused: f64,
     pub dropped_queue_full: f64,
     pub dropped_send_full: f64,
     pub lost_with_link: f64,
@@ -114,6 +126,7 @@ impl From<netchan::CounterStats> for CounterStats {
             bytes_out: c.bytes_out as f64,
             requests_in: c.requests_in as f64,
             requests_out: c.requests_out as f64,
+            requests_refused: c.requests_refused as f64,
             dropped_queue_full: c.dropped_queue_full as f64,
             dropped_send_full: c.dropped_send_full as f64,
             lost_with_link: c.lost_with_link as f64,
@@ -479,8 +492,21 @@ impl NativeEndpoint {
     }
 
     #[napi]
-    pub fn serve(&self, env: &Env, pattern: String) -> Result<NativeService> {
-        let svc = self.ep.serve(&pattern).or_throw(env)?;
+    pub fn serve(
+        &self,
+        env: &Env,
+        pattern: String,
+        options: Option<ServeOpts>,
+    ) -> Result<NativeService> {
+        let o = options.unwrap_or_default();
+        let mut opts = netchan::ServeOptions::default();
+        if let Some(n) = o.queue {
+            opts.queue = Some(count("queue", n).or_throw(env)?);
+        }
+        if let Some(n) = o.queue_bytes {
+            opts.queue_bytes = Some(count("queueBytes", n).or_throw(env)?);
+        }
+        let svc = self.ep.serve_with(&pattern, opts).or_throw(env)?;
         Ok(NativeService::new(
             svc,
             self.rt.clone(),

@@ -402,6 +402,45 @@ test('a disconnect subscription left unread has its publisher cut the link', asy
   await sub.close()
 })
 
+test('a service with maxConcurrent 2 and queue 3 handles two at once, queues three and refuses the rest with BUFFER_FULL', async () => {
+  const server = new Endpoint({ name: 'bounded-server' })
+  assert.throws(() => server.serve('x', () => 'x', { maxConcurrent: 0 }), (e) => e.code === 'INVALID_ARGUMENT')
+  let running = 0
+  let peak = 0
+  let release
+  const gate = new Promise((resolve) => { release = resolve })
+  server.serve('work', async (req) => {
+    running++
+    peak = Math.max(peak, running)
+    await gate
+    running--
+    return req.payload
+  }, { maxConcurrent: 2, queue: 3 })
+  const addr = await server.listen('tcp://127.0.0.1:0')
+  const client = new Endpoint({ name: 'bounded-client' })
+  await client.connect(addr)
+  assert.ok(await client.waitForServers('work', 5000))
+  const first = [0, 1].map((i) => client.request('work', String(i)))
+  await until(() => running === 2, 'two requests in the handler')
+  const rest = [2, 3, 4, 5, 6, 7, 8, 9].map((i) => client.request('work', String(i)))
+  const settled = Promise.allSettled(rest) // no rejection goes unhandled
+  // Three wait, five are refused at once (which five depends on the order
+  // the calls reach the wire).
+  await until(() => server.stats().total.requestsRefused === 5, 'five refusals')
+  assert.equal(running, 2)
+  release()
+  assert.deepEqual((await Promise.all(first)).map(String), ['0', '1'])
+  const done = await settled
+  const refused = done.filter((d) => d.status === 'rejected')
+  assert.equal(refused.length, 5)
+  for (const r of refused) assert.equal(r.reason.code, 'BUFFER_FULL')
+  assert.equal(done.filter((d) => d.status === 'fulfilled').length, 3)
+  assert.equal(peak, 2)
+  assert.equal(server.stats().total.requestsRefused, 5)
+  await client.close()
+  await server.close()
+})
+
 test('an async subscription callback is awaited before the next message', async () => {
   const ep = new Endpoint({ name: 'awaits' })
   const log = []

@@ -377,10 +377,19 @@ impl Endpoint {
         Ok(Subscription::new(sub))
     }
 
-    fn _serve(&self, pattern: &str) -> PyResult<Service> {
+    #[pyo3(signature = (pattern, queue=None, queue_bytes=None))]
+    fn _serve(
+        &self,
+        pattern: &str,
+        queue: Option<usize>,
+        queue_bytes: Option<usize>,
+    ) -> PyResult<Service> {
         check_alive()?;
         let _enter = self.rt.enter();
-        let svc = self.ep.serve(pattern).map_err(to_py)?;
+        let mut opts = netchan::ServeOptions::default();
+        opts.queue = queue;
+        opts.queue_bytes = queue_bytes;
+        let svc = self.ep.serve_with(pattern, opts).map_err(to_py)?;
         Ok(Service::new(svc))
     }
 
@@ -421,6 +430,7 @@ impl Endpoint {
             d.set_item("bytes_out", c.bytes_out)?;
             d.set_item("requests_in", c.requests_in)?;
             d.set_item("requests_out", c.requests_out)?;
+            d.set_item("requests_refused", c.requests_refused)?;
             d.set_item("dropped_queue_full", c.dropped_queue_full)?;
             d.set_item("dropped_send_full", c.dropped_send_full)?;
             d.set_item("lost_with_link", c.lost_with_link)?;

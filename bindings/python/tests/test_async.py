@@ -88,6 +88,48 @@ def test_async_handler_errors_and_codes(listen_addr: str, caplog: pytest.LogCapt
     assert [type(r.exc_info[1]) for r in logged] == [ZeroDivisionError]  # type: ignore[index]
 
 
+def test_serve_bounds_concurrency_and_refuses_past_its_queue(listen_addr: str) -> None:
+    """``max_concurrent`` handlers at once, ``queue`` waiting, the rest refused
+    at once with BUFFER_FULL and counted."""
+    running = 0
+    peak = 0
+    gate = asyncio.Event()
+
+    async def handler(req: netchan.Request) -> bytes:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await gate.wait()
+        running -= 1
+        return req.payload
+
+    async def main() -> None:
+        async with aio.Endpoint("server") as server, aio.Endpoint("client") as client:
+            with pytest.raises(netchan.InvalidArgumentError):
+                server.serve("x", handler, max_concurrent=0)
+            server.serve("work", handler, max_concurrent=2, queue=3)
+            await client.connect(await server.listen(listen_addr))
+            assert await client.wait_for_servers("work")
+            first = [asyncio.ensure_future(client.request("work", b"%d" % i)) for i in range(2)]
+            await wait_until_async(lambda: running == 2, "two requests in the handler")
+            rest = [asyncio.ensure_future(client.request("work", b"%d" % i)) for i in range(2, 10)]
+            # Three wait, five are refused at once (which five depends on the
+            # order the calls reach the wire).
+            await wait_until_async(
+                lambda: server.stats()["total"]["requests_refused"] == 5, "five refusals"
+            )
+            assert running == 2
+            gate.set()
+            assert await asyncio.gather(*first) == [b"0", b"1"]
+            done = await asyncio.gather(*rest, return_exceptions=True)
+            refused = [r for r in done if isinstance(r, netchan.BufferFullError)]
+            answered = [r for r in done if isinstance(r, bytes)]
+            assert len(refused) == 5 and len(answered) == 3, done
+            assert peak == 2
+            assert server.stats()["total"]["requests_refused"] == 5
+    run(main())
+
+
 def test_cancelling_a_request_cancels_it_at_the_server(listen_addr: str) -> None:
     async def main() -> None:
         async with aio.Endpoint("server") as server, aio.Endpoint("client") as client:

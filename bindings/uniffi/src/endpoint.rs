@@ -23,7 +23,7 @@ use crate::handles::{
     serve_with, CancelToken, EventStream, MessageHandler, Publisher, RequestHandler, Service,
 };
 use crate::sub::Subscription;
-use crate::types::{EndpointConfig, PeerInfo, RequestOptions, Stats};
+use crate::types::{EndpointConfig, PeerInfo, RequestOptions, ServeOptions, Stats};
 
 type Result<T, E = NetchanError> = std::result::Result<T, E>;
 
@@ -320,7 +320,21 @@ impl Endpoint {
     ///
     /// Errors: `INVALID_PATH`, `CLOSED`.
     pub fn serve(&self, pattern: String, handler: Box<dyn RequestHandler>) -> Result<Arc<Service>> {
-        let svc = serve_with(self.core(), &pattern, Arc::from(handler))?;
+        self.serve_bounded(pattern, ServeOptions::default(), handler)
+    }
+
+    /// `serve` with bounds: at most `max_concurrent` requests in the
+    /// handler at once, `queue` waiting; past that a request is refused
+    /// with `BUFFER_FULL` and counted.
+    ///
+    /// Errors: `INVALID_PATH`, `INVALID_ARGUMENT` (a zero bound), `CLOSED`.
+    pub fn serve_bounded(
+        &self,
+        pattern: String,
+        options: ServeOptions,
+        handler: Box<dyn RequestHandler>,
+    ) -> Result<Arc<Service>> {
+        let svc = serve_with(self.core(), &pattern, options.into(), Arc::from(handler))?;
         let id = self.inner.held.keep(svc);
         Ok(Arc::new(Service::new(id, pattern, self.inner.held.clone())))
     }

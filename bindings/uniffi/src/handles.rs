@@ -51,36 +51,39 @@ pub trait RequestHandler: Send + Sync {
 pub(crate) fn serve_with(
     core: &netchan::Endpoint,
     pattern: &str,
+    options: netchan::ServeOptions,
     handler: Arc<dyn RequestHandler>,
 ) -> Result<netchan::Service, NetchanError> {
-    Ok(core.serve_fn(pattern, move |req: netchan::Request| {
-        let handler = handler.clone();
-        async move {
-            let cancel = CancelToken::new();
-            let r = Request {
-                path: req.path().to_string(),
-                payload: req.payload().to_vec(),
-                sender: req.sender().to_string(),
-                remaining: req.remaining(),
-                cancel: cancel.clone(),
-            };
-            // The core drops this future when the caller stops waiting
-            // (timeout, cancelled call, lost link, closed endpoint). The
-            // blocking call cannot be interrupted, so the guard tells it
-            // through `Request.cancel`; its reply is discarded.
-            let mut guard = CancelOnDrop(Some(cancel));
-            let ran = tokio::task::spawn_blocking(move || handler.handle(r)).await;
-            guard.0 = None;
-            match ran {
-                Ok(Ok(payload)) => Ok(payload.into()),
-                Ok(Err(e)) => Err(e.into_core()),
-                Err(_) => Err(netchan::Error::new(
-                    netchan::ErrorCode::HandlerError,
-                    "the handler panicked",
-                )),
+    Ok(
+        core.serve_fn_with(pattern, options, move |req: netchan::Request| {
+            let handler = handler.clone();
+            async move {
+                let cancel = CancelToken::new();
+                let r = Request {
+                    path: req.path().to_string(),
+                    payload: req.payload().to_vec(),
+                    sender: req.sender().to_string(),
+                    remaining: req.remaining(),
+                    cancel: cancel.clone(),
+                };
+                // The core drops this future when the caller stops waiting
+                // (timeout, cancelled call, lost link, closed endpoint). The
+                // blocking call cannot be interrupted, so the guard tells it
+                // through `Request.cancel`; its reply is discarded.
+                let mut guard = CancelOnDrop(Some(cancel));
+                let ran = tokio::task::spawn_blocking(move || handler.handle(r)).await;
+                guard.0 = None;
+                match ran {
+                    Ok(Ok(payload)) => Ok(payload.into()),
+                    Ok(Err(e)) => Err(e.into_core()),
+                    Err(_) => Err(netchan::Error::new(
+                        netchan::ErrorCode::HandlerError,
+                        "the handler panicked",
+                    )),
+                }
             }
-        }
-    })?)
+        })?,
+    )
 }
 
 /// Cancels its token when dropped, unless disarmed (set to `None`) first.

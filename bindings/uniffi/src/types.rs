@@ -59,6 +59,29 @@ pub struct RequestOptions {
     pub cancel: Option<Arc<CancelToken>>,
 }
 
+/// Bounds of one service; unset takes the endpoint's settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, uniffi::Record)]
+pub struct ServeOptions {
+    /// Requests the handler works on at once (default 256); more wait in
+    /// the queue.
+    #[uniffi(default = None)]
+    pub max_concurrent: Option<u32>,
+    /// Requests waiting at most (default 1024); past that a request is
+    /// refused with `BUFFER_FULL`, counted (`requests_refused`) and
+    /// reported (a `Dropped` event whose site is the pattern).
+    #[uniffi(default = None)]
+    pub queue: Option<u32>,
+}
+
+impl From<ServeOptions> for netchan::ServeOptions {
+    fn from(o: ServeOptions) -> Self {
+        let mut c = netchan::ServeOptions::default();
+        c.max_concurrent = o.max_concurrent.map(|n| n as usize);
+        c.queue = o.queue.map(|n| n as usize);
+        c
+    }
+}
+
 /// A connected peer.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct PeerInfo {
@@ -90,6 +113,7 @@ pub struct CounterStats {
     pub bytes_out: u64,
     pub requests_in: u64,
     pub requests_out: u64,
+    pub requests_refused: u64,
     pub dropped_queue_full: u64,
     pub dropped_send_full: u64,
     pub lost_with_link: u64,
@@ -105,6 +129,7 @@ impl From<netchan::CounterStats> for CounterStats {
             bytes_out: c.bytes_out,
             requests_in: c.requests_in,
             requests_out: c.requests_out,
+            requests_refused: c.requests_refused,
             dropped_queue_full: c.dropped_queue_full,
             dropped_send_full: c.dropped_send_full,
             lost_with_link: c.lost_with_link,

@@ -144,6 +144,60 @@ impl SubscribeOptions {
     }
 }
 
+/// Options of one service. A field left `None` takes the endpoint's
+/// setting (`Config::handler_concurrency`, `service_queue`,
+/// `service_queue_bytes`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServeOptions {
+    /// Requests a `serve_fn` handler works on at once (default 256); more
+    /// wait in the queue. A pulled service (`serve`) hands out requests as
+    /// they are asked for, and this does not apply.
+    pub max_concurrent: Option<usize>,
+    /// Requests waiting in the queue (default 1024), shared fairly among
+    /// callers; past it a request is refused with `BUFFER_FULL`, counted
+    /// in `CounterStats::requests_refused` and reported as a `Dropped`
+    /// event whose site is the service's pattern.
+    pub queue: Option<usize>,
+    /// Bytes of requests waiting in the queue (default 64 MiB).
+    pub queue_bytes: Option<usize>,
+}
+
+impl ServeOptions {
+    /// At most `n` requests handled at once.
+    pub fn max_concurrent(mut self, n: usize) -> ServeOptions {
+        self.max_concurrent = Some(n);
+        self
+    }
+
+    /// At most `n` requests waiting.
+    pub fn queue(mut self, n: usize) -> ServeOptions {
+        self.queue = Some(n);
+        self
+    }
+
+    /// The bounds for an endpoint configured with `cfg`: (handled at once,
+    /// queued, queued bytes). Errors: `INVALID_ARGUMENT` for a zero bound.
+    pub(crate) fn resolve(&self, cfg: &Config) -> Result<(usize, usize, usize)> {
+        for (name, v) in [
+            ("max_concurrent", self.max_concurrent),
+            ("queue", self.queue),
+            ("queue_bytes", self.queue_bytes),
+        ] {
+            if v == Some(0) {
+                return Err(Error::invalid_argument(format!(
+                    "a service's {name} must be at least 1"
+                )));
+            }
+        }
+        Ok((
+            self.max_concurrent.unwrap_or(cfg.handler_concurrency),
+            self.queue.unwrap_or(cfg.service_queue),
+            self.queue_bytes.unwrap_or(cfg.service_queue_bytes),
+        ))
+    }
+}
+
 /// Endpoint configuration. Start from `Config::default()` and change fields.
 #[derive(Clone, Debug)]
 #[non_exhaustive]

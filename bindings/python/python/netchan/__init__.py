@@ -150,19 +150,23 @@ class Endpoint(_native.Endpoint):
         handler: Optional[Callable[[Request], object]] = None,
         *,
         threads: int = 1,
+        queue: Optional[int] = None,
     ) -> Service:
         """Serves requests on paths matching ``pattern``.
 
         With ``handler``, ``handler(req)`` answers each request on ``threads``
-        threads of its own: its return value (bytes-like, str or None) is the
-        reply; if it raises, the caller gets the error (a netchan
-        :class:`Error` keeps its code; anything else is logged and becomes
-        ``HANDLER_ERROR``). Without it, take requests from the returned
-        service and call ``req.reply(data)`` or ``req.fail(message)``.
+        threads of its own (at most ``threads`` at once): its return value
+        (bytes-like, str or None) is the reply; if it raises, the caller gets
+        the error (a netchan :class:`Error` keeps its code; anything else is
+        logged and becomes ``HANDLER_ERROR``). Without it, take requests from
+        the returned service and call ``req.reply(data)`` or
+        ``req.fail(message)``. At most ``queue`` requests wait (default
+        1024); past that a request is refused with ``BUFFER_FULL``, counted
+        in ``stats()["total"]["requests_refused"]``.
         """
         if threads < 1:
             raise InvalidArgumentError("threads must be at least 1")
-        svc = self._serve(pattern)
+        svc = self._serve(pattern, queue)
         if handler is not None:
             for i in range(threads):
                 _threads.start(f"netchan-serve {pattern} #{i}", _threads.serve, svc, handler)

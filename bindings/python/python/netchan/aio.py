@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Coroutine, Iterable,
 
 from . import Endpoint as _SyncEndpoint
 from . import Payload, _threads
-from ._errors import ClosedError
+from ._errors import ClosedError, InvalidArgumentError
 from ._native import Events, Message, PeerInfo, Publisher, Request, Service, Subscription, pack
 
 if TYPE_CHECKING:
@@ -120,14 +120,27 @@ class Endpoint:
             self._spawn(_deliver(sub, callback))
         return sub
 
-    def serve(self, pattern: str, handler: Optional[Handler] = None) -> Service:
+    def serve(
+        self,
+        pattern: str,
+        handler: Optional[Handler] = None,
+        *,
+        max_concurrent: int = 256,
+        queue: Optional[int] = None,
+    ) -> Service:
         """Serves ``pattern``. With ``handler`` (plain or ``async def``), each
-        request runs ``handler(req)`` in its own task; the return value
+        request runs ``handler(req)`` in its own task, at most
+        ``max_concurrent`` at once (more wait in the queue); the return value
         (bytes-like, str or None) is the reply, an exception fails the
-        request. Without it, iterate the service (``async for req in svc``)."""
-        svc = self._ep._serve(pattern)
+        request. Without it, iterate the service (``async for req in svc``).
+        At most ``queue`` requests wait (default 1024); past that a request
+        is refused with ``BUFFER_FULL``, counted in
+        ``stats()["total"]["requests_refused"]``."""
+        if max_concurrent < 1:
+            raise InvalidArgumentError("max_concurrent must be at least 1")
+        svc = self._ep._serve(pattern, queue)
         if handler is not None:
-            self._spawn(_serve(svc, handler, self._spawn))
+            self._spawn(_serve(svc, handler, self._spawn, max_concurrent))
         return svc
 
     def events(self) -> Events:
@@ -223,12 +236,26 @@ async def _deliver(sub: Subscription, callback: MessageCallback) -> None:
         pass
 
 
-async def _serve(svc: Service, handler: Handler, spawn: Callable[[Coroutine[Any, Any, None]], None]) -> None:
-    async for req in svc:
-        spawn(_answer(req, handler, svc.pattern))
+async def _serve(
+    svc: Service,
+    handler: Handler,
+    spawn: Callable[[Coroutine[Any, Any, None]], None],
+    max_concurrent: int,
+) -> None:
+    # The next request is taken from the (bounded, fair) queue only when a
+    # handler slot is free.
+    slots = asyncio.Semaphore(max_concurrent)
+    requests = svc.__aiter__()
+    while True:
+        await slots.acquire()
+        try:
+            req = await requests.__anext__()
+        except StopAsyncIteration:
+            return
+        spawn(_answer(req, handler, svc.pattern, slots.release))
 
 
-async def _answer(req: Request, handler: Handler, pattern: str) -> None:
+async def _answer(req: Request, handler: Handler, pattern: str, done: Callable[[], None]) -> None:
     try:
         r = handler(req)
         if inspect.isawaitable(r):
@@ -236,4 +263,6 @@ async def _answer(req: Request, handler: Handler, pattern: str) -> None:
         _threads.answer_with(req, r)
     except Exception as e:
         _threads.answer_failure(req, e, pattern)
+    finally:
+        done()
 

@@ -1020,6 +1020,15 @@ public protocol EndpointProtocol: AnyObject, Sendable {
     func serve(pattern: String, handler: RequestHandler) throws  -> Service
     
     /**
+     * `serve` with bounds: at most `max_concurrent` requests in the
+     * handler at once, `queue` waiting; past that a request is refused
+     * with `BUFFER_FULL` and counted.
+     *
+     * Errors: `INVALID_PATH`, `INVALID_ARGUMENT` (a zero bound), `CLOSED`.
+     */
+    func serveBounded(pattern: String, options: ServeOptions, handler: RequestHandler) throws  -> Service
+    
+    /**
      * Names of the endpoints serving something overlapping `pattern`.
      */
     func servers(pattern: String) throws  -> [String]
@@ -1571,6 +1580,25 @@ open func serve(pattern: String, handler: RequestHandler)throws  -> Service  {
     uniffi_netchan_uniffi_fn_method_endpoint_serve(
             self.uniffiCloneHandle(),
         FfiConverterString.lower(pattern),
+        FfiConverterCallbackInterfaceRequestHandler_lower(handler),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * `serve` with bounds: at most `max_concurrent` requests in the
+     * handler at once, `queue` waiting; past that a request is refused
+     * with `BUFFER_FULL` and counted.
+     *
+     * Errors: `INVALID_PATH`, `INVALID_ARGUMENT` (a zero bound), `CLOSED`.
+     */
+open func serveBounded(pattern: String, options: ServeOptions, handler: RequestHandler)throws  -> Service  {
+    return try  FfiConverterTypeService_lift(try rustCallWithError(FfiConverterTypeNetchanError_lift) {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_endpoint_serve_bounded(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(pattern),
+        FfiConverterTypeServeOptions_lower(options),
         FfiConverterCallbackInterfaceRequestHandler_lower(handler),uniffiCallStatus
     )
 })
@@ -2554,6 +2582,7 @@ public struct CounterStats: Equatable, Hashable {
     public var bytesOut: UInt64
     public var requestsIn: UInt64
     public var requestsOut: UInt64
+    public var requestsRefused: UInt64
     public var droppedQueueFull: UInt64
     public var droppedSendFull: UInt64
     public var lostWithLink: UInt64
@@ -2561,13 +2590,14 @@ public struct CounterStats: Equatable, Hashable {
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(msgsIn: UInt64, msgsOut: UInt64, bytesIn: UInt64, bytesOut: UInt64, requestsIn: UInt64, requestsOut: UInt64, droppedQueueFull: UInt64, droppedSendFull: UInt64, lostWithLink: UInt64, errors: UInt64) {
+    public init(msgsIn: UInt64, msgsOut: UInt64, bytesIn: UInt64, bytesOut: UInt64, requestsIn: UInt64, requestsOut: UInt64, requestsRefused: UInt64, droppedQueueFull: UInt64, droppedSendFull: UInt64, lostWithLink: UInt64, errors: UInt64) {
         self.msgsIn = msgsIn
         self.msgsOut = msgsOut
         self.bytesIn = bytesIn
         self.bytesOut = bytesOut
         self.requestsIn = requestsIn
         self.requestsOut = requestsOut
+        self.requestsRefused = requestsRefused
         self.droppedQueueFull = droppedQueueFull
         self.droppedSendFull = droppedSendFull
         self.lostWithLink = lostWithLink
@@ -2596,6 +2626,7 @@ public struct FfiConverterTypeCounterStats: FfiConverterRustBuffer {
                 bytesOut: FfiConverterUInt64.read(from: &buf), 
                 requestsIn: FfiConverterUInt64.read(from: &buf), 
                 requestsOut: FfiConverterUInt64.read(from: &buf), 
+                requestsRefused: FfiConverterUInt64.read(from: &buf), 
                 droppedQueueFull: FfiConverterUInt64.read(from: &buf), 
                 droppedSendFull: FfiConverterUInt64.read(from: &buf), 
                 lostWithLink: FfiConverterUInt64.read(from: &buf), 
@@ -2610,6 +2641,7 @@ public struct FfiConverterTypeCounterStats: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.bytesOut, into: &buf)
         FfiConverterUInt64.write(value.requestsIn, into: &buf)
         FfiConverterUInt64.write(value.requestsOut, into: &buf)
+        FfiConverterUInt64.write(value.requestsRefused, into: &buf)
         FfiConverterUInt64.write(value.droppedQueueFull, into: &buf)
         FfiConverterUInt64.write(value.droppedSendFull, into: &buf)
         FfiConverterUInt64.write(value.lostWithLink, into: &buf)
@@ -3339,6 +3371,81 @@ public func FfiConverterTypeRequestOptions_lift(_ buf: RustBuffer) throws -> Req
 #endif
 public func FfiConverterTypeRequestOptions_lower(_ value: RequestOptions) -> RustBuffer {
     return FfiConverterTypeRequestOptions.lower(value)
+}
+
+
+/**
+ * Bounds of one service; unset takes the endpoint's settings.
+ */
+public struct ServeOptions: Equatable, Hashable {
+    /**
+     * Requests the handler works on at once (default 256); more wait in
+     * the queue.
+     */
+    public var maxConcurrent: UInt32?
+    /**
+     * Requests waiting at most (default 1024); past that a request is
+     * refused with `BUFFER_FULL`, counted (`requests_refused`) and
+     * reported (a `Dropped` event whose site is the pattern).
+     */
+    public var queue: UInt32?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Requests the handler works on at once (default 256); more wait in
+         * the queue.
+         */maxConcurrent: UInt32? = nil, 
+        /**
+         * Requests waiting at most (default 1024); past that a request is
+         * refused with `BUFFER_FULL`, counted (`requests_refused`) and
+         * reported (a `Dropped` event whose site is the pattern).
+         */queue: UInt32? = nil) {
+        self.maxConcurrent = maxConcurrent
+        self.queue = queue
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ServeOptions: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeServeOptions: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ServeOptions {
+        return
+            try ServeOptions(
+                maxConcurrent: FfiConverterOptionUInt32.read(from: &buf), 
+                queue: FfiConverterOptionUInt32.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ServeOptions, into buf: inout [UInt8]) {
+        FfiConverterOptionUInt32.write(value.maxConcurrent, into: &buf)
+        FfiConverterOptionUInt32.write(value.queue, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeServeOptions_lift(_ buf: RustBuffer) throws -> ServeOptions {
+    return try FfiConverterTypeServeOptions.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeServeOptions_lower(_ value: ServeOptions) -> RustBuffer {
+    return FfiConverterTypeServeOptions.lower(value)
 }
 
 
@@ -4323,6 +4430,30 @@ public func FfiConverterCallbackInterfaceRequestHandler_lower(_ v: RequestHandle
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionUInt32: FfiConverterRustBuffer {
+    typealias SwiftType = UInt32?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterUInt32.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterUInt32.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
     typealias SwiftType = String?
 
@@ -4785,6 +4916,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_netchan_uniffi_checksum_method_endpoint_serve() != 19970) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_endpoint_serve_bounded() != 4050) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_netchan_uniffi_checksum_method_endpoint_servers() != 17411) {

@@ -413,6 +413,11 @@ uint64_t uniffi_netchan_uniffi_fn_method_endpoint_resume(uint64_t ptr
 uint64_t uniffi_netchan_uniffi_fn_method_endpoint_serve(uint64_t ptr, RustBuffer pattern, uint64_t handler, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_SERVE_BOUNDED
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_SERVE_BOUNDED
+uint64_t uniffi_netchan_uniffi_fn_method_endpoint_serve_bounded(uint64_t ptr, RustBuffer pattern, RustBuffer options, uint64_t handler, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_SERVERS
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_SERVERS
 RustBuffer uniffi_netchan_uniffi_fn_method_endpoint_servers(uint64_t ptr, RustBuffer pattern, RustCallStatus *_Nonnull out_status
@@ -1023,6 +1028,12 @@ uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_resume(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_SERVE
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_SERVE
 uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_serve(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_SERVE_BOUNDED
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_SERVE_BOUNDED
+uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_serve_bounded(void
     
 );
 #endif

@@ -782,6 +782,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_serve(
     ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_endpoint_serve_bounded(
+    ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_servers(
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_stats(
@@ -915,6 +917,8 @@ internal object UniffiLib {
     external fun uniffi_netchan_uniffi_fn_method_endpoint_resume(`ptr`: Long,
     ): Long
     external fun uniffi_netchan_uniffi_fn_method_endpoint_serve(`ptr`: Long,`pattern`: RustBuffer.ByValue,`handler`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_netchan_uniffi_fn_method_endpoint_serve_bounded(`ptr`: Long,`pattern`: RustBuffer.ByValue,`options`: RustBuffer.ByValue,`handler`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_netchan_uniffi_fn_method_endpoint_servers(`ptr`: Long,`pattern`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -1188,6 +1192,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_serve() and 0xFFFF) != 19970) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_serve_bounded() and 0xFFFF) != 4050) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_servers() and 0xFFFF) != 17411) {
@@ -2348,6 +2355,15 @@ public interface EndpointInterface {
     fun `serve`(`pattern`: kotlin.String, `handler`: RequestHandler): Service
     
     /**
+     * `serve` with bounds: at most `max_concurrent` requests in the
+     * handler at once, `queue` waiting; past that a request is refused
+     * with `BUFFER_FULL` and counted.
+     *
+     * Errors: `INVALID_PATH`, `INVALID_ARGUMENT` (a zero bound), `CLOSED`.
+     */
+    fun `serveBounded`(`pattern`: kotlin.String, `options`: ServeOptions, `handler`: RequestHandler): Service
+    
+    /**
      * Names of the endpoints serving something overlapping `pattern`.
      */
     fun `servers`(`pattern`: kotlin.String): List<kotlin.String>
@@ -3050,6 +3066,30 @@ open class Endpoint: Disposable, AutoCloseable, EndpointInterface
         it,
         
         FfiConverterString.lower(`pattern`),
+        FfiConverterTypeRequestHandler.lower(`handler`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * `serve` with bounds: at most `max_concurrent` requests in the
+     * handler at once, `queue` waiting; past that a request is refused
+     * with `BUFFER_FULL` and counted.
+     *
+     * Errors: `INVALID_PATH`, `INVALID_ARGUMENT` (a zero bound), `CLOSED`.
+     */
+    @Throws(NetchanException::class)override fun `serveBounded`(`pattern`: kotlin.String, `options`: ServeOptions, `handler`: RequestHandler): Service {
+            return FfiConverterTypeService.lift(
+    callWithHandle {
+    uniffiRustCallWithError(NetchanException) { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_endpoint_serve_bounded(
+        it,
+        
+        FfiConverterString.lower(`pattern`),
+        FfiConverterTypeServeOptions.lower(`options`),
         FfiConverterTypeRequestHandler.lower(`handler`),_status)
 }
     }
@@ -4685,6 +4725,8 @@ data class CounterStats (
     , 
     val `requestsOut`: kotlin.ULong
     , 
+    val `requestsRefused`: kotlin.ULong
+    , 
     val `droppedQueueFull`: kotlin.ULong
     , 
     val `droppedSendFull`: kotlin.ULong
@@ -4718,6 +4760,7 @@ public object FfiConverterTypeCounterStats: FfiConverterRustBuffer<CounterStats>
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
         )
     }
 
@@ -4728,6 +4771,7 @@ public object FfiConverterTypeCounterStats: FfiConverterRustBuffer<CounterStats>
             FfiConverterULong.allocationSize(value.`bytesOut`) +
             FfiConverterULong.allocationSize(value.`requestsIn`) +
             FfiConverterULong.allocationSize(value.`requestsOut`) +
+            FfiConverterULong.allocationSize(value.`requestsRefused`) +
             FfiConverterULong.allocationSize(value.`droppedQueueFull`) +
             FfiConverterULong.allocationSize(value.`droppedSendFull`) +
             FfiConverterULong.allocationSize(value.`lostWithLink`) +
@@ -4741,6 +4785,7 @@ public object FfiConverterTypeCounterStats: FfiConverterRustBuffer<CounterStats>
             FfiConverterULong.write(value.`bytesOut`, buf)
             FfiConverterULong.write(value.`requestsIn`, buf)
             FfiConverterULong.write(value.`requestsOut`, buf)
+            FfiConverterULong.write(value.`requestsRefused`, buf)
             FfiConverterULong.write(value.`droppedQueueFull`, buf)
             FfiConverterULong.write(value.`droppedSendFull`, buf)
             FfiConverterULong.write(value.`lostWithLink`, buf)
@@ -5272,6 +5317,56 @@ public object FfiConverterTypeRequestOptions: FfiConverterRustBuffer<RequestOpti
             FfiConverterDuration.write(value.`timeout`, buf)
             FfiConverterBoolean.write(value.`waitForResponder`, buf)
             FfiConverterOptionalTypeCancelToken.write(value.`cancel`, buf)
+    }
+}
+
+
+
+/**
+ * Bounds of one service; unset takes the endpoint's settings.
+ */
+data class ServeOptions (
+    /**
+     * Requests the handler works on at once (default 256); more wait in
+     * the queue.
+     */
+    val `maxConcurrent`: kotlin.UInt? = null 
+    , 
+    /**
+     * Requests waiting at most (default 1024); past that a request is
+     * refused with `BUFFER_FULL`, counted (`requests_refused`) and
+     * reported (a `Dropped` event whose site is the pattern).
+     */
+    val `queue`: kotlin.UInt? = null 
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeServeOptions: FfiConverterRustBuffer<ServeOptions> {
+    override fun read(buf: ByteBuffer): ServeOptions {
+        return ServeOptions(
+            FfiConverterOptionalUInt.read(buf),
+            FfiConverterOptionalUInt.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: ServeOptions) = (
+            FfiConverterOptionalUInt.allocationSize(value.`maxConcurrent`) +
+            FfiConverterOptionalUInt.allocationSize(value.`queue`)
+    )
+
+    override fun write(value: ServeOptions, buf: ByteBuffer) {
+            FfiConverterOptionalUInt.write(value.`maxConcurrent`, buf)
+            FfiConverterOptionalUInt.write(value.`queue`, buf)
     }
 }
 
@@ -6402,6 +6497,38 @@ internal object uniffiCallbackInterfaceRequestHandler {
  * @suppress
  */
 public object FfiConverterTypeRequestHandler: FfiConverterCallbackInterface<RequestHandler>()
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalUInt: FfiConverterRustBuffer<kotlin.UInt?> {
+    override fun read(buf: ByteBuffer): kotlin.UInt? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterUInt.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.UInt?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterUInt.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.UInt?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterUInt.write(value, buf)
+        }
+    }
+}
 
 
 

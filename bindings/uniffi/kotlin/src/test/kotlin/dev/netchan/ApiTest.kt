@@ -136,6 +136,46 @@ class ApiTest(private val kind: String) {
     }
 
     @Test
+    fun aBoundedServiceHandlesAtMostMaxConcurrentAndRefusesPastItsQueue() = watchdog {
+        Endpoint().use { server ->
+            Endpoint().use { client ->
+                val running = java.util.concurrent.atomic.AtomicInteger()
+                val peak = java.util.concurrent.atomic.AtomicInteger()
+                val gate = CountDownLatch(1)
+                expectError<NetchanException.InvalidArgument> {
+                    server.serveBounded("x", ServeOptions(maxConcurrent = 0u), HoldingHandler())
+                }
+                server.serveBounded("work", ServeOptions(maxConcurrent = 2u, queue = 3u), object : RequestHandler {
+                    override fun handle(request: Request): ByteArray {
+                        peak.accumulateAndGet(running.incrementAndGet()) { a, b -> maxOf(a, b) }
+                        gate.await(30, TimeUnit.SECONDS)
+                        running.decrementAndGet()
+                        return request.payload
+                    }
+                })
+                client.connect(server.listen(Addrs.of(kind)))
+                val ask = { i: Int -> async { runCatching { client.request("work", "$i".encodeToByteArray(), 20.seconds) } } }
+                val first = (0 until 2).map(ask)
+                while (running.get() < 2) kotlinx.coroutines.delay(5)
+                val rest = (2 until 10).map(ask)
+                // Three wait, five are refused at once (which five depends on
+                // the order the calls reach the wire).
+                while (server.stats().total.requestsRefused < 5uL) kotlinx.coroutines.delay(5)
+                assertEquals(2, running.get())
+                gate.countDown()
+                assertEquals(listOf("0", "1"), first.map { it.await().getOrThrow().decodeToString() })
+                val done = rest.map { it.await() }
+                assertEquals(3, done.count { it.isSuccess })
+                val refused = done.mapNotNull { it.exceptionOrNull() }
+                assertEquals(5, refused.size)
+                assertTrue(refused.all { it is NetchanException.BufferFull })
+                assertEquals(2, peak.get())
+                assertEquals(5uL, server.stats().total.requestsRefused)
+            }
+        }
+    }
+
+    @Test
     fun requestTimeoutFailsWithTimeoutAndCancelsTheHandler() = watchdog {
         Endpoint().use { server ->
             Endpoint().use { client ->
