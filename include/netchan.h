@@ -850,7 +850,9 @@ netchan_result netchan_endpoint_serve(const netchan_endpoint *ep,
 // at most `queue` waiting; past that a request is refused with
 // `BUFFER_FULL`, counted (`netchan_stats.requests_refused`) and reported
 // (a `DROPPED` event whose site is the pattern). 0 takes the endpoint's
-// setting (`handler_concurrency`, 256; `service_queue`, 1024).
+// setting (`handler_concurrency`, 256; `service_queue`, 1024). When the
+// endpoint closes while every slot is held, the handler's `drop` runs once
+// a held reply is answered or freed, or the service is freed.
 //
 // Errors: those of `netchan_endpoint_serve()`. Thread-safe; callable from
 // callbacks.

@@ -259,6 +259,14 @@ async fn permanent_failure_stops_redialling() {
     let path = addr.trim_start_matches("unix://").to_owned();
     let _ = std::fs::remove_file(&path);
     let l = tokio::net::UnixListener::bind(&path).unwrap();
+    // The socket file goes with the test, also when it fails.
+    struct Unlink(String);
+    impl Drop for Unlink {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _unlink = Unlink(path.clone());
     tokio::spawn(async move {
         loop {
             let Ok((mut s, _)) = l.accept().await else {

@@ -181,6 +181,10 @@ impl Drop for Worker {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Killed, it could not remove its socket file.
+        if let Some(p) = self.addr.strip_prefix("unix://") {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }
 

@@ -41,7 +41,8 @@ async fn killed_listener_restarted_on_the_same_address_is_redialled() {
         "--wait-ms",
         "30000",
     ];
-    let first = Listening::start(&publisher_args);
+    let mut first = Listening::start(&publisher_args);
+    first.unlink = false; // the stale socket file is part of the test
     let ep = Endpoint::new(fast("kill-test-dialer")).unwrap();
     let sub = ep.subscribe("ticks").unwrap();
     let mut events = ep.events();

@@ -93,17 +93,19 @@ def test_serve_bounds_concurrency_and_refuses_past_its_queue(listen_addr: str) -
     at once with BUFFER_FULL and counted."""
     running = 0
     peak = 0
-    gate = asyncio.Event()
+    gates: List[asyncio.Event] = []  # made in the loop (Python 3.9 binds it at creation)
 
     async def handler(req: netchan.Request) -> bytes:
         nonlocal running, peak
         running += 1
         peak = max(peak, running)
-        await gate.wait()
+        await gates[0].wait()
         running -= 1
         return req.payload
 
     async def main() -> None:
+        gates.append(asyncio.Event())
+        gate = gates[0]
         async with aio.Endpoint("server") as server, aio.Endpoint("client") as client:
             with pytest.raises(netchan.InvalidArgumentError):
                 server.serve("x", handler, max_concurrent=0)

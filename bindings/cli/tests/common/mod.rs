@@ -13,6 +13,9 @@ pub struct Listening {
     pub addr: String,
     /// Everything it wrote on stderr after the "listening on" line.
     pub log: std::sync::Arc<std::sync::Mutex<String>>,
+    /// Remove its Unix socket file once killed (true unless a test wants
+    /// the stale file left behind).
+    pub unlink: bool,
 }
 
 impl Listening {
@@ -50,7 +53,12 @@ impl Listening {
                 line.clear();
             }
         });
-        Listening { child, addr, log }
+        Listening {
+            child,
+            addr,
+            log,
+            unlink: true,
+        }
     }
 
     /// The next `n` lines of its stdout.
@@ -75,5 +83,9 @@ impl Drop for Listening {
             .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Killed, it could not remove its socket file.
+        if let Some(p) = self.addr.strip_prefix("unix://").filter(|_| self.unlink) {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }
