@@ -5,7 +5,8 @@
 //! publish/subscribe on `/`-separated paths and `*` / `**` patterns,
 //! request/reply with deadlines and cancellation, interests and intents
 //! advertised to peers (a message only crosses a link to a peer that wants
-//! it), ping, stats and events.
+//! it), bidirectional streams with credit per direction, ping, stats and
+//! events.
 //!
 //! ```no_run
 //! # async fn demo() -> netchan::Result<()> {
@@ -46,6 +47,8 @@
 //!   meet again.
 //! - `inbox`, `sub`, `service`, `service_queue`, `request`: subscriptions,
 //!   services, their queues, requests as a server sees them.
+//! - `stream`: bidirectional streams (two pipes with credit each), their
+//!   opening, serving and handles.
 //! - [`config`], [`error`], [`metrics`], [`event`], [`path`], [`runtime`].
 //!
 //! `docs/ARCHITECTURE.md` says who owns what, which tasks run, and where
@@ -89,6 +92,7 @@ mod rx;
 mod service;
 mod service_queue;
 mod shared;
+mod stream;
 mod sub;
 mod tally;
 /// Addresses ([`Addr`]) and, hidden and unstable, raw connections for tests.
@@ -97,7 +101,8 @@ mod waiting;
 
 pub use bytes::Bytes;
 pub use config::{
-    Config, Overflow, Reconnect, RequestOptions, ServeOptions, SlowPeer, SubscribeOptions,
+    Config, Overflow, Reconnect, RequestOptions, ServeOptions, SlowPeer, StreamOptions,
+    SubscribeOptions,
 };
 pub use endpoint::{Endpoint, PeerInfo, Publisher};
 pub use error::{Error, ErrorCode, Result};
@@ -108,5 +113,6 @@ pub use path::Pattern;
 pub use publish::Publish;
 pub use request::{Reply, Request};
 pub use service::Service;
+pub use stream::{Stream, StreamReceiver, StreamRequest, StreamSender, StreamService};
 pub use sub::Subscription;
 pub use transport::Addr;

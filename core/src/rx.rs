@@ -365,6 +365,23 @@ impl Receiver {
                             message,
                             payload: detach(payload, chunk.len()),
                         },
+                        Frame::StreamData { id, payload } => Frame::StreamData {
+                            id,
+                            payload: detach(payload, chunk.len()),
+                        },
+                        Frame::StreamOpen {
+                            id,
+                            path,
+                            timeout_ms,
+                            window,
+                            payload,
+                        } => Frame::StreamOpen {
+                            id,
+                            path,
+                            timeout_ms,
+                            window,
+                            payload: detach(payload, chunk.len()),
+                        },
                         other => other,
                     };
                     self.on_frame(peer, f, &mut rx.session).await?;
@@ -612,6 +629,10 @@ impl Receiver {
                 }
             }
             Input::Declare(items) => self.apply_declarations(peer, items)?,
+            Input::Stream(f @ Frame::StreamOpen { .. }) => {
+                crate::stream::serve::on_open(&self.router, peer, f)?
+            }
+            Input::Stream(f) => crate::stream::serve::on_stream_frame(peer, f)?,
             Input::Credit(items) => {
                 let max = self.router.shared.cfg.max_declarations_per_peer;
                 peer.tx.apply_credit(items, max)?;

@@ -32,15 +32,39 @@ pub(crate) const LOCAL: Caller = 0;
 /// cancellation token, queue slot and in-flight entry, as
 /// `core/tests/amplification.rs` measures it), counted against the byte
 /// bound.
-const REQUEST_OVERHEAD: usize = 512;
+pub(crate) const REQUEST_OVERHEAD: usize = 512;
 
-fn cost(item: &Incoming) -> usize {
-    item.0.payload.len() + item.0.path.len() + REQUEST_OVERHEAD
+/// What a service queue holds: a request, or a stream waiting for its
+/// handler.
+pub(crate) trait Queued: Send + 'static {
+    /// Bytes it counts against the queue's byte bound.
+    fn cost(&self) -> usize;
+    /// The path it was sent on.
+    fn path(&self) -> &str;
+    /// Fails it: its caller gets `e`.
+    fn refuse(self, e: Error);
 }
 
-#[derive(Default)]
-struct Callers {
-    queues: HashMap<Caller, (VecDeque<Incoming>, usize)>,
+impl Queued for Incoming {
+    fn cost(&self) -> usize {
+        self.0.payload.len() + self.0.path.len() + REQUEST_OVERHEAD
+    }
+    fn path(&self) -> &str {
+        &self.0.path
+    }
+    fn refuse(self, e: Error) {
+        let (req, reply) = self;
+        drop(req);
+        reply.fail(e);
+    }
+}
+
+fn cost<T: Queued>(item: &T) -> usize {
+    item.cost()
+}
+
+struct Callers<T> {
+    queues: HashMap<Caller, (VecDeque<T>, usize)>,
     /// Callers with requests queued, in the order they are served.
     turn: VecDeque<Caller>,
     len: usize,
@@ -48,8 +72,20 @@ struct Callers {
     closed: bool,
 }
 
-pub(crate) struct ServiceQueue {
-    st: Mutex<Callers>,
+impl<T> Default for Callers<T> {
+    fn default() -> Self {
+        Callers {
+            queues: HashMap::new(),
+            turn: VecDeque::new(),
+            len: 0,
+            bytes: 0,
+            closed: false,
+        }
+    }
+}
+
+pub(crate) struct ServiceQueue<T = Incoming> {
+    st: Mutex<Callers<T>>,
     readable: Notify,
     /// A foreign event loop's waiter (see [`ServiceQueue::poll_recv`]).
     hook: ReadyHook,
@@ -57,30 +93,28 @@ pub(crate) struct ServiceQueue {
     max_bytes: usize,
 }
 
-pub(crate) struct ServiceShared {
+pub(crate) struct ServiceShared<T = Incoming> {
     pub pattern: Pattern,
-    pub queue: Arc<ServiceQueue>,
+    pub queue: Arc<ServiceQueue<T>>,
 }
 
-impl ServiceShared {
+impl<T: Queued> ServiceShared<T> {
     /// Queues a request from `caller`; a refused request fails at once with
     /// the reason, and requests pushed out to make room fail with
     /// `BUFFER_FULL`; each is counted in `requests_refused` and reported
     /// (site: the service's pattern). Returns the refusal, if any, for a
     /// local caller.
-    pub(crate) fn offer(&self, shared: &Shared, caller: Caller, item: Incoming) -> Result<()> {
+    pub(crate) fn offer(&self, shared: &Shared, caller: Caller, item: T) -> Result<()> {
         let (r, failed) = match self.queue.push(caller, item) {
             Pushed::Queued(out) => {
                 let n = out.len() as u64;
-                for (_, reply) in out {
-                    reply.fail(ServiceQueue::pushed_out_error());
+                for item in out {
+                    item.refuse(pushed_out_error());
                 }
                 (Ok(()), n)
             }
             Pushed::Refused(item, e) => {
-                let (req, reply) = *item;
-                drop(req);
-                reply.fail(e.clone());
+                item.refuse(e.clone());
                 (Err(e), 1)
             }
         };
@@ -93,16 +127,25 @@ impl ServiceShared {
 }
 
 /// What [`ServiceQueue::push`] did with a request.
-pub(crate) enum Pushed {
+pub(crate) enum Pushed<T> {
     /// Queued; these requests of other callers were pushed out to make room
     /// (the caller of `push` fails them with the error given).
-    Queued(Vec<Incoming>),
+    Queued(Vec<T>),
     /// Refused; the request comes back with the reason.
-    Refused(Box<Incoming>, Error),
+    Refused(Box<T>, Error),
 }
 
-impl ServiceQueue {
-    pub(crate) fn new(max_len: usize, max_bytes: usize) -> ServiceQueue {
+/// The error a pushed-out request fails with.
+pub(crate) fn pushed_out_error() -> Error {
+    Error::new(
+        ErrorCode::BufferFull,
+        "the service's queue is full and this caller held more than its fair share: \
+         its newest request made room for another caller's",
+    )
+}
+
+impl<T: Queued> ServiceQueue<T> {
+    pub(crate) fn new(max_len: usize, max_bytes: usize) -> ServiceQueue<T> {
         ServiceQueue {
             st: Mutex::new(Callers::default()),
             readable: Notify::new(),
@@ -112,25 +155,16 @@ impl ServiceQueue {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Callers> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Callers<T>> {
         self.st.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The error a pushed-out request fails with.
-    pub(crate) fn pushed_out_error() -> Error {
-        Error::new(
-            ErrorCode::BufferFull,
-            "the service's queue is full and this caller held more than its fair share: \
-             its newest request made room for another caller's",
-        )
-    }
-
     /// Queues `item` from `caller`, within the bounds and the caller's share.
-    pub(crate) fn push(&self, caller: Caller, item: Incoming) -> Pushed {
+    pub(crate) fn push(&self, caller: Caller, item: T) -> Pushed<T> {
         let size = cost(&item);
         let mut st = self.lock();
         if st.closed {
-            let path = item.0.path.clone();
+            let path = item.path().to_owned();
             return Pushed::Refused(
                 Box::new(item),
                 Error::new(
@@ -211,7 +245,7 @@ impl ServiceQueue {
     }
 
     /// The next request, taking callers in turn; `None` once closed.
-    fn pop(&self) -> Result<Option<Incoming>, ()> {
+    fn pop(&self) -> Result<Option<T>, ()> {
         let mut st = self.lock();
         let Some(caller) = st.turn.pop_front() else {
             return if st.closed { Err(()) } else { Ok(None) };
@@ -242,12 +276,12 @@ impl ServiceQueue {
 
     /// The next request if one is queued (`Err` once closed), leaving the
     /// readiness hook as it is.
-    pub(crate) fn try_pop(&self) -> Result<Option<Incoming>, ()> {
+    pub(crate) fn try_pop(&self) -> Result<Option<T>, ()> {
         self.pop()
     }
 
     /// Waits for the next request; `None` once the queue is closed.
-    pub(crate) async fn recv(&self) -> Option<Incoming> {
+    pub(crate) async fn recv(&self) -> Option<T> {
         loop {
             let readable = self.readable.notified();
             tokio::pin!(readable);
@@ -265,7 +299,7 @@ impl ServiceQueue {
     }
 
     /// Closes the queue; returns what was still queued (to be failed).
-    pub(crate) fn close(&self) -> Vec<Incoming> {
+    pub(crate) fn close(&self) -> Vec<T> {
         let mut st = self.lock();
         st.closed = true;
         let mut out = Vec::with_capacity(st.len);
@@ -286,10 +320,7 @@ impl ServiceQueue {
     /// The next request without waiting: `Ready(Some)`, `Ready(None)` once
     /// closed, or `Pending` when empty, and then `cx`'s waker is woken once
     /// when that changes (see [`ReadyHook`]).
-    pub(crate) fn poll_recv(
-        &self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Incoming>> {
+    pub(crate) fn poll_recv(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<T>> {
         for armed in [false, true] {
             match self.pop() {
                 Ok(Some(item)) => return std::task::Poll::Ready(Some(item)),
@@ -301,9 +332,8 @@ impl ServiceQueue {
         std::task::Poll::Pending
     }
 
-    /// Requests queued now.
-    #[cfg(test)]
-    fn len(&self) -> usize {
+    /// Items queued now.
+    pub(crate) fn len(&self) -> usize {
         self.lock().len
     }
 }
@@ -332,7 +362,7 @@ mod tests {
         ((r, Reply::new(ReplyTo::Local(tx), cancel)), rx)
     }
 
-    fn queued(p: Pushed) -> Vec<Incoming> {
+    fn queued(p: Pushed<Incoming>) -> Vec<Incoming> {
         match p {
             Pushed::Queued(v) => v,
             Pushed::Refused(_, e) => panic!("refused: {e}"),
@@ -388,7 +418,7 @@ mod tests {
 
     #[tokio::test]
     async fn close_returns_what_was_queued_and_wakes_receivers() {
-        let q = Arc::new(ServiceQueue::new(10, 1 << 20));
+        let q = Arc::new(ServiceQueue::<Incoming>::new(10, 1 << 20));
         let q2 = q.clone();
         let waiter = tokio::spawn(async move { q2.recv().await.is_none() });
         tokio::task::yield_now().await;

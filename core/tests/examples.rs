@@ -50,3 +50,14 @@ fn ping_example() {
         "{out}"
     );
 }
+
+#[test]
+fn stream_example_over_unix() {
+    let sock = format!(
+        "unix://{}/netchan-ex-stream-{}.sock",
+        std::env::temp_dir().display(),
+        std::process::id()
+    );
+    let out = run_example("stream", &[&sock]);
+    assert_eq!(out, "HELLO\nSTREAM\nWORLD\nend\n");
+}

@@ -48,6 +48,14 @@ fn credit_corpus() {
 }
 
 #[test]
+fn stream_credit_corpus() {
+    for (name, data) in corpus("stream_credit") {
+        eprintln!("stream_credit/{name}");
+        netchan::fuzz::stream_credit(&data);
+    }
+}
+
+#[test]
 fn path_pattern_corpus() {
     for (name, data) in corpus("path_pattern") {
         eprintln!("path_pattern/{name}");
@@ -64,7 +72,7 @@ proptest::proptest! {
         flips in proptest::collection::vec((0usize..4096, proptest::num::u8::ANY), 0..8),
         cut in 0usize..4096,
     ) {
-        for target in ["frame_decoder", "handshake", "path_pattern", "credit"] {
+        for target in ["frame_decoder", "handshake", "path_pattern", "credit", "stream_credit"] {
             let seeds = corpus(target);
             let mut data = seeds[seed % seeds.len()].1.clone();
             for (at, b) in &flips {
@@ -78,8 +86,20 @@ proptest::proptest! {
                 "frame_decoder" => netchan::fuzz::frame_decoder(&data),
                 "handshake" => netchan::fuzz::handshake(&data),
                 "credit" => netchan::fuzz::credit(&data),
+                "stream_credit" => netchan::fuzz::stream_credit(&data),
                 _ => netchan::fuzz::path_pattern(&data),
             }
         }
+    }
+}
+
+// Streams' credit accounting on any sequence of operations.
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(5000))]
+    #[test]
+    fn stream_credit_holds_for_any_operations(
+        data in proptest::collection::vec(proptest::num::u8::ANY, 0..400),
+    ) {
+        netchan::fuzz::stream_credit(&data);
     }
 }

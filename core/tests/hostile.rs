@@ -839,3 +839,95 @@ async fn a_peer_sending_past_its_credit_is_cut() {
     good_client_works(&addr).await;
     bystander.close().await;
 }
+
+/// A peer that sends a stream's data past the window the server granted is
+/// cut with a protocol error; only its own connection ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_sending_past_its_stream_credit_is_cut() {
+    let (ep, addr) = server().await;
+    let mut o = netchan::ServeOptions::default();
+    o.window = Some(8);
+    // Taken (which grants the window) and never read: nothing gives the
+    // credit back.
+    let svc = ep.serve_stream_with("s", o).unwrap();
+    let _held = tokio::spawn(async move {
+        let taken = svc.recv().await;
+        tokio::time::sleep(WATCHDOG).await;
+        drop((taken, svc));
+    });
+    // A stream nobody takes grants nothing: data on it is past its credit.
+    let _queued = ep.serve_stream("q").unwrap();
+    let bystander = Endpoint::named("bystander").unwrap();
+    bystander.connect(&addr).await.unwrap();
+
+    let (mut s, mut buf) = handshaken(&addr, "greedy").await;
+    s.write_all(&frame(&Frame::StreamOpen {
+        id: 2,
+        path: "s".into(),
+        timeout_ms: 0,
+        window: 1024,
+        payload: bytes::Bytes::new(),
+    }))
+    .await
+    .unwrap();
+    loop {
+        match proto::decode(&mut buf, 1 << 24).unwrap() {
+            Decoded::Frame(Frame::StreamAccept { id, window }) => {
+                assert_eq!((id, window), (3, 8));
+                break;
+            }
+            Decoded::Frame(_) => {}
+            Decoded::NeedMore(_) => {
+                let n = within(s.read_buf(&mut buf)).await.unwrap();
+                assert!(n > 0, "server closed");
+            }
+        }
+    }
+    let data = |n: usize| {
+        frame(&Frame::StreamData {
+            id: 2,
+            payload: bytes::Bytes::from(vec![0u8; n]),
+        })
+    };
+    // Exactly the window, then one byte past it.
+    let mut w = data(8);
+    w.extend(data(1));
+    s.write_all(&w).await.unwrap();
+    let mut got = buf.to_vec();
+    let _ = within(s.read_to_end(&mut got)).await;
+    match frames(&got).last() {
+        Some(Frame::Close { code, reason }) => {
+            assert_eq!(*code, ErrorCode::ProtocolError.as_u16(), "{reason}");
+            assert!(reason.contains("beyond the credit"), "{reason}");
+        }
+        other => panic!("expected CLOSE, got {other:?}"),
+    }
+    errors(&ep, 1).await;
+
+    let (mut s, _) = handshaken(&addr, "eager").await;
+    let mut w = frame(&Frame::StreamOpen {
+        id: 2,
+        path: "q".into(),
+        timeout_ms: 0,
+        window: 1024,
+        payload: bytes::Bytes::new(),
+    });
+    w.extend(data(1));
+    s.write_all(&w).await.unwrap();
+    let mut got = Vec::new();
+    let _ = within(s.read_to_end(&mut got)).await;
+    match frames(&got).last() {
+        Some(Frame::Close { code, reason }) => {
+            assert_eq!(*code, ErrorCode::ProtocolError.as_u16(), "{reason}");
+            assert!(reason.contains("beyond the credit"), "{reason}");
+        }
+        other => panic!("expected CLOSE, got {other:?}"),
+    }
+    errors(&ep, 2).await;
+
+    let r = within(bystander.request("echo", "ok", Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert_eq!(&r[..], b"ok");
+    good_client_works(&addr).await;
+}

@@ -19,13 +19,14 @@ use netchan::{Config, Endpoint, Error, ErrorCode, Event, EventRecv};
 mod bench;
 mod demo;
 mod membench;
+mod streams;
 mod target;
 
 #[derive(Parser)]
 #[command(
     name = "netchan",
     version,
-    about = "Network channels: publish, subscribe, serve, request, ping, bench"
+    about = "Network channels: publish, subscribe, serve, request, stream, ping, bench"
 )]
 struct Cli {
     /// Endpoint name (default: random).
@@ -122,6 +123,10 @@ enum Cmd {
         #[arg(long, value_name = "N")]
         queue: Option<usize>,
     },
+    /// Open a stream on PATH: stdin goes to it, what comes back to stdout.
+    Stream(streams::StreamArgs),
+    /// Serve streams on PATTERN with --echo or --exec CMD.
+    ServeStream(streams::ServeStreamArgs),
     /// Send a request and print the reply.
     Req {
         /// Concrete path.
@@ -432,6 +437,16 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 q(1.0)
             );
             Ok(())
+        }
+        Cmd::Stream(args) => {
+            let ep = endpoint(&cfg)?;
+            let r = streams::open(&ep, args).await;
+            ep.close().await;
+            r
+        }
+        Cmd::ServeStream(args) => {
+            let ep = endpoint(&cfg)?;
+            streams::serve(&ep, cfg.handler_concurrency, args).await
         }
         Cmd::Bench(args) => bench::run(args).await,
         Cmd::BenchWorker(args) => bench::worker(args).await,

@@ -161,6 +161,9 @@ pub struct ServeOptions {
     pub queue: Option<usize>,
     /// Bytes of requests waiting in the queue (default 64 MiB).
     pub queue_bytes: Option<usize>,
+    /// For a stream service: payload bytes each stream's opener may send
+    /// before the handler reads (default `Config::stream_window`).
+    pub window: Option<usize>,
 }
 
 impl ServeOptions {
@@ -195,6 +198,45 @@ impl ServeOptions {
             self.queue.unwrap_or(cfg.service_queue),
             self.queue_bytes.unwrap_or(cfg.service_queue_bytes),
         ))
+    }
+}
+
+/// Options of one stream (`Endpoint::open_stream_with`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StreamOptions {
+    /// The stream's deadline, from now; it travels with the opening, and
+    /// at the deadline both sides end the stream with `TIMEOUT`. `None`:
+    /// no deadline.
+    pub timeout: Option<Duration>,
+    /// How long opening waits for a server to accept (default 10 s, or the
+    /// deadline if sooner).
+    pub open_timeout: Option<Duration>,
+    /// Payload bytes the server may send before this side reads (default
+    /// `Config::stream_window`).
+    pub window: Option<usize>,
+    /// If nobody serves the path yet, wait (up to the open timeout) for a
+    /// server to appear instead of failing with `NO_RESPONDERS` at once.
+    pub wait_for_responder: bool,
+}
+
+impl StreamOptions {
+    /// A stream that ends with `TIMEOUT` after `t`.
+    pub fn timeout(mut self, t: Duration) -> StreamOptions {
+        self.timeout = Some(t);
+        self
+    }
+
+    /// Receives within `bytes` (the other side waits beyond it).
+    pub fn window(mut self, bytes: usize) -> StreamOptions {
+        self.window = Some(bytes);
+        self
+    }
+
+    /// Waits for a server to appear, up to the open timeout.
+    pub fn wait_for_responder(mut self) -> StreamOptions {
+        self.wait_for_responder = true;
+        self
     }
 }
 
@@ -260,6 +302,10 @@ pub struct Config {
     /// Requests a `serve_fn` handler works on at once, per service; more
     /// wait in its queue, where callers take turns.
     pub handler_concurrency: usize,
+    /// Payload bytes the other side of a stream may send before this side
+    /// reads, by default (per stream and direction; a stream's memory at
+    /// the receiver is at most this plus one message).
+    pub stream_window: usize,
     /// Connections (inbound and outbound) at once.
     pub max_connections: usize,
     /// Inbound connections waiting to send their HELLO, at once. At the
@@ -307,6 +353,7 @@ impl Default for Config {
             service_queue: 1024,
             service_queue_bytes: 64 * 1024 * 1024,
             handler_concurrency: 256,
+            stream_window: 1024 * 1024,
             max_connections: 1024,
             max_pending_handshakes: 64,
             max_pending_handshakes_per_address: 16,
@@ -361,6 +408,7 @@ impl Config {
             ("service_queue", self.service_queue),
             ("service_queue_bytes", self.service_queue_bytes),
             ("handler_concurrency", self.handler_concurrency),
+            ("stream_window", self.stream_window),
             ("max_connections", self.max_connections),
             ("max_pending_handshakes", self.max_pending_handshakes),
             (

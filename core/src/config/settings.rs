@@ -190,6 +190,9 @@ settings! {
     "handler_concurrency", SettingKind::Count, "requests a serve_fn handler works on at once",
         |c| c.handler_concurrency.to_string(),
         |c, v| c.handler_concurrency = v.count()?;
+    "stream_window", SettingKind::Size, "payload bytes a stream's other side may send before this side reads",
+        |c| size(c.stream_window),
+        |c, v| c.stream_window = v.size()?;
     "max_connections", SettingKind::Count, "connections at once",
         |c| c.max_connections.to_string(),
         |c, v| c.max_connections = v.count()?;

@@ -113,6 +113,8 @@ pub(crate) enum Input {
     CreditAck(Vec<u64>),
     /// The peer's count of an earlier link (see [`crate::tally`]).
     Tally(crate::tally::Tally),
+    /// A stream frame (see [`crate::stream`]), as it came.
+    Stream(Frame),
     /// The peer closed the link. `why` ends the reader; `refusal` is the
     /// error a connect in progress reports when the peer closed with a code.
     Close { why: String, refusal: Option<Error> },
@@ -163,6 +165,11 @@ impl Session {
             Frame::Credit(items) => Input::Credit(items),
             Frame::CreditAck(subs) => Input::CreditAck(subs),
             Frame::Tally { link, messages } => Input::Tally(crate::tally::Tally { link, messages }),
+            f @ (Frame::StreamOpen { .. }
+            | Frame::StreamAccept { .. }
+            | Frame::StreamData { .. }
+            | Frame::StreamCredit { .. }
+            | Frame::StreamEnd { .. }) => Input::Stream(f),
             Frame::SnapshotEnd => {
                 if self.snapshot_done {
                     return Err(Error::new(
@@ -238,6 +245,22 @@ impl Liveness {
     }
 }
 
+/// A stream as its link's table holds it: what the link's reader hands
+/// over to it (see `crate::stream`). Errors break the protocol.
+pub(crate) trait LinkStream: Send + Sync {
+    /// STREAM_ACCEPT: the server took the stream and grants `window`.
+    fn on_accept(&self, window: u64) -> Result<()>;
+    /// STREAM_DATA.
+    fn on_data(&self, payload: Bytes) -> Result<()>;
+    /// STREAM_CREDIT: `bytes` more to send.
+    fn on_credit(&self, bytes: u64) -> Result<()>;
+    /// STREAM_END: code 0 ends the peer's direction, any other code the
+    /// whole stream.
+    fn on_end(&self, code: u16, message: String) -> Result<()>;
+    /// The link ended with `err`.
+    fn on_link_end(&self, err: &Error);
+}
+
 /// Who waits for the outcome of one of our requests.
 pub(crate) type PendingTx = oneshot::Sender<Result<Bytes>>;
 
@@ -249,10 +272,45 @@ pub(crate) struct InFlight {
     ours: HashMap<u64, PendingTx>,
     theirs: HashMap<u64, CancellationToken>,
     pings: HashMap<u64, (Instant, oneshot::Sender<Duration>)>,
+    /// Open streams, both ways, by key (see [`crate::stream`]).
+    streams: HashMap<u64, std::sync::Arc<dyn LinkStream>>,
     ended: Option<Error>,
 }
 
 impl InFlight {
+    /// Registers a stream under `key`: the link's end if it already ended
+    /// (then the stream is not kept); a protocol error if the key is taken
+    /// (a STREAM_OPEN reusing the id of a stream still open).
+    pub(crate) fn start_stream(
+        &mut self,
+        key: u64,
+        core: std::sync::Arc<dyn LinkStream>,
+    ) -> Result<()> {
+        if let Some(e) = &self.ended {
+            return Err(e.clone());
+        }
+        match self.streams.entry(key) {
+            std::collections::hash_map::Entry::Occupied(_) => Err(Error::new(
+                ErrorCode::ProtocolError,
+                format!("STREAM_OPEN id {key} is already open on this connection"),
+            )),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(core);
+                Ok(())
+            }
+        }
+    }
+
+    /// The stream of `key`, if it is open.
+    pub(crate) fn stream(&self, key: u64) -> Option<std::sync::Arc<dyn LinkStream>> {
+        self.streams.get(&key).cloned()
+    }
+
+    /// Forgets the stream of `key` (both its directions ended).
+    pub(crate) fn forget_stream(&mut self, key: u64) {
+        self.streams.remove(&key);
+    }
+
     /// Registers our request `id` before it is sent; the link's end, if
     /// it already ended.
     pub(crate) fn start_request(&mut self, id: u64, tx: PendingTx) -> Result<()> {
@@ -359,6 +417,9 @@ impl InFlight {
         }
         for (_, t) in self.theirs.drain() {
             t.cancel();
+        }
+        for (_, s) in self.streams.drain() {
+            s.on_link_end(err);
         }
         self.pings.clear();
     }

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,10 +15,12 @@ use crate::credit::{Check, CreditOut};
 use crate::error::Result;
 use crate::proto::{self, CreditItem, Frame};
 use crate::transport::Wire;
+
+mod gate;
 use crate::waiting::{
-    DIRECT_GAP, GATHER_BELOW, GATHER_FOR, GATHER_TASK_YIELDS, GATHER_THREAD_YIELDS,
-    WRITER_LOOKS_BEFORE_PARKING,
+    GATHER_BELOW, GATHER_FOR, GATHER_TASK_YIELDS, GATHER_THREAD_YIELDS, WRITER_LOOKS_BEFORE_PARKING,
 };
+pub(crate) use gate::WriteThrough;
 
 /// Payloads at least this big are queued by reference instead of copied
 /// into the send buffer, and written with the frame head in one `writev`.
@@ -37,7 +39,7 @@ const SEGMENT: usize = 64 * 1024;
 const TAKE_DATA: usize = 64 * 1024;
 
 /// Which lane a frame goes in. Control frames (PING, PONG, DECLARE,
-/// SNAPSHOT_END, CREDIT) carry no order with the data that matters to the
+/// SNAPSHOT_END, CREDIT, TALLY, STREAM_ACCEPT, STREAM_CREDIT) carry no order with the data that matters to the
 /// peer and overtake it; the rest (MESSAGE, REQUEST, RESULT, CANCEL,
 /// CREDIT_ACK, CLOSE) keep their order. CREDIT_ACK marks where the peer
 /// starts counting messages against a slot, so it stays among them; a
@@ -51,6 +53,8 @@ fn is_control(frame: &Frame) -> bool {
             | Frame::SnapshotEnd
             | Frame::Credit(_)
             | Frame::Tally { .. }
+            | Frame::StreamAccept { .. }
+            | Frame::StreamCredit { .. }
     )
 }
 
@@ -95,51 +99,6 @@ pub(crate) enum Enq {
     Closed,
 }
 
-/// When a sender may write its frame to the socket itself: once per
-/// [`DIRECT_GAP`] for the whole endpoint, and always for an answer (a frame
-/// sent after the peer sent something). The gate is the endpoint's, not a
-/// link's: a publisher fanning out to many links writes through to one of
-/// them at most, and hands the rest to their writer tasks, which batch.
-/// Gated per link, a fan-out slow enough to space each link's messages
-/// past the gap wrote every message through on every link (a syscall for
-/// the publisher and a wakeup for a subscriber per message), which slowed
-/// the publisher further: 32 subscribers got 0.01 M msg/s each
-/// (docs/BENCHMARKS.md, "Fan-out").
-pub(crate) struct WriteThrough {
-    /// [`DIRECT_GAP`], in nanoseconds (tests choose their own).
-    gap: u64,
-    base: Instant,
-    /// Nanoseconds after `base` of the last write-through, plus one (0:
-    /// never).
-    last: AtomicU64,
-}
-
-impl WriteThrough {
-    pub(crate) fn new() -> WriteThrough {
-        WriteThrough::with_gap(DIRECT_GAP)
-    }
-
-    fn with_gap(gap: Duration) -> WriteThrough {
-        WriteThrough {
-            gap: gap.as_nanos() as u64,
-            base: Instant::now(),
-            last: AtomicU64::new(0),
-        }
-    }
-
-    /// Whether a sender may write through now; if so, the gate closes for
-    /// the gap.
-    fn open(&self, answer: bool) -> bool {
-        let now = self.base.elapsed().as_nanos() as u64 + 1;
-        let last = self.last.load(Relaxed);
-        if !answer && last != 0 && now.saturating_sub(last) < self.gap {
-            return false;
-        }
-        self.last.store(now, Relaxed);
-        true
-    }
-}
-
 /// A peer's bounded send queue. Senders append encoded frames under the
 /// lock; the writer task takes everything queued and writes it with one
 /// vectored write. When the queue is empty and the writer idle, a sender
@@ -154,7 +113,7 @@ pub(crate) struct SendQueue {
     congested: AtomicBool,
     /// Set by the link's reader when frames arrived: a frame sent after
     /// that is (likely) an answer or the next request of a ping-pong, and
-    /// writes through even within [`DIRECT_GAP`] of the last one.
+    /// writes through even within [`crate::waiting::DIRECT_GAP`] of the last one.
     heard: AtomicBool,
     limit: usize,
     wire: Wire,
@@ -363,7 +322,9 @@ impl SendQueue {
         )
     }
 
-    fn push_frame(&self, frame: &Frame, payload: Option<&Bytes>, bounded: bool) -> Enq {
+    /// Queues `frame`, whose payload (if it has one) is `payload`;
+    /// `bounded`: subject to the bound (else owed to the peer).
+    pub(crate) fn push_frame(&self, frame: &Frame, payload: Option<&Bytes>, bounded: bool) -> Enq {
         let mut st = self.lock();
         match self.queue_frame(&mut st, frame, payload, bounded) {
             Ok(size) => {
@@ -440,6 +401,19 @@ impl SendQueue {
                 lane,
                 proto::Kind::Result,
                 &(id, code, message.as_str()),
+                plen,
+            ),
+            Frame::StreamData { id, .. } => proto::encode_stream_data_head(lane, *id, plen),
+            Frame::StreamOpen {
+                id,
+                path,
+                timeout_ms,
+                window,
+                ..
+            } => proto::encode_head(
+                lane,
+                proto::Kind::StreamOpen,
+                &(id, path.as_str(), timeout_ms, window),
                 plen,
             ),
             other => proto::encode(lane, other),

@@ -16,6 +16,8 @@ pub enum DeclKind {
     Publisher,
     /// "I answer requests matching this pattern".
     Service,
+    /// "I accept streams opened on paths matching this pattern" (v2).
+    StreamService,
 }
 
 impl DeclKind {
@@ -24,6 +26,7 @@ impl DeclKind {
             DeclKind::Interest => 1,
             DeclKind::Publisher => 2,
             DeclKind::Service => 3,
+            DeclKind::StreamService => 4,
         }
     }
     fn from_u8(b: u8) -> Option<DeclKind> {
@@ -31,6 +34,7 @@ impl DeclKind {
             1 => Some(DeclKind::Interest),
             2 => Some(DeclKind::Publisher),
             3 => Some(DeclKind::Service),
+            4 => Some(DeclKind::StreamService),
             _ => None,
         }
     }
@@ -139,7 +143,7 @@ fn read_decl<'a>(r: &mut Reader<'a>) -> Result<DeclRef<'a>> {
     let kind = u8::try_from(k)
         .ok()
         .and_then(DeclKind::from_u8)
-        .ok_or_else(|| r.err(format!("declaration kind must be 1, 2 or 3, got {k}")))?;
+        .ok_or_else(|| r.err(format!("declaration kind must be 1, 2, 3 or 4, got {k}")))?;
     let pattern = r.str("pattern")?;
     Ok(DeclRef {
         declare,

@@ -20,10 +20,14 @@ mod credit;
 mod declare;
 mod header;
 mod hello;
+mod kind;
+mod stream;
 pub use credit::CreditItem;
 pub use declare::{Decl, DeclKind, DeclRef, Declarations};
 use header::Reader;
 use hello::parse_hello;
+pub use kind::Kind;
+pub use stream::{encode_stream_data_head, STREAM_DATA_HEAD_MAX};
 
 use crate::error::{Error, ErrorCode, Result};
 
@@ -41,99 +45,6 @@ pub const HANDSHAKE_MAX_FRAME: usize = 4096;
 pub const MIN_MAX_FRAME: usize = 4096;
 /// Longest endpoint name, in bytes.
 pub const MAX_NAME_LEN: usize = 255;
-
-/// Frame kinds. Numbers are fixed forever; gaps are reserved:
-/// `0x30..=0x3F` streams, `0x42..=0x4F` credits (flow control),
-/// `0x50..=0x5F` authentication.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Kind {
-    /// Handshake: magic, versions, name, limits.
-    Hello = 0x01,
-    /// Orderly close with a code and reason.
-    Close = 0x02,
-    /// Liveness and RTT probe.
-    Ping = 0x03,
-    /// Answer to a ping.
-    Pong = 0x04,
-    /// How many messages the sender queued on an earlier connection that
-    /// ended (v2).
-    Tally = 0x05,
-    /// A batch of interest/intent declarations and undeclarations.
-    Declare = 0x10,
-    /// End of the initial declaration snapshot.
-    SnapshotEnd = 0x11,
-    /// A published message.
-    Message = 0x20,
-    /// A request.
-    Request = 0x21,
-    /// A request's result (ok or error).
-    Result = 0x22,
-    /// Cancels a request.
-    Cancel = 0x23,
-    /// Flow control: opens, grants and closes credit slots (v2).
-    Credit = 0x40,
-    /// The credit slots the sender started counting (v2).
-    CreditAck = 0x41,
-}
-
-impl Kind {
-    /// The name docs/PROTOCOL.md gives it (`HELLO`, `SNAPSHOT_END`, ...).
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Hello => "HELLO",
-            Kind::Close => "CLOSE",
-            Kind::Ping => "PING",
-            Kind::Pong => "PONG",
-            Kind::Tally => "TALLY",
-            Kind::Declare => "DECLARE",
-            Kind::SnapshotEnd => "SNAPSHOT_END",
-            Kind::Message => "MESSAGE",
-            Kind::Request => "REQUEST",
-            Kind::Result => "RESULT",
-            Kind::Cancel => "CANCEL",
-            Kind::Credit => "CREDIT",
-            Kind::CreditAck => "CREDIT_ACK",
-        }
-    }
-
-    /// True for the kinds that may carry a payload.
-    fn has_payload(self) -> bool {
-        matches!(self, Kind::Message | Kind::Request | Kind::Result)
-    }
-
-    fn from_u8(b: u8) -> std::result::Result<Kind, String> {
-        Ok(match b {
-            0x01 => Kind::Hello,
-            0x02 => Kind::Close,
-            0x03 => Kind::Ping,
-            0x04 => Kind::Pong,
-            0x05 => Kind::Tally,
-            0x10 => Kind::Declare,
-            0x11 => Kind::SnapshotEnd,
-            0x20 => Kind::Message,
-            0x21 => Kind::Request,
-            0x22 => Kind::Result,
-            0x23 => Kind::Cancel,
-            0x40 => Kind::Credit,
-            0x41 => Kind::CreditAck,
-            0x30..=0x3F => {
-                return Err(format!(
-                    "frame kind 0x{b:02x} (streams) is not in protocol v2"
-                ))
-            }
-            0x42..=0x4F => {
-                return Err(format!(
-                    "frame kind 0x{b:02x} (credits) is not in protocol v2"
-                ))
-            }
-            0x50..=0x5F => {
-                return Err(format!("frame kind 0x{b:02x} (auth) is not in protocol v2"))
-            }
-            _ => return Err(format!("unknown frame kind 0x{b:02x}")),
-        })
-    }
-}
 
 /// The HELLO header (a msgpack map; unknown keys are ignored).
 ///
@@ -228,6 +139,51 @@ pub enum Frame {
     },
     /// Cancel a request.
     Cancel(u64),
+    /// Opens stream `id` (v2; see [`crate::stream`] for ids).
+    StreamOpen {
+        /// The stream's id (even: the sender opens it).
+        id: u64,
+        /// The path.
+        path: String,
+        /// The stream's deadline, in milliseconds from now (0: none).
+        timeout_ms: u64,
+        /// Payload bytes the opener lets the server send before more
+        /// credit.
+        window: u64,
+        /// The first payload.
+        payload: Bytes,
+    },
+    /// The server took the stream (v2).
+    StreamAccept {
+        /// The stream's id.
+        id: u64,
+        /// Payload bytes the server lets the opener send before more credit.
+        window: u64,
+    },
+    /// Data on a stream (v2).
+    StreamData {
+        /// The stream's id.
+        id: u64,
+        /// The data.
+        payload: Bytes,
+    },
+    /// More credit for the receiver's sending direction (v2).
+    StreamCredit {
+        /// The stream's id.
+        id: u64,
+        /// Payload bytes granted.
+        bytes: u64,
+    },
+    /// Code 0: the sender sends no more on the stream; else the sender
+    /// ends the whole stream with this error (v2).
+    StreamEnd {
+        /// The stream's id.
+        id: u64,
+        /// 0 or an [`ErrorCode`] number.
+        code: u16,
+        /// Error text (empty for code 0).
+        message: String,
+    },
     /// Credit slots opened, granted or closed (v2).
     Credit(Vec<CreditItem>),
     /// The credit slots the sender started counting, by subscription id (v2).
@@ -430,6 +386,11 @@ pub fn encode(buf: &mut BytesMut, frame: &Frame) -> Result<()> {
             Ok(())
         }
         Frame::Cancel(id) => encode_head(buf, Kind::Cancel, &NonceHdr { nonce: *id }, 0),
+        f @ (Frame::StreamOpen { .. }
+        | Frame::StreamAccept { .. }
+        | Frame::StreamData { .. }
+        | Frame::StreamCredit { .. }
+        | Frame::StreamEnd { .. }) => stream::encode(buf, f),
         Frame::Tally { link, messages } => encode_head(
             buf,
             Kind::Tally,
@@ -628,6 +589,11 @@ pub fn parse_frame(chunk: &Bytes, at: usize, head: Head) -> Result<Frame> {
                 messages: r.uint("messages")?,
             }
         }
+        Kind::StreamOpen
+        | Kind::StreamAccept
+        | Kind::StreamData
+        | Kind::StreamCredit
+        | Kind::StreamEnd => stream::parse(kind, &mut r, payload)?,
         Kind::Credit => Frame::Credit(credit::parse_items(&mut r)?),
         Kind::CreditAck => Frame::CreditAck(credit::parse_ack(&mut r)?),
         Kind::SnapshotEnd => {
@@ -775,6 +741,11 @@ pub fn frame_kind(f: &Frame) -> Kind {
         Frame::Request { .. } => Kind::Request,
         Frame::Result { .. } => Kind::Result,
         Frame::Cancel(_) => Kind::Cancel,
+        Frame::StreamOpen { .. } => Kind::StreamOpen,
+        Frame::StreamAccept { .. } => Kind::StreamAccept,
+        Frame::StreamData { .. } => Kind::StreamData,
+        Frame::StreamCredit { .. } => Kind::StreamCredit,
+        Frame::StreamEnd { .. } => Kind::StreamEnd,
         Frame::Credit(_) => Kind::Credit,
         Frame::CreditAck(_) => Kind::CreditAck,
         Frame::Tally { .. } => Kind::Tally,

@@ -132,6 +132,50 @@ fn vectors() -> Vec<(Frame, &'static str)> {
             Frame::CreditAck(vec![1, 2]),
             "00000008 41 00000003 92 01 02",
         ),
+        (
+            Frame::StreamOpen {
+                id: 2,
+                path: "s".into(),
+                timeout_ms: 0,
+                window: 65536,
+                payload: Bytes::from_static(b"go"),
+            },
+            "00000011 30 0000000a 94 02 a173 00 ce00010000 676f",
+        ),
+        (
+            Frame::StreamAccept {
+                id: 3,
+                window: 1024,
+            },
+            "0000000a 31 00000005 92 03 cd0400",
+        ),
+        (
+            Frame::StreamData {
+                id: 3,
+                payload: Bytes::from_static(b"ab"),
+            },
+            "00000009 32 00000002 91 03 6162",
+        ),
+        (
+            Frame::StreamCredit { id: 2, bytes: 4096 },
+            "0000000a 33 00000005 92 02 cd1000",
+        ),
+        (
+            Frame::StreamEnd {
+                id: 2,
+                code: 0,
+                message: String::new(),
+            },
+            "00000009 34 00000004 93 02 00 a0",
+        ),
+        (
+            Frame::StreamEnd {
+                id: 3,
+                code: 302,
+                message: "stop".into(),
+            },
+            "0000000f 34 0000000a 93 03 cd012e a473746f70",
+        ),
     ]
 }
 

@@ -28,6 +28,7 @@ use crate::peer::Peer;
 use crate::proto::{self, Decl, DeclKind, Frame};
 use crate::service_queue::ServiceShared;
 use crate::shared::Shared;
+use crate::stream::StreamServe;
 pub(crate) use state::{Route, RxRoute, State};
 
 /// Route generations, unique across every endpoint of the process.
@@ -220,6 +221,72 @@ impl Router {
             false,
             |_| None,
         );
+    }
+
+    /// Adds a local stream service and declares it.
+    pub(crate) fn serve_stream(&self, id: u64, svc: Arc<StreamServe>) -> Result<Synced> {
+        let pattern = svc.svc.pattern.clone();
+        self.change(
+            |st| {
+                st.stream_services.insert(id, svc);
+                st.declare(DeclKind::StreamService, &pattern)
+            },
+            false,
+            true,
+            |_| None,
+        )
+    }
+
+    pub(crate) fn unserve_stream(&self, id: u64) {
+        let _ = self.change(
+            |st| {
+                let s = st.stream_services.remove(&id)?;
+                st.undeclare(DeclKind::StreamService, &s.svc.pattern)
+            },
+            false,
+            false,
+            |_| None,
+        );
+    }
+
+    /// The local stream service for `path`, if there is one.
+    pub(crate) fn local_stream_service(&self, path: &str) -> Option<Arc<StreamServe>> {
+        self.lock()
+            .stream_services
+            .values()
+            .find(|s| s.svc.pattern.matches(path))
+            .cloned()
+    }
+
+    /// True if a stream opened on `path` now would find a server.
+    pub(crate) fn has_stream_servers(&self, path: &str) -> Result<bool> {
+        self.shared.check_open()?;
+        validate_path(path)?;
+        let st = self.lock();
+        Ok(st
+            .stream_services
+            .values()
+            .any(|s| s.svc.pattern.matches(path))
+            || st
+                .peers
+                .iter()
+                .any(|p| p.lock_decls().any_matches(DeclKind::StreamService, path)))
+    }
+
+    /// The next of the connected peers serving streams on `path`, in turn.
+    pub(crate) fn next_stream_server(&self, path: &str) -> Option<Arc<Peer>> {
+        let candidates: Vec<Arc<Peer>> = self
+            .lock()
+            .peers
+            .iter()
+            .filter(|p| p.lock_decls().any_matches(DeclKind::StreamService, path))
+            .cloned()
+            .collect();
+        if candidates.is_empty() {
+            return None;
+        }
+        let i = self.round_robin.fetch_add(1, Relaxed) % candidates.len();
+        Some(candidates[i].clone())
     }
 
     /// Declares a publisher intent.
@@ -484,6 +551,9 @@ impl Router {
         let peers = std::mem::take(&mut st.peers);
         let subs: Vec<_> = std::mem::take(&mut st.subs).into_values().collect();
         let services: Vec<_> = std::mem::take(&mut st.services).into_values().collect();
+        let stream_services: Vec<_> = std::mem::take(&mut st.stream_services)
+            .into_values()
+            .collect();
         let dialers = std::mem::take(&mut st.dialers);
         st.counts.clear();
         st.publishers.clear();
@@ -494,6 +564,7 @@ impl Router {
             peers,
             subs,
             services,
+            stream_services,
             dialers,
         }
     }
@@ -560,5 +631,6 @@ pub(crate) struct Closing {
     pub peers: Vec<Arc<Peer>>,
     pub subs: Vec<Arc<Inbox>>,
     pub services: Vec<Arc<ServiceShared>>,
+    pub stream_services: Vec<Arc<StreamServe>>,
     pub dialers: Vec<Arc<Dialer>>,
 }

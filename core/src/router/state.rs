@@ -39,6 +39,7 @@ pub(crate) struct State {
     pub peers: Vec<Arc<Peer>>,
     pub subs: BTreeMap<u64, Arc<Inbox>>,
     pub services: BTreeMap<u64, Arc<ServiceShared>>,
+    pub stream_services: BTreeMap<u64, Arc<crate::stream::StreamServe>>,
     pub publishers: BTreeMap<u64, Pattern>,
     /// How many local objects declare each (kind, pattern); the wire only
     /// hears about the first and the last.

@@ -128,7 +128,8 @@ impl Side {
                 | Input::SnapshotEnd
                 | Input::Credit(_)
                 | Input::CreditAck(_)
-                | Input::Tally(_) => {}
+                | Input::Tally(_)
+                | Input::Stream(_) => {}
             }
         }
         Ok(())

@@ -2,6 +2,8 @@
 //! of (shared context, router, links), and the [`Publisher`] declaration
 //! guard.
 
+mod streams;
+
 use std::future::Future;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
@@ -710,6 +712,11 @@ impl Parts {
         for s in c.services {
             for (_, reply) in s.queue.close() {
                 reply.fail(Error::new(ErrorCode::Closed, "the endpoint was closed"));
+            }
+        }
+        for s in c.stream_services {
+            for (_, stream) in s.svc.queue.close() {
+                stream.cancel_with(Error::new(ErrorCode::Closed, "the endpoint was closed"));
             }
         }
         self.shared.end_events();
