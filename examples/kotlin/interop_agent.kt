@@ -1,6 +1,6 @@
 // Shows: the cross-language interop agent contract (tests/interop/README.md), in Kotlin.
 // Run: NETCHAN_KOTLIN_AGENT is set by bindings/uniffi/run-tests.sh; by hand: java -cp ... examples.interop.Interop_agentKt sub tcp://127.0.0.1:0 'x/**' 1
-// Prints: READY <addr>, then MSG/OK/ERR lines as the contract says; exits 0.
+// Prints: READY <addr>, then MSG/OK/ERR/SMSG/SAW lines as the contract says; exits 0.
 package examples.interop
 
 import dev.netchan.Endpoint
@@ -9,6 +9,9 @@ import dev.netchan.code
 import dev.netchan.detail
 import dev.netchan.messages
 import dev.netchan.netchanError
+import dev.netchan.openStream
+import dev.netchan.send
+import dev.netchan.serveStream
 import dev.netchan.request
 import dev.netchan.serve
 import dev.netchan.waitForSubscribers
@@ -74,6 +77,51 @@ private suspend fun run(args: Array<String>) {
                 try {
                     val r = ep.request(args[2], payload(args[3]), 10.seconds)
                     say("OK ${r.size} ${fnv1a64(r)}")
+                } catch (e: NetchanException) {
+                    say("ERR ${e.code} ${e.detail}")
+                }
+            }
+            "sserve" -> {
+                ep.serveStream("secho") { req, s ->
+                    if (req.payload.isNotEmpty()) s.send(req.payload)
+                    while (true) s.send(s.recv() ?: break)
+                }
+                ep.serveStream("scancel") { _, s ->
+                    s.send("hello")
+                    s.cancel()
+                }
+                ep.serveStream("swatch") { _, s ->
+                    var n = 0
+                    val end = try {
+                        while (s.recv() != null) n++
+                        "END"
+                    } catch (e: NetchanException) {
+                        e.code
+                    }
+                    say("SAW $end $n")
+                }
+                say("READY ${ep.listen(addr)}")
+                awaitCancellation()
+            }
+            "sopen" -> {
+                ep.connect(addr)
+                val cancel = args.getOrNull(3) == "--cancel"
+                val specs = args.drop(if (cancel) 4 else 3)
+                try {
+                    ep.openStream(args[2]).use { s ->
+                        for (spec in specs) s.send(payload(spec))
+                        if (cancel) {
+                            s.cancel()
+                            say("CANCELLED")
+                        } else {
+                            s.finish()
+                            while (true) {
+                                val m = s.recv() ?: break
+                                say("SMSG ${m.size} ${fnv1a64(m)}")
+                            }
+                            say("SEND")
+                        }
+                    }
                 } catch (e: NetchanException) {
                     say("ERR ${e.code} ${e.detail}")
                 }

@@ -95,8 +95,73 @@ async fn main() -> netchan::Result<()> {
                 Err(e) => say(format!("ERR {} {}", e.code(), e.detail())),
             }
         }
+        Some("sserve") => {
+            // secho: every message back (the first payload too, unless
+            // empty), then the end once the opener ended its side.
+            // scancel: sends "hello", then cancels. swatch: receives until
+            // the stream ends and prints `SAW END|<CODE> <messages>`.
+            let _echo = ep.serve_stream_fn("secho", |req, s| async move {
+                if !req.payload().is_empty() {
+                    s.send(req.payload().clone()).await?;
+                }
+                while let Some(m) = s.recv().await? {
+                    s.send(m).await?;
+                }
+                Ok(())
+            })?;
+            let _cancel = ep.serve_stream_fn("scancel", |_req, s| async move {
+                s.send("hello").await?;
+                s.cancel();
+                Ok(())
+            })?;
+            let _watch = ep.serve_stream_fn("swatch", |_req, s| async move {
+                let mut n = 0;
+                let end = loop {
+                    match s.recv().await {
+                        Ok(Some(_)) => n += 1,
+                        Ok(None) => break "END".to_owned(),
+                        Err(e) => break e.code().to_string(),
+                    }
+                };
+                say(format!("SAW {end} {n}"));
+                Ok(())
+            })?;
+            say(format!("READY {}", ep.listen(&args[1]).await?));
+            std::future::pending::<()>().await;
+        }
+        Some("sopen") => {
+            // sopen ADDR PATH [--cancel] SPEC...: sends each payload, then
+            // finishes and prints `SMSG <len> <fnv>` per message received
+            // and `SEND` at the end (or `ERR <CODE> <detail>`); with
+            // --cancel, cancels after sending and prints `CANCELLED`.
+            let (addr, path) = (&args[1], &args[2]);
+            let cancel = args.get(3).is_some_and(|a| a == "--cancel");
+            let specs = &args[if cancel { 4 } else { 3 }..];
+            ep.connect(addr).await?;
+            let r = async {
+                let s = ep.open_stream(path, "").await?;
+                for spec in specs {
+                    s.send(payload(spec)).await?;
+                }
+                if cancel {
+                    s.cancel();
+                    say("CANCELLED".into());
+                    return Ok(());
+                }
+                s.finish();
+                while let Some(m) = s.recv().await? {
+                    say(format!("SMSG {} {:016x}", m.len(), fnv1a64(&m)));
+                }
+                say("SEND".into());
+                Ok::<(), netchan::Error>(())
+            }
+            .await;
+            if let Err(e) = r {
+                say(format!("ERR {} {}", e.code(), e.detail()));
+            }
+        }
         _ => {
-            eprintln!("usage: interop_agent sub|pub|serve|req ...");
+            eprintln!("usage: interop_agent sub|pub|serve|req|sserve|sopen ...");
             std::process::exit(2);
         }
     }

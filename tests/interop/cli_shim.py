@@ -18,6 +18,8 @@ def main() -> int:
     if role == "sub":
         count = sys.argv[4]
         argv = [cli, "sub", "interop/**", "--listen", addr, "--count", count]
+    elif role == "serve-stream":
+        argv = [cli, "serve-stream", "secho", "--listen", addr, "--echo"]
     else:
         argv = [cli, "serve", "echo", "--listen", addr, "--echo"]
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

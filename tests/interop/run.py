@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Cross-language interop matrix: every ordered pair of languages, over TCP
-and Unix sockets, for pub/sub and request/reply (see README.md here).
+and Unix sockets, for pub/sub, request/reply and streams (see README.md here).
 
 Usage: python3 tests/interop/run.py [--only rust,c,...]
 Prints the matrix and ends with "N passed, N failed, N skipped"; exits 1 on
@@ -235,6 +235,46 @@ def reqrep(srv, cli, transport, tmp):
         s.stop()
 
 
+def streams(srv, cli, transport, tmp):
+    """Streams: echo with half-close (every payload back, byte for byte, then
+    the server's end), a server that cancels (the opener gets what came
+    first, then CANCELLED), and an opener that cancels (the server sees
+    CANCELLED after the message that came first)."""
+    addr = "tcp://127.0.0.1:0" if transport == "tcp" else f"unix://{tmp}/st-{os.getpid()}-{id(srv)}-{id(cli)}.sock"
+    if srv[0] == "CLI":
+        s = Listening(cli_listen_cmd(srv[1], "serve-stream", addr))
+    else:
+        s = Listening(srv + ["sserve", addr])
+    try:
+        if cli[0] == "CLI":
+            # A byte pipe: what goes in comes back (chunking is the CLI's).
+            data = b"hello stream\n" * 1000
+            p = subprocess.run([cli[1], "stream", "secho", "--connect", s.addr], input=data,
+                               capture_output=True, timeout=TIMEOUT)
+            if p.returncode != 0 or p.stdout != data:
+                return f"CLI stream: exit {p.returncode}, {len(p.stdout)} of {len(data)} bytes back: {p.stderr[:300]!r}"
+            return None
+        cases = [(["secho"] + PAYLOADS, [f"SMSG {EXPECTED[p]}" for p in PAYLOADS] + ["SEND"])]
+        if srv[0] != "CLI":
+            cases.append((["scancel"], [f"SMSG {EXPECTED['hex:68656c6c6f']}", "ERR CANCELLED"]))
+            cases.append((["swatch", "--cancel", "hex:68656c6c6f"], ["CANCELLED"]))
+        for args, want in cases:
+            code, out, err = run(cli + ["sopen", s.addr] + args)
+            got = [line if not line.startswith("ERR ") else " ".join(line.split()[:2]) for line in out]
+            if got != want:
+                return f"{args[0]}: got {out[-4:]} (exit {code}: {err[:300]}), want {want[-4:]}"
+            if args[0] == "swatch":
+                saw = s.lines(1)[0]
+                if saw != "SAW CANCELLED 1":
+                    return f"swatch: the server saw {saw!r}, want 'SAW CANCELLED 1'"
+        return None
+    finally:
+        s.stop()
+
+
+# Languages whose agents implement sserve/sopen (streams).
+STREAMS = {"rust", "cli", "kotlin"}
+
 # Languages whose agents implement pubobj/subobj with their msgpack helpers.
 MSGPACK = {"python", "node"}
 OBJ_CANON = ('{"big":1099511627776,"bytes":{"$bytes":"00ff"},"int":-3,"list":[1,2.5,true,null],'
@@ -265,10 +305,12 @@ def main():
     langs = sorted(agents)
     tmp = tempfile.mkdtemp(prefix="netchan-interop-")
     jobs = []
-    for scenario, fn in (("pubsub", pubsub), ("reqrep", reqrep), ("msgpack", msgpack)):
+    for scenario, fn in (("pubsub", pubsub), ("reqrep", reqrep), ("streams", streams), ("msgpack", msgpack)):
         for a in langs:
             for b in langs:
                 if scenario == "msgpack" and not (a in MSGPACK and b in MSGPACK):
+                    continue
+                if scenario == "streams" and not (a in STREAMS and b in STREAMS):
                     continue
                 for t in ("tcp", "unix"):
                     jobs.append((scenario, a, b, t, fn))
@@ -283,9 +325,10 @@ def main():
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(one, jobs))
     failed = [(j, r) for j, r in results if r is not None]
-    for scenario in ("pubsub", "reqrep", "msgpack"):
-        role = ("server", "client") if scenario == "reqrep" else ("publisher", "subscriber")
-        cols = [b for b in langs if scenario != "msgpack" or b in MSGPACK]
+    for scenario in ("pubsub", "reqrep", "streams", "msgpack"):
+        role = ("server", "client") if scenario in ("reqrep", "streams") else ("publisher", "subscriber")
+        cols = [b for b in langs if (scenario != "msgpack" or b in MSGPACK)
+                and (scenario != "streams" or b in STREAMS)]
         if not cols:
             continue
         print(f"\n{scenario}: rows = {role[0]}, columns = {role[1]}; cell = tcp/unix")
@@ -306,6 +349,7 @@ def main():
     # Every pair involving a skipped language counts as skipped.
     total_langs = len(langs) + len(skipped)
     n_skipped = 2 * 2 * (total_langs * total_langs - len(langs) * len(langs))
+    print(f"streams: checked between {', '.join(sorted(STREAMS))}")
     print("msgpack-typed payloads: checked between languages with msgpack helpers "
           f"({', '.join(sorted(MSGPACK))}); the others carry raw bytes only")
     passed = len(results) - len(failed)

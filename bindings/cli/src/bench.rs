@@ -5,6 +5,9 @@
 //! Throughput is timed at the subscriber from the first message to the last;
 //! latency is the round trip of one request at a time, measured by the client.
 
+#[path = "bench_stream.rs"]
+mod stream;
+
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -79,6 +82,10 @@ pub(crate) struct BenchArgs {
     /// Measure memory (idle connections, subscriptions) and connect-to-first-message time instead.
     #[arg(long)]
     memory: bool,
+    /// Measure one stream's throughput (64 KiB messages) beside the raw
+    /// socket instead.
+    #[arg(long)]
+    streams: bool,
 }
 
 #[derive(Args)]
@@ -518,6 +525,9 @@ fn raw_listen(addr: &str) -> Result<(String, Acceptor), Error> {
 
 /// The child side of a measurement.
 pub(crate) async fn worker(a: WorkerArgs) -> Result<(), Error> {
+    if a.role == "ssink" {
+        return stream::sink(a).await;
+    }
     match (a.imp, a.role.as_str()) {
         (Impl::Netchan, role) => {
             let mut cfg = Config::named(format!("bench-{role}-{}", std::process::id()));
@@ -680,6 +690,9 @@ pub(crate) async fn run(a: BenchArgs) -> Result<(), Error> {
         Transport::Tcp => &[Transport::Tcp],
         Transport::Unix => &[Transport::Unix],
     };
+    if a.streams {
+        return stream::table(&a, transports).await;
+    }
     if !a.latency_only {
         throughput_table(&a, transports).await?;
     }

@@ -22,6 +22,7 @@ use crate::error::NetchanError;
 use crate::handles::{
     serve_with, CancelToken, EventStream, MessageHandler, Publisher, RequestHandler, Service,
 };
+use crate::stream::{Stream, StreamHandler, StreamOptions};
 use crate::sub::Subscription;
 use crate::types::{EndpointConfig, PeerInfo, RequestOptions, ServeOptions, Stats};
 
@@ -62,6 +63,36 @@ impl Held {
     }
 }
 
+/// Runs `fut` on the core's runtime and waits for it from any executor
+/// (uniffi polls from the foreign side, outside any tokio context:
+/// TOOLCHAINS U1). Dropping the returned future aborts the task, so a
+/// cancelled Kotlin coroutine cancels its request at the server too.
+pub(crate) async fn spawn_on<T, F>(rt: &Handle, fut: F) -> Result<T>
+where
+    F: Future<Output = Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    struct AbortOnDrop(AbortHandle);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let mut task = rt.spawn(fut);
+    let _guard = AbortOnDrop(task.abort_handle());
+    match (&mut task).await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => Err(NetchanError::new(
+            ErrorCode::Internal,
+            "netchan task panicked (a bug; please report it)",
+        )),
+        Err(_) => Err(NetchanError::new(
+            ErrorCode::Closed,
+            "netchan's runtime was shut down",
+        )),
+    }
+}
+
 /// What the endpoint object and its pending async calls share.
 pub(crate) struct Inner {
     core: netchan::Endpoint,
@@ -75,34 +106,13 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    /// Runs `fut` on the core's runtime and waits for it from any executor
-    /// (uniffi polls from the foreign side, outside any tokio context:
-    /// TOOLCHAINS U1). Dropping the returned future aborts the task, so a
-    /// cancelled Kotlin coroutine cancels its request at the server too.
+    /// Runs `fut` on the core's runtime (see [`spawn_on`]).
     async fn spawn<T, F>(&self, fut: F) -> Result<T>
     where
         F: Future<Output = Result<T>> + Send + 'static,
         T: Send + 'static,
     {
-        struct AbortOnDrop(AbortHandle);
-        impl Drop for AbortOnDrop {
-            fn drop(&mut self) {
-                self.0.abort();
-            }
-        }
-        let mut task = self.rt.spawn(fut);
-        let _guard = AbortOnDrop(task.abort_handle());
-        match (&mut task).await {
-            Ok(r) => r,
-            Err(e) if e.is_panic() => Err(NetchanError::new(
-                ErrorCode::Internal,
-                "netchan task panicked (a bug; please report it)",
-            )),
-            Err(_) => Err(NetchanError::new(
-                ErrorCode::Closed,
-                "netchan's runtime was shut down",
-            )),
-        }
+        spawn_on(&self.rt, fut).await
     }
 
     async fn close(self: Arc<Self>) {
@@ -337,6 +347,53 @@ impl Endpoint {
         let svc = serve_with(self.core(), &pattern, options.into(), Arc::from(handler))?;
         let id = self.inner.held.keep(svc);
         Ok(Arc::new(Service::new(id, pattern, self.inner.held.clone())))
+    }
+
+    /// Opens a bidirectional stream on `path` to one endpoint serving
+    /// streams there (a local stream service first, else a connected peer,
+    /// in turn), with `first` as its first payload; returns once a server
+    /// takes it.
+    ///
+    /// Errors: `INVALID_PATH`, `INVALID_ARGUMENT`, `NO_RESPONDERS`,
+    /// `BUFFER_FULL`, `TIMEOUT`, `PEER_LOST`, `MESSAGE_TOO_LARGE`, `CLOSED`.
+    #[uniffi::method(default(options = None))]
+    pub async fn open_stream(
+        self: Arc<Self>,
+        path: String,
+        first: Vec<u8>,
+        options: Option<StreamOptions>,
+    ) -> Result<Arc<Stream>> {
+        let ep = self.inner();
+        let (core, rt) = (ep.core.clone(), ep.rt.clone());
+        let opts = options.unwrap_or_default().into();
+        ep.spawn(async move {
+            let s = core.open_stream_with(&path, first, opts).await?;
+            Ok(Stream::new(s, rt))
+        })
+        .await
+    }
+
+    /// Serves streams on `pattern`: `handler` handles each (see
+    /// `StreamHandler`), at most `options.maxConcurrent` at once,
+    /// `options.queue` waiting (the rest refused with `BUFFER_FULL`).
+    /// Lasts until cancelled or the endpoint closes.
+    ///
+    /// Errors: `INVALID_PATH`, `INVALID_ARGUMENT`, `CLOSED`.
+    pub fn serve_stream(
+        &self,
+        pattern: String,
+        options: ServeOptions,
+        handler: Box<dyn StreamHandler>,
+    ) -> Result<Arc<Service>> {
+        let svc = crate::stream::serve(self.core(), &pattern, options.into(), Arc::from(handler))?;
+        let id = self.inner.held.keep(svc);
+        Ok(Arc::new(Service::new(id, pattern, self.inner.held.clone())))
+    }
+
+    /// Names of the endpoints serving streams on something that overlaps
+    /// `pattern`.
+    pub fn stream_servers(&self, pattern: String) -> Result<Vec<String>> {
+        Ok(self.core().stream_servers(&pattern)?)
     }
 
     /// Declares that this endpoint publishes on `pattern` (discovery). Lasts

@@ -19,6 +19,9 @@
 //!   (`recv`, `recv_many`, `try_recv_many`) or feeding a [`MessageHandler`].
 //! - `handles`: [`Service`], [`Publisher`], [`EventStream`], [`CancelToken`]
 //!   and the foreign-implemented [`MessageHandler`] and [`RequestHandler`].
+//! - `stream`: [`Stream`] (one side of a bidirectional stream, suspend and
+//!   blocking forms) and the foreign-implemented [`StreamHandler`], run on
+//!   a thread of its own per stream so that it may block on the stream.
 //!
 //! ## Threads
 //!
@@ -46,12 +49,14 @@
 mod endpoint;
 mod error;
 mod handles;
+mod stream;
 mod sub;
 mod types;
 
 pub use endpoint::Endpoint;
 pub use error::{error_codes, ErrorCodeInfo, NetchanError};
 pub use handles::{CancelToken, EventStream, MessageHandler, Publisher, RequestHandler, Service};
+pub use stream::{Stream, StreamHandler, StreamOptions, StreamRequest};
 pub use sub::Subscription;
 pub use types::{
     CounterStats, EndpointConfig, Event, Message, PeerInfo, PeerStats, Request, RequestOptions,

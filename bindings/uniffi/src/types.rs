@@ -71,6 +71,10 @@ pub struct ServeOptions {
     /// reported (a `Dropped` event whose site is the pattern).
     #[uniffi(default = None)]
     pub queue: Option<u32>,
+    /// For a stream service: payload bytes each opener may send before the
+    /// handler receives (default: the endpoint's `stream_window`, 1 MiB).
+    #[uniffi(default = None)]
+    pub window: Option<u64>,
 }
 
 impl From<ServeOptions> for netchan::ServeOptions {
@@ -78,6 +82,7 @@ impl From<ServeOptions> for netchan::ServeOptions {
         let mut c = netchan::ServeOptions::default();
         c.max_concurrent = o.max_concurrent.map(|n| n as usize);
         c.queue = o.queue.map(|n| n as usize);
+        c.window = o.window.map(|w| usize::try_from(w).unwrap_or(usize::MAX));
         c
     }
 }

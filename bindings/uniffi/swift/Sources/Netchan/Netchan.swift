@@ -922,6 +922,17 @@ public protocol EndpointProtocol: AnyObject, Sendable {
     func networkChanged() async throws 
     
     /**
+     * Opens a bidirectional stream on `path` to one endpoint serving
+     * streams there (a local stream service first, else a connected peer,
+     * in turn), with `first` as its first payload; returns once a server
+     * takes it.
+     *
+     * Errors: `INVALID_PATH`, `INVALID_ARGUMENT`, `NO_RESPONDERS`,
+     * `BUFFER_FULL`, `TIMEOUT`, `PEER_LOST`, `MESSAGE_TOO_LARGE`, `CLOSED`.
+     */
+    func openStream(path: String, first: Data, options: StreamOptions?) async throws  -> Stream
+    
+    /**
      * The connected peers.
      */
     func peers()  -> [PeerInfo]
@@ -1029,6 +1040,16 @@ public protocol EndpointProtocol: AnyObject, Sendable {
     func serveBounded(pattern: String, options: ServeOptions, handler: RequestHandler) throws  -> Service
     
     /**
+     * Serves streams on `pattern`: `handler` handles each (see
+     * `StreamHandler`), at most `options.maxConcurrent` at once,
+     * `options.queue` waiting (the rest refused with `BUFFER_FULL`).
+     * Lasts until cancelled or the endpoint closes.
+     *
+     * Errors: `INVALID_PATH`, `INVALID_ARGUMENT`, `CLOSED`.
+     */
+    func serveStream(pattern: String, options: ServeOptions, handler: StreamHandler) throws  -> Service
+    
+    /**
      * Names of the endpoints serving something overlapping `pattern`.
      */
     func servers(pattern: String) throws  -> [String]
@@ -1038,6 +1059,12 @@ public protocol EndpointProtocol: AnyObject, Sendable {
      * They go on across `suspend()`/`resume()`.
      */
     func stats()  -> Stats
+    
+    /**
+     * Names of the endpoints serving streams on something that overlaps
+     * `pattern`.
+     */
+    func streamServers(pattern: String) throws  -> [String]
     
     /**
      * Subscribes to `pattern` (`*` matches one segment, `**` any number).
@@ -1370,6 +1397,31 @@ open func networkChanged()async throws   {
 }
     
     /**
+     * Opens a bidirectional stream on `path` to one endpoint serving
+     * streams there (a local stream service first, else a connected peer,
+     * in turn), with `first` as its first payload; returns once a server
+     * takes it.
+     *
+     * Errors: `INVALID_PATH`, `INVALID_ARGUMENT`, `NO_RESPONDERS`,
+     * `BUFFER_FULL`, `TIMEOUT`, `PEER_LOST`, `MESSAGE_TOO_LARGE`, `CLOSED`.
+     */
+open func openStream(path: String, first: Data, options: StreamOptions? = nil)async throws  -> Stream  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_netchan_uniffi_fn_method_endpoint_open_stream(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(path),FfiConverterData.lower(first),FfiConverterOptionTypeStreamOptions.lower(options)
+                )
+            },
+            pollFunc: ffi_netchan_uniffi_rust_future_poll_u64,
+            completeFunc: ffi_netchan_uniffi_rust_future_complete_u64,
+            freeFunc: ffi_netchan_uniffi_rust_future_free_u64,
+            liftFunc: FfiConverterTypeStream_lift,
+            errorHandler: FfiConverterTypeNetchanError_lift
+        )
+}
+    
+    /**
      * The connected peers.
      */
 open func peers() -> [PeerInfo]  {
@@ -1605,6 +1657,26 @@ open func serveBounded(pattern: String, options: ServeOptions, handler: RequestH
 }
     
     /**
+     * Serves streams on `pattern`: `handler` handles each (see
+     * `StreamHandler`), at most `options.maxConcurrent` at once,
+     * `options.queue` waiting (the rest refused with `BUFFER_FULL`).
+     * Lasts until cancelled or the endpoint closes.
+     *
+     * Errors: `INVALID_PATH`, `INVALID_ARGUMENT`, `CLOSED`.
+     */
+open func serveStream(pattern: String, options: ServeOptions, handler: StreamHandler)throws  -> Service  {
+    return try  FfiConverterTypeService_lift(try rustCallWithError(FfiConverterTypeNetchanError_lift) {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_endpoint_serve_stream(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(pattern),
+        FfiConverterTypeServeOptions_lower(options),
+        FfiConverterCallbackInterfaceStreamHandler_lower(handler),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * Names of the endpoints serving something overlapping `pattern`.
      */
 open func servers(pattern: String)throws  -> [String]  {
@@ -1626,6 +1698,20 @@ open func stats() -> Stats  {
         uniffiCallStatus in
     uniffi_netchan_uniffi_fn_method_endpoint_stats(
             self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Names of the endpoints serving streams on something that overlaps
+     * `pattern`.
+     */
+open func streamServers(pattern: String)throws  -> [String]  {
+    return try  FfiConverterSequenceString.lift(try rustCallWithError(FfiConverterTypeNetchanError_lift) {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_endpoint_stream_servers(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(pattern),uniffiCallStatus
     )
 })
 }
@@ -2236,6 +2322,312 @@ public func FfiConverterTypeService_lift(_ handle: UInt64) throws -> Service {
 #endif
 public func FfiConverterTypeService_lower(_ value: Service) -> UInt64 {
     return FfiConverterTypeService.lower(value)
+}
+
+
+
+
+
+
+/**
+ * One side of a bidirectional stream: `send` messages, `recv` the other
+ * side's, `finish` this side's direction, or `cancel` the whole stream.
+ * Each direction has its own credit (the receiver's window): a sender
+ * that outruns its receiver waits, and nothing else waits with it.
+ *
+ * Thread-safe. Kotlin: `close()` (or `use {}`) frees it, which cancels a
+ * stream whose two directions have not both ended; Swift: on `deinit`.
+ */
+public protocol StreamProtocol: AnyObject, Sendable {
+    
+    /**
+     * Ends the whole stream with `CANCELLED`; the other side sees it
+     * within one round trip.
+     */
+    func cancel() 
+    
+    /**
+     * Ends this side's direction: the other side receives what was sent,
+     * then the end. Receiving goes on. Idempotent.
+     */
+    func finish() 
+    
+    /**
+     * The path the stream was opened on.
+     */
+    func path()  -> String
+    
+    /**
+     * The endpoint at the other side.
+     */
+    func peer()  -> String
+    
+    /**
+     * The next message; `null`/`nil` once the other side finished its
+     * direction and everything it sent was received.
+     *
+     * Errors: the code the stream ended with (after what arrived before
+     * it), `CLOSED`.
+     */
+    func recv() async throws  -> Data?
+    
+    /**
+     * `recv` from a thread that may block, waiting at most `timeout`
+     * (`TIMEOUT`; the stream goes on); `null`/`nil`: no limit.
+     *
+     * Errors: as `recv`; `TIMEOUT`.
+     */
+    func recvBlocking(timeout: TimeInterval?) throws  -> Data?
+    
+    /**
+     * Sends one message, waiting while the receiver's window is full.
+     *
+     * Errors: the code the stream ended with (`CANCELLED`, `TIMEOUT`,
+     * `PEER_LOST`, a handler's code), `INVALID_ARGUMENT` after `finish`,
+     * `MESSAGE_TOO_LARGE`, `CLOSED`.
+     */
+    func send(data: Data) async throws 
+    
+    /**
+     * `send` from a thread that may block, waiting at most `timeout`
+     * (`TIMEOUT`, nothing sent); `null`/`nil`: no limit.
+     *
+     * Errors: as `send`; `TIMEOUT`.
+     */
+    func sendBlocking(data: Data, timeout: TimeInterval?) throws 
+    
+}
+/**
+ * One side of a bidirectional stream: `send` messages, `recv` the other
+ * side's, `finish` this side's direction, or `cancel` the whole stream.
+ * Each direction has its own credit (the receiver's window): a sender
+ * that outruns its receiver waits, and nothing else waits with it.
+ *
+ * Thread-safe. Kotlin: `close()` (or `use {}`) frees it, which cancels a
+ * stream whose two directions have not both ended; Swift: on `deinit`.
+ */
+open class Stream: StreamProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_netchan_uniffi_fn_clone_stream(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_netchan_uniffi_fn_free_stream(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Ends the whole stream with `CANCELLED`; the other side sees it
+     * within one round trip.
+     */
+open func cancel()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_stream_cancel(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Ends this side's direction: the other side receives what was sent,
+     * then the end. Receiving goes on. Idempotent.
+     */
+open func finish()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_stream_finish(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * The path the stream was opened on.
+     */
+open func path() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_stream_path(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The endpoint at the other side.
+     */
+open func peer() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_stream_peer(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The next message; `null`/`nil` once the other side finished its
+     * direction and everything it sent was received.
+     *
+     * Errors: the code the stream ended with (after what arrived before
+     * it), `CLOSED`.
+     */
+open func recv()async throws  -> Data?  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_netchan_uniffi_fn_method_stream_recv(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_netchan_uniffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_netchan_uniffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_netchan_uniffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterOptionData.lift,
+            errorHandler: FfiConverterTypeNetchanError_lift
+        )
+}
+    
+    /**
+     * `recv` from a thread that may block, waiting at most `timeout`
+     * (`TIMEOUT`; the stream goes on); `null`/`nil`: no limit.
+     *
+     * Errors: as `recv`; `TIMEOUT`.
+     */
+open func recvBlocking(timeout: TimeInterval?)throws  -> Data?  {
+    return try  FfiConverterOptionData.lift(try rustCallWithError(FfiConverterTypeNetchanError_lift) {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_stream_recv_blocking(
+            self.uniffiCloneHandle(),
+        FfiConverterOptionDuration.lower(timeout),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Sends one message, waiting while the receiver's window is full.
+     *
+     * Errors: the code the stream ended with (`CANCELLED`, `TIMEOUT`,
+     * `PEER_LOST`, a handler's code), `INVALID_ARGUMENT` after `finish`,
+     * `MESSAGE_TOO_LARGE`, `CLOSED`.
+     */
+open func send(data: Data)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_netchan_uniffi_fn_method_stream_send(
+                        self.uniffiCloneHandle(),FfiConverterData.lower(data)
+                )
+            },
+            pollFunc: ffi_netchan_uniffi_rust_future_poll_void,
+            completeFunc: ffi_netchan_uniffi_rust_future_complete_void,
+            freeFunc: ffi_netchan_uniffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeNetchanError_lift
+        )
+}
+    
+    /**
+     * `send` from a thread that may block, waiting at most `timeout`
+     * (`TIMEOUT`, nothing sent); `null`/`nil`: no limit.
+     *
+     * Errors: as `send`; `TIMEOUT`.
+     */
+open func sendBlocking(data: Data, timeout: TimeInterval?)throws   {try rustCallWithError(FfiConverterTypeNetchanError_lift) {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_stream_send_blocking(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(data),
+        FfiConverterOptionDuration.lower(timeout),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeStream: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = Stream
+
+    public static func lift(_ handle: UInt64) throws -> Stream {
+        return Stream(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: Stream) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Stream {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: Stream, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStream_lift(_ handle: UInt64) throws -> Stream {
+    return try FfiConverterTypeStream.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStream_lower(_ value: Stream) -> UInt64 {
+    return FfiConverterTypeStream.lower(value)
 }
 
 
@@ -3389,6 +3781,11 @@ public struct ServeOptions: Equatable, Hashable {
      * reported (a `Dropped` event whose site is the pattern).
      */
     public var queue: UInt32?
+    /**
+     * For a stream service: payload bytes each opener may send before the
+     * handler receives (default: the endpoint's `stream_window`, 1 MiB).
+     */
+    public var window: UInt64?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3401,9 +3798,14 @@ public struct ServeOptions: Equatable, Hashable {
          * Requests waiting at most (default 1024); past that a request is
          * refused with `BUFFER_FULL`, counted (`requests_refused`) and
          * reported (a `Dropped` event whose site is the pattern).
-         */queue: UInt32? = nil) {
+         */queue: UInt32? = nil, 
+        /**
+         * For a stream service: payload bytes each opener may send before the
+         * handler receives (default: the endpoint's `stream_window`, 1 MiB).
+         */window: UInt64? = nil) {
         self.maxConcurrent = maxConcurrent
         self.queue = queue
+        self.window = window
     }
 
     
@@ -3423,13 +3825,15 @@ public struct FfiConverterTypeServeOptions: FfiConverterRustBuffer {
         return
             try ServeOptions(
                 maxConcurrent: FfiConverterOptionUInt32.read(from: &buf), 
-                queue: FfiConverterOptionUInt32.read(from: &buf)
+                queue: FfiConverterOptionUInt32.read(from: &buf), 
+                window: FfiConverterOptionUInt64.read(from: &buf)
         )
     }
 
     public static func write(_ value: ServeOptions, into buf: inout [UInt8]) {
         FfiConverterOptionUInt32.write(value.maxConcurrent, into: &buf)
         FfiConverterOptionUInt32.write(value.queue, into: &buf)
+        FfiConverterOptionUInt64.write(value.window, into: &buf)
     }
 }
 
@@ -3535,6 +3939,192 @@ public func FfiConverterTypeStats_lift(_ buf: RustBuffer) throws -> Stats {
 #endif
 public func FfiConverterTypeStats_lower(_ value: Stats) -> RustBuffer {
     return FfiConverterTypeStats.lower(value)
+}
+
+
+/**
+ * Options of one stream (`Endpoint.openStream`).
+ */
+public struct StreamOptions: Equatable, Hashable {
+    /**
+     * The stream's deadline, from now; it travels with the opening, and
+     * at the deadline both sides end with `TIMEOUT`. `null`/`nil`: none.
+     */
+    public var timeout: TimeInterval?
+    /**
+     * How long opening waits for a server to take the stream (default
+     * 10 s, or the deadline if sooner).
+     */
+    public var openTimeout: TimeInterval?
+    /**
+     * Payload bytes the server may send before this side receives
+     * (default: the endpoint's `stream_window`, 1 MiB).
+     */
+    public var window: UInt64?
+    /**
+     * Wait (up to the open timeout) for a server to appear instead of
+     * failing with `NO_RESPONDERS` at once.
+     */
+    public var waitForResponder: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The stream's deadline, from now; it travels with the opening, and
+         * at the deadline both sides end with `TIMEOUT`. `null`/`nil`: none.
+         */timeout: TimeInterval? = nil, 
+        /**
+         * How long opening waits for a server to take the stream (default
+         * 10 s, or the deadline if sooner).
+         */openTimeout: TimeInterval? = nil, 
+        /**
+         * Payload bytes the server may send before this side receives
+         * (default: the endpoint's `stream_window`, 1 MiB).
+         */window: UInt64? = nil, 
+        /**
+         * Wait (up to the open timeout) for a server to appear instead of
+         * failing with `NO_RESPONDERS` at once.
+         */waitForResponder: Bool = false) {
+        self.timeout = timeout
+        self.openTimeout = openTimeout
+        self.window = window
+        self.waitForResponder = waitForResponder
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension StreamOptions: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeStreamOptions: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> StreamOptions {
+        return
+            try StreamOptions(
+                timeout: FfiConverterOptionDuration.read(from: &buf), 
+                openTimeout: FfiConverterOptionDuration.read(from: &buf), 
+                window: FfiConverterOptionUInt64.read(from: &buf), 
+                waitForResponder: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: StreamOptions, into buf: inout [UInt8]) {
+        FfiConverterOptionDuration.write(value.timeout, into: &buf)
+        FfiConverterOptionDuration.write(value.openTimeout, into: &buf)
+        FfiConverterOptionUInt64.write(value.window, into: &buf)
+        FfiConverterBool.write(value.waitForResponder, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStreamOptions_lift(_ buf: RustBuffer) throws -> StreamOptions {
+    return try FfiConverterTypeStreamOptions.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStreamOptions_lower(_ value: StreamOptions) -> RustBuffer {
+    return FfiConverterTypeStreamOptions.lower(value)
+}
+
+
+/**
+ * An opened stream, as its server sees it.
+ */
+public struct StreamRequest: Equatable, Hashable {
+    /**
+     * The concrete path the stream was opened on.
+     */
+    public var path: String
+    /**
+     * The first payload, sent with the opening.
+     */
+    public var payload: Data
+    /**
+     * The opener's endpoint name.
+     */
+    public var sender: String
+    /**
+     * Time left before the stream's deadline, if the opener gave one.
+     */
+    public var remaining: TimeInterval?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The concrete path the stream was opened on.
+         */path: String, 
+        /**
+         * The first payload, sent with the opening.
+         */payload: Data, 
+        /**
+         * The opener's endpoint name.
+         */sender: String, 
+        /**
+         * Time left before the stream's deadline, if the opener gave one.
+         */remaining: TimeInterval?) {
+        self.path = path
+        self.payload = payload
+        self.sender = sender
+        self.remaining = remaining
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension StreamRequest: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeStreamRequest: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> StreamRequest {
+        return
+            try StreamRequest(
+                path: FfiConverterString.read(from: &buf), 
+                payload: FfiConverterData.read(from: &buf), 
+                sender: FfiConverterString.read(from: &buf), 
+                remaining: FfiConverterOptionDuration.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: StreamRequest, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.path, into: &buf)
+        FfiConverterData.write(value.payload, into: &buf)
+        FfiConverterString.write(value.sender, into: &buf)
+        FfiConverterOptionDuration.write(value.remaining, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStreamRequest_lift(_ buf: RustBuffer) throws -> StreamRequest {
+    return try FfiConverterTypeStreamRequest.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStreamRequest_lower(_ value: StreamRequest) -> RustBuffer {
+    return FfiConverterTypeStreamRequest.lower(value)
 }
 
 
@@ -4427,6 +5017,157 @@ public func FfiConverterCallbackInterfaceRequestHandler_lower(_ v: RequestHandle
     return FfiConverterCallbackInterfaceRequestHandler.lower(v)
 }
 
+
+
+
+/**
+ * Serves streams. Implemented in Kotlin or Swift.
+ *
+ * Called on a thread of its own per stream (at most the service's
+ * `maxConcurrent` at once), so it may block: `recvBlocking` and
+ * `sendBlocking` work there, and so do the suspend/async calls. When it
+ * returns, this side's direction is finished; a thrown `NetchanError`
+ * (Kotlin `NetchanException`) ends the stream with its code and detail,
+ * any other exception with `HANDLER_ERROR`.
+ */
+public protocol StreamHandler: AnyObject, Sendable {
+    
+    /**
+     * Handles one stream.
+     */
+    func handle(request: StreamRequest, stream: Stream) throws 
+    
+}
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceStreamHandler {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceStreamHandler = UniffiVTableCallbackInterfaceStreamHandler(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterCallbackInterfaceStreamHandler.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface StreamHandler: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterCallbackInterfaceStreamHandler.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface StreamHandler: handle missing in uniffiClone")
+            }
+        },
+        handle: { (
+            uniffiHandle: UInt64,
+            request: RustBuffer,
+            stream: UInt64,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterCallbackInterfaceStreamHandler.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.handle(
+                     request: try FfiConverterTypeStreamRequest_lift(request),
+                     stream: try FfiConverterTypeStream_lift(stream)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeNetchanError_lower
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceStreamHandler> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceStreamHandler>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitStreamHandler() {
+    uniffi_netchan_uniffi_fn_init_callback_vtable_streamhandler(UniffiCallbackInterfaceStreamHandler.vtablePtr)
+}
+
+// FfiConverter protocol for callback interfaces
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterCallbackInterfaceStreamHandler {
+    fileprivate static let handleMap = UniffiHandleMap<StreamHandler>()
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+extension FfiConverterCallbackInterfaceStreamHandler : FfiConverter {
+    typealias SwiftType = StreamHandler
+    typealias FfiType = UInt64
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public static func lift(_ handle: UInt64) throws -> SwiftType {
+        try handleMap.get(handle: handle)
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public static func lower(_ v: SwiftType) -> UInt64 {
+        return handleMap.insert(obj: v)
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public static func write(_ v: SwiftType, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(v))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterCallbackInterfaceStreamHandler_lift(_ handle: UInt64) throws -> StreamHandler {
+    return try FfiConverterCallbackInterfaceStreamHandler.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterCallbackInterfaceStreamHandler_lower(_ v: StreamHandler) -> UInt64 {
+    return FfiConverterCallbackInterfaceStreamHandler.lower(v)
+}
+
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
@@ -4454,6 +5195,30 @@ fileprivate struct FfiConverterOptionUInt32: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionUInt64: FfiConverterRustBuffer {
+    typealias SwiftType = UInt64?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterUInt64.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterUInt64.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
     typealias SwiftType = String?
 
@@ -4470,6 +5235,30 @@ fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterString.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionData: FfiConverterRustBuffer {
+    typealias SwiftType = Data?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterData.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterData.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -4542,6 +5331,30 @@ fileprivate struct FfiConverterOptionTypeMessage: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeMessage.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeStreamOptions: FfiConverterRustBuffer {
+    typealias SwiftType = StreamOptions?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeStreamOptions.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeStreamOptions.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -4885,6 +5698,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_netchan_uniffi_checksum_method_endpoint_network_changed() != 9903) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_netchan_uniffi_checksum_method_endpoint_open_stream() != 19033) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_netchan_uniffi_checksum_method_endpoint_peers() != 58035) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -4921,10 +5737,16 @@ private let initializationResult: InitializationResult = {
     if (uniffi_netchan_uniffi_checksum_method_endpoint_serve_bounded() != 4050) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_netchan_uniffi_checksum_method_endpoint_serve_stream() != 51289) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_netchan_uniffi_checksum_method_endpoint_servers() != 17411) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_netchan_uniffi_checksum_method_endpoint_stats() != 17229) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_endpoint_stream_servers() != 46889) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_netchan_uniffi_checksum_method_endpoint_subscribe() != 3872) {
@@ -4969,6 +5791,30 @@ private let initializationResult: InitializationResult = {
     if (uniffi_netchan_uniffi_checksum_method_service_pattern() != 30998) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_netchan_uniffi_checksum_method_stream_cancel() != 63470) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_stream_finish() != 9457) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_stream_path() != 27274) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_stream_peer() != 21841) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_stream_recv() != 39396) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_stream_recv_blocking() != 60081) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_stream_send() != 8417) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_stream_send_blocking() != 61564) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_netchan_uniffi_checksum_method_subscription_close() != 63891) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -5011,9 +5857,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_netchan_uniffi_checksum_method_requesthandler_handle() != 60331) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_netchan_uniffi_checksum_method_streamhandler_handle() != 33731) {
+        return InitializationResult.apiChecksumMismatch
+    }
 
     uniffiCallbackInitMessageHandler()
     uniffiCallbackInitRequestHandler()
+    uniffiCallbackInitStreamHandler()
     return InitializationResult.ok
 }()
 

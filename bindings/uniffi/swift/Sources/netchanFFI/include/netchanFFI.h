@@ -264,6 +264,13 @@ typedef void (*UniffiCallbackInterfaceRequestHandlerMethod0)(uint64_t, RustBuffe
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_STREAM_HANDLER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_STREAM_HANDLER_METHOD0
+typedef void (*UniffiCallbackInterfaceStreamHandlerMethod0)(uint64_t, RustBuffer, uint64_t, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_MESSAGE_HANDLER
 #define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_MESSAGE_HANDLER
 typedef struct UniffiVTableCallbackInterfaceMessageHandler {
@@ -281,6 +288,15 @@ typedef struct UniffiVTableCallbackInterfaceRequestHandler {
     UniffiCallbackInterfaceClone _Nonnull uniffiClone;
     UniffiCallbackInterfaceRequestHandlerMethod0 _Nonnull handle;
 } UniffiVTableCallbackInterfaceRequestHandler;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_STREAM_HANDLER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_STREAM_HANDLER
+typedef struct UniffiVTableCallbackInterfaceStreamHandler {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceStreamHandlerMethod0 _Nonnull handle;
+} UniffiVTableCallbackInterfaceStreamHandler;
 
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_CLONE_ENDPOINT
@@ -358,6 +374,11 @@ RustBuffer uniffi_netchan_uniffi_fn_method_endpoint_name(uint64_t ptr, RustCallS
 uint64_t uniffi_netchan_uniffi_fn_method_endpoint_network_changed(uint64_t ptr
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_OPEN_STREAM
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_OPEN_STREAM
+uint64_t uniffi_netchan_uniffi_fn_method_endpoint_open_stream(uint64_t ptr, RustBuffer path, RustBuffer first, RustBuffer options
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_PEERS
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_PEERS
 RustBuffer uniffi_netchan_uniffi_fn_method_endpoint_peers(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -418,6 +439,11 @@ uint64_t uniffi_netchan_uniffi_fn_method_endpoint_serve(uint64_t ptr, RustBuffer
 uint64_t uniffi_netchan_uniffi_fn_method_endpoint_serve_bounded(uint64_t ptr, RustBuffer pattern, RustBuffer options, uint64_t handler, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_SERVE_STREAM
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_SERVE_STREAM
+uint64_t uniffi_netchan_uniffi_fn_method_endpoint_serve_stream(uint64_t ptr, RustBuffer pattern, RustBuffer options, uint64_t handler, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_SERVERS
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_SERVERS
 RustBuffer uniffi_netchan_uniffi_fn_method_endpoint_servers(uint64_t ptr, RustBuffer pattern, RustCallStatus *_Nonnull out_status
@@ -426,6 +452,11 @@ RustBuffer uniffi_netchan_uniffi_fn_method_endpoint_servers(uint64_t ptr, RustBu
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_STATS
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_STATS
 RustBuffer uniffi_netchan_uniffi_fn_method_endpoint_stats(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_STREAM_SERVERS
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_STREAM_SERVERS
+RustBuffer uniffi_netchan_uniffi_fn_method_endpoint_stream_servers(uint64_t ptr, RustBuffer pattern, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_SUBSCRIBE
@@ -544,6 +575,56 @@ void uniffi_netchan_uniffi_fn_method_service_close(uint64_t ptr, RustCallStatus 
 RustBuffer uniffi_netchan_uniffi_fn_method_service_pattern(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_CLONE_STREAM
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_CLONE_STREAM
+uint64_t uniffi_netchan_uniffi_fn_clone_stream(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_FREE_STREAM
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_FREE_STREAM
+void uniffi_netchan_uniffi_fn_free_stream(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_STREAM_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_STREAM_CANCEL
+void uniffi_netchan_uniffi_fn_method_stream_cancel(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_STREAM_FINISH
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_STREAM_FINISH
+void uniffi_netchan_uniffi_fn_method_stream_finish(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_STREAM_PATH
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_STREAM_PATH
+RustBuffer uniffi_netchan_uniffi_fn_method_stream_path(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_STREAM_PEER
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_STREAM_PEER
+RustBuffer uniffi_netchan_uniffi_fn_method_stream_peer(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_STREAM_RECV
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_STREAM_RECV
+uint64_t uniffi_netchan_uniffi_fn_method_stream_recv(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_STREAM_RECV_BLOCKING
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_STREAM_RECV_BLOCKING
+RustBuffer uniffi_netchan_uniffi_fn_method_stream_recv_blocking(uint64_t ptr, RustBuffer timeout, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_STREAM_SEND
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_STREAM_SEND
+uint64_t uniffi_netchan_uniffi_fn_method_stream_send(uint64_t ptr, RustBuffer data
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_STREAM_SEND_BLOCKING
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_STREAM_SEND_BLOCKING
+void uniffi_netchan_uniffi_fn_method_stream_send_blocking(uint64_t ptr, RustBuffer data, RustBuffer timeout, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_CLONE_SUBSCRIPTION
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_CLONE_SUBSCRIPTION
 uint64_t uniffi_netchan_uniffi_fn_clone_subscription(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -602,6 +683,11 @@ void uniffi_netchan_uniffi_fn_init_callback_vtable_messagehandler(const UniffiVT
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_INIT_CALLBACK_VTABLE_REQUESTHANDLER
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_INIT_CALLBACK_VTABLE_REQUESTHANDLER
 void uniffi_netchan_uniffi_fn_init_callback_vtable_requesthandler(const UniffiVTableCallbackInterfaceRequestHandler* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_INIT_CALLBACK_VTABLE_STREAMHANDLER
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_INIT_CALLBACK_VTABLE_STREAMHANDLER
+void uniffi_netchan_uniffi_fn_init_callback_vtable_streamhandler(const UniffiVTableCallbackInterfaceStreamHandler* _Nonnull vtable
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_FUNC_SHUTDOWN_RUNTIME
@@ -965,6 +1051,12 @@ uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_network_changed(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_OPEN_STREAM
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_OPEN_STREAM
+uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_open_stream(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_PEERS
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_PEERS
 uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_peers(void
@@ -1037,6 +1129,12 @@ uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_serve_bounded(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_SERVE_STREAM
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_SERVE_STREAM
+uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_serve_stream(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_SERVERS
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_SERVERS
 uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_servers(void
@@ -1046,6 +1144,12 @@ uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_servers(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_STATS
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_STATS
 uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_stats(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_STREAM_SERVERS
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_STREAM_SERVERS
+uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_stream_servers(void
     
 );
 #endif
@@ -1133,6 +1237,54 @@ uint16_t uniffi_netchan_uniffi_checksum_method_service_pattern(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_STREAM_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_STREAM_CANCEL
+uint16_t uniffi_netchan_uniffi_checksum_method_stream_cancel(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_STREAM_FINISH
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_STREAM_FINISH
+uint16_t uniffi_netchan_uniffi_checksum_method_stream_finish(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_STREAM_PATH
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_STREAM_PATH
+uint16_t uniffi_netchan_uniffi_checksum_method_stream_path(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_STREAM_PEER
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_STREAM_PEER
+uint16_t uniffi_netchan_uniffi_checksum_method_stream_peer(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_STREAM_RECV
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_STREAM_RECV
+uint16_t uniffi_netchan_uniffi_checksum_method_stream_recv(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_STREAM_RECV_BLOCKING
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_STREAM_RECV_BLOCKING
+uint16_t uniffi_netchan_uniffi_checksum_method_stream_recv_blocking(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_STREAM_SEND
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_STREAM_SEND
+uint16_t uniffi_netchan_uniffi_checksum_method_stream_send(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_STREAM_SEND_BLOCKING
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_STREAM_SEND_BLOCKING
+uint16_t uniffi_netchan_uniffi_checksum_method_stream_send_blocking(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_SUBSCRIPTION_CLOSE
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_SUBSCRIPTION_CLOSE
 uint16_t uniffi_netchan_uniffi_checksum_method_subscription_close(void
@@ -1214,6 +1366,12 @@ uint16_t uniffi_netchan_uniffi_checksum_method_messagehandler_on_close(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_REQUESTHANDLER_HANDLE
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_REQUESTHANDLER_HANDLE
 uint16_t uniffi_netchan_uniffi_checksum_method_requesthandler_handle(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_STREAMHANDLER_HANDLE
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_STREAMHANDLER_HANDLE
+uint16_t uniffi_netchan_uniffi_checksum_method_streamhandler_handle(void
     
 );
 #endif

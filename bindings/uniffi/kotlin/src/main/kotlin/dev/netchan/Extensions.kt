@@ -1,6 +1,6 @@
 // The idiomatic Kotlin layer over the generated bindings (netchan.kt, which is
-// never edited by hand): subscriptions as Flow, suspend handlers, Kotlin
-// durations, text payloads, error codes.
+// never edited by hand): subscriptions and streams as Flow, suspend
+// handlers, Kotlin durations, text payloads, error codes.
 package dev.netchan
 
 import kotlinx.coroutines.CancellationException
@@ -96,6 +96,56 @@ fun Endpoint.eventFlow(): Flow<Event> = flow {
         }
     }
 }
+
+/**
+ * The messages of this stream, as a [Flow] that completes when the other
+ * side finishes its direction (after everything it sent) and throws the
+ * stream's error if it ended otherwise. The flow receives only as the
+ * collector takes messages: a slow collector holds back the sender (the
+ * stream's credit), never the connection.
+ */
+fun Stream.incoming(): Flow<ByteArray> = flow {
+    while (true) {
+        emit(recv() ?: break)
+    }
+}
+
+/** [Stream.send] with a UTF-8 text payload. */
+suspend fun Stream.send(text: String) = send(text.encodeToByteArray())
+
+/**
+ * Opens a stream on [path] with a first payload, an optional deadline
+ * (the whole stream ends with `TIMEOUT` after it, on both sides) and
+ * receive window in bytes; returns once a server takes it.
+ */
+suspend fun Endpoint.openStream(
+    path: String,
+    first: ByteArray = ByteArray(0),
+    timeout: Duration? = null,
+    window: Long? = null,
+): Stream = openStream(
+    path,
+    first,
+    StreamOptions(timeout = timeout?.toJavaDuration(), window = window?.toULong()),
+)
+
+/**
+ * Serves streams on [pattern] with a suspending handler, each in its own
+ * coroutine on a thread of its own (at most [ServeOptions.maxConcurrent]
+ * at once). When the handler returns, this side's direction is finished
+ * and the stream object is freed: a stream whose other direction is still
+ * open is then cancelled. A thrown [NetchanException] ends the stream with
+ * its code (any other exception: `HANDLER_ERROR`).
+ */
+fun Endpoint.serveStream(
+    pattern: String,
+    options: ServeOptions = ServeOptions(),
+    handler: suspend (StreamRequest, Stream) -> Unit,
+): Service = serveStream(pattern, options, object : StreamHandler {
+    override fun handle(request: StreamRequest, stream: Stream) = runBlocking {
+        stream.use { handler(request, it) }
+    }
+})
 
 /** The payload decoded as UTF-8. */
 val Message.text: String get() = payload.decodeToString()

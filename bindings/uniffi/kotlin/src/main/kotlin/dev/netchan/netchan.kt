@@ -666,6 +666,9 @@ internal interface UniffiCallbackInterfaceMessageHandlerMethod1 : com.sun.jna.Ca
 internal interface UniffiCallbackInterfaceRequestHandlerMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`request`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
 }
+internal interface UniffiCallbackInterfaceStreamHandlerMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`request`: RustBuffer.ByValue,`stream`: Long,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
 @Structure.FieldOrder("uniffiFree", "uniffiClone", "onMessage", "onClose")
 internal open class UniffiVTableCallbackInterfaceMessageHandler(
     @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
@@ -701,6 +704,25 @@ internal open class UniffiVTableCallbackInterfaceRequestHandler(
     ): UniffiVTableCallbackInterfaceRequestHandler(`uniffiFree`,`uniffiClone`,`handle`,), Structure.ByValue
 
    internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceRequestHandler) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `handle` = other.`handle`
+    }
+
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "handle")
+internal open class UniffiVTableCallbackInterfaceStreamHandler(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `handle`: UniffiCallbackInterfaceStreamHandlerMethod0? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `handle`: UniffiCallbackInterfaceStreamHandlerMethod0? = null,
+    ): UniffiVTableCallbackInterfaceStreamHandler(`uniffiFree`,`uniffiClone`,`handle`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceStreamHandler) {
         `uniffiFree` = other.`uniffiFree`
         `uniffiClone` = other.`uniffiClone`
         `handle` = other.`handle`
@@ -760,6 +782,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_network_changed(
     ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_endpoint_open_stream(
+    ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_peers(
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_ping(
@@ -784,9 +808,13 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_serve_bounded(
     ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_endpoint_serve_stream(
+    ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_servers(
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_stats(
+    ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_endpoint_stream_servers(
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_subscribe(
     ): Int
@@ -816,6 +844,22 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_service_pattern(
     ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_stream_cancel(
+    ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_stream_finish(
+    ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_stream_path(
+    ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_stream_peer(
+    ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_stream_recv(
+    ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_stream_recv_blocking(
+    ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_stream_send(
+    ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_stream_send_blocking(
+    ): Int
     external fun uniffi_netchan_uniffi_checksum_method_subscription_close(
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_subscription_dropped(
@@ -844,6 +888,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_requesthandler_handle(
     ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_streamhandler_handle(
+    ): Int
     external fun ffi_netchan_uniffi_uniffi_contract_version(
     ): Int
 
@@ -862,6 +908,7 @@ internal object UniffiLib {
         Native.register(UniffiLib::class.java, findLibraryName(componentName = "netchan"))
         uniffiCallbackInterfaceMessageHandler.register(this)
         uniffiCallbackInterfaceRequestHandler.register(this)
+        uniffiCallbackInterfaceStreamHandler.register(this)
         
     }
 
@@ -896,6 +943,8 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_netchan_uniffi_fn_method_endpoint_network_changed(`ptr`: Long,
     ): Long
+    external fun uniffi_netchan_uniffi_fn_method_endpoint_open_stream(`ptr`: Long,`path`: RustBuffer.ByValue,`first`: RustBuffer.ByValue,`options`: RustBuffer.ByValue,
+    ): Long
     external fun uniffi_netchan_uniffi_fn_method_endpoint_peers(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_netchan_uniffi_fn_method_endpoint_ping(`ptr`: Long,`peer`: RustBuffer.ByValue,
@@ -920,9 +969,13 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_netchan_uniffi_fn_method_endpoint_serve_bounded(`ptr`: Long,`pattern`: RustBuffer.ByValue,`options`: RustBuffer.ByValue,`handler`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
+    external fun uniffi_netchan_uniffi_fn_method_endpoint_serve_stream(`ptr`: Long,`pattern`: RustBuffer.ByValue,`options`: RustBuffer.ByValue,`handler`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
     external fun uniffi_netchan_uniffi_fn_method_endpoint_servers(`ptr`: Long,`pattern`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_netchan_uniffi_fn_method_endpoint_stats(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_netchan_uniffi_fn_method_endpoint_stream_servers(`ptr`: Long,`pattern`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_netchan_uniffi_fn_method_endpoint_subscribe(`ptr`: Long,`pattern`: RustBuffer.ByValue,`handler`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -970,6 +1023,26 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_netchan_uniffi_fn_method_service_pattern(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_netchan_uniffi_fn_clone_stream(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_netchan_uniffi_fn_free_stream(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_netchan_uniffi_fn_method_stream_cancel(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_netchan_uniffi_fn_method_stream_finish(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_netchan_uniffi_fn_method_stream_path(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_netchan_uniffi_fn_method_stream_peer(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_netchan_uniffi_fn_method_stream_recv(`ptr`: Long,
+    ): Long
+    external fun uniffi_netchan_uniffi_fn_method_stream_recv_blocking(`ptr`: Long,`timeout`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_netchan_uniffi_fn_method_stream_send(`ptr`: Long,`data`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_netchan_uniffi_fn_method_stream_send_blocking(`ptr`: Long,`data`: RustBuffer.ByValue,`timeout`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_netchan_uniffi_fn_clone_subscription(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_netchan_uniffi_fn_free_subscription(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -993,6 +1066,8 @@ internal object UniffiLib {
     external fun uniffi_netchan_uniffi_fn_init_callback_vtable_messagehandler(`vtable`: UniffiVTableCallbackInterfaceMessageHandler,
     ): Unit
     external fun uniffi_netchan_uniffi_fn_init_callback_vtable_requesthandler(`vtable`: UniffiVTableCallbackInterfaceRequestHandler,
+    ): Unit
+    external fun uniffi_netchan_uniffi_fn_init_callback_vtable_streamhandler(`vtable`: UniffiVTableCallbackInterfaceStreamHandler,
     ): Unit
     external fun uniffi_netchan_uniffi_fn_func_shutdown_runtime(`timeout`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Byte
@@ -1161,6 +1236,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_network_changed() and 0xFFFF) != 9903) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_open_stream() and 0xFFFF) != 19033) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_peers() and 0xFFFF) != 58035) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1197,10 +1275,16 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_serve_bounded() and 0xFFFF) != 4050) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_serve_stream() and 0xFFFF) != 51289) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_servers() and 0xFFFF) != 17411) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_stats() and 0xFFFF) != 17229) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_stream_servers() and 0xFFFF) != 46889) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_subscribe() and 0xFFFF) != 3872) {
@@ -1245,6 +1329,30 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_netchan_uniffi_checksum_method_service_pattern() and 0xFFFF) != 30998) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_stream_cancel() and 0xFFFF) != 63470) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_stream_finish() and 0xFFFF) != 9457) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_stream_path() and 0xFFFF) != 27274) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_stream_peer() and 0xFFFF) != 21841) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_stream_recv() and 0xFFFF) != 39396) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_stream_recv_blocking() and 0xFFFF) != 60081) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_stream_send() and 0xFFFF) != 8417) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_stream_send_blocking() and 0xFFFF) != 61564) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_netchan_uniffi_checksum_method_subscription_close() and 0xFFFF) != 63891) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1285,6 +1393,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_netchan_uniffi_checksum_method_requesthandler_handle() and 0xFFFF) != 60331) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_streamhandler_handle() and 0xFFFF) != 33731) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
 }
@@ -2257,6 +2368,17 @@ public interface EndpointInterface {
     suspend fun `networkChanged`()
     
     /**
+     * Opens a bidirectional stream on `path` to one endpoint serving
+     * streams there (a local stream service first, else a connected peer,
+     * in turn), with `first` as its first payload; returns once a server
+     * takes it.
+     *
+     * Errors: `INVALID_PATH`, `INVALID_ARGUMENT`, `NO_RESPONDERS`,
+     * `BUFFER_FULL`, `TIMEOUT`, `PEER_LOST`, `MESSAGE_TOO_LARGE`, `CLOSED`.
+     */
+    suspend fun `openStream`(`path`: kotlin.String, `first`: kotlin.ByteArray, `options`: StreamOptions? = null): Stream
+    
+    /**
      * The connected peers.
      */
     fun `peers`(): List<PeerInfo>
@@ -2364,6 +2486,16 @@ public interface EndpointInterface {
     fun `serveBounded`(`pattern`: kotlin.String, `options`: ServeOptions, `handler`: RequestHandler): Service
     
     /**
+     * Serves streams on `pattern`: `handler` handles each (see
+     * `StreamHandler`), at most `options.maxConcurrent` at once,
+     * `options.queue` waiting (the rest refused with `BUFFER_FULL`).
+     * Lasts until cancelled or the endpoint closes.
+     *
+     * Errors: `INVALID_PATH`, `INVALID_ARGUMENT`, `CLOSED`.
+     */
+    fun `serveStream`(`pattern`: kotlin.String, `options`: ServeOptions, `handler`: StreamHandler): Service
+    
+    /**
      * Names of the endpoints serving something overlapping `pattern`.
      */
     fun `servers`(`pattern`: kotlin.String): List<kotlin.String>
@@ -2373,6 +2505,12 @@ public interface EndpointInterface {
      * They go on across `suspend()`/`resume()`.
      */
     fun `stats`(): Stats
+    
+    /**
+     * Names of the endpoints serving streams on something that overlaps
+     * `pattern`.
+     */
+    fun `streamServers`(`pattern`: kotlin.String): List<kotlin.String>
     
     /**
      * Subscribes to `pattern` (`*` matches one segment, `**` any number).
@@ -2795,6 +2933,39 @@ open class Endpoint: Disposable, AutoCloseable, EndpointInterface
 
     
     /**
+     * Opens a bidirectional stream on `path` to one endpoint serving
+     * streams there (a local stream service first, else a connected peer,
+     * in turn), with `first` as its first payload; returns once a server
+     * takes it.
+     *
+     * Errors: `INVALID_PATH`, `INVALID_ARGUMENT`, `NO_RESPONDERS`,
+     * `BUFFER_FULL`, `TIMEOUT`, `PEER_LOST`, `MESSAGE_TOO_LARGE`, `CLOSED`.
+     */
+    @Throws(NetchanException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `openStream`(`path`: kotlin.String, `first`: kotlin.ByteArray, `options`: StreamOptions?) : Stream {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_netchan_uniffi_fn_method_endpoint_open_stream(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`path`),
+        FfiConverterByteArray.lower(`first`),
+        FfiConverterOptionalTypeStreamOptions.lower(`options`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_netchan_uniffi_rust_future_poll_u64(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_netchan_uniffi_rust_future_complete_u64(future, continuation) },
+        { future -> UniffiLib.ffi_netchan_uniffi_rust_future_free_u64(future) },
+        // lift function
+        { FfiConverterTypeStream.lift(it) },
+        // Error FFI converter
+        NetchanException.ErrorHandler,
+    )
+    }
+
+    
+    /**
      * The connected peers.
      */override fun `peers`(): List<PeerInfo> {
             return FfiConverterSequenceTypePeerInfo.lift(
@@ -3099,6 +3270,31 @@ open class Endpoint: Disposable, AutoCloseable, EndpointInterface
 
     
     /**
+     * Serves streams on `pattern`: `handler` handles each (see
+     * `StreamHandler`), at most `options.maxConcurrent` at once,
+     * `options.queue` waiting (the rest refused with `BUFFER_FULL`).
+     * Lasts until cancelled or the endpoint closes.
+     *
+     * Errors: `INVALID_PATH`, `INVALID_ARGUMENT`, `CLOSED`.
+     */
+    @Throws(NetchanException::class)override fun `serveStream`(`pattern`: kotlin.String, `options`: ServeOptions, `handler`: StreamHandler): Service {
+            return FfiConverterTypeService.lift(
+    callWithHandle {
+    uniffiRustCallWithError(NetchanException) { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_endpoint_serve_stream(
+        it,
+        
+        FfiConverterString.lower(`pattern`),
+        FfiConverterTypeServeOptions.lower(`options`),
+        FfiConverterTypeStreamHandler.lower(`handler`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
      * Names of the endpoints serving something overlapping `pattern`.
      */
     @Throws(NetchanException::class)override fun `servers`(`pattern`: kotlin.String): List<kotlin.String> {
@@ -3126,6 +3322,25 @@ open class Endpoint: Disposable, AutoCloseable, EndpointInterface
     UniffiLib.uniffi_netchan_uniffi_fn_method_endpoint_stats(
         it,
         _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Names of the endpoints serving streams on something that overlaps
+     * `pattern`.
+     */
+    @Throws(NetchanException::class)override fun `streamServers`(`pattern`: kotlin.String): List<kotlin.String> {
+            return FfiConverterSequenceString.lift(
+    callWithHandle {
+    uniffiRustCallWithError(NetchanException) { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_endpoint_stream_servers(
+        it,
+        
+        FfiConverterString.lower(`pattern`),_status)
 }
     }
     )
@@ -4302,6 +4517,484 @@ public object FfiConverterTypeService: FfiConverter<Service, Long> {
 
 
 /**
+ * One side of a bidirectional stream: `send` messages, `recv` the other
+ * side's, `finish` this side's direction, or `cancel` the whole stream.
+ * Each direction has its own credit (the receiver's window): a sender
+ * that outruns its receiver waits, and nothing else waits with it.
+ *
+ * Thread-safe. Kotlin: `close()` (or `use {}`) frees it, which cancels a
+ * stream whose two directions have not both ended; Swift: on `deinit`.
+ */
+public interface StreamInterface {
+    
+    /**
+     * Ends the whole stream with `CANCELLED`; the other side sees it
+     * within one round trip.
+     */
+    fun `cancel`()
+    
+    /**
+     * Ends this side's direction: the other side receives what was sent,
+     * then the end. Receiving goes on. Idempotent.
+     */
+    fun `finish`()
+    
+    /**
+     * The path the stream was opened on.
+     */
+    fun `path`(): kotlin.String
+    
+    /**
+     * The endpoint at the other side.
+     */
+    fun `peer`(): kotlin.String
+    
+    /**
+     * The next message; `null`/`nil` once the other side finished its
+     * direction and everything it sent was received.
+     *
+     * Errors: the code the stream ended with (after what arrived before
+     * it), `CLOSED`.
+     */
+    suspend fun `recv`(): kotlin.ByteArray?
+    
+    /**
+     * `recv` from a thread that may block, waiting at most `timeout`
+     * (`TIMEOUT`; the stream goes on); `null`/`nil`: no limit.
+     *
+     * Errors: as `recv`; `TIMEOUT`.
+     */
+    fun `recvBlocking`(`timeout`: java.time.Duration?): kotlin.ByteArray?
+    
+    /**
+     * Sends one message, waiting while the receiver's window is full.
+     *
+     * Errors: the code the stream ended with (`CANCELLED`, `TIMEOUT`,
+     * `PEER_LOST`, a handler's code), `INVALID_ARGUMENT` after `finish`,
+     * `MESSAGE_TOO_LARGE`, `CLOSED`.
+     */
+    suspend fun `send`(`data`: kotlin.ByteArray)
+    
+    /**
+     * `send` from a thread that may block, waiting at most `timeout`
+     * (`TIMEOUT`, nothing sent); `null`/`nil`: no limit.
+     *
+     * Errors: as `send`; `TIMEOUT`.
+     */
+    fun `sendBlocking`(`data`: kotlin.ByteArray, `timeout`: java.time.Duration?)
+    
+    companion object
+}
+
+/**
+ * One side of a bidirectional stream: `send` messages, `recv` the other
+ * side's, `finish` this side's direction, or `cancel` the whole stream.
+ * Each direction has its own credit (the receiver's window): a sender
+ * that outruns its receiver waits, and nothing else waits with it.
+ *
+ * Thread-safe. Kotlin: `close()` (or `use {}`) frees it, which cancels a
+ * stream whose two directions have not both ended; Swift: on `deinit`.
+ */
+open class Stream: Disposable, AutoCloseable, StreamInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_netchan_uniffi_fn_free_stream(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_netchan_uniffi_fn_clone_stream(handle, status)
+        }
+    }
+
+    
+    /**
+     * Ends the whole stream with `CANCELLED`; the other side sees it
+     * within one round trip.
+     */override fun `cancel`()
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_stream_cancel(
+        it,
+        _status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Ends this side's direction: the other side receives what was sent,
+     * then the end. Receiving goes on. Idempotent.
+     */override fun `finish`()
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_stream_finish(
+        it,
+        _status)
+}
+    }
+    
+    
+
+    
+    /**
+     * The path the stream was opened on.
+     */override fun `path`(): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_stream_path(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The endpoint at the other side.
+     */override fun `peer`(): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_stream_peer(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The next message; `null`/`nil` once the other side finished its
+     * direction and everything it sent was received.
+     *
+     * Errors: the code the stream ended with (after what arrived before
+     * it), `CLOSED`.
+     */
+    @Throws(NetchanException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `recv`() : kotlin.ByteArray? {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_netchan_uniffi_fn_method_stream_recv(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_netchan_uniffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_netchan_uniffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_netchan_uniffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterOptionalByteArray.lift(it) },
+        // Error FFI converter
+        NetchanException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * `recv` from a thread that may block, waiting at most `timeout`
+     * (`TIMEOUT`; the stream goes on); `null`/`nil`: no limit.
+     *
+     * Errors: as `recv`; `TIMEOUT`.
+     */
+    @Throws(NetchanException::class)override fun `recvBlocking`(`timeout`: java.time.Duration?): kotlin.ByteArray? {
+            return FfiConverterOptionalByteArray.lift(
+    callWithHandle {
+    uniffiRustCallWithError(NetchanException) { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_stream_recv_blocking(
+        it,
+        
+        FfiConverterOptionalDuration.lower(`timeout`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Sends one message, waiting while the receiver's window is full.
+     *
+     * Errors: the code the stream ended with (`CANCELLED`, `TIMEOUT`,
+     * `PEER_LOST`, a handler's code), `INVALID_ARGUMENT` after `finish`,
+     * `MESSAGE_TOO_LARGE`, `CLOSED`.
+     */
+    @Throws(NetchanException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `send`(`data`: kotlin.ByteArray) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_netchan_uniffi_fn_method_stream_send(
+                uniffiHandle,
+                
+        FfiConverterByteArray.lower(`data`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_netchan_uniffi_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_netchan_uniffi_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_netchan_uniffi_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        NetchanException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * `send` from a thread that may block, waiting at most `timeout`
+     * (`TIMEOUT`, nothing sent); `null`/`nil`: no limit.
+     *
+     * Errors: as `send`; `TIMEOUT`.
+     */
+    @Throws(NetchanException::class)override fun `sendBlocking`(`data`: kotlin.ByteArray, `timeout`: java.time.Duration?)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(NetchanException) { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_stream_send_blocking(
+        it,
+        
+        FfiConverterByteArray.lower(`data`),
+        FfiConverterOptionalDuration.lower(`timeout`),_status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeStream: FfiConverter<Stream, Long> {
+    override fun lower(value: Stream): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): Stream {
+        return Stream(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): Stream {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: Stream) = 8UL
+
+    override fun write(value: Stream, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
  * A subscription: messages whose path matches its pattern, from local
  * publishers and every connected peer, waiting in one queue
  * (`subscription_capacity` messages; a full queue holds back the
@@ -5338,6 +6031,12 @@ data class ServeOptions (
      * reported (a `Dropped` event whose site is the pattern).
      */
     val `queue`: kotlin.UInt? = null 
+    , 
+    /**
+     * For a stream service: payload bytes each opener may send before the
+     * handler receives (default: the endpoint's `stream_window`, 1 MiB).
+     */
+    val `window`: kotlin.ULong? = null 
     
 ){
     
@@ -5356,17 +6055,20 @@ public object FfiConverterTypeServeOptions: FfiConverterRustBuffer<ServeOptions>
         return ServeOptions(
             FfiConverterOptionalUInt.read(buf),
             FfiConverterOptionalUInt.read(buf),
+            FfiConverterOptionalULong.read(buf),
         )
     }
 
     override fun allocationSize(value: ServeOptions) = (
             FfiConverterOptionalUInt.allocationSize(value.`maxConcurrent`) +
-            FfiConverterOptionalUInt.allocationSize(value.`queue`)
+            FfiConverterOptionalUInt.allocationSize(value.`queue`) +
+            FfiConverterOptionalULong.allocationSize(value.`window`)
     )
 
     override fun write(value: ServeOptions, buf: ByteBuffer) {
             FfiConverterOptionalUInt.write(value.`maxConcurrent`, buf)
             FfiConverterOptionalUInt.write(value.`queue`, buf)
+            FfiConverterOptionalULong.write(value.`window`, buf)
     }
 }
 
@@ -5430,6 +6132,136 @@ public object FfiConverterTypeStats: FfiConverterRustBuffer<Stats> {
             FfiConverterTypeCounterStats.write(value.`total`, buf)
             FfiConverterSequenceTypePeerStats.write(value.`peers`, buf)
             FfiConverterSequenceTypeSubscriptionStats.write(value.`subscriptions`, buf)
+    }
+}
+
+
+
+/**
+ * Options of one stream (`Endpoint.openStream`).
+ */
+data class StreamOptions (
+    /**
+     * The stream's deadline, from now; it travels with the opening, and
+     * at the deadline both sides end with `TIMEOUT`. `null`/`nil`: none.
+     */
+    val `timeout`: java.time.Duration? = null 
+    , 
+    /**
+     * How long opening waits for a server to take the stream (default
+     * 10 s, or the deadline if sooner).
+     */
+    val `openTimeout`: java.time.Duration? = null 
+    , 
+    /**
+     * Payload bytes the server may send before this side receives
+     * (default: the endpoint's `stream_window`, 1 MiB).
+     */
+    val `window`: kotlin.ULong? = null 
+    , 
+    /**
+     * Wait (up to the open timeout) for a server to appear instead of
+     * failing with `NO_RESPONDERS` at once.
+     */
+    val `waitForResponder`: kotlin.Boolean = false 
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeStreamOptions: FfiConverterRustBuffer<StreamOptions> {
+    override fun read(buf: ByteBuffer): StreamOptions {
+        return StreamOptions(
+            FfiConverterOptionalDuration.read(buf),
+            FfiConverterOptionalDuration.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterBoolean.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: StreamOptions) = (
+            FfiConverterOptionalDuration.allocationSize(value.`timeout`) +
+            FfiConverterOptionalDuration.allocationSize(value.`openTimeout`) +
+            FfiConverterOptionalULong.allocationSize(value.`window`) +
+            FfiConverterBoolean.allocationSize(value.`waitForResponder`)
+    )
+
+    override fun write(value: StreamOptions, buf: ByteBuffer) {
+            FfiConverterOptionalDuration.write(value.`timeout`, buf)
+            FfiConverterOptionalDuration.write(value.`openTimeout`, buf)
+            FfiConverterOptionalULong.write(value.`window`, buf)
+            FfiConverterBoolean.write(value.`waitForResponder`, buf)
+    }
+}
+
+
+
+/**
+ * An opened stream, as its server sees it.
+ */
+data class StreamRequest (
+    /**
+     * The concrete path the stream was opened on.
+     */
+    val `path`: kotlin.String
+    , 
+    /**
+     * The first payload, sent with the opening.
+     */
+    val `payload`: kotlin.ByteArray
+    , 
+    /**
+     * The opener's endpoint name.
+     */
+    val `sender`: kotlin.String
+    , 
+    /**
+     * Time left before the stream's deadline, if the opener gave one.
+     */
+    val `remaining`: java.time.Duration?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeStreamRequest: FfiConverterRustBuffer<StreamRequest> {
+    override fun read(buf: ByteBuffer): StreamRequest {
+        return StreamRequest(
+            FfiConverterString.read(buf),
+            FfiConverterByteArray.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterOptionalDuration.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: StreamRequest) = (
+            FfiConverterString.allocationSize(value.`path`) +
+            FfiConverterByteArray.allocationSize(value.`payload`) +
+            FfiConverterString.allocationSize(value.`sender`) +
+            FfiConverterOptionalDuration.allocationSize(value.`remaining`)
+    )
+
+    override fun write(value: StreamRequest, buf: ByteBuffer) {
+            FfiConverterString.write(value.`path`, buf)
+            FfiConverterByteArray.write(value.`payload`, buf)
+            FfiConverterString.write(value.`sender`, buf)
+            FfiConverterOptionalDuration.write(value.`remaining`, buf)
     }
 }
 
@@ -6501,6 +7333,85 @@ public object FfiConverterTypeRequestHandler: FfiConverterCallbackInterface<Requ
 
 
 
+
+/**
+ * Serves streams. Implemented in Kotlin or Swift.
+ *
+ * Called on a thread of its own per stream (at most the service's
+ * `maxConcurrent` at once), so it may block: `recvBlocking` and
+ * `sendBlocking` work there, and so do the suspend/async calls. When it
+ * returns, this side's direction is finished; a thrown `NetchanError`
+ * (Kotlin `NetchanException`) ends the stream with its code and detail,
+ * any other exception with `HANDLER_ERROR`.
+ */
+public interface StreamHandler {
+    
+    /**
+     * Handles one stream.
+     */
+    fun `handle`(`request`: StreamRequest, `stream`: Stream)
+    
+    companion object
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceStreamHandler {
+    internal object `handle`: UniffiCallbackInterfaceStreamHandlerMethod0 {
+        override fun callback(`uniffiHandle`: Long,`request`: RustBuffer.ByValue,`stream`: Long,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeStreamHandler.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`handle`(
+                    FfiConverterTypeStreamRequest.lift(`request`),
+                    FfiConverterTypeStream.lift(`stream`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: NetchanException -> FfiConverterTypeNetchanError.lower(e) }
+            )
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeStreamHandler.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeStreamHandler.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceStreamHandler.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `handle`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_netchan_uniffi_fn_init_callback_vtable_streamhandler(vtable)
+    }
+}
+
+/**
+ * The ffiConverter which transforms the Callbacks in to handles to pass to Rust.
+ *
+ * @suppress
+ */
+public object FfiConverterTypeStreamHandler: FfiConverterCallbackInterface<StreamHandler>()
+
+
+
+
 /**
  * @suppress
  */
@@ -6536,6 +7447,38 @@ public object FfiConverterOptionalUInt: FfiConverterRustBuffer<kotlin.UInt?> {
 /**
  * @suppress
  */
+public object FfiConverterOptionalULong: FfiConverterRustBuffer<kotlin.ULong?> {
+    override fun read(buf: ByteBuffer): kotlin.ULong? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterULong.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.ULong?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterULong.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.ULong?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterULong.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?> {
     override fun read(buf: ByteBuffer): kotlin.String? {
         if (buf.get().toInt() == 0) {
@@ -6558,6 +7501,38 @@ public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?>
         } else {
             buf.put(1)
             FfiConverterString.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalByteArray: FfiConverterRustBuffer<kotlin.ByteArray?> {
+    override fun read(buf: ByteBuffer): kotlin.ByteArray? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterByteArray.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.ByteArray?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterByteArray.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.ByteArray?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterByteArray.write(value, buf)
         }
     }
 }
@@ -6654,6 +7629,38 @@ public object FfiConverterOptionalTypeMessage: FfiConverterRustBuffer<Message?> 
         } else {
             buf.put(1)
             FfiConverterTypeMessage.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeStreamOptions: FfiConverterRustBuffer<StreamOptions?> {
+    override fun read(buf: ByteBuffer): StreamOptions? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeStreamOptions.read(buf)
+    }
+
+    override fun allocationSize(value: StreamOptions?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeStreamOptions.allocationSize(value)
+        }
+    }
+
+    override fun write(value: StreamOptions?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeStreamOptions.write(value, buf)
         }
     }
 }
