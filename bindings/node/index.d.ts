@@ -39,10 +39,10 @@ export declare class NativeEndpoint {
   /** The core's `network_changed`: drops every link and redials now. */
   networkChanged(): Promise<void>
   /**
-   * Publishes. Returns `undefined` when done at once (the common case),
+   * Publishes. Returns `null` when done at once (the common case),
    * else a promise that settles when every target took the message.
    */
-  publish(path: string, data?: string | Uint8Array | undefined | null): Promise<void> | undefined
+  publish(path: string, data?: string | Uint8Array | undefined | null): Promise<void> | null
   /**
    * Publishes without waiting; a full target is skipped and the call
    * throws `BUFFER_FULL`.
@@ -53,6 +53,18 @@ export declare class NativeEndpoint {
   serve(pattern: string, options?: ServeOpts | undefined | null): NativeService
   /** Resolves with the reply payload. */
   request(path: string, data: string | Uint8Array | undefined | null, timeoutMs: number, waitForResponder?: boolean | undefined | null, cancel?: CancelToken | undefined | null): Promise<Buffer>
+  /**
+   * Opens a stream; resolves with this side of it once a server
+   * accepted it. `cancel` aborts the opening (`CANCELLED`).
+   */
+  openStream(path: string, first?: string | Uint8Array | undefined | null, options?: StreamOpts | undefined | null, cancel?: CancelToken | undefined | null): Promise<NativeStream>
+  /** Serves streams on `pattern`; `next()` hands each to a handler. */
+  serveStream(pattern: string, options?: StreamServeOpts | undefined | null): NativeStreamService
+  /**
+   * Names of the endpoints serving streams on something overlapping
+   * `pattern`.
+   */
+  streamServers(pattern: string): Array<string>
   /** Resolves with the round-trip time in milliseconds. */
   ping(peer: string): Promise<number>
   peers(): Array<PeerInfo>
@@ -77,6 +89,26 @@ export declare class NativeEndpoint {
 export declare class NativeEventStream {
   /** Stops delivering events. Idempotent. */
   close(): void
+}
+
+/** A stream opened at a service, for its handler. */
+export declare class NativeIncoming {
+  get path(): string
+  /** The first payload, sent with the opening. */
+  get payload(): Buffer
+  /** The opener's endpoint name. */
+  get sender(): string
+  /** Milliseconds left before the stream's deadline; `null` without one. */
+  get remainingMs(): number | null
+  /** The server's side of the stream (once). */
+  stream(): NativeStream
+  /**
+   * The handler ended: without `code` it returned (this side is
+   * finished), else it failed with that code (a netchan code name;
+   * anything else becomes `HANDLER_ERROR`) and `message`, which end the
+   * stream. Once; later calls do nothing.
+   */
+  done(code?: string | undefined | null, message?: string | undefined | null): void
 }
 
 /** A publisher declaration (discovery); `close()` withdraws it. */
@@ -116,6 +148,57 @@ export declare class NativeService {
    */
   next(): Promise<NativeRequest | null>
   /** Stops serving; pending requests fail at their callers. Idempotent. */
+  close(): void
+}
+
+/** One side of a stream. Use `Stream` from the `netchan` package. */
+export declare class NativeStream {
+  get path(): string
+  /** The endpoint at the other side. */
+  get peer(): string
+  /** Milliseconds left before the stream's deadline; `null` without one. */
+  get remainingMs(): number | null
+  /**
+   * Sends one message. `null` when it went at once, else a promise
+   * that resolves once the receiver's window let it go.
+   */
+  send(data?: string | Uint8Array | undefined | null): Promise<void> | null
+  /**
+   * The next message (`null` at the end): the value when one is here,
+   * else a promise.
+   */
+  recv(): Buffer | null | Promise<Buffer | null>
+  /** Ends this side's direction (the core's `finish`). Idempotent. */
+  end(): void
+  /**
+   * Ends the whole stream: `CANCELLED`, or `code` (a netchan code name;
+   * anything else becomes `HANDLER_ERROR`) with `message`.
+   */
+  cancel(code?: string | undefined | null, message?: string | undefined | null): void
+  /**
+   * Drops this handle now instead of when the object is collected (the
+   * core cancels a stream whose last handle goes before it ended).
+   */
+  release(): void
+}
+
+/**
+ * A served stream pattern. Use `Endpoint.serveStream` from the `netchan`
+ * package.
+ */
+export declare class NativeStreamService {
+  get pattern(): string
+  /** Streams waiting for a free handler slot. */
+  get queued(): number
+  /**
+   * Resolves with the next stream for a handler, or `null` once the
+   * service or endpoint is closed.
+   */
+  next(): Promise<NativeIncoming | null>
+  /**
+   * Stops serving: streams still queued are refused with
+   * `NO_RESPONDERS`; handlers already running go on. Idempotent.
+   */
   close(): void
 }
 
@@ -215,6 +298,11 @@ export interface EndpointOptions {
    * answered, on the JS thread before the event loop goes on.
    */
   busyPollUs?: number
+  /**
+   * Bytes a stream's other side may send before this side reads, by
+   * default (the core's `stream_window`, 1 MiB).
+   */
+  streamWindow?: number
 }
 
 /** Every error code name, in numeric order (the JS layer exports them). */
@@ -287,6 +375,33 @@ export interface Stats {
   total: CounterStats
   peers: Array<PeerStats>
   subscriptions: Array<SubscriptionStats>
+}
+
+/** Options of `openStream` (times in milliseconds). */
+export interface StreamOpts {
+  /** The stream's deadline: both sides end with `TIMEOUT` then. */
+  timeoutMs?: number
+  /** How long opening waits for a server to accept (default 10000). */
+  openTimeoutMs?: number
+  /** Bytes the server may send before this side reads (default 1 MiB). */
+  window?: number
+  /** Wait (up to the open timeout) for a server instead of `NO_RESPONDERS`. */
+  waitForResponder?: boolean
+}
+
+/** Options of `serveStream`. */
+export interface StreamServeOpts {
+  /** Streams in handlers at once (default 256); more wait in the queue. */
+  maxConcurrent?: number
+  /**
+   * Streams waiting at most; past that an opening is refused with
+   * `BUFFER_FULL`.
+   */
+  queue?: number
+  /** Bytes of openings waiting at most. */
+  queueBytes?: number
+  /** Bytes each opener may send before its handler reads (default 1 MiB). */
+  window?: number
 }
 
 /** Per-subscription queue options. */

@@ -2,6 +2,7 @@
 // generated into index.d.ts by `napi build`.
 /// <reference types="node" />
 import { EventEmitter } from 'node:events'
+import type { Duplex, DuplexOptions } from 'node:stream'
 import type { PeerInfo, Stats, EventObj } from './index'
 
 export type { PeerInfo, Stats, CounterStats, PeerStats, SubscriptionStats } from './index'
@@ -58,6 +59,8 @@ export interface EndpointOptions {
    * a sleeping event loop; meanwhile the JS thread runs nothing else.
    */
   busyPollUs?: number
+  /** Bytes a stream's other side may send before this side reads, by default (1 MiB; the core's `stream_window`). */
+  streamWindow?: number
 }
 
 export interface SubscribeOptions {
@@ -82,6 +85,30 @@ export interface RequestOptions {
   signal?: AbortSignal
   /** Wait for a server to appear instead of failing with `NO_RESPONDERS` at once. */
   waitForResponder?: boolean
+}
+
+export interface StreamOptions {
+  /** The stream's deadline in milliseconds: both sides end with `TIMEOUT` then (default none). */
+  timeoutMs?: number
+  /** How long opening waits for a server to accept (default 10000, or the deadline if sooner); `TIMEOUT` then. */
+  openTimeoutMs?: number
+  /** Bytes the server may send before this side reads (default the endpoint's `streamWindow`). */
+  window?: number
+  /** Wait (up to the open timeout) for a server to appear instead of failing with `NO_RESPONDERS` at once. */
+  waitForResponder?: boolean
+  /** Aborting rejects a pending `openStream` with `CANCELLED`, and cancels an open stream. */
+  signal?: AbortSignal
+}
+
+export interface StreamServeOptions {
+  /** Streams in handlers at once (default 256); more wait in the queue. */
+  maxConcurrent?: number
+  /** Streams waiting at most (default 1024); past that an opening is refused with `BUFFER_FULL`. */
+  queue?: number
+  /** Bytes of openings waiting at most (default 64 MiB). */
+  queueBytes?: number
+  /** Bytes each opener may send before its handler reads (default the endpoint's `streamWindow`). */
+  window?: number
 }
 
 export declare class Message {
@@ -124,6 +151,52 @@ export declare class Service {
 }
 
 export type Handler = (req: Request) => Payload | void | null | Promise<Payload | void | null>
+
+/** The opening of a stream, as its handler sees it. */
+export declare class StreamRequest {
+  readonly path: string
+  readonly sender: string
+  /** The first payload (empty if none). */
+  readonly payload: Buffer
+  /** Milliseconds before the stream's deadline, or `null` without one. */
+  readonly remainingMs: number | null
+  text(): string
+  obj(): unknown
+  json(): unknown
+}
+
+/** One side of a bidirectional stream. */
+export declare class Stream implements AsyncIterableIterator<Buffer> {
+  readonly path: string
+  /** The endpoint at the other side. */
+  readonly peer: string
+  /** Milliseconds before the stream's deadline, or `null` without one. */
+  readonly remainingMs: number | null
+  /** Resolves once the receiver's window let the message go. */
+  send(payload?: Payload): Promise<void>
+  /** The next message, or `null` once the other side ended its direction. */
+  recv(): Promise<Buffer | null>
+  /** Ends this side's direction (half-close). Idempotent. */
+  end(): void
+  /** Ends the whole stream with `CANCELLED` on both sides. Idempotent. */
+  cancel(): void
+  next(): Promise<IteratorResult<Buffer, undefined>>
+  /** Leaving a `for await` loop early cancels the stream. */
+  return(): Promise<IteratorResult<Buffer, undefined>>
+  [Symbol.asyncIterator](): AsyncIterableIterator<Buffer>
+  /** A Node `Duplex` over this stream; a write's callback runs once its send resolved. */
+  toDuplex(options?: DuplexOptions): Duplex
+}
+
+export declare class StreamService {
+  readonly pattern: string
+  /** Streams waiting for a free handler slot. */
+  readonly queued: number
+  close(): void
+}
+
+/** Runs per opened stream; when it settles, this side is ended (a rejection ends the stream with its code). */
+export type StreamHandler = (req: StreamRequest, stream: Stream) => void | Promise<void>
 
 export interface PeerEvent {
   type: 'peerUp' | 'peerDown'
@@ -197,6 +270,9 @@ export declare class Endpoint extends EventEmitter {
   subscribe(pattern: string, callback: (msg: Message) => void | Promise<void>, options?: SubscribeOptions): Subscription
   serve(pattern: string, handler: Handler, options?: ServeOptions): Service
   declarePublisher(pattern: string): { pattern: string; close(): void }
+  openStream(path: string, first?: Payload, options?: StreamOptions): Promise<Stream>
+  openStream(path: string, options: StreamOptions): Promise<Stream>
+  serveStream(pattern: string, handler: StreamHandler, options?: StreamServeOptions): StreamService
   request(path: string, payload?: Payload, options?: RequestOptions): Promise<Buffer>
   requestObj(path: string, value: unknown, options?: RequestOptions): Promise<unknown>
   ping(peer: string): Promise<number>
@@ -209,6 +285,7 @@ export declare class Endpoint extends EventEmitter {
   subscribers(pattern: string): string[]
   publishers(pattern: string): string[]
   servers(pattern: string): string[]
+  streamServers(pattern: string): string[]
   close(): Promise<void>
 }
 

@@ -10,9 +10,13 @@
 //    pending native promise (taking the next batch), which settles with
 //    `null` when the subscription, service or endpoint closes;
 //  - a pending request, connect, ping keeps Node alive until it settles;
+//  - a stream service keeps Node alive while open (like a service); a
+//    stream's pending openStream/send/recv keeps it alive until it settles,
+//    an open stream with nothing pending does not;
 //  - event listeners (ep.on('peer', ...)) never keep Node alive.
 
 const { EventEmitter } = require('node:events')
+const { Duplex } = require('node:stream')
 const native = require('./index.js')
 const { pack, unpack } = require('./msgpack.js')
 
@@ -274,6 +278,218 @@ class Service {
   close () { this._n.close() }
 }
 
+/** What a stream handler gets beside its stream: the opening. */
+class StreamRequest {
+  constructor (ninc) {
+    this._n = ninc
+    /** The concrete path the stream was opened on. */
+    this.path = ninc.path
+    /** The opener's endpoint name. */
+    this.sender = ninc.sender
+    this._payload = undefined
+  }
+
+  /** The first payload, sent with the opening (Buffer; empty if none). */
+  get payload () {
+    if (this._payload === undefined) this._payload = this._n.payload
+    return this._payload
+  }
+
+  /** Milliseconds before the stream's deadline, or `null` without one. */
+  get remainingMs () { return this._n.remainingMs }
+  text () { return this.payload.toString('utf8') }
+  obj () { return unpack(this.payload) }
+  json () { return JSON.parse(this.payload.toString('utf8')) }
+}
+
+const END = Object.freeze({ done: true, value: undefined })
+
+/**
+ * One side of a bidirectional stream (the core's `Stream`): `send()`
+ * resolves once the receiver's window let the message go, `recv()`
+ * resolves with the next message or `null` after the other side's
+ * `end()`; `for await` reads until then. `end()` ends this side's
+ * direction (half-close), `cancel()` the whole stream (both sides see
+ * `CANCELLED`). A stream collected by the garbage collector before both
+ * directions ended is cancelled (the core drops its last handle).
+ */
+class Stream {
+  constructor (nstream) {
+    this._n = nstream
+    /** The path the stream was opened on. */
+    this.path = nstream.path
+    /** The endpoint at the other side. */
+    this.peer = nstream.peer
+    // An AbortSignal's listener (openStream's `signal`), removed once the
+    // stream is known ended here; `_readEnd`/`_writeEnd` track that.
+    this._unwatch = null
+    this._readEnd = false
+    this._writeEnd = false
+  }
+
+  /** Milliseconds before the stream's deadline, or `null` without one. */
+  get remainingMs () { return this._n.remainingMs }
+
+  _watch (signal) {
+    const onAbort = () => this.cancel()
+    if (signal.aborted) { onAbort(); return }
+    signal.addEventListener('abort', onAbort, { once: true })
+    this._unwatch = () => signal.removeEventListener('abort', onAbort)
+  }
+
+  _ended (read) {
+    if (read) this._readEnd = true
+    else this._writeEnd = true
+    if (this._unwatch && this._readEnd && this._writeEnd) { this._unwatch(); this._unwatch = null }
+  }
+
+  /** Sends one message; resolves once the receiver's window let it go (only this stream waits). */
+  send (payload) {
+    let p
+    try {
+      p = this._n.send(data(payload))
+    } catch (e) {
+      if (this._unwatch) this._ended(false)
+      return Promise.reject(e)
+    }
+    if (p == null) return DONE
+    if (!this._unwatch) return p
+    return p.catch((e) => { this._ended(false); throw e })
+  }
+
+  /** The next message (Buffer), or `null` once the other side ended its direction and all it sent was read. */
+  recv () {
+    let r
+    try {
+      r = this._n.recv()
+    } catch (e) {
+      if (this._unwatch) this._ended(true)
+      return Promise.reject(e)
+    }
+    if (!(r instanceof Promise)) {
+      if (r === null && this._unwatch) this._ended(true)
+      return Promise.resolve(r)
+    }
+    if (!this._unwatch) return r
+    return r.then((b) => { if (b === null) this._ended(true); return b }, (e) => { this._ended(true); throw e })
+  }
+
+  /** Ends this side's direction: the other side reads what was sent, then `null`. Receiving goes on. Idempotent. */
+  end () {
+    this._n.end()
+    if (this._unwatch) this._ended(false)
+  }
+
+  /** Ends the whole stream: both sides' pending and later calls fail with `CANCELLED`. Idempotent. */
+  cancel () {
+    this._n.cancel()
+    if (this._unwatch) { this._unwatch(); this._unwatch = null }
+  }
+
+  async next () {
+    const b = await this.recv()
+    return b === null ? END : { done: false, value: b }
+  }
+
+  /** Leaving a `for await` loop early cancels the stream (like a Node Readable's destroy). */
+  async return () {
+    this.cancel()
+    return END
+  }
+
+  [Symbol.asyncIterator] () { return this }
+
+  /**
+   * A Node `Duplex` over this stream: writes are sent (a write's callback
+   * runs once `send()` resolved, so the core's credit is the backpressure),
+   * `end()` ends this side's direction, reads come from `recv()` while the
+   * readable side has room, and `destroy()` cancels the stream unless both
+   * directions ended. In byte mode (the default) message boundaries are not
+   * kept; `options` go to the Duplex constructor (`objectMode`,
+   * `readableHighWaterMark`, ...).
+   */
+  toDuplex (options) {
+    const s = this
+    let reading = false
+    const d = new Duplex({
+      ...options,
+      async read () {
+        if (reading) return
+        reading = true
+        try {
+          for (;;) {
+            const b = await s.recv()
+            if (b === null) { d.push(null); return }
+            if (!d.push(b)) return
+          }
+        } catch (e) {
+          d.destroy(e)
+        } finally {
+          reading = false
+        }
+      },
+      write (chunk, encoding, cb) {
+        s.send(chunk).then(() => cb(), cb)
+      },
+      final (cb) {
+        s.end()
+        cb()
+      },
+      destroy (err, cb) {
+        // Does nothing once both directions ended and all was read.
+        s.cancel()
+        cb(err)
+      }
+    })
+    return d
+  }
+}
+
+/**
+ * A pattern served with streams: the handler runs per opened stream, at
+ * most `maxConcurrent` at once (the core's handler runner). Keeps the
+ * process alive while open.
+ */
+class StreamService {
+  constructor (ep, nsvc, handler) {
+    this._ep = ep
+    this._n = nsvc
+    this.pattern = nsvc.pattern
+    this._drive(handler)
+  }
+
+  /** Streams waiting for a free handler slot. */
+  get queued () { return this._n.queued }
+
+  async _drive (handler) {
+    for (;;) {
+      const ninc = await this._n.next()
+      if (ninc === null) return
+      this._run(handler, ninc)
+    }
+  }
+
+  async _run (handler, ninc) {
+    const ns = ninc.stream()
+    let code
+    let msg
+    try {
+      await handler(new StreamRequest(ninc), new Stream(ns))
+    } catch (e) {
+      code = e && typeof e.code === 'string' && codes[e.code] ? e.code : 'HANDLER_ERROR'
+      msg = e && e.message !== undefined ? String(e.message) : String(e)
+    }
+    // The handler's handle goes now, not when collected; then the core
+    // finishes this side (or ends the stream with the handler's code) and
+    // cancels a stream whose other direction is still open.
+    ns.release()
+    ninc.done(code, msg)
+  }
+
+  /** Stops serving: streams still queued are refused with `NO_RESPONDERS`; running handlers go on. Idempotent. */
+  close () { this._n.close() }
+}
+
 /**
  * A netchan endpoint. Emits each core event under its kind in camelCase
  * (`peerUp`, `peerDown`, `dropped`, `reconnecting`, `reconnectAbandoned`,
@@ -379,7 +595,7 @@ class Endpoint extends EventEmitter {
   publish (path, payload) {
     try {
       const p = this._n.publish(path, data(payload))
-      return p === undefined ? DONE : p
+      return p == null ? DONE : p
     } catch (e) {
       return Promise.reject(e)
     }
@@ -425,6 +641,65 @@ class Endpoint extends EventEmitter {
       max = o.maxConcurrent
     }
     return new Service(this, this._n.serve(pattern, { queue: o.queue, queueBytes: o.queueBytes }), handler, max)
+  }
+
+  /**
+   * Opens a bidirectional stream on `path` to one endpoint serving it,
+   * `first` its first payload; resolves with the `Stream` once the server
+   * accepted it. Options: timeoutMs (the stream's deadline: both sides end
+   * with TIMEOUT), openTimeoutMs (default 10000), window (bytes the server
+   * may send before this side reads; default the endpoint's streamWindow),
+   * waitForResponder, signal (AbortSignal: aborts the opening, then
+   * cancels the stream). `openStream(path, options)` works too.
+   */
+  openStream (path, first, options) {
+    if (options === undefined && isOptions(first)) { options = first; first = undefined }
+    const { timeoutMs, openTimeoutMs, window, waitForResponder = false, signal } = options || {}
+    const o = { timeoutMs, openTimeoutMs, window, waitForResponder }
+    let d
+    try { d = data(first) } catch (e) { return Promise.reject(e) }
+    if (!signal) {
+      try { return this._n.openStream(path, d, o).then((n) => new Stream(n)) } catch (e) { return Promise.reject(e) }
+    }
+    if (signal.aborted) return Promise.reject(cancelled(signal, 'opening the stream was aborted'))
+    const token = new native.CancelToken()
+    const onAbort = () => token.cancel()
+    signal.addEventListener('abort', onAbort, { once: true })
+    let p
+    try {
+      p = this._n.openStream(path, d, o, token)
+    } catch (e) {
+      signal.removeEventListener('abort', onAbort)
+      return Promise.reject(e)
+    }
+    return p.then((n) => {
+      signal.removeEventListener('abort', onAbort)
+      const s = new Stream(n)
+      s._watch(signal)
+      return s
+    }, (e) => {
+      signal.removeEventListener('abort', onAbort)
+      if (e && e.code === 'CANCELLED' && signal.aborted && signal.reason !== undefined) e.cause = signal.reason
+      throw e
+    })
+  }
+
+  /**
+   * Serves streams on `pattern`: `handler(req, stream)` runs per opened
+   * stream. When it returns (or its promise resolves) this side is ended
+   * (`stream.end()`), and a stream whose other direction is still open is
+   * cancelled; a throw or rejection ends the stream with the error's code
+   * (a netchan code, else HANDLER_ERROR). Options: maxConcurrent (default
+   * 256), queue, queueBytes, window.
+   */
+  serveStream (pattern, handler, options) {
+    if (typeof handler !== 'function') throw argError('serveStream(pattern, handler, options?): handler must be a function')
+    const o = options || {}
+    if (o.maxConcurrent !== undefined && (!Number.isInteger(o.maxConcurrent) || o.maxConcurrent < 1)) {
+      throw argError(`serveStream: maxConcurrent must be a whole number >= 1, not ${o.maxConcurrent}`)
+    }
+    const n = this._n.serveStream(pattern, { maxConcurrent: o.maxConcurrent, queue: o.queue, queueBytes: o.queueBytes, window: o.window })
+    return new StreamService(this, n, handler)
   }
 
   /** Declares a publisher on `pattern` (discovery); close() the result to withdraw it. */
@@ -491,6 +766,8 @@ class Endpoint extends EventEmitter {
   publishers (pattern) { return this._n.publishers(pattern) }
   /** Names of endpoints serving something overlapping `pattern`. */
   servers (pattern) { return this._n.servers(pattern) }
+  /** Names of endpoints serving streams on something overlapping `pattern`. */
+  streamServers (pattern) { return this._n.streamServers(pattern) }
 
   /**
    * Closes: stops listening, tells peers, fails pending requests with
@@ -508,8 +785,13 @@ if (Symbol.asyncDispose) {
   Endpoint.prototype[Symbol.asyncDispose] = function () { return this.close() }
 }
 
-function cancelled (signal) {
-  const e = new Error('the request was aborted')
+/** A plain object of options (not a payload). */
+function isOptions (x) {
+  return x !== null && typeof x === 'object' && Object.getPrototypeOf(x) === Object.prototype
+}
+
+function cancelled (signal, what = 'the request was aborted') {
+  const e = new Error(what)
   e.code = 'CANCELLED'
   if (signal.reason !== undefined) e.cause = signal.reason
   return e
@@ -521,6 +803,9 @@ module.exports = {
   Service,
   Request,
   Message,
+  Stream,
+  StreamService,
+  StreamRequest,
   codes,
   pack,
   unpack,

@@ -12,6 +12,10 @@ use tokio::sync::watch;
 
 use crate::events::{spawn_events, EventObj, NativeEventStream};
 use crate::recv::{NativeService, NativeSubscription};
+use crate::stream::{
+    open, stream_options, stream_serve_options, NativeStream, NativeStreamService, StreamOpts,
+    StreamServeOpts,
+};
 use crate::{code_err, poll_now, promise, promise_spin, OrThrow};
 
 /// Endpoint options (all optional); times in milliseconds.
@@ -55,6 +59,9 @@ pub struct EndpointOptions {
     /// reply, and one of its services for the next request after it
     /// answered, on the JS thread before the event loop goes on.
     pub busy_poll_us: Option<f64>,
+    /// Bytes a stream's other side may send before this side reads, by
+    /// default (the core's `stream_window`, 1 MiB).
+    pub stream_window: Option<f64>,
 }
 
 /// Per-subscription queue options.
@@ -175,7 +182,7 @@ pub fn millis(what: &str, ms: f64) -> netchan::Result<Duration> {
     Ok(Duration::from_secs_f64(ms / 1000.0))
 }
 
-fn count(what: &str, n: f64) -> netchan::Result<usize> {
+pub fn count(what: &str, n: f64) -> netchan::Result<usize> {
     if n.is_nan() || n < 0.0 || n.fract() != 0.0 || n > 9.0e15 {
         return Err(code_err(
             ErrorCode::InvalidArgument,
@@ -269,6 +276,9 @@ fn config(o: EndpointOptions) -> netchan::Result<Config> {
             ));
         }
         c.busy_poll = Duration::from_micros(v as u64);
+    }
+    if let Some(v) = o.stream_window {
+        c.stream_window = count("streamWindow", v)?;
     }
     Ok(c)
 }
@@ -429,9 +439,9 @@ impl NativeEndpoint {
         )
     }
 
-    /// Publishes. Returns `undefined` when done at once (the common case),
+    /// Publishes. Returns `null` when done at once (the common case),
     /// else a promise that settles when every target took the message.
-    #[napi(ts_return_type = "Promise<void> | undefined")]
+    #[napi(ts_return_type = "Promise<void> | null")]
     pub fn publish<'e>(
         &self,
         env: &'e Env,
@@ -549,6 +559,43 @@ impl NativeEndpoint {
         // Busy-polls for the reply (the endpoint's `busy_poll`).
         let spin = (self.ep.blocker(), self.ep.config().busy_poll);
         promise_spin(env, &self.rt, spin, fut, |_, b| Ok(to_buffer(b)))
+    }
+
+    /// Opens a stream; resolves with this side of it once a server
+    /// accepted it. `cancel` aborts the opening (`CANCELLED`).
+    #[napi(ts_return_type = "Promise<NativeStream>")]
+    pub fn open_stream<'e>(
+        &self,
+        env: &'e Env,
+        path: String,
+        first: Option<Either<String, Uint8ArraySlice>>,
+        options: Option<StreamOpts>,
+        cancel: Option<&CancelToken>,
+    ) -> Result<Object<'e>> {
+        let opts = stream_options(options.unwrap_or_default()).or_throw(env)?;
+        let cancel = cancel.map(|c| c.tx.subscribe());
+        let fut = open(self.ep.clone(), path, payload(first), opts, cancel);
+        let rt = self.rt.clone();
+        promise(env, &self.rt, fut, move |_, s| Ok(NativeStream::new(s, rt)))
+    }
+
+    /// Serves streams on `pattern`; `next()` hands each to a handler.
+    #[napi]
+    pub fn serve_stream(
+        &self,
+        env: &Env,
+        pattern: String,
+        options: Option<StreamServeOpts>,
+    ) -> Result<NativeStreamService> {
+        let opts = stream_serve_options(options.unwrap_or_default()).or_throw(env)?;
+        NativeStreamService::new(&self.ep, self.rt.clone(), &pattern, opts).or_throw(env)
+    }
+
+    /// Names of the endpoints serving streams on something overlapping
+    /// `pattern`.
+    #[napi]
+    pub fn stream_servers(&self, env: &Env, pattern: String) -> Result<Vec<String>> {
+        self.ep.stream_servers(&pattern).or_throw(env)
     }
 
     /// Resolves with the round-trip time in milliseconds.

@@ -15,6 +15,8 @@
 //! - `endpoint`: `NativeEndpoint`, options, stats, peers.
 //! - `recv`: subscriptions (pulled in batches from the core's queue through
 //!   its readiness hook), services and requests.
+//! - `stream`: bidirectional streams, each operation the core's; served
+//!   streams go to JS handlers through the core's handler runner.
 //! - `events`: endpoint events, pushed through a *weak*, bounded
 //!   thread-safe function (events never keep the process alive; when the
 //!   JS thread is stalled and the queue is full, events are counted as missed).
@@ -44,6 +46,7 @@ mod endpoint;
 mod events;
 mod exec;
 mod recv;
+mod stream;
 
 /// The status of a thrown error: the core's symbolic code (`"TIMEOUT"`, ...),
 /// which napi puts in the JS error's `code` property.

@@ -125,6 +125,15 @@ for (const transport of TRANSPORTS) {
       assert.equal((await sub.recv()).text(), 'now')
     })
 
+    test('publish returns a promise also when it is done at once', async () => {
+      const sub = p.server.subscribe('at-once')
+      assert.ok(await p.client.waitForSubscribers('at-once', 5000))
+      const r = p.client.publish('at-once', 'x')
+      assert.ok(r instanceof Promise)
+      await r.then(() => {})
+      assert.equal((await sub.recv()).text(), 'x')
+    })
+
     test('request/reply: sync and async handlers, msgpack, sender and deadline', async () => {
       p.server.serve('echo/*', (req) => {
         assert.equal(req.sender, p.client.name)

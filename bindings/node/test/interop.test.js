@@ -48,6 +48,40 @@ for (const transport of TRANSPORTS) test.describe(`over ${transport}`, () => {
     }
   })
 
+  test('Node opens a stream to netchan serve-stream --echo', { skip: cliSkip }, async () => {
+    needCli()
+    const { child, addr } = listening(['serve-stream', 'echo/*', '--listen', addrs()[transport], '--echo'])
+    const ep = new Endpoint({ name: 'node-stream' })
+    try {
+      await ep.connect(await addr)
+      const s = await ep.openStream('echo/x', 'first', { waitForResponder: true, openTimeoutMs: 10000 })
+      await s.send('from node')
+      s.end()
+      const got = []
+      for await (const b of s) got.push(b.toString())
+      assert.equal(got.join(''), 'firstfrom node')
+    } finally {
+      await ep.close()
+      child.kill()
+    }
+  })
+
+  test('netchan stream pipes its stdin through a Node stream service', { skip: cliSkip }, async () => {
+    needCli()
+    const ep = new Endpoint({ name: 'node-stream-srv' })
+    try {
+      const addr = await ep.listen(addrs()[transport])
+      ep.serveStream('upper/*', async (req, stream) => {
+        for await (const b of stream) await stream.send(b.toString().toUpperCase())
+      })
+      const r = await run(CLI, ['stream', 'upper/cli', '--connect', addr], { input: 'hello from rust\n' })
+      assert.equal(r.code, 0, r.stderr)
+      assert.equal(r.stdout, 'HELLO FROM RUST\n')
+    } finally {
+      await ep.close()
+    }
+  })
+
   test('netchan req gets a reply from a Node service', { skip: cliSkip }, async () => {
     needCli()
     const ep = new Endpoint({ name: 'node-srv' })

@@ -67,10 +67,15 @@ async function keptAlive (mode, { hold, act }, done) {
   const server = new netchan.Endpoint({ name: 'keeper' })
   const px = await proxy(await server.listen('tcp://127.0.0.1:0'))
   server.serve('echo', (r) => r.payload)
+  // Sends once the child printed `alive` (stream-recv).
+  const later = { open: null }
+  const alive = new Promise((resolve) => { later.open = resolve })
+  server.serveStream('later', async (req, stream) => { await alive; await stream.send('x'); await stream.recv() })
   if (hold) px.hold(hold)
   const c = follow(process.execPath, [fixture('keep-alive.js'), pkgDir, px.addr, mode])
   try {
     await within(c.line(/^alive$/), EXIT_BOUND_MS, 'the child to outlive its main()')
+    later.open()
     if (hold) px.release()
     if (act) await act(server)
     assert.deepEqual(await within(c.exited, EXIT_BOUND_MS, 'the child to exit by itself'), { code: 0, signal: null }, c.stderr())
@@ -95,6 +100,16 @@ test('a service keeps the process alive until it is closed', () => keptAlive('se
     assert.equal(String(await server.request('stop', 'now')), 'bye')
   }
 }, 'request: now'))
+
+test('a stream service keeps the process alive until it is closed', () => keptAlive('stream-service', {
+  act: async (server) => {
+    await within((async () => { while (server.streamServers('stop').length === 0) await new Promise((resolve) => setImmediate(resolve)) })(), EXIT_BOUND_MS, 'the stream service to be declared')
+    const s = await server.openStream('stop', 'now')
+    assert.equal(await s.recv(), null)
+  }
+}, 'stream: now'))
+
+test('a pending stream recv keeps the process alive until a message arrives', () => keptAlive('stream-recv', {}, 'stream recv: x'))
 
 // Wire frame kinds (docs/PROTOCOL.md).
 const HELLO = 0x01

@@ -1,6 +1,7 @@
 // Compiled with `tsc --strict` (run-tests.sh): the published types must let a
 // TypeScript user write the quickstart without casts.
-import { Endpoint, codes, type Message, type NetchanError, type NetchanEvent, type PeerEvent } from 'netchan'
+import { Endpoint, codes, type Message, type NetchanError, type NetchanEvent, type PeerEvent, type Stream, type StreamRequest } from 'netchan'
+import { pipeline } from 'node:stream/promises'
 
 async function main (addr: string): Promise<number> {
   const server = new Endpoint({ name: 'ts-server', overflow: 'drop-oldest' })
@@ -34,6 +35,18 @@ async function main (addr: string): Promise<number> {
     console.log(msg.path, msg.text(), reply.length)
     break
   }
+  const svc = server.serveStream('upper/*', async (req: StreamRequest, stream: Stream) => {
+    console.log(req.path, req.sender, req.text(), req.remainingMs, stream.peer)
+    for await (const chunk of stream) await stream.send(chunk.toString().toUpperCase())
+  }, { maxConcurrent: 4, queue: 8, window: 65536 })
+  const st: Stream = await client.openStream('upper/x', 'hi', { timeoutMs: 5000, window: 1 << 16, signal: AbortSignal.timeout(5000) })
+  await st.send(new Uint8Array([104, 105]))
+  st.end()
+  const echoed: Buffer | null = await st.recv()
+  console.log(echoed, st.path, st.remainingMs, client.streamServers('upper/**'), svc.queued)
+  const st2 = await client.openStream('upper/y', { openTimeoutMs: 1000 })
+  await pipeline(async function * () { yield 'a' }, st2.toDuplex(), async function (src: AsyncIterable<Buffer>) { for await (const b of src) console.log(b) })
+  svc.close()
   const rtt: number = await client.ping('ts-server')
   const s = client.stats()
   console.log(rtt, s.total.msgsOut, client.peers().map((p) => p.name))
