@@ -1,6 +1,6 @@
 // Shows: the interop agent contract (tests/interop/README.md), in Node.
 // Run: node tests/interop/agent.mjs sub tcp://127.0.0.1:0 'x/**' 1
-// Prints: READY <addr>, then MSG/OK/ERR lines as the contract says; exits 0.
+// Prints: READY <addr>, then MSG/OK/ERR/SMSG/SAW lines as the contract says; exits 0.
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import path from 'node:path'
@@ -97,7 +97,51 @@ if (cmd === 'sub') {
   } catch (e) {
     say(`ERR ${e.code} ${e.message}`)
   }
+} else if (cmd === 'sserve') {
+  ep.serveStream('secho', async (req, s) => {
+    if (req.payload.length > 0) await s.send(req.payload)
+    for await (const m of s) await s.send(m)
+  })
+  ep.serveStream('scancel', async (req, s) => {
+    await s.send('hello')
+    s.cancel()
+  })
+  ep.serveStream('swatch', async (req, s) => {
+    let n = 0
+    let end = 'END'
+    try {
+      while ((await s.recv()) !== null) n++
+    } catch (e) {
+      end = e.code
+    }
+    say(`SAW ${end} ${n}`)
+  })
+  say(`READY ${await ep.listen(addr)}`)
+  setInterval(() => {}, 1 << 30) // until the harness ends it
+} else if (cmd === 'sopen') {
+  const [p, ...more] = rest
+  const cancel = more[0] === '--cancel'
+  const specs = cancel ? more.slice(1) : more
+  await ep.connect(addr)
+  try {
+    const s = await ep.openStream(p)
+    for (const spec of specs) await s.send(payload(spec))
+    if (cancel) {
+      s.cancel()
+      say('CANCELLED')
+    } else {
+      s.end()
+      for (;;) {
+        const m = await s.recv()
+        if (m === null) break
+        say(`SMSG ${m.length} ${fnv1a64(m)}`)
+      }
+      say('SEND')
+    }
+  } catch (e) {
+    say(`ERR ${e.code} ${e.message}`)
+  }
 } else {
   process.exit(2)
 }
-if (cmd !== 'serve') await ep.close()
+if (cmd !== 'serve' && cmd !== 'sserve') await ep.close()

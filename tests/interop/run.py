@@ -273,7 +273,7 @@ def streams(srv, cli, transport, tmp):
 
 
 # Languages whose agents implement sserve/sopen (streams).
-STREAMS = {"rust", "cli", "kotlin"}
+STREAMS = {"rust", "cli", "kotlin", "node"}
 
 # Languages whose agents implement pubobj/subobj with their msgpack helpers.
 MSGPACK = {"python", "node"}
