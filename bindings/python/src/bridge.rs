@@ -239,6 +239,25 @@ pub fn start_async<'py, T: Send + 'static>(
     Ok(pyfut)
 }
 
+/// Starts a core future for an asyncio caller that usually finishes at
+/// once (a publish, a stream send with credit): `None` when it finished
+/// inline (its error, if any, is raised), else the future to await.
+pub fn maybe_async<'py, T: Send + 'static>(
+    rt: &Handle,
+    event_loop: &Bound<'py, PyAny>,
+    mut fut: BoxFut<netchan::Result<T>>,
+    convert: Convert<T>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    check_alive()?;
+    if let Poll::Ready(r) = poll_inline(rt, &mut fut) {
+        r.map_err(to_py)?;
+        return Ok(None);
+    }
+    let pyfut = event_loop.call_method0("create_future")?;
+    finish_async(rt, &pyfut, fut, convert)?;
+    Ok(Some(pyfut))
+}
+
 /// Completes `pyfut` from the runtime once `fut` (already polled inline and
 /// pending) finishes.
 pub fn finish_async<T: Send + 'static>(

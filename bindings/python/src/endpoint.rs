@@ -11,11 +11,10 @@ use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyMemoryView};
 use tokio::runtime::Handle;
 
-use crate::bridge::{
-    check_alive, finish_async, poll_inline, run_blocking, start_async, BoxFut, Convert,
-};
+use crate::bridge::{check_alive, maybe_async, run_blocking, start_async, BoxFut};
 use crate::errors::{err, to_py};
 use crate::feed::{Events, Service, Subscription};
+use crate::stream::{Stream, StreamParts, StreamService};
 
 /// Payloads at least this large are shared with Python instead of copied.
 const ZERO_COPY_MIN: usize = 64 * 1024;
@@ -150,6 +149,9 @@ fn conv_secs(py: Python<'_>, d: Duration) -> PyResult<Py<PyAny>> {
 fn conv_usize(py: Python<'_>, n: usize) -> PyResult<Py<PyAny>> {
     Ok(n.into_pyobject(py)?.into_any().unbind())
 }
+fn conv_stream(py: Python<'_>, parts: StreamParts) -> PyResult<Py<PyAny>> {
+    Ok(Py::new(py, Stream::new(parts))?.into_any())
+}
 fn conv_peer(py: Python<'_>, p: netchan::PeerInfo) -> PyResult<Py<PyAny>> {
     Ok(Py::new(py, PeerInfo::from(p))?.into_any())
 }
@@ -194,6 +196,32 @@ impl Endpoint {
         }))
     }
 
+    #[allow(clippy::too_many_arguments)]
+    fn open_stream_fut(
+        &self,
+        path: String,
+        first: Option<&Bound<'_, PyAny>>,
+        timeout: Option<f64>,
+        open_timeout: Option<f64>,
+        window: Option<usize>,
+        wait_for_responder: bool,
+    ) -> PyResult<impl std::future::Future<Output = netchan::Result<StreamParts>> + Send + 'static>
+    {
+        let p = opt_payload(first)?;
+        let mut o = netchan::StreamOptions::default();
+        o.timeout = timeout.map(|t| seconds("timeout", t)).transpose()?;
+        o.open_timeout = open_timeout
+            .map(|t| seconds("open_timeout", t))
+            .transpose()?;
+        o.window = window;
+        o.wait_for_responder = wait_for_responder;
+        let (ep, blocker, rt) = (self.ep.clone(), self.blocker.clone(), self.rt.clone());
+        Ok(async move {
+            let s = ep.open_stream_with(&path, p, o).await?;
+            Ok((s, blocker, rt))
+        })
+    }
+
     fn request_fut(
         &self,
         path: String,
@@ -215,7 +243,7 @@ impl Endpoint {
         handshake_timeout=None, send_buffer=None, send_timeout=None, ping_timeout=None,
         service_queue=None, max_connections=None, max_pending_handshakes=None,
         max_declarations_per_peer=None, sub_capacity=None, sub_max_bytes=None, sub_overflow=None,
-        busy_poll=None,
+        busy_poll=None, stream_window=None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -236,6 +264,7 @@ impl Endpoint {
         sub_max_bytes: Option<usize>,
         sub_overflow: Option<&str>,
         busy_poll: Option<f64>,
+        stream_window: Option<usize>,
     ) -> PyResult<Self> {
         check_alive()?;
         let mut c = Config::default();
@@ -252,7 +281,8 @@ impl Endpoint {
             service_queue,
             max_connections,
             max_pending_handshakes,
-            max_declarations_per_peer
+            max_declarations_per_peer,
+            stream_window
         );
         set_secs!(
             heartbeat_interval,
@@ -405,6 +435,61 @@ impl Endpoint {
         let fut = self.request_fut(path, data, timeout)?;
         let b = run_blocking(py, &self.blocker, fut)?;
         Ok(PyBytes::new(py, &b))
+    }
+
+    /// Opens a bidirectional stream on `path` to one endpoint serving
+    /// streams there, with `first` as its first payload, and waits (up to
+    /// `open_timeout`, default 10 s) for the server to take it.
+    #[pyo3(signature = (
+        path, first=None, *, timeout=None, open_timeout=None, window=None, wait_for_responder=false,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn open_stream(
+        &self,
+        py: Python<'_>,
+        path: String,
+        first: Option<&Bound<'_, PyAny>>,
+        timeout: Option<f64>,
+        open_timeout: Option<f64>,
+        window: Option<usize>,
+        wait_for_responder: bool,
+    ) -> PyResult<Stream> {
+        let fut = self.open_stream_fut(
+            path,
+            first,
+            timeout,
+            open_timeout,
+            window,
+            wait_for_responder,
+        )?;
+        run_blocking(py, &self.blocker, fut).map(Stream::new)
+    }
+
+    #[pyo3(signature = (pattern, queue=None, queue_bytes=None, window=None))]
+    fn _serve_stream(
+        &self,
+        pattern: &str,
+        queue: Option<usize>,
+        queue_bytes: Option<usize>,
+        window: Option<usize>,
+    ) -> PyResult<StreamService> {
+        check_alive()?;
+        let _enter = self.rt.enter();
+        let mut opts = netchan::ServeOptions::default();
+        opts.queue = queue;
+        opts.queue_bytes = queue_bytes;
+        opts.window = window;
+        let svc = self.ep.serve_stream_with(pattern, opts).map_err(to_py)?;
+        Ok(StreamService::new(
+            svc,
+            self.blocker.clone(),
+            self.rt.clone(),
+        ))
+    }
+
+    /// Names of the endpoints serving streams on something overlapping `pattern`.
+    fn stream_servers(&self, pattern: &str) -> PyResult<Vec<String>> {
+        self.ep.stream_servers(pattern).map_err(to_py)
     }
 
     /// Round-trip time to the connected peer named `peer`, in seconds.
@@ -628,7 +713,7 @@ impl Endpoint {
         data: &Bound<'py, PyAny>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let fut = self.publish_fut(path, data)?;
-        self.maybe_async(event_loop, fut, conv_none)
+        maybe_async(&self.rt, event_loop, fut, conv_none)
     }
 
     fn _publish_many_async<'py>(
@@ -652,6 +737,33 @@ impl Endpoint {
     ) -> PyResult<Bound<'py, PyAny>> {
         let fut = self.request_fut(path, data, timeout)?;
         start_async(py, &self.rt, event_loop, fut, conv_bytes)
+    }
+
+    #[pyo3(signature = (
+        event_loop, path, first=None, timeout=None, open_timeout=None, window=None,
+        wait_for_responder=false,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn _open_stream_async<'py>(
+        &self,
+        py: Python<'py>,
+        event_loop: &Bound<'py, PyAny>,
+        path: String,
+        first: Option<&Bound<'py, PyAny>>,
+        timeout: Option<f64>,
+        open_timeout: Option<f64>,
+        window: Option<usize>,
+        wait_for_responder: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let fut = self.open_stream_fut(
+            path,
+            first,
+            timeout,
+            open_timeout,
+            window,
+            wait_for_responder,
+        )?;
+        start_async(py, &self.rt, event_loop, fut, conv_stream)
     }
 
     fn _ping_async<'py>(
@@ -732,23 +844,5 @@ impl Endpoint {
             Ok(())
         };
         start_async(py, &self.rt, event_loop, fut, conv_none)
-    }
-}
-
-impl Endpoint {
-    fn maybe_async<'py, T: Send + 'static>(
-        &self,
-        event_loop: &Bound<'py, PyAny>,
-        mut fut: BoxFut<netchan::Result<T>>,
-        convert: Convert<T>,
-    ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        check_alive()?;
-        if let std::task::Poll::Ready(r) = poll_inline(&self.rt, &mut fut) {
-            r.map_err(to_py)?;
-            return Ok(None);
-        }
-        let pyfut = event_loop.call_method0("create_future")?;
-        finish_async(&self.rt, &pyfut, fut, convert)?;
-        Ok(Some(pyfut))
     }
 }

@@ -150,7 +150,7 @@ fn helper<'py>(
     m.bind(py).getattr(name)?.call1(args)
 }
 
-fn is_closed(py: Python<'_>, e: &PyErr) -> bool {
+pub(crate) fn is_closed(py: Python<'_>, e: &PyErr) -> bool {
     e.value(py)
         .getattr("code")
         .and_then(|c| c.extract::<String>())

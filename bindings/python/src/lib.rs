@@ -14,6 +14,8 @@
 //! - `feed`: the receive side of subscriptions, services and event streams,
 //!   thin pumps over the core's queues (blocking waits through the
 //!   `Blocker`, asyncio waits through the core's readiness hooks).
+//! - `stream`: bidirectional streams (`Stream`, `StreamRequest`,
+//!   `StreamService`) over the core's, blocking and asyncio.
 //! - `endpoint`: the `Endpoint` class and its small value classes.
 //! - `errors`: core errors become instances of the Python classes in
 //!   `netchan/_errors.py` (built-in subclasses carrying `.code`).
@@ -38,6 +40,7 @@ mod errors;
 mod feed;
 mod logbridge;
 mod msgpack;
+mod stream;
 
 /// The extension module.
 #[pymodule]
@@ -54,6 +57,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<feed::Service>()?;
     m.add_class::<feed::Event>()?;
     m.add_class::<feed::Events>()?;
+    m.add_class::<stream::Stream>()?;
+    m.add_class::<stream::StreamRequest>()?;
+    m.add_class::<stream::StreamService>()?;
     m.add_function(wrap_pyfunction!(bridge::dispatch_forever, m)?)?;
     m.add_function(wrap_pyfunction!(bridge::shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(bridge::resolve, m)?)?;

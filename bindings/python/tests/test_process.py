@@ -467,7 +467,9 @@ def test_the_wheel_is_abi3_for_cpython_3_9_with_no_dependencies() -> None:
 # --------------------------------------------------------------- examples and types
 
 
-@pytest.mark.parametrize("name", ["pubsub", "reqrep", "ping", "pubsub_async", "reqrep_async", "ping_async"])
+@pytest.mark.parametrize(
+    "name", ["pubsub", "reqrep", "ping", "stream", "pubsub_async", "reqrep_async", "ping_async", "stream_async"]
+)
 def test_example_runs(name: str, listen_addr: str) -> None:
     script = EXAMPLES / f"{name}.py"
     lines = script.read_text().splitlines()

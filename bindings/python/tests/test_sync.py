@@ -119,7 +119,7 @@ def test_every_documented_option_is_accepted(listen_addr: str) -> None:
         max_frame_size=65536, heartbeat_interval=2.5, connect_timeout=4.0, handshake_timeout=4.0,
         send_buffer=1 << 20, send_timeout=4.0, ping_timeout=4.0, service_queue=32, max_connections=16,
         max_pending_handshakes=8, max_declarations_per_peer=1000, sub_capacity=64, sub_max_bytes=1 << 20,
-        busy_poll=0.00005,
+        busy_poll=0.00005, stream_window=65536,
     )
     for overflow in ("block", "drop_oldest", "drop_newest", "disconnect"):
         # A path of its own each time: close() returns before the listener is

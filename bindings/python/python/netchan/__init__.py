@@ -2,7 +2,8 @@
 
 One :class:`Endpoint` connects processes on one host (Unix sockets) and
 machines on a LAN (TCP): publish/subscribe on ``/``-separated paths with
-``*``/``**`` patterns, request/reply with deadlines, ping, stats and events.
+``*``/``**`` patterns, request/reply with deadlines, bidirectional streams
+with flow control, ping, stats and events.
 The same endpoint speaks to the Rust, C, Node, Kotlin and Swift bindings and
 the ``netchan`` CLI.
 
@@ -14,6 +15,7 @@ same objects.
 from __future__ import annotations
 
 import atexit
+import inspect
 import time
 import weakref
 from typing import TYPE_CHECKING, Callable, Optional, Union
@@ -53,6 +55,9 @@ from ._native import (
     Publisher,
     Request,
     Service,
+    Stream,
+    StreamRequest,
+    StreamService,
     Subscription,
     __version__,
     error_codes,
@@ -101,7 +106,8 @@ class Endpoint(_native.Endpoint):
     ``max_pending_handshakes``, ``max_declarations_per_peer``,
     ``sub_capacity``, ``sub_max_bytes``, ``sub_overflow``, ``busy_poll``
     (how long a blocking call keeps polling before it parks its thread;
-    default 0: park at once; at most 1 s).
+    default 0: park at once; at most 1 s), ``stream_window`` (bytes the
+    other side of a stream may send before this side reads; default 1 MiB).
 
     Open endpoints are closed at interpreter exit, after sending what is
     queued (at most :data:`EXIT_FLUSH` seconds in all).
@@ -172,12 +178,51 @@ class Endpoint(_native.Endpoint):
                 _threads.start(f"netchan-serve {pattern} #{i}", _threads.serve, svc, handler)
         return svc
 
+    def serve_stream(
+        self,
+        pattern: str,
+        handler: Optional[Callable[[StreamRequest, Stream], object]] = None,
+        *,
+        threads: int = 1,
+        queue: Optional[int] = None,
+        window: Optional[int] = None,
+    ) -> StreamService:
+        """Serves bidirectional streams on paths matching ``pattern``.
+
+        With ``handler``, ``handler(req, stream)`` runs for each opened
+        stream on ``threads`` threads of its own (at most ``threads`` streams
+        at once; more wait in the queue, their openers waiting in
+        ``open_stream``). When it returns, this side is finished (the other
+        side reads what was sent, then the end) and, once nothing refers to
+        the stream any more, a stream whose other direction is still open is
+        cancelled; if it raises, the stream ends with the error (a netchan
+        :class:`Error` keeps its code; anything else is logged and becomes
+        ``HANDLER_ERROR``). Without it, take ``(req, stream)`` pairs from the
+        returned service (``for req, stream in svc``, ``svc.recv(timeout)``).
+        At most ``queue`` streams wait (default 1024); past that an opening
+        is refused with ``BUFFER_FULL``. ``window``: bytes each opener may
+        send before the handler reads (default the endpoint's
+        ``stream_window``).
+        """
+        if threads < 1:
+            raise InvalidArgumentError("threads must be at least 1")
+        if inspect.iscoroutinefunction(handler):
+            raise TypeError("an async handler needs netchan.aio.Endpoint.serve_stream (this is the sync API)")
+        svc = self._serve_stream(pattern, queue, None, window)
+        if handler is not None:
+            for i in range(threads):
+                _threads.start(f"netchan-serve-stream {pattern} #{i}", _threads.serve_streams, svc, handler)
+        return svc
+
 
 __all__ = [
     "Endpoint",
     "Subscription",
     "Service",
     "Request",
+    "Stream",
+    "StreamRequest",
+    "StreamService",
     "Message",
     "Event",
     "Events",

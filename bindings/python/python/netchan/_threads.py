@@ -4,7 +4,8 @@
   records to ``logging``; it is started with the first endpoint.
 - Each callback subscription gets its own thread that takes messages in
   batches and calls the callback in order; each handler service gets one (or
-  ``threads``) that take requests and answer them. Network threads never run
+  ``threads``) that take requests and answer them, and each handler stream
+  service ``threads`` that take streams and run the handler on them. Network threads never run
   Python code: they only fill the queues these threads read.
 - netchan's runtime threads and the dispatcher block the signals a program
   handles (:data:`SIGNALS`), so the kernel hands those to a thread of the
@@ -136,3 +137,50 @@ def serve(svc: Any, handler: Callable[[Any], object]) -> None:
             answer_with(req, result)
         except Exception as e:
             answer_failure(req, e, pattern)
+
+
+def fail_stream(stream: Any, exc: BaseException, pattern: str) -> None:
+    """Ends the stream of a stream handler that raised: a netchan Error keeps
+    its code (one raised by the stream itself, e.g. CANCELLED, changes
+    nothing: the stream has ended); anything else is logged and becomes
+    HANDLER_ERROR."""
+    if isinstance(exc, Error):
+        stream.fail(exc.detail, exc.code)
+        return
+    log.error("stream handler for %r raised", pattern, exc_info=exc)
+    stream.fail(f"{type(exc).__name__}: {exc}")
+
+
+def handle_stream(req: Any, stream: Any, handler: Callable[[Any, Any], object], pattern: str) -> None:
+    """Runs a sync stream handler; as the core's handler runner, it finishes
+    the stream when the handler returns and fails it when the handler raises."""
+    try:
+        result = handler(req, stream)
+        if inspect.isawaitable(result):
+            if inspect.iscoroutine(result):
+                result.close()  # never awaited: no RuntimeWarning
+            raise TypeError(
+                "an async handler needs netchan.aio.Endpoint.serve_stream (this is the sync API)"
+            )
+        stream.finish()
+    except Exception as e:
+        fail_stream(stream, e, pattern)
+
+
+def serve_streams(svc: Any, handler: Callable[[Any, Any], object]) -> None:
+    pattern = svc.pattern
+    while _next_stream(svc, handler, pattern):
+        pass
+
+
+def _next_stream(svc: Any, handler: Callable[[Any, Any], object], pattern: str) -> bool:
+    # A function of its own: the stream is let go of when it returns, not
+    # kept while this thread waits for the next one (an unfinished stream
+    # is cancelled once nothing refers to it).
+    try:
+        got = svc.recv()
+    except ClosedError:
+        return False
+    if got is not None:
+        handle_stream(got[0], got[1], handler, pattern)
+    return True

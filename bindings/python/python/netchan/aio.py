@@ -9,6 +9,11 @@ Work runs on netchan's own runtime (there is no second runtime); results come
 back to your loop through ``loop.call_soon_threadsafe``. Cancelling an
 awaiting task cancels the operation (a cancelled request is cancelled at the
 server too). Many operations may run at once, e.g. with ``asyncio.gather``.
+
+Streams are the exception to "same objects": :meth:`Endpoint.open_stream`
+returns a :class:`Stream` whose ``send``/``recv`` are coroutines, wrapping
+the sync :class:`netchan.Stream` (``.sync``), and :meth:`Endpoint.serve_stream`
+a :class:`StreamService` that hands out such streams.
 """
 
 from __future__ import annotations
@@ -16,22 +21,214 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Coroutine, Iterable, List, Optional, Set, Union
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Coroutine, Iterable, List, Optional, Set, Tuple, Type, Union
 
 from . import Endpoint as _SyncEndpoint
-from . import Payload, _threads
+from . import Payload, _async, _native, _threads
 from ._errors import ClosedError, InvalidArgumentError
-from ._native import Events, Message, PeerInfo, Publisher, Request, Service, Subscription, pack
+from ._errors import TimeoutError as _NetchanTimeout
+from ._native import Events, Message, PeerInfo, Publisher, Request, Service, StreamRequest, Subscription, pack
 
 if TYPE_CHECKING:
     from ._native import Stats
 
-__all__ = ["Endpoint", "Subscription", "Service", "Request", "Message", "Events", "PeerInfo"]
+__all__ = [
+    "Endpoint",
+    "Subscription",
+    "Service",
+    "Request",
+    "Message",
+    "Events",
+    "PeerInfo",
+    "Stream",
+    "StreamRequest",
+    "StreamService",
+]
 
 log = logging.getLogger("netchan")
 
 MessageCallback = Callable[[Message], Union[None, Awaitable[None]]]
 Handler = Callable[[Request], Union[object, Awaitable[object]]]
+StreamHandler = Callable[[StreamRequest, "Stream"], Union[object, Awaitable[object]]]
+
+
+class Stream:
+    """One side of a bidirectional stream, for asyncio code (see
+    :class:`netchan.Stream` for the semantics, which are the same).
+
+    ``await send(data)``, ``await recv()`` (``None`` at the end),
+    ``async for chunk in stream`` (ends at the other side's end),
+    ``finish()``, ``cancel()``, ``fail(message, code)``, ``close()``;
+    ``async with`` (or ``with``) finishes this side on a normal exit and
+    cancels the stream on an exception. ``Stream(sync_stream)`` wraps a
+    stream of the sync API; ``.sync`` is the wrapped one.
+    """
+
+    __slots__ = ("_s", "__weakref__")
+
+    def __init__(self, stream: _native.Stream) -> None:
+        self._s = stream
+
+    @property
+    def sync(self) -> _native.Stream:
+        """The same stream with the sync API."""
+        return self._s
+
+    @property
+    def path(self) -> str:
+        """The path the stream was opened on."""
+        return self._s.path
+
+    @property
+    def peer(self) -> str:
+        """The endpoint at the other side."""
+        return self._s.peer
+
+    @property
+    def remaining(self) -> Optional[float]:
+        """Seconds left before the stream's deadline; ``None`` without one."""
+        return self._s.remaining
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called (or the ``with`` block exited)."""
+        return self._s.closed
+
+    async def send(self, data: Payload, timeout: Optional[float] = None) -> None:
+        """Sends one message, waiting while the receiver's window is full (at
+        most ``timeout`` s: then :class:`netchan.TimeoutError`). A cancelled
+        send sent the message whole or not at all."""
+        if timeout is None:
+            return await self._send(data)
+        try:
+            await asyncio.wait_for(self._send(data), timeout)
+        except asyncio.TimeoutError:
+            raise _NetchanTimeout(f"send: no room in the receiver's window on {self.path} within {timeout} s") from None
+
+    async def _send(self, data: Payload) -> None:
+        fut = self._s._send_async(asyncio.get_running_loop(), data)
+        if fut is not None:
+            await fut
+
+    async def recv(self, timeout: Optional[float] = None) -> Optional[bytes]:
+        """The next message; ``None`` once the other side finished and all it
+        sent was received. Waits at most ``timeout`` s (then
+        :class:`netchan.TimeoutError`; the stream goes on). A cancelled
+        receive loses nothing."""
+        r: Optional[bytes]
+        if timeout is None:
+            r = await _async._recv(self._s)
+            return r
+        try:
+            r = await asyncio.wait_for(_async._recv(self._s), timeout)
+            return r
+        except asyncio.TimeoutError:
+            raise _NetchanTimeout(f"recv: nothing arrived on the stream on {self.path} within {timeout} s") from None
+
+    def finish(self) -> None:
+        """Ends this side's direction (half-close); receiving goes on."""
+        self._s.finish()
+
+    def cancel(self) -> None:
+        """Ends the whole stream with ``CANCELLED``, at both sides."""
+        self._s.cancel()
+
+    def fail(self, message: str, code: str = "HANDLER_ERROR") -> None:
+        """Ends the whole stream with an error of ``code`` that the other side raises."""
+        self._s.fail(message, code)
+
+    def close(self) -> None:
+        """Lets go of the stream (one that has not ended both ways is cancelled)."""
+        self._s.close()
+
+    def __aiter__(self) -> "Stream":
+        return self
+
+    async def __anext__(self) -> bytes:
+        b = await self.recv()
+        if b is None:
+            raise StopAsyncIteration
+        return b
+
+    def __enter__(self) -> "Stream":
+        return self
+
+    def __exit__(
+        self, t: Optional[Type[BaseException]], v: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> None:
+        self._s.__exit__(t, v, tb)
+
+    async def __aenter__(self) -> "Stream":
+        return self
+
+    async def __aexit__(
+        self, t: Optional[Type[BaseException]], v: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> None:
+        self._s.__exit__(t, v, tb)
+
+    def __repr__(self) -> str:
+        return f"aio.Stream(path={self.path!r}, peer={self.peer!r})"
+
+
+class StreamService:
+    """A pattern served with streams, for asyncio code: ``async for req,
+    stream in svc`` or ``await svc.recv(timeout)``; ``close()`` (or leaving
+    ``with``/``async with``) stops serving. ``.sync`` is the wrapped
+    :class:`netchan.StreamService`."""
+
+    __slots__ = ("_svc", "__weakref__")
+
+    def __init__(self, svc: _native.StreamService) -> None:
+        self._svc = svc
+
+    @property
+    def sync(self) -> _native.StreamService:
+        """The same service with the sync API."""
+        return self._svc
+
+    @property
+    def pattern(self) -> str:
+        """The served pattern."""
+        return self._svc.pattern
+
+    @property
+    def queued(self) -> int:
+        """Streams waiting to be taken."""
+        return self._svc.queued
+
+    async def recv(self, timeout: Optional[float] = None) -> Optional[Tuple[StreamRequest, Stream]]:
+        """The next opened stream (taking it accepts it), waiting at most
+        ``timeout`` s; ``None`` on timeout. Raises ``ClosedError`` once
+        closed. A cancelled wait loses nothing."""
+        got: Optional[Tuple[StreamRequest, _native.Stream]] = await _async.recv(self._svc, timeout)
+        return None if got is None else (got[0], Stream(got[1]))
+
+    def close(self) -> None:
+        """Stops serving; streams still queued are refused (``NO_RESPONDERS``)."""
+        self._svc.close()
+
+    def __aiter__(self) -> "StreamService":
+        return self
+
+    async def __anext__(self) -> Tuple[StreamRequest, Stream]:
+        got: Tuple[StreamRequest, _native.Stream] = await _async.anext(self._svc)
+        return got[0], Stream(got[1])
+
+    def __enter__(self) -> "StreamService":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> "StreamService":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"aio.StreamService(pattern={self.pattern!r})"
 
 
 class Endpoint:
@@ -89,6 +286,56 @@ class Endpoint:
     async def request(self, path: str, data: Optional[Payload] = None, timeout: float = 5.0) -> bytes:
         """Sends a request; returns the reply payload."""
         return await self._ep._request_async(asyncio.get_running_loop(), path, data, timeout)
+
+    async def open_stream(
+        self,
+        path: str,
+        first: Optional[Payload] = None,
+        *,
+        timeout: Optional[float] = None,
+        open_timeout: Optional[float] = None,
+        window: Optional[int] = None,
+        wait_for_responder: bool = False,
+    ) -> Stream:
+        """Opens a bidirectional stream on ``path`` (see
+        :meth:`netchan.Endpoint.open_stream`). Cancelling the awaiting task
+        cancels the opening (a stream opened meanwhile is cancelled)."""
+        s = await self._ep._open_stream_async(
+            asyncio.get_running_loop(), path, first, timeout, open_timeout, window, wait_for_responder
+        )
+        return Stream(s)
+
+    def serve_stream(
+        self,
+        pattern: str,
+        handler: Optional[StreamHandler] = None,
+        *,
+        max_concurrent: int = 256,
+        queue: Optional[int] = None,
+        window: Optional[int] = None,
+    ) -> StreamService:
+        """Serves streams on ``pattern``. With ``handler`` (``async def`` or
+        plain), each opened stream runs ``handler(req, stream)`` in its own
+        task on the current loop, at most ``max_concurrent`` at once (more
+        wait in the queue, their openers waiting). When it returns, this
+        side is finished and, once nothing refers to the stream, a stream
+        whose other direction is still open is cancelled; if it raises, the
+        stream ends with the error (a netchan :class:`~netchan.Error` keeps
+        its code; anything else is logged and becomes ``HANDLER_ERROR``). As
+        with request handlers, the task is not cancelled when the other side
+        cancels: its next ``send``/``recv`` raises ``CancelledError``
+        (netchan's). Without it, iterate the service. ``queue``/``window``:
+        as :meth:`netchan.Endpoint.serve_stream`."""
+        if max_concurrent < 1:
+            raise InvalidArgumentError("max_concurrent must be at least 1")
+        svc = StreamService(self._ep._serve_stream(pattern, queue, None, window))
+        if handler is not None:
+            self._spawn(_serve_streams(svc, handler, self._spawn, max_concurrent))
+        return svc
+
+    def stream_servers(self, pattern: str) -> List[str]:
+        """Names of the endpoints serving streams on something overlapping ``pattern``."""
+        return self._ep.stream_servers(pattern)
 
     async def ping(self, peer: str) -> float:
         """Round-trip time to the connected peer ``peer``, in seconds."""
@@ -266,3 +513,37 @@ async def _answer(req: Request, handler: Handler, pattern: str, done: Callable[[
     finally:
         done()
 
+
+
+async def _serve_streams(
+    svc: StreamService,
+    handler: StreamHandler,
+    spawn: Callable[[Coroutine[Any, Any, None]], None],
+    max_concurrent: int,
+) -> None:
+    # A stream is taken (accepted) only when a handler slot is free.
+    slots = asyncio.Semaphore(max_concurrent)
+    while True:
+        await slots.acquire()
+        try:
+            req, stream = await svc.__anext__()
+        except StopAsyncIteration:
+            return
+        spawn(_handle_stream(req, stream, handler, svc.pattern, slots.release))
+        # Not kept while waiting for the next: an unfinished stream is
+        # cancelled once nothing refers to it.
+        del req, stream
+
+
+async def _handle_stream(
+    req: StreamRequest, stream: Stream, handler: StreamHandler, pattern: str, done: Callable[[], None]
+) -> None:
+    try:
+        r = handler(req, stream)
+        if inspect.isawaitable(r):
+            await r
+        stream.finish()
+    except Exception as e:
+        _threads.fail_stream(stream, e, pattern)
+    finally:
+        done()
