@@ -1,6 +1,6 @@
 # Shows: the interop agent contract (tests/interop/README.md), in Python.
 # Run: python tests/interop/agent.py sub tcp://127.0.0.1:0 'x/**' 1
-# Prints: READY <addr>, then MSG/OK/ERR lines as the contract says; exits 0.
+# Prints: READY <addr>, then MSG/OK/ERR/SMSG/SAW lines as the contract says; exits 0.
 import os
 import signal
 import sys
@@ -99,6 +99,51 @@ def main() -> int:
             try:
                 r = ep.request(path, payload(spec), timeout=10.0)
                 say(f"OK {len(r)} {fnv1a64(r):016x}")
+            except netchan.Error as e:
+                say(f"ERR {e.code} {e.detail}")
+        elif cmd == "sserve":
+
+            def secho(req: netchan.StreamRequest, s: netchan.Stream) -> None:
+                if req.payload:
+                    s.send(req.payload)
+                for m in s:
+                    s.send(m)
+
+            def scancel(req: netchan.StreamRequest, s: netchan.Stream) -> None:
+                s.send(b"hello")
+                s.cancel()
+
+            def swatch(req: netchan.StreamRequest, s: netchan.Stream) -> None:
+                n, end = 0, "END"
+                try:
+                    while s.recv() is not None:
+                        n += 1
+                except netchan.Error as e:
+                    end = e.code
+                say(f"SAW {end} {n}")
+
+            ep.serve_stream("secho", secho)
+            ep.serve_stream("scancel", scancel)
+            ep.serve_stream("swatch", swatch)
+            say(f"READY {ep.listen(addr)}")
+            signal.pause()  # until the harness ends it
+        elif cmd == "sopen":
+            path, more = rest[0], rest[1:]
+            cancel = bool(more) and more[0] == "--cancel"
+            specs = more[1:] if cancel else more
+            ep.connect(addr)
+            try:
+                st = ep.open_stream(path)
+                for spec in specs:
+                    st.send(payload(spec))
+                if cancel:
+                    st.cancel()
+                    say("CANCELLED")
+                else:
+                    st.finish()
+                    for m in st:
+                        say(f"SMSG {len(m)} {fnv1a64(m):016x}")
+                    say("SEND")
             except netchan.Error as e:
                 say(f"ERR {e.code} {e.detail}")
         else:

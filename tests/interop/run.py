@@ -273,7 +273,7 @@ def streams(srv, cli, transport, tmp):
 
 
 # Languages whose agents implement sserve/sopen (streams).
-STREAMS = {"rust", "cli", "kotlin", "node"}
+STREAMS = {"rust", "cli", "kotlin", "node", "python"}
 
 # Languages whose agents implement pubobj/subobj with their msgpack helpers.
 MSGPACK = {"python", "node"}
