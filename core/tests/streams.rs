@@ -729,6 +729,18 @@ fn streams_from_plain_threads() {
         let e = q.recv_blocking(None).unwrap_err();
         assert_eq!(e.code(), ErrorCode::WouldDeadlock);
     });
+    // Also when a message is already there (not only when it would wait):
+    // the echo of the first payload has (very likely) arrived after 50 ms;
+    // either way the call must refuse.
+    let s2 = client
+        .open_stream_blocking("echo", "here", StreamOptions::default())
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    rt.block_on(async {
+        let e = s2.recv_blocking(None).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::WouldDeadlock);
+    });
+    assert_eq!(&s2.recv_blocking(t).unwrap().unwrap()[..], b"here");
     client.block_on(client.close()).unwrap();
     server.block_on(server.close()).unwrap();
 }

@@ -104,6 +104,14 @@ impl Stream {
     ///
     /// Errors: as `recv`; `TIMEOUT`; `WOULD_DEADLOCK` from an async context.
     pub fn recv_blocking(&self, timeout: Option<Duration>) -> Result<Option<Bytes>> {
+        // Refused from an async context even when a message is here, as
+        // every blocking call is (not only when it would have to wait).
+        if crate::runtime::in_async_context() {
+            return Err(Error::new(
+                ErrorCode::WouldDeadlock,
+                "recv_blocking called from an async context or callback; use recv().await",
+            ));
+        }
         if let Some(r) = self.h.0.try_recv()? {
             return Ok(r);
         }
