@@ -219,6 +219,31 @@ typedef struct netchan_request netchan_request;
 // Thread-safe.
 typedef struct netchan_service netchan_service;
 
+// One side of a bidirectional stream: opened with
+// `netchan_endpoint_open_stream()` or handed out by a stream service.
+// Send with `netchan_stream_send()` / `_try_send()`, receive with
+// `netchan_stream_recv()` / `_try_recv()` or a callback
+// (`netchan_stream_on_message()`), end this side's direction with
+// `netchan_stream_finish()`, end the whole stream with
+// `netchan_stream_cancel()`. Free it with `netchan_stream_free()`, which
+// cancels a stream whose two directions have not both ended. Thread-safe:
+// any function may be called on one stream from any thread at once.
+typedef struct netchan_stream netchan_stream;
+
+// Options of one stream: create with `netchan_stream_options_new()`,
+// change with the `netchan_stream_options_set_*()` setters, pass to
+// `netchan_endpoint_open_stream()`, free with
+// `netchan_stream_options_free()`. Values are checked by
+// `netchan_endpoint_open_stream()`. Not thread-safe: use one options
+// object from one thread at a time.
+typedef struct netchan_stream_options netchan_stream_options;
+
+// A pattern served with streams: pulled with
+// `netchan_stream_service_accept()` (`netchan_endpoint_serve_stream()`) or
+// run by a handler (`netchan_endpoint_serve_stream_callback()`). Free it
+// with `netchan_stream_service_free()` to stop serving. Thread-safe.
+typedef struct netchan_stream_service netchan_stream_service;
+
 // Options of one subscription: create with
 // `netchan_subscribe_options_new()` (starting from the library defaults,
 // not the endpoint's), change with the setters, pass to
@@ -366,6 +391,59 @@ typedef struct {
   // Called once after the last call; may be NULL.
   void (*drop)(void *context);
 } netchan_request_handler;
+
+// Receives the messages of one stream (`netchan_stream_on_message()`).
+//
+// `call(context, stream, message, result)` runs on a netchan thread, one
+// call at a time, in order: once per message with `message` pointing at
+// it (borrowed for the call: copy what you keep) and `result`
+// `NETCHAN_RESULT_OK`; then exactly one last call with `message` NULL:
+// `result` `NETCHAN_RESULT_OK` when the other side finished its direction
+// and everything it sent was delivered, else the code the stream ended
+// with (`CANCELLED`, `TIMEOUT`, `PEER_LOST`, `CLOSED`, a handler's code),
+// whose detail `netchan_last_error()` gives during the call. `stream` is
+// the handle the callback was set on. `call` never runs after `drop`, and
+// `drop(context)` runs exactly once, after the last call, or when the
+// stream is freed before it. `call` must not block for long (it holds up
+// this stream's delivery, and the sender waits once the window is
+// spent), must not throw (C++) or longjmp; it may call any netchan
+// function, including `netchan_stream_try_send()` and
+// `netchan_stream_free()` on its own stream; blocking ones
+// (`netchan_stream_send()`, `_recv()`) return `WOULD_DEADLOCK`. `drop` may
+// be NULL.
+typedef struct {
+  // Passed to `call` and `drop`; may be NULL.
+  void *context;
+  // Called for each message, then once at the end; must not be NULL.
+  void (*call)(void *context,
+               netchan_stream *stream,
+               const netchan_slice *message,
+               netchan_result result);
+  // Called once after the last call; may be NULL.
+  void (*drop)(void *context);
+} netchan_stream_callback;
+
+// Handles the streams of `netchan_endpoint_serve_stream_callback()`.
+//
+// `call(context, stream)` runs once per opened stream on a netchan thread;
+// calls of one service run one at a time, in arrival order. `stream` is
+// owned by you: read its first payload with
+// `netchan_stream_first_payload()`, use it from any thread (or set a
+// `netchan_stream_callback` on it with `netchan_stream_on_message()`),
+// and free it with `netchan_stream_free()`. `call` never runs after
+// `drop`, and `drop(context)` runs exactly once after the last call (when
+// the service is freed or the endpoint closes). `call` must not block for
+// long (hand the stream to another thread instead) and must not throw
+// (C++) or longjmp; blocking netchan functions called from it return
+// `WOULD_DEADLOCK`. `drop` may be NULL.
+typedef struct {
+  // Passed to `call` and `drop`; may be NULL.
+  void *context;
+  // Called for each opened stream; must not be NULL.
+  void (*call)(void *context, netchan_stream *stream);
+  // Called once after the last call; may be NULL.
+  void (*drop)(void *context);
+} netchan_stream_handler;
 
 // Receives the messages of `netchan_endpoint_subscribe_callback()`.
 //
@@ -874,6 +952,285 @@ netchan_str netchan_service_pattern(const netchan_service *service);
 // it waits for a running handler call to finish and runs `drop` before
 // returning.
 void netchan_service_free(netchan_service *service);
+
+// Creates stream options with the defaults: no deadline, a 10 s open
+// timeout, the endpoint's stream window (1 MiB), and `NO_RESPONDERS` at
+// once when nobody serves the path.
+//
+// On success writes a new object to `*out`; free it with
+// `netchan_stream_options_free()`. Errors: `NULL_ARGUMENT`.
+netchan_result netchan_stream_options_new(netchan_stream_options **out);
+
+// Frees stream options. NULL, or options freed already, are ignored.
+void netchan_stream_options_free(netchan_stream_options *options);
+
+// The stream's deadline, in milliseconds from the open (default: none).
+// It travels with the opening; at the deadline both sides end the stream
+// with `TIMEOUT`.
+//
+// Errors: `NULL_ARGUMENT`; 0 is refused by the open with `INVALID_ARGUMENT`.
+netchan_result netchan_stream_options_set_timeout_ms(netchan_stream_options *options,
+                                                     uint64_t timeout_ms);
+
+// How long the open waits for a server to accept the stream, in
+// milliseconds (default 10000, or the deadline if sooner); past it the
+// open fails with `TIMEOUT`.
+//
+// Errors: `NULL_ARGUMENT`; 0 is refused by the open with `INVALID_ARGUMENT`.
+netchan_result netchan_stream_options_set_open_timeout_ms(netchan_stream_options *options,
+                                                          uint64_t timeout_ms);
+
+// Payload bytes the server may send before this side reads (default: the
+// endpoint's stream window, 1 MiB; 1 byte to 4 GiB). The server waits
+// beyond it; nothing else on the connection does.
+//
+// Errors: `NULL_ARGUMENT`; 0 is refused by the open with `INVALID_ARGUMENT`.
+netchan_result netchan_stream_options_set_window(netchan_stream_options *options, size_t window);
+
+// If nobody serves the path yet, `true` waits (up to the open timeout)
+// for a server to appear instead of failing with `NO_RESPONDERS` at once
+// (default `false`).
+//
+// Errors: `NULL_ARGUMENT`.
+netchan_result netchan_stream_options_set_wait_for_responder(netchan_stream_options *options,
+                                                             bool wait);
+
+// Opens a bidirectional stream on `path` to one endpoint serving streams
+// there (a local stream service first, else a connected peer that serves
+// it, in turn), carrying `len` bytes at `data` as the first payload
+// (copied; `data` may be NULL when `len` is 0), and blocks until the
+// server accepts it (a stream waiting in a full service's queue is
+// accepted when its handler takes it), at most the open timeout.
+//
+// `options` may be NULL (the defaults of `netchan_stream_options_new()`);
+// it is only read. On success writes the stream to `*out`; free it with
+// `netchan_stream_free()`.
+//
+// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `INVALID_PATH`,
+// `INVALID_ARGUMENT` (options), `NO_RESPONDERS` (nobody serves streams on
+// `path`, or the service closed before taking it), `BUFFER_FULL` (the
+// service's queue is full), `TIMEOUT` (not accepted within the open
+// timeout), `PEER_LOST`, `MESSAGE_TOO_LARGE`, `CLOSED`, `WOULD_DEADLOCK`
+// (called from a netchan callback). Thread-safe.
+netchan_result netchan_endpoint_open_stream(const netchan_endpoint *ep,
+                                            const char *path,
+                                            const uint8_t *data,
+                                            size_t len,
+                                            const netchan_stream_options *options,
+                                            netchan_stream **out);
+
+// Sends `len` bytes at `data` (copied; `data` may be NULL when `len` is
+// 0) as one message, waiting while the receiver's window is full, at most
+// `timeout_ms` milliseconds (negative: no limit; 0: do not wait). Only
+// this stream waits; nothing else on the connection does.
+//
+// Errors: `TIMEOUT` (no room in time; nothing was sent and the stream
+// goes on — also the code of a stream that reached its deadline), the
+// code the stream ended with (`CANCELLED`, `TIMEOUT`, `PEER_LOST`, a
+// handler's code), `INVALID_ARGUMENT` (after `netchan_stream_finish()`),
+// `MESSAGE_TOO_LARGE`, `CLOSED`, `WOULD_DEADLOCK` (called from a netchan
+// callback: use `netchan_stream_try_send()`), `NULL_ARGUMENT`.
+// Thread-safe: concurrent sends on one stream go out whole, one after
+// the other.
+netchan_result netchan_stream_send(const netchan_stream *stream,
+                                   const uint8_t *data,
+                                   size_t len,
+                                   int64_t timeout_ms);
+
+// Sends `len` bytes at `data` as one message if the receiver's window
+// (and the connection's send buffer) has room now; never waits.
+//
+// Errors: `BUFFER_FULL` (no room now; nothing was sent), and those of
+// `netchan_stream_send()` except `TIMEOUT` for the wait and
+// `WOULD_DEADLOCK`. Thread-safe; callable from callbacks.
+netchan_result netchan_stream_try_send(const netchan_stream *stream,
+                                       const uint8_t *data,
+                                       size_t len);
+
+// Waits for the next message from the other side, at most `timeout_ms`
+// milliseconds (negative: no limit; 0: do not wait).
+//
+// On `NETCHAN_RESULT_OK` writes to `*out` either the message (free it with
+// `netchan_bytes_free()`) or NULL: the other side finished its direction
+// and everything it sent was received (every later call returns the same).
+// After a cancel or a lost link, the messages that arrived before it come
+// first, then the error.
+//
+// Errors: `TIMEOUT` (nothing arrived in time; the stream goes on — a
+// stream that reached its deadline also ends with `TIMEOUT`, and then
+// `netchan_stream_try_recv()` reports it too instead of `EMPTY`), the code
+// the stream ended with (`CANCELLED`, `TIMEOUT`, `PEER_LOST`, a handler's
+// code), `CLOSED`, `INVALID_ARGUMENT` (a callback receives this stream's
+// messages), `WOULD_DEADLOCK` (called from a netchan callback: use
+// `netchan_stream_try_recv()`), `NULL_ARGUMENT`. Thread-safe: several
+// threads may wait on one stream; each message goes to one of them.
+netchan_result netchan_stream_recv(const netchan_stream *stream,
+                                   int64_t timeout_ms,
+                                   netchan_bytes **out);
+
+// Takes the next message without waiting. On `NETCHAN_RESULT_OK` writes
+// the message (free it with `netchan_bytes_free()`) or NULL (the other
+// side's direction ended) to `*out`, as `netchan_stream_recv()`.
+//
+// Errors: `EMPTY` (nothing here yet), the code the stream ended with,
+// `CLOSED`, `INVALID_ARGUMENT` (a callback receives this stream's
+// messages), `NULL_ARGUMENT`. Thread-safe; callable from callbacks.
+netchan_result netchan_stream_try_recv(const netchan_stream *stream, netchan_bytes **out);
+
+// Ends this side's direction (half-close): the other side receives what
+// was sent, then the end; receiving goes on. Later sends fail with
+// `INVALID_ARGUMENT`. Idempotent; does nothing on a stream that ended.
+// Never blocks.
+//
+// Errors: `NULL_ARGUMENT`. Thread-safe; callable from callbacks.
+netchan_result netchan_stream_finish(const netchan_stream *stream);
+
+// Ends the whole stream with `CANCELLED`: this side's sends and receives
+// fail with it at once; the other side receives what was sent before it,
+// then `CANCELLED` (unless this side had finished its direction), and its
+// sends fail with it. Idempotent. Never blocks.
+//
+// Errors: `NULL_ARGUMENT`. Thread-safe; callable from callbacks.
+netchan_result netchan_stream_cancel(const netchan_stream *stream);
+
+// Ends the whole stream as `netchan_stream_cancel()` does, but with result
+// `code` and the text `detail` (NUL-terminated UTF-8, may be NULL for
+// none), which the other side receives. `code` must be one of the core
+// codes (100 to 999), typically `NETCHAN_RESULT_HANDLER_ERROR`.
+//
+// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `INVALID_ARGUMENT` (code is not
+// a core code; nothing happens). Thread-safe; callable from callbacks.
+netchan_result netchan_stream_cancel_with(const netchan_stream *stream,
+                                          uint32_t code,
+                                          const char *detail);
+
+// The path the stream was opened on, valid until the stream is freed.
+// `{NULL, 0}` if `stream` is NULL. Thread-safe.
+netchan_str netchan_stream_path(const netchan_stream *stream);
+
+// The name of the endpoint at the other side (for a served stream: the
+// opener), valid until the stream is freed. `{NULL, 0}` if `stream` is
+// NULL. Thread-safe.
+netchan_str netchan_stream_peer(const netchan_stream *stream);
+
+// For a stream a service handed out: the first payload its opener sent
+// with the opening, valid until the stream is freed. `{NULL, 0}` for a
+// stream you opened, or if `stream` is NULL. Thread-safe.
+netchan_slice netchan_stream_first_payload(const netchan_stream *stream);
+
+// Milliseconds left before the stream's deadline (the opener's
+// `netchan_stream_options_set_timeout_ms()`, carried on the wire); 0 if
+// it passed or `stream` is NULL; `UINT64_MAX` if the stream has no
+// deadline. Thread-safe.
+uint64_t netchan_stream_remaining_ms(const netchan_stream *stream);
+
+// Delivers the stream's messages to `callback` from now on, instead of
+// `netchan_stream_recv()` (which then returns `INVALID_ARGUMENT`); see
+// `netchan_stream_callback` for the threads and guarantees. Once per
+// stream.
+//
+// `callback` is taken over even when this function fails: then `call` is
+// never run and `drop` has run before it returns.
+//
+// Errors: `NULL_ARGUMENT` (also for `callback.call`), `INVALID_ARGUMENT`
+// (a callback was set already), `CLOSED` (`netchan_shutdown()` stopped
+// the runtime). Thread-safe; callable from callbacks (e.g. from the
+// `netchan_stream_handler` that received the stream).
+netchan_result netchan_stream_on_message(netchan_stream *stream, netchan_stream_callback callback);
+
+// Frees the stream handle. A stream whose two directions have not both
+// ended (finished by each side, or ended by a cancel, the deadline or a
+// lost link) is cancelled first: the other side sees `CANCELLED`. A
+// message callback's `call` never runs after this; from a plain thread it
+// waits for a running call to return and runs `drop` before returning
+// (from inside a callback `drop` runs right after the running call).
+// Frees a handler-served stream's place among its service's
+// `max_concurrent`. NULL, or a stream freed already, is ignored.
+// Thread-safe; callable from callbacks (its own message callback's too).
+void netchan_stream_free(netchan_stream *stream);
+
+// Serves streams on `pattern` (wildcards allowed, e.g. `"files/*"`):
+// streams opened on matching paths, locally or by peers, wait in the
+// service's queue until `netchan_stream_service_accept()` takes them
+// (their openers wait meanwhile). At most `queue` wait; past that an open
+// is refused with `BUFFER_FULL`. Each stream's opener may send `window`
+// bytes before this side reads (1 byte to 4 GiB). 0 takes the endpoint's
+// setting (`service_queue`, 1024; the stream window, 1 MiB).
+//
+// On success writes the service to `*out`; free it with
+// `netchan_stream_service_free()`.
+//
+// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `INVALID_PATH`,
+// `INVALID_ARGUMENT` (window), `CLOSED`. Thread-safe; callable from
+// callbacks.
+netchan_result netchan_endpoint_serve_stream(const netchan_endpoint *ep,
+                                             const char *pattern,
+                                             size_t queue,
+                                             size_t window,
+                                             netchan_stream_service **out);
+
+// Serves streams on `pattern` like `netchan_endpoint_serve_stream()`, but
+// hands each opened stream to `handler` (see `netchan_stream_handler`).
+// At most `max_concurrent` streams are in the handler's hands at once
+// (from its call until the stream handle is freed); the next ones wait in
+// the queue, their openers waiting to be accepted. 0 takes the endpoint's
+// setting (`handler_concurrency`, 256; `service_queue`, 1024; the stream
+// window, 1 MiB).
+//
+// `handler` is taken over even when this function fails: then `call` is
+// never run and `drop` has run before it returns. On success writes the
+// service to `*out`; free it with `netchan_stream_service_free()`.
+//
+// Errors: `NULL_ARGUMENT` (also for `handler.call`), `INVALID_UTF8`,
+// `INVALID_PATH`, `INVALID_ARGUMENT`, `CLOSED`. Thread-safe; callable from
+// callbacks.
+netchan_result netchan_endpoint_serve_stream_callback(const netchan_endpoint *ep,
+                                                      const char *pattern,
+                                                      size_t max_concurrent,
+                                                      size_t queue,
+                                                      size_t window,
+                                                      netchan_stream_handler handler,
+                                                      netchan_stream_service **out);
+
+// Waits for the next opened stream, at most `timeout_ms` milliseconds
+// (negative: no limit; 0: do not wait), and accepts it (its opener's
+// `netchan_endpoint_open_stream()` returns).
+//
+// On `NETCHAN_RESULT_OK` writes the stream to `*out`; read the opener's
+// first payload with `netchan_stream_first_payload()` and its name with
+// `netchan_stream_peer()`; free it with `netchan_stream_free()`.
+//
+// Errors: `TIMEOUT` (no stream was opened in time), `CLOSED` (the service
+// or its endpoint is closed), `INVALID_ARGUMENT` (a service run by a
+// handler), `WOULD_DEADLOCK` (called from a netchan callback: use
+// `netchan_stream_service_try_accept()`), `NULL_ARGUMENT`. Thread-safe:
+// several threads may wait on one service; each stream goes to one of
+// them.
+netchan_result netchan_stream_service_accept(const netchan_stream_service *service,
+                                             int64_t timeout_ms,
+                                             netchan_stream **out);
+
+// Takes and accepts the next opened stream without waiting; on
+// `NETCHAN_RESULT_OK` writes it to `*out` as
+// `netchan_stream_service_accept()` does.
+//
+// Errors: `EMPTY` (no stream is waiting), `CLOSED`, `INVALID_ARGUMENT` (a
+// service run by a handler), `NULL_ARGUMENT`. Thread-safe; callable from
+// callbacks.
+netchan_result netchan_stream_service_try_accept(const netchan_stream_service *service,
+                                                 netchan_stream **out);
+
+// The served pattern, valid until the service is freed. `{NULL, 0}` if
+// `service` is NULL. Thread-safe.
+netchan_str netchan_stream_service_pattern(const netchan_stream_service *service);
+
+// Stops serving and frees the handle. Streams still waiting in the queue
+// are refused (their openers get `NO_RESPONDERS`); streams already handed
+// out stay usable until freed. NULL, or a service freed already, is
+// ignored. May be called from any thread and from inside any callback
+// (its own handler's too); from a plain thread it waits for a running
+// handler call to finish and runs `drop` before returning.
+void netchan_stream_service_free(netchan_stream_service *service);
 
 // The concrete path the message was published on, valid as long as the
 // message. `{NULL, 0}` if `message` is NULL. Thread-safe.

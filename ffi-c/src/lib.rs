@@ -16,7 +16,7 @@
 //! - `types`: borrowed views (`netchan_str`, `netchan_slice`), returned
 //!   strings and byte buffers.
 //! - `options`: the endpoint and subscription option builders.
-//! - `endpoint`, `sub`, `serve`, `events`: the API proper.
+//! - `endpoint`, `sub`, `serve`, `stream`, `events`: the API proper.
 //!
 //! ## Threads
 //!
@@ -49,6 +49,7 @@ mod error;
 mod events;
 mod options;
 mod serve;
+mod stream;
 mod sub;
 mod types;
 
@@ -69,6 +70,7 @@ pub use events::{
 };
 pub use options::*;
 pub use serve::*;
+pub use stream::*;
 pub use sub::*;
 pub use types::{
     netchan_bytes, netchan_bytes_data, netchan_bytes_free, netchan_slice, netchan_str,

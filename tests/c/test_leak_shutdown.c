@@ -39,6 +39,22 @@ static void on_result(void *context, netchan_result r, const uint8_t *p, size_t 
     t_counter_add((t_counter *)context, r == NETCHAN_RESULT_OK ? 1 : 1000);
 }
 
+/* Streams: each message back; at the end, finish and free the stream. */
+static void stream_msg(void *context, netchan_stream *s, const netchan_slice *m, netchan_result r) {
+    (void)r;
+    if (m != NULL) {
+        netchan_stream_try_send(s, m->data, m->len);
+        return;
+    }
+    netchan_stream_finish(s);
+    netchan_stream_free(s);
+    t_counter_add((t_counter *)context, 1);
+}
+static void stream_handler(void *context, netchan_stream *s) {
+    netchan_stream_callback cb = {context, stream_msg, NULL};
+    netchan_stream_on_message(s, cb);
+}
+
 static void test_every_kind_of_handle_freed(void) {
     t_counter got, results;
     t_counter_init(&got);
@@ -84,6 +100,36 @@ static void test_every_kind_of_handle_freed(void) {
     uint64_t rtt = 0;
     CHECK_OK(netchan_endpoint_ping(client, peer, &rtt));
     CHECK_RC(netchan_endpoint_publish(client, "bad//", NULL, 0), NETCHAN_RESULT_INVALID_PATH);
+
+    /* Streams: a pulled service, a handler's, options, a stream finished
+     * both ways and one freed unfinished (cancelled). */
+    t_counter ended;
+    t_counter_init(&ended);
+    netchan_stream_service *spull = NULL, *scb = NULL;
+    CHECK_OK(netchan_endpoint_serve_stream(server, "pulled", 0, 0, &spull));
+    netchan_stream_handler sh = {&ended, stream_handler, NULL};
+    CHECK_OK(netchan_endpoint_serve_stream_callback(server, "streams", 0, 0, 0, sh, &scb));
+    netchan_stream_options *so = NULL;
+    CHECK_OK(netchan_stream_options_new(&so));
+    CHECK_OK(netchan_stream_options_set_wait_for_responder(so, true));
+    netchan_stream *st = NULL;
+    CHECK_OK(netchan_endpoint_open_stream(client, "streams", (const uint8_t *)"q", 1, so, &st));
+    CHECK_OK(netchan_stream_send(st, (const uint8_t *)"x", 1, 10000));
+    CHECK_OK(netchan_stream_finish(st));
+    netchan_bytes *sm = NULL;
+    CHECK_OK(netchan_stream_recv(st, 10000, &sm));
+    CHECK(sm != NULL && t_slice_eq(netchan_bytes_data(sm), "x", 1));
+    netchan_bytes_free(sm);
+    CHECK_OK(netchan_stream_recv(st, 10000, &sm));
+    CHECK(sm == NULL);
+    netchan_stream_free(st);
+    CHECK_OK(netchan_endpoint_open_stream(client, "streams", NULL, 0, so, &st));
+    netchan_stream_free(st);
+    CHECK(t_counter_wait(&ended, 2, 10000) == 2);
+    netchan_stream_options_free(so);
+    netchan_stream_service_free(scb);
+    netchan_stream_service_free(spull);
+    t_counter_destroy(&ended);
 
     netchan_subscription_free(pull);
     netchan_subscription_free(cb);
