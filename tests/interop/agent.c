@@ -1,7 +1,8 @@
 /* The interop agent contract (tests/interop/README.md), in C over libnetchan.
  * Build: cc -std=c11 -Iinclude tests/interop/agent.c -Ltarget/debug -lnetchan -o agent-c
- * Prints: READY <addr>, then MSG/OK/ERR lines as the contract says; exits 0. */
+ * Prints: READY <addr>, then MSG/OK/ERR/SMSG/SAW lines as the contract says; exits 0. */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,9 +62,55 @@ static void on_request(void *ctx, const netchan_request *req, netchan_reply *rep
     netchan_reply_free(reply);
 }
 
+/* One pulled stream service per path, each on a thread of its own:
+ * secho (every message back, the first payload too unless empty, then
+ * the end), scancel (sends "hello", then cancels), swatch (receives until
+ * the stream ends, prints SAW END|<CODE> <n>). */
+static void *stream_server(void *arg) {
+    netchan_stream_service *svc = arg;
+    netchan_str pat = netchan_stream_service_pattern(svc);
+    for (;;) {
+        netchan_stream *s = NULL;
+        if (netchan_stream_service_accept(svc, -1, &s) != NETCHAN_RESULT_OK) return NULL;
+        if (pat.len == 5 && memcmp(pat.data, "secho", 5) == 0) {
+            netchan_slice first = netchan_stream_first_payload(s);
+            if (first.len > 0) netchan_stream_send(s, first.data, first.len, -1);
+            for (;;) {
+                netchan_bytes *m = NULL;
+                if (netchan_stream_recv(s, -1, &m) != NETCHAN_RESULT_OK || m == NULL) break;
+                netchan_slice d = netchan_bytes_data(m);
+                netchan_result r = netchan_stream_send(s, d.data, d.len, -1);
+                netchan_bytes_free(m);
+                if (r != NETCHAN_RESULT_OK) break;
+            }
+            netchan_stream_finish(s);
+        } else if (pat.len == 7 && memcmp(pat.data, "scancel", 7) == 0) {
+            netchan_stream_send(s, (const uint8_t *)"hello", 5, -1);
+            netchan_stream_cancel(s);
+        } else {
+            int n = 0;
+            const char *end = "END";
+            for (;;) {
+                netchan_bytes *m = NULL;
+                netchan_result r = netchan_stream_recv(s, -1, &m);
+                if (r != NETCHAN_RESULT_OK) {
+                    end = netchan_result_name(r);
+                    break;
+                }
+                if (m == NULL) break;
+                netchan_bytes_free(m);
+                n++;
+            }
+            printf("SAW %s %d\n", end, n);
+            fflush(stdout);
+        }
+        netchan_stream_free(s);
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: agent-c sub|pub|serve|req ADDR ...\n");
+        fprintf(stderr, "usage: agent-c sub|pub|serve|req|sserve|sopen ADDR ...\n");
         return 2;
     }
     char name[64];
@@ -120,6 +167,49 @@ int main(int argc, char **argv) {
         fflush(stdout);
         netchan_string_free(bound);
         for (;;) pause();
+    } else if (strcmp(cmd, "sserve") == 0) {
+        const char *paths[] = {"secho", "scancel", "swatch"};
+        for (int i = 0; i < 3; i++) {
+            netchan_stream_service *svc = NULL;
+            check(netchan_endpoint_serve_stream(ep, paths[i], 0, 0, &svc), "serve_stream");
+            pthread_t t;
+            if (pthread_create(&t, NULL, stream_server, svc) != 0) return 1;
+        }
+        char *bound = NULL;
+        check(netchan_endpoint_listen(ep, addr, &bound), "listen");
+        printf("READY %s\n", bound);
+        fflush(stdout);
+        netchan_string_free(bound);
+        for (;;) pause();
+    } else if (strcmp(cmd, "sopen") == 0 && argc >= 4) {
+        /* sopen ADDR PATH [--cancel] SPEC... */
+        check(netchan_endpoint_connect(ep, addr, NULL), "connect");
+        int cancel = argc >= 5 && strcmp(argv[4], "--cancel") == 0;
+        netchan_stream *s = NULL;
+        netchan_result r = netchan_endpoint_open_stream(ep, argv[3], NULL, 0, NULL, &s);
+        for (int i = cancel ? 5 : 4; r == NETCHAN_RESULT_OK && i < argc; i++) {
+            size_t n = 0;
+            uint8_t *b = payload(argv[i], &n);
+            r = netchan_stream_send(s, b, n, -1);
+            free(b);
+        }
+        if (r == NETCHAN_RESULT_OK && cancel) {
+            netchan_stream_cancel(s);
+            printf("CANCELLED\n");
+        } else if (r == NETCHAN_RESULT_OK) {
+            netchan_stream_finish(s);
+            for (;;) {
+                netchan_bytes *m = NULL;
+                r = netchan_stream_recv(s, -1, &m);
+                if (r != NETCHAN_RESULT_OK || m == NULL) break;
+                netchan_slice d = netchan_bytes_data(m);
+                printf("SMSG %zu %016" PRIx64 "\n", d.len, fnv1a64(d.data, d.len));
+                netchan_bytes_free(m);
+            }
+            if (r == NETCHAN_RESULT_OK) printf("SEND\n");
+        }
+        if (r != NETCHAN_RESULT_OK) printf("ERR %s %s\n", netchan_result_name(r), netchan_last_error());
+        netchan_stream_free(s);
     } else if (strcmp(cmd, "req") == 0 && argc == 5) {
         check(netchan_endpoint_connect(ep, addr, NULL), "connect");
         size_t n = 0;

@@ -272,8 +272,8 @@ def streams(srv, cli, transport, tmp):
         s.stop()
 
 
-# Languages whose agents implement sserve/sopen (streams).
-STREAMS = {"rust", "cli", "kotlin", "node", "python"}
+# Languages whose agents implement sserve/sopen (streams): all of them.
+STREAMS = {"rust", "cli", "kotlin", "node", "python", "c"}
 
 # Languages whose agents implement pubobj/subobj with their msgpack helpers.
 MSGPACK = {"python", "node"}
