@@ -931,3 +931,101 @@ async fn a_peer_sending_past_its_stream_credit_is_cut() {
     assert_eq!(&r[..], b"ok");
     good_client_works(&addr).await;
 }
+
+/// An 8-byte message on an aliased path costs 15 bytes on the wire (issue
+/// 16: at most 16; a MESSAGE on `bench/data` took 29): the first message on
+/// a path names it with an ALIAS, and every message after it is a
+/// SHORT_MESSAGE of 7 bytes plus the payload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_eight_byte_message_costs_fifteen_bytes_on_the_wire() {
+    let (ep, addr) = server().await;
+    let mut s = TcpStream::connect(sockaddr(&addr)).await.unwrap();
+    s.write_all(&hello("counter", 2, 2)).await.unwrap();
+    let interest = Decl {
+        declare: true,
+        kind: DeclKind::Interest,
+        pattern: "bench/data".into(),
+    };
+    s.write_all(&frame(&Frame::Declare(Declarations::new(&[interest]))))
+        .await
+        .unwrap();
+    s.write_all(&frame(&Frame::SnapshotEnd)).await.unwrap();
+    assert!(within(ep.wait_for_subscribers("bench/data", WATCHDOG))
+        .await
+        .unwrap());
+    for i in 0..100u64 {
+        ep.publish("bench/data", i.to_be_bytes().to_vec())
+            .await
+            .unwrap();
+    }
+    // Read until the 100th message; note each message frame's size.
+    let mut buf = BytesMut::new();
+    let mut sizes = Vec::new();
+    let mut aliases = Vec::new();
+    while sizes.len() < 100 {
+        let before = buf.len();
+        match proto::decode(&mut buf, 1 << 24).unwrap() {
+            Decoded::Frame(Frame::ShortMessage { alias, payload }) => {
+                assert_eq!(payload.len(), 8);
+                assert_eq!(aliases, vec![(alias as u64, "bench/data".to_owned())]);
+                sizes.push(before - buf.len());
+            }
+            Decoded::Frame(Frame::Alias { alias, path }) => aliases.push((alias, path)),
+            Decoded::Frame(Frame::Message { path, .. }) => {
+                panic!("a full MESSAGE on {path:?}, not a SHORT_MESSAGE")
+            }
+            Decoded::Frame(_) => {}
+            Decoded::NeedMore(_) => {
+                let n = within(s.read_buf(&mut buf)).await.unwrap();
+                assert!(n > 0, "server closed");
+            }
+        }
+    }
+    assert!(sizes.iter().all(|&n| n == 15), "{sizes:?}");
+    ep.close().await;
+}
+
+/// A SHORT_MESSAGE whose alias names no path, and an alias named twice,
+/// each close only that connection with a protocol error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aliases_that_name_nothing_or_twice_are_refused() {
+    let (ep, addr) = server().await;
+    let cases: [(Vec<Frame>, &str); 2] = [
+        (
+            vec![Frame::ShortMessage {
+                alias: 7,
+                payload: bytes::Bytes::from_static(b"x"),
+            }],
+            "names no path",
+        ),
+        (
+            vec![
+                Frame::Alias {
+                    alias: 0,
+                    path: "a".into(),
+                },
+                Frame::Alias {
+                    alias: 0,
+                    path: "b".into(),
+                },
+            ],
+            "already defined",
+        ),
+    ];
+    for (i, (sent, why)) in cases.into_iter().enumerate() {
+        let (mut s, buf) = handshaken(&addr, &format!("aliaser{i}")).await;
+        let bytes: Vec<u8> = sent.iter().flat_map(frame).collect();
+        s.write_all(&bytes).await.unwrap();
+        let mut got = buf.to_vec();
+        let _ = within(s.read_to_end(&mut got)).await;
+        match frames(&got).last() {
+            Some(Frame::Close { code, reason }) => {
+                assert_eq!(*code, ErrorCode::ProtocolError.as_u16(), "{reason}");
+                assert!(reason.contains(why), "{reason}");
+            }
+            other => panic!("expected CLOSE, got {other:?}"),
+        }
+        errors(&ep, i as u64 + 1).await;
+    }
+    good_client_works(&addr).await;
+}

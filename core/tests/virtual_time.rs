@@ -588,9 +588,9 @@ async fn a_stalled_peer_is_skipped_until_it_reads_again() {
         let mut buf = BytesMut::new();
         loop {
             match proto::decode(&mut buf, 1 << 24).unwrap() {
-                Decoded::Frame(Frame::Message { payload, .. }) if &payload[..] == b"again" => {
-                    return
-                }
+                Decoded::Frame(
+                    Frame::Message { payload, .. } | Frame::ShortMessage { payload, .. },
+                ) if &payload[..] == b"again" => return,
                 Decoded::Frame(_) => {}
                 Decoded::NeedMore(_) => assert!(frozen.read_buf(&mut buf).await.unwrap() > 0),
             }

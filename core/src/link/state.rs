@@ -84,8 +84,10 @@ impl Handshake {
 /// A frame after the handshake, as the link's reader must handle it.
 #[derive(Debug)]
 pub(crate) enum Input {
-    /// A published message. The read loop gathers messages into batches
-    /// on its own path; one that reaches a [`Session`] is ignored.
+    /// A published message (MESSAGE, SHORT_MESSAGE, or the ALIAS that
+    /// names a path for the latter). The read loop gathers messages into
+    /// batches, and keeps the aliases, on its own path; one that reaches a
+    /// [`Session`] is ignored.
     Message,
     /// A request to serve: the caller waits `timeout` from now.
     Request {
@@ -131,7 +133,9 @@ impl Session {
     /// What `frame` asks of the link, or the protocol error that ends it.
     pub(crate) fn on_frame(&mut self, frame: Frame, peer: &str) -> Result<Input> {
         Ok(match frame {
-            Frame::Message { .. } => Input::Message,
+            Frame::Message { .. } | Frame::Alias { .. } | Frame::ShortMessage { .. } => {
+                Input::Message
+            }
             Frame::Request {
                 id,
                 path,

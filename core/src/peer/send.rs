@@ -16,10 +16,12 @@ use crate::error::Result;
 use crate::proto::{self, CreditItem, Frame};
 use crate::transport::Wire;
 
+mod alias;
 mod gate;
 use crate::waiting::{
     GATHER_BELOW, GATHER_FOR, GATHER_TASK_YIELDS, GATHER_THREAD_YIELDS, WRITER_LOOKS_BEFORE_PARKING,
 };
+use alias::{Aliases, Choice};
 pub(crate) use gate::WriteThrough;
 
 /// Payloads at least this big are queued by reference instead of copied
@@ -83,6 +85,8 @@ pub(crate) struct SendState {
     /// A sender's write-through stopped inside a data frame: the rest of
     /// that frame must go out before any control frame.
     mid_frame: bool,
+    /// Paths aliased on this link, for SHORT_MESSAGEs.
+    aliases: Aliases,
 }
 
 /// Outcome of queueing a frame.
@@ -139,6 +143,7 @@ impl SendQueue {
                 writing: false,
                 credit: CreditOut::default(),
                 mid_frame: false,
+                aliases: Aliases::default(),
             }),
             stalled: AtomicBool::new(false),
             congested: AtomicBool::new(false),
@@ -217,23 +222,46 @@ impl SendQueue {
         st.ctrl.is_empty() && st.chunks.is_empty() && st.buf.is_empty()
     }
 
-    /// Queues a MESSAGE frame, subject to the bound.
+    /// Queues a message, subject to the bound: a SHORT_MESSAGE on an
+    /// aliased path (aliasing it first, with an ALIAS in the same lane, if
+    /// the link's aliases have room), else a MESSAGE.
     pub(crate) fn push_message(&self, path: &str, payload: &Bytes) -> Enq {
-        let size = proto::message_frame_len(path, payload.len());
         let mut st = self.lock();
         if st.closed {
             return Enq::Closed;
         }
+        let choice = st.aliases.choose(path);
+        let size = choice.frame_len(path, payload.len());
         if st.queued > 0 && st.queued + size > self.limit {
             return Enq::Full;
         }
         if let Check::NoCredit { stalled } = st.credit.take(path, payload.len()) {
             return Enq::NoCredit { stalled };
         }
+        let before = st.buf.len();
+        let alias = match choice {
+            Choice::Known(a) => Some(a),
+            Choice::New(a) => {
+                let st = &mut *st;
+                if st.aliases.name(&mut st.buf, a, path).is_err() {
+                    st.buf.truncate(before);
+                    return Enq::Closed;
+                }
+                st.frames += 1;
+                Some(a)
+            }
+            Choice::Full => None,
+        };
         // Cannot fail: the caller checked the size against the peer's limit.
-        if proto::encode_message_head(&mut st.buf, path, payload.len()).is_err() {
+        let head = match alias {
+            Some(a) => proto::encode_short_message_head(&mut st.buf, a, payload.len()),
+            None => proto::encode_message_head(&mut st.buf, path, payload.len()),
+        };
+        if head.is_err() {
+            st.buf.truncate(before);
             return Enq::Closed;
         }
+        let size = st.buf.len() - before + payload.len();
         self.append_payload(&mut st, payload);
         st.queued += size;
         st.frames += 1;

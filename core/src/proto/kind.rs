@@ -40,6 +40,11 @@ pub enum Kind {
     /// The end of one direction of a stream (code 0) or of the whole
     /// stream (v2).
     StreamEnd = 0x34,
+    /// Names a path with a small number on this connection (v2).
+    Alias = 0x24,
+    /// A published message on an aliased path, in the compact frame
+    /// layout (no header length) (v2).
+    ShortMessage = 0x25,
     /// Flow control: opens, grants and closes credit slots (v2).
     Credit = 0x40,
     /// The credit slots the sender started counting (v2).
@@ -61,6 +66,8 @@ impl Kind {
             Kind::Request => "REQUEST",
             Kind::Result => "RESULT",
             Kind::Cancel => "CANCEL",
+            Kind::Alias => "ALIAS",
+            Kind::ShortMessage => "SHORT_MESSAGE",
             Kind::StreamOpen => "STREAM_OPEN",
             Kind::StreamAccept => "STREAM_ACCEPT",
             Kind::StreamData => "STREAM_DATA",
@@ -75,8 +82,24 @@ impl Kind {
     pub(crate) fn has_payload(self) -> bool {
         matches!(
             self,
-            Kind::Message | Kind::Request | Kind::Result | Kind::StreamOpen | Kind::StreamData
+            Kind::Message
+                | Kind::Request
+                | Kind::Result
+                | Kind::StreamOpen
+                | Kind::StreamData
+                | Kind::ShortMessage
         )
+    }
+
+    /// Where the header starts in a frame of this kind: after `len`,
+    /// `kind` and `hlen`, or, for the compact SHORT_MESSAGE (which has no
+    /// `hlen`; its header is the 2-byte alias), after `len` and `kind`.
+    pub fn header_start(self) -> usize {
+        if self == Kind::ShortMessage {
+            5
+        } else {
+            super::FRAME_PREFIX
+        }
     }
 
     pub(crate) fn from_u8(b: u8) -> std::result::Result<Kind, String> {
@@ -92,6 +115,8 @@ impl Kind {
             0x21 => Kind::Request,
             0x22 => Kind::Result,
             0x23 => Kind::Cancel,
+            0x24 => Kind::Alias,
+            0x25 => Kind::ShortMessage,
             0x30 => Kind::StreamOpen,
             0x31 => Kind::StreamAccept,
             0x32 => Kind::StreamData,

@@ -21,12 +21,17 @@ mod declare;
 mod header;
 mod hello;
 mod kind;
+mod message;
 mod stream;
 pub use credit::CreditItem;
 pub use declare::{Decl, DeclKind, DeclRef, Declarations};
 use header::Reader;
 use hello::parse_hello;
 pub use kind::Kind;
+pub use message::{
+    encode_message_head, encode_short_message_head, message_frame_len, message_path_range,
+    short_message_frame_len, MAX_ALIASES, MAX_ALIAS_BYTES,
+};
 pub use stream::{encode_stream_data_head, STREAM_DATA_HEAD_MAX};
 
 use crate::error::{Error, ErrorCode, Result};
@@ -139,6 +144,21 @@ pub enum Frame {
     },
     /// Cancel a request.
     Cancel(u64),
+    /// From now on, on this connection, `alias` names `path` (v2).
+    Alias {
+        /// The alias, below [`MAX_ALIASES`].
+        alias: u64,
+        /// The path (UTF-8; the receiver validates it).
+        path: String,
+    },
+    /// A published message on the path `alias` names, in the compact
+    /// layout (v2).
+    ShortMessage {
+        /// The alias.
+        alias: u16,
+        /// The payload.
+        payload: Bytes,
+    },
     /// Opens stream `id` (v2; see [`crate::stream`] for ids).
     StreamOpen {
         /// The stream's id (even: the sender opens it).
@@ -276,48 +296,6 @@ fn finish_prefix(
     Ok(())
 }
 
-/// The encoded size of a MESSAGE frame (prefix included).
-pub fn message_frame_len(path: &str, payload_len: usize) -> usize {
-    FRAME_PREFIX + 1 + str_header_len(path.len()) + path.len() + payload_len
-}
-
-fn str_header_len(n: usize) -> usize {
-    match n {
-        0..=31 => 1,
-        32..=255 => 2,
-        256..=65535 => 3,
-        _ => 5,
-    }
-}
-
-/// Writes the head of a MESSAGE frame. Hand-written because it is the hot
-/// path; the tests check it against rmp-serde byte for byte.
-pub fn encode_message_head(buf: &mut BytesMut, path: &str, payload_len: usize) -> Result<()> {
-    let start = buf.len();
-    let n = path.len();
-    buf.reserve(FRAME_PREFIX + 6 + n);
-    buf.put_slice(&[0; FRAME_PREFIX]);
-    buf.put_u8(0x91); // fixarray of 1
-    match n {
-        0..=31 => buf.put_u8(0xa0 | n as u8),
-        32..=255 => {
-            buf.put_u8(0xd9);
-            buf.put_u8(n as u8)
-        }
-        256..=65535 => {
-            buf.put_u8(0xda);
-            buf.put_u16(n as u16)
-        }
-        _ => {
-            buf.put_u8(0xdb);
-            buf.put_u32(n as u32)
-        }
-    }
-    buf.put_slice(path.as_bytes());
-    let hlen = buf.len() - start - FRAME_PREFIX;
-    finish_prefix(buf, start, Kind::Message, hlen, payload_len)
-}
-
 /// Encodes a whole frame with its payload into `buf`.
 pub fn encode(buf: &mut BytesMut, frame: &Frame) -> Result<()> {
     match frame {
@@ -386,6 +364,12 @@ pub fn encode(buf: &mut BytesMut, frame: &Frame) -> Result<()> {
             Ok(())
         }
         Frame::Cancel(id) => encode_head(buf, Kind::Cancel, &NonceHdr { nonce: *id }, 0),
+        Frame::Alias { alias, path } => encode_head(buf, Kind::Alias, &(alias, path.as_str()), 0),
+        Frame::ShortMessage { alias, payload } => {
+            encode_short_message_head(buf, *alias, payload.len())?;
+            buf.put_slice(payload);
+            Ok(())
+        }
         f @ (Frame::StreamOpen { .. }
         | Frame::StreamAccept { .. }
         | Frame::StreamData { .. }
@@ -464,19 +448,36 @@ pub fn peek(buf: &[u8], max_frame: usize) -> Result<Peeked> {
             "frame of {total} bytes exceeds the limit of {max_frame} bytes"
         )));
     }
+    // The shortest frame is a SHORT_MESSAGE without payload: its kind and
+    // alias (3 bytes); every other kind has `hlen` too (5 at least).
+    if len < 3 {
+        return Err(proto_err(format!(
+            "frame length {len} is shorter than its kind and header length"
+        )));
+    }
+    if buf.len() < 5 {
+        return Ok(Peeked::NeedMore(total));
+    }
+    // Checked early, so garbage is refused on its first bytes.
+    let kind = Kind::from_u8(buf[4]).map_err(proto_err)?;
+    if kind == Kind::ShortMessage {
+        if buf.len() < total {
+            return Ok(Peeked::NeedMore(total));
+        }
+        return Ok(Peeked::Complete(Head {
+            kind,
+            hlen: 2,
+            total,
+        }));
+    }
     if len < 5 {
         return Err(proto_err(format!(
             "frame length {len} is shorter than its kind and header length"
         )));
     }
     if buf.len() < 9 {
-        // Check the kind early so garbage is refused on its first bytes.
-        if buf.len() >= 5 {
-            Kind::from_u8(buf[4]).map_err(proto_err)?;
-        }
         return Ok(Peeked::NeedMore(total));
     }
-    let kind = Kind::from_u8(buf[4]).map_err(proto_err)?;
     let hlen = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) as usize;
     if hlen > len - 5 {
         return Err(proto_err(format!(
@@ -502,26 +503,11 @@ pub fn decode(buf: &mut BytesMut, max_frame: usize) -> Result<Decoded> {
     }
 }
 
-/// The path of a MESSAGE frame whose header is the usual `[path]` with a
-/// fixstr, str8 or str16 string: its byte range within `frame` (which starts
-/// at the frame prefix). `None` for any other encoding (use [`parse_frame`]).
-/// The bytes are not checked for UTF-8.
-pub fn message_path_range(frame: &[u8], head: Head) -> Option<std::ops::Range<usize>> {
-    let h = frame.get(FRAME_PREFIX..FRAME_PREFIX + head.hlen)?;
-    let (start, n) = match h {
-        [0x91, b, ..] if b & 0xe0 == 0xa0 => (2, (b & 0x1f) as usize),
-        [0x91, 0xd9, n, ..] => (3, *n as usize),
-        [0x91, 0xda, a, b, ..] => (4, u16::from_be_bytes([*a, *b]) as usize),
-        _ => return None,
-    };
-    (start + n == h.len()).then(|| FRAME_PREFIX + start..FRAME_PREFIX + h.len())
-}
-
 /// Decodes the complete frame at `at` in `chunk`, described by `head` (from
 /// [`peek`]); the payload shares `chunk`. The header must have exactly the
 /// shape its kind gives it (see [`header`](self) and docs/PROTOCOL.md).
 pub fn parse_frame(chunk: &Bytes, at: usize, head: Head) -> Result<Frame> {
-    let hstart = at + FRAME_PREFIX;
+    let hstart = at + head.kind.header_start();
     let header = &chunk[hstart..hstart + head.hlen];
     let payload = chunk.slice(hstart + head.hlen..at + head.total);
     let kind = head.kind;
@@ -594,6 +580,24 @@ pub fn parse_frame(chunk: &Bytes, at: usize, head: Head) -> Result<Frame> {
         | Kind::StreamData
         | Kind::StreamCredit
         | Kind::StreamEnd => stream::parse(kind, &mut r, payload)?,
+        Kind::Alias => {
+            r.tuple(2, "[alias, path]")?;
+            let alias = r.uint("alias")?;
+            if alias >= MAX_ALIASES {
+                return Err(r.err(format!("alias must be below {MAX_ALIASES}, got {alias}")));
+            }
+            Frame::Alias {
+                alias,
+                path: r.str("path")?.to_owned(),
+            }
+        }
+        Kind::ShortMessage => {
+            // The header is the alias itself, 2 bytes big-endian.
+            return Ok(Frame::ShortMessage {
+                alias: u16::from_be_bytes([header[0], header[1]]),
+                payload,
+            });
+        }
         Kind::Credit => Frame::Credit(credit::parse_items(&mut r)?),
         Kind::CreditAck => Frame::CreditAck(credit::parse_ack(&mut r)?),
         Kind::SnapshotEnd => {
@@ -741,6 +745,8 @@ pub fn frame_kind(f: &Frame) -> Kind {
         Frame::Request { .. } => Kind::Request,
         Frame::Result { .. } => Kind::Result,
         Frame::Cancel(_) => Kind::Cancel,
+        Frame::Alias { .. } => Kind::Alias,
+        Frame::ShortMessage { .. } => Kind::ShortMessage,
         Frame::StreamOpen { .. } => Kind::StreamOpen,
         Frame::StreamAccept { .. } => Kind::StreamAccept,
         Frame::StreamData { .. } => Kind::StreamData,

@@ -133,6 +133,20 @@ fn vectors() -> Vec<(Frame, &'static str)> {
             "00000008 41 00000003 92 01 02",
         ),
         (
+            Frame::Alias {
+                alias: 1,
+                path: "a/b".into(),
+            },
+            "0000000b 24 00000006 92 01 a3612f62",
+        ),
+        (
+            Frame::ShortMessage {
+                alias: 1,
+                payload: Bytes::from_static(b"hi"),
+            },
+            "00000005 25 0001 6869",
+        ),
+        (
             Frame::StreamOpen {
                 id: 2,
                 path: "s".into(),

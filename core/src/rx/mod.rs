@@ -6,6 +6,11 @@
 //! [`detach`]). Messages are gathered into runs per route and handed to each
 //! subscription in one batch (one lock, at most one wakeup), in order.
 
+mod aliases;
+mod detach;
+use aliases::Aliases;
+use detach::{detach, detach_run};
+
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
 
@@ -64,6 +69,8 @@ struct RxState {
     /// this side read even when reading stops mid-batch (see
     /// [`crate::tally`]).
     unflushed: (u64, u64),
+    /// The paths the peer aliased on this link (ALIAS), by alias.
+    aliases: Aliases,
 }
 
 /// Frames of at least this many bytes are read into a buffer of their own
@@ -128,40 +135,6 @@ fn read_ended(r: std::io::Result<usize>) -> std::result::Result<usize, (ErrorCod
         )),
         Ok(n) => Ok(n),
         Err(e) => Err((ErrorCode::PeerLost, format!("read error: {e}"))),
-    }
-}
-
-/// A received payload may keep the whole chunk it was read in alive (up to
-/// a megabyte) for as long as a queue holds it. One that is less than a
-/// quarter of its chunk is copied out, so what a queue holds is at most
-/// four times the payload bytes it counts (docs/RELIABILITY.md,
-/// "Amplification budget").
-const DETACH_RATIO: usize = 4;
-
-fn detach(payload: Bytes, chunk_len: usize) -> Bytes {
-    if payload.len().saturating_mul(DETACH_RATIO) < chunk_len {
-        Bytes::copy_from_slice(&payload)
-    } else {
-        payload
-    }
-}
-
-/// [`detach`] for a run of messages: copied together into one buffer.
-fn detach_run(payloads: &mut [Bytes], chunk_len: usize) {
-    let total: usize = payloads.iter().map(Bytes::len).sum();
-    if total.saturating_mul(DETACH_RATIO) >= chunk_len {
-        return;
-    }
-    let mut buf = BytesMut::with_capacity(total);
-    for p in payloads.iter() {
-        buf.extend_from_slice(p);
-    }
-    let buf = buf.freeze();
-    let mut at = 0;
-    for p in payloads.iter_mut() {
-        let n = p.len();
-        *p = buf.slice(at..at + n);
-        at += n;
     }
 }
 
@@ -339,6 +312,21 @@ impl Receiver {
                     }
                     if rx.payloads.len() >= 1024 {
                         self.flush(peer, rx, chunk.len())?;
+                    }
+                } else if head.kind == proto::Kind::ShortMessage {
+                    let alias = u16::from_be_bytes([chunk[at + 5], chunk[at + 6]]);
+                    let payload = chunk.slice(at + 7..at + head.total);
+                    rx.unflushed.0 += 1;
+                    rx.unflushed.1 += payload.len() as u64;
+                    let path = rx.aliases.path(alias)?;
+                    self.gather(peer, &path, payload, rx)?;
+                    if rx.payloads.len() >= 1024 {
+                        self.flush(peer, rx, chunk.len())?;
+                    }
+                } else if head.kind == proto::Kind::Alias {
+                    // Changes nothing delivered so far: no flush.
+                    if let Frame::Alias { alias, path } = proto::parse_frame(chunk, at, head)? {
+                        rx.aliases.define(alias, path)?;
                     }
                 } else {
                     self.flush(peer, rx, chunk.len())?;
