@@ -40,4 +40,8 @@ for i in $(seq "$runs"); do
 done
 python3 benches/peers/report.py "$out" "$runs" "$quick"
 echo
+# One stream, 64 KiB messages, beside the raw socket (rounds interleaved
+# inside the command).
+./target/release/netchan bench $quick --streams --runs "$runs"
+echo
 bash benches/peers/fanout.sh --runs "$runs"

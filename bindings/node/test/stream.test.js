@@ -311,7 +311,7 @@ test('an AbortSignal aborts openStream with CANCELLED, then cancels the open str
   }
 })
 
-test('a handler that returns ends its side; the opener\'s direction still open is cancelled', async () => {
+test("a handler that returns ends its side; the opener's direction still open is cancelled", async () => {
   const { server, client, close } = await pair('tcp')
   try {
     server.serveStream('short', async (req, stream) => { await stream.send('only this') })
@@ -395,7 +395,7 @@ test('toDuplex: stream/promises pipeline both ways, byte for byte', async () => 
   }
 })
 
-test('toDuplex: a write completes only once the core\'s credit let it go; destroy() cancels', async () => {
+test("toDuplex: a write completes only once the core's credit let it go; destroy() cancels", async () => {
   const { server, client, close } = await pair('tcp')
   try {
     const saw = gate()
