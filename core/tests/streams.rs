@@ -744,3 +744,65 @@ fn streams_from_plain_threads() {
     client.block_on(client.close()).unwrap();
     server.block_on(server.close()).unwrap();
 }
+
+/// A waker that counts its wakes (a foreign event loop's, in effect).
+struct CountingWaker(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// The readiness hooks for foreign event loops: `Pending` with the waker
+/// armed, woken once a stream is opened, a message arrives and the other
+/// side ends its direction; `Ready` then with what `recv` would give.
+#[test]
+fn poll_recv_wakes_a_foreign_waiter_for_streams_messages_and_the_end() {
+    use std::task::{Context, Poll};
+    let server = Endpoint::new(cfg("srv")).unwrap();
+    let addr = server
+        .block_on(server.listen("tcp://127.0.0.1:0"))
+        .unwrap()
+        .unwrap();
+    let svc = server.serve_stream("hook").unwrap();
+    let client = Endpoint::new(cfg("cli")).unwrap();
+    client.block_on(client.connect(&addr)).unwrap().unwrap();
+    let counter = Arc::new(CountingWaker(std::sync::atomic::AtomicUsize::new(0)));
+    let waker = std::task::Waker::from(counter.clone());
+    let mut cx = Context::from_waker(&waker);
+    let woken = |n: usize| {
+        let deadline = std::time::Instant::now() + WATCHDOG;
+        while counter.0.load(Ordering::SeqCst) < n {
+            assert!(std::time::Instant::now() < deadline, "never woken");
+            std::thread::sleep(Duration::from_millis(1)); // polling a counter, not synchronising
+        }
+    };
+    assert!(svc.poll_recv(&mut cx).is_pending());
+    let opener = {
+        let client = client.clone();
+        std::thread::spawn(move || {
+            client.open_stream_blocking("hook", "first", StreamOptions::default())
+        })
+    };
+    woken(1);
+    let Poll::Ready(Some((req, s))) = svc.poll_recv(&mut cx) else {
+        panic!("woken without a stream");
+    };
+    assert_eq!(&req.payload()[..], b"first");
+    let c = opener.join().unwrap().unwrap();
+    assert!(s.poll_recv(&mut cx).is_pending());
+    c.send_blocking("one", None).unwrap();
+    woken(2);
+    match s.poll_recv(&mut cx) {
+        Poll::Ready(Ok(Some(m))) => assert_eq!(&m[..], b"one"),
+        other => panic!("{other:?}"),
+    }
+    assert!(s.poll_recv(&mut cx).is_pending());
+    c.finish();
+    woken(3);
+    assert!(matches!(s.poll_recv(&mut cx), Poll::Ready(Ok(None))));
+    drop((s, c, svc));
+    client.block_on(client.close()).unwrap();
+    server.block_on(server.close()).unwrap();
+}

@@ -146,6 +146,20 @@ impl Stream {
         Ok(matches!(self.h.0.try_send(data)?, TrySend::Sent))
     }
 
+    /// The readiness hook for a foreign event loop: `Ready` with what
+    /// [`recv`](Self::recv) would give now, or `Pending`, and then `cx`'s
+    /// waker is woken once, from whichever thread changes that (a message
+    /// arrives, the other side ends its direction, the stream ends). One
+    /// waiter at a time; a wake may be spurious. (The endpoint's close
+    /// wakes it through the end of the stream's link; a stream within one
+    /// endpoint is not woken by the close.)
+    pub fn poll_recv(
+        &self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Option<Bytes>>> {
+        self.h.0.poll_recv(cx)
+    }
+
     /// The next message if one is here: `Ok(Some(Some(m)))`,
     /// `Ok(Some(None))` at the end, `Ok(None)` when none is here yet.
     pub fn try_recv(&self) -> Result<Option<Option<Bytes>>> {

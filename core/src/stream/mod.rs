@@ -35,6 +35,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, ErrorCode, Result};
+use crate::inbox::ReadyHook;
 use crate::link::state::LinkStream;
 use crate::peer::send::Enq;
 use crate::peer::Peer;
@@ -85,6 +86,9 @@ struct PipeState {
 struct Pipe {
     st: Mutex<PipeState>,
     readable: Notify,
+    /// A foreign event loop's waiter for the reader (see
+    /// [`Stream::poll_recv`]).
+    hook: ReadyHook,
     writable: Notify,
     /// The reader's window: credit is granted back once a quarter of it
     /// was taken.
@@ -99,6 +103,7 @@ impl Pipe {
                 ..PipeState::default()
             }),
             readable: Notify::new(),
+            hook: ReadyHook::default(),
             writable: Notify::new(),
             window,
         })
@@ -108,8 +113,14 @@ impl Pipe {
         self.st.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn wake(&self) {
+    /// Something arrived, or the direction ended: wakes its readers.
+    fn readable_changed(&self) {
         self.readable.notify_waiters();
+        self.hook.fire();
+    }
+
+    fn wake(&self) {
+        self.readable_changed();
         self.writable.notify_waiters();
     }
 }
@@ -385,7 +396,7 @@ impl StreamCore {
                 st.credit -= cost(data);
                 st.queue.push_back(data.clone());
                 drop(st);
-                self.out.readable.notify_waiters();
+                self.out.readable_changed();
                 Ok(TrySend::Sent)
             }
             Wire::Remote { peer, id } => {
@@ -431,6 +442,20 @@ impl StreamCore {
                 }
             }
         }
+    }
+
+    /// [`try_recv`](Self::try_recv), or `Pending` with `cx`'s waker armed
+    /// to be woken once when that may change.
+    fn poll_recv(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<Option<Bytes>>> {
+        for armed in [false, true] {
+            match self.try_recv() {
+                Ok(Some(r)) => return std::task::Poll::Ready(Ok(r)),
+                Err(e) => return std::task::Poll::Ready(Err(e)),
+                Ok(None) if !armed => self.inp.hook.arm(cx.waker()),
+                Ok(None) => {}
+            }
+        }
+        std::task::Poll::Pending
     }
 
     /// The next message, `None` once the other side finished, or `Pending`.
@@ -634,7 +659,7 @@ impl LinkStream for StreamCore {
             st.credit -= cost(&payload);
             st.queue.push_back(payload);
         }
-        self.inp.readable.notify_waiters();
+        self.inp.readable_changed();
         Ok(())
     }
 

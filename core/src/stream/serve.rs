@@ -75,6 +75,20 @@ impl StreamService {
         self.queue.try_pop().map_err(|()| closed()).map(taken)
     }
 
+    /// The readiness hook for a foreign event loop: `Ready(Some)` with the
+    /// next opened stream (taken, as `recv` takes it), `Ready(None)` once
+    /// closed, or `Pending`, and then `cx`'s waker is woken once when that
+    /// changes. One waiter at a time.
+    pub fn poll_recv(
+        &self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<(StreamRequest, Stream)>> {
+        if !self.pull {
+            return std::task::Poll::Ready(None);
+        }
+        self.queue.poll_recv(cx).map(taken)
+    }
+
     /// Blocks for the next opened stream, up to `timeout`. `Ok(None)` on
     /// timeout; `Err(CLOSED)` once closed; `Err(WOULD_DEADLOCK)` in an
     /// async context.
