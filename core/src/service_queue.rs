@@ -105,22 +105,22 @@ impl<T: Queued> ServiceShared<T> {
     /// (site: the service's pattern). Returns the refusal, if any, for a
     /// local caller.
     pub(crate) fn offer(&self, shared: &Shared, caller: Caller, item: T) -> Result<()> {
-        let (r, failed) = match self.queue.push(caller, item) {
-            Pushed::Queued(out) => {
-                let n = out.len() as u64;
-                for item in out {
-                    item.refuse(pushed_out_error());
-                }
-                (Ok(()), n)
-            }
-            Pushed::Refused(item, e) => {
-                item.refuse(e.clone());
-                (Err(e), 1)
-            }
+        let (refused, r) = match self.queue.push(caller, item) {
+            Pushed::Queued(out) => (
+                out.into_iter().map(|i| (i, pushed_out_error())).collect(),
+                Ok(()),
+            ),
+            Pushed::Refused(item, e) => (vec![(*item, e.clone())], Err(e)),
         };
-        if failed > 0 {
-            shared.totals.requests_refused.fetch_add(failed, Relaxed);
-            shared.report_drop(self.pattern.as_str(), failed);
+        // Counted before the callers are told: one that sees its refusal
+        // sees it counted too.
+        if !refused.is_empty() {
+            let n = refused.len() as u64;
+            shared.totals.requests_refused.fetch_add(n, Relaxed);
+            shared.report_drop(self.pattern.as_str(), n);
+        }
+        for (item, e) in refused {
+            item.refuse(e);
         }
         r
     }
