@@ -24,7 +24,9 @@ use crate::handles::{
 };
 use crate::stream::{Stream, StreamHandler, StreamOptions};
 use crate::sub::Subscription;
-use crate::types::{EndpointConfig, PeerInfo, RequestOptions, ServeOptions, Stats};
+use crate::types::{
+    EndpointConfig, PeerInfo, RequestOptions, ServeOptions, Stats, SubscribeOptions,
+};
 
 type Result<T, E = NetchanError> = std::result::Result<T, E>;
 
@@ -316,6 +318,29 @@ impl Endpoint {
         handler: Option<Box<dyn MessageHandler>>,
     ) -> Result<Arc<Subscription>> {
         let core = self.core().subscribe(&pattern)?;
+        Ok(Subscription::start(
+            core,
+            self.core().clone(),
+            handler,
+            &self.inner.rt,
+        ))
+    }
+
+    /// `subscribe` with the subscription's own queue bound and overflow
+    /// policy (per subscription: a `Block` one holds back only the
+    /// publishers of its own messages; a `Disconnect` one cuts a publisher
+    /// that waited for it in vain).
+    ///
+    /// Errors: `INVALID_PATH`, `INVALID_ARGUMENT` (a zero bound), `CLOSED`.
+    #[uniffi::method(default(handler = None))]
+    pub fn subscribe_with(
+        &self,
+        pattern: String,
+        options: SubscribeOptions,
+        handler: Option<Box<dyn MessageHandler>>,
+    ) -> Result<Arc<Subscription>> {
+        let opts = options.to_core(&self.core().config().subscribe)?;
+        let core = self.core().subscribe_with(&pattern, opts)?;
         Ok(Subscription::start(
             core,
             self.core().clone(),

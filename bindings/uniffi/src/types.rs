@@ -87,6 +87,77 @@ impl From<ServeOptions> for netchan::ServeOptions {
     }
 }
 
+/// What a full subscription queue does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum Overflow {
+    /// Wait for room: publishers are held back through the subscription's
+    /// credit (a remote one up to its `send_timeout`, then it counts the
+    /// drop); nothing is lost uncounted and the link keeps carrying
+    /// everything else.
+    Block,
+    /// Discard the oldest queued message to make room (counted).
+    DropOldest,
+    /// Discard the new message (counted).
+    DropNewest,
+    /// As `Block`, but a remote publisher that waited in vain closes its
+    /// link to this endpoint (`BUFFER_FULL`, "slow consumer").
+    Disconnect,
+}
+
+impl From<Overflow> for netchan::Overflow {
+    fn from(o: Overflow) -> Self {
+        match o {
+            Overflow::Block => netchan::Overflow::Block,
+            Overflow::DropOldest => netchan::Overflow::DropOldest,
+            Overflow::DropNewest => netchan::Overflow::DropNewest,
+            Overflow::Disconnect => netchan::Overflow::Disconnect,
+        }
+    }
+}
+
+/// Options of one subscription; unset takes the endpoint's settings
+/// (`subscriptionCapacity`, 64 MiB, `Block`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, uniffi::Record)]
+pub struct SubscribeOptions {
+    /// Queue bound in messages.
+    #[uniffi(default = None)]
+    pub capacity: Option<u64>,
+    /// Queue bound in payload bytes.
+    #[uniffi(default = None)]
+    pub max_bytes: Option<u64>,
+    /// What happens when the queue is full.
+    #[uniffi(default = None)]
+    pub overflow: Option<Overflow>,
+}
+
+impl SubscribeOptions {
+    /// The core's options: `base` (the endpoint's) with the fields set here.
+    pub(crate) fn to_core(
+        &self,
+        base: &netchan::SubscribeOptions,
+    ) -> Result<netchan::SubscribeOptions, NetchanError> {
+        let size = |what: &str, n: u64| {
+            usize::try_from(n).map_err(|_| {
+                NetchanError::new(
+                    netchan::ErrorCode::InvalidArgument,
+                    format!("{what} {n} is too large"),
+                )
+            })
+        };
+        let mut o = base.clone();
+        if let Some(c) = self.capacity {
+            o.capacity = size("capacity", c)?;
+        }
+        if let Some(b) = self.max_bytes {
+            o.max_bytes = size("max_bytes", b)?;
+        }
+        if let Some(p) = self.overflow {
+            o.overflow = p.into();
+        }
+        Ok(o)
+    }
+}
+
 /// A connected peer.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct PeerInfo {

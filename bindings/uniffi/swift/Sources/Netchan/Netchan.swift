@@ -1081,6 +1081,16 @@ public protocol EndpointProtocol: AnyObject, Sendable {
     func subscribe(pattern: String, handler: MessageHandler?) throws  -> Subscription
     
     /**
+     * `subscribe` with the subscription's own queue bound and overflow
+     * policy (per subscription: a `Block` one holds back only the
+     * publishers of its own messages; a `Disconnect` one cuts a publisher
+     * that waited for it in vain).
+     *
+     * Errors: `INVALID_PATH`, `INVALID_ARGUMENT` (a zero bound), `CLOSED`.
+     */
+    func subscribeWith(pattern: String, options: SubscribeOptions, handler: MessageHandler?) throws  -> Subscription
+    
+    /**
      * Names of the endpoints subscribed to something overlapping `pattern`.
      */
     func subscribers(pattern: String) throws  -> [String]
@@ -1734,6 +1744,26 @@ open func subscribe(pattern: String, handler: MessageHandler? = nil)throws  -> S
     uniffi_netchan_uniffi_fn_method_endpoint_subscribe(
             self.uniffiCloneHandle(),
         FfiConverterString.lower(pattern),
+        FfiConverterOptionCallbackInterfaceMessageHandler.lower(handler),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * `subscribe` with the subscription's own queue bound and overflow
+     * policy (per subscription: a `Block` one holds back only the
+     * publishers of its own messages; a `Disconnect` one cuts a publisher
+     * that waited for it in vain).
+     *
+     * Errors: `INVALID_PATH`, `INVALID_ARGUMENT` (a zero bound), `CLOSED`.
+     */
+open func subscribeWith(pattern: String, options: SubscribeOptions, handler: MessageHandler? = nil)throws  -> Subscription  {
+    return try  FfiConverterTypeSubscription_lift(try rustCallWithError(FfiConverterTypeNetchanError_lift) {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_endpoint_subscribe_with(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(pattern),
+        FfiConverterTypeSubscribeOptions_lower(options),
         FfiConverterOptionCallbackInterfaceMessageHandler.lower(handler),uniffiCallStatus
     )
 })
@@ -4129,6 +4159,86 @@ public func FfiConverterTypeStreamRequest_lower(_ value: StreamRequest) -> RustB
 
 
 /**
+ * Options of one subscription; unset takes the endpoint's settings
+ * (`subscriptionCapacity`, 64 MiB, `Block`).
+ */
+public struct SubscribeOptions: Equatable, Hashable {
+    /**
+     * Queue bound in messages.
+     */
+    public var capacity: UInt64?
+    /**
+     * Queue bound in payload bytes.
+     */
+    public var maxBytes: UInt64?
+    /**
+     * What happens when the queue is full.
+     */
+    public var overflow: Overflow?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Queue bound in messages.
+         */capacity: UInt64? = nil, 
+        /**
+         * Queue bound in payload bytes.
+         */maxBytes: UInt64? = nil, 
+        /**
+         * What happens when the queue is full.
+         */overflow: Overflow? = nil) {
+        self.capacity = capacity
+        self.maxBytes = maxBytes
+        self.overflow = overflow
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SubscribeOptions: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSubscribeOptions: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SubscribeOptions {
+        return
+            try SubscribeOptions(
+                capacity: FfiConverterOptionUInt64.read(from: &buf), 
+                maxBytes: FfiConverterOptionUInt64.read(from: &buf), 
+                overflow: FfiConverterOptionTypeOverflow.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SubscribeOptions, into buf: inout [UInt8]) {
+        FfiConverterOptionUInt64.write(value.capacity, into: &buf)
+        FfiConverterOptionUInt64.write(value.maxBytes, into: &buf)
+        FfiConverterOptionTypeOverflow.write(value.overflow, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSubscribeOptions_lift(_ buf: RustBuffer) throws -> SubscribeOptions {
+    return try FfiConverterTypeSubscribeOptions.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSubscribeOptions_lower(_ value: SubscribeOptions) -> RustBuffer {
+    return FfiConverterTypeSubscribeOptions.lower(value)
+}
+
+
+/**
  * Stats of one subscription.
  */
 public struct SubscriptionStats: Equatable, Hashable {
@@ -4685,6 +4795,105 @@ public func FfiConverterTypeNetchanError_lift(_ buf: RustBuffer) throws -> Netch
 public func FfiConverterTypeNetchanError_lower(_ value: NetchanError) -> RustBuffer {
     return FfiConverterTypeNetchanError.lower(value)
 }
+
+
+/**
+ * What a full subscription queue does.
+ */
+
+public enum Overflow: Equatable, Hashable {
+    
+    /**
+     * Wait for room: publishers are held back through the subscription's
+     * credit (a remote one up to its `send_timeout`, then it counts the
+     * drop); nothing is lost uncounted and the link keeps carrying
+     * everything else.
+     */
+    case block
+    /**
+     * Discard the oldest queued message to make room (counted).
+     */
+    case dropOldest
+    /**
+     * Discard the new message (counted).
+     */
+    case dropNewest
+    /**
+     * As `Block`, but a remote publisher that waited in vain closes its
+     * link to this endpoint (`BUFFER_FULL`, "slow consumer").
+     */
+    case disconnect
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension Overflow: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeOverflow: FfiConverterRustBuffer {
+    typealias SwiftType = Overflow
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Overflow {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .block
+        
+        case 2: return .dropOldest
+        
+        case 3: return .dropNewest
+        
+        case 4: return .disconnect
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: Overflow, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .block:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .dropOldest:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .dropNewest:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .disconnect:
+            writeInt(&buf, Int32(4))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOverflow_lift(_ buf: RustBuffer) throws -> Overflow {
+    return try FfiConverterTypeOverflow.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOverflow_lower(_ value: Overflow) -> RustBuffer {
+    return FfiConverterTypeOverflow.lower(value)
+}
+
 
 
 
@@ -5387,6 +5596,30 @@ fileprivate struct FfiConverterOptionTypeEvent: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeOverflow: FfiConverterRustBuffer {
+    typealias SwiftType = Overflow?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeOverflow.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeOverflow.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionCallbackInterfaceMessageHandler: FfiConverterRustBuffer {
     typealias SwiftType = MessageHandler?
 
@@ -5750,6 +5983,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_netchan_uniffi_checksum_method_endpoint_subscribe() != 3872) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_endpoint_subscribe_with() != 18728) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_netchan_uniffi_checksum_method_endpoint_subscribers() != 46959) {

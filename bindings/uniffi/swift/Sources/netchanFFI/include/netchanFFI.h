@@ -464,6 +464,11 @@ RustBuffer uniffi_netchan_uniffi_fn_method_endpoint_stream_servers(uint64_t ptr,
 uint64_t uniffi_netchan_uniffi_fn_method_endpoint_subscribe(uint64_t ptr, RustBuffer pattern, RustBuffer handler, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_SUBSCRIBE_WITH
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_SUBSCRIBE_WITH
+uint64_t uniffi_netchan_uniffi_fn_method_endpoint_subscribe_with(uint64_t ptr, RustBuffer pattern, RustBuffer options, RustBuffer handler, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_SUBSCRIBERS
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_SUBSCRIBERS
 RustBuffer uniffi_netchan_uniffi_fn_method_endpoint_subscribers(uint64_t ptr, RustBuffer pattern, RustCallStatus *_Nonnull out_status
@@ -1156,6 +1161,12 @@ uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_stream_servers(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_SUBSCRIBE
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_SUBSCRIBE
 uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_subscribe(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_SUBSCRIBE_WITH
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_SUBSCRIBE_WITH
+uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_subscribe_with(void
     
 );
 #endif

@@ -818,6 +818,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_subscribe(
     ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_endpoint_subscribe_with(
+    ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_subscribers(
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_suspend(
@@ -978,6 +980,8 @@ internal object UniffiLib {
     external fun uniffi_netchan_uniffi_fn_method_endpoint_stream_servers(`ptr`: Long,`pattern`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_netchan_uniffi_fn_method_endpoint_subscribe(`ptr`: Long,`pattern`: RustBuffer.ByValue,`handler`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_netchan_uniffi_fn_method_endpoint_subscribe_with(`ptr`: Long,`pattern`: RustBuffer.ByValue,`options`: RustBuffer.ByValue,`handler`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_netchan_uniffi_fn_method_endpoint_subscribers(`ptr`: Long,`pattern`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -1288,6 +1292,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_subscribe() and 0xFFFF) != 3872) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_subscribe_with() and 0xFFFF) != 18728) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_subscribers() and 0xFFFF) != 46959) {
@@ -2527,6 +2534,16 @@ public interface EndpointInterface {
     fun `subscribe`(`pattern`: kotlin.String, `handler`: MessageHandler? = null): Subscription
     
     /**
+     * `subscribe` with the subscription's own queue bound and overflow
+     * policy (per subscription: a `Block` one holds back only the
+     * publishers of its own messages; a `Disconnect` one cuts a publisher
+     * that waited for it in vain).
+     *
+     * Errors: `INVALID_PATH`, `INVALID_ARGUMENT` (a zero bound), `CLOSED`.
+     */
+    fun `subscribeWith`(`pattern`: kotlin.String, `options`: SubscribeOptions, `handler`: MessageHandler? = null): Subscription
+    
+    /**
      * Names of the endpoints subscribed to something overlapping `pattern`.
      */
     fun `subscribers`(`pattern`: kotlin.String): List<kotlin.String>
@@ -3368,6 +3385,31 @@ open class Endpoint: Disposable, AutoCloseable, EndpointInterface
         it,
         
         FfiConverterString.lower(`pattern`),
+        FfiConverterOptionalTypeMessageHandler.lower(`handler`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * `subscribe` with the subscription's own queue bound and overflow
+     * policy (per subscription: a `Block` one holds back only the
+     * publishers of its own messages; a `Disconnect` one cuts a publisher
+     * that waited for it in vain).
+     *
+     * Errors: `INVALID_PATH`, `INVALID_ARGUMENT` (a zero bound), `CLOSED`.
+     */
+    @Throws(NetchanException::class)override fun `subscribeWith`(`pattern`: kotlin.String, `options`: SubscribeOptions, `handler`: MessageHandler?): Subscription {
+            return FfiConverterTypeSubscription.lift(
+    callWithHandle {
+    uniffiRustCallWithError(NetchanException) { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_endpoint_subscribe_with(
+        it,
+        
+        FfiConverterString.lower(`pattern`),
+        FfiConverterTypeSubscribeOptions.lower(`options`),
         FfiConverterOptionalTypeMessageHandler.lower(`handler`),_status)
 }
     }
@@ -6268,6 +6310,62 @@ public object FfiConverterTypeStreamRequest: FfiConverterRustBuffer<StreamReques
 
 
 /**
+ * Options of one subscription; unset takes the endpoint's settings
+ * (`subscriptionCapacity`, 64 MiB, `Block`).
+ */
+data class SubscribeOptions (
+    /**
+     * Queue bound in messages.
+     */
+    val `capacity`: kotlin.ULong? = null 
+    , 
+    /**
+     * Queue bound in payload bytes.
+     */
+    val `maxBytes`: kotlin.ULong? = null 
+    , 
+    /**
+     * What happens when the queue is full.
+     */
+    val `overflow`: Overflow? = null 
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSubscribeOptions: FfiConverterRustBuffer<SubscribeOptions> {
+    override fun read(buf: ByteBuffer): SubscribeOptions {
+        return SubscribeOptions(
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalTypeOverflow.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: SubscribeOptions) = (
+            FfiConverterOptionalULong.allocationSize(value.`capacity`) +
+            FfiConverterOptionalULong.allocationSize(value.`maxBytes`) +
+            FfiConverterOptionalTypeOverflow.allocationSize(value.`overflow`)
+    )
+
+    override fun write(value: SubscribeOptions, buf: ByteBuffer) {
+            FfiConverterOptionalULong.write(value.`capacity`, buf)
+            FfiConverterOptionalULong.write(value.`maxBytes`, buf)
+            FfiConverterOptionalTypeOverflow.write(value.`overflow`, buf)
+    }
+}
+
+
+
+/**
  * Stats of one subscription.
  */
 data class SubscriptionStats (
@@ -7149,6 +7247,61 @@ public object FfiConverterTypeNetchanError : FfiConverterRustBuffer<NetchanExcep
 
 
 
+/**
+ * What a full subscription queue does.
+ */
+
+enum class Overflow {
+    
+    /**
+     * Wait for room: publishers are held back through the subscription's
+     * credit (a remote one up to its `send_timeout`, then it counts the
+     * drop); nothing is lost uncounted and the link keeps carrying
+     * everything else.
+     */
+    BLOCK,
+    /**
+     * Discard the oldest queued message to make room (counted).
+     */
+    DROP_OLDEST,
+    /**
+     * Discard the new message (counted).
+     */
+    DROP_NEWEST,
+    /**
+     * As `Block`, but a remote publisher that waited in vain closes its
+     * link to this endpoint (`BUFFER_FULL`, "slow consumer").
+     */
+    DISCONNECT;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeOverflow: FfiConverterRustBuffer<Overflow> {
+    override fun read(buf: ByteBuffer) = try {
+        Overflow.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: Overflow) = 4UL
+
+    override fun write(value: Overflow, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
 
 
 /**
@@ -7693,6 +7846,38 @@ public object FfiConverterOptionalTypeEvent: FfiConverterRustBuffer<Event?> {
         } else {
             buf.put(1)
             FfiConverterTypeEvent.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeOverflow: FfiConverterRustBuffer<Overflow?> {
+    override fun read(buf: ByteBuffer): Overflow? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeOverflow.read(buf)
+    }
+
+    override fun allocationSize(value: Overflow?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeOverflow.allocationSize(value)
+        }
+    }
+
+    override fun write(value: Overflow?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeOverflow.write(value, buf)
         }
     }
 }

@@ -26,6 +26,42 @@ class SubscriptionTest(private val kind: String) {
     }
 
     @Test
+    fun eachSubscriptionHasItsOwnCapacityAndOverflowPolicy() = watchdog {
+        Endpoint("kt-policy-server-$kind").use { server ->
+            Endpoint.withConfig(EndpointConfig(name = "kt-policy-client-$kind", sendTimeoutMs = 200uL)).use { client ->
+                // Two subscriptions on one link, neither read yet: one drops
+                // what does not fit (counted here), the other holds the
+                // publisher back through its credit (counted there).
+                val newest = server.subscribeWith("p/newest", SubscribeOptions(capacity = 2u, overflow = Overflow.DROP_NEWEST))
+                val blocking = server.subscribeWith("p/block", SubscribeOptions(capacity = 2u, overflow = Overflow.BLOCK))
+                client.connect(server.listen(Addrs.of(kind)))
+                assertTrue(client.waitForSubscribers("p/newest", 5.seconds))
+                assertTrue(client.waitForSubscribers("p/block", 5.seconds))
+                for (i in 1..5) client.publish("p/newest", "$i")
+                var refused = 0
+                for (i in 1..5) {
+                    try {
+                        client.publish("p/block", "$i")
+                    } catch (e: NetchanException.BufferFull) {
+                        refused++
+                    }
+                }
+                // The blocking one takes its queue (2) and its credit window
+                // (2 more, waiting on the link): the fifth is refused and
+                // counted at the publisher, after its send timeout.
+                assertEquals(1, refused)
+                assertEquals(1uL, client.stats().total.droppedSendFull)
+                eventually { newest.dropped() == 3uL }
+                assertEquals(listOf("1", "2"), newest.tryRecvMany(10u).map { it.text })
+                val got = ArrayList<String>()
+                while (got.size < 4) got += blocking.recvMany(10u).map { it.text }
+                assertEquals(listOf("1", "2", "3", "4"), got)
+                assertEquals(0uL, blocking.dropped())
+            }
+        }
+    }
+
+    @Test
     fun aPulledSubscriptionGivesMessagesInOrderAndItsQueueAfterClose() = watchdog {
         Endpoint("kt-pull-server-$kind").use { server ->
             Endpoint("kt-pull-client-$kind").use { client ->
