@@ -137,7 +137,9 @@ impl fmt::Display for ErrorCode {
 #[derive(Clone)]
 pub struct Error {
     code: ErrorCode,
-    detail: String,
+    /// Shared: an error handed out again and again (a publish to a stalled
+    /// target) is a reference count, not an allocation.
+    detail: Arc<str>,
     source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
@@ -146,7 +148,7 @@ impl Error {
     pub fn new(code: ErrorCode, detail: impl Into<String>) -> Error {
         Error {
             code,
-            detail: detail.into(),
+            detail: Arc::from(detail.into()),
             source: None,
         }
     }

@@ -256,7 +256,7 @@ pub(crate) fn sweep(shared: &Shared, route: &Route, payload: &Bytes, wait: bool)
         }
     }
     if full_peers.is_empty() && route.offline.is_empty() && full_subs.is_empty() {
-        return Swept::Done(skipped_result(shared, path, skipped, wait));
+        return Swept::Done(skipped_result(shared, route, skipped, wait));
     }
     Swept::Rest(Rest {
         frame_len,
@@ -285,11 +285,25 @@ pub(crate) async fn deliver_rest(
             rest.full_subs,
         )
         .await;
-    skipped_result(shared, &route.meta.path, skipped, wait)
+    skipped_result(shared, &route, skipped, wait)
 }
 
 /// A publish's outcome once `skipped` targets had no room.
-fn skipped_result(shared: &Shared, path: &str, skipped: usize, wait: bool) -> Result<()> {
+fn skipped_result(shared: &Shared, route: &Route, skipped: usize, wait: bool) -> Result<()> {
+    let path = &*route.meta.path;
+    if skipped == 1 && wait {
+        // The common case under a stalled subscriber: made once per route.
+        let e = route.skip_error.get_or_init(|| {
+            Error::new(
+                ErrorCode::BufferFull,
+                format!(
+                    "1 target(s) of {path} had no room within {} ms; the message was dropped for them",
+                    shared.cfg.send_timeout.as_millis()
+                ),
+            )
+        });
+        return Err(e.clone());
+    }
     if skipped > 0 {
         // One format: under a stalled subscriber every publish lands here.
         let detail = if wait {

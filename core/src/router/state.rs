@@ -21,6 +21,10 @@ pub(crate) struct Route {
     pub max_frame: usize,
     /// Dialled peers that are away and had a matching interest.
     pub offline: Vec<Arc<Dialer>>,
+    /// The error of a publish that dropped the message for one target
+    /// after waiting, made once: under a stalled subscriber every publish
+    /// returns it.
+    pub skip_error: std::sync::OnceLock<crate::error::Error>,
 }
 
 /// Where a received message on one path goes (local subscriptions only).
@@ -133,6 +137,7 @@ impl State {
                 .filter(|d| d.wants(path))
                 .cloned()
                 .collect(),
+            skip_error: std::sync::OnceLock::new(),
         }
     }
 
