@@ -32,6 +32,16 @@ fn unix_addr(tag: &str) -> String {
     )
 }
 
+/// Waits until `client` knows a server of streams on `path`.
+async fn serving(client: &Endpoint, path: &str) {
+    within(async {
+        while client.stream_servers(path).unwrap().is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+}
+
 /// An echo server for streams: every message back, then the end.
 fn echo(ep: &Endpoint, pattern: &str) -> netchan::StreamService {
     ep.serve_stream_fn(pattern, |req, s: Stream| async move {
@@ -127,12 +137,7 @@ async fn opening_without_a_server_fails_with_no_responders() {
             .unwrap();
         let _svc = echo(&server, "s/**");
         if listen.is_some() {
-            within(async {
-                while client.stream_servers("s/x").unwrap().is_empty() {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            })
-            .await;
+            serving(&client, "s/x").await;
             assert_eq!(client.stream_servers("s/**").unwrap(), vec!["srv"]);
         }
         let e = within(client.open_stream("reqonly", "x"))
@@ -360,12 +365,7 @@ async fn cancel_mid_stream_from_each_side_is_seen_by_the_other() {
             })
             .unwrap();
         if listen.is_some() {
-            within(async {
-                while client.stream_servers("c/x").unwrap().is_empty() {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            })
-            .await;
+            serving(&client, "c/x").await;
         }
 
         // The client cancels; the server's receive and send see it.
@@ -403,12 +403,7 @@ async fn cancel_mid_stream_from_each_side_is_seen_by_the_other() {
             })
             .unwrap();
         if listen.is_some() {
-            within(async {
-                while client.stream_servers("fails").unwrap().is_empty() {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            })
-            .await;
+            serving(&client, "fails").await;
         }
         match within(client.open_stream("fails", "")).await {
             // Refused before or after the acceptance reached the opener.
@@ -442,12 +437,7 @@ async fn a_deadline_ends_the_stream_on_both_sides() {
             })
             .unwrap();
         if listen.is_some() {
-            within(async {
-                while client.stream_servers("slow").unwrap().is_empty() {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            })
-            .await;
+            serving(&client, "slow").await;
         }
         let s = within(client.open_stream_with(
             "slow",
@@ -545,12 +535,7 @@ async fn a_stream_ends_with_peer_lost_when_its_link_dies() {
             }
         })
         .unwrap();
-    within(async {
-        while client.stream_servers("s").unwrap().is_empty() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    serving(&client, "s").await;
     let s = within(client.open_stream_with("s", "", StreamOptions::default().window(4096)))
         .await
         .unwrap();
@@ -611,12 +596,7 @@ async fn a_stream_service_handles_at_most_max_concurrent() {
             })
             .unwrap();
         if listen.is_some() {
-            within(async {
-                while client.stream_servers("one").unwrap().is_empty() {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            })
-            .await;
+            serving(&client, "one").await;
         }
         let a = within(client.open_stream("one", "")).await.unwrap();
         within(async {

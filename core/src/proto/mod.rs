@@ -732,6 +732,20 @@ pub fn negotiate(local: &Hello, frame: Frame) -> Result<Agreed> {
     Ok(Agreed { version: hi, peer })
 }
 
+impl Frame {
+    /// The payload of a frame that carries one (MESSAGE and
+    /// SHORT_MESSAGE excepted: the read loop handles those itself).
+    pub fn payload_mut(&mut self) -> Option<&mut Bytes> {
+        match self {
+            Frame::Request { payload, .. }
+            | Frame::Result { payload, .. }
+            | Frame::StreamOpen { payload, .. }
+            | Frame::StreamData { payload, .. } => Some(payload),
+            _ => None,
+        }
+    }
+}
+
 /// The kind of a frame, for logs.
 pub fn frame_kind(f: &Frame) -> Kind {
     match f {

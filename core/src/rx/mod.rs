@@ -330,48 +330,10 @@ impl Receiver {
                     }
                 } else {
                     self.flush(peer, rx, chunk.len())?;
-                    let f = match proto::parse_frame(chunk, at, head)? {
-                        Frame::Request {
-                            id,
-                            path,
-                            timeout_ms,
-                            payload,
-                        } => Frame::Request {
-                            id,
-                            path,
-                            timeout_ms,
-                            payload: detach(payload, chunk.len()),
-                        },
-                        Frame::Result {
-                            id,
-                            code,
-                            message,
-                            payload,
-                        } => Frame::Result {
-                            id,
-                            code,
-                            message,
-                            payload: detach(payload, chunk.len()),
-                        },
-                        Frame::StreamData { id, payload } => Frame::StreamData {
-                            id,
-                            payload: detach(payload, chunk.len()),
-                        },
-                        Frame::StreamOpen {
-                            id,
-                            path,
-                            timeout_ms,
-                            window,
-                            payload,
-                        } => Frame::StreamOpen {
-                            id,
-                            path,
-                            timeout_ms,
-                            window,
-                            payload: detach(payload, chunk.len()),
-                        },
-                        other => other,
-                    };
+                    let mut f = proto::parse_frame(chunk, at, head)?;
+                    if let Some(p) = f.payload_mut() {
+                        *p = detach(std::mem::take(p), chunk.len());
+                    }
                     self.on_frame(peer, f, &mut rx.session).await?;
                     // A peer that does not read what it is owed (replies,
                     // pongs) is not read from either until it does.
