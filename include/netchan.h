@@ -82,6 +82,25 @@ enum netchan_result
   // A blocking function was called from a netchan callback, where waiting
   // would deadlock.
   NETCHAN_RESULT_WOULD_DEADLOCK = 501,
+  // Plaintext TCP beyond this host was refused: use `tls://` with TLS
+  // settings, or allow plaintext explicitly (`insecure`).
+  NETCHAN_RESULT_PLAINTEXT_REFUSED = 600,
+  // A TLS handshake failed for a reason without a code of its own (the peer
+  // does not speak TLS, or no common protocol).
+  NETCHAN_RESULT_TLS_FAILED = 601,
+  // A peer's certificate is not signed by a trusted CA nor pinned (or the
+  // peer did not trust this endpoint's).
+  NETCHAN_RESULT_CERT_UNTRUSTED = 602,
+  // A peer's certificate does not carry the name or address dialled.
+  NETCHAN_RESULT_CERT_NAME_MISMATCH = 603,
+  // A certificate has expired or is not valid yet.
+  NETCHAN_RESULT_CERT_EXPIRED = 604,
+  // The listener requires a client certificate (mutual TLS) and none was
+  // presented.
+  NETCHAN_RESULT_CLIENT_CERT_REQUIRED = 605,
+  // The peer is not allowed in (a Unix peer's user id outside
+  // `unix_allowed_uids`).
+  NETCHAN_RESULT_PERMISSION_DENIED = 606,
   // An internal error (a bug in netchan); please report it.
   NETCHAN_RESULT_INTERNAL = 900,
   // A pointer argument that must not be NULL was NULL.

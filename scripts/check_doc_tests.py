@@ -25,6 +25,7 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 DOCS = [
     "docs/RELIABILITY.md",
     "docs/C-API.md",
+    "docs/SECURITY.md",
     "bindings/python/README.md",
     "bindings/node/README.md",
     "bindings/uniffi/README.md",

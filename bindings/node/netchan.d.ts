@@ -13,7 +13,9 @@ export type ErrorCode =
   | 'CONNECT_REFUSED' | 'ADDRESS_IN_USE' | 'PEER_LOST' | 'UNSUPPORTED_VERSION'
   | 'PROTOCOL_ERROR' | 'HANDSHAKE_REJECTED' | 'UNKNOWN_PEER' | 'IO' | 'NAME_IN_USE' | 'OVERLOADED'
   | 'TIMEOUT' | 'NO_RESPONDERS' | 'CANCELLED' | 'HANDLER_ERROR'
-  | 'BUFFER_FULL' | 'CLOSED' | 'WOULD_DEADLOCK' | 'INTERNAL'
+  | 'BUFFER_FULL' | 'CLOSED' | 'WOULD_DEADLOCK'
+  | 'PLAINTEXT_REFUSED' | 'TLS_FAILED' | 'CERT_UNTRUSTED' | 'CERT_NAME_MISMATCH' | 'CERT_EXPIRED'
+  | 'CLIENT_CERT_REQUIRED' | 'PERMISSION_DENIED' | 'INTERNAL'
 
 /** Every error netchan throws or rejects with carries one of the codes. */
 export interface NetchanError extends Error {

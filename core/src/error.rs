@@ -101,6 +101,27 @@ error_codes! {
     /// where waiting would deadlock; use the async form instead.
     WouldDeadlock = 501, "WOULD_DEADLOCK", "blocking call would deadlock";
 
+    // 6xx: security (docs/SECURITY.md).
+    /// Plaintext TCP beyond this host was refused: use `tls://` with TLS
+    /// settings, or allow plaintext explicitly (`insecure`).
+    PlaintextRefused = 600, "PLAINTEXT_REFUSED", "plaintext refused; use tls:// or allow insecure";
+    /// A TLS handshake failed for a reason without a code of its own (the
+    /// peer does not speak TLS, or no common protocol).
+    TlsFailed = 601, "TLS_FAILED", "TLS handshake failed";
+    /// A peer's certificate is not signed by a trusted CA nor pinned (or
+    /// the peer did not trust this endpoint's).
+    CertUntrusted = 602, "CERT_UNTRUSTED", "certificate not trusted";
+    /// A peer's certificate does not carry the name or address dialled.
+    CertNameMismatch = 603, "CERT_NAME_MISMATCH", "certificate name mismatch";
+    /// A certificate has expired or is not valid yet.
+    CertExpired = 604, "CERT_EXPIRED", "certificate expired or not yet valid";
+    /// The listener requires a client certificate (mutual TLS) and none
+    /// was presented.
+    ClientCertRequired = 605, "CLIENT_CERT_REQUIRED", "client certificate required";
+    /// The peer is not allowed in (a Unix peer's user id outside
+    /// `unix_allowed_uids`).
+    PermissionDenied = 606, "PERMISSION_DENIED", "permission denied";
+
     // 9xx: bugs.
     /// An internal error (a bug in netchan); please report it.
     Internal = 900, "INTERNAL", "internal error";

@@ -101,8 +101,8 @@ mod waiting;
 
 pub use bytes::Bytes;
 pub use config::{
-    Config, Overflow, Reconnect, RequestOptions, ServeOptions, SlowPeer, StreamOptions,
-    SubscribeOptions,
+    ClientAuth, Config, Overflow, Pem, Reconnect, RequestOptions, ServeOptions, SlowPeer,
+    StreamOptions, SubscribeOptions, TlsConfig,
 };
 pub use endpoint::{Endpoint, PeerInfo, Publisher};
 pub use error::{Error, ErrorCode, Result};

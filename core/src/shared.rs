@@ -22,6 +22,7 @@ use crate::peer::send::WriteThrough;
 use crate::repeats::{Repeats, Verdict, COLLAPSE_WINDOW};
 use crate::runtime::Lineage;
 use crate::tally::{Settled, Tallies};
+use crate::transport::tls::TlsSlot;
 
 static EPOCH: once_cell::sync::Lazy<Instant> = once_cell::sync::Lazy::new(Instant::now);
 
@@ -72,6 +73,8 @@ pub(crate) struct Shared {
     repeats: Arc<Repeats>,
     /// What links that ended lost in transit (see [`crate::tally`]).
     tallies: Mutex<Tallies>,
+    /// The TLS settings in use, replaced by `Endpoint::set_tls`.
+    pub tls: Arc<TlsSlot>,
 }
 
 /// Refusals for load (connection limit, pending handshakes), reported at
@@ -84,7 +87,13 @@ struct LoadReports {
 }
 
 impl Shared {
-    pub(crate) fn new(name: Arc<str>, cfg: Config, rt: Handle, lineage: Lineage) -> Arc<Shared> {
+    pub(crate) fn new(
+        name: Arc<str>,
+        cfg: Config,
+        rt: Handle,
+        lineage: Lineage,
+        tls: Arc<TlsSlot>,
+    ) -> Arc<Shared> {
         let (events, _) = broadcast::channel(1024);
         let shared = Arc::new(Shared {
             lineage,
@@ -105,6 +114,7 @@ impl Shared {
             write_through: Arc::new(WriteThrough::new()),
             repeats: Arc::new(Repeats::default()),
             tallies: Mutex::new(Tallies::default()),
+            tls,
         });
         shared.rt.spawn(report_drops(Arc::downgrade(&shared)));
         shared

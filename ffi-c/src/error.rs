@@ -77,6 +77,27 @@ pub enum netchan_result {
     /// would deadlock.
     WouldDeadlock = 501,
 
+    // 6xx: security (docs/SECURITY.md).
+    /// Plaintext TCP beyond this host was refused: use `tls://` with TLS
+    /// settings, or allow plaintext explicitly (`insecure`).
+    PlaintextRefused = 600,
+    /// A TLS handshake failed for a reason without a code of its own (the peer
+    /// does not speak TLS, or no common protocol).
+    TlsFailed = 601,
+    /// A peer's certificate is not signed by a trusted CA nor pinned (or the
+    /// peer did not trust this endpoint's).
+    CertUntrusted = 602,
+    /// A peer's certificate does not carry the name or address dialled.
+    CertNameMismatch = 603,
+    /// A certificate has expired or is not valid yet.
+    CertExpired = 604,
+    /// The listener requires a client certificate (mutual TLS) and none was
+    /// presented.
+    ClientCertRequired = 605,
+    /// The peer is not allowed in (a Unix peer's user id outside
+    /// `unix_allowed_uids`).
+    PermissionDenied = 606,
+
     // 9xx: bugs.
     /// An internal error (a bug in netchan); please report it.
     Internal = 900,
@@ -122,6 +143,13 @@ impl netchan_result {
         netchan_result::BufferFull,
         netchan_result::Closed,
         netchan_result::WouldDeadlock,
+        netchan_result::PlaintextRefused,
+        netchan_result::TlsFailed,
+        netchan_result::CertUntrusted,
+        netchan_result::CertNameMismatch,
+        netchan_result::CertExpired,
+        netchan_result::ClientCertRequired,
+        netchan_result::PermissionDenied,
         netchan_result::Internal,
         netchan_result::NullArgument,
         netchan_result::InvalidUtf8,
@@ -166,6 +194,13 @@ impl netchan_result {
             netchan_result::BufferFull => c"BUFFER_FULL",
             netchan_result::Closed => c"CLOSED",
             netchan_result::WouldDeadlock => c"WOULD_DEADLOCK",
+            netchan_result::PlaintextRefused => c"PLAINTEXT_REFUSED",
+            netchan_result::TlsFailed => c"TLS_FAILED",
+            netchan_result::CertUntrusted => c"CERT_UNTRUSTED",
+            netchan_result::CertNameMismatch => c"CERT_NAME_MISMATCH",
+            netchan_result::CertExpired => c"CERT_EXPIRED",
+            netchan_result::ClientCertRequired => c"CLIENT_CERT_REQUIRED",
+            netchan_result::PermissionDenied => c"PERMISSION_DENIED",
             netchan_result::Internal => c"INTERNAL",
             netchan_result::NullArgument => c"NULL_ARGUMENT",
             netchan_result::InvalidUtf8 => c"INVALID_UTF8",
@@ -199,6 +234,13 @@ impl netchan_result {
             netchan_result::BufferFull => c"buffer full",
             netchan_result::Closed => c"closed",
             netchan_result::WouldDeadlock => c"blocking call would deadlock",
+            netchan_result::PlaintextRefused => c"plaintext refused; use tls:// or allow insecure",
+            netchan_result::TlsFailed => c"TLS handshake failed",
+            netchan_result::CertUntrusted => c"certificate not trusted",
+            netchan_result::CertNameMismatch => c"certificate name mismatch",
+            netchan_result::CertExpired => c"certificate expired or not yet valid",
+            netchan_result::ClientCertRequired => c"client certificate required",
+            netchan_result::PermissionDenied => c"permission denied",
             netchan_result::Internal => c"internal error",
             netchan_result::NullArgument => c"a required pointer argument is NULL",
             netchan_result::InvalidUtf8 => c"a string argument is not valid UTF-8",

@@ -17,6 +17,7 @@ use clap::{Args, Parser, Subcommand};
 use netchan::{Config, Endpoint, Error, ErrorCode, Event, EventRecv};
 
 mod bench;
+mod cert;
 mod demo;
 mod membench;
 mod streams;
@@ -39,14 +40,64 @@ struct Cli {
     /// (repeatable; `netchan settings` lists them).
     #[arg(short = 'o', long = "set", global = true, value_name = "KEY=VALUE")]
     set: Vec<String>,
+    #[command(flatten)]
+    security: Security,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// TLS and plaintext settings (docs/SECURITY.md); each is also a
+/// `-o` setting (`tls.cert`, ..., `insecure`).
+#[derive(Args, Clone, Default)]
+struct Security {
+    /// This endpoint's TLS certificate chain (a PEM file), to listen on tls:// (or for mutual TLS).
+    #[arg(long, global = true, value_name = "PEM")]
+    tls_cert: Option<String>,
+    /// The private key of --tls-cert (a PEM file).
+    #[arg(long, global = true, value_name = "PEM")]
+    tls_key: Option<String>,
+    /// CA certificates (a PEM file) that sign the peers' certificates, to dial tls:// (or check clients).
+    #[arg(long, global = true, value_name = "PEM")]
+    tls_ca: Option<String>,
+    /// Peers' certificates (a PEM file) trusted as they are, instead of a CA.
+    #[arg(long, global = true, value_name = "PEM")]
+    tls_pinned: Option<String>,
+    /// Ask tls:// clients for a certificate: none, optional or required (mutual TLS).
+    #[arg(long, global = true, value_name = "POLICY")]
+    tls_client_auth: Option<String>,
+    /// The name the dialled peer's certificate must carry, instead of the address's host.
+    #[arg(long, global = true, value_name = "NAME")]
+    tls_server_name: Option<String>,
+    /// Allow plaintext tcp:// beyond this host (refused by default).
+    #[arg(long, global = true)]
+    insecure: bool,
+}
+
+impl Security {
+    /// The settings these flags stand for.
+    fn settings(&self) -> Vec<(&'static str, String)> {
+        let mut v: Vec<(&'static str, String)> = [
+            ("tls.cert", &self.tls_cert),
+            ("tls.key", &self.tls_key),
+            ("tls.ca", &self.tls_ca),
+            ("tls.pinned", &self.tls_pinned),
+            ("tls.client_auth", &self.tls_client_auth),
+            ("tls.server_name", &self.tls_server_name),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
+        .collect();
+        if self.insecure {
+            v.push(("insecure", "true".into()));
+        }
+        v
+    }
 }
 
 #[derive(Args, Clone)]
 #[group(required = true, multiple = false)]
 struct Where {
-    /// Connect to an endpoint at ADDR (tcp://HOST:PORT or unix:///PATH).
+    /// Connect to an endpoint at ADDR (tcp://HOST:PORT, tls://HOST:PORT or unix:///PATH).
     #[arg(long, value_name = "ADDR")]
     connect: Option<String>,
     /// Listen on ADDR and wait for peers; the bound address is printed on stderr.
@@ -143,6 +194,8 @@ enum Cmd {
     /// List the settings `-o KEY=VALUE` takes, with their values (defaults
     /// unless set with `-o`).
     Settings,
+    /// Make a CA (once per directory) and a certificate it signs, for tls://.
+    Cert(cert::CertArgs),
     /// Measure round-trip times to the endpoint at ADDR.
     Ping {
         /// Address to connect to.
@@ -199,6 +252,9 @@ fn config(cli: &Cli) -> Result<Config, Error> {
         };
         cfg.set(k.trim(), v.trim())?;
     }
+    for (k, v) in cli.security.settings() {
+        cfg.set(k, &v)?;
+    }
     cfg.validate()?;
     Ok(cfg)
 }
@@ -229,6 +285,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Cmd::Demo { addr } => demo::run(&addr).await,
+        Cmd::Cert(args) => cert::run(&args),
         Cmd::Sub { pattern, at, count } => {
             let ep = endpoint(&cfg)?;
             report_losses(&ep);

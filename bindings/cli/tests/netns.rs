@@ -140,7 +140,17 @@ impl Subscriber {
         let mut proc = Listening::start_with(
             "ip",
             &[
-                "netns", "exec", &link.ns, BIN, "-o", &overflow, "sub", "--listen", &listen, path,
+                "netns",
+                "exec",
+                &link.ns,
+                BIN,
+                "--insecure",
+                "-o",
+                &overflow,
+                "sub",
+                "--listen",
+                &listen,
+                path,
             ],
         );
         let lines = Arc::new(AtomicU64::new(0));
@@ -180,6 +190,8 @@ async fn a_flood_over_a_1_mbit_link_pushes_back_and_never_kills_the_link() {
 async fn flood(link: &SlowLink, overflow: &str) {
     let sub = Subscriber::start(link, "data", overflow);
     let mut cfg = Config::named("flooder");
+    // Plaintext across the namespaces' veth pair, on purpose.
+    cfg.insecure = true;
     // Default heartbeats (2 s x 3): a PING queued behind the flood would
     // miss the window many times over at 1 Mbit/s.
     cfg.send_buffer = 256 * 1024;
@@ -284,6 +296,7 @@ async fn a_5_s_partition_heals_once_and_held_messages_come_first() {
             "exec",
             &link.ns,
             BIN,
+            "--insecure",
             "-o",
             "heartbeat_interval=500ms",
             "sub",
@@ -307,6 +320,7 @@ async fn a_5_s_partition_heals_once_and_held_messages_come_first() {
         }
     });
     let mut cfg = Config::named("partitioned");
+    cfg.insecure = true;
     cfg.heartbeat_interval = Duration::from_millis(500);
     cfg.connect_timeout = Duration::from_secs(1);
     let ep = Endpoint::new(cfg).unwrap();

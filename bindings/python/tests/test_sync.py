@@ -399,6 +399,13 @@ DOCUMENTED_ERRORS: Dict[str, Tuple[str, Type[BaseException]]] = {
     "HANDLER_ERROR": ("HandlerError", RuntimeError),
     "CLOSED": ("ClosedError", RuntimeError),
     "WOULD_DEADLOCK": ("WouldDeadlockError", RuntimeError),
+    "PLAINTEXT_REFUSED": ("PlaintextRefusedError", ConnectionError),
+    "TLS_FAILED": ("TlsFailedError", ConnectionError),
+    "CERT_UNTRUSTED": ("CertUntrustedError", ConnectionError),
+    "CERT_NAME_MISMATCH": ("CertNameMismatchError", ConnectionError),
+    "CERT_EXPIRED": ("CertExpiredError", ConnectionError),
+    "CLIENT_CERT_REQUIRED": ("ClientCertRequiredError", ConnectionError),
+    "PERMISSION_DENIED": ("PermissionDeniedError", PermissionError),
     "INTERNAL": ("InternalError", RuntimeError),
     "CANCELLED": ("CancelledError", Exception),
 }

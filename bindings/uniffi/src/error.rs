@@ -79,6 +79,13 @@ netchan_error! {
     BufferFull,
     Closed,
     WouldDeadlock,
+    PlaintextRefused,
+    TlsFailed,
+    CertUntrusted,
+    CertNameMismatch,
+    CertExpired,
+    ClientCertRequired,
+    PermissionDenied,
     Internal,
 }
 

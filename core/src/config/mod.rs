@@ -1,7 +1,9 @@
 //! Endpoint configuration: every limit and default in one place.
 
 mod settings;
+mod tls;
 pub use settings::{Setting, SettingKind, SETTINGS};
+pub use tls::{ClientAuth, Pem, TlsConfig};
 
 use std::time::Duration;
 
@@ -326,6 +328,22 @@ pub struct Config {
     /// affected. Zero (the default) parks at once; at most one second
     /// (`busy_poll_spins_blocking_waits_for_its_window_then_parks`).
     pub busy_poll: Duration,
+    /// TLS for `tls://` addresses: this endpoint's certificate and key, the
+    /// CA or pinned certificates it trusts. `None`: `tls://` is refused.
+    /// Replace it at run time with `Endpoint::set_tls`.
+    pub tls: Option<TlsConfig>,
+    /// Allows plaintext `tcp://` to and from addresses beyond this host.
+    /// Off by default: listening on or dialling a non-loopback `tcp://`
+    /// address fails with `PLAINTEXT_REFUSED` (docs/SECURITY.md).
+    pub insecure: bool,
+    /// Permissions of the Unix socket files this endpoint listens on
+    /// (default `0o600`: only the owner's processes may connect).
+    pub unix_mode: u32,
+    /// User ids whose processes may connect over Unix sockets (checked
+    /// with the kernel's peer credentials); empty: anyone the socket
+    /// file's permissions let in. Others are refused with
+    /// `PERMISSION_DENIED`.
+    pub unix_allowed_uids: Vec<u32>,
 }
 
 /// The largest [`Config::busy_poll`].
@@ -360,6 +378,10 @@ impl Default for Config {
             max_declarations_per_peer: 100_000,
             max_declaration_bytes_per_peer: 4 * 1024 * 1024,
             busy_poll: Duration::ZERO,
+            tls: None,
+            insecure: false,
+            unix_mode: 0o600,
+            unix_allowed_uids: Vec::new(),
         }
     }
 }
@@ -431,6 +453,12 @@ impl Config {
             return Err(Error::invalid_argument(format!(
                 "busy_poll {:?} must be at most {MAX_BUSY_POLL:?}",
                 self.busy_poll
+            )));
+        }
+        if self.unix_mode & !0o777 != 0 {
+            return Err(Error::invalid_argument(format!(
+                "unix_mode {:o} must be permission bits (at most 777 in octal)",
+                self.unix_mode
             )));
         }
         if self.heartbeat_misses == 0 {

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use super::{Config, Overflow, SlowPeer};
+use super::{ClientAuth, Config, Overflow, Pem, SlowPeer, TlsConfig};
 use crate::error::{Error, Result};
 
 /// How a setting's value is written.
@@ -45,6 +45,17 @@ pub struct Setting {
 
 const OVERFLOW: &[&str] = &["block", "drop_oldest", "drop_newest", "disconnect"];
 const SLOW_PEER: &[&str] = &["block", "drop_newest", "disconnect"];
+const CLIENT_AUTH: &[&str] = &["none", "optional", "required"];
+
+/// A PEM setting's value: the path, or `<N bytes of PEM>`; empty if unset.
+fn pem(p: Option<&Pem>) -> String {
+    p.map(|p| p.to_string()).unwrap_or_default()
+}
+
+/// The TLS settings, made on first use.
+fn tls(c: &mut Config) -> &mut TlsConfig {
+    c.tls.get_or_insert_with(TlsConfig::default)
+}
 
 macro_rules! settings {
     ($( $name:literal, $kind:expr, $doc:literal, |$g:ident| $get:expr, |$c:ident, $v:ident| $set:expr; )*) => {
@@ -211,6 +222,33 @@ settings! {
     "busy_poll", SettingKind::Duration, "busy polling of waits outside runtime tasks (0 off)",
         |c| dur(c.busy_poll),
         |c, v| c.busy_poll = v.duration()?;
+    "tls.cert", SettingKind::Text, "this endpoint's TLS certificate chain: a PEM file, or the PEM text",
+        |c| pem(c.tls.as_ref().and_then(|t| t.cert.as_ref())),
+        |c, v| tls(c).cert = v.pem();
+    "tls.key", SettingKind::Text, "the private key of tls.cert: a PEM file, or the PEM text",
+        |c| pem(c.tls.as_ref().and_then(|t| t.key.as_ref())),
+        |c, v| tls(c).key = v.pem();
+    "tls.ca", SettingKind::Text, "CA certificates that sign peers' certificates: a PEM file, or the PEM text",
+        |c| pem(c.tls.as_ref().and_then(|t| t.ca.as_ref())),
+        |c, v| tls(c).ca = v.pem();
+    "tls.pinned", SettingKind::Text, "peers' certificates trusted as they are: a PEM file, or the PEM text",
+        |c| pem(c.tls.as_ref().and_then(|t| t.pinned.as_ref())),
+        |c, v| tls(c).pinned = v.pem();
+    "tls.client_auth", SettingKind::Choice(CLIENT_AUTH), "whether a TLS listener asks peers for a certificate (required: mutual TLS)",
+        |c| match c.tls.as_ref().map(|t| t.client_auth).unwrap_or_default() { ClientAuth::Optional => "optional", ClientAuth::Required => "required", _ => "none" }.to_owned(),
+        |c, v| tls(c).client_auth = match v.choice()? { "optional" => ClientAuth::Optional, "required" => ClientAuth::Required, _ => ClientAuth::None };
+    "tls.server_name", SettingKind::Text, "the name a dialled peer's certificate must carry, instead of the address's host",
+        |c| c.tls.as_ref().and_then(|t| t.server_name.clone()).unwrap_or_default(),
+        |c, v| tls(c).server_name = Some(v.text.trim().to_owned()).filter(|n| !n.is_empty());
+    "insecure", SettingKind::Bool, "allow plaintext tcp:// beyond this host (refused by default)",
+        |c| c.insecure.to_string(),
+        |c, v| c.insecure = v.boolean()?;
+    "unix_mode", SettingKind::Text, "permissions of Unix socket files listened on, in octal (600: owner only)",
+        |c| format!("{:o}", c.unix_mode),
+        |c, v| c.unix_mode = v.octal()?;
+    "unix_allowed_uids", SettingKind::Text, "user ids allowed to connect over Unix sockets, comma-separated (empty: any)",
+        |c| c.unix_allowed_uids.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
+        |c, v| c.unix_allowed_uids = v.uids()?;
 }
 
 struct Value<'a> {
@@ -282,6 +320,34 @@ impl Value<'_> {
             .ok()
             .filter(|n| n.is_finite())
             .ok_or_else(|| self.bad("a number"))
+    }
+
+    /// PEM text or a path; empty unsets.
+    fn pem(&self) -> Option<Pem> {
+        Some(self.text.trim())
+            .filter(|t| !t.is_empty())
+            .map(Pem::parse)
+    }
+
+    fn octal(&self) -> Result<u32> {
+        let t = self.text.trim();
+        let t = t.strip_prefix("0o").unwrap_or(t);
+        u32::from_str_radix(t, 8)
+            .ok()
+            .filter(|m| *m <= 0o777)
+            .ok_or_else(|| self.bad("permission bits in octal, like 600 or 660"))
+    }
+
+    fn uids(&self) -> Result<Vec<u32>> {
+        self.text
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| {
+                t.parse::<u32>()
+                    .map_err(|_| self.bad("user ids separated by commas"))
+            })
+            .collect()
     }
 
     fn boolean(&self) -> Result<bool> {
@@ -391,7 +457,11 @@ mod tests {
                 SettingKind::Duration => "1s",
                 SettingKind::Number => "1.5",
                 SettingKind::Bool => "true",
-                SettingKind::Text => "x",
+                SettingKind::Text => match s.name {
+                    "unix_mode" => "660",
+                    "unix_allowed_uids" => "1000,1001",
+                    _ => "x",
+                },
                 SettingKind::Choice(names) => names[0],
             };
             let mut c = Config::default();

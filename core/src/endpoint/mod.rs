@@ -2,6 +2,7 @@
 //! of (shared context, router, links), and the [`Publisher`] declaration
 //! guard.
 
+mod security;
 mod streams;
 
 use std::future::Future;
@@ -109,7 +110,11 @@ impl Endpoint {
         let (rt, lineage) =
             crate::runtime::handle().map_err(|e| Error::io("starting the runtime", &e))?;
         let name: Arc<str> = config.name.clone().unwrap_or_else(random_name).into();
-        let shared = Shared::new(name, config, rt, lineage);
+        // Keys and certificates are read and checked now: a mistake is an
+        // error here, not at the first connection.
+        let tls = Arc::new(crate::transport::tls::TlsSlot::default());
+        tls.replace(config.tls.clone())?;
+        let shared = Shared::new(name, config, rt, lineage, tls);
         let router = Router::new(shared.clone());
         let links = Links::new(shared.clone(), router.clone());
         let parts = Arc::new(Parts {
@@ -184,13 +189,19 @@ impl Endpoint {
             .block_on(self.request(path, payload, timeout))?
     }
 
-    /// Listens on `addr` (`tcp://HOST:PORT`, port 0 picks a free port, or
-    /// `unix:///path`) and returns the bound address.
+    /// Listens on `addr` (`tcp://HOST:PORT`, port 0 picks a free port,
+    /// `tls://HOST:PORT`, or `unix:///path`) and returns the bound address.
     ///
-    /// Errors: `INVALID_ADDRESS`, `ADDRESS_IN_USE`, `CLOSED`.
+    /// Plaintext `tcp://` on an address other than loopback is refused
+    /// unless [`Config::insecure`] allows it; `tls://` needs
+    /// [`Config::tls`] with a certificate and key (docs/SECURITY.md).
+    ///
+    /// Errors: `INVALID_ADDRESS`, `ADDRESS_IN_USE`, `PLAINTEXT_REFUSED`,
+    /// `INVALID_ARGUMENT` (no TLS settings for `tls://`), `CLOSED`.
     pub async fn listen(&self, addr: &str) -> Result<String> {
         self.parts.shared.check_open()?;
         let addr = Addr::parse(addr)?;
+        security::check_plaintext(&self.parts.shared.cfg, &addr, "listening on")?;
         self.parts.links.listen(&addr).await
     }
 
@@ -201,12 +212,19 @@ impl Endpoint {
     /// A peer at one of its connection limits refuses with `OVERLOADED`;
     /// `connect` then tries again for up to `connect_timeout`.
     ///
+    /// Plaintext `tcp://` to a host other than loopback is refused unless
+    /// [`Config::insecure`] allows it; `tls://` needs [`Config::tls`] with
+    /// the CA (or pinned certificate) to check the peer's certificate by.
+    ///
     /// Errors: `INVALID_ADDRESS`, `CONNECT_REFUSED`, `TIMEOUT`,
     /// `UNSUPPORTED_VERSION`, `HANDSHAKE_REJECTED`, `NAME_IN_USE`,
-    /// `OVERLOADED`, `PROTOCOL_ERROR`, `CLOSED`.
+    /// `OVERLOADED`, `PROTOCOL_ERROR`, `CLOSED`, `PLAINTEXT_REFUSED`,
+    /// `PERMISSION_DENIED`; over TLS `TLS_FAILED`, `CERT_UNTRUSTED`,
+    /// `CERT_NAME_MISMATCH`, `CERT_EXPIRED`, `CLIENT_CERT_REQUIRED`.
     pub async fn connect(&self, addr: &str) -> Result<PeerInfo> {
         self.parts.shared.check_open()?;
         let parsed = Addr::parse(addr)?;
+        security::check_plaintext(&self.parts.shared.cfg, &parsed, "dialling")?;
         let d = Arc::new(Dialer::new(parsed));
         // A peer at a connection limit says so (`OVERLOADED`); that passes,
         // so try again with a short, growing, jittered pause, within

@@ -3,6 +3,7 @@
 //! (reader, writer, heartbeat), the loss of a link, and closing them all.
 //! Keeping dialled addresses connected is in [`supervise`].
 
+mod accept;
 mod lifecycle;
 pub(crate) mod state;
 mod supervise;
@@ -27,7 +28,9 @@ use crate::router::Router;
 use crate::rx::Receiver;
 use crate::shared::{now_ms, Shared};
 use crate::tally::Tally;
+use crate::transport::tls::tls_error;
 use crate::transport::{dial, Conn, Listener, Reader};
+use accept::accept_loop;
 use state::{Handshake, Step};
 pub(crate) use supervise::{heartbeat, supervise};
 
@@ -91,7 +94,8 @@ impl Links {
     /// Listens on `addr` and accepts connections there; returns the bound
     /// address (a TCP port 0 resolved).
     pub(crate) async fn listen(self: &Arc<Self>, addr: &crate::transport::Addr) -> Result<String> {
-        let (listener, bound) = Listener::bind(addr).await?;
+        let (listener, bound) =
+            Listener::bind(addr, &self.shared.tls, self.shared.cfg.unix_mode).await?;
         tracing::info!(endpoint = %self.shared.name, addr = %bound, "listening");
         self.listeners.fetch_add(1, Relaxed);
         let stop = tokio_util::sync::CancellationToken::new();
@@ -135,18 +139,19 @@ impl Links {
     pub(crate) async fn connect_once(self: &Arc<Self>, d: &Arc<Dialer>) -> Result<Arc<Peer>> {
         self.shared.check_open()?;
         let connect_timeout = self.shared.cfg.connect_timeout;
-        let conn = match tokio::time::timeout(connect_timeout, dial(&d.addr)).await {
-            Ok(c) => c?,
-            Err(_) => {
-                return Err(Error::new(
-                    ErrorCode::ConnectRefused,
-                    format!(
-                        "cannot connect to {}: no answer within {connect_timeout:?}",
-                        d.addr
-                    ),
-                ))
-            }
-        };
+        let conn =
+            match tokio::time::timeout(connect_timeout, dial(&d.addr, &self.shared.tls)).await {
+                Ok(c) => c?,
+                Err(_) => {
+                    return Err(Error::new(
+                        ErrorCode::ConnectRefused,
+                        format!(
+                            "cannot connect to {}: no answer within {connect_timeout:?}",
+                            d.addr
+                        ),
+                    ))
+                }
+            };
         let deadline = Instant::now() + self.shared.cfg.handshake_timeout;
         // A duplicate of a connection the peer made to us (both dialled):
         // the kept one may still be completing its handshake here; wait
@@ -205,7 +210,7 @@ impl Links {
     /// (see [`crate::admission`]): it is given up once the peer's HELLO is
     /// checked, and if a newer connection evicts it first, this one is closed
     /// with `OVERLOADED`.
-    async fn establish(
+    pub(super) async fn establish(
         self: Arc<Self>,
         conn: Conn,
         inbound: bool,
@@ -281,7 +286,11 @@ impl Links {
                     Step::NeedMore(n) => {
                         rbuf.reserve(n.saturating_sub(rbuf.len()).max(64));
                         let n = reader.read_buf(&mut rbuf).await.map_err(|e| {
-                            Error::new(ErrorCode::PeerLost, format!("reading HELLO: {e}"))
+                            // TLS 1.3: a refused client certificate is told
+                            // after the client's side of the handshake.
+                            tls_error(&remote, &e).unwrap_or_else(|| {
+                                Error::new(ErrorCode::PeerLost, format!("reading HELLO: {e}"))
+                            })
                         })?;
                         if n == 0 {
                             return Err(Error::new(
@@ -665,7 +674,7 @@ impl Links {
 /// Tells a refused peer why (a CLOSE frame, then FIN) and drains what it
 /// already sent for a moment, so the kernel does not answer with a reset that
 /// would destroy the CLOSE before the peer reads it.
-async fn reject(r: &mut Reader, w: crate::transport::Wire, e: &Error) {
+pub(super) async fn reject(r: &mut Reader, w: crate::transport::Wire, e: &Error) {
     let mut out = BytesMut::new();
     if proto::encode(
         &mut out,
@@ -698,49 +707,6 @@ async fn drain(r: &mut Reader) {
         }
     })
     .await;
-}
-
-async fn accept_loop(
-    links: Arc<Links>,
-    listener: Listener,
-    stop: tokio_util::sync::CancellationToken,
-) {
-    let mut failures = 0u64;
-    loop {
-        let conn = tokio::select! {
-            // An accept ready at the moment of closing is not taken.
-            biased;
-            _ = links.shared.shutdown.cancelled() => break,
-            _ = stop.cancelled() => break,
-            r = listener.accept() => r,
-        };
-        match conn {
-            Ok(conn) => {
-                failures = 0;
-                let ticket = links.admission.admit(conn.origin.clone());
-                let links2 = links.clone();
-                links
-                    .shared
-                    .rt
-                    .spawn(async move { links2.establish(conn, true, None, Some(ticket)).await });
-                // Let the new handshake run before the next accept: a client
-                // that sent its HELLO at once is through before a burst of
-                // newer connections could evict it.
-                tokio::task::yield_now().await;
-            }
-            Err(e) => {
-                // Out of descriptors and the like: back off instead of
-                // spinning, and say so once per burst, not every 50 ms.
-                failures += 1;
-                links.shared.totals.errors.fetch_add(1, Relaxed);
-                if failures == 1 || failures % 100 == 0 {
-                    tracing::warn!(endpoint = %links.shared.name, error = %e, failures, "accept failed");
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        }
-    }
 }
 
 /// The end of a link that names itself for tallies (see [`crate::tally`];

@@ -41,6 +41,8 @@ struct PipeState {
 
 struct Pipe {
     st: Mutex<PipeState>,
+    /// Bytes it holds before its writer waits.
+    capacity: usize,
 }
 
 impl Pipe {
@@ -56,10 +58,39 @@ pub(crate) struct PipeReader(Arc<Pipe>);
 pub(crate) struct PipeWriter(Arc<Pipe>);
 
 fn pipe() -> (PipeWriter, PipeReader) {
+    pipe_with(PIPE_CAPACITY)
+}
+
+/// A pipe that holds `capacity` bytes before its writer waits.
+pub(crate) fn pipe_with(capacity: usize) -> (PipeWriter, PipeReader) {
     let p = Arc::new(Pipe {
         st: Mutex::new(PipeState::default()),
+        capacity,
     });
     (PipeWriter(p.clone()), PipeReader(p))
+}
+
+impl PipeReader {
+    /// Takes everything buffered, waiting for something; `None` at the end
+    /// of the stream. No copy: the bytes move out as they are.
+    pub(crate) async fn take(&mut self) -> Option<BytesMut> {
+        std::future::poll_fn(|cx| {
+            let mut st = self.0.lock();
+            if !st.buf.is_empty() {
+                let b = st.buf.split();
+                if let Some(w) = st.writer.take() {
+                    w.wake();
+                }
+                return Poll::Ready(Some(b));
+            }
+            if st.write_closed {
+                return Poll::Ready(None);
+            }
+            st.reader = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
 }
 
 impl AsyncRead for PipeReader {
@@ -106,7 +137,7 @@ impl PipeWriter {
         if st.read_closed || st.write_closed {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
-        let mut room = PIPE_CAPACITY.saturating_sub(st.buf.len());
+        let mut room = self.0.capacity.saturating_sub(st.buf.len());
         if room == 0 {
             return Err(io::ErrorKind::WouldBlock.into());
         }
@@ -132,7 +163,7 @@ impl PipeWriter {
     pub(crate) async fn writable(&self) -> io::Result<()> {
         std::future::poll_fn(|cx| {
             let mut st = self.0.lock();
-            if st.read_closed || st.write_closed || st.buf.len() < PIPE_CAPACITY {
+            if st.read_closed || st.write_closed || st.buf.len() < self.0.capacity {
                 return Poll::Ready(Ok(()));
             }
             st.writer = Some(cx.waker().clone());

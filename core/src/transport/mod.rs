@@ -1,5 +1,5 @@
-//! Addresses and byte streams: TCP, Unix domain sockets, and in-process
-//! pipes (`inproc://`).
+//! Addresses and byte streams: TCP, TLS over TCP, Unix domain sockets,
+//! and in-process pipes (`inproc://`).
 //!
 //! Everything above this module sees a connection as a `Conn`: a boxed
 //! async read half, a `Wire` write half that any thread may try a
@@ -8,6 +8,7 @@
 //! and the listener, and a dial/listen arm here; nothing above changes.
 
 mod inproc;
+pub(crate) mod tls;
 
 pub use inproc::PIPE_CAPACITY as INPROC_PIPE_CAPACITY;
 
@@ -26,7 +27,7 @@ use crate::admission::Origin;
 use crate::error::{Error, ErrorCode, Result};
 
 const FORMS: &str = "accepted forms: tcp://HOST:PORT (tcp://127.0.0.1:7000, tcp://[::1]:7000, \
-                     tcp://localhost:7000), unix:///ABSOLUTE/PATH or inproc://NAME";
+                     tcp://localhost:7000), tls://HOST:PORT, unix:///ABSOLUTE/PATH or inproc://NAME";
 
 /// A parsed endpoint address.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -35,6 +36,14 @@ pub enum Addr {
     /// `tcp://HOST:PORT`; HOST is an IPv4 address, `[IPv6]` or a name.
     Tcp {
         /// Host name or address (IPv6 without brackets).
+        host: String,
+        /// Port; 0 to let the system choose when listening.
+        port: u16,
+    },
+    /// `tls://HOST:PORT`: TLS 1.3 over TCP (see [`tls::TlsConfig`]).
+    Tls {
+        /// Host name or address (IPv6 without brackets); a dialled peer's
+        /// certificate must carry it (or `TlsConfig::server_name`).
         host: String,
         /// Port; 0 to let the system choose when listening.
         port: u16,
@@ -53,13 +62,14 @@ fn bad(addr: &str, part: impl fmt::Display) -> Error {
 }
 
 impl Addr {
-    /// Parses `tcp://HOST:PORT`, `unix:///abs/path` or `inproc://NAME`.
+    /// Parses `tcp://HOST:PORT`, `tls://HOST:PORT`, `unix:///abs/path` or
+    /// `inproc://NAME`.
     pub fn parse(s: &str) -> Result<Addr> {
         let Some((scheme, rest)) = s.split_once("://") else {
-            return Err(bad(s, "missing scheme (`tcp://` or `unix://`)"));
+            return Err(bad(s, "missing scheme (`tcp://`, `tls://` or `unix://`)"));
         };
         match scheme {
-            "tcp" => {
+            "tcp" | "tls" => {
                 let (host, port) = if let Some(after) = rest.strip_prefix('[') {
                     let Some((h, p)) = after.split_once(']') else {
                         return Err(bad(s, "IPv6 host is missing its closing `]`"));
@@ -92,9 +102,11 @@ impl Addr {
                 let port: u16 = port.parse().map_err(|_| {
                     bad(s, format!("port `{port}` is not a number from 0 to 65535"))
                 })?;
-                Ok(Addr::Tcp {
-                    host: host.to_owned(),
-                    port,
+                let host = host.to_owned();
+                Ok(if scheme == "tls" {
+                    Addr::Tls { host, port }
+                } else {
+                    Addr::Tcp { host, port }
                 })
             }
             "unix" => {
@@ -134,6 +146,8 @@ impl fmt::Display for Addr {
         match self {
             Addr::Tcp { host, port } if host.contains(':') => write!(f, "tcp://[{host}]:{port}"),
             Addr::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
+            Addr::Tls { host, port } if host.contains(':') => write!(f, "tls://[{host}]:{port}"),
+            Addr::Tls { host, port } => write!(f, "tls://{host}:{port}"),
             Addr::Unix(p) => write!(f, "unix://{}", p.display()),
             Addr::Inproc(name) => write!(f, "inproc://{name}"),
         }
@@ -157,6 +171,8 @@ pub(crate) enum Wire {
     Tcp(tokio::net::tcp::OwnedWriteHalf),
     Unix(tokio::net::unix::OwnedWriteHalf),
     Inproc(inproc::PipeWriter),
+    /// A pipe drained into the TLS stream by its own task (see [`tls`]).
+    Tls(inproc::PipeWriter),
 }
 
 impl Wire {
@@ -187,7 +203,7 @@ impl Wire {
                     let s = w.as_ref();
                     s.try_io(Interest::WRITABLE, || send(socket2::SockRef::from(s)))
                 }
-                Wire::Inproc(w) => w.try_write_vectored(bufs),
+                Wire::Inproc(w) | Wire::Tls(w) => w.try_write_vectored(bufs),
             }
         }
         #[cfg(not(any(
@@ -200,7 +216,7 @@ impl Wire {
         match self {
             Wire::Tcp(w) => w.try_write_vectored(bufs),
             Wire::Unix(w) => w.try_write_vectored(bufs),
-            Wire::Inproc(w) => w.try_write_vectored(bufs),
+            Wire::Inproc(w) | Wire::Tls(w) => w.try_write_vectored(bufs),
         }
     }
 
@@ -209,7 +225,7 @@ impl Wire {
         match self {
             Wire::Tcp(w) => w.writable().await,
             Wire::Unix(w) => w.writable().await,
-            Wire::Inproc(w) => w.writable().await,
+            Wire::Inproc(w) | Wire::Tls(w) => w.writable().await,
         }
     }
 
@@ -219,7 +235,7 @@ impl Wire {
         let r = match self {
             Wire::Tcp(w) => socket2::SockRef::from(w.as_ref()).shutdown(std::net::Shutdown::Write),
             Wire::Unix(w) => socket2::SockRef::from(w.as_ref()).shutdown(std::net::Shutdown::Write),
-            Wire::Inproc(w) => {
+            Wire::Inproc(w) | Wire::Tls(w) => {
                 w.shutdown();
                 Ok(())
             }
@@ -260,16 +276,23 @@ pub(crate) struct Conn {
 /// sent and awaiting their ACK do not count, so a fast link stays full.
 const TCP_UNSENT_MAX: u32 = 64 * 1024;
 
-fn tcp_conn(s: TcpStream) -> Conn {
+/// Sets a TCP connection's options; returns its remote address (with
+/// `scheme`) and origin.
+fn tcp_prepare(s: &TcpStream, scheme: &str) -> (String, Origin) {
     let _ = s.set_nodelay(true);
-    set_unsent_max(&s);
+    set_unsent_max(s);
     let remote = s
         .peer_addr()
-        .map(|a| format!("tcp://{a}"))
-        .unwrap_or_else(|_| "tcp://?".into());
+        .map(|a| format!("{scheme}://{a}"))
+        .unwrap_or_else(|_| format!("{scheme}://?"));
     let origin = s
         .peer_addr()
         .map_or(Origin::Unknown, |a| Origin::Ip(a.ip()));
+    (remote, origin)
+}
+
+fn tcp_conn(s: TcpStream) -> Conn {
+    let (remote, origin) = tcp_prepare(&s, "tcp");
     let (r, w) = s.into_split();
     Conn {
         reader: Box::pin(r),
@@ -393,7 +416,7 @@ impl tokio::io::AsyncWrite for RawConn {
 #[doc(hidden)]
 pub async fn raw_connect(addr: &str) -> Result<RawConn> {
     Ok(RawConn {
-        conn: dial(&Addr::parse(addr)?).await?,
+        conn: dial(&Addr::parse(addr)?, &tls::TlsSlot::default()).await?,
     })
 }
 
@@ -409,7 +432,8 @@ pub struct RawListener {
 impl RawListener {
     /// Binds `addr`.
     pub async fn bind(addr: &str) -> Result<RawListener> {
-        let (inner, bound) = Listener::bind(&Addr::parse(addr)?).await?;
+        let tls = std::sync::Arc::new(tls::TlsSlot::default());
+        let (inner, bound) = Listener::bind(&Addr::parse(addr)?, &tls, 0o600).await?;
         Ok(RawListener {
             inner,
             addr: bound.to_string(),
@@ -418,12 +442,17 @@ impl RawListener {
 
     /// The next connection.
     pub async fn accept(&self) -> std::io::Result<RawConn> {
-        self.inner.accept().await.map(|conn| RawConn { conn })
+        let a = self.inner.accept().await?;
+        let conn = a
+            .finish()
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok(RawConn { conn })
     }
 }
 
-/// Dials an address.
-pub(crate) async fn dial(addr: &Addr) -> Result<Conn> {
+/// Dials an address (a `tls://` one with the settings in `tls`).
+pub(crate) async fn dial(addr: &Addr, tls: &tls::TlsSlot) -> Result<Conn> {
     let refused = |e: std::io::Error| {
         Error::new(
             ErrorCode::ConnectRefused,
@@ -437,6 +466,15 @@ pub(crate) async fn dial(addr: &Addr) -> Result<Conn> {
                 .map_err(refused)?;
             Ok(tcp_conn(s))
         }
+        Addr::Tls { host, port } => {
+            // Settings first: a missing CA is the caller's to fix, not the peer's.
+            tls.check_client()?;
+            let s = TcpStream::connect((host.as_str(), *port))
+                .await
+                .map_err(refused)?;
+            let (remote, origin) = tcp_prepare(&s, "tls");
+            tls::connect(tls, host, s, remote, origin).await
+        }
         Addr::Unix(p) => {
             let s = UnixStream::connect(p).await.map_err(refused)?;
             Ok(unix_conn(s, &addr.to_string()))
@@ -445,18 +483,55 @@ pub(crate) async fn dial(addr: &Addr) -> Result<Conn> {
     }
 }
 
+/// An accepted connection whose TLS handshake, if any, is still to run:
+/// [`Accepted::finish`] runs it in the connection's own task, so a slow or
+/// stalled handshake never holds up the accept loop.
+pub(crate) struct Accepted {
+    /// Who is on the other side, for the per-address handshake bound.
+    pub origin: Origin,
+    /// The remote address, for logs and errors.
+    pub remote: String,
+    ready: Pin<Box<dyn Future<Output = Result<Conn>> + Send>>,
+}
+
+impl Accepted {
+    fn ready(conn: Conn) -> Accepted {
+        Accepted {
+            origin: conn.origin.clone(),
+            remote: conn.remote.clone(),
+            ready: Box::pin(std::future::ready(Ok(conn))),
+        }
+    }
+
+    /// The connection, once its handshake (if any) is done.
+    pub(crate) async fn finish(self) -> Result<Conn> {
+        self.ready.await
+    }
+}
+
 /// A bound listener.
 pub(crate) enum Listener {
     Tcp(TcpListener),
+    /// TLS: the endpoint's settings at the time of each accept.
+    Tls(TcpListener, std::sync::Arc<tls::TlsSlot>),
     Unix(UnixListener, PathBuf),
     Inproc(inproc::InprocListener),
 }
 
 impl Listener {
-    /// Binds; returns the listener and its actual address (port 0 resolved).
-    pub(crate) async fn bind(addr: &Addr) -> Result<(Listener, Addr)> {
+    /// Binds; returns the listener and its actual address (port 0
+    /// resolved). A Unix socket file gets the permissions `unix_mode`.
+    pub(crate) async fn bind(
+        addr: &Addr,
+        tls: &std::sync::Arc<tls::TlsSlot>,
+        unix_mode: u32,
+    ) -> Result<(Listener, Addr)> {
         match addr {
-            Addr::Tcp { host, port } => {
+            Addr::Tcp { host, port } | Addr::Tls { host, port } => {
+                let secure = matches!(addr, Addr::Tls { .. });
+                if secure {
+                    tls.server()?;
+                }
                 let l = TcpListener::bind((host.as_str(), *port))
                     .await
                     .map_err(|e| {
@@ -468,11 +543,12 @@ impl Listener {
                         Error::new(code, format!("cannot listen on {addr}: {e}"))
                     })?;
                 let local = l.local_addr().map_err(|e| Error::io("local_addr", &e))?;
-                let bound = Addr::Tcp {
-                    host: local.ip().to_string(),
-                    port: local.port(),
-                };
-                Ok((Listener::Tcp(l), bound))
+                let (host, port) = (local.ip().to_string(), local.port());
+                Ok(if secure {
+                    (Listener::Tls(l, tls.clone()), Addr::Tls { host, port })
+                } else {
+                    (Listener::Tcp(l), Addr::Tcp { host, port })
+                })
             }
             Addr::Unix(p) => {
                 if p.exists() {
@@ -509,6 +585,16 @@ impl Listener {
                     };
                     Error::new(code, format!("cannot listen on {addr}: {e}"))
                 })?;
+                // Who may connect is the file's permissions' to say.
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(p, std::fs::Permissions::from_mode(unix_mode)).map_err(
+                    |e| {
+                        Error::new(
+                            ErrorCode::InvalidAddress,
+                            format!("cannot set the permissions of {addr} to {unix_mode:o}: {e}"),
+                        )
+                    },
+                )?;
                 Ok((Listener::Unix(l, p.clone()), addr.clone()))
             }
             Addr::Inproc(name) => Ok((
@@ -518,15 +604,25 @@ impl Listener {
         }
     }
 
-    pub(crate) async fn accept(&self) -> std::io::Result<Conn> {
-        match self {
-            Listener::Tcp(l) => l.accept().await.map(|(s, _)| tcp_conn(s)),
-            Listener::Unix(l, p) => l
-                .accept()
-                .await
-                .map(|(s, _)| unix_conn(s, &format!("unix://{}", p.display()))),
-            Listener::Inproc(l) => l.accept().await,
-        }
+    pub(crate) async fn accept(&self) -> std::io::Result<Accepted> {
+        Ok(match self {
+            Listener::Tcp(l) => Accepted::ready(tcp_conn(l.accept().await?.0)),
+            Listener::Tls(l, slot) => {
+                let (s, _) = l.accept().await?;
+                let (remote, origin) = tcp_prepare(&s, "tls");
+                let cfg = slot.server();
+                Accepted {
+                    origin: origin.clone(),
+                    remote: remote.clone(),
+                    ready: Box::pin(async move { tls::accept(cfg?, s, remote, origin).await }),
+                }
+            }
+            Listener::Unix(l, p) => Accepted::ready(unix_conn(
+                l.accept().await?.0,
+                &format!("unix://{}", p.display()),
+            )),
+            Listener::Inproc(l) => Accepted::ready(l.accept().await?),
+        })
     }
 }
 
@@ -587,8 +683,12 @@ mod tests {
             .unwrap();
         let want = 2 * UNIX_SEND_BUFFER.min(max);
         let path = std::env::temp_dir().join(format!("netchan-sndbuf-{}.sock", std::process::id()));
-        let (l, addr) = Listener::bind(&Addr::Unix(path)).await.unwrap();
-        let (dialled, accepted) = tokio::join!(dial(&addr), l.accept());
+        let tls = std::sync::Arc::new(tls::TlsSlot::default());
+        let (l, addr) = Listener::bind(&Addr::Unix(path), &tls, 0o600)
+            .await
+            .unwrap();
+        let (dialled, accepted) = tokio::join!(dial(&addr, &tls), l.accept());
+        let accepted = accepted.unwrap().finish().await;
         for conn in [dialled.unwrap(), accepted.unwrap()] {
             let Wire::Unix(w) = &conn.writer else {
                 panic!("not a Unix connection")

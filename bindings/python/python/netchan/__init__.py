@@ -45,6 +45,13 @@ from ._errors import (
     UnknownPeerError,
     UnsupportedVersionError,
     WouldDeadlockError,
+    PlaintextRefusedError,
+    TlsFailedError,
+    CertUntrustedError,
+    CertNameMismatchError,
+    CertExpiredError,
+    ClientCertRequiredError,
+    PermissionDeniedError,
     error_class,
 )
 from ._native import (
@@ -255,6 +262,13 @@ __all__ = [
     "BufferFullError",
     "ClosedError",
     "WouldDeadlockError",
+    "PlaintextRefusedError",
+    "TlsFailedError",
+    "CertUntrustedError",
+    "CertNameMismatchError",
+    "CertExpiredError",
+    "ClientCertRequiredError",
+    "PermissionDeniedError",
     "InternalError",
     # TimeoutError and CancelledError are left out of ``*`` imports so they
     # do not shadow the built-in / asyncio names; use netchan.TimeoutError.

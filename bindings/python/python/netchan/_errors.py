@@ -35,6 +35,13 @@ __all__ = [
     "BufferFullError",
     "ClosedError",
     "WouldDeadlockError",
+    "PlaintextRefusedError",
+    "TlsFailedError",
+    "CertUntrustedError",
+    "CertNameMismatchError",
+    "CertExpiredError",
+    "ClientCertRequiredError",
+    "PermissionDeniedError",
     "InternalError",
 ]
 
@@ -185,6 +192,48 @@ class WouldDeadlockError(Error, RuntimeError):
     code = "WOULD_DEADLOCK"
 
 
+class PlaintextRefusedError(Error, ConnectionError):
+    """Plaintext beyond this host was refused; use tls:// or allow ``insecure`` (``PLAINTEXT_REFUSED``)."""
+
+    code = "PLAINTEXT_REFUSED"
+
+
+class TlsFailedError(Error, ConnectionError):
+    """A TLS handshake failed (``TLS_FAILED``)."""
+
+    code = "TLS_FAILED"
+
+
+class CertUntrustedError(Error, ConnectionError):
+    """A certificate is not trusted (``CERT_UNTRUSTED``)."""
+
+    code = "CERT_UNTRUSTED"
+
+
+class CertNameMismatchError(Error, ConnectionError):
+    """A certificate does not carry the name dialled (``CERT_NAME_MISMATCH``)."""
+
+    code = "CERT_NAME_MISMATCH"
+
+
+class CertExpiredError(Error, ConnectionError):
+    """A certificate has expired or is not valid yet (``CERT_EXPIRED``)."""
+
+    code = "CERT_EXPIRED"
+
+
+class ClientCertRequiredError(Error, ConnectionError):
+    """The listener requires a client certificate (``CLIENT_CERT_REQUIRED``)."""
+
+    code = "CLIENT_CERT_REQUIRED"
+
+
+class PermissionDeniedError(Error, PermissionError):
+    """The peer is not allowed in (``PERMISSION_DENIED``)."""
+
+    code = "PERMISSION_DENIED"
+
+
 class InternalError(Error, RuntimeError):
     """A bug in netchan (``INTERNAL``); please report it."""
 
@@ -215,6 +264,13 @@ _BY_CODE: Dict[str, Type[Error]] = {
         BufferFullError,
         ClosedError,
         WouldDeadlockError,
+        PlaintextRefusedError,
+        TlsFailedError,
+        CertUntrustedError,
+        CertNameMismatchError,
+        CertExpiredError,
+        ClientCertRequiredError,
+        PermissionDeniedError,
         InternalError,
     )
 }

@@ -4559,6 +4559,20 @@ enum NetchanError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     )
     case WouldDeadlock(detail: String
     )
+    case PlaintextRefused(detail: String
+    )
+    case TlsFailed(detail: String
+    )
+    case CertUntrusted(detail: String
+    )
+    case CertNameMismatch(detail: String
+    )
+    case CertExpired(detail: String
+    )
+    case ClientCertRequired(detail: String
+    )
+    case PermissionDenied(detail: String
+    )
     case Internal(detail: String
     )
 
@@ -4653,7 +4667,28 @@ public struct FfiConverterTypeNetchanError: FfiConverterRustBuffer {
         case 21: return .WouldDeadlock(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 22: return .Internal(
+        case 22: return .PlaintextRefused(
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 23: return .TlsFailed(
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 24: return .CertUntrusted(
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 25: return .CertNameMismatch(
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 26: return .CertExpired(
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 27: return .ClientCertRequired(
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 28: return .PermissionDenied(
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 29: return .Internal(
             detail: try FfiConverterString.read(from: &buf)
             )
 
@@ -4773,8 +4808,43 @@ public struct FfiConverterTypeNetchanError: FfiConverterRustBuffer {
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .Internal(detail):
+        case let .PlaintextRefused(detail):
             writeInt(&buf, Int32(22))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .TlsFailed(detail):
+            writeInt(&buf, Int32(23))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .CertUntrusted(detail):
+            writeInt(&buf, Int32(24))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .CertNameMismatch(detail):
+            writeInt(&buf, Int32(25))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .CertExpired(detail):
+            writeInt(&buf, Int32(26))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .ClientCertRequired(detail):
+            writeInt(&buf, Int32(27))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .PermissionDenied(detail):
+            writeInt(&buf, Int32(28))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .Internal(detail):
+            writeInt(&buf, Int32(29))
             FfiConverterString.write(detail, into: &buf)
             
         }

@@ -6916,6 +6916,62 @@ sealed class NetchanException: kotlin.Exception() {
             get() = "detail=${ `detail` }"
     }
     
+    class PlaintextRefused(
+        
+        val `detail`: kotlin.String
+        ) : NetchanException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
+    class TlsFailed(
+        
+        val `detail`: kotlin.String
+        ) : NetchanException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
+    class CertUntrusted(
+        
+        val `detail`: kotlin.String
+        ) : NetchanException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
+    class CertNameMismatch(
+        
+        val `detail`: kotlin.String
+        ) : NetchanException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
+    class CertExpired(
+        
+        val `detail`: kotlin.String
+        ) : NetchanException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
+    class ClientCertRequired(
+        
+        val `detail`: kotlin.String
+        ) : NetchanException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
+    class PermissionDenied(
+        
+        val `detail`: kotlin.String
+        ) : NetchanException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
     class Internal(
         
         val `detail`: kotlin.String
@@ -7006,7 +7062,28 @@ public object FfiConverterTypeNetchanError : FfiConverterRustBuffer<NetchanExcep
             21 -> NetchanException.WouldDeadlock(
                 FfiConverterString.read(buf),
                 )
-            22 -> NetchanException.Internal(
+            22 -> NetchanException.PlaintextRefused(
+                FfiConverterString.read(buf),
+                )
+            23 -> NetchanException.TlsFailed(
+                FfiConverterString.read(buf),
+                )
+            24 -> NetchanException.CertUntrusted(
+                FfiConverterString.read(buf),
+                )
+            25 -> NetchanException.CertNameMismatch(
+                FfiConverterString.read(buf),
+                )
+            26 -> NetchanException.CertExpired(
+                FfiConverterString.read(buf),
+                )
+            27 -> NetchanException.ClientCertRequired(
+                FfiConverterString.read(buf),
+                )
+            28 -> NetchanException.PermissionDenied(
+                FfiConverterString.read(buf),
+                )
+            29 -> NetchanException.Internal(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
@@ -7116,6 +7193,41 @@ public object FfiConverterTypeNetchanError : FfiConverterRustBuffer<NetchanExcep
                 + FfiConverterString.allocationSize(value.`detail`)
             )
             is NetchanException.WouldDeadlock -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is NetchanException.PlaintextRefused -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is NetchanException.TlsFailed -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is NetchanException.CertUntrusted -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is NetchanException.CertNameMismatch -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is NetchanException.CertExpired -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is NetchanException.ClientCertRequired -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is NetchanException.PermissionDenied -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterString.allocationSize(value.`detail`)
@@ -7235,8 +7347,43 @@ public object FfiConverterTypeNetchanError : FfiConverterRustBuffer<NetchanExcep
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is NetchanException.Internal -> {
+            is NetchanException.PlaintextRefused -> {
                 buf.putInt(22)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is NetchanException.TlsFailed -> {
+                buf.putInt(23)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is NetchanException.CertUntrusted -> {
+                buf.putInt(24)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is NetchanException.CertNameMismatch -> {
+                buf.putInt(25)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is NetchanException.CertExpired -> {
+                buf.putInt(26)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is NetchanException.ClientCertRequired -> {
+                buf.putInt(27)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is NetchanException.PermissionDenied -> {
+                buf.putInt(28)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is NetchanException.Internal -> {
+                buf.putInt(29)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }

@@ -1,0 +1,108 @@
+//! The endpoint's security settings at run time: plaintext refused beyond
+//! this host, and TLS settings replaced or reloaded without a restart
+//! (docs/SECURITY.md).
+
+use std::net::IpAddr;
+
+use super::Endpoint;
+use crate::config::{Config, TlsConfig};
+use crate::error::{Error, ErrorCode, Result};
+use crate::transport::Addr;
+
+/// Whether `host` names this machine only.
+fn is_loopback(host: &str) -> bool {
+    match host.parse::<IpAddr>() {
+        Ok(ip) => ip.to_canonical().is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
+    }
+}
+
+/// Refuses plaintext TCP beyond this host unless `insecure` allows it.
+/// `doing` is "listening on" or "dialling".
+pub(super) fn check_plaintext(cfg: &Config, addr: &Addr, doing: &str) -> Result<()> {
+    match addr {
+        Addr::Tcp { host, port } if !cfg.insecure && !is_loopback(host) => {
+            let tls = Addr::Tls {
+                host: host.clone(),
+                port: *port,
+            };
+            Err(Error::new(
+                ErrorCode::PlaintextRefused,
+                format!(
+                    "{doing} {addr} would carry plaintext beyond this host; use {tls} with TLS settings (Config.tls; netchan --tls-*), or allow plaintext explicitly (Config.insecure; netchan --insecure); see docs/SECURITY.md"
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+impl Endpoint {
+    /// Replaces the TLS settings (`None` removes them): connections made
+    /// from now on use the new ones; existing ones keep theirs. The keys
+    /// and certificates are read and checked first; on an error the
+    /// settings in use stay (`tls_settings_are_replaced_and_reloaded_at_run_time`).
+    ///
+    /// Errors: `INVALID_ARGUMENT` naming the file or setting at fault.
+    pub fn set_tls(&self, tls: Option<TlsConfig>) -> Result<()> {
+        self.parts.shared.tls.replace(tls)
+    }
+
+    /// Reads the TLS settings' files again (a renewed certificate, a
+    /// rotated key), for connections made from now on. On an error the
+    /// settings in use stay.
+    ///
+    /// Errors: `INVALID_ARGUMENT` naming the file at fault.
+    pub fn reload_tls(&self) -> Result<()> {
+        self.parts.shared.tls.reload()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_is_this_host_and_nothing_else() {
+        for h in [
+            "127.0.0.1",
+            "127.1.2.3",
+            "::1",
+            "::ffff:127.0.0.1",
+            "localhost",
+            "LocalHost",
+        ] {
+            assert!(is_loopback(h), "{h}");
+        }
+        for h in [
+            "0.0.0.0",
+            "::",
+            "10.0.0.1",
+            "192.168.1.2",
+            "example.com",
+            "localhost.example.com",
+        ] {
+            assert!(!is_loopback(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn plaintext_beyond_this_host_is_refused_unless_insecure() {
+        let mut cfg = Config::default();
+        let wide = Addr::parse("tcp://0.0.0.0:7000").unwrap();
+        let e = check_plaintext(&cfg, &wide, "listening on").unwrap_err();
+        assert_eq!(e.code(), ErrorCode::PlaintextRefused);
+        assert!(e.detail().contains("tls://0.0.0.0:7000"), "{e}");
+        assert!(e.detail().contains("insecure"), "{e}");
+        for ok in [
+            "tcp://127.0.0.1:7000",
+            "tls://10.0.0.1:7000",
+            "unix:///tmp/x",
+            "inproc://x",
+        ] {
+            check_plaintext(&cfg, &Addr::parse(ok).unwrap(), "dialling").unwrap();
+        }
+        cfg.insecure = true;
+        check_plaintext(&cfg, &wide, "listening on").unwrap();
+    }
+}
