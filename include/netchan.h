@@ -101,6 +101,10 @@ enum netchan_result
   // The peer is not allowed in (a Unix peer's user id outside
   // `unix_allowed_uids`).
   NETCHAN_RESULT_PERMISSION_DENIED = 606,
+  // A shared-key handshake failed: the peer does not hold the key (or names
+  // a key id this endpoint lacks), does not use shared keys, or sent what
+  // does not decrypt with the key.
+  NETCHAN_RESULT_SHARED_KEY_REFUSED = 607,
   // An internal error (a bug in netchan); please report it.
   NETCHAN_RESULT_INTERNAL = 900,
   // A pointer argument that must not be NULL was NULL.
@@ -830,6 +834,22 @@ netchan_result netchan_options_set_subscribe_capacity(netchan_options *options, 
 //
 // Errors: `NULL_ARGUMENT`. The value is checked by `netchan_endpoint_new()`.
 netchan_result netchan_options_set_subscribe_max_bytes(netchan_options *options, size_t value);
+
+// Sets any endpoint setting by its name, as `netchan settings` lists them
+// and `netchan -o KEY=VALUE` takes them, so a setting has one name and one
+// syntax everywhere: sizes with a unit (`"8MiB"`), durations (`"200ms"`),
+// policies by name (`"drop_oldest"`), `"true"`/`"false"`. TLS
+// (docs/SECURITY.md): `"tls.cert"`, `"tls.key"`, `"tls.ca"` and
+// `"tls.pinned"` take a PEM file's path or the PEM text itself (a value
+// starting with `-----BEGIN`), `"tls.client_auth"` takes `"none"`,
+// `"optional"` or `"required"`, `"tls.server_name"` a host name;
+// `"insecure"` `"true"` allows plaintext `tcp://` beyond this host. Both
+// strings are copied.
+//
+// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `INVALID_ARGUMENT` (an unknown
+// name, or a value it does not take: `netchan_last_error()` says which).
+// Files are read, and keys checked, by `netchan_endpoint_new()`.
+netchan_result netchan_options_set(netchan_options *options, const char *name, const char *value);
 
 // Busy polling for the blocking calls (`netchan_endpoint_request_blocking`,
 // `netchan_subscription_recv`), in microseconds (default 0: off; at most

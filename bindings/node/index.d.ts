@@ -303,6 +303,18 @@ export interface EndpointOptions {
    * default (the core's `stream_window`, 1 MiB).
    */
   streamWindow?: number
+  /** TLS for `tls://` addresses (docs/SECURITY.md). */
+  tls?: TlsOptions
+  /**
+   * Allow plaintext `tcp://` beyond this host (refused by default with
+   * `PLAINTEXT_REFUSED`).
+   */
+  insecure?: boolean
+  /**
+   * Any core setting by the name `netchan settings` lists
+   * (`{ 'send_buffer': '1MiB' }`); the options above win over it.
+   */
+  settings?: Record<string, string | number | boolean>
 }
 
 /** Every error code name, in numeric order (the JS layer exports them). */
@@ -420,4 +432,23 @@ export interface SubscriptionStats {
   delivered: number
   dropped: number
   queued: number
+}
+
+/**
+ * TLS settings: each PEM a file's path (a string) or the PEM itself (a
+ * `Buffer`, or a string starting with `-----BEGIN`).
+ */
+export interface TlsOptions {
+  /** This endpoint's certificate chain. */
+  cert?: string | Buffer
+  /** The private key of `cert`. */
+  key?: string | Buffer
+  /** CA certificates that sign the peers' certificates. */
+  ca?: string | Buffer
+  /** Peers' certificates trusted as they are. */
+  pinned?: string | Buffer
+  /** `"none"` (default), `"optional"` or `"required"` (mutual TLS). */
+  clientAuth?: string
+  /** The name the dialled peer's certificate must carry, instead of the host. */
+  serverName?: string
 }

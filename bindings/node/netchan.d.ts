@@ -15,7 +15,7 @@ export type ErrorCode =
   | 'TIMEOUT' | 'NO_RESPONDERS' | 'CANCELLED' | 'HANDLER_ERROR'
   | 'BUFFER_FULL' | 'CLOSED' | 'WOULD_DEADLOCK'
   | 'PLAINTEXT_REFUSED' | 'TLS_FAILED' | 'CERT_UNTRUSTED' | 'CERT_NAME_MISMATCH' | 'CERT_EXPIRED'
-  | 'CLIENT_CERT_REQUIRED' | 'PERMISSION_DENIED' | 'INTERNAL'
+  | 'CLIENT_CERT_REQUIRED' | 'PERMISSION_DENIED' | 'SHARED_KEY_REFUSED' | 'INTERNAL'
 
 /** Every error netchan throws or rejects with carries one of the codes. */
 export interface NetchanError extends Error {
@@ -63,6 +63,28 @@ export interface EndpointOptions {
   busyPollUs?: number
   /** Bytes a stream's other side may send before this side reads, by default (1 MiB; the core's `stream_window`). */
   streamWindow?: number
+  /** TLS for `tls://` addresses (docs/SECURITY.md). */
+  tls?: TlsOptions
+  /** Allow plaintext `tcp://` beyond this host (refused by default with `PLAINTEXT_REFUSED`). */
+  insecure?: boolean
+  /** Any core setting by the name `netchan settings` lists (`{ send_buffer: '1MiB' }`); the options above win. */
+  settings?: Record<string, string | number | boolean>
+}
+
+/** TLS settings: each PEM a file's path (a string) or the PEM itself (a `Buffer`, or a string starting with `-----BEGIN`). */
+export interface TlsOptions {
+  /** This endpoint's certificate chain (to listen on `tls://`, or for mutual TLS). */
+  cert?: string | Buffer
+  /** The private key of `cert`. */
+  key?: string | Buffer
+  /** CA certificates that sign the peers' certificates (to dial `tls://`, or check clients). */
+  ca?: string | Buffer
+  /** Peers' certificates trusted as they are, instead of a CA. */
+  pinned?: string | Buffer
+  /** Ask clients for a certificate: `'none'` (default), `'optional'`, `'required'` (mutual TLS). */
+  clientAuth?: 'none' | 'optional' | 'required'
+  /** The name the dialled peer's certificate must carry, instead of the address's host. */
+  serverName?: string
 }
 
 export interface SubscribeOptions {

@@ -121,6 +121,10 @@ error_codes! {
     /// The peer is not allowed in (a Unix peer's user id outside
     /// `unix_allowed_uids`).
     PermissionDenied = 606, "PERMISSION_DENIED", "permission denied";
+    /// A shared-key handshake failed: the peer does not hold the key (or
+    /// names a key id this endpoint lacks), does not use shared keys, or
+    /// sent what does not decrypt with the key.
+    SharedKeyRefused = 607, "SHARED_KEY_REFUSED", "shared key refused";
 
     // 9xx: bugs.
     /// An internal error (a bug in netchan); please report it.

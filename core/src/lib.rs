@@ -101,8 +101,8 @@ mod waiting;
 
 pub use bytes::Bytes;
 pub use config::{
-    ClientAuth, Config, Overflow, Pem, Reconnect, RequestOptions, ServeOptions, SlowPeer,
-    StreamOptions, SubscribeOptions, TlsConfig,
+    ClientAuth, Config, KeySource, Overflow, Pem, Reconnect, RequestOptions, ServeOptions,
+    SlowPeer, StreamOptions, SubscribeOptions, TlsConfig,
 };
 pub use endpoint::{Endpoint, PeerInfo, Publisher};
 pub use error::{Error, ErrorCode, Result};

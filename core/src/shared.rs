@@ -22,7 +22,7 @@ use crate::peer::send::WriteThrough;
 use crate::repeats::{Repeats, Verdict, COLLAPSE_WINDOW};
 use crate::runtime::Lineage;
 use crate::tally::{Settled, Tallies};
-use crate::transport::tls::TlsSlot;
+use crate::transport::keys::Keys;
 
 static EPOCH: once_cell::sync::Lazy<Instant> = once_cell::sync::Lazy::new(Instant::now);
 
@@ -73,8 +73,9 @@ pub(crate) struct Shared {
     repeats: Arc<Repeats>,
     /// What links that ended lost in transit (see [`crate::tally`]).
     tallies: Mutex<Tallies>,
-    /// The TLS settings in use, replaced by `Endpoint::set_tls`.
-    pub tls: Arc<TlsSlot>,
+    /// The TLS settings and shared keys in use (`Endpoint::set_tls`,
+    /// `set_shared_keys`, `reload_keys`).
+    pub keys: Arc<Keys>,
 }
 
 /// Refusals for load (connection limit, pending handshakes), reported at
@@ -92,7 +93,7 @@ impl Shared {
         cfg: Config,
         rt: Handle,
         lineage: Lineage,
-        tls: Arc<TlsSlot>,
+        keys: Arc<Keys>,
     ) -> Arc<Shared> {
         let (events, _) = broadcast::channel(1024);
         let shared = Arc::new(Shared {
@@ -114,7 +115,7 @@ impl Shared {
             write_through: Arc::new(WriteThrough::new()),
             repeats: Arc::new(Repeats::default()),
             tallies: Mutex::new(Tallies::default()),
-            tls,
+            keys,
         });
         shared.rt.spawn(report_drops(Arc::downgrade(&shared)));
         shared

@@ -428,11 +428,11 @@ async fn tls_settings_are_replaced_and_reloaded_at_run_time() {
         assert_eq!(e.code(), ErrorCode::CertUntrusted, "{e}");
         // The files are renewed: a reload reads them again.
         write(&new_ca.leaf(&["127.0.0.1"]));
-        srv.reload_tls().unwrap();
+        srv.reload_keys().unwrap();
         works(&client, &addr).await;
         // A broken file leaves the settings in use as they were.
         std::fs::write(&key, "not a key").unwrap();
-        let e = srv.reload_tls().unwrap_err();
+        let e = srv.reload_keys().unwrap_err();
         assert_eq!(e.code(), ErrorCode::InvalidArgument);
         assert!(e.detail().contains("key.pem"), "{e}");
         let again = endpoint("again", Some(client_tls(&new_ca, None)));

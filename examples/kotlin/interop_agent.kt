@@ -4,6 +4,7 @@
 package examples.interop
 
 import dev.netchan.Endpoint
+import dev.netchan.EndpointConfig
 import dev.netchan.NetchanException
 import dev.netchan.code
 import dev.netchan.detail
@@ -48,7 +49,13 @@ fun main(args: Array<String>) {
 
 private suspend fun run(args: Array<String>) {
     val (cmd, addr) = args[0] to args[1]
-    Endpoint("kt-agent-${ProcessHandle.current().pid()}").use { ep ->
+    // Settings by name from NETCHAN_SETTINGS (`KEY=VALUE` lines): the
+    // matrix's TLS cells pass certificates this way to every language.
+    val settings = (System.getenv("NETCHAN_SETTINGS") ?: "").lines()
+        .filter { '=' in it }
+        .associate { it.substringBefore('=') to it.substringAfter('=') }
+    val config = EndpointConfig(name = "kt-agent-${ProcessHandle.current().pid()}", settings = settings)
+    Endpoint.withConfig(config).use { ep ->
         when (cmd) {
             "sub" -> {
                 val count = args[3].toInt()
@@ -73,8 +80,9 @@ private suspend fun run(args: Array<String>) {
                 awaitCancellation()
             }
             "req" -> {
-                ep.connect(addr)
                 try {
+                    // A refused connection is an answer too (the TLS refusal cells).
+                    ep.connect(addr)
                     val r = ep.request(args[2], payload(args[3]), 10.seconds)
                     say("OK ${r.size} ${fnv1a64(r)}")
                 } catch (e: NetchanException) {

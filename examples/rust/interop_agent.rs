@@ -41,7 +41,18 @@ fn say(line: String) {
 #[tokio::main]
 async fn main() -> netchan::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let ep = Endpoint::named(&format!("rust-agent-{}", std::process::id()))?;
+    // Settings by name from NETCHAN_SETTINGS (`KEY=VALUE` lines): the
+    // matrix's TLS cells pass certificates this way to every language.
+    let mut cfg = netchan::Config::named(format!("rust-agent-{}", std::process::id()));
+    for line in std::env::var("NETCHAN_SETTINGS")
+        .unwrap_or_default()
+        .lines()
+    {
+        if let Some((k, v)) = line.split_once('=') {
+            cfg.set(k.trim(), v.trim())?;
+        }
+    }
+    let ep = Endpoint::new(cfg)?;
     match args.first().map(String::as_str) {
         Some("sub") => {
             let (addr, pattern, count) =
@@ -86,11 +97,15 @@ async fn main() -> netchan::Result<()> {
         }
         Some("req") => {
             let (addr, path, spec) = (&args[1], &args[2], &args[3]);
-            ep.connect(addr).await?;
-            match ep
-                .request(path, payload(spec), Duration::from_secs(10))
-                .await
-            {
+            // A refused connection is an answer too (the TLS refusal cells).
+            let r = match ep.connect(addr).await {
+                Ok(_) => {
+                    ep.request(path, payload(spec), Duration::from_secs(10))
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            match r {
                 Ok(r) => say(format!("OK {} {:016x}", r.len(), fnv1a64(&r))),
                 Err(e) => say(format!("ERR {} {}", e.code(), e.detail())),
             }

@@ -97,6 +97,10 @@ pub enum netchan_result {
     /// The peer is not allowed in (a Unix peer's user id outside
     /// `unix_allowed_uids`).
     PermissionDenied = 606,
+    /// A shared-key handshake failed: the peer does not hold the key (or names
+    /// a key id this endpoint lacks), does not use shared keys, or sent what
+    /// does not decrypt with the key.
+    SharedKeyRefused = 607,
 
     // 9xx: bugs.
     /// An internal error (a bug in netchan); please report it.
@@ -150,6 +154,7 @@ impl netchan_result {
         netchan_result::CertExpired,
         netchan_result::ClientCertRequired,
         netchan_result::PermissionDenied,
+        netchan_result::SharedKeyRefused,
         netchan_result::Internal,
         netchan_result::NullArgument,
         netchan_result::InvalidUtf8,
@@ -201,6 +206,7 @@ impl netchan_result {
             netchan_result::CertExpired => c"CERT_EXPIRED",
             netchan_result::ClientCertRequired => c"CLIENT_CERT_REQUIRED",
             netchan_result::PermissionDenied => c"PERMISSION_DENIED",
+            netchan_result::SharedKeyRefused => c"SHARED_KEY_REFUSED",
             netchan_result::Internal => c"INTERNAL",
             netchan_result::NullArgument => c"NULL_ARGUMENT",
             netchan_result::InvalidUtf8 => c"INVALID_UTF8",
@@ -241,6 +247,7 @@ impl netchan_result {
             netchan_result::CertExpired => c"certificate expired or not yet valid",
             netchan_result::ClientCertRequired => c"client certificate required",
             netchan_result::PermissionDenied => c"permission denied",
+            netchan_result::SharedKeyRefused => c"shared key refused",
             netchan_result::Internal => c"internal error",
             netchan_result::NullArgument => c"a required pointer argument is NULL",
             netchan_result::InvalidUtf8 => c"a string argument is not valid UTF-8",

@@ -270,6 +270,36 @@ pub unsafe extern "C" fn netchan_options_set_subscribe_max_bytes(
     })
 }
 
+/// Sets any endpoint setting by its name, as `netchan settings` lists them
+/// and `netchan -o KEY=VALUE` takes them, so a setting has one name and one
+/// syntax everywhere: sizes with a unit (`"8MiB"`), durations (`"200ms"`),
+/// policies by name (`"drop_oldest"`), `"true"`/`"false"`. TLS
+/// (docs/SECURITY.md): `"tls.cert"`, `"tls.key"`, `"tls.ca"` and
+/// `"tls.pinned"` take a PEM file's path or the PEM text itself (a value
+/// starting with `-----BEGIN`), `"tls.client_auth"` takes `"none"`,
+/// `"optional"` or `"required"`, `"tls.server_name"` a host name;
+/// `"insecure"` `"true"` allows plaintext `tcp://` beyond this host. Both
+/// strings are copied.
+///
+/// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `INVALID_ARGUMENT` (an unknown
+/// name, or a value it does not take: `netchan_last_error()` says which).
+/// Files are read, and keys checked, by `netchan_endpoint_new()`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_options_set(
+    options: *mut netchan_options,
+    name: *const c_char,
+    value: *const c_char,
+) -> netchan_result {
+    ffi_boundary(|| {
+        // SAFETY: `options` is NULL or a live netchan_options from netchan_options_new, not shared with another thread during the call (the function's contract); NULL is refused.
+        let c = unsafe { config(options) }?;
+        // SAFETY: `name` and `value` are NULL or NUL-terminated strings readable for this call (the function's contract); NULL and bad UTF-8 are refused.
+        let (name, value) = unsafe { (arg_str(name, "name")?, arg_str(value, "value")?) };
+        c.set(name, value)?;
+        Ok(())
+    })
+}
+
 /// Busy polling for the blocking calls (`netchan_endpoint_request_blocking`,
 /// `netchan_subscription_recv`), in microseconds (default 0: off; at most
 /// 1000000). The waiting thread keeps polling, yielding its core to other

@@ -118,6 +118,21 @@ int main(int argc, char **argv) {
     netchan_options *opts = NULL;
     check(netchan_options_new(&opts), "options");
     check(netchan_options_set_name(opts, name), "name");
+    /* Settings by name from NETCHAN_SETTINGS (`KEY=VALUE` lines): the
+     * matrix's TLS cells pass certificates this way to every language. */
+    const char *env = getenv("NETCHAN_SETTINGS");
+    size_t env_len = env != NULL ? strlen(env) : 0;
+    char *settings = malloc(env_len + 1);
+    if (settings == NULL) return 1;
+    memcpy(settings, env != NULL ? env : "", env_len + 1);
+    /* strtok: one thread, before the endpoint starts any. */
+    for (char *line = strtok(settings, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+        char *eq = strchr(line, '=');
+        if (eq == NULL) continue;
+        *eq = '\0';
+        check(netchan_options_set(opts, line, eq + 1), "setting");
+    }
+    free(settings);
     netchan_endpoint *ep = NULL;
     check(netchan_endpoint_new(opts, &ep), "endpoint");
     netchan_options_free(opts);
@@ -211,12 +226,15 @@ int main(int argc, char **argv) {
         if (r != NETCHAN_RESULT_OK) printf("ERR %s %s\n", netchan_result_name(r), netchan_last_error());
         netchan_stream_free(s);
     } else if (strcmp(cmd, "req") == 0 && argc == 5) {
-        check(netchan_endpoint_connect(ep, addr, NULL), "connect");
-        size_t n = 0;
-        uint8_t *b = payload(argv[4], &n);
+        /* A refused connection is an answer too (the TLS refusal cells). */
+        netchan_result r = netchan_endpoint_connect(ep, addr, NULL);
         netchan_bytes *reply = NULL;
-        netchan_result r = netchan_endpoint_request_blocking(ep, argv[3], b, n, 10000, &reply);
-        free(b);
+        if (r == NETCHAN_RESULT_OK) {
+            size_t n = 0;
+            uint8_t *b = payload(argv[4], &n);
+            r = netchan_endpoint_request_blocking(ep, argv[3], b, n, 10000, &reply);
+            free(b);
+        }
         if (r == NETCHAN_RESULT_OK) {
             netchan_slice s = netchan_bytes_data(reply);
             printf("OK %zu %016" PRIx64 "\n", s.len, fnv1a64(s.data, s.len));

@@ -2,6 +2,7 @@
 """Drives the `netchan` CLI as an interop agent: turns its "listening on
 ADDR" stderr line into "READY ADDR" and its `sub` output (PATH<TAB>PAYLOAD,
 text or hex) into the contract's MSG lines."""
+import os
 import subprocess
 import sys
 
@@ -15,13 +16,18 @@ def fnv1a64(data: bytes) -> int:
 
 def main() -> int:
     cli, role, addr = sys.argv[1:4]
+    # The agents' NETCHAN_SETTINGS (KEY=VALUE lines) as the CLI's -o options.
+    opts = []
+    for line in os.environ.get("NETCHAN_SETTINGS", "").splitlines():
+        if "=" in line:
+            opts += ["-o", line]
     if role == "sub":
         count = sys.argv[4]
-        argv = [cli, "sub", "interop/**", "--listen", addr, "--count", count]
+        argv = [cli, *opts, "sub", "interop/**", "--listen", addr, "--count", count]
     elif role == "serve-stream":
-        argv = [cli, "serve-stream", "secho", "--listen", addr, "--echo"]
+        argv = [cli, *opts, "serve-stream", "secho", "--listen", addr, "--echo"]
     else:
-        argv = [cli, "serve", "echo", "--listen", addr, "--echo"]
+        argv = [cli, *opts, "serve", "echo", "--listen", addr, "--echo"]
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = p.stderr.readline().strip()
     if not line.startswith("listening on "):

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Cross-language interop matrix: every ordered pair of languages, over TCP
-and Unix sockets, for pub/sub, request/reply and streams (see README.md here).
+"""Cross-language interop matrix: every ordered pair of languages, over TCP,
+Unix sockets and mutual TLS, for pub/sub, request/reply and streams, and a
+client without a certificate refused with the same code in every language
+(see README.md here).
 
 Usage: python3 tests/interop/run.py [--only rust,c,...]
 Prints the matrix and ends with "N passed, N failed, N skipped"; exits 1 on
@@ -25,6 +27,36 @@ TIMEOUT = 60
 # Payloads checked byte for byte (length + FNV-1a 64): empty, text, bytes
 # that are not UTF-8, and 1 MiB.
 PAYLOADS = ["hex:", "hex:68656c6c6f", "hex:ff00fe80c0", "gen:1048576"]
+
+TRANSPORTS = ("tcp", "unix", "tls", "psk")
+
+# Settings by transport (KEY=VALUE lines in NETCHAN_SETTINGS, which every
+# agent applies by name): mutual TLS over `tls`, a shared key over `psk`
+# (tcp:// with keys); and for the refusal cells, no certificate or another
+# key. Set by make_keys().
+SETTINGS = {}
+
+
+def address(transport, tmp, tag):
+    if transport == "unix":
+        return f"unix://{tmp}/{tag}-{os.getpid()}.sock"
+    return f"{'tls' if transport == 'tls' else 'tcp'}://127.0.0.1:0"
+
+
+def env_for(transport, who="good"):
+    """The environment of an agent: its settings for the transport."""
+    env = dict(os.environ)
+    env["NETCHAN_SETTINGS"] = SETTINGS.get((transport, who), "")
+    return env
+
+
+def cli_opts(env):
+    """The CLI takes the same settings as `-o KEY=VALUE`."""
+    out = []
+    for line in env.get("NETCHAN_SETTINGS", "").splitlines():
+        if "=" in line:
+            out += ["-o", line]
+    return out
 
 
 def fnv1a64(data: bytes) -> int:
@@ -120,11 +152,11 @@ def kotlin_agent():
 class Listening:
     """A long-running agent (sub or serve) that printed READY <addr>."""
 
-    def __init__(self, argv):
+    def __init__(self, argv, env=None):
         # Its own process group, so stop() also ends what the agent started
         # (the CLI shim's `netchan` child).
         self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                  start_new_session=True)
+                                  start_new_session=True, env=env)
         line = self.p.stdout.readline().strip()
         if not line.startswith("READY "):
             err = self.p.stderr.read() if self.p.poll() is not None else ""
@@ -162,9 +194,9 @@ def kill_group(p):
         pass
 
 
-def run(argv, timeout=TIMEOUT):
+def run(argv, timeout=TIMEOUT, env=None):
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         start_new_session=True)
+                         start_new_session=True, env=env)
     try:
         out, err = p.communicate(timeout=timeout)
     finally:
@@ -174,26 +206,28 @@ def run(argv, timeout=TIMEOUT):
 
 
 def pubsub(pub, sub, transport, tmp):
-    addr = "tcp://127.0.0.1:0" if transport == "tcp" else f"unix://{tmp}/ps-{os.getpid()}-{id(pub)}-{id(sub)}.sock"
+    addr = address(transport, tmp, f"ps-{id(pub)}-{id(sub)}")
+    env = env_for(transport)
     payloads = PAYLOADS
     if pub[0] == "CLI" or sub[0] == "CLI":
         # The CLI publishes text from its command line and prints text: text
         # payloads only (its hex output for binary payloads is ambiguous).
         payloads = ["hex:", "hex:68656c6c6f"]
     if sub[0] == "CLI":
-        s = Listening(cli_listen_cmd(sub[1], "sub", addr, len(payloads)))
+        s = Listening(cli_listen_cmd(sub[1], "sub", addr, len(payloads)), env)
     else:
-        s = Listening(sub + ["sub", addr, "interop/**", str(len(payloads))])
+        s = Listening(sub + ["sub", addr, "interop/**", str(len(payloads))], env)
     try:
         if pub[0] == "CLI":
             code, out, err = 0, [], ""
             for p in payloads:
                 text = bytes.fromhex(p[4:]).decode()
-                code, out, err = run([pub[1], "pub", "interop/data", text, "--connect", s.addr, "--wait-ms", "10000"])
+                code, out, err = run([pub[1]] + cli_opts(env)
+                                     + ["pub", "interop/data", text, "--connect", s.addr, "--wait-ms", "10000"])
                 if code != 0:
                     break
         else:
-            code, out, err = run(pub + ["pub", s.addr, "interop/data"] + payloads)
+            code, out, err = run(pub + ["pub", s.addr, "interop/data"] + payloads, env=env)
         if code != 0:
             return f"publisher exited {code}: {out} {err[:300]}"
         got = s.lines(len(payloads))
@@ -206,8 +240,9 @@ def pubsub(pub, sub, transport, tmp):
 
 
 def reqrep(srv, cli, transport, tmp):
-    addr = "tcp://127.0.0.1:0" if transport == "tcp" else f"unix://{tmp}/rr-{os.getpid()}-{id(srv)}-{id(cli)}.sock"
-    s = Listening(cli_listen_cmd(srv[1], "serve", addr) if srv[0] == "CLI" else srv + ["serve", addr])
+    addr = address(transport, tmp, f"rr-{id(srv)}-{id(cli)}")
+    env = env_for(transport)
+    s = Listening(cli_listen_cmd(srv[1], "serve", addr) if srv[0] == "CLI" else srv + ["serve", addr], env)
     try:
         cases = [("echo", p, f"OK {EXPECTED[p]}") for p in PAYLOADS]
         cases += [("fail", "hex:", "ERR HANDLER_ERROR"), ("missing", "hex:", "ERR NO_RESPONDERS")]
@@ -221,10 +256,11 @@ def reqrep(srv, cli, transport, tmp):
         for path, spec, want in cases:
             if cli[0] == "CLI":
                 data = bytes.fromhex(spec[4:]).decode()
-                code, out, err = run([cli[1], "req", path, data, "--connect", s.addr, "--timeout-ms", "10000"])
+                code, out, err = run([cli[1]] + cli_opts(env)
+                                     + ["req", path, data, "--connect", s.addr, "--timeout-ms", "10000"])
                 line = f"OK {out[0]}" if code == 0 and out else "ERR " + err.replace("netchan: ", "").replace(":", "", 1)
             else:
-                code, out, err = run(cli + ["req", s.addr, path, spec])
+                code, out, err = run(cli + ["req", s.addr, path, spec], env=env)
                 line = out[-1] if out else f"(no output, exit {code}: {err[:300]})"
             if not line.startswith(want):
                 return f"{path} {spec[:20]}: got {line[:200]!r}, want {want!r}"
@@ -240,17 +276,18 @@ def streams(srv, cli, transport, tmp):
     the server's end), a server that cancels (the opener gets what came
     first, then CANCELLED), and an opener that cancels (the server sees
     CANCELLED after the message that came first)."""
-    addr = "tcp://127.0.0.1:0" if transport == "tcp" else f"unix://{tmp}/st-{os.getpid()}-{id(srv)}-{id(cli)}.sock"
+    addr = address(transport, tmp, f"st-{id(srv)}-{id(cli)}")
+    env = env_for(transport)
     if srv[0] == "CLI":
-        s = Listening(cli_listen_cmd(srv[1], "serve-stream", addr))
+        s = Listening(cli_listen_cmd(srv[1], "serve-stream", addr), env)
     else:
-        s = Listening(srv + ["sserve", addr])
+        s = Listening(srv + ["sserve", addr], env)
     try:
         if cli[0] == "CLI":
             # A byte pipe: what goes in comes back (chunking is the CLI's).
             data = b"hello stream\n" * 1000
-            p = subprocess.run([cli[1], "stream", "secho", "--connect", s.addr], input=data,
-                               capture_output=True, timeout=TIMEOUT)
+            p = subprocess.run([cli[1]] + cli_opts(env) + ["stream", "secho", "--connect", s.addr], input=data,
+                               capture_output=True, timeout=TIMEOUT, env=env)
             if p.returncode != 0 or p.stdout != data:
                 return f"CLI stream: exit {p.returncode}, {len(p.stdout)} of {len(data)} bytes back: {p.stderr[:300]!r}"
             return None
@@ -259,7 +296,7 @@ def streams(srv, cli, transport, tmp):
             cases.append((["scancel"], [f"SMSG {EXPECTED['hex:68656c6c6f']}", "ERR CANCELLED"]))
             cases.append((["swatch", "--cancel", "hex:68656c6c6f"], ["CANCELLED"]))
         for args, want in cases:
-            code, out, err = run(cli + ["sopen", s.addr] + args)
+            code, out, err = run(cli + ["sopen", s.addr] + args, env=env)
             got = [line if not line.startswith("ERR ") else " ".join(line.split()[:2]) for line in out]
             if got != want:
                 return f"{args[0]}: got {out[-4:]} (exit {code}: {err[:300]}), want {want[-4:]}"
@@ -272,6 +309,10 @@ def streams(srv, cli, transport, tmp):
         s.stop()
 
 
+def transports_of(scenario):
+    return ("tls", "psk") if scenario == "refused" else TRANSPORTS
+
+
 # Languages whose agents implement sserve/sopen (streams): all of them.
 STREAMS = {"rust", "cli", "kotlin", "node", "python", "c"}
 
@@ -282,10 +323,11 @@ OBJ_CANON = ('{"big":1099511627776,"bytes":{"$bytes":"00ff"},"int":-3,"list":[1,
 
 
 def msgpack(pub, sub, transport, tmp):
-    addr = "tcp://127.0.0.1:0" if transport == "tcp" else f"unix://{tmp}/mp-{os.getpid()}-{id(pub)}-{id(sub)}.sock"
-    s = Listening(sub + ["subobj", addr, "obj/**"])
+    addr = address(transport, tmp, f"mp-{id(pub)}-{id(sub)}")
+    env = env_for(transport)
+    s = Listening(sub + ["subobj", addr, "obj/**"], env)
     try:
-        code, out, err = run(pub + ["pubobj", s.addr, "obj/value"])
+        code, out, err = run(pub + ["pubobj", s.addr, "obj/value"], env=env)
         if code != 0 or not out or out[-1] != "DONE " + OBJ_CANON:
             return f"publisher: exit {code} {out} {err[:300]}"
         got = s.lines(1)[0]
@@ -296,6 +338,50 @@ def msgpack(pub, sub, transport, tmp):
         s.stop()
 
 
+REFUSED = {"tls": "CLIENT_CERT_REQUIRED", "psk": "SHARED_KEY_REFUSED"}
+
+
+def refused(srv, cli, transport, tmp):
+    """A client the server refuses reports the same code in every language:
+    over `tls`, a server that requires client certificates and a client
+    without one (CLIENT_CERT_REQUIRED); over `psk`, a client whose key has
+    the server's key id but other bytes (SHARED_KEY_REFUSED)."""
+    want = REFUSED[transport]
+    env = env_for(transport)
+    s = Listening(cli_listen_cmd(srv[1], "serve", address(transport, tmp, "rf")) if srv[0] == "CLI"
+                  else srv + ["serve", address(transport, tmp, "rf")], env)
+    try:
+        anon = env_for(transport, "refused")
+        if cli[0] == "CLI":
+            code, out, err = run([cli[1]] + cli_opts(anon) + ["req", "echo", "x", "--connect", s.addr], env=anon)
+            if code != 1 or f"netchan: {want}" not in err:
+                return f"CLI req: exit {code}, stderr {err[-300:]!r}"
+            return None
+        code, out, err = run(cli + ["req", s.addr, "echo", "hex:"], env=anon)
+        line = out[-1] if out else f"(no output, exit {code}: {err[:300]})"
+        if not line.startswith(f"ERR {want}"):
+            return f"got {line[:200]!r}, want 'ERR {want}'"
+        return None
+    finally:
+        s.stop()
+
+
+def make_keys(agents, tmp):
+    """One certificate for every agent (it serves and dials) and one shared
+    key, made by the CLI; and another key with the same id."""
+    cli = agents.get("cli", [None, os.path.join(ROOT, "target", "debug", "netchan")])[1]
+    d = os.path.join(tmp, "certs")
+    subprocess.run([cli, "cert", "agent", "--dir", d], check=True, capture_output=True, timeout=TIMEOUT)
+    for f in ("keys", "other-keys"):
+        subprocess.run([cli, "keygen", "interop", "--out", f"{d}/{f}"], check=True, capture_output=True,
+                       timeout=TIMEOUT)
+    SETTINGS[("tls", "good")] = "\n".join([f"tls.cert={d}/agent.pem", f"tls.key={d}/agent-key.pem",
+                                           f"tls.ca={d}/ca.pem", "tls.client_auth=required"])
+    SETTINGS[("tls", "refused")] = f"tls.ca={d}/ca.pem"
+    SETTINGS[("psk", "good")] = f"psk={d}/keys"
+    SETTINGS[("psk", "refused")] = f"psk={d}/other-keys"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", default="")
@@ -304,15 +390,16 @@ def main():
     agents, skipped = find_agents(only)
     langs = sorted(agents)
     tmp = tempfile.mkdtemp(prefix="netchan-interop-")
+    make_keys(agents, tmp)
     jobs = []
-    for scenario, fn in (("pubsub", pubsub), ("reqrep", reqrep), ("streams", streams), ("msgpack", msgpack)):
+    for scenario, fn in SCENARIOS:
         for a in langs:
             for b in langs:
                 if scenario == "msgpack" and not (a in MSGPACK and b in MSGPACK):
                     continue
                 if scenario == "streams" and not (a in STREAMS and b in STREAMS):
                     continue
-                for t in ("tcp", "unix"):
+                for t in transports_of(scenario):
                     jobs.append((scenario, a, b, t, fn))
 
     def one(job):
@@ -325,19 +412,19 @@ def main():
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(one, jobs))
     failed = [(j, r) for j, r in results if r is not None]
-    for scenario in ("pubsub", "reqrep", "streams", "msgpack"):
-        role = ("server", "client") if scenario in ("reqrep", "streams") else ("publisher", "subscriber")
+    for scenario, _ in SCENARIOS:
+        role = ("server", "client") if scenario in ("reqrep", "streams", "refused") else ("publisher", "subscriber")
         cols = [b for b in langs if (scenario != "msgpack" or b in MSGPACK)
                 and (scenario != "streams" or b in STREAMS)]
         if not cols:
             continue
-        print(f"\n{scenario}: rows = {role[0]}, columns = {role[1]}; cell = tcp/unix")
+        print(f"\n{scenario}: rows = {role[0]}, columns = {role[1]}; cell = {'/'.join(transports_of(scenario))}")
         print(f"{'':>8} " + " ".join(f"{b:>11}" for b in cols))
         for a in cols:
             cells = []
             for b in cols:
                 marks = []
-                for t in ("tcp", "unix"):
+                for t in transports_of(scenario):
                     r = next(r for (j, r) in results if j[:4] == (scenario, a, b, t))
                     marks.append("pass" if r is None else "FAIL")
                 cells.append("/".join(marks))
@@ -348,8 +435,11 @@ def main():
         print(f"FAIL {scenario} {a} -> {b} over {t}: {why}")
     # Every pair involving a skipped language counts as skipped.
     total_langs = len(langs) + len(skipped)
-    n_skipped = 2 * 2 * (total_langs * total_langs - len(langs) * len(langs))
+    n_skipped = 2 * len(TRANSPORTS) * (total_langs * total_langs - len(langs) * len(langs))
     print(f"streams: checked between {', '.join(sorted(STREAMS))}")
+    print("tls: mutual TLS with one certificate from `netchan cert` for every agent; psk: tcp:// with a shared "
+          "key from `netchan keygen`; refused: a client without a certificate gets CLIENT_CERT_REQUIRED, "
+          "one with another key SHARED_KEY_REFUSED")
     print("msgpack-typed payloads: checked between languages with msgpack helpers "
           f"({', '.join(sorted(MSGPACK))}); the others carry raw bytes only")
     passed = len(results) - len(failed)
@@ -360,6 +450,9 @@ def main():
         return 1
     return 1 if failed else 0
 
+
+SCENARIOS = (("pubsub", pubsub), ("reqrep", reqrep), ("streams", streams), ("msgpack", msgpack),
+             ("refused", refused))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -144,6 +144,7 @@ impl Worker {
     fn spawn(role: &str, imp: Impl, addr: &str, count: u64, rr: Rr) -> Result<Worker, Error> {
         let exe = std::env::current_exe().map_err(|e| err(format!("current_exe: {e}")))?;
         let mut child = Command::new(exe)
+            .args(forwarded())
             .args(["bench-worker", "--role", role, "--imp"])
             .arg(match imp {
                 Impl::Netchan => "netchan",
@@ -195,13 +196,59 @@ impl Drop for Worker {
     }
 }
 
-fn addr_for(t: Transport, tag: &str) -> String {
+/// The configuration `netchan bench` was started with (`-o`, `--tls-*`,
+/// `--psk-file`): its endpoints and its workers' use it, so the bench
+/// measures what a deployment configured that way gets.
+static BASE: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
+
+/// The configuration of one of the bench's endpoints.
+pub(crate) fn base(name: String) -> Config {
+    let mut c = BASE.get().cloned().unwrap_or_default();
+    c.name = Some(name);
+    c
+}
+
+/// Whether netchan's TCP rows run over TLS (the bench got a certificate).
+fn over_tls() -> bool {
+    BASE.get()
+        .and_then(|c| c.tls.as_ref())
+        .is_some_and(|t| t.cert.is_some())
+}
+
+/// The transport's name in the tables: `Tcp`, `Tls`, `Tcp+psk`, `Unix`.
+pub(crate) fn label(t: Transport) -> String {
+    match t {
+        Transport::Tcp if over_tls() => "Tls".into(),
+        Transport::Tcp if BASE.get().is_some_and(|c| c.shared_keys.is_some()) => "Tcp+psk".into(),
+        t => format!("{t:?}"),
+    }
+}
+
+/// The settings that differ from the defaults, as `-o KEY=VALUE` for a
+/// worker (its name aside).
+fn forwarded() -> Vec<String> {
+    let (Some(c), d) = (BASE.get(), Config::default()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for s in netchan::config::SETTINGS {
+        let v = c.get(s.name).unwrap_or_default();
+        if s.name != "name" && v != d.get(s.name).unwrap_or_default() {
+            out.push("-o".to_owned());
+            out.push(format!("{}={v}", s.name));
+        }
+    }
+    out
+}
+
+pub(crate) fn addr_for(t: Transport, tag: &str, imp: Impl) -> String {
     match t {
         Transport::Unix => format!(
             "unix://{}/netchan-bench-{}-{tag}.sock",
             std::env::temp_dir().display(),
             std::process::id()
         ),
+        _ if imp == Impl::Netchan && over_tls() => "tls://127.0.0.1:0".into(),
         _ => "tcp://127.0.0.1:0".into(),
     }
 }
@@ -257,11 +304,11 @@ async fn throughput(
         caller: Caller::Thread,
         busy_poll: 0,
     };
-    let w = Worker::spawn("sub", imp, &addr_for(t, "tp"), count, rr)?;
+    let w = Worker::spawn("sub", imp, &addr_for(t, "tp", imp), count, rr)?;
     let data = payload(size);
     match imp {
         Impl::Netchan => {
-            let cfg = Config::named(format!("bench-pub-{}", std::process::id()));
+            let cfg = base(format!("bench-pub-{}", std::process::id()));
             let ep = connected(publisher, cfg, &w.addr).await?;
             if !ep
                 .wait_for_subscribers("bench/data", Duration::from_secs(10))
@@ -407,12 +454,12 @@ async fn latency(
     samples: usize,
     rr: Rr,
 ) -> Result<Latency, Error> {
-    let w = Worker::spawn("echo", imp, &addr_for(t, "lat"), 0, rr)?;
+    let w = Worker::spawn("echo", imp, &addr_for(t, "lat", imp), 0, rr)?;
     let data = payload(size);
     let (mut rtts, cpu);
     match imp {
         Impl::Netchan => {
-            let mut cfg = Config::named(format!("bench-req-{}", std::process::id()));
+            let mut cfg = base(format!("bench-req-{}", std::process::id()));
             cfg.busy_poll = Duration::from_micros(rr.busy_poll);
             let ep = connected(rr.caller, cfg, &w.addr).await?;
             (rtts, cpu) = match rr.caller {
@@ -524,13 +571,14 @@ fn raw_listen(addr: &str) -> Result<(String, Acceptor), Error> {
 }
 
 /// The child side of a measurement.
-pub(crate) async fn worker(a: WorkerArgs) -> Result<(), Error> {
+pub(crate) async fn worker(a: WorkerArgs, cfg: Config) -> Result<(), Error> {
+    let _ = BASE.set(cfg);
     if a.role == "ssink" {
         return stream::sink(a).await;
     }
     match (a.imp, a.role.as_str()) {
         (Impl::Netchan, role) => {
-            let mut cfg = Config::named(format!("bench-{role}-{}", std::process::id()));
+            let mut cfg = base(format!("bench-{role}-{}", std::process::id()));
             cfg.busy_poll = Duration::from_micros(a.busy_poll);
             if role == "sub" {
                 let ep = Endpoint::new(cfg)?;
@@ -675,7 +723,8 @@ fn fmt_size(s: usize) -> String {
     }
 }
 
-pub(crate) async fn run(a: BenchArgs) -> Result<(), Error> {
+pub(crate) async fn run(a: BenchArgs, cfg: Config) -> Result<(), Error> {
+    let _ = BASE.set(cfg);
     if a.memory {
         return crate::membench::run().await;
     }
@@ -726,7 +775,8 @@ async fn throughput_table(a: &BenchArgs, transports: &[Transport]) -> Result<(),
             let n = nc[nc.len() / 2];
             let r = raw[raw.len() / 2];
             println!(
-                "| {t:?} | {} | {} | {:.0} | {}+{} ns | {} | {:.0} | {}+{} ns | {:.2} | {} - {} |",
+                "| {} | {} | {} | {:.0} | {}+{} ns | {} | {:.0} | {}+{} ns | {:.2} | {} - {} |",
+                label(t),
                 fmt_size(size),
                 fmt_rate(n.0),
                 n.0 * size as f64 / 1e6,
@@ -795,7 +845,8 @@ async fn latency_table(a: &BenchArgs, transports: &[Transport]) -> Result<(), Er
             let n = runs_n[runs_n.len() / 2];
             let r = runs_r[runs_r.len() / 2];
             println!(
-                "| {t:?} | {} | {:.1} us | {:.1} us | {:.1} us | {:.0}+{:.0} ms | {:.1} us | {:.1} us | {:.1} us | {:.0}+{:.0} ms | {:.2} | {:.2} | {:.1}-{:.1} us |",
+                "| {} | {} | {:.1} us | {:.1} us | {:.1} us | {:.0}+{:.0} ms | {:.1} us | {:.1} us | {:.1} us | {:.0}+{:.0} ms | {:.2} | {:.2} | {:.1}-{:.1} us |",
+                label(t),
                 fmt_size(size),
                 n[0],
                 n[1],

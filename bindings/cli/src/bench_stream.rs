@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use netchan::{Config, Endpoint, Error};
+use netchan::{Endpoint, Error};
 
 use super::{
     addr_for, count_for, cpu_time, err, parse_done, payload, throughput, BenchArgs, Caller, Impl,
@@ -16,7 +16,7 @@ const CHUNK: usize = 64 * 1024;
 /// A netchan stream sink: takes one stream and counts what arrives, then
 /// prints `DONE <n> <nanos> <cpu us>` like the pub/sub subscriber.
 pub(super) async fn sink(a: WorkerArgs) -> Result<(), Error> {
-    let ep = Endpoint::new(Config::named(format!("bench-ssink-{}", std::process::id())))?;
+    let ep = Endpoint::new(super::base(format!("bench-ssink-{}", std::process::id())))?;
     let svc = ep.serve_stream("bench/stream")?;
     let bound = ep.listen(&a.addr).await?;
     println!("READY {bound}");
@@ -42,8 +42,14 @@ async fn one(t: Transport, count: u64) -> Result<(f64, Duration, Duration), Erro
         caller: Caller::Task,
         busy_poll: 0,
     };
-    let w = Worker::spawn("ssink", Impl::Netchan, &addr_for(t, "st"), count, rr)?;
-    let ep = Endpoint::new(Config::named(format!("bench-sopen-{}", std::process::id())))?;
+    let w = Worker::spawn(
+        "ssink",
+        Impl::Netchan,
+        &addr_for(t, "st", Impl::Netchan),
+        count,
+        rr,
+    )?;
+    let ep = Endpoint::new(super::base(format!("bench-sopen-{}", std::process::id())))?;
     ep.connect(&w.addr).await?;
     let s = ep.open_stream("bench/stream", "").await?;
     let data = payload(CHUNK);
@@ -82,7 +88,8 @@ pub(super) async fn table(a: &BenchArgs, transports: &[Transport]) -> Result<(),
         raw.sort_by(|x, y| x.0.total_cmp(&y.0));
         let (n, r) = (nc[nc.len() / 2], raw[raw.len() / 2]);
         println!(
-            "| {t:?} | {:.0} | {}+{} ns | {:.0} | {}+{} ns | {:.2} | {:.0} - {:.0} |",
+            "| {} | {:.0} | {}+{} ns | {:.0} | {}+{} ns | {:.2} | {:.0} - {:.0} |",
+            super::label(t),
             mb(n.0),
             n.1.as_nanos(),
             n.2.as_nanos(),

@@ -1,5 +1,7 @@
-//! `netchan cert NAME`: certificates for a small deployment's `tls://`
-//! links. The first run in a directory makes a CA there (`ca.pem`,
+//! `netchan cert NAME` and `netchan keygen ID`: certificates for a small
+//! deployment's `tls://` links, and shared keys for its `tcp://` links.
+//!
+//! `netchan cert NAME`: The first run in a directory makes a CA there (`ca.pem`,
 //! `ca-key.pem`); each run makes `NAME.pem` and `NAME-key.pem`, signed by
 //! it, valid for the hosts given. Give every endpoint its own certificate
 //! and `ca.pem`; keep `ca-key.pem` off the machines that run them
@@ -93,6 +95,38 @@ fn ca(dir: &Path) -> Result<(Issuer<'static, KeyPair>, bool), Error> {
     create(&key, &k.serialize_pem(), true)?;
     create(&cert, &c.pem(), false)?;
     Ok((Issuer::new(p, k), true))
+}
+
+/// `netchan keygen ID --out FILE`: appends a new shared key to FILE (made
+/// owner-only if new). A dialler uses the file's first key, a listener
+/// accepts any: to rotate, append the new key everywhere, then move it
+/// first (docs/SECURITY.md, "Rotating keys").
+pub(crate) fn keygen(id: &str, out: &Path) -> Result<(), Error> {
+    let line = netchan::config::generate_key_line(id)?;
+    if let Ok(existing) = std::fs::read_to_string(out) {
+        let taken = existing
+            .lines()
+            .any(|l| l.split_whitespace().nth(1) == Some(id));
+        if taken {
+            return Err(fail(format!(
+                "{} already has a key named {id}",
+                out.display()
+            )));
+        }
+    }
+    let mut o = std::fs::OpenOptions::new();
+    o.append(true).create(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let mut f = o
+        .open(out)
+        .map_err(|e| fail(format!("cannot open {}: {e}", out.display())))?;
+    writeln!(f, "{line}").map_err(|e| fail(format!("cannot write {}: {e}", out.display())))?;
+    println!("added key {id} to {} (--psk-file)", out.display());
+    Ok(())
 }
 
 pub(crate) fn run(a: &CertArgs) -> Result<(), Error> {

@@ -68,6 +68,9 @@ struct Security {
     /// The name the dialled peer's certificate must carry, instead of the address's host.
     #[arg(long, global = true, value_name = "NAME")]
     tls_server_name: Option<String>,
+    /// Shared keys (a file made by `netchan keygen`): tcp:// links prove a key and are encrypted.
+    #[arg(long, global = true, value_name = "FILE")]
+    psk_file: Option<String>,
     /// Allow plaintext tcp:// beyond this host (refused by default).
     #[arg(long, global = true)]
     insecure: bool,
@@ -83,6 +86,7 @@ impl Security {
             ("tls.pinned", &self.tls_pinned),
             ("tls.client_auth", &self.tls_client_auth),
             ("tls.server_name", &self.tls_server_name),
+            ("psk", &self.psk_file),
         ]
         .into_iter()
         .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
@@ -196,6 +200,14 @@ enum Cmd {
     Settings,
     /// Make a CA (once per directory) and a certificate it signs, for tls://.
     Cert(cert::CertArgs),
+    /// Make a shared key named ID and append it to FILE (made owner-only), for --psk-file.
+    Keygen {
+        /// The key's id (1 to 64 printable characters, e.g. the month it starts: 2026-12).
+        id: String,
+        /// The key file to append the key to.
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+    },
     /// Measure round-trip times to the endpoint at ADDR.
     Ping {
         /// Address to connect to.
@@ -286,6 +298,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
         }
         Cmd::Demo { addr } => demo::run(&addr).await,
         Cmd::Cert(args) => cert::run(&args),
+        Cmd::Keygen { id, out } => cert::keygen(&id, &out),
         Cmd::Sub { pattern, at, count } => {
             let ep = endpoint(&cfg)?;
             report_losses(&ep);
@@ -505,8 +518,8 @@ async fn run(cli: Cli) -> Result<(), Error> {
             let ep = endpoint(&cfg)?;
             streams::serve(&ep, cfg.handler_concurrency, args).await
         }
-        Cmd::Bench(args) => bench::run(args).await,
-        Cmd::BenchWorker(args) => bench::worker(args).await,
+        Cmd::Bench(args) => bench::run(args, cfg).await,
+        Cmd::BenchWorker(args) => bench::worker(args, cfg).await,
         Cmd::MemWorker(args) => membench::worker(args).await,
         Cmd::Target(args) => target::run(&cfg, args).await,
     }

@@ -175,3 +175,53 @@ fn plaintext_beyond_this_host_needs_insecure() {
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+#[test]
+fn keygen_and_psk_file_carry_requests_and_refuse_another_key() {
+    let dir = Dir::new("psk");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let (keys, other) = (dir.file("keys"), dir.file("other"));
+    for (id, file) in [("2026-12", &keys), ("2026-12", &other)] {
+        let out = netchan(&["keygen", id, "--out", file]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&keys).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // The same id twice in one file is refused.
+    let out = netchan(&["keygen", "2026-12", "--out", &keys]);
+    assert_eq!(out.status.code(), Some(1));
+    // With keys, listening beyond this host needs no --insecure.
+    let server = Listening::start(&[
+        "serve",
+        "echo/*",
+        "--listen",
+        "tcp://0.0.0.0:0",
+        "--echo",
+        "--psk-file",
+        &keys,
+    ]);
+    let port = server.addr.rsplit(':').next().unwrap();
+    let at = format!("tcp://127.0.0.1:{port}");
+    let out = netchan(&[
+        "req",
+        "echo/x",
+        "with a key",
+        "--connect",
+        &at,
+        "--psk-file",
+        &keys,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "with a key\n");
+    let out = netchan(&["req", "echo/x", "--connect", &at, "--psk-file", &other]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("netchan: SHARED_KEY_REFUSED"),
+        "{}",
+        text(&out.stderr)
+    );
+}

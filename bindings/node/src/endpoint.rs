@@ -62,6 +62,70 @@ pub struct EndpointOptions {
     /// Bytes a stream's other side may send before this side reads, by
     /// default (the core's `stream_window`, 1 MiB).
     pub stream_window: Option<f64>,
+    /// TLS for `tls://` addresses (docs/SECURITY.md).
+    pub tls: Option<TlsOptions>,
+    /// Allow plaintext `tcp://` beyond this host (refused by default with
+    /// `PLAINTEXT_REFUSED`).
+    pub insecure: Option<bool>,
+    /// Any core setting by the name `netchan settings` lists
+    /// (`{ 'send_buffer': '1MiB' }`); the options above win over it.
+    pub settings: Option<std::collections::HashMap<String, Either3<String, f64, bool>>>,
+}
+
+/// TLS settings: each PEM a file's path (a string) or the PEM itself (a
+/// `Buffer`, or a string starting with `-----BEGIN`).
+#[napi(object)]
+#[derive(Default)]
+pub struct TlsOptions {
+    /// This endpoint's certificate chain.
+    pub cert: Option<Either<String, Buffer>>,
+    /// The private key of `cert`.
+    pub key: Option<Either<String, Buffer>>,
+    /// CA certificates that sign the peers' certificates.
+    pub ca: Option<Either<String, Buffer>>,
+    /// Peers' certificates trusted as they are.
+    pub pinned: Option<Either<String, Buffer>>,
+    /// `"none"` (default), `"optional"` or `"required"` (mutual TLS).
+    pub client_auth: Option<String>,
+    /// The name the dialled peer's certificate must carry, instead of the host.
+    pub server_name: Option<String>,
+}
+
+/// A PEM option: a `Buffer` is the PEM text, a string a path (or PEM text
+/// if it starts with `-----BEGIN`).
+fn pem(name: &str, v: Either<String, Buffer>) -> netchan::Result<netchan::Pem> {
+    match v {
+        Either::A(s) => Ok(netchan::Pem::parse(&s)),
+        Either::B(b) => String::from_utf8(b.to_vec())
+            .map(netchan::Pem::Text)
+            .map_err(|_| {
+                netchan::Error::new(
+                    ErrorCode::InvalidArgument,
+                    format!("tls.{name}: a PEM Buffer must be text (-----BEGIN ...)"),
+                )
+            }),
+    }
+}
+
+fn apply_tls(c: &mut Config, t: TlsOptions) -> netchan::Result<()> {
+    if let Some(v) = t.client_auth {
+        c.set("tls.client_auth", &v)?;
+    }
+    if let Some(v) = t.server_name {
+        c.set("tls.server_name", &v)?;
+    }
+    let tls = c.tls.get_or_insert_with(netchan::TlsConfig::default);
+    for (name, v, slot) in [
+        ("cert", t.cert, &mut tls.cert),
+        ("key", t.key, &mut tls.key),
+        ("ca", t.ca, &mut tls.ca),
+        ("pinned", t.pinned, &mut tls.pinned),
+    ] {
+        if let Some(v) = v {
+            *slot = Some(pem(name, v)?);
+        }
+    }
+    Ok(())
 }
 
 /// Per-subscription queue options.
@@ -207,7 +271,23 @@ fn overflow(s: &str) -> netchan::Result<Overflow> {
 
 fn config(o: EndpointOptions) -> netchan::Result<Config> {
     let mut c = Config::default();
-    c.name = o.name;
+    for (k, v) in o.settings.into_iter().flatten() {
+        let v = match v {
+            Either3::A(s) => s,
+            Either3::B(n) => n.to_string(),
+            Either3::C(b) => b.to_string(),
+        };
+        c.set(&k, &v)?;
+    }
+    if let Some(v) = o.name {
+        c.name = Some(v);
+    }
+    if let Some(v) = o.insecure {
+        c.insecure = v;
+    }
+    if let Some(t) = o.tls {
+        apply_tls(&mut c, t)?;
+    }
     if let Some(v) = o.max_frame_size {
         c.max_frame_size = count("maxFrameSize", v)?;
     }

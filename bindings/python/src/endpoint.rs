@@ -56,6 +56,40 @@ fn seconds(what: &str, s: f64) -> PyResult<Duration> {
     })
 }
 
+/// A PEM option: `bytes` or a `str` starting with `-----BEGIN` are the PEM
+/// text; any other `str` or `os.PathLike` is a file's path.
+fn pem(name: &str, v: &Bound<'_, PyAny>) -> PyResult<netchan::Pem> {
+    if let Ok(b) = v.cast::<PyBytes>() {
+        let t = std::str::from_utf8(b.as_bytes()).map_err(|_| {
+            err(
+                ErrorCode::InvalidArgument,
+                format!("{name}: PEM bytes must be text (-----BEGIN ...)"),
+            )
+        })?;
+        return Ok(netchan::Pem::Text(t.to_owned()));
+    }
+    let path = v
+        .py()
+        .import("os")?
+        .call_method1("fspath", (v,))
+        .and_then(|p| p.extract::<String>())
+        .map_err(|_| {
+            PyTypeError::new_err(format!(
+                "{name} must be a path (str or os.PathLike) or PEM bytes"
+            ))
+        })?;
+    Ok(netchan::Pem::parse(&path))
+}
+
+/// A `settings` value as `Config::set` takes it: `True` is `"true"`,
+/// anything else its `str()`.
+fn setting_text(v: &Bound<'_, PyAny>) -> PyResult<String> {
+    if let Ok(b) = v.cast::<pyo3::types::PyBool>() {
+        return Ok(if b.is_true() { "true" } else { "false" }.into());
+    }
+    Ok(v.str()?.to_cow()?.into_owned())
+}
+
 fn overflow(s: &str) -> PyResult<Overflow> {
     match s {
         "block" => Ok(Overflow::Block),
@@ -243,7 +277,8 @@ impl Endpoint {
         handshake_timeout=None, send_buffer=None, send_timeout=None, ping_timeout=None,
         service_queue=None, max_connections=None, max_pending_handshakes=None,
         max_declarations_per_peer=None, sub_capacity=None, sub_max_bytes=None, sub_overflow=None,
-        busy_poll=None, stream_window=None,
+        busy_poll=None, stream_window=None, tls_cert=None, tls_key=None, tls_ca=None,
+        tls_pinned=None, tls_client_auth=None, tls_server_name=None, insecure=None, settings=None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -265,6 +300,14 @@ impl Endpoint {
         sub_overflow: Option<&str>,
         busy_poll: Option<f64>,
         stream_window: Option<usize>,
+        tls_cert: Option<&Bound<'_, PyAny>>,
+        tls_key: Option<&Bound<'_, PyAny>>,
+        tls_ca: Option<&Bound<'_, PyAny>>,
+        tls_pinned: Option<&Bound<'_, PyAny>>,
+        tls_client_auth: Option<&str>,
+        tls_server_name: Option<String>,
+        insecure: Option<bool>,
+        settings: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         check_alive()?;
         let mut c = Config::default();
@@ -300,6 +343,39 @@ impl Endpoint {
         }
         if let Some(v) = sub_overflow {
             c.subscribe.overflow = overflow(v)?;
+        }
+        // Any setting by its name, as the CLI's `-o` takes it; the
+        // keywords below win over it.
+        if let Some(d) = settings {
+            for (k, v) in d.iter() {
+                let k: String = k.extract()?;
+                c.set(&k, &setting_text(&v)?).map_err(to_py)?;
+            }
+        }
+        if let Some(v) = insecure {
+            c.insecure = v;
+        }
+        if let Some(v) = tls_client_auth {
+            c.set("tls.client_auth", v).map_err(to_py)?;
+        }
+        if let Some(v) = tls_server_name {
+            c.set("tls.server_name", &v).map_err(to_py)?;
+        }
+        for (name, v) in [
+            ("tls_cert", tls_cert),
+            ("tls_key", tls_key),
+            ("tls_ca", tls_ca),
+            ("tls_pinned", tls_pinned),
+        ] {
+            let Some(v) = v else { continue };
+            let p = Some(pem(name, v)?);
+            let t = c.tls.get_or_insert_with(netchan::TlsConfig::default);
+            match name {
+                "tls_cert" => t.cert = p,
+                "tls_key" => t.key = p,
+                "tls_ca" => t.ca = p,
+                _ => t.pinned = p,
+            }
         }
         crate::logbridge::refresh(py);
         // The dispatcher thread (asyncio completions, log records) starts

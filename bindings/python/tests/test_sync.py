@@ -406,6 +406,7 @@ DOCUMENTED_ERRORS: Dict[str, Tuple[str, Type[BaseException]]] = {
     "CERT_EXPIRED": ("CertExpiredError", ConnectionError),
     "CLIENT_CERT_REQUIRED": ("ClientCertRequiredError", ConnectionError),
     "PERMISSION_DENIED": ("PermissionDeniedError", PermissionError),
+    "SHARED_KEY_REFUSED": ("SharedKeyRefusedError", ConnectionError),
     "INTERNAL": ("InternalError", RuntimeError),
     "CANCELLED": ("CancelledError", Exception),
 }

@@ -86,6 +86,7 @@ netchan_error! {
     CertExpired,
     ClientCertRequired,
     PermissionDenied,
+    SharedKeyRefused,
     Internal,
 }
 

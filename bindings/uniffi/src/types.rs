@@ -505,6 +505,45 @@ pub struct EndpointConfig {
     /// up to this much CPU per wait; zero (the default) parks at once.
     #[uniffi(default = 0)]
     pub busy_poll_us: u64,
+    /// TLS for `tls://` addresses (docs/SECURITY.md); `null`: `tls://` is
+    /// refused.
+    #[uniffi(default = None)]
+    pub tls: Option<TlsSettings>,
+    /// Allow plaintext `tcp://` beyond this host (refused by default with
+    /// `PLAINTEXT_REFUSED`).
+    #[uniffi(default = false)]
+    pub insecure: bool,
+    /// Any core setting by the name `netchan settings` lists
+    /// (`mapOf("send_buffer" to "1MiB")`), applied before the fields above.
+    #[uniffi(default = None)]
+    pub settings: Option<std::collections::HashMap<String, String>>,
+}
+
+/// TLS settings. Each PEM is a file's path, or the PEM text itself (a
+/// string starting with `-----BEGIN`, for keys embedded in an app).
+#[derive(Debug, Clone, PartialEq, Eq, Default, uniffi::Record)]
+pub struct TlsSettings {
+    /// This endpoint's certificate chain (to listen on `tls://`, or for
+    /// mutual TLS).
+    #[uniffi(default = None)]
+    pub cert: Option<String>,
+    /// The private key of `cert`.
+    #[uniffi(default = None)]
+    pub key: Option<String>,
+    /// CA certificates that sign the peers' certificates (to dial
+    /// `tls://`, or check clients).
+    #[uniffi(default = None)]
+    pub ca: Option<String>,
+    /// Peers' certificates trusted as they are, instead of a CA.
+    #[uniffi(default = None)]
+    pub pinned: Option<String>,
+    /// `"none"` (default), `"optional"` or `"required"` (mutual TLS).
+    #[uniffi(default = None)]
+    pub client_auth: Option<String>,
+    /// The name the dialled peer's certificate must carry, instead of the
+    /// address's host.
+    #[uniffi(default = None)]
+    pub server_name: Option<String>,
 }
 
 impl EndpointConfig {
@@ -519,7 +558,27 @@ impl EndpointConfig {
             })
         };
         let mut c = netchan::Config::default();
-        c.name = self.name.clone();
+        for (k, v) in self.settings.iter().flatten() {
+            c.set(k, v)?;
+        }
+        if self.name.is_some() {
+            c.name = self.name.clone();
+        }
+        c.insecure = c.insecure || self.insecure;
+        if let Some(t) = &self.tls {
+            for (name, v) in [
+                ("tls.cert", &t.cert),
+                ("tls.key", &t.key),
+                ("tls.ca", &t.ca),
+                ("tls.pinned", &t.pinned),
+                ("tls.client_auth", &t.client_auth),
+                ("tls.server_name", &t.server_name),
+            ] {
+                if let Some(v) = v {
+                    c.set(name, v)?;
+                }
+            }
+        }
         c.heartbeat_interval = ms(self.heartbeat_interval_ms);
         c.heartbeat_misses = self.heartbeat_misses;
         c.reconnect.enabled = self.reconnect;
@@ -553,6 +612,9 @@ impl Default for EndpointConfig {
             offline_buffer: 4 * 1024 * 1024,
             subscription_capacity: 16384,
             busy_poll_us: 0,
+            tls: None,
+            insecure: false,
+            settings: None,
         }
     }
 }

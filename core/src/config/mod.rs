@@ -1,7 +1,10 @@
 //! Endpoint configuration: every limit and default in one place.
 
+mod psk;
 mod settings;
 mod tls;
+pub(crate) use psk::SharedKeys;
+pub use psk::{generate_key_line, KeySource, MAX_KEY_ID, SHARED_KEY_LEN};
 pub use settings::{Setting, SettingKind, SETTINGS};
 pub use tls::{ClientAuth, Pem, TlsConfig};
 
@@ -332,6 +335,12 @@ pub struct Config {
     /// CA or pinned certificates it trusts. `None`: `tls://` is refused.
     /// Replace it at run time with `Endpoint::set_tls`.
     pub tls: Option<TlsConfig>,
+    /// Shared keys (docs/SECURITY.md, "Shared keys"): with them, every
+    /// `tcp://` link proves a key before any netchan frame, and is
+    /// encrypted. A dialler uses the first key, a listener accepts any.
+    /// `None`: plaintext `tcp://`. Replace it with
+    /// `Endpoint::set_shared_keys`.
+    pub shared_keys: Option<KeySource>,
     /// Allows plaintext `tcp://` to and from addresses beyond this host.
     /// Off by default: listening on or dialling a non-loopback `tcp://`
     /// address fails with `PLAINTEXT_REFUSED` (docs/SECURITY.md).
@@ -379,6 +388,7 @@ impl Default for Config {
             max_declaration_bytes_per_peer: 4 * 1024 * 1024,
             busy_poll: Duration::ZERO,
             tls: None,
+            shared_keys: None,
             insecure: false,
             unix_mode: 0o600,
             unix_allowed_uids: Vec::new(),

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use super::{ClientAuth, Config, Overflow, Pem, SlowPeer, TlsConfig};
+use super::{ClientAuth, Config, KeySource, Overflow, Pem, SlowPeer, TlsConfig};
 use crate::error::{Error, Result};
 
 /// How a setting's value is written.
@@ -240,6 +240,9 @@ settings! {
     "tls.server_name", SettingKind::Text, "the name a dialled peer's certificate must carry, instead of the address's host",
         |c| c.tls.as_ref().and_then(|t| t.server_name.clone()).unwrap_or_default(),
         |c, v| tls(c).server_name = Some(v.text.trim().to_owned()).filter(|n| !n.is_empty());
+    "psk", SettingKind::Text, "shared keys: a key file (netchan keygen), or its text; tcp:// links then prove a key and are encrypted",
+        |c| c.shared_keys.as_ref().map(|k| k.to_string()).unwrap_or_default(),
+        |c, v| c.shared_keys = Some(v.text.trim()).filter(|t| !t.is_empty()).map(KeySource::parse);
     "insecure", SettingKind::Bool, "allow plaintext tcp:// beyond this host (refused by default)",
         |c| c.insecure.to_string(),
         |c, v| c.insecure = v.boolean()?;
@@ -460,6 +463,7 @@ mod tests {
                 SettingKind::Text => match s.name {
                     "unix_mode" => "660",
                     "unix_allowed_uids" => "1000,1001",
+                    "psk" => "/etc/netchan/keys",
                     _ => "x",
                 },
                 SettingKind::Choice(names) => names[0],

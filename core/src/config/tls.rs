@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 /// PEM data: a file to read, or the text itself.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Pem {
-    /// A PEM file, read when the endpoint starts and on `reload_tls`.
+    /// A PEM file, read when the endpoint starts and on `reload_keys`.
     File(PathBuf),
     /// PEM text (`-----BEGIN ...`), for keys and certificates embedded in
     /// a program.

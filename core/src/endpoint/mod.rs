@@ -112,9 +112,10 @@ impl Endpoint {
         let name: Arc<str> = config.name.clone().unwrap_or_else(random_name).into();
         // Keys and certificates are read and checked now: a mistake is an
         // error here, not at the first connection.
-        let tls = Arc::new(crate::transport::tls::TlsSlot::default());
-        tls.replace(config.tls.clone())?;
-        let shared = Shared::new(name, config, rt, lineage, tls);
+        let keys = Arc::new(crate::transport::keys::Keys::default());
+        keys.replace_tls(config.tls.clone())?;
+        keys.replace_psk(config.shared_keys.clone())?;
+        let shared = Shared::new(name, config, rt, lineage, keys);
         let router = Router::new(shared.clone());
         let links = Links::new(shared.clone(), router.clone());
         let parts = Arc::new(Parts {
@@ -201,7 +202,7 @@ impl Endpoint {
     pub async fn listen(&self, addr: &str) -> Result<String> {
         self.parts.shared.check_open()?;
         let addr = Addr::parse(addr)?;
-        security::check_plaintext(&self.parts.shared.cfg, &addr, "listening on")?;
+        security::check_plaintext(&self.parts.shared, &addr, "listening on")?;
         self.parts.links.listen(&addr).await
     }
 
@@ -224,7 +225,7 @@ impl Endpoint {
     pub async fn connect(&self, addr: &str) -> Result<PeerInfo> {
         self.parts.shared.check_open()?;
         let parsed = Addr::parse(addr)?;
-        security::check_plaintext(&self.parts.shared.cfg, &parsed, "dialling")?;
+        security::check_plaintext(&self.parts.shared, &parsed, "dialling")?;
         let d = Arc::new(Dialer::new(parsed));
         // A peer at a connection limit says so (`OVERLOADED`); that passes,
         // so try again with a short, growing, jittered pause, within

@@ -1,12 +1,13 @@
 //! The endpoint's security settings at run time: plaintext refused beyond
-//! this host, and TLS settings replaced or reloaded without a restart
-//! (docs/SECURITY.md).
+//! this host, and TLS settings and shared keys replaced or reloaded
+//! without a restart (docs/SECURITY.md).
 
 use std::net::IpAddr;
 
 use super::Endpoint;
-use crate::config::{Config, TlsConfig};
+use crate::config::{KeySource, TlsConfig};
 use crate::error::{Error, ErrorCode, Result};
+use crate::shared::Shared;
 use crate::transport::Addr;
 
 /// Whether `host` names this machine only.
@@ -17,11 +18,19 @@ fn is_loopback(host: &str) -> bool {
     }
 }
 
-/// Refuses plaintext TCP beyond this host unless `insecure` allows it.
-/// `doing` is "listening on" or "dialling".
-pub(super) fn check_plaintext(cfg: &Config, addr: &Addr, doing: &str) -> Result<()> {
+/// Refuses plaintext TCP beyond this host unless shared keys encrypt it or
+/// `insecure` allows it. `doing` is "listening on" or "dialling".
+pub(super) fn check_plaintext(shared: &Shared, addr: &Addr, doing: &str) -> Result<()> {
+    refuse_plaintext(
+        shared.cfg.insecure || shared.keys.psk().is_some(),
+        addr,
+        doing,
+    )
+}
+
+fn refuse_plaintext(allowed: bool, addr: &Addr, doing: &str) -> Result<()> {
     match addr {
-        Addr::Tcp { host, port } if !cfg.insecure && !is_loopback(host) => {
+        Addr::Tcp { host, port } if !allowed && !is_loopback(host) => {
             let tls = Addr::Tls {
                 host: host.clone(),
                 port: *port,
@@ -29,7 +38,7 @@ pub(super) fn check_plaintext(cfg: &Config, addr: &Addr, doing: &str) -> Result<
             Err(Error::new(
                 ErrorCode::PlaintextRefused,
                 format!(
-                    "{doing} {addr} would carry plaintext beyond this host; use {tls} with TLS settings (Config.tls; netchan --tls-*), or allow plaintext explicitly (Config.insecure; netchan --insecure); see docs/SECURITY.md"
+                    "{doing} {addr} would carry plaintext beyond this host; use {tls} with TLS settings (Config.tls; netchan --tls-*), or shared keys (Config.shared_keys; netchan --psk-file), or allow plaintext explicitly (Config.insecure; netchan --insecure); see docs/SECURITY.md"
                 ),
             ))
         }
@@ -45,16 +54,25 @@ impl Endpoint {
     ///
     /// Errors: `INVALID_ARGUMENT` naming the file or setting at fault.
     pub fn set_tls(&self, tls: Option<TlsConfig>) -> Result<()> {
-        self.parts.shared.tls.replace(tls)
+        self.parts.shared.keys.replace_tls(tls)
     }
 
-    /// Reads the TLS settings' files again (a renewed certificate, a
-    /// rotated key), for connections made from now on. On an error the
-    /// settings in use stay.
+    /// Replaces the shared keys (`None` removes them): `tcp://` links made
+    /// from now on prove the new ones; existing links keep working. The
+    /// keys are read and checked first; on an error the keys in use stay.
+    ///
+    /// Errors: `INVALID_ARGUMENT` naming the file or line at fault.
+    pub fn set_shared_keys(&self, keys: Option<KeySource>) -> Result<()> {
+        self.parts.shared.keys.replace_psk(keys)
+    }
+
+    /// Reads the TLS settings' files and the shared key file again (a
+    /// renewed certificate, a rotated key), for connections made from now
+    /// on. On an error everything in use stays.
     ///
     /// Errors: `INVALID_ARGUMENT` naming the file at fault.
-    pub fn reload_tls(&self) -> Result<()> {
-        self.parts.shared.tls.reload()
+    pub fn reload_keys(&self) -> Result<()> {
+        self.parts.shared.keys.reload()
     }
 }
 
@@ -87,10 +105,9 @@ mod tests {
     }
 
     #[test]
-    fn plaintext_beyond_this_host_is_refused_unless_insecure() {
-        let mut cfg = Config::default();
+    fn plaintext_beyond_this_host_is_refused_unless_allowed() {
         let wide = Addr::parse("tcp://0.0.0.0:7000").unwrap();
-        let e = check_plaintext(&cfg, &wide, "listening on").unwrap_err();
+        let e = refuse_plaintext(false, &wide, "listening on").unwrap_err();
         assert_eq!(e.code(), ErrorCode::PlaintextRefused);
         assert!(e.detail().contains("tls://0.0.0.0:7000"), "{e}");
         assert!(e.detail().contains("insecure"), "{e}");
@@ -100,9 +117,8 @@ mod tests {
             "unix:///tmp/x",
             "inproc://x",
         ] {
-            check_plaintext(&cfg, &Addr::parse(ok).unwrap(), "dialling").unwrap();
+            refuse_plaintext(false, &Addr::parse(ok).unwrap(), "dialling").unwrap();
         }
-        cfg.insecure = true;
-        check_plaintext(&cfg, &wide, "listening on").unwrap();
+        refuse_plaintext(true, &wide, "listening on").unwrap();
     }
 }

@@ -28,7 +28,6 @@ use crate::router::Router;
 use crate::rx::Receiver;
 use crate::shared::{now_ms, Shared};
 use crate::tally::Tally;
-use crate::transport::tls::tls_error;
 use crate::transport::{dial, Conn, Listener, Reader};
 use accept::accept_loop;
 use state::{Handshake, Step};
@@ -95,7 +94,7 @@ impl Links {
     /// address (a TCP port 0 resolved).
     pub(crate) async fn listen(self: &Arc<Self>, addr: &crate::transport::Addr) -> Result<String> {
         let (listener, bound) =
-            Listener::bind(addr, &self.shared.tls, self.shared.cfg.unix_mode).await?;
+            Listener::bind(addr, &self.shared.keys, self.shared.cfg.unix_mode).await?;
         tracing::info!(endpoint = %self.shared.name, addr = %bound, "listening");
         self.listeners.fetch_add(1, Relaxed);
         let stop = tokio_util::sync::CancellationToken::new();
@@ -140,7 +139,7 @@ impl Links {
         self.shared.check_open()?;
         let connect_timeout = self.shared.cfg.connect_timeout;
         let conn =
-            match tokio::time::timeout(connect_timeout, dial(&d.addr, &self.shared.tls)).await {
+            match tokio::time::timeout(connect_timeout, dial(&d.addr, &self.shared.keys)).await {
                 Ok(c) => c?,
                 Err(_) => {
                     return Err(Error::new(
@@ -288,7 +287,7 @@ impl Links {
                         let n = reader.read_buf(&mut rbuf).await.map_err(|e| {
                             // TLS 1.3: a refused client certificate is told
                             // after the client's side of the handshake.
-                            tls_error(&remote, &e).unwrap_or_else(|| {
+                            crate::transport::security_error(&remote, &e).unwrap_or_else(|| {
                                 Error::new(ErrorCode::PeerLost, format!("reading HELLO: {e}"))
                             })
                         })?;

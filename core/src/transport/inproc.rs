@@ -73,7 +73,7 @@ pub(crate) fn pipe_with(capacity: usize) -> (PipeWriter, PipeReader) {
 impl PipeReader {
     /// Takes everything buffered, waiting for something; `None` at the end
     /// of the stream. No copy: the bytes move out as they are.
-    pub(crate) async fn take(&mut self) -> Option<BytesMut> {
+    pub(crate) async fn take_all(&mut self) -> Option<BytesMut> {
         std::future::poll_fn(|cx| {
             let mut st = self.0.lock();
             if !st.buf.is_empty() {

@@ -8,6 +8,8 @@
 //! and the listener, and a dial/listen arm here; nothing above changes.
 
 mod inproc;
+pub(crate) mod keys;
+mod psk;
 pub(crate) mod tls;
 
 pub use inproc::PIPE_CAPACITY as INPROC_PIPE_CAPACITY;
@@ -40,7 +42,7 @@ pub enum Addr {
         /// Port; 0 to let the system choose when listening.
         port: u16,
     },
-    /// `tls://HOST:PORT`: TLS 1.3 over TCP (see [`tls::TlsConfig`]).
+    /// `tls://HOST:PORT`: TLS 1.3 over TCP (see [`TlsConfig`](crate::config::TlsConfig)).
     Tls {
         /// Host name or address (IPv6 without brackets); a dialled peer's
         /// certificate must carry it (or `TlsConfig::server_name`).
@@ -171,8 +173,9 @@ pub(crate) enum Wire {
     Tcp(tokio::net::tcp::OwnedWriteHalf),
     Unix(tokio::net::unix::OwnedWriteHalf),
     Inproc(inproc::PipeWriter),
-    /// A pipe drained into the TLS stream by its own task (see [`tls`]).
-    Tls(inproc::PipeWriter),
+    /// A pipe that its own task drains into an encrypted stream (TLS,
+    /// shared keys: see [`tls`]).
+    Piped(inproc::PipeWriter),
 }
 
 impl Wire {
@@ -203,7 +206,7 @@ impl Wire {
                     let s = w.as_ref();
                     s.try_io(Interest::WRITABLE, || send(socket2::SockRef::from(s)))
                 }
-                Wire::Inproc(w) | Wire::Tls(w) => w.try_write_vectored(bufs),
+                Wire::Inproc(w) | Wire::Piped(w) => w.try_write_vectored(bufs),
             }
         }
         #[cfg(not(any(
@@ -216,7 +219,7 @@ impl Wire {
         match self {
             Wire::Tcp(w) => w.try_write_vectored(bufs),
             Wire::Unix(w) => w.try_write_vectored(bufs),
-            Wire::Inproc(w) | Wire::Tls(w) => w.try_write_vectored(bufs),
+            Wire::Inproc(w) | Wire::Piped(w) => w.try_write_vectored(bufs),
         }
     }
 
@@ -225,7 +228,7 @@ impl Wire {
         match self {
             Wire::Tcp(w) => w.writable().await,
             Wire::Unix(w) => w.writable().await,
-            Wire::Inproc(w) | Wire::Tls(w) => w.writable().await,
+            Wire::Inproc(w) | Wire::Piped(w) => w.writable().await,
         }
     }
 
@@ -235,7 +238,7 @@ impl Wire {
         let r = match self {
             Wire::Tcp(w) => socket2::SockRef::from(w.as_ref()).shutdown(std::net::Shutdown::Write),
             Wire::Unix(w) => socket2::SockRef::from(w.as_ref()).shutdown(std::net::Shutdown::Write),
-            Wire::Inproc(w) | Wire::Tls(w) => {
+            Wire::Inproc(w) | Wire::Piped(w) => {
                 w.shutdown();
                 Ok(())
             }
@@ -416,7 +419,7 @@ impl tokio::io::AsyncWrite for RawConn {
 #[doc(hidden)]
 pub async fn raw_connect(addr: &str) -> Result<RawConn> {
     Ok(RawConn {
-        conn: dial(&Addr::parse(addr)?, &tls::TlsSlot::default()).await?,
+        conn: dial(&Addr::parse(addr)?, &keys::Keys::default()).await?,
     })
 }
 
@@ -432,7 +435,7 @@ pub struct RawListener {
 impl RawListener {
     /// Binds `addr`.
     pub async fn bind(addr: &str) -> Result<RawListener> {
-        let tls = std::sync::Arc::new(tls::TlsSlot::default());
+        let tls = std::sync::Arc::new(keys::Keys::default());
         let (inner, bound) = Listener::bind(&Addr::parse(addr)?, &tls, 0o600).await?;
         Ok(RawListener {
             inner,
@@ -451,8 +454,15 @@ impl RawListener {
     }
 }
 
-/// Dials an address (a `tls://` one with the settings in `tls`).
-pub(crate) async fn dial(addr: &Addr, tls: &tls::TlsSlot) -> Result<Conn> {
+/// The error for an I/O error that is a TLS or shared-key failure with
+/// `remote` (after the handshake too), if it is one.
+pub(crate) fn security_error(remote: &str, e: &std::io::Error) -> Option<Error> {
+    tls::tls_error(remote, e).or_else(|| psk::failure(remote, e))
+}
+
+/// Dials an address (a `tls://` one, or `tcp://` with shared keys, with the
+/// keys in `keys`).
+pub(crate) async fn dial(addr: &Addr, keys: &keys::Keys) -> Result<Conn> {
     let refused = |e: std::io::Error| {
         Error::new(
             ErrorCode::ConnectRefused,
@@ -464,16 +474,22 @@ pub(crate) async fn dial(addr: &Addr, tls: &tls::TlsSlot) -> Result<Conn> {
             let s = TcpStream::connect((host.as_str(), *port))
                 .await
                 .map_err(refused)?;
-            Ok(tcp_conn(s))
+            match keys.psk() {
+                None => Ok(tcp_conn(s)),
+                Some(psk) => {
+                    let (remote, origin) = tcp_prepare(&s, "tcp");
+                    psk::connect(&psk, s, remote, origin).await
+                }
+            }
         }
         Addr::Tls { host, port } => {
             // Settings first: a missing CA is the caller's to fix, not the peer's.
-            tls.check_client()?;
+            let client = keys.tls_client()?;
             let s = TcpStream::connect((host.as_str(), *port))
                 .await
                 .map_err(refused)?;
             let (remote, origin) = tcp_prepare(&s, "tls");
-            tls::connect(tls, host, s, remote, origin).await
+            tls::connect(client, host, s, remote, origin).await
         }
         Addr::Unix(p) => {
             let s = UnixStream::connect(p).await.map_err(refused)?;
@@ -511,9 +527,11 @@ impl Accepted {
 
 /// A bound listener.
 pub(crate) enum Listener {
-    Tcp(TcpListener),
+    /// TCP; with shared keys in use at the time of an accept, the
+    /// connection must prove one.
+    Tcp(TcpListener, std::sync::Arc<keys::Keys>),
     /// TLS: the endpoint's settings at the time of each accept.
-    Tls(TcpListener, std::sync::Arc<tls::TlsSlot>),
+    Tls(TcpListener, std::sync::Arc<keys::Keys>),
     Unix(UnixListener, PathBuf),
     Inproc(inproc::InprocListener),
 }
@@ -523,14 +541,14 @@ impl Listener {
     /// resolved). A Unix socket file gets the permissions `unix_mode`.
     pub(crate) async fn bind(
         addr: &Addr,
-        tls: &std::sync::Arc<tls::TlsSlot>,
+        keys: &std::sync::Arc<keys::Keys>,
         unix_mode: u32,
     ) -> Result<(Listener, Addr)> {
         match addr {
             Addr::Tcp { host, port } | Addr::Tls { host, port } => {
                 let secure = matches!(addr, Addr::Tls { .. });
                 if secure {
-                    tls.server()?;
+                    keys.tls_server()?;
                 }
                 let l = TcpListener::bind((host.as_str(), *port))
                     .await
@@ -545,9 +563,9 @@ impl Listener {
                 let local = l.local_addr().map_err(|e| Error::io("local_addr", &e))?;
                 let (host, port) = (local.ip().to_string(), local.port());
                 Ok(if secure {
-                    (Listener::Tls(l, tls.clone()), Addr::Tls { host, port })
+                    (Listener::Tls(l, keys.clone()), Addr::Tls { host, port })
                 } else {
-                    (Listener::Tcp(l), Addr::Tcp { host, port })
+                    (Listener::Tcp(l, keys.clone()), Addr::Tcp { host, port })
                 })
             }
             Addr::Unix(p) => {
@@ -606,11 +624,24 @@ impl Listener {
 
     pub(crate) async fn accept(&self) -> std::io::Result<Accepted> {
         Ok(match self {
-            Listener::Tcp(l) => Accepted::ready(tcp_conn(l.accept().await?.0)),
-            Listener::Tls(l, slot) => {
+            Listener::Tcp(l, keys) => {
+                let (s, _) = l.accept().await?;
+                match keys.psk() {
+                    None => Accepted::ready(tcp_conn(s)),
+                    Some(psk) => {
+                        let (remote, origin) = tcp_prepare(&s, "tcp");
+                        Accepted {
+                            origin: origin.clone(),
+                            remote: remote.clone(),
+                            ready: Box::pin(psk::accept(psk, s, remote, origin)),
+                        }
+                    }
+                }
+            }
+            Listener::Tls(l, keys) => {
                 let (s, _) = l.accept().await?;
                 let (remote, origin) = tcp_prepare(&s, "tls");
-                let cfg = slot.server();
+                let cfg = keys.tls_server();
                 Accepted {
                     origin: origin.clone(),
                     remote: remote.clone(),
@@ -683,11 +714,11 @@ mod tests {
             .unwrap();
         let want = 2 * UNIX_SEND_BUFFER.min(max);
         let path = std::env::temp_dir().join(format!("netchan-sndbuf-{}.sock", std::process::id()));
-        let tls = std::sync::Arc::new(tls::TlsSlot::default());
-        let (l, addr) = Listener::bind(&Addr::Unix(path), &tls, 0o600)
+        let keys = std::sync::Arc::new(keys::Keys::default());
+        let (l, addr) = Listener::bind(&Addr::Unix(path), &keys, 0o600)
             .await
             .unwrap();
-        let (dialled, accepted) = tokio::join!(dial(&addr, &tls), l.accept());
+        let (dialled, accepted) = tokio::join!(dial(&addr, &keys), l.accept());
         let accepted = accepted.unwrap().finish().await;
         for conn in [dialled.unwrap(), accepted.unwrap()] {
             let Wire::Unix(w) = &conn.writer else {

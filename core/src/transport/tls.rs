@@ -1,8 +1,8 @@
 //! TLS 1.3 on `tls://HOST:PORT` (rustls with the ring provider).
 //!
 //! [`TlsConfig`](crate::config::TlsConfig) says where the keys and certificates are (PEM files or PEM
-//! text, so an application can embed them). The endpoint builds it into a
-//! [`TlsSlot`] at start and again on `Endpoint::set_tls` / `reload_tls`:
+//! text, so an application can embed them). The endpoint builds it into
+//! its [`Keys`] at start and again on `Endpoint::set_tls` / `reload_keys`:
 //! connections made after a reload use the new keys, existing ones keep
 //! theirs.
 //!
@@ -14,7 +14,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
@@ -74,9 +74,9 @@ fn config_error(what: &str, e: impl fmt::Display) -> Error {
 
 /// TLS settings built for use: what listeners and dialers take.
 pub(crate) struct TlsState {
-    server: Option<Arc<rustls::ServerConfig>>,
-    client: Option<Arc<rustls::ClientConfig>>,
-    server_name: Option<String>,
+    pub(super) server: Option<Arc<rustls::ServerConfig>>,
+    pub(super) client: Option<Arc<rustls::ClientConfig>>,
+    pub(super) server_name: Option<String>,
 }
 
 impl TlsState {
@@ -188,69 +188,6 @@ impl TlsState {
 /// The application protocol a netchan TLS connection names (ALPN), so a
 /// TLS server of another protocol refuses it at the handshake.
 const ALPN: &[u8] = b"netchan/2";
-
-/// The endpoint's current TLS settings, replaced on reload.
-#[derive(Default)]
-pub(crate) struct TlsSlot {
-    state: RwLock<Option<Arc<TlsState>>>,
-    /// What `state` was built from, for `reload`.
-    source: std::sync::Mutex<Option<TlsConfig>>,
-}
-
-impl TlsSlot {
-    pub(crate) fn set(&self, s: Option<TlsState>) {
-        *self.state.write().unwrap_or_else(|p| p.into_inner()) = s.map(Arc::new);
-    }
-
-    /// Builds `c` and puts it in use for connections made from now on;
-    /// on an error the settings in use stay.
-    pub(crate) fn replace(&self, c: Option<TlsConfig>) -> Result<()> {
-        let mut source = self.source.lock().unwrap_or_else(|p| p.into_inner());
-        self.set(c.as_ref().map(TlsState::build).transpose()?);
-        *source = c;
-        Ok(())
-    }
-
-    /// Builds the settings in use again, reading their files anew.
-    pub(crate) fn reload(&self) -> Result<()> {
-        let c = self
-            .source
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        self.replace(c)
-    }
-
-    fn get(&self) -> Option<Arc<TlsState>> {
-        self.state.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Whether this endpoint can listen on `tls://`.
-    pub(crate) fn server(&self) -> Result<Arc<rustls::ServerConfig>> {
-        self.get().and_then(|s| s.server.clone()).ok_or_else(|| {
-            Error::invalid_argument(
-                "listening on tls:// needs a certificate and its key (Config.tls: tls.cert and tls.key)",
-            )
-        })
-    }
-
-    /// Whether this endpoint can dial `tls://`.
-    pub(crate) fn check_client(&self) -> Result<()> {
-        self.client().map(|_| ())
-    }
-
-    fn client(&self) -> Result<(Arc<rustls::ClientConfig>, Option<String>)> {
-        let s = self.get();
-        let name = s.as_ref().and_then(|s| s.server_name.clone());
-        s.and_then(|s| s.client.clone())
-            .map(|c| (c, name))
-            .ok_or_else(|| {
-                Error::invalid_argument(
-                    "dialling tls:// needs the CA that signed the peer's certificate (Config.tls: tls.ca) or the certificate itself (tls.pinned)",
-                )
-            })
-    }
-}
 
 /// Trusts a pinned certificate as it is, else asks the CA verifier.
 #[derive(Debug)]
@@ -384,7 +321,7 @@ where
     tokio::spawn(pump(pr, w));
     Conn {
         reader: Box::pin(r),
-        writer: Wire::Tls(pw),
+        writer: Wire::Piped(pw),
         remote,
         origin,
     }
@@ -394,7 +331,7 @@ where
 /// dropped pipe fails the link's next write; the pipe's end sends the TLS
 /// close_notify and FIN.
 async fn pump<W: AsyncWrite + Unpin>(mut from: PipeReader, mut to: W) {
-    while let Some(chunk) = from.take().await {
+    while let Some(chunk) = from.take_all().await {
         if to.write_all(&chunk).await.is_err() || to.flush().await.is_err() {
             return;
         }
@@ -417,13 +354,12 @@ fn server_name(host: &str, over: Option<String>) -> Result<ServerName<'static>> 
 
 /// Handshakes as the client over a connected TCP stream.
 pub(crate) async fn connect(
-    slot: &TlsSlot,
+    (cfg, over): (Arc<rustls::ClientConfig>, Option<String>),
     host: &str,
     s: TcpStream,
     remote: String,
     origin: Origin,
 ) -> Result<Conn> {
-    let (cfg, over) = slot.client()?;
     let name = server_name(host, over)?;
     let s = tokio_rustls::TlsConnector::from(cfg)
         .connect(name, s)

@@ -52,6 +52,7 @@ from ._errors import (
     CertExpiredError,
     ClientCertRequiredError,
     PermissionDeniedError,
+    SharedKeyRefusedError,
     error_class,
 )
 from ._native import (
@@ -115,6 +116,11 @@ class Endpoint(_native.Endpoint):
     (how long a blocking call keeps polling before it parks its thread;
     default 0: park at once; at most 1 s), ``stream_window`` (bytes the
     other side of a stream may send before this side reads; default 1 MiB).
+    TLS (docs/SECURITY.md): ``tls_cert``, ``tls_key``, ``tls_ca``,
+    ``tls_pinned`` (a path or PEM bytes), ``tls_client_auth``
+    (``"none"``, ``"optional"``, ``"required"``), ``tls_server_name``;
+    ``insecure=True`` allows plaintext ``tcp://`` beyond this host;
+    ``settings`` sets any core setting by name (``{"tls.ca": "ca.pem"}``).
 
     Open endpoints are closed at interpreter exit, after sending what is
     queued (at most :data:`EXIT_FLUSH` seconds in all).
@@ -269,6 +275,7 @@ __all__ = [
     "CertExpiredError",
     "ClientCertRequiredError",
     "PermissionDeniedError",
+    "SharedKeyRefusedError",
     "InternalError",
     # TimeoutError and CancelledError are left out of ``*`` imports so they
     # do not shadow the built-in / asyncio names; use netchan.TimeoutError.

@@ -42,6 +42,7 @@ __all__ = [
     "CertExpiredError",
     "ClientCertRequiredError",
     "PermissionDeniedError",
+    "SharedKeyRefusedError",
     "InternalError",
 ]
 
@@ -234,6 +235,12 @@ class PermissionDeniedError(Error, PermissionError):
     code = "PERMISSION_DENIED"
 
 
+class SharedKeyRefusedError(Error, ConnectionError):
+    """A shared-key handshake failed (``SHARED_KEY_REFUSED``)."""
+
+    code = "SHARED_KEY_REFUSED"
+
+
 class InternalError(Error, RuntimeError):
     """A bug in netchan (``INTERNAL``); please report it."""
 
@@ -271,6 +278,7 @@ _BY_CODE: Dict[str, Type[Error]] = {
         CertExpiredError,
         ClientCertRequiredError,
         PermissionDeniedError,
+        SharedKeyRefusedError,
         InternalError,
     )
 }

@@ -1,8 +1,9 @@
 # Hand-written stubs for the compiled module (see TOOLCHAINS P5). The tests
 # check that every public name here exists in the compiled module and back.
 import asyncio
+import os
 from types import TracebackType
-from typing import Any, Iterable, Iterator, AsyncIterator, List, Optional, Tuple, Type, TypedDict, Union
+from typing import Any, Iterable, Iterator, AsyncIterator, List, Mapping, Optional, Tuple, Type, TypedDict, Union
 
 from typing import TypeVar
 
@@ -219,6 +220,14 @@ class Endpoint:
         sub_overflow: Optional[str] = None,
         busy_poll: Optional[float] = None,
         stream_window: Optional[int] = None,
+        tls_cert: Union[str, bytes, "os.PathLike[str]", None] = None,
+        tls_key: Union[str, bytes, "os.PathLike[str]", None] = None,
+        tls_ca: Union[str, bytes, "os.PathLike[str]", None] = None,
+        tls_pinned: Union[str, bytes, "os.PathLike[str]", None] = None,
+        tls_client_auth: Optional[str] = None,
+        tls_server_name: Optional[str] = None,
+        insecure: Optional[bool] = None,
+        settings: Optional[Mapping[str, Union[str, int, float, bool]]] = None,
     ) -> "Endpoint": ...
     @property
     def name(self) -> str: ...

@@ -3147,6 +3147,21 @@ public struct EndpointConfig: Equatable, Hashable {
      * up to this much CPU per wait; zero (the default) parks at once.
      */
     public var busyPollUs: UInt64
+    /**
+     * TLS for `tls://` addresses (docs/SECURITY.md); `null`: `tls://` is
+     * refused.
+     */
+    public var tls: TlsSettings?
+    /**
+     * Allow plaintext `tcp://` beyond this host (refused by default with
+     * `PLAINTEXT_REFUSED`).
+     */
+    public var insecure: Bool
+    /**
+     * Any core setting by the name `netchan settings` lists
+     * (`mapOf("send_buffer" to "1MiB")`), applied before the fields above.
+     */
+    public var settings: [String: String]?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3193,7 +3208,19 @@ public struct EndpointConfig: Equatable, Hashable {
          * `recv_blocking`) keeps polling before it parks its thread, in
          * microseconds: the core's `busy_poll`, at most one second. It costs
          * up to this much CPU per wait; zero (the default) parks at once.
-         */busyPollUs: UInt64 = UInt64(0)) {
+         */busyPollUs: UInt64 = UInt64(0), 
+        /**
+         * TLS for `tls://` addresses (docs/SECURITY.md); `null`: `tls://` is
+         * refused.
+         */tls: TlsSettings? = nil, 
+        /**
+         * Allow plaintext `tcp://` beyond this host (refused by default with
+         * `PLAINTEXT_REFUSED`).
+         */insecure: Bool = false, 
+        /**
+         * Any core setting by the name `netchan settings` lists
+         * (`mapOf("send_buffer" to "1MiB")`), applied before the fields above.
+         */settings: [String: String]? = nil) {
         self.name = name
         self.heartbeatIntervalMs = heartbeatIntervalMs
         self.heartbeatMisses = heartbeatMisses
@@ -3207,6 +3234,9 @@ public struct EndpointConfig: Equatable, Hashable {
         self.offlineBuffer = offlineBuffer
         self.subscriptionCapacity = subscriptionCapacity
         self.busyPollUs = busyPollUs
+        self.tls = tls
+        self.insecure = insecure
+        self.settings = settings
     }
 
     
@@ -3237,7 +3267,10 @@ public struct FfiConverterTypeEndpointConfig: FfiConverterRustBuffer {
                 maxFrameSize: FfiConverterUInt64.read(from: &buf), 
                 offlineBuffer: FfiConverterUInt64.read(from: &buf), 
                 subscriptionCapacity: FfiConverterUInt64.read(from: &buf), 
-                busyPollUs: FfiConverterUInt64.read(from: &buf)
+                busyPollUs: FfiConverterUInt64.read(from: &buf), 
+                tls: FfiConverterOptionTypeTlsSettings.read(from: &buf), 
+                insecure: FfiConverterBool.read(from: &buf), 
+                settings: FfiConverterOptionDictionaryStringString.read(from: &buf)
         )
     }
 
@@ -3255,6 +3288,9 @@ public struct FfiConverterTypeEndpointConfig: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.offlineBuffer, into: &buf)
         FfiConverterUInt64.write(value.subscriptionCapacity, into: &buf)
         FfiConverterUInt64.write(value.busyPollUs, into: &buf)
+        FfiConverterOptionTypeTlsSettings.write(value.tls, into: &buf)
+        FfiConverterBool.write(value.insecure, into: &buf)
+        FfiConverterOptionDictionaryStringString.write(value.settings, into: &buf)
     }
 }
 
@@ -4328,6 +4364,122 @@ public func FfiConverterTypeSubscriptionStats_lower(_ value: SubscriptionStats) 
 
 
 /**
+ * TLS settings. Each PEM is a file's path, or the PEM text itself (a
+ * string starting with `-----BEGIN`, for keys embedded in an app).
+ */
+public struct TlsSettings: Equatable, Hashable {
+    /**
+     * This endpoint's certificate chain (to listen on `tls://`, or for
+     * mutual TLS).
+     */
+    public var cert: String?
+    /**
+     * The private key of `cert`.
+     */
+    public var key: String?
+    /**
+     * CA certificates that sign the peers' certificates (to dial
+     * `tls://`, or check clients).
+     */
+    public var ca: String?
+    /**
+     * Peers' certificates trusted as they are, instead of a CA.
+     */
+    public var pinned: String?
+    /**
+     * `"none"` (default), `"optional"` or `"required"` (mutual TLS).
+     */
+    public var clientAuth: String?
+    /**
+     * The name the dialled peer's certificate must carry, instead of the
+     * address's host.
+     */
+    public var serverName: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * This endpoint's certificate chain (to listen on `tls://`, or for
+         * mutual TLS).
+         */cert: String? = nil, 
+        /**
+         * The private key of `cert`.
+         */key: String? = nil, 
+        /**
+         * CA certificates that sign the peers' certificates (to dial
+         * `tls://`, or check clients).
+         */ca: String? = nil, 
+        /**
+         * Peers' certificates trusted as they are, instead of a CA.
+         */pinned: String? = nil, 
+        /**
+         * `"none"` (default), `"optional"` or `"required"` (mutual TLS).
+         */clientAuth: String? = nil, 
+        /**
+         * The name the dialled peer's certificate must carry, instead of the
+         * address's host.
+         */serverName: String? = nil) {
+        self.cert = cert
+        self.key = key
+        self.ca = ca
+        self.pinned = pinned
+        self.clientAuth = clientAuth
+        self.serverName = serverName
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension TlsSettings: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTlsSettings: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TlsSettings {
+        return
+            try TlsSettings(
+                cert: FfiConverterOptionString.read(from: &buf), 
+                key: FfiConverterOptionString.read(from: &buf), 
+                ca: FfiConverterOptionString.read(from: &buf), 
+                pinned: FfiConverterOptionString.read(from: &buf), 
+                clientAuth: FfiConverterOptionString.read(from: &buf), 
+                serverName: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: TlsSettings, into buf: inout [UInt8]) {
+        FfiConverterOptionString.write(value.cert, into: &buf)
+        FfiConverterOptionString.write(value.key, into: &buf)
+        FfiConverterOptionString.write(value.ca, into: &buf)
+        FfiConverterOptionString.write(value.pinned, into: &buf)
+        FfiConverterOptionString.write(value.clientAuth, into: &buf)
+        FfiConverterOptionString.write(value.serverName, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTlsSettings_lift(_ buf: RustBuffer) throws -> TlsSettings {
+    return try FfiConverterTypeTlsSettings.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTlsSettings_lower(_ value: TlsSettings) -> RustBuffer {
+    return FfiConverterTypeTlsSettings.lower(value)
+}
+
+
+/**
  * Something that happened to the endpoint. Codes are symbolic names
  * (`PEER_LOST`, `CLOSED`, ...).
  */
@@ -4573,6 +4725,8 @@ enum NetchanError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     )
     case PermissionDenied(detail: String
     )
+    case SharedKeyRefused(detail: String
+    )
     case Internal(detail: String
     )
 
@@ -4688,7 +4842,10 @@ public struct FfiConverterTypeNetchanError: FfiConverterRustBuffer {
         case 28: return .PermissionDenied(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 29: return .Internal(
+        case 29: return .SharedKeyRefused(
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 30: return .Internal(
             detail: try FfiConverterString.read(from: &buf)
             )
 
@@ -4843,8 +5000,13 @@ public struct FfiConverterTypeNetchanError: FfiConverterRustBuffer {
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .Internal(detail):
+        case let .SharedKeyRefused(detail):
             writeInt(&buf, Int32(29))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .Internal(detail):
+            writeInt(&buf, Int32(30))
             FfiConverterString.write(detail, into: &buf)
             
         }
@@ -5642,6 +5804,30 @@ fileprivate struct FfiConverterOptionTypeStreamOptions: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeTlsSettings: FfiConverterRustBuffer {
+    typealias SwiftType = TlsSettings?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeTlsSettings.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeTlsSettings.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeEvent: FfiConverterRustBuffer {
     typealias SwiftType = Event?
 
@@ -5706,6 +5892,30 @@ fileprivate struct FfiConverterOptionCallbackInterfaceMessageHandler: FfiConvert
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterCallbackInterfaceMessageHandler.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionDictionaryStringString: FfiConverterRustBuffer {
+    typealias SwiftType = [String: String]?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterDictionaryStringString.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterDictionaryStringString.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -5858,6 +6068,32 @@ fileprivate struct FfiConverterSequenceTypeSubscriptionStats: FfiConverterRustBu
             seq.append(try FfiConverterTypeSubscriptionStats.read(from: &buf))
         }
         return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterDictionaryStringString: FfiConverterRustBuffer {
+    public static func write(_ value: [String: String], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for (key, value) in value {
+            FfiConverterString.write(key, into: &buf)
+            FfiConverterString.write(value, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [String: String] {
+        let len: Int32 = try readInt(&buf)
+        var dict = [String: String]()
+        dict.reserveCapacity(Int(len))
+        for _ in 0..<len {
+            let key = try FfiConverterString.read(from: &buf)
+            let value = try FfiConverterString.read(from: &buf)
+            dict[key] = value
+        }
+        return dict
     }
 }
 private let UNIFFI_RUST_FUTURE_POLL_READY: Int8 = 0

@@ -5602,6 +5602,24 @@ data class EndpointConfig (
      * up to this much CPU per wait; zero (the default) parks at once.
      */
     val `busyPollUs`: kotlin.ULong = 0uL 
+    , 
+    /**
+     * TLS for `tls://` addresses (docs/SECURITY.md); `null`: `tls://` is
+     * refused.
+     */
+    val `tls`: TlsSettings? = null 
+    , 
+    /**
+     * Allow plaintext `tcp://` beyond this host (refused by default with
+     * `PLAINTEXT_REFUSED`).
+     */
+    val `insecure`: kotlin.Boolean = false 
+    , 
+    /**
+     * Any core setting by the name `netchan settings` lists
+     * (`mapOf("send_buffer" to "1MiB")`), applied before the fields above.
+     */
+    val `settings`: Map<kotlin.String, kotlin.String>? = null 
     
 ){
     
@@ -5631,6 +5649,9 @@ public object FfiConverterTypeEndpointConfig: FfiConverterRustBuffer<EndpointCon
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterOptionalTypeTlsSettings.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterOptionalMapStringString.read(buf),
         )
     }
 
@@ -5647,7 +5668,10 @@ public object FfiConverterTypeEndpointConfig: FfiConverterRustBuffer<EndpointCon
             FfiConverterULong.allocationSize(value.`maxFrameSize`) +
             FfiConverterULong.allocationSize(value.`offlineBuffer`) +
             FfiConverterULong.allocationSize(value.`subscriptionCapacity`) +
-            FfiConverterULong.allocationSize(value.`busyPollUs`)
+            FfiConverterULong.allocationSize(value.`busyPollUs`) +
+            FfiConverterOptionalTypeTlsSettings.allocationSize(value.`tls`) +
+            FfiConverterBoolean.allocationSize(value.`insecure`) +
+            FfiConverterOptionalMapStringString.allocationSize(value.`settings`)
     )
 
     override fun write(value: EndpointConfig, buf: ByteBuffer) {
@@ -5664,6 +5688,9 @@ public object FfiConverterTypeEndpointConfig: FfiConverterRustBuffer<EndpointCon
             FfiConverterULong.write(value.`offlineBuffer`, buf)
             FfiConverterULong.write(value.`subscriptionCapacity`, buf)
             FfiConverterULong.write(value.`busyPollUs`, buf)
+            FfiConverterOptionalTypeTlsSettings.write(value.`tls`, buf)
+            FfiConverterBoolean.write(value.`insecure`, buf)
+            FfiConverterOptionalMapStringString.write(value.`settings`, buf)
     }
 }
 
@@ -6429,6 +6456,89 @@ public object FfiConverterTypeSubscriptionStats: FfiConverterRustBuffer<Subscrip
 
 
 /**
+ * TLS settings. Each PEM is a file's path, or the PEM text itself (a
+ * string starting with `-----BEGIN`, for keys embedded in an app).
+ */
+data class TlsSettings (
+    /**
+     * This endpoint's certificate chain (to listen on `tls://`, or for
+     * mutual TLS).
+     */
+    val `cert`: kotlin.String? = null 
+    , 
+    /**
+     * The private key of `cert`.
+     */
+    val `key`: kotlin.String? = null 
+    , 
+    /**
+     * CA certificates that sign the peers' certificates (to dial
+     * `tls://`, or check clients).
+     */
+    val `ca`: kotlin.String? = null 
+    , 
+    /**
+     * Peers' certificates trusted as they are, instead of a CA.
+     */
+    val `pinned`: kotlin.String? = null 
+    , 
+    /**
+     * `"none"` (default), `"optional"` or `"required"` (mutual TLS).
+     */
+    val `clientAuth`: kotlin.String? = null 
+    , 
+    /**
+     * The name the dialled peer's certificate must carry, instead of the
+     * address's host.
+     */
+    val `serverName`: kotlin.String? = null 
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeTlsSettings: FfiConverterRustBuffer<TlsSettings> {
+    override fun read(buf: ByteBuffer): TlsSettings {
+        return TlsSettings(
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: TlsSettings) = (
+            FfiConverterOptionalString.allocationSize(value.`cert`) +
+            FfiConverterOptionalString.allocationSize(value.`key`) +
+            FfiConverterOptionalString.allocationSize(value.`ca`) +
+            FfiConverterOptionalString.allocationSize(value.`pinned`) +
+            FfiConverterOptionalString.allocationSize(value.`clientAuth`) +
+            FfiConverterOptionalString.allocationSize(value.`serverName`)
+    )
+
+    override fun write(value: TlsSettings, buf: ByteBuffer) {
+            FfiConverterOptionalString.write(value.`cert`, buf)
+            FfiConverterOptionalString.write(value.`key`, buf)
+            FfiConverterOptionalString.write(value.`ca`, buf)
+            FfiConverterOptionalString.write(value.`pinned`, buf)
+            FfiConverterOptionalString.write(value.`clientAuth`, buf)
+            FfiConverterOptionalString.write(value.`serverName`, buf)
+    }
+}
+
+
+
+/**
  * Something that happened to the endpoint. Codes are symbolic names
  * (`PEER_LOST`, `CLOSED`, ...).
  */
@@ -6972,6 +7082,14 @@ sealed class NetchanException: kotlin.Exception() {
             get() = "detail=${ `detail` }"
     }
     
+    class SharedKeyRefused(
+        
+        val `detail`: kotlin.String
+        ) : NetchanException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
     class Internal(
         
         val `detail`: kotlin.String
@@ -7083,7 +7201,10 @@ public object FfiConverterTypeNetchanError : FfiConverterRustBuffer<NetchanExcep
             28 -> NetchanException.PermissionDenied(
                 FfiConverterString.read(buf),
                 )
-            29 -> NetchanException.Internal(
+            29 -> NetchanException.SharedKeyRefused(
+                FfiConverterString.read(buf),
+                )
+            30 -> NetchanException.Internal(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
@@ -7228,6 +7349,11 @@ public object FfiConverterTypeNetchanError : FfiConverterRustBuffer<NetchanExcep
                 + FfiConverterString.allocationSize(value.`detail`)
             )
             is NetchanException.PermissionDenied -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is NetchanException.SharedKeyRefused -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterString.allocationSize(value.`detail`)
@@ -7382,8 +7508,13 @@ public object FfiConverterTypeNetchanError : FfiConverterRustBuffer<NetchanExcep
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is NetchanException.Internal -> {
+            is NetchanException.SharedKeyRefused -> {
                 buf.putInt(29)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is NetchanException.Internal -> {
+                buf.putInt(30)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
@@ -7971,6 +8102,38 @@ public object FfiConverterOptionalTypeStreamOptions: FfiConverterRustBuffer<Stre
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeTlsSettings: FfiConverterRustBuffer<TlsSettings?> {
+    override fun read(buf: ByteBuffer): TlsSettings? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeTlsSettings.read(buf)
+    }
+
+    override fun allocationSize(value: TlsSettings?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeTlsSettings.allocationSize(value)
+        }
+    }
+
+    override fun write(value: TlsSettings?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeTlsSettings.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeEvent: FfiConverterRustBuffer<Event?> {
     override fun read(buf: ByteBuffer): Event? {
         if (buf.get().toInt() == 0) {
@@ -8057,6 +8220,38 @@ public object FfiConverterOptionalTypeMessageHandler: FfiConverterRustBuffer<Mes
         } else {
             buf.put(1)
             FfiConverterTypeMessageHandler.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalMapStringString: FfiConverterRustBuffer<Map<kotlin.String, kotlin.String>?> {
+    override fun read(buf: ByteBuffer): Map<kotlin.String, kotlin.String>? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterMapStringString.read(buf)
+    }
+
+    override fun allocationSize(value: Map<kotlin.String, kotlin.String>?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterMapStringString.allocationSize(value)
+        }
+    }
+
+    override fun write(value: Map<kotlin.String, kotlin.String>?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterMapStringString.write(value, buf)
         }
     }
 }
@@ -8225,6 +8420,45 @@ public object FfiConverterSequenceTypeSubscriptionStats: FfiConverterRustBuffer<
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeSubscriptionStats.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterMapStringString: FfiConverterRustBuffer<Map<kotlin.String, kotlin.String>> {
+    override fun read(buf: ByteBuffer): Map<kotlin.String, kotlin.String> {
+        val len = buf.getInt()
+        return buildMap<kotlin.String, kotlin.String>(len) {
+            repeat(len) {
+                val k = FfiConverterString.read(buf)
+                val v = FfiConverterString.read(buf)
+                this[k] = v
+            }
+        }
+    }
+
+    override fun allocationSize(value: Map<kotlin.String, kotlin.String>): ULong {
+        val spaceForMapSize = 4UL
+        val spaceForChildren = value.map { (k, v) ->
+            FfiConverterString.allocationSize(k) +
+            FfiConverterString.allocationSize(v)
+        }.sum()
+        return spaceForMapSize + spaceForChildren
+    }
+
+    override fun write(value: Map<kotlin.String, kotlin.String>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        // The parens on `(k, v)` here ensure we're calling the right method,
+        // which is important for compatibility with older android devices.
+        // Ref https://blog.danlew.net/2017/03/16/kotlin-puzzler-whose-line-is-it-anyways/
+        value.forEach { (k, v) ->
+            FfiConverterString.write(k, buf)
+            FfiConverterString.write(v, buf)
         }
     }
 }

@@ -1,0 +1,63 @@
+'use strict'
+// TLS from Node (docs/SECURITY.md): certificates made by `netchan cert`,
+// given as paths or Buffers; mutual TLS over tls://127.0.0.1; a client
+// without a certificate refused with CLIENT_CERT_REQUIRED; bad settings
+// named; plaintext beyond this host refused unless `insecure`.
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { execFileSync } = require('node:child_process')
+const { netchan, cli, within, rejectsWith } = require('./helpers.js')
+const { Endpoint } = netchan
+
+const WATCHDOG = 20000
+
+/** A directory with a CA and `server` and `client` certificates, removed after the test. */
+function certs (t) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'netchan-node-tls-'))
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
+  for (const name of ['server', 'client']) {
+    execFileSync(cli(), ['cert', name, '--dir', dir], { timeout: 30000 })
+  }
+  return (f) => path.join(dir, f)
+}
+
+test('mutual TLS carries requests and refuses a client without a certificate', { skip: !cli() && 'the netchan CLI is not built' }, async (t) => {
+  const f = certs(t)
+  const server = new Endpoint({
+    name: 'node-tls-server',
+    // A Buffer is the PEM itself; a string a path.
+    tls: { cert: fs.readFileSync(f('server.pem')), key: f('server-key.pem'), ca: f('ca.pem'), clientAuth: 'required' }
+  })
+  const client = new Endpoint({ name: 'node-tls-client', tls: { ca: f('ca.pem'), cert: f('client.pem'), key: f('client-key.pem') } })
+  const anonymous = new Endpoint({ name: 'node-tls-anon', tls: { ca: fs.readFileSync(f('ca.pem')) } })
+  t.after(async () => { await Promise.all([server.close(), client.close(), anonymous.close()]) })
+  server.serve('echo', (req) => req.payload)
+  const addr = await server.listen('tls://127.0.0.1:0')
+  assert.match(addr, /^tls:\/\/127\.0\.0\.1:\d+$/)
+  const peer = await within(client.connect(addr), WATCHDOG, 'connect')
+  assert.match(peer.addr, /^tls:\/\//)
+  const reply = await within(client.request('echo', 'over tls'), WATCHDOG, 'request')
+  assert.equal(reply.toString(), 'over tls')
+  await rejectsWith(within(anonymous.connect(addr), WATCHDOG, 'refused connect'), 'CLIENT_CERT_REQUIRED')
+})
+
+test('bad TLS settings are INVALID_ARGUMENT naming the setting', () => {
+  assert.throws(() => new Endpoint({ tls: { cert: '/nonexistent/cert.pem', key: '/nonexistent/key.pem' } }),
+    (e) => e.code === 'INVALID_ARGUMENT' && e.message.includes('/nonexistent/cert.pem'))
+  assert.throws(() => new Endpoint({ tls: { clientAuth: 'sometimes' } }),
+    (e) => e.code === 'INVALID_ARGUMENT' && e.message.includes('tls.client_auth'))
+  assert.throws(() => new Endpoint({ settings: { 'no.such.setting': 1 } }), (e) => e.code === 'INVALID_ARGUMENT')
+})
+
+test('plaintext beyond this host is refused unless insecure', async (t) => {
+  const plain = new Endpoint({ name: 'node-plain' })
+  const open = new Endpoint({ name: 'node-open', insecure: true })
+  const byName = new Endpoint({ name: 'node-open2', settings: { insecure: true, send_buffer: '1MiB' } })
+  t.after(async () => { await Promise.all([plain.close(), open.close(), byName.close()]) })
+  await rejectsWith(plain.listen('tcp://0.0.0.0:0'), 'PLAINTEXT_REFUSED')
+  assert.match(await open.listen('tcp://0.0.0.0:0'), /^tcp:\/\/0\.0\.0\.0:\d+$/)
+  await byName.listen('tcp://0.0.0.0:0')
+})

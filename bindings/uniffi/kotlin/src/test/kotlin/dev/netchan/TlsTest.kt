@@ -1,0 +1,84 @@
+package dev.netchan
+
+import org.junit.Assert.assertEquals
+import org.junit.Assert.assertTrue
+import org.junit.Assume.assumeTrue
+import org.junit.Test
+import java.io.File
+import java.nio.file.Files
+import java.util.concurrent.TimeUnit
+
+/**
+ * TLS from Kotlin (docs/SECURITY.md): certificates made by `netchan cert`,
+ * mutual TLS over tls://127.0.0.1, a client without a certificate refused
+ * with ClientCertRequired, plaintext beyond this host refused unless
+ * `insecure`.
+ */
+class TlsTest {
+    private val cli = File(System.getProperty("netchan.cli", "../../../target/debug/netchan"))
+
+    /** A directory with a CA and `server` and `client` certificates. */
+    private fun certs(): File {
+        val dir = Files.createTempDirectory("netchan-kt-tls").toFile()
+        for (name in listOf("server", "client")) {
+            val p = ProcessBuilder(cli.path, "cert", name, "--dir", dir.path).redirectErrorStream(true).start()
+            assertTrue("netchan cert $name did not exit", p.waitFor(30, TimeUnit.SECONDS))
+            assertEquals(p.inputStream.bufferedReader().readText(), 0, p.exitValue())
+        }
+        return dir
+    }
+
+    @Test
+    fun mutualTlsCarriesRequestsAndRefusesAClientWithoutACertificate() = watchdog {
+        assumeTrue("the netchan CLI is built", cli.canExecute())
+        val d = certs()
+        try {
+            val serverTls = TlsSettings(
+                cert = File(d, "server.pem").path,
+                key = File(d, "server-key.pem").path,
+                // The PEM text itself, as an app embedding it would pass it.
+                ca = File(d, "ca.pem").readText(),
+                clientAuth = "required",
+            )
+            Endpoint.withConfig(EndpointConfig(name = "kt-tls-server", tls = serverTls)).use { server ->
+                server.serve("echo") { req -> req.payload }
+                val addr = server.listen("tls://127.0.0.1:0")
+                assertTrue(addr, addr.startsWith("tls://127.0.0.1:"))
+                val clientTls = TlsSettings(
+                    ca = File(d, "ca.pem").path,
+                    cert = File(d, "client.pem").path,
+                    key = File(d, "client-key.pem").path,
+                )
+                Endpoint.withConfig(EndpointConfig(name = "kt-tls-client", tls = clientTls)).use { client ->
+                    client.connect(addr)
+                    assertEquals("over tls", client.requestText("echo", "over tls"))
+                }
+                val anonymous = EndpointConfig(name = "kt-tls-anon", tls = TlsSettings(ca = File(d, "ca.pem").path))
+                Endpoint.withConfig(anonymous).use { anon ->
+                    expectError<NetchanException.ClientCertRequired> { anon.connect(addr) }
+                }
+            }
+        } finally {
+            d.deleteRecursively()
+        }
+    }
+
+    @Test
+    fun plaintextBeyondThisHostNeedsInsecure() = watchdog {
+        Endpoint("kt-plain").use { ep ->
+            val e = expectError<NetchanException.PlaintextRefused> { ep.listen("tcp://0.0.0.0:0") }
+            assertTrue(e.detail, e.detail.contains("insecure"))
+        }
+        Endpoint.withConfig(EndpointConfig(name = "kt-open", insecure = true)).use { ep ->
+            assertTrue(ep.listen("tcp://0.0.0.0:0").startsWith("tcp://0.0.0.0:"))
+        }
+        // The same by name, as the CLI's -o takes it; a bad setting is named.
+        Endpoint.withConfig(EndpointConfig(name = "kt-open2", settings = mapOf("insecure" to "true"))).use { ep ->
+            ep.listen("tcp://0.0.0.0:0")
+        }
+        val bad = expectError<NetchanException.InvalidArgument> {
+            Endpoint.withConfig(EndpointConfig(tls = TlsSettings(clientAuth = "sometimes"))).close()
+        }
+        assertTrue(bad.detail, bad.detail.contains("tls.client_auth"))
+    }
+}

@@ -1,0 +1,154 @@
+/* TLS from C (docs/SECURITY.md): settings by name with
+ * netchan_options_set(), certificates made by `netchan cert` ($NETCHAN_CLI,
+ * default target/debug/netchan), mutual TLS over tls://127.0.0.1, a
+ * client without a certificate refused with CLIENT_CERT_REQUIRED, bad
+ * settings named in the error, and plaintext beyond this host refused
+ * unless "insecure". The certificate directory is removed at the end. */
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "testutil.h"
+
+extern char **environ;
+
+static char dir[256];
+
+static char *path_of(const char *file, char *buf, size_t n) {
+    snprintf(buf, n, "%s/%s", dir, file);
+    return buf;
+}
+
+/* Runs `netchan cert NAME --dir DIR` and waits for it. */
+static int make_cert(const char *cli, const char *name) {
+    char *argv[] = {(char *)cli, (char *)"cert", (char *)name, (char *)"--dir", dir, NULL};
+    pid_t pid = -1;
+    if (posix_spawn(&pid, cli, NULL, NULL, argv, environ) != 0) return -1;
+    t_track_child(pid);
+    int st = 0;
+    if (waitpid(pid, &st, 0) != pid) return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The whole file as a NUL-terminated string (to pass PEM text). */
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) return NULL;
+    static char buf[16384];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* Options with `name` and the settings in `kv` (name, value, ..., NULL). */
+static netchan_options *options(const char *name, const char *const *kv) {
+    netchan_options *o = NULL;
+    CHECK_OK(netchan_options_new(&o));
+    CHECK_OK(netchan_options_set_name(o, name));
+    for (; kv != NULL && kv[0] != NULL; kv += 2) CHECK_OK(netchan_options_set(o, kv[0], kv[1]));
+    return o;
+}
+
+static netchan_endpoint *endpoint(const char *name, const char *const *kv) {
+    netchan_options *o = options(name, kv);
+    netchan_endpoint *ep = NULL;
+    CHECK_OK(netchan_endpoint_new(o, &ep));
+    netchan_options_free(o);
+    return ep;
+}
+
+static void test_mutual_tls_carries_messages_and_refuses_a_client_without_a_certificate(void) {
+    char cert[300], key[300], ca[300], ccert[300], ckey[300];
+    path_of("server.pem", cert, sizeof cert);
+    path_of("server-key.pem", key, sizeof key);
+    path_of("ca.pem", ca, sizeof ca);
+    path_of("client.pem", ccert, sizeof ccert);
+    path_of("client-key.pem", ckey, sizeof ckey);
+    /* The CA as PEM text, the rest as paths: both forms. */
+    const char *ca_text = slurp(ca);
+    CHECK(ca_text != NULL && strncmp(ca_text, "-----BEGIN", 10) == 0);
+    const char *server_kv[] = {"tls.cert", cert, "tls.key", key, "tls.ca", ca_text,
+                               "tls.client_auth", "required", NULL};
+    netchan_endpoint *server = endpoint("tls-server", server_kv);
+    char *bound = NULL;
+    CHECK_OK(netchan_endpoint_listen(server, "tls://127.0.0.1:0", &bound));
+    CHECK(bound != NULL && strncmp(bound, "tls://127.0.0.1:", 16) == 0);
+    netchan_subscription *sub = NULL;
+    CHECK_OK(netchan_endpoint_subscribe(server, "c/**", NULL, &sub));
+
+    const char *client_kv[] = {"tls.ca", ca, "tls.cert", ccert, "tls.key", ckey, NULL};
+    netchan_endpoint *client = endpoint("tls-client", client_kv);
+    CHECK_OK(netchan_endpoint_connect(client, bound, NULL));
+    CHECK_OK(netchan_endpoint_publish(client, "c/x", (const uint8_t *)"over tls", 8));
+    netchan_message *m = NULL;
+    CHECK_OK(netchan_subscription_recv(sub, 5000, &m));
+    CHECK(m != NULL && t_slice_eq(netchan_message_payload(m), "over tls", 8));
+    netchan_message_free(m);
+
+    const char *anonymous_kv[] = {"tls.ca", ca, NULL};
+    netchan_endpoint *anonymous = endpoint("tls-anonymous", anonymous_kv);
+    CHECK_RC(netchan_endpoint_connect(anonymous, bound, NULL), NETCHAN_RESULT_CLIENT_CERT_REQUIRED);
+    /* Without a CA it cannot check the server at all. */
+    netchan_endpoint *plain = endpoint("tls-plain", NULL);
+    CHECK_RC(netchan_endpoint_connect(plain, bound, NULL), NETCHAN_RESULT_INVALID_ARGUMENT);
+    CHECK(strstr(netchan_last_error(), "tls.ca") != NULL);
+
+    netchan_string_free(bound);
+    netchan_subscription_free(sub);
+    netchan_endpoint *all[] = {anonymous, plain, client, server};
+    for (int i = 0; i < 4; i++) {
+        CHECK_OK(netchan_endpoint_close(all[i]));
+        netchan_endpoint_free(all[i]);
+    }
+}
+
+static void test_bad_settings_are_named(void) {
+    netchan_options *o = NULL;
+    CHECK_OK(netchan_options_new(&o));
+    CHECK_RC(netchan_options_set(o, "tls.client_auth", "sometimes"), NETCHAN_RESULT_INVALID_ARGUMENT);
+    CHECK(strstr(netchan_last_error(), "tls.client_auth") != NULL);
+    CHECK_RC(netchan_options_set(o, "no.such.setting", "1"), NETCHAN_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(netchan_options_set(o, NULL, "1"), NETCHAN_RESULT_NULL_ARGUMENT);
+    CHECK_RC(netchan_options_set(o, "insecure", NULL), NETCHAN_RESULT_NULL_ARGUMENT);
+    CHECK_RC(netchan_options_set(NULL, "insecure", "true"), NETCHAN_RESULT_NULL_ARGUMENT);
+    /* Files are read when the endpoint is made. */
+    CHECK_OK(netchan_options_set(o, "tls.cert", "/nonexistent/cert.pem"));
+    CHECK_OK(netchan_options_set(o, "tls.key", "/nonexistent/key.pem"));
+    netchan_endpoint *ep = NULL;
+    CHECK_RC(netchan_endpoint_new(o, &ep), NETCHAN_RESULT_INVALID_ARGUMENT);
+    CHECK(strstr(netchan_last_error(), "/nonexistent/cert.pem") != NULL);
+    CHECK(ep == NULL);
+    netchan_options_free(o);
+}
+
+static void test_plaintext_beyond_this_host_needs_insecure(void) {
+    netchan_endpoint *ep = endpoint("plain", NULL);
+    CHECK_RC(netchan_endpoint_listen(ep, "tcp://0.0.0.0:0", NULL), NETCHAN_RESULT_PLAINTEXT_REFUSED);
+    CHECK(strstr(netchan_last_error(), "insecure") != NULL);
+    CHECK_OK(netchan_endpoint_close(ep));
+    netchan_endpoint_free(ep);
+    const char *kv[] = {"insecure", "true", NULL};
+    netchan_endpoint *open = endpoint("open", kv);
+    CHECK_OK(netchan_endpoint_listen(open, "tcp://0.0.0.0:0", NULL));
+    CHECK_OK(netchan_endpoint_close(open));
+    netchan_endpoint_free(open);
+}
+
+int main(void) {
+    t_watchdog(60);
+    const char *cli = getenv("NETCHAN_CLI");
+    if (cli == NULL) cli = "target/debug/netchan";
+    snprintf(dir, sizeof dir, "/tmp/netchan-c-tls-%d", (int)getpid());
+    CHECK(make_cert(cli, "server") == 0);
+    CHECK(make_cert(cli, "client") == 0);
+    T_RUN(test_mutual_tls_carries_messages_and_refuses_a_client_without_a_certificate);
+    T_RUN(test_bad_settings_are_named);
+    T_RUN(test_plaintext_beyond_this_host_needs_insecure);
+    const char *files[] = {"ca.pem", "ca-key.pem", "server.pem", "server-key.pem", "client.pem",
+                           "client-key.pem"};
+    char p[300];
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) unlink(path_of(files[i], p, sizeof p));
+    rmdir(dir);
+    return t_failures == 0 ? 0 : 1;
+}
