@@ -6,6 +6,13 @@
 use bytes::{Bytes, BytesMut};
 
 use crate::path::{validate_path, Pattern};
+
+/// A listener with shared keys fed what a dialler might send: refused or
+/// accepted without a panic, and nothing after an accepted handshake
+/// decrypts (see `transport::psk`).
+pub fn shared_key_handshake(data: &[u8]) {
+    crate::transport::fuzz_shared_key_listener(data)
+}
 use crate::proto::{self, Decoded, Frame, Hello};
 
 /// Decodes frames from `data` whole, then fed in two parts (split at a

@@ -40,6 +40,14 @@ fn handshake_corpus() {
 }
 
 #[test]
+fn shared_key_handshake_corpus() {
+    for (name, data) in corpus("shared_key_handshake") {
+        eprintln!("shared_key_handshake/{name}");
+        netchan::fuzz::shared_key_handshake(&data);
+    }
+}
+
+#[test]
 fn credit_corpus() {
     for (name, data) in corpus("credit") {
         eprintln!("credit/{name}");
@@ -72,7 +80,7 @@ proptest::proptest! {
         flips in proptest::collection::vec((0usize..4096, proptest::num::u8::ANY), 0..8),
         cut in 0usize..4096,
     ) {
-        for target in ["frame_decoder", "handshake", "path_pattern", "credit", "stream_credit"] {
+        for target in ["frame_decoder", "handshake", "path_pattern", "credit", "stream_credit", "shared_key_handshake"] {
             let seeds = corpus(target);
             let mut data = seeds[seed % seeds.len()].1.clone();
             for (at, b) in &flips {
@@ -87,6 +95,7 @@ proptest::proptest! {
                 "handshake" => netchan::fuzz::handshake(&data),
                 "credit" => netchan::fuzz::credit(&data),
                 "stream_credit" => netchan::fuzz::stream_credit(&data),
+                "shared_key_handshake" => netchan::fuzz::shared_key_handshake(&data),
                 _ => netchan::fuzz::path_pattern(&data),
             }
         }

@@ -444,6 +444,9 @@ struct Latency {
     rtts: Vec<Duration>,
     cpu_client: Duration,
     cpu_server: Duration,
+    /// From dialling to a connection ready for requests (for netchan: the
+    /// TCP, TLS or shared-key handshake, HELLO and declarations).
+    setup: Duration,
 }
 
 /// Round-trip times, sorted, and CPU per round trip.
@@ -457,11 +460,14 @@ async fn latency(
     let w = Worker::spawn("echo", imp, &addr_for(t, "lat", imp), 0, rr)?;
     let data = payload(size);
     let (mut rtts, cpu);
+    let mut setup = Duration::ZERO;
     match imp {
         Impl::Netchan => {
             let mut cfg = base(format!("bench-req-{}", std::process::id()));
             cfg.busy_poll = Duration::from_micros(rr.busy_poll);
+            let t0 = Instant::now();
             let ep = connected(rr.caller, cfg, &w.addr).await?;
+            setup = t0.elapsed();
             (rtts, cpu) = match rr.caller {
                 Caller::Task => tokio::spawn(round_trips(ep.clone(), data, samples))
                     .await
@@ -517,6 +523,7 @@ async fn latency(
         rtts,
         cpu_client: cpu / n,
         cpu_server: server / n,
+        setup,
     })
 }
 
@@ -813,14 +820,15 @@ async fn latency_table(a: &BenchArgs, transports: &[Transport]) -> Result<(), Er
     println!(
         "CPU: user + system time of client and server per 10,000 round trips (warm-up included).\n"
     );
-    println!("| transport | payload | netchan p50 | p99 | p99.9 | CPU client+server | raw p50 | p99 | p99.9 | raw CPU | p50 ratio | p99 ratio | p50 spread |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| transport | payload | netchan p50 | p99 | p99.9 | CPU client+server | raw p50 | p99 | p99.9 | raw CPU | p50 ratio | p99 ratio | p50 spread | netchan set-up |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for &t in transports {
         for &size in &a.latency_sizes {
             let pick = |v: &[Duration], q: f64| {
                 v[((v.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e6
             };
-            // Per run: p50, p99, p99.9 (us), client and server CPU per 10k (ms).
+            // Per run: p50, p99, p99.9 (us), client and server CPU per 10k
+            // (ms), connection set-up (ms).
             let row = |l: &Latency| {
                 [
                     pick(&l.rtts, 0.5),
@@ -828,6 +836,7 @@ async fn latency_table(a: &BenchArgs, transports: &[Transport]) -> Result<(), Er
                     pick(&l.rtts, 0.999),
                     l.cpu_client.as_secs_f64() * 1e7,
                     l.cpu_server.as_secs_f64() * 1e7,
+                    l.setup.as_secs_f64() * 1e3,
                 ]
             };
             let mut runs_n = Vec::new();
@@ -845,7 +854,7 @@ async fn latency_table(a: &BenchArgs, transports: &[Transport]) -> Result<(), Er
             let n = runs_n[runs_n.len() / 2];
             let r = runs_r[runs_r.len() / 2];
             println!(
-                "| {} | {} | {:.1} us | {:.1} us | {:.1} us | {:.0}+{:.0} ms | {:.1} us | {:.1} us | {:.1} us | {:.0}+{:.0} ms | {:.2} | {:.2} | {:.1}-{:.1} us |",
+                "| {} | {} | {:.1} us | {:.1} us | {:.1} us | {:.0}+{:.0} ms | {:.1} us | {:.1} us | {:.1} us | {:.0}+{:.0} ms | {:.2} | {:.2} | {:.1}-{:.1} us | {:.2} ms |",
                 label(t),
                 fmt_size(size),
                 n[0],
@@ -862,6 +871,7 @@ async fn latency_table(a: &BenchArgs, transports: &[Transport]) -> Result<(), Er
                 n[1] / r[1],
                 runs_n[0][0],
                 runs_n[runs_n.len() - 1][0],
+                n[5],
             );
         }
     }

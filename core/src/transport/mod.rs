@@ -11,6 +11,8 @@ mod inproc;
 pub(crate) mod keys;
 mod psk;
 pub(crate) mod tls;
+#[cfg(unix)]
+mod unix;
 
 pub use inproc::PIPE_CAPACITY as INPROC_PIPE_CAPACITY;
 
@@ -454,6 +456,11 @@ impl RawListener {
     }
 }
 
+/// The shared-key fuzz target's body (see `psk::fuzz_listener`).
+pub(crate) fn fuzz_shared_key_listener(data: &[u8]) {
+    psk::fuzz_listener(data)
+}
+
 /// The error for an I/O error that is a TLS or shared-key failure with
 /// `remote` (after the handshake too), if it is one.
 pub(crate) fn security_error(remote: &str, e: &std::io::Error) -> Option<Error> {
@@ -594,25 +601,22 @@ impl Listener {
                         }
                     }
                 }
-                let l = UnixListener::bind(p).map_err(|e| {
+                // Who may connect is the file's permissions' to say, from
+                // the moment it exists (see `unix`).
+                let l = unix::bind(p, unix_mode).map_err(|e| {
                     // Another listener took the path since the check above.
-                    let code = if e.kind() == std::io::ErrorKind::AddrInUse {
+                    let code = if e.kind() == std::io::ErrorKind::AddrInUse
+                        || e.kind() == std::io::ErrorKind::AlreadyExists
+                    {
                         ErrorCode::AddressInUse
                     } else {
                         ErrorCode::InvalidAddress
                     };
-                    Error::new(code, format!("cannot listen on {addr}: {e}"))
+                    Error::new(
+                        code,
+                        format!("cannot listen on {addr} (mode {unix_mode:o}): {e}"),
+                    )
                 })?;
-                // Who may connect is the file's permissions' to say.
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(p, std::fs::Permissions::from_mode(unix_mode)).map_err(
-                    |e| {
-                        Error::new(
-                            ErrorCode::InvalidAddress,
-                            format!("cannot set the permissions of {addr} to {unix_mode:o}: {e}"),
-                        )
-                    },
-                )?;
                 Ok((Listener::Unix(l, p.clone()), addr.clone()))
             }
             Addr::Inproc(name) => Ok((
