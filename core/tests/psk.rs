@@ -8,17 +8,12 @@
 use std::time::Duration;
 
 use netchan::config::generate_key_line;
-use netchan::{Bytes, Config, Endpoint, ErrorCode, Event, EventRecv, KeySource};
+use netchan::{Bytes, Config, Endpoint, ErrorCode, KeySource};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const WATCHDOG: Duration = Duration::from_secs(20);
-
-async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(WATCHDOG, f)
-        .await
-        .expect("watchdog: test took too long")
-}
+mod common;
+use common::{carries_traffic, connection_error, within, works};
 
 fn keys(lines: &[&str]) -> Option<KeySource> {
     Some(KeySource::Text(lines.join("\n")))
@@ -43,25 +38,6 @@ async fn server(psk: Option<KeySource>) -> (Endpoint, String) {
     (ep, addr)
 }
 
-async fn connection_error(ev: &mut netchan::Events) -> ErrorCode {
-    loop {
-        match within(ev.recv()).await {
-            EventRecv::Event(Event::ConnectionError { code, .. }) => return code,
-            EventRecv::Event(_) => continue,
-            other => panic!("no connection error: {other:?}"),
-        }
-    }
-}
-
-async fn works(client: &Endpoint, addr: &str) {
-    client.connect(addr).await.unwrap();
-    let r = client
-        .request("echo", Bytes::from_static(b"hi"), Duration::from_secs(5))
-        .await
-        .unwrap();
-    assert_eq!(&r[..], b"hi");
-}
-
 #[tokio::test]
 async fn a_shared_key_link_carries_pub_sub_and_requests() {
     within(async {
@@ -70,25 +46,7 @@ async fn a_shared_key_link_carries_pub_sub_and_requests() {
         let sub = srv.subscribe("data/**").unwrap();
         let client = endpoint("cli", keys(&[&k]));
         works(&client, &addr).await;
-        let big = Bytes::from(vec![9u8; 3 * 1024 * 1024]);
-        for i in 0..300u32 {
-            client
-                .publish("data/x", Bytes::from(i.to_be_bytes().to_vec()))
-                .await
-                .unwrap();
-        }
-        client.publish("data/big", big.clone()).await.unwrap();
-        for i in 0..300u32 {
-            assert_eq!(sub.recv().await.unwrap().payload(), &i.to_be_bytes()[..]);
-        }
-        assert_eq!(sub.recv().await.unwrap().payload(), &big);
-        assert_eq!(
-            client
-                .request("echo", big.clone(), Duration::from_secs(5))
-                .await
-                .unwrap(),
-            big
-        );
+        carries_traffic(&client, &sub, 300).await;
         client.close().await;
         srv.close().await;
     })

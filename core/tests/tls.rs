@@ -7,17 +7,12 @@
 
 use std::time::Duration;
 
-use netchan::{Bytes, ClientAuth, Config, Endpoint, ErrorCode, Event, EventRecv, Pem, TlsConfig};
+use netchan::{Bytes, ClientAuth, Config, Endpoint, ErrorCode, Pem, TlsConfig};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const WATCHDOG: Duration = Duration::from_secs(20);
-
-async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(WATCHDOG, f)
-        .await
-        .expect("watchdog: test took too long")
-}
+mod common;
+use common::{carries_traffic, connection_error, within, works};
 
 /// A certificate authority that signs leaf certificates for the tests.
 struct Ca {
@@ -116,27 +111,6 @@ async fn server(name: &str, tls: TlsConfig) -> (Endpoint, String) {
     (ep, addr)
 }
 
-/// Waits for the next `ConnectionError` event and returns its code.
-async fn connection_error(ev: &mut netchan::Events) -> ErrorCode {
-    loop {
-        match within(ev.recv()).await {
-            EventRecv::Event(Event::ConnectionError { code, .. }) => return code,
-            EventRecv::Event(_) => continue,
-            EventRecv::Missed(n) => panic!("missed {n} events"),
-            EventRecv::Closed => panic!("events ended"),
-        }
-    }
-}
-
-/// `client` can request over a fresh link to `addr`.
-async fn works(client: &Endpoint, addr: &str) {
-    client.connect(addr).await.unwrap();
-    let r = within(client.request("echo", Bytes::from_static(b"hi"), Duration::from_secs(5)))
-        .await
-        .unwrap();
-    assert_eq!(&r[..], b"hi");
-}
-
 #[tokio::test]
 async fn pub_sub_and_requests_cross_a_tls_link() {
     within(async {
@@ -151,25 +125,7 @@ async fn pub_sub_and_requests_cross_a_tls_link() {
         let peer = client.connect(&addr).await.unwrap();
         assert_eq!(peer.name, "srv");
         assert!(peer.addr.starts_with("tls://"), "{}", peer.addr);
-        // Large and small messages, many of them: the write pump keeps order.
-        let big = Bytes::from(vec![7u8; 3 * 1024 * 1024]);
-        for i in 0..200u32 {
-            client
-                .publish("data/x", Bytes::from(i.to_be_bytes().to_vec()))
-                .await
-                .unwrap();
-        }
-        client.publish("data/big", big.clone()).await.unwrap();
-        for i in 0..200u32 {
-            let m = sub.recv().await.unwrap();
-            assert_eq!(m.payload(), &i.to_be_bytes()[..]);
-        }
-        assert_eq!(sub.recv().await.unwrap().payload(), &big);
-        let r = client
-            .request("echo", big.clone(), Duration::from_secs(5))
-            .await
-            .unwrap();
-        assert_eq!(r, big);
+        carries_traffic(&client, &sub, 200).await;
         // "localhost" is on the certificate too.
         let port = addr.rsplit(':').next().unwrap();
         let other = endpoint("cli2", Some(client_tls(&ca, None)));
