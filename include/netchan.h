@@ -131,7 +131,8 @@ enum netchan_event_kind
   : uint32_t
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
-  // A peer completed the handshake: `peer`, `addr`.
+  // A peer completed the handshake: `peer`, `addr`, `identity` (what it
+  // proved: `cert:NAME`, `key:ID`, `uid:N` or `anonymous`).
   NETCHAN_EVENT_KIND_PEER_UP = 1,
   // A peer's connection ended: `peer`, `addr`, `detail` (why), `code`
   // (`CLOSED` for an orderly close).
@@ -156,6 +157,11 @@ enum netchan_event_kind
   NETCHAN_EVENT_KIND_SUSPENDED = 8,
   // `netchan_endpoint_resume()` listens and dials again.
   NETCHAN_EVENT_KIND_RESUMED = 9,
+  // The access rules denied a peer something: `peer`, `identity`,
+  // `detail` (the action: `publish`, `subscribe`, `serve`, `request` or
+  // `stream`), `path` (the path or pattern). Counted in the stats'
+  // `denied`.
+  NETCHAN_EVENT_KIND_DENIED = 10,
   // An event this version of the C API does not know; `detail` describes it.
   NETCHAN_EVENT_KIND_OTHER = 99,
 };
@@ -335,6 +341,9 @@ typedef struct {
   // Requests this endpoint's services refused with `BUFFER_FULL` (their
   // queue was full).
   uint64_t requests_refused;
+  // What the access rules denied peers: messages, subscriptions,
+  // service declarations, requests, streams (docs/SECURITY.md).
+  uint64_t denied;
 } netchan_stats;
 
 // A borrowed UTF-8 string: `len` bytes at `data`, not NUL-terminated
@@ -366,6 +375,10 @@ typedef struct {
   uint64_t count;
   // The delay before the attempt, in milliseconds (for `RECONNECTING`).
   uint64_t delay_ms;
+  // What the peer proved (for `PEER_UP` and `DENIED`).
+  netchan_str identity;
+  // The path or pattern (for `DENIED`).
+  netchan_str path;
 } netchan_event;
 
 // Receives the events of `netchan_endpoint_on_event()`.

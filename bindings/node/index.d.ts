@@ -255,6 +255,7 @@ export interface CounterStats {
   droppedSendFull: number
   lostWithLink: number
   errors: number
+  denied: number
 }
 
 /** Endpoint options (all optional); times in milliseconds. */
@@ -330,7 +331,7 @@ export interface EventExample {
 /**
  * One event. `type` is the core's `Event::kind()` in camelCase (`peerUp`,
  * `peerDown`, `dropped`, `reconnecting`, `reconnectAbandoned`,
- * `suspended`, `resumed`, `connectionError`), or `missed` (events the JS
+ * `suspended`, `resumed`, `connectionError`, `denied`), or `missed` (events the JS
  * thread could not take); the fields the kind has are set, the others
  * absent.
  */
@@ -345,6 +346,18 @@ export interface EventObj {
   count?: number
   attempt?: number
   delayMs?: number
+  /**
+   * What the peer proved (`peerUp`, `denied`): `cert:NAME`, `key:ID`,
+   * `uid:N` or `anonymous`.
+   */
+  identity?: string
+  /**
+   * What the access rules denied (`denied`): `publish`, `subscribe`,
+   * `serve`, `request` or `stream`.
+   */
+  action?: string
+  /** The path or pattern (`denied`). */
+  path?: string
 }
 
 /** The version of the native addon (the workspace version). */
@@ -358,6 +371,11 @@ export interface PeerInfo {
   addr: string
   /** True if it dialled us. */
   inbound: boolean
+  /**
+   * What it proved when it connected: `cert:NAME`, `key:ID`, `uid:N`
+   * or `anonymous`.
+   */
+  identity: string
 }
 
 /** Stats of one connected peer. */
@@ -365,6 +383,7 @@ export interface PeerStats {
   name: string
   addr: string
   inbound: boolean
+  identity: string
   /** Last measured round-trip time in milliseconds, if any. */
   rttMs?: number
   counters: CounterStats

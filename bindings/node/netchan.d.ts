@@ -226,6 +226,8 @@ export interface PeerEvent {
   type: 'peerUp' | 'peerDown'
   peer: string
   addr: string
+  /** `peerUp`: what the peer proved (`cert:NAME`, `key:ID`, `uid:N`, `anonymous`). */
+  identity?: string
   reason?: string
   code?: ErrorCode
 }
@@ -234,11 +236,13 @@ export interface DroppedEvent { type: 'dropped'; site: string; code: ErrorCode; 
 export interface ReconnectingEvent { type: 'reconnecting'; addr: string; attempt: number; delayMs: number }
 export interface ReconnectAbandonedEvent { type: 'reconnectAbandoned'; addr: string; code: ErrorCode; detail: string }
 export interface ConnectionErrorEvent { type: 'connectionError'; addr: string; code: ErrorCode; detail: string }
+/** The access rules denied a peer something (docs/SECURITY.md, "Access rules"). */
+export interface DeniedEvent { type: 'denied'; peer: string; identity: string; action: 'publish' | 'subscribe' | 'serve' | 'request' | 'stream'; path: string }
 export interface SuspendedEvent { type: 'suspended' }
 export interface ResumedEvent { type: 'resumed' }
 export interface MissedEvent { type: 'missed'; count: number }
 /** Every event; `type` is the core's `Event::kind()` in camelCase, or `missed`. */
-export type NetchanEvent = PeerEvent | DroppedEvent | ReconnectingEvent | ReconnectAbandonedEvent | SuspendedEvent | ResumedEvent | ConnectionErrorEvent | MissedEvent
+export type NetchanEvent = PeerEvent | DroppedEvent | ReconnectingEvent | ReconnectAbandonedEvent | SuspendedEvent | ResumedEvent | ConnectionErrorEvent | DeniedEvent | MissedEvent
 
 export interface EndpointEvents {
   peer: [PeerEvent]
@@ -250,6 +254,7 @@ export interface EndpointEvents {
   suspended: [SuspendedEvent]
   resumed: [ResumedEvent]
   connectionError: [ConnectionErrorEvent]
+  denied: [DeniedEvent]
   missed: [MissedEvent]
   event: [NetchanEvent]
   /**

@@ -29,7 +29,7 @@ const DONE = Promise.resolve()
 // Event names: each core event kind (`Event::kind()`) in camelCase, plus
 // `missed` (events the JS thread could not take), `peer` (peerUp and
 // peerDown) and `event` (all). A listener for any of them starts the stream.
-const EVENT_NAMES = new Set(['peerUp', 'peerDown', 'dropped', 'reconnecting', 'reconnectAbandoned', 'suspended', 'resumed', 'connectionError', 'missed', 'peer', 'event'])
+const EVENT_NAMES = new Set(['peerUp', 'peerDown', 'dropped', 'reconnecting', 'reconnectAbandoned', 'suspended', 'resumed', 'connectionError', 'denied', 'missed', 'peer', 'event'])
 
 function argError (msg) {
   const e = new TypeError(msg)
@@ -493,7 +493,7 @@ class StreamService {
 /**
  * A netchan endpoint. Emits each core event under its kind in camelCase
  * (`peerUp`, `peerDown`, `dropped`, `reconnecting`, `reconnectAbandoned`,
- * `suspended`, `resumed`, `connectionError`), `missed`, `peer` (peerUp and
+ * `suspended`, `resumed`, `connectionError`, `denied`), `missed`, `peer` (peerUp and
  * peerDown) and `event` (all of them), and `error` for exceptions thrown
  * (or promises rejected) by subscription callbacks and event listeners, and
  * for service handler replies that are not payloads.

@@ -294,6 +294,21 @@ pub(crate) struct Delivered {
 }
 
 impl CreditIn {
+    /// A message on `path` of `len` payload bytes that this side dropped
+    /// before any subscription saw it (the access rules, the rate limit):
+    /// the credit the peer spent on it in each slot it matches comes back,
+    /// so what is dropped never stalls the subscriptions it would have
+    /// reached.
+    pub(crate) fn forfeit(&mut self, path: &str, len: usize, grants: &mut Vec<CreditItem>) {
+        for (&sub, slot) in self.slots.iter_mut() {
+            if slot.active && slot.inbox.pattern.matches(path) {
+                slot.msgs = slot.msgs.saturating_sub(1);
+                slot.bytes -= len as i64;
+                slot.release(1, len as u64, grants, sub);
+            }
+        }
+    }
+
     /// Opens a slot for `inbox` (a `Block` subscription); returns the CREDIT
     /// item that tells the peer, or `None` if the subscription has no slot.
     pub(crate) fn open(&mut self, inbox: &Arc<Inbox>) -> Option<CreditItem> {

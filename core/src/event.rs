@@ -14,6 +14,8 @@ pub enum Event {
         peer: String,
         /// Its address.
         addr: String,
+        /// What it proved (see `PeerInfo::identity`).
+        identity: String,
     },
     /// A peer's connection ended.
     PeerDown {
@@ -71,6 +73,20 @@ pub enum Event {
         /// What was wrong.
         detail: String,
     },
+    /// The access rules denied a peer something (docs/SECURITY.md,
+    /// "Access rules"); counted in `CounterStats::denied`. A denied
+    /// publish raises one event per path until the rules or the local
+    /// subscriptions change, and counts every message.
+    Denied {
+        /// The peer's name.
+        peer: String,
+        /// Its identity (see `PeerInfo::identity`).
+        identity: String,
+        /// `publish`, `subscribe`, `serve`, `request` or `stream`.
+        action: String,
+        /// The path or pattern.
+        path: String,
+    },
 }
 
 impl Event {
@@ -86,6 +102,7 @@ impl Event {
             Event::Suspended => "suspended",
             Event::Resumed => "resumed",
             Event::ConnectionError { .. } => "connection_error",
+            Event::Denied { .. } => "denied",
         }
     }
 
@@ -97,6 +114,7 @@ impl Event {
             Event::PeerUp {
                 peer: "p".into(),
                 addr: "tcp://127.0.0.1:1".into(),
+                identity: "cert:p".into(),
             },
             Event::PeerDown {
                 peer: "p".into(),
@@ -125,6 +143,12 @@ impl Event {
                 addr: "tcp://127.0.0.1:1".into(),
                 code: ErrorCode::ProtocolError,
                 detail: "bad".into(),
+            },
+            Event::Denied {
+                peer: "p".into(),
+                identity: "key:k1".into(),
+                action: "publish".into(),
+                path: "a/b".into(),
             },
         ]
     }
@@ -193,6 +217,6 @@ mod tests {
         // `kind` matches every variant without a wildcard: a new variant
         // fails to compile there until it is named, and then here until it
         // has an example.
-        assert_eq!(kinds.len(), 8);
+        assert_eq!(kinds.len(), 9);
     }
 }

@@ -49,6 +49,8 @@
 //!   services, their queues, requests as a server sees them.
 //! - `stream`: bidirectional streams (two pipes with credit each), their
 //!   opening, serving and handles.
+//! - [`acl`]: identities and access rules (parsing and matching; the router
+//!   applies them).
 //! - [`config`], [`error`], [`metrics`], [`event`], [`path`], [`runtime`].
 //!
 //! `docs/ARCHITECTURE.md` says who owns what, which tasks run, and where
@@ -64,6 +66,7 @@
 #![warn(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod acl;
 mod admission;
 pub mod blocking;
 mod client;
@@ -99,6 +102,7 @@ mod tally;
 pub mod transport;
 mod waiting;
 
+pub use acl::{Acl, AclSource, Action};
 pub use bytes::Bytes;
 pub use config::{
     ClientAuth, Config, KeySource, Overflow, Pem, Reconnect, RequestOptions, ServeOptions,

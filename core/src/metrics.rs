@@ -17,6 +17,7 @@ pub(crate) struct Counters {
     pub dropped_send_full: AtomicU64,
     pub lost_with_link: AtomicU64,
     pub errors: AtomicU64,
+    pub denied: AtomicU64,
 }
 
 impl Counters {
@@ -33,6 +34,7 @@ impl Counters {
             dropped_send_full: self.dropped_send_full.load(Relaxed),
             lost_with_link: self.lost_with_link.load(Relaxed),
             errors: self.errors.load(Relaxed),
+            denied: self.denied.load(Relaxed),
         }
     }
 
@@ -51,6 +53,7 @@ impl Counters {
             .fetch_add(other.dropped_send_full, Relaxed);
         self.lost_with_link.fetch_add(other.lost_with_link, Relaxed);
         self.errors.fetch_add(other.errors, Relaxed);
+        self.denied.fetch_add(other.denied, Relaxed);
     }
 }
 
@@ -85,6 +88,10 @@ pub struct CounterStats {
     pub lost_with_link: u64,
     /// Protocol errors, refused connections and failed handshakes.
     pub errors: u64,
+    /// What the access rules denied a peer: messages it published,
+    /// subscriptions, service declarations, requests and streams it
+    /// opened (docs/SECURITY.md, "Access rules").
+    pub denied: u64,
 }
 
 impl CounterStats {
@@ -100,6 +107,7 @@ impl CounterStats {
         self.dropped_send_full += o.dropped_send_full;
         self.lost_with_link += o.lost_with_link;
         self.errors += o.errors;
+        self.denied += o.denied;
     }
 }
 
@@ -113,6 +121,8 @@ pub struct PeerStats {
     pub addr: String,
     /// True if the peer dialled us.
     pub inbound: bool,
+    /// What it proved when it connected (see `PeerInfo::identity`).
+    pub identity: String,
     /// Last measured round-trip time, if any ping completed.
     pub rtt: Option<Duration>,
     /// Counters for this peer.

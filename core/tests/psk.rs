@@ -242,3 +242,31 @@ async fn with_shared_keys_tcp_beyond_this_host_is_allowed() {
     c.close().await;
     ep.close().await;
 }
+
+#[tokio::test]
+async fn a_key_bound_to_names_admits_only_those_names() {
+    within(async {
+        let k = generate_key_line("fleet").unwrap();
+        // The listener's key file binds the key to `sensor-*`; the
+        // diallers' files hold the same key without names.
+        let (srv, addr) = server(keys(&[&format!("{k} names=sensor-*")])).await;
+        let mut ev = srv.events();
+        let pump = endpoint("pump-1", keys(&[&k]));
+        let e = pump.connect(&addr).await.unwrap_err();
+        assert_eq!(e.code(), ErrorCode::PermissionDenied, "{e}");
+        assert_eq!(connection_error(&mut ev).await, ErrorCode::PermissionDenied);
+        let s1 = endpoint("sensor-1", keys(&[&k]));
+        let info = s1.connect(&addr).await.unwrap();
+        assert_eq!(info.identity, "key:fleet");
+        assert_eq!(srv.peers()[0].identity, "key:fleet");
+        let r = s1
+            .request("echo", "hi", Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(&r[..], b"hi");
+        for ep in [pump, s1, srv] {
+            ep.close().await;
+        }
+    })
+    .await
+}

@@ -117,7 +117,7 @@ async fn pub_sub_and_requests_cross_a_tls_link() {
         let ca = Ca::new("test CA");
         let (srv, addr) = server(
             "srv",
-            server_tls(&ca.leaf(&["localhost", "127.0.0.1"]), None),
+            server_tls(&ca.leaf(&["srv", "localhost", "127.0.0.1"]), None),
         )
         .await;
         let sub = srv.subscribe("data/**").unwrap();
@@ -141,7 +141,10 @@ async fn pub_sub_and_requests_cross_a_tls_link() {
 async fn mutual_tls_refuses_a_client_without_a_certificate_and_admits_one_with() {
     within(async {
         let ca = Ca::new("test CA");
-        let tls = server_tls(&ca.leaf(&["127.0.0.1"]), Some((&ca, ClientAuth::Required)));
+        let tls = server_tls(
+            &ca.leaf(&["srv", "127.0.0.1"]),
+            Some((&ca, ClientAuth::Required)),
+        );
         let (srv, addr) = server("srv", tls).await;
         let mut ev = srv.events();
         let anonymous = endpoint("anon", Some(client_tls(&ca, None)));
@@ -173,7 +176,10 @@ async fn mutual_tls_refuses_a_client_without_a_certificate_and_admits_one_with()
 async fn optional_client_auth_admits_a_client_without_a_certificate() {
     within(async {
         let ca = Ca::new("test CA");
-        let tls = server_tls(&ca.leaf(&["127.0.0.1"]), Some((&ca, ClientAuth::Optional)));
+        let tls = server_tls(
+            &ca.leaf(&["srv", "127.0.0.1"]),
+            Some((&ca, ClientAuth::Optional)),
+        );
         let (srv, addr) = server("srv", tls).await;
         let anonymous = endpoint("anon", Some(client_tls(&ca, None)));
         works(&anonymous, &addr).await;
@@ -187,7 +193,7 @@ async fn optional_client_auth_admits_a_client_without_a_certificate() {
 async fn a_server_certificate_from_another_ca_is_refused_on_both_sides() {
     within(async {
         let ca = Ca::new("test CA");
-        let (srv, addr) = server("srv", server_tls(&ca.leaf(&["127.0.0.1"]), None)).await;
+        let (srv, addr) = server("srv", server_tls(&ca.leaf(&["srv", "127.0.0.1"]), None)).await;
         let mut ev = srv.events();
         let other = Ca::new("other CA");
         let client = endpoint("cli", Some(client_tls(&other, None)));
@@ -208,7 +214,7 @@ async fn a_server_certificate_from_another_ca_is_refused_on_both_sides() {
 async fn a_certificate_for_another_name_is_refused_unless_that_name_is_expected() {
     within(async {
         let ca = Ca::new("test CA");
-        let (srv, addr) = server("srv", server_tls(&ca.leaf(&["db.internal"]), None)).await;
+        let (srv, addr) = server("srv", server_tls(&ca.leaf(&["srv", "db.internal"]), None)).await;
         let client = endpoint("cli", Some(client_tls(&ca, None)));
         let e = client.connect(&addr).await.unwrap_err();
         assert_eq!(e.code(), ErrorCode::CertNameMismatch, "{e}");
@@ -227,7 +233,7 @@ async fn a_certificate_for_another_name_is_refused_unless_that_name_is_expected(
 async fn an_expired_certificate_is_refused_with_cert_expired() {
     within(async {
         let ca = Ca::new("test CA");
-        let old = ca.leaf_with(&["127.0.0.1"], |p| {
+        let old = ca.leaf_with(&["srv", "127.0.0.1"], |p| {
             p.not_before = rcgen::date_time_ymd(2019, 1, 1);
             p.not_after = rcgen::date_time_ymd(2020, 1, 1);
         });
@@ -252,7 +258,7 @@ async fn an_expired_certificate_is_refused_with_cert_expired() {
 async fn a_pinned_certificate_is_trusted_without_a_ca() {
     within(async {
         let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(vec!["anything".to_string()])
+        let cert = CertificateParams::new(vec!["srv".to_string()])
             .unwrap()
             .self_signed(&key)
             .unwrap()
@@ -284,7 +290,8 @@ async fn a_pinned_certificate_is_trusted_without_a_ca() {
 async fn plaintext_and_tls_on_the_wrong_port_are_refused_quickly_with_a_hint() {
     within(async {
         let ca = Ca::new("test CA");
-        let (srv, tls_addr) = server("srv", server_tls(&ca.leaf(&["127.0.0.1"]), None)).await;
+        let (srv, tls_addr) =
+            server("srv", server_tls(&ca.leaf(&["srv", "127.0.0.1"]), None)).await;
         let mut ev = srv.events();
         // A plaintext netchan client at the TLS port.
         let port = tls_addr.rsplit(':').next().unwrap();
@@ -319,7 +326,7 @@ async fn plaintext_and_tls_on_the_wrong_port_are_refused_quickly_with_a_hint() {
 async fn garbage_and_stalled_handshakes_do_not_hold_up_a_good_client() {
     within(async {
         let ca = Ca::new("test CA");
-        let (srv, addr) = server("srv", server_tls(&ca.leaf(&["127.0.0.1"]), None)).await;
+        let (srv, addr) = server("srv", server_tls(&ca.leaf(&["srv", "127.0.0.1"]), None)).await;
         let mut ev = srv.events();
         let sock = addr.trim_start_matches("tls://").to_owned();
         // Stalled: connected, never a byte.
@@ -374,7 +381,7 @@ async fn tls_settings_are_replaced_and_reloaded_at_run_time() {
             std::fs::write(&cert, &l.cert).unwrap();
             std::fs::write(&key, &l.key).unwrap();
         };
-        write(&old_ca.leaf(&["127.0.0.1"]));
+        write(&old_ca.leaf(&["srv", "127.0.0.1"]));
         let mut tls = TlsConfig::default();
         tls.cert = Some(Pem::File(cert.clone()));
         tls.key = Some(Pem::File(key.clone()));
@@ -383,7 +390,7 @@ async fn tls_settings_are_replaced_and_reloaded_at_run_time() {
         let e = client.connect(&addr).await.unwrap_err();
         assert_eq!(e.code(), ErrorCode::CertUntrusted, "{e}");
         // The files are renewed: a reload reads them again.
-        write(&new_ca.leaf(&["127.0.0.1"]));
+        write(&new_ca.leaf(&["srv", "127.0.0.1"]));
         srv.reload_keys().unwrap();
         works(&client, &addr).await;
         // A broken file leaves the settings in use as they were.
@@ -394,7 +401,7 @@ async fn tls_settings_are_replaced_and_reloaded_at_run_time() {
         let again = endpoint("again", Some(client_tls(&new_ca, None)));
         works(&again, &addr).await;
         // Replaced outright: the old CA's clients are back, the new ones out.
-        srv.set_tls(Some(server_tls(&old_ca.leaf(&["127.0.0.1"]), None)))
+        srv.set_tls(Some(server_tls(&old_ca.leaf(&["srv", "127.0.0.1"]), None)))
             .unwrap();
         let third = endpoint("third", Some(client_tls(&new_ca, None)));
         assert_eq!(
@@ -439,7 +446,7 @@ async fn bad_tls_settings_are_errors_that_name_what_to_fix() {
     );
 
     let ca = Ca::new("test CA");
-    let mut t = server_tls(&ca.leaf(&["127.0.0.1"]), None);
+    let mut t = server_tls(&ca.leaf(&["srv", "127.0.0.1"]), None);
     t.client_auth = ClientAuth::Required; // without a CA to check clients by
     let mut cfg = Config::named("x");
     cfg.tls = Some(t);
@@ -524,4 +531,62 @@ async fn unix_sockets_are_owner_only_and_other_user_ids_are_refused() {
 fn own_uid() -> u32 {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").unwrap().uid()
+}
+
+#[tokio::test]
+async fn a_peer_cannot_claim_a_name_its_certificate_was_not_issued() {
+    within(async {
+        let ca = Ca::new("test CA");
+        let tls = server_tls(
+            &ca.leaf(&["srv", "127.0.0.1"]),
+            Some((&ca, ClientAuth::Required)),
+        );
+        let (srv, addr) = server("srv", tls).await;
+        let mut ev = srv.events();
+        // Mallory holds alice's certificate and calls herself mallory.
+        let alice_cert = ca.leaf(&["alice"]);
+        let mallory = endpoint("mallory", Some(client_tls(&ca, Some(&alice_cert))));
+        let e = mallory.connect(&addr).await.unwrap_err();
+        assert_eq!(e.code(), ErrorCode::PermissionDenied, "{e}");
+        assert_eq!(connection_error(&mut ev).await, ErrorCode::PermissionDenied);
+        assert!(srv.peers().is_empty());
+        // Alice is who her certificate says; both sides show what the
+        // other proved.
+        let alice = endpoint("alice", Some(client_tls(&ca, Some(&alice_cert))));
+        let info = alice.connect(&addr).await.unwrap();
+        assert_eq!(info.identity, "cert:srv");
+        assert_eq!(srv.peers()[0].identity, "cert:alice");
+        // A certificate whose common name is `sensor-*` lets its holder
+        // take any name of that form, and no other.
+        let fleet = ca.leaf_with(&["fleet.example"], |p| {
+            p.distinguished_name = rcgen::DistinguishedName::new();
+            p.distinguished_name.push(DnType::CommonName, "sensor-*");
+        });
+        let s7 = endpoint("sensor-7", Some(client_tls(&ca, Some(&fleet))));
+        assert_eq!(s7.connect(&addr).await.unwrap().name, "srv");
+        let peer = srv
+            .peers()
+            .into_iter()
+            .find(|p| p.name == "sensor-7")
+            .unwrap();
+        assert_eq!(peer.identity, "cert:sensor-*");
+        let pump = endpoint("pump-1", Some(client_tls(&ca, Some(&fleet))));
+        let e = pump.connect(&addr).await.unwrap_err();
+        assert_eq!(e.code(), ErrorCode::PermissionDenied, "{e}");
+        // A server whose certificate does not name it is refused by the
+        // dialler.
+        let (imposter, imp_addr) = server(
+            "imposter",
+            server_tls(&ca.leaf(&["srv", "127.0.0.1"]), None),
+        )
+        .await;
+        let c = endpoint("c", Some(client_tls(&ca, None)));
+        let e = c.connect(&imp_addr).await.unwrap_err();
+        assert_eq!(e.code(), ErrorCode::PermissionDenied, "{e}");
+        assert!(e.detail().contains("imposter"), "{e}");
+        for ep in [mallory, alice, s7, pump, imposter, c, srv] {
+            ep.close().await;
+        }
+    })
+    .await
 }

@@ -671,6 +671,9 @@ pub struct netchan_stats {
     /// Requests this endpoint's services refused with `BUFFER_FULL` (their
     /// queue was full).
     pub requests_refused: u64,
+    /// What the access rules denied peers: messages, subscriptions,
+    /// service declarations, requests, streams (docs/SECURITY.md).
+    pub denied: u64,
 }
 
 /// Writes the endpoint's counters (totals over every peer, past and
@@ -705,6 +708,7 @@ pub unsafe extern "C" fn netchan_endpoint_stats(
             subscriptions: s.subscriptions.len() as u64,
             lost_with_link: t.lost_with_link,
             requests_refused: t.requests_refused,
+            denied: t.denied,
         };
         let n = size.min(std::mem::size_of::<netchan_stats>());
         // SAFETY: the caller provides `size` writable bytes at `out`.

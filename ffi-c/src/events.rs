@@ -16,7 +16,8 @@ use crate::types::netchan_str;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[allow(non_camel_case_types)]
 pub enum netchan_event_kind {
-    /// A peer completed the handshake: `peer`, `addr`.
+    /// A peer completed the handshake: `peer`, `addr`, `identity` (what it
+    /// proved: `cert:NAME`, `key:ID`, `uid:N` or `anonymous`).
     PeerUp = 1,
     /// A peer's connection ended: `peer`, `addr`, `detail` (why), `code`
     /// (`CLOSED` for an orderly close).
@@ -41,6 +42,11 @@ pub enum netchan_event_kind {
     Suspended = 8,
     /// `netchan_endpoint_resume()` listens and dials again.
     Resumed = 9,
+    /// The access rules denied a peer something: `peer`, `identity`,
+    /// `detail` (the action: `publish`, `subscribe`, `serve`, `request` or
+    /// `stream`), `path` (the path or pattern). Counted in the stats'
+    /// `denied`.
+    Denied = 10,
     /// An event this version of the C API does not know; `detail` describes it.
     Other = 99,
 }
@@ -65,6 +71,10 @@ pub struct netchan_event {
     pub count: u64,
     /// The delay before the attempt, in milliseconds (for `RECONNECTING`).
     pub delay_ms: u64,
+    /// What the peer proved (for `PEER_UP` and `DENIED`).
+    pub identity: netchan_str,
+    /// The path or pattern (for `DENIED`).
+    pub path: netchan_str,
 }
 
 /// Receives the events of `netchan_endpoint_on_event()`.
@@ -107,11 +117,26 @@ fn to_c(e: &Event) -> Option<netchan_event> {
         detail: netchan_str::empty(),
         count: 0,
         delay_ms: 0,
+        identity: netchan_str::empty(),
+        path: netchan_str::empty(),
     };
     match e {
-        Event::PeerUp { peer, addr } => {
+        Event::PeerUp {
+            peer,
+            addr,
+            identity,
+        } => {
             ev.kind = netchan_event_kind::PeerUp;
-            (ev.peer, ev.addr) = (s(peer), s(addr));
+            (ev.peer, ev.addr, ev.identity) = (s(peer), s(addr), s(identity));
+        }
+        Event::Denied {
+            peer,
+            identity,
+            action,
+            path,
+        } => {
+            ev.kind = netchan_event_kind::Denied;
+            (ev.peer, ev.identity, ev.detail, ev.path) = (s(peer), s(identity), s(action), s(path));
         }
         Event::PeerDown {
             peer,
@@ -170,6 +195,8 @@ fn deliver(cb: &EventCb, e: &Event) {
                 detail: netchan_str::from(&other),
                 count: 0,
                 delay_ms: 0,
+                identity: netchan_str::empty(),
+                path: netchan_str::empty(),
             }
         }
     };
@@ -222,6 +249,8 @@ pub unsafe extern "C" fn netchan_endpoint_on_event(
                             detail: netchan_str::empty(),
                             count: n,
                             delay_ms: 0,
+                            identity: netchan_str::empty(),
+                            path: netchan_str::empty(),
                         };
                         // SAFETY: the callback contract.
                         unsafe { (cb.call)(cb.ctx.ptr, &ev) };
@@ -270,8 +299,24 @@ mod tests {
                 String::from_utf8(b.to_vec()).unwrap()
             };
             match &e {
-                Event::PeerUp { peer, addr } => {
-                    assert_eq!((text(&c.peer), text(&c.addr)), (peer.clone(), addr.clone()))
+                Event::PeerUp {
+                    peer,
+                    addr,
+                    identity,
+                } => {
+                    assert_eq!((text(&c.peer), text(&c.addr)), (peer.clone(), addr.clone()));
+                    assert_eq!(text(&c.identity), *identity);
+                }
+                Event::Denied {
+                    peer,
+                    identity,
+                    action,
+                    path,
+                } => {
+                    assert_eq!(text(&c.peer), *peer);
+                    assert_eq!(text(&c.identity), *identity);
+                    assert_eq!(text(&c.detail), *action);
+                    assert_eq!(text(&c.path), *path);
                 }
                 Event::PeerDown {
                     peer,

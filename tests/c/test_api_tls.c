@@ -70,7 +70,7 @@ static void test_mutual_tls_carries_messages_and_refuses_a_client_without_a_cert
     CHECK(ca_text != NULL && strncmp(ca_text, "-----BEGIN", 10) == 0);
     const char *server_kv[] = {"tls.cert", cert, "tls.key", key, "tls.ca", ca_text,
                                "tls.client_auth", "required", NULL};
-    netchan_endpoint *server = endpoint("tls-server", server_kv);
+    netchan_endpoint *server = endpoint("server", server_kv);
     char *bound = NULL;
     CHECK_OK(netchan_endpoint_listen(server, "tls://127.0.0.1:0", &bound));
     CHECK(bound != NULL && strncmp(bound, "tls://127.0.0.1:", 16) == 0);
@@ -78,7 +78,7 @@ static void test_mutual_tls_carries_messages_and_refuses_a_client_without_a_cert
     CHECK_OK(netchan_endpoint_subscribe(server, "c/**", NULL, &sub));
 
     const char *client_kv[] = {"tls.ca", ca, "tls.cert", ccert, "tls.key", ckey, NULL};
-    netchan_endpoint *client = endpoint("tls-client", client_kv);
+    netchan_endpoint *client = endpoint("client", client_kv);
     CHECK_OK(netchan_endpoint_connect(client, bound, NULL));
     CHECK_OK(netchan_endpoint_publish(client, "c/x", (const uint8_t *)"over tls", 8));
     netchan_message *m = NULL;

@@ -17,7 +17,8 @@ def fnv1a64(data: bytes) -> int:
 def main() -> int:
     cli, role, addr = sys.argv[1:4]
     # The agents' NETCHAN_SETTINGS (KEY=VALUE lines) as the CLI's -o options.
-    opts = []
+    # A name of the agents' form, which their certificate is issued for.
+    opts = ["--name", f"cli-agent-{os.getpid()}"]
     for line in os.environ.get("NETCHAN_SETTINGS", "").splitlines():
         if "=" in line:
             opts += ["-o", line]

@@ -51,8 +51,9 @@ def env_for(transport, who="good"):
 
 
 def cli_opts(env):
-    """The CLI takes the same settings as `-o KEY=VALUE`."""
-    out = []
+    """The CLI takes the same settings as `-o KEY=VALUE`, and a name of the
+    agents' form (`*-agent-*`, the name their certificate is for)."""
+    out = ["--name", f"cli-agent-{os.urandom(4).hex()}"]
     for line in env.get("NETCHAN_SETTINGS", "").splitlines():
         if "=" in line:
             out += ["-o", line]
@@ -367,11 +368,12 @@ def refused(srv, cli, transport, tmp):
 
 
 def make_keys(agents, tmp):
-    """One certificate for every agent (it serves and dials) and one shared
-    key, made by the CLI; and another key with the same id."""
+    """One certificate for every agent (it serves and dials), issued for
+    endpoint names `*-agent-*` (each agent is `LANG-agent-PID`), and one
+    shared key, made by the CLI; and another key with the same id."""
     cli = agents.get("cli", [None, os.path.join(ROOT, "target", "debug", "netchan")])[1]
     d = os.path.join(tmp, "certs")
-    subprocess.run([cli, "cert", "agent", "--dir", d], check=True, capture_output=True, timeout=TIMEOUT)
+    subprocess.run([cli, "cert", "agent", "--endpoint", "*-agent-*", "--dir", d], check=True, capture_output=True, timeout=TIMEOUT)
     for f in ("keys", "other-keys"):
         subprocess.run([cli, "keygen", "interop", "--out", f"{d}/{f}"], check=True, capture_output=True,
                        timeout=TIMEOUT)

@@ -19,8 +19,12 @@ use rcgen::{
 
 #[derive(Args)]
 pub(crate) struct CertArgs {
-    /// The certificate's name: its subject, and its files' (NAME.pem, NAME-key.pem).
+    /// The certificate's name: its files' (NAME.pem, NAME-key.pem) and, unless --endpoint says otherwise, its subject's common name.
     name: String,
+    /// The endpoint name (or pattern, `*` for any run of characters) the
+    /// certificate lets its holder take: its common name (default: NAME).
+    #[arg(long, value_name = "PATTERN")]
+    endpoint: Option<String>,
     /// Directory for the files; the CA in it is made on the first run and reused.
     #[arg(long, default_value = ".")]
     dir: PathBuf,
@@ -101,8 +105,19 @@ fn ca(dir: &Path) -> Result<(Issuer<'static, KeyPair>, bool), Error> {
 /// owner-only if new). A dialler uses the file's first key, a listener
 /// accepts any: to rotate, append the new key everywhere, then move it
 /// first (docs/SECURITY.md, "Rotating keys").
-pub(crate) fn keygen(id: &str, out: &Path) -> Result<(), Error> {
-    let line = netchan::config::generate_key_line(id)?;
+pub(crate) fn keygen(id: &str, out: &Path, names: Option<&str>) -> Result<(), Error> {
+    let mut line = netchan::config::generate_key_line(id)?;
+    if let Some(n) = names {
+        if n.is_empty()
+            || n.split(',')
+                .any(|p| p.is_empty() || p.contains(char::is_whitespace))
+        {
+            return Err(fail(format!(
+                "--names {n:?}: give endpoint name patterns separated by commas, without spaces"
+            )));
+        }
+        line = format!("{line} names={n}");
+    }
     if let Ok(existing) = std::fs::read_to_string(out) {
         let taken = existing
             .lines()
@@ -161,8 +176,10 @@ pub(crate) fn run(a: &CertArgs) -> Result<(), Error> {
     };
     let mut p = CertificateParams::new(hosts.clone())
         .map_err(|e| fail(format!("--host {}: {e}", hosts.join(", "))))?;
-    p.distinguished_name
-        .push(DnType::CommonName, a.name.clone());
+    p.distinguished_name.push(
+        DnType::CommonName,
+        a.endpoint.clone().unwrap_or_else(|| a.name.clone()),
+    );
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     // Each endpoint both listens and dials: one certificate for both.
     p.extended_key_usages = vec![
@@ -183,10 +200,11 @@ pub(crate) fn run(a: &CertArgs) -> Result<(), Error> {
         );
     }
     println!(
-        "made {} and {} for {} (--tls-cert, --tls-key), valid {} days",
+        "made {} and {} for {} (--tls-cert, --tls-key), for endpoints named {}, valid {} days",
         cert.display(),
         key.display(),
         hosts.join(", "),
+        a.endpoint.as_deref().unwrap_or(&a.name),
         a.days
     );
     Ok(())

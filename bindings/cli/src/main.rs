@@ -74,6 +74,9 @@ struct Security {
     /// Allow plaintext tcp:// beyond this host (refused by default).
     #[arg(long, global = true)]
     insecure: bool,
+    /// Access rules (a file of `allow IDENTITY ACTIONS PATH` lines): what each peer may do; anything else is denied.
+    #[arg(long, global = true, value_name = "FILE")]
+    acl: Option<String>,
 }
 
 impl Security {
@@ -87,6 +90,7 @@ impl Security {
             ("tls.client_auth", &self.tls_client_auth),
             ("tls.server_name", &self.tls_server_name),
             ("psk", &self.psk_file),
+            ("acl", &self.acl),
         ]
         .into_iter()
         .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
@@ -207,6 +211,10 @@ enum Cmd {
         /// The key file to append the key to.
         #[arg(long, value_name = "FILE")]
         out: std::path::PathBuf,
+        /// Endpoint names the key's holders may take, comma-separated, `*`
+        /// for any run of characters (default: any name).
+        #[arg(long, value_name = "PATTERNS")]
+        names: Option<String>,
     },
     /// Measure round-trip times to the endpoint at ADDR.
     Ping {
@@ -298,7 +306,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
         }
         Cmd::Demo { addr } => demo::run(&addr).await,
         Cmd::Cert(args) => cert::run(&args),
-        Cmd::Keygen { id, out } => cert::keygen(&id, &out),
+        Cmd::Keygen { id, out, names } => cert::keygen(&id, &out, names.as_deref()),
         Cmd::Sub { pattern, at, count } => {
             let ep = endpoint(&cfg)?;
             report_losses(&ep);

@@ -225,3 +225,88 @@ fn keygen_and_psk_file_carry_requests_and_refuse_another_key() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn acl_allows_what_its_rules_name_and_denies_the_rest() {
+    let dir = Dir::new("acl");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let (keys, rules) = (dir.file("keys"), dir.file("rules"));
+    let out = netchan(&["keygen", "team", "--out", &keys, "--names", "cli-*"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let line = std::fs::read_to_string(&keys).unwrap();
+    assert!(line.contains(" names=cli-*"), "{line}");
+    // The listener's file binds the key's holders to `cli-*`; the
+    // clients' file holds the same key without names.
+    let client_keys = dir.file("client-keys");
+    std::fs::write(&client_keys, line.replace(" names=cli-*", "")).unwrap();
+    std::fs::write(
+        &rules,
+        "# who may do what\nallow key:team request echo/public\n",
+    )
+    .unwrap();
+    let server = Listening::start(&[
+        "serve",
+        "echo/*",
+        "--listen",
+        "tcp://127.0.0.1:0",
+        "--echo",
+        "--name",
+        "srv",
+        "--psk-file",
+        &keys,
+        "--acl",
+        &rules,
+    ]);
+    let req = |path: &str, name: &str| {
+        netchan(&[
+            "req",
+            path,
+            "hi",
+            "--connect",
+            &server.addr,
+            "--psk-file",
+            &client_keys,
+            "--name",
+            name,
+        ])
+    };
+    let out = req("echo/public", "cli-1");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "hi\n");
+    let out = req("echo/secret", "cli-1");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("netchan: PERMISSION_DENIED"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The key binds its holders to `cli-*`.
+    let out = req("echo/public", "intruder");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("PERMISSION_DENIED"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A broken rules file is an error at start, naming the line.
+    std::fs::write(&rules, "allow key:team shout **\n").unwrap();
+    let out = netchan(&[
+        "serve",
+        "x",
+        "--listen",
+        "tcp://127.0.0.1:0",
+        "--echo",
+        "--count",
+        "0",
+        "--psk-file",
+        &keys,
+        "--acl",
+        &rules,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("line 1"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -160,6 +160,9 @@ pub struct PeerInfo {
     pub addr: String,
     /// True if it dialled us.
     pub inbound: bool,
+    /// What it proved when it connected: `cert:NAME`, `key:ID`, `uid:N`
+    /// or `anonymous`.
+    pub identity: String,
 }
 
 impl From<netchan::PeerInfo> for PeerInfo {
@@ -168,6 +171,7 @@ impl From<netchan::PeerInfo> for PeerInfo {
             name: p.name,
             addr: p.addr,
             inbound: p.inbound,
+            identity: p.identity,
         }
     }
 }
@@ -186,6 +190,7 @@ pub struct CounterStats {
     pub dropped_send_full: f64,
     pub lost_with_link: f64,
     pub errors: f64,
+    pub denied: f64,
 }
 
 impl From<netchan::CounterStats> for CounterStats {
@@ -202,6 +207,7 @@ impl From<netchan::CounterStats> for CounterStats {
             dropped_send_full: c.dropped_send_full as f64,
             lost_with_link: c.lost_with_link as f64,
             errors: c.errors as f64,
+            denied: c.denied as f64,
         }
     }
 }
@@ -212,6 +218,7 @@ pub struct PeerStats {
     pub name: String,
     pub addr: String,
     pub inbound: bool,
+    pub identity: String,
     /// Last measured round-trip time in milliseconds, if any.
     pub rtt_ms: Option<f64>,
     pub counters: CounterStats,
@@ -767,6 +774,7 @@ impl NativeEndpoint {
                     name: p.name,
                     addr: p.addr,
                     inbound: p.inbound,
+                    identity: p.identity,
                     rtt_ms: p.rtt.map(|d| d.as_secs_f64() * 1000.0),
                     counters: p.counters.into(),
                 })

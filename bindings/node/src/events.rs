@@ -22,7 +22,7 @@ const RETRY: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// One event. `type` is the core's `Event::kind()` in camelCase (`peerUp`,
 /// `peerDown`, `dropped`, `reconnecting`, `reconnectAbandoned`,
-/// `suspended`, `resumed`, `connectionError`), or `missed` (events the JS
+/// `suspended`, `resumed`, `connectionError`, `denied`), or `missed` (events the JS
 /// thread could not take); the fields the kind has are set, the others
 /// absent.
 #[napi(object)]
@@ -39,6 +39,14 @@ pub struct EventObj {
     pub count: Option<f64>,
     pub attempt: Option<u32>,
     pub delay_ms: Option<f64>,
+    /// What the peer proved (`peerUp`, `denied`): `cert:NAME`, `key:ID`,
+    /// `uid:N` or `anonymous`.
+    pub identity: Option<String>,
+    /// What the access rules denied (`denied`): `publish`, `subscribe`,
+    /// `serve`, `request` or `stream`.
+    pub action: Option<String>,
+    /// The path or pattern (`denied`).
+    pub path: Option<String>,
 }
 
 /// `peer_up` -> `peerUp`: the core's snake_case kind as a JS name.
@@ -73,9 +81,26 @@ impl EventObj {
         let kind = camel(e.kind());
         let code = |c: netchan::ErrorCode| Some(c.name().to_string());
         match e {
-            Event::PeerUp { peer, addr } => EventObj {
+            Event::PeerUp {
+                peer,
+                addr,
+                identity,
+            } => EventObj {
                 peer: Some(peer),
                 addr: Some(addr),
+                identity: Some(identity),
+                ..EventObj::new(&kind)
+            },
+            Event::Denied {
+                peer,
+                identity,
+                action,
+                path,
+            } => EventObj {
+                peer: Some(peer),
+                identity: Some(identity),
+                action: Some(action),
+                path: Some(path),
                 ..EventObj::new(&kind)
             },
             Event::PeerDown {
@@ -280,9 +305,26 @@ mod tests {
             assert_eq!(snake, e.kind());
             let kind = camel(e.kind());
             let want = match e.clone() {
-                Event::PeerUp { peer, addr } => EventObj {
+                Event::PeerUp {
+                    peer,
+                    addr,
+                    identity,
+                } => EventObj {
                     peer: s(&peer),
                     addr: s(&addr),
+                    identity: s(&identity),
+                    ..EventObj::new(&kind)
+                },
+                Event::Denied {
+                    peer,
+                    identity,
+                    action,
+                    path,
+                } => EventObj {
+                    peer: s(&peer),
+                    identity: s(&identity),
+                    action: s(&action),
+                    path: s(&path),
                     ..EventObj::new(&kind)
                 },
                 Event::PeerDown {
@@ -339,7 +381,8 @@ mod tests {
                 "reconnectAbandoned",
                 "suspended",
                 "resumed",
-                "connectionError"
+                "connectionError",
+                "denied"
             ]
         );
     }

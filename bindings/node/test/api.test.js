@@ -34,8 +34,10 @@ for (const transport of TRANSPORTS) {
 
     test('listen returns the bound address; connect returns the peer', async () => {
       assert.match(p.addr, transport === 'tcp' ? /^tcp:\/\/127\.0\.0\.1:[1-9]\d*$/ : /^unix:\/\//)
-      assert.deepEqual(p.info, { name: p.server.name, addr: p.addr, inbound: false })
-      assert.deepEqual(p.client.peers(), [{ name: p.server.name, addr: p.addr, inbound: false }])
+      // What the peer proved: nothing over TCP; its user id over a Unix socket.
+      const identity = transport === 'tcp' ? 'anonymous' : `uid:${process.getuid()}`
+      assert.deepEqual(p.info, { name: p.server.name, addr: p.addr, inbound: false, identity })
+      assert.deepEqual(p.client.peers(), [{ name: p.server.name, addr: p.addr, inbound: false, identity }])
       assert.deepEqual(p.server.peers().map((x) => [x.name, x.inbound]), [[p.client.name, true]])
     })
 

@@ -27,11 +27,11 @@ function certs (t) {
 test('mutual TLS carries requests and refuses a client without a certificate', { skip: !cli() && 'the netchan CLI is not built' }, async (t) => {
   const f = certs(t)
   const server = new Endpoint({
-    name: 'node-tls-server',
+    name: 'server',
     // A Buffer is the PEM itself; a string a path.
     tls: { cert: fs.readFileSync(f('server.pem')), key: f('server-key.pem'), ca: f('ca.pem'), clientAuth: 'required' }
   })
-  const client = new Endpoint({ name: 'node-tls-client', tls: { ca: f('ca.pem'), cert: f('client.pem'), key: f('client-key.pem') } })
+  const client = new Endpoint({ name: 'client', tls: { ca: f('ca.pem'), cert: f('client.pem'), key: f('client-key.pem') } })
   const anonymous = new Endpoint({ name: 'node-tls-anon', tls: { ca: fs.readFileSync(f('ca.pem')) } })
   t.after(async () => { await Promise.all([server.close(), client.close(), anonymous.close()]) })
   server.serve('echo', (req) => req.payload)
@@ -39,6 +39,10 @@ test('mutual TLS carries requests and refuses a client without a certificate', {
   assert.match(addr, /^tls:\/\/127\.0\.0\.1:\d+$/)
   const peer = await within(client.connect(addr), WATCHDOG, 'connect')
   assert.match(peer.addr, /^tls:\/\//)
+  // Each side shows what the other proved.
+  assert.equal(peer.identity, 'cert:server')
+  assert.deepEqual(server.peers().map((p) => p.identity), ['cert:client'])
+  assert.equal(server.stats().peers[0].identity, 'cert:client')
   const reply = await within(client.request('echo', 'over tls'), WATCHDOG, 'request')
   assert.equal(reply.toString(), 'over tls')
   await rejectsWith(within(anonymous.connect(addr), WATCHDOG, 'refused connect'), 'CLIENT_CERT_REQUIRED')

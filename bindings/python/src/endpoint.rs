@@ -109,16 +109,19 @@ pub struct PeerInfo {
     name: String,
     addr: String,
     inbound: bool,
+    /// What it proved: `cert:NAME`, `key:ID`, `uid:N` or `anonymous`.
+    identity: String,
 }
 
 #[pymethods]
 impl PeerInfo {
     fn __repr__(&self) -> String {
         format!(
-            "PeerInfo(name={:?}, addr={:?}, inbound={})",
+            "PeerInfo(name={:?}, addr={:?}, inbound={}, identity={:?})",
             self.name,
             self.addr,
-            if self.inbound { "True" } else { "False" }
+            if self.inbound { "True" } else { "False" },
+            self.identity
         )
     }
 }
@@ -129,6 +132,7 @@ impl From<netchan::PeerInfo> for PeerInfo {
             name: p.name,
             addr: p.addr,
             inbound: p.inbound,
+            identity: p.identity,
         }
     }
 }
@@ -596,6 +600,7 @@ impl Endpoint {
             d.set_item("dropped_send_full", c.dropped_send_full)?;
             d.set_item("lost_with_link", c.lost_with_link)?;
             d.set_item("errors", c.errors)?;
+            d.set_item("denied", c.denied)?;
             Ok(d)
         };
         let out = PyDict::new(py);
@@ -607,6 +612,7 @@ impl Endpoint {
             d.set_item("name", &p.name)?;
             d.set_item("addr", &p.addr)?;
             d.set_item("inbound", p.inbound)?;
+            d.set_item("identity", &p.identity)?;
             d.set_item("rtt", p.rtt.map(|r| r.as_secs_f64()))?;
             d.set_item("counters", counters(&p.counters)?)?;
             peers.append(d)?;

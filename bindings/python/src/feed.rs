@@ -579,8 +579,8 @@ impl Service {
 /// A connection or delivery event: `kind` is the core's name for it
 /// (`"peer_up"`, `"peer_down"`, `"dropped"`, `"reconnecting"`,
 /// `"reconnect_abandoned"`, `"suspended"`, `"resumed"`,
-/// `"connection_error"`), or `"missed"` (the receiver fell behind by `count`
-/// events). Fields that do not apply are None.
+/// `"connection_error"`, `"denied"`), or `"missed"` (the receiver fell
+/// behind by `count` events). Fields that do not apply are None.
 #[pyclass(module = "netchan._native", frozen, get_all)]
 pub struct Event {
     kind: &'static str,
@@ -593,6 +593,9 @@ pub struct Event {
     count: Option<u64>,
     attempt: Option<u32>,
     delay_ms: Option<u64>,
+    identity: Option<String>,
+    action: Option<String>,
+    path: Option<String>,
 }
 
 #[pymethods]
@@ -605,6 +608,9 @@ impl Event {
             ("reason", &self.reason),
             ("detail", &self.detail),
             ("site", &self.site),
+            ("identity", &self.identity),
+            ("action", &self.action),
+            ("path", &self.path),
         ] {
             if let Some(v) = v {
                 s.push_str(&format!(", {k}={v:?}"));
@@ -639,6 +645,9 @@ impl Event {
             count: None,
             attempt: None,
             delay_ms: None,
+            identity: None,
+            action: None,
+            path: None,
         }
     }
 }
@@ -651,7 +660,20 @@ fn from_core(e: netchan::Event) -> Event {
     use netchan::Event as E;
     let mut ev = Event::empty(e.kind());
     match e {
-        E::PeerUp { peer, addr } => (ev.peer, ev.addr) = (Some(peer), Some(addr)),
+        E::PeerUp {
+            peer,
+            addr,
+            identity,
+        } => (ev.peer, ev.addr, ev.identity) = (Some(peer), Some(addr), Some(identity)),
+        E::Denied {
+            peer,
+            identity,
+            action,
+            path,
+        } => {
+            (ev.peer, ev.identity) = (Some(peer), Some(identity));
+            (ev.action, ev.path) = (Some(action), Some(path));
+        }
         E::PeerDown {
             peer,
             addr,

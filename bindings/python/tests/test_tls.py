@@ -30,8 +30,9 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def server(certs: Path, **extra: object) -> netchan.Endpoint:
+    # No name: the endpoint takes its certificate's (`server`), the only
+    # one its peers accept.
     ep = netchan.Endpoint(
-        "tls-server",
         tls_cert=certs / "server.pem",  # os.PathLike
         tls_key=str(certs / "server-key.pem"),  # str
         tls_ca=(certs / "ca.pem").read_bytes(),  # PEM bytes
@@ -47,10 +48,13 @@ def test_mutual_tls_carries_requests_and_refuses_strangers(certs: Path) -> None:
         addr = srv.listen("tls://127.0.0.1:0")
         assert addr.startswith("tls://127.0.0.1:")
         with netchan.Endpoint(
-            "tls-client", tls_ca=certs / "ca.pem", tls_cert=certs / "client.pem", tls_key=certs / "client-key.pem"
+            "client", tls_ca=certs / "ca.pem", tls_cert=certs / "client.pem", tls_key=certs / "client-key.pem"
         ) as c:
             peer = c.connect(addr)
             assert peer.addr.startswith("tls://")
+            assert (peer.name, peer.identity) == ("server", "cert:server")
+            assert [p.identity for p in srv.peers()] == ["cert:client"]
+            assert srv.stats()["peers"][0]["identity"] == "cert:client"
             assert c.request("echo", b"over tls", timeout=WATCHDOG) == b"over tls"
         with netchan.Endpoint("anonymous", tls_ca=certs / "ca.pem") as anon:
             with pytest.raises(netchan.ClientCertRequiredError) as e:
@@ -67,7 +71,7 @@ def test_asyncio_endpoint_over_mutual_tls(certs: Path) -> None:
         with server(certs) as srv:
             addr = srv.listen("tls://127.0.0.1:0")
             async with netchan.aio.Endpoint(
-                "aio-client",
+                "client",
                 tls_ca=certs / "ca.pem",
                 tls_cert=certs / "client.pem",
                 tls_key=certs / "client-key.pem",

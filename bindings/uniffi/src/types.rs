@@ -167,6 +167,9 @@ pub struct PeerInfo {
     pub addr: String,
     /// True if it dialled us.
     pub inbound: bool,
+    /// What it proved when it connected: `cert:NAME`, `key:ID`, `uid:N`
+    /// or `anonymous`.
+    pub identity: String,
 }
 
 impl From<netchan::PeerInfo> for PeerInfo {
@@ -175,6 +178,7 @@ impl From<netchan::PeerInfo> for PeerInfo {
             name: p.name,
             addr: p.addr,
             inbound: p.inbound,
+            identity: p.identity,
         }
     }
 }
@@ -194,6 +198,7 @@ pub struct CounterStats {
     pub dropped_send_full: u64,
     pub lost_with_link: u64,
     pub errors: u64,
+    pub denied: u64,
 }
 
 impl From<netchan::CounterStats> for CounterStats {
@@ -210,6 +215,7 @@ impl From<netchan::CounterStats> for CounterStats {
             dropped_send_full: c.dropped_send_full,
             lost_with_link: c.lost_with_link,
             errors: c.errors,
+            denied: c.denied,
         }
     }
 }
@@ -223,6 +229,8 @@ pub struct PeerStats {
     pub addr: String,
     /// True if it dialled us.
     pub inbound: bool,
+    /// What it proved when it connected (see `PeerInfo.identity`).
+    pub identity: String,
     /// Last measured round-trip time, if a ping completed.
     pub rtt: Option<Duration>,
     /// Counters for this peer.
@@ -267,6 +275,7 @@ impl From<netchan::Stats> for Stats {
                     name: p.name,
                     addr: p.addr,
                     inbound: p.inbound,
+                    identity: p.identity,
                     rtt: p.rtt,
                     counters: p.counters.into(),
                 })
@@ -291,7 +300,11 @@ impl From<netchan::Stats> for Stats {
 #[allow(missing_docs)] // the fields are those of netchan::Event
 pub enum Event {
     /// A peer completed the handshake.
-    PeerUp { peer: String, addr: String },
+    PeerUp {
+        peer: String,
+        addr: String,
+        identity: String,
+    },
     /// A peer's connection ended.
     PeerDown {
         peer: String,
@@ -323,6 +336,14 @@ pub enum Event {
         code: String,
         detail: String,
     },
+    /// The access rules denied a peer something (`action`: `publish`,
+    /// `subscribe`, `serve`, `request` or `stream`).
+    Denied {
+        peer: String,
+        identity: String,
+        action: String,
+        path: String,
+    },
     /// The stream fell behind and missed this many events.
     Missed { count: u64 },
     /// `suspend()` closed every link and listener.
@@ -335,7 +356,26 @@ impl Event {
     pub(crate) fn from_core(e: netchan::Event) -> Option<Event> {
         use netchan::Event as C;
         Some(match e {
-            C::PeerUp { peer, addr } => Event::PeerUp { peer, addr },
+            C::PeerUp {
+                peer,
+                addr,
+                identity,
+            } => Event::PeerUp {
+                peer,
+                addr,
+                identity,
+            },
+            C::Denied {
+                peer,
+                identity,
+                action,
+                path,
+            } => Event::Denied {
+                peer,
+                identity,
+                action,
+                path,
+            },
             C::PeerDown {
                 peer,
                 addr,
@@ -391,6 +431,7 @@ impl Event {
             Event::Reconnecting { .. } => "reconnecting",
             Event::ReconnectAbandoned { .. } => "reconnect_abandoned",
             Event::ConnectionError { .. } => "connection_error",
+            Event::Denied { .. } => "denied",
             Event::Missed { .. } => "missed",
             Event::Suspended => "suspended",
             Event::Resumed => "resumed",
@@ -404,7 +445,26 @@ impl Event {
         use netchan::Event as C;
         let code = |name: &str| netchan::ErrorCode::from_name(name).expect("a core code");
         Some(match self.clone() {
-            Event::PeerUp { peer, addr } => C::PeerUp { peer, addr },
+            Event::PeerUp {
+                peer,
+                addr,
+                identity,
+            } => C::PeerUp {
+                peer,
+                addr,
+                identity,
+            },
+            Event::Denied {
+                peer,
+                identity,
+                action,
+                path,
+            } => C::Denied {
+                peer,
+                identity,
+                action,
+                path,
+            },
             Event::PeerDown {
                 peer,
                 addr,

@@ -250,7 +250,9 @@ impl StreamOptions {
 #[non_exhaustive]
 pub struct Config {
     /// The endpoint's name, unique among the endpoints it talks to.
-    /// `None`: a random name like `ep-3f9a1c0d2b4e5f60`.
+    /// `None`: the common name of `tls.cert` if there is one (the name the
+    /// certificate lets this endpoint take, docs/SECURITY.md
+    /// "Identities"), else a random name like `ep-3f9a1c0d2b4e5f60`.
     pub name: Option<String>,
     /// Largest frame accepted from a peer (and advertised to it), in bytes.
     /// A publish larger than the peer's limit fails with `MESSAGE_TOO_LARGE`.
@@ -353,6 +355,11 @@ pub struct Config {
     /// file's permissions let in. Others are refused with
     /// `PERMISSION_DENIED`.
     pub unix_allowed_uids: Vec<u32>,
+    /// Access rules (docs/SECURITY.md, "Access rules"): what each peer
+    /// identity may publish, subscribe, serve, request and stream on.
+    /// `None`: every peer may do everything; once set, anything not
+    /// allowed is denied. Replace them with `Endpoint::set_acl`.
+    pub acl: Option<crate::acl::AclSource>,
 }
 
 /// The largest [`Config::busy_poll`].
@@ -392,6 +399,7 @@ impl Default for Config {
             insecure: false,
             unix_mode: 0o600,
             unix_allowed_uids: Vec::new(),
+            acl: None,
         }
     }
 }

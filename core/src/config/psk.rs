@@ -9,6 +9,11 @@
 //!
 //! A dialler proves it holds the first key; a listener accepts any key in
 //! its file. `netchan keygen ID` makes a line.
+//!
+//! A peer that proved a key has the identity `key:ID`. An optional fourth
+//! field, `names=PATTERN,...` (`*` matches any run of characters), binds
+//! the key to the endpoint names its holders may take; without it a key's
+//! holders may take any name (docs/SECURITY.md, "Identities").
 
 use std::fmt;
 use std::path::PathBuf;
@@ -77,6 +82,8 @@ impl fmt::Display for KeySource {
 #[derive(Clone)]
 pub(crate) struct SharedKeys {
     pub keys: Vec<(String, [u8; SHARED_KEY_LEN])>,
+    /// The endpoint names each key id's holders may take (none: any).
+    pub names: std::collections::HashMap<String, Vec<String>>,
 }
 
 /// Never prints keys, only their ids.
@@ -91,6 +98,7 @@ impl SharedKeys {
     pub(crate) fn load(src: &KeySource) -> Result<SharedKeys> {
         let text = src.text()?;
         let mut keys: Vec<(String, [u8; SHARED_KEY_LEN])> = Vec::new();
+        let mut names = std::collections::HashMap::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -98,13 +106,20 @@ impl SharedKeys {
             }
             let bad = |why: &str| {
                 Error::invalid_argument(format!(
-                    "shared keys ({src}), line {}: {why}; a line is `netchan-psk ID HEX` with 64 hex digits (netchan keygen ID makes one)",
+                    "shared keys ({src}), line {}: {why}; a line is `netchan-psk ID HEX [names=PATTERN,...]` with 64 hex digits (netchan keygen ID makes one)",
                     i + 1
                 ))
             };
             let parts: Vec<&str> = line.split_whitespace().collect();
-            let [tag, id, hex] = parts[..] else {
-                return Err(bad("not three fields"));
+            let (tag, id, hex, bound) = match parts[..] {
+                [tag, id, hex] => (tag, id, hex, None),
+                [tag, id, hex, extra] => match extra.strip_prefix("names=") {
+                    Some(n) if !n.is_empty() && n.split(',').all(|p| !p.is_empty()) => {
+                        (tag, id, hex, Some(n))
+                    }
+                    _ => return Err(bad("the fourth field is `names=PATTERN,...`")),
+                },
+                _ => return Err(bad("not three fields")),
             };
             if tag != "netchan-psk" {
                 return Err(bad("it does not start with netchan-psk"));
@@ -117,13 +132,24 @@ impl SharedKeys {
                 return Err(bad("the key id is used twice"));
             }
             keys.push((id.to_owned(), key));
+            if let Some(n) = bound {
+                names.insert(id.to_owned(), n.split(',').map(str::to_owned).collect());
+            }
         }
         if keys.is_empty() {
             return Err(Error::invalid_argument(format!(
                 "shared keys ({src}) hold no key (netchan keygen ID makes one)"
             )));
         }
-        Ok(SharedKeys { keys })
+        Ok(SharedKeys { keys, names })
+    }
+
+    /// The identity of a peer that proved key `id`.
+    pub(crate) fn identity(&self, id: &str) -> crate::acl::Identity {
+        crate::acl::Identity {
+            id: format!("key:{id}"),
+            names: self.names.get(id).cloned().unwrap_or_default(),
+        }
     }
 
     /// The key named `id`.
@@ -186,6 +212,10 @@ mod tests {
             ),
             ("netchan-psk x", "three fields"),
             ("# nothing", "no key"),
+            (
+                "netchan-psk x 0000000000000000000000000000000000000000000000000000000000000000 names",
+                "names=PATTERN",
+            ),
         ] {
             let e = SharedKeys::load(&KeySource::Text(text.into())).unwrap_err();
             assert!(e.detail().contains(says), "{text}: {e}");
@@ -196,6 +226,10 @@ mod tests {
             .detail()
             .contains("twice"));
         assert!(generate_key_line("has space").is_err());
+        let bound = SharedKeys::load(&KeySource::Text(format!("{a} names=s-*,t\n{b}"))).unwrap();
+        assert_eq!(bound.identity("a").id, "key:a");
+        assert!(bound.identity("a").may_use_name("s-1") && !bound.identity("a").may_use_name("u"));
+        assert!(bound.identity("b-2026").may_use_name("anything"));
         assert!(format!("{:?}", KeySource::parse(&a)).contains("<keys>"));
     }
 }

@@ -252,6 +252,9 @@ settings! {
     "unix_allowed_uids", SettingKind::Text, "user ids allowed to connect over Unix sockets, comma-separated (empty: any)",
         |c| c.unix_allowed_uids.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
         |c, v| c.unix_allowed_uids = v.uids()?;
+    "acl", SettingKind::Text, "access rules per peer identity: a rules file, or the rules' text (empty: everything allowed)",
+        |c| match &c.acl { Some(crate::acl::AclSource::File(p)) => p.display().to_string(), Some(crate::acl::AclSource::Text(t)) => t.clone(), None => String::new() },
+        |c, v| c.acl = Some(v.text.trim()).filter(|t| !t.is_empty()).map(crate::acl::AclSource::parse);
 }
 
 struct Value<'a> {
@@ -464,6 +467,7 @@ mod tests {
                     "unix_mode" => "660",
                     "unix_allowed_uids" => "1000,1001",
                     "psk" => "/etc/netchan/keys",
+                    "acl" => "/etc/netchan/acl",
                     _ => "x",
                 },
                 SettingKind::Choice(names) => names[0],

@@ -43,6 +43,10 @@ pub struct PeerInfo {
     pub addr: String,
     /// True if it dialled us.
     pub inbound: bool,
+    /// What it proved when it connected, and how: `cert:NAME` (a TLS
+    /// certificate), `key:ID` (a shared key), `uid:N` (a Unix socket
+    /// peer's user id) or `anonymous` (docs/SECURITY.md, "Identities").
+    pub identity: String,
 }
 
 /// A netchan endpoint: connects to peers over TCP and Unix sockets, publishes
@@ -109,14 +113,22 @@ impl Endpoint {
         config.validate()?;
         let (rt, lineage) =
             crate::runtime::handle().map_err(|e| Error::io("starting the runtime", &e))?;
-        let name: Arc<str> = config.name.clone().unwrap_or_else(random_name).into();
         // Keys and certificates are read and checked now: a mistake is an
         // error here, not at the first connection.
         let keys = Arc::new(crate::transport::keys::Keys::default());
         keys.replace_tls(config.tls.clone())?;
         keys.replace_psk(config.shared_keys.clone())?;
+        // Without a name of its own, an endpoint with a certificate takes
+        // the name the certificate is for (the only one peers accept).
+        let name: Arc<str> = config
+            .name
+            .clone()
+            .or_else(|| keys.tls_own_name())
+            .unwrap_or_else(random_name)
+            .into();
         let shared = Shared::new(name, config, rt, lineage, keys);
         let router = Router::new(shared.clone());
+        router.set_acl(shared.cfg.acl.clone())?;
         let links = Links::new(shared.clone(), router.clone());
         let parts = Arc::new(Parts {
             shared,
@@ -261,6 +273,7 @@ impl Endpoint {
             name: peer.name.to_string(),
             addr: peer.addr.clone(),
             inbound: peer.inbound,
+            identity: peer.identity.to_string(),
         })
     }
 
@@ -550,6 +563,7 @@ impl Endpoint {
                 name: p.name.to_string(),
                 addr: p.addr.clone(),
                 inbound: p.inbound,
+                identity: p.identity.to_string(),
             })
             .collect()
     }
@@ -623,6 +637,7 @@ impl Endpoint {
                     name: p.name.to_string(),
                     addr: p.addr.clone(),
                     inbound: p.inbound,
+                    identity: p.identity.to_string(),
                     rtt: (rtt > 0).then(|| Duration::from_micros(rtt)),
                     counters: c,
                 }

@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 
 use super::Endpoint;
+use crate::acl::AclSource;
 use crate::config::{KeySource, TlsConfig};
 use crate::error::{Error, ErrorCode, Result};
 use crate::shared::Shared;
@@ -66,13 +67,32 @@ impl Endpoint {
         self.parts.shared.keys.replace_psk(keys)
     }
 
-    /// Reads the TLS settings' files and the shared key file again (a
-    /// renewed certificate, a rotated key), for connections made from now
-    /// on. On an error everything in use stays.
+    /// Reads the TLS settings' files, the shared key file and the access
+    /// rules file again (a renewed certificate, a rotated key, new
+    /// rules): keys for connections made from now on, rules at once. On
+    /// an error everything in use stays.
     ///
     /// Errors: `INVALID_ARGUMENT` naming the file at fault.
     pub fn reload_keys(&self) -> Result<()> {
-        self.parts.shared.keys.reload()
+        let router = &self.parts.router;
+        // Checked before anything changes.
+        if let Some(s) = router.lock().acl_source.clone() {
+            s.load()?;
+        }
+        self.parts.shared.keys.reload()?;
+        router.reload_acl()
+    }
+
+    /// Replaces the access rules (`None`: every peer may do everything;
+    /// docs/SECURITY.md, "Access rules"). They take effect at once, on
+    /// existing links too: routes are recomputed, and each peer is sent
+    /// the declarations of this endpoint it now may, or may no longer,
+    /// see. The rules are read and checked first; on an error the rules
+    /// in use stay (`rules_change_at_run_time_on_existing_links`).
+    ///
+    /// Errors: `INVALID_ARGUMENT` naming the file or line at fault.
+    pub fn set_acl(&self, rules: Option<AclSource>) -> Result<()> {
+        self.parts.router.set_acl(rules)
     }
 }
 

@@ -16,7 +16,7 @@ use bytes::BytesMut;
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 
-use crate::admission::{Admission, Ticket};
+use crate::admission::{Admission, Origin, Ticket};
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::Event;
 use crate::path::Pattern;
@@ -220,8 +220,16 @@ impl Links {
             mut reader,
             writer,
             remote,
-            origin: _,
+            origin,
+            identity,
         } = conn;
+        let identity = identity.unwrap_or_else(|| match origin {
+            Origin::Uid(uid) => crate::acl::Identity {
+                id: format!("uid:{uid}"),
+                names: Vec::new(),
+            },
+            _ => crate::acl::Identity::anonymous(),
+        });
         let fail = |e: Error| {
             self.shared.connection_error(&remote, &e);
             e
@@ -339,9 +347,22 @@ impl Links {
         };
         // No longer pending: the place goes to the next connection.
         drop(ticket);
+        if !identity.may_use_name(&agreed.peer.name) {
+            self.connections.fetch_sub(1, SeqCst);
+            let e = fail(Error::new(
+                ErrorCode::PermissionDenied,
+                format!(
+                    "{remote} proved {} but calls itself {:?}, a name that identity was not issued (docs/SECURITY.md, \"Identities\")",
+                    identity.id, agreed.peer.name
+                ),
+            ));
+            reject(&mut reader, writer, &e).await;
+            return Err(e);
+        }
         let peer = Arc::new(Peer::new(NewPeer {
             id: self.shared.next_id(),
             name: agreed.peer.name.as_str().into(),
+            identity: identity.id.as_str().into(),
             addr: remote.clone(),
             inbound,
             instance: agreed.peer.instance,
@@ -472,6 +493,7 @@ impl Links {
         self.shared.emit(Event::PeerUp {
             peer: peer.name.to_string(),
             addr: remote.clone(),
+            identity: peer.identity.to_string(),
         });
         let w = self.shared.rt.spawn(writer_loop(
             peer.tx.clone(),

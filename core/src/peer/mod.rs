@@ -24,6 +24,9 @@ use send::SendQueue;
 pub(crate) struct Peer {
     pub id: u64,
     pub name: Arc<str>,
+    /// What it proved when it connected (`cert:NAME`, `key:ID`, `uid:N`,
+    /// `anonymous`): what access rules name (see [`crate::acl`]).
+    pub identity: Arc<str>,
     pub addr: String,
     pub inbound: bool,
     /// The peer's HELLO `instance` (0: not given).
@@ -66,6 +69,7 @@ pub(crate) struct Peer {
 pub(crate) struct NewPeer {
     pub id: u64,
     pub name: Arc<str>,
+    pub identity: Arc<str>,
     pub addr: String,
     pub inbound: bool,
     pub instance: u64,
@@ -81,6 +85,7 @@ impl Peer {
         Peer {
             id: p.id,
             name: p.name,
+            identity: p.identity,
             addr: p.addr,
             inbound: p.inbound,
             instance: p.instance,

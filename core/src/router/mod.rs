@@ -8,6 +8,7 @@
 //! A declaration change is queued to every peer under that same lock, so a
 //! peer's snapshot and the changes after it arrive in order.
 
+pub(crate) mod acl;
 pub(crate) mod decls;
 pub(crate) mod state;
 
@@ -104,13 +105,22 @@ impl Router {
         let mut st = self.lock();
         // Checked under the lock: close() empties the state under it too.
         self.shared.check_open()?;
-        let declare = f(&mut st).map(|d| Frame::Declare(proto::Declarations::new(&[d])));
+        let decl = f(&mut st);
+        let declare = decl
+            .as_ref()
+            .map(|d| Frame::Declare(proto::Declarations::new(std::slice::from_ref(d))));
         let mut synced = Synced(Vec::new());
         let mut frames = Vec::with_capacity(3);
         for p in &st.peers {
             frames.clear();
             frames.extend(slot(p));
-            frames.extend(declare.clone());
+            // Only what the peer may see (see `router::acl`).
+            if decl
+                .as_ref()
+                .is_some_and(|d| st.visible(p, d.kind, &d.pattern))
+            {
+                frames.extend(declare.clone());
+            }
             if sync {
                 let nonce = self.shared.next_id();
                 let (tx, rx) = tokio::sync::oneshot::channel();
@@ -267,19 +277,20 @@ impl Router {
             .stream_services
             .values()
             .any(|s| s.svc.pattern.matches(path))
-            || st
-                .peers
-                .iter()
-                .any(|p| p.lock_decls().any_matches(DeclKind::StreamService, path)))
+            || st.peers.iter().any(|p| {
+                p.lock_decls().any_matches(DeclKind::StreamService, path)
+                    && st.allowed(p, crate::acl::Action::Stream, path)
+            }))
     }
 
     /// The next of the connected peers serving streams on `path`, in turn.
     pub(crate) fn next_stream_server(&self, path: &str) -> Option<Arc<Peer>> {
-        let candidates: Vec<Arc<Peer>> = self
-            .lock()
+        let st = self.lock();
+        let candidates: Vec<Arc<Peer>> = st
             .peers
             .iter()
             .filter(|p| p.lock_decls().any_matches(DeclKind::StreamService, path))
+            .filter(|p| st.allowed(p, crate::acl::Action::Stream, path))
             .cloned()
             .collect();
         if candidates.is_empty() {
@@ -355,7 +366,8 @@ impl Router {
         for chunk in opens.chunks(SNAPSHOT_BATCH) {
             let _ = peer.tx.push_control(&Frame::Credit(chunk.to_vec()));
         }
-        let snap = st.snapshot();
+        let mut snap = st.snapshot();
+        snap.retain(|d| st.visible(peer, d.kind, &d.pattern));
         for chunk in snap.chunks(SNAPSHOT_BATCH) {
             let _ = peer
                 .tx
@@ -525,9 +537,14 @@ impl Router {
 
     /// The local route of a message received from `sender` on `path`
     /// (`text` is `key` as a checked path), computed now.
-    pub(crate) fn rx_route(&self, sender: &Arc<str>, text: &str, key: Bytes) -> Arc<RxRoute> {
+    pub(crate) fn rx_route(&self, sender: &Peer, text: &str, key: Bytes) -> Arc<RxRoute> {
         let st = self.lock();
-        let subs = st.local_subs(text);
+        let denied = !st.allowed(sender, crate::acl::Action::Publish, text);
+        let subs = if denied {
+            Vec::new()
+        } else {
+            st.local_subs(text)
+        };
         Arc::new(RxRoute {
             gen: self.sub_gen.load(SeqCst),
             path: key,
@@ -538,9 +555,10 @@ impl Router {
                 } else {
                     text.into()
                 },
-                sender: sender.clone(),
+                sender: sender.name.clone(),
             }),
             subs,
+            denied,
         })
     }
 

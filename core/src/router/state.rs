@@ -36,6 +36,9 @@ pub(crate) struct RxRoute {
     pub path: bytes::Bytes,
     pub meta: Arc<Meta>,
     pub subs: Vec<Arc<Inbox>>,
+    /// The access rules deny the sender publishing on this path: its
+    /// messages are dropped and counted.
+    pub denied: bool,
 }
 
 #[derive(Default)]
@@ -50,6 +53,10 @@ pub(crate) struct State {
     pub counts: HashMap<(DeclKind, Arc<str>), usize>,
     /// Addresses this endpoint keeps connected.
     pub dialers: Vec<Arc<Dialer>>,
+    /// Access rules in use (see `router::acl`); `None`: all allowed.
+    pub acl: Option<Arc<crate::acl::Acl>>,
+    /// What they were read from, for `reload_keys`.
+    pub acl_source: Option<crate::acl::AclSource>,
 }
 
 impl State {
@@ -114,6 +121,7 @@ impl State {
                     || p.dialer.as_ref().is_none_or(|d| !d.lock_offline().active)
             })
             .filter(|p| p.lock_decls().any_matches(DeclKind::Interest, path))
+            .filter(|p| self.allowed(p, crate::acl::Action::Subscribe, path))
             .cloned()
             .collect();
         let max_frame = peers
@@ -160,6 +168,7 @@ impl State {
         self.peers
             .iter()
             .filter(|p| p.lock_decls().any_matches(DeclKind::Service, path))
+            .filter(|p| self.allowed(p, crate::acl::Action::Serve, path))
             .cloned()
             .collect()
     }
@@ -186,6 +195,7 @@ impl State {
             let overlaps = peer
                 .lock_decls()
                 .iter(kind)
+                .filter(|p| self.decl_allowed(peer, kind, p))
                 .any(|p| Pattern::new(p).is_ok_and(|p| p.overlaps(pattern)));
             if overlaps {
                 out.push(peer.name.to_string());

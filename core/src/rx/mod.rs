@@ -18,6 +18,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 
+use crate::acl::Action;
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::Event;
 use crate::link::state::{Input, Session};
@@ -368,7 +369,7 @@ impl Receiver {
             .as_ref()
             .is_some_and(|r| r.gen == gen && *r.path == *path);
         if !same {
-            let Some(route) = self.rx_route(peer, path, gen, &mut rx.cache)? else {
+            let Some(route) = self.rx_route(peer, path, payload.len(), gen, &mut rx.cache)? else {
                 return Ok(());
             };
             rx.last = Some(route);
@@ -386,17 +387,36 @@ impl Receiver {
         Ok(())
     }
 
+    /// Gives back the credit `peer` spent on a message this side dropped
+    /// before delivery (see `CreditIn::forfeit`).
+    fn forfeit(&self, peer: &Peer, path: &[u8], len: usize) {
+        let Ok(path) = std::str::from_utf8(path) else {
+            return;
+        };
+        let mut grants = Vec::new();
+        peer.credit_in().forfeit(path, len, &mut grants);
+        if !grants.is_empty() {
+            let _ = peer.tx.push_control(&Frame::Credit(grants));
+        }
+    }
+
     /// The local route of a received message's path; `None` if no local
     /// subscription wants it (the peer raced our unsubscribe).
     fn rx_route(
         &self,
         peer: &Arc<Peer>,
         path: &[u8],
+        len: usize,
         gen: u64,
         cache: &mut RxCache,
     ) -> Result<Option<Arc<RxRoute>>> {
         if let Some(r) = cache.map.get(path) {
             if r.gen == gen {
+                if r.denied {
+                    // Its event was raised when the route was computed.
+                    peer.counters.denied.fetch_add(1, Relaxed);
+                    self.forfeit(peer, path, len);
+                }
                 return Ok((!r.subs.is_empty()).then(|| r.clone()));
             }
         }
@@ -409,7 +429,11 @@ impl Receiver {
             )
         })?;
         let key = Bytes::copy_from_slice(path);
-        let r = self.router.rx_route(&peer.name, text, key.clone());
+        let r = self.router.rx_route(peer, text, key.clone());
+        if r.denied {
+            self.router.denied(peer, Action::Publish, text, 1);
+            self.forfeit(peer, path, len);
+        }
         if cache.map.len() >= ROUTE_CACHE_MAX || cache.bytes + key.len() > RX_CACHE_BYTES {
             cache.map.clear();
             cache.bytes = 0;
@@ -535,7 +559,26 @@ impl Receiver {
                         format!("request with invalid path: {}", e.detail()),
                     )
                 })?;
-                let svc = self.router.lock().local_service(&path);
+                let (svc, allowed) = {
+                    let st = self.router.lock();
+                    (
+                        st.local_service(&path),
+                        st.allowed(peer, Action::Request, &path),
+                    )
+                };
+                if !allowed {
+                    self.router.denied(peer, Action::Request, &path, 1);
+                    let _ = peer.tx.push_result(
+                        id,
+                        ErrorCode::PermissionDenied.as_u16(),
+                        &format!(
+                            "{} ({}) may not request {path} here (access rules)",
+                            peer.name, peer.identity
+                        ),
+                        &Bytes::new(),
+                    );
+                    return Ok(());
+                }
                 let Some(svc) = svc else {
                     let _ = peer.tx.push_result(
                         id,
@@ -631,6 +674,9 @@ impl Receiver {
     fn apply_declarations(&self, peer: &Arc<Peer>, list: proto::Declarations) -> Result<()> {
         let max_count = self.router.shared.cfg.max_declarations_per_peer;
         let max_bytes = self.router.shared.cfg.max_declaration_bytes_per_peer;
+        // What the rules deny is only looked for when there are rules.
+        let checking = self.router.lock().acl.is_some();
+        let mut added = Vec::new();
         let r = {
             // Only the peer's own table is locked while items are applied;
             // the generation bump below (under the state lock) invalidates
@@ -665,9 +711,25 @@ impl Receiver {
                     ));
                 }
                 decls.insert(d.kind, d.pattern);
+                if checking {
+                    added.push((d.kind, d.pattern.to_owned()));
+                }
                 Ok(())
             })
         };
+        // Kept (a rule change may allow them), but a declaration the rules
+        // deny outright is counted and told once, as it arrives.
+        let denied: Vec<_> = {
+            let st = self.router.lock();
+            added
+                .into_iter()
+                .filter(|(kind, pattern)| !st.decl_allowed(peer, *kind, pattern))
+                .collect()
+        };
+        for (kind, pattern) in denied {
+            self.router
+                .denied(peer, crate::router::acl::action_of(kind), &pattern, 1);
+        }
         {
             let _st = self.router.lock();
             self.router.bump(false);

@@ -228,6 +228,20 @@ pub(crate) fn on_open(router: &Router, peer: &Arc<Peer>, f: Frame) -> Result<()>
             false,
         );
     };
+    if !router
+        .lock()
+        .allowed(peer, crate::acl::Action::Stream, &path)
+    {
+        router.denied(peer, crate::acl::Action::Stream, &path, 1);
+        refuse(
+            ErrorCode::PermissionDenied,
+            format!(
+                "{} ({}) may not open streams on {path} here (access rules)",
+                peer.name, peer.identity
+            ),
+        );
+        return Ok(());
+    }
     let Some(svc) = router.local_stream_service(&path) else {
         refuse(
             ErrorCode::NoResponders,

@@ -263,6 +263,7 @@ pub(crate) fn dial(name: &str) -> Result<Conn> {
         writer: super::Wire::Inproc(to_client),
         remote: remote.clone(),
         origin: Origin::Unknown,
+        identity: None,
     };
     tx.send(server_side).map_err(|_| refused())?;
     Ok(Conn {
@@ -270,6 +271,7 @@ pub(crate) fn dial(name: &str) -> Result<Conn> {
         writer: super::Wire::Inproc(to_server),
         remote,
         origin: Origin::Unknown,
+        identity: None,
     })
 }
 

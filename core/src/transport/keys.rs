@@ -54,6 +54,12 @@ impl Keys {
         Ok(())
     }
 
+    /// The endpoint name this endpoint's certificate is for, if any (see
+    /// `TlsState::own_name`).
+    pub(crate) fn tls_own_name(&self) -> Option<String> {
+        get(&self.tls).and_then(|s| s.own_name.clone())
+    }
+
     /// The shared keys in use, if any: `tcp://` links prove them.
     pub(crate) fn psk(&self) -> Option<Arc<SharedKeys>> {
         get(&self.psk)

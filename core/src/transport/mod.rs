@@ -271,6 +271,9 @@ pub(crate) struct Conn {
     pub remote: String,
     /// Who is on the other side, for the per-address handshake bound.
     pub origin: Origin,
+    /// What the peer proved (a certificate, a shared key); `None`: only
+    /// `origin` says who it is.
+    pub identity: Option<crate::acl::Identity>,
 }
 
 /// Unsent bytes a TCP socket may hold before it stops taking more
@@ -304,6 +307,7 @@ fn tcp_conn(s: TcpStream) -> Conn {
         writer: Wire::Tcp(w),
         remote,
         origin,
+        identity: None,
     }
 }
 
@@ -349,6 +353,7 @@ fn unix_conn(s: UnixStream, path: &str) -> Conn {
         writer: Wire::Unix(w),
         remote: path.to_owned(),
         origin,
+        identity: None,
     }
 }
 

@@ -130,7 +130,8 @@ pub(crate) async fn connect(
         ))
     })?;
     let t = hs.into_stateless_transport_mode().map_err(noise)?;
-    Ok(conn(s, t, remote, origin))
+    let who = keys.identity(id);
+    Ok(conn(s, t, remote, origin, who))
 }
 
 /// Checks that an accepted connection holds one of `keys`, within the
@@ -141,8 +142,9 @@ pub(crate) async fn accept(
     remote: String,
     origin: Origin,
 ) -> Result<Conn> {
-    let t = respond(&keys, &mut s, &remote).await?;
-    Ok(conn(s, t, remote, origin))
+    let (t, id) = respond(&keys, &mut s, &remote).await?;
+    let who = keys.identity(&id);
+    Ok(conn(s, t, remote, origin, who))
 }
 
 /// The listener's side of the handshake, on any byte stream.
@@ -150,7 +152,7 @@ async fn respond<S: AsyncRead + tokio::io::AsyncWrite + Unpin>(
     keys: &SharedKeys,
     s: &mut S,
     remote: &str,
-) -> Result<StatelessTransportState> {
+) -> Result<(StatelessTransportState, String)> {
     let lost = |e: io::Error| {
         refused(format!(
             "{remote} left during the shared-key handshake ({e})"
@@ -192,10 +194,17 @@ async fn respond<S: AsyncRead + tokio::io::AsyncWrite + Unpin>(
     let mut out = (n as u16).to_be_bytes().to_vec();
     out.extend_from_slice(&msg[..n]);
     s.write_all(&out).await.map_err(lost)?;
-    hs.into_stateless_transport_mode().map_err(noise)
+    let t = hs.into_stateless_transport_mode().map_err(noise)?;
+    Ok((t, shown))
 }
 
-fn conn(s: TcpStream, t: StatelessTransportState, remote: String, origin: Origin) -> Conn {
+fn conn(
+    s: TcpStream,
+    t: StatelessTransportState,
+    remote: String,
+    origin: Origin,
+    identity: crate::acl::Identity,
+) -> Conn {
     let t = Arc::new(t);
     let (r, w) = s.into_split();
     let (pw, pr) = inproc::pipe_with(PIPE);
@@ -211,6 +220,7 @@ fn conn(s: TcpStream, t: StatelessTransportState, remote: String, origin: Origin
         writer: Wire::Piped(pw),
         remote,
         origin,
+        identity: Some(identity),
     }
 }
 
@@ -329,6 +339,7 @@ impl<R: AsyncRead + Unpin> AsyncRead for Decrypt<R> {
 pub(crate) fn fuzz_listener(data: &[u8]) {
     let keys = SharedKeys {
         keys: vec![("k1".to_owned(), [7u8; 32])],
+        names: Default::default(),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -338,7 +349,7 @@ pub(crate) fn fuzz_listener(data: &[u8]) {
         // Fits the duplex buffer: written whole, then ended.
         let _ = far.write_all(&data[..data.len().min(1 << 19)]).await;
         let _ = far.shutdown().await;
-        let Ok(t) = respond(&keys, &mut near, "fuzz").await else {
+        let Ok((t, _)) = respond(&keys, &mut near, "fuzz").await else {
             return;
         };
         let mut d = Decrypt {

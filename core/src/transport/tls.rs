@@ -26,6 +26,7 @@ use tokio::net::TcpStream;
 
 use super::inproc::{self, PipeReader};
 use super::{Conn, Wire};
+use crate::acl::Identity;
 use crate::admission::Origin;
 use crate::config::{ClientAuth, Pem, TlsConfig};
 use crate::error::{Error, ErrorCode, Result};
@@ -77,6 +78,10 @@ pub(crate) struct TlsState {
     pub(super) server: Option<Arc<rustls::ServerConfig>>,
     pub(super) client: Option<Arc<rustls::ClientConfig>>,
     pub(super) server_name: Option<String>,
+    /// The endpoint name this endpoint's own certificate is for (its
+    /// common name), unless that is a pattern: the default name of an
+    /// endpoint with a certificate and no name of its own.
+    pub(crate) own_name: Option<String>,
 }
 
 impl TlsState {
@@ -104,6 +109,11 @@ impl TlsState {
             .map(|p| certs(p, "tls.pinned"))
             .transpose()?;
         let tls13 = &[&rustls::version::TLS13];
+        let own_name = identity
+            .as_ref()
+            .map(|(chain, _)| self::identity(Some(chain)))
+            .and_then(|i| i.names.into_iter().next())
+            .filter(|n| !n.is_empty() && !n.contains('*'));
 
         let server = match &identity {
             Some((chain, k)) => {
@@ -181,6 +191,7 @@ impl TlsState {
             server,
             client,
             server_name: c.server_name.clone(),
+            own_name,
         })
     }
 }
@@ -311,8 +322,42 @@ fn handshake_error(remote: &str, e: std::io::Error) -> Error {
 /// control frame never queues behind much more than that.
 const TLS_PIPE: usize = 64 * 1024;
 
+/// The identity a verified peer certificate proves: `cert:` and its
+/// common name (or its first DNS name), and the endpoint names it lets its
+/// holder take: the common name and every DNS name, each a pattern where
+/// `*` matches any run of characters. No certificate: anonymous.
+pub(crate) fn identity(chain: Option<&[CertificateDer<'_>]>) -> Identity {
+    let Some(end) = chain.and_then(|c| c.first()) else {
+        return Identity::anonymous();
+    };
+    // rustls has verified the chain; a certificate it accepted but this
+    // parser cannot read names nothing, and so may take no name.
+    let mut names = Vec::new();
+    if let Ok((_, c)) = x509_parser::parse_x509_certificate(end) {
+        names.extend(
+            c.subject()
+                .iter_common_name()
+                .filter_map(|a| a.as_str().ok())
+                .map(str::to_owned),
+        );
+        if let Ok(Some(san)) = c.subject_alternative_name() {
+            for n in &san.value.general_names {
+                if let x509_parser::extensions::GeneralName::DNSName(d) = n {
+                    names.push((*d).to_owned());
+                }
+            }
+        }
+    }
+    let id = format!("cert:{}", names.first().map_or("", String::as_str));
+    if names.is_empty() {
+        // Matches no endpoint name (names are at least one byte).
+        names.push(String::new());
+    }
+    Identity { id, names }
+}
+
 /// A TLS stream as a `Conn` (see the module's doc).
-fn conn<S>(s: S, remote: String, origin: Origin) -> Conn
+fn conn<S>(s: S, remote: String, origin: Origin, identity: Identity) -> Conn
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
@@ -324,6 +369,7 @@ where
         writer: Wire::Piped(pw),
         remote,
         origin,
+        identity: Some(identity),
     }
 }
 
@@ -365,7 +411,8 @@ pub(crate) async fn connect(
         .connect(name, s)
         .await
         .map_err(|e| handshake_error(&remote, e))?;
-    Ok(conn(s, remote, origin))
+    let who = identity(s.get_ref().1.peer_certificates());
+    Ok(conn(s, remote, origin, who))
 }
 
 /// Handshakes as the server over an accepted TCP stream.
@@ -379,5 +426,6 @@ pub(crate) async fn accept(
         .accept(s)
         .await
         .map_err(|e| handshake_error(&remote, e))?;
-    Ok(conn(s, remote, origin))
+    let who = identity(s.get_ref().1.peer_certificates());
+    Ok(conn(s, remote, origin, who))
 }

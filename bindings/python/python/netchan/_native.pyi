@@ -24,11 +24,13 @@ class Counters(TypedDict):
     dropped_send_full: int
     lost_with_link: int
     errors: int
+    denied: int
 
 class PeerStats(TypedDict):
     name: str
     addr: str
     inbound: bool
+    identity: str
     rtt: Optional[float]
     counters: Counters
 
@@ -51,6 +53,8 @@ class PeerInfo:
     def addr(self) -> str: ...
     @property
     def inbound(self) -> bool: ...
+    @property
+    def identity(self) -> str: ...
 
 class Publisher:
     @property
@@ -188,6 +192,12 @@ class Event:
     def attempt(self) -> Optional[int]: ...
     @property
     def delay_ms(self) -> Optional[int]: ...
+    @property
+    def identity(self) -> Optional[str]: ...
+    @property
+    def action(self) -> Optional[str]: ...
+    @property
+    def path(self) -> Optional[str]: ...
 
 class Events:
     def recv(self, timeout: Optional[float] = None) -> Optional[Event]: ...

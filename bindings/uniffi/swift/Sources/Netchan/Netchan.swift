@@ -3009,10 +3009,11 @@ public struct CounterStats: Equatable, Hashable {
     public var droppedSendFull: UInt64
     public var lostWithLink: UInt64
     public var errors: UInt64
+    public var denied: UInt64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(msgsIn: UInt64, msgsOut: UInt64, bytesIn: UInt64, bytesOut: UInt64, requestsIn: UInt64, requestsOut: UInt64, requestsRefused: UInt64, droppedQueueFull: UInt64, droppedSendFull: UInt64, lostWithLink: UInt64, errors: UInt64) {
+    public init(msgsIn: UInt64, msgsOut: UInt64, bytesIn: UInt64, bytesOut: UInt64, requestsIn: UInt64, requestsOut: UInt64, requestsRefused: UInt64, droppedQueueFull: UInt64, droppedSendFull: UInt64, lostWithLink: UInt64, errors: UInt64, denied: UInt64) {
         self.msgsIn = msgsIn
         self.msgsOut = msgsOut
         self.bytesIn = bytesIn
@@ -3024,6 +3025,7 @@ public struct CounterStats: Equatable, Hashable {
         self.droppedSendFull = droppedSendFull
         self.lostWithLink = lostWithLink
         self.errors = errors
+        self.denied = denied
     }
 
     
@@ -3052,7 +3054,8 @@ public struct FfiConverterTypeCounterStats: FfiConverterRustBuffer {
                 droppedQueueFull: FfiConverterUInt64.read(from: &buf), 
                 droppedSendFull: FfiConverterUInt64.read(from: &buf), 
                 lostWithLink: FfiConverterUInt64.read(from: &buf), 
-                errors: FfiConverterUInt64.read(from: &buf)
+                errors: FfiConverterUInt64.read(from: &buf), 
+                denied: FfiConverterUInt64.read(from: &buf)
         )
     }
 
@@ -3068,6 +3071,7 @@ public struct FfiConverterTypeCounterStats: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.droppedSendFull, into: &buf)
         FfiConverterUInt64.write(value.lostWithLink, into: &buf)
         FfiConverterUInt64.write(value.errors, into: &buf)
+        FfiConverterUInt64.write(value.denied, into: &buf)
     }
 }
 
@@ -3484,6 +3488,11 @@ public struct PeerInfo: Equatable, Hashable {
      * True if it dialled us.
      */
     public var inbound: Bool
+    /**
+     * What it proved when it connected: `cert:NAME`, `key:ID`, `uid:N`
+     * or `anonymous`.
+     */
+    public var identity: String
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3496,10 +3505,15 @@ public struct PeerInfo: Equatable, Hashable {
          */addr: String, 
         /**
          * True if it dialled us.
-         */inbound: Bool) {
+         */inbound: Bool, 
+        /**
+         * What it proved when it connected: `cert:NAME`, `key:ID`, `uid:N`
+         * or `anonymous`.
+         */identity: String) {
         self.name = name
         self.addr = addr
         self.inbound = inbound
+        self.identity = identity
     }
 
     
@@ -3520,7 +3534,8 @@ public struct FfiConverterTypePeerInfo: FfiConverterRustBuffer {
             try PeerInfo(
                 name: FfiConverterString.read(from: &buf), 
                 addr: FfiConverterString.read(from: &buf), 
-                inbound: FfiConverterBool.read(from: &buf)
+                inbound: FfiConverterBool.read(from: &buf), 
+                identity: FfiConverterString.read(from: &buf)
         )
     }
 
@@ -3528,6 +3543,7 @@ public struct FfiConverterTypePeerInfo: FfiConverterRustBuffer {
         FfiConverterString.write(value.name, into: &buf)
         FfiConverterString.write(value.addr, into: &buf)
         FfiConverterBool.write(value.inbound, into: &buf)
+        FfiConverterString.write(value.identity, into: &buf)
     }
 }
 
@@ -3564,6 +3580,10 @@ public struct PeerStats: Equatable, Hashable {
      */
     public var inbound: Bool
     /**
+     * What it proved when it connected (see `PeerInfo.identity`).
+     */
+    public var identity: String
+    /**
      * Last measured round-trip time, if a ping completed.
      */
     public var rtt: TimeInterval?
@@ -3585,6 +3605,9 @@ public struct PeerStats: Equatable, Hashable {
          * True if it dialled us.
          */inbound: Bool, 
         /**
+         * What it proved when it connected (see `PeerInfo.identity`).
+         */identity: String, 
+        /**
          * Last measured round-trip time, if a ping completed.
          */rtt: TimeInterval?, 
         /**
@@ -3593,6 +3616,7 @@ public struct PeerStats: Equatable, Hashable {
         self.name = name
         self.addr = addr
         self.inbound = inbound
+        self.identity = identity
         self.rtt = rtt
         self.counters = counters
     }
@@ -3616,6 +3640,7 @@ public struct FfiConverterTypePeerStats: FfiConverterRustBuffer {
                 name: FfiConverterString.read(from: &buf), 
                 addr: FfiConverterString.read(from: &buf), 
                 inbound: FfiConverterBool.read(from: &buf), 
+                identity: FfiConverterString.read(from: &buf), 
                 rtt: FfiConverterOptionDuration.read(from: &buf), 
                 counters: FfiConverterTypeCounterStats.read(from: &buf)
         )
@@ -3625,6 +3650,7 @@ public struct FfiConverterTypePeerStats: FfiConverterRustBuffer {
         FfiConverterString.write(value.name, into: &buf)
         FfiConverterString.write(value.addr, into: &buf)
         FfiConverterBool.write(value.inbound, into: &buf)
+        FfiConverterString.write(value.identity, into: &buf)
         FfiConverterOptionDuration.write(value.rtt, into: &buf)
         FfiConverterTypeCounterStats.write(value.counters, into: &buf)
     }
@@ -4489,7 +4515,7 @@ public enum Event: Equatable, Hashable {
     /**
      * A peer completed the handshake.
      */
-    case peerUp(peer: String, addr: String
+    case peerUp(peer: String, addr: String, identity: String
     )
     /**
      * A peer's connection ended.
@@ -4515,6 +4541,12 @@ public enum Event: Equatable, Hashable {
      * A connection was refused or closed for breaking the protocol.
      */
     case connectionError(addr: String, code: String, detail: String
+    )
+    /**
+     * The access rules denied a peer something (`action`: `publish`,
+     * `subscribe`, `serve`, `request` or `stream`).
+     */
+    case denied(peer: String, identity: String, action: String, path: String
     )
     /**
      * The stream fell behind and missed this many events.
@@ -4550,7 +4582,7 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
         let variant: Int32 = try readInt(&buf)
         switch variant {
         
-        case 1: return .peerUp(peer: try FfiConverterString.read(from: &buf), addr: try FfiConverterString.read(from: &buf)
+        case 1: return .peerUp(peer: try FfiConverterString.read(from: &buf), addr: try FfiConverterString.read(from: &buf), identity: try FfiConverterString.read(from: &buf)
         )
         
         case 2: return .peerDown(peer: try FfiConverterString.read(from: &buf), addr: try FfiConverterString.read(from: &buf), reason: try FfiConverterString.read(from: &buf), code: try FfiConverterString.read(from: &buf)
@@ -4568,12 +4600,15 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
         case 6: return .connectionError(addr: try FfiConverterString.read(from: &buf), code: try FfiConverterString.read(from: &buf), detail: try FfiConverterString.read(from: &buf)
         )
         
-        case 7: return .missed(count: try FfiConverterUInt64.read(from: &buf)
+        case 7: return .denied(peer: try FfiConverterString.read(from: &buf), identity: try FfiConverterString.read(from: &buf), action: try FfiConverterString.read(from: &buf), path: try FfiConverterString.read(from: &buf)
         )
         
-        case 8: return .suspended
+        case 8: return .missed(count: try FfiConverterUInt64.read(from: &buf)
+        )
         
-        case 9: return .resumed
+        case 9: return .suspended
+        
+        case 10: return .resumed
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -4583,10 +4618,11 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
         switch value {
         
         
-        case let .peerUp(peer,addr):
+        case let .peerUp(peer,addr,identity):
             writeInt(&buf, Int32(1))
             FfiConverterString.write(peer, into: &buf)
             FfiConverterString.write(addr, into: &buf)
+            FfiConverterString.write(identity, into: &buf)
             
         
         case let .peerDown(peer,addr,reason,code):
@@ -4625,17 +4661,25 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .missed(count):
+        case let .denied(peer,identity,action,path):
             writeInt(&buf, Int32(7))
+            FfiConverterString.write(peer, into: &buf)
+            FfiConverterString.write(identity, into: &buf)
+            FfiConverterString.write(action, into: &buf)
+            FfiConverterString.write(path, into: &buf)
+            
+        
+        case let .missed(count):
+            writeInt(&buf, Int32(8))
             FfiConverterUInt64.write(count, into: &buf)
             
         
         case .suspended:
-            writeInt(&buf, Int32(8))
+            writeInt(&buf, Int32(9))
         
         
         case .resumed:
-            writeInt(&buf, Int32(9))
+            writeInt(&buf, Int32(10))
         
         }
     }

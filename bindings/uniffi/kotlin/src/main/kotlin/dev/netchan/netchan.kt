@@ -5469,6 +5469,8 @@ data class CounterStats (
     val `lostWithLink`: kotlin.ULong
     , 
     val `errors`: kotlin.ULong
+    , 
+    val `denied`: kotlin.ULong
     
 ){
     
@@ -5496,6 +5498,7 @@ public object FfiConverterTypeCounterStats: FfiConverterRustBuffer<CounterStats>
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
         )
     }
 
@@ -5510,7 +5513,8 @@ public object FfiConverterTypeCounterStats: FfiConverterRustBuffer<CounterStats>
             FfiConverterULong.allocationSize(value.`droppedQueueFull`) +
             FfiConverterULong.allocationSize(value.`droppedSendFull`) +
             FfiConverterULong.allocationSize(value.`lostWithLink`) +
-            FfiConverterULong.allocationSize(value.`errors`)
+            FfiConverterULong.allocationSize(value.`errors`) +
+            FfiConverterULong.allocationSize(value.`denied`)
     )
 
     override fun write(value: CounterStats, buf: ByteBuffer) {
@@ -5525,6 +5529,7 @@ public object FfiConverterTypeCounterStats: FfiConverterRustBuffer<CounterStats>
             FfiConverterULong.write(value.`droppedSendFull`, buf)
             FfiConverterULong.write(value.`lostWithLink`, buf)
             FfiConverterULong.write(value.`errors`, buf)
+            FfiConverterULong.write(value.`denied`, buf)
     }
 }
 
@@ -5824,6 +5829,12 @@ data class PeerInfo (
      * True if it dialled us.
      */
     val `inbound`: kotlin.Boolean
+    , 
+    /**
+     * What it proved when it connected: `cert:NAME`, `key:ID`, `uid:N`
+     * or `anonymous`.
+     */
+    val `identity`: kotlin.String
     
 ){
     
@@ -5843,19 +5854,22 @@ public object FfiConverterTypePeerInfo: FfiConverterRustBuffer<PeerInfo> {
             FfiConverterString.read(buf),
             FfiConverterString.read(buf),
             FfiConverterBoolean.read(buf),
+            FfiConverterString.read(buf),
         )
     }
 
     override fun allocationSize(value: PeerInfo) = (
             FfiConverterString.allocationSize(value.`name`) +
             FfiConverterString.allocationSize(value.`addr`) +
-            FfiConverterBoolean.allocationSize(value.`inbound`)
+            FfiConverterBoolean.allocationSize(value.`inbound`) +
+            FfiConverterString.allocationSize(value.`identity`)
     )
 
     override fun write(value: PeerInfo, buf: ByteBuffer) {
             FfiConverterString.write(value.`name`, buf)
             FfiConverterString.write(value.`addr`, buf)
             FfiConverterBoolean.write(value.`inbound`, buf)
+            FfiConverterString.write(value.`identity`, buf)
     }
 }
 
@@ -5879,6 +5893,11 @@ data class PeerStats (
      * True if it dialled us.
      */
     val `inbound`: kotlin.Boolean
+    , 
+    /**
+     * What it proved when it connected (see `PeerInfo.identity`).
+     */
+    val `identity`: kotlin.String
     , 
     /**
      * Last measured round-trip time, if a ping completed.
@@ -5908,6 +5927,7 @@ public object FfiConverterTypePeerStats: FfiConverterRustBuffer<PeerStats> {
             FfiConverterString.read(buf),
             FfiConverterString.read(buf),
             FfiConverterBoolean.read(buf),
+            FfiConverterString.read(buf),
             FfiConverterOptionalDuration.read(buf),
             FfiConverterTypeCounterStats.read(buf),
         )
@@ -5917,6 +5937,7 @@ public object FfiConverterTypePeerStats: FfiConverterRustBuffer<PeerStats> {
             FfiConverterString.allocationSize(value.`name`) +
             FfiConverterString.allocationSize(value.`addr`) +
             FfiConverterBoolean.allocationSize(value.`inbound`) +
+            FfiConverterString.allocationSize(value.`identity`) +
             FfiConverterOptionalDuration.allocationSize(value.`rtt`) +
             FfiConverterTypeCounterStats.allocationSize(value.`counters`)
     )
@@ -5925,6 +5946,7 @@ public object FfiConverterTypePeerStats: FfiConverterRustBuffer<PeerStats> {
             FfiConverterString.write(value.`name`, buf)
             FfiConverterString.write(value.`addr`, buf)
             FfiConverterBoolean.write(value.`inbound`, buf)
+            FfiConverterString.write(value.`identity`, buf)
             FfiConverterOptionalDuration.write(value.`rtt`, buf)
             FfiConverterTypeCounterStats.write(value.`counters`, buf)
     }
@@ -6549,7 +6571,8 @@ sealed class Event {
      */
     data class PeerUp(
         val `peer`: kotlin.String, 
-        val `addr`: kotlin.String) : Event()
+        val `addr`: kotlin.String, 
+        val `identity`: kotlin.String) : Event()
         
     {
         
@@ -6629,6 +6652,22 @@ sealed class Event {
     }
     
     /**
+     * The access rules denied a peer something (`action`: `publish`,
+     * `subscribe`, `serve`, `request` or `stream`).
+     */
+    data class Denied(
+        val `peer`: kotlin.String, 
+        val `identity`: kotlin.String, 
+        val `action`: kotlin.String, 
+        val `path`: kotlin.String) : Event()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
      * The stream fell behind and missed this many events.
      */
     data class Missed(
@@ -6671,6 +6710,7 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
             1 -> Event.PeerUp(
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
                 )
             2 -> Event.PeerDown(
                 FfiConverterString.read(buf),
@@ -6698,11 +6738,17 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 )
-            7 -> Event.Missed(
+            7 -> Event.Denied(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                )
+            8 -> Event.Missed(
                 FfiConverterULong.read(buf),
                 )
-            8 -> Event.Suspended
-            9 -> Event.Resumed
+            9 -> Event.Suspended
+            10 -> Event.Resumed
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
         }
     }
@@ -6714,6 +6760,7 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 4UL
                 + FfiConverterString.allocationSize(value.`peer`)
                 + FfiConverterString.allocationSize(value.`addr`)
+                + FfiConverterString.allocationSize(value.`identity`)
             )
         }
         is Event.PeerDown -> {
@@ -6762,6 +6809,16 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 + FfiConverterString.allocationSize(value.`detail`)
             )
         }
+        is Event.Denied -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`peer`)
+                + FfiConverterString.allocationSize(value.`identity`)
+                + FfiConverterString.allocationSize(value.`action`)
+                + FfiConverterString.allocationSize(value.`path`)
+            )
+        }
         is Event.Missed -> {
             // Add the size for the Int that specifies the variant plus the size needed for all fields
             (
@@ -6789,6 +6846,7 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 buf.putInt(1)
                 FfiConverterString.write(value.`peer`, buf)
                 FfiConverterString.write(value.`addr`, buf)
+                FfiConverterString.write(value.`identity`, buf)
                 Unit
             }
             is Event.PeerDown -> {
@@ -6827,17 +6885,25 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is Event.Missed -> {
+            is Event.Denied -> {
                 buf.putInt(7)
+                FfiConverterString.write(value.`peer`, buf)
+                FfiConverterString.write(value.`identity`, buf)
+                FfiConverterString.write(value.`action`, buf)
+                FfiConverterString.write(value.`path`, buf)
+                Unit
+            }
+            is Event.Missed -> {
+                buf.putInt(8)
                 FfiConverterULong.write(value.`count`, buf)
                 Unit
             }
             is Event.Suspended -> {
-                buf.putInt(8)
+                buf.putInt(9)
                 Unit
             }
             is Event.Resumed -> {
-                buf.putInt(9)
+                buf.putInt(10)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }

@@ -40,7 +40,7 @@ class TlsTest {
                 ca = File(d, "ca.pem").readText(),
                 clientAuth = "required",
             )
-            Endpoint.withConfig(EndpointConfig(name = "kt-tls-server", tls = serverTls)).use { server ->
+            Endpoint.withConfig(EndpointConfig(name = "server", tls = serverTls)).use { server ->
                 server.serve("echo") { req -> req.payload }
                 val addr = server.listen("tls://127.0.0.1:0")
                 assertTrue(addr, addr.startsWith("tls://127.0.0.1:"))
@@ -49,8 +49,9 @@ class TlsTest {
                     cert = File(d, "client.pem").path,
                     key = File(d, "client-key.pem").path,
                 )
-                Endpoint.withConfig(EndpointConfig(name = "kt-tls-client", tls = clientTls)).use { client ->
-                    client.connect(addr)
+                Endpoint.withConfig(EndpointConfig(name = "client", tls = clientTls)).use { client ->
+                    assertEquals("cert:server", client.connect(addr).identity)
+                    assertEquals(listOf("cert:client"), server.peers().map { it.identity })
                     assertEquals("over tls", client.requestText("echo", "over tls"))
                 }
                 val anonymous = EndpointConfig(name = "kt-tls-anon", tls = TlsSettings(ca = File(d, "ca.pem").path))
