@@ -105,6 +105,10 @@ enum netchan_result
   // a key id this endpoint lacks), does not use shared keys, or sent what
   // does not decrypt with the key.
   NETCHAN_RESULT_SHARED_KEY_REFUSED = 607,
+  // A peer sent more than the endpoint's rate limit allows
+  // (`rate_limit.*` settings): the request was refused, or the link
+  // closed.
+  NETCHAN_RESULT_RATE_LIMITED = 608,
   // An internal error (a bug in netchan); please report it.
   NETCHAN_RESULT_INTERNAL = 900,
   // A pointer argument that must not be NULL was NULL.
@@ -344,6 +348,9 @@ typedef struct {
   // What the access rules denied peers: messages, subscriptions,
   // service declarations, requests, streams (docs/SECURITY.md).
   uint64_t denied;
+  // Messages and requests from peers over the rate limit (settings
+  // `rate_limit.*`), dropped or refused.
+  uint64_t rate_limited;
 } netchan_stats;
 
 // A borrowed UTF-8 string: `len` bytes at `data`, not NUL-terminated

@@ -256,6 +256,7 @@ export interface CounterStats {
   lostWithLink: number
   errors: number
   denied: number
+  rateLimited: number
 }
 
 /** Endpoint options (all optional); times in milliseconds. */

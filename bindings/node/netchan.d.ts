@@ -15,7 +15,7 @@ export type ErrorCode =
   | 'TIMEOUT' | 'NO_RESPONDERS' | 'CANCELLED' | 'HANDLER_ERROR'
   | 'BUFFER_FULL' | 'CLOSED' | 'WOULD_DEADLOCK'
   | 'PLAINTEXT_REFUSED' | 'TLS_FAILED' | 'CERT_UNTRUSTED' | 'CERT_NAME_MISMATCH' | 'CERT_EXPIRED'
-  | 'CLIENT_CERT_REQUIRED' | 'PERMISSION_DENIED' | 'SHARED_KEY_REFUSED' | 'INTERNAL'
+  | 'CLIENT_CERT_REQUIRED' | 'PERMISSION_DENIED' | 'SHARED_KEY_REFUSED' | 'RATE_LIMITED' | 'INTERNAL'
 
 /** Every error netchan throws or rejects with carries one of the codes. */
 export interface NetchanError extends Error {

@@ -125,6 +125,10 @@ error_codes! {
     /// names a key id this endpoint lacks), does not use shared keys, or
     /// sent what does not decrypt with the key.
     SharedKeyRefused = 607, "SHARED_KEY_REFUSED", "shared key refused";
+    /// A peer sent more than this endpoint's rate limit allows
+    /// (`Config::rate_limit`): the message was dropped, the request
+    /// refused, or the link closed.
+    RateLimited = 608, "RATE_LIMITED", "rate limited";
 
     // 9xx: bugs.
     /// An internal error (a bug in netchan); please report it.

@@ -87,6 +87,7 @@ mod peer;
 #[doc(hidden)]
 pub mod proto;
 mod publish;
+mod ratelimit;
 mod repeats;
 mod request;
 mod router;
@@ -105,8 +106,8 @@ mod waiting;
 pub use acl::{Acl, AclSource, Action};
 pub use bytes::Bytes;
 pub use config::{
-    ClientAuth, Config, KeySource, Overflow, Pem, Reconnect, RequestOptions, ServeOptions,
-    SlowPeer, StreamOptions, SubscribeOptions, TlsConfig,
+    ClientAuth, Config, KeySource, Overflow, Pem, RateLimit, RatePolicy, Reconnect, RequestOptions,
+    ServeOptions, SlowPeer, StreamOptions, SubscribeOptions, TlsConfig,
 };
 pub use endpoint::{Endpoint, PeerInfo, Publisher};
 pub use error::{Error, ErrorCode, Result};

@@ -18,6 +18,7 @@ pub(crate) struct Counters {
     pub lost_with_link: AtomicU64,
     pub errors: AtomicU64,
     pub denied: AtomicU64,
+    pub rate_limited: AtomicU64,
 }
 
 impl Counters {
@@ -35,6 +36,7 @@ impl Counters {
             lost_with_link: self.lost_with_link.load(Relaxed),
             errors: self.errors.load(Relaxed),
             denied: self.denied.load(Relaxed),
+            rate_limited: self.rate_limited.load(Relaxed),
         }
     }
 
@@ -54,6 +56,7 @@ impl Counters {
         self.lost_with_link.fetch_add(other.lost_with_link, Relaxed);
         self.errors.fetch_add(other.errors, Relaxed);
         self.denied.fetch_add(other.denied, Relaxed);
+        self.rate_limited.fetch_add(other.rate_limited, Relaxed);
     }
 }
 
@@ -92,6 +95,9 @@ pub struct CounterStats {
     /// subscriptions, service declarations, requests and streams it
     /// opened (docs/SECURITY.md, "Access rules").
     pub denied: u64,
+    /// Messages and requests from peers over this endpoint's rate limit
+    /// (`Config::rate_limit`), dropped or refused.
+    pub rate_limited: u64,
 }
 
 impl CounterStats {
@@ -108,6 +114,7 @@ impl CounterStats {
         self.lost_with_link += o.lost_with_link;
         self.errors += o.errors;
         self.denied += o.denied;
+        self.rate_limited += o.rate_limited;
     }
 }
 

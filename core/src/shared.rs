@@ -63,7 +63,7 @@ pub(crate) struct Shared {
     /// Drops not yet reported, per site: for want of room (`BUFFER_FULL`),
     /// and lost with a link (`PEER_LOST`). A reporter task turns them into
     /// `Dropped` events, coalesced over [`DROP_REPORT_WINDOW`].
-    drops: Mutex<HashMap<String, [u64; 2]>>,
+    drops: Mutex<HashMap<String, [u64; 3]>>,
     drops_ready: Notify,
     /// Refusals for load since the last log line and event about them.
     load_reports: Mutex<LoadReports>,
@@ -183,6 +183,12 @@ impl Shared {
         self.report(site, 0, n);
     }
 
+    /// Counts `n` messages from `peer` over the rate limit for the next
+    /// `Dropped` event (with `RATE_LIMITED`).
+    pub(crate) fn report_rate_limited(&self, peer: &str, n: u64) {
+        self.report(peer, 2, n);
+    }
+
     /// Counts `n` messages lost with the link to `peer` (published while
     /// it was closing, or never read by the peer: see [`crate::tally`]) and
     /// reports them (a `Dropped` event with `PEER_LOST`).
@@ -201,7 +207,7 @@ impl Shared {
         match d.get_mut(site) {
             Some(c) => c[kind] += n,
             None => {
-                let mut c = [0; 2];
+                let mut c = [0; 3];
                 c[kind] = n;
                 d.insert(site.to_owned(), c);
             }
@@ -239,8 +245,12 @@ impl Shared {
     /// Emits one `Dropped` event per site with what was counted.
     fn emit_drops(&self) {
         let d = std::mem::take(&mut *self.drops.lock().unwrap_or_else(|p| p.into_inner()));
-        for (site, [full, lost]) in d {
-            for (code, count) in [(ErrorCode::BufferFull, full), (ErrorCode::PeerLost, lost)] {
+        for (site, [full, lost, limited]) in d {
+            for (code, count) in [
+                (ErrorCode::BufferFull, full),
+                (ErrorCode::PeerLost, lost),
+                (ErrorCode::RateLimited, limited),
+            ] {
                 if count > 0 {
                     self.emit(Event::Dropped {
                         site: site.clone(),

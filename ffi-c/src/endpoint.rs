@@ -674,6 +674,9 @@ pub struct netchan_stats {
     /// What the access rules denied peers: messages, subscriptions,
     /// service declarations, requests, streams (docs/SECURITY.md).
     pub denied: u64,
+    /// Messages and requests from peers over the rate limit (settings
+    /// `rate_limit.*`), dropped or refused.
+    pub rate_limited: u64,
 }
 
 /// Writes the endpoint's counters (totals over every peer, past and
@@ -709,6 +712,7 @@ pub unsafe extern "C" fn netchan_endpoint_stats(
             lost_with_link: t.lost_with_link,
             requests_refused: t.requests_refused,
             denied: t.denied,
+            rate_limited: t.rate_limited,
         };
         let n = size.min(std::mem::size_of::<netchan_stats>());
         // SAFETY: the caller provides `size` writable bytes at `out`.

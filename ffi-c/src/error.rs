@@ -101,6 +101,10 @@ pub enum netchan_result {
     /// a key id this endpoint lacks), does not use shared keys, or sent what
     /// does not decrypt with the key.
     SharedKeyRefused = 607,
+    /// A peer sent more than the endpoint's rate limit allows
+    /// (`rate_limit.*` settings): the request was refused, or the link
+    /// closed.
+    RateLimited = 608,
 
     // 9xx: bugs.
     /// An internal error (a bug in netchan); please report it.
@@ -155,6 +159,7 @@ impl netchan_result {
         netchan_result::ClientCertRequired,
         netchan_result::PermissionDenied,
         netchan_result::SharedKeyRefused,
+        netchan_result::RateLimited,
         netchan_result::Internal,
         netchan_result::NullArgument,
         netchan_result::InvalidUtf8,
@@ -207,6 +212,7 @@ impl netchan_result {
             netchan_result::ClientCertRequired => c"CLIENT_CERT_REQUIRED",
             netchan_result::PermissionDenied => c"PERMISSION_DENIED",
             netchan_result::SharedKeyRefused => c"SHARED_KEY_REFUSED",
+            netchan_result::RateLimited => c"RATE_LIMITED",
             netchan_result::Internal => c"INTERNAL",
             netchan_result::NullArgument => c"NULL_ARGUMENT",
             netchan_result::InvalidUtf8 => c"INVALID_UTF8",
@@ -248,6 +254,7 @@ impl netchan_result {
             netchan_result::ClientCertRequired => c"client certificate required",
             netchan_result::PermissionDenied => c"permission denied",
             netchan_result::SharedKeyRefused => c"shared key refused",
+            netchan_result::RateLimited => c"rate limited",
             netchan_result::Internal => c"internal error",
             netchan_result::NullArgument => c"a required pointer argument is NULL",
             netchan_result::InvalidUtf8 => c"a string argument is not valid UTF-8",

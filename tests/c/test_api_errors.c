@@ -66,6 +66,7 @@ static void test_result_codes(void) {
         {NETCHAN_RESULT_CLIENT_CERT_REQUIRED, 605, "CLIENT_CERT_REQUIRED", "client certificate required"},
         {NETCHAN_RESULT_PERMISSION_DENIED, 606, "PERMISSION_DENIED", "permission denied"},
         {NETCHAN_RESULT_SHARED_KEY_REFUSED, 607, "SHARED_KEY_REFUSED", "shared key refused"},
+        {NETCHAN_RESULT_RATE_LIMITED, 608, "RATE_LIMITED", "rate limited"},
         {NETCHAN_RESULT_INTERNAL, 900, "INTERNAL", "internal error"},
         {NETCHAN_RESULT_NULL_ARGUMENT, 1000, "NULL_ARGUMENT", "a required pointer argument is NULL"},
         {NETCHAN_RESULT_INVALID_UTF8, 1001, "INVALID_UTF8", "a string argument is not valid UTF-8"},

@@ -191,6 +191,7 @@ pub struct CounterStats {
     pub lost_with_link: f64,
     pub errors: f64,
     pub denied: f64,
+    pub rate_limited: f64,
 }
 
 impl From<netchan::CounterStats> for CounterStats {
@@ -208,6 +209,7 @@ impl From<netchan::CounterStats> for CounterStats {
             lost_with_link: c.lost_with_link as f64,
             errors: c.errors as f64,
             denied: c.denied as f64,
+            rate_limited: c.rate_limited as f64,
         }
     }
 }

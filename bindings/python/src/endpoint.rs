@@ -601,6 +601,7 @@ impl Endpoint {
             d.set_item("lost_with_link", c.lost_with_link)?;
             d.set_item("errors", c.errors)?;
             d.set_item("denied", c.denied)?;
+            d.set_item("rate_limited", c.rate_limited)?;
             Ok(d)
         };
         let out = PyDict::new(py);

@@ -407,6 +407,7 @@ DOCUMENTED_ERRORS: Dict[str, Tuple[str, Type[BaseException]]] = {
     "CLIENT_CERT_REQUIRED": ("ClientCertRequiredError", ConnectionError),
     "PERMISSION_DENIED": ("PermissionDeniedError", PermissionError),
     "SHARED_KEY_REFUSED": ("SharedKeyRefusedError", ConnectionError),
+    "RATE_LIMITED": ("RateLimitedError", ConnectionError),
     "INTERNAL": ("InternalError", RuntimeError),
     "CANCELLED": ("CancelledError", Exception),
 }

@@ -87,6 +87,7 @@ netchan_error! {
     ClientCertRequired,
     PermissionDenied,
     SharedKeyRefused,
+    RateLimited,
     Internal,
 }
 

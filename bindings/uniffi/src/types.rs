@@ -199,6 +199,7 @@ pub struct CounterStats {
     pub lost_with_link: u64,
     pub errors: u64,
     pub denied: u64,
+    pub rate_limited: u64,
 }
 
 impl From<netchan::CounterStats> for CounterStats {
@@ -216,6 +217,7 @@ impl From<netchan::CounterStats> for CounterStats {
             lost_with_link: c.lost_with_link,
             errors: c.errors,
             denied: c.denied,
+            rate_limited: c.rate_limited,
         }
     }
 }

@@ -360,6 +360,38 @@ pub struct Config {
     /// `None`: every peer may do everything; once set, anything not
     /// allowed is denied. Replace them with `Endpoint::set_acl`.
     pub acl: Option<crate::acl::AclSource>,
+    /// Rate limits on what each peer sends this endpoint (messages and
+    /// requests, and their bytes); off by default.
+    pub rate_limit: RateLimit,
+}
+
+/// Rate limits per peer (docs/SECURITY.md, "Rate limits"): each peer's
+/// messages and requests, and their payload bytes, pass a token bucket
+/// holding one second's worth (for bytes, at least one frame). Zero: no
+/// limit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RateLimit {
+    /// Messages and requests per second from one peer.
+    pub msgs_per_sec: u32,
+    /// Payload bytes per second from one peer.
+    pub bytes_per_sec: u64,
+    /// What happens to what goes past the limit.
+    pub policy: RatePolicy,
+}
+
+/// What a rate limit does with what goes past it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RatePolicy {
+    /// Drop the message (counted in `rate_limited`, reported in a
+    /// `Dropped` event with `RATE_LIMITED`); a request gets
+    /// `RATE_LIMITED`. The link stays up.
+    #[default]
+    Drop,
+    /// Close the link with `RATE_LIMITED` (the peer may redial, with its
+    /// backoff).
+    Disconnect,
 }
 
 /// The largest [`Config::busy_poll`].
@@ -400,6 +432,7 @@ impl Default for Config {
             unix_mode: 0o600,
             unix_allowed_uids: Vec::new(),
             acl: None,
+            rate_limit: RateLimit::default(),
         }
     }
 }

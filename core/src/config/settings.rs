@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use super::{ClientAuth, Config, KeySource, Overflow, Pem, SlowPeer, TlsConfig};
+use super::{ClientAuth, Config, KeySource, Overflow, Pem, RatePolicy, SlowPeer, TlsConfig};
 use crate::error::{Error, Result};
 
 /// How a setting's value is written.
@@ -46,6 +46,7 @@ pub struct Setting {
 const OVERFLOW: &[&str] = &["block", "drop_oldest", "drop_newest", "disconnect"];
 const SLOW_PEER: &[&str] = &["block", "drop_newest", "disconnect"];
 const CLIENT_AUTH: &[&str] = &["none", "optional", "required"];
+const RATE_POLICY: &[&str] = &["drop", "disconnect"];
 
 /// A PEM setting's value: the path, or `<N bytes of PEM>`; empty if unset.
 fn pem(p: Option<&Pem>) -> String {
@@ -252,6 +253,15 @@ settings! {
     "unix_allowed_uids", SettingKind::Text, "user ids allowed to connect over Unix sockets, comma-separated (empty: any)",
         |c| c.unix_allowed_uids.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
         |c, v| c.unix_allowed_uids = v.uids()?;
+    "rate_limit.msgs", SettingKind::Count, "messages and requests per second from one peer (0: no limit)",
+        |c| c.rate_limit.msgs_per_sec.to_string(),
+        |c, v| c.rate_limit.msgs_per_sec = v.count()?;
+    "rate_limit.bytes", SettingKind::Size, "payload bytes per second from one peer (0: no limit)",
+        |c| size(c.rate_limit.bytes_per_sec as usize),
+        |c, v| c.rate_limit.bytes_per_sec = v.size()? as u64;
+    "rate_limit.policy", SettingKind::Choice(RATE_POLICY), "past a rate limit: drop (and count) or disconnect",
+        |c| match c.rate_limit.policy { RatePolicy::Disconnect => "disconnect", _ => "drop" }.to_owned(),
+        |c, v| c.rate_limit.policy = if v.choice()? == "disconnect" { RatePolicy::Disconnect } else { RatePolicy::Drop };
     "acl", SettingKind::Text, "access rules per peer identity: a rules file, or the rules' text (empty: everything allowed)",
         |c| match &c.acl { Some(crate::acl::AclSource::File(p)) => p.display().to_string(), Some(crate::acl::AclSource::Text(t)) => t.clone(), None => String::new() },
         |c, v| c.acl = Some(v.text.trim()).filter(|t| !t.is_empty()).map(crate::acl::AclSource::parse);

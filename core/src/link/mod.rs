@@ -363,6 +363,10 @@ impl Links {
             id: self.shared.next_id(),
             name: agreed.peer.name.as_str().into(),
             identity: identity.id.as_str().into(),
+            limit: crate::ratelimit::PeerLimit::new(
+                &self.shared.cfg.rate_limit,
+                self.shared.cfg.max_frame_size,
+            ),
             addr: remote.clone(),
             inbound,
             instance: agreed.peer.instance,

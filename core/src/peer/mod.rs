@@ -27,6 +27,8 @@ pub(crate) struct Peer {
     /// What it proved when it connected (`cert:NAME`, `key:ID`, `uid:N`,
     /// `anonymous`): what access rules name (see [`crate::acl`]).
     pub identity: Arc<str>,
+    /// Its rate limit (see [`crate::ratelimit`]); `None`: none.
+    pub limit: Option<crate::ratelimit::PeerLimit>,
     pub addr: String,
     pub inbound: bool,
     /// The peer's HELLO `instance` (0: not given).
@@ -70,6 +72,7 @@ pub(crate) struct NewPeer {
     pub id: u64,
     pub name: Arc<str>,
     pub identity: Arc<str>,
+    pub limit: Option<crate::ratelimit::PeerLimit>,
     pub addr: String,
     pub inbound: bool,
     pub instance: u64,
@@ -86,6 +89,7 @@ impl Peer {
             id: p.id,
             name: p.name,
             identity: p.identity,
+            limit: p.limit,
             addr: p.addr,
             inbound: p.inbound,
             instance: p.instance,

@@ -6,6 +6,7 @@
 //! [`detach`]). Messages are gathered into runs per route and handed to each
 //! subscription in one batch (one lock, at most one wakeup), in order.
 
+mod admit;
 mod aliases;
 mod detach;
 use aliases::Aliases;
@@ -22,7 +23,7 @@ use crate::acl::Action;
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::Event;
 use crate::link::state::{Input, Session};
-use crate::path::{validate_path, validate_pattern};
+use crate::path::validate_path;
 use crate::peer::dialer::Dialer;
 use crate::peer::send::Enq;
 use crate::peer::Peer;
@@ -362,6 +363,10 @@ impl Receiver {
         payload: Bytes,
         rx: &mut RxState,
     ) -> Result<()> {
+        if !self.within_limit(peer, payload.len())? {
+            self.forfeit(peer, path, payload.len());
+            return Ok(());
+        }
         let gen = self.router.sub_gen();
         // Consecutive messages on one path (the common case) skip the hash.
         let same = rx
@@ -385,19 +390,6 @@ impl Receiver {
         }
         rx.payloads.push(payload);
         Ok(())
-    }
-
-    /// Gives back the credit `peer` spent on a message this side dropped
-    /// before delivery (see `CreditIn::forfeit`).
-    fn forfeit(&self, peer: &Peer, path: &[u8], len: usize) {
-        let Ok(path) = std::str::from_utf8(path) else {
-            return;
-        };
-        let mut grants = Vec::new();
-        peer.credit_in().forfeit(path, len, &mut grants);
-        if !grants.is_empty() {
-            let _ = peer.tx.push_control(&Frame::Credit(grants));
-        }
     }
 
     /// The local route of a received message's path; `None` if no local
@@ -553,6 +545,18 @@ impl Receiver {
                 payload,
             } => {
                 peer.counters.requests_in.fetch_add(1, Relaxed);
+                if !self.within_limit(peer, payload.len())? {
+                    let _ = peer.tx.push_result(
+                        id,
+                        ErrorCode::RateLimited.as_u16(),
+                        &format!(
+                            "{} sends more than {}'s rate limit allows",
+                            peer.name, self.router.shared.name
+                        ),
+                        &Bytes::new(),
+                    );
+                    return Ok(());
+                }
                 validate_path(&path).map_err(|e| {
                     Error::new(
                         ErrorCode::ProtocolError,
@@ -665,77 +669,6 @@ impl Receiver {
             }
         }
         Ok(())
-    }
-
-    /// Applies a peer's declarations one at a time, checking each against
-    /// the per-peer limits before it is stored: a frame of a million items
-    /// is refused at the first one over the limit, having allocated for none
-    /// beyond it.
-    fn apply_declarations(&self, peer: &Arc<Peer>, list: proto::Declarations) -> Result<()> {
-        let max_count = self.router.shared.cfg.max_declarations_per_peer;
-        let max_bytes = self.router.shared.cfg.max_declaration_bytes_per_peer;
-        // What the rules deny is only looked for when there are rules.
-        let checking = self.router.lock().acl.is_some();
-        let mut added = Vec::new();
-        let r = {
-            // Only the peer's own table is locked while items are applied;
-            // the generation bump below (under the state lock) invalidates
-            // any route computed meanwhile.
-            let mut decls = peer.lock_decls();
-            list.iter().try_for_each(|d| {
-                validate_pattern(d.pattern).map_err(|e| {
-                    Error::new(
-                        ErrorCode::ProtocolError,
-                        format!("declaration with invalid pattern: {}", e.detail()),
-                    )
-                })?;
-                if !d.declare {
-                    decls.remove(d.kind, d.pattern);
-                    return Ok(());
-                }
-                if decls.contains(d.kind, d.pattern) {
-                    return Ok(());
-                }
-                if decls.len() >= max_count {
-                    return Err(Error::new(
-                        ErrorCode::ProtocolError,
-                        format!("peer exceeded the limit of {max_count} declarations"),
-                    ));
-                }
-                if decls.text_bytes() + d.pattern.len() > max_bytes {
-                    return Err(Error::new(
-                        ErrorCode::ProtocolError,
-                        format!(
-                            "peer exceeded the limit of {max_bytes} bytes of declared patterns"
-                        ),
-                    ));
-                }
-                decls.insert(d.kind, d.pattern);
-                if checking {
-                    added.push((d.kind, d.pattern.to_owned()));
-                }
-                Ok(())
-            })
-        };
-        // Kept (a rule change may allow them), but a declaration the rules
-        // deny outright is counted and told once, as it arrives.
-        let denied: Vec<_> = {
-            let st = self.router.lock();
-            added
-                .into_iter()
-                .filter(|(kind, pattern)| !st.decl_allowed(peer, *kind, pattern))
-                .collect()
-        };
-        for (kind, pattern) in denied {
-            self.router
-                .denied(peer, crate::router::acl::action_of(kind), &pattern, 1);
-        }
-        {
-            let _st = self.router.lock();
-            self.router.bump(false);
-        }
-        self.router.notify();
-        r
     }
 }
 

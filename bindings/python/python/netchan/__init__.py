@@ -53,6 +53,7 @@ from ._errors import (
     ClientCertRequiredError,
     PermissionDeniedError,
     SharedKeyRefusedError,
+    RateLimitedError,
     error_class,
 )
 from ._native import (
@@ -276,6 +277,7 @@ __all__ = [
     "ClientCertRequiredError",
     "PermissionDeniedError",
     "SharedKeyRefusedError",
+    "RateLimitedError",
     "InternalError",
     # TimeoutError and CancelledError are left out of ``*`` imports so they
     # do not shadow the built-in / asyncio names; use netchan.TimeoutError.

@@ -43,6 +43,7 @@ __all__ = [
     "ClientCertRequiredError",
     "PermissionDeniedError",
     "SharedKeyRefusedError",
+    "RateLimitedError",
     "InternalError",
 ]
 
@@ -241,6 +242,12 @@ class SharedKeyRefusedError(Error, ConnectionError):
     code = "SHARED_KEY_REFUSED"
 
 
+class RateLimitedError(Error, ConnectionError):
+    """The peer's rate limit refused this (``RATE_LIMITED``)."""
+
+    code = "RATE_LIMITED"
+
+
 class InternalError(Error, RuntimeError):
     """A bug in netchan (``INTERNAL``); please report it."""
 
@@ -279,6 +286,7 @@ _BY_CODE: Dict[str, Type[Error]] = {
         ClientCertRequiredError,
         PermissionDeniedError,
         SharedKeyRefusedError,
+        RateLimitedError,
         InternalError,
     )
 }

@@ -25,6 +25,7 @@ class Counters(TypedDict):
     lost_with_link: int
     errors: int
     denied: int
+    rate_limited: int
 
 class PeerStats(TypedDict):
     name: str

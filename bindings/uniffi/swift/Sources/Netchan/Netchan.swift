@@ -3010,10 +3010,11 @@ public struct CounterStats: Equatable, Hashable {
     public var lostWithLink: UInt64
     public var errors: UInt64
     public var denied: UInt64
+    public var rateLimited: UInt64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(msgsIn: UInt64, msgsOut: UInt64, bytesIn: UInt64, bytesOut: UInt64, requestsIn: UInt64, requestsOut: UInt64, requestsRefused: UInt64, droppedQueueFull: UInt64, droppedSendFull: UInt64, lostWithLink: UInt64, errors: UInt64, denied: UInt64) {
+    public init(msgsIn: UInt64, msgsOut: UInt64, bytesIn: UInt64, bytesOut: UInt64, requestsIn: UInt64, requestsOut: UInt64, requestsRefused: UInt64, droppedQueueFull: UInt64, droppedSendFull: UInt64, lostWithLink: UInt64, errors: UInt64, denied: UInt64, rateLimited: UInt64) {
         self.msgsIn = msgsIn
         self.msgsOut = msgsOut
         self.bytesIn = bytesIn
@@ -3026,6 +3027,7 @@ public struct CounterStats: Equatable, Hashable {
         self.lostWithLink = lostWithLink
         self.errors = errors
         self.denied = denied
+        self.rateLimited = rateLimited
     }
 
     
@@ -3055,7 +3057,8 @@ public struct FfiConverterTypeCounterStats: FfiConverterRustBuffer {
                 droppedSendFull: FfiConverterUInt64.read(from: &buf), 
                 lostWithLink: FfiConverterUInt64.read(from: &buf), 
                 errors: FfiConverterUInt64.read(from: &buf), 
-                denied: FfiConverterUInt64.read(from: &buf)
+                denied: FfiConverterUInt64.read(from: &buf), 
+                rateLimited: FfiConverterUInt64.read(from: &buf)
         )
     }
 
@@ -3072,6 +3075,7 @@ public struct FfiConverterTypeCounterStats: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.lostWithLink, into: &buf)
         FfiConverterUInt64.write(value.errors, into: &buf)
         FfiConverterUInt64.write(value.denied, into: &buf)
+        FfiConverterUInt64.write(value.rateLimited, into: &buf)
     }
 }
 
@@ -4771,6 +4775,8 @@ enum NetchanError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     )
     case SharedKeyRefused(detail: String
     )
+    case RateLimited(detail: String
+    )
     case Internal(detail: String
     )
 
@@ -4889,7 +4895,10 @@ public struct FfiConverterTypeNetchanError: FfiConverterRustBuffer {
         case 29: return .SharedKeyRefused(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 30: return .Internal(
+        case 30: return .RateLimited(
+            detail: try FfiConverterString.read(from: &buf)
+            )
+        case 31: return .Internal(
             detail: try FfiConverterString.read(from: &buf)
             )
 
@@ -5049,8 +5058,13 @@ public struct FfiConverterTypeNetchanError: FfiConverterRustBuffer {
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .Internal(detail):
+        case let .RateLimited(detail):
             writeInt(&buf, Int32(30))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .Internal(detail):
+            writeInt(&buf, Int32(31))
             FfiConverterString.write(detail, into: &buf)
             
         }

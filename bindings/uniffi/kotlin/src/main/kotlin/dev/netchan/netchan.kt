@@ -5471,6 +5471,8 @@ data class CounterStats (
     val `errors`: kotlin.ULong
     , 
     val `denied`: kotlin.ULong
+    , 
+    val `rateLimited`: kotlin.ULong
     
 ){
     
@@ -5499,6 +5501,7 @@ public object FfiConverterTypeCounterStats: FfiConverterRustBuffer<CounterStats>
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
         )
     }
 
@@ -5514,7 +5517,8 @@ public object FfiConverterTypeCounterStats: FfiConverterRustBuffer<CounterStats>
             FfiConverterULong.allocationSize(value.`droppedSendFull`) +
             FfiConverterULong.allocationSize(value.`lostWithLink`) +
             FfiConverterULong.allocationSize(value.`errors`) +
-            FfiConverterULong.allocationSize(value.`denied`)
+            FfiConverterULong.allocationSize(value.`denied`) +
+            FfiConverterULong.allocationSize(value.`rateLimited`)
     )
 
     override fun write(value: CounterStats, buf: ByteBuffer) {
@@ -5530,6 +5534,7 @@ public object FfiConverterTypeCounterStats: FfiConverterRustBuffer<CounterStats>
             FfiConverterULong.write(value.`lostWithLink`, buf)
             FfiConverterULong.write(value.`errors`, buf)
             FfiConverterULong.write(value.`denied`, buf)
+            FfiConverterULong.write(value.`rateLimited`, buf)
     }
 }
 
@@ -7156,6 +7161,14 @@ sealed class NetchanException: kotlin.Exception() {
             get() = "detail=${ `detail` }"
     }
     
+    class RateLimited(
+        
+        val `detail`: kotlin.String
+        ) : NetchanException() {
+        override val message
+            get() = "detail=${ `detail` }"
+    }
+    
     class Internal(
         
         val `detail`: kotlin.String
@@ -7270,7 +7283,10 @@ public object FfiConverterTypeNetchanError : FfiConverterRustBuffer<NetchanExcep
             29 -> NetchanException.SharedKeyRefused(
                 FfiConverterString.read(buf),
                 )
-            30 -> NetchanException.Internal(
+            30 -> NetchanException.RateLimited(
+                FfiConverterString.read(buf),
+                )
+            31 -> NetchanException.Internal(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
@@ -7420,6 +7436,11 @@ public object FfiConverterTypeNetchanError : FfiConverterRustBuffer<NetchanExcep
                 + FfiConverterString.allocationSize(value.`detail`)
             )
             is NetchanException.SharedKeyRefused -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is NetchanException.RateLimited -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterString.allocationSize(value.`detail`)
@@ -7579,8 +7600,13 @@ public object FfiConverterTypeNetchanError : FfiConverterRustBuffer<NetchanExcep
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is NetchanException.Internal -> {
+            is NetchanException.RateLimited -> {
                 buf.putInt(30)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is NetchanException.Internal -> {
+                buf.putInt(31)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
