@@ -146,7 +146,8 @@ enum netchan_event_kind
   // `code` (`BUFFER_FULL`), `count`.
   NETCHAN_EVENT_KIND_DROPPED = 3,
   // A connection was refused or closed for breaking the protocol or a
-  // limit: `addr`, `code`, `detail`.
+  // limit: `addr`, `code`, `detail`, `count` (failed attempts from that
+  // address, without its port, so far).
   NETCHAN_EVENT_KIND_CONNECTION_ERROR = 4,
   // The listener fell behind and missed `count` events.
   NETCHAN_EVENT_KIND_MISSED = 5,

@@ -359,6 +359,11 @@ export interface EventObj {
   action?: string
   /** The path or pattern (`denied`). */
   path?: string
+  /**
+   * Failed attempts from the address, without its port, so far
+   * (`connectionError`).
+   */
+  attempts?: number
 }
 
 /** The version of the native addon (the workspace version). */

@@ -235,7 +235,8 @@ export interface PeerEvent {
 export interface DroppedEvent { type: 'dropped'; site: string; code: ErrorCode; count: number }
 export interface ReconnectingEvent { type: 'reconnecting'; addr: string; attempt: number; delayMs: number }
 export interface ReconnectAbandonedEvent { type: 'reconnectAbandoned'; addr: string; code: ErrorCode; detail: string }
-export interface ConnectionErrorEvent { type: 'connectionError'; addr: string; code: ErrorCode; detail: string }
+/** `attempts`: failed attempts from this address (without its port) so far. */
+export interface ConnectionErrorEvent { type: 'connectionError'; addr: string; code: ErrorCode; detail: string; attempts: number }
 /** The access rules denied a peer something (docs/SECURITY.md, "Access rules"). */
 export interface DeniedEvent { type: 'denied'; peer: string; identity: string; action: 'publish' | 'subscribe' | 'serve' | 'request' | 'stream'; path: string }
 export interface SuspendedEvent { type: 'suspended' }

@@ -72,6 +72,9 @@ pub enum Event {
         code: ErrorCode,
         /// What was wrong.
         detail: String,
+        /// Failed attempts from this address (without its port) so far,
+        /// this one included.
+        attempts: u64,
     },
     /// The access rules denied a peer something (docs/SECURITY.md,
     /// "Access rules"); counted in `CounterStats::denied`. A denied
@@ -143,6 +146,7 @@ impl Event {
                 addr: "tcp://127.0.0.1:1".into(),
                 code: ErrorCode::ProtocolError,
                 detail: "bad".into(),
+                attempts: 4,
             },
             Event::Denied {
                 peer: "p".into(),

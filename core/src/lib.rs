@@ -68,6 +68,7 @@
 
 pub mod acl;
 mod admission;
+mod attempts;
 pub mod blocking;
 mod client;
 pub mod config;

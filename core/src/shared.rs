@@ -71,6 +71,8 @@ pub(crate) struct Shared {
     pub write_through: Arc<WriteThrough>,
     /// Identical warnings, collapsed with a count (see [`Shared::warn`]).
     repeats: Arc<Repeats>,
+    /// Failed connection attempts per remote address.
+    pub attempts: crate::attempts::Attempts,
     /// What links that ended lost in transit (see [`crate::tally`]).
     tallies: Mutex<Tallies>,
     /// The TLS settings and shared keys in use (`Endpoint::set_tls`,
@@ -114,6 +116,7 @@ impl Shared {
             load_reports: Mutex::new(LoadReports::default()),
             write_through: Arc::new(WriteThrough::new()),
             repeats: Arc::new(Repeats::default()),
+            attempts: Default::default(),
             tallies: Mutex::new(Tallies::default()),
             keys,
         });
@@ -291,6 +294,7 @@ impl Shared {
             addr: addr.to_owned(),
             code: e.code(),
             detail,
+            attempts: self.attempts.failed(addr),
         });
     }
 
@@ -299,7 +303,13 @@ impl Shared {
     /// the window says how many there were
     /// (`identical_warnings_are_collapsed_with_a_count`).
     pub(crate) fn warn(&self, line: String) {
-        match self.repeats.check(&line, Instant::now()) {
+        self.warn_as(line.clone(), line)
+    }
+
+    /// [`warn`](Self::warn), collapsing warnings by `kind` rather than by
+    /// their text (which may name a port, a count, ...).
+    fn warn_as(&self, kind: String, line: String) {
+        match self.repeats.check(&kind, Instant::now()) {
             Verdict::Log { unreported: 0 } => tracing::warn!(endpoint = %self.name, "{line}"),
             Verdict::Log { unreported: n } => {
                 tracing::warn!(endpoint = %self.name, "{line} (and {n} more like it before this)")
@@ -309,7 +319,7 @@ impl Shared {
                 let name = self.name.clone();
                 self.rt.spawn(async move {
                     tokio::time::sleep_until(at).await;
-                    let n = repeats.due(&line);
+                    let n = repeats.due(&kind);
                     if n > 0 {
                         tracing::warn!(endpoint = %name, "{line} (repeated {n} times in {COLLAPSE_WINDOW:?})");
                     }
@@ -323,15 +333,23 @@ impl Shared {
     /// (a protocol violation, a failed handshake, a per-peer bound).
     pub(crate) fn connection_error(&self, addr: &str, e: &Error) {
         self.totals.errors.fetch_add(1, Relaxed);
-        self.warn(format!(
-            "connection refused: {} (code={}, addr={addr})",
-            e.detail(),
-            e.code()
-        ));
+        let attempts = self.attempts.failed(addr);
+        let from = crate::attempts::without_port(addr);
+        // A storm from one address is one line with a count, whatever
+        // port each attempt came from.
+        self.warn_as(
+            format!("connection refused: {} from {from}", e.code()),
+            format!(
+                "connection refused: {} (code={}, addr={addr}, {attempts} failed from {from})",
+                e.detail(),
+                e.code()
+            ),
+        );
         self.emit(Event::ConnectionError {
             addr: addr.to_owned(),
             code: e.code(),
             detail: e.detail().to_owned(),
+            attempts,
         });
     }
 }

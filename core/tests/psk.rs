@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use netchan::config::generate_key_line;
-use netchan::{Bytes, Config, Endpoint, ErrorCode, KeySource};
+use netchan::{Bytes, Config, Endpoint, ErrorCode, Event, EventRecv, KeySource};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -267,6 +267,38 @@ async fn a_key_bound_to_names_admits_only_those_names() {
         for ep in [pump, s1, srv] {
             ep.close().await;
         }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn failed_attempts_are_counted_per_remote_address() {
+    within(async {
+        let (srv, addr) = server(keys(&[&generate_key_line("k1").unwrap()])).await;
+        let mut ev = srv.events();
+        let wrong = keys(&[&generate_key_line("k1").unwrap()]);
+        // Three refusals from 127.0.0.1, each from another port.
+        for n in 1..=3u64 {
+            let c = endpoint(&format!("wrong-{n}"), wrong.clone());
+            assert_eq!(
+                c.connect(&addr).await.unwrap_err().code(),
+                ErrorCode::SharedKeyRefused
+            );
+            loop {
+                if let EventRecv::Event(Event::ConnectionError { attempts, addr, .. }) =
+                    within(ev.recv()).await
+                {
+                    assert_eq!(attempts, n, "{addr}");
+                    break;
+                }
+            }
+            c.close().await;
+        }
+        assert_eq!(
+            srv.failed_attempts(),
+            vec![("tcp://127.0.0.1".to_owned(), 3)]
+        );
+        srv.close().await;
     })
     .await
 }

@@ -27,7 +27,8 @@ pub enum netchan_event_kind {
     /// `code` (`BUFFER_FULL`), `count`.
     Dropped = 3,
     /// A connection was refused or closed for breaking the protocol or a
-    /// limit: `addr`, `code`, `detail`.
+    /// limit: `addr`, `code`, `detail`, `count` (failed attempts from that
+    /// address, without its port, so far).
     ConnectionError = 4,
     /// The listener fell behind and missed `count` events.
     Missed = 5,
@@ -171,10 +172,16 @@ fn to_c(e: &Event) -> Option<netchan_event> {
         }
         Event::Suspended => ev.kind = netchan_event_kind::Suspended,
         Event::Resumed => ev.kind = netchan_event_kind::Resumed,
-        Event::ConnectionError { addr, code, detail } => {
+        Event::ConnectionError {
+            addr,
+            code,
+            detail,
+            attempts,
+        } => {
             ev.kind = netchan_event_kind::ConnectionError;
             ev.code = (*code).into();
             (ev.addr, ev.detail) = (s(addr), s(detail));
+            ev.count = *attempts;
         }
         _ => return None,
     }
@@ -343,11 +350,21 @@ mod tests {
                     assert_eq!(c.count, u64::from(*attempt));
                     assert_eq!(c.delay_ms, delay.as_millis() as u64);
                 }
-                Event::ReconnectAbandoned { addr, code, detail }
-                | Event::ConnectionError { addr, code, detail } => {
+                Event::ReconnectAbandoned { addr, code, detail } => {
                     assert_eq!(text(&c.addr), *addr);
                     assert_eq!(c.code, netchan_result::from(*code));
                     assert_eq!(text(&c.detail), *detail);
+                }
+                Event::ConnectionError {
+                    addr,
+                    code,
+                    detail,
+                    attempts,
+                } => {
+                    assert_eq!(text(&c.addr), *addr);
+                    assert_eq!(c.code, netchan_result::from(*code));
+                    assert_eq!(text(&c.detail), *detail);
+                    assert_eq!(c.count, *attempts);
                 }
                 Event::Suspended | Event::Resumed => {}
                 other => panic!("a core event this test does not check: {other:?}"),

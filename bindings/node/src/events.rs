@@ -47,6 +47,9 @@ pub struct EventObj {
     pub action: Option<String>,
     /// The path or pattern (`denied`).
     pub path: Option<String>,
+    /// Failed attempts from the address, without its port, so far
+    /// (`connectionError`).
+    pub attempts: Option<f64>,
 }
 
 /// `peer_up` -> `peerUp`: the core's snake_case kind as a JS name.
@@ -139,15 +142,22 @@ impl EventObj {
                 addr,
                 code: c,
                 detail,
-            }
-            | Event::ConnectionError {
-                addr,
-                code: c,
-                detail,
             } => EventObj {
                 addr: Some(addr),
                 code: code(c),
                 detail: Some(detail),
+                ..EventObj::new(&kind)
+            },
+            Event::ConnectionError {
+                addr,
+                code: c,
+                detail,
+                attempts,
+            } => EventObj {
+                addr: Some(addr),
+                code: code(c),
+                detail: Some(detail),
+                attempts: Some(attempts as f64),
                 ..EventObj::new(&kind)
             },
             Event::Suspended | Event::Resumed => EventObj::new(&kind),
@@ -358,11 +368,22 @@ mod tests {
                         ..EventObj::new(&kind)
                     }
                 }
-                Event::ReconnectAbandoned { addr, code, detail }
-                | Event::ConnectionError { addr, code, detail } => EventObj {
+                Event::ReconnectAbandoned { addr, code, detail } => EventObj {
                     addr: s(&addr),
                     code: s(code.name()),
                     detail: s(&detail),
+                    ..EventObj::new(&kind)
+                },
+                Event::ConnectionError {
+                    addr,
+                    code,
+                    detail,
+                    attempts,
+                } => EventObj {
+                    addr: s(&addr),
+                    code: s(code.name()),
+                    detail: s(&detail),
+                    attempts: Some(attempts as f64),
                     ..EventObj::new(&kind)
                 },
                 Event::Suspended | Event::Resumed => EventObj::new(&kind),

@@ -596,6 +596,7 @@ pub struct Event {
     identity: Option<String>,
     action: Option<String>,
     path: Option<String>,
+    attempts: Option<u64>,
 }
 
 #[pymethods]
@@ -623,6 +624,7 @@ impl Event {
             ("count", self.count),
             ("attempt", self.attempt.map(u64::from)),
             ("delay_ms", self.delay_ms),
+            ("attempts", self.attempts),
         ] {
             if let Some(v) = v {
                 s.push_str(&format!(", {k}={v}"));
@@ -648,6 +650,7 @@ impl Event {
             identity: None,
             action: None,
             path: None,
+            attempts: None,
         }
     }
 }
@@ -697,8 +700,14 @@ fn from_core(e: netchan::Event) -> Event {
         E::ReconnectAbandoned { addr, code, detail } => {
             (ev.addr, ev.detail, ev.code) = (Some(addr), Some(detail), Some(code.name()));
         }
-        E::ConnectionError { addr, code, detail } => {
+        E::ConnectionError {
+            addr,
+            code,
+            detail,
+            attempts,
+        } => {
             (ev.addr, ev.detail, ev.code) = (Some(addr), Some(detail), Some(code.name()));
+            ev.attempts = Some(attempts);
         }
         E::Suspended | E::Resumed => {}
         _ => {}

@@ -514,7 +514,7 @@ def test_every_core_event_reaches_python_with_all_its_fields() -> None:
     # field set) and the core's Debug text of each: a kind or a field the
     # binding does not map fails here, by name.
     examples = netchan._native._event_examples()
-    python_fields = ("peer", "addr", "reason", "code", "detail", "site", "count", "attempt", "delay_ms", "identity", "action", "path")
+    python_fields = ("peer", "addr", "reason", "code", "detail", "site", "count", "attempt", "delay_ms", "identity", "action", "path", "attempts")
     kinds = []
     for ev, debug in examples:
         variant = re.match(r"\w+", debug).group(0)  # type: ignore[union-attr]

@@ -332,11 +332,13 @@ pub enum Event {
         code: String,
         detail: String,
     },
-    /// A connection was refused or closed for breaking the protocol.
+    /// A connection was refused or closed for breaking the protocol
+    /// (`attempts`: failed attempts from that address so far).
     ConnectionError {
         addr: String,
         code: String,
         detail: String,
+        attempts: u64,
     },
     /// The access rules denied a peer something (`action`: `publish`,
     /// `subscribe`, `serve`, `request` or `stream`).
@@ -408,10 +410,16 @@ impl Event {
                 code: code.name().to_string(),
                 detail,
             },
-            C::ConnectionError { addr, code, detail } => Event::ConnectionError {
+            C::ConnectionError {
+                addr,
+                code,
+                detail,
+                attempts,
+            } => Event::ConnectionError {
                 addr,
                 code: code.name().to_string(),
                 detail,
+                attempts,
             },
             C::Suspended => Event::Suspended,
             C::Resumed => Event::Resumed,
@@ -509,10 +517,12 @@ impl Event {
                 addr,
                 code: c,
                 detail,
+                attempts,
             } => C::ConnectionError {
                 addr,
                 code: code(&c),
                 detail,
+                attempts,
             },
             Event::Suspended => C::Suspended,
             Event::Resumed => C::Resumed,

@@ -83,6 +83,16 @@ impl Endpoint {
         router.reload_acl()
     }
 
+    /// Failed connection attempts per remote address (without its port),
+    /// most first: refused handshakes, protocol violations, links cut for
+    /// a limit. The same count is in each `ConnectionError` event
+    /// (`attempts`). At most 4096 addresses are tracked; past that the
+    /// one with the fewest failures makes room
+    /// (`failed_attempts_are_counted_per_remote_address`).
+    pub fn failed_attempts(&self) -> Vec<(String, u64)> {
+        self.parts.shared.attempts.snapshot()
+    }
+
     /// Replaces the access rules (`None`: every peer may do everything;
     /// docs/SECURITY.md, "Access rules"). They take effect at once, on
     /// existing links too: routes are recomputed, and each peer is sent

@@ -274,6 +274,7 @@ impl Receiver {
             addr: peer.addr.clone(),
             code: e.code(),
             detail: e.detail().to_owned(),
+            attempts: self.router.shared.attempts.failed(&peer.addr),
         });
         (e.code(), e.detail().to_owned())
     }
@@ -523,6 +524,7 @@ impl Receiver {
             addr: peer.addr.clone(),
             code: e.code(),
             detail: e.detail().to_owned(),
+            attempts: self.router.shared.attempts.failed(&peer.addr),
         });
         let _ = peer.tx.push_control(&Frame::Close {
             code: e.code().as_u16(),

@@ -4542,9 +4542,10 @@ public enum Event: Equatable, Hashable {
     case reconnectAbandoned(addr: String, code: String, detail: String
     )
     /**
-     * A connection was refused or closed for breaking the protocol.
+     * A connection was refused or closed for breaking the protocol
+     * (`attempts`: failed attempts from that address so far).
      */
-    case connectionError(addr: String, code: String, detail: String
+    case connectionError(addr: String, code: String, detail: String, attempts: UInt64
     )
     /**
      * The access rules denied a peer something (`action`: `publish`,
@@ -4601,7 +4602,7 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
         case 5: return .reconnectAbandoned(addr: try FfiConverterString.read(from: &buf), code: try FfiConverterString.read(from: &buf), detail: try FfiConverterString.read(from: &buf)
         )
         
-        case 6: return .connectionError(addr: try FfiConverterString.read(from: &buf), code: try FfiConverterString.read(from: &buf), detail: try FfiConverterString.read(from: &buf)
+        case 6: return .connectionError(addr: try FfiConverterString.read(from: &buf), code: try FfiConverterString.read(from: &buf), detail: try FfiConverterString.read(from: &buf), attempts: try FfiConverterUInt64.read(from: &buf)
         )
         
         case 7: return .denied(peer: try FfiConverterString.read(from: &buf), identity: try FfiConverterString.read(from: &buf), action: try FfiConverterString.read(from: &buf), path: try FfiConverterString.read(from: &buf)
@@ -4658,11 +4659,12 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .connectionError(addr,code,detail):
+        case let .connectionError(addr,code,detail,attempts):
             writeInt(&buf, Int32(6))
             FfiConverterString.write(addr, into: &buf)
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(detail, into: &buf)
+            FfiConverterUInt64.write(attempts, into: &buf)
             
         
         case let .denied(peer,identity,action,path):

@@ -6643,12 +6643,14 @@ sealed class Event {
     }
     
     /**
-     * A connection was refused or closed for breaking the protocol.
+     * A connection was refused or closed for breaking the protocol
+     * (`attempts`: failed attempts from that address so far).
      */
     data class ConnectionError(
         val `addr`: kotlin.String, 
         val `code`: kotlin.String, 
-        val `detail`: kotlin.String) : Event()
+        val `detail`: kotlin.String, 
+        val `attempts`: kotlin.ULong) : Event()
         
     {
         
@@ -6742,6 +6744,7 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
+                FfiConverterULong.read(buf),
                 )
             7 -> Event.Denied(
                 FfiConverterString.read(buf),
@@ -6812,6 +6815,7 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 + FfiConverterString.allocationSize(value.`addr`)
                 + FfiConverterString.allocationSize(value.`code`)
                 + FfiConverterString.allocationSize(value.`detail`)
+                + FfiConverterULong.allocationSize(value.`attempts`)
             )
         }
         is Event.Denied -> {
@@ -6888,6 +6892,7 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 FfiConverterString.write(value.`addr`, buf)
                 FfiConverterString.write(value.`code`, buf)
                 FfiConverterString.write(value.`detail`, buf)
+                FfiConverterULong.write(value.`attempts`, buf)
                 Unit
             }
             is Event.Denied -> {
