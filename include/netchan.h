@@ -595,6 +595,27 @@ netchan_result netchan_endpoint_resume(const netchan_endpoint *ep);
 // Thread-safe.
 netchan_result netchan_endpoint_network_changed(const netchan_endpoint *ep);
 
+// Replaces the access rules (docs/SECURITY.md, "Access rules"): `rules`
+// is a rules file's path or the rules' text (lines `allow IDENTITY
+// ACTIONS PATH`), as the `acl` setting takes it; NULL or `""` removes the
+// rules (every peer may do everything). They take effect at once, on
+// existing links too. The rules are read and checked first: on an error
+// the rules in use stay. `rules` is copied; the caller keeps it.
+//
+// Errors: `NULL_ARGUMENT` (`ep`), `INVALID_ARGUMENT` (a file that cannot
+// be read, a line that does not parse: the detail names it). Never
+// blocks; thread-safe; callable from callbacks.
+netchan_result netchan_endpoint_set_acl(const netchan_endpoint *ep, const char *rules);
+
+// Reads the TLS settings' files, the shared key file and the access rules
+// file again (a renewed certificate, a rotated key, new rules): keys for
+// connections made from now on, rules at once. On an error everything in
+// use stays.
+//
+// Errors: `NULL_ARGUMENT`, `INVALID_ARGUMENT` (the detail names the file).
+// Never blocks; thread-safe; callable from callbacks.
+netchan_result netchan_endpoint_reload_keys(const netchan_endpoint *ep);
+
 // Closes (as `netchan_endpoint_close()`) and frees the endpoint.
 //
 // NULL, or an endpoint freed already, is ignored. May be called from

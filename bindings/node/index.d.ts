@@ -68,6 +68,13 @@ export declare class NativeEndpoint {
   /** Resolves with the round-trip time in milliseconds. */
   ping(peer: string): Promise<number>
   peers(): Array<PeerInfo>
+  /**
+   * Replaces the access rules: a rules file's path or the rules' text;
+   * null (or empty) removes them.
+   */
+  setAcl(rules?: string | undefined | null): void
+  reloadKeys(): void
+  failedAttempts(): Array<FailedAttempts>
   hasSubscribers(path: string): boolean
   hasServers(path: string): boolean
   waitForSubscribers(path: string, timeoutMs: number): Promise<boolean>
@@ -364,6 +371,12 @@ export interface EventObj {
    * (`connectionError`).
    */
   attempts?: number
+}
+
+/** Failed connection attempts from one remote address (without its port). */
+export interface FailedAttempts {
+  addr: string
+  count: number
 }
 
 /** The version of the native addon (the workspace version). */

@@ -3,9 +3,9 @@
 /// <reference types="node" />
 import { EventEmitter } from 'node:events'
 import type { Duplex, DuplexOptions } from 'node:stream'
-import type { PeerInfo, Stats, EventObj } from './index'
+import type { PeerInfo, Stats, EventObj, FailedAttempts } from './index'
 
-export type { PeerInfo, Stats, CounterStats, PeerStats, SubscriptionStats } from './index'
+export type { PeerInfo, Stats, CounterStats, PeerStats, SubscriptionStats, FailedAttempts } from './index'
 
 /** The symbolic error codes, the same in every netchan language. */
 export type ErrorCode =
@@ -307,6 +307,12 @@ export declare class Endpoint extends EventEmitter {
   requestObj(path: string, value: unknown, options?: RequestOptions): Promise<unknown>
   ping(peer: string): Promise<number>
   peers(): PeerInfo[]
+  /** Replaces the access rules: a rules file's path or the rules' text; null removes them (docs/SECURITY.md). */
+  setAcl(rules: string | null): void
+  /** Reads the TLS, shared-key and rules files again; on an error everything in use stays. */
+  reloadKeys(): void
+  /** Failed connection attempts per remote address (without its port), most first. */
+  failedAttempts(): FailedAttempts[]
   stats(): Stats
   hasSubscribers(path: string): boolean
   waitForSubscribers(path: string, timeoutMs?: number): Promise<boolean>

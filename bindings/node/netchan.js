@@ -748,8 +748,14 @@ class Endpoint extends EventEmitter {
 
   /** Round-trip time to the connected peer named `peer`, in milliseconds. */
   ping (peer) { return this._n.ping(peer) }
-  /** The connected peers: [{name, addr, inbound}]. */
+  /** The connected peers: [{name, addr, inbound, identity}]. */
   peers () { return this._n.peers() }
+  /** Replaces the access rules: a rules file's path or the rules' text; null removes them (docs/SECURITY.md). */
+  setAcl (rules) { return this._n.setAcl(rules ?? null) }
+  /** Reads the TLS, shared-key and rules files again. */
+  reloadKeys () { return this._n.reloadKeys() }
+  /** Failed connection attempts per remote address, most first: [{addr, count}]. */
+  failedAttempts () { return this._n.failedAttempts() }
   /** Counters in total, per peer and per subscription. */
   stats () { return this._n.stats() }
   /** True if a message on `path` would reach a subscriber now. */

@@ -225,6 +225,57 @@ pub unsafe extern "C" fn netchan_endpoint_network_changed(
     })
 }
 
+/// Replaces the access rules (docs/SECURITY.md, "Access rules"): `rules`
+/// is a rules file's path or the rules' text (lines `allow IDENTITY
+/// ACTIONS PATH`), as the `acl` setting takes it; NULL or `""` removes the
+/// rules (every peer may do everything). They take effect at once, on
+/// existing links too. The rules are read and checked first: on an error
+/// the rules in use stay. `rules` is copied; the caller keeps it.
+///
+/// Errors: `NULL_ARGUMENT` (`ep`), `INVALID_ARGUMENT` (a file that cannot
+/// be read, a line that does not parse: the detail names it). Never
+/// blocks; thread-safe; callable from callbacks.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_endpoint_set_acl(
+    ep: *const netchan_endpoint,
+    rules: *const c_char,
+) -> netchan_result {
+    ffi_boundary(|| {
+        // SAFETY: `ep` is NULL or an endpoint handle from this library not yet freed (the function's contract); NULL is refused.
+        let ep = unsafe { arg_endpoint(ep) }?;
+        let rules = if rules.is_null() {
+            ""
+        } else {
+            // SAFETY: non-NULL `rules` is a NUL-terminated string the caller keeps alive for the call (the function's contract).
+            unsafe { arg_str(rules, "rules") }?
+        };
+        let src = Some(rules.trim())
+            .filter(|t| !t.is_empty())
+            .map(netchan::AclSource::parse);
+        ep.ep.set_acl(src)?;
+        Ok(())
+    })
+}
+
+/// Reads the TLS settings' files, the shared key file and the access rules
+/// file again (a renewed certificate, a rotated key, new rules): keys for
+/// connections made from now on, rules at once. On an error everything in
+/// use stays.
+///
+/// Errors: `NULL_ARGUMENT`, `INVALID_ARGUMENT` (the detail names the file).
+/// Never blocks; thread-safe; callable from callbacks.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_endpoint_reload_keys(
+    ep: *const netchan_endpoint,
+) -> netchan_result {
+    ffi_boundary(|| {
+        // SAFETY: `ep` is NULL or an endpoint handle from this library not yet freed (the function's contract); NULL is refused.
+        let ep = unsafe { arg_endpoint(ep) }?;
+        ep.ep.reload_keys()?;
+        Ok(())
+    })
+}
+
 /// Closes (as `netchan_endpoint_close()`) and frees the endpoint.
 ///
 /// NULL, or an endpoint freed already, is ignored. May be called from

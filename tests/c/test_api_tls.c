@@ -2,8 +2,9 @@
  * netchan_options_set(), certificates made by `netchan cert` ($NETCHAN_CLI,
  * default target/debug/netchan), mutual TLS over tls://127.0.0.1, a
  * client without a certificate refused with CLIENT_CERT_REQUIRED, bad
- * settings named in the error, and plaintext beyond this host refused
- * unless "insecure". The certificate directory is removed at the end. */
+ * settings named in the error, plaintext beyond this host refused
+ * unless "insecure", and access rules replaced at run time. The
+ * certificate directory is removed at the end. */
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -135,6 +136,66 @@ static void test_plaintext_beyond_this_host_needs_insecure(void) {
     netchan_endpoint_free(open);
 }
 
+static void echo(void *ctx, const netchan_request *q, netchan_reply *r) {
+    (void)ctx;
+    netchan_slice p = netchan_request_payload(q);
+    CHECK_OK(netchan_reply_send(r, p.data, p.len));
+    netchan_reply_free(r);
+}
+
+/* Access rules replaced at run time (docs/SECURITY.md, "Access rules"):
+ * over loopback TCP without keys a peer is `anonymous`; a request outside
+ * what the rules allow gets PERMISSION_DENIED and is counted; bad rules
+ * are an error naming the line and leave the rules in use; NULL removes
+ * them. */
+static void test_access_rules_at_run_time(void) {
+    netchan_endpoint *server = endpoint("acl-server", NULL);
+    char *bound = NULL;
+    CHECK_OK(netchan_endpoint_listen(server, "tcp://127.0.0.1:0", &bound));
+    netchan_request_handler h = {NULL, echo, NULL};
+    netchan_service *svc = NULL;
+    CHECK_OK(netchan_endpoint_serve(server, "echo/*", h, &svc));
+    netchan_endpoint *client = endpoint("acl-client", NULL);
+    CHECK_OK(netchan_endpoint_connect(client, bound, NULL));
+    bool found = false;
+    CHECK_OK(netchan_endpoint_wait_for_servers(client, "echo/secret", 5000, &found));
+    CHECK(found);
+
+    CHECK_OK(netchan_endpoint_set_acl(server, "# who may do what\nallow anonymous request echo/public\n"));
+    netchan_bytes *reply = NULL;
+    CHECK_OK(netchan_endpoint_request_blocking(client, "echo/public", (const uint8_t *)"hi", 2, 5000, &reply));
+    netchan_bytes_free(reply);
+    reply = NULL;
+    CHECK_RC(netchan_endpoint_request_blocking(client, "echo/secret", (const uint8_t *)"hi", 2, 5000, &reply),
+             NETCHAN_RESULT_PERMISSION_DENIED);
+    CHECK(reply == NULL);
+    netchan_stats st;
+    memset(&st, 0, sizeof st);
+    CHECK_OK(netchan_endpoint_stats(server, &st, sizeof st));
+    CHECK(st.denied == 1);
+    CHECK(st.rate_limited == 0);
+
+    CHECK_RC(netchan_endpoint_set_acl(server, "allow anonymous shout **"), NETCHAN_RESULT_INVALID_ARGUMENT);
+    CHECK(strstr(netchan_last_error(), "line 1") != NULL);
+    CHECK_RC(netchan_endpoint_request_blocking(client, "echo/secret", NULL, 0, 5000, &reply),
+             NETCHAN_RESULT_PERMISSION_DENIED);
+    CHECK_OK(netchan_endpoint_reload_keys(server));
+    CHECK_OK(netchan_endpoint_set_acl(server, NULL));
+    CHECK_OK(netchan_endpoint_request_blocking(client, "echo/secret", (const uint8_t *)"hi", 2, 5000, &reply));
+    CHECK(reply != NULL);
+    netchan_bytes_free(reply);
+    CHECK_RC(netchan_endpoint_set_acl(NULL, NULL), NETCHAN_RESULT_NULL_ARGUMENT);
+    CHECK_RC(netchan_endpoint_reload_keys(NULL), NETCHAN_RESULT_NULL_ARGUMENT);
+
+    netchan_service_free(svc);
+    netchan_string_free(bound);
+    netchan_endpoint *all[] = {client, server};
+    for (int i = 0; i < 2; i++) {
+        CHECK_OK(netchan_endpoint_close(all[i]));
+        netchan_endpoint_free(all[i]);
+    }
+}
+
 int main(void) {
     t_watchdog(60);
     const char *cli = getenv("NETCHAN_CLI");
@@ -145,6 +206,7 @@ int main(void) {
     T_RUN(test_mutual_tls_carries_messages_and_refuses_a_client_without_a_certificate);
     T_RUN(test_bad_settings_are_named);
     T_RUN(test_plaintext_beyond_this_host_needs_insecure);
+    T_RUN(test_access_rules_at_run_time);
     const char *files[] = {"ca.pem", "ca-key.pem", "server.pem", "server-key.pem", "client.pem",
                            "client-key.pem"};
     char p[300];

@@ -176,6 +176,13 @@ impl From<netchan::PeerInfo> for PeerInfo {
     }
 }
 
+/// Failed connection attempts from one remote address (without its port).
+#[napi(object)]
+pub struct FailedAttempts {
+    pub addr: String,
+    pub count: f64,
+}
+
 /// Counters (numbers; exact up to 2^53).
 #[napi(object)]
 pub struct CounterStats {
@@ -702,6 +709,35 @@ impl NativeEndpoint {
     #[napi]
     pub fn peers(&self) -> Vec<PeerInfo> {
         self.ep.peers().into_iter().map(PeerInfo::from).collect()
+    }
+
+    /// Replaces the access rules: a rules file's path or the rules' text;
+    /// null (or empty) removes them.
+    #[napi]
+    pub fn set_acl(&self, env: &Env, rules: Option<String>) -> Result<()> {
+        let src = rules
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(netchan::AclSource::parse);
+        self.ep.set_acl(src).or_throw(env)
+    }
+
+    #[napi]
+    pub fn reload_keys(&self, env: &Env) -> Result<()> {
+        self.ep.reload_keys().or_throw(env)
+    }
+
+    #[napi]
+    pub fn failed_attempts(&self) -> Vec<FailedAttempts> {
+        self.ep
+            .failed_attempts()
+            .into_iter()
+            .map(|(addr, count)| FailedAttempts {
+                addr,
+                count: count as f64,
+            })
+            .collect()
     }
 
     #[napi]

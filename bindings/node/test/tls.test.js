@@ -2,7 +2,8 @@
 // TLS from Node (docs/SECURITY.md): certificates made by `netchan cert`,
 // given as paths or Buffers; mutual TLS over tls://127.0.0.1; a client
 // without a certificate refused with CLIENT_CERT_REQUIRED; bad settings
-// named; plaintext beyond this host refused unless `insecure`.
+// named; plaintext beyond this host refused unless `insecure`; access
+// rules replaced at run time.
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
@@ -64,4 +65,27 @@ test('plaintext beyond this host is refused unless insecure', async (t) => {
   await rejectsWith(plain.listen('tcp://0.0.0.0:0'), 'PLAINTEXT_REFUSED')
   assert.match(await open.listen('tcp://0.0.0.0:0'), /^tcp:\/\/0\.0\.0\.0:\d+$/)
   await byName.listen('tcp://0.0.0.0:0')
+})
+
+test('access rules change at run time', async (t) => {
+  // Over loopback TCP without keys a peer is `anonymous` (docs/SECURITY.md).
+  const server = new Endpoint({ name: 'node-acl-server' })
+  const client = new Endpoint({ name: 'node-acl-client' })
+  t.after(async () => { await Promise.all([server.close(), client.close()]) })
+  server.serve('echo/*', (req) => req.payload)
+  const denied = new Promise((resolve) => server.on('denied', resolve))
+  await within(client.connect(await server.listen('tcp://127.0.0.1:0')), WATCHDOG, 'connect')
+  server.setAcl('allow anonymous request echo/public\n')
+  assert.equal((await within(client.request('echo/public', 'hi'), WATCHDOG, 'allowed')).toString(), 'hi')
+  await rejectsWith(within(client.request('echo/secret', 'hi'), WATCHDOG, 'denied'), 'PERMISSION_DENIED')
+  const e = await within(denied, WATCHDOG, 'denied event')
+  assert.deepEqual([e.peer, e.identity, e.action, e.path], ['node-acl-client', 'anonymous', 'request', 'echo/secret'])
+  assert.equal(server.stats().total.denied, 1)
+  // Bad rules are an error naming the line; the rules in use stay.
+  assert.throws(() => server.setAcl('allow anonymous shout **'), (err) => err.code === 'INVALID_ARGUMENT' && err.message.includes('line 1'))
+  await rejectsWith(within(client.request('echo/secret', 'hi'), WATCHDOG, 'still denied'), 'PERMISSION_DENIED')
+  server.reloadKeys()
+  server.setAcl(null)
+  assert.equal((await within(client.request('echo/secret', 'ok'), WATCHDOG, 'no rules')).toString(), 'ok')
+  assert.deepEqual(server.failedAttempts(), [])
 })

@@ -311,7 +311,7 @@ impl Endpoint {
         tls_client_auth: Option<&str>,
         tls_server_name: Option<String>,
         insecure: Option<bool>,
-        settings: Option<&Bound<'_, PyDict>>,
+        settings: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         check_alive()?;
         let mut c = Config::default();
@@ -350,9 +350,16 @@ impl Endpoint {
         }
         // Any setting by its name, as the CLI's `-o` takes it; the
         // keywords below win over it.
-        if let Some(d) = settings {
-            for (k, v) in d.iter() {
-                let k: String = k.extract()?;
+        // Any mapping (a dict, a MappingProxyType, ...), as typed.
+        if let Some(m) = settings {
+            let items = m.call_method0("items").map_err(|_| {
+                err(
+                    ErrorCode::InvalidArgument,
+                    "settings must be a mapping of setting names to values, like {\"insecure\": True}",
+                )
+            })?;
+            for item in items.try_iter()? {
+                let (k, v): (String, Bound<'_, PyAny>) = item?.extract()?;
                 c.set(&k, &setting_text(&v)?).map_err(to_py)?;
             }
         }
@@ -582,6 +589,47 @@ impl Endpoint {
     /// The connected peers.
     fn peers(&self) -> Vec<PeerInfo> {
         self.ep.peers().into_iter().map(PeerInfo::from).collect()
+    }
+
+    /// Replaces the access rules (docs/SECURITY.md, "Access rules"): a
+    /// rules file's path (`str` or `os.PathLike`) or the rules' text
+    /// (lines `allow IDENTITY ACTIONS PATH`); `None` removes them. They
+    /// take effect at once, on existing links too; on an error the rules
+    /// in use stay. Never blocks.
+    #[pyo3(signature = (rules))]
+    fn set_acl(&self, rules: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let src = match rules {
+            None => None,
+            Some(r) => {
+                let text: String = r
+                    .py()
+                    .import("os")?
+                    .call_method1("fspath", (r,))
+                    .and_then(|p| p.extract())
+                    .map_err(|_| {
+                        PyTypeError::new_err(
+                            "rules must be a path (str or os.PathLike), rules text, or None",
+                        )
+                    })?;
+                Some(text.trim().to_owned())
+                    .filter(|t| !t.is_empty())
+                    .map(|t| netchan::AclSource::parse(&t))
+            }
+        };
+        self.ep.set_acl(src).map_err(to_py)
+    }
+
+    /// Reads the TLS files, the shared key file and the rules file again
+    /// (keys for connections made from now on, rules at once); on an error
+    /// everything in use stays. Never blocks.
+    fn reload_keys(&self) -> PyResult<()> {
+        self.ep.reload_keys().map_err(to_py)
+    }
+
+    /// Failed connection attempts per remote address (without its port),
+    /// most first: `[(address, count), ...]`.
+    fn failed_attempts(&self) -> Vec<(String, u64)> {
+        self.ep.failed_attempts()
     }
 
     /// Counters: `{"name", "total", "peers", "subscriptions"}`.

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import types
 from pathlib import Path
 from typing import Iterator
 
@@ -120,3 +121,45 @@ def test_plaintext_beyond_this_host_needs_insecure() -> None:
         assert ep.listen("tcp://0.0.0.0:0").startswith("tcp://0.0.0.0:")
     with netchan.Endpoint("open2", settings={"insecure": True}) as ep:
         ep.listen("tcp://0.0.0.0:0")
+    # Any mapping, as the stubs type it; anything else is named.
+    with netchan.Endpoint("open3", settings=types.MappingProxyType({"insecure": True})) as ep:
+        ep.listen("tcp://0.0.0.0:0")
+    with pytest.raises(netchan.InvalidArgumentError) as e:
+        netchan.Endpoint("bad", settings=[("insecure", True)])  # type: ignore[arg-type]
+    assert "mapping" in str(e.value)
+
+
+def test_access_rules_change_at_run_time(tmp_path: Path) -> None:
+    # Over loopback TCP without keys a peer is "anonymous" (docs/SECURITY.md).
+    with netchan.Endpoint("acl-server") as srv, netchan.Endpoint("acl-client") as c:
+        srv.serve("echo/*", lambda r: r.payload)
+        events = srv.events()
+        c.connect(srv.listen("tcp://127.0.0.1:0"))
+        srv.set_acl("allow anonymous request echo/public\n")
+        assert c.request("echo/public", b"hi", timeout=WATCHDOG) == b"hi"
+        with pytest.raises(PermissionError) as e:
+            c.request("echo/secret", b"hi", timeout=WATCHDOG)
+        assert isinstance(e.value, netchan.PermissionDeniedError)
+        denied = next(ev for ev in iter(lambda: events.recv(timeout=WATCHDOG), None) if ev.kind == "denied")
+        assert (denied.peer, denied.identity, denied.action, denied.path) == (
+            "acl-client",
+            "anonymous",
+            "request",
+            "echo/secret",
+        )
+        assert srv.stats()["total"]["denied"] == 1
+        # A rules file, read again by reload_keys(); a bad one is an error
+        # naming the line, and the rules in use stay.
+        rules = tmp_path / "rules"
+        rules.write_text("allow anonymous request echo/*\n")
+        srv.set_acl(rules)
+        assert c.request("echo/secret", b"ok", timeout=WATCHDOG) == b"ok"
+        rules.write_text("allow anonymous shout **\n")
+        with pytest.raises(netchan.InvalidArgumentError) as bad:
+            srv.reload_keys()
+        assert "line 1" in str(bad.value)
+        assert c.request("echo/secret", b"still", timeout=WATCHDOG) == b"still"
+        srv.set_acl(None)
+        with pytest.raises(TypeError):
+            srv.set_acl(42)  # type: ignore[arg-type]
+        assert srv.failed_attempts() == []

@@ -25,7 +25,7 @@ use crate::handles::{
 use crate::stream::{Stream, StreamHandler, StreamOptions};
 use crate::sub::Subscription;
 use crate::types::{
-    EndpointConfig, PeerInfo, RequestOptions, ServeOptions, Stats, SubscribeOptions,
+    EndpointConfig, FailedAttempts, PeerInfo, RequestOptions, ServeOptions, Stats, SubscribeOptions,
 };
 
 type Result<T, E = NetchanError> = std::result::Result<T, E>;
@@ -498,6 +498,35 @@ impl Endpoint {
     /// The connected peers.
     pub fn peers(&self) -> Vec<PeerInfo> {
         self.core().peers().into_iter().map(Into::into).collect()
+    }
+
+    /// Replaces the access rules (docs/SECURITY.md, "Access rules"): a
+    /// rules file's path or the rules' text; `null` (or empty) removes
+    /// them. They take effect at once, on existing links too; on an error
+    /// the rules in use stay. Never blocks.
+    pub fn set_acl(&self, rules: Option<String>) -> Result<()> {
+        let src = rules
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(netchan::AclSource::parse);
+        Ok(self.core().set_acl(src)?)
+    }
+
+    /// Reads the TLS files, the shared key file and the rules file again;
+    /// on an error everything in use stays. Never blocks.
+    pub fn reload_keys(&self) -> Result<()> {
+        Ok(self.core().reload_keys()?)
+    }
+
+    /// Failed connection attempts per remote address (without its port),
+    /// most first.
+    pub fn failed_attempts(&self) -> Vec<FailedAttempts> {
+        self.core()
+            .failed_attempts()
+            .into_iter()
+            .map(|(addr, count)| FailedAttempts { addr, count })
+            .collect()
     }
 
     /// True if a message published on `path` now would reach a subscriber.

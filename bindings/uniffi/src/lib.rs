@@ -59,8 +59,8 @@ pub use handles::{CancelToken, EventStream, MessageHandler, Publisher, RequestHa
 pub use stream::{Stream, StreamHandler, StreamOptions, StreamRequest};
 pub use sub::Subscription;
 pub use types::{
-    CounterStats, EndpointConfig, Event, Message, Overflow, PeerInfo, PeerStats, Request,
-    RequestOptions, ServeOptions, Stats, SubscribeOptions, SubscriptionStats,
+    CounterStats, EndpointConfig, Event, FailedAttempts, Message, Overflow, PeerInfo, PeerStats,
+    Request, RequestOptions, ServeOptions, Stats, SubscribeOptions, SubscriptionStats,
 };
 
 uniffi::setup_scaffolding!("netchan");

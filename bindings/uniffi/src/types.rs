@@ -158,6 +158,15 @@ impl SubscribeOptions {
     }
 }
 
+/// Failed connection attempts from one remote address (without its port).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct FailedAttempts {
+    /// The address.
+    pub addr: String,
+    /// How many failed.
+    pub count: u64,
+}
+
 /// A connected peer.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct PeerInfo {

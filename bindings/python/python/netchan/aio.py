@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import logging
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Coroutine, Iterable, List, Optional, Set, Tuple, Type, Union
@@ -397,6 +398,18 @@ class Endpoint:
     def peers(self) -> List[PeerInfo]:
         """The connected peers."""
         return self._ep.peers()
+
+    def set_acl(self, rules: Union[str, "os.PathLike[str]", None]) -> None:
+        """Replaces the access rules, as :meth:`netchan.Endpoint.set_acl` (never blocks)."""
+        self._ep.set_acl(rules)
+
+    def reload_keys(self) -> None:
+        """Reads key, certificate and rules files again, as :meth:`netchan.Endpoint.reload_keys`."""
+        self._ep.reload_keys()
+
+    def failed_attempts(self) -> List[Tuple[str, int]]:
+        """Failed connection attempts per remote address, most first."""
+        return self._ep.failed_attempts()
 
     def stats(self) -> "Stats":
         """Counters, as :meth:`netchan.Endpoint.stats`."""

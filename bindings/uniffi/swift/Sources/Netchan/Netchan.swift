@@ -876,6 +876,12 @@ public protocol EndpointProtocol: AnyObject, Sendable {
     func events()  -> EventStream
     
     /**
+     * Failed connection attempts per remote address (without its port),
+     * most first.
+     */
+    func failedAttempts()  -> [FailedAttempts]
+    
+    /**
      * True if a request on `path` now would find a server.
      */
     func hasServers(path: String) throws  -> Bool
@@ -979,6 +985,12 @@ public protocol EndpointProtocol: AnyObject, Sendable {
     func reconnectNow() 
     
     /**
+     * Reads the TLS files, the shared key file and the rules file again;
+     * on an error everything in use stays. Never blocks.
+     */
+    func reloadKeys() throws 
+    
+    /**
      * Sends a request to one endpoint serving `path` and waits up to
      * `timeout` for the reply. Cancelling the call (a Kotlin coroutine)
      * cancels the request at the server. Swift task cancellation does not
@@ -1053,6 +1065,14 @@ public protocol EndpointProtocol: AnyObject, Sendable {
      * Names of the endpoints serving something overlapping `pattern`.
      */
     func servers(pattern: String) throws  -> [String]
+    
+    /**
+     * Replaces the access rules (docs/SECURITY.md, "Access rules"): a
+     * rules file's path or the rules' text; `null` (or empty) removes
+     * them. They take effect at once, on existing links too; on an error
+     * the rules in use stay. Never blocks.
+     */
+    func setAcl(rules: String?) throws 
     
     /**
      * Counters in total and per peer, and per-subscription queue figures.
@@ -1290,6 +1310,19 @@ open func events() -> EventStream  {
     return try!  FfiConverterTypeEventStream_lift(try! rustCall() {
         uniffiCallStatus in
     uniffi_netchan_uniffi_fn_method_endpoint_events(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Failed connection attempts per remote address (without its port),
+     * most first.
+     */
+open func failedAttempts() -> [FailedAttempts]  {
+    return try!  FfiConverterSequenceTypeFailedAttempts.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_endpoint_failed_attempts(
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
@@ -1535,6 +1568,18 @@ open func reconnectNow()  {try! rustCall() {
 }
     
     /**
+     * Reads the TLS files, the shared key file and the rules file again;
+     * on an error everything in use stays. Never blocks.
+     */
+open func reloadKeys()throws   {try rustCallWithError(FfiConverterTypeNetchanError_lift) {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_endpoint_reload_keys(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+    /**
      * Sends a request to one endpoint serving `path` and waits up to
      * `timeout` for the reply. Cancelling the call (a Kotlin coroutine)
      * cancels the request at the server. Swift task cancellation does not
@@ -1697,6 +1742,21 @@ open func servers(pattern: String)throws  -> [String]  {
         FfiConverterString.lower(pattern),uniffiCallStatus
     )
 })
+}
+    
+    /**
+     * Replaces the access rules (docs/SECURITY.md, "Access rules"): a
+     * rules file's path or the rules' text; `null` (or empty) removes
+     * them. They take effect at once, on existing links too; on an error
+     * the rules in use stay. Never blocks.
+     */
+open func setAcl(rules: String?)throws   {try rustCallWithError(FfiConverterTypeNetchanError_lift) {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_endpoint_set_acl(
+            self.uniffiCloneHandle(),
+        FfiConverterOptionString.lower(rules),uniffiCallStatus
+    )
+}
 }
     
     /**
@@ -3394,6 +3454,75 @@ public func FfiConverterTypeErrorCodeInfo_lift(_ buf: RustBuffer) throws -> Erro
 #endif
 public func FfiConverterTypeErrorCodeInfo_lower(_ value: ErrorCodeInfo) -> RustBuffer {
     return FfiConverterTypeErrorCodeInfo.lower(value)
+}
+
+
+/**
+ * Failed connection attempts from one remote address (without its port).
+ */
+public struct FailedAttempts: Equatable, Hashable {
+    /**
+     * The address.
+     */
+    public var addr: String
+    /**
+     * How many failed.
+     */
+    public var count: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The address.
+         */addr: String, 
+        /**
+         * How many failed.
+         */count: UInt64) {
+        self.addr = addr
+        self.count = count
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension FailedAttempts: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeFailedAttempts: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> FailedAttempts {
+        return
+            try FailedAttempts(
+                addr: FfiConverterString.read(from: &buf), 
+                count: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: FailedAttempts, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.addr, into: &buf)
+        FfiConverterUInt64.write(value.count, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFailedAttempts_lift(_ buf: RustBuffer) throws -> FailedAttempts {
+    return try FfiConverterTypeFailedAttempts.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFailedAttempts_lower(_ value: FailedAttempts) -> RustBuffer {
+    return FfiConverterTypeFailedAttempts.lower(value)
 }
 
 
@@ -6034,6 +6163,31 @@ fileprivate struct FfiConverterSequenceTypeErrorCodeInfo: FfiConverterRustBuffer
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeFailedAttempts: FfiConverterRustBuffer {
+    typealias SwiftType = [FailedAttempts]
+
+    public static func write(_ value: [FailedAttempts], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeFailedAttempts.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [FailedAttempts] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [FailedAttempts]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeFailedAttempts.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeMessage: FfiConverterRustBuffer {
     typealias SwiftType = [Message]
 
@@ -6276,6 +6430,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_netchan_uniffi_checksum_method_endpoint_events() != 40027) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_netchan_uniffi_checksum_method_endpoint_failed_attempts() != 32329) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_netchan_uniffi_checksum_method_endpoint_has_servers() != 12905) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -6318,6 +6475,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_netchan_uniffi_checksum_method_endpoint_reconnect_now() != 11094) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_netchan_uniffi_checksum_method_endpoint_reload_keys() != 59284) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_netchan_uniffi_checksum_method_endpoint_request() != 10307) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -6340,6 +6500,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_netchan_uniffi_checksum_method_endpoint_servers() != 17411) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_endpoint_set_acl() != 8568) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_netchan_uniffi_checksum_method_endpoint_stats() != 17229) {

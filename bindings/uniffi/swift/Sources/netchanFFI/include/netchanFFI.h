@@ -339,6 +339,11 @@ uint64_t uniffi_netchan_uniffi_fn_method_endpoint_declare_publisher(uint64_t ptr
 uint64_t uniffi_netchan_uniffi_fn_method_endpoint_events(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_FAILED_ATTEMPTS
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_FAILED_ATTEMPTS
+RustBuffer uniffi_netchan_uniffi_fn_method_endpoint_failed_attempts(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_HAS_SERVERS
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_HAS_SERVERS
 int8_t uniffi_netchan_uniffi_fn_method_endpoint_has_servers(uint64_t ptr, RustBuffer path, RustCallStatus *_Nonnull out_status
@@ -409,6 +414,11 @@ RustBuffer uniffi_netchan_uniffi_fn_method_endpoint_publishers(uint64_t ptr, Rus
 void uniffi_netchan_uniffi_fn_method_endpoint_reconnect_now(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_RELOAD_KEYS
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_RELOAD_KEYS
+void uniffi_netchan_uniffi_fn_method_endpoint_reload_keys(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_REQUEST
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_REQUEST
 uint64_t uniffi_netchan_uniffi_fn_method_endpoint_request(uint64_t ptr, RustBuffer path, RustBuffer payload, RustBuffer timeout
@@ -447,6 +457,11 @@ uint64_t uniffi_netchan_uniffi_fn_method_endpoint_serve_stream(uint64_t ptr, Rus
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_SERVERS
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_SERVERS
 RustBuffer uniffi_netchan_uniffi_fn_method_endpoint_servers(uint64_t ptr, RustBuffer pattern, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_SET_ACL
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_SET_ACL
+void uniffi_netchan_uniffi_fn_method_endpoint_set_acl(uint64_t ptr, RustBuffer rules, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_STATS
@@ -1014,6 +1029,12 @@ uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_events(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_FAILED_ATTEMPTS
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_FAILED_ATTEMPTS
+uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_failed_attempts(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_HAS_SERVERS
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_HAS_SERVERS
 uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_has_servers(void
@@ -1098,6 +1119,12 @@ uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_reconnect_now(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_RELOAD_KEYS
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_RELOAD_KEYS
+uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_reload_keys(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_REQUEST
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_REQUEST
 uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_request(void
@@ -1143,6 +1170,12 @@ uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_serve_stream(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_SERVERS
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_SERVERS
 uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_servers(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_SET_ACL
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_SET_ACL
+uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_set_acl(void
     
 );
 #endif

@@ -768,6 +768,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_events(
     ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_endpoint_failed_attempts(
+    ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_has_servers(
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_has_subscribers(
@@ -796,6 +798,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_reconnect_now(
     ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_endpoint_reload_keys(
+    ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_request(
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_request_blocking(
@@ -811,6 +815,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_serve_stream(
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_servers(
+    ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_endpoint_set_acl(
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_stats(
     ): Int
@@ -931,6 +937,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_netchan_uniffi_fn_method_endpoint_events(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
+    external fun uniffi_netchan_uniffi_fn_method_endpoint_failed_attempts(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_netchan_uniffi_fn_method_endpoint_has_servers(`ptr`: Long,`path`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Byte
     external fun uniffi_netchan_uniffi_fn_method_endpoint_has_subscribers(`ptr`: Long,`path`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -959,6 +967,8 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_netchan_uniffi_fn_method_endpoint_reconnect_now(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_netchan_uniffi_fn_method_endpoint_reload_keys(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_netchan_uniffi_fn_method_endpoint_request(`ptr`: Long,`path`: RustBuffer.ByValue,`payload`: RustBuffer.ByValue,`timeout`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_netchan_uniffi_fn_method_endpoint_request_blocking(`ptr`: Long,`path`: RustBuffer.ByValue,`payload`: RustBuffer.ByValue,`timeout`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -975,6 +985,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_netchan_uniffi_fn_method_endpoint_servers(`ptr`: Long,`pattern`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_netchan_uniffi_fn_method_endpoint_set_acl(`ptr`: Long,`rules`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_netchan_uniffi_fn_method_endpoint_stats(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_netchan_uniffi_fn_method_endpoint_stream_servers(`ptr`: Long,`pattern`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1219,6 +1231,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_events() and 0xFFFF) != 40027) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_failed_attempts() and 0xFFFF) != 32329) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_has_servers() and 0xFFFF) != 12905) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1261,6 +1276,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_reconnect_now() and 0xFFFF) != 11094) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_reload_keys() and 0xFFFF) != 59284) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_request() and 0xFFFF) != 10307) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1283,6 +1301,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_servers() and 0xFFFF) != 17411) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_set_acl() and 0xFFFF) != 8568) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_stats() and 0xFFFF) != 17229) {
@@ -2329,6 +2350,12 @@ public interface EndpointInterface {
     fun `events`(): EventStream
     
     /**
+     * Failed connection attempts per remote address (without its port),
+     * most first.
+     */
+    fun `failedAttempts`(): List<FailedAttempts>
+    
+    /**
      * True if a request on `path` now would find a server.
      */
     fun `hasServers`(`path`: kotlin.String): kotlin.Boolean
@@ -2432,6 +2459,12 @@ public interface EndpointInterface {
     fun `reconnectNow`()
     
     /**
+     * Reads the TLS files, the shared key file and the rules file again;
+     * on an error everything in use stays. Never blocks.
+     */
+    fun `reloadKeys`()
+    
+    /**
      * Sends a request to one endpoint serving `path` and waits up to
      * `timeout` for the reply. Cancelling the call (a Kotlin coroutine)
      * cancels the request at the server. Swift task cancellation does not
@@ -2506,6 +2539,14 @@ public interface EndpointInterface {
      * Names of the endpoints serving something overlapping `pattern`.
      */
     fun `servers`(`pattern`: kotlin.String): List<kotlin.String>
+    
+    /**
+     * Replaces the access rules (docs/SECURITY.md, "Access rules"): a
+     * rules file's path or the rules' text; `null` (or empty) removes
+     * them. They take effect at once, on existing links too; on an error
+     * the rules in use stay. Never blocks.
+     */
+    fun `setAcl`(`rules`: kotlin.String?)
     
     /**
      * Counters in total and per peer, and per-subscription queue figures.
@@ -2795,6 +2836,23 @@ open class Endpoint: Disposable, AutoCloseable, EndpointInterface
     callWithHandle {
     uniffiRustCall() { _status ->
     UniffiLib.uniffi_netchan_uniffi_fn_method_endpoint_events(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Failed connection attempts per remote address (without its port),
+     * most first.
+     */override fun `failedAttempts`(): List<FailedAttempts> {
+            return FfiConverterSequenceTypeFailedAttempts.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_endpoint_failed_attempts(
         it,
         _status)
 }
@@ -3118,6 +3176,23 @@ open class Endpoint: Disposable, AutoCloseable, EndpointInterface
 
     
     /**
+     * Reads the TLS files, the shared key file and the rules file again;
+     * on an error everything in use stays. Never blocks.
+     */
+    @Throws(NetchanException::class)override fun `reloadKeys`()
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(NetchanException) { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_endpoint_reload_keys(
+        it,
+        _status)
+}
+    }
+    
+    
+
+    
+    /**
      * Sends a request to one endpoint serving `path` and waits up to
      * `timeout` for the reply. Cancelling the call (a Kotlin coroutine)
      * cancels the request at the server. Swift task cancellation does not
@@ -3326,6 +3401,26 @@ open class Endpoint: Disposable, AutoCloseable, EndpointInterface
     }
     )
     }
+    
+
+    
+    /**
+     * Replaces the access rules (docs/SECURITY.md, "Access rules"): a
+     * rules file's path or the rules' text; `null` (or empty) removes
+     * them. They take effect at once, on existing links too; on an error
+     * the rules in use stay. Never blocks.
+     */
+    @Throws(NetchanException::class)override fun `setAcl`(`rules`: kotlin.String?)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(NetchanException) { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_endpoint_set_acl(
+        it,
+        
+        FfiConverterOptionalString.lower(`rules`),_status)
+}
+    }
+    
     
 
     
@@ -5756,6 +5851,53 @@ public object FfiConverterTypeErrorCodeInfo: FfiConverterRustBuffer<ErrorCodeInf
             FfiConverterString.write(value.`name`, buf)
             FfiConverterUShort.write(value.`number`, buf)
             FfiConverterString.write(value.`description`, buf)
+    }
+}
+
+
+
+/**
+ * Failed connection attempts from one remote address (without its port).
+ */
+data class FailedAttempts (
+    /**
+     * The address.
+     */
+    val `addr`: kotlin.String
+    , 
+    /**
+     * How many failed.
+     */
+    val `count`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeFailedAttempts: FfiConverterRustBuffer<FailedAttempts> {
+    override fun read(buf: ByteBuffer): FailedAttempts {
+        return FailedAttempts(
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: FailedAttempts) = (
+            FfiConverterString.allocationSize(value.`addr`) +
+            FfiConverterULong.allocationSize(value.`count`)
+    )
+
+    override fun write(value: FailedAttempts, buf: ByteBuffer) {
+            FfiConverterString.write(value.`addr`, buf)
+            FfiConverterULong.write(value.`count`, buf)
     }
 }
 
@@ -8405,6 +8547,34 @@ public object FfiConverterSequenceTypeErrorCodeInfo: FfiConverterRustBuffer<List
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeErrorCodeInfo.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeFailedAttempts: FfiConverterRustBuffer<List<FailedAttempts>> {
+    override fun read(buf: ByteBuffer): List<FailedAttempts> {
+        val len = buf.getInt()
+        return List<FailedAttempts>(len) {
+            FfiConverterTypeFailedAttempts.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<FailedAttempts>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeFailedAttempts.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<FailedAttempts>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeFailedAttempts.write(it, buf)
         }
     }
 }

@@ -82,4 +82,28 @@ class TlsTest {
         }
         assertTrue(bad.detail, bad.detail.contains("tls.client_auth"))
     }
+
+    @Test
+    fun accessRulesChangeAtRunTime() = watchdog {
+        // Over loopback TCP without keys a peer is `anonymous` (docs/SECURITY.md).
+        Endpoint("kt-acl-server").use { server ->
+            server.serve("echo/*") { req -> req.payload }
+            val addr = server.listen("tcp://127.0.0.1:0")
+            Endpoint("kt-acl-client").use { client ->
+                client.connect(addr)
+                server.setAcl("allow anonymous request echo/public\n")
+                assertEquals("hi", client.requestText("echo/public", "hi"))
+                expectError<NetchanException.PermissionDenied> { client.requestText("echo/secret", "hi") }
+                assertEquals(1uL, server.stats().total.denied)
+                // Bad rules are an error naming the line; the rules in use stay.
+                val bad = expectError<NetchanException.InvalidArgument> { server.setAcl("allow anonymous shout **") }
+                assertTrue(bad.detail, bad.detail.contains("line 1"))
+                expectError<NetchanException.PermissionDenied> { client.requestText("echo/secret", "hi") }
+                server.reloadKeys()
+                server.setAcl(null)
+                assertEquals("ok", client.requestText("echo/secret", "ok"))
+                assertEquals(emptyList<FailedAttempts>(), server.failedAttempts())
+            }
+        }
+    }
 }
