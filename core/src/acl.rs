@@ -165,6 +165,14 @@ impl AclSource {
         }
     }
 
+    /// A value as the `acl` setting and every binding's `set_acl` take it:
+    /// empty (or blank) is no rules, else as [`parse`](Self::parse).
+    pub fn from_setting(v: &str) -> Option<AclSource> {
+        Some(v.trim())
+            .filter(|t| !t.is_empty())
+            .map(AclSource::parse)
+    }
+
     /// Reads and parses the rules.
     pub fn load(&self) -> Result<Acl> {
         match self {

@@ -249,10 +249,7 @@ pub unsafe extern "C" fn netchan_endpoint_set_acl(
             // SAFETY: non-NULL `rules` is a NUL-terminated string the caller keeps alive for the call (the function's contract).
             unsafe { arg_str(rules, "rules") }?
         };
-        let src = Some(rules.trim())
-            .filter(|t| !t.is_empty())
-            .map(netchan::AclSource::parse);
-        ep.ep.set_acl(src)?;
+        ep.ep.set_acl(netchan::AclSource::from_setting(rules))?;
         Ok(())
     })
 }

@@ -715,11 +715,7 @@ impl NativeEndpoint {
     /// null (or empty) removes them.
     #[napi]
     pub fn set_acl(&self, env: &Env, rules: Option<String>) -> Result<()> {
-        let src = rules
-            .as_deref()
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(netchan::AclSource::parse);
+        let src = netchan::AclSource::from_setting(rules.as_deref().unwrap_or(""));
         self.ep.set_acl(src).or_throw(env)
     }
 

@@ -611,9 +611,7 @@ impl Endpoint {
                             "rules must be a path (str or os.PathLike), rules text, or None",
                         )
                     })?;
-                Some(text.trim().to_owned())
-                    .filter(|t| !t.is_empty())
-                    .map(|t| netchan::AclSource::parse(&t))
+                netchan::AclSource::from_setting(&text)
             }
         };
         self.ep.set_acl(src).map_err(to_py)

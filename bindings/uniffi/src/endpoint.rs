@@ -505,11 +505,7 @@ impl Endpoint {
     /// them. They take effect at once, on existing links too; on an error
     /// the rules in use stay. Never blocks.
     pub fn set_acl(&self, rules: Option<String>) -> Result<()> {
-        let src = rules
-            .as_deref()
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(netchan::AclSource::parse);
+        let src = netchan::AclSource::from_setting(rules.as_deref().unwrap_or(""));
         Ok(self.core().set_acl(src)?)
     }
 

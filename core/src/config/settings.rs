@@ -264,7 +264,7 @@ settings! {
         |c, v| c.rate_limit.policy = if v.choice()? == "disconnect" { RatePolicy::Disconnect } else { RatePolicy::Drop };
     "acl", SettingKind::Text, "access rules per peer identity: a rules file, or the rules' text (empty: everything allowed)",
         |c| match &c.acl { Some(crate::acl::AclSource::File(p)) => p.display().to_string(), Some(crate::acl::AclSource::Text(t)) => t.clone(), None => String::new() },
-        |c, v| c.acl = Some(v.text.trim()).filter(|t| !t.is_empty()).map(crate::acl::AclSource::parse);
+        |c, v| c.acl = crate::acl::AclSource::from_setting(v.text);
 }
 
 struct Value<'a> {
