@@ -42,8 +42,6 @@ const MAX_FRAME: usize = 65535;
 const TAG: usize = 16;
 /// Handshake messages are 48 bytes (an ephemeral key and a tag).
 const MAX_HANDSHAKE: usize = 256;
-/// Plaintext bytes the write pipe holds before writers wait (as TLS's).
-const PIPE: usize = 64 * 1024;
 
 /// Why a shared-key link failed, inside an `io::Error` (see [`failure`]).
 #[derive(Debug)]
@@ -207,7 +205,7 @@ fn conn(
 ) -> Conn {
     let t = Arc::new(t);
     let (r, w) = s.into_split();
-    let (pw, pr) = inproc::pipe_with(PIPE);
+    let (pw, pr) = inproc::pipe_with(super::tls::ENCRYPTED_PIPE);
     tokio::spawn(pump(pr, w, t.clone()));
     Conn {
         reader: Box::pin(Decrypt {

@@ -317,10 +317,28 @@ fn handshake_error(remote: &str, e: std::io::Error) -> Error {
     )
 }
 
-/// Bytes the write pipe of a TLS connection holds before its writers
-/// wait: like the TCP socket's own unsent limit (`TCP_UNSENT_MAX`), so a
-/// control frame never queues behind much more than that.
-const TLS_PIPE: usize = 64 * 1024;
+/// Bytes read from the socket at once under rustls. rustls reads at most
+/// 4 KiB per call (a 16 KiB record takes four or five), each straight from
+/// the socket a system call; from this buffer, one call fetches many
+/// records and rustls's reads are copies in memory.
+const TLS_READ_AHEAD: usize = 256 * 1024;
+
+/// The TCP stream with [`TLS_READ_AHEAD`] bytes of read buffer (writes
+/// pass straight through).
+fn read_ahead(s: TcpStream) -> tokio::io::BufReader<TcpStream> {
+    tokio::io::BufReader::with_capacity(TLS_READ_AHEAD, s)
+}
+
+/// Plaintext bytes the write pipe of an encrypted connection (TLS, shared
+/// keys) holds before its writers wait. Its task takes all of it at once
+/// and encrypts it in one pass; a pipe smaller than one large message (64
+/// KiB and its header) made every such message two hand-offs between the
+/// link's writer and that task, and cost a quarter of the rate at 64 KiB
+/// (docs/BENCHMARKS.md, "TLS and shared keys"). Frames already in it wait
+/// for it like frames in the socket's own buffer, which one write may fill
+/// well past this on a plaintext link: a control frame queues behind no
+/// more than it would there.
+pub(super) const ENCRYPTED_PIPE: usize = 256 * 1024;
 
 /// The identity a verified peer certificate proves: `cert:` and its
 /// common name (or its first DNS name), and the endpoint names it lets its
@@ -362,7 +380,7 @@ where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let (r, w) = tokio::io::split(s);
-    let (pw, pr) = inproc::pipe_with(TLS_PIPE);
+    let (pw, pr) = inproc::pipe_with(ENCRYPTED_PIPE);
     tokio::spawn(pump(pr, w));
     Conn {
         reader: Box::pin(r),
@@ -408,7 +426,7 @@ pub(crate) async fn connect(
 ) -> Result<Conn> {
     let name = server_name(host, over)?;
     let s = tokio_rustls::TlsConnector::from(cfg)
-        .connect(name, s)
+        .connect(name, read_ahead(s))
         .await
         .map_err(|e| handshake_error(&remote, e))?;
     let who = identity(s.get_ref().1.peer_certificates());
@@ -423,7 +441,7 @@ pub(crate) async fn accept(
     origin: Origin,
 ) -> Result<Conn> {
     let s = tokio_rustls::TlsAcceptor::from(cfg)
-        .accept(s)
+        .accept(read_ahead(s))
         .await
         .map_err(|e| handshake_error(&remote, e))?;
     let who = identity(s.get_ref().1.peer_certificates());
