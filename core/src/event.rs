@@ -34,9 +34,12 @@ pub enum Event {
     Dropped {
         /// The subscription or service pattern, or the peer name.
         site: String,
-        /// `BUFFER_FULL` (queue or send buffer full), or `PEER_LOST` (lost
-        /// with the link to the peer `site`: see
-        /// `CounterStats::lost_with_link`).
+        /// `BUFFER_FULL` (queue or send buffer full, or no credit left),
+        /// `PEER_LOST` (lost with the link to the peer `site`: see
+        /// `CounterStats::lost_with_link`), or `RATE_LIMITED` (the peer
+        /// `site` sent past its rate limit: see
+        /// [`RateLimit`](crate::config::RateLimit) and
+        /// `CounterStats::rate_limited`).
         code: ErrorCode,
         /// How many, in this event.
         count: u64,

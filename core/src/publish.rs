@@ -14,7 +14,7 @@ use crate::config::SlowPeer;
 use crate::error::{Error, ErrorCode, Result};
 use crate::inbox::{Inbox, Message, Push};
 use crate::path::{validate_path, Pattern};
-use crate::peer::dialer::Held;
+use crate::peer::dialer::{Dialer, Held};
 use crate::peer::send::Enq;
 use crate::peer::Peer;
 use crate::proto;
@@ -196,6 +196,8 @@ pub(crate) struct Rest {
     frame_len: usize,
     full_peers: Vec<(Arc<Peer>, Lack)>,
     full_subs: Vec<(Arc<Inbox>, Message)>,
+    /// Dialled peers away whose full `Block` buffers must be waited for.
+    full_offline: Vec<Arc<Dialer>>,
     skipped: usize,
 }
 
@@ -255,13 +257,21 @@ pub(crate) fn sweep(shared: &Shared, route: &Route, payload: &Bytes, wait: bool)
             skipped += sub_pushed(shared, sub, r, wait);
         }
     }
-    if full_peers.is_empty() && route.offline.is_empty() && full_subs.is_empty() {
+    let mut full_offline = Vec::new();
+    for d in &route.offline {
+        match d.try_hold(&shared.cfg, &route.meta, payload, wait) {
+            Some(h) => skipped += held(shared, path, payload, d, h),
+            None => full_offline.push(d.clone()),
+        }
+    }
+    if full_peers.is_empty() && full_offline.is_empty() && full_subs.is_empty() {
         return Swept::Done(skipped_result(shared, route, skipped, wait));
     }
     Swept::Rest(Rest {
         frame_len,
         full_peers,
         full_subs,
+        full_offline,
         skipped,
     })
 }
@@ -274,17 +284,7 @@ pub(crate) async fn deliver_rest(
     wait: bool,
     rest: Rest,
 ) -> Result<()> {
-    let skipped = rest.skipped
-        + deliver_waiting(
-            shared,
-            &route,
-            &payload,
-            wait,
-            rest.frame_len,
-            rest.full_peers,
-            rest.full_subs,
-        )
-        .await;
+    let skipped = deliver_waiting(shared, &route, &payload, wait, rest).await;
     skipped_result(shared, &route, skipped, wait)
 }
 
@@ -320,19 +320,23 @@ fn skipped_result(shared: &Shared, route: &Route, skipped: usize, wait: bool) ->
 }
 
 /// The waiting part of a publish: waits (when `wait`) for room at full
-/// peers and subscriptions and holds messages for dialled peers that are
-/// away. Returns how many targets were skipped.
+/// peers, subscriptions and offline buffers. Returns how many targets were
+/// skipped, the sweep's included.
 async fn deliver_waiting(
     shared: &Shared,
     route: &Route,
     payload: &Bytes,
     wait: bool,
-    frame_len: usize,
-    full_peers: Vec<(Arc<Peer>, Lack)>,
-    full_subs: Vec<(Arc<Inbox>, Message)>,
+    rest: Rest,
 ) -> usize {
+    let Rest {
+        frame_len,
+        full_peers,
+        full_subs,
+        full_offline,
+        mut skipped,
+    } = rest;
     let path = &*route.meta.path;
-    let mut skipped = 0usize;
     // Read the clock only when something has to wait.
     let mut deadline = None;
     let mut deadline = || *deadline.get_or_insert_with(|| Instant::now() + shared.cfg.send_timeout);
@@ -406,26 +410,9 @@ async fn deliver_waiting(
             }
         }
     }
-    for d in &route.offline {
-        match d
-            .hold(&shared.cfg, &route.meta, payload, wait, deadline())
-            .await
-        {
-            Held::Queued => {}
-            Held::DroppedOld(n) => d.dropped(shared, n),
-            Held::Dropped => {
-                d.dropped(shared, 1);
-                skipped += 1;
-            }
-            Held::Successor(tx) => match tx.push_message(path, payload) {
-                Enq::Full | Enq::NoCredit { .. } => {
-                    d.dropped(shared, 1);
-                    skipped += 1;
-                }
-                Enq::Closed => shared.report_loss(&d.label(), 1),
-                Enq::Queued => {}
-            },
-        }
+    for d in full_offline {
+        let h = d.hold(&shared.cfg, &route.meta, payload, deadline()).await;
+        skipped += held(shared, path, payload, &d, h);
     }
     for (sub, m) in full_subs {
         let r = match tokio::time::timeout_at(deadline(), sub.push_wait(m)).await {
@@ -438,6 +425,33 @@ async fn deliver_waiting(
         skipped += sub_pushed(shared, &sub, r, wait);
     }
     skipped
+}
+
+/// Settles what an offline buffer did with a message; 1 if it was
+/// dropped (the publisher's outcome counts it as skipped).
+fn held(shared: &Shared, path: &str, payload: &Bytes, d: &Dialer, h: Held) -> usize {
+    match h {
+        Held::Queued => 0,
+        Held::DroppedOld(n) => {
+            d.dropped(shared, n);
+            0
+        }
+        Held::Dropped => {
+            d.dropped(shared, 1);
+            1
+        }
+        Held::Successor(tx) => match tx.push_message(path, payload) {
+            Enq::Full | Enq::NoCredit { .. } => {
+                d.dropped(shared, 1);
+                1
+            }
+            Enq::Closed => {
+                shared.report_loss(&d.label(), 1);
+                0
+            }
+            Enq::Queued => 0,
+        },
+    }
 }
 
 /// Counts and reports what a subscription dropped; 1 if the message counts

@@ -22,9 +22,11 @@ pub enum netchan_event_kind {
     /// A peer's connection ended: `peer`, `addr`, `detail` (why), `code`
     /// (`CLOSED` for an orderly close).
     PeerDown = 2,
-    /// Messages were dropped by a subscription's overflow policy or because
-    /// a peer's send buffer stayed full: `peer` (the pattern or peer name),
-    /// `code` (`BUFFER_FULL`), `count`.
+    /// Messages were dropped: `peer` (the pattern or peer name), `code`,
+    /// `count`. `BUFFER_FULL`: by a subscription's overflow policy, or
+    /// because a peer's send buffer stayed full or its credit ran out;
+    /// `PEER_LOST`: lost with the link to the peer; `RATE_LIMITED`: the
+    /// peer sent past its rate limit (`rate_limit.*` settings).
     Dropped = 3,
     /// A connection was refused or closed for breaking the protocol or a
     /// limit: `addr`, `code`, `detail`, `count` (failed attempts from that

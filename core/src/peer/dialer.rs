@@ -105,60 +105,74 @@ pub(crate) enum Held {
 }
 
 impl Dialer {
-    /// Offers a message to the buffer of this peer while it is away.
-    pub(crate) async fn hold(
+    /// Offers a message to the buffer of this peer while it is away,
+    /// without waiting: `None` only when a `Block` buffer is full and the
+    /// caller may wait (then [`hold`](Self::hold)). Every other outcome is
+    /// decided here, on the publisher's thread, with one lock: a publisher
+    /// whose subscriber is away (or frozen, and so declared lost) pays no
+    /// more per message than for a connected one.
+    pub(crate) fn try_hold(
         &self,
         cfg: &Config,
         meta: &Arc<Meta>,
         payload: &Bytes,
         wait: bool,
+    ) -> Option<Held> {
+        let limit = cfg.offline_buffer;
+        let mut off = self.lock_offline();
+        if !off.active {
+            return Some(match off.successor.upgrade() {
+                Some(p) => Held::Successor(p),
+                None => Held::Dropped,
+            });
+        }
+        let size = payload.len() + meta.path.len() + 16;
+        if size > limit {
+            return Some(Held::Dropped);
+        }
+        let mut dropped = 0;
+        if off.bytes + size > limit {
+            match cfg.offline_overflow {
+                Overflow::DropNewest => return Some(Held::Dropped),
+                Overflow::Block if wait => return None,
+                Overflow::Block => return Some(Held::Dropped),
+                _ => {
+                    while off.bytes + size > limit {
+                        let Some((m, p)) = off.queue.pop_front() else {
+                            break;
+                        };
+                        off.bytes -= p.len() + m.path.len() + 16;
+                        dropped += 1;
+                    }
+                }
+            }
+        }
+        off.bytes += size;
+        off.queue.push_back((meta.clone(), payload.clone()));
+        Some(if dropped > 0 {
+            Held::DroppedOld(dropped)
+        } else {
+            Held::Queued
+        })
+    }
+
+    /// As [`try_hold`](Self::try_hold), waiting up to `deadline` for room
+    /// in a full `Block` buffer (its flush or drop).
+    pub(crate) async fn hold(
+        &self,
+        cfg: &Config,
+        meta: &Arc<Meta>,
+        payload: &Bytes,
         deadline: Instant,
     ) -> Held {
-        let limit = cfg.offline_buffer;
         loop {
             let flushed = self.flushed.notified();
             tokio::pin!(flushed);
             flushed.as_mut().enable();
-            {
-                let mut off = self.lock_offline();
-                if !off.active {
-                    return match off.successor.upgrade() {
-                        Some(p) => Held::Successor(p),
-                        None => Held::Dropped,
-                    };
-                }
-                let size = payload.len() + meta.path.len() + 16;
-                if size > limit {
-                    return Held::Dropped;
-                }
-                let mut dropped = 0;
-                if off.bytes + size > limit {
-                    match cfg.offline_overflow {
-                        Overflow::DropNewest => return Held::Dropped,
-                        Overflow::Block => {}
-                        _ => {
-                            while off.bytes + size > limit {
-                                let Some((m, p)) = off.queue.pop_front() else {
-                                    break;
-                                };
-                                off.bytes -= p.len() + m.path.len() + 16;
-                                dropped += 1;
-                            }
-                        }
-                    }
-                }
-                if off.bytes + size <= limit {
-                    off.bytes += size;
-                    off.queue.push_back((meta.clone(), payload.clone()));
-                    return if dropped > 0 {
-                        Held::DroppedOld(dropped)
-                    } else {
-                        Held::Queued
-                    };
-                }
+            if let Some(h) = self.try_hold(cfg, meta, payload, true) {
+                return h;
             }
-            // Block: wait for the flush (or give up at the deadline).
-            if !wait || tokio::time::timeout_at(deadline, flushed).await.is_err() {
+            if tokio::time::timeout_at(deadline, flushed).await.is_err() {
                 return Held::Dropped;
             }
         }
@@ -170,7 +184,11 @@ impl Dialer {
             return;
         }
         shared.totals.dropped_send_full.fetch_add(n, Relaxed);
-        shared.report_drop(&self.label(), n);
+        // The name without a copy: under a flood this runs per message.
+        match self.name() {
+            Some(name) => shared.report_drop(&name, n),
+            None => shared.report_drop(&self.addr.to_string(), n),
+        }
     }
 
     /// Drops what a dialler held (redialling stopped or the endpoint closed).
@@ -186,5 +204,121 @@ impl Dialer {
         };
         self.flushed.notify_waiters();
         self.dropped(shared, n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn away(cfg_buffer: usize, overflow: Overflow) -> (Dialer, Config) {
+        let d = Dialer::new(Addr::parse("tcp://127.0.0.1:1").unwrap());
+        d.lock_offline().active = true;
+        let cfg = Config {
+            offline_buffer: cfg_buffer,
+            offline_overflow: overflow,
+            ..Config::default()
+        };
+        (d, cfg)
+    }
+
+    fn meta() -> Arc<Meta> {
+        Arc::new(Meta {
+            path: "a/b".into(),
+            sender: "me".into(),
+        })
+    }
+
+    /// Each message takes 10 + 3 + 16 = 29 bytes of the buffer.
+    const TEN: Bytes = Bytes::from_static(b"0123456789");
+
+    #[test]
+    fn try_hold_settles_every_case_but_a_full_block_buffer_at_once() {
+        let m = meta();
+        // Drop oldest: the third message pushes the first out.
+        let (d, cfg) = away(60, Overflow::DropOldest);
+        assert!(matches!(
+            d.try_hold(&cfg, &m, &TEN, true),
+            Some(Held::Queued)
+        ));
+        assert!(matches!(
+            d.try_hold(&cfg, &m, &TEN, true),
+            Some(Held::Queued)
+        ));
+        assert!(matches!(
+            d.try_hold(&cfg, &m, &TEN, true),
+            Some(Held::DroppedOld(1))
+        ));
+        assert_eq!(d.lock_offline().queue.len(), 2);
+        assert_eq!(d.lock_offline().bytes, 58);
+        // Drop newest: the third is refused, the first two stay.
+        let (d, cfg) = away(60, Overflow::DropNewest);
+        d.try_hold(&cfg, &m, &TEN, true);
+        d.try_hold(&cfg, &m, &TEN, true);
+        assert!(matches!(
+            d.try_hold(&cfg, &m, &TEN, true),
+            Some(Held::Dropped)
+        ));
+        assert_eq!(d.lock_offline().queue.len(), 2);
+        // Block: full means wait (None) for a publish that may, a drop for
+        // one that may not; nothing is pushed out.
+        let (d, cfg) = away(60, Overflow::Block);
+        d.try_hold(&cfg, &m, &TEN, true);
+        d.try_hold(&cfg, &m, &TEN, true);
+        assert!(d.try_hold(&cfg, &m, &TEN, true).is_none());
+        assert!(matches!(
+            d.try_hold(&cfg, &m, &TEN, false),
+            Some(Held::Dropped)
+        ));
+        assert_eq!(d.lock_offline().queue.len(), 2);
+        // A message larger than the whole buffer is dropped, never waited for.
+        let (d, cfg) = away(20, Overflow::Block);
+        assert!(matches!(
+            d.try_hold(&cfg, &m, &TEN, true),
+            Some(Held::Dropped)
+        ));
+        // Back online without a successor: dropped (the link closed again).
+        let (d, cfg) = away(60, Overflow::DropOldest);
+        d.lock_offline().active = false;
+        assert!(matches!(
+            d.try_hold(&cfg, &m, &TEN, true),
+            Some(Held::Dropped)
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn hold_waits_for_a_flush_and_gives_up_at_the_deadline() {
+        let m = meta();
+        let (d, cfg) = away(30, Overflow::Block);
+        let d = Arc::new(d);
+        assert!(matches!(
+            d.try_hold(&cfg, &m, &TEN, true),
+            Some(Held::Queued)
+        ));
+        let deadline = Instant::now() + std::time::Duration::from_millis(100);
+        // Nothing flushes: dropped at the deadline.
+        assert!(matches!(
+            d.hold(&cfg, &m, &TEN, deadline).await,
+            Held::Dropped
+        ));
+        // A flush within the wait makes room.
+        let flusher = {
+            let d = d.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                {
+                    let mut off = d.lock_offline();
+                    off.queue.clear();
+                    off.bytes = 0;
+                }
+                d.flushed.notify_waiters();
+            })
+        };
+        let deadline = Instant::now() + std::time::Duration::from_millis(100);
+        assert!(matches!(
+            d.hold(&cfg, &m, &TEN, deadline).await,
+            Held::Queued
+        ));
+        flusher.await.unwrap();
     }
 }

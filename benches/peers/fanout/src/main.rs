@@ -5,21 +5,23 @@
 //!
 //! Build and run (after `cargo build --release -p netchan-cli` at the root):
 //!   cargo run --release --manifest-path benches/peers/fanout/Cargo.toml -- \
-//!       target/release/netchan K N [--freeze]
+//!       target/release/netchan K N [--freeze | --freeze-extra]
 //!
-//! `--freeze` stops one more subscriber (SIGSTOP) before the publisher
-//! starts and sets the publisher's `send_timeout` to 100 ms: under `Block`
-//! the publisher waits that long once for the frozen subscriber's credit,
-//! then counts a drop for each later message to it, at once, while the K
-//! others get everything. Printed: the K others' rates, the drops counted
-//! for the frozen one, and the publisher's peak memory.
+//! `--freeze` stops one of the K subscribers (SIGSTOP) before the
+//! publisher starts (issue 16: "a single frozen subscriber among them does
+//! not change the others' rate"); `--freeze-extra` stops one more, a
+//! (K+1)th. Either sets the publisher's `send_timeout` to 100 ms: under
+//! `Block` the publisher waits that long once for the frozen subscriber's
+//! credit, then counts a drop for each later message to it, at once, while
+//! the others get everything. Printed: the others' rates, the drops
+//! counted for the frozen one, and the publisher's peak memory.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn usage() -> ! {
-    eprintln!("usage: fanout-bench NETCHAN_BINARY SUBSCRIBERS MESSAGES [--freeze]");
+    eprintln!("usage: fanout-bench NETCHAN_BINARY SUBSCRIBERS MESSAGES [--freeze | --freeze-extra]");
     std::process::exit(2)
 }
 
@@ -44,17 +46,20 @@ fn spawn_sub(bin: &str, n: u64) -> (Child, BufReader<ChildStdout>, String) {
 #[tokio::main]
 async fn main() -> netchan::Result<()> {
     let a: Vec<String> = std::env::args().collect();
-    let (freeze, a) = match &a[..] {
-        [rest @ .., last] if last == "--freeze" => (true, rest),
-        all => (false, all),
+    let (freeze, extra, a) = match &a[..] {
+        [rest @ .., last] if last == "--freeze" => (true, false, rest),
+        [rest @ .., last] if last == "--freeze-extra" => (true, true, rest),
+        all => (false, false, all),
     };
     let [_, bin, k, n] = a else { usage() };
     let (Ok(k), Ok(n)) = (k.parse::<usize>(), n.parse::<u64>()) else {
         usage()
     };
-    if k == 0 || n < 2 {
+    if k == 0 || n < 2 || (freeze && !extra && k < 2) {
         usage()
     }
+    // The live subscribers; the frozen one is one of the K or one more.
+    let k = if freeze && !extra { k - 1 } else { k };
     let mut cfg = netchan::Config::default();
     if freeze {
         cfg.send_timeout = Duration::from_millis(100);
@@ -115,7 +120,7 @@ async fn main() -> netchan::Result<()> {
         let _ = child.wait();
     }
     println!(
-        "{k} subscribers x {n} messages: slowest subscriber {:.2} M msg/s, total (K x slowest) {:.2} M msg/s, publish loop {:.2} s",
+        "{k} live subscribers x {n} messages: slowest subscriber {:.2} M msg/s, total (K x slowest) {:.2} M msg/s, publish loop {:.2} s",
         slowest / 1e6,
         slowest * k as f64 / 1e6,
         publish_loop.as_secs_f64()
