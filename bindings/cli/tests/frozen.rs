@@ -1,8 +1,12 @@
-//! A frozen (SIGSTOP) subscriber process: the publisher's memory stays
-//! bounded, a healthy subscriber gets every message in order, drops are
-//! counted and reported, and heartbeats declare the frozen process lost.
+//! A frozen (SIGSTOP) subscriber process among 8 subscribers: the
+//! publisher's memory stays bounded, the 7 healthy subscribers (6 other
+//! processes and one endpoint here) get every message (the one here checks
+//! the order), drops are counted and reported, and heartbeats declare the
+//! frozen process lost. That the others' rate is unchanged is measured,
+//! not timed here: `benches/peers/fanout` (`--freeze`), docs/BENCHMARKS.md.
 //! Alone in its test binary, so the RSS it checks is this test's only.
 
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -12,6 +16,10 @@ mod common;
 use common::BIN;
 
 const WATCHDOG: Duration = Duration::from_secs(30);
+
+/// Healthy subscriber processes beside the frozen one and the endpoint
+/// here: 8 subscribers in all.
+const HEALTHY_PROCS: usize = 6;
 
 /// A process the test may freeze: killed (after SIGCONT) when dropped.
 struct Proc(Child);
@@ -40,33 +48,66 @@ fn rss_bytes() -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frozen_subscriber_is_bounded_reported_and_others_keep_receiving() {
     let mut cfg = Config::named("freeze-publisher");
-    cfg.heartbeat_interval = Duration::from_millis(500);
+    // The publisher waits `send_timeout` once for the frozen process, then
+    // drops for it at once. A healthy process that falls behind by as much
+    // (8 subscribers on 2 cores) would have drops too, counted but not its
+    // `--count`: a second is far more than any lag seen here, and less than
+    // the heartbeat window, so the drops come before the loss.
+    cfg.heartbeat_interval = Duration::from_secs(1);
     cfg.heartbeat_misses = 3;
     cfg.send_buffer = 256 * 1024;
-    cfg.send_timeout = Duration::from_millis(100);
+    cfg.send_timeout = Duration::from_secs(1);
     let publisher = Endpoint::new(cfg).unwrap();
     let addr = publisher.listen("tcp://127.0.0.1:0").await.unwrap();
 
     // A real subscriber process, to be frozen with SIGSTOP.
     let child = Proc(
         Command::new(BIN)
-            .args(["sub", "data", "--connect", &addr, "--name", "frozen-sub"])
+            .args([
+                "sub",
+                "bench/data",
+                "--connect",
+                &addr,
+                "--name",
+                "frozen-sub",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
+    let n = 30_000u32;
+    // Counting subscribers (`netchan bench-worker`, the one the benches
+    // use): each prints `DONE` and exits once it has every message, and
+    // only then. This publisher dials them.
+    let mut procs = Vec::new();
+    for _ in 0..HEALTHY_PROCS {
+        let mut c = Command::new(BIN)
+            .args(["bench-worker", "--role", "sub", "--imp", "netchan"])
+            .args(["--addr", "tcp://127.0.0.1:0", "--count", &n.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(c.stdout.take().unwrap());
+        let p = Proc(c);
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        let at = line.trim().strip_prefix("READY ").unwrap().to_owned();
+        publisher.connect(&at).await.unwrap();
+        procs.push((p, out));
+    }
     let healthy = Endpoint::named("healthy-sub").unwrap();
-    let sub = healthy.subscribe("data").unwrap();
+    let sub = healthy.subscribe("bench/data").unwrap();
     healthy.connect(&addr).await.unwrap();
     let deadline = std::time::Instant::now() + WATCHDOG;
-    while publisher.subscribers("data").unwrap().len() < 2 {
+    while publisher.subscribers("bench/data").unwrap().len() < 2 + HEALTHY_PROCS {
         assert!(
             std::time::Instant::now() < deadline,
             "subscribers never appeared"
         );
         publisher
-            .wait_for_subscribers("data", Duration::from_millis(50))
+            .wait_for_subscribers("bench/data", Duration::from_millis(50))
             .await
             .unwrap();
     }
@@ -78,7 +119,6 @@ async fn frozen_subscriber_is_bounded_reported_and_others_keep_receiving() {
         .success());
 
     let before = rss_bytes();
-    let n = 30_000u32;
     let receiver = tokio::spawn(async move {
         for i in 0..n {
             let m = tokio::time::timeout(WATCHDOG, sub.recv())
@@ -93,13 +133,33 @@ async fn frozen_subscriber_is_bounded_reported_and_others_keep_receiving() {
         let mut p = i.to_le_bytes().to_vec();
         p.extend_from_slice(&payload_tail);
         // Errors here are the frozen peer's BUFFER_FULL (counted below).
-        let _ = publisher.publish("data", p).await;
+        let _ = publisher.publish("bench/data", p).await;
     }
-    // The healthy subscriber got every message, in order.
+    // The healthy subscriber got every message, in order, and each healthy
+    // process all of them.
     tokio::time::timeout(WATCHDOG, receiver)
         .await
         .unwrap()
         .unwrap();
+    for (i, (p, out)) in procs.iter_mut().enumerate() {
+        let status = loop {
+            if let Some(s) = p.0.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                std::time::Instant::now() < deadline + WATCHDOG,
+                "healthy subscriber {i} never got its {n} messages"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(status.success(), "healthy subscriber {i}: {status}");
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert!(
+            line.starts_with("DONE "),
+            "healthy subscriber {i}: {line:?}"
+        );
+    }
     // 30 MB went out; the frozen peer held at most its bounded buffer.
     let grew = rss_bytes().saturating_sub(before);
     assert!(
