@@ -194,6 +194,93 @@ async fn an_unread_subscription_never_stalls_its_link() {
     }
 }
 
+/// The second flood from issue 16, as a Python user met it: a consumer
+/// that sleeps 1 ms per message, flooded for ten heartbeat windows. The
+/// link stays alive (no `PeerDown` either side, so no redial storm),
+/// requests on it keep being answered, the consumer gets every message
+/// whose publish returned OK, in order, and every other publish was
+/// refused with `BUFFER_FULL` and counted at the publisher: nothing is lost
+/// without a count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_sleeping_per_message_keeps_its_link_and_loses_nothing_uncounted() {
+    let sub_side = Endpoint::new(cfg("sleeper")).unwrap();
+    let addr = sub_side.listen("tcp://127.0.0.1:0").await.unwrap();
+    let sub = sub_side.subscribe_with("sleepy", capacity(256)).unwrap();
+    let _svc = sub_side
+        .serve_fn("echo", |req| async move { Ok(req.payload().clone()) })
+        .unwrap();
+    let got = Arc::new(AtomicU64::new(0));
+    let consumer = {
+        let got = got.clone();
+        tokio::spawn(async move {
+            while let Some(m) = sub.recv().await {
+                let n = got.load(Ordering::Relaxed);
+                assert_eq!(m.payload().as_ref(), n.to_be_bytes(), "in order");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                got.store(n + 1, Ordering::Relaxed);
+            }
+        })
+    };
+    let publisher = Endpoint::new(cfg("flooder")).unwrap();
+    publisher.connect(&addr).await.unwrap();
+    assert!(within(publisher.wait_for_subscribers("sleepy", WATCHDOG))
+        .await
+        .unwrap());
+    let mut pub_events = publisher.events();
+    let mut sub_events = sub_side.events();
+
+    let (mut ok, mut refused, mut requests) = (0u64, 0u64, 0u64);
+    let started = tokio::time::Instant::now();
+    let mut k = 0u64;
+    while started.elapsed() < Duration::from_secs(3) {
+        match publisher.publish("sleepy", ok.to_be_bytes().to_vec()).await {
+            // Only messages whose publish returned OK are owed: numbered.
+            Ok(()) => ok += 1,
+            Err(e) => {
+                assert_eq!(e.code(), ErrorCode::BufferFull, "{e}");
+                refused += 1;
+            }
+        }
+        k += 1;
+        if k % 200 == 0 {
+            let r = within(publisher.request("echo", b"ping".to_vec(), Duration::from_secs(5)))
+                .await
+                .unwrap();
+            assert_eq!(r.as_ref(), b"ping");
+            requests += 1;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(requests > 10, "requests kept being answered: {requests}");
+    assert!(refused > 0, "the flood outran the consumer");
+    // The consumer drains all that was accepted, and nothing more comes.
+    let deadline = tokio::time::Instant::now() + WATCHDOG;
+    while got.load(Ordering::Relaxed) < ok {
+        assert!(tokio::time::Instant::now() < deadline, "never drained");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(got.load(Ordering::Relaxed), ok);
+    for events in [&mut pub_events, &mut sub_events] {
+        while let Some(EventRecv::Event(e)) = events.try_recv() {
+            assert!(
+                !matches!(
+                    e,
+                    Event::PeerDown { .. }
+                        | Event::Reconnecting { .. }
+                        | Event::ConnectionError { .. }
+                ),
+                "the link was lost or redialled: {e:?}"
+            );
+        }
+    }
+    assert_eq!(publisher.stats().total.dropped_send_full, refused);
+    assert_eq!(sub_side.stats().total.dropped_queue_full, 0);
+    publisher.close().await;
+    sub_side.close().await;
+    within(consumer).await.unwrap();
+}
+
 /// A subscription whose consumer is slower than the publisher gets every
 /// message, in order, at the consumer's pace: the publisher waits for
 /// credit (within `send_timeout`) instead of overrunning the queue.
