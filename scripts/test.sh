@@ -43,6 +43,7 @@ git diff --exit-code include/netchan.h
 
 step "every test a document names exists"
 python3 scripts/check_doc_tests.py
+python3 scripts/check_capabilities.py
 
 # The suites below build every language, so the interop matrix must find
 # them all: a language it skips fails the run instead of passing quietly.
