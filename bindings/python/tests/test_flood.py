@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import List
+from typing import Callable, List, Tuple
 
 import netchan
 
@@ -23,6 +23,26 @@ from conftest import WATCHDOG, wait_until
 # after 0.3 s; each flood lasts ten times that.
 HEARTBEAT = 0.1
 FLOOD = 10 * 3 * HEARTBEAT
+
+
+def _flood(p: netchan.Endpoint, path: str, every: int, tick: Callable[[], None]) -> Tuple[List[int], int]:
+    """Publishes numbered messages on ``path`` for FLOOD seconds, calling
+    ``tick`` every ``every`` publishes; returns the numbers accepted and how
+    many were refused with ``BufferFullError``."""
+    accepted: List[int] = []
+    refused = 0
+    i = 0
+    end = time.monotonic() + FLOOD
+    while time.monotonic() < end:
+        try:
+            p.publish(path, i.to_bytes(8, "little"))
+            accepted.append(i)
+        except netchan.BufferFullError:
+            refused += 1
+        i += 1
+        if i % every == 0:
+            tick()
+    return accepted, refused
 
 
 def _no_loss_of_liveness(events: netchan.Events, who: str) -> None:
@@ -46,22 +66,16 @@ def test_an_unread_subscription_never_stalls_its_link() -> None:
         assert p.wait_for_subscribers("flood/other", timeout=WATCHDOG)
         assert p.wait_for_servers("echo", timeout=WATCHDOG)
 
-        accepted: List[int] = []
-        refused = others = requests = 0
-        i = 0
-        end = time.monotonic() + FLOOD
-        while time.monotonic() < end:
-            try:
-                p.publish("flood/unread", i.to_bytes(8, "little"))
-                accepted.append(i)
-            except netchan.BufferFullError:
-                refused += 1
-            i += 1
-            if i % 50 == 0:
-                p.publish("flood/other", others.to_bytes(8, "little"))
-                others += 1
-                assert p.request("echo", b"still there?", timeout=1.0) == b"still there?"
-                requests += 1
+        others = requests = 0
+
+        def tick() -> None:
+            nonlocal others, requests
+            p.publish("flood/other", others.to_bytes(8, "little"))
+            others += 1
+            assert p.request("echo", b"still there?", timeout=1.0) == b"still there?"
+            requests += 1
+
+        accepted, refused = _flood(p, "flood/unread", 50, tick)
         assert refused > 0 and requests > 10, (refused, requests)
 
         # The other subscription on the same link got everything, in order.
@@ -102,20 +116,14 @@ def test_a_callback_that_sleeps_per_message_keeps_its_link_alive_and_loses_nothi
         assert p.wait_for_subscribers("flood/slow", timeout=WATCHDOG)
         assert p.wait_for_servers("echo", timeout=WATCHDOG)
 
-        accepted: List[int] = []
-        refused = requests = 0
-        i = 0
-        end = time.monotonic() + FLOOD
-        while time.monotonic() < end:
-            try:
-                p.publish("flood/slow", i.to_bytes(8, "little"))
-                accepted.append(i)
-            except netchan.BufferFullError:
-                refused += 1
-            i += 1
-            if i % 200 == 0:
-                assert p.request("echo", b"ping", timeout=1.0) == b"ping"
-                requests += 1
+        requests = 0
+
+        def tick() -> None:
+            nonlocal requests
+            assert p.request("echo", b"ping", timeout=1.0) == b"ping"
+            requests += 1
+
+        accepted, refused = _flood(p, "flood/slow", 200, tick)
         assert refused > 0 and requests > 10, (refused, requests)
 
         # The callback drains what was accepted, every message, in order.
