@@ -211,6 +211,11 @@ typedef uint32_t netchan_overflow;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// Failed connection attempts per remote address, a snapshot. Read it
+// with `netchan_attempts_len()` and `netchan_attempts_get()`; free it with
+// `netchan_attempts_free()`. Immutable; thread-safe.
+typedef struct netchan_attempts netchan_attempts;
+
 // An owned byte buffer made by the library (the reply of
 // `netchan_endpoint_request_blocking`). Read it with `netchan_bytes_data()`,
 // free it with `netchan_bytes_free()`.
@@ -233,12 +238,34 @@ typedef struct netchan_event_listener netchan_event_listener;
 // the call. Immutable, so thread-safe.
 typedef struct netchan_message netchan_message;
 
+// A list of endpoint names (the answer of `netchan_endpoint_subscribers()`
+// and its siblings), a snapshot taken when the call returned. Read it with
+// `netchan_names_len()` and `netchan_names_get()`; free it with
+// `netchan_names_free()`. Immutable; thread-safe.
+typedef struct netchan_names netchan_names;
+
 // Endpoint options: create with `netchan_options_new()`, change with the
 // `netchan_options_set_*()` setters, pass to `netchan_endpoint_new()`, free
 // with `netchan_options_free()`. Values are checked by
 // `netchan_endpoint_new()`, which names the bad field. Not thread-safe:
 // use one options object from one thread at a time.
 typedef struct netchan_options netchan_options;
+
+// The connected peers with their stats, a snapshot taken when
+// `netchan_endpoint_peers()` returned. Immutable; thread-safe.
+typedef struct netchan_peer_list netchan_peer_list;
+
+// A request in flight that can be cancelled
+// (`netchan_endpoint_request_with()`). Cancel it with
+// `netchan_pending_request_cancel()`; free it with
+// `netchan_pending_request_free()` (which does not cancel). Thread-safe.
+typedef struct netchan_pending_request netchan_pending_request;
+
+// A publisher declaration: peers see it in `netchan_endpoint_publishers()`
+// (an intent), and it publishes on paths its pattern matches through a
+// cache of the route it used last. Free it with `netchan_publisher_free()`,
+// which withdraws the declaration. Thread-safe.
+typedef struct netchan_publisher netchan_publisher;
 
 // The handle that answers one request: owned by the handler that received
 // it. Answer once with `netchan_reply_send()` or `netchan_reply_fail()`,
@@ -247,9 +274,19 @@ typedef struct netchan_options netchan_options;
 // `HANDLER_ERROR`. Thread-safe.
 typedef struct netchan_reply netchan_reply;
 
-// An incoming request as a handler sees it: borrowed for the duration of
-// the handler call (copy what you need later). Immutable, thread-safe.
+// An incoming request. A handler's is borrowed for the duration of its
+// call (copy what you need later); one taken with
+// `netchan_service_accept()` is owned: free it with
+// `netchan_request_free()`. The views the functions below return live as
+// long as the request. Immutable, thread-safe.
 typedef struct netchan_request netchan_request;
+
+// How a request is made (`netchan_endpoint_request_with()`,
+// `netchan_endpoint_request_blocking_with()`). Create with
+// `netchan_request_options_new()`, free with
+// `netchan_request_options_free()`. Only read by the requests that use it;
+// not thread-safe to change while another thread uses it.
+typedef struct netchan_request_options netchan_request_options;
 
 // A served pattern. Free it with `netchan_service_free()` to stop serving.
 // Thread-safe.
@@ -291,30 +328,15 @@ typedef struct netchan_subscribe_options netchan_subscribe_options;
 // unsubscribes. Thread-safe.
 typedef struct netchan_subscription netchan_subscription;
 
-// Receives the outcome of `netchan_endpoint_request()`.
-//
-// `call(context, result, reply, reply_len, error)` runs exactly once, on a
-// netchan thread (possibly before `netchan_endpoint_request()` returns),
-// then `drop(context)` runs once. On `NETCHAN_RESULT_OK`, `reply` /
-// `reply_len` is the reply payload and `error` is NULL; otherwise `reply`
-// is NULL, `reply_len` 0 and `error` a NUL-terminated detail. All three
-// are borrowed for the duration of the call only: copy what you keep.
-// `call` must not block for long and must not throw (C++) or longjmp; it
-// may call any netchan function, but blocking ones return
-// `WOULD_DEADLOCK`. `drop` may be NULL.
+// A borrowed UTF-8 string: `len` bytes at `data`, not NUL-terminated
+// (print it with `printf("%.*s", (int)s.len, s.data)`). Valid as long as the
+// object it came from; never free it.
 typedef struct {
-  // Passed to `call` and `drop`; may be NULL.
-  void *context;
-  // Called once with the outcome; must not be NULL.
-  void (*call)(void *context,
-               netchan_result result,
-               const uint8_t *reply,
-               size_t reply_len,
-               const char *error);
-  // Called once after `call` (or instead of it, when the request was
-  // refused before it started); may be NULL.
-  void (*drop)(void *context);
-} netchan_result_callback;
+  // The first byte (NULL only when `len` is 0).
+  const char *data;
+  // Length in bytes.
+  size_t len;
+} netchan_str;
 
 // Counters of an endpoint (`netchan_endpoint_stats()`). Fields are only
 // ever appended; the library fills as much as the caller's `size` allows.
@@ -356,15 +378,64 @@ typedef struct {
   uint64_t rate_limited;
 } netchan_stats;
 
-// A borrowed UTF-8 string: `len` bytes at `data`, not NUL-terminated
-// (print it with `printf("%.*s", (int)s.len, s.data)`). Valid as long as the
-// object it came from; never free it.
+// One connected peer, as `netchan_peer_list_get()` fills it. The strings
+// are borrowed from the list (valid until `netchan_peer_list_free()`).
+// Fields are only ever appended.
 typedef struct {
-  // The first byte (NULL only when `len` is 0).
-  const char *data;
-  // Length in bytes.
-  size_t len;
-} netchan_str;
+  // The peer's endpoint name.
+  netchan_str name;
+  // Its address as seen from here.
+  netchan_str addr;
+  // What it proved when it connected: `cert:NAME`, `key:ID`, `uid:N` or
+  // `anonymous` (docs/SECURITY.md, "Identities").
+  netchan_str identity;
+  // True if it dialled this endpoint.
+  bool inbound;
+  // True once a ping (a heartbeat's or `netchan_endpoint_ping()`'s)
+  // measured `rtt_us`.
+  bool has_rtt;
+  // The last measured round-trip time in microseconds; 0 without one.
+  uint64_t rtt_us;
+  // The counters of this peer's links (`peers` and `subscriptions` are 0
+  // here).
+  netchan_stats stats;
+} netchan_peer_info;
+
+// One subscription's figures (`netchan_subscription_get_stats()`). Fields are
+// only ever appended.
+typedef struct {
+  // Messages handed to the subscriber.
+  uint64_t delivered;
+  // Messages dropped by its overflow policy.
+  uint64_t dropped;
+  // Messages waiting in its queue now.
+  uint64_t queued;
+} netchan_subscription_stats;
+
+// Receives the outcome of `netchan_endpoint_request()`.
+//
+// `call(context, result, reply, reply_len, error)` runs exactly once, on a
+// netchan thread (possibly before `netchan_endpoint_request()` returns),
+// then `drop(context)` runs once. On `NETCHAN_RESULT_OK`, `reply` /
+// `reply_len` is the reply payload and `error` is NULL; otherwise `reply`
+// is NULL, `reply_len` 0 and `error` a NUL-terminated detail. All three
+// are borrowed for the duration of the call only: copy what you keep.
+// `call` must not block for long and must not throw (C++) or longjmp; it
+// may call any netchan function, but blocking ones return
+// `WOULD_DEADLOCK`. `drop` may be NULL.
+typedef struct {
+  // Passed to `call` and `drop`; may be NULL.
+  void *context;
+  // Called once with the outcome; must not be NULL.
+  void (*call)(void *context,
+               netchan_result result,
+               const uint8_t *reply,
+               size_t reply_len,
+               const char *error);
+  // Called once after `call` (or instead of it, when the request was
+  // refused before it started); may be NULL.
+  void (*drop)(void *context);
+} netchan_result_callback;
 
 // One event, borrowed for the duration of the event callback. Fields that
 // do not apply to the kind are empty (`{NULL, 0}`, 0, `NETCHAN_RESULT_OK`).
@@ -542,6 +613,119 @@ const char *netchan_version_string(void);
 // stopped). Call from one thread, with no other netchan call running.
 netchan_result netchan_shutdown(uint64_t timeout_ms);
 
+// How many names `names` holds; 0 if `names` is NULL. Thread-safe.
+size_t netchan_names_len(const netchan_names *names);
+
+// The name at `index` (0-based), valid until `netchan_names_free(names)`;
+// `{NULL, 0}` if `names` is NULL or `index` is out of range. Thread-safe.
+netchan_str netchan_names_get(const netchan_names *names, size_t index);
+
+// Frees a name list. NULL, or a list freed already, is ignored.
+// Thread-safe.
+void netchan_names_free(netchan_names *names);
+
+// Names of the endpoints (this one included) subscribed to something that
+// overlaps `pattern` (`*` and `**` allowed), as their declarations reached
+// this endpoint. On success writes a list to `*out` (free it with
+// `netchan_names_free()`).
+//
+// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `INVALID_PATH`, `CLOSED`.
+// Never blocks; thread-safe; callable from callbacks.
+netchan_result netchan_endpoint_subscribers(const netchan_endpoint *ep,
+                                            const char *pattern,
+                                            netchan_names **out);
+
+// Names of the endpoints that declared a publisher
+// (`netchan_endpoint_declare_publisher()` or another surface's
+// equivalent) overlapping `pattern`. As `netchan_endpoint_subscribers()`.
+netchan_result netchan_endpoint_publishers(const netchan_endpoint *ep,
+                                           const char *pattern,
+                                           netchan_names **out);
+
+// Names of the endpoints serving requests on something that overlaps
+// `pattern`. As `netchan_endpoint_subscribers()`.
+netchan_result netchan_endpoint_servers(const netchan_endpoint *ep,
+                                        const char *pattern,
+                                        netchan_names **out);
+
+// Names of the endpoints serving streams on something that overlaps
+// `pattern`. As `netchan_endpoint_subscribers()`.
+netchan_result netchan_endpoint_stream_servers(const netchan_endpoint *ep,
+                                               const char *pattern,
+                                               netchan_names **out);
+
+// The peers connected now, each with its counters. On success writes a
+// list to `*out`; read it with `netchan_peer_list_len()` and
+// `netchan_peer_list_get()`, free it with `netchan_peer_list_free()`.
+//
+// Errors: `NULL_ARGUMENT`, `CLOSED`. Never blocks; thread-safe; callable
+// from callbacks.
+netchan_result netchan_endpoint_peers(const netchan_endpoint *ep, netchan_peer_list **out);
+
+// How many peers `list` holds; 0 if `list` is NULL. Thread-safe.
+size_t netchan_peer_list_len(const netchan_peer_list *list);
+
+// Writes the peer at `index` (0-based) to `*out`. Pass
+// `sizeof(netchan_peer_info)` as `size`: a program built against an older
+// header gets the fields it knows.
+//
+// Errors: `NULL_ARGUMENT`, `INVALID_ARGUMENT` (`index` out of range).
+// Thread-safe.
+netchan_result netchan_peer_list_get(const netchan_peer_list *list,
+                                     size_t index,
+                                     netchan_peer_info *out,
+                                     size_t size);
+
+// Frees a peer list. NULL, or a list freed already, is ignored.
+// Thread-safe.
+void netchan_peer_list_free(netchan_peer_list *list);
+
+// Writes the subscription's figures to `*out`. Pass
+// `sizeof(netchan_subscription_stats)` as `size` (see `netchan_stats`).
+//
+// Errors: `NULL_ARGUMENT`. Never blocks; thread-safe; callable from
+// callbacks.
+netchan_result netchan_subscription_get_stats(const netchan_subscription *sub,
+                                              netchan_subscription_stats *out,
+                                              size_t size);
+
+// Failed connection attempts per remote address (`tcp://10.0.0.5`:
+// without its port), most first: refused handshakes, protocol violations,
+// links cut for a limit (docs/SECURITY.md). At most 4096 addresses are tracked; past that the
+// one with the fewest failures makes room. On success writes a list to
+// `*out`.
+//
+// Errors: `NULL_ARGUMENT`, `CLOSED`. Never blocks; thread-safe; callable
+// from callbacks.
+netchan_result netchan_endpoint_failed_attempts(const netchan_endpoint *ep, netchan_attempts **out);
+
+// How many addresses `attempts` holds; 0 if NULL. Thread-safe.
+size_t netchan_attempts_len(const netchan_attempts *attempts);
+
+// The address at `index` and its count of failed attempts: writes the
+// address (borrowed from the list) to `*addr` and the count to `*count`;
+// either may be NULL.
+//
+// Errors: `NULL_ARGUMENT` (`attempts`), `INVALID_ARGUMENT` (`index` out
+// of range). Thread-safe.
+netchan_result netchan_attempts_get(const netchan_attempts *attempts,
+                                    size_t index,
+                                    netchan_str *addr,
+                                    uint64_t *count);
+
+// Frees an attempts list. NULL, or a list freed already, is ignored.
+// Thread-safe.
+void netchan_attempts_free(netchan_attempts *attempts);
+
+// Redials every lost peer now, skipping the rest of its backoff (after a
+// known network change use `netchan_endpoint_network_changed()`, which
+// also drops links that look alive). Returns at once; the dials run in
+// the background and their outcome arrives as events.
+//
+// Errors: `NULL_ARGUMENT`, `CLOSED`. Never blocks; thread-safe; callable
+// from callbacks.
+netchan_result netchan_endpoint_reconnect_now(const netchan_endpoint *ep);
+
 // Creates an endpoint. It does nothing on the network until
 // `netchan_endpoint_listen()` or `netchan_endpoint_connect()`.
 //
@@ -596,27 +780,6 @@ netchan_result netchan_endpoint_resume(const netchan_endpoint *ep);
 // Errors: `NULL_ARGUMENT`, `CLOSED`, `WOULD_DEADLOCK` (from a callback).
 // Thread-safe.
 netchan_result netchan_endpoint_network_changed(const netchan_endpoint *ep);
-
-// Replaces the access rules (docs/SECURITY.md, "Access rules"): `rules`
-// is a rules file's path or the rules' text (lines `allow IDENTITY
-// ACTIONS PATH`), as the `acl` setting takes it; NULL or `""` removes the
-// rules (every peer may do everything). They take effect at once, on
-// existing links too. The rules are read and checked first: on an error
-// the rules in use stay. `rules` is copied; the caller keeps it.
-//
-// Errors: `NULL_ARGUMENT` (`ep`), `INVALID_ARGUMENT` (a file that cannot
-// be read, a line that does not parse: the detail names it). Never
-// blocks; thread-safe; callable from callbacks.
-netchan_result netchan_endpoint_set_acl(const netchan_endpoint *ep, const char *rules);
-
-// Reads the TLS settings' files, the shared key file and the access rules
-// file again (a renewed certificate, a rotated key, new rules): keys for
-// connections made from now on, rules at once. On an error everything in
-// use stays.
-//
-// Errors: `NULL_ARGUMENT`, `INVALID_ARGUMENT` (the detail names the file).
-// Never blocks; thread-safe; callable from callbacks.
-netchan_result netchan_endpoint_reload_keys(const netchan_endpoint *ep);
 
 // Closes (as `netchan_endpoint_close()`) and frees the endpoint.
 //
@@ -950,21 +1113,202 @@ netchan_result netchan_subscribe_options_set_max_bytes(netchan_subscribe_options
 netchan_result netchan_subscribe_options_set_overflow(netchan_subscribe_options *options,
                                                       uint32_t overflow);
 
-// The concrete path requested, valid during the handler call. `{NULL, 0}`
-// if `request` is NULL.
+// Declares that this endpoint publishes on `pattern` (wildcards allowed)
+// and returns a publisher for it. On success writes it to `*out`.
+//
+// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `INVALID_PATH`, `CLOSED`.
+// Never blocks; thread-safe; callable from callbacks.
+netchan_result netchan_endpoint_declare_publisher(const netchan_endpoint *ep,
+                                                  const char *pattern,
+                                                  netchan_publisher **out);
+
+// The declared pattern, valid until the publisher is freed. `{NULL, 0}`
+// if `publisher` is NULL. Thread-safe.
+netchan_str netchan_publisher_pattern(const netchan_publisher *publisher);
+
+// As `netchan_endpoint_publish()`, on `path`, which the declared pattern
+// must match.
+//
+// Errors: as `netchan_endpoint_publish()`; `INVALID_PATH` also for a path
+// the pattern does not match. Thread-safe.
+netchan_result netchan_publisher_publish(const netchan_publisher *publisher,
+                                         const char *path,
+                                         const uint8_t *data,
+                                         size_t len);
+
+// As `netchan_endpoint_try_publish()` (never waits), on `path`, which the
+// declared pattern must match.
+//
+// Errors: as `netchan_publisher_publish()`. Thread-safe; callable from
+// callbacks.
+netchan_result netchan_publisher_try_publish(const netchan_publisher *publisher,
+                                             const char *path,
+                                             const uint8_t *data,
+                                             size_t len);
+
+// Withdraws the declaration (peers are told) and frees the publisher.
+// NULL, or a publisher freed already, is ignored. Thread-safe.
+void netchan_publisher_free(netchan_publisher *publisher);
+
+// Publishes `count` payloads on `path`, in order, in one call: each as
+// `netchan_endpoint_publish()` would. Stops at the first error; when
+// `published` is not NULL, writes how many were published before it (all
+// `count` on success). `payloads` may be NULL when `count` is 0; each
+// slice's `data` may be NULL when its `len` is 0. Payloads are copied.
+//
+// Errors: as `netchan_endpoint_publish()` (the last error names the index
+// of the payload that failed). Thread-safe.
+netchan_result netchan_endpoint_publish_many(const netchan_endpoint *ep,
+                                             const char *path,
+                                             const netchan_slice *payloads,
+                                             size_t count,
+                                             size_t *published);
+
+// Creates request options with the defaults: `timeout_ms` 5000 and
+// `wait_for_responder` false (`NO_RESPONDERS` at once when nobody serves
+// the path).
+//
+// On success writes a new object to `*out`. Errors: `NULL_ARGUMENT`.
+netchan_result netchan_request_options_new(netchan_request_options **out);
+
+// Frees request options. NULL, or options freed already, are ignored.
+void netchan_request_options_free(netchan_request_options *options);
+
+// How long to wait for the reply, in milliseconds (default 5000); also
+// the deadline the handler sees. Past it the request fails with
+// `TIMEOUT`.
+//
+// Errors: `NULL_ARGUMENT`, `INVALID_ARGUMENT` (0).
+netchan_result netchan_request_options_set_timeout_ms(netchan_request_options *options,
+                                                      uint64_t timeout_ms);
+
+// If nobody serves the path yet, wait (up to the timeout) for a server to
+// appear instead of failing with `NO_RESPONDERS` at once (default false).
+//
+// Errors: `NULL_ARGUMENT`.
+netchan_result netchan_request_options_set_wait_for_responder(netchan_request_options *options,
+                                                              bool wait);
+
+// Gives up on the request: its result callback runs with `CANCELLED`
+// (unless the outcome was already on its way), and the server's handler
+// sees the cancellation (`netchan_reply_is_cancelled()`). Idempotent; does
+// nothing once the request finished.
+//
+// Errors: `NULL_ARGUMENT`. Never blocks; thread-safe; callable from
+// callbacks.
+netchan_result netchan_pending_request_cancel(const netchan_pending_request *pending);
+
+// Frees the handle; the request goes on. NULL, or a handle freed already,
+// is ignored. Thread-safe.
+void netchan_pending_request_free(netchan_pending_request *pending);
+
+// As `netchan_endpoint_request()`, with `options` (NULL: the defaults of
+// `netchan_request_options_new()`, read now; the caller keeps them) and a
+// handle to cancel it: when `pending` is not NULL, on success a new
+// `netchan_pending_request` is written to `*pending` (free it with
+// `netchan_pending_request_free()`, also after the request finished).
+//
+// `callback` is taken over even when this function fails (then `call`
+// never runs and `drop` has run before it returns). On
+// `NETCHAN_RESULT_OK` `call` runs exactly once with the outcome, as for
+// `netchan_endpoint_request()`, or `CANCELLED` after
+// `netchan_pending_request_cancel()`.
+//
+// Errors returned here: `NULL_ARGUMENT` (ep, path, `callback.call`),
+// `INVALID_UTF8`, `CLOSED` (`netchan_shutdown()` stopped the endpoint).
+// Thread-safe; callable from callbacks.
+netchan_result netchan_endpoint_request_with(const netchan_endpoint *ep,
+                                             const char *path,
+                                             const uint8_t *data,
+                                             size_t len,
+                                             const netchan_request_options *options,
+                                             netchan_result_callback callback,
+                                             netchan_pending_request **pending);
+
+// As `netchan_endpoint_request_blocking()`, with `options` (NULL: the
+// defaults of `netchan_request_options_new()`).
+//
+// Errors: as `netchan_endpoint_request_blocking()`. Thread-safe.
+netchan_result netchan_endpoint_request_blocking_with(const netchan_endpoint *ep,
+                                                      const char *path,
+                                                      const uint8_t *data,
+                                                      size_t len,
+                                                      const netchan_request_options *options,
+                                                      netchan_bytes **reply);
+
+// Replaces the access rules (docs/SECURITY.md, "Access rules"): `rules`
+// is a rules file's path or the rules' text (lines `allow IDENTITY
+// ACTIONS PATH`), as the `acl` setting takes it; NULL or `""` removes the
+// rules (every peer may do everything). They take effect at once, on
+// existing links too. The rules are read and checked first: on an error
+// the rules in use stay. `rules` is copied; the caller keeps it.
+//
+// Errors: `NULL_ARGUMENT` (`ep`), `INVALID_ARGUMENT` (a file that cannot
+// be read, a line that does not parse: the detail names it). Never
+// blocks; thread-safe; callable from callbacks.
+netchan_result netchan_endpoint_set_acl(const netchan_endpoint *ep, const char *rules);
+
+// Reads the TLS settings' files, the shared key file and the access rules
+// file again (a renewed certificate, a rotated key, new rules): keys for
+// connections made from now on, rules at once. On an error everything in
+// use stays.
+//
+// Errors: `NULL_ARGUMENT`, `INVALID_ARGUMENT` (the detail names the file).
+// Never blocks; thread-safe; callable from callbacks.
+netchan_result netchan_endpoint_reload_keys(const netchan_endpoint *ep);
+
+// Replaces the endpoint's TLS settings with those of `options` (its
+// `tls.*` settings, set with `netchan_options_set()`; the rest of
+// `options` is not used); NULL, or options without TLS settings, removes
+// TLS (`tls://` is then refused). Connections made from now on use the
+// new settings; existing ones keep theirs. The certificates and keys are
+// read and checked first: on an error the settings in use stay.
+// `options` is only read.
+//
+// Errors: `NULL_ARGUMENT` (`ep`), `INVALID_ARGUMENT` (the detail names
+// the setting or file at fault), `CLOSED`. Never blocks; thread-safe;
+// callable from callbacks.
+netchan_result netchan_endpoint_set_tls(const netchan_endpoint *ep, const netchan_options *options);
+
+// Replaces the endpoint's shared keys: `keys` is a key file's path (made
+// by `netchan keygen`) or the keys' text, as the `psk` setting takes it;
+// NULL or `""` removes them. `tcp://` links made from now on prove the
+// new keys; existing links keep working. The keys are read and checked
+// first: on an error the keys in use stay. `keys` is copied.
+//
+// Errors: `NULL_ARGUMENT` (`ep`), `INVALID_UTF8`, `INVALID_ARGUMENT` (a
+// file that cannot be read, a line that does not parse), `CLOSED`. Never
+// blocks; thread-safe; callable from callbacks.
+netchan_result netchan_endpoint_set_shared_keys(const netchan_endpoint *ep, const char *keys);
+
+// The concrete path requested, valid as long as the request (see
+// `netchan_request`). `{NULL, 0}` if `request` is NULL.
 netchan_str netchan_request_path(const netchan_request *request);
 
-// The request payload, valid during the handler call. `{NULL, 0}` if
-// `request` is NULL.
+// The request payload, valid as long as the request (see
+// `netchan_request`). `{NULL, 0}` if `request` is NULL.
 netchan_slice netchan_request_payload(const netchan_request *request);
 
-// The caller's endpoint name, valid during the handler call. `{NULL, 0}`
-// if `request` is NULL.
+// The caller's endpoint name, valid as long as the request (see
+// `netchan_request`). `{NULL, 0}` if `request` is NULL.
 netchan_str netchan_request_sender(const netchan_request *request);
 
 // Milliseconds left before the caller stops waiting (its timeout, carried
 // on the wire); 0 if it passed or `request` is NULL.
 uint64_t netchan_request_remaining_ms(const netchan_request *request);
+
+// True once the caller gave up on the request (its timeout passed,
+// `netchan_pending_request_cancel()` or another surface's cancel, its
+// link was lost): a reply sent now is discarded. For the handler call;
+// later, ask the reply handle (`netchan_reply_is_cancelled()`). False if
+// `request` is NULL. Thread-safe.
+bool netchan_request_is_cancelled(const netchan_request *request);
+
+// True once the caller gave up on the request (see
+// `netchan_request_is_cancelled()`), so a handler answering later from
+// another thread can skip the work. False once answered, or if `reply` is
+// NULL. Thread-safe; callable from callbacks.
+bool netchan_reply_is_cancelled(const netchan_reply *reply);
 
 // Answers the request with `len` bytes at `data` (copied; `data` may be
 // NULL when `len` is 0). A reply to a request whose caller gave up
@@ -1023,6 +1367,53 @@ netchan_result netchan_endpoint_serve_with(const netchan_endpoint *ep,
                                            size_t queue,
                                            netchan_request_handler handler,
                                            netchan_service **out);
+
+// Serves `pattern` (wildcards allowed) for pulling: requests queue up
+// until `netchan_service_accept()` or `_try_accept()` takes them (their
+// callers wait meanwhile, within their timeouts). At most `queue` wait
+// (0: the endpoint's `service_queue`, 1024); past that a request is
+// refused with `BUFFER_FULL`, counted and reported.
+//
+// On success writes the service to `*out`; free it with
+// `netchan_service_free()` (requests still queued fail with `CLOSED`).
+//
+// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `INVALID_PATH`, `CLOSED`.
+// Thread-safe; callable from callbacks.
+netchan_result netchan_endpoint_serve_pull(const netchan_endpoint *ep,
+                                           const char *pattern,
+                                           size_t queue,
+                                           netchan_service **out);
+
+// Waits for the next request of a pull service, at most `timeout_ms`
+// milliseconds (negative: no limit; 0: do not wait).
+//
+// On `NETCHAN_RESULT_OK` writes the request to `*request` (read it with
+// `netchan_request_path()` etc.; free it with `netchan_request_free()`)
+// and its reply handle to `*reply` (answer and free it as a handler
+// would). Errors: `TIMEOUT`, `CLOSED` (the service or its endpoint is
+// closed), `WOULD_DEADLOCK` (waiting inside a netchan callback: use
+// `_try_accept`), `INVALID_ARGUMENT` (a handler service),
+// `NULL_ARGUMENT`. Thread-safe: several threads may accept from one
+// service; each request goes to one of them.
+netchan_result netchan_service_accept(const netchan_service *service,
+                                      int64_t timeout_ms,
+                                      netchan_request **request,
+                                      netchan_reply **reply);
+
+// Takes the next queued request of a pull service without waiting, as
+// `netchan_service_accept()` with a timeout of 0 but returning `EMPTY`
+// when none is queued.
+//
+// Errors: `EMPTY`, `CLOSED`, `INVALID_ARGUMENT` (a handler service),
+// `NULL_ARGUMENT`. Thread-safe; callable from callbacks.
+netchan_result netchan_service_try_accept(const netchan_service *service,
+                                          netchan_request **request,
+                                          netchan_reply **reply);
+
+// Frees a request taken with `netchan_service_accept()` (its reply handle
+// is separate). NULL, a request freed already, or a handler's borrowed
+// request, is ignored. Thread-safe.
+void netchan_request_free(netchan_request *request);
 
 // The served pattern, valid until the service is freed. `{NULL, 0}` if
 // `service` is NULL. Thread-safe.
@@ -1393,6 +1784,23 @@ netchan_result netchan_subscription_try_recv(const netchan_subscription *sub,
 netchan_result netchan_subscription_recv(const netchan_subscription *sub,
                                          int64_t timeout_ms,
                                          netchan_message **out);
+
+// Takes up to `max` messages at once: what is queued, or, when nothing
+// is, waits at most `timeout_ms` milliseconds (negative: no limit; 0: do
+// not wait) for the first and takes what came with it. One lock and one
+// wakeup per batch rather than per message.
+//
+// On `NETCHAN_RESULT_OK` writes `*count` (1 to `max`) messages to
+// `out[0..*count]`, in order; free each with `netchan_message_free()`.
+// Errors: `TIMEOUT` (nothing arrived in time; `*count` is 0), `CLOSED`
+// (closed and drained), `WOULD_DEADLOCK` (waiting from a netchan callback:
+// pass 0), `INVALID_ARGUMENT` (a callback subscription, or `max` 0),
+// `NULL_ARGUMENT`. Thread-safe: each message goes to one caller.
+netchan_result netchan_subscription_recv_many(const netchan_subscription *sub,
+                                              int64_t timeout_ms,
+                                              netchan_message **out,
+                                              size_t max,
+                                              size_t *count);
 
 // The subscription's pattern, valid until the subscription is freed.
 // `{NULL, 0}` if `sub` is NULL. Thread-safe.

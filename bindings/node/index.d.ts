@@ -48,6 +48,11 @@ export declare class NativeEndpoint {
    * throws `BUFFER_FULL`.
    */
   tryPublish(path: string, data?: string | Uint8Array | undefined | null): void
+  /**
+   * Publishes every payload on `path`, in order, in one call; returns
+   * (or resolves with) how many. Stops at the first error.
+   */
+  publishMany(path: string, payloads: Array<string | Uint8Array>): number | Promise<number>
   subscribe(pattern: string, options?: SubscribeOpts | undefined | null): NativeSubscription
   declarePublisher(pattern: string): NativePublisher
   serve(pattern: string, options?: ServeOpts | undefined | null): NativeService
@@ -74,6 +79,16 @@ export declare class NativeEndpoint {
    */
   setAcl(rules?: string | undefined | null): void
   reloadKeys(): void
+  /**
+   * Replaces the TLS settings; `null` removes them. Checked first: on
+   * an error the settings in use stay.
+   */
+  setTls(tls?: TlsOptions | undefined | null): void
+  /**
+   * Replaces the shared keys: a key file's path or the keys' text;
+   * `null` (or empty) removes them.
+   */
+  setSharedKeys(keys?: string | undefined | null): void
   failedAttempts(): Array<FailedAttempts>
   hasSubscribers(path: string): boolean
   hasServers(path: string): boolean
@@ -120,6 +135,17 @@ export declare class NativeIncoming {
 
 /** A publisher declaration (discovery); `close()` withdraws it. */
 export declare class NativePublisher {
+  /**
+   * Publishes on `path`, which the declared pattern must match
+   * (`INVALID_PATH` otherwise). Returns `null` when done at once, else a
+   * promise that settles when every target took the message.
+   */
+  publish(path: string, data?: string | Uint8Array | undefined | null): Promise<void> | null
+  /**
+   * Publishes without waiting; a full target is skipped and the call
+   * throws `BUFFER_FULL`.
+   */
+  tryPublish(path: string, data?: string | Uint8Array | undefined | null): void
   /** Withdraws the declaration. Idempotent. */
   close(): void
 }

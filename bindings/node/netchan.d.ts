@@ -152,9 +152,22 @@ export declare class Subscription implements AsyncIterableIterator<Message> {
   recv(): Promise<Message | null>
   /** The next queued message, or `null`; never waits. */
   tryRecv(): Message | null
+  /** Up to `max` (default 256) messages: what is queued, or waits for the first; `[]` once ended. */
+  recvMany(max?: number): Promise<Message[]>
+  /** Up to `max` (default 256) queued messages without waiting; `[]` if none. */
+  tryRecvMany(max?: number): Message[]
   next(): Promise<IteratorResult<Message, undefined>>
   return(): Promise<IteratorResult<Message, undefined>>
   [Symbol.asyncIterator](): AsyncIterableIterator<Message>
+  close(): void
+}
+
+/** A publisher declaration (discovery) that publishes on paths its pattern matches; `close()` withdraws it. */
+export declare class Publisher {
+  readonly pattern: string
+  /** Publishes on `path`, which the pattern must match (`INVALID_PATH` otherwise). */
+  publish(path: string, payload?: Payload): Promise<void>
+  tryPublish(path: string, payload?: Payload): void
   close(): void
 }
 
@@ -167,10 +180,21 @@ export declare class Request {
   text(): string
   obj(): unknown
   json(): unknown
+  /** Answers a request taken with `Service.recv()` (once; `CLOSED` after that). A handler answers by returning. */
+  reply(payload?: Payload): void
+  /** Fails a request taken with `Service.recv()`; the caller gets `code` and `message`. A handler fails by throwing. */
+  fail(message: string, code?: ErrorCode): void
 }
 
-export declare class Service {
+/** With a handler, it runs the handler per request; without one, an async iterable of requests to answer. */
+export declare class Service implements AsyncIterableIterator<Request> {
   readonly pattern: string
+  /** The next request of a service made without a handler, or `null` once closed. */
+  recv(): Promise<Request | null>
+  next(): Promise<IteratorResult<Request, undefined>>
+  /** Leaving a `for await` loop stops serving. */
+  return(): Promise<IteratorResult<Request, undefined>>
+  [Symbol.asyncIterator](): AsyncIterableIterator<Request>
   close(): void
 }
 
@@ -295,11 +319,15 @@ export declare class Endpoint extends EventEmitter {
   ref(): this
   publish(path: string, payload?: Payload): Promise<void>
   tryPublish(path: string, payload?: Payload): void
+  /** Publishes every payload on `path` in order, in one call; resolves with how many. */
+  publishMany(path: string, payloads: Iterable<Payload>): Promise<number>
   publishObj(path: string, value: unknown): Promise<void>
   subscribe(pattern: string, options?: SubscribeOptions): Subscription
   subscribe(pattern: string, callback: (msg: Message) => void | Promise<void>, options?: SubscribeOptions): Subscription
   serve(pattern: string, handler: Handler, options?: ServeOptions): Service
-  declarePublisher(pattern: string): { pattern: string; close(): void }
+  /** Without a handler: take the requests with `recv()` or `for await`, answer with `req.reply()`. */
+  serve(pattern: string, options?: ServeOptions): Service
+  declarePublisher(pattern: string): Publisher
   openStream(path: string, first?: Payload, options?: StreamOptions): Promise<Stream>
   openStream(path: string, options: StreamOptions): Promise<Stream>
   serveStream(pattern: string, handler: StreamHandler, options?: StreamServeOptions): StreamService
@@ -311,6 +339,10 @@ export declare class Endpoint extends EventEmitter {
   setAcl(rules: string | null): void
   /** Reads the TLS, shared-key and rules files again; on an error everything in use stays. */
   reloadKeys(): void
+  /** Replaces the TLS settings (`null` removes them); on an error the settings in use stay. Unknown keys are `INVALID_ARGUMENT`. */
+  setTls(tls: TlsOptions | null): void
+  /** Replaces the shared keys: a key file's path or the keys' text; `null` removes them. */
+  setSharedKeys(keys: string | null): void
   /** Failed connection attempts per remote address (without its port), most first. */
   failedAttempts(): FailedAttempts[]
   stats(): Stats

@@ -25,6 +25,7 @@ const codes = Object.freeze(Object.fromEntries(native.errorCodes().map((c) => [c
 
 /** Messages taken from a subscription per native call. */
 const BATCH = 256
+const EMPTY = new Uint8Array(0)
 const DONE = Promise.resolve()
 // Event names: each core event kind (`Event::kind()`) in camelCase, plus
 // `missed` (events the JS thread could not take), `peer` (peerUp and
@@ -44,6 +45,50 @@ function data (d) {
   if (ArrayBuffer.isView(d)) return new Uint8Array(d.buffer, d.byteOffset, d.byteLength)
   if (d instanceof ArrayBuffer || (typeof SharedArrayBuffer !== 'undefined' && d instanceof SharedArrayBuffer)) return new Uint8Array(d)
   throw argError(`payload must be a string, Buffer, Uint8Array, ArrayBuffer or typed array, not ${typeof d === 'object' ? d.constructor && d.constructor.name : typeof d}`)
+}
+
+const TLS_KEYS = ['cert', 'key', 'ca', 'pinned', 'clientAuth', 'serverName']
+
+/** Throws INVALID_ARGUMENT for an option `where` does not know (a typo would otherwise be ignored). */
+function checkKeys (o, known, where) {
+  if (typeof o !== 'object') throw argError(`${where}: options must be an object`)
+  for (const k of Object.keys(o)) {
+    if (!known.includes(k)) throw argError(`${where}: unknown option ${JSON.stringify(k)} (known: ${known.join(', ')})`)
+  }
+}
+
+/** A whole number >= 1 for a count argument, else INVALID_ARGUMENT. */
+function count (v, name) {
+  if (!Number.isInteger(v) || v < 1) throw argError(`${name} must be a whole number >= 1, not ${v}`)
+  return v
+}
+
+/**
+ * A publisher declaration: peers find it with `publishers()`, and it
+ * publishes on paths its pattern matches through a cached route.
+ * `close()` withdraws it.
+ */
+class Publisher {
+  constructor (pattern, npub) {
+    this.pattern = pattern
+    this._n = npub
+  }
+
+  /** Publishes on `path` (which the pattern must match); resolves once every target took it. */
+  publish (path, payload) {
+    try {
+      const p = this._n.publish(path, data(payload))
+      return p == null ? DONE : p
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  /** Publishes without waiting; throws BUFFER_FULL if a target had no room. */
+  tryPublish (path, payload) { this._n.tryPublish(path, data(payload)) }
+
+  /** Withdraws the declaration. Idempotent. */
+  close () { this._n.close() }
 }
 
 /** A received message. */
@@ -149,6 +194,36 @@ class Subscription {
     return this._buf[this._i++]
   }
 
+  /**
+   * Up to `max` messages (default 256) at once: what is queued, or, when
+   * nothing is, waits for the first and takes what came with it. An empty
+   * array once the subscription has ended.
+   */
+  async recvMany (max = BATCH) {
+    const n = count(max, 'max')
+    if (this._i >= this._buf.length) {
+      if ((await this.recv()) === null) return []
+      this._i--
+    }
+    return this._takeBuffered(n)
+  }
+
+  /** Up to `max` queued messages (default 256) without waiting; `[]` if none. */
+  tryRecvMany (max = BATCH) {
+    const n = count(max, 'max')
+    if (this._i >= this._buf.length) {
+      if (this.tryRecv() === null) return []
+      this._i--
+    }
+    return this._takeBuffered(n)
+  }
+
+  _takeBuffered (n) {
+    const out = this._buf.slice(this._i, this._i + n)
+    this._i += out.length
+    return out
+  }
+
   async next () {
     const m = await this.recv()
     return m === null ? { done: true, value: undefined } : { done: false, value: m }
@@ -186,13 +261,31 @@ class Subscription {
   close () { this._n.close() }
 }
 
-/** An incoming request as a handler sees it. */
+/**
+ * An incoming request. A handler answers it by returning; one taken from a
+ * service without a handler (`svc.recv()`, `for await`) is answered with
+ * `reply()` or `fail()`.
+ */
 class Request {
-  constructor (nreq) {
+  constructor (nreq, pulled = false) {
     this._n = nreq
+    this._pulled = pulled
     this.path = nreq.path
     this.sender = nreq.sender
     this._payload = undefined
+  }
+
+  /** Answers a pulled request with `payload` (once; CLOSED after that). */
+  reply (payload) {
+    if (!this._pulled) throw argError('a handler answers by returning its reply; reply() is for requests taken with recv()')
+    this._n.respond(data(payload))
+  }
+
+  /** Fails a pulled request: the caller gets `code` (default HANDLER_ERROR) and `message`. */
+  fail (message, code = 'HANDLER_ERROR') {
+    if (!this._pulled) throw argError('a handler fails a request by throwing; fail() is for requests taken with recv()')
+    if (typeof code !== 'string' || !codes[code]) throw argError(`fail: code must be a netchan error code, not ${code}`)
+    this._n.fail(code, String(message))
   }
 
   /** The request payload (Buffer). */
@@ -216,14 +309,47 @@ class Request {
 // answered, poll for up to the window before they return. Nothing here
 // loops or keeps the event loop turning.
 
-/** A service: runs a handler per request. Keeps the process alive while open. */
+/**
+ * A service: runs a handler per request, or, made without one, hands its
+ * requests out in arrival order (`recv()`, `for await`), each answered
+ * with `req.reply()` / `req.fail()`. Keeps the process alive while open.
+ */
 class Service {
   constructor (ep, nsvc, handler, maxConcurrent) {
     this._ep = ep
     this._n = nsvc
     this.pattern = nsvc.pattern
-    this._drive(handler, maxConcurrent)
+    this._waiting = null
+    this._pull = handler === null
+    if (!this._pull) this._drive(handler, maxConcurrent)
   }
+
+  /** The next request of a service made without a handler, or `null` once it is closed. */
+  async recv () {
+    if (!this._pull) throw argError('a service with a handler hands its requests to the handler; recv() is for a service made without one')
+    // One waiter at a time; concurrent callers queue behind it.
+    while (this._waiting) await this._waiting.catch(() => {})
+    this._waiting = this._n.next()
+    try {
+      const nreq = await this._waiting
+      return nreq === null ? null : new Request(nreq, true)
+    } finally {
+      this._waiting = null
+    }
+  }
+
+  async next () {
+    const r = await this.recv()
+    return r === null ? { done: true, value: undefined } : { done: false, value: r }
+  }
+
+  /** Leaving a `for await` loop stops serving. */
+  async return () {
+    this.close()
+    return { done: true, value: undefined }
+  }
+
+  [Symbol.asyncIterator] () { return this }
 
   // At most `max` handler calls in flight: the next request is taken from
   // the core's queue (bounded, fair among callers) only when one is free.
@@ -604,6 +730,27 @@ class Endpoint extends EventEmitter {
   /** Publishes without waiting; throws BUFFER_FULL if a target had no room. */
   tryPublish (path, payload) { this._n.tryPublish(path, data(payload)) }
 
+  /**
+   * Publishes every payload of the iterable `payloads` on `path`, in
+   * order, in one call into the core; resolves with how many.
+   */
+  publishMany (path, payloads) {
+    try {
+      if (payloads == null || typeof payloads[Symbol.iterator] !== 'function') {
+        throw argError('payloads must be an iterable of payloads')
+      }
+      const all = []
+      for (const p of payloads) {
+        const d = data(p)
+        all.push(d === undefined ? EMPTY : d)
+      }
+      const r = this._n.publishMany(path, all)
+      return typeof r === 'number' ? Promise.resolve(r) : r
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
   /** Publishes a JS value as msgpack (readable by every binding's obj()). */
   publishObj (path, value) {
     let b
@@ -631,7 +778,12 @@ class Endpoint extends EventEmitter {
 
   /** Serves `pattern`: `handler(req)` returns (or resolves with) the reply; a throw fails the request. */
   serve (pattern, handler, options) {
-    if (typeof handler !== 'function') throw argError('serve(pattern, handler, options?): handler must be a function')
+    if (options === undefined && handler !== null && typeof handler === 'object') { options = handler; handler = undefined }
+    if (handler === undefined || handler === null) {
+      const o = options || {}
+      return new Service(this, this._n.serve(pattern, { queue: o.queue, queueBytes: o.queueBytes }), null, 0)
+    }
+    if (typeof handler !== 'function') throw argError('serve(pattern, handler?, options?): handler must be a function')
     const o = options || {}
     let max = 256
     if (o.maxConcurrent !== undefined) {
@@ -704,8 +856,7 @@ class Endpoint extends EventEmitter {
 
   /** Declares a publisher on `pattern` (discovery); close() the result to withdraw it. */
   declarePublisher (pattern) {
-    const p = this._n.declarePublisher(pattern)
-    return { pattern, close: () => p.close() }
+    return new Publisher(pattern, this._n.declarePublisher(pattern))
   }
 
   /**
@@ -754,6 +905,22 @@ class Endpoint extends EventEmitter {
   setAcl (rules) { return this._n.setAcl(rules ?? null) }
   /** Reads the TLS, shared-key and rules files again. */
   reloadKeys () { return this._n.reloadKeys() }
+
+  /**
+   * Replaces the TLS settings (the `tls` option's shape); `null` removes
+   * them. Connections made from now on use the new ones; on an error the
+   * settings in use stay.
+   */
+  setTls (tls) {
+    if (tls !== null && tls !== undefined) checkKeys(tls, TLS_KEYS, 'setTls')
+    return this._n.setTls(tls ?? null)
+  }
+
+  /** Replaces the shared keys (a key file's path or the keys' text); `null` removes them. */
+  setSharedKeys (keys) {
+    if (keys !== null && keys !== undefined && typeof keys !== 'string') throw argError('setSharedKeys: keys must be a string (a path or the keys\' text) or null')
+    return this._n.setSharedKeys(keys ?? null)
+  }
   /** Failed connection attempts per remote address, most first: [{addr, count}]. */
   failedAttempts () { return this._n.failedAttempts() }
   /** Counters in total, per peer and per subscription. */
@@ -804,6 +971,7 @@ function cancelled (signal, what = 'the request was aborted') {
 }
 
 module.exports = {
+  Publisher,
   Endpoint,
   Subscription,
   Service,

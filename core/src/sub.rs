@@ -177,6 +177,12 @@ impl Subscription {
         self.shared.dropped.load(Relaxed)
     }
 
+    /// This subscription's figures: delivered, dropped, queued now (the
+    /// same as its row in [`Endpoint::stats`](crate::Endpoint::stats)).
+    pub fn stats(&self) -> crate::metrics::SubscriptionStats {
+        self.shared.stats()
+    }
+
     /// Unsubscribes now. Messages already queued can still be received.
     pub fn close(&self) {
         self.router.unsubscribe(self.shared.id);

@@ -94,6 +94,28 @@ pub(crate) unsafe fn arg_bytes<'a>(data: *const u8, len: usize) -> Result<&'a [u
     Ok(unsafe { std::slice::from_raw_parts(data, len) })
 }
 
+/// An array of `len` values at `data`; `data` may be NULL only when `len`
+/// is 0.
+///
+/// # Safety
+/// `data` is NULL or points to `len` readable, initialised, aligned `T`s
+/// live for `'a`.
+pub(crate) unsafe fn arg_array<'a, T>(
+    data: *const T,
+    len: usize,
+    name: &str,
+) -> Result<&'a [T], FfiError> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if data.is_null() {
+        return Err(FfiError::null(name));
+    }
+    // SAFETY: non-NULL and len > 0 here (checked above); `len` readable
+    // values per the caller's contract, not written during the call.
+    Ok(unsafe { std::slice::from_raw_parts(data, len) })
+}
+
 /// Checks that an out-pointer is not NULL.
 pub(crate) fn arg_out<T>(p: *mut T, name: &str) -> Result<(), FfiError> {
     if p.is_null() {

@@ -225,54 +225,6 @@ pub unsafe extern "C" fn netchan_endpoint_network_changed(
     })
 }
 
-/// Replaces the access rules (docs/SECURITY.md, "Access rules"): `rules`
-/// is a rules file's path or the rules' text (lines `allow IDENTITY
-/// ACTIONS PATH`), as the `acl` setting takes it; NULL or `""` removes the
-/// rules (every peer may do everything). They take effect at once, on
-/// existing links too. The rules are read and checked first: on an error
-/// the rules in use stay. `rules` is copied; the caller keeps it.
-///
-/// Errors: `NULL_ARGUMENT` (`ep`), `INVALID_ARGUMENT` (a file that cannot
-/// be read, a line that does not parse: the detail names it). Never
-/// blocks; thread-safe; callable from callbacks.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn netchan_endpoint_set_acl(
-    ep: *const netchan_endpoint,
-    rules: *const c_char,
-) -> netchan_result {
-    ffi_boundary(|| {
-        // SAFETY: `ep` is NULL or an endpoint handle from this library not yet freed (the function's contract); NULL is refused.
-        let ep = unsafe { arg_endpoint(ep) }?;
-        let rules = if rules.is_null() {
-            ""
-        } else {
-            // SAFETY: non-NULL `rules` is a NUL-terminated string the caller keeps alive for the call (the function's contract).
-            unsafe { arg_str(rules, "rules") }?
-        };
-        ep.ep.set_acl(netchan::AclSource::from_setting(rules))?;
-        Ok(())
-    })
-}
-
-/// Reads the TLS settings' files, the shared key file and the access rules
-/// file again (a renewed certificate, a rotated key, new rules): keys for
-/// connections made from now on, rules at once. On an error everything in
-/// use stays.
-///
-/// Errors: `NULL_ARGUMENT`, `INVALID_ARGUMENT` (the detail names the file).
-/// Never blocks; thread-safe; callable from callbacks.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn netchan_endpoint_reload_keys(
-    ep: *const netchan_endpoint,
-) -> netchan_result {
-    ffi_boundary(|| {
-        // SAFETY: `ep` is NULL or an endpoint handle from this library not yet freed (the function's contract); NULL is refused.
-        let ep = unsafe { arg_endpoint(ep) }?;
-        ep.ep.reload_keys()?;
-        Ok(())
-    })
-}
-
 /// Closes (as `netchan_endpoint_close()`) and frees the endpoint.
 ///
 /// NULL, or an endpoint freed already, is ignored. May be called from
@@ -450,18 +402,28 @@ pub struct netchan_result_callback {
     pub drop: Option<unsafe extern "C" fn(context: *mut c_void)>,
 }
 
-type ResultFn = unsafe extern "C" fn(*mut c_void, netchan_result, *const u8, usize, *const c_char);
+pub(crate) type ResultFn =
+    unsafe extern "C" fn(*mut c_void, netchan_result, *const u8, usize, *const c_char);
 
 /// A result callback that runs `call` exactly once, even when its task is
 /// dropped unfinished or finishes after `netchan_shutdown()` was called:
 /// then with `CANCELLED`.
-struct ResultCb {
-    call: Option<ResultFn>,
-    ctx: Context,
+pub(crate) struct ResultCb {
+    pub(crate) call: Option<ResultFn>,
+    pub(crate) ctx: Context,
 }
 
 impl ResultCb {
-    fn finish(&mut self, r: Result<Bytes, FfiError>) {
+    pub(crate) fn has_call(&self) -> bool {
+        self.call.is_some()
+    }
+
+    /// The request was refused before it started: only `drop` will run.
+    pub(crate) fn refuse(&mut self) {
+        self.call = None;
+    }
+
+    pub(crate) fn finish(&mut self, r: Result<Bytes, FfiError>) {
         let Some(call) = self.call.take() else { return };
         match r {
             // SAFETY: the callback contract; pointers live for the call.
@@ -528,8 +490,7 @@ pub unsafe extern "C" fn netchan_endpoint_request(
     };
     ffi_boundary(move || {
         let mut cb = cb;
-        if cb.call.is_none() {
-            cb.call = None;
+        if !cb.has_call() {
             return Err(FfiError::null("callback.call"));
         }
         let checked = (|| {
@@ -544,25 +505,12 @@ pub unsafe extern "C" fn netchan_endpoint_request(
         let (ep, path, payload) = match checked {
             Ok(v) => v,
             Err(e) => {
-                cb.call = None; // refused: drop only
+                cb.refuse(); // drop only
                 return Err(e);
             }
         };
-        let e = ep.ep.clone();
-        let generation = ep.generation;
-        ep.rt.spawn(async move {
-            let r = e.request(&path, payload, millis(timeout_ms)).await;
-            // While netchan_shutdown() stops the runtime, a worker that has
-            // not seen it yet may still finish a request, with whatever the
-            // teardown caused (a peer's socket closed under it: PEER_LOST)
-            // or a reply that raced it. Every request still pending when
-            // shutdown was called reports CANCELLED, as the task dropped
-            // unfinished does: one outcome, not a race.
-            if runtime_stopped(generation) {
-                return; // `cb` is dropped here: CANCELLED
-            }
-            cb.finish(r.map_err(FfiError::from));
-        });
+        let opts = netchan::RequestOptions::timeout(millis(timeout_ms));
+        crate::request::start(ep, path, payload, opts, cb, None);
         Ok(())
     })
 }
@@ -744,33 +692,30 @@ pub unsafe extern "C" fn netchan_endpoint_stats(
         let ep = unsafe { arg_ref(ep, "ep") }?;
         arg_out(out, "out")?;
         let s = ep.ep.stats();
-        let t = s.total;
-        let v = netchan_stats {
-            msgs_in: t.msgs_in,
-            msgs_out: t.msgs_out,
-            bytes_in: t.bytes_in,
-            bytes_out: t.bytes_out,
-            requests_in: t.requests_in,
-            requests_out: t.requests_out,
-            dropped_queue_full: t.dropped_queue_full,
-            dropped_send_full: t.dropped_send_full,
-            errors: t.errors,
-            peers: s.peers.len() as u64,
-            subscriptions: s.subscriptions.len() as u64,
-            lost_with_link: t.lost_with_link,
-            requests_refused: t.requests_refused,
-            denied: t.denied,
-            rate_limited: t.rate_limited,
-        };
-        let n = size.min(std::mem::size_of::<netchan_stats>());
-        // SAFETY: the caller provides `size` writable bytes at `out`.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                (&v as *const netchan_stats).cast::<u8>(),
-                out.cast::<u8>(),
-                n,
-            )
-        };
+        let v = counters(&s.total, s.peers.len(), s.subscriptions.len());
+        // SAFETY: the caller provides `size` writable bytes at `out` (the function's contract).
+        unsafe { crate::discovery::copy_sized(&v, out, size) };
         Ok(())
     })
+}
+
+/// The C view of a set of counters, with the two live counts beside them.
+pub(crate) fn counters(t: &netchan::CounterStats, peers: usize, subs: usize) -> netchan_stats {
+    netchan_stats {
+        msgs_in: t.msgs_in,
+        msgs_out: t.msgs_out,
+        bytes_in: t.bytes_in,
+        bytes_out: t.bytes_out,
+        requests_in: t.requests_in,
+        requests_out: t.requests_out,
+        dropped_queue_full: t.dropped_queue_full,
+        dropped_send_full: t.dropped_send_full,
+        errors: t.errors,
+        peers: peers as u64,
+        subscriptions: subs as u64,
+        lost_with_link: t.lost_with_link,
+        requests_refused: t.requests_refused,
+        denied: t.denied,
+        rate_limited: t.rate_limited,
+    }
 }

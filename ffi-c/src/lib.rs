@@ -16,7 +16,8 @@
 //! - `types`: borrowed views (`netchan_str`, `netchan_slice`), returned
 //!   strings and byte buffers.
 //! - `options`: the endpoint and subscription option builders.
-//! - `endpoint`, `sub`, `serve`, `stream`, `events`: the API proper.
+//! - `endpoint`, `sub`, `serve`, `stream`, `events`, `discovery`, `publisher`,
+//!   `request`, `security`: the API proper.
 //!
 //! ## Threads
 //!
@@ -44,10 +45,14 @@
 
 mod boundary;
 mod callback;
+mod discovery;
 mod endpoint;
 mod error;
 mod events;
 mod options;
+mod publisher;
+mod request;
+mod security;
 mod serve;
 mod stream;
 mod sub;
@@ -56,6 +61,7 @@ mod types;
 use std::ffi::c_char;
 use std::time::Duration;
 
+pub use discovery::*;
 pub use endpoint::{
     netchan_endpoint, netchan_endpoint_close, netchan_endpoint_connect, netchan_endpoint_free,
     netchan_endpoint_listen, netchan_endpoint_name, netchan_endpoint_new, netchan_endpoint_ping,
@@ -69,6 +75,9 @@ pub use events::{
     netchan_event_listener, netchan_event_listener_free,
 };
 pub use options::*;
+pub use publisher::*;
+pub use request::*;
+pub use security::*;
 pub use serve::*;
 pub use stream::*;
 pub use sub::*;

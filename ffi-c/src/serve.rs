@@ -14,14 +14,17 @@ use crate::endpoint::{arg_endpoint, netchan_endpoint};
 use crate::error::{netchan_result, FfiError};
 use crate::types::{netchan_slice, netchan_str};
 
-/// An incoming request as a handler sees it: borrowed for the duration of
-/// the handler call (copy what you need later). Immutable, thread-safe.
+/// An incoming request. A handler's is borrowed for the duration of its
+/// call (copy what you need later); one taken with
+/// `netchan_service_accept()` is owned: free it with
+/// `netchan_request_free()`. The views the functions below return live as
+/// long as the request. Immutable, thread-safe.
 pub struct netchan_request {
     req: Request,
 }
 
-/// The concrete path requested, valid during the handler call. `{NULL, 0}`
-/// if `request` is NULL.
+/// The concrete path requested, valid as long as the request (see
+/// `netchan_request`). `{NULL, 0}` if `request` is NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn netchan_request_path(request: *const netchan_request) -> netchan_str {
     // SAFETY: `request` is NULL or valid for this call (the function's contract); as_ref maps NULL to None.
@@ -31,8 +34,8 @@ pub unsafe extern "C" fn netchan_request_path(request: *const netchan_request) -
     })
 }
 
-/// The request payload, valid during the handler call. `{NULL, 0}` if
-/// `request` is NULL.
+/// The request payload, valid as long as the request (see
+/// `netchan_request`). `{NULL, 0}` if `request` is NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn netchan_request_payload(request: *const netchan_request) -> netchan_slice {
     ffi_boundary_or(netchan_slice::empty(), || {
@@ -44,8 +47,8 @@ pub unsafe extern "C" fn netchan_request_payload(request: *const netchan_request
     })
 }
 
-/// The caller's endpoint name, valid during the handler call. `{NULL, 0}`
-/// if `request` is NULL.
+/// The caller's endpoint name, valid as long as the request (see
+/// `netchan_request`). `{NULL, 0}` if `request` is NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn netchan_request_sender(request: *const netchan_request) -> netchan_str {
     // SAFETY: `request` is NULL or valid for this call (the function's contract); as_ref maps NULL to None.
@@ -63,6 +66,20 @@ pub unsafe extern "C" fn netchan_request_remaining_ms(request: *const netchan_re
     ffi_boundary_or(0, || match unsafe { request.as_ref() } {
         Some(r) => u64::try_from(r.req.remaining().as_millis()).unwrap_or(u64::MAX),
         None => 0,
+    })
+}
+
+/// True once the caller gave up on the request (its timeout passed,
+/// `netchan_pending_request_cancel()` or another surface's cancel, its
+/// link was lost): a reply sent now is discarded. For the handler call;
+/// later, ask the reply handle (`netchan_reply_is_cancelled()`). False if
+/// `request` is NULL. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_request_is_cancelled(request: *const netchan_request) -> bool {
+    ffi_boundary_or(false, || {
+        // SAFETY: `request` is NULL or valid for this call (the function's contract); as_ref maps NULL to None.
+        let r = unsafe { request.as_ref() };
+        r.is_some_and(|r| r.req.is_cancelled())
     })
 }
 
@@ -91,6 +108,22 @@ impl netchan_reply {
         drop(self.slot.lock().unwrap_or_else(|p| p.into_inner()).take());
         Ok(r)
     }
+}
+
+/// True once the caller gave up on the request (see
+/// `netchan_request_is_cancelled()`), so a handler answering later from
+/// another thread can skip the work. False once answered, or if `reply` is
+/// NULL. Thread-safe; callable from callbacks.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_reply_is_cancelled(reply: *const netchan_reply) -> bool {
+    ffi_boundary_or(false, || {
+        // SAFETY: `reply` is NULL or a live handle from this library (the function's contract); as_ref maps NULL to None.
+        let Some(r) = (unsafe { reply.as_ref() }) else {
+            return false;
+        };
+        let held = r.reply.lock().unwrap_or_else(|p| p.into_inner());
+        held.as_ref().is_some_and(Reply::is_cancelled)
+    })
 }
 
 /// Answers the request with `len` bytes at `data` (copied; `data` may be
@@ -208,7 +241,11 @@ struct HandlerCb {
 /// Thread-safe.
 pub struct netchan_service {
     svc: Arc<Service>,
-    slot: Arc<Slot<HandlerCb>>,
+    /// The handler's slot; `None` for a pull service
+    /// (`netchan_endpoint_serve_pull()`).
+    slot: Option<Arc<Slot<HandlerCb>>>,
+    /// Its endpoint's runtime generation (see `endpoint::runtime_stopped`).
+    generation: u64,
 }
 
 /// Serves `pattern` (wildcards allowed, e.g. `"users/*"`): requests on
@@ -314,9 +351,168 @@ unsafe fn serve(
         }
         task_slot.stop();
     });
+    let service = netchan_service {
+        svc,
+        slot: Some(slot),
+        generation: ep.generation,
+    };
     // SAFETY: `out` was checked non-NULL above and points to writable storage (the function's contract).
-    unsafe { write_out(out, hand_out(netchan_service { svc, slot })) };
+    unsafe { write_out(out, hand_out(service)) };
     Ok(())
+}
+
+/// Serves `pattern` (wildcards allowed) for pulling: requests queue up
+/// until `netchan_service_accept()` or `_try_accept()` takes them (their
+/// callers wait meanwhile, within their timeouts). At most `queue` wait
+/// (0: the endpoint's `service_queue`, 1024); past that a request is
+/// refused with `BUFFER_FULL`, counted and reported.
+///
+/// On success writes the service to `*out`; free it with
+/// `netchan_service_free()` (requests still queued fail with `CLOSED`).
+///
+/// Errors: `NULL_ARGUMENT`, `INVALID_UTF8`, `INVALID_PATH`, `CLOSED`.
+/// Thread-safe; callable from callbacks.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_endpoint_serve_pull(
+    ep: *const netchan_endpoint,
+    pattern: *const c_char,
+    queue: usize,
+    out: *mut *mut netchan_service,
+) -> netchan_result {
+    ffi_boundary(|| {
+        arg_out(out, "out")?;
+        // SAFETY: `ep` is NULL or an endpoint handle from this library not yet freed (the function's contract); NULL is refused.
+        let ep: &netchan_endpoint = unsafe { arg_endpoint(ep) }?;
+        // SAFETY: `pattern` is NULL or a NUL-terminated string readable for this call (the function's contract); NULL and bad UTF-8 are refused.
+        let pattern = unsafe { arg_str(pattern, "pattern") }?;
+        let mut opts = netchan::ServeOptions::default();
+        opts.queue = (queue > 0).then_some(queue);
+        let service = netchan_service {
+            svc: Arc::new(ep.ep.serve_with(pattern, opts)?),
+            slot: None,
+            generation: ep.generation,
+        };
+        // SAFETY: `out` was checked non-NULL above and points to writable storage (the function's contract).
+        unsafe { write_out(out, hand_out(service)) };
+        Ok(())
+    })
+}
+
+/// The pull service behind `service`, or `INVALID_ARGUMENT` for a handler
+/// service.
+fn pull(service: &netchan_service) -> Result<&Service, FfiError> {
+    if service.slot.is_some() {
+        return Err(FfiError::new(
+            netchan_result::InvalidArgument,
+            "a handler service hands requests to its handler; it cannot be accepted from",
+        ));
+    }
+    Ok(&service.svc)
+}
+
+/// Hands a taken request out: an owned request and its reply handle.
+fn accepted(
+    (req, reply): (Request, Reply),
+    request: *mut *mut netchan_request,
+    out_reply: *mut *mut netchan_reply,
+) {
+    let r = hand_out(netchan_reply {
+        reply: Mutex::new(Some(reply)),
+        slot: Mutex::new(None),
+    });
+    // SAFETY: both were checked non-NULL by the caller and point to writable storage (its contract).
+    unsafe {
+        write_out(request, hand_out(netchan_request { req }));
+        write_out(out_reply, r);
+    }
+}
+
+/// Waits for the next request of a pull service, at most `timeout_ms`
+/// milliseconds (negative: no limit; 0: do not wait).
+///
+/// On `NETCHAN_RESULT_OK` writes the request to `*request` (read it with
+/// `netchan_request_path()` etc.; free it with `netchan_request_free()`)
+/// and its reply handle to `*reply` (answer and free it as a handler
+/// would). Errors: `TIMEOUT`, `CLOSED` (the service or its endpoint is
+/// closed), `WOULD_DEADLOCK` (waiting inside a netchan callback: use
+/// `_try_accept`), `INVALID_ARGUMENT` (a handler service),
+/// `NULL_ARGUMENT`. Thread-safe: several threads may accept from one
+/// service; each request goes to one of them.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_service_accept(
+    service: *const netchan_service,
+    timeout_ms: i64,
+    request: *mut *mut netchan_request,
+    reply: *mut *mut netchan_reply,
+) -> netchan_result {
+    ffi_boundary(|| {
+        // SAFETY: `service` is NULL or a live handle from this library (the function's contract); NULL is refused.
+        let s = unsafe { arg_ref(service, "service") }?;
+        let svc = pull(s)?;
+        arg_out(request, "request")?;
+        arg_out(reply, "reply")?;
+        if let Some(taken) = svc.try_recv()? {
+            accepted(taken, request, reply);
+            return Ok(());
+        }
+        if crate::endpoint::runtime_stopped(s.generation) {
+            return Err(crate::endpoint::stopped_error());
+        }
+        if timeout_ms == 0 {
+            return Err(FfiError::new(
+                netchan_result::Timeout,
+                "no request is queued",
+            ));
+        }
+        let timeout = u64::try_from(timeout_ms)
+            .ok()
+            .map(std::time::Duration::from_millis);
+        match svc.recv_blocking(timeout)? {
+            Some(taken) => accepted(taken, request, reply),
+            None => {
+                return Err(FfiError::new(
+                    netchan_result::Timeout,
+                    format!("no request within {timeout_ms} ms"),
+                ))
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Takes the next queued request of a pull service without waiting, as
+/// `netchan_service_accept()` with a timeout of 0 but returning `EMPTY`
+/// when none is queued.
+///
+/// Errors: `EMPTY`, `CLOSED`, `INVALID_ARGUMENT` (a handler service),
+/// `NULL_ARGUMENT`. Thread-safe; callable from callbacks.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_service_try_accept(
+    service: *const netchan_service,
+    request: *mut *mut netchan_request,
+    reply: *mut *mut netchan_reply,
+) -> netchan_result {
+    ffi_boundary(|| {
+        // SAFETY: `service` is NULL or a live handle from this library (the function's contract); NULL is refused.
+        let s = unsafe { arg_ref(service, "service") }?;
+        let svc = pull(s)?;
+        arg_out(request, "request")?;
+        arg_out(reply, "reply")?;
+        match svc.try_recv()? {
+            Some(taken) => accepted(taken, request, reply),
+            None => return Err(FfiError::new(netchan_result::Empty, "no request is queued")),
+        }
+        Ok(())
+    })
+}
+
+/// Frees a request taken with `netchan_service_accept()` (its reply handle
+/// is separate). NULL, a request freed already, or a handler's borrowed
+/// request, is ignored. Thread-safe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_request_free(request: *mut netchan_request) {
+    // SAFETY: `request` is NULL or a handle this library handed out; take_back frees only what its registry holds, so a borrowed or freed one is ignored.
+    ffi_boundary_or((), || drop(unsafe { take_back(request) }))
 }
 
 /// The served pattern, valid until the service is freed. `{NULL, 0}` if
@@ -342,7 +538,9 @@ pub unsafe extern "C" fn netchan_service_free(service: *mut netchan_service) {
         // SAFETY: `service` is NULL or a handle this library handed out; take_back frees only what its registry holds, so a double free is refused.
         if let Some(b) = unsafe { take_back(service) } {
             b.svc.close();
-            b.slot.stop();
+            if let Some(slot) = &b.slot {
+                slot.stop();
+            }
         }
     })
 }

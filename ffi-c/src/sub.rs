@@ -113,7 +113,7 @@ pub(crate) struct MessageCb {
 /// A subscription. Free it with `netchan_subscription_free()`, which
 /// unsubscribes. Thread-safe.
 pub struct netchan_subscription {
-    sub: Arc<Subscription>,
+    pub(crate) sub: Arc<Subscription>,
     slot: Option<Arc<Slot<MessageCb>>>,
     /// Its endpoint's runtime generation (see `endpoint::runtime_stopped`).
     generation: u64,
@@ -314,6 +314,88 @@ pub unsafe extern "C" fn netchan_subscription_recv(
                 ))
             }
         }
+        Ok(())
+    })
+}
+
+/// Takes up to `max` messages at once: what is queued, or, when nothing
+/// is, waits at most `timeout_ms` milliseconds (negative: no limit; 0: do
+/// not wait) for the first and takes what came with it. One lock and one
+/// wakeup per batch rather than per message.
+///
+/// On `NETCHAN_RESULT_OK` writes `*count` (1 to `max`) messages to
+/// `out[0..*count]`, in order; free each with `netchan_message_free()`.
+/// Errors: `TIMEOUT` (nothing arrived in time; `*count` is 0), `CLOSED`
+/// (closed and drained), `WOULD_DEADLOCK` (waiting from a netchan callback:
+/// pass 0), `INVALID_ARGUMENT` (a callback subscription, or `max` 0),
+/// `NULL_ARGUMENT`. Thread-safe: each message goes to one caller.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn netchan_subscription_recv_many(
+    sub: *const netchan_subscription,
+    timeout_ms: i64,
+    out: *mut *mut netchan_message,
+    max: usize,
+    count: *mut usize,
+) -> netchan_result {
+    ffi_boundary(|| {
+        // SAFETY: `sub` is NULL or a live handle from this library (the function's contract); NULL is refused.
+        let s = unsafe { arg_ref(sub, "sub") }?;
+        let q = pull(s)?;
+        arg_out(out, "out")?;
+        arg_out(count, "count")?;
+        // SAFETY: `count` was checked non-NULL above and points to writable storage (the function's contract).
+        unsafe { write_out(count, 0) };
+        if max == 0 {
+            return Err(FfiError::new(
+                netchan_result::InvalidArgument,
+                "max must be at least 1",
+            ));
+        }
+        let mut v = Vec::new();
+        q.try_recv_many(&mut v, max)?;
+        if v.is_empty() {
+            if runtime_stopped(s.generation) {
+                return Err(stopped_error());
+            }
+            if timeout_ms == 0 {
+                return Err(FfiError::new(
+                    netchan_result::Timeout,
+                    "no message is queued",
+                ));
+            }
+            if netchan::runtime::in_async_context() {
+                return Err(FfiError::new(
+                    netchan_result::WouldDeadlock,
+                    "recv_many would wait inside a netchan callback; pass a timeout of 0",
+                ));
+            }
+            let timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
+            match q
+                .blocker()
+                .block_on_timeout(q.recv_many(&mut v, max), timeout)?
+            {
+                None => {
+                    return Err(FfiError::new(
+                        netchan_result::Timeout,
+                        format!("no message within {timeout_ms} ms"),
+                    ))
+                }
+                Some(0) => {
+                    return Err(FfiError::new(
+                        netchan_result::Closed,
+                        "the subscription is closed",
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        let n = v.len();
+        for (i, m) in v.into_iter().enumerate() {
+            // SAFETY: `out` points to at least `max` >= n writable pointers (the function's contract).
+            unsafe { write_out(out.add(i), hand_out(netchan_message { msg: m })) };
+        }
+        // SAFETY: checked non-NULL above.
+        unsafe { write_out(count, n) };
         Ok(())
     })
 }

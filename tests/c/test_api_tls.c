@@ -3,8 +3,9 @@
  * default target/debug/netchan), mutual TLS over tls://127.0.0.1, a
  * client without a certificate refused with CLIENT_CERT_REQUIRED, bad
  * settings named in the error, plaintext beyond this host refused
- * unless "insecure", and access rules replaced at run time. The
- * certificate directory is removed at the end. */
+ * unless "insecure", and access rules, TLS settings and shared keys
+ * (made by `netchan keygen`) replaced at run time. The certificate
+ * directory is removed at the end. */
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -196,6 +197,87 @@ static void test_access_rules_at_run_time(void) {
     }
 }
 
+/* Runs `netchan keygen ID --out DIR/FILE` and waits for it. */
+static int make_keys(const char *cli, const char *id, const char *file) {
+    char out[300];
+    path_of(file, out, sizeof out);
+    char *argv[] = {(char *)cli, (char *)"keygen", (char *)id, (char *)"--out", out, NULL};
+    pid_t pid = -1;
+    if (posix_spawn(&pid, cli, NULL, NULL, argv, environ) != 0) return -1;
+    t_track_child(pid);
+    int st = 0;
+    if (waitpid(pid, &st, 0) != pid) return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static const char *cli_path(void) {
+    const char *cli = getenv("NETCHAN_CLI");
+    return cli != NULL ? cli : "target/debug/netchan";
+}
+
+/* An endpoint made without TLS gets it at run time, a bad replacement
+ * leaves the settings in use, and NULL removes them. */
+static void test_tls_settings_replaced_at_run_time(void) {
+    char cert[300], key[300], ca[300];
+    path_of("server.pem", cert, sizeof cert);
+    path_of("server-key.pem", key, sizeof key);
+    path_of("ca.pem", ca, sizeof ca);
+    netchan_endpoint *server = endpoint("server", NULL); /* the name its certificate was issued */
+    char *bound = NULL;
+    CHECK(netchan_endpoint_listen(server, "tls://127.0.0.1:0", &bound) != NETCHAN_RESULT_OK);
+    const char *tls_kv[] = {"tls.cert", cert, "tls.key", key, NULL};
+    netchan_options *tls = options("unused-name", tls_kv);
+    CHECK_OK(netchan_endpoint_set_tls(server, tls));
+    netchan_options_free(tls);
+    CHECK_OK(netchan_endpoint_listen(server, "tls://127.0.0.1:0", &bound));
+    const char *client_kv[] = {"tls.ca", ca, NULL};
+    netchan_endpoint *client = endpoint("rt-client", client_kv);
+    CHECK_OK(netchan_endpoint_connect(client, bound, NULL));
+    /* A certificate file that is not there: refused, named; TLS stays. */
+    const char *bad_kv[] = {"tls.cert", "/nonexistent/cert.pem", "tls.key", key, NULL};
+    netchan_options *bad = options("unused-name", bad_kv);
+    CHECK_RC(netchan_endpoint_set_tls(server, bad), NETCHAN_RESULT_INVALID_ARGUMENT);
+    CHECK(strstr(netchan_last_error(), "/nonexistent/cert.pem") != NULL);
+    netchan_options_free(bad);
+    netchan_endpoint *client2 = endpoint("rt-client2", client_kv);
+    CHECK_OK(netchan_endpoint_connect(client2, bound, NULL));
+    /* Removed: a new listener on tls:// is refused. */
+    CHECK_OK(netchan_endpoint_set_tls(server, NULL));
+    char *again = NULL;
+    CHECK(netchan_endpoint_listen(server, "tls://127.0.0.1:0", &again) != NETCHAN_RESULT_OK);
+    CHECK_RC(netchan_endpoint_set_tls(NULL, NULL), NETCHAN_RESULT_NULL_ARGUMENT);
+    netchan_string_free(bound);
+    netchan_endpoint *all[] = {client2, client, server};
+    for (int i = 0; i < 3; i++) netchan_endpoint_free(all[i]);
+}
+
+/* Shared keys set at run time: a peer without them is refused, one with
+ * them connects; removed, a keyless peer connects again. */
+static void test_shared_keys_replaced_at_run_time(void) {
+    char keys[300];
+    path_of("rt.keys", keys, sizeof keys);
+    CHECK(make_keys(cli_path(), "rt1", "rt.keys") == 0);
+    netchan_endpoint *server = endpoint("psk-server", NULL);
+    CHECK_OK(netchan_endpoint_set_shared_keys(server, keys));
+    char *bound = NULL;
+    CHECK_OK(netchan_endpoint_listen(server, "tcp://127.0.0.1:0", &bound));
+    netchan_endpoint *plain = endpoint("psk-plain", NULL);
+    CHECK(netchan_endpoint_connect(plain, bound, NULL) != NETCHAN_RESULT_OK);
+    const char *keyed_kv[] = {"psk", keys, NULL};
+    netchan_endpoint *keyed = endpoint("psk-keyed", keyed_kv);
+    CHECK_OK(netchan_endpoint_connect(keyed, bound, NULL));
+    CHECK_RC(netchan_endpoint_set_shared_keys(server, "/nonexistent/keys"), NETCHAN_RESULT_INVALID_ARGUMENT);
+    CHECK(strstr(netchan_last_error(), "/nonexistent/keys") != NULL);
+    CHECK_OK(netchan_endpoint_set_shared_keys(server, NULL));
+    netchan_endpoint *plain2 = endpoint("psk-plain2", NULL);
+    CHECK_OK(netchan_endpoint_connect(plain2, bound, NULL));
+    CHECK_RC(netchan_endpoint_set_shared_keys(NULL, NULL), NETCHAN_RESULT_NULL_ARGUMENT);
+    netchan_string_free(bound);
+    netchan_endpoint *all[] = {plain2, keyed, plain, server};
+    for (int i = 0; i < 4; i++) netchan_endpoint_free(all[i]);
+    unlink(keys);
+}
+
 int main(void) {
     t_watchdog(60);
     const char *cli = getenv("NETCHAN_CLI");
@@ -207,6 +289,8 @@ int main(void) {
     T_RUN(test_bad_settings_are_named);
     T_RUN(test_plaintext_beyond_this_host_needs_insecure);
     T_RUN(test_access_rules_at_run_time);
+    T_RUN(test_tls_settings_replaced_at_run_time);
+    T_RUN(test_shared_keys_replaced_at_run_time);
     const char *files[] = {"ca.pem", "ca-key.pem", "server.pem", "server-key.pem", "client.pem",
                            "client-key.pem"};
     char p[300];

@@ -428,11 +428,53 @@ impl Default for CancelToken {
 /// A publisher declaration (discovery); `close()` withdraws it.
 #[napi]
 pub struct NativePublisher {
-    inner: Option<netchan::Publisher>,
+    inner: Option<Arc<netchan::Publisher>>,
+    rt: Handle,
+}
+
+impl NativePublisher {
+    fn decl(&self) -> netchan::Result<Arc<netchan::Publisher>> {
+        self.inner
+            .clone()
+            .ok_or_else(|| netchan::Error::new(ErrorCode::Closed, "this publisher was closed"))
+    }
 }
 
 #[napi]
 impl NativePublisher {
+    /// Publishes on `path`, which the declared pattern must match
+    /// (`INVALID_PATH` otherwise). Returns `null` when done at once, else a
+    /// promise that settles when every target took the message.
+    #[napi(ts_return_type = "Promise<void> | null")]
+    pub fn publish<'e>(
+        &self,
+        env: &'e Env,
+        path: String,
+        data: Option<Either<String, Uint8ArraySlice>>,
+    ) -> Result<Option<Object<'e>>> {
+        let p = self.decl().or_throw(env)?;
+        let data = payload(data);
+        let mut fut = Box::pin(async move { p.publish(&path, data).await });
+        match poll_now(&self.rt, fut.as_mut()) {
+            Some(r) => r.map(|_| None).or_throw(env),
+            None => promise(env, &self.rt, fut, |_, ()| Ok(())).map(Some),
+        }
+    }
+
+    /// Publishes without waiting; a full target is skipped and the call
+    /// throws `BUFFER_FULL`.
+    #[napi]
+    pub fn try_publish(
+        &self,
+        env: &Env,
+        path: String,
+        data: Option<Either<String, Uint8ArraySlice>>,
+    ) -> Result<()> {
+        let p = self.decl().or_throw(env)?;
+        let _rt = self.rt.enter();
+        p.try_publish(&path, payload(data)).or_throw(env)
+    }
+
     /// Withdraws the declaration. Idempotent.
     #[napi]
     pub fn close(&mut self) {
@@ -565,6 +607,36 @@ impl NativeEndpoint {
         self.ep.try_publish(&path, payload(data)).or_throw(env)
     }
 
+    /// Publishes every payload on `path`, in order, in one call; returns
+    /// (or resolves with) how many. Stops at the first error.
+    #[napi(ts_return_type = "number | Promise<number>")]
+    pub fn publish_many<'e>(
+        &self,
+        env: &'e Env,
+        path: String,
+        payloads: Vec<Either<String, Uint8Array>>,
+    ) -> Result<Either<u32, Object<'e>>> {
+        let v: Vec<Bytes> = payloads
+            .into_iter()
+            .map(|p| match p {
+                Either::A(s) => Bytes::from(s),
+                Either::B(b) => Bytes::copy_from_slice(&b),
+            })
+            .collect();
+        let n = v.len() as u32;
+        let ep = self.ep.clone();
+        let mut fut = Box::pin(async move {
+            for p in v {
+                ep.publish(&path, p).await?;
+            }
+            Ok::<_, netchan::Error>(())
+        });
+        match poll_now(&self.rt, fut.as_mut()) {
+            Some(r) => r.map(|_| Either::A(n)).or_throw(env),
+            None => promise(env, &self.rt, fut, move |_, ()| Ok(n)).map(Either::B),
+        }
+    }
+
     #[napi]
     pub fn subscribe(
         &self,
@@ -594,7 +666,10 @@ impl NativeEndpoint {
     #[napi]
     pub fn declare_publisher(&self, env: &Env, pattern: String) -> Result<NativePublisher> {
         let p = self.ep.declare_publisher(&pattern).or_throw(env)?;
-        Ok(NativePublisher { inner: Some(p) })
+        Ok(NativePublisher {
+            inner: Some(Arc::new(p)),
+            rt: self.rt.clone(),
+        })
     }
 
     #[napi]
@@ -722,6 +797,27 @@ impl NativeEndpoint {
     #[napi]
     pub fn reload_keys(&self, env: &Env) -> Result<()> {
         self.ep.reload_keys().or_throw(env)
+    }
+
+    /// Replaces the TLS settings; `null` removes them. Checked first: on
+    /// an error the settings in use stay.
+    #[napi]
+    pub fn set_tls(&self, env: &Env, tls: Option<TlsOptions>) -> Result<()> {
+        let mut c = Config::default();
+        if let Some(t) = tls {
+            apply_tls(&mut c, t).or_throw(env)?;
+        }
+        self.ep.set_tls(c.tls).or_throw(env)
+    }
+
+    /// Replaces the shared keys: a key file's path or the keys' text;
+    /// `null` (or empty) removes them.
+    #[napi]
+    pub fn set_shared_keys(&self, env: &Env, keys: Option<String>) -> Result<()> {
+        let keys = keys
+            .filter(|k| !k.trim().is_empty())
+            .map(|k| netchan::KeySource::parse(&k));
+        self.ep.set_shared_keys(keys).or_throw(env)
     }
 
     #[napi]

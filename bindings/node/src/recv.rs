@@ -277,12 +277,7 @@ impl NativeRequest {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()
-            .ok_or_else(|| {
-                code_err(
-                    ErrorCode::InvalidArgument,
-                    "the request was already answered",
-                )
-            })
+            .ok_or_else(|| code_err(ErrorCode::Closed, "the request was already answered"))
     }
 }
 

@@ -210,6 +210,83 @@ for (const transport of TRANSPORTS) {
       await rejectsWith(p.client.request('hang', '', { signal: AbortSignal.abort() }), 'CANCELLED')
     })
 
+    test('a declared publisher publishes on its pattern; publishMany sends a batch in order', async () => {
+      const sub = p.server.subscribe('p/**')
+      assert.ok(await p.client.waitForSubscribers('p/a', 5000))
+      const pub = p.client.declarePublisher('p/*')
+      assert.ok(pub instanceof netchan.Publisher)
+      assert.equal(pub.pattern, 'p/*')
+      await until(() => p.server.publishers('p/**').includes(p.client.name), 'the declaration')
+      await pub.publish('p/a', 'one')
+      pub.tryPublish('p/b', Buffer.from('two'))
+      await rejectsWith(pub.publish('q/a', 'x'), 'INVALID_PATH')
+      const n = await p.client.publishMany('p/many', (function * () { for (let i = 0; i < 100; i++) yield String(i) })())
+      assert.equal(n, 100)
+      assert.equal(await p.client.publishMany('p/many', []), 0)
+      await rejectsWith(p.client.publishMany('p//bad', ['x']), 'INVALID_PATH')
+      await rejectsWith(p.client.publishMany('p/many', 7), 'INVALID_ARGUMENT')
+      await rejectsWith(p.client.publishMany('p/many', [{}]), 'INVALID_ARGUMENT')
+      const got = []
+      while (got.length < 102) got.push(...await sub.recvMany(64))
+      assert.deepEqual(got.slice(0, 2).map((m) => [m.path, m.text()]), [['p/a', 'one'], ['p/b', 'two']])
+      assert.deepEqual(got.slice(2).map((m) => m.text()), Array.from({ length: 100 }, (_, i) => String(i)))
+      pub.close()
+      pub.close()
+      assert.throws(() => pub.tryPublish('p/a', 'x'), { code: 'CLOSED' })
+      await rejectsWith(pub.publish('p/a', 'x'), 'CLOSED')
+      await until(() => !p.server.publishers('p/**').includes(p.client.name), 'the withdrawal')
+    })
+
+    test('a service without a handler hands out its requests: recv, for await, reply and fail', async () => {
+      const svc = p.server.serve('pull/*', { queue: 8 })
+      assert.ok(await p.client.waitForServers('pull/a', 5000))
+      const a = p.client.request('pull/a', 'x')
+      const b = p.client.request('pull/b', 'y')
+      const first = await svc.recv()
+      assert.equal(first.path, 'pull/a')
+      assert.equal(first.text(), 'x')
+      assert.equal(first.sender, p.client.name)
+      const got = []
+      for await (const req of svc) {
+        got.push(req)
+        break // leaving the loop stops serving
+      }
+      assert.equal(got[0].path, 'pull/b')
+      got[0].fail('no such thing', 'UNKNOWN_PEER')
+      first.reply('X')
+      assert.throws(() => first.reply('again'), { code: 'CLOSED' })
+      assert.throws(() => first.fail('bad', 'NOT_A_CODE'), { code: 'INVALID_ARGUMENT' })
+      assert.equal((await a).toString(), 'X')
+      await rejectsWith(b, 'UNKNOWN_PEER')
+      assert.equal(await svc.recv(), null)
+      await until(() => !p.client.hasServers('pull/a'), 'the service to be withdrawn')
+      // A handler service hands its requests to the handler only.
+      const handled = p.server.serve('h/*', () => 'ok')
+      await rejectsWith(handled.recv(), 'INVALID_ARGUMENT')
+      handled.close()
+    })
+
+    test('recvMany and tryRecvMany take what is queued, at most max', async () => {
+      const sub = p.server.subscribe('r/*')
+      assert.ok(await p.client.waitForSubscribers('r/x', 5000))
+      assert.deepEqual(sub.tryRecvMany(), [])
+      for (let i = 0; i < 10; i++) await p.client.publish('r/x', String(i))
+      // All ten queued at the subscriber before the first take.
+      await until(() => p.server.stats().subscriptions.find((s) => s.pattern === 'r/*').queued >= 10, 'the ten to arrive')
+      const first = await sub.recvMany(4)
+      assert.deepEqual(first.map((m) => m.text()), ['0', '1', '2', '3'])
+      const rest = []
+      await until(() => { rest.push(...sub.tryRecvMany(100)); return rest.length >= 6 }, 'the rest')
+      assert.deepEqual(rest.map((m) => m.text()), ['4', '5', '6', '7', '8', '9'])
+      assert.throws(() => sub.tryRecvMany(0), { code: 'INVALID_ARGUMENT' })
+      await rejectsWith(sub.recvMany(1.5), 'INVALID_ARGUMENT')
+      const later = sub.recvMany()
+      await p.client.publish('r/x', 'late')
+      assert.deepEqual((await later).map((m) => m.text()), ['late'])
+      sub.close()
+      assert.deepEqual(await sub.recvMany(), [])
+    })
+
     test('ping, stats, discovery', async () => {
       const rtt = await p.client.ping(p.server.name)
       // Below pingTimeoutMs (default 5000), after which ping fails instead.

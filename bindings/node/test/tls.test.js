@@ -3,7 +3,7 @@
 // given as paths or Buffers; mutual TLS over tls://127.0.0.1; a client
 // without a certificate refused with CLIENT_CERT_REQUIRED; bad settings
 // named; plaintext beyond this host refused unless `insecure`; access
-// rules replaced at run time.
+// rules, TLS settings and shared keys replaced at run time.
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
@@ -88,4 +88,44 @@ test('access rules change at run time', async (t) => {
   server.setAcl(null)
   assert.equal((await within(client.request('echo/secret', 'ok'), WATCHDOG, 'no rules')).toString(), 'ok')
   assert.deepEqual(server.failedAttempts(), [])
+})
+
+test('TLS settings and shared keys are replaced at run time', { skip: !cli() && 'the netchan CLI is not built' }, async (t) => {
+  const f = certs(t)
+  // Named as its certificate was issued: peers accept only that name.
+  const server = new Endpoint({ name: 'server' })
+  const eps = [server]
+  t.after(async () => { await Promise.all(eps.map((e) => e.close())) })
+  await assert.rejects(server.listen('tls://127.0.0.1:0')) // no TLS settings yet
+  server.setTls({ cert: f('server.pem'), key: fs.readFileSync(f('server-key.pem')) })
+  const addr = await server.listen('tls://127.0.0.1:0')
+  const c1 = new Endpoint({ name: 'node-rt-c1', tls: { ca: f('ca.pem') } })
+  eps.push(c1)
+  assert.equal((await within(c1.connect(addr), WATCHDOG, 'connect')).identity, 'cert:server')
+  // A certificate that is not there: refused, named; the settings stay.
+  assert.throws(() => server.setTls({ cert: f('nope.pem'), key: f('server-key.pem') }), (e) => e.code === 'INVALID_ARGUMENT' && e.message.includes('nope.pem'))
+  assert.throws(() => server.setTls({ certificate: f('server.pem') }), { code: 'INVALID_ARGUMENT' })
+  const c2 = new Endpoint({ name: 'node-rt-c2', tls: { ca: f('ca.pem') } })
+  eps.push(c2)
+  await within(c2.connect(addr), WATCHDOG, 'connect after a refused replacement')
+  server.setTls(null) // removed: a new tls:// listener is refused
+  await assert.rejects(server.listen('tls://127.0.0.1:0'))
+
+  const keys = f('app.keys')
+  execFileSync(cli(), ['keygen', 'rt1', '--out', keys], { timeout: 30000 })
+  const keyed = new Endpoint({ name: 'node-psk-server' })
+  eps.push(keyed)
+  keyed.setSharedKeys(keys)
+  const kaddr = await keyed.listen('tcp://127.0.0.1:0')
+  const plain = new Endpoint({ name: 'node-psk-plain' })
+  const withKey = new Endpoint({ name: 'node-psk-keyed', settings: { psk: keys } })
+  eps.push(plain, withKey)
+  await assert.rejects(within(plain.connect(kaddr), WATCHDOG, 'refused connect'))
+  assert.equal((await within(withKey.connect(kaddr), WATCHDOG, 'keyed connect')).identity, 'key:rt1')
+  assert.throws(() => keyed.setSharedKeys(f('missing.keys')), { code: 'INVALID_ARGUMENT' })
+  assert.throws(() => keyed.setSharedKeys(42), { code: 'INVALID_ARGUMENT' })
+  keyed.setSharedKeys(null)
+  const plain2 = new Endpoint({ name: 'node-psk-plain2' })
+  eps.push(plain2)
+  await within(plain2.connect(kaddr), WATCHDOG, 'connect without keys')
 })

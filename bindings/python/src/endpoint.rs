@@ -1,6 +1,7 @@
 //! The `Endpoint` class (sync methods, plus the `_*_async` primitives that
 //! `netchan.aio` awaits) and its small value classes.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -58,6 +59,38 @@ fn seconds(what: &str, s: f64) -> PyResult<Duration> {
 
 /// A PEM option: `bytes` or a `str` starting with `-----BEGIN` are the PEM
 /// text; any other `str` or `os.PathLike` is a file's path.
+/// Applies TLS arguments to `c`: the PEMs (cert, key, ca, pinned: a path
+/// or PEM bytes), the client-auth choice and the server name. `prefix`
+/// names the arguments in errors (`tls_` in the constructor, none in
+/// `set_tls`).
+fn apply_tls(
+    c: &mut Config,
+    prefix: &str,
+    pems: [Option<&Bound<'_, PyAny>>; 4],
+    client_auth: Option<&str>,
+    server_name: Option<String>,
+) -> PyResult<()> {
+    if let Some(v) = client_auth {
+        c.set("tls.client_auth", v).map_err(to_py)?;
+    }
+    if let Some(v) = server_name {
+        c.set("tls.server_name", &v).map_err(to_py)?;
+    }
+    for (i, v) in pems.into_iter().enumerate() {
+        let Some(v) = v else { continue };
+        let field = ["cert", "key", "ca", "pinned"][i];
+        let p = Some(pem(&format!("{prefix}{field}"), v)?);
+        let t = c.tls.get_or_insert_with(netchan::TlsConfig::default);
+        match i {
+            0 => t.cert = p,
+            1 => t.key = p,
+            2 => t.ca = p,
+            _ => t.pinned = p,
+        }
+    }
+    Ok(())
+}
+
 fn pem(name: &str, v: &Bound<'_, PyAny>) -> PyResult<netchan::Pem> {
     if let Ok(b) = v.cast::<PyBytes>() {
         let t = std::str::from_utf8(b.as_bytes()).map_err(|_| {
@@ -137,11 +170,41 @@ impl From<netchan::PeerInfo> for PeerInfo {
     }
 }
 
-/// A publisher declaration (discovery); `close()` withdraws it.
+/// A publisher declaration (discovery) that also publishes on paths its
+/// pattern matches, through a cached route; `close()` withdraws it.
 #[pyclass(module = "netchan._native", frozen)]
 pub struct Publisher {
     pattern: String,
-    decl: std::sync::Mutex<Option<netchan::Publisher>>,
+    decl: std::sync::Mutex<Option<Arc<netchan::Publisher>>>,
+    rt: Handle,
+    blocker: netchan::blocking::Blocker,
+}
+
+impl Publisher {
+    /// The declaration, or `ClosedError` once `close()` withdrew it.
+    fn decl(&self) -> PyResult<Arc<netchan::Publisher>> {
+        check_alive()?;
+        self.decl
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| {
+                to_py(netchan::Error::new(
+                    netchan::ErrorCode::Closed,
+                    "this publisher was closed",
+                ))
+            })
+    }
+
+    fn publish_fut(
+        &self,
+        path: String,
+        data: &Bound<'_, PyAny>,
+    ) -> PyResult<BoxFut<netchan::Result<()>>> {
+        let p = payload(data)?;
+        let d = self.decl()?;
+        Ok(Box::pin(async move { d.publish(&path, p).await }))
+    }
 }
 
 #[pymethods]
@@ -150,6 +213,28 @@ impl Publisher {
     #[getter]
     fn pattern(&self) -> &str {
         &self.pattern
+    }
+    /// Publishes `data` on `path`, which the pattern must match
+    /// (`InvalidPathError` otherwise), as `Endpoint.publish` does.
+    fn publish(&self, py: Python<'_>, path: String, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let fut = self.publish_fut(path, data)?;
+        run_blocking(py, &self.blocker, fut)
+    }
+    /// Publishes without waiting, as `Endpoint.try_publish` does.
+    fn try_publish(&self, path: &str, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let p = payload(data)?;
+        let d = self.decl()?;
+        let _enter = self.rt.enter();
+        d.try_publish(path, p).map_err(to_py)
+    }
+    fn _publish_async<'py>(
+        &self,
+        event_loop: &Bound<'py, PyAny>,
+        path: String,
+        data: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let fut = self.publish_fut(path, data)?;
+        maybe_async(&self.rt, event_loop, fut, conv_none)
     }
     /// Withdraws the declaration.
     fn close(&self) {
@@ -265,11 +350,14 @@ impl Endpoint {
         path: String,
         data: Option<&Bound<'_, PyAny>>,
         timeout: f64,
+        wait_for_responder: bool,
     ) -> PyResult<impl std::future::Future<Output = netchan::Result<Bytes>> + Send + 'static> {
         let p = opt_payload(data)?;
         let t = seconds("timeout", timeout)?;
+        let mut o = netchan::RequestOptions::timeout(t);
+        o.wait_for_responder = wait_for_responder;
         let ep = self.ep.clone();
-        Ok(async move { ep.request(&path, p, t).await })
+        Ok(async move { ep.request_with(&path, p, o).await })
     }
 }
 
@@ -366,28 +454,8 @@ impl Endpoint {
         if let Some(v) = insecure {
             c.insecure = v;
         }
-        if let Some(v) = tls_client_auth {
-            c.set("tls.client_auth", v).map_err(to_py)?;
-        }
-        if let Some(v) = tls_server_name {
-            c.set("tls.server_name", &v).map_err(to_py)?;
-        }
-        for (name, v) in [
-            ("tls_cert", tls_cert),
-            ("tls_key", tls_key),
-            ("tls_ca", tls_ca),
-            ("tls_pinned", tls_pinned),
-        ] {
-            let Some(v) = v else { continue };
-            let p = Some(pem(name, v)?);
-            let t = c.tls.get_or_insert_with(netchan::TlsConfig::default);
-            match name {
-                "tls_cert" => t.cert = p,
-                "tls_key" => t.key = p,
-                "tls_ca" => t.ca = p,
-                _ => t.pinned = p,
-            }
-        }
+        let pems = [tls_cert, tls_key, tls_ca, tls_pinned];
+        apply_tls(&mut c, "tls_", pems, tls_client_auth, tls_server_name)?;
         crate::logbridge::refresh(py);
         // The dispatcher thread (asyncio completions, log records) starts
         // with the first endpoint.
@@ -510,16 +578,19 @@ impl Endpoint {
         Ok(Service::new(svc))
     }
 
-    /// Sends a request and waits up to `timeout` seconds for the reply.
-    #[pyo3(signature = (path, data=None, timeout=5.0))]
+    /// Sends a request and waits up to `timeout` seconds for the reply;
+    /// with `wait_for_responder`, first waits (within the timeout) for a
+    /// server to appear instead of raising `NoRespondersError` at once.
+    #[pyo3(signature = (path, data=None, timeout=5.0, *, wait_for_responder=false))]
     fn request<'py>(
         &self,
         py: Python<'py>,
         path: String,
         data: Option<&Bound<'py, PyAny>>,
         timeout: f64,
+        wait_for_responder: bool,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let fut = self.request_fut(path, data, timeout)?;
+        let fut = self.request_fut(path, data, timeout, wait_for_responder)?;
         let b = run_blocking(py, &self.blocker, fut)?;
         Ok(PyBytes::new(py, &b))
     }
@@ -700,6 +771,63 @@ impl Endpoint {
         run_blocking(py, &self.blocker, async move { ep.resume().await })
     }
 
+    /// Replaces the TLS settings (the constructor's `tls_*` arguments,
+    /// without the prefix); called with none of them, removes TLS
+    /// (`tls://` is then refused). Connections made from now on use the
+    /// new settings; existing ones keep theirs. Everything is read and
+    /// checked first: on an error the settings in use stay.
+    #[pyo3(signature = (*, cert=None, key=None, ca=None, pinned=None, client_auth=None, server_name=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn set_tls(
+        &self,
+        cert: Option<&Bound<'_, PyAny>>,
+        key: Option<&Bound<'_, PyAny>>,
+        ca: Option<&Bound<'_, PyAny>>,
+        pinned: Option<&Bound<'_, PyAny>>,
+        client_auth: Option<&str>,
+        server_name: Option<String>,
+    ) -> PyResult<()> {
+        check_alive()?;
+        let mut c = Config::default();
+        apply_tls(
+            &mut c,
+            "",
+            [cert, key, ca, pinned],
+            client_auth,
+            server_name,
+        )?;
+        self.ep.set_tls(c.tls).map_err(to_py)
+    }
+
+    /// Replaces the shared keys: a key file's path (`netchan keygen`) or
+    /// the keys' text, as the `psk` setting takes it; `None` removes them.
+    /// `tcp://` links made from now on prove the new keys; on an error the
+    /// keys in use stay.
+    fn set_shared_keys(&self, keys: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        check_alive()?;
+        let keys = match keys {
+            None => None,
+            Some(k) => {
+                let text: String = k
+                    .py()
+                    .import("os")?
+                    .call_method1("fspath", (k,))
+                    .and_then(|p| p.extract::<String>())
+                    .or_else(|_| k.extract::<String>())?;
+                (!text.trim().is_empty()).then(|| netchan::KeySource::parse(&text))
+            }
+        };
+        self.ep.set_shared_keys(keys).map_err(to_py)
+    }
+
+    /// Redials every lost peer now, skipping the rest of its backoff
+    /// delay; returns at once (the outcome arrives as events).
+    fn reconnect_now(&self) -> PyResult<()> {
+        check_alive()?;
+        self.ep.reconnect_now();
+        Ok(())
+    }
+
     /// The network changed: drops every link and redials every dialled
     /// address now.
     fn network_changed(&self, py: Python<'_>) -> PyResult<()> {
@@ -774,7 +902,9 @@ impl Endpoint {
         let d = self.ep.declare_publisher(pattern).map_err(to_py)?;
         Ok(Publisher {
             pattern: pattern.to_owned(),
-            decl: std::sync::Mutex::new(Some(d)),
+            decl: std::sync::Mutex::new(Some(Arc::new(d))),
+            rt: self.rt.clone(),
+            blocker: self.blocker.clone(),
         })
     }
 
@@ -855,7 +985,7 @@ impl Endpoint {
         start_async(event_loop.py(), &self.rt, event_loop, fut, conv_usize)
     }
 
-    #[pyo3(signature = (event_loop, path, data=None, timeout=5.0))]
+    #[pyo3(signature = (event_loop, path, data=None, timeout=5.0, wait_for_responder=false))]
     fn _request_async<'py>(
         &self,
         py: Python<'py>,
@@ -863,8 +993,9 @@ impl Endpoint {
         path: String,
         data: Option<&Bound<'py, PyAny>>,
         timeout: f64,
+        wait_for_responder: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let fut = self.request_fut(path, data, timeout)?;
+        let fut = self.request_fut(path, data, timeout, wait_for_responder)?;
         start_async(py, &self.rt, event_loop, fut, conv_bytes)
     }
 

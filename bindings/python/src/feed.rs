@@ -373,9 +373,10 @@ impl Request {
                 f(r);
                 Ok(())
             }
-            None => Err(pyo3::exceptions::PyRuntimeError::new_err(
+            None => Err(crate::errors::to_py(netchan::Error::new(
+                netchan::ErrorCode::Closed,
                 "this request was already answered",
-            )),
+            ))),
         }
     }
 }

@@ -50,6 +50,32 @@ def test_pubsub_request_and_gather(listen_addr: str) -> None:
     run(main())
 
 
+def test_async_publisher_and_a_request_that_waits_for_its_responder(listen_addr: str) -> None:
+    async def main() -> None:
+        async with aio.Endpoint("server") as server, aio.Endpoint("client") as client:
+            sub = server.subscribe("p/**")
+            await client.connect(await server.listen(listen_addr))
+            assert await client.wait_for_subscribers("p/a")
+            async with client.declare_publisher("p/*") as decl:
+                assert decl.pattern == "p/*"
+                await wait_until_async(lambda: server.publishers("p/**") == ["client"], "the declaration")
+                await decl.publish("p/a", b"one")
+                decl.try_publish("p/b", b"two")
+                with pytest.raises(netchan.InvalidPathError):
+                    await decl.publish("q/a", b"x")
+            await wait_until_async(lambda: server.publishers("p/**") == [], "the withdrawal")
+            got = [await sub.recv_async(timeout=WATCHDOG) for _ in range(2)]
+            assert [m.payload for m in got if m is not None] == [b"one", b"two"]
+            with pytest.raises(netchan.NoRespondersError):
+                await client.request("late/x", b"now")
+            reply = asyncio.ensure_future(client.request("late/x", b"hi", WATCHDOG, wait_for_responder=True))
+            await asyncio.sleep(0.05)
+            assert not reply.done()
+            server.serve("late/*", lambda req: b"late:" + req.payload)
+            assert await reply == b"late:hi"
+    run(main())
+
+
 def test_async_handler_errors_and_codes(listen_addr: str, caplog: pytest.LogCaptureFixture) -> None:
     threads = set()
 

@@ -10,6 +10,7 @@ import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Callable, Dict, List, Optional, Tuple, Type
 
 import pytest
@@ -104,6 +105,35 @@ def test_recv_many_and_large_payloads(pair: Pair) -> None:
         msgs += sub.recv_many(max=10, timeout=WATCHDOG)
     assert msgs[0].payload == big and len(msgs[0]) == len(big)
     assert [m.payload for m in msgs[1:]] == [b"a", b"b", b"c"]
+
+
+def test_an_async_callback_given_to_the_sync_api_is_a_type_error(pair: Pair, caplog: pytest.LogCaptureFixture) -> None:
+    server, client, _ = pair
+
+    async def on_message(msg: netchan.Message) -> None:
+        pass
+
+    async def handler(req: netchan.Request) -> bytes:
+        return b""
+
+    with pytest.raises(TypeError, match="netchan.aio"):
+        server.subscribe("a/*", on_message)
+    with pytest.raises(TypeError, match="netchan.aio"):
+        server.serve("a/*", handler)
+    assert server.subscribers("a/**") == [] and server.servers("a/**") == []  # nothing was declared
+    # A plain function that returns a coroutine is caught at its first message.
+    got = threading.Event()
+
+    def sneaky(msg: netchan.Message) -> object:
+        got.set()
+        return on_message(msg)
+
+    server.subscribe("b/*", sneaky)
+    assert client.wait_for_subscribers("b/x")
+    with caplog.at_level(logging.ERROR, logger="netchan"):
+        client.publish("b/x", b"1")
+        assert got.wait(WATCHDOG)
+        wait_until(lambda: any("netchan.aio" in r.getMessage() or "netchan.aio" in str(r.exc_info) for r in caplog.records), "the error to be logged")
 
 
 def test_bad_payload_type_is_a_type_error(pair: Pair) -> None:
@@ -301,7 +331,7 @@ def test_pull_service_reply_fail_and_timeout(pair: Pair) -> None:
 
     def reply_twice(req: netchan.Request) -> None:
         req.reply(b"ok")
-        with pytest.raises(RuntimeError):
+        with pytest.raises(netchan.ClosedError):  # as in C and Node
             req.reply(b"twice")
 
     assert answered_by(reply_twice, b"one") == b"ok"
@@ -465,6 +495,59 @@ def test_ping_peers_stats_and_discovery(pair: Pair) -> None:
     assert sst["subscriptions"][0]["pattern"] == "d/**" and sst["subscriptions"][0]["delivered"] == 1
     assert not client.wait_for_servers("nobody", timeout=0.05)
     svc.close()
+
+
+def test_a_declared_publisher_publishes_on_its_pattern(pair: Pair) -> None:
+    server, client, _ = pair
+    sub = server.subscribe("p/**")
+    assert client.wait_for_subscribers("p/a")
+    decl = client.declare_publisher("p/*")
+    decl.publish("p/a", b"one")
+    decl.try_publish("p/b", b"two")
+    with pytest.raises(netchan.InvalidPathError):
+        decl.publish("q/a", b"x")  # outside the declared pattern
+    got = [sub.recv(timeout=WATCHDOG) for _ in range(2)]
+    assert [(m.path, m.payload) for m in got if m is not None] == [("p/a", b"one"), ("p/b", b"two")]
+    decl.close()
+    with pytest.raises(netchan.ClosedError):
+        decl.publish("p/a", b"after close")
+    with pytest.raises(netchan.ClosedError):
+        decl.try_publish("p/a", b"after close")
+    assert sub.recv(timeout=0.05) is None
+
+
+def test_a_request_can_wait_for_a_responder(pair: Pair) -> None:
+    server, client, _ = pair
+    with pytest.raises(netchan.NoRespondersError):
+        client.request("late/x", b"now", timeout=WATCHDOG)
+    with ThreadPoolExecutor(1) as pool:
+        reply = pool.submit(client.request, "late/x", b"hi", WATCHDOG, wait_for_responder=True)
+        # Still waiting: nobody serves yet.
+        with pytest.raises(FutureTimeout):
+            reply.result(timeout=0.1)
+        server.serve("late/*", lambda req: b"late:" + req.payload)
+        assert reply.result(timeout=WATCHDOG) == b"late:hi"
+
+
+def test_reconnect_now_skips_the_backoff(listen_addr: str) -> None:
+    slow = {"reconnect.min_delay": "60s", "reconnect.max_delay": "60s"}
+    server = netchan.Endpoint("gone")
+    bound = server.listen(listen_addr)
+    with netchan.Endpoint("dialler", settings=slow) as client:
+        events = client.events()
+        client.connect(bound)
+        server.close()
+        # The first redial is announced 60 s away.
+        while True:
+            ev = events.recv(timeout=WATCHDOG)
+            assert ev is not None, "no reconnecting event"
+            if ev.kind == "reconnecting":
+                break
+        with netchan.Endpoint("gone") as again:
+            again.listen(bound)
+            assert client.peers() == []
+            client.reconnect_now()
+            wait_until(lambda: [p.name for p in client.peers()] == ["gone"], "the redial reconnect_now asked for")
 
 
 def test_events_report_peers_coming_and_going(listen_addr: str) -> None:

@@ -163,3 +163,38 @@ def test_access_rules_change_at_run_time(tmp_path: Path) -> None:
         with pytest.raises(TypeError):
             srv.set_acl(42)  # type: ignore[arg-type]
         assert srv.failed_attempts() == []
+
+
+def test_tls_and_shared_keys_are_replaced_at_run_time(certs: Path, tmp_path: Path) -> None:
+    # Named as its certificate was issued: peers accept only that name.
+    with netchan.Endpoint("server") as srv:
+        with pytest.raises(netchan.Error):
+            srv.listen("tls://127.0.0.1:0")  # no TLS settings yet
+        srv.set_tls(cert=certs / "server.pem", key=(certs / "server-key.pem").read_bytes())
+        addr = srv.listen("tls://127.0.0.1:0")
+        with netchan.Endpoint("c1", tls_ca=certs / "ca.pem") as c:
+            assert c.connect(addr).identity == "cert:server"
+        # A certificate that is not there: refused, named; the settings stay.
+        with pytest.raises(netchan.InvalidArgumentError, match="nope.pem"):
+            srv.set_tls(cert=tmp_path / "nope.pem", key=certs / "server-key.pem")
+        with netchan.Endpoint("c2", tls_ca=certs / "ca.pem") as c:
+            c.connect(addr)
+        srv.set_tls()  # removed: a new tls:// listener is refused
+        with pytest.raises(netchan.Error):
+            srv.listen("tls://127.0.0.1:0")
+    keys = tmp_path / "app.keys"
+    cli = os.environ.get("NETCHAN_CLI", "netchan")
+    subprocess.run([cli, "keygen", "rt1", "--out", str(keys)], check=True, capture_output=True, timeout=30)
+    with netchan.Endpoint("psk-server") as srv:
+        srv.set_shared_keys(keys)
+        addr = srv.listen("tcp://127.0.0.1:0")
+        with netchan.Endpoint("plain") as plain:
+            with pytest.raises(netchan.Error):
+                plain.connect(addr)
+        with netchan.Endpoint("keyed", settings={"psk": str(keys)}) as keyed:
+            assert keyed.connect(addr).identity == "key:rt1"
+        with pytest.raises(netchan.InvalidArgumentError):
+            srv.set_shared_keys(tmp_path / "missing.keys")
+        srv.set_shared_keys(None)
+        with netchan.Endpoint("plain2") as plain:
+            plain.connect(addr)

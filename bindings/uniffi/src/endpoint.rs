@@ -25,7 +25,8 @@ use crate::handles::{
 use crate::stream::{Stream, StreamHandler, StreamOptions};
 use crate::sub::Subscription;
 use crate::types::{
-    EndpointConfig, FailedAttempts, PeerInfo, RequestOptions, ServeOptions, Stats, SubscribeOptions,
+    EndpointConfig, FailedAttempts, PeerInfo, RequestOptions, ServeOptions, Stats,
+    SubscribeOptions, TlsSettings,
 };
 
 type Result<T, E = NetchanError> = std::result::Result<T, E>;
@@ -263,6 +264,28 @@ impl Endpoint {
             .await
     }
 
+    /// Publishes every payload of `payloads` on `path`, in order, in one
+    /// call; returns how many. Stops at the first error (those before it
+    /// were published).
+    ///
+    /// Errors: as `publish`.
+    pub async fn publish_many(
+        self: Arc<Self>,
+        path: String,
+        payloads: Vec<Vec<u8>>,
+    ) -> Result<u32> {
+        let ep = self.inner();
+        let core = ep.core.clone();
+        ep.spawn(async move {
+            let n = payloads.len() as u32;
+            for p in payloads {
+                core.publish(&path, p).await?;
+            }
+            Ok(n)
+        })
+        .await
+    }
+
     /// `publish` for a thread that may block (a plain Java or Kotlin
     /// thread, Swift code outside any task): returns at once when every
     /// target has room (the usual case), else waits as `publish` does. It
@@ -374,6 +397,24 @@ impl Endpoint {
         Ok(Arc::new(Service::new(id, pattern, self.inner.held.clone())))
     }
 
+    /// Serves `pattern` for pulling: its requests wait (at most
+    /// `options.queue`, the rest refused with `BUFFER_FULL`) until the
+    /// returned queue's `recv` or `try_recv` takes them. Unlike `serve`,
+    /// the service also ends when the queue's handle is freed (nothing
+    /// could take its requests then).
+    ///
+    /// Errors: `INVALID_PATH`, `INVALID_ARGUMENT` (a zero bound), `CLOSED`.
+    #[uniffi::method(default(options = None))]
+    pub fn serve_pull(
+        &self,
+        pattern: String,
+        options: Option<ServeOptions>,
+    ) -> Result<Arc<crate::pull::RequestQueue>> {
+        let opts = options.map(Into::into).unwrap_or_default();
+        let svc = self.core().serve_with(&pattern, opts)?;
+        Ok(Arc::new(crate::pull::RequestQueue::new(svc)))
+    }
+
     /// Opens a bidirectional stream on `path` to one endpoint serving
     /// streams there (a local stream service first, else a connected peer,
     /// in turn), with `first` as its first payload; returns once a server
@@ -426,12 +467,15 @@ impl Endpoint {
     ///
     /// Errors: `INVALID_PATH`, `CLOSED`.
     pub fn declare_publisher(&self, pattern: String) -> Result<Arc<Publisher>> {
-        let decl = self.core().declare_publisher(&pattern)?;
+        let decl = Arc::new(self.core().declare_publisher(&pattern)?);
+        let weak = Arc::downgrade(&decl);
         let id = self.inner.held.keep(decl);
         Ok(Arc::new(Publisher::new(
             id,
             pattern,
             self.inner.held.clone(),
+            weak,
+            self.inner.rt.clone(),
         )))
     }
 
@@ -513,6 +557,32 @@ impl Endpoint {
     /// on an error everything in use stays. Never blocks.
     pub fn reload_keys(&self) -> Result<()> {
         Ok(self.core().reload_keys()?)
+    }
+
+    /// Replaces the TLS settings (`null`/`nil` removes them): connections
+    /// made from now on use the new ones; existing ones keep theirs.
+    /// Checked first: on an error the settings in use stay. Never blocks.
+    ///
+    /// Errors: `INVALID_ARGUMENT` naming the setting or file at fault.
+    pub fn set_tls(&self, tls: Option<TlsSettings>) -> Result<()> {
+        let mut c = netchan::Config::default();
+        if let Some(t) = tls {
+            t.apply(&mut c)?;
+        }
+        Ok(self.core().set_tls(c.tls)?)
+    }
+
+    /// Replaces the shared keys: a key file's path (`netchan keygen`) or
+    /// the keys' text, as the `psk` setting takes it; `null`/`nil` (or
+    /// empty) removes them. `tcp://` links made from now on prove the new
+    /// keys; on an error the keys in use stay. Never blocks.
+    ///
+    /// Errors: `INVALID_ARGUMENT` naming the file or line at fault.
+    pub fn set_shared_keys(&self, keys: Option<String>) -> Result<()> {
+        let keys = keys
+            .filter(|k| !k.trim().is_empty())
+            .map(|k| netchan::KeySource::parse(&k));
+        Ok(self.core().set_shared_keys(keys)?)
     }
 
     /// Failed connection attempts per remote address (without its port),

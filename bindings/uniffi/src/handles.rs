@@ -131,16 +131,40 @@ impl Service {
 /// peers' `publishers()` list it). It survives `suspend()`/`resume()`.
 /// Close it (Kotlin: `cancel()`) to withdraw; letting go of the handle does
 /// not.
+///
+/// It also publishes, on paths its pattern matches, through a cache of the
+/// route it used last.
 #[derive(uniffi::Object)]
 pub struct Publisher {
     id: u64,
     pattern: String,
     held: Arc<Held>,
+    /// The declaration `held` keeps; gone once closed.
+    decl: std::sync::Weak<netchan::Publisher>,
+    rt: tokio::runtime::Handle,
 }
 
 impl Publisher {
-    pub(crate) fn new(id: u64, pattern: String, held: Arc<Held>) -> Publisher {
-        Publisher { id, pattern, held }
+    pub(crate) fn new(
+        id: u64,
+        pattern: String,
+        held: Arc<Held>,
+        decl: std::sync::Weak<netchan::Publisher>,
+        rt: tokio::runtime::Handle,
+    ) -> Publisher {
+        Publisher {
+            id,
+            pattern,
+            held,
+            decl,
+            rt,
+        }
+    }
+
+    fn decl(&self) -> Result<Arc<netchan::Publisher>, NetchanError> {
+        self.decl.upgrade().ok_or_else(|| {
+            netchan::Error::new(netchan::ErrorCode::Closed, "this publisher was closed").into()
+        })
     }
 }
 
@@ -149,6 +173,36 @@ impl Publisher {
     /// The declared pattern.
     pub fn pattern(&self) -> String {
         self.pattern.clone()
+    }
+
+    /// Publishes on `path`, which the pattern must match (`INVALID_PATH`
+    /// otherwise), as `Endpoint.publish` does.
+    ///
+    /// Errors: as `Endpoint.publish`; `CLOSED` once closed.
+    pub async fn publish(
+        self: Arc<Self>,
+        path: String,
+        payload: Vec<u8>,
+    ) -> Result<(), NetchanError> {
+        let d = self.decl()?;
+        crate::endpoint::spawn_on(
+            &self.rt,
+            async move { Ok(d.publish(&path, payload).await?) },
+        )
+        .await
+    }
+
+    /// `publish` for a thread that may block (see
+    /// `Endpoint.publish_blocking`).
+    pub fn publish_blocking(&self, path: String, payload: Vec<u8>) -> Result<(), NetchanError> {
+        Ok(self.decl()?.publish_blocking(&path, payload)?)
+    }
+
+    /// Like `publish` but never waits (see `Endpoint.try_publish`).
+    pub fn try_publish(&self, path: String, payload: Vec<u8>) -> Result<(), NetchanError> {
+        let d = self.decl()?;
+        let _rt = self.rt.enter();
+        Ok(d.try_publish(&path, payload)?)
     }
 
     /// Withdraws the declaration. Idempotent.

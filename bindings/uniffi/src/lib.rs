@@ -19,6 +19,8 @@
 //!   (`recv`, `recv_many`, `try_recv_many`) or feeding a [`MessageHandler`].
 //! - `handles`: [`Service`], [`Publisher`], [`EventStream`], [`CancelToken`]
 //!   and the foreign-implemented [`MessageHandler`] and [`RequestHandler`].
+//! - `pull`: [`RequestQueue`], a service whose requests are taken
+//!   (`recv`, `try_recv`) as [`IncomingRequest`]s and answered once.
 //! - `stream`: [`Stream`] (one side of a bidirectional stream, suspend and
 //!   blocking forms) and the foreign-implemented [`StreamHandler`], run on
 //!   a thread of its own per stream so that it may block on the stream.
@@ -49,6 +51,7 @@
 mod endpoint;
 mod error;
 mod handles;
+mod pull;
 mod stream;
 mod sub;
 mod types;
@@ -56,6 +59,7 @@ mod types;
 pub use endpoint::Endpoint;
 pub use error::{error_codes, ErrorCodeInfo, NetchanError};
 pub use handles::{CancelToken, EventStream, MessageHandler, Publisher, RequestHandler, Service};
+pub use pull::{IncomingRequest, RequestQueue};
 pub use stream::{Stream, StreamHandler, StreamOptions, StreamRequest};
 pub use sub::Subscription;
 pub use types::{

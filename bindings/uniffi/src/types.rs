@@ -627,6 +627,25 @@ pub struct TlsSettings {
     pub server_name: Option<String>,
 }
 
+impl TlsSettings {
+    /// Sets these settings on `c` by their names (`tls.cert`, ...).
+    pub(crate) fn apply(&self, c: &mut netchan::Config) -> Result<(), NetchanError> {
+        for (name, v) in [
+            ("tls.cert", &self.cert),
+            ("tls.key", &self.key),
+            ("tls.ca", &self.ca),
+            ("tls.pinned", &self.pinned),
+            ("tls.client_auth", &self.client_auth),
+            ("tls.server_name", &self.server_name),
+        ] {
+            if let Some(v) = v {
+                c.set(name, v)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl EndpointConfig {
     pub(crate) fn to_core(&self) -> Result<netchan::Config, NetchanError> {
         let ms = Duration::from_millis;
@@ -647,18 +666,7 @@ impl EndpointConfig {
         }
         c.insecure = c.insecure || self.insecure;
         if let Some(t) = &self.tls {
-            for (name, v) in [
-                ("tls.cert", &t.cert),
-                ("tls.key", &t.key),
-                ("tls.ca", &t.ca),
-                ("tls.pinned", &t.pinned),
-                ("tls.client_auth", &t.client_auth),
-                ("tls.server_name", &t.server_name),
-            ] {
-                if let Some(v) = v {
-                    c.set(name, v)?;
-                }
-            }
+            t.apply(&mut c)?;
         }
         c.heartbeat_interval = ms(self.heartbeat_interval_ms);
         c.heartbeat_misses = self.heartbeat_misses;

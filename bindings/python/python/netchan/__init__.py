@@ -159,6 +159,9 @@ class Endpoint(_native.Endpoint):
         ``"block"`` (default: wait, pushing back on the publisher),
         ``"drop_oldest"``, ``"drop_newest"`` or ``"disconnect"``.
         """
+        if callback is not None and _threads.is_async_callable(callback):
+            # It would only make coroutines that never run.
+            raise TypeError("an async callback needs netchan.aio.Endpoint.subscribe (this is the sync API)")
         sub = self._subscribe(pattern, capacity, max_bytes, overflow)
         if callback is not None:
             _threads.start(f"netchan-sub {pattern}", _threads.deliver, sub, callback)
@@ -186,6 +189,8 @@ class Endpoint(_native.Endpoint):
         """
         if threads < 1:
             raise InvalidArgumentError("threads must be at least 1")
+        if handler is not None and _threads.is_async_callable(handler):
+            raise TypeError("an async handler needs netchan.aio.Endpoint.serve (this is the sync API)")
         svc = self._serve(pattern, queue)
         if handler is not None:
             for i in range(threads):

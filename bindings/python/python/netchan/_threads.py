@@ -77,6 +77,13 @@ def start(name: str, target: Callable[..., None], *args: Any) -> threading.Threa
     return t
 
 
+def is_async_callable(f: object) -> bool:
+    """An ``async def`` function (or a partial of one, or an object whose
+    ``__call__`` is one): the sync API would only make coroutines that never
+    run."""
+    return inspect.iscoroutinefunction(f) or inspect.iscoroutinefunction(getattr(f, "__call__", None))
+
+
 def deliver(sub: Any, callback: Callable[[Any], object]) -> None:
     while True:
         try:
@@ -85,7 +92,13 @@ def deliver(sub: Any, callback: Callable[[Any], object]) -> None:
             return
         for msg in batch:
             try:
-                callback(msg)
+                result = callback(msg)
+                if inspect.isawaitable(result):
+                    if inspect.iscoroutine(result):
+                        result.close()  # never awaited: no RuntimeWarning
+                    raise TypeError(
+                        "an async callback needs netchan.aio.Endpoint.subscribe (this is the sync API)"
+                    )
             except Exception:
                 log.exception("subscription callback for %r raised", sub.pattern)
 

@@ -29,7 +29,7 @@ from . import Endpoint as _SyncEndpoint
 from . import Payload, _async, _native, _threads
 from ._errors import ClosedError, InvalidArgumentError
 from ._errors import TimeoutError as _NetchanTimeout
-from ._native import Events, Message, PeerInfo, Publisher, Request, Service, StreamRequest, Subscription, pack
+from ._native import Events, Message, PeerInfo, Request, Service, StreamRequest, Subscription, pack
 
 if TYPE_CHECKING:
     from ._native import Stats
@@ -42,6 +42,7 @@ __all__ = [
     "Message",
     "Events",
     "PeerInfo",
+    "Publisher",
     "Stream",
     "StreamRequest",
     "StreamService",
@@ -52,6 +53,59 @@ log = logging.getLogger("netchan")
 MessageCallback = Callable[[Message], Union[None, Awaitable[None]]]
 Handler = Callable[[Request], Union[object, Awaitable[object]]]
 StreamHandler = Callable[[StreamRequest, "Stream"], Union[object, Awaitable[object]]]
+
+
+class Publisher:
+    """A publisher declaration for asyncio code (see
+    :class:`netchan.Publisher`): peers find it with ``publishers()``, and
+    ``await publish(path, data)`` publishes on paths its pattern matches
+    through a cached route. ``close()`` (or leaving ``with`` / ``async
+    with``) withdraws it. ``.sync`` is the wrapped declaration.
+    """
+
+    __slots__ = ("_p",)
+
+    def __init__(self, publisher: _native.Publisher) -> None:
+        self._p = publisher
+
+    @property
+    def sync(self) -> _native.Publisher:
+        """The wrapped sync publisher."""
+        return self._p
+
+    @property
+    def pattern(self) -> str:
+        """The declared pattern."""
+        return self._p.pattern
+
+    async def publish(self, path: str, data: Payload) -> None:
+        """Publishes ``data`` on ``path`` (which the pattern must match);
+        waits only while a buffer is full."""
+        fut = self._p._publish_async(asyncio.get_running_loop(), path, data)
+        if fut is not None:
+            await fut
+
+    def try_publish(self, path: str, data: Payload) -> None:
+        """Publishes without ever waiting (``BufferFullError`` if a target had no room)."""
+        self._p.try_publish(path, data)
+
+    def close(self) -> None:
+        """Withdraws the declaration."""
+        self._p.close()
+
+    def __enter__(self) -> "Publisher":
+        return self
+
+    def __exit__(self, t: Optional[Type[BaseException]], v: Optional[BaseException], tb: Optional[TracebackType]) -> bool:
+        self.close()
+        return False
+
+    async def __aenter__(self) -> "Publisher":
+        return self
+
+    async def __aexit__(self, t: Optional[Type[BaseException]], v: Optional[BaseException], tb: Optional[TracebackType]) -> bool:
+        self.close()
+        return False
 
 
 class Stream:
@@ -284,9 +338,13 @@ class Endpoint:
         """Publishes without ever waiting (``BufferFullError`` if a target had no room)."""
         self._ep.try_publish(path, data)
 
-    async def request(self, path: str, data: Optional[Payload] = None, timeout: float = 5.0) -> bytes:
-        """Sends a request; returns the reply payload."""
-        return await self._ep._request_async(asyncio.get_running_loop(), path, data, timeout)
+    async def request(
+        self, path: str, data: Optional[Payload] = None, timeout: float = 5.0, *, wait_for_responder: bool = False
+    ) -> bytes:
+        """Sends a request; returns the reply payload. With
+        ``wait_for_responder``, first waits (within ``timeout``) for a
+        server to appear instead of raising ``NoRespondersError`` at once."""
+        return await self._ep._request_async(asyncio.get_running_loop(), path, data, timeout, wait_for_responder)
 
     async def open_stream(
         self,
@@ -407,6 +465,23 @@ class Endpoint:
         """Reads key, certificate and rules files again, as :meth:`netchan.Endpoint.reload_keys`."""
         self._ep.reload_keys()
 
+    def set_tls(
+        self,
+        *,
+        cert: Union[str, bytes, "os.PathLike[str]", None] = None,
+        key: Union[str, bytes, "os.PathLike[str]", None] = None,
+        ca: Union[str, bytes, "os.PathLike[str]", None] = None,
+        pinned: Union[str, bytes, "os.PathLike[str]", None] = None,
+        client_auth: Optional[str] = None,
+        server_name: Optional[str] = None,
+    ) -> None:
+        """Replaces the TLS settings, as :meth:`netchan.Endpoint.set_tls` (never blocks)."""
+        self._ep.set_tls(cert=cert, key=key, ca=ca, pinned=pinned, client_auth=client_auth, server_name=server_name)
+
+    def set_shared_keys(self, keys: Union[str, "os.PathLike[str]", None]) -> None:
+        """Replaces the shared keys, as :meth:`netchan.Endpoint.set_shared_keys` (never blocks)."""
+        self._ep.set_shared_keys(keys)
+
     def failed_attempts(self) -> List[Tuple[str, int]]:
         """Failed connection attempts per remote address, most first."""
         return self._ep.failed_attempts()
@@ -436,8 +511,13 @@ class Endpoint:
         return self._ep.servers(pattern)
 
     def declare_publisher(self, pattern: str) -> Publisher:
-        """Declares that this endpoint publishes on ``pattern`` (discovery)."""
-        return self._ep.declare_publisher(pattern)
+        """Declares that this endpoint publishes on ``pattern`` (discovery);
+        the publisher also publishes there."""
+        return Publisher(self._ep.declare_publisher(pattern))
+
+    def reconnect_now(self) -> None:
+        """Redials every lost peer now, skipping the rest of its backoff delay."""
+        self._ep.reconnect_now()
 
     async def suspend(self) -> None:
         """Closes every link and listener, keeping subscriptions, services,

@@ -974,6 +974,15 @@ public protocol EndpointProtocol: AnyObject, Sendable {
     func publishBlocking(path: String, payload: Data) throws 
     
     /**
+     * Publishes every payload of `payloads` on `path`, in order, in one
+     * call; returns how many. Stops at the first error (those before it
+     * were published).
+     *
+     * Errors: as `publish`.
+     */
+    func publishMany(path: String, payloads: [Data]) async throws  -> UInt32
+    
+    /**
      * Names of the endpoints that declared a publisher overlapping `pattern`.
      */
     func publishers(pattern: String) throws  -> [String]
@@ -1052,6 +1061,17 @@ public protocol EndpointProtocol: AnyObject, Sendable {
     func serveBounded(pattern: String, options: ServeOptions, handler: RequestHandler) throws  -> Service
     
     /**
+     * Serves `pattern` for pulling: its requests wait (at most
+     * `options.queue`, the rest refused with `BUFFER_FULL`) until the
+     * returned queue's `recv` or `try_recv` takes them. Unlike `serve`,
+     * the service also ends when the queue's handle is freed (nothing
+     * could take its requests then).
+     *
+     * Errors: `INVALID_PATH`, `INVALID_ARGUMENT` (a zero bound), `CLOSED`.
+     */
+    func servePull(pattern: String, options: ServeOptions?) throws  -> RequestQueue
+    
+    /**
      * Serves streams on `pattern`: `handler` handles each (see
      * `StreamHandler`), at most `options.maxConcurrent` at once,
      * `options.queue` waiting (the rest refused with `BUFFER_FULL`).
@@ -1073,6 +1093,25 @@ public protocol EndpointProtocol: AnyObject, Sendable {
      * the rules in use stay. Never blocks.
      */
     func setAcl(rules: String?) throws 
+    
+    /**
+     * Replaces the shared keys: a key file's path (`netchan keygen`) or
+     * the keys' text, as the `psk` setting takes it; `null`/`nil` (or
+     * empty) removes them. `tcp://` links made from now on prove the new
+     * keys; on an error the keys in use stay. Never blocks.
+     *
+     * Errors: `INVALID_ARGUMENT` naming the file or line at fault.
+     */
+    func setSharedKeys(keys: String?) throws 
+    
+    /**
+     * Replaces the TLS settings (`null`/`nil` removes them): connections
+     * made from now on use the new ones; existing ones keep theirs.
+     * Checked first: on an error the settings in use stay. Never blocks.
+     *
+     * Errors: `INVALID_ARGUMENT` naming the setting or file at fault.
+     */
+    func setTls(tls: TlsSettings?) throws 
     
     /**
      * Counters in total and per peer, and per-subscription queue figures.
@@ -1543,6 +1582,29 @@ open func publishBlocking(path: String, payload: Data)throws   {try rustCallWith
 }
     
     /**
+     * Publishes every payload of `payloads` on `path`, in order, in one
+     * call; returns how many. Stops at the first error (those before it
+     * were published).
+     *
+     * Errors: as `publish`.
+     */
+open func publishMany(path: String, payloads: [Data])async throws  -> UInt32  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_netchan_uniffi_fn_method_endpoint_publish_many(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(path),FfiConverterSequenceData.lower(payloads)
+                )
+            },
+            pollFunc: ffi_netchan_uniffi_rust_future_poll_u32,
+            completeFunc: ffi_netchan_uniffi_rust_future_complete_u32,
+            freeFunc: ffi_netchan_uniffi_rust_future_free_u32,
+            liftFunc: FfiConverterUInt32.lift,
+            errorHandler: FfiConverterTypeNetchanError_lift
+        )
+}
+    
+    /**
      * Names of the endpoints that declared a publisher overlapping `pattern`.
      */
 open func publishers(pattern: String)throws  -> [String]  {
@@ -1712,6 +1774,26 @@ open func serveBounded(pattern: String, options: ServeOptions, handler: RequestH
 }
     
     /**
+     * Serves `pattern` for pulling: its requests wait (at most
+     * `options.queue`, the rest refused with `BUFFER_FULL`) until the
+     * returned queue's `recv` or `try_recv` takes them. Unlike `serve`,
+     * the service also ends when the queue's handle is freed (nothing
+     * could take its requests then).
+     *
+     * Errors: `INVALID_PATH`, `INVALID_ARGUMENT` (a zero bound), `CLOSED`.
+     */
+open func servePull(pattern: String, options: ServeOptions? = nil)throws  -> RequestQueue  {
+    return try  FfiConverterTypeRequestQueue_lift(try rustCallWithError(FfiConverterTypeNetchanError_lift) {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_endpoint_serve_pull(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(pattern),
+        FfiConverterOptionTypeServeOptions.lower(options),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * Serves streams on `pattern`: `handler` handles each (see
      * `StreamHandler`), at most `options.maxConcurrent` at once,
      * `options.queue` waiting (the rest refused with `BUFFER_FULL`).
@@ -1755,6 +1837,39 @@ open func setAcl(rules: String?)throws   {try rustCallWithError(FfiConverterType
     uniffi_netchan_uniffi_fn_method_endpoint_set_acl(
             self.uniffiCloneHandle(),
         FfiConverterOptionString.lower(rules),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Replaces the shared keys: a key file's path (`netchan keygen`) or
+     * the keys' text, as the `psk` setting takes it; `null`/`nil` (or
+     * empty) removes them. `tcp://` links made from now on prove the new
+     * keys; on an error the keys in use stay. Never blocks.
+     *
+     * Errors: `INVALID_ARGUMENT` naming the file or line at fault.
+     */
+open func setSharedKeys(keys: String?)throws   {try rustCallWithError(FfiConverterTypeNetchanError_lift) {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_endpoint_set_shared_keys(
+            self.uniffiCloneHandle(),
+        FfiConverterOptionString.lower(keys),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Replaces the TLS settings (`null`/`nil` removes them): connections
+     * made from now on use the new ones; existing ones keep theirs.
+     * Checked first: on an error the settings in use stay. Never blocks.
+     *
+     * Errors: `INVALID_ARGUMENT` naming the setting or file at fault.
+     */
+open func setTls(tls: TlsSettings?)throws   {try rustCallWithError(FfiConverterTypeNetchanError_lift) {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_endpoint_set_tls(
+            self.uniffiCloneHandle(),
+        FfiConverterOptionTypeTlsSettings.lower(tls),uniffiCallStatus
     )
 }
 }
@@ -2118,10 +2233,261 @@ public func FfiConverterTypeEventStream_lower(_ value: EventStream) -> UInt64 {
 
 
 /**
+ * A request taken from a [`RequestQueue`]: answer it once with `reply` or
+ * `fail`. Freed unanswered, it fails with `HANDLER_ERROR`.
+ */
+public protocol IncomingRequestProtocol: AnyObject, Sendable {
+    
+    /**
+     * Fails the request: the caller gets `code` (a netchan code name,
+     * default `HANDLER_ERROR`) and `message`.
+     *
+     * Errors: `INVALID_ARGUMENT` for a code that is not one; `CLOSED` if
+     * answered already.
+     */
+    func fail(message: String, code: String) throws 
+    
+    /**
+     * True once the caller gave up (its timeout, a cancelled call, a lost
+     * link): a reply now is discarded.
+     */
+    func isCancelled()  -> Bool
+    
+    /**
+     * The concrete path the caller requested.
+     */
+    func path()  -> String
+    
+    /**
+     * The request payload.
+     */
+    func payload()  -> Data
+    
+    /**
+     * Time left before the caller stops waiting.
+     */
+    func remaining()  -> TimeInterval
+    
+    /**
+     * Answers with `payload`.
+     *
+     * Errors: `CLOSED` if answered already.
+     */
+    func reply(payload: Data) throws 
+    
+    /**
+     * The caller's endpoint name.
+     */
+    func sender()  -> String
+    
+}
+/**
+ * A request taken from a [`RequestQueue`]: answer it once with `reply` or
+ * `fail`. Freed unanswered, it fails with `HANDLER_ERROR`.
+ */
+open class IncomingRequest: IncomingRequestProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_netchan_uniffi_fn_clone_incomingrequest(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_netchan_uniffi_fn_free_incomingrequest(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Fails the request: the caller gets `code` (a netchan code name,
+     * default `HANDLER_ERROR`) and `message`.
+     *
+     * Errors: `INVALID_ARGUMENT` for a code that is not one; `CLOSED` if
+     * answered already.
+     */
+open func fail(message: String, code: String = "HANDLER_ERROR")throws   {try rustCallWithError(FfiConverterTypeNetchanError_lift) {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_incomingrequest_fail(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(message),
+        FfiConverterString.lower(code),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * True once the caller gave up (its timeout, a cancelled call, a lost
+     * link): a reply now is discarded.
+     */
+open func isCancelled() -> Bool  {
+    return try!  FfiConverterBool.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_incomingrequest_is_cancelled(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The concrete path the caller requested.
+     */
+open func path() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_incomingrequest_path(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The request payload.
+     */
+open func payload() -> Data  {
+    return try!  FfiConverterData.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_incomingrequest_payload(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Time left before the caller stops waiting.
+     */
+open func remaining() -> TimeInterval  {
+    return try!  FfiConverterDuration.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_incomingrequest_remaining(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Answers with `payload`.
+     *
+     * Errors: `CLOSED` if answered already.
+     */
+open func reply(payload: Data)throws   {try rustCallWithError(FfiConverterTypeNetchanError_lift) {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_incomingrequest_reply(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(payload),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * The caller's endpoint name.
+     */
+open func sender() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_incomingrequest_sender(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeIncomingRequest: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = IncomingRequest
+
+    public static func lift(_ handle: UInt64) throws -> IncomingRequest {
+        return IncomingRequest(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: IncomingRequest) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> IncomingRequest {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: IncomingRequest, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIncomingRequest_lift(_ handle: UInt64) throws -> IncomingRequest {
+    return try FfiConverterTypeIncomingRequest.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIncomingRequest_lower(_ value: IncomingRequest) -> UInt64 {
+    return FfiConverterTypeIncomingRequest.lower(value)
+}
+
+
+
+
+
+
+/**
  * A declaration that this endpoint publishes on a pattern (discovery:
  * peers' `publishers()` list it). It survives `suspend()`/`resume()`.
  * Close it (Kotlin: `cancel()`) to withdraw; letting go of the handle does
  * not.
+ *
+ * It also publishes, on paths its pattern matches, through a cache of the
+ * route it used last.
  */
 public protocol PublisherProtocol: AnyObject, Sendable {
     
@@ -2135,12 +2501,34 @@ public protocol PublisherProtocol: AnyObject, Sendable {
      */
     func pattern()  -> String
     
+    /**
+     * Publishes on `path`, which the pattern must match (`INVALID_PATH`
+     * otherwise), as `Endpoint.publish` does.
+     *
+     * Errors: as `Endpoint.publish`; `CLOSED` once closed.
+     */
+    func publish(path: String, payload: Data) async throws 
+    
+    /**
+     * `publish` for a thread that may block (see
+     * `Endpoint.publish_blocking`).
+     */
+    func publishBlocking(path: String, payload: Data) throws 
+    
+    /**
+     * Like `publish` but never waits (see `Endpoint.try_publish`).
+     */
+    func tryPublish(path: String, payload: Data) throws 
+    
 }
 /**
  * A declaration that this endpoint publishes on a pattern (discovery:
  * peers' `publishers()` list it). It survives `suspend()`/`resume()`.
  * Close it (Kotlin: `cancel()`) to withdraw; letting go of the handle does
  * not.
+ *
+ * It also publishes, on paths its pattern matches, through a cache of the
+ * route it used last.
  */
 open class Publisher: PublisherProtocol, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -2218,6 +2606,55 @@ open func pattern() -> String  {
 })
 }
     
+    /**
+     * Publishes on `path`, which the pattern must match (`INVALID_PATH`
+     * otherwise), as `Endpoint.publish` does.
+     *
+     * Errors: as `Endpoint.publish`; `CLOSED` once closed.
+     */
+open func publish(path: String, payload: Data)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_netchan_uniffi_fn_method_publisher_publish(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(path),FfiConverterData.lower(payload)
+                )
+            },
+            pollFunc: ffi_netchan_uniffi_rust_future_poll_void,
+            completeFunc: ffi_netchan_uniffi_rust_future_complete_void,
+            freeFunc: ffi_netchan_uniffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeNetchanError_lift
+        )
+}
+    
+    /**
+     * `publish` for a thread that may block (see
+     * `Endpoint.publish_blocking`).
+     */
+open func publishBlocking(path: String, payload: Data)throws   {try rustCallWithError(FfiConverterTypeNetchanError_lift) {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_publisher_publish_blocking(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(path),
+        FfiConverterData.lower(payload),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Like `publish` but never waits (see `Endpoint.try_publish`).
+     */
+open func tryPublish(path: String, payload: Data)throws   {try rustCallWithError(FfiConverterTypeNetchanError_lift) {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_publisher_try_publish(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(path),
+        FfiConverterData.lower(payload),uniffiCallStatus
+    )
+}
+}
+    
 
     
 }
@@ -2261,6 +2698,211 @@ public func FfiConverterTypePublisher_lift(_ handle: UInt64) throws -> Publisher
 #endif
 public func FfiConverterTypePublisher_lower(_ value: Publisher) -> UInt64 {
     return FfiConverterTypePublisher.lower(value)
+}
+
+
+
+
+
+
+/**
+ * A served pattern whose requests are taken, not handed to a handler
+ * (`Endpoint.servePull`): `recv()` waits for the next one, `tryRecv()`
+ * takes one if queued. The service ends when closed (Kotlin: `cancel()`),
+ * when its endpoint closes, or when the handle is freed (nothing could
+ * take its requests then); requests still queued fail with `CLOSED`.
+ */
+public protocol RequestQueueProtocol: AnyObject, Sendable {
+    
+    /**
+     * Stops serving; requests still queued fail with `CLOSED`. Idempotent.
+     */
+    func close() 
+    
+    /**
+     * The served pattern.
+     */
+    func pattern()  -> String
+    
+    /**
+     * The next request, waiting for one; `null`/`nil` once the service
+     * (or its endpoint) is closed. Calls wait their turn: each request
+     * goes to one of them.
+     */
+    func recv() async  -> IncomingRequest?
+    
+    /**
+     * The next queued request without waiting; `null`/`nil` when none is
+     * queued.
+     *
+     * Errors: `CLOSED` once the service is closed.
+     */
+    func tryRecv() throws  -> IncomingRequest?
+    
+}
+/**
+ * A served pattern whose requests are taken, not handed to a handler
+ * (`Endpoint.servePull`): `recv()` waits for the next one, `tryRecv()`
+ * takes one if queued. The service ends when closed (Kotlin: `cancel()`),
+ * when its endpoint closes, or when the handle is freed (nothing could
+ * take its requests then); requests still queued fail with `CLOSED`.
+ */
+open class RequestQueue: RequestQueueProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_netchan_uniffi_fn_clone_requestqueue(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_netchan_uniffi_fn_free_requestqueue(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Stops serving; requests still queued fail with `CLOSED`. Idempotent.
+     */
+open func close()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_requestqueue_close(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * The served pattern.
+     */
+open func pattern() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_requestqueue_pattern(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The next request, waiting for one; `null`/`nil` once the service
+     * (or its endpoint) is closed. Calls wait their turn: each request
+     * goes to one of them.
+     */
+open func recv()async  -> IncomingRequest?  {
+    return
+        try!  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_netchan_uniffi_fn_method_requestqueue_recv(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_netchan_uniffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_netchan_uniffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_netchan_uniffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterOptionTypeIncomingRequest.lift,
+            errorHandler: nil
+            
+        )
+}
+    
+    /**
+     * The next queued request without waiting; `null`/`nil` when none is
+     * queued.
+     *
+     * Errors: `CLOSED` once the service is closed.
+     */
+open func tryRecv()throws  -> IncomingRequest?  {
+    return try  FfiConverterOptionTypeIncomingRequest.lift(try rustCallWithError(FfiConverterTypeNetchanError_lift) {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_requestqueue_try_recv(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRequestQueue: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = RequestQueue
+
+    public static func lift(_ handle: UInt64) throws -> RequestQueue {
+        return RequestQueue(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: RequestQueue) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RequestQueue {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: RequestQueue, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRequestQueue_lift(_ handle: UInt64) throws -> RequestQueue {
+    return try FfiConverterTypeRequestQueue.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRequestQueue_lower(_ value: RequestQueue) -> UInt64 {
+    return FfiConverterTypeRequestQueue.lower(value)
 }
 
 
@@ -5945,6 +6587,30 @@ fileprivate struct FfiConverterOptionTypeCancelToken: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeIncomingRequest: FfiConverterRustBuffer {
+    typealias SwiftType = IncomingRequest?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeIncomingRequest.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeIncomingRequest.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeMessage: FfiConverterRustBuffer {
     typealias SwiftType = Message?
 
@@ -5961,6 +6627,30 @@ fileprivate struct FfiConverterOptionTypeMessage: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeMessage.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeServeOptions: FfiConverterRustBuffer {
+    typealias SwiftType = ServeOptions?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeServeOptions.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeServeOptions.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -6130,6 +6820,31 @@ fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterString.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceData: FfiConverterRustBuffer {
+    typealias SwiftType = [Data]
+
+    public static func write(_ value: [Data], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterData.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Data] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Data]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterData.read(from: &buf))
         }
         return seq
     }
@@ -6469,6 +7184,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_netchan_uniffi_checksum_method_endpoint_publish_blocking() != 48813) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_netchan_uniffi_checksum_method_endpoint_publish_many() != 52444) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_netchan_uniffi_checksum_method_endpoint_publishers() != 38048) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -6496,6 +7214,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_netchan_uniffi_checksum_method_endpoint_serve_bounded() != 4050) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_netchan_uniffi_checksum_method_endpoint_serve_pull() != 32023) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_netchan_uniffi_checksum_method_endpoint_serve_stream() != 51289) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -6503,6 +7224,12 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_netchan_uniffi_checksum_method_endpoint_set_acl() != 8568) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_endpoint_set_shared_keys() != 39515) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_endpoint_set_tls() != 46657) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_netchan_uniffi_checksum_method_endpoint_stats() != 17229) {
@@ -6550,10 +7277,52 @@ private let initializationResult: InitializationResult = {
     if (uniffi_netchan_uniffi_checksum_method_publisher_pattern() != 17173) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_netchan_uniffi_checksum_method_publisher_publish() != 20405) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_publisher_publish_blocking() != 32531) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_publisher_try_publish() != 59632) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_netchan_uniffi_checksum_method_service_close() != 11445) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_netchan_uniffi_checksum_method_service_pattern() != 30998) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_incomingrequest_fail() != 7014) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_incomingrequest_is_cancelled() != 59327) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_incomingrequest_path() != 24063) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_incomingrequest_payload() != 44095) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_incomingrequest_remaining() != 49983) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_incomingrequest_reply() != 22864) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_incomingrequest_sender() != 62026) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_requestqueue_close() != 61071) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_requestqueue_pattern() != 53596) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_requestqueue_recv() != 45181) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_requestqueue_try_recv() != 41833) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_netchan_uniffi_checksum_method_stream_cancel() != 63470) {

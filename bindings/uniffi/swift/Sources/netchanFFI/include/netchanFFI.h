@@ -404,6 +404,11 @@ uint64_t uniffi_netchan_uniffi_fn_method_endpoint_publish(uint64_t ptr, RustBuff
 void uniffi_netchan_uniffi_fn_method_endpoint_publish_blocking(uint64_t ptr, RustBuffer path, RustBuffer payload, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_PUBLISH_MANY
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_PUBLISH_MANY
+uint64_t uniffi_netchan_uniffi_fn_method_endpoint_publish_many(uint64_t ptr, RustBuffer path, RustBuffer payloads
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_PUBLISHERS
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_PUBLISHERS
 RustBuffer uniffi_netchan_uniffi_fn_method_endpoint_publishers(uint64_t ptr, RustBuffer pattern, RustCallStatus *_Nonnull out_status
@@ -449,6 +454,11 @@ uint64_t uniffi_netchan_uniffi_fn_method_endpoint_serve(uint64_t ptr, RustBuffer
 uint64_t uniffi_netchan_uniffi_fn_method_endpoint_serve_bounded(uint64_t ptr, RustBuffer pattern, RustBuffer options, uint64_t handler, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_SERVE_PULL
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_SERVE_PULL
+uint64_t uniffi_netchan_uniffi_fn_method_endpoint_serve_pull(uint64_t ptr, RustBuffer pattern, RustBuffer options, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_SERVE_STREAM
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_SERVE_STREAM
 uint64_t uniffi_netchan_uniffi_fn_method_endpoint_serve_stream(uint64_t ptr, RustBuffer pattern, RustBuffer options, uint64_t handler, RustCallStatus *_Nonnull out_status
@@ -462,6 +472,16 @@ RustBuffer uniffi_netchan_uniffi_fn_method_endpoint_servers(uint64_t ptr, RustBu
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_SET_ACL
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_SET_ACL
 void uniffi_netchan_uniffi_fn_method_endpoint_set_acl(uint64_t ptr, RustBuffer rules, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_SET_SHARED_KEYS
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_SET_SHARED_KEYS
+void uniffi_netchan_uniffi_fn_method_endpoint_set_shared_keys(uint64_t ptr, RustBuffer keys, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_SET_TLS
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_SET_TLS
+void uniffi_netchan_uniffi_fn_method_endpoint_set_tls(uint64_t ptr, RustBuffer tls, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_STATS
@@ -575,6 +595,21 @@ void uniffi_netchan_uniffi_fn_method_publisher_close(uint64_t ptr, RustCallStatu
 RustBuffer uniffi_netchan_uniffi_fn_method_publisher_pattern(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_PUBLISHER_PUBLISH
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_PUBLISHER_PUBLISH
+uint64_t uniffi_netchan_uniffi_fn_method_publisher_publish(uint64_t ptr, RustBuffer path, RustBuffer payload
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_PUBLISHER_PUBLISH_BLOCKING
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_PUBLISHER_PUBLISH_BLOCKING
+void uniffi_netchan_uniffi_fn_method_publisher_publish_blocking(uint64_t ptr, RustBuffer path, RustBuffer payload, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_PUBLISHER_TRY_PUBLISH
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_PUBLISHER_TRY_PUBLISH
+void uniffi_netchan_uniffi_fn_method_publisher_try_publish(uint64_t ptr, RustBuffer path, RustBuffer payload, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_CLONE_SERVICE
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_CLONE_SERVICE
 uint64_t uniffi_netchan_uniffi_fn_clone_service(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -593,6 +628,81 @@ void uniffi_netchan_uniffi_fn_method_service_close(uint64_t ptr, RustCallStatus 
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_SERVICE_PATTERN
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_SERVICE_PATTERN
 RustBuffer uniffi_netchan_uniffi_fn_method_service_pattern(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_CLONE_INCOMINGREQUEST
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_CLONE_INCOMINGREQUEST
+uint64_t uniffi_netchan_uniffi_fn_clone_incomingrequest(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_FREE_INCOMINGREQUEST
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_FREE_INCOMINGREQUEST
+void uniffi_netchan_uniffi_fn_free_incomingrequest(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_INCOMINGREQUEST_FAIL
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_INCOMINGREQUEST_FAIL
+void uniffi_netchan_uniffi_fn_method_incomingrequest_fail(uint64_t ptr, RustBuffer message, RustBuffer code, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_INCOMINGREQUEST_IS_CANCELLED
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_INCOMINGREQUEST_IS_CANCELLED
+int8_t uniffi_netchan_uniffi_fn_method_incomingrequest_is_cancelled(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_INCOMINGREQUEST_PATH
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_INCOMINGREQUEST_PATH
+RustBuffer uniffi_netchan_uniffi_fn_method_incomingrequest_path(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_INCOMINGREQUEST_PAYLOAD
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_INCOMINGREQUEST_PAYLOAD
+RustBuffer uniffi_netchan_uniffi_fn_method_incomingrequest_payload(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_INCOMINGREQUEST_REMAINING
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_INCOMINGREQUEST_REMAINING
+RustBuffer uniffi_netchan_uniffi_fn_method_incomingrequest_remaining(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_INCOMINGREQUEST_REPLY
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_INCOMINGREQUEST_REPLY
+void uniffi_netchan_uniffi_fn_method_incomingrequest_reply(uint64_t ptr, RustBuffer payload, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_INCOMINGREQUEST_SENDER
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_INCOMINGREQUEST_SENDER
+RustBuffer uniffi_netchan_uniffi_fn_method_incomingrequest_sender(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_CLONE_REQUESTQUEUE
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_CLONE_REQUESTQUEUE
+uint64_t uniffi_netchan_uniffi_fn_clone_requestqueue(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_FREE_REQUESTQUEUE
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_FREE_REQUESTQUEUE
+void uniffi_netchan_uniffi_fn_free_requestqueue(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_REQUESTQUEUE_CLOSE
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_REQUESTQUEUE_CLOSE
+void uniffi_netchan_uniffi_fn_method_requestqueue_close(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_REQUESTQUEUE_PATTERN
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_REQUESTQUEUE_PATTERN
+RustBuffer uniffi_netchan_uniffi_fn_method_requestqueue_pattern(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_REQUESTQUEUE_RECV
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_REQUESTQUEUE_RECV
+uint64_t uniffi_netchan_uniffi_fn_method_requestqueue_recv(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_REQUESTQUEUE_TRY_RECV
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_REQUESTQUEUE_TRY_RECV
+RustBuffer uniffi_netchan_uniffi_fn_method_requestqueue_try_recv(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_CLONE_STREAM
@@ -1107,6 +1217,12 @@ uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_publish_blocking(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_PUBLISH_MANY
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_PUBLISH_MANY
+uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_publish_many(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_PUBLISHERS
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_PUBLISHERS
 uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_publishers(void
@@ -1161,6 +1277,12 @@ uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_serve_bounded(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_SERVE_PULL
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_SERVE_PULL
+uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_serve_pull(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_SERVE_STREAM
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_SERVE_STREAM
 uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_serve_stream(void
@@ -1176,6 +1298,18 @@ uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_servers(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_SET_ACL
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_SET_ACL
 uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_set_acl(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_SET_SHARED_KEYS
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_SET_SHARED_KEYS
+uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_set_shared_keys(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_SET_TLS
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_SET_TLS
+uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_set_tls(void
     
 );
 #endif
@@ -1269,6 +1403,24 @@ uint16_t uniffi_netchan_uniffi_checksum_method_publisher_pattern(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_PUBLISHER_PUBLISH
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_PUBLISHER_PUBLISH
+uint16_t uniffi_netchan_uniffi_checksum_method_publisher_publish(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_PUBLISHER_PUBLISH_BLOCKING
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_PUBLISHER_PUBLISH_BLOCKING
+uint16_t uniffi_netchan_uniffi_checksum_method_publisher_publish_blocking(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_PUBLISHER_TRY_PUBLISH
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_PUBLISHER_TRY_PUBLISH
+uint16_t uniffi_netchan_uniffi_checksum_method_publisher_try_publish(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_SERVICE_CLOSE
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_SERVICE_CLOSE
 uint16_t uniffi_netchan_uniffi_checksum_method_service_close(void
@@ -1278,6 +1430,72 @@ uint16_t uniffi_netchan_uniffi_checksum_method_service_close(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_SERVICE_PATTERN
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_SERVICE_PATTERN
 uint16_t uniffi_netchan_uniffi_checksum_method_service_pattern(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_INCOMINGREQUEST_FAIL
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_INCOMINGREQUEST_FAIL
+uint16_t uniffi_netchan_uniffi_checksum_method_incomingrequest_fail(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_INCOMINGREQUEST_IS_CANCELLED
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_INCOMINGREQUEST_IS_CANCELLED
+uint16_t uniffi_netchan_uniffi_checksum_method_incomingrequest_is_cancelled(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_INCOMINGREQUEST_PATH
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_INCOMINGREQUEST_PATH
+uint16_t uniffi_netchan_uniffi_checksum_method_incomingrequest_path(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_INCOMINGREQUEST_PAYLOAD
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_INCOMINGREQUEST_PAYLOAD
+uint16_t uniffi_netchan_uniffi_checksum_method_incomingrequest_payload(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_INCOMINGREQUEST_REMAINING
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_INCOMINGREQUEST_REMAINING
+uint16_t uniffi_netchan_uniffi_checksum_method_incomingrequest_remaining(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_INCOMINGREQUEST_REPLY
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_INCOMINGREQUEST_REPLY
+uint16_t uniffi_netchan_uniffi_checksum_method_incomingrequest_reply(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_INCOMINGREQUEST_SENDER
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_INCOMINGREQUEST_SENDER
+uint16_t uniffi_netchan_uniffi_checksum_method_incomingrequest_sender(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_REQUESTQUEUE_CLOSE
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_REQUESTQUEUE_CLOSE
+uint16_t uniffi_netchan_uniffi_checksum_method_requestqueue_close(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_REQUESTQUEUE_PATTERN
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_REQUESTQUEUE_PATTERN
+uint16_t uniffi_netchan_uniffi_checksum_method_requestqueue_pattern(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_REQUESTQUEUE_RECV
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_REQUESTQUEUE_RECV
+uint16_t uniffi_netchan_uniffi_checksum_method_requestqueue_recv(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_REQUESTQUEUE_TRY_RECV
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_REQUESTQUEUE_TRY_RECV
+uint16_t uniffi_netchan_uniffi_checksum_method_requestqueue_try_recv(void
     
 );
 #endif

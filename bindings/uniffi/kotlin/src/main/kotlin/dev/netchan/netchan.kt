@@ -794,6 +794,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_publish_blocking(
     ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_endpoint_publish_many(
+    ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_publishers(
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_reconnect_now(
@@ -812,11 +814,17 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_serve_bounded(
     ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_endpoint_serve_pull(
+    ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_serve_stream(
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_servers(
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_set_acl(
+    ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_endpoint_set_shared_keys(
+    ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_endpoint_set_tls(
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_stats(
     ): Int
@@ -848,9 +856,37 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_publisher_pattern(
     ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_publisher_publish(
+    ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_publisher_publish_blocking(
+    ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_publisher_try_publish(
+    ): Int
     external fun uniffi_netchan_uniffi_checksum_method_service_close(
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_service_pattern(
+    ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_incomingrequest_fail(
+    ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_incomingrequest_is_cancelled(
+    ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_incomingrequest_path(
+    ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_incomingrequest_payload(
+    ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_incomingrequest_remaining(
+    ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_incomingrequest_reply(
+    ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_incomingrequest_sender(
+    ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_requestqueue_close(
+    ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_requestqueue_pattern(
+    ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_requestqueue_recv(
+    ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_requestqueue_try_recv(
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_stream_cancel(
     ): Int
@@ -963,6 +999,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_netchan_uniffi_fn_method_endpoint_publish_blocking(`ptr`: Long,`path`: RustBuffer.ByValue,`payload`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_netchan_uniffi_fn_method_endpoint_publish_many(`ptr`: Long,`path`: RustBuffer.ByValue,`payloads`: RustBuffer.ByValue,
+    ): Long
     external fun uniffi_netchan_uniffi_fn_method_endpoint_publishers(`ptr`: Long,`pattern`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_netchan_uniffi_fn_method_endpoint_reconnect_now(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -981,11 +1019,17 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_netchan_uniffi_fn_method_endpoint_serve_bounded(`ptr`: Long,`pattern`: RustBuffer.ByValue,`options`: RustBuffer.ByValue,`handler`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
+    external fun uniffi_netchan_uniffi_fn_method_endpoint_serve_pull(`ptr`: Long,`pattern`: RustBuffer.ByValue,`options`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
     external fun uniffi_netchan_uniffi_fn_method_endpoint_serve_stream(`ptr`: Long,`pattern`: RustBuffer.ByValue,`options`: RustBuffer.ByValue,`handler`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_netchan_uniffi_fn_method_endpoint_servers(`ptr`: Long,`pattern`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_netchan_uniffi_fn_method_endpoint_set_acl(`ptr`: Long,`rules`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_netchan_uniffi_fn_method_endpoint_set_shared_keys(`ptr`: Long,`keys`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_netchan_uniffi_fn_method_endpoint_set_tls(`ptr`: Long,`tls`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_netchan_uniffi_fn_method_endpoint_stats(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -1031,6 +1075,12 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_netchan_uniffi_fn_method_publisher_pattern(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_netchan_uniffi_fn_method_publisher_publish(`ptr`: Long,`path`: RustBuffer.ByValue,`payload`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_netchan_uniffi_fn_method_publisher_publish_blocking(`ptr`: Long,`path`: RustBuffer.ByValue,`payload`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_netchan_uniffi_fn_method_publisher_try_publish(`ptr`: Long,`path`: RustBuffer.ByValue,`payload`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_netchan_uniffi_fn_clone_service(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_netchan_uniffi_fn_free_service(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1038,6 +1088,36 @@ internal object UniffiLib {
     external fun uniffi_netchan_uniffi_fn_method_service_close(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_netchan_uniffi_fn_method_service_pattern(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_netchan_uniffi_fn_clone_incomingrequest(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_netchan_uniffi_fn_free_incomingrequest(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_netchan_uniffi_fn_method_incomingrequest_fail(`ptr`: Long,`message`: RustBuffer.ByValue,`code`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_netchan_uniffi_fn_method_incomingrequest_is_cancelled(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Byte
+    external fun uniffi_netchan_uniffi_fn_method_incomingrequest_path(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_netchan_uniffi_fn_method_incomingrequest_payload(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_netchan_uniffi_fn_method_incomingrequest_remaining(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_netchan_uniffi_fn_method_incomingrequest_reply(`ptr`: Long,`payload`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_netchan_uniffi_fn_method_incomingrequest_sender(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_netchan_uniffi_fn_clone_requestqueue(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_netchan_uniffi_fn_free_requestqueue(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_netchan_uniffi_fn_method_requestqueue_close(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_netchan_uniffi_fn_method_requestqueue_pattern(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_netchan_uniffi_fn_method_requestqueue_recv(`ptr`: Long,
+    ): Long
+    external fun uniffi_netchan_uniffi_fn_method_requestqueue_try_recv(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_netchan_uniffi_fn_clone_stream(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -1270,6 +1350,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_publish_blocking() and 0xFFFF) != 48813) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_publish_many() and 0xFFFF) != 52444) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_publishers() and 0xFFFF) != 38048) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1297,6 +1380,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_serve_bounded() and 0xFFFF) != 4050) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_serve_pull() and 0xFFFF) != 32023) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_serve_stream() and 0xFFFF) != 51289) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1304,6 +1390,12 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_set_acl() and 0xFFFF) != 8568) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_set_shared_keys() and 0xFFFF) != 39515) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_set_tls() and 0xFFFF) != 46657) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_stats() and 0xFFFF) != 17229) {
@@ -1351,10 +1443,52 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_netchan_uniffi_checksum_method_publisher_pattern() and 0xFFFF) != 17173) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_publisher_publish() and 0xFFFF) != 20405) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_publisher_publish_blocking() and 0xFFFF) != 32531) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_publisher_try_publish() and 0xFFFF) != 59632) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_netchan_uniffi_checksum_method_service_close() and 0xFFFF) != 11445) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_netchan_uniffi_checksum_method_service_pattern() and 0xFFFF) != 30998) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_incomingrequest_fail() and 0xFFFF) != 7014) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_incomingrequest_is_cancelled() and 0xFFFF) != 59327) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_incomingrequest_path() and 0xFFFF) != 24063) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_incomingrequest_payload() and 0xFFFF) != 44095) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_incomingrequest_remaining() and 0xFFFF) != 49983) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_incomingrequest_reply() and 0xFFFF) != 22864) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_incomingrequest_sender() and 0xFFFF) != 62026) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_requestqueue_close() and 0xFFFF) != 61071) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_requestqueue_pattern() and 0xFFFF) != 53596) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_requestqueue_recv() and 0xFFFF) != 45181) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_requestqueue_try_recv() and 0xFFFF) != 41833) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_netchan_uniffi_checksum_method_stream_cancel() and 0xFFFF) != 63470) {
@@ -2448,6 +2582,15 @@ public interface EndpointInterface {
     fun `publishBlocking`(`path`: kotlin.String, `payload`: kotlin.ByteArray)
     
     /**
+     * Publishes every payload of `payloads` on `path`, in order, in one
+     * call; returns how many. Stops at the first error (those before it
+     * were published).
+     *
+     * Errors: as `publish`.
+     */
+    suspend fun `publishMany`(`path`: kotlin.String, `payloads`: List<kotlin.ByteArray>): kotlin.UInt
+    
+    /**
      * Names of the endpoints that declared a publisher overlapping `pattern`.
      */
     fun `publishers`(`pattern`: kotlin.String): List<kotlin.String>
@@ -2526,6 +2669,17 @@ public interface EndpointInterface {
     fun `serveBounded`(`pattern`: kotlin.String, `options`: ServeOptions, `handler`: RequestHandler): Service
     
     /**
+     * Serves `pattern` for pulling: its requests wait (at most
+     * `options.queue`, the rest refused with `BUFFER_FULL`) until the
+     * returned queue's `recv` or `try_recv` takes them. Unlike `serve`,
+     * the service also ends when the queue's handle is freed (nothing
+     * could take its requests then).
+     *
+     * Errors: `INVALID_PATH`, `INVALID_ARGUMENT` (a zero bound), `CLOSED`.
+     */
+    fun `servePull`(`pattern`: kotlin.String, `options`: ServeOptions? = null): RequestQueue
+    
+    /**
      * Serves streams on `pattern`: `handler` handles each (see
      * `StreamHandler`), at most `options.maxConcurrent` at once,
      * `options.queue` waiting (the rest refused with `BUFFER_FULL`).
@@ -2547,6 +2701,25 @@ public interface EndpointInterface {
      * the rules in use stay. Never blocks.
      */
     fun `setAcl`(`rules`: kotlin.String?)
+    
+    /**
+     * Replaces the shared keys: a key file's path (`netchan keygen`) or
+     * the keys' text, as the `psk` setting takes it; `null`/`nil` (or
+     * empty) removes them. `tcp://` links made from now on prove the new
+     * keys; on an error the keys in use stay. Never blocks.
+     *
+     * Errors: `INVALID_ARGUMENT` naming the file or line at fault.
+     */
+    fun `setSharedKeys`(`keys`: kotlin.String?)
+    
+    /**
+     * Replaces the TLS settings (`null`/`nil` removes them): connections
+     * made from now on use the new ones; existing ones keep theirs.
+     * Checked first: on an error the settings in use stay. Never blocks.
+     *
+     * Errors: `INVALID_ARGUMENT` naming the setting or file at fault.
+     */
+    fun `setTls`(`tls`: TlsSettings?)
     
     /**
      * Counters in total and per peer, and per-subscription queue figures.
@@ -3142,6 +3315,36 @@ open class Endpoint: Disposable, AutoCloseable, EndpointInterface
 
     
     /**
+     * Publishes every payload of `payloads` on `path`, in order, in one
+     * call; returns how many. Stops at the first error (those before it
+     * were published).
+     *
+     * Errors: as `publish`.
+     */
+    @Throws(NetchanException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `publishMany`(`path`: kotlin.String, `payloads`: List<kotlin.ByteArray>) : kotlin.UInt {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_netchan_uniffi_fn_method_endpoint_publish_many(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`path`),
+        FfiConverterSequenceByteArray.lower(`payloads`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_netchan_uniffi_rust_future_poll_u32(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_netchan_uniffi_rust_future_complete_u32(future, continuation) },
+        { future -> UniffiLib.ffi_netchan_uniffi_rust_future_free_u32(future) },
+        // lift function
+        { FfiConverterUInt.lift(it) },
+        // Error FFI converter
+        NetchanException.ErrorHandler,
+    )
+    }
+
+    
+    /**
      * Names of the endpoints that declared a publisher overlapping `pattern`.
      */
     @Throws(NetchanException::class)override fun `publishers`(`pattern`: kotlin.String): List<kotlin.String> {
@@ -3362,6 +3565,31 @@ open class Endpoint: Disposable, AutoCloseable, EndpointInterface
 
     
     /**
+     * Serves `pattern` for pulling: its requests wait (at most
+     * `options.queue`, the rest refused with `BUFFER_FULL`) until the
+     * returned queue's `recv` or `try_recv` takes them. Unlike `serve`,
+     * the service also ends when the queue's handle is freed (nothing
+     * could take its requests then).
+     *
+     * Errors: `INVALID_PATH`, `INVALID_ARGUMENT` (a zero bound), `CLOSED`.
+     */
+    @Throws(NetchanException::class)override fun `servePull`(`pattern`: kotlin.String, `options`: ServeOptions?): RequestQueue {
+            return FfiConverterTypeRequestQueue.lift(
+    callWithHandle {
+    uniffiRustCallWithError(NetchanException) { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_endpoint_serve_pull(
+        it,
+        
+        FfiConverterString.lower(`pattern`),
+        FfiConverterOptionalTypeServeOptions.lower(`options`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
      * Serves streams on `pattern`: `handler` handles each (see
      * `StreamHandler`), at most `options.maxConcurrent` at once,
      * `options.queue` waiting (the rest refused with `BUFFER_FULL`).
@@ -3418,6 +3646,49 @@ open class Endpoint: Disposable, AutoCloseable, EndpointInterface
         it,
         
         FfiConverterOptionalString.lower(`rules`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Replaces the shared keys: a key file's path (`netchan keygen`) or
+     * the keys' text, as the `psk` setting takes it; `null`/`nil` (or
+     * empty) removes them. `tcp://` links made from now on prove the new
+     * keys; on an error the keys in use stay. Never blocks.
+     *
+     * Errors: `INVALID_ARGUMENT` naming the file or line at fault.
+     */
+    @Throws(NetchanException::class)override fun `setSharedKeys`(`keys`: kotlin.String?)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(NetchanException) { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_endpoint_set_shared_keys(
+        it,
+        
+        FfiConverterOptionalString.lower(`keys`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Replaces the TLS settings (`null`/`nil` removes them): connections
+     * made from now on use the new ones; existing ones keep theirs.
+     * Checked first: on an error the settings in use stay. Never blocks.
+     *
+     * Errors: `INVALID_ARGUMENT` naming the setting or file at fault.
+     */
+    @Throws(NetchanException::class)override fun `setTls`(`tls`: TlsSettings?)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(NetchanException) { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_endpoint_set_tls(
+        it,
+        
+        FfiConverterOptionalTypeTlsSettings.lower(`tls`),_status)
 }
     }
     
@@ -4068,10 +4339,425 @@ public object FfiConverterTypeEventStream: FfiConverter<EventStream, Long> {
 
 
 /**
+ * A request taken from a [`RequestQueue`]: answer it once with `reply` or
+ * `fail`. Freed unanswered, it fails with `HANDLER_ERROR`.
+ */
+public interface IncomingRequestInterface {
+    
+    /**
+     * Fails the request: the caller gets `code` (a netchan code name,
+     * default `HANDLER_ERROR`) and `message`.
+     *
+     * Errors: `INVALID_ARGUMENT` for a code that is not one; `CLOSED` if
+     * answered already.
+     */
+    fun `fail`(`message`: kotlin.String, `code`: kotlin.String = "HANDLER_ERROR")
+    
+    /**
+     * True once the caller gave up (its timeout, a cancelled call, a lost
+     * link): a reply now is discarded.
+     */
+    fun `isCancelled`(): kotlin.Boolean
+    
+    /**
+     * The concrete path the caller requested.
+     */
+    fun `path`(): kotlin.String
+    
+    /**
+     * The request payload.
+     */
+    fun `payload`(): kotlin.ByteArray
+    
+    /**
+     * Time left before the caller stops waiting.
+     */
+    fun `remaining`(): java.time.Duration
+    
+    /**
+     * Answers with `payload`.
+     *
+     * Errors: `CLOSED` if answered already.
+     */
+    fun `reply`(`payload`: kotlin.ByteArray)
+    
+    /**
+     * The caller's endpoint name.
+     */
+    fun `sender`(): kotlin.String
+    
+    companion object
+}
+
+/**
+ * A request taken from a [`RequestQueue`]: answer it once with `reply` or
+ * `fail`. Freed unanswered, it fails with `HANDLER_ERROR`.
+ */
+open class IncomingRequest: Disposable, AutoCloseable, IncomingRequestInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_netchan_uniffi_fn_free_incomingrequest(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_netchan_uniffi_fn_clone_incomingrequest(handle, status)
+        }
+    }
+
+    
+    /**
+     * Fails the request: the caller gets `code` (a netchan code name,
+     * default `HANDLER_ERROR`) and `message`.
+     *
+     * Errors: `INVALID_ARGUMENT` for a code that is not one; `CLOSED` if
+     * answered already.
+     */
+    @Throws(NetchanException::class)override fun `fail`(`message`: kotlin.String, `code`: kotlin.String)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(NetchanException) { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_incomingrequest_fail(
+        it,
+        
+        FfiConverterString.lower(`message`),
+        FfiConverterString.lower(`code`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * True once the caller gave up (its timeout, a cancelled call, a lost
+     * link): a reply now is discarded.
+     */override fun `isCancelled`(): kotlin.Boolean {
+            return FfiConverterBoolean.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_incomingrequest_is_cancelled(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The concrete path the caller requested.
+     */override fun `path`(): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_incomingrequest_path(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The request payload.
+     */override fun `payload`(): kotlin.ByteArray {
+            return FfiConverterByteArray.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_incomingrequest_payload(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Time left before the caller stops waiting.
+     */override fun `remaining`(): java.time.Duration {
+            return FfiConverterDuration.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_incomingrequest_remaining(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Answers with `payload`.
+     *
+     * Errors: `CLOSED` if answered already.
+     */
+    @Throws(NetchanException::class)override fun `reply`(`payload`: kotlin.ByteArray)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(NetchanException) { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_incomingrequest_reply(
+        it,
+        
+        FfiConverterByteArray.lower(`payload`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * The caller's endpoint name.
+     */override fun `sender`(): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_incomingrequest_sender(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeIncomingRequest: FfiConverter<IncomingRequest, Long> {
+    override fun lower(value: IncomingRequest): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): IncomingRequest {
+        return IncomingRequest(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): IncomingRequest {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: IncomingRequest) = 8UL
+
+    override fun write(value: IncomingRequest, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
  * A declaration that this endpoint publishes on a pattern (discovery:
  * peers' `publishers()` list it). It survives `suspend()`/`resume()`.
  * Close it (Kotlin: `cancel()`) to withdraw; letting go of the handle does
  * not.
+ *
+ * It also publishes, on paths its pattern matches, through a cache of the
+ * route it used last.
  */
 public interface PublisherInterface {
     
@@ -4085,6 +4771,25 @@ public interface PublisherInterface {
      */
     fun `pattern`(): kotlin.String
     
+    /**
+     * Publishes on `path`, which the pattern must match (`INVALID_PATH`
+     * otherwise), as `Endpoint.publish` does.
+     *
+     * Errors: as `Endpoint.publish`; `CLOSED` once closed.
+     */
+    suspend fun `publish`(`path`: kotlin.String, `payload`: kotlin.ByteArray)
+    
+    /**
+     * `publish` for a thread that may block (see
+     * `Endpoint.publish_blocking`).
+     */
+    fun `publishBlocking`(`path`: kotlin.String, `payload`: kotlin.ByteArray)
+    
+    /**
+     * Like `publish` but never waits (see `Endpoint.try_publish`).
+     */
+    fun `tryPublish`(`path`: kotlin.String, `payload`: kotlin.ByteArray)
+    
     companion object
 }
 
@@ -4093,6 +4798,9 @@ public interface PublisherInterface {
  * peers' `publishers()` list it). It survives `suspend()`/`resume()`.
  * Close it (Kotlin: `cancel()`) to withdraw; letting go of the handle does
  * not.
+ *
+ * It also publishes, on paths its pattern matches, through a cache of the
+ * route it used last.
  */
 open class Publisher: Disposable, AutoCloseable, PublisherInterface
 {
@@ -4227,6 +4935,73 @@ open class Publisher: Disposable, AutoCloseable, PublisherInterface
     
 
     
+    /**
+     * Publishes on `path`, which the pattern must match (`INVALID_PATH`
+     * otherwise), as `Endpoint.publish` does.
+     *
+     * Errors: as `Endpoint.publish`; `CLOSED` once closed.
+     */
+    @Throws(NetchanException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `publish`(`path`: kotlin.String, `payload`: kotlin.ByteArray) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_netchan_uniffi_fn_method_publisher_publish(
+                uniffiHandle,
+                
+        FfiConverterString.lower(`path`),
+        FfiConverterByteArray.lower(`payload`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_netchan_uniffi_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_netchan_uniffi_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_netchan_uniffi_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        NetchanException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * `publish` for a thread that may block (see
+     * `Endpoint.publish_blocking`).
+     */
+    @Throws(NetchanException::class)override fun `publishBlocking`(`path`: kotlin.String, `payload`: kotlin.ByteArray)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(NetchanException) { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_publisher_publish_blocking(
+        it,
+        
+        FfiConverterString.lower(`path`),
+        FfiConverterByteArray.lower(`payload`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Like `publish` but never waits (see `Endpoint.try_publish`).
+     */
+    @Throws(NetchanException::class)override fun `tryPublish`(`path`: kotlin.String, `payload`: kotlin.ByteArray)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(NetchanException) { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_publisher_try_publish(
+        it,
+        
+        FfiConverterString.lower(`path`),
+        FfiConverterByteArray.lower(`payload`),_status)
+}
+    }
+    
+    
+
+    
 
     
 
@@ -4260,6 +5035,361 @@ public object FfiConverterTypePublisher: FfiConverter<Publisher, Long> {
     override fun allocationSize(value: Publisher) = 8UL
 
     override fun write(value: Publisher, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * A served pattern whose requests are taken, not handed to a handler
+ * (`Endpoint.servePull`): `recv()` waits for the next one, `tryRecv()`
+ * takes one if queued. The service ends when closed (Kotlin: `cancel()`),
+ * when its endpoint closes, or when the handle is freed (nothing could
+ * take its requests then); requests still queued fail with `CLOSED`.
+ */
+public interface RequestQueueInterface {
+    
+    /**
+     * Stops serving; requests still queued fail with `CLOSED`. Idempotent.
+     */
+    fun `cancel`()
+    
+    /**
+     * The served pattern.
+     */
+    fun `pattern`(): kotlin.String
+    
+    /**
+     * The next request, waiting for one; `null`/`nil` once the service
+     * (or its endpoint) is closed. Calls wait their turn: each request
+     * goes to one of them.
+     */
+    suspend fun `recv`(): IncomingRequest?
+    
+    /**
+     * The next queued request without waiting; `null`/`nil` when none is
+     * queued.
+     *
+     * Errors: `CLOSED` once the service is closed.
+     */
+    fun `tryRecv`(): IncomingRequest?
+    
+    companion object
+}
+
+/**
+ * A served pattern whose requests are taken, not handed to a handler
+ * (`Endpoint.servePull`): `recv()` waits for the next one, `tryRecv()`
+ * takes one if queued. The service ends when closed (Kotlin: `cancel()`),
+ * when its endpoint closes, or when the handle is freed (nothing could
+ * take its requests then); requests still queued fail with `CLOSED`.
+ */
+open class RequestQueue: Disposable, AutoCloseable, RequestQueueInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_netchan_uniffi_fn_free_requestqueue(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_netchan_uniffi_fn_clone_requestqueue(handle, status)
+        }
+    }
+
+    
+    /**
+     * Stops serving; requests still queued fail with `CLOSED`. Idempotent.
+     */override fun `cancel`()
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_requestqueue_close(
+        it,
+        _status)
+}
+    }
+    
+    
+
+    
+    /**
+     * The served pattern.
+     */override fun `pattern`(): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_requestqueue_pattern(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The next request, waiting for one; `null`/`nil` once the service
+     * (or its endpoint) is closed. Calls wait their turn: each request
+     * goes to one of them.
+     */
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `recv`() : IncomingRequest? {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_netchan_uniffi_fn_method_requestqueue_recv(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_netchan_uniffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_netchan_uniffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_netchan_uniffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterOptionalTypeIncomingRequest.lift(it) },
+        // Error FFI converter
+        UniffiNullRustCallStatusErrorHandler,
+    )
+    }
+
+    
+    /**
+     * The next queued request without waiting; `null`/`nil` when none is
+     * queued.
+     *
+     * Errors: `CLOSED` once the service is closed.
+     */
+    @Throws(NetchanException::class)override fun `tryRecv`(): IncomingRequest? {
+            return FfiConverterOptionalTypeIncomingRequest.lift(
+    callWithHandle {
+    uniffiRustCallWithError(NetchanException) { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_requestqueue_try_recv(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeRequestQueue: FfiConverter<RequestQueue, Long> {
+    override fun lower(value: RequestQueue): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): RequestQueue {
+        return RequestQueue(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): RequestQueue {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: RequestQueue) = 8UL
+
+    override fun write(value: RequestQueue, buf: ByteBuffer) {
         buf.putLong(lower(value))
     }
 }
@@ -8277,6 +9407,38 @@ public object FfiConverterOptionalTypeCancelToken: FfiConverterRustBuffer<Cancel
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeIncomingRequest: FfiConverterRustBuffer<IncomingRequest?> {
+    override fun read(buf: ByteBuffer): IncomingRequest? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeIncomingRequest.read(buf)
+    }
+
+    override fun allocationSize(value: IncomingRequest?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeIncomingRequest.allocationSize(value)
+        }
+    }
+
+    override fun write(value: IncomingRequest?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeIncomingRequest.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeMessage: FfiConverterRustBuffer<Message?> {
     override fun read(buf: ByteBuffer): Message? {
         if (buf.get().toInt() == 0) {
@@ -8299,6 +9461,38 @@ public object FfiConverterOptionalTypeMessage: FfiConverterRustBuffer<Message?> 
         } else {
             buf.put(1)
             FfiConverterTypeMessage.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeServeOptions: FfiConverterRustBuffer<ServeOptions?> {
+    override fun read(buf: ByteBuffer): ServeOptions? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeServeOptions.read(buf)
+    }
+
+    override fun allocationSize(value: ServeOptions?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeServeOptions.allocationSize(value)
+        }
+    }
+
+    override fun write(value: ServeOptions?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeServeOptions.write(value, buf)
         }
     }
 }
@@ -8519,6 +9713,34 @@ public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.Str
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterString.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceByteArray: FfiConverterRustBuffer<List<kotlin.ByteArray>> {
+    override fun read(buf: ByteBuffer): List<kotlin.ByteArray> {
+        val len = buf.getInt()
+        return List<kotlin.ByteArray>(len) {
+            FfiConverterByteArray.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<kotlin.ByteArray>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterByteArray.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<kotlin.ByteArray>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterByteArray.write(it, buf)
         }
     }
 }

@@ -266,6 +266,66 @@ class ApiTest(private val kind: String) {
     }
 
     @Test
+    fun aDeclaredPublisherPublishesOnItsPatternAndPublishManySendsABatch() = watchdog {
+        Endpoint("kt-dp-server-$kind").use { server ->
+            Endpoint("kt-dp-client-$kind").use { client ->
+                client.connect(server.listen(Addrs.of(kind)))
+                val sub = server.subscribe("p/**")
+                assertTrue(client.waitForSubscribers("p/a", 5.seconds))
+                val decl = client.declarePublisher("p/*")
+                decl.publish("p/a", "one".encodeToByteArray())
+                decl.tryPublish("p/b", "two".encodeToByteArray())
+                withContext(Dispatchers.IO) { decl.publishBlocking("p/c", "three".encodeToByteArray()) }
+                expectError<NetchanException.InvalidPath> { decl.publish("q/a", ByteArray(0)) }
+                val batch = List(100) { "$it".encodeToByteArray() }
+                assertEquals(100u, client.publishMany("p/many", batch))
+                assertEquals(0u, client.publishMany("p/many", emptyList()))
+                expectError<NetchanException.InvalidPath> { client.publishMany("p//bad", batch) }
+                val got = mutableListOf<Message>()
+                while (got.size < 103) got += sub.recvMany(64u)
+                assertEquals(listOf("one", "two", "three"), got.take(3).map { it.text })
+                assertEquals((0 until 100).map { "$it" }, got.drop(3).map { it.text })
+                decl.cancel()
+                expectError<NetchanException.Closed> { decl.publish("p/a", ByteArray(0)) }
+                expectError<NetchanException.Closed> { decl.tryPublish("p/a", ByteArray(0)) }
+                eventually { server.publishers("p/**").isEmpty() }
+                sub.close()
+            }
+        }
+    }
+
+    @Test
+    fun aPulledServiceHandsOutItsRequestsToAnswerOnce() = watchdog {
+        Endpoint("kt-pull-server-$kind").use { server ->
+            Endpoint("kt-pull-client-$kind").use { client ->
+                client.connect(server.listen(Addrs.of(kind)))
+                val queue = server.servePull("pull/*")
+                assertEquals("pull/*", queue.pattern())
+                assertTrue(client.waitForServers("pull/a", 5.seconds))
+                assertEquals(null, queue.tryRecv())
+                val a = async { client.request("pull/a", "x".encodeToByteArray()).decodeToString() }
+                val b = async { runCatching { client.request("pull/b", "y".encodeToByteArray()) } }
+                val first = queue.recv()!!
+                val second = queue.recv()!!
+                val byPath = listOf(first, second).associateBy { it.path() }
+                assertEquals("x", byPath.getValue("pull/a").payload().decodeToString())
+                assertEquals("kt-pull-client-$kind", byPath.getValue("pull/a").sender())
+                assertFalse(byPath.getValue("pull/a").isCancelled())
+                byPath.getValue("pull/a").reply("X".encodeToByteArray())
+                expectError<NetchanException.Closed> { byPath.getValue("pull/a").reply(ByteArray(0)) }
+                expectError<NetchanException.InvalidArgument> { byPath.getValue("pull/b").fail("bad", "NOT_A_CODE") }
+                byPath.getValue("pull/b").fail("no such thing", "UNKNOWN_PEER")
+                assertEquals("X", a.await())
+                assertTrue(b.await().exceptionOrNull() is NetchanException.UnknownPeer)
+                queue.cancel()
+                assertEquals(null, queue.recv())
+                expectError<NetchanException.Closed> { queue.tryRecv() }
+                queue.close()
+            }
+        }
+    }
+
+    @Test
     fun pingPeersStatsDiscoveryEvents() = watchdog {
         Endpoint("kt-p-server-$kind").use { server ->
             Endpoint("kt-p-client-$kind").use { client ->

@@ -12,7 +12,8 @@ import java.util.concurrent.TimeUnit
  * TLS from Kotlin (docs/SECURITY.md): certificates made by `netchan cert`,
  * mutual TLS over tls://127.0.0.1, a client without a certificate refused
  * with ClientCertRequired, plaintext beyond this host refused unless
- * `insecure`.
+ * `insecure`, access rules, TLS settings and shared keys replaced at run
+ * time.
  */
 class TlsTest {
     private val cli = File(System.getProperty("netchan.cli", "../../../target/debug/netchan"))
@@ -81,6 +82,46 @@ class TlsTest {
             Endpoint.withConfig(EndpointConfig(tls = TlsSettings(clientAuth = "sometimes"))).close()
         }
         assertTrue(bad.detail, bad.detail.contains("tls.client_auth"))
+    }
+
+    @Test
+    fun tlsSettingsAndSharedKeysAreReplacedAtRunTime() = watchdog {
+        assumeTrue("the netchan CLI is built", cli.canExecute())
+        val d = certs()
+        try {
+            // Named as its certificate was issued: peers accept only that name.
+            Endpoint("server").use { server ->
+                expectError<NetchanException> { server.listen("tls://127.0.0.1:0") } // no TLS yet
+                server.setTls(TlsSettings(cert = File(d, "server.pem").path, key = File(d, "server-key.pem").readText()))
+                val addr = server.listen("tls://127.0.0.1:0")
+                val clientTls = EndpointConfig(name = "kt-rt-c1", tls = TlsSettings(ca = File(d, "ca.pem").path))
+                Endpoint.withConfig(clientTls).use { c -> assertEquals("cert:server", c.connect(addr).identity) }
+                // A certificate that is not there: refused, named; the settings stay.
+                val bad = expectError<NetchanException.InvalidArgument> {
+                    server.setTls(TlsSettings(cert = File(d, "nope.pem").path, key = File(d, "server-key.pem").path))
+                }
+                assertTrue(bad.detail, bad.detail.contains("nope.pem"))
+                Endpoint.withConfig(clientTls.copy(name = "kt-rt-c2")).use { c -> c.connect(addr) }
+                server.setTls(null) // removed: a new tls:// listener is refused
+                expectError<NetchanException> { server.listen("tls://127.0.0.1:0") }
+            }
+            val keys = File(d, "app.keys")
+            val p = ProcessBuilder(cli.path, "keygen", "rt1", "--out", keys.path).redirectErrorStream(true).start()
+            assertTrue("netchan keygen did not exit", p.waitFor(30, TimeUnit.SECONDS))
+            assertEquals(0, p.exitValue())
+            Endpoint("kt-psk-server").use { server ->
+                server.setSharedKeys(keys.path)
+                val addr = server.listen("tcp://127.0.0.1:0")
+                Endpoint("kt-psk-plain").use { plain -> expectError<NetchanException> { plain.connect(addr) } }
+                val keyed = EndpointConfig(name = "kt-psk-keyed", settings = mapOf("psk" to keys.path))
+                Endpoint.withConfig(keyed).use { c -> assertEquals("key:rt1", c.connect(addr).identity) }
+                expectError<NetchanException.InvalidArgument> { server.setSharedKeys(File(d, "missing.keys").path) }
+                server.setSharedKeys(null)
+                Endpoint("kt-psk-plain2").use { plain -> plain.connect(addr) }
+            }
+        } finally {
+            d.deleteRecursively()
+        }
     }
 
     @Test
