@@ -66,6 +66,11 @@ export declare class NativeEndpoint {
   /** Serves streams on `pattern`; `next()` hands each to a handler. */
   serveStream(pattern: string, options?: StreamServeOpts | undefined | null): NativeStreamService
   /**
+   * Serves streams on `pattern` for pulling: `next()` hands each opened
+   * stream to the caller, who owns it.
+   */
+  serveStreamPull(pattern: string, options?: StreamServeOpts | undefined | null): NativeStreamService
+  /**
    * Names of the endpoints serving streams on something overlapping
    * `pattern`.
    */

@@ -236,10 +236,17 @@ export declare class Stream implements AsyncIterableIterator<Buffer> {
   toDuplex(options?: DuplexOptions): Duplex
 }
 
-export declare class StreamService {
+/** With a handler, it runs the handler per opened stream; without one, an async iterable of `[request, stream]` pairs. */
+export declare class StreamService implements AsyncIterableIterator<[StreamRequest, Stream]> {
   readonly pattern: string
-  /** Streams waiting for a free handler slot. */
+  /** Streams waiting for a free handler slot (or, without a handler, to be taken). */
   readonly queued: number
+  /** The next opened stream of a service made without a handler (the stream is yours to end), or `null` once closed. */
+  recv(): Promise<[StreamRequest, Stream] | null>
+  next(): Promise<IteratorResult<[StreamRequest, Stream], undefined>>
+  /** Leaving a `for await` loop stops serving. */
+  return(): Promise<IteratorResult<[StreamRequest, Stream], undefined>>
+  [Symbol.asyncIterator](): AsyncIterableIterator<[StreamRequest, Stream]>
   close(): void
 }
 
@@ -331,6 +338,8 @@ export declare class Endpoint extends EventEmitter {
   openStream(path: string, first?: Payload, options?: StreamOptions): Promise<Stream>
   openStream(path: string, options: StreamOptions): Promise<Stream>
   serveStream(pattern: string, handler: StreamHandler, options?: StreamServeOptions): StreamService
+  /** Without a handler: take the streams with `recv()` or `for await`. */
+  serveStream(pattern: string, options?: StreamServeOptions): StreamService
   request(path: string, payload?: Payload, options?: RequestOptions): Promise<Buffer>
   requestObj(path: string, value: unknown, options?: RequestOptions): Promise<unknown>
   ping(peer: string): Promise<number>

@@ -581,8 +581,41 @@ class StreamService {
     this._ep = ep
     this._n = nsvc
     this.pattern = nsvc.pattern
-    this._drive(handler)
+    this._waiting = null
+    this._pull = handler === null
+    if (!this._pull) this._drive(handler)
   }
+
+  /**
+   * The next opened stream of a service made without a handler, as
+   * `[request, stream]` (this side's stream is yours: `end()` or
+   * `cancel()` it), or `null` once the service is closed.
+   */
+  async recv () {
+    if (!this._pull) throw argError('a stream service with a handler hands its streams to the handler; recv() is for one made without')
+    // One waiter at a time; concurrent callers queue behind it.
+    while (this._waiting) await this._waiting.catch(() => {})
+    this._waiting = this._n.next()
+    try {
+      const ninc = await this._waiting
+      return ninc === null ? null : [new StreamRequest(ninc), new Stream(ninc.stream())]
+    } finally {
+      this._waiting = null
+    }
+  }
+
+  async next () {
+    const r = await this.recv()
+    return r === null ? { done: true, value: undefined } : { done: false, value: r }
+  }
+
+  /** Leaving a `for await` loop stops serving (streams already taken go on). */
+  async return () {
+    this.close()
+    return { done: true, value: undefined }
+  }
+
+  [Symbol.asyncIterator] () { return this }
 
   /** Streams waiting for a free handler slot. */
   get queued () { return this._n.queued }
@@ -845,7 +878,13 @@ class Endpoint extends EventEmitter {
    * 256), queue, queueBytes, window.
    */
   serveStream (pattern, handler, options) {
-    if (typeof handler !== 'function') throw argError('serveStream(pattern, handler, options?): handler must be a function')
+    if (options === undefined && handler !== null && typeof handler === 'object') { options = handler; handler = undefined }
+    if (handler === undefined || handler === null) {
+      const o = options || {}
+      const n = this._n.serveStreamPull(pattern, { maxConcurrent: o.maxConcurrent, queue: o.queue, queueBytes: o.queueBytes, window: o.window })
+      return new StreamService(this, n, null)
+    }
+    if (typeof handler !== 'function') throw argError('serveStream(pattern, handler?, options?): handler must be a function')
     const o = options || {}
     if (o.maxConcurrent !== undefined && (!Number.isInteger(o.maxConcurrent) || o.maxConcurrent < 1)) {
       throw argError(`serveStream: maxConcurrent must be a whole number >= 1, not ${o.maxConcurrent}`)

@@ -762,6 +762,19 @@ impl NativeEndpoint {
         NativeStreamService::new(&self.ep, self.rt.clone(), &pattern, opts).or_throw(env)
     }
 
+    /// Serves streams on `pattern` for pulling: `next()` hands each opened
+    /// stream to the caller, who owns it.
+    #[napi]
+    pub fn serve_stream_pull(
+        &self,
+        env: &Env,
+        pattern: String,
+        options: Option<StreamServeOpts>,
+    ) -> Result<NativeStreamService> {
+        let opts = stream_serve_options(options.unwrap_or_default()).or_throw(env)?;
+        NativeStreamService::pulled(&self.ep, self.rt.clone(), &pattern, opts).or_throw(env)
+    }
+
     /// Names of the endpoints serving streams on something overlapping
     /// `pattern`.
     #[napi]

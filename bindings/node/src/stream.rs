@@ -252,8 +252,10 @@ type Incoming = (
 /// package.
 #[napi]
 pub struct NativeStreamService {
-    svc: netchan::StreamService,
-    rx: Arc<Mutex<mpsc::UnboundedReceiver<Incoming>>>,
+    svc: Arc<netchan::StreamService>,
+    /// The handler runner's streams; `None` for a service pulled from
+    /// (`serveStreamPull`), whose streams come from the core's queue.
+    rx: Option<Arc<Mutex<mpsc::UnboundedReceiver<Incoming>>>>,
     rt: Handle,
 }
 
@@ -280,8 +282,23 @@ impl NativeStreamService {
             }
         })?;
         Ok(NativeStreamService {
-            svc,
-            rx: Arc::new(Mutex::new(rx)),
+            svc: Arc::new(svc),
+            rx: Some(Arc::new(Mutex::new(rx))),
+            rt,
+        })
+    }
+
+    /// A service whose streams are pulled with `next()` and handled by the
+    /// caller, who owns each stream (no handler slot is held for it).
+    pub fn pulled(
+        ep: &netchan::Endpoint,
+        rt: Handle,
+        pattern: &str,
+        opts: netchan::ServeOptions,
+    ) -> netchan::Result<NativeStreamService> {
+        Ok(NativeStreamService {
+            svc: Arc::new(ep.serve_stream_with(pattern, opts)?),
+            rx: None,
             rt,
         })
     }
@@ -304,8 +321,22 @@ impl NativeStreamService {
     /// service or endpoint is closed.
     #[napi(ts_return_type = "Promise<NativeIncoming | null>")]
     pub fn next<'e>(&self, env: &'e Env) -> Result<Object<'e>> {
-        let rx = self.rx.clone();
         let rt = self.rt.clone();
+        let Some(rx) = self.rx.clone() else {
+            // Pulled: the core's queue; the caller owns the stream, so its
+            // outcome goes nowhere.
+            let svc = self.svc.clone();
+            return promise(
+                env,
+                &self.rt,
+                async move { Ok(poll_fn(|cx| svc.poll_recv(cx)).await) },
+                move |_, i| {
+                    Ok(i.map(|(req, stream)| {
+                        NativeIncoming::new((req, stream, oneshot::channel().0), rt)
+                    }))
+                },
+            );
+        };
         promise(
             env,
             &self.rt,

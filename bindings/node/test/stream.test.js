@@ -39,6 +39,39 @@ for (const transport of TRANSPORTS) {
     test.beforeEach(async () => { p = await pair(transport) })
     test.afterEach(async () => { await p.close() })
 
+    test('a stream service without a handler hands out its streams: recv, for await, each owned by its taker', async () => {
+      const svc = p.server.serveStream('pull/*', { queue: 4 })
+      await until(() => p.client.streamServers('pull/**').includes(p.server.name), 'the stream service to be declared')
+      const opening = p.client.openStream('pull/a', 'hello')
+      const taken = await within(svc.recv(), WATCHDOG, 'recv')
+      const [req, stream] = taken
+      assert.equal(req.path, 'pull/a')
+      assert.equal(req.text(), 'hello')
+      assert.equal(req.sender, p.client.name)
+      const s = await within(opening, WATCHDOG, 'openStream')
+      await s.send('ping')
+      assert.equal((await stream.recv()).toString(), 'ping')
+      await stream.send('pong')
+      assert.equal((await s.recv()).toString(), 'pong')
+      s.end()
+      assert.equal(await stream.recv(), null) // the opener's direction ended
+      stream.end()
+      assert.equal(await s.recv(), null)
+      // for await takes the next one; leaving the loop stops serving.
+      const second = p.client.openStream('pull/b')
+      for await (const [r, st] of svc) {
+        assert.equal(r.path, 'pull/b')
+        st.cancel()
+        break
+      }
+      assert.equal(await codeOf(second.then((x) => x.recv())), 'CANCELLED')
+      assert.equal(await svc.recv(), null)
+      // A handler service cannot be pulled from.
+      const handled = p.server.serveStream('h/*', async () => {})
+      await rejectsWith(handled.recv(), 'INVALID_ARGUMENT')
+      handled.close()
+    })
+
     test('a stream echoes byte for byte both ways and half-closes', async () => {
       const seen = []
       p.server.serveStream('echo/*', async (req, stream) => {
@@ -230,7 +263,7 @@ test('opening without a server fails with NO_RESPONDERS; waitForResponder waits 
     await rejectsWith(client.openStream('late', '', { window: 0 }), 'INVALID_ARGUMENT')
     await rejectsWith(client.openStream('late', '', { timeoutMs: -1 }), 'INVALID_ARGUMENT')
     await rejectsWith(client.openStream('late', { payload: 1 }, {}), 'INVALID_ARGUMENT')
-    assert.throws(() => server.serveStream('x', null), (e) => e.code === 'INVALID_ARGUMENT')
+    assert.throws(() => server.serveStream('x', 42), (e) => e.code === 'INVALID_ARGUMENT') // null: pulled
     assert.throws(() => server.serveStream('x', async () => {}, { maxConcurrent: 0 }), (e) => e.code === 'INVALID_ARGUMENT')
     assert.throws(() => server.serveStream('x', async () => {}, { window: 0 }), (e) => e.code === 'INVALID_ARGUMENT')
   } finally {

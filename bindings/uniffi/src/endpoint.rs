@@ -456,6 +456,26 @@ impl Endpoint {
         Ok(Arc::new(Service::new(id, pattern, self.inner.held.clone())))
     }
 
+    /// Serves streams on `pattern` for pulling: opened streams wait (at
+    /// most `options.queue`) until the returned queue's `recv` or
+    /// `try_recv` takes them; the taker owns each stream. The service also
+    /// ends when the queue's handle is freed.
+    ///
+    /// Errors: `INVALID_PATH`, `INVALID_ARGUMENT`, `CLOSED`.
+    #[uniffi::method(default(options = None))]
+    pub fn serve_stream_pull(
+        &self,
+        pattern: String,
+        options: Option<ServeOptions>,
+    ) -> Result<Arc<crate::pull::StreamQueue>> {
+        let opts = options.map(Into::into).unwrap_or_default();
+        let svc = self.core().serve_stream_with(&pattern, opts)?;
+        Ok(Arc::new(crate::pull::StreamQueue::new(
+            svc,
+            self.inner.rt.clone(),
+        )))
+    }
+
     /// Names of the endpoints serving streams on something that overlaps
     /// `pattern`.
     pub fn stream_servers(&self, pattern: String) -> Result<Vec<String>> {

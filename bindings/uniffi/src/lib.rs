@@ -20,7 +20,8 @@
 //! - `handles`: [`Service`], [`Publisher`], [`EventStream`], [`CancelToken`]
 //!   and the foreign-implemented [`MessageHandler`] and [`RequestHandler`].
 //! - `pull`: [`RequestQueue`], a service whose requests are taken
-//!   (`recv`, `try_recv`) as [`IncomingRequest`]s and answered once.
+//!   (`recv`, `try_recv`) as [`IncomingRequest`]s and answered once, and
+//!   [`StreamQueue`], whose opened streams are taken ([`OpenedStream`]).
 //! - `stream`: [`Stream`] (one side of a bidirectional stream, suspend and
 //!   blocking forms) and the foreign-implemented [`StreamHandler`], run on
 //!   a thread of its own per stream so that it may block on the stream.
@@ -59,7 +60,7 @@ mod types;
 pub use endpoint::Endpoint;
 pub use error::{error_codes, ErrorCodeInfo, NetchanError};
 pub use handles::{CancelToken, EventStream, MessageHandler, Publisher, RequestHandler, Service};
-pub use pull::{IncomingRequest, RequestQueue};
+pub use pull::{IncomingRequest, OpenedStream, RequestQueue, StreamQueue};
 pub use stream::{Stream, StreamHandler, StreamOptions, StreamRequest};
 pub use sub::Subscription;
 pub use types::{

@@ -1,5 +1,6 @@
 //! Services pulled from: [`RequestQueue`] hands out [`IncomingRequest`]s,
-//! each answered once with `reply` or `fail`.
+//! each answered once with `reply` or `fail`; [`StreamQueue`] hands out
+//! opened streams ([`OpenedStream`]) that the taker then owns.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -138,5 +139,74 @@ impl IncomingRequest {
         })?;
         self.take()?.fail(netchan::Error::new(c, message));
         Ok(())
+    }
+}
+
+/// A served stream pattern whose streams are taken, not handed to a handler
+/// (`Endpoint.serveStreamPull`): `recv()` waits for the next one,
+/// `tryRecv()` takes one if waiting. The taker owns each stream: finish or
+/// cancel it. The service ends when closed (Kotlin: `cancel()`), when its
+/// endpoint closes, or when the handle is freed; streams still waiting are
+/// refused.
+#[derive(uniffi::Object)]
+pub struct StreamQueue {
+    svc: netchan::StreamService,
+    rt: tokio::runtime::Handle,
+    receivers: tokio::sync::Mutex<()>,
+}
+
+/// A stream taken from a [`StreamQueue`]: the opening and this side of the
+/// stream.
+#[derive(uniffi::Record)]
+pub struct OpenedStream {
+    /// The opening: path, first payload, sender, deadline.
+    pub request: crate::stream::StreamRequest,
+    /// This side of the stream.
+    pub stream: Arc<crate::stream::Stream>,
+}
+
+impl StreamQueue {
+    pub(crate) fn new(svc: netchan::StreamService, rt: tokio::runtime::Handle) -> StreamQueue {
+        StreamQueue {
+            svc,
+            rt,
+            receivers: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn opened(&self, (req, stream): (netchan::StreamRequest, netchan::Stream)) -> OpenedStream {
+        OpenedStream {
+            request: crate::stream::StreamRequest::from_core(&req),
+            stream: crate::stream::Stream::new(stream, self.rt.clone()),
+        }
+    }
+}
+
+#[uniffi::export]
+impl StreamQueue {
+    /// The served pattern.
+    pub fn pattern(&self) -> String {
+        self.svc.pattern().to_string()
+    }
+
+    /// The next opened stream, waiting for one; `null`/`nil` once the
+    /// service (or its endpoint) is closed. Calls wait their turn.
+    pub async fn recv(&self) -> Option<OpenedStream> {
+        let _turn = self.receivers.lock().await;
+        let taken = std::future::poll_fn(|cx| self.svc.poll_recv(cx)).await;
+        taken.map(|t| self.opened(t))
+    }
+
+    /// The next waiting stream without waiting; `null`/`nil` when none is.
+    ///
+    /// Errors: `CLOSED` once the service is closed.
+    pub fn try_recv(&self) -> Result<Option<OpenedStream>, NetchanError> {
+        Ok(self.svc.try_recv()?.map(|t| self.opened(t)))
+    }
+
+    /// Stops serving; streams still waiting are refused. Streams taken go
+    /// on. Idempotent.
+    pub fn close(&self) {
+        self.svc.close()
     }
 }

@@ -57,6 +57,20 @@ pub struct StreamRequest {
     pub remaining: Option<Duration>,
 }
 
+impl StreamRequest {
+    /// The record of a core opening.
+    pub(crate) fn from_core(req: &netchan::StreamRequest) -> StreamRequest {
+        StreamRequest {
+            path: req.path().to_owned(),
+            payload: req.payload().to_vec(),
+            sender: req.sender().to_owned(),
+            remaining: req
+                .deadline()
+                .map(|d| d.saturating_duration_since(tokio::time::Instant::now())),
+        }
+    }
+}
+
 /// Serves streams. Implemented in Kotlin or Swift.
 ///
 /// Called on a thread of its own per stream (at most the service's
@@ -171,14 +185,7 @@ pub(crate) fn serve(
         core.serve_stream_fn_with(pattern, options, move |req, stream| {
             let (handler, rt) = (handler.clone(), rt.clone());
             async move {
-                let r = StreamRequest {
-                    path: req.path().to_owned(),
-                    payload: req.payload().to_vec(),
-                    sender: req.sender().to_owned(),
-                    remaining: req
-                        .deadline()
-                        .map(|d| d.saturating_duration_since(tokio::time::Instant::now())),
-                };
+                let r = StreamRequest::from_core(&req);
                 let s = Stream::new(stream, rt);
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 let spawned = std::thread::Builder::new()

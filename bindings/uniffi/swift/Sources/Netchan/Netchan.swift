@@ -1082,6 +1082,16 @@ public protocol EndpointProtocol: AnyObject, Sendable {
     func serveStream(pattern: String, options: ServeOptions, handler: StreamHandler) throws  -> Service
     
     /**
+     * Serves streams on `pattern` for pulling: opened streams wait (at
+     * most `options.queue`) until the returned queue's `recv` or
+     * `try_recv` takes them; the taker owns each stream. The service also
+     * ends when the queue's handle is freed.
+     *
+     * Errors: `INVALID_PATH`, `INVALID_ARGUMENT`, `CLOSED`.
+     */
+    func serveStreamPull(pattern: String, options: ServeOptions?) throws  -> StreamQueue
+    
+    /**
      * Names of the endpoints serving something overlapping `pattern`.
      */
     func servers(pattern: String) throws  -> [String]
@@ -1809,6 +1819,25 @@ open func serveStream(pattern: String, options: ServeOptions, handler: StreamHan
         FfiConverterString.lower(pattern),
         FfiConverterTypeServeOptions_lower(options),
         FfiConverterCallbackInterfaceStreamHandler_lower(handler),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Serves streams on `pattern` for pulling: opened streams wait (at
+     * most `options.queue`) until the returned queue's `recv` or
+     * `try_recv` takes them; the taker owns each stream. The service also
+     * ends when the queue's handle is freed.
+     *
+     * Errors: `INVALID_PATH`, `INVALID_ARGUMENT`, `CLOSED`.
+     */
+open func serveStreamPull(pattern: String, options: ServeOptions? = nil)throws  -> StreamQueue  {
+    return try  FfiConverterTypeStreamQueue_lift(try rustCallWithError(FfiConverterTypeNetchanError_lift) {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_endpoint_serve_stream_pull(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(pattern),
+        FfiConverterOptionTypeServeOptions.lower(options),uniffiCallStatus
     )
 })
 }
@@ -3368,6 +3397,211 @@ public func FfiConverterTypeStream_lower(_ value: Stream) -> UInt64 {
 
 
 /**
+ * A served stream pattern whose streams are taken, not handed to a handler
+ * (`Endpoint.serveStreamPull`): `recv()` waits for the next one,
+ * `tryRecv()` takes one if waiting. The taker owns each stream: finish or
+ * cancel it. The service ends when closed (Kotlin: `cancel()`), when its
+ * endpoint closes, or when the handle is freed; streams still waiting are
+ * refused.
+ */
+public protocol StreamQueueProtocol: AnyObject, Sendable {
+    
+    /**
+     * Stops serving; streams still waiting are refused. Streams taken go
+     * on. Idempotent.
+     */
+    func close() 
+    
+    /**
+     * The served pattern.
+     */
+    func pattern()  -> String
+    
+    /**
+     * The next opened stream, waiting for one; `null`/`nil` once the
+     * service (or its endpoint) is closed. Calls wait their turn.
+     */
+    func recv() async  -> OpenedStream?
+    
+    /**
+     * The next waiting stream without waiting; `null`/`nil` when none is.
+     *
+     * Errors: `CLOSED` once the service is closed.
+     */
+    func tryRecv() throws  -> OpenedStream?
+    
+}
+/**
+ * A served stream pattern whose streams are taken, not handed to a handler
+ * (`Endpoint.serveStreamPull`): `recv()` waits for the next one,
+ * `tryRecv()` takes one if waiting. The taker owns each stream: finish or
+ * cancel it. The service ends when closed (Kotlin: `cancel()`), when its
+ * endpoint closes, or when the handle is freed; streams still waiting are
+ * refused.
+ */
+open class StreamQueue: StreamQueueProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_netchan_uniffi_fn_clone_streamqueue(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_netchan_uniffi_fn_free_streamqueue(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Stops serving; streams still waiting are refused. Streams taken go
+     * on. Idempotent.
+     */
+open func close()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_streamqueue_close(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * The served pattern.
+     */
+open func pattern() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_streamqueue_pattern(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The next opened stream, waiting for one; `null`/`nil` once the
+     * service (or its endpoint) is closed. Calls wait their turn.
+     */
+open func recv()async  -> OpenedStream?  {
+    return
+        try!  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_netchan_uniffi_fn_method_streamqueue_recv(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_netchan_uniffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_netchan_uniffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_netchan_uniffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterOptionTypeOpenedStream.lift,
+            errorHandler: nil
+            
+        )
+}
+    
+    /**
+     * The next waiting stream without waiting; `null`/`nil` when none is.
+     *
+     * Errors: `CLOSED` once the service is closed.
+     */
+open func tryRecv()throws  -> OpenedStream?  {
+    return try  FfiConverterOptionTypeOpenedStream.lift(try rustCallWithError(FfiConverterTypeNetchanError_lift) {
+        uniffiCallStatus in
+    uniffi_netchan_uniffi_fn_method_streamqueue_try_recv(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeStreamQueue: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = StreamQueue
+
+    public static func lift(_ handle: UInt64) throws -> StreamQueue {
+        return StreamQueue(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: StreamQueue) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> StreamQueue {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: StreamQueue, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStreamQueue_lift(_ handle: UInt64) throws -> StreamQueue {
+    return try FfiConverterTypeStreamQueue.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStreamQueue_lower(_ value: StreamQueue) -> UInt64 {
+    return FfiConverterTypeStreamQueue.lower(value)
+}
+
+
+
+
+
+
+/**
  * A subscription: messages whose path matches its pattern, from local
  * publishers and every connected peer, waiting in one queue
  * (`subscription_capacity` messages; a full queue holds back the
@@ -4244,6 +4478,76 @@ public func FfiConverterTypeMessage_lift(_ buf: RustBuffer) throws -> Message {
 #endif
 public func FfiConverterTypeMessage_lower(_ value: Message) -> RustBuffer {
     return FfiConverterTypeMessage.lower(value)
+}
+
+
+/**
+ * A stream taken from a [`StreamQueue`]: the opening and this side of the
+ * stream.
+ */
+public struct OpenedStream {
+    /**
+     * The opening: path, first payload, sender, deadline.
+     */
+    public var request: StreamRequest
+    /**
+     * This side of the stream.
+     */
+    public var stream: Stream
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The opening: path, first payload, sender, deadline.
+         */request: StreamRequest, 
+        /**
+         * This side of the stream.
+         */stream: Stream) {
+        self.request = request
+        self.stream = stream
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension OpenedStream: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeOpenedStream: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> OpenedStream {
+        return
+            try OpenedStream(
+                request: FfiConverterTypeStreamRequest.read(from: &buf), 
+                stream: FfiConverterTypeStream.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: OpenedStream, into buf: inout [UInt8]) {
+        FfiConverterTypeStreamRequest.write(value.request, into: &buf)
+        FfiConverterTypeStream.write(value.stream, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOpenedStream_lift(_ buf: RustBuffer) throws -> OpenedStream {
+    return try FfiConverterTypeOpenedStream.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOpenedStream_lower(_ value: OpenedStream) -> RustBuffer {
+    return FfiConverterTypeOpenedStream.lower(value)
 }
 
 
@@ -6635,6 +6939,30 @@ fileprivate struct FfiConverterOptionTypeMessage: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeOpenedStream: FfiConverterRustBuffer {
+    typealias SwiftType = OpenedStream?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeOpenedStream.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeOpenedStream.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeServeOptions: FfiConverterRustBuffer {
     typealias SwiftType = ServeOptions?
 
@@ -7220,6 +7548,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_netchan_uniffi_checksum_method_endpoint_serve_stream() != 51289) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_netchan_uniffi_checksum_method_endpoint_serve_stream_pull() != 44118) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_netchan_uniffi_checksum_method_endpoint_servers() != 17411) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -7323,6 +7654,18 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_netchan_uniffi_checksum_method_requestqueue_try_recv() != 41833) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_streamqueue_close() != 16292) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_streamqueue_pattern() != 45977) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_streamqueue_recv() != 4681) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_netchan_uniffi_checksum_method_streamqueue_try_recv() != 57925) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_netchan_uniffi_checksum_method_stream_cancel() != 63470) {

@@ -464,6 +464,11 @@ uint64_t uniffi_netchan_uniffi_fn_method_endpoint_serve_pull(uint64_t ptr, RustB
 uint64_t uniffi_netchan_uniffi_fn_method_endpoint_serve_stream(uint64_t ptr, RustBuffer pattern, RustBuffer options, uint64_t handler, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_SERVE_STREAM_PULL
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_SERVE_STREAM_PULL
+uint64_t uniffi_netchan_uniffi_fn_method_endpoint_serve_stream_pull(uint64_t ptr, RustBuffer pattern, RustBuffer options, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_SERVERS
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_ENDPOINT_SERVERS
 RustBuffer uniffi_netchan_uniffi_fn_method_endpoint_servers(uint64_t ptr, RustBuffer pattern, RustCallStatus *_Nonnull out_status
@@ -703,6 +708,36 @@ uint64_t uniffi_netchan_uniffi_fn_method_requestqueue_recv(uint64_t ptr
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_REQUESTQUEUE_TRY_RECV
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_REQUESTQUEUE_TRY_RECV
 RustBuffer uniffi_netchan_uniffi_fn_method_requestqueue_try_recv(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_CLONE_STREAMQUEUE
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_CLONE_STREAMQUEUE
+uint64_t uniffi_netchan_uniffi_fn_clone_streamqueue(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_FREE_STREAMQUEUE
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_FREE_STREAMQUEUE
+void uniffi_netchan_uniffi_fn_free_streamqueue(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_STREAMQUEUE_CLOSE
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_STREAMQUEUE_CLOSE
+void uniffi_netchan_uniffi_fn_method_streamqueue_close(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_STREAMQUEUE_PATTERN
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_STREAMQUEUE_PATTERN
+RustBuffer uniffi_netchan_uniffi_fn_method_streamqueue_pattern(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_STREAMQUEUE_RECV
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_STREAMQUEUE_RECV
+uint64_t uniffi_netchan_uniffi_fn_method_streamqueue_recv(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_STREAMQUEUE_TRY_RECV
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_METHOD_STREAMQUEUE_TRY_RECV
+RustBuffer uniffi_netchan_uniffi_fn_method_streamqueue_try_recv(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_FN_CLONE_STREAM
@@ -1289,6 +1324,12 @@ uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_serve_stream(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_SERVE_STREAM_PULL
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_SERVE_STREAM_PULL
+uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_serve_stream_pull(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_SERVERS
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_ENDPOINT_SERVERS
 uint16_t uniffi_netchan_uniffi_checksum_method_endpoint_servers(void
@@ -1496,6 +1537,30 @@ uint16_t uniffi_netchan_uniffi_checksum_method_requestqueue_recv(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_REQUESTQUEUE_TRY_RECV
 #define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_REQUESTQUEUE_TRY_RECV
 uint16_t uniffi_netchan_uniffi_checksum_method_requestqueue_try_recv(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_STREAMQUEUE_CLOSE
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_STREAMQUEUE_CLOSE
+uint16_t uniffi_netchan_uniffi_checksum_method_streamqueue_close(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_STREAMQUEUE_PATTERN
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_STREAMQUEUE_PATTERN
+uint16_t uniffi_netchan_uniffi_checksum_method_streamqueue_pattern(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_STREAMQUEUE_RECV
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_STREAMQUEUE_RECV
+uint16_t uniffi_netchan_uniffi_checksum_method_streamqueue_recv(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_STREAMQUEUE_TRY_RECV
+#define UNIFFI_FFIDEF_UNIFFI_NETCHAN_UNIFFI_CHECKSUM_METHOD_STREAMQUEUE_TRY_RECV
+uint16_t uniffi_netchan_uniffi_checksum_method_streamqueue_try_recv(void
     
 );
 #endif

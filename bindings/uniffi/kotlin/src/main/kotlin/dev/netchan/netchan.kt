@@ -818,6 +818,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_serve_stream(
     ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_endpoint_serve_stream_pull(
+    ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_servers(
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_endpoint_set_acl(
@@ -887,6 +889,14 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_netchan_uniffi_checksum_method_requestqueue_recv(
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_requestqueue_try_recv(
+    ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_streamqueue_close(
+    ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_streamqueue_pattern(
+    ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_streamqueue_recv(
+    ): Int
+    external fun uniffi_netchan_uniffi_checksum_method_streamqueue_try_recv(
     ): Int
     external fun uniffi_netchan_uniffi_checksum_method_stream_cancel(
     ): Int
@@ -1023,6 +1033,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_netchan_uniffi_fn_method_endpoint_serve_stream(`ptr`: Long,`pattern`: RustBuffer.ByValue,`options`: RustBuffer.ByValue,`handler`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
+    external fun uniffi_netchan_uniffi_fn_method_endpoint_serve_stream_pull(`ptr`: Long,`pattern`: RustBuffer.ByValue,`options`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
     external fun uniffi_netchan_uniffi_fn_method_endpoint_servers(`ptr`: Long,`pattern`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_netchan_uniffi_fn_method_endpoint_set_acl(`ptr`: Long,`rules`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1118,6 +1130,18 @@ internal object UniffiLib {
     external fun uniffi_netchan_uniffi_fn_method_requestqueue_recv(`ptr`: Long,
     ): Long
     external fun uniffi_netchan_uniffi_fn_method_requestqueue_try_recv(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_netchan_uniffi_fn_clone_streamqueue(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_netchan_uniffi_fn_free_streamqueue(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_netchan_uniffi_fn_method_streamqueue_close(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_netchan_uniffi_fn_method_streamqueue_pattern(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_netchan_uniffi_fn_method_streamqueue_recv(`ptr`: Long,
+    ): Long
+    external fun uniffi_netchan_uniffi_fn_method_streamqueue_try_recv(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_netchan_uniffi_fn_clone_stream(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -1386,6 +1410,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_serve_stream() and 0xFFFF) != 51289) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_serve_stream_pull() and 0xFFFF) != 44118) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_netchan_uniffi_checksum_method_endpoint_servers() and 0xFFFF) != 17411) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1489,6 +1516,18 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_netchan_uniffi_checksum_method_requestqueue_try_recv() and 0xFFFF) != 41833) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_streamqueue_close() and 0xFFFF) != 16292) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_streamqueue_pattern() and 0xFFFF) != 45977) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_streamqueue_recv() and 0xFFFF) != 4681) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_netchan_uniffi_checksum_method_streamqueue_try_recv() and 0xFFFF) != 57925) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_netchan_uniffi_checksum_method_stream_cancel() and 0xFFFF) != 63470) {
@@ -2690,6 +2729,16 @@ public interface EndpointInterface {
     fun `serveStream`(`pattern`: kotlin.String, `options`: ServeOptions, `handler`: StreamHandler): Service
     
     /**
+     * Serves streams on `pattern` for pulling: opened streams wait (at
+     * most `options.queue`) until the returned queue's `recv` or
+     * `try_recv` takes them; the taker owns each stream. The service also
+     * ends when the queue's handle is freed.
+     *
+     * Errors: `INVALID_PATH`, `INVALID_ARGUMENT`, `CLOSED`.
+     */
+    fun `serveStreamPull`(`pattern`: kotlin.String, `options`: ServeOptions? = null): StreamQueue
+    
+    /**
      * Names of the endpoints serving something overlapping `pattern`.
      */
     fun `servers`(`pattern`: kotlin.String): List<kotlin.String>
@@ -3607,6 +3656,30 @@ open class Endpoint: Disposable, AutoCloseable, EndpointInterface
         FfiConverterString.lower(`pattern`),
         FfiConverterTypeServeOptions.lower(`options`),
         FfiConverterTypeStreamHandler.lower(`handler`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Serves streams on `pattern` for pulling: opened streams wait (at
+     * most `options.queue`) until the returned queue's `recv` or
+     * `try_recv` takes them; the taker owns each stream. The service also
+     * ends when the queue's handle is freed.
+     *
+     * Errors: `INVALID_PATH`, `INVALID_ARGUMENT`, `CLOSED`.
+     */
+    @Throws(NetchanException::class)override fun `serveStreamPull`(`pattern`: kotlin.String, `options`: ServeOptions?): StreamQueue {
+            return FfiConverterTypeStreamQueue.lift(
+    callWithHandle {
+    uniffiRustCallWithError(NetchanException) { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_endpoint_serve_stream_pull(
+        it,
+        
+        FfiConverterString.lower(`pattern`),
+        FfiConverterOptionalTypeServeOptions.lower(`options`),_status)
 }
     }
     )
@@ -6262,6 +6335,361 @@ public object FfiConverterTypeStream: FfiConverter<Stream, Long> {
 
 
 /**
+ * A served stream pattern whose streams are taken, not handed to a handler
+ * (`Endpoint.serveStreamPull`): `recv()` waits for the next one,
+ * `tryRecv()` takes one if waiting. The taker owns each stream: finish or
+ * cancel it. The service ends when closed (Kotlin: `cancel()`), when its
+ * endpoint closes, or when the handle is freed; streams still waiting are
+ * refused.
+ */
+public interface StreamQueueInterface {
+    
+    /**
+     * Stops serving; streams still waiting are refused. Streams taken go
+     * on. Idempotent.
+     */
+    fun `cancel`()
+    
+    /**
+     * The served pattern.
+     */
+    fun `pattern`(): kotlin.String
+    
+    /**
+     * The next opened stream, waiting for one; `null`/`nil` once the
+     * service (or its endpoint) is closed. Calls wait their turn.
+     */
+    suspend fun `recv`(): OpenedStream?
+    
+    /**
+     * The next waiting stream without waiting; `null`/`nil` when none is.
+     *
+     * Errors: `CLOSED` once the service is closed.
+     */
+    fun `tryRecv`(): OpenedStream?
+    
+    companion object
+}
+
+/**
+ * A served stream pattern whose streams are taken, not handed to a handler
+ * (`Endpoint.serveStreamPull`): `recv()` waits for the next one,
+ * `tryRecv()` takes one if waiting. The taker owns each stream: finish or
+ * cancel it. The service ends when closed (Kotlin: `cancel()`), when its
+ * endpoint closes, or when the handle is freed; streams still waiting are
+ * refused.
+ */
+open class StreamQueue: Disposable, AutoCloseable, StreamQueueInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_netchan_uniffi_fn_free_streamqueue(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_netchan_uniffi_fn_clone_streamqueue(handle, status)
+        }
+    }
+
+    
+    /**
+     * Stops serving; streams still waiting are refused. Streams taken go
+     * on. Idempotent.
+     */override fun `cancel`()
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_streamqueue_close(
+        it,
+        _status)
+}
+    }
+    
+    
+
+    
+    /**
+     * The served pattern.
+     */override fun `pattern`(): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_streamqueue_pattern(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The next opened stream, waiting for one; `null`/`nil` once the
+     * service (or its endpoint) is closed. Calls wait their turn.
+     */
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `recv`() : OpenedStream? {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_netchan_uniffi_fn_method_streamqueue_recv(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_netchan_uniffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_netchan_uniffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_netchan_uniffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterOptionalTypeOpenedStream.lift(it) },
+        // Error FFI converter
+        UniffiNullRustCallStatusErrorHandler,
+    )
+    }
+
+    
+    /**
+     * The next waiting stream without waiting; `null`/`nil` when none is.
+     *
+     * Errors: `CLOSED` once the service is closed.
+     */
+    @Throws(NetchanException::class)override fun `tryRecv`(): OpenedStream? {
+            return FfiConverterOptionalTypeOpenedStream.lift(
+    callWithHandle {
+    uniffiRustCallWithError(NetchanException) { _status ->
+    UniffiLib.uniffi_netchan_uniffi_fn_method_streamqueue_try_recv(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeStreamQueue: FfiConverter<StreamQueue, Long> {
+    override fun lower(value: StreamQueue): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): StreamQueue {
+        return StreamQueue(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): StreamQueue {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: StreamQueue) = 8UL
+
+    override fun write(value: StreamQueue, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
  * A subscription: messages whose path matches its pattern, from local
  * publishers and every connected peer, waiting in one queue
  * (`subscription_capacity` messages; a full queue holds back the
@@ -7083,6 +7511,63 @@ public object FfiConverterTypeMessage: FfiConverterRustBuffer<Message> {
             FfiConverterString.write(value.`path`, buf)
             FfiConverterByteArray.write(value.`payload`, buf)
             FfiConverterString.write(value.`sender`, buf)
+    }
+}
+
+
+
+/**
+ * A stream taken from a [`StreamQueue`]: the opening and this side of the
+ * stream.
+ */
+data class OpenedStream (
+    /**
+     * The opening: path, first payload, sender, deadline.
+     */
+    val `request`: StreamRequest
+    , 
+    /**
+     * This side of the stream.
+     */
+    val `stream`: Stream
+    
+): Disposable{
+    
+
+    
+
+    
+    @Suppress("UNNECESSARY_SAFE_CALL") // codegen is much simpler if we unconditionally emit safe calls here
+    override fun destroy() {
+        
+    Disposable.destroy(
+        this.`request`,
+        this.`stream`
+    )
+    }
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeOpenedStream: FfiConverterRustBuffer<OpenedStream> {
+    override fun read(buf: ByteBuffer): OpenedStream {
+        return OpenedStream(
+            FfiConverterTypeStreamRequest.read(buf),
+            FfiConverterTypeStream.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: OpenedStream) = (
+            FfiConverterTypeStreamRequest.allocationSize(value.`request`) +
+            FfiConverterTypeStream.allocationSize(value.`stream`)
+    )
+
+    override fun write(value: OpenedStream, buf: ByteBuffer) {
+            FfiConverterTypeStreamRequest.write(value.`request`, buf)
+            FfiConverterTypeStream.write(value.`stream`, buf)
     }
 }
 
@@ -9461,6 +9946,38 @@ public object FfiConverterOptionalTypeMessage: FfiConverterRustBuffer<Message?> 
         } else {
             buf.put(1)
             FfiConverterTypeMessage.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeOpenedStream: FfiConverterRustBuffer<OpenedStream?> {
+    override fun read(buf: ByteBuffer): OpenedStream? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeOpenedStream.read(buf)
+    }
+
+    override fun allocationSize(value: OpenedStream?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeOpenedStream.allocationSize(value)
+        }
+    }
+
+    override fun write(value: OpenedStream?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeOpenedStream.write(value, buf)
         }
     }
 }

@@ -39,6 +39,39 @@ class StreamTest(private val kind: String) {
     }
 
     @Test
+    fun aPulledStreamServiceHandsOutStreamsTheTakerOwns() = watchdog {
+        Endpoint("kt-spull-server-$kind").use { server ->
+            Endpoint("kt-spull-client-$kind").use { client ->
+                client.connect(server.listen(Addrs.of(kind)))
+                val queue = server.serveStreamPull("pull/*")
+                assertEquals("pull/*", queue.pattern())
+                eventually { client.streamServers("pull/**").isNotEmpty() }
+                assertNull(queue.tryRecv())
+                val opening = async { client.openStream("pull/a", "hello".encodeToByteArray()) }
+                val taken = queue.recv()!!
+                assertEquals("pull/a", taken.request.path)
+                assertEquals("hello", taken.request.payload.decodeToString())
+                assertEquals("kt-spull-client-$kind", taken.request.sender)
+                opening.await().use { s ->
+                    s.send("ping".encodeToByteArray())
+                    assertEquals("ping", taken.stream.recv()!!.decodeToString())
+                    taken.stream.send("pong".encodeToByteArray())
+                    assertEquals("pong", s.recv()!!.decodeToString())
+                    s.finish()
+                    assertNull(taken.stream.recv()) // the opener's direction ended
+                    taken.stream.finish()
+                    assertNull(s.recv())
+                }
+                taken.stream.close()
+                queue.cancel()
+                assertNull(queue.recv())
+                expectError<NetchanException.Closed> { queue.tryRecv() }
+                queue.close()
+            }
+        }
+    }
+
+    @Test
     fun aStreamEchoesBothWaysAsAFlowAndHalfCloses() = watchdog {
         connected("echo/*", handler = { req, s ->
             s.send(req.payload)
