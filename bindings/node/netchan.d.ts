@@ -105,7 +105,11 @@ export interface ServeOptions {
 export interface RequestOptions {
   /** How long to wait for the reply (default 5000); also the handler's deadline. */
   timeoutMs?: number
-  /** Aborting rejects the request with `CANCELLED` and cancels it at the server. */
+  /**
+   * Aborting rejects the request with an `AbortError` (code `CANCELLED`),
+   * or for `AbortSignal.timeout()` a `TimeoutError` (code `TIMEOUT`), and
+   * cancels it at the server; `cause` is the signal's reason.
+   */
   signal?: AbortSignal
   /** Wait for a server to appear instead of failing with `NO_RESPONDERS` at once. */
   waitForResponder?: boolean
@@ -120,7 +124,7 @@ export interface StreamOptions {
   window?: number
   /** Wait (up to the open timeout) for a server to appear instead of failing with `NO_RESPONDERS` at once. */
   waitForResponder?: boolean
-  /** Aborting rejects a pending `openStream` with `CANCELLED`, and cancels an open stream. */
+  /** Aborting rejects a pending `openStream` with an `AbortError` (`CANCELLED`; `TIMEOUT` for `AbortSignal.timeout()`), and cancels an open stream. */
   signal?: AbortSignal
 }
 
@@ -324,6 +328,7 @@ export declare class Endpoint extends EventEmitter {
   networkChanged(): Promise<void>
   unref(): this
   ref(): this
+  /** Resolves once every target took the message; a bad path or payload throws at once (`INVALID_PATH`, `INVALID_ARGUMENT`). */
   publish(path: string, payload?: Payload): Promise<void>
   tryPublish(path: string, payload?: Payload): void
   /** Publishes every payload on `path` in order, in one call; resolves with how many. */

@@ -48,12 +48,38 @@ function data (d) {
 }
 
 const TLS_KEYS = ['cert', 'key', 'ca', 'pinned', 'clientAuth', 'serverName']
+// The options each call knows (netchan.d.ts): any other key is a typo that
+// would otherwise be ignored (`{ timeout: 100 }` waiting the default 5 s).
+const ENDPOINT_KEYS = ['name', 'maxFrameSize', 'heartbeatIntervalMs', 'heartbeatMisses', 'reconnect',
+  'connectTimeoutMs', 'handshakeTimeoutMs', 'sendBuffer', 'sendTimeoutMs', 'slowPeer', 'offlineBuffer',
+  'pingTimeoutMs', 'queueCapacity', 'queueMaxBytes', 'overflow', 'serviceQueue', 'busyPollUs',
+  'streamWindow', 'tls', 'insecure', 'settings']
+const REQUEST_KEYS = ['timeoutMs', 'signal', 'waitForResponder']
+const SUBSCRIBE_KEYS = ['capacity', 'maxBytes', 'overflow']
+const SERVE_KEYS = ['maxConcurrent', 'queue', 'queueBytes']
+const STREAM_KEYS = ['timeoutMs', 'openTimeoutMs', 'window', 'waitForResponder', 'signal']
+const STREAM_SERVE_KEYS = ['maxConcurrent', 'queue', 'queueBytes', 'window']
 
 /** Throws INVALID_ARGUMENT for an option `where` does not know (a typo would otherwise be ignored). */
 function checkKeys (o, known, where) {
+  if (o === undefined || o === null) return
   if (typeof o !== 'object') throw argError(`${where}: options must be an object`)
   for (const k of Object.keys(o)) {
     if (!known.includes(k)) throw argError(`${where}: unknown option ${JSON.stringify(k)} (known: ${known.join(', ')})`)
+  }
+}
+
+/**
+ * Publishes through a native endpoint or publisher: argument errors
+ * (`INVALID_PATH`, `INVALID_ARGUMENT`) are thrown, the rest rejects.
+ */
+function publishNow (n, path, payload) {
+  try {
+    const p = n.publish(path, data(payload))
+    return p == null ? DONE : p
+  } catch (e) {
+    if (e && (e.code === 'INVALID_PATH' || e.code === 'INVALID_ARGUMENT')) throw e
+    return Promise.reject(e)
   }
 }
 
@@ -74,15 +100,8 @@ class Publisher {
     this._n = npub
   }
 
-  /** Publishes on `path` (which the pattern must match); resolves once every target took it. */
-  publish (path, payload) {
-    try {
-      const p = this._n.publish(path, data(payload))
-      return p == null ? DONE : p
-    } catch (e) {
-      return Promise.reject(e)
-    }
-  }
+  /** Publishes on `path` (which the pattern must match), as `Endpoint.publish`. */
+  publish (path, payload) { return publishNow(this._n, path, payload) }
 
   /** Publishes without waiting; throws BUFFER_FULL if a target had no room. */
   tryPublish (path, payload) { this._n.tryPublish(path, data(payload)) }
@@ -310,29 +329,20 @@ class Request {
 // loops or keeps the event loop turning.
 
 /**
- * A service: runs a handler per request, or, made without one, hands its
- * requests out in arrival order (`recv()`, `for await`), each answered
- * with `req.reply()` / `req.fail()`. Keeps the process alive while open.
+ * What a service made without a handler shares with a stream service made
+ * without one: `_take()` gives the next item the native `next()` resolves
+ * with, through `_wrap`, one waiter at a time, and the async iterator
+ * protocol; leaving a `for await` loop closes the service.
  */
-class Service {
-  constructor (ep, nsvc, handler, maxConcurrent) {
-    this._ep = ep
-    this._n = nsvc
-    this.pattern = nsvc.pattern
-    this._waiting = null
-    this._pull = handler === null
-    if (!this._pull) this._drive(handler, maxConcurrent)
-  }
-
-  /** The next request of a service made without a handler, or `null` once it is closed. */
-  async recv () {
-    if (!this._pull) throw argError('a service with a handler hands its requests to the handler; recv() is for a service made without one')
+class Pulled {
+  async _take () {
+    if (!this._pull) throw argError(`a service with a handler hands what it serves to the handler; recv() is for one made without (${this.pattern})`)
     // One waiter at a time; concurrent callers queue behind it.
     while (this._waiting) await this._waiting.catch(() => {})
     this._waiting = this._n.next()
     try {
-      const nreq = await this._waiting
-      return nreq === null ? null : new Request(nreq, true)
+      const n = await this._waiting
+      return n === null ? null : this._wrap(n)
     } finally {
       this._waiting = null
     }
@@ -343,13 +353,35 @@ class Service {
     return r === null ? { done: true, value: undefined } : { done: false, value: r }
   }
 
-  /** Leaving a `for await` loop stops serving. */
+  /** Leaving a `for await` loop stops serving (what was taken goes on). */
   async return () {
     this.close()
     return { done: true, value: undefined }
   }
 
   [Symbol.asyncIterator] () { return this }
+}
+
+/**
+ * A service: runs a handler per request, or, made without one, hands its
+ * requests out in arrival order (`recv()`, `for await`), each answered
+ * with `req.reply()` / `req.fail()`. Keeps the process alive while open.
+ */
+class Service extends Pulled {
+  constructor (ep, nsvc, handler, maxConcurrent) {
+    super()
+    this._ep = ep
+    this._n = nsvc
+    this.pattern = nsvc.pattern
+    this._waiting = null
+    this._pull = handler === null
+    if (!this._pull) this._drive(handler, maxConcurrent)
+  }
+
+  /** The next request of a service made without a handler, or `null` once it is closed. */
+  recv () { return this._take() }
+
+  _wrap (nreq) { return new Request(nreq, true) }
 
   // At most `max` handler calls in flight: the next request is taken from
   // the core's queue (bounded, fair among callers) only when one is free.
@@ -387,7 +419,9 @@ class Service {
     try {
       d = data(v)
     } catch (e) {
-      this._fail(nreq, argError(`the handler returned a value that is not a payload (${e.message}); return a string or bytes, or use pack()`))
+      const bad = new Error(`the handler returned a value that is not a payload (${e.message}); return a string or bytes, or use pack()`)
+      bad.code = 'HANDLER_ERROR'
+      this._fail(nreq, bad)
       report(this._ep, e, where)
       return
     }
@@ -576,8 +610,9 @@ class Stream {
  * most `maxConcurrent` at once (the core's handler runner). Keeps the
  * process alive while open.
  */
-class StreamService {
+class StreamService extends Pulled {
   constructor (ep, nsvc, handler) {
+    super()
     this._ep = ep
     this._n = nsvc
     this.pattern = nsvc.pattern
@@ -591,31 +626,9 @@ class StreamService {
    * `[request, stream]` (this side's stream is yours: `end()` or
    * `cancel()` it), or `null` once the service is closed.
    */
-  async recv () {
-    if (!this._pull) throw argError('a stream service with a handler hands its streams to the handler; recv() is for one made without')
-    // One waiter at a time; concurrent callers queue behind it.
-    while (this._waiting) await this._waiting.catch(() => {})
-    this._waiting = this._n.next()
-    try {
-      const ninc = await this._waiting
-      return ninc === null ? null : [new StreamRequest(ninc), new Stream(ninc.stream())]
-    } finally {
-      this._waiting = null
-    }
-  }
+  recv () { return this._take() }
 
-  async next () {
-    const r = await this.recv()
-    return r === null ? { done: true, value: undefined } : { done: false, value: r }
-  }
-
-  /** Leaving a `for await` loop stops serving (streams already taken go on). */
-  async return () {
-    this.close()
-    return { done: true, value: undefined }
-  }
-
-  [Symbol.asyncIterator] () { return this }
+  _wrap (ninc) { return [new StreamRequest(ninc), new Stream(ninc.stream())] }
 
   /** Streams waiting for a free handler slot. */
   get queued () { return this._n.queued }
@@ -665,6 +678,8 @@ class Endpoint extends EventEmitter {
     // becoming an unhandled rejection, which would end the process.
     super({ captureRejections: true })
     if (typeof options === 'string') options = { name: options }
+    checkKeys(options, ENDPOINT_KEYS, 'new Endpoint')
+    if (options && options.tls) checkKeys(options.tls, TLS_KEYS, 'new Endpoint: tls')
     this._n = new native.NativeEndpoint(options)
     this._keep = null
     this._unref = false
@@ -750,15 +765,13 @@ class Endpoint extends EventEmitter {
   /** The network changed: drops every link and redials every dialled address now. */
   networkChanged () { return this._n.networkChanged() }
 
-  /** Publishes `payload` on `path`; resolves once every target took it. */
-  publish (path, payload) {
-    try {
-      const p = this._n.publish(path, data(payload))
-      return p == null ? DONE : p
-    } catch (e) {
-      return Promise.reject(e)
-    }
-  }
+  /**
+   * Publishes `payload` on `path`; resolves once every target took it. A
+   * bad path or payload throws at once (`INVALID_PATH`,
+   * `INVALID_ARGUMENT`), so a forgotten `await` cannot turn it into an
+   * unhandled rejection; what happens on the way rejects.
+   */
+  publish (path, payload) { return publishNow(this._n, path, payload) }
 
   /** Publishes without waiting; throws BUFFER_FULL if a target had no room. */
   tryPublish (path, payload) { this._n.tryPublish(path, data(payload)) }
@@ -805,6 +818,7 @@ class Endpoint extends EventEmitter {
     if (callback !== undefined && callback !== null && typeof callback !== 'function') {
       throw argError('subscribe(pattern, callback?, options?): callback must be a function')
     }
+    checkKeys(options, SUBSCRIBE_KEYS, 'subscribe')
     const nsub = this._n.subscribe(pattern, options)
     return new Subscription(this, nsub, callback)
   }
@@ -812,6 +826,7 @@ class Endpoint extends EventEmitter {
   /** Serves `pattern`: `handler(req)` returns (or resolves with) the reply; a throw fails the request. */
   serve (pattern, handler, options) {
     if (options === undefined && handler !== null && typeof handler === 'object') { options = handler; handler = undefined }
+    checkKeys(options, SERVE_KEYS, 'serve')
     if (handler === undefined || handler === null) {
       const o = options || {}
       return new Service(this, this._n.serve(pattern, { queue: o.queue, queueBytes: o.queueBytes }), null, 0)
@@ -839,6 +854,7 @@ class Endpoint extends EventEmitter {
    */
   openStream (path, first, options) {
     if (options === undefined && isOptions(first)) { options = first; first = undefined }
+    checkKeys(options, STREAM_KEYS, 'openStream')
     const { timeoutMs, openTimeoutMs, window, waitForResponder = false, signal } = options || {}
     const o = { timeoutMs, openTimeoutMs, window, waitForResponder }
     let d
@@ -864,8 +880,7 @@ class Endpoint extends EventEmitter {
       return s
     }, (e) => {
       signal.removeEventListener('abort', onAbort)
-      if (e && e.code === 'CANCELLED' && signal.aborted && signal.reason !== undefined) e.cause = signal.reason
-      throw e
+      throw e && e.code === 'CANCELLED' && signal.aborted ? aborted(e, signal) : e
     })
   }
 
@@ -879,6 +894,7 @@ class Endpoint extends EventEmitter {
    */
   serveStream (pattern, handler, options) {
     if (options === undefined && handler !== null && typeof handler === 'object') { options = handler; handler = undefined }
+    checkKeys(options, STREAM_SERVE_KEYS, 'serveStream')
     if (handler === undefined || handler === null) {
       const o = options || {}
       const n = this._n.serveStreamPull(pattern, { maxConcurrent: o.maxConcurrent, queue: o.queue, queueBytes: o.queueBytes, window: o.window })
@@ -904,13 +920,14 @@ class Endpoint extends EventEmitter {
    * waitForResponder (wait for a server to appear instead of NO_RESPONDERS).
    */
   request (path, payload, options = {}) {
+    checkKeys(options, REQUEST_KEYS, 'request')
     const { timeoutMs = 5000, signal, waitForResponder = false } = options
     let d
     try { d = data(payload) } catch (e) { return Promise.reject(e) }
     if (!signal) {
       try { return this._n.request(path, d, timeoutMs, waitForResponder) } catch (e) { return Promise.reject(e) }
     }
-    if (signal.aborted) return Promise.reject(cancelled(signal))
+    if (signal.aborted) return Promise.reject(aborted(new Error('the request was aborted'), signal))
     const token = new native.CancelToken()
     const onAbort = () => token.cancel()
     signal.addEventListener('abort', onAbort, { once: true })
@@ -926,8 +943,7 @@ class Endpoint extends EventEmitter {
       return v
     }, (e) => {
       signal.removeEventListener('abort', onAbort)
-      if (e && e.code === 'CANCELLED' && signal.aborted && signal.reason !== undefined) e.cause = signal.reason
-      throw e
+      throw e && e.code === 'CANCELLED' && signal.aborted ? aborted(e, signal) : e
     })
   }
 
@@ -1002,11 +1018,22 @@ function isOptions (x) {
   return x !== null && typeof x === 'object' && Object.getPrototypeOf(x) === Object.prototype
 }
 
-function cancelled (signal, what = 'the request was aborted') {
-  const e = new Error(what)
-  e.code = 'CANCELLED'
+/**
+ * What an aborted call rejects with, as fetch and timers do: an
+ * `AbortError` (code `CANCELLED`), or a `TimeoutError` (code `TIMEOUT`)
+ * when the signal came from `AbortSignal.timeout()`; `cause` is the
+ * signal's reason.
+ */
+function aborted (e, signal) {
+  const timedOut = signal.reason != null && signal.reason.name === 'TimeoutError'
+  e.name = timedOut ? 'TimeoutError' : 'AbortError'
+  e.code = timedOut ? 'TIMEOUT' : 'CANCELLED'
   if (signal.reason !== undefined) e.cause = signal.reason
   return e
+}
+
+function cancelled (signal, what = 'the request was aborted') {
+  return aborted(new Error(what), signal)
 }
 
 module.exports = {

@@ -1,6 +1,6 @@
 // Shows: request/reply with an async handler, a handler error, "no responders", and an aborted request.
 // Run: node examples/node/reqrep.js [tcp://127.0.0.1:0 | unix:///tmp/reqrep.sock]   (with `netchan` installed)
-// Prints: the bound address, the reply, then three error codes (HANDLER_ERROR, NO_RESPONDERS, CANCELLED); exits 0.
+// Prints: the bound address, the reply, then three error codes (HANDLER_ERROR, NO_RESPONDERS, TIMEOUT from an AbortSignal.timeout()); exits 0.
 const { Endpoint } = require('netchan')
 
 async function main (addr) {

@@ -493,22 +493,8 @@ pub unsafe extern "C" fn netchan_endpoint_request(
         if !cb.has_call() {
             return Err(FfiError::null("callback.call"));
         }
-        let checked = (|| {
-            // SAFETY: `ep` is NULL or an endpoint handle from this library not yet freed (the function's contract); NULL is refused.
-            let ep = unsafe { arg_endpoint(ep) }?;
-            // SAFETY: `path` is NULL or a NUL-terminated string readable for this call (the function's contract); NULL and bad UTF-8 are refused.
-            let path = unsafe { arg_str(path, "path") }?.to_owned();
-            // SAFETY: `data` points to `len` readable bytes for this call, or `len` is 0 (the function's contract).
-            let payload = Bytes::copy_from_slice(unsafe { arg_bytes(data, len) }?);
-            Ok::<_, FfiError>((ep, path, payload))
-        })();
-        let (ep, path, payload) = match checked {
-            Ok(v) => v,
-            Err(e) => {
-                cb.refuse(); // drop only
-                return Err(e);
-            }
-        };
+        // SAFETY: the arguments are forwarded under this function's contract.
+        let (ep, path, payload) = unsafe { crate::request::checked(&mut cb, ep, path, data, len) }?;
         let opts = netchan::RequestOptions::timeout(millis(timeout_ms));
         crate::request::start(ep, path, payload, opts, cb, None);
         Ok(())

@@ -80,6 +80,26 @@ unsafe fn arg_publisher<'a>(
     Ok(&p.publisher)
 }
 
+/// The publisher, path and (copied) payload of a publish through it.
+///
+/// # Safety
+/// `publisher` is NULL or a live publisher; `path` NULL or a NUL-terminated
+/// string readable for `'a`; `data` readable for `len` bytes, or `len` is 0.
+unsafe fn publish_args<'a>(
+    publisher: *const netchan_publisher,
+    path: *const c_char,
+    data: *const u8,
+    len: usize,
+) -> Result<(&'a Publisher, &'a str, Bytes), FfiError> {
+    // SAFETY: `publisher` is NULL or a live handle from this library (the caller's contract); NULL is refused.
+    let p = unsafe { arg_publisher(publisher) }?;
+    // SAFETY: `path` is NULL or a NUL-terminated string readable for this call (the caller's contract); NULL and bad UTF-8 are refused.
+    let path = unsafe { arg_str(path, "path") }?;
+    // SAFETY: `data` points to `len` readable bytes for this call, or `len` is 0 (the caller's contract).
+    let payload = Bytes::copy_from_slice(unsafe { arg_bytes(data, len) }?);
+    Ok((p, path, payload))
+}
+
 /// As `netchan_endpoint_publish()`, on `path`, which the declared pattern
 /// must match.
 ///
@@ -93,12 +113,8 @@ pub unsafe extern "C" fn netchan_publisher_publish(
     len: usize,
 ) -> netchan_result {
     ffi_boundary(|| {
-        // SAFETY: `publisher` is NULL or a live handle from this library (the function's contract); NULL is refused.
-        let p = unsafe { arg_publisher(publisher) }?;
-        // SAFETY: `path` is NULL or a NUL-terminated string readable for this call (the function's contract); NULL and bad UTF-8 are refused.
-        let path = unsafe { arg_str(path, "path") }?;
-        // SAFETY: `data` points to `len` readable bytes for this call, or `len` is 0 (the function's contract).
-        let payload = Bytes::copy_from_slice(unsafe { arg_bytes(data, len) }?);
+        // SAFETY: the arguments are forwarded under this function's contract.
+        let (p, path, payload) = unsafe { publish_args(publisher, path, data, len) }?;
         if netchan::runtime::in_async_context() {
             p.try_publish(path, payload)?;
         } else {
@@ -121,12 +137,8 @@ pub unsafe extern "C" fn netchan_publisher_try_publish(
     len: usize,
 ) -> netchan_result {
     ffi_boundary(|| {
-        // SAFETY: `publisher` is NULL or a live handle from this library (the function's contract); NULL is refused.
-        let p = unsafe { arg_publisher(publisher) }?;
-        // SAFETY: `path` is NULL or a NUL-terminated string readable for this call (the function's contract); NULL and bad UTF-8 are refused.
-        let path = unsafe { arg_str(path, "path") }?;
-        // SAFETY: `data` points to `len` readable bytes for this call, or `len` is 0 (the function's contract).
-        let payload = Bytes::copy_from_slice(unsafe { arg_bytes(data, len) }?);
+        // SAFETY: the arguments are forwarded under this function's contract.
+        let (p, path, payload) = unsafe { publish_args(publisher, path, data, len) }?;
         p.try_publish(path, payload)?;
         Ok(())
     })

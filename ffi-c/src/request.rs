@@ -145,6 +145,35 @@ pub unsafe extern "C" fn netchan_pending_request_free(pending: *mut netchan_pend
     ffi_boundary_or((), || drop(unsafe { take_back(pending) }))
 }
 
+/// The endpoint, path and (copied) payload of a callback request; on an
+/// error the callback is refused, so that only its `drop` runs.
+///
+/// # Safety
+/// `ep` is NULL or a live endpoint handle; `path` NULL or a NUL-terminated
+/// string readable for the call; `data` readable for `len` bytes, or `len`
+/// is 0.
+pub(crate) unsafe fn checked<'a>(
+    cb: &mut ResultCb,
+    ep: *const netchan_endpoint,
+    path: *const c_char,
+    data: *const u8,
+    len: usize,
+) -> Result<(&'a netchan_endpoint, String, Bytes), FfiError> {
+    let r = (|| {
+        // SAFETY: `ep` is NULL or an endpoint handle from this library not yet freed (the caller's contract); NULL is refused.
+        let ep = unsafe { arg_endpoint(ep) }?;
+        // SAFETY: `path` is NULL or a NUL-terminated string readable for this call (the caller's contract); NULL and bad UTF-8 are refused.
+        let path = unsafe { arg_str(path, "path") }?.to_owned();
+        // SAFETY: `data` points to `len` readable bytes for this call, or `len` is 0 (the caller's contract).
+        let payload = Bytes::copy_from_slice(unsafe { arg_bytes(data, len) }?);
+        Ok((ep, path, payload))
+    })();
+    if r.is_err() {
+        cb.refuse(); // drop only
+    }
+    r
+}
+
 /// Starts a request on `ep`'s runtime; `cb` receives the outcome (and
 /// `CANCELLED` when `cancel` fires first).
 pub(crate) fn start(
@@ -218,24 +247,10 @@ pub unsafe extern "C" fn netchan_endpoint_request_with(
         if !cb.has_call() {
             return Err(FfiError::null("callback.call"));
         }
-        let checked = (|| {
-            // SAFETY: `ep` is NULL or an endpoint handle from this library not yet freed (the function's contract); NULL is refused.
-            let ep = unsafe { arg_endpoint(ep) }?;
-            // SAFETY: `path` is NULL or a NUL-terminated string readable for this call (the function's contract); NULL and bad UTF-8 are refused.
-            let path = unsafe { arg_str(path, "path") }?.to_owned();
-            // SAFETY: `data` points to `len` readable bytes for this call, or `len` is 0 (the function's contract).
-            let payload = Bytes::copy_from_slice(unsafe { arg_bytes(data, len) }?);
-            // SAFETY: NULL or live options, only read (the function's contract).
-            let opts = unsafe { read_opts(options) };
-            Ok::<_, FfiError>((ep, path, payload, opts))
-        })();
-        let (ep, path, payload, opts) = match checked {
-            Ok(v) => v,
-            Err(e) => {
-                cb.refuse(); // drop only
-                return Err(e);
-            }
-        };
+        // SAFETY: the arguments are forwarded under this function's contract.
+        let (ep, path, payload) = unsafe { checked(&mut cb, ep, path, data, len) }?;
+        // SAFETY: NULL or live options, only read (the function's contract).
+        let opts = unsafe { read_opts(options) };
         let cancel = (!pending.is_null()).then(|| Arc::new(Notify::new()));
         if let Some(c) = &cancel {
             let p = hand_out(netchan_pending_request { cancel: c.clone() });

@@ -410,6 +410,23 @@ fn pull(service: &netchan_service) -> Result<&Service, FfiError> {
     Ok(&service.svc)
 }
 
+/// The service of an accept and its pull side, the out-pointers checked.
+///
+/// # Safety
+/// `service` is NULL or a live service handle for `'a`.
+unsafe fn accept_args<'a>(
+    service: *const netchan_service,
+    request: *mut *mut netchan_request,
+    reply: *mut *mut netchan_reply,
+) -> Result<(&'a netchan_service, &'a Service), FfiError> {
+    // SAFETY: `service` is NULL or a live handle from this library (the caller's contract); NULL is refused.
+    let s = unsafe { arg_ref(service, "service") }?;
+    let svc = pull(s)?;
+    arg_out(request, "request")?;
+    arg_out(reply, "reply")?;
+    Ok((s, svc))
+}
+
 /// Hands a taken request out: an owned request and its reply handle.
 fn accepted(
     (req, reply): (Request, Reply),
@@ -446,11 +463,8 @@ pub unsafe extern "C" fn netchan_service_accept(
     reply: *mut *mut netchan_reply,
 ) -> netchan_result {
     ffi_boundary(|| {
-        // SAFETY: `service` is NULL or a live handle from this library (the function's contract); NULL is refused.
-        let s = unsafe { arg_ref(service, "service") }?;
-        let svc = pull(s)?;
-        arg_out(request, "request")?;
-        arg_out(reply, "reply")?;
+        // SAFETY: the arguments are forwarded under this function's contract.
+        let (s, svc) = unsafe { accept_args(service, request, reply) }?;
         if let Some(taken) = svc.try_recv()? {
             accepted(taken, request, reply);
             return Ok(());
@@ -493,11 +507,8 @@ pub unsafe extern "C" fn netchan_service_try_accept(
     reply: *mut *mut netchan_reply,
 ) -> netchan_result {
     ffi_boundary(|| {
-        // SAFETY: `service` is NULL or a live handle from this library (the function's contract); NULL is refused.
-        let s = unsafe { arg_ref(service, "service") }?;
-        let svc = pull(s)?;
-        arg_out(request, "request")?;
-        arg_out(reply, "reply")?;
+        // SAFETY: the arguments are forwarded under this function's contract.
+        let (_, svc) = unsafe { accept_args(service, request, reply) }?;
         match svc.try_recv()? {
             Some(taken) => accepted(taken, request, reply),
             None => return Err(FfiError::new(netchan_result::Empty, "no request is queued")),

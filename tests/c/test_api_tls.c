@@ -21,15 +21,20 @@ static char *path_of(const char *file, char *buf, size_t n) {
     return buf;
 }
 
-/* Runs `netchan cert NAME --dir DIR` and waits for it. */
-static int make_cert(const char *cli, const char *name) {
-    char *argv[] = {(char *)cli, (char *)"cert", (char *)name, (char *)"--dir", dir, NULL};
+/* Runs the CLI with `argv` (argv[0] its path) and waits: its exit status. */
+static int run_cli(char *const argv[]) {
     pid_t pid = -1;
-    if (posix_spawn(&pid, cli, NULL, NULL, argv, environ) != 0) return -1;
+    if (posix_spawn(&pid, argv[0], NULL, NULL, argv, environ) != 0) return -1;
     t_track_child(pid);
     int st = 0;
     if (waitpid(pid, &st, 0) != pid) return -1;
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Runs `netchan cert NAME --dir DIR`. */
+static int make_cert(const char *cli, const char *name) {
+    char *argv[] = {(char *)cli, (char *)"cert", (char *)name, (char *)"--dir", dir, NULL};
+    return run_cli(argv);
 }
 
 /* The whole file as a NUL-terminated string (to pass PEM text). */
@@ -197,17 +202,12 @@ static void test_access_rules_at_run_time(void) {
     }
 }
 
-/* Runs `netchan keygen ID --out DIR/FILE` and waits for it. */
+/* Runs `netchan keygen ID --out DIR/FILE`. */
 static int make_keys(const char *cli, const char *id, const char *file) {
     char out[300];
     path_of(file, out, sizeof out);
     char *argv[] = {(char *)cli, (char *)"keygen", (char *)id, (char *)"--out", out, NULL};
-    pid_t pid = -1;
-    if (posix_spawn(&pid, cli, NULL, NULL, argv, environ) != 0) return -1;
-    t_track_child(pid);
-    int st = 0;
-    if (waitpid(pid, &st, 0) != pid) return -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return run_cli(argv);
 }
 
 static const char *cli_path(void) {

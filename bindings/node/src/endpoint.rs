@@ -425,6 +425,21 @@ impl Default for CancelToken {
     }
 }
 
+/// Polls a publish once on the JS thread: `null` when it is done at once
+/// (the common case), a thrown error when it failed at once, else a
+/// promise that settles when every target took the message.
+fn settle_now_or_later<'e>(
+    env: &'e Env,
+    rt: &Handle,
+    fut: impl std::future::Future<Output = netchan::Result<()>> + 'static,
+) -> Result<Option<Object<'e>>> {
+    let mut fut = Box::pin(fut);
+    match poll_now(rt, fut.as_mut()) {
+        Some(r) => r.map(|_| None).or_throw(env),
+        None => promise(env, rt, fut, |_, ()| Ok(())).map(Some),
+    }
+}
+
 /// A publisher declaration (discovery); `close()` withdraws it.
 #[napi]
 pub struct NativePublisher {
@@ -454,11 +469,7 @@ impl NativePublisher {
     ) -> Result<Option<Object<'e>>> {
         let p = self.decl().or_throw(env)?;
         let data = payload(data);
-        let mut fut = Box::pin(async move { p.publish(&path, data).await });
-        match poll_now(&self.rt, fut.as_mut()) {
-            Some(r) => r.map(|_| None).or_throw(env),
-            None => promise(env, &self.rt, fut, |_, ()| Ok(())).map(Some),
-        }
+        settle_now_or_later(env, &self.rt, async move { p.publish(&path, data).await })
     }
 
     /// Publishes without waiting; a full target is skipped and the call
@@ -588,11 +599,7 @@ impl NativeEndpoint {
     ) -> Result<Option<Object<'e>>> {
         let ep = self.ep.clone();
         let data = payload(data);
-        let mut fut = Box::pin(async move { ep.publish(&path, data).await });
-        match poll_now(&self.rt, fut.as_mut()) {
-            Some(r) => r.map(|_| None).or_throw(env),
-            None => promise(env, &self.rt, fut, |_, ()| Ok(())).map(Some),
-        }
+        settle_now_or_later(env, &self.rt, async move { ep.publish(&path, data).await })
     }
 
     /// Publishes without waiting; a full target is skipped and the call

@@ -172,7 +172,8 @@ for (const transport of TRANSPORTS) {
       await rejectsWith(p.client.request('throw'), 'HANDLER_ERROR')
       await rejectsWith(p.client.request('reject'), 'HANDLER_ERROR')
       await rejectsWith(p.client.request('coded'), 'INVALID_ARGUMENT')
-      await rejectsWith(p.client.request('notpayload'), 'INVALID_ARGUMENT')
+      // A reply that is not a payload is the handler's failure, as in Python.
+      await rejectsWith(p.client.request('notpayload'), 'HANDLER_ERROR')
       // The failure was that request's only: the service goes on serving.
       const e = await p.client.request('reject').catch((x) => x)
       assert.match(e.message, /async failure/)
@@ -203,11 +204,18 @@ for (const transport of TRANSPORTS) {
       const reason = new Error('user gave up')
       ac.abort(reason)
       await rejectsWith(r, 'CANCELLED')
+      // As fetch and timers reject: an AbortError whose cause is the reason.
+      assert.equal(await r.catch((e) => e.name), 'AbortError')
       assert.equal(await r.catch((e) => e.cause), reason)
       // The CANCEL frame reaches the server after the caller's rejection.
       await until(() => req.cancelled, 'the handler to see the cancellation')
       // An already aborted signal rejects at once.
       await rejectsWith(p.client.request('hang', '', { signal: AbortSignal.abort() }), 'CANCELLED')
+      // AbortSignal.timeout() is a timeout: TIMEOUT, a TimeoutError.
+      const timedOut = await p.client.request('hang', '', { signal: AbortSignal.timeout(20) }).catch((e) => e)
+      assert.equal(timedOut.code, 'TIMEOUT')
+      assert.equal(timedOut.name, 'TimeoutError')
+      assert.equal(timedOut.cause.name, 'TimeoutError')
     })
 
     test('a declared publisher publishes on its pattern; publishMany sends a batch in order', async () => {
@@ -219,7 +227,7 @@ for (const transport of TRANSPORTS) {
       await until(() => p.server.publishers('p/**').includes(p.client.name), 'the declaration')
       await pub.publish('p/a', 'one')
       pub.tryPublish('p/b', Buffer.from('two'))
-      await rejectsWith(pub.publish('q/a', 'x'), 'INVALID_PATH')
+      assert.throws(() => pub.publish('q/a', 'x'), { code: 'INVALID_PATH' })
       const n = await p.client.publishMany('p/many', (function * () { for (let i = 0; i < 100; i++) yield String(i) })())
       assert.equal(n, 100)
       assert.equal(await p.client.publishMany('p/many', []), 0)
@@ -414,8 +422,18 @@ test('error codes equal the core symbolic names', async () => {
   assert.throws(() => ep.subscribe('a//b'), { code: 'INVALID_PATH' })
   assert.throws(() => ep.serve('', () => ''), { code: 'INVALID_PATH' })
   assert.throws(() => ep.subscribe('x', 'not a function'), { code: 'INVALID_ARGUMENT' })
-  await rejectsWith(ep.publish('bad//path', ''), 'INVALID_PATH')
-  await rejectsWith(ep.publish('ok', 12), 'INVALID_ARGUMENT')
+  // A bad argument to publish throws at once: an un-awaited publish
+  // cannot become an unhandled rejection.
+  assert.throws(() => ep.publish('bad//path', ''), { code: 'INVALID_PATH' })
+  assert.throws(() => ep.publish('ok', 12), { code: 'INVALID_ARGUMENT' })
+  // Unknown options are refused, not ignored.
+  assert.throws(() => new Endpoint({ bogusOption: 1 }), (e) => e.code === 'INVALID_ARGUMENT' && /bogusOption/.test(e.message))
+  assert.throws(() => new Endpoint({ tls: { certificate: 'x' } }), { code: 'INVALID_ARGUMENT' })
+  assert.throws(() => ep.request('x', '', { timeout: 100 }), (e) => e.code === 'INVALID_ARGUMENT' && /timeout/.test(e.message))
+  assert.throws(() => ep.subscribe('x', { capacityy: 1 }), { code: 'INVALID_ARGUMENT' })
+  assert.throws(() => ep.serve('x', () => '', { maxconcurrent: 1 }), { code: 'INVALID_ARGUMENT' })
+  assert.throws(() => ep.serveStream('x', async () => {}, { windw: 1 }), { code: 'INVALID_ARGUMENT' })
+  assert.throws(() => ep.openStream('x', '', { timeout: 1 }), { code: 'INVALID_ARGUMENT' })
   await rejectsWith(ep.listen('http://x'), 'INVALID_ADDRESS')
   await rejectsWith(ep.connect('tcp://127.0.0.1:1'), 'CONNECT_REFUSED')
   await rejectsWith(ep.ping('nobody'), 'UNKNOWN_PEER')

@@ -21,7 +21,7 @@ const dir = path.join(repo, 'examples', 'node')
 
 const expect = {
   'pubsub.js': [/^listening on /m, /^sensors\/kitchen\/temp\t21\.5$/m, /^sensors\/garage\/temp\t12\.0$/m, /^sensors\/attic\/temp\t\{"celsius":30\.5\}$/m],
-  'reqrep.js': [/^reply: hello, ana \(from client\)$/m, /^fail: HANDLER_ERROR/m, /^nobody\/here: NO_RESPONDERS/m, /^slow: CANCELLED/m],
+  'reqrep.js': [/^reply: hello, ana \(from client\)$/m, /^fail: HANDLER_ERROR/m, /^nobody\/here: NO_RESPONDERS/m, /^slow: TIMEOUT/m],
   'stream.js': [/^listening on /m, /^HELLO\nSTREAM\nWORLD\nend$/m, /^pipeline: HELLO PIPELINE$/m],
   'ping.js': [/^event: peerUp pong$/m, /^rtt \d+ us$/m, /^peers: pong /m]
 }
