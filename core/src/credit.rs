@@ -56,9 +56,9 @@ pub(crate) struct CreditOut {
     index: HashMap<u64, usize>,
     /// Moves whenever a slot opens or closes (positions change).
     epoch: u64,
-    /// The positions of the slots matching the last path checked, at
-    /// `epoch`.
-    memo: Option<(String, u64, Vec<usize>)>,
+    /// The positions of the slots matching the last route checked, at
+    /// `epoch` (the route is held, and compared by identity first).
+    memo: Option<(Arc<Meta>, u64, Vec<usize>)>,
 }
 
 /// What a message may do on a link, as far as credit goes.
@@ -140,21 +140,24 @@ impl CreditOut {
         Ok((opened, granted))
     }
 
-    /// Takes the credit for a message of `len` payload bytes on `path`, if
-    /// every slot it matches has some.
-    pub(crate) fn take(&mut self, path: &str, len: usize) -> Check {
+    /// Takes the credit for a message of `len` payload bytes on `meta`'s
+    /// path, if every slot it matches has some.
+    pub(crate) fn take(&mut self, meta: &Arc<Meta>, len: usize) -> Check {
         if self.slots.is_empty() {
             return Check::Send;
         }
-        let fresh = matches!(&self.memo, Some((p, e, _)) if *e == self.epoch && **p == *path);
+        let path = &*meta.path;
+        let fresh = matches!(&self.memo,
+            Some((m, e, _)) if *e == self.epoch && (Arc::ptr_eq(m, meta) || *m.path == *path));
         if !fresh {
-            // Reuses the memo's buffers: a publisher alternating paths does
+            // Reuses the memo's buffer: a publisher alternating paths does
             // not allocate per message.
-            let (p, e, at) = self
+            let (m, e, at) = self
                 .memo
-                .get_or_insert_with(|| (String::new(), 0, Vec::new()));
-            p.clear();
-            p.push_str(path);
+                .get_or_insert_with(|| (meta.clone(), 0, Vec::new()));
+            if !Arc::ptr_eq(m, meta) {
+                *m = meta.clone();
+            }
             *e = self.epoch;
             at.clear();
             at.extend(
@@ -487,13 +490,16 @@ impl CreditIn {
                 .iter()
                 .take_while(|p| Arc::ptr_eq(&p.meta, &meta) && p.counted == counted)
                 .count();
+            // Moved out, not shared (no count per payload); what does not
+            // fit goes back below.
             let mut run: Vec<Bytes> = slot
                 .park
-                .iter()
+                .iter_mut()
                 .take(n)
-                .map(|p| p.payload.clone())
+                .map(|p| std::mem::take(&mut p.payload))
                 .collect();
-            let used = match slot.inbox.push_run(&meta, &mut run, false) {
+            let total: usize = run.iter().map(Bytes::len).sum();
+            let used = match slot.inbox.push_run(&meta, &mut run, true) {
                 Ok((used, _)) => used,
                 Err(()) => {
                     slot.inbox.parked.fetch_sub(slot.park.len() as u64, Relaxed);
@@ -502,7 +508,12 @@ impl CreditIn {
                     break;
                 }
             };
-            let bytes: usize = run[..used].iter().map(Bytes::len).sum();
+            let mut left = 0;
+            for (p, b) in slot.park.iter_mut().zip(&mut run).skip(used) {
+                left += b.len();
+                p.payload = std::mem::take(b);
+            }
+            let bytes = total - left;
             slot.park.drain(..used);
             slot.park_bytes -= bytes;
             slot.inbox.parked.fetch_sub(used as u64, Relaxed);

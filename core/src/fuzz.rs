@@ -173,11 +173,11 @@ pub fn credit(data: &[u8]) {
                 let Ok(path) = std::str::from_utf8(&path) else {
                     return;
                 };
-                let _ = out.take(path, payload.len());
                 let meta = Arc::new(Meta {
                     path: path.into(),
                     sender: "fuzz".into(),
                 });
+                let _ = out.take(&meta, payload.len());
                 for s in subs.iter().filter(|s| s.pattern.matches(path)) {
                     let mut run = [payload.clone()];
                     if cin

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::config::SlowPeer;
 use crate::error::{Error, ErrorCode, Result};
-use crate::inbox::{Inbox, Message, Push};
+use crate::inbox::{Inbox, Message, Meta, Push};
 use crate::path::{validate_path, Pattern};
 use crate::peer::dialer::{Dialer, Held};
 use crate::peer::send::Enq;
@@ -220,7 +220,7 @@ pub(crate) fn sweep(shared: &Shared, route: &Route, payload: &Bytes, wait: bool)
     let mut full_peers = Vec::new();
     let mut skipped = 0usize;
     for peer in &route.peers {
-        match peer.tx.push_message(path, payload) {
+        match peer.tx.push_message(&route.meta, payload) {
             Enq::Full => full_peers.push((peer.clone(), Lack::Room)),
             Enq::NoCredit { stalled: false } if wait => {
                 full_peers.push((peer.clone(), Lack::Credit))
@@ -260,7 +260,7 @@ pub(crate) fn sweep(shared: &Shared, route: &Route, payload: &Bytes, wait: bool)
     let mut full_offline = Vec::new();
     for d in &route.offline {
         match d.try_hold(&shared.cfg, &route.meta, payload, wait) {
-            Some(h) => skipped += held(shared, path, payload, d, h),
+            Some(h) => skipped += held(shared, &route.meta, payload, d, h),
             None => full_offline.push(d.clone()),
         }
     }
@@ -353,7 +353,7 @@ async fn deliver_waiting(
                 let n = peer.tx.space.notified();
                 tokio::pin!(n);
                 n.as_mut().enable();
-                match peer.tx.push_message(path, payload) {
+                match peer.tx.push_message(&route.meta, payload) {
                     Enq::Full => lack = Lack::Room,
                     Enq::NoCredit { stalled: false } => {
                         lack = Lack::Credit;
@@ -412,7 +412,7 @@ async fn deliver_waiting(
     }
     for d in full_offline {
         let h = d.hold(&shared.cfg, &route.meta, payload, deadline()).await;
-        skipped += held(shared, path, payload, &d, h);
+        skipped += held(shared, &route.meta, payload, &d, h);
     }
     for (sub, m) in full_subs {
         let r = match tokio::time::timeout_at(deadline(), sub.push_wait(m)).await {
@@ -429,7 +429,7 @@ async fn deliver_waiting(
 
 /// Settles what an offline buffer did with a message; 1 if it was
 /// dropped (the publisher's outcome counts it as skipped).
-fn held(shared: &Shared, path: &str, payload: &Bytes, d: &Dialer, h: Held) -> usize {
+fn held(shared: &Shared, meta: &Arc<Meta>, payload: &Bytes, d: &Dialer, h: Held) -> usize {
     match h {
         Held::Queued => 0,
         Held::DroppedOld(n) => {
@@ -440,7 +440,7 @@ fn held(shared: &Shared, path: &str, payload: &Bytes, d: &Dialer, h: Held) -> us
             d.dropped(shared, 1);
             1
         }
-        Held::Successor(tx) => match tx.push_message(path, payload) {
+        Held::Successor(tx) => match tx.push_message(meta, payload) {
             Enq::Full | Enq::NoCredit { .. } => {
                 d.dropped(shared, 1);
                 1

@@ -45,7 +45,7 @@ fn credit_flows_both_ways_and_returns_to_the_window() {
     for round in 0..50 {
         // The publisher sends while it has credit.
         let mut run = Vec::new();
-        while out.take("a/x", 10) == Check::Send {
+        while out.take(&meta("a/x"), 10) == Check::Send {
             run.push(Bytes::from(vec![(sent % 251) as u8; 10]));
             sent += 1;
         }
@@ -156,11 +156,18 @@ fn a_message_takes_credit_from_every_slot_it_matches() {
     };
     out.apply(vec![open(1, 5, "a/*"), open(2, 1, "a/b")], 10)
         .unwrap();
-    assert_eq!(out.take("a/b", 1), Check::Send);
-    assert_eq!(out.take("a/b", 1), Check::NoCredit { stalled: false });
-    assert_eq!(out.take("a/c", 1), Check::Send, "a/c matches slot 1 only");
+    assert_eq!(out.take(&meta("a/b"), 1), Check::Send);
+    assert_eq!(
+        out.take(&meta("a/b"), 1),
+        Check::NoCredit { stalled: false }
+    );
+    assert_eq!(
+        out.take(&meta("a/c"), 1),
+        Check::Send,
+        "a/c matches slot 1 only"
+    );
     out.stall("a/b");
-    assert_eq!(out.take("a/b", 1), Check::NoCredit { stalled: true });
+    assert_eq!(out.take(&meta("a/b"), 1), Check::NoCredit { stalled: true });
     out.apply(
         vec![CreditItem::Grant {
             sub: 2,
@@ -170,11 +177,15 @@ fn a_message_takes_credit_from_every_slot_it_matches() {
         10,
     )
     .unwrap();
-    assert_eq!(out.take("a/b", 1), Check::Send, "a grant ends the stall");
+    assert_eq!(
+        out.take(&meta("a/b"), 1),
+        Check::Send,
+        "a grant ends the stall"
+    );
     assert_eq!(out.slots[out.index[&1]].msgs, 2);
     out.apply(vec![CreditItem::Close { sub: 2 }], 10).unwrap();
-    assert_eq!(out.take("a/b", 1), Check::Send);
-    assert_eq!(out.take("z", 1), Check::Send, "no slot matches");
+    assert_eq!(out.take(&meta("a/b"), 1), Check::Send);
+    assert_eq!(out.take(&meta("z"), 1), Check::Send, "no slot matches");
 }
 
 /// Credit never overflows, a slot opens once, and the number of slots a
@@ -228,8 +239,8 @@ fn grants_are_checked() {
     )
     .unwrap();
     assert_eq!(out.slots[out.index[&3]].msgs, 5);
-    assert_eq!(out.take("p3", 1), Check::Send);
-    assert_eq!(out.take("p1", 1), Check::Send, "slot 1 is gone");
+    assert_eq!(out.take(&meta("p3"), 1), Check::Send);
+    assert_eq!(out.take(&meta("p1"), 1), Check::Send, "slot 1 is gone");
     assert!(out.apply(vec![open(1)], 9).is_ok(), "and may open again");
     // A grant for a slot closed meanwhile is ignored.
     out.apply(

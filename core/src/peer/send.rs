@@ -5,24 +5,22 @@ use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 use crate::credit::{Check, CreditOut};
 use crate::error::Result;
+use crate::inbox::Meta;
 use crate::proto::{self, CreditItem, Frame};
 use crate::transport::Wire;
 
 mod alias;
 mod gate;
-use crate::waiting::{
-    GATHER_BELOW, GATHER_FOR, GATHER_TASK_YIELDS, GATHER_THREAD_YIELDS, WRITER_LOOKS_BEFORE_PARKING,
-};
+mod writer;
 use alias::{Aliases, Choice};
 pub(crate) use gate::WriteThrough;
+pub(crate) use writer::writer_loop;
 
 /// Payloads at least this big are queued by reference instead of copied
 /// into the send buffer, and written with the frame head in one `writev`.
@@ -31,6 +29,17 @@ const BIG_PAYLOAD: usize = 16 * 1024;
 /// Small frames gather in one buffer; past this size it becomes a segment
 /// of its own (ending at a frame boundary).
 const SEGMENT: usize = 64 * 1024;
+
+/// A segment buffer's capacity: a segment, plus the largest frame copied
+/// into the buffer (a payload below [`BIG_PAYLOAD`] and its head), so that
+/// filling one never reallocates.
+const SEGMENT_CAP: usize = SEGMENT + BIG_PAYLOAD + 64;
+
+/// Written segment buffers a link keeps for reuse. A stream through a
+/// congested link cuts a segment every 64 KiB and frees one as each is
+/// written; without reuse the allocator hands the pages back and faults
+/// them in again, which cost a 1 KiB stream half its publisher's CPU time.
+const SPARE_SEGMENTS: usize = 8;
 
 /// While the socket pushes back (its last write had to wait), the writer
 /// takes at most about this much data per write, ending at a frame
@@ -87,6 +96,8 @@ pub(crate) struct SendState {
     mid_frame: bool,
     /// Paths aliased on this link, for SHORT_MESSAGEs.
     aliases: Aliases,
+    /// Segment buffers written and given back (see [`SPARE_SEGMENTS`]).
+    spare: Vec<BytesMut>,
 }
 
 /// Outcome of queueing a frame.
@@ -144,6 +155,7 @@ impl SendQueue {
                 credit: CreditOut::default(),
                 mid_frame: false,
                 aliases: Aliases::default(),
+                spare: Vec::new(),
             }),
             stalled: AtomicBool::new(false),
             congested: AtomicBool::new(false),
@@ -225,17 +237,18 @@ impl SendQueue {
     /// Queues a message, subject to the bound: a SHORT_MESSAGE on an
     /// aliased path (aliasing it first, with an ALIAS in the same lane, if
     /// the link's aliases have room), else a MESSAGE.
-    pub(crate) fn push_message(&self, path: &str, payload: &Bytes) -> Enq {
+    pub(crate) fn push_message(&self, meta: &Arc<Meta>, payload: &Bytes) -> Enq {
         let mut st = self.lock();
         if st.closed {
             return Enq::Closed;
         }
-        let choice = st.aliases.choose(path);
+        let path = &*meta.path;
+        let choice = st.aliases.choose(meta);
         let size = choice.frame_len(path, payload.len());
         if st.queued > 0 && st.queued + size > self.limit {
             return Enq::Full;
         }
-        if let Check::NoCredit { stalled } = st.credit.take(path, payload.len()) {
+        if let Check::NoCredit { stalled } = st.credit.take(meta, payload.len()) {
             return Enq::NoCredit { stalled };
         }
         let before = st.buf.len();
@@ -243,7 +256,7 @@ impl SendQueue {
             Choice::Known(a) => Some(a),
             Choice::New(a) => {
                 let st = &mut *st;
-                if st.aliases.name(&mut st.buf, a, path).is_err() {
+                if st.aliases.name(&mut st.buf, a, meta).is_err() {
                     st.buf.truncate(before);
                     return Enq::Closed;
                 }
@@ -287,7 +300,13 @@ impl SendQueue {
         } else {
             st.buf.extend_from_slice(payload);
             if st.buf.len() >= SEGMENT {
-                let seg = st.buf.split().freeze();
+                // The next segment fills a buffer of its own, a spare one
+                // if a written segment was given back.
+                let next = st
+                    .spare
+                    .pop()
+                    .unwrap_or_else(|| BytesMut::with_capacity(SEGMENT_CAP));
+                let seg = std::mem::replace(&mut st.buf, next).freeze();
                 st.chunks.push_back((seg, true));
             }
         }
@@ -478,8 +497,23 @@ impl SendQueue {
     /// bytes): the whole control lane, then data up to [`TAKE_DATA`], ending
     /// at a frame boundary. Returns whether the queue is closed and how many
     /// frames were queued since the last take.
-    fn take(&self, out: &mut VecDeque<(Bytes, bool)>) -> (bool, u32) {
+    ///
+    /// Segments the writer finished (`written`) are kept for reuse when
+    /// nothing else holds them.
+    fn take(&self, out: &mut VecDeque<(Bytes, bool)>, written: &mut Vec<Bytes>) -> (bool, u32) {
         let mut st = self.lock();
+        for b in written.drain(..) {
+            if st.spare.len() < SPARE_SEGMENTS {
+                // Only a buffer nothing else holds, that already has room
+                // for a segment (never allocating here) and not much more.
+                if let Ok(mut m) = b.try_into_mut() {
+                    m.clear();
+                    if m.try_reclaim(SEGMENT_CAP) && m.capacity() <= 2 * SEGMENT_CAP {
+                        st.spare.push(m);
+                    }
+                }
+            }
+        }
         let frames = std::mem::take(&mut st.frames);
         let mut taken = 0;
         // A frame a sender began writing through is finished first: a
@@ -600,10 +634,14 @@ impl SendQueue {
     /// the write early: `Ok(true)`, the rest left in `chunks` to be given
     /// back ([`give_back`](Self::give_back)), so that a PING never waits
     /// behind a large batch taken before the link slowed down.
+    ///
+    /// Chunks written go to `written`, for [`take`](Self::take) to keep
+    /// the segment buffers among them for reuse.
     async fn write_chunks(
         &self,
         chunks: &mut VecDeque<(Bytes, bool)>,
         yield_to_control: bool,
+        written: &mut Vec<Bytes>,
     ) -> std::io::Result<bool> {
         const MAX_IOV: usize = 64;
         let mut waited = false;
@@ -642,7 +680,9 @@ impl SendQueue {
                 if front.len() <= n {
                     n -= front.len();
                     boundary = *end;
-                    chunks.pop_front();
+                    if let Some((c, _)) = chunks.pop_front() {
+                        written.push(c);
+                    }
                 } else {
                     front.advance(n);
                     boundary = false;
@@ -663,125 +703,6 @@ impl SendQueue {
         while let Some(c) = chunks.pop_back() {
             st.queued += c.0.len();
             st.chunks.push_front(c);
-        }
-    }
-}
-
-/// How long a closing connection may take to flush what was queued (the
-/// CLOSE frame last) before it is cut.
-const CLOSE_FLUSH: Duration = Duration::from_secs(2);
-
-/// The writer task: drain the queue until it is closed and empty. A write
-/// error marks the peer dead. The socket's write side shuts down when the
-/// peer (which owns it) is dropped.
-pub(crate) async fn writer_loop(tx: Arc<SendQueue>, dead: CancellationToken, name: Arc<str>) {
-    write_until_closed(&tx, &dead, &name).await;
-    tx.wire.shutdown();
-}
-
-async fn write_until_closed(tx: &SendQueue, dead: &CancellationToken, name: &str) {
-    let mut chunks = VecDeque::new();
-    let mut idle = 0;
-    // Once the link is closing or dead, what is left must be written by then.
-    let mut flush_by = None;
-    loop {
-        let (closed, frames) = tx.take(&mut chunks);
-        if chunks.is_empty() {
-            if closed {
-                break;
-            }
-            // A publisher in full flow refills the queue within a moment:
-            // looking again after a yield is far cheaper than parking the
-            // task and being woken by the next message.
-            if idle < WRITER_LOOKS_BEFORE_PARKING {
-                idle += 1;
-                tokio::task::yield_now().await;
-                continue;
-            }
-            idle = 0;
-            tx.wake.notified().await;
-            continue;
-        }
-        idle = 0;
-        let batch: usize = chunks.iter().map(|(c, _)| c.len()).sum();
-        let mut bounded = closed;
-        if !closed {
-            // Write freely while the peer is alive; once it is declared dead,
-            // finish within the bound below.
-            tokio::select! {
-                r = tx.write_chunks(&mut chunks, true) => match r {
-                    // Control frames wait: they go first, then the rest.
-                    Ok(true) => {
-                        tx.give_back(&mut chunks);
-                        continue;
-                    }
-                    Ok(false) => {}
-                    Err(e) => {
-                        tracing::debug!(peer = %name, error = %e, "write failed");
-                        tx.close();
-                        dead.cancel();
-                        return;
-                    }
-                },
-                _ = dead.cancelled() => bounded = true,
-            }
-        }
-        if !bounded && frames > 1 && batch < GATHER_BELOW {
-            if crate::runtime::on_own_thread() {
-                gather_pause();
-            } else {
-                gather_pause_as_a_task().await;
-            }
-        }
-        if bounded {
-            let by = *flush_by.get_or_insert_with(|| tokio::time::Instant::now() + CLOSE_FLUSH);
-            let r = match tokio::time::timeout_at(by, tx.write_chunks(&mut chunks, false)).await {
-                Ok(r) => r.map(drop),
-                Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
-            };
-            if let Err(e) = r {
-                tracing::debug!(peer = %name, error = %e, "final flush failed");
-                tx.close();
-                dead.cancel();
-                return;
-            }
-        }
-    }
-}
-
-/// A small write of several frames means a stream in which the writer is
-/// outpacing its publishers: give them a moment to fill a larger batch before
-/// taking the queue's lock again. Fewer, larger writes, and the lock stops
-/// bouncing between the threads' cores. A frame queued meanwhile waits at
-/// most [`GATHER_FOR`] longer, unless the thread loses its CPU; a lone frame
-/// after a quiet spell is written by its sender and never waits here.
-///
-/// On netchan's own runtime the pause yields the thread, not the task. A
-/// task yield goes through tokio's multi-thread scheduler, which wakes an idle
-/// worker to steal the yielded task: a futex wake and a context switch per
-/// yield. In an 8-byte stream that cost the publishing process a third of its
-/// CPU time.
-fn gather_pause() {
-    let start = Instant::now();
-    for _ in 0..GATHER_THREAD_YIELDS {
-        std::thread::yield_now();
-        if start.elapsed() >= GATHER_FOR {
-            break;
-        }
-    }
-}
-
-/// The pause on a program's own runtime: its worker threads are the
-/// program's, and a thread yield there would hold up its other tasks (on a
-/// current-thread runtime the publishers even run on this very thread), so
-/// the writer yields its task instead, fewer times (each task yield on a
-/// multi-thread runtime costs a look at the IO driver and maybe a wake-up).
-async fn gather_pause_as_a_task() {
-    let start = Instant::now();
-    for _ in 0..GATHER_TASK_YIELDS {
-        tokio::task::yield_now().await;
-        if start.elapsed() >= GATHER_FOR {
-            break;
         }
     }
 }

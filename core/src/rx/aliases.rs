@@ -42,10 +42,10 @@ impl Aliases {
     }
 
     /// The path `alias` names.
-    pub(super) fn path(&self, alias: u16) -> Result<Bytes> {
+    pub(super) fn path(&self, alias: u16) -> Result<&[u8]> {
         self.paths
             .get(alias as usize)
-            .and_then(Clone::clone)
+            .and_then(|p| p.as_deref())
             .ok_or_else(|| {
                 Error::new(
                     ErrorCode::ProtocolError,

@@ -73,6 +73,18 @@ struct RxState {
     unflushed: (u64, u64),
     /// The paths the peer aliased on this link (ALIAS), by alias.
     aliases: Aliases,
+    /// The alias `last` was found by, if it was: the next SHORT_MESSAGE
+    /// with it skips the alias table and the path comparison.
+    last_alias: Option<u16>,
+}
+
+/// How a received message names its path.
+#[derive(Clone, Copy)]
+enum PathRef<'a> {
+    /// In full (MESSAGE).
+    Text(&'a [u8]),
+    /// By an alias defined earlier on the link (SHORT_MESSAGE).
+    Alias(u16),
 }
 
 /// Frames of at least this many bytes are read into a buffer of their own
@@ -304,12 +316,12 @@ impl Receiver {
                     rx.unflushed.0 += 1;
                     rx.unflushed.1 += payload.len() as u64;
                     match proto::message_path_range(frame, head) {
-                        Some(r) => self.gather(peer, &frame[r], payload, rx)?,
+                        Some(r) => self.gather(peer, PathRef::Text(&frame[r]), payload, rx)?,
                         None => {
                             if let Frame::Message { path, payload } =
                                 proto::parse_frame(chunk, at, head)?
                             {
-                                self.gather(peer, &path, payload, rx)?;
+                                self.gather(peer, PathRef::Text(&path), payload, rx)?;
                             }
                         }
                     }
@@ -321,8 +333,7 @@ impl Receiver {
                     let payload = chunk.slice(at + 7..at + head.total);
                     rx.unflushed.0 += 1;
                     rx.unflushed.1 += payload.len() as u64;
-                    let path = rx.aliases.path(alias)?;
-                    self.gather(peer, &path, payload, rx)?;
+                    self.gather(peer, PathRef::Alias(alias), payload, rx)?;
                     if rx.payloads.len() >= 1024 {
                         self.flush(peer, rx, chunk.len())?;
                     }
@@ -360,25 +371,39 @@ impl Receiver {
     fn gather(
         &self,
         peer: &Arc<Peer>,
-        path: &[u8],
+        path: PathRef<'_>,
         payload: Bytes,
         rx: &mut RxState,
     ) -> Result<()> {
-        if !self.within_limit(peer, payload.len())? {
-            self.forfeit(peer, path, payload.len());
+        // No rate limit (the default) costs one branch here.
+        if peer.limit.is_some() && !self.within_limit(peer, payload.len())? {
+            let text = match path {
+                PathRef::Text(p) => p,
+                PathRef::Alias(a) => rx.aliases.path(a)?,
+            };
+            self.forfeit(peer, text, payload.len());
             return Ok(());
         }
         let gen = self.router.sub_gen();
-        // Consecutive messages on one path (the common case) skip the hash.
-        let same = rx
-            .last
-            .as_ref()
-            .is_some_and(|r| r.gen == gen && *r.path == *path);
+        // Consecutive messages on one path (the common case) skip the hash,
+        // and on one alias the path comparison too.
+        let same = rx.last.as_ref().is_some_and(|r| {
+            r.gen == gen
+                && match path {
+                    PathRef::Text(p) => *r.path == *p,
+                    PathRef::Alias(a) => rx.last_alias == Some(a),
+                }
+        });
         if !same {
-            let Some(route) = self.rx_route(peer, path, payload.len(), gen, &mut rx.cache)? else {
+            let (text, alias) = match path {
+                PathRef::Text(p) => (p, None),
+                PathRef::Alias(a) => (rx.aliases.path(a)?, Some(a)),
+            };
+            let Some(route) = self.rx_route(peer, text, payload.len(), gen, &mut rx.cache)? else {
                 return Ok(());
             };
             rx.last = Some(route);
+            rx.last_alias = alias;
         }
         let starts_run = match (rx.runs.last(), &rx.last) {
             (Some((r, _)), Some(last)) => !Arc::ptr_eq(r, last),
@@ -718,7 +743,7 @@ fn flush_offline(shared: &Shared, d: &Dialer, peer: &Arc<Peer>) {
             // The peer no longer wants it: nothing is owed.
             continue;
         }
-        match peer.tx.push_message(&meta.path, &payload) {
+        match peer.tx.push_message(&meta, &payload) {
             Enq::Queued => {}
             _ => dropped += 1,
         }

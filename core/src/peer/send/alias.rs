@@ -1,9 +1,12 @@
 //! The paths a link's sender aliased (ALIAS), so that later messages on
 //! them go as SHORT_MESSAGEs (docs/PROTOCOL.md, "ALIAS, SHORT_MESSAGE").
 
+use std::sync::Arc;
+
 use bytes::BytesMut;
 
 use crate::error::Result;
+use crate::inbox::Meta;
 use crate::proto::{self, Frame};
 
 /// The first [`proto::MAX_ALIASES`] paths published on a link, within
@@ -13,6 +16,10 @@ use crate::proto::{self, Frame};
 pub(super) struct Aliases {
     map: hashbrown::HashMap<Box<str>, u16>,
     bytes: usize,
+    /// The route last found, by identity: a publisher repeating a route
+    /// (the common case) skips the hash. Held, so the pointer is never
+    /// reused for another route while it is here.
+    last: Option<(Arc<Meta>, u16)>,
 }
 
 /// How a message on a path goes.
@@ -41,10 +48,19 @@ impl Choice {
 }
 
 impl Aliases {
-    /// How a message on `path` goes now.
-    pub(super) fn choose(&self, path: &str) -> Choice {
+    /// How a message on `meta`'s path goes now.
+    pub(super) fn choose(&mut self, meta: &Arc<Meta>) -> Choice {
+        if let Some((m, a)) = &self.last {
+            if Arc::ptr_eq(m, meta) {
+                return Choice::Known(*a);
+            }
+        }
+        let path = &*meta.path;
         match self.map.get(path) {
-            Some(&a) => Choice::Known(a),
+            Some(&a) => {
+                self.last = Some((meta.clone(), a));
+                Choice::Known(a)
+            }
             None if (self.map.len() as u64) < proto::MAX_ALIASES
                 && self.bytes + path.len() <= proto::MAX_ALIAS_BYTES =>
             {
@@ -54,8 +70,10 @@ impl Aliases {
         }
     }
 
-    /// Encodes the ALIAS naming `path` `alias` into `buf` and remembers it.
-    pub(super) fn name(&mut self, buf: &mut BytesMut, alias: u16, path: &str) -> Result<()> {
+    /// Encodes the ALIAS naming `meta`'s path `alias` into `buf` and
+    /// remembers it.
+    pub(super) fn name(&mut self, buf: &mut BytesMut, alias: u16, meta: &Arc<Meta>) -> Result<()> {
+        let path = &*meta.path;
         proto::encode(
             buf,
             &Frame::Alias {
@@ -65,6 +83,7 @@ impl Aliases {
         )?;
         self.map.insert(path.into(), alias);
         self.bytes += path.len();
+        self.last = Some((meta.clone(), alias));
         Ok(())
     }
 }
