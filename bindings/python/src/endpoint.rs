@@ -9,7 +9,7 @@ use netchan::{Config, ErrorCode, Overflow};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
-use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyMemoryView};
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyMemoryView, PyString};
 use tokio::runtime::Handle;
 
 use crate::bridge::{check_alive, maybe_async, run_blocking, start_async, BoxFut};
@@ -21,7 +21,8 @@ use crate::stream::{Stream, StreamParts, StreamService};
 const ZERO_COPY_MIN: usize = 64 * 1024;
 
 /// A payload argument as `Bytes`: `bytes` (shared when large), `bytearray`
-/// and `memoryview` (copied once).
+/// and `memoryview` (copied once), and `str` as UTF-8 (as a handler's `str`
+/// reply is).
 pub fn payload(obj: &Bound<'_, PyAny>) -> PyResult<Bytes> {
     if let Ok(b) = obj.cast::<PyBytes>() {
         let s = b.as_bytes();
@@ -37,8 +38,12 @@ pub fn payload(obj: &Bound<'_, PyAny>) -> PyResult<Bytes> {
         let b = obj.py().get_type::<PyBytes>().call1((obj,))?;
         return Ok(Bytes::copy_from_slice(b.cast::<PyBytes>()?.as_bytes()));
     }
+    if let Ok(t) = obj.cast::<PyString>() {
+        // A lone surrogate is a UnicodeEncodeError, as str.encode() gives.
+        return Ok(Bytes::copy_from_slice(t.to_cow()?.as_bytes()));
+    }
     Err(PyTypeError::new_err(format!(
-        "payload must be bytes, bytearray or memoryview, not {}",
+        "payload must be bytes, bytearray, memoryview or str, not {}",
         obj.get_type().name()?
     )))
 }

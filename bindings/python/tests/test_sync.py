@@ -138,8 +138,53 @@ def test_an_async_callback_given_to_the_sync_api_is_a_type_error(pair: Pair, cap
 
 def test_bad_payload_type_is_a_type_error(pair: Pair) -> None:
     _, client, _ = pair
-    with pytest.raises(TypeError):
-        client.publish("x", "text is not bytes")  # type: ignore[arg-type]
+    for bad in (42, None, ["a"], 1.5):
+        with pytest.raises(TypeError, match="bytes, bytearray, memoryview or str"):
+            client.publish("x", bad)  # type: ignore[arg-type]
+    with pytest.raises(UnicodeEncodeError):
+        client.publish("x", "lone \ud800 surrogate")
+
+
+def test_wait_for_subscribers_and_servers_before_the_first_message(pair: Pair) -> None:
+    # The README's answer to "my first message after connect() was lost":
+    # wait until the peer's subscription (or service) is known here.
+    server, client, _ = pair
+    assert client.wait_for_subscribers("first/x", timeout=0.05) is False
+    assert client.wait_for_servers("first/q", timeout=0.05) is False
+    sub = server.subscribe("first/*")
+    server.serve("first/*", lambda req: b"ok")
+    assert client.wait_for_subscribers("first/x", timeout=WATCHDOG) is True
+    assert client.wait_for_servers("first/q", timeout=WATCHDOG) is True
+    client.publish("first/x", b"1")
+    m = sub.recv(timeout=WATCHDOG)
+    assert m is not None and m.payload == b"1"
+    assert client.request("first/q", b"", timeout=WATCHDOG) == b"ok"
+
+
+def test_str_payloads_go_as_utf8_everywhere(pair: Pair) -> None:
+    # A str is a payload wherever bytes are (publish, request, reply, stream
+    # send), as a handler's str reply already was: sent as UTF-8.
+    server, client, _ = pair
+    sub = server.subscribe("s/**")
+    server.serve("echo", lambda req: req.payload)
+
+    def echo(req: netchan.StreamRequest, st: netchan.Stream) -> None:
+        st.send(req.payload)
+        for c in st:
+            st.send(c)
+
+    server.serve_stream("st", echo)
+    assert client.wait_for_subscribers("s/x") and client.wait_for_servers("echo")
+    client.publish("s/x", "héllo")
+    client.try_publish("s/x", "")
+    assert client.publish_many("s/x", ["a", b"b"]) == 2
+    got = [sub.recv(timeout=WATCHDOG) for _ in range(4)]
+    assert [m.payload if m is not None else None for m in got] == ["héllo".encode(), b"", b"a", b"b"]
+    assert client.request("echo", "ünïcode") == "ünïcode".encode()
+    with client.open_stream("st", "first", wait_for_responder=True, open_timeout=WATCHDOG) as st:
+        st.send("second", timeout=WATCHDOG)
+        st.finish()
+        assert list(st) == [b"first", b"second"]
 
 
 def test_every_documented_option_is_accepted(listen_addr: str) -> None:

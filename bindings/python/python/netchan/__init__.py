@@ -100,8 +100,8 @@ def _at_exit() -> None:
 
 atexit.register(_at_exit)
 
-#: Anything accepted as a payload.
-Payload = Union[bytes, bytearray, memoryview]
+#: Anything accepted as a payload (``str`` goes as UTF-8).
+Payload = Union[bytes, bytearray, memoryview, str]
 
 
 class Endpoint(_native.Endpoint):

@@ -8,7 +8,7 @@ from typing import Any, Iterable, Iterator, AsyncIterator, List, Mapping, Option
 from typing import TypeVar
 
 _T = TypeVar("_T")
-_Payload = Union[bytes, bytearray, memoryview]
+_Payload = Union[bytes, bytearray, memoryview, str]
 
 __version__: str
 
