@@ -9,6 +9,29 @@ fn meta(path: &str) -> Arc<Meta> {
     })
 }
 
+/// A send queue over one end of a socket pair (with a small socket buffer
+/// when `small`, so that writes push back), the other end to read from, and
+/// the queue's own read half (kept so the socket stays open).
+fn link(
+    small: bool,
+) -> (
+    Arc<SendQueue>,
+    tokio::net::UnixStream,
+    tokio::net::unix::OwnedReadHalf,
+) {
+    let (a, b) = tokio::net::UnixStream::pair().unwrap();
+    if small {
+        let _ = socket2::SockRef::from(&a).set_send_buffer_size(16 * 1024);
+    }
+    let (ra, wa) = a.into_split();
+    let tx = Arc::new(SendQueue::new(
+        8 << 20,
+        Wire::Unix(wa),
+        Arc::new(WriteThrough::new()),
+    ));
+    (tx, b, ra)
+}
+
 /// A sender's write-through that stops inside a large frame (the socket
 /// took only part of it), then a control frame queued before the writer
 /// runs: the control frame goes out after the rest of that frame, never
@@ -16,15 +39,8 @@ fn meta(path: &str) -> Arc<Meta> {
 /// message's payload, under load: `large_frames_arrive_whole_over_tcp`.)
 #[tokio::test]
 async fn a_control_frame_never_lands_inside_a_frame_written_through_in_part() {
-    let (a, mut b) = tokio::net::UnixStream::pair().unwrap();
     // A small socket buffer: the write-through takes only part of 1 MiB.
-    let _ = socket2::SockRef::from(&a).set_send_buffer_size(16 * 1024);
-    let (_ra, wa) = a.into_split();
-    let tx = Arc::new(SendQueue::new(
-        8 << 20,
-        Wire::Unix(wa),
-        Arc::new(WriteThrough::new()),
-    ));
+    let (tx, mut b, _ra) = link(true);
     let payload = Bytes::from(vec![7u8; 1 << 20]);
     assert!(matches!(
         tx.push_message(&meta("big"), &payload),
@@ -145,13 +161,7 @@ async fn read_frames(b: &mut tokio::net::UnixStream, n: usize) -> Vec<Frame> {
 /// finds its own alias, and a path is named once.
 #[tokio::test]
 async fn a_path_is_aliased_once_whichever_route_handle_sends_on_it() {
-    let (a, mut b) = tokio::net::UnixStream::pair().unwrap();
-    let (_ra, wa) = a.into_split();
-    let tx = Arc::new(SendQueue::new(
-        8 << 20,
-        Wire::Unix(wa),
-        Arc::new(WriteThrough::new()),
-    ));
+    let (tx, mut b, _ra) = link(false);
     let dead = CancellationToken::new();
     let writer = tokio::spawn(writer_loop(tx.clone(), dead.clone(), "t".into()));
     let (pa, pb, pa2) = (meta("a"), meta("b"), meta("a"));
@@ -188,14 +198,7 @@ async fn a_path_is_aliased_once_whichever_route_handle_sends_on_it() {
 /// and in order.
 #[tokio::test]
 async fn written_segments_are_filled_again_and_every_message_arrives_intact() {
-    let (a, mut b) = tokio::net::UnixStream::pair().unwrap();
-    let _ = socket2::SockRef::from(&a).set_send_buffer_size(16 * 1024);
-    let (_ra, wa) = a.into_split();
-    let tx = Arc::new(SendQueue::new(
-        8 << 20,
-        Wire::Unix(wa),
-        Arc::new(WriteThrough::new()),
-    ));
+    let (tx, mut b, _ra) = link(true);
     let dead = CancellationToken::new();
     let writer = tokio::spawn(writer_loop(tx.clone(), dead.clone(), "t".into()));
     let m = meta("p");
