@@ -37,7 +37,8 @@ enum netchan_result
   NETCHAN_RESULT_OK = 0,
   // An argument or option is out of range (zero timeout, zero limit, ...).
   NETCHAN_RESULT_INVALID_ARGUMENT = 100,
-  // An address is not `tcp://HOST:PORT` or `unix:///ABS/PATH`.
+  // An address is not one of the accepted forms, or names a transport
+  // this system lacks (`unix://` on Windows, `pipe://` elsewhere).
   NETCHAN_RESULT_INVALID_ADDRESS = 101,
   // A path or pattern breaks the path rules.
   NETCHAN_RESULT_INVALID_PATH = 102,
@@ -792,8 +793,9 @@ void netchan_endpoint_free(netchan_endpoint *ep);
 // `netchan_endpoint_free(ep)`. NULL if `ep` is NULL. Thread-safe.
 const char *netchan_endpoint_name(const netchan_endpoint *ep);
 
-// Listens on `addr` (`"tcp://HOST:PORT"`, port 0 picks a free port, or
-// `"unix:///ABS/PATH"`). Blocks until bound.
+// Listens on `addr` (`"tcp://HOST:PORT"`, port 0 picks a free port,
+// `"tls://HOST:PORT"`, `"unix:///ABS/PATH"`, or on Windows the named pipe
+// `"pipe://NAME"`). Blocks until bound.
 //
 // `bound` may be NULL; else on success it receives the bound address
 // (e.g. `"tcp://127.0.0.1:41234"`), a string you free with

@@ -48,7 +48,7 @@ python3 scripts/check_capabilities.py
 # The suites below build every language, so the interop matrix must find
 # them all: a language it skips fails the run instead of passing quietly.
 export NETCHAN_INTEROP_REQUIRE_ALL=1
-for suite in tests/c/run.sh bindings/python/run-tests.sh bindings/node/run-tests.sh bindings/uniffi/run-tests.sh tests/interop/run.sh; do
+for suite in tests/c/run.sh tests/platforms/run.sh bindings/python/run-tests.sh bindings/node/run-tests.sh bindings/uniffi/run-tests.sh tests/interop/run.sh; do
     if [ -f "$suite" ]; then
         step "$suite"
         bash "$suite"

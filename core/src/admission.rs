@@ -21,10 +21,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 use tokio_util::sync::CancellationToken;
 
 /// What identifies a remote address for the per-address bound: its IP for
-/// TCP, the peer's user id for Unix sockets.
+/// TCP, the peer's user id for Unix sockets (a named pipe's client is
+/// `Unknown`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Origin {
     Ip(std::net::IpAddr),
+    #[cfg_attr(not(unix), allow(dead_code))]
     Uid(u32),
     Unknown,
 }

@@ -47,7 +47,10 @@ error_codes! {
     // 1xx: the caller passed something unusable.
     /// An argument or option is out of range (zero timeout, zero limit, ...).
     InvalidArgument = 100, "INVALID_ARGUMENT", "invalid argument";
-    /// An address is not `tcp://HOST:PORT`, `unix:///ABS/PATH` or `inproc://NAME`.
+    /// An address is not one of the accepted forms (`tcp://HOST:PORT`,
+    /// `tls://HOST:PORT`, `unix:///ABS/PATH`, `pipe://NAME`, `inproc://NAME`),
+    /// or names a transport this system lacks (`unix://` on Windows,
+    /// `pipe://` elsewhere).
     InvalidAddress = 101, "INVALID_ADDRESS", "invalid address";
     /// A path or pattern breaks the path rules (see the `path` module).
     InvalidPath = 102, "INVALID_PATH", "invalid path or pattern";

@@ -251,8 +251,9 @@ pub unsafe extern "C" fn netchan_endpoint_name(ep: *const netchan_endpoint) -> *
     })
 }
 
-/// Listens on `addr` (`"tcp://HOST:PORT"`, port 0 picks a free port, or
-/// `"unix:///ABS/PATH"`). Blocks until bound.
+/// Listens on `addr` (`"tcp://HOST:PORT"`, port 0 picks a free port,
+/// `"tls://HOST:PORT"`, `"unix:///ABS/PATH"`, or on Windows the named pipe
+/// `"pipe://NAME"`). Blocks until bound.
 ///
 /// `bound` may be NULL; else on success it receives the bound address
 /// (e.g. `"tcp://127.0.0.1:41234"`), a string you free with

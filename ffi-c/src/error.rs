@@ -23,7 +23,8 @@ pub enum netchan_result {
     // 1xx: the caller passed something unusable.
     /// An argument or option is out of range (zero timeout, zero limit, ...).
     InvalidArgument = 100,
-    /// An address is not `tcp://HOST:PORT` or `unix:///ABS/PATH`.
+    /// An address is not one of the accepted forms, or names a transport
+    /// this system lacks (`unix://` on Windows, `pipe://` elsewhere).
     InvalidAddress = 101,
     /// A path or pattern breaks the path rules.
     InvalidPath = 102,

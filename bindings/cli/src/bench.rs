@@ -104,7 +104,9 @@ pub(crate) struct WorkerArgs {
     busy_poll: u64,
 }
 
-/// CPU time (user + system) this process has used so far.
+/// CPU time (user + system) this process has used so far (zero where
+/// `getrusage` does not exist: Windows).
+#[cfg(unix)]
 pub(crate) fn cpu_time() -> Duration {
     // SAFETY: getrusage writes only into the struct we hand it.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
@@ -114,6 +116,11 @@ pub(crate) fn cpu_time() -> Duration {
     }
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+#[cfg(not(unix))]
+pub(crate) fn cpu_time() -> Duration {
+    Duration::ZERO
 }
 
 fn err(detail: impl Into<String>) -> Error {
@@ -538,6 +545,7 @@ fn raw_connect(addr: &str) -> Result<Box<dyn RawStream>, Error> {
             s.set_nodelay(true).map_err(|e| err(e.to_string()))?;
             Ok(Box::new(s))
         }
+        #[cfg(unix)]
         netchan::Addr::Unix(p) => Ok(Box::new(
             std::os::unix::net::UnixStream::connect(p).map_err(|e| err(e.to_string()))?,
         )),
@@ -562,6 +570,7 @@ fn raw_listen(addr: &str) -> Result<(String, Acceptor), Error> {
                 }),
             ))
         }
+        #[cfg(unix)]
         netchan::Addr::Unix(p) => {
             let _ = std::fs::remove_file(&p);
             let l = std::os::unix::net::UnixListener::bind(&p).map_err(|e| err(e.to_string()))?;

@@ -105,7 +105,7 @@ impl Security {
 #[derive(Args, Clone)]
 #[group(required = true, multiple = false)]
 struct Where {
-    /// Connect to an endpoint at ADDR (tcp://HOST:PORT, tls://HOST:PORT or unix:///PATH).
+    /// Connect to an endpoint at ADDR (tcp://HOST:PORT, tls://HOST:PORT, unix:///PATH, or pipe://NAME on Windows).
     #[arg(long, value_name = "ADDR")]
     connect: Option<String>,
     /// Listen on ADDR and wait for peers; the bound address is printed on stderr.

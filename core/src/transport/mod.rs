@@ -1,5 +1,6 @@
-//! Addresses and byte streams: TCP, TLS over TCP, Unix domain sockets,
-//! and in-process pipes (`inproc://`).
+//! Addresses and byte streams: TCP, TLS over TCP, Unix domain sockets
+//! (`unix.rs`, not on Windows), Windows named pipes (`pipe.rs`) and
+//! in-process pipes (`inproc://`).
 //!
 //! Everything above this module sees a connection as a `Conn`: a boxed
 //! async read half, a `Wire` write half that any thread may try a
@@ -9,6 +10,8 @@
 
 mod inproc;
 pub(crate) mod keys;
+#[cfg(windows)]
+mod pipe;
 mod psk;
 pub(crate) mod tls;
 #[cfg(unix)]
@@ -25,13 +28,14 @@ use std::io::IoSlice;
 use std::future::Future;
 
 use tokio::io::AsyncRead;
-use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::admission::Origin;
 use crate::error::{Error, ErrorCode, Result};
 
 const FORMS: &str = "accepted forms: tcp://HOST:PORT (tcp://127.0.0.1:7000, tcp://[::1]:7000, \
-                     tcp://localhost:7000), tls://HOST:PORT, unix:///ABSOLUTE/PATH or inproc://NAME";
+                     tcp://localhost:7000), tls://HOST:PORT, unix:///ABSOLUTE/PATH (not on Windows), \
+                     pipe://NAME (Windows) or inproc://NAME";
 
 /// A parsed endpoint address.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -52,8 +56,12 @@ pub enum Addr {
         /// Port; 0 to let the system choose when listening.
         port: u16,
     },
-    /// `unix:///absolute/path`.
+    /// `unix:///absolute/path`: a Unix domain socket (not on Windows:
+    /// listening or dialling one there fails with `INVALID_ADDRESS`).
     Unix(PathBuf),
+    /// `pipe://NAME`: the Windows named pipe `\\.\pipe\NAME` (on other
+    /// systems, listening or dialling one fails with `INVALID_ADDRESS`).
+    Pipe(String),
     /// `inproc://NAME`: another endpoint of this process, through memory.
     Inproc(String),
 }
@@ -131,6 +139,19 @@ impl Addr {
                 }
                 Ok(Addr::Unix(PathBuf::from(rest)))
             }
+            "pipe" => {
+                if rest.is_empty()
+                    || rest.len() > 256
+                    || rest.contains('\\')
+                    || rest.chars().any(char::is_control)
+                {
+                    return Err(bad(
+                        s,
+                        "a pipe name must be 1 to 256 bytes without backslashes or control characters",
+                    ));
+                }
+                Ok(Addr::Pipe(rest.to_owned()))
+            }
             "inproc" => {
                 if rest.is_empty() || rest.len() > 255 || rest.chars().any(char::is_control) {
                     return Err(bad(
@@ -153,6 +174,7 @@ impl fmt::Display for Addr {
             Addr::Tls { host, port } if host.contains(':') => write!(f, "tls://[{host}]:{port}"),
             Addr::Tls { host, port } => write!(f, "tls://{host}:{port}"),
             Addr::Unix(p) => write!(f, "unix://{}", p.display()),
+            Addr::Pipe(name) => write!(f, "pipe://{name}"),
             Addr::Inproc(name) => write!(f, "inproc://{name}"),
         }
     }
@@ -173,7 +195,10 @@ pub(crate) type Reader = Pin<Box<dyn AsyncRead + Send>>;
 /// waits for writability. Dropping it shuts the write direction down (FIN).
 pub(crate) enum Wire {
     Tcp(tokio::net::tcp::OwnedWriteHalf),
+    #[cfg(unix)]
     Unix(tokio::net::unix::OwnedWriteHalf),
+    #[cfg(windows)]
+    Pipe(pipe::PipeWriter),
     Inproc(inproc::PipeWriter),
     /// A pipe that its own task drains into an encrypted stream (TLS,
     /// shared keys: see [`tls`]).
@@ -219,8 +244,12 @@ impl Wire {
             target_os = "openbsd"
         )))]
         match self {
+            // Apple systems: the sockets carry SO_NOSIGPIPE (see `no_sigpipe`).
             Wire::Tcp(w) => w.try_write_vectored(bufs),
+            #[cfg(unix)]
             Wire::Unix(w) => w.try_write_vectored(bufs),
+            #[cfg(windows)]
+            Wire::Pipe(w) => w.try_write_vectored(bufs),
             Wire::Inproc(w) | Wire::Piped(w) => w.try_write_vectored(bufs),
         }
     }
@@ -229,7 +258,10 @@ impl Wire {
     pub(crate) async fn writable(&self) -> std::io::Result<()> {
         match self {
             Wire::Tcp(w) => w.writable().await,
+            #[cfg(unix)]
             Wire::Unix(w) => w.writable().await,
+            #[cfg(windows)]
+            Wire::Pipe(w) => w.writable().await,
             Wire::Inproc(w) | Wire::Piped(w) => w.writable().await,
         }
     }
@@ -239,7 +271,10 @@ impl Wire {
     pub(crate) fn shutdown(&self) {
         let r = match self {
             Wire::Tcp(w) => socket2::SockRef::from(w.as_ref()).shutdown(std::net::Shutdown::Write),
+            #[cfg(unix)]
             Wire::Unix(w) => socket2::SockRef::from(w.as_ref()).shutdown(std::net::Shutdown::Write),
+            #[cfg(windows)]
+            Wire::Pipe(w) => w.shutdown(),
             Wire::Inproc(w) | Wire::Piped(w) => {
                 w.shutdown();
                 Ok(())
@@ -282,12 +317,14 @@ pub(crate) struct Conn {
 /// it the kernel would take megabytes, and a PING would wait behind them for
 /// seconds on a slow link (docs/RELIABILITY.md, "Liveness"). Bytes already
 /// sent and awaiting their ACK do not count, so a fast link stays full.
+#[cfg(any(target_os = "linux", target_os = "android"))]
 const TCP_UNSENT_MAX: u32 = 64 * 1024;
 
 /// Sets a TCP connection's options; returns its remote address (with
 /// `scheme`) and origin.
 fn tcp_prepare(s: &TcpStream, scheme: &str) -> (String, Origin) {
     let _ = s.set_nodelay(true);
+    no_sigpipe(socket2::SockRef::from(s));
     set_unsent_max(s);
     let remote = s
         .peer_addr()
@@ -332,29 +369,13 @@ fn set_unsent_max(s: &TcpStream) {
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 fn set_unsent_max(_: &TcpStream) {}
 
-/// The send buffer asked for on Unix sockets (the kernel caps it at
-/// `net.core.wmem_max`). A Unix socket's bytes in flight count against the
-/// sender's buffer, 208 KiB by default, which split every 1 MiB message into
-/// several writes with a writable-wait each; TCP's buffer grows on its own
-/// (up to `net.ipv4.tcp_wmem`'s 4 MiB); docs/BENCHMARKS.md has what it
-/// changed for 64 KiB and 1 MiB messages over Unix sockets. It is a limit,
-/// not an allocation: an idle connection costs nothing more.
-const UNIX_SEND_BUFFER: usize = 4 * 1024 * 1024;
-
-fn unix_conn(s: UnixStream, path: &str) -> Conn {
-    // Best effort: a smaller buffer only costs speed.
-    let _ = socket2::SockRef::from(&s).set_send_buffer_size(UNIX_SEND_BUFFER);
-    let origin = s
-        .peer_cred()
-        .map_or(Origin::Unknown, |c| Origin::Uid(c.uid()));
-    let (r, w) = s.into_split();
-    Conn {
-        reader: Box::pin(r),
-        writer: Wire::Unix(w),
-        remote: path.to_owned(),
-        origin,
-        identity: None,
-    }
+/// Apple systems have no `MSG_NOSIGNAL`: a write to a connection the peer
+/// closed would raise SIGPIPE, which kills a host program that does not
+/// ignore it, unless the socket carries `SO_NOSIGPIPE` (best effort: tokio's
+/// sockets usually have it already).
+fn no_sigpipe(_s: socket2::SockRef<'_>) {
+    #[cfg(target_vendor = "apple")]
+    let _ = _s.set_nosigpipe(true);
 }
 
 /// A connection made by [`raw_connect`] or accepted by a [`RawListener`]:
@@ -503,10 +524,14 @@ pub(crate) async fn dial(addr: &Addr, keys: &keys::Keys) -> Result<Conn> {
             let (remote, origin) = tcp_prepare(&s, "tls");
             tls::connect(client, host, s, remote, origin).await
         }
-        Addr::Unix(p) => {
-            let s = UnixStream::connect(p).await.map_err(refused)?;
-            Ok(unix_conn(s, &addr.to_string()))
-        }
+        #[cfg(unix)]
+        Addr::Unix(p) => unix::dial(addr, p).await.map_err(refused),
+        #[cfg(windows)]
+        Addr::Pipe(name) => pipe::dial(name).await.map_err(refused),
+        #[cfg(not(unix))]
+        Addr::Unix(_) => Err(unix_elsewhere(addr)),
+        #[cfg(not(windows))]
+        Addr::Pipe(_) => Err(pipe_elsewhere(addr)),
         Addr::Inproc(name) => inproc::dial(name),
     }
 }
@@ -544,7 +569,10 @@ pub(crate) enum Listener {
     Tcp(TcpListener, std::sync::Arc<keys::Keys>),
     /// TLS: the endpoint's settings at the time of each accept.
     Tls(TcpListener, std::sync::Arc<keys::Keys>),
-    Unix(UnixListener, PathBuf),
+    #[cfg(unix)]
+    Unix(tokio::net::UnixListener, PathBuf),
+    #[cfg(windows)]
+    Pipe(pipe::PipeListener),
     Inproc(inproc::InprocListener),
 }
 
@@ -556,6 +584,8 @@ impl Listener {
         keys: &std::sync::Arc<keys::Keys>,
         unix_mode: u32,
     ) -> Result<(Listener, Addr)> {
+        #[cfg(not(unix))]
+        let _ = unix_mode;
         match addr {
             Addr::Tcp { host, port } | Addr::Tls { host, port } => {
                 let secure = matches!(addr, Addr::Tls { .. });
@@ -580,50 +610,17 @@ impl Listener {
                     (Listener::Tcp(l, keys.clone()), Addr::Tcp { host, port })
                 })
             }
-            Addr::Unix(p) => {
-                if p.exists() {
-                    // A socket file left by a dead process is stale; a live one is in use.
-                    if UnixStream::connect(p).await.is_ok() {
-                        return Err(Error::new(
-                            ErrorCode::AddressInUse,
-                            format!("cannot listen on {addr}: another process is listening there"),
-                        ));
-                    }
-                    // The file may go meanwhile (its owner closed): then
-                    // the path is free.
-                    use std::os::unix::fs::FileTypeExt;
-                    match std::fs::symlink_metadata(p) {
-                        Ok(m) if !m.file_type().is_socket() => {
-                            return Err(Error::new(
-                                ErrorCode::AddressInUse,
-                                format!(
-                                    "cannot listen on {addr}: the path exists and is not a socket"
-                                ),
-                            ));
-                        }
-                        Ok(_) | Err(_) => {
-                            let _ = std::fs::remove_file(p);
-                        }
-                    }
-                }
-                // Who may connect is the file's permissions' to say, from
-                // the moment it exists (see `unix`).
-                let l = unix::bind(p, unix_mode).map_err(|e| {
-                    // Another listener took the path since the check above.
-                    let code = if e.kind() == std::io::ErrorKind::AddrInUse
-                        || e.kind() == std::io::ErrorKind::AlreadyExists
-                    {
-                        ErrorCode::AddressInUse
-                    } else {
-                        ErrorCode::InvalidAddress
-                    };
-                    Error::new(
-                        code,
-                        format!("cannot listen on {addr} (mode {unix_mode:o}): {e}"),
-                    )
-                })?;
-                Ok((Listener::Unix(l, p.clone()), addr.clone()))
-            }
+            #[cfg(unix)]
+            Addr::Unix(p) => Ok((
+                Listener::Unix(unix::listen(addr, p, unix_mode).await?, p.clone()),
+                addr.clone(),
+            )),
+            #[cfg(windows)]
+            Addr::Pipe(name) => Ok((Listener::Pipe(pipe::listen(addr, name)?), addr.clone())),
+            #[cfg(not(unix))]
+            Addr::Unix(_) => Err(unix_elsewhere(addr)),
+            #[cfg(not(windows))]
+            Addr::Pipe(_) => Err(pipe_elsewhere(addr)),
             Addr::Inproc(name) => Ok((
                 Listener::Inproc(inproc::InprocListener::bind(name)?),
                 addr.clone(),
@@ -657,10 +654,10 @@ impl Listener {
                     ready: Box::pin(async move { tls::accept(cfg?, s, remote, origin).await }),
                 }
             }
-            Listener::Unix(l, p) => Accepted::ready(unix_conn(
-                l.accept().await?.0,
-                &format!("unix://{}", p.display()),
-            )),
+            #[cfg(unix)]
+            Listener::Unix(l, p) => Accepted::ready(unix::accept(l, p).await?),
+            #[cfg(windows)]
+            Listener::Pipe(l) => Accepted::ready(l.accept().await?),
             Listener::Inproc(l) => Accepted::ready(l.accept().await?),
         })
     }
@@ -668,96 +665,30 @@ impl Listener {
 
 impl Drop for Listener {
     fn drop(&mut self) {
+        #[cfg(unix)]
         if let Listener::Unix(_, p) = self {
             let _ = std::fs::remove_file(p);
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_accepted_forms() {
-        assert_eq!(
-            Addr::parse("tcp://127.0.0.1:0").unwrap(),
-            Addr::Tcp {
-                host: "127.0.0.1".into(),
-                port: 0
-            }
-        );
-        assert_eq!(
-            Addr::parse("tcp://[::1]:80").unwrap(),
-            Addr::Tcp {
-                host: "::1".into(),
-                port: 80
-            }
-        );
-        assert_eq!(
-            Addr::parse("tcp://[::1]:80").unwrap().to_string(),
-            "tcp://[::1]:80"
-        );
-        assert_eq!(
-            Addr::parse("tcp://localhost:7000").unwrap(),
-            Addr::Tcp {
-                host: "localhost".into(),
-                port: 7000
-            }
-        );
-        assert_eq!(
-            Addr::parse("unix:///tmp/x.sock").unwrap(),
-            Addr::Unix("/tmp/x.sock".into())
-        );
-    }
-
-    /// Both ends of a Unix connection ask for a large send buffer; the
-    /// kernel grants up to `net.core.wmem_max` (and reports twice the size).
-    #[cfg(target_os = "linux")]
-    #[tokio::test]
-    async fn unix_connections_get_a_large_send_buffer() {
-        let max: usize = std::fs::read_to_string("/proc/sys/net/core/wmem_max")
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        let want = 2 * UNIX_SEND_BUFFER.min(max);
-        let path = std::env::temp_dir().join(format!("netchan-sndbuf-{}.sock", std::process::id()));
-        let keys = std::sync::Arc::new(keys::Keys::default());
-        let (l, addr) = Listener::bind(&Addr::Unix(path), &keys, 0o600)
-            .await
-            .unwrap();
-        let (dialled, accepted) = tokio::join!(dial(&addr, &keys), l.accept());
-        let accepted = accepted.unwrap().finish().await;
-        for conn in [dialled.unwrap(), accepted.unwrap()] {
-            let Wire::Unix(w) = &conn.writer else {
-                panic!("not a Unix connection")
-            };
-            let got = socket2::SockRef::from(w.as_ref())
-                .send_buffer_size()
-                .unwrap();
-            assert_eq!(got, want, "wmem_max {max}");
-        }
-    }
-
-    #[test]
-    fn bad_addresses_name_the_bad_part_and_the_forms() {
-        for (s, part) in [
-            ("127.0.0.1:80", "missing scheme"),
-            ("udp://1.2.3.4:5", "unknown scheme `udp`"),
-            ("tcp://host", "missing `:PORT`"),
-            ("tcp://host:99999", "port `99999`"),
-            ("tcp://host:abc", "port `abc`"),
-            ("tcp://:80", "missing host"),
-            ("tcp://::1:80", "brackets"),
-            ("tcp://[::1:80", "closing `]`"),
-            ("tcp://[zz]:80", "not an IPv6"),
-            ("unix://relative.sock", "absolute"),
-        ] {
-            let e = Addr::parse(s).unwrap_err();
-            assert_eq!(e.code(), ErrorCode::InvalidAddress);
-            assert!(e.detail().contains(part), "{s}: {e}");
-            assert!(e.detail().contains("accepted forms"), "{s}: {e}");
-        }
-    }
+/// `unix://` on a system without Unix sockets (Windows).
+#[cfg(not(unix))]
+fn unix_elsewhere(addr: &Addr) -> Error {
+    Error::new(
+        ErrorCode::InvalidAddress,
+        format!("{addr}: Unix sockets are not available on this system; use pipe://NAME for a named pipe"),
+    )
 }
+
+/// `pipe://` on a system without named pipes (everything but Windows).
+#[cfg(not(windows))]
+fn pipe_elsewhere(addr: &Addr) -> Error {
+    Error::new(
+        ErrorCode::InvalidAddress,
+        format!("{addr}: named pipes are a Windows transport; use unix:///PATH on this system"),
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -75,7 +75,8 @@ class InvalidArgumentError(Error, ValueError):
 
 
 class InvalidAddressError(Error, ValueError):
-    """An address is not ``tcp://HOST:PORT`` or ``unix:///PATH`` (``INVALID_ADDRESS``)."""
+    """An address is not one of the accepted forms, or names a transport this
+    system lacks (``unix://`` on Windows, ``pipe://`` elsewhere) (``INVALID_ADDRESS``)."""
 
     code = "INVALID_ADDRESS"
 
