@@ -13,7 +13,7 @@ if(NOT TARGET netchan::netchan)
   add_library(netchan::netchan SHARED IMPORTED)
   set_target_properties(netchan::netchan PROPERTIES
     IMPORTED_LOCATION "${_netchan_prefix}/lib/libnetchan.so"
-    IMPORTED_SONAME "libnetchan.so"
+    IMPORTED_SONAME "@SONAME@"
     INTERFACE_INCLUDE_DIRECTORIES "${_netchan_prefix}/include"
     INTERFACE_LINK_LIBRARIES Threads::Threads)
 endif()

@@ -326,9 +326,47 @@ cmake_version_check() {
     done
     return $ok
 }
+# The installed library has a versioned SONAME (a release one is stripped).
+soname_check() {
+    local so
+    so=$(readlink "$PREFIX/lib/libnetchan.so") || return 1
+    echo "lib/libnetchan.so -> $so"
+    readelf -d "$PREFIX/lib/$so" | grep "SONAME.*\[$so\]" || return 1
+    if [ "$PKG_PROFILE" = release ]; then
+        ls -l "$PREFIX/lib/$so"
+        if readelf -S "$PREFIX/lib/$so" | grep -q '\.debug_info'; then
+            echo "the release library still carries debug information"
+            return 1
+        fi
+    fi
+}
+# A program built against the installed tree records the SONAME, not the
+# path it was linked from: it still runs once the prefix has moved.
+prefix_moves() {
+    local moved=$OUT/prefix-moved ok=0
+    readelf -d "$OUT/cmake/pubsub_shared" | grep NEEDED
+    if readelf -d "$OUT/cmake/pubsub_shared" | grep NEEDED | grep -q '/'; then
+        echo "a NEEDED entry is a path"
+        return 1
+    fi
+    mv "$PREFIX" "$moved" || return 1
+    LD_LIBRARY_PATH=$moved/lib "$OUT/cmake/pubsub_shared" || ok=1
+    mv "$moved" "$PREFIX"
+    return $ok
+}
+# Prebuilt files install without a build.
+install_from() {
+    local p=$OUT/prefix-from
+    bash scripts/install-c.sh "$p" "$PKG_PROFILE" --from "target/$PKG_PROFILE" &&
+        test -f "$p/include/netchan.h" && test -f "$p/lib/libnetchan.a" && test -e "$p/lib/libnetchan.so" &&
+        test -f "$p/lib/cmake/netchan/netchanConfig.cmake" && ! grep -q '@SONAME@' "$p/lib/cmake/netchan/netchanConfig.cmake"
+}
 step install bash scripts/install-c.sh "$PREFIX" "$PKG_PROFILE"
+step soname-versioned-and-stripped soname_check
 step pkg-config pkgconfig_build
 step cmake-find-package cmake_build
 step cmake-version-0.x-minor-only cmake_version_check
+step cmake-program-survives-a-moved-prefix prefix_moves
+step install-prebuilt install_from
 
 finish
