@@ -219,11 +219,15 @@ static void test_callback_delivery_in_order_one_at_a_time(void) {
     t_counter_destroy(&oc.dropped);
 }
 
-static long first_payload(netchan_subscription *s) {
+/* Payloads here are int64_t: 8 bytes on every system (a long is 4 on
+ * Windows), so the byte bounds below hold everywhere. */
+static int64_t first_payload(netchan_subscription *s) {
     netchan_message *m = NULL;
-    long v = -1;
+    int64_t v = -1;
     if (netchan_subscription_try_recv(s, &m) == NETCHAN_RESULT_OK) {
-        memcpy(&v, netchan_message_payload(m).data, sizeof v);
+        netchan_slice p = netchan_message_payload(m);
+        CHECK(p.len == sizeof v);
+        if (p.len == sizeof v) memcpy(&v, p.data, sizeof v);
         netchan_message_free(m);
     }
     return v;
@@ -246,7 +250,7 @@ static void test_overflow_policies(void) {
     netchan_subscription *newest = NULL;
     CHECK_OK(netchan_endpoint_subscribe(ep, "local/q", so, &newest));
     netchan_subscribe_options_free(so);
-    for (long i = 0; i < 10; i++)
+    for (int64_t i = 0; i < 10; i++)
         CHECK_RC(netchan_endpoint_publish(ep, "local/q", (const uint8_t *)&i, sizeof i), NETCHAN_RESULT_OK);
     CHECK(netchan_subscription_dropped(oldest) == 6);
     CHECK(first_payload(oldest) == 6);
@@ -266,7 +270,7 @@ static void test_overflow_policies(void) {
     netchan_options_free(o);
     netchan_subscription *dflt = NULL;
     CHECK_OK(netchan_endpoint_subscribe(ep, "d/q", NULL, &dflt));
-    for (long i = 0; i < 5; i++)
+    for (int64_t i = 0; i < 5; i++)
         CHECK_OK(netchan_endpoint_publish(ep, "d/q", (const uint8_t *)&i, sizeof i));
     CHECK(netchan_subscription_dropped(dflt) == 3);
     CHECK(first_payload(dflt) == 0);
@@ -281,12 +285,12 @@ static void test_close_drains_then_closed(void) {
     CHECK_OK(netchan_endpoint_new(NULL, &ep));
     netchan_subscription *sub = NULL;
     CHECK_OK(netchan_endpoint_subscribe(ep, "close/q", NULL, &sub));
-    for (long i = 0; i < 3; i++)
+    for (int64_t i = 0; i < 3; i++)
         CHECK_OK(netchan_endpoint_publish(ep, "close/q", (const uint8_t *)&i, sizeof i));
     CHECK_OK(netchan_subscription_close(sub));
     CHECK_OK(netchan_subscription_close(sub)); /* idempotent */
     /* Nothing new arrives after close... */
-    long late = 99;
+    int64_t late = 99;
     CHECK_OK(netchan_endpoint_publish(ep, "close/q", (const uint8_t *)&late, sizeof late));
     /* ...what was queued can still be received, in order, then CLOSED. */
     CHECK(first_payload(sub) == 0);

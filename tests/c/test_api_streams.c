@@ -123,10 +123,14 @@ static void echo_round_trip(netchan_endpoint *to, netchan_endpoint *from, const 
 static void test_stream_echo_half_close_tcp_unix_local(void) {
     /* TCP (the shared pair). */
     echo_round_trip(server, client, netchan_endpoint_name(client));
-    /* Unix socket. */
+    /* The same-host transport: a Unix socket (a named pipe on Windows). */
     netchan_endpoint *a = NULL, *b = NULL;
     char path[128], *addr = NULL;
+#ifdef _WIN32
+    snprintf(path, sizeof path, "pipe://netchan-ctest-streams-%d", (int)getpid());
+#else
     snprintf(path, sizeof path, "unix:///tmp/netchan-ctest-streams-%d.sock", (int)getpid());
+#endif
     CHECK_OK(netchan_endpoint_new(NULL, &a));
     CHECK_OK(netchan_endpoint_new(NULL, &b));
     CHECK_OK(netchan_endpoint_listen(a, path, &addr));

@@ -1,9 +1,20 @@
 /* Shared helpers of the C API tests: checks that count failures, a
  * watchdog against deadlocks, and a small waitable counter. The same
- * sources compile as C11 and as C++20. */
+ * sources compile as C11 and as C++20, and (the portable tests, see
+ * tests/platforms/run.sh) for Windows with mingw-w64. */
 #ifndef NETCHAN_TESTUTIL_H
 #define NETCHAN_TESTUTIL_H
 
+#ifdef _WIN32
+#ifndef _WIN32_WINNT
+#define _WIN32_WINNT 0x0A00 /* GetThreadDescription: Windows 10 */
+#endif
+#include <stdint.h>
+#include <wchar.h>
+#include <windows.h>
+/* Windows 10's; mingw-w64 10 exports it from kernel32 without declaring it. */
+WINBASEAPI HRESULT WINAPI GetThreadDescription(HANDLE thread, PWSTR *description);
+#endif
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -48,6 +59,21 @@ static inline void t_track_child(pid_t pid) {
 }
 
 /* Fails the test process if it runs longer than `seconds` (a deadlock). */
+#ifdef _WIN32
+/* No SIGALRM: a thread that sleeps, then ends the process. */
+static inline void *t_watchdog_thread(void *arg) {
+    Sleep((DWORD)(uintptr_t)arg * 1000);
+    fputs("watchdog: test took too long (deadlock?)\n", stderr);
+    _exit(3);
+    return NULL;
+}
+
+static inline void t_watchdog(unsigned seconds) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, t_watchdog_thread, (void *)(uintptr_t)seconds) == 0)
+        pthread_detach(t);
+}
+#else
 static inline void t_watchdog_fired(int sig) {
     (void)sig;
     static const char msg[] = "watchdog: test took too long (deadlock?)\n";
@@ -61,6 +87,7 @@ static inline void t_watchdog(unsigned seconds) {
     signal(SIGALRM, t_watchdog_fired);
     alarm(seconds);
 }
+#endif
 
 /* Runs one test function and reports it by name. */
 #define T_RUN(fn) t_run(#fn, fn)
@@ -74,11 +101,21 @@ static inline void t_run(const char *name, void (*fn)(void)) {
 }
 
 /* True on one of netchan's runtime threads (they are named "netchan"). */
+#ifdef _WIN32
+static inline int t_on_netchan_thread(void) {
+    PWSTR desc = NULL;
+    if (FAILED(GetThreadDescription(GetCurrentThread(), &desc))) return 0;
+    int on = desc != NULL && wcscmp(desc, L"netchan") == 0;
+    LocalFree(desc);
+    return on;
+}
+#else
 static inline int t_on_netchan_thread(void) {
     char name[32] = "";
     if (pthread_getname_np(pthread_self(), name, sizeof name) != 0) return 0;
     return strcmp(name, "netchan") == 0;
 }
+#endif
 
 /* Ends a test: shuts netchan down and reports. */
 static inline int t_finish(const char *name) {

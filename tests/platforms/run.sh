@@ -7,10 +7,11 @@
 #    zig's clang (`zcc`) with the headers of the nearest target zig has
 #    (macOS for iOS, musl Linux for Android);
 #  - Windows (x86_64-pc-windows-gnu, linked by mingw-w64): the C library
-#    and the CLI are built, the uniffi library checked, and the CLI runs
-#    under wine: request/reply and pub/sub over a named pipe between two
-#    Windows processes, request/reply over TCP between a Windows and a Linux
-#    process both ways, and `unix://` refused with the fix named.
+#    and the CLI are built, the uniffi library checked; under wine run the
+#    portable C API tests (errors, pub/sub, request/reply, streams) against
+#    netchan.dll, and the CLI: request/reply and pub/sub over a named pipe
+#    between two Windows processes, request/reply over TCP between a Windows
+#    and a Linux process both ways, and `unix://` refused with the fix named.
 # Installs what it needs (rustup targets, wine64, mingw-w64, zig from PyPI).
 # Every process it starts is ended on exit, also on failure.
 set -euo pipefail
@@ -69,6 +70,7 @@ bin=$CARGO_TARGET_DIR/$win/debug
 ls -l "$bin/netchan.exe" "$bin/netchan.dll"
 x86_64-w64-mingw32-gcc -O2 -shared -o "$bin/bcryptprimitives.dll" \
     "$here/bcryptprimitives.c" "$here/bcryptprimitives.def" -ladvapi32
+cp "$(x86_64-w64-mingw32-gcc -print-file-name=libwinpthread-1.dll)" "$bin/"
 
 # The Linux CLI, for the cross-system runs.
 CARGO_TARGET_DIR=$root/target cargo build --quiet --locked -p netchan-cli
@@ -116,6 +118,15 @@ step "wine: a Windows program starts (its prefix is made on first use)"
 win_cli --version >/dev/null
 
 pipe=netchan-test-$$
+# The C API tests that use nothing but the C library, threads and sockets,
+# built with mingw-w64 against netchan.dll and run under wine.
+for t in test_api_errors test_api_pubsub test_api_reqrep test_api_streams; do
+    step "wine: tests/c/$t.c against netchan.dll"
+    x86_64-w64-mingw32-gcc -std=c11 -Wall -Wextra -Werror -Iinclude -Itests/c "tests/c/$t.c" \
+        -o "$bin/$t.exe" -L"$bin" -lnetchan.dll -lpthread
+    (cd "$bin" && timeout 300 "$wine" "./$t.exe")
+done
+
 step "wine: request/reply over a named pipe between two Windows processes"
 start "$work/serve" timeout 120 "$wine" "$bin/netchan.exe" serve --listen "pipe://$pipe" --count 2 --echo echo
 expect "pipe://$pipe" "$addr"
