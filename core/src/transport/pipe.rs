@@ -207,7 +207,12 @@ impl PipeListener {
     /// The next connection.
     pub(super) async fn accept(&self) -> io::Result<Conn> {
         let mut next = self.next.lock().await;
-        next.connect().await?;
+        if let Err(e) = next.connect().await {
+            // A client that left before the connection completed leaves the
+            // instance unusable: the next accept waits on a fresh one.
+            *next = instance(&self.name, false)?;
+            return Err(e);
+        }
         let connected = std::mem::replace(&mut *next, instance(&self.name, false)?);
         Ok(conn(End::Server(connected), &self.name))
     }
