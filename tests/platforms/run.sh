@@ -126,6 +126,8 @@ step "wine: a Windows program starts (its prefix is made on first use)"
 # One wine server for the whole run: by default it exits a few seconds after
 # its last program, and a program starting just then fails ("recvmsg:
 # Connection reset by peer"). `finish` stops it.
+# It must find the prefix's directory (wine fills it in on first use).
+mkdir -p "$WINEPREFIX"
 /usr/lib/wine/wineserver -p
 win_cli --version >/dev/null
 
