@@ -317,8 +317,15 @@ pub(crate) struct Conn {
 /// it the kernel would take megabytes, and a PING would wait behind them for
 /// seconds on a slow link (docs/RELIABILITY.md, "Liveness"). Bytes already
 /// sent and awaiting their ACK do not count, so a fast link stays full.
-#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
 const TCP_UNSENT_MAX: u32 = 64 * 1024;
+
+/// The option's number: the `libc` crate names it for Linux only; Apple's
+/// `<netinet/tcp.h>` defines it as 0x201.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const TCP_NOTSENT_LOWAT: libc::c_int = libc::TCP_NOTSENT_LOWAT;
+#[cfg(target_vendor = "apple")]
+const TCP_NOTSENT_LOWAT: libc::c_int = 0x201;
 
 /// Sets a TCP connection's options; returns its remote address (with
 /// `scheme`) and origin.
@@ -348,7 +355,7 @@ fn tcp_conn(s: TcpStream) -> Conn {
     }
 }
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
 fn set_unsent_max(s: &TcpStream) {
     use std::os::fd::AsRawFd;
     let v: libc::c_int = TCP_UNSENT_MAX as libc::c_int;
@@ -359,14 +366,14 @@ fn set_unsent_max(s: &TcpStream) {
         libc::setsockopt(
             s.as_raw_fd(),
             libc::IPPROTO_TCP,
-            libc::TCP_NOTSENT_LOWAT,
+            TCP_NOTSENT_LOWAT,
             (&v as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
 }
 
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
+#[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]
 fn set_unsent_max(_: &TcpStream) {}
 
 /// Apple systems have no `MSG_NOSIGNAL`: a write to a connection the peer
