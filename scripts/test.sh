@@ -45,10 +45,15 @@ step "every test a document names exists"
 python3 scripts/check_doc_tests.py
 python3 scripts/check_capabilities.py
 
+step "every package carries the workspace's version"
+python3 scripts/check_versions.py
+
 # The suites below build every language, so the interop matrix must find
 # them all: a language it skips fails the run instead of passing quietly.
 export NETCHAN_INTEROP_REQUIRE_ALL=1
-for suite in tests/c/run.sh tests/platforms/run.sh bindings/python/run-tests.sh bindings/node/run-tests.sh bindings/uniffi/run-tests.sh tests/interop/run.sh; do
+# The platforms suite runs last: it reuses the Python and Node suites'
+# build tools (maturin, cargo-zigbuild) for the ARM wheel and addon.
+for suite in tests/c/run.sh bindings/python/run-tests.sh bindings/node/run-tests.sh bindings/uniffi/run-tests.sh tests/interop/run.sh tests/platforms/run.sh; do
     if [ -f "$suite" ]; then
         step "$suite"
         bash "$suite"

@@ -1,6 +1,6 @@
 'use strict'
 // The public JavaScript API of netchan, over the generated native binding
-// (index.js, written by `napi build`; never edit that file by hand).
+// (native.js loads the addon that `napi build` writes for this platform).
 //
 // Lifecycle rules this layer keeps (the process exits by itself once nothing
 // the user asked for is pending):
@@ -17,7 +17,7 @@
 
 const { EventEmitter } = require('node:events')
 const { Duplex } = require('node:stream')
-const native = require('./index.js')
+const native = require('./native.js')
 const { pack, unpack } = require('./msgpack.js')
 
 /** Every error code, by name: `codes.TIMEOUT === 'TIMEOUT'`. */

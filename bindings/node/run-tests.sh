@@ -2,9 +2,10 @@
 # Builds the netchan npm package (napi-rs addon) and runs the Node binding's
 # tests: the addon's Rust unit tests, a `tsc --strict` check of an example,
 # then the node:test suite
-# (test/package.test.js packs the package and installs the tarball offline
-# into an empty project, with a require() and an ESM import smoke test there,
-# and checks that the generated index.js / index.d.ts are the committed ones).
+# (test/package.test.js packs the package and this platform's addon package
+# and installs both offline into an empty project, with a require() and an
+# ESM import smoke test there, checks the errors without an addon, and that
+# the generated index.d.ts is the committed one).
 # Needs: Rust (cargo), Node >= 18 with npm; npm registry access on the first run.
 # Usage: bash bindings/node/run-tests.sh [extra node --test args]
 # Env: NETCHAN_NODE_NATIVE=1 (skip the zig build; build for this machine's
@@ -41,7 +42,7 @@ if [ "${NETCHAN_NODE_NATIVE:-0}" != 1 ]; then
         (python3 -m venv "$tools/venv" && "$tools/venv/bin/pip" install --quiet "ziglang>=0.13,<0.16") || true
     fi
     if [ -x "$tools/bin/cargo-zigbuild" ] && [ -x "$tools/venv/bin/python-zig" ] &&
-        PATH="$tools/bin:$tools/venv/bin:$PATH" npx --no-install napi build --platform --release \
+        PATH="$tools/bin:$tools/venv/bin:$PATH" npx --no-install napi build --platform --release --no-js \
             -x --target x86_64-unknown-linux-gnu.2.17; then
         portable=1
     fi

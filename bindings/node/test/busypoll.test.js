@@ -10,6 +10,7 @@ const test = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
+const { pathToFileURL } = require('node:url')
 const { Worker } = require('node:worker_threads')
 const { netchan, pkgDir, within, run, cli } = require('./helpers.js')
 const { Endpoint } = netchan
@@ -76,7 +77,7 @@ test("busyPollUs is an endpoint option with the core's default (off), checked li
     // The process-wide setting and its 100 us default are gone: one
     // setting, the core's, on the endpoint.
     assert.equal(netchan.setBusyPoll, undefined)
-    assert.equal((await import(path.join(pkgDir, 'netchan.mjs'))).setBusyPoll, undefined)
+    assert.equal((await import(pathToFileURL(path.join(pkgDir, 'netchan.mjs')).href)).setBusyPoll, undefined)
   } finally {
     for (const ep of eps) await ep.close()
   }

@@ -26,14 +26,18 @@ function tmpDir () {
 
 /** A fresh listen address of each transport. */
 function addrs () {
-  const dir = tmpDir()
+  const n = seq++
   return {
     tcp: 'tcp://127.0.0.1:0',
-    unix: `unix://${path.join(dir, `ep${seq++}.sock`)}`
+    // Windows has named pipes where other systems have Unix sockets.
+    ...(process.platform === 'win32'
+      ? { pipe: `pipe://netchan-test-${process.pid}-${n}` }
+      : { unix: `unix://${path.join(tmpDir(), `ep${n}.sock`)}` })
   }
 }
 
-const TRANSPORTS = ['tcp', 'unix']
+/** TCP, and this system's same-host transport. */
+const TRANSPORTS = ['tcp', process.platform === 'win32' ? 'pipe' : 'unix']
 
 /**
  * A connected pair: server listening on `transport`, client connected to it

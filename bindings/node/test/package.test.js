@@ -1,7 +1,8 @@
 'use strict'
 // The npm package as a user gets it: the packed tarball installed offline
-// into an empty project, the addon's link-time needs, the package metadata,
-// and the generated files being the committed ones.
+// with its platform's addon package into an empty project, the errors
+// without one, the addon's link-time needs, the package metadata, and the
+// generated types being the committed ones.
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
@@ -53,28 +54,65 @@ await b.close(); await a.close()
 console.log('ESM import smoke test: ok')
 `
 
-test('npm pack installs offline into an empty project; require() and import work', { skip: has(npm) ? false : 'npm not found' }, async () => {
-  const work = path.join(repo, 'target', 'node')
-  const packDir = path.join(work, 'pack')
-  const consumer = path.join(work, 'consumer')
-  for (const d of [packDir, consumer]) {
-    fs.rmSync(d, { recursive: true, force: true })
-    fs.mkdirSync(d, { recursive: true })
-  }
+const native = require(path.join(pkgDir, 'native.js'))
+const platform = native.platformName()
+
+/**
+ * Stages this platform's addon package (npm/<platform>: its package.json
+ * and README, the built addon, the licenses) in `dir` and packs it there;
+ * returns the tarball's path.
+ */
+async function packPlatformPackage (dir) {
+  const stage = path.join(dir, 'stage')
+  fs.mkdirSync(stage, { recursive: true })
+  const from = path.join(pkgDir, 'npm', platform)
+  for (const f of ['package.json', 'README.md']) fs.copyFileSync(path.join(from, f), path.join(stage, f))
+  for (const f of ['LICENSE-MIT', 'LICENSE-APACHE']) fs.copyFileSync(path.join(pkgDir, f), path.join(stage, f))
+  const addon = native.ADDONS[platform]
+  fs.copyFileSync(path.join(pkgDir, addon), path.join(stage, addon))
+  const packed = await run(npm, ['pack', '--silent', '--pack-destination', dir], { limitMs: 120000, cwd: stage })
+  assert.equal(packed.code, 0, packed.stderr)
+  return path.join(dir, `netchan-${platform}-${pkg.version}.tgz`)
+}
+
+/** A fresh empty project in target/node/<name>; returns its folder. */
+function emptyProject (name) {
+  const d = path.join(repo, 'target', 'node', name)
+  fs.rmSync(d, { recursive: true, force: true })
+  fs.mkdirSync(d, { recursive: true })
+  fs.writeFileSync(path.join(d, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }))
+  return d
+}
+
+const knownPlatform = native.ADDONS[platform] !== undefined
+
+test('npm pack installs offline into an empty project; require() and import work', { skip: !has(npm) ? 'npm not found' : !knownPlatform ? `no addon package for ${platform}` : false }, async () => {
+  const packDir = path.join(repo, 'target', 'node', 'pack')
+  fs.rmSync(packDir, { recursive: true, force: true })
+  fs.mkdirSync(packDir, { recursive: true })
+  const consumer = emptyProject('consumer')
   const packed = await run(npm, ['pack', '--silent', '--pack-destination', packDir], { limitMs: 120000, cwd: pkgDir })
   assert.equal(packed.code, 0, packed.stderr)
-  const tarballs = fs.readdirSync(packDir).filter((f) => /^netchan-.*\.tgz$/.test(f))
-  assert.deepEqual(tarballs, [`netchan-${pkg.version}.tgz`])
-  fs.writeFileSync(path.join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }))
-  // --offline: nothing may come from the network. The package has no
-  // runtime dependencies; the addon for this platform is in the tarball.
-  const installed = await run(npm, ['install', '--offline', '--no-audit', '--no-fund', '--loglevel=error', path.join(packDir, tarballs[0])], { limitMs: 120000, cwd: consumer })
+  const main = path.join(packDir, `netchan-${pkg.version}.tgz`)
+  assert.ok(fs.existsSync(main), `npm pack wrote ${fs.readdirSync(packDir)}`)
+  const addonPkg = await packPlatformPackage(packDir)
+  // --offline: nothing may come from the network. The main package's only
+  // dependencies are the optional addon packages; this platform's is given.
+  const installed = await run(npm, ['install', '--offline', '--no-audit', '--no-fund', '--loglevel=error', main, addonPkg], { limitMs: 120000, cwd: consumer })
   assert.equal(installed.code, 0, installed.stderr)
-  const inst = path.join(consumer, 'node_modules', 'netchan')
+  const modules = path.join(consumer, 'node_modules')
+  const inst = path.join(modules, 'netchan')
   const instPkg = JSON.parse(fs.readFileSync(path.join(inst, 'package.json'), 'utf8'))
-  assert.equal(instPkg.dependencies, undefined, 'no runtime dependencies')
-  assert.ok(fs.readdirSync(inst).some((f) => /^netchan\..*\.node$/.test(f)), 'the addon is in the package')
-  assert.deepEqual(fs.readdirSync(path.join(consumer, 'node_modules')).filter((f) => !f.startsWith('.')), ['netchan'])
+  assert.equal(instPkg.dependencies, undefined, 'no runtime dependencies but the optional addon packages')
+  assert.ok(!fs.readdirSync(inst).some((f) => f.endsWith('.node')), 'the main package carries no addon')
+  for (const dir of [inst, path.join(modules, `netchan-${platform}`)]) {
+    for (const f of ['LICENSE-MIT', 'LICENSE-APACHE']) {
+      assert.deepEqual(fs.readFileSync(path.join(dir, f)), fs.readFileSync(path.join(repo, f)), `${dir}/${f} is the repository's`)
+    }
+  }
+  assert.deepEqual(fs.readdirSync(path.join(modules, `netchan-${platform}`)).sort(),
+    ['LICENSE-APACHE', 'LICENSE-MIT', 'README.md', native.ADDONS[platform], 'package.json'].sort())
+  assert.deepEqual(fs.readdirSync(modules).filter((f) => !f.startsWith('.')).sort(), ['netchan', `netchan-${platform}`])
   fs.writeFileSync(path.join(consumer, 'smoke.cjs'), SMOKE_CJS)
   fs.writeFileSync(path.join(consumer, 'smoke.mjs'), SMOKE_ESM)
   for (const [script, line] of [['smoke.cjs', 'require() smoke test: ok'], ['smoke.mjs', 'ESM import smoke test: ok']]) {
@@ -85,17 +123,60 @@ test('npm pack installs offline into an empty project; require() and import work
   }
 })
 
-test('package.json names one optional package per napi target', () => {
-  // x86_64-unknown-linux-gnu -> netchan-linux-x64-gnu, as napi names them.
+test('without its addon package, require() names the platform and the missing package', { skip: !has(npm) ? 'npm not found' : !knownPlatform ? `no addon package for ${platform}` : false }, async () => {
+  const packDir = path.join(repo, 'target', 'node', 'pack-main')
+  fs.rmSync(packDir, { recursive: true, force: true })
+  fs.mkdirSync(packDir, { recursive: true })
+  const consumer = emptyProject('consumer-no-addon')
+  const packed = await run(npm, ['pack', '--silent', '--pack-destination', packDir], { limitMs: 120000, cwd: pkgDir })
+  assert.equal(packed.code, 0, packed.stderr)
+  // As with --omit=optional: npm installs the main package alone.
+  const installed = await run(npm, ['install', '--offline', '--omit=optional', '--no-audit', '--no-fund', '--loglevel=error', path.join(packDir, `netchan-${pkg.version}.tgz`)], { limitMs: 120000, cwd: consumer })
+  assert.equal(installed.code, 0, installed.stderr)
+  const r = await run(process.execPath, ['-e', "try { require('netchan') } catch (e) { console.log(e.code); console.log(e.message) }"], { limitMs: 20000, cwd: consumer })
+  assert.equal(r.code, 0, r.stderr)
+  const [code, message] = r.stdout.trim().split('\n')
+  assert.equal(code, 'ADDON_NOT_INSTALLED')
+  assert.match(message, new RegExp(`addon for ${platform} is not installed: the package netchan-${platform} is missing`))
+})
+
+test('on a platform without an addon, require() names it and the platforms that have one', async () => {
+  // A machine netchan has no addon for, as Node would report it.
+  const code = "Object.defineProperty(process, 'arch', { value: 'riscv64' }); Object.defineProperty(process, 'platform', { value: 'freebsd' });" +
+    "try { require('./netchan.js') } catch (e) { console.log(e.code); console.log(e.message) }"
+  const r = await run(process.execPath, ['-e', code], { limitMs: 20000, cwd: pkgDir })
+  assert.equal(r.code, 0, r.stderr)
+  const [errCode, message] = r.stdout.trim().split('\n')
+  assert.equal(errCode, 'UNSUPPORTED_PLATFORM')
+  assert.match(message, /no native addon for this platform \(freebsd-riscv64, Node v[0-9.]+\); prebuilt addons exist for linux-x64-gnu, linux-arm64-gnu, win32-x64\./)
+})
+
+test('package.json names one optional package per napi target, each with its npm/ folder', () => {
+  // x86_64-unknown-linux-gnu -> linux-x64-gnu; x86_64-pc-windows-gnu -> win32-x64
+  // (one Windows build, so its name carries no toolchain).
   const name = (triple) => {
     const [arch, , os, abi] = triple.split('-')
     const a = { x86_64: 'x64', aarch64: 'arm64' }[arch]
-    const o = { linux: 'linux', darwin: 'darwin', windows: 'win32' }[os]
+    const o = { linux: 'linux', windows: 'win32' }[os]
     assert.ok(a && o, `unexpected target ${triple}`)
-    return ['netchan', o, a, ...(abi ? [abi] : [])].join('-')
+    return [o, a, ...(o === 'linux' ? [abi] : [])].join('-')
   }
-  const expected = Object.fromEntries(pkg.napi.targets.map((t) => [name(t), pkg.version]))
-  assert.deepEqual(pkg.optionalDependencies, expected)
+  const platforms = pkg.napi.targets.map(name)
+  assert.deepEqual(pkg.optionalDependencies, Object.fromEntries(platforms.map((p) => [`netchan-${p}`, pkg.version])))
+  assert.deepEqual(Object.keys(native.ADDONS).sort(), [...platforms].sort())
+  assert.deepEqual(fs.readdirSync(path.join(pkgDir, 'npm')).sort(), [...platforms].sort())
+  for (const p of platforms) {
+    const sub = JSON.parse(fs.readFileSync(path.join(pkgDir, 'npm', p, 'package.json'), 'utf8'))
+    const [os, cpu, libc] = p.split('-')
+    assert.equal(sub.name, `netchan-${p}`)
+    assert.equal(sub.version, pkg.version)
+    assert.equal(sub.license, pkg.license)
+    assert.equal(sub.main, native.ADDONS[p])
+    assert.deepEqual(sub.os, [os])
+    assert.deepEqual(sub.cpu, [cpu])
+    assert.deepEqual(sub.libc, libc ? ['glibc'] : undefined)
+    assert.ok(sub.files.includes(native.ADDONS[p]) && sub.files.includes('LICENSE-MIT') && sub.files.includes('LICENSE-APACHE'))
+  }
   assert.equal(pkg.napi.binaryName, 'netchan')
 })
 
@@ -121,8 +202,10 @@ test('the Linux addon links only the C libraries, and only glibc 2.17 symbols wh
 
 const gitCheckout = has('git') && fs.existsSync(path.join(repo, '.git'))
 
-test('index.js and index.d.ts are what napi build generated', { skip: gitCheckout ? false : 'not a git checkout' }, async () => {
-  // run-tests.sh builds before this suite; the build rewrites both files.
-  const r = await run('git', ['-C', repo, 'diff', '--exit-code', '--', 'bindings/node/index.js', 'bindings/node/index.d.ts'])
-  assert.equal(r.code, 0, `the generated files differ from the committed ones:\n${r.stdout}`)
+test('index.d.ts is what napi build generated', { skip: gitCheckout ? false : 'not a git checkout' }, async () => {
+  // run-tests.sh builds before this suite; the build rewrites the file (and
+  // writes no index.js: native.js is the loader).
+  const r = await run('git', ['-C', repo, 'diff', '--exit-code', '--', 'bindings/node/index.d.ts'])
+  assert.equal(r.code, 0, `the generated file differs from the committed one:\n${r.stdout}`)
+  assert.ok(!fs.existsSync(path.join(pkgDir, 'index.js')), 'napi build wrote index.js: build with --no-js')
 })

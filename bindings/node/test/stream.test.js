@@ -11,6 +11,8 @@ const vm = require('node:vm')
 const { Readable, Writable, Transform } = require('node:stream')
 const { pipeline } = require('node:stream/promises')
 const { netchan, pair, within, rejectsWith, nextTurn, until, TRANSPORTS } = require('./helpers.js')
+// This system's same-host transport: Unix sockets, or named pipes on Windows.
+const LOCAL = TRANSPORTS[1]
 const { Endpoint } = netchan
 
 const WATCHDOG = 20000
@@ -305,7 +307,7 @@ test('a stream service with maxConcurrent 1 and queue 1 runs one handler, queues
 })
 
 test('an opening that no handler takes within openTimeoutMs fails with TIMEOUT', async () => {
-  const { server, client, close } = await pair('unix')
+  const { server, client, close } = await pair(LOCAL)
   try {
     const release = gate()
     server.serveStream('busy', async () => { await release.p }, { maxConcurrent: 1 })
@@ -410,7 +412,7 @@ test('closing the endpoint ends its streams: CLOSED here, the other side sees th
 })
 
 test('toDuplex: stream/promises pipeline both ways, byte for byte', async () => {
-  const { server, client, close } = await pair('unix')
+  const { server, client, close } = await pair(LOCAL)
   try {
     server.serveStream('upper', async (req, stream) => {
       const d = stream.toDuplex()

@@ -4,7 +4,7 @@
 // real loopback sockets, with the events each one reports.
 const test = require('node:test')
 const assert = require('node:assert/strict')
-const { netchan, addrs, within, rejectsWith, recorder } = require('./helpers.js')
+const { netchan, addrs, within, rejectsWith, recorder, TRANSPORTS } = require('./helpers.js')
 const { Endpoint } = netchan
 
 const after = (events, from, type) => events.findIndex((e, i) => i >= from && e.type === type)
@@ -17,9 +17,9 @@ test('suspend() takes links and listeners down and keeps subscriptions, services
   try {
     const addr = await server.listen('tcp://127.0.0.1:0')
     server.serve('home/echo', (r) => r.payload)
-    // A Unix socket, so that resume() listens again on a path nobody else
-    // can take meanwhile (a TCP port could be).
-    const phoneAddr = await phone.listen(addrs().unix)
+    // A Unix socket (a named pipe on Windows), so that resume() listens
+    // again on a name nobody else can take meanwhile (a TCP port could be).
+    const phoneAddr = await phone.listen(addrs()[TRANSPORTS[1]])
     const local = phone.subscribe('local/x')
     const fromHome = phone.subscribe('to/phone')
     phone.serve('phone/echo', (r) => r.payload)

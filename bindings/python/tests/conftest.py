@@ -55,7 +55,11 @@ def python_env() -> Dict[str, str]:
     return env
 
 
-PY = sys.executable
+# The interpreter that child test processes run on: this one, unless
+# NETCHAN_TEST_PYTHON names a command that starts it (the ARM suite runs under
+# qemu, where this interpreter is an ARM program the machine cannot start
+# directly: tests/platforms/run.sh).
+PY = os.environ.get("NETCHAN_TEST_PYTHON") or sys.executable
 
 
 #: How long a test waits for something that should happen at once before it
