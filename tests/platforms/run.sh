@@ -143,6 +143,18 @@ mkdir -p "$WINEPREFIX"
 /usr/lib/wine/wineserver -p
 win_cli --version >/dev/null
 
+step "wine: the core's unit tests and the integration tests that need no Unix socket"
+# cargo runs each test program through wine, with the stand-in DLL beside it.
+printf '#!/bin/sh\ncp -u "%s" "$(dirname "$1")/"\nexec "%s" "$@"\n' "$bin/bcryptprimitives.dll" "$wine" >"$work/wine-runner"
+chmod +x "$work/wine-runner"
+# Not yet: credit, declared, examples and streams listen on unix:// (to
+# move to pipe:// on Windows), endpoint and resilience use Unix sockets
+# directly, fuzz_corpus ran past 3 minutes under wine.
+CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$work/wine-runner" cargo test --quiet --locked -p netchan --target "$win" \
+    --lib --test acl --test amplification --test architecture --test conservation --test hostile \
+    --test psk --test ratelimit --test shutdown --test tls --test virtual_time -- \
+    --skip overlap_agrees_with_brute_force
+
 pipe=netchan-test-$$
 # The C API tests that use nothing but the C library, threads and sockets,
 # built with mingw-w64 against netchan.dll and run under wine.
