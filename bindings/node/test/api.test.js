@@ -336,11 +336,15 @@ for (const transport of TRANSPORTS) {
     test('peer events: peer, peerUp, peerDown, event', async () => {
       const ev = []
       const all = []
-      const down = new Promise((resolve) => p.server.on('peerDown', resolve))
-      p.server.on('peer', (e) => ev.push(e.type))
-      p.server.on('event', (e) => all.push(e.type))
-      const up = new Promise((resolve) => p.server.once('peerUp', resolve))
-      const c2 = new Endpoint({ name: `c2-${transport}` })
+      // Only c2's events count: the server's peerUp for the fixture's own
+      // client may still be on its way to this thread when the test starts.
+      const name = `c2-${transport}`
+      const mine = (f) => (e) => { if (e.peer === name) f(e) }
+      const down = new Promise((resolve) => p.server.on('peerDown', mine(resolve)))
+      p.server.on('peer', mine((e) => ev.push(e.type)))
+      p.server.on('event', mine((e) => all.push(e.type)))
+      const up = new Promise((resolve) => p.server.on('peerUp', mine(resolve)))
+      const c2 = new Endpoint({ name })
       await c2.connect(p.addr)
       const u = await within(up, 5000, 'peerUp')
       assert.equal(u.peer, c2.name)
