@@ -39,6 +39,8 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 gen="$tmp/generated"
 "$bindgen" generate --no-format --metadata-no-deps -l kotlin -l swift -o "$gen" "$repo/target/debug/libnetchan_uniffi.so"
+# Kotlin exception messages start with their code (TIMEOUT: ...).
+python3 "$here/tools/kotlin_error_messages.py" "$gen/dev/netchan/netchan.kt"
 # What the bindgen writes (relative to its output directory) = where it is
 # committed (relative to this directory). SwiftPM and xcodebuild look for the
 # module map as module.modulemap.

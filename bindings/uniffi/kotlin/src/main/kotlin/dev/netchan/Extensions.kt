@@ -147,6 +147,9 @@ fun Endpoint.serveStream(
     }
 })
 
+/** This endpoint's name, the one its peers know it by (`ep.name`; the same as `ep.name()`). */
+val Endpoint.name: String get() = name()
+
 /** The payload decoded as UTF-8. */
 val Message.text: String get() = payload.decodeToString()
 

@@ -8696,7 +8696,7 @@ sealed class NetchanException: kotlin.Exception() {
         val `detail`: kotlin.String
         ) : NetchanException() {
         override val message
-            get() = "detail=${ `detail` }"
+            get() = "$code: ${ `detail` }"
     }
     
     class InvalidAddress(
@@ -8704,7 +8704,7 @@ sealed class NetchanException: kotlin.Exception() {
         val `detail`: kotlin.String
         ) : NetchanException() {
         override val message
-            get() = "detail=${ `detail` }"
+            get() = "$code: ${ `detail` }"
     }
     
     class InvalidPath(
@@ -8712,7 +8712,7 @@ sealed class NetchanException: kotlin.Exception() {
         val `detail`: kotlin.String
         ) : NetchanException() {
         override val message
-            get() = "detail=${ `detail` }"
+            get() = "$code: ${ `detail` }"
     }
     
     class MessageTooLarge(
@@ -8720,7 +8720,7 @@ sealed class NetchanException: kotlin.Exception() {
         val `detail`: kotlin.String
         ) : NetchanException() {
         override val message
-            get() = "detail=${ `detail` }"
+            get() = "$code: ${ `detail` }"
     }
     
     class ConnectRefused(
@@ -8728,7 +8728,7 @@ sealed class NetchanException: kotlin.Exception() {
         val `detail`: kotlin.String
         ) : NetchanException() {
         override val message
-            get() = "detail=${ `detail` }"
+            get() = "$code: ${ `detail` }"
     }
     
     class AddressInUse(
@@ -8736,7 +8736,7 @@ sealed class NetchanException: kotlin.Exception() {
         val `detail`: kotlin.String
         ) : NetchanException() {
         override val message
-            get() = "detail=${ `detail` }"
+            get() = "$code: ${ `detail` }"
     }
     
     class PeerLost(
@@ -8744,7 +8744,7 @@ sealed class NetchanException: kotlin.Exception() {
         val `detail`: kotlin.String
         ) : NetchanException() {
         override val message
-            get() = "detail=${ `detail` }"
+            get() = "$code: ${ `detail` }"
     }
     
     class UnsupportedVersion(
@@ -8752,7 +8752,7 @@ sealed class NetchanException: kotlin.Exception() {
         val `detail`: kotlin.String
         ) : NetchanException() {
         override val message
-            get() = "detail=${ `detail` }"
+            get() = "$code: ${ `detail` }"
     }
     
     class ProtocolException(
@@ -8760,7 +8760,7 @@ sealed class NetchanException: kotlin.Exception() {
         val `detail`: kotlin.String
         ) : NetchanException() {
         override val message
-            get() = "detail=${ `detail` }"
+            get() = "$code: ${ `detail` }"
     }
     
     class HandshakeRejected(
@@ -8768,7 +8768,7 @@ sealed class NetchanException: kotlin.Exception() {
         val `detail`: kotlin.String
         ) : NetchanException() {
         override val message
-            get() = "detail=${ `detail` }"
+            get() = "$code: ${ `detail` }"
     }
     
     class UnknownPeer(
@@ -8776,7 +8776,7 @@ sealed class NetchanException: kotlin.Exception() {
         val `detail`: kotlin.String
         ) : NetchanException() {
         override val message
-            get() = "detail=${ `detail` }"
+            get() = "$code: ${ `detail` }"
     }
     
     class Io(
@@ -8784,7 +8784,7 @@ sealed class NetchanException: kotlin.Exception() {
         val `detail`: kotlin.String
         ) : NetchanException() {
         override val message
-            get() = "detail=${ `detail` }"
+            get() = "$code: ${ `detail` }"
     }
     
     class NameInUse(
@@ -8792,7 +8792,7 @@ sealed class NetchanException: kotlin.Exception() {
         val `detail`: kotlin.String
         ) : NetchanException() {
         override val message
-            get() = "detail=${ `detail` }"
+            get() = "$code: ${ `detail` }"
     }
     
     class Overloaded(
@@ -8800,7 +8800,7 @@ sealed class NetchanException: kotlin.Exception() {
         val `detail`: kotlin.String
         ) : NetchanException() {
         override val message
-            get() = "detail=${ `detail` }"
+            get() = "$code: ${ `detail` }"
     }
     
     class Timeout(
@@ -8808,7 +8808,7 @@ sealed class NetchanException: kotlin.Exception() {
         val `detail`: kotlin.String
         ) : NetchanException() {
         override val message
-            get() = "detail=${ `detail` }"
+            get() = "$code: ${ `detail` }"
     }
     
     class NoResponders(
@@ -8816,7 +8816,7 @@ sealed class NetchanException: kotlin.Exception() {
         val `detail`: kotlin.String
         ) : NetchanException() {
         override val message
-            get() = "detail=${ `detail` }"
+            get() = "$code: ${ `detail` }"
     }
     
     class Cancelled(
@@ -8824,7 +8824,7 @@ sealed class NetchanException: kotlin.Exception() {
         val `detail`: kotlin.String
         ) : NetchanException() {
         override val message
-            get() = "detail=${ `detail` }"
+            get() = "$code: ${ `detail` }"
     }
     
     class HandlerException(
@@ -8832,7 +8832,7 @@ sealed class NetchanException: kotlin.Exception() {
         val `detail`: kotlin.String
         ) : NetchanException() {
         override val message
-            get() = "detail=${ `detail` }"
+            get() = "$code: ${ `detail` }"
     }
     
     class BufferFull(
@@ -8840,7 +8840,7 @@ sealed class NetchanException: kotlin.Exception() {
         val `detail`: kotlin.String
         ) : NetchanException() {
         override val message
-            get() = "detail=${ `detail` }"
+            get() = "$code: ${ `detail` }"
     }
     
     class Closed(
@@ -8848,7 +8848,7 @@ sealed class NetchanException: kotlin.Exception() {
         val `detail`: kotlin.String
         ) : NetchanException() {
         override val message
-            get() = "detail=${ `detail` }"
+            get() = "$code: ${ `detail` }"
     }
     
     class WouldDeadlock(
@@ -8856,7 +8856,7 @@ sealed class NetchanException: kotlin.Exception() {
         val `detail`: kotlin.String
         ) : NetchanException() {
         override val message
-            get() = "detail=${ `detail` }"
+            get() = "$code: ${ `detail` }"
     }
     
     class PlaintextRefused(
@@ -8864,7 +8864,7 @@ sealed class NetchanException: kotlin.Exception() {
         val `detail`: kotlin.String
         ) : NetchanException() {
         override val message
-            get() = "detail=${ `detail` }"
+            get() = "$code: ${ `detail` }"
     }
     
     class TlsFailed(
@@ -8872,7 +8872,7 @@ sealed class NetchanException: kotlin.Exception() {
         val `detail`: kotlin.String
         ) : NetchanException() {
         override val message
-            get() = "detail=${ `detail` }"
+            get() = "$code: ${ `detail` }"
     }
     
     class CertUntrusted(
@@ -8880,7 +8880,7 @@ sealed class NetchanException: kotlin.Exception() {
         val `detail`: kotlin.String
         ) : NetchanException() {
         override val message
-            get() = "detail=${ `detail` }"
+            get() = "$code: ${ `detail` }"
     }
     
     class CertNameMismatch(
@@ -8888,7 +8888,7 @@ sealed class NetchanException: kotlin.Exception() {
         val `detail`: kotlin.String
         ) : NetchanException() {
         override val message
-            get() = "detail=${ `detail` }"
+            get() = "$code: ${ `detail` }"
     }
     
     class CertExpired(
@@ -8896,7 +8896,7 @@ sealed class NetchanException: kotlin.Exception() {
         val `detail`: kotlin.String
         ) : NetchanException() {
         override val message
-            get() = "detail=${ `detail` }"
+            get() = "$code: ${ `detail` }"
     }
     
     class ClientCertRequired(
@@ -8904,7 +8904,7 @@ sealed class NetchanException: kotlin.Exception() {
         val `detail`: kotlin.String
         ) : NetchanException() {
         override val message
-            get() = "detail=${ `detail` }"
+            get() = "$code: ${ `detail` }"
     }
     
     class PermissionDenied(
@@ -8912,7 +8912,7 @@ sealed class NetchanException: kotlin.Exception() {
         val `detail`: kotlin.String
         ) : NetchanException() {
         override val message
-            get() = "detail=${ `detail` }"
+            get() = "$code: ${ `detail` }"
     }
     
     class SharedKeyRefused(
@@ -8920,7 +8920,7 @@ sealed class NetchanException: kotlin.Exception() {
         val `detail`: kotlin.String
         ) : NetchanException() {
         override val message
-            get() = "detail=${ `detail` }"
+            get() = "$code: ${ `detail` }"
     }
     
     class RateLimited(
@@ -8928,7 +8928,7 @@ sealed class NetchanException: kotlin.Exception() {
         val `detail`: kotlin.String
         ) : NetchanException() {
         override val message
-            get() = "detail=${ `detail` }"
+            get() = "$code: ${ `detail` }"
     }
     
     class Internal(
@@ -8936,7 +8936,7 @@ sealed class NetchanException: kotlin.Exception() {
         val `detail`: kotlin.String
         ) : NetchanException() {
         override val message
-            get() = "detail=${ `detail` }"
+            get() = "$code: ${ `detail` }"
     }
     
 

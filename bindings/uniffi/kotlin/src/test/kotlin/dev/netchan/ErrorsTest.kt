@@ -27,6 +27,9 @@ class ErrorsTest {
             val e = netchanError(c.name, "detail of ${c.name}")
             assertEquals(c.name, e.code)
             assertEquals("detail of ${c.name}", e.detail)
+            // The message, and so a stack trace's first line, says the code.
+            assertEquals("${c.name}: detail of ${c.name}", e.message)
+            assertTrue(e.toString(), e.toString().endsWith("\$${e.javaClass.simpleName}: ${c.name}: detail of ${c.name}"))
         }
         assertEquals(300, codes.single { it.name == "TIMEOUT" }.number.toInt())
         assertEquals(301, codes.single { it.name == "NO_RESPONDERS" }.number.toInt())
@@ -35,7 +38,11 @@ class ErrorsTest {
     @Test
     fun errorsOfEachKind() = watchdog {
         Endpoint("kt-errors").use { ep ->
-            expectError<NetchanException.NoResponders> { ep.request("nobody/home") }
+            val none = expectError<NetchanException.NoResponders> { ep.request("nobody/home") }
+            assertTrue(none.message, none.message!!.startsWith("NO_RESPONDERS: "))
+            val trace = java.io.StringWriter().also { none.printStackTrace(java.io.PrintWriter(it)) }.toString()
+            assertTrue(trace, trace.startsWith("dev.netchan.NetchanException\$NoResponders: NO_RESPONDERS: "))
+            assertEquals("kt-errors", ep.name)
             expectError<NetchanException.InvalidPath> { ep.publish("bad//path", "x") }
             expectError<NetchanException.InvalidPath> { ep.subscribe("a//b", object : MessageHandler {
                 override fun onMessage(message: Message) {}
