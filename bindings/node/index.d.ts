@@ -48,6 +48,13 @@ export declare class NativeEndpoint {
   subscribe(pattern: string, options?: SubscribeOpts | undefined | null): NativeSubscription
   declarePublisher(pattern: string): NativePublisher
   serve(pattern: string, options?: ServeOpts | undefined | null): NativeService
+  /**
+   * Whether the pending waits of this endpoint's subscriptions and
+   * services (and stream services) keep Node alive: `true` (the default)
+   * or `false` (`ep.unref()`); pending requests, connects and pings
+   * always do.
+   */
+  setRef(keep: boolean): void
   /** Resolves with the reply payload. */
   request(path: string, data: string | Uint8Array | undefined | null, timeoutMs: number, waitForResponder?: boolean | undefined | null, cancel?: CancelToken | undefined | null): Promise<Buffer>
   /**

@@ -326,7 +326,14 @@ export declare class Endpoint extends EventEmitter {
   resume(): Promise<void>
   /** Drops every link and redials every dialled address now. Rejects with `CLOSED`. */
   networkChanged(): Promise<void>
+  /**
+   * Lets the process exit while only this endpoint's listeners,
+   * subscriptions and services (made before or after) are left, like
+   * `net.Server#unref`; a pending request, connect or ping still keeps it
+   * alive until it settles.
+   */
   unref(): this
+  /** Undoes `unref()`. */
   ref(): this
   /** Resolves once every target took the message; a bad path or payload throws at once (`INVALID_PATH`, `INVALID_ARGUMENT`). */
   publish(path: string, payload?: Payload): Promise<void>

@@ -5,10 +5,11 @@
 // Lifecycle rules this layer keeps (the process exits by itself once nothing
 // the user asked for is pending):
 //  - a listening endpoint keeps Node alive until close() (like net.Server;
-//    ep.unref() opts out);
+//    ep.unref() opts out, for its subscriptions and services too);
 //  - a subscription or service keeps Node alive while open: it always has one
 //    pending native promise (taking the next batch), which settles with
-//    `null` when the subscription, service or endpoint closes;
+//    `null` when the subscription, service or endpoint closes; the native
+//    side counts it only while the endpoint is ref'd (NativeEndpoint.setRef);
 //  - a pending request, connect, ping keeps Node alive until it settles;
 //  - a stream service keeps Node alive while open (like a service); a
 //    stream's pending openStream/send/recv keeps it alive until it settles,
@@ -741,10 +742,25 @@ class Endpoint extends EventEmitter {
     return bound
   }
 
-  /** Lets the process exit while only this endpoint's listeners are left (like net.Server#unref). */
-  unref () { this._unref = true; if (this._keep) this._keep.unref(); return this }
+  /**
+   * Lets the process exit while only this endpoint's listeners,
+   * subscriptions and services are left (like net.Server#unref); a pending
+   * request, connect or ping still keeps it alive until it settles.
+   */
+  unref () {
+    this._unref = true
+    if (this._keep) this._keep.unref()
+    this._n.setRef(false)
+    return this
+  }
+
   /** Undoes unref(). */
-  ref () { this._unref = false; if (this._keep) this._keep.ref(); return this }
+  ref () {
+    this._unref = false
+    if (this._keep) this._keep.ref()
+    this._n.setRef(true)
+    return this
+  }
 
   /** Connects to an endpoint listening at `addr` and keeps it connected; resolves with the peer. */
   connect (addr) { return this._n.connect(addr) }

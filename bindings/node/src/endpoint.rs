@@ -16,7 +16,7 @@ use crate::stream::{
     open, stream_options, stream_serve_options, NativeStream, NativeStreamService, StreamOpts,
     StreamServeOpts,
 };
-use crate::{code_err, poll_now, promise, promise_spin, OrThrow};
+use crate::{code_err, poll_now, promise, promise_spin, Hold, OrThrow};
 
 /// Endpoint options (all optional); times in milliseconds.
 #[napi(object)]
@@ -498,6 +498,9 @@ impl NativePublisher {
 pub struct NativeEndpoint {
     ep: netchan::Endpoint,
     rt: Handle,
+    /// Whether the waits of this endpoint's subscriptions and services keep
+    /// Node alive (`setRef`).
+    hold: Hold,
 }
 
 #[napi]
@@ -510,7 +513,11 @@ impl NativeEndpoint {
         // The JS thread is outside any runtime, so the endpoint runs on the
         // core's own runtime; spawn there (napi's runtime is never used).
         let rt = ep.block_on(async { Handle::current() }).or_throw(env)?;
-        Ok(NativeEndpoint { ep, rt })
+        Ok(NativeEndpoint {
+            ep,
+            rt,
+            hold: Hold::default(),
+        })
     }
 
     #[napi(getter)]
@@ -667,7 +674,11 @@ impl NativeEndpoint {
                 self.ep.subscribe_with(&pattern, so).or_throw(env)?
             }
         };
-        Ok(NativeSubscription::new(sub, self.rt.clone()))
+        Ok(NativeSubscription::new(
+            sub,
+            self.rt.clone(),
+            self.hold.clone(),
+        ))
     }
 
     #[napi]
@@ -699,7 +710,17 @@ impl NativeEndpoint {
             svc,
             self.rt.clone(),
             self.ep.config().busy_poll,
+            self.hold.clone(),
         ))
+    }
+
+    /// Whether the pending waits of this endpoint's subscriptions and
+    /// services (and stream services) keep Node alive: `true` (the default)
+    /// or `false` (`ep.unref()`); pending requests, connects and pings
+    /// always do.
+    #[napi]
+    pub fn set_ref(&self, env: &Env, keep: bool) -> Result<()> {
+        self.hold.set_ref(env, keep)
     }
 
     /// Resolves with the reply payload.
@@ -766,7 +787,8 @@ impl NativeEndpoint {
         options: Option<StreamServeOpts>,
     ) -> Result<NativeStreamService> {
         let opts = stream_serve_options(options.unwrap_or_default()).or_throw(env)?;
-        NativeStreamService::new(&self.ep, self.rt.clone(), &pattern, opts).or_throw(env)
+        NativeStreamService::new(&self.ep, self.rt.clone(), self.hold.clone(), &pattern, opts)
+            .or_throw(env)
     }
 
     /// Serves streams on `pattern` for pulling: `next()` hands each opened
@@ -779,7 +801,8 @@ impl NativeEndpoint {
         options: Option<StreamServeOpts>,
     ) -> Result<NativeStreamService> {
         let opts = stream_serve_options(options.unwrap_or_default()).or_throw(env)?;
-        NativeStreamService::pulled(&self.ep, self.rt.clone(), &pattern, opts).or_throw(env)
+        NativeStreamService::pulled(&self.ep, self.rt.clone(), self.hold.clone(), &pattern, opts)
+            .or_throw(env)
     }
 
     /// Names of the endpoints serving streams on something overlapping

@@ -25,7 +25,9 @@
 //!
 //! While any task is pending the thread-safe function is ref'd, so Node stays
 //! alive for a pending request or an open subscription; with none it is
-//! unref'd. When Node tears the environment down it finalizes the
+//! unref'd. A task started in a [`Hold`] (the waits of one endpoint's
+//! subscriptions and services) counts only while its hold is ref'd
+//! (`ep.unref()` lets the process exit while only they are left). When Node tears the environment down it finalizes the
 //! thread-safe function; wakes after that are ignored.
 
 use std::cell::{Cell, RefCell};
@@ -48,6 +50,47 @@ use crate::Code;
 
 /// Polls a pending future on the JS thread; true once it settled its promise.
 type Task = Box<dyn FnMut(&mut Context<'_>, sys::napi_env) -> bool>;
+
+/// A pending task: its poll function, its waker and its hold, if any.
+struct Entry {
+    task: Task,
+    waker: Waker,
+    hold: Option<Rc<HoldState>>,
+}
+
+/// Whether the pending waits of one endpoint's subscriptions and services
+/// keep Node alive: they do until [`Hold::set_ref`] says otherwise
+/// (`ep.unref()`). Lives on its JS thread (not `Send`).
+#[derive(Clone, Default)]
+pub struct Hold(Rc<HoldState>);
+
+#[derive(Default)]
+struct HoldState {
+    /// `ep.unref()` was called (and `ep.ref()` not since).
+    unref: Cell<bool>,
+    /// Tasks of this hold now pending.
+    pending: Cell<usize>,
+}
+
+impl Hold {
+    /// Makes this hold's pending and future tasks keep Node alive (`true`)
+    /// or not; called on the JS thread that made the hold.
+    pub fn set_ref(&self, env: &Env, keep: bool) -> Result<()> {
+        if self.0.unref.get() != keep {
+            return Ok(());
+        }
+        self.0.unref.set(!keep);
+        let n = self.0.pending.get();
+        if n == 0 {
+            return Ok(());
+        }
+        let e = exec(env.raw())?;
+        let strong = e.strong.get();
+        e.strong.set(if keep { strong + n } else { strong - n });
+        e.update_ref(env.raw());
+        Ok(())
+    }
+}
 
 /// What runtime threads share with the JS thread.
 struct Shared {
@@ -104,8 +147,11 @@ impl Wake for TaskWaker {
 struct Exec {
     shared: Arc<Shared>,
     tsfn: sys::napi_threadsafe_function,
-    tasks: RefCell<HashMap<u64, (Task, Waker)>>,
+    tasks: RefCell<HashMap<u64, Entry>>,
     next_id: Cell<u64>,
+    /// Pending tasks that keep Node alive: those without a hold, and those
+    /// of ref'd holds.
+    strong: Cell<usize>,
     refd: Cell<bool>,
 }
 
@@ -182,6 +228,7 @@ fn exec(env: sys::napi_env) -> Result<Rc<Exec>> {
         tsfn,
         tasks: RefCell::new(HashMap::new()),
         next_id: Cell::new(1),
+        strong: Cell::new(0),
         refd: Cell::new(false),
     });
     EXEC.with(|x| *x.borrow_mut() = Some(e.clone()));
@@ -222,20 +269,44 @@ unsafe extern "C" fn call_js(
     for id in ready {
         // Out of the map while it runs: settling a promise may run JS that
         // starts new tasks.
-        let Some((mut task, waker)) = e.tasks.borrow_mut().remove(&id) else {
+        let Some(mut entry) = e.tasks.borrow_mut().remove(&id) else {
             continue; // woken twice, already done
         };
-        if !task(&mut Context::from_waker(&waker), env) {
-            e.tasks.borrow_mut().insert(id, (task, waker));
+        if (entry.task)(&mut Context::from_waker(&entry.waker), env) {
+            e.forget(entry.hold.as_deref());
+        } else {
+            e.tasks.borrow_mut().insert(id, entry);
         }
     }
     e.update_ref(env);
 }
 
 impl Exec {
-    /// Keeps Node alive exactly while tasks are pending.
+    /// Counts a task now pending in its hold (if any).
+    fn count(&self, hold: Option<&HoldState>) {
+        if let Some(h) = hold {
+            h.pending.set(h.pending.get() + 1);
+            if h.unref.get() {
+                return;
+            }
+        }
+        self.strong.set(self.strong.get() + 1);
+    }
+
+    /// Undoes [`Exec::count`] for a task that settled.
+    fn forget(&self, hold: Option<&HoldState>) {
+        if let Some(h) = hold {
+            h.pending.set(h.pending.get() - 1);
+            if h.unref.get() {
+                return;
+            }
+        }
+        self.strong.set(self.strong.get() - 1);
+    }
+
+    /// Keeps Node alive exactly while tasks that count are pending.
     fn update_ref(&self, env: sys::napi_env) {
-        let want = !self.tasks.borrow().is_empty();
+        let want = self.strong.get() > 0;
         if want != self.refd.get() {
             self.refd.set(want);
             // SAFETY: called on the JS thread with its `env` (from a native
@@ -312,7 +383,25 @@ where
     F: Future<Output = netchan::Result<T>> + 'static,
     C: FnOnce(&Env, T) -> Result<V> + 'static,
 {
-    start(env, rt, None, fut, convert)
+    start(env, rt, None, None, fut, convert)
+}
+
+/// As [`promise`], for the wait of a subscription or service: it keeps Node
+/// alive only while `hold` is ref'd.
+pub fn held_promise<'env, T, V, F, C>(
+    env: &'env Env,
+    rt: &Handle,
+    hold: &Hold,
+    fut: F,
+    convert: C,
+) -> Result<Object<'env>>
+where
+    T: 'static,
+    V: ToNapiValue + 'static,
+    F: Future<Output = netchan::Result<T>> + 'static,
+    C: FnOnce(&Env, T) -> Result<V> + 'static,
+{
+    start(env, rt, None, Some(hold), fut, convert)
 }
 
 /// A busy-poll window: the core's one way in from a foreign thread
@@ -339,13 +428,33 @@ where
     F: Future<Output = netchan::Result<T>> + 'static,
     C: FnOnce(&Env, T) -> Result<V> + 'static,
 {
-    start(env, rt, Some(spin), fut, convert)
+    start(env, rt, Some(spin), None, fut, convert)
+}
+
+/// As [`promise_spin`], kept pending only while `hold` is ref'd (see
+/// [`held_promise`]).
+pub fn held_promise_spin<'env, T, V, F, C>(
+    env: &'env Env,
+    rt: &Handle,
+    spin: Spin<'_>,
+    hold: &Hold,
+    fut: F,
+    convert: C,
+) -> Result<Object<'env>>
+where
+    T: 'static,
+    V: ToNapiValue + 'static,
+    F: Future<Output = netchan::Result<T>> + 'static,
+    C: FnOnce(&Env, T) -> Result<V> + 'static,
+{
+    start(env, rt, Some(spin), Some(hold), fut, convert)
 }
 
 fn start<'env, T, V, F, C>(
     env: &'env Env,
     rt: &Handle,
     spin: Option<Spin<'_>>,
+    hold: Option<&Hold>,
     fut: F,
     convert: C,
 ) -> Result<Object<'env>>
@@ -406,7 +515,9 @@ where
         shared: e.shared.clone(),
     }));
     if !task(&mut Context::from_waker(&waker), raw) {
-        e.tasks.borrow_mut().insert(id, (task, waker));
+        let hold = hold.map(|h| h.0.clone());
+        e.count(hold.as_deref());
+        e.tasks.borrow_mut().insert(id, Entry { task, waker, hold });
         e.update_ref(raw);
     }
     Ok(Object::from_raw(raw, promise))

@@ -99,7 +99,7 @@ impl<T> OrThrow<T> for netchan::Result<T> {
     }
 }
 
-pub use exec::{promise, promise_spin};
+pub use exec::{held_promise, held_promise_spin, promise, promise_spin, Hold};
 
 /// Polls a future once without a waker: its output if it completes at once.
 /// Used for fast paths (a publish that finds room, a queue with messages).

@@ -23,7 +23,7 @@ use netchan::{ErrorCode, Message};
 use tokio::runtime::Handle;
 
 use crate::endpoint::{payload, to_buffer};
-use crate::{code_err, promise, promise_spin, OrThrow};
+use crate::{code_err, held_promise, held_promise_spin, Hold, OrThrow};
 
 /// Messages received together: payloads concatenated in `data` (message `i`
 /// is `data[ends[i-1]..ends[i]]`), paths and senders deduplicated.
@@ -99,14 +99,17 @@ pub struct NativeSubscription {
     /// A `wait` is pending. The core's queue has one waiter at a time, and
     /// a `take` that found it empty would replace that waiter's waker.
     waiting: Arc<AtomicBool>,
+    /// The endpoint's: whether a pending `wait` keeps Node alive.
+    hold: Hold,
 }
 
 impl NativeSubscription {
-    pub fn new(sub: netchan::Subscription, rt: Handle) -> Self {
+    pub fn new(sub: netchan::Subscription, rt: Handle, hold: Hold) -> Self {
         NativeSubscription {
             sub: Arc::new(sub),
             rt,
             waiting: Arc::new(AtomicBool::new(false)),
+            hold,
         }
     }
 }
@@ -161,9 +164,10 @@ impl NativeSubscription {
         let max = clamp_max(max);
         self.waiting.store(true, Ordering::Release);
         let waiting = Unset(self.waiting.clone());
-        promise(
+        held_promise(
             env,
             &self.rt,
+            &self.hold,
             async move {
                 let mut v = Vec::new();
                 let n = poll_fn(|cx| sub.poll_recv_many(cx, &mut v, max)).await;
@@ -190,15 +194,18 @@ pub struct NativeService {
     busy_poll: Duration,
     /// Requests taken and not answered yet.
     open: Arc<AtomicUsize>,
+    /// The endpoint's: whether a pending `next` keeps Node alive.
+    hold: Hold,
 }
 
 impl NativeService {
-    pub fn new(svc: netchan::Service, rt: Handle, busy_poll: Duration) -> Self {
+    pub fn new(svc: netchan::Service, rt: Handle, busy_poll: Duration, hold: Hold) -> Self {
         NativeService {
             svc: Arc::new(svc),
             rt,
             busy_poll,
             open: Arc::new(AtomicUsize::new(0)),
+            hold,
         }
     }
 }
@@ -226,9 +233,9 @@ impl NativeService {
         };
         if self.open.load(Ordering::Acquire) == 0 {
             let spin = (self.svc.blocker(), self.busy_poll);
-            promise_spin(env, &self.rt, spin, fut, convert)
+            held_promise_spin(env, &self.rt, spin, &self.hold, fut, convert)
         } else {
-            promise(env, &self.rt, fut, convert)
+            held_promise(env, &self.rt, &self.hold, fut, convert)
         }
     }
 

@@ -29,7 +29,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::endpoint::{count, millis, payload, to_buffer};
-use crate::{code_err, poll_now, promise, OrThrow};
+use crate::{code_err, held_promise, poll_now, promise, Hold, OrThrow};
 
 /// Options of `openStream` (times in milliseconds).
 #[napi(object)]
@@ -257,12 +257,15 @@ pub struct NativeStreamService {
     /// (`serveStreamPull`), whose streams come from the core's queue.
     rx: Option<Arc<Mutex<mpsc::UnboundedReceiver<Incoming>>>>,
     rt: Handle,
+    /// The endpoint's: whether a pending `next` keeps Node alive.
+    hold: Hold,
 }
 
 impl NativeStreamService {
     pub fn new(
         ep: &netchan::Endpoint,
         rt: Handle,
+        hold: Hold,
         pattern: &str,
         opts: netchan::ServeOptions,
     ) -> netchan::Result<NativeStreamService> {
@@ -285,6 +288,7 @@ impl NativeStreamService {
             svc: Arc::new(svc),
             rx: Some(Arc::new(Mutex::new(rx))),
             rt,
+            hold,
         })
     }
 
@@ -293,6 +297,7 @@ impl NativeStreamService {
     pub fn pulled(
         ep: &netchan::Endpoint,
         rt: Handle,
+        hold: Hold,
         pattern: &str,
         opts: netchan::ServeOptions,
     ) -> netchan::Result<NativeStreamService> {
@@ -300,6 +305,7 @@ impl NativeStreamService {
             svc: Arc::new(ep.serve_stream_with(pattern, opts)?),
             rx: None,
             rt,
+            hold,
         })
     }
 }
@@ -326,9 +332,10 @@ impl NativeStreamService {
             // Pulled: the core's queue; the caller owns the stream, so its
             // outcome goes nowhere.
             let svc = self.svc.clone();
-            return promise(
+            return held_promise(
                 env,
                 &self.rt,
+                &self.hold,
                 async move { Ok(poll_fn(|cx| svc.poll_recv(cx)).await) },
                 move |_, i| {
                     Ok(i.map(|(req, stream)| {
@@ -337,9 +344,10 @@ impl NativeStreamService {
                 },
             );
         };
-        promise(
+        held_promise(
             env,
             &self.rt,
+            &self.hold,
             async move {
                 Ok(poll_fn(|cx| rx.lock().unwrap_or_else(|p| p.into_inner()).poll_recv(cx)).await)
             },

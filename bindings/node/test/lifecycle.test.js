@@ -32,8 +32,9 @@ test('the process exits by itself with only a connected client and event listene
 
 test('the process exits by itself after close() over Unix sockets', () => exitsAfterClose('close', 'CLOSED', addrs().unix))
 
-test('a listening endpoint keeps the process alive until closed', async () => {
-  const c = follow(process.execPath, [fixture('stay-alive.js'), pkgDir])
+/** Runs stay-alive.js in `mode`: it must stay alive until asked to stop. */
+async function staysAliveUntilStopped (mode) {
+  const c = follow(process.execPath, [fixture('stay-alive.js'), pkgDir, mode])
   try {
     const addr = await within(c.line(/^tcp:/), EXIT_BOUND_MS, 'child address')
     // Its main() has returned; only the listener keeps it running.
@@ -45,10 +46,13 @@ test('a listening endpoint keeps the process alive until closed', async () => {
     assert.equal((await ep.request('stop')).toString(), 'bye')
     await ep.close()
     assert.deepEqual(await within(c.exited, EXIT_BOUND_MS, 'child exit after close'), { code: 0, signal: null })
+    if (mode === 'unref-ref') assert.ok(c.lines.includes('ended: [null,null]'), c.lines.join('\n'))
   } finally {
     c.kill()
   }
-})
+}
+
+test('a listening endpoint keeps the process alive until closed', () => staysAliveUntilStopped(''))
 
 test('with unref() a listening endpoint does not keep the process alive', async () => {
   const r = await run(process.execPath, [fixture('stay-alive.js'), pkgDir, 'unref'], { limitMs: EXIT_BOUND_MS })
@@ -57,6 +61,15 @@ test('with unref() a listening endpoint does not keep the process alive', async 
   // It exited before its unref'd timer could fire.
   assert.deepEqual(r.stdout.trim().split('\n').map((l) => l.replace(/:\d+$/, ':PORT')), ['tcp://127.0.0.1:PORT'])
 })
+
+test('with unref() subscriptions and services do not keep the process alive either', async () => {
+  const r = await run(process.execPath, [fixture('stay-alive.js'), pkgDir, 'unref-all'], { limitMs: EXIT_BOUND_MS })
+  assert.equal(r.killed, false, `child did not exit within ${EXIT_BOUND_MS} ms; stderr: ${r.stderr}`)
+  assert.equal(r.code, 0, r.stderr)
+  assert.deepEqual(r.stdout.trim().split('\n').map((l) => l.replace(/:\d+$/, ':PORT')), ['tcp://127.0.0.1:PORT'])
+})
+
+test('ref() after unref() makes subscriptions and services keep the process alive again', () => staysAliveUntilStopped('unref-ref'))
 
 /**
  * Runs keep-alive.js in `mode` against a server behind a proxy. `hold`:

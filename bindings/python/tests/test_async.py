@@ -50,6 +50,33 @@ def test_pubsub_request_and_gather(listen_addr: str) -> None:
     run(main())
 
 
+def test_an_asyncio_endpoint_over_an_existing_sync_one(listen_addr: str) -> None:
+    # As pyzmq's Socket.from_socket: the sync endpoint a program already has,
+    # used from asyncio too, with no second connection.
+    with netchan.Endpoint("server") as server, netchan.Endpoint("client") as client:
+        server.serve("echo", lambda req: req.payload)
+        client.connect(server.listen(listen_addr))
+
+        async def main() -> None:
+            ac = aio.Endpoint.from_sync(client)
+            assert ac.sync is client and ac.name == "client"
+            assert [p.name for p in ac.peers()] == ["server"]
+            assert await ac.request("echo", b"hi") == b"hi"
+            sub = ac.subscribe("t")
+            assert server.wait_for_subscribers("t", WATCHDOG)
+            server.publish("t", b"x")
+            got = await sub.recv_async(timeout=WATCHDOG)
+            assert got is not None and got.payload == b"x"
+            # One endpoint: closing the asyncio one closes the sync one.
+            await ac.close()
+            assert client.closed
+            with pytest.raises(netchan.ClosedError):
+                await ac.request("echo", b"again")
+        run(main())
+    with pytest.raises(TypeError, match="takes a netchan.Endpoint"):
+        aio.Endpoint.from_sync(object())  # type: ignore[arg-type]
+
+
 def test_async_publisher_and_a_request_that_waits_for_its_responder(listen_addr: str) -> None:
     async def main() -> None:
         async with aio.Endpoint("server") as server, aio.Endpoint("client") as client:

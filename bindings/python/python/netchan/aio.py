@@ -297,6 +297,20 @@ class Endpoint:
         self._ep = _SyncEndpoint(name, **options)
         self._tasks: Set["asyncio.Task[None]"] = set()
 
+    @classmethod
+    def from_sync(cls, ep: _SyncEndpoint) -> "Endpoint":
+        """The asyncio API over an existing :class:`netchan.Endpoint` (like
+        pyzmq's ``Socket.from_socket``): the same endpoint, so its links,
+        listeners, subscriptions and services are shared, no second
+        connection is made, and closing either closes both. The reverse is
+        :attr:`sync`."""
+        if not isinstance(ep, _SyncEndpoint):
+            raise TypeError(f"from_sync() takes a netchan.Endpoint, not {type(ep).__name__}")
+        self = cls.__new__(cls)
+        self._ep = ep
+        self._tasks = set()
+        return self
+
     @property
     def name(self) -> str:
         """The endpoint's name."""
