@@ -183,7 +183,7 @@ typedef uint32_t netchan_event_kind;
 
 // What a full subscription queue does with the next message. Pass the
 // values to `netchan_subscribe_options_set_overflow()` and
-// `netchan_options_set_overflow()`.
+// `netchan_options_set_subscribe_overflow()`.
 enum netchan_overflow
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
   : uint32_t
@@ -1013,7 +1013,7 @@ netchan_result netchan_options_set_connect_timeout_ms(netchan_options *options, 
 // Errors: `NULL_ARGUMENT`. The value is checked by `netchan_endpoint_new()`.
 netchan_result netchan_options_set_handshake_timeout_ms(netchan_options *options, uint64_t value);
 
-// Heartbeat interval advertised to peers, in milliseconds (default 5000).
+// Heartbeat interval advertised to peers, in milliseconds (default 2000).
 //
 // Errors: `NULL_ARGUMENT`. The value is checked by `netchan_endpoint_new()`.
 netchan_result netchan_options_set_heartbeat_interval_ms(netchan_options *options, uint64_t value);
@@ -1085,7 +1085,7 @@ netchan_result netchan_options_set_max_connections(netchan_options *options, siz
 // value; default `NETCHAN_OVERFLOW_BLOCK`).
 //
 // Errors: `NULL_ARGUMENT`, `INVALID_ARGUMENT` (not a `netchan_overflow`).
-netchan_result netchan_options_set_overflow(netchan_options *options, uint32_t overflow);
+netchan_result netchan_options_set_subscribe_overflow(netchan_options *options, uint32_t overflow);
 
 // Creates subscription options with the defaults (16384 messages, 64 MiB,
 // `NETCHAN_OVERFLOW_BLOCK`).

@@ -316,18 +316,27 @@ export interface EndpointOptions {
   sendBuffer?: number
   /** How long publish waits for room in a peer's buffer (default 10000). */
   sendTimeoutMs?: number
-  /** `"block"` (default), `"drop-newest"` or `"disconnect"`. */
+  /** `"block"` (default), `"drop_newest"` or `"disconnect"`. */
   slowPeer?: string
   /** Bytes buffered per dialled peer while it is being redialled. */
   offlineBuffer?: number
   /** Time ping waits for a pong (default 5000). */
   pingTimeoutMs?: number
-  /** Default subscription queue bound in messages (default 16384). */
-  queueCapacity?: number
-  /** Default subscription queue bound in bytes (default 64 MiB). */
-  queueMaxBytes?: number
-  /** Default overflow policy: `"block"`, `"drop-oldest"`, `"drop-newest"`, `"disconnect"`. */
-  overflow?: string
+  /**
+   * Default subscription queue bound in messages (the core's
+   * `subscribe.capacity`, default 16384).
+   */
+  subscribeCapacity?: number
+  /**
+   * Default subscription queue bound in bytes (`subscribe.max_bytes`,
+   * default 64 MiB).
+   */
+  subscribeMaxBytes?: number
+  /**
+   * Default overflow policy (`subscribe.overflow`): `"block"`,
+   * `"drop_oldest"`, `"drop_newest"`, `"disconnect"`.
+   */
+  subscribeOverflow?: string
   /** Requests queued per service before new ones are refused (default 1024). */
   serviceQueue?: number
   /**
@@ -490,7 +499,7 @@ export interface SubscribeOpts {
   capacity?: number
   /** Queue bound in payload bytes. */
   maxBytes?: number
-  /** `"block"`, `"drop-oldest"`, `"drop-newest"` or `"disconnect"`. */
+  /** `"block"`, `"drop_oldest"`, `"drop_newest"` or `"disconnect"`. */
   overflow?: string
 }
 

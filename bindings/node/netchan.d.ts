@@ -28,7 +28,7 @@ export declare const codes: Readonly<{ [K in ErrorCode]: K }>
 /** What a payload may be: strings are sent as UTF-8. */
 export type Payload = string | Uint8Array | ArrayBuffer | ArrayBufferView
 
-export type Overflow = 'block' | 'drop-oldest' | 'drop-newest' | 'disconnect'
+export type Overflow = 'block' | 'drop_oldest' | 'drop_newest' | 'disconnect'
 
 export interface EndpointOptions {
   /** Unique among the endpoints it talks to; default a random `ep-...` name. */
@@ -42,15 +42,15 @@ export interface EndpointOptions {
   handshakeTimeoutMs?: number
   sendBuffer?: number
   sendTimeoutMs?: number
-  slowPeer?: 'block' | 'drop-newest' | 'disconnect'
+  slowPeer?: 'block' | 'drop_newest' | 'disconnect'
   offlineBuffer?: number
   pingTimeoutMs?: number
-  /** Default subscription queue bound in messages (16384). */
-  queueCapacity?: number
-  /** Default subscription queue bound in bytes (64 MiB). */
-  queueMaxBytes?: number
-  /** Default subscription overflow policy ('block'). */
-  overflow?: Overflow
+  /** Default subscription queue bound in messages (the core's `subscribe.capacity`, 16384). */
+  subscribeCapacity?: number
+  /** Default subscription queue bound in bytes (`subscribe.max_bytes`, 64 MiB). */
+  subscribeMaxBytes?: number
+  /** Default subscription overflow policy (`subscribe.overflow`, 'block'). */
+  subscribeOverflow?: Overflow
   serviceQueue?: number
   /**
    * The core's `busy_poll`, in microseconds (a whole number from 0 to

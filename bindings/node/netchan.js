@@ -53,7 +53,7 @@ const TLS_KEYS = ['cert', 'key', 'ca', 'pinned', 'clientAuth', 'serverName']
 // would otherwise be ignored (`{ timeout: 100 }` waiting the default 5 s).
 const ENDPOINT_KEYS = ['name', 'maxFrameSize', 'heartbeatIntervalMs', 'heartbeatMisses', 'reconnect',
   'connectTimeoutMs', 'handshakeTimeoutMs', 'sendBuffer', 'sendTimeoutMs', 'slowPeer', 'offlineBuffer',
-  'pingTimeoutMs', 'queueCapacity', 'queueMaxBytes', 'overflow', 'serviceQueue', 'busyPollUs',
+  'pingTimeoutMs', 'subscribeCapacity', 'subscribeMaxBytes', 'subscribeOverflow', 'serviceQueue', 'busyPollUs',
   'streamWindow', 'tls', 'insecure', 'settings']
 const REQUEST_KEYS = ['timeoutMs', 'signal', 'waitForResponder']
 const SUBSCRIBE_KEYS = ['capacity', 'maxBytes', 'overflow']
@@ -824,7 +824,7 @@ class Endpoint extends EventEmitter {
    * Subscribes to `pattern` (`*` one segment, `**` any). With a callback,
    * calls it for each message in order (an async callback is awaited);
    * without, returns an async iterable. Options: capacity, maxBytes,
-   * overflow ('block' | 'drop-oldest' | 'drop-newest' | 'disconnect').
+   * overflow ('block' | 'drop_oldest' | 'drop_newest' | 'disconnect').
    */
   subscribe (pattern, callback, options) {
     if (callback !== undefined && callback !== null && typeof callback === 'object') {

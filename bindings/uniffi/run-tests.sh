@@ -96,6 +96,10 @@ if ! drift "$gen" "$here"; then
 fi
 echo "generated bindings match the committed ones (${#generated[@]} files)"
 
+step "the README's snippets, as source files (Kotlin: compiled and run by ReadmeTest)"
+snippets="$repo/target/uniffi-readme-snippets"
+python3 "$here/tools/readme_snippets.py" "$here/README.md" "$snippets"
+
 step "Kotlin: mvn test"
 # The summary below reads Surefire's reports: a report left by an earlier
 # run (of a test class since renamed or deleted) must not count as a pass.
@@ -139,7 +143,8 @@ fi
     "$here/swift/Sources/Netchan/Netchan.swift" \
     "$here/swift/Sources/Netchan/Netchan+Swift.swift" \
     "$here/swift/Package.swift" \
-    "$repo"/examples/swift/*.swift
+    "$repo"/examples/swift/*.swift \
+    "$snippets"/*.swift
 # The header must at least be valid C.
 # gcc does not know clang's nullability qualifiers; define them away.
 printf '#include "%s"\n' "$here/swift/Sources/netchanFFI/include/netchanFFI.h" |

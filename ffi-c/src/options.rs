@@ -14,7 +14,7 @@ use crate::error::{netchan_result, FfiError};
 
 /// What a full subscription queue does with the next message. Pass the
 /// values to `netchan_subscribe_options_set_overflow()` and
-/// `netchan_options_set_overflow()`.
+/// `netchan_options_set_subscribe_overflow()`.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[allow(non_camel_case_types)]
@@ -167,7 +167,7 @@ pub unsafe extern "C" fn netchan_options_set_handshake_timeout_ms(
     })
 }
 
-/// Heartbeat interval advertised to peers, in milliseconds (default 5000).
+/// Heartbeat interval advertised to peers, in milliseconds (default 2000).
 ///
 /// Errors: `NULL_ARGUMENT`. The value is checked by `netchan_endpoint_new()`.
 #[unsafe(no_mangle)]
@@ -361,7 +361,7 @@ pub unsafe extern "C" fn netchan_options_set_max_connections(
 ///
 /// Errors: `NULL_ARGUMENT`, `INVALID_ARGUMENT` (not a `netchan_overflow`).
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn netchan_options_set_overflow(
+pub unsafe extern "C" fn netchan_options_set_subscribe_overflow(
     options: *mut netchan_options,
     overflow: u32,
 ) -> netchan_result {

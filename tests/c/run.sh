@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The C ABI test suite, self-contained. Checks the boundary checker on its
-# own snippets; builds libnetchan (debug and release) and the netchan CLI;
+# own snippets; writes docs/C-API.md's C snippets into a test program
+# (tests/c/doc_snippets.py); builds libnetchan (debug and release) and the
+# netchan CLI;
 # checks the build leaves include/netchan.h as it was, every exported
 # function is inside the panic boundary, and every test docs/C-API.md names
 # exists. Then, for each profile: builds a test-only library with the
@@ -98,6 +100,9 @@ WARN="-Wall -Wextra -Werror"
 INC="-I$ROOT/include -I$ROOT/tests/c"
 
 tests=(tests/c/test_*.c)
+# docs/C-API.md's snippets, as one more test program.
+step doc-snippets-written python3 tests/c/doc_snippets.py docs/C-API.md "$OUT/test_doc_snippets.c"
+tests+=("$OUT/test_doc_snippets.c")
 examples=(examples/c/*.c)
 cpp_examples=(examples/cpp/*.cpp)
 # Tests that need the test-only exports link the `test-panic` build of the

@@ -192,7 +192,7 @@ static void test_null_arguments(void) {
     CHECK_RC(netchan_options_set_busy_poll_us(NULL, 5), NA);
     CHECK_RC(netchan_options_set_service_queue(NULL, 5), NA);
     CHECK_RC(netchan_options_set_max_connections(NULL, 5), NA);
-    CHECK_RC(netchan_options_set_overflow(NULL, NETCHAN_OVERFLOW_BLOCK), NA);
+    CHECK_RC(netchan_options_set_subscribe_overflow(NULL, NETCHAN_OVERFLOW_BLOCK), NA);
     CHECK_RC(netchan_subscribe_options_new(NULL), NA);
     CHECK_RC(netchan_subscribe_options_set_capacity(NULL, 5), NA);
     CHECK_RC(netchan_subscribe_options_set_max_bytes(NULL, 5), NA);
@@ -480,9 +480,9 @@ static void test_callback_taken_over_on_failure(void) {
 static void test_enum_arguments_checked(void) {
     netchan_options *o = NULL;
     CHECK_OK(netchan_options_new(&o));
-    CHECK_RC(netchan_options_set_overflow(o, 77), NETCHAN_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(netchan_options_set_subscribe_overflow(o, 77), NETCHAN_RESULT_INVALID_ARGUMENT);
     CHECK(strstr(netchan_last_error(), "77") != NULL);
-    CHECK_OK(netchan_options_set_overflow(o, NETCHAN_OVERFLOW_DROP_NEWEST));
+    CHECK_OK(netchan_options_set_subscribe_overflow(o, NETCHAN_OVERFLOW_DROP_NEWEST));
     netchan_subscribe_options *so = NULL;
     CHECK_OK(netchan_subscribe_options_new(&so));
     CHECK_RC(netchan_subscribe_options_set_overflow(so, 4), NETCHAN_RESULT_INVALID_ARGUMENT);

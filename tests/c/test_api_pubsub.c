@@ -265,7 +265,7 @@ static void test_overflow_policies(void) {
     netchan_options *o = NULL;
     CHECK_OK(netchan_options_new(&o));
     CHECK_OK(netchan_options_set_subscribe_capacity(o, 2));
-    CHECK_OK(netchan_options_set_overflow(o, NETCHAN_OVERFLOW_DROP_NEWEST));
+    CHECK_OK(netchan_options_set_subscribe_overflow(o, NETCHAN_OVERFLOW_DROP_NEWEST));
     CHECK_OK(netchan_endpoint_new(o, &ep));
     netchan_options_free(o);
     netchan_subscription *dflt = NULL;

@@ -40,18 +40,21 @@ pub struct EndpointOptions {
     pub send_buffer: Option<f64>,
     /// How long publish waits for room in a peer's buffer (default 10000).
     pub send_timeout_ms: Option<f64>,
-    /// `"block"` (default), `"drop-newest"` or `"disconnect"`.
+    /// `"block"` (default), `"drop_newest"` or `"disconnect"`.
     pub slow_peer: Option<String>,
     /// Bytes buffered per dialled peer while it is being redialled.
     pub offline_buffer: Option<f64>,
     /// Time ping waits for a pong (default 5000).
     pub ping_timeout_ms: Option<f64>,
-    /// Default subscription queue bound in messages (default 16384).
-    pub queue_capacity: Option<f64>,
-    /// Default subscription queue bound in bytes (default 64 MiB).
-    pub queue_max_bytes: Option<f64>,
-    /// Default overflow policy: `"block"`, `"drop-oldest"`, `"drop-newest"`, `"disconnect"`.
-    pub overflow: Option<String>,
+    /// Default subscription queue bound in messages (the core's
+    /// `subscribe.capacity`, default 16384).
+    pub subscribe_capacity: Option<f64>,
+    /// Default subscription queue bound in bytes (`subscribe.max_bytes`,
+    /// default 64 MiB).
+    pub subscribe_max_bytes: Option<f64>,
+    /// Default overflow policy (`subscribe.overflow`): `"block"`,
+    /// `"drop_oldest"`, `"drop_newest"`, `"disconnect"`.
+    pub subscribe_overflow: Option<String>,
     /// Requests queued per service before new ones are refused (default 1024).
     pub service_queue: Option<f64>,
     /// The core's `busy_poll`, in microseconds (0 to 1000000; default the
@@ -136,7 +139,7 @@ pub struct SubscribeOpts {
     pub capacity: Option<f64>,
     /// Queue bound in payload bytes.
     pub max_bytes: Option<f64>,
-    /// `"block"`, `"drop-oldest"`, `"drop-newest"` or `"disconnect"`.
+    /// `"block"`, `"drop_oldest"`, `"drop_newest"` or `"disconnect"`.
     pub overflow: Option<String>,
 }
 
@@ -275,12 +278,12 @@ pub fn count(what: &str, n: f64) -> netchan::Result<usize> {
 fn overflow(s: &str) -> netchan::Result<Overflow> {
     match s {
         "block" => Ok(Overflow::Block),
-        "drop-oldest" => Ok(Overflow::DropOldest),
-        "drop-newest" => Ok(Overflow::DropNewest),
+        "drop_oldest" => Ok(Overflow::DropOldest),
+        "drop_newest" => Ok(Overflow::DropNewest),
         "disconnect" => Ok(Overflow::Disconnect),
         _ => Err(code_err(
             ErrorCode::InvalidArgument,
-            format!("overflow must be \"block\", \"drop-oldest\", \"drop-newest\" or \"disconnect\", not {s:?}"),
+            format!("overflow must be \"block\", \"drop_oldest\", \"drop_newest\" or \"disconnect\", not {s:?}"),
         )),
     }
 }
@@ -331,13 +334,13 @@ fn config(o: EndpointOptions) -> netchan::Result<Config> {
     if let Some(s) = o.slow_peer {
         c.slow_peer = match s.as_str() {
             "block" => SlowPeer::Block,
-            "drop-newest" => SlowPeer::DropNewest,
+            "drop_newest" => SlowPeer::DropNewest,
             "disconnect" => SlowPeer::Disconnect,
             _ => {
                 return Err(code_err(
                     ErrorCode::InvalidArgument,
                     format!(
-                        "slowPeer must be \"block\", \"drop-newest\" or \"disconnect\", not {s:?}"
+                        "slowPeer must be \"block\", \"drop_newest\" or \"disconnect\", not {s:?}"
                     ),
                 ))
             }
@@ -349,13 +352,13 @@ fn config(o: EndpointOptions) -> netchan::Result<Config> {
     if let Some(v) = o.ping_timeout_ms {
         c.ping_timeout = millis("pingTimeoutMs", v)?;
     }
-    if let Some(v) = o.queue_capacity {
-        c.subscribe.capacity = count("queueCapacity", v)?;
+    if let Some(v) = o.subscribe_capacity {
+        c.subscribe.capacity = count("subscribeCapacity", v)?;
     }
-    if let Some(v) = o.queue_max_bytes {
-        c.subscribe.max_bytes = count("queueMaxBytes", v)?;
+    if let Some(v) = o.subscribe_max_bytes {
+        c.subscribe.max_bytes = count("subscribeMaxBytes", v)?;
     }
-    if let Some(s) = o.overflow {
+    if let Some(s) = o.subscribe_overflow {
         c.subscribe.overflow = overflow(&s)?;
     }
     if let Some(v) = o.service_queue {

@@ -425,7 +425,7 @@ test('error codes equal the core symbolic names', async () => {
   assert.equal(codes.NO_RESPONDERS, 'NO_RESPONDERS')
   const ep = new Endpoint({ name: 'codes' })
   assert.throws(() => new Endpoint({ name: '' }), { code: 'INVALID_ARGUMENT' })
-  assert.throws(() => new Endpoint({ overflow: 'sometimes' }), { code: 'INVALID_ARGUMENT' })
+  assert.throws(() => new Endpoint({ subscribeOverflow: 'sometimes' }), { code: 'INVALID_ARGUMENT' })
   assert.throws(() => new Endpoint({ heartbeatIntervalMs: -1 }), { code: 'INVALID_ARGUMENT' })
   assert.throws(() => ep.subscribe('a//b'), { code: 'INVALID_PATH' })
   assert.throws(() => ep.serve('', () => ''), { code: 'INVALID_PATH' })
@@ -601,11 +601,11 @@ test('a stalled event loop means counted drops, not unbounded memory', async () 
       // below, handed to JS at once). The event loop cannot run while this
       // callback runs: 1000 more published now fill the queue's remaining
       // room and its policy drops the rest. publish() completes
-      // synchronously here (local delivery never waits under drop-newest).
+      // synchronously here (local delivery never waits under drop_newest).
       for (let i = 600; i < 1600; i++) sent.push(ep.publish('s', String(i)))
       stalled = { queued: ep.stats().subscriptions[0].queued, dropped: sub.dropped }
     }
-  }, { capacity: 1000, overflow: 'drop-newest' })
+  }, { capacity: 1000, overflow: 'drop_newest' })
   // Nothing is taken while this loop runs: all 600 wait in the queue.
   for (let i = 0; i < 600; i++) sent.push(ep.publish('s', String(i)))
   await within((async () => { while (got.length < 1256) await nextTurn() })(), 10000, 'drain')
@@ -622,14 +622,14 @@ test('a stalled event loop means counted drops, not unbounded memory', async () 
   await ep.close()
 })
 
-test('drop-oldest keeps the newest messages; maxBytes bounds a queue by payload bytes', async () => {
+test('drop_oldest keeps the newest messages; maxBytes bounds a queue by payload bytes', async () => {
   const ep = new Endpoint({ name: 'bounds' })
-  const oldest = ep.subscribe('o', { capacity: 3, overflow: 'drop-oldest' })
+  const oldest = ep.subscribe('o', { capacity: 3, overflow: 'drop_oldest' })
   for (let i = 0; i < 10; i++) await ep.publish('o', String(i))
   assert.deepEqual([oldest.tryRecv(), oldest.tryRecv(), oldest.tryRecv()].map((m) => m.text()), ['7', '8', '9'])
   assert.equal(oldest.tryRecv(), null)
   assert.equal(oldest.dropped, 7)
-  const bytes = ep.subscribe('b', { capacity: 100, maxBytes: 10, overflow: 'drop-newest' })
+  const bytes = ep.subscribe('b', { capacity: 100, maxBytes: 10, overflow: 'drop_newest' })
   for (let i = 0; i < 10; i++) await ep.publish('b', `abc${i}`)
   assert.equal(ep.stats().subscriptions.find((s) => s.pattern === 'b').queued, 2)
   assert.equal(bytes.dropped, 8)
@@ -888,7 +888,7 @@ test('publishing into a full send buffer waits for room, losing nothing', async 
   // the link while this loop runs): publish() must take its waiting path,
   // whose first poll runs on the JS thread. (Before that poll entered the
   // runtime's context, this aborted the process: "no reactor running".)
-  const p = await pair('tcp', { client: { sendBuffer: 16384 }, server: { queueCapacity: 8 } })
+  const p = await pair('tcp', { client: { sendBuffer: 16384 }, server: { subscribeCapacity: 8 } })
   try {
     const n = 3000
     let next = 0

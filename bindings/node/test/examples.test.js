@@ -97,24 +97,66 @@ test('the README ESM quickstart runs: for await until stop', async () => {
   }
 })
 
-test('the README TypeScript quickstart compiles under tsc --strict', async () => {
+test('the README TypeScript quickstart compiles under tsc --strict and runs', async () => {
   const d = scratch()
-  fs.writeFileSync(path.join(d, 'quickstart.mts'), readmeBlock('Quickstart (TypeScript)', 'ts'))
-  fs.writeFileSync(path.join(d, 'tsconfig.json'), JSON.stringify({
-    compilerOptions: {
-      strict: true,
-      noEmit: true,
-      target: 'ES2022',
-      module: 'node16',
-      moduleResolution: 'node16',
-      lib: ['ES2022', 'DOM'],
-      types: ['node'],
-      typeRoots: [path.join(pkgDir, 'node_modules', '@types')],
-      skipLibCheck: false
-    },
-    files: ['quickstart.mts']
-  }))
-  const tsc = require.resolve('typescript/bin/tsc', { paths: [pkgDir] })
-  const r = await run(process.execPath, [tsc, '-p', d], { limitMs: 60000, cwd: d })
-  assert.equal(r.code, 0, r.stdout + r.stderr)
+  const server = new netchan.Endpoint({ name: 'readme-ts-server' })
+  try {
+    const addr = await server.listen(addrs().unix)
+    const code = readmeBlock('Quickstart (TypeScript)', 'ts')
+    assert.ok(code.includes("'unix:///tmp/app.sock'"))
+    // Its last line subscribes; closing after it lets the program end.
+    const program = code.replace("'unix:///tmp/app.sock'", JSON.stringify(addr)) + '\nawait ep.close()\n'
+    fs.writeFileSync(path.join(d, 'quickstart.mts'), program)
+    fs.writeFileSync(path.join(d, 'tsconfig.json'), JSON.stringify({
+      compilerOptions: {
+        strict: true,
+        outDir: 'out',
+        target: 'ES2022',
+        module: 'node16',
+        moduleResolution: 'node16',
+        lib: ['ES2022', 'DOM'],
+        types: ['node'],
+        typeRoots: [path.join(pkgDir, 'node_modules', '@types')],
+        skipLibCheck: false
+      },
+      files: ['quickstart.mts']
+    }))
+    const tsc = require.resolve('typescript/bin/tsc', { paths: [pkgDir] })
+    const c = await run(process.execPath, [tsc, '-p', d], { limitMs: 60000, cwd: d })
+    assert.equal(c.code, 0, c.stdout + c.stderr)
+    // Nobody serves users/42 there.
+    const r = await run(process.execPath, [path.join(d, 'out', 'quickstart.mjs')], { limitMs: 20000, cwd: d })
+    assert.equal(r.killed, false, 'the quickstart did not exit by itself')
+    assert.equal(r.code, 0, r.stderr)
+    assert.deepEqual(r.stdout.trim().split('\n'), ['nobody serves users/42'])
+  } finally {
+    await server.close()
+  }
+})
+
+test('the README stream snippet runs between two connected endpoints', async () => {
+  const d = scratch()
+  const prelude = [
+    "import { Endpoint } from 'netchan'",
+    "const server = new Endpoint({ name: 'server' })",
+    "const client = new Endpoint({ name: 'client' })",
+    `await client.connect(await server.listen(${JSON.stringify(addrs().tcp)}))`
+  ].join('\n')
+  const code = readmeBlock('Streams', 'js')
+  fs.writeFileSync(path.join(d, 'stream.mjs'), `${prelude}\n${code}\nawait client.close()\nawait server.close()\n`)
+  const r = await run(process.execPath, [path.join(d, 'stream.mjs')], { limitMs: 20000, cwd: d })
+  assert.equal(r.killed, false, 'the snippet did not exit by itself')
+  assert.equal(r.code, 0, r.stderr)
+  assert.deepEqual(r.stdout.trim().split('\n'), ['HELLO'])
+})
+
+test('every js and ts block of the README is run by a test here', () => {
+  const readme = fs.readFileSync(path.join(pkgDir, 'README.md'), 'utf8')
+  const run = { js: ['Quickstart (CommonJS)', 'Quickstart (ESM)', 'Streams'], ts: ['Quickstart (TypeScript)'] }
+  const found = { js: [], ts: [] }
+  for (const section of readme.split('\n## ').slice(1)) {
+    const heading = section.split('\n')[0]
+    for (const m of section.matchAll(/^```(js|ts)$/gm)) found[m[1]].push(heading)
+  }
+  assert.deepEqual(found, run)
 })

@@ -373,7 +373,7 @@ impl Endpoint {
         name=None, *, max_frame_size=None, heartbeat_interval=None, connect_timeout=None,
         handshake_timeout=None, send_buffer=None, send_timeout=None, ping_timeout=None,
         service_queue=None, max_connections=None, max_pending_handshakes=None,
-        max_declarations_per_peer=None, sub_capacity=None, sub_max_bytes=None, sub_overflow=None,
+        max_declarations_per_peer=None, subscribe_capacity=None, subscribe_max_bytes=None, subscribe_overflow=None,
         busy_poll=None, stream_window=None, tls_cert=None, tls_key=None, tls_ca=None,
         tls_pinned=None, tls_client_auth=None, tls_server_name=None, insecure=None, settings=None,
     ))]
@@ -392,9 +392,9 @@ impl Endpoint {
         max_connections: Option<usize>,
         max_pending_handshakes: Option<usize>,
         max_declarations_per_peer: Option<usize>,
-        sub_capacity: Option<usize>,
-        sub_max_bytes: Option<usize>,
-        sub_overflow: Option<&str>,
+        subscribe_capacity: Option<usize>,
+        subscribe_max_bytes: Option<usize>,
+        subscribe_overflow: Option<&str>,
         busy_poll: Option<f64>,
         stream_window: Option<usize>,
         tls_cert: Option<&Bound<'_, PyAny>>,
@@ -409,6 +409,21 @@ impl Endpoint {
         check_alive()?;
         let mut c = Config::default();
         c.name = name;
+        // Any setting by its name, as the CLI's `-o` takes it; the keywords
+        // win over it (as the typed options do in Node, Kotlin and Swift).
+        // Any mapping (a dict, a MappingProxyType, ...), as typed.
+        if let Some(m) = settings {
+            let items = m.call_method0("items").map_err(|_| {
+                err(
+                    ErrorCode::InvalidArgument,
+                    "settings must be a mapping of setting names to values, like {\"insecure\": True}",
+                )
+            })?;
+            for item in items.try_iter()? {
+                let (k, v): (String, Bound<'_, PyAny>) = item?.extract()?;
+                c.set(&k, &setting_text(&v)?).map_err(to_py)?;
+            }
+        }
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = $f { c.$f = v; } )* };
         }
@@ -432,29 +447,14 @@ impl Endpoint {
             ping_timeout,
             busy_poll
         );
-        if let Some(v) = sub_capacity {
+        if let Some(v) = subscribe_capacity {
             c.subscribe.capacity = v;
         }
-        if let Some(v) = sub_max_bytes {
+        if let Some(v) = subscribe_max_bytes {
             c.subscribe.max_bytes = v;
         }
-        if let Some(v) = sub_overflow {
+        if let Some(v) = subscribe_overflow {
             c.subscribe.overflow = overflow(v)?;
-        }
-        // Any setting by its name, as the CLI's `-o` takes it; the
-        // keywords below win over it.
-        // Any mapping (a dict, a MappingProxyType, ...), as typed.
-        if let Some(m) = settings {
-            let items = m.call_method0("items").map_err(|_| {
-                err(
-                    ErrorCode::InvalidArgument,
-                    "settings must be a mapping of setting names to values, like {\"insecure\": True}",
-                )
-            })?;
-            for item in items.try_iter()? {
-                let (k, v): (String, Bound<'_, PyAny>) = item?.extract()?;
-                c.set(&k, &setting_text(&v)?).map_err(to_py)?;
-            }
         }
         if let Some(v) = insecure {
             c.insecure = v;

@@ -353,7 +353,7 @@ def test_exit_without_close_still_sends_what_was_published(listen_addr: str) -> 
     # 64 x 256 KiB leave the publisher's queue well behind its publish calls;
     # without the exit hook the runtime stops with most of it unsent.
     n = 64
-    with netchan.Endpoint("stayer", sub_capacity=n + 1, sub_max_bytes=64 << 20) as ep:
+    with netchan.Endpoint("stayer", subscribe_capacity=n + 1, subscribe_max_bytes=64 << 20) as ep:
         sub = ep.subscribe("bye")
         bound = ep.listen(listen_addr)
         p = subprocess.run(
@@ -424,31 +424,9 @@ def test_python_client_calls_the_cli_server() -> None:
         p.communicate(timeout=10)
 
 
-# --------------------------------------------------------------- the package and its README
+# --------------------------------------------------------------- the package
 
-README = REPO / "bindings" / "python" / "README.md"
-
-
-def readme_code(heading: str) -> str:
-    """The first ```python block under the README's ``## heading``."""
-    section = README.read_text().split(f"\n## {heading}\n", 1)[1]
-    return section.split("```python\n", 1)[1].split("```", 1)[0]
-
-
-@pytest.mark.parametrize(
-    "heading, prints",
-    [
-        ("Quickstart (sync)", ["b'hello, ana'", "sensors/kitchen/temp b'21.5' client"]),
-        ("Quickstart (asyncio)", ["[b'hello, a', b'hello, b', b'hello, c']", "sensors/kitchen/temp b'21.5'"]),
-    ],
-)
-def test_readme_quickstart_runs_and_prints_what_it_says(heading: str, prints: List[str]) -> None:
-    code = readme_code(heading)
-    for line in prints:
-        assert line in code  # the README shows the output it gets
-    p = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=WATCHDOG, env=python_env())
-    assert p.returncode == 0, p.stderr
-    assert p.stdout.splitlines() == prints
+# The README's snippets: test_readme.py.
 
 
 def test_the_wheel_is_abi3_for_cpython_3_9_with_no_dependencies() -> None:

@@ -71,7 +71,7 @@ def gate() -> Iterator[threading.Event]:
 
 def test_a_stream_echoes_both_ways_byte_exact_and_half_closes(pair: Pair) -> None:
     server, client, _ = pair
-    svc = server.serve_stream("echo/*", echo, threads=2)
+    svc = server.serve_stream("echo/*", echo, max_concurrent=2)
     assert svc.pattern == "echo/*"
     s = client.open_stream("echo/1", b"\x00first\xff", wait_for_responder=True, open_timeout=WATCHDOG)
     assert (s.path, s.peer, s.remaining, s.closed) == ("echo/1", "server", None, False)
@@ -358,9 +358,9 @@ def test_a_pulled_service_queues_until_taken_and_threads_bound_handlers(pair: Pa
         assert gate.wait(WATCHDOG)
         stream.send(req.payload)
 
-    svc = server.serve_stream("bounded", handler, threads=2, queue=1)
+    svc = server.serve_stream("bounded", handler, max_concurrent=2, queue=1)
     with pytest.raises(netchan.InvalidArgumentError):
-        server.serve_stream("x", handler, threads=0)
+        server.serve_stream("x", handler, max_concurrent=0)
     results: List[object] = [None] * 4
 
     def open_one(i: int) -> None:

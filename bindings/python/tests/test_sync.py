@@ -11,7 +11,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Callable, Dict, List, Optional, Tuple, Type
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 
 import pytest
 
@@ -193,7 +193,7 @@ def test_every_documented_option_is_accepted(listen_addr: str) -> None:
     options = dict(
         max_frame_size=65536, heartbeat_interval=2.5, connect_timeout=4.0, handshake_timeout=4.0,
         send_buffer=1 << 20, send_timeout=4.0, ping_timeout=4.0, service_queue=32, max_connections=16,
-        max_pending_handshakes=8, max_declarations_per_peer=1000, sub_capacity=64, sub_max_bytes=1 << 20,
+        max_pending_handshakes=8, max_declarations_per_peer=1000, subscribe_capacity=64, subscribe_max_bytes=1 << 20,
         busy_poll=0.00005, stream_window=65536,
     )
     for overflow in ("block", "drop_oldest", "drop_newest", "disconnect"):
@@ -201,7 +201,7 @@ def test_every_documented_option_is_accepted(listen_addr: str) -> None:
         # gone (the core drops it from its accept task), so the same Unix path
         # may still be taken right after.
         addr = listen_addr if listen_addr.startswith("tcp") else f"{listen_addr}.{overflow}"
-        with netchan.Endpoint("opts", **options, sub_overflow=overflow) as s, netchan.Endpoint("other") as c:  # type: ignore[arg-type]
+        with netchan.Endpoint("opts", **options, subscribe_overflow=overflow) as s, netchan.Endpoint("other") as c:  # type: ignore[arg-type]
             s.serve("e", lambda req: req.payload)
             c.connect(s.listen(addr))
             assert c.wait_for_servers("e")
@@ -209,6 +209,42 @@ def test_every_documented_option_is_accepted(listen_addr: str) -> None:
             with pytest.raises(netchan.MessageTooLargeError) as e:
                 c.request("e", bytes(70000), timeout=WATCHDOG)
             assert e.value.code == "MESSAGE_TOO_LARGE" and isinstance(e.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(settings={"max_frame_size": "65536"}),
+        # A keyword wins over the same setting by name (as in Node and Kotlin).
+        dict(max_frame_size=65536, settings={"max_frame_size": "1MiB"}),
+    ],
+)
+def test_settings_by_name_apply_and_keywords_win_over_them(listen_addr: str, options: Dict[str, Any]) -> None:
+    with netchan.Endpoint("kw", **options) as s, netchan.Endpoint("other") as c:
+        s.serve("e", lambda req: req.payload)
+        c.connect(s.listen(listen_addr))
+        assert c.wait_for_servers("e")
+        assert c.request("e", bytes(60000), timeout=WATCHDOG) == bytes(60000)
+        with pytest.raises(netchan.MessageTooLargeError):
+            c.request("e", bytes(70000), timeout=WATCHDOG)
+
+
+def test_serve_queue_bytes_bounds_the_bytes_waiting(pair: Pair) -> None:
+    server, client, _ = pair
+    # Nothing takes from this service: the first request waits, the second
+    # would take the queue past 1000 bytes and is refused at once.
+    svc = server.serve("q", queue_bytes=1000)
+    assert client.wait_for_servers("q")
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(client.request, "q", bytes(600), WATCHDOG)
+        wait_until(lambda: server.stats()["total"]["requests_in"] == 1, "the first request to arrive")
+        with pytest.raises(netchan.BufferFullError):
+            client.request("q", bytes(600), timeout=WATCHDOG)
+        assert server.stats()["total"]["requests_refused"] == 1
+        req = svc.recv(timeout=WATCHDOG)
+        assert req is not None and len(req.payload) == 600
+        req.reply(b"ok")
+        assert first.result(WATCHDOG) == b"ok"
 
 
 def test_callback_runs_in_order_and_survives_exceptions(
@@ -283,7 +319,7 @@ def test_request_reply_with_handler(pair: Pair) -> None:
         seen.append((req.path, req.payload, req.sender, 0 < req.remaining <= 5, req.cancelled))
         return req.payload.upper()
 
-    server.serve("echo/*", handler, threads=2)
+    server.serve("echo/*", handler, max_concurrent=2)
     assert client.wait_for_servers("echo/a")
     assert client.request("echo/a", b"hi") == b"HI"
     assert client.request("echo/b", timeout=2.0) == b""
@@ -303,14 +339,14 @@ def test_a_handler_runs_on_threads_of_its_own(pair: Pair) -> None:
         together.wait()
         return req.payload
 
-    server.serve("par", handler, threads=n)
+    server.serve("par", handler, max_concurrent=n)
     assert client.wait_for_servers("par")
     with ThreadPoolExecutor(n) as pool:
         replies = list(pool.map(lambda i: client.request("par", b"%d" % i, timeout=WATCHDOG), range(n)))
     assert replies == [b"%d" % i for i in range(n)]
     assert names == {f"netchan-serve par #{i}" for i in range(n)}
     with pytest.raises(netchan.InvalidArgumentError):
-        server.serve("none", lambda req: b"", threads=0)
+        server.serve("none", lambda req: b"", max_concurrent=0)
 
 
 def test_handler_return_types_and_errors(pair: Pair, caplog: pytest.LogCaptureFixture) -> None:
@@ -800,7 +836,7 @@ def test_network_threads_never_wait_for_the_gil() -> None:
 
 def test_one_endpoint_is_used_from_many_threads_at_once(pair: Pair) -> None:
     server, client, _ = pair
-    server.serve("echo", lambda req: req.payload, threads=2)
+    server.serve("echo", lambda req: req.payload, max_concurrent=2)
     sub = server.subscribe("t/*")
     assert client.wait_for_servers("echo") and client.wait_for_subscribers("t/x")
     n, each = 8, 50

@@ -39,7 +39,7 @@ struct Shared {
 
 /// A subscription: messages whose path matches its pattern, from local
 /// publishers and every connected peer, waiting in one queue
-/// (`subscription_capacity` messages; a full queue holds back the
+/// (`subscribe_capacity` messages; a full queue holds back the
 /// publishers, through credit, and the links they use carry everything else
 /// on). It survives `suspend()`/`resume()`.
 ///

@@ -116,7 +116,7 @@ impl From<Overflow> for netchan::Overflow {
 }
 
 /// Options of one subscription; unset takes the endpoint's settings
-/// (`subscriptionCapacity`, 64 MiB, `Block`).
+/// (`subscribeCapacity`, `subscribeMaxBytes`, `subscribeOverflow`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, uniffi::Record)]
 pub struct SubscribeOptions {
     /// Queue bound in messages.
@@ -540,60 +540,90 @@ impl Event {
     }
 }
 
-/// Endpoint configuration; every field has the core's default.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+/// Endpoint configuration. A field left `null` (the default) keeps the
+/// core's default, or what `settings` set by name; a field that is set wins
+/// over `settings` (as Python's keywords and Node's options do). Each
+/// field's name is the core setting's (`netchan settings`) in lowerCamelCase
+/// with its unit appended (`Ms`, `Us`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, uniffi::Record)]
 pub struct EndpointConfig {
     /// The endpoint's name, unique among the endpoints it talks to
     /// (default: random).
     #[uniffi(default = None)]
     pub name: Option<String>,
-    /// Ping a silent peer after this long...
-    #[uniffi(default = 2000)]
-    pub heartbeat_interval_ms: u64,
-    /// ...and declare it lost after this many silent intervals.
-    #[uniffi(default = 3)]
-    pub heartbeat_misses: u32,
-    /// Redial peers this endpoint connected to after a loss.
-    #[uniffi(default = true)]
-    pub reconnect: bool,
-    /// First redial delay.
-    #[uniffi(default = 100)]
-    pub reconnect_min_delay_ms: u64,
-    /// Largest redial delay.
-    #[uniffi(default = 5000)]
-    pub reconnect_max_delay_ms: u64,
-    /// Time allowed to dial an address.
-    #[uniffi(default = 5000)]
-    pub connect_timeout_ms: u64,
-    /// How long `publish` waits for room in a peer's send buffer.
-    #[uniffi(default = 10000)]
-    pub send_timeout_ms: u64,
-    /// Time `ping` waits for a pong.
-    #[uniffi(default = 5000)]
-    pub ping_timeout_ms: u64,
-    /// Largest frame accepted from a peer, in bytes.
-    #[uniffi(default = 16777216)]
-    pub max_frame_size: u64,
-    /// Bytes held per dialled peer while it is being redialled.
-    #[uniffi(default = 4194304)]
-    pub offline_buffer: u64,
-    /// Queue bound of each subscription, in messages.
-    #[uniffi(default = 16384)]
-    pub subscription_capacity: u64,
+    /// Ping a silent peer after this long (default 2000)...
+    #[uniffi(default = None)]
+    pub heartbeat_interval_ms: Option<u64>,
+    /// ...and declare it lost after this many silent intervals (default 3).
+    #[uniffi(default = None)]
+    pub heartbeat_misses: Option<u32>,
+    /// Redial peers this endpoint connected to after a loss (default true;
+    /// the core's `reconnect.enabled`).
+    #[uniffi(default = None)]
+    pub reconnect: Option<bool>,
+    /// First redial delay (default 100).
+    #[uniffi(default = None)]
+    pub reconnect_min_delay_ms: Option<u64>,
+    /// Largest redial delay (default 5000).
+    #[uniffi(default = None)]
+    pub reconnect_max_delay_ms: Option<u64>,
+    /// Time allowed to dial an address (default 5000).
+    #[uniffi(default = None)]
+    pub connect_timeout_ms: Option<u64>,
+    /// Time allowed for a handshake (default 5000).
+    #[uniffi(default = None)]
+    pub handshake_timeout_ms: Option<u64>,
+    /// Bytes queued per peer before publishers wait (default 8 MiB).
+    #[uniffi(default = None)]
+    pub send_buffer: Option<u64>,
+    /// How long `publish` waits for room in a peer's send buffer (default
+    /// 10000).
+    #[uniffi(default = None)]
+    pub send_timeout_ms: Option<u64>,
+    /// Time `ping` waits for a pong (default 5000).
+    #[uniffi(default = None)]
+    pub ping_timeout_ms: Option<u64>,
+    /// Largest frame accepted from a peer, in bytes (default 16 MiB).
+    #[uniffi(default = None)]
+    pub max_frame_size: Option<u64>,
+    /// Bytes held per dialled peer while it is being redialled (default
+    /// 4 MiB).
+    #[uniffi(default = None)]
+    pub offline_buffer: Option<u64>,
+    /// Default queue bound of each subscription, in messages (the core's
+    /// `subscribe.capacity`, default 16384).
+    #[uniffi(default = None)]
+    pub subscribe_capacity: Option<u64>,
+    /// Default queue bound of each subscription, in payload bytes
+    /// (`subscribe.max_bytes`, default 64 MiB).
+    #[uniffi(default = None)]
+    pub subscribe_max_bytes: Option<u64>,
+    /// Default overflow policy of each subscription (`subscribe.overflow`,
+    /// default `Block`).
+    #[uniffi(default = None)]
+    pub subscribe_overflow: Option<Overflow>,
+    /// Requests waiting per service before new ones are refused (default
+    /// 1024).
+    #[uniffi(default = None)]
+    pub service_queue: Option<u64>,
+    /// Bytes a stream's other side may send before this side reads, by
+    /// default (default 1 MiB).
+    #[uniffi(default = None)]
+    pub stream_window: Option<u64>,
     /// How long a blocking call (`publish_blocking`, `request_blocking`,
     /// `recv_blocking`) keeps polling before it parks its thread, in
     /// microseconds: the core's `busy_poll`, at most one second. It costs
     /// up to this much CPU per wait; zero (the default) parks at once.
-    #[uniffi(default = 0)]
-    pub busy_poll_us: u64,
+    #[uniffi(default = None)]
+    pub busy_poll_us: Option<u64>,
     /// TLS for `tls://` addresses (docs/SECURITY.md); `null`: `tls://` is
     /// refused.
     #[uniffi(default = None)]
     pub tls: Option<TlsSettings>,
     /// Allow plaintext `tcp://` beyond this host (refused by default with
     /// `PLAINTEXT_REFUSED`).
-    #[uniffi(default = false)]
-    pub insecure: bool,
+    #[uniffi(default = None)]
+    pub insecure: Option<bool>,
     /// Any core setting by the name `netchan settings` lists
     /// (`mapOf("send_buffer" to "1MiB")`), applied before the fields above.
     #[uniffi(default = None)]
@@ -664,47 +694,50 @@ impl EndpointConfig {
         if self.name.is_some() {
             c.name = self.name.clone();
         }
-        c.insecure = c.insecure || self.insecure;
+        if let Some(v) = self.insecure {
+            c.insecure = v;
+        }
         if let Some(t) = &self.tls {
             t.apply(&mut c)?;
         }
-        c.heartbeat_interval = ms(self.heartbeat_interval_ms);
-        c.heartbeat_misses = self.heartbeat_misses;
-        c.reconnect.enabled = self.reconnect;
-        c.reconnect.min_delay = ms(self.reconnect_min_delay_ms);
-        c.reconnect.max_delay = ms(self.reconnect_max_delay_ms);
-        c.connect_timeout = ms(self.connect_timeout_ms);
-        c.send_timeout = ms(self.send_timeout_ms);
-        c.ping_timeout = ms(self.ping_timeout_ms);
-        c.max_frame_size = size("max_frame_size", self.max_frame_size)?;
-        c.offline_buffer = size("offline_buffer", self.offline_buffer)?;
-        c.subscribe.capacity = size("subscription_capacity", self.subscription_capacity)?;
-        c.busy_poll = Duration::from_micros(self.busy_poll_us);
+        // Only the fields that are set: the others keep what `settings`
+        // (or the core's default) gave.
+        macro_rules! set {
+            ($($field:ident => $target:expr, $conv:expr;)*) => {
+                $( if let Some(v) = self.$field { $target = $conv(stringify!($field), v)?; } )*
+            };
+        }
+        let millis = |_: &str, v: u64| Ok::<_, NetchanError>(ms(v));
+        set! {
+            heartbeat_interval_ms => c.heartbeat_interval, millis;
+            reconnect_min_delay_ms => c.reconnect.min_delay, millis;
+            reconnect_max_delay_ms => c.reconnect.max_delay, millis;
+            connect_timeout_ms => c.connect_timeout, millis;
+            handshake_timeout_ms => c.handshake_timeout, millis;
+            send_buffer => c.send_buffer, size;
+            send_timeout_ms => c.send_timeout, millis;
+            ping_timeout_ms => c.ping_timeout, millis;
+            max_frame_size => c.max_frame_size, size;
+            offline_buffer => c.offline_buffer, size;
+            subscribe_capacity => c.subscribe.capacity, size;
+            subscribe_max_bytes => c.subscribe.max_bytes, size;
+            service_queue => c.service_queue, size;
+            stream_window => c.stream_window, size;
+        }
+        if let Some(n) = self.heartbeat_misses {
+            c.heartbeat_misses = n;
+        }
+        if let Some(on) = self.reconnect {
+            c.reconnect.enabled = on;
+        }
+        if let Some(o) = self.subscribe_overflow {
+            c.subscribe.overflow = o.into();
+        }
+        if let Some(us) = self.busy_poll_us {
+            c.busy_poll = Duration::from_micros(us);
+        }
         c.validate()?;
         Ok(c)
-    }
-}
-
-impl Default for EndpointConfig {
-    fn default() -> Self {
-        EndpointConfig {
-            name: None,
-            heartbeat_interval_ms: 2000,
-            heartbeat_misses: 3,
-            reconnect: true,
-            reconnect_min_delay_ms: 100,
-            reconnect_max_delay_ms: 5000,
-            connect_timeout_ms: 5000,
-            send_timeout_ms: 10000,
-            ping_timeout_ms: 5000,
-            max_frame_size: 16 * 1024 * 1024,
-            offline_buffer: 4 * 1024 * 1024,
-            subscription_capacity: 16384,
-            busy_poll_us: 0,
-            tls: None,
-            insecure: false,
-            settings: None,
-        }
     }
 }
 
@@ -726,6 +759,39 @@ mod tests {
         assert_eq!(ours.offline_buffer, core.offline_buffer);
         assert_eq!(ours.subscribe, core.subscribe);
         assert_eq!(ours.busy_poll, core.busy_poll);
+    }
+
+    /// A setting given by name stays unless the field of the same knob is
+    /// set; a set field wins (Kotlin used to write every field's default
+    /// over `settings`).
+    #[test]
+    fn settings_by_name_stay_unless_their_field_is_set() {
+        let mut cfg = EndpointConfig {
+            settings: Some(
+                [
+                    ("heartbeat_interval", "7s"),
+                    ("subscribe.capacity", "9"),
+                    ("subscribe.overflow", "drop_oldest"),
+                    ("busy_poll", "30us"),
+                ]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into(),
+            ),
+            ..EndpointConfig::default()
+        };
+        let c = cfg.to_core().unwrap();
+        assert_eq!(c.heartbeat_interval, Duration::from_secs(7));
+        assert_eq!(c.subscribe.capacity, 9);
+        assert_eq!(c.subscribe.overflow, netchan::Overflow::DropOldest);
+        assert_eq!(c.busy_poll, Duration::from_micros(30));
+        cfg.subscribe_capacity = Some(5);
+        cfg.subscribe_overflow = Some(Overflow::DropNewest);
+        cfg.stream_window = Some(4096);
+        let c = cfg.to_core().unwrap();
+        assert_eq!(c.subscribe.capacity, 5);
+        assert_eq!(c.subscribe.overflow, netchan::Overflow::DropNewest);
+        assert_eq!(c.stream_window, 4096);
+        assert_eq!(c.heartbeat_interval, Duration::from_secs(7));
     }
 
     /// Every kind of core event, with every field set, becomes an `Event`

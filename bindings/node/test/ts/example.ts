@@ -4,7 +4,7 @@ import { Endpoint, codes, type Message, type NetchanError, type NetchanEvent, ty
 import { pipeline } from 'node:stream/promises'
 
 async function main (addr: string): Promise<number> {
-  const server = new Endpoint({ name: 'ts-server', overflow: 'drop-oldest' })
+  const server = new Endpoint({ name: 'ts-server', subscribeOverflow: 'drop_oldest' })
   const bound: string = await server.listen(addr)
   server.serve('add', (req) => {
     const [a, b] = req.obj() as [number, number]

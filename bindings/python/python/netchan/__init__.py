@@ -113,7 +113,7 @@ class Endpoint(_native.Endpoint):
     ``handshake_timeout``, ``send_buffer``, ``send_timeout``,
     ``ping_timeout``, ``service_queue``, ``max_connections``,
     ``max_pending_handshakes``, ``max_declarations_per_peer``,
-    ``sub_capacity``, ``sub_max_bytes``, ``sub_overflow``, ``busy_poll``
+    ``subscribe_capacity``, ``subscribe_max_bytes``, ``subscribe_overflow``, ``busy_poll``
     (how long a blocking call keeps polling before it parks its thread;
     default 0: park at once; at most 1 s), ``stream_window`` (bytes the
     other side of a stream may send before this side reads; default 1 MiB).
@@ -172,28 +172,31 @@ class Endpoint(_native.Endpoint):
         pattern: str,
         handler: Optional[Callable[[Request], object]] = None,
         *,
-        threads: int = 1,
+        max_concurrent: int = 1,
         queue: Optional[int] = None,
+        queue_bytes: Optional[int] = None,
     ) -> Service:
         """Serves requests on paths matching ``pattern``.
 
-        With ``handler``, ``handler(req)`` answers each request on ``threads``
-        threads of its own (at most ``threads`` at once): its return value
+        With ``handler``, ``handler(req)`` answers each request on
+        ``max_concurrent`` threads of its own (so at most that many at once;
+        the same name as in ``netchan.aio``, Node and Kotlin): its return value
         (bytes-like, str or None) is the reply; if it raises, the caller gets
         the error (a netchan :class:`Error` keeps its code; anything else is
         logged and becomes ``HANDLER_ERROR``). Without it, take requests from
         the returned service and call ``req.reply(data)`` or
-        ``req.fail(message)``. At most ``queue`` requests wait (default
-        1024); past that a request is refused with ``BUFFER_FULL``, counted
-        in ``stats()["total"]["requests_refused"]``.
+        ``req.fail(message)``. At most ``queue`` requests (default 1024)
+        and ``queue_bytes`` bytes of them (default 64 MiB) wait; past that a
+        request is refused with ``BUFFER_FULL``, counted in
+        ``stats()["total"]["requests_refused"]``.
         """
-        if threads < 1:
-            raise InvalidArgumentError("threads must be at least 1")
+        if max_concurrent < 1:
+            raise InvalidArgumentError("max_concurrent must be at least 1")
         if handler is not None and _threads.is_async_callable(handler):
             raise TypeError("an async handler needs netchan.aio.Endpoint.serve (this is the sync API)")
-        svc = self._serve(pattern, queue)
+        svc = self._serve(pattern, queue, queue_bytes)
         if handler is not None:
-            for i in range(threads):
+            for i in range(max_concurrent):
                 _threads.start(f"netchan-serve {pattern} #{i}", _threads.serve, svc, handler)
         return svc
 
@@ -202,15 +205,16 @@ class Endpoint(_native.Endpoint):
         pattern: str,
         handler: Optional[Callable[[StreamRequest, Stream], object]] = None,
         *,
-        threads: int = 1,
+        max_concurrent: int = 1,
         queue: Optional[int] = None,
+        queue_bytes: Optional[int] = None,
         window: Optional[int] = None,
     ) -> StreamService:
         """Serves bidirectional streams on paths matching ``pattern``.
 
         With ``handler``, ``handler(req, stream)`` runs for each opened
-        stream on ``threads`` threads of its own (at most ``threads`` streams
-        at once; more wait in the queue, their openers waiting in
+        stream on ``max_concurrent`` threads of its own (so at most that many
+        streams at once; more wait in the queue, their openers waiting in
         ``open_stream``). When it returns, this side is finished (the other
         side reads what was sent, then the end) and, once nothing refers to
         the stream any more, a stream whose other direction is still open is
@@ -218,18 +222,19 @@ class Endpoint(_native.Endpoint):
         :class:`Error` keeps its code; anything else is logged and becomes
         ``HANDLER_ERROR``). Without it, take ``(req, stream)`` pairs from the
         returned service (``for req, stream in svc``, ``svc.recv(timeout)``).
-        At most ``queue`` streams wait (default 1024); past that an opening
-        is refused with ``BUFFER_FULL``. ``window``: bytes each opener may
+        At most ``queue`` streams (default 1024) and ``queue_bytes`` bytes of
+        their first payloads wait; past that an opening is refused with
+        ``BUFFER_FULL``. ``window``: bytes each opener may
         send before the handler reads (default the endpoint's
         ``stream_window``).
         """
-        if threads < 1:
-            raise InvalidArgumentError("threads must be at least 1")
+        if max_concurrent < 1:
+            raise InvalidArgumentError("max_concurrent must be at least 1")
         if inspect.iscoroutinefunction(handler):
             raise TypeError("an async handler needs netchan.aio.Endpoint.serve_stream (this is the sync API)")
-        svc = self._serve_stream(pattern, queue, None, window)
+        svc = self._serve_stream(pattern, queue, queue_bytes, window)
         if handler is not None:
-            for i in range(threads):
+            for i in range(max_concurrent):
                 _threads.start(f"netchan-serve-stream {pattern} #{i}", _threads.serve_streams, svc, handler)
         return svc
 

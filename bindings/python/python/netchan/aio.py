@@ -385,6 +385,7 @@ class Endpoint:
         *,
         max_concurrent: int = 256,
         queue: Optional[int] = None,
+        queue_bytes: Optional[int] = None,
         window: Optional[int] = None,
     ) -> StreamService:
         """Serves streams on ``pattern``. With ``handler`` (``async def`` or
@@ -397,11 +398,11 @@ class Endpoint:
         its code; anything else is logged and becomes ``HANDLER_ERROR``). As
         with request handlers, the task is not cancelled when the other side
         cancels: its next ``send``/``recv`` raises ``CancelledError``
-        (netchan's). Without it, iterate the service. ``queue``/``window``:
-        as :meth:`netchan.Endpoint.serve_stream`."""
+        (netchan's). Without it, iterate the service. ``queue``,
+        ``queue_bytes``, ``window``: as :meth:`netchan.Endpoint.serve_stream`."""
         if max_concurrent < 1:
             raise InvalidArgumentError("max_concurrent must be at least 1")
-        svc = StreamService(self._ep._serve_stream(pattern, queue, None, window))
+        svc = StreamService(self._ep._serve_stream(pattern, queue, queue_bytes, window))
         if handler is not None:
             self._spawn(_serve_streams(svc, handler, self._spawn, max_concurrent))
         return svc
@@ -447,18 +448,19 @@ class Endpoint:
         *,
         max_concurrent: int = 256,
         queue: Optional[int] = None,
+        queue_bytes: Optional[int] = None,
     ) -> Service:
         """Serves ``pattern``. With ``handler`` (plain or ``async def``), each
         request runs ``handler(req)`` in its own task, at most
         ``max_concurrent`` at once (more wait in the queue); the return value
         (bytes-like, str or None) is the reply, an exception fails the
         request. Without it, iterate the service (``async for req in svc``).
-        At most ``queue`` requests wait (default 1024); past that a request
-        is refused with ``BUFFER_FULL``, counted in
-        ``stats()["total"]["requests_refused"]``."""
+        At most ``queue`` requests (default 1024) and ``queue_bytes`` bytes of
+        them (default 64 MiB) wait; past that a request is refused with
+        ``BUFFER_FULL``, counted in ``stats()["total"]["requests_refused"]``."""
         if max_concurrent < 1:
             raise InvalidArgumentError("max_concurrent must be at least 1")
-        svc = self._ep._serve(pattern, queue)
+        svc = self._ep._serve(pattern, queue, queue_bytes)
         if handler is not None:
             self._spawn(_serve(svc, handler, self._spawn, max_concurrent))
         return svc

@@ -3604,7 +3604,7 @@ public func FfiConverterTypeStreamQueue_lower(_ value: StreamQueue) -> UInt64 {
 /**
  * A subscription: messages whose path matches its pattern, from local
  * publishers and every connected peer, waiting in one queue
- * (`subscription_capacity` messages; a full queue holds back the
+ * (`subscribe_capacity` messages; a full queue holds back the
  * publishers, through credit, and the links they use carry everything else
  * on). It survives `suspend()`/`resume()`.
  *
@@ -3684,7 +3684,7 @@ public protocol SubscriptionProtocol: AnyObject, Sendable {
 /**
  * A subscription: messages whose path matches its pattern, from local
  * publishers and every connected peer, waiting in one queue
- * (`subscription_capacity` messages; a full queue holds back the
+ * (`subscribe_capacity` messages; a full queue holds back the
  * publishers, through credit, and the links they use carry everything else
  * on). It survives `suspend()`/`resume()`.
  *
@@ -4032,7 +4032,11 @@ public func FfiConverterTypeCounterStats_lower(_ value: CounterStats) -> RustBuf
 
 
 /**
- * Endpoint configuration; every field has the core's default.
+ * Endpoint configuration. A field left `null` (the default) keeps the
+ * core's default, or what `settings` set by name; a field that is set wins
+ * over `settings` (as Python's keywords and Node's options do). Each
+ * field's name is the core setting's (`netchan settings`) in lowerCamelCase
+ * with its unit appended (`Ms`, `Us`).
  */
 public struct EndpointConfig: Equatable, Hashable {
     /**
@@ -4041,56 +4045,88 @@ public struct EndpointConfig: Equatable, Hashable {
      */
     public var name: String?
     /**
-     * Ping a silent peer after this long...
+     * Ping a silent peer after this long (default 2000)...
      */
-    public var heartbeatIntervalMs: UInt64
+    public var heartbeatIntervalMs: UInt64?
     /**
-     * ...and declare it lost after this many silent intervals.
+     * ...and declare it lost after this many silent intervals (default 3).
      */
-    public var heartbeatMisses: UInt32
+    public var heartbeatMisses: UInt32?
     /**
-     * Redial peers this endpoint connected to after a loss.
+     * Redial peers this endpoint connected to after a loss (default true;
+     * the core's `reconnect.enabled`).
      */
-    public var reconnect: Bool
+    public var reconnect: Bool?
     /**
-     * First redial delay.
+     * First redial delay (default 100).
      */
-    public var reconnectMinDelayMs: UInt64
+    public var reconnectMinDelayMs: UInt64?
     /**
-     * Largest redial delay.
+     * Largest redial delay (default 5000).
      */
-    public var reconnectMaxDelayMs: UInt64
+    public var reconnectMaxDelayMs: UInt64?
     /**
-     * Time allowed to dial an address.
+     * Time allowed to dial an address (default 5000).
      */
-    public var connectTimeoutMs: UInt64
+    public var connectTimeoutMs: UInt64?
     /**
-     * How long `publish` waits for room in a peer's send buffer.
+     * Time allowed for a handshake (default 5000).
      */
-    public var sendTimeoutMs: UInt64
+    public var handshakeTimeoutMs: UInt64?
     /**
-     * Time `ping` waits for a pong.
+     * Bytes queued per peer before publishers wait (default 8 MiB).
      */
-    public var pingTimeoutMs: UInt64
+    public var sendBuffer: UInt64?
     /**
-     * Largest frame accepted from a peer, in bytes.
+     * How long `publish` waits for room in a peer's send buffer (default
+     * 10000).
      */
-    public var maxFrameSize: UInt64
+    public var sendTimeoutMs: UInt64?
     /**
-     * Bytes held per dialled peer while it is being redialled.
+     * Time `ping` waits for a pong (default 5000).
      */
-    public var offlineBuffer: UInt64
+    public var pingTimeoutMs: UInt64?
     /**
-     * Queue bound of each subscription, in messages.
+     * Largest frame accepted from a peer, in bytes (default 16 MiB).
      */
-    public var subscriptionCapacity: UInt64
+    public var maxFrameSize: UInt64?
+    /**
+     * Bytes held per dialled peer while it is being redialled (default
+     * 4 MiB).
+     */
+    public var offlineBuffer: UInt64?
+    /**
+     * Default queue bound of each subscription, in messages (the core's
+     * `subscribe.capacity`, default 16384).
+     */
+    public var subscribeCapacity: UInt64?
+    /**
+     * Default queue bound of each subscription, in payload bytes
+     * (`subscribe.max_bytes`, default 64 MiB).
+     */
+    public var subscribeMaxBytes: UInt64?
+    /**
+     * Default overflow policy of each subscription (`subscribe.overflow`,
+     * default `Block`).
+     */
+    public var subscribeOverflow: Overflow?
+    /**
+     * Requests waiting per service before new ones are refused (default
+     * 1024).
+     */
+    public var serviceQueue: UInt64?
+    /**
+     * Bytes a stream's other side may send before this side reads, by
+     * default (default 1 MiB).
+     */
+    public var streamWindow: UInt64?
     /**
      * How long a blocking call (`publish_blocking`, `request_blocking`,
      * `recv_blocking`) keeps polling before it parks its thread, in
      * microseconds: the core's `busy_poll`, at most one second. It costs
      * up to this much CPU per wait; zero (the default) parks at once.
      */
-    public var busyPollUs: UInt64
+    public var busyPollUs: UInt64?
     /**
      * TLS for `tls://` addresses (docs/SECURITY.md); `null`: `tls://` is
      * refused.
@@ -4100,7 +4136,7 @@ public struct EndpointConfig: Equatable, Hashable {
      * Allow plaintext `tcp://` beyond this host (refused by default with
      * `PLAINTEXT_REFUSED`).
      */
-    public var insecure: Bool
+    public var insecure: Bool?
     /**
      * Any core setting by the name `netchan settings` lists
      * (`mapOf("send_buffer" to "1MiB")`), applied before the fields above.
@@ -4115,44 +4151,70 @@ public struct EndpointConfig: Equatable, Hashable {
          * (default: random).
          */name: String? = nil, 
         /**
-         * Ping a silent peer after this long...
-         */heartbeatIntervalMs: UInt64 = UInt64(2000), 
+         * Ping a silent peer after this long (default 2000)...
+         */heartbeatIntervalMs: UInt64? = nil, 
         /**
-         * ...and declare it lost after this many silent intervals.
-         */heartbeatMisses: UInt32 = UInt32(3), 
+         * ...and declare it lost after this many silent intervals (default 3).
+         */heartbeatMisses: UInt32? = nil, 
         /**
-         * Redial peers this endpoint connected to after a loss.
-         */reconnect: Bool = true, 
+         * Redial peers this endpoint connected to after a loss (default true;
+         * the core's `reconnect.enabled`).
+         */reconnect: Bool? = nil, 
         /**
-         * First redial delay.
-         */reconnectMinDelayMs: UInt64 = UInt64(100), 
+         * First redial delay (default 100).
+         */reconnectMinDelayMs: UInt64? = nil, 
         /**
-         * Largest redial delay.
-         */reconnectMaxDelayMs: UInt64 = UInt64(5000), 
+         * Largest redial delay (default 5000).
+         */reconnectMaxDelayMs: UInt64? = nil, 
         /**
-         * Time allowed to dial an address.
-         */connectTimeoutMs: UInt64 = UInt64(5000), 
+         * Time allowed to dial an address (default 5000).
+         */connectTimeoutMs: UInt64? = nil, 
         /**
-         * How long `publish` waits for room in a peer's send buffer.
-         */sendTimeoutMs: UInt64 = UInt64(10000), 
+         * Time allowed for a handshake (default 5000).
+         */handshakeTimeoutMs: UInt64? = nil, 
         /**
-         * Time `ping` waits for a pong.
-         */pingTimeoutMs: UInt64 = UInt64(5000), 
+         * Bytes queued per peer before publishers wait (default 8 MiB).
+         */sendBuffer: UInt64? = nil, 
         /**
-         * Largest frame accepted from a peer, in bytes.
-         */maxFrameSize: UInt64 = UInt64(16777216), 
+         * How long `publish` waits for room in a peer's send buffer (default
+         * 10000).
+         */sendTimeoutMs: UInt64? = nil, 
         /**
-         * Bytes held per dialled peer while it is being redialled.
-         */offlineBuffer: UInt64 = UInt64(4194304), 
+         * Time `ping` waits for a pong (default 5000).
+         */pingTimeoutMs: UInt64? = nil, 
         /**
-         * Queue bound of each subscription, in messages.
-         */subscriptionCapacity: UInt64 = UInt64(16384), 
+         * Largest frame accepted from a peer, in bytes (default 16 MiB).
+         */maxFrameSize: UInt64? = nil, 
+        /**
+         * Bytes held per dialled peer while it is being redialled (default
+         * 4 MiB).
+         */offlineBuffer: UInt64? = nil, 
+        /**
+         * Default queue bound of each subscription, in messages (the core's
+         * `subscribe.capacity`, default 16384).
+         */subscribeCapacity: UInt64? = nil, 
+        /**
+         * Default queue bound of each subscription, in payload bytes
+         * (`subscribe.max_bytes`, default 64 MiB).
+         */subscribeMaxBytes: UInt64? = nil, 
+        /**
+         * Default overflow policy of each subscription (`subscribe.overflow`,
+         * default `Block`).
+         */subscribeOverflow: Overflow? = nil, 
+        /**
+         * Requests waiting per service before new ones are refused (default
+         * 1024).
+         */serviceQueue: UInt64? = nil, 
+        /**
+         * Bytes a stream's other side may send before this side reads, by
+         * default (default 1 MiB).
+         */streamWindow: UInt64? = nil, 
         /**
          * How long a blocking call (`publish_blocking`, `request_blocking`,
          * `recv_blocking`) keeps polling before it parks its thread, in
          * microseconds: the core's `busy_poll`, at most one second. It costs
          * up to this much CPU per wait; zero (the default) parks at once.
-         */busyPollUs: UInt64 = UInt64(0), 
+         */busyPollUs: UInt64? = nil, 
         /**
          * TLS for `tls://` addresses (docs/SECURITY.md); `null`: `tls://` is
          * refused.
@@ -4160,7 +4222,7 @@ public struct EndpointConfig: Equatable, Hashable {
         /**
          * Allow plaintext `tcp://` beyond this host (refused by default with
          * `PLAINTEXT_REFUSED`).
-         */insecure: Bool = false, 
+         */insecure: Bool? = nil, 
         /**
          * Any core setting by the name `netchan settings` lists
          * (`mapOf("send_buffer" to "1MiB")`), applied before the fields above.
@@ -4172,11 +4234,17 @@ public struct EndpointConfig: Equatable, Hashable {
         self.reconnectMinDelayMs = reconnectMinDelayMs
         self.reconnectMaxDelayMs = reconnectMaxDelayMs
         self.connectTimeoutMs = connectTimeoutMs
+        self.handshakeTimeoutMs = handshakeTimeoutMs
+        self.sendBuffer = sendBuffer
         self.sendTimeoutMs = sendTimeoutMs
         self.pingTimeoutMs = pingTimeoutMs
         self.maxFrameSize = maxFrameSize
         self.offlineBuffer = offlineBuffer
-        self.subscriptionCapacity = subscriptionCapacity
+        self.subscribeCapacity = subscribeCapacity
+        self.subscribeMaxBytes = subscribeMaxBytes
+        self.subscribeOverflow = subscribeOverflow
+        self.serviceQueue = serviceQueue
+        self.streamWindow = streamWindow
         self.busyPollUs = busyPollUs
         self.tls = tls
         self.insecure = insecure
@@ -4200,40 +4268,52 @@ public struct FfiConverterTypeEndpointConfig: FfiConverterRustBuffer {
         return
             try EndpointConfig(
                 name: FfiConverterOptionString.read(from: &buf), 
-                heartbeatIntervalMs: FfiConverterUInt64.read(from: &buf), 
-                heartbeatMisses: FfiConverterUInt32.read(from: &buf), 
-                reconnect: FfiConverterBool.read(from: &buf), 
-                reconnectMinDelayMs: FfiConverterUInt64.read(from: &buf), 
-                reconnectMaxDelayMs: FfiConverterUInt64.read(from: &buf), 
-                connectTimeoutMs: FfiConverterUInt64.read(from: &buf), 
-                sendTimeoutMs: FfiConverterUInt64.read(from: &buf), 
-                pingTimeoutMs: FfiConverterUInt64.read(from: &buf), 
-                maxFrameSize: FfiConverterUInt64.read(from: &buf), 
-                offlineBuffer: FfiConverterUInt64.read(from: &buf), 
-                subscriptionCapacity: FfiConverterUInt64.read(from: &buf), 
-                busyPollUs: FfiConverterUInt64.read(from: &buf), 
+                heartbeatIntervalMs: FfiConverterOptionUInt64.read(from: &buf), 
+                heartbeatMisses: FfiConverterOptionUInt32.read(from: &buf), 
+                reconnect: FfiConverterOptionBool.read(from: &buf), 
+                reconnectMinDelayMs: FfiConverterOptionUInt64.read(from: &buf), 
+                reconnectMaxDelayMs: FfiConverterOptionUInt64.read(from: &buf), 
+                connectTimeoutMs: FfiConverterOptionUInt64.read(from: &buf), 
+                handshakeTimeoutMs: FfiConverterOptionUInt64.read(from: &buf), 
+                sendBuffer: FfiConverterOptionUInt64.read(from: &buf), 
+                sendTimeoutMs: FfiConverterOptionUInt64.read(from: &buf), 
+                pingTimeoutMs: FfiConverterOptionUInt64.read(from: &buf), 
+                maxFrameSize: FfiConverterOptionUInt64.read(from: &buf), 
+                offlineBuffer: FfiConverterOptionUInt64.read(from: &buf), 
+                subscribeCapacity: FfiConverterOptionUInt64.read(from: &buf), 
+                subscribeMaxBytes: FfiConverterOptionUInt64.read(from: &buf), 
+                subscribeOverflow: FfiConverterOptionTypeOverflow.read(from: &buf), 
+                serviceQueue: FfiConverterOptionUInt64.read(from: &buf), 
+                streamWindow: FfiConverterOptionUInt64.read(from: &buf), 
+                busyPollUs: FfiConverterOptionUInt64.read(from: &buf), 
                 tls: FfiConverterOptionTypeTlsSettings.read(from: &buf), 
-                insecure: FfiConverterBool.read(from: &buf), 
+                insecure: FfiConverterOptionBool.read(from: &buf), 
                 settings: FfiConverterOptionDictionaryStringString.read(from: &buf)
         )
     }
 
     public static func write(_ value: EndpointConfig, into buf: inout [UInt8]) {
         FfiConverterOptionString.write(value.name, into: &buf)
-        FfiConverterUInt64.write(value.heartbeatIntervalMs, into: &buf)
-        FfiConverterUInt32.write(value.heartbeatMisses, into: &buf)
-        FfiConverterBool.write(value.reconnect, into: &buf)
-        FfiConverterUInt64.write(value.reconnectMinDelayMs, into: &buf)
-        FfiConverterUInt64.write(value.reconnectMaxDelayMs, into: &buf)
-        FfiConverterUInt64.write(value.connectTimeoutMs, into: &buf)
-        FfiConverterUInt64.write(value.sendTimeoutMs, into: &buf)
-        FfiConverterUInt64.write(value.pingTimeoutMs, into: &buf)
-        FfiConverterUInt64.write(value.maxFrameSize, into: &buf)
-        FfiConverterUInt64.write(value.offlineBuffer, into: &buf)
-        FfiConverterUInt64.write(value.subscriptionCapacity, into: &buf)
-        FfiConverterUInt64.write(value.busyPollUs, into: &buf)
+        FfiConverterOptionUInt64.write(value.heartbeatIntervalMs, into: &buf)
+        FfiConverterOptionUInt32.write(value.heartbeatMisses, into: &buf)
+        FfiConverterOptionBool.write(value.reconnect, into: &buf)
+        FfiConverterOptionUInt64.write(value.reconnectMinDelayMs, into: &buf)
+        FfiConverterOptionUInt64.write(value.reconnectMaxDelayMs, into: &buf)
+        FfiConverterOptionUInt64.write(value.connectTimeoutMs, into: &buf)
+        FfiConverterOptionUInt64.write(value.handshakeTimeoutMs, into: &buf)
+        FfiConverterOptionUInt64.write(value.sendBuffer, into: &buf)
+        FfiConverterOptionUInt64.write(value.sendTimeoutMs, into: &buf)
+        FfiConverterOptionUInt64.write(value.pingTimeoutMs, into: &buf)
+        FfiConverterOptionUInt64.write(value.maxFrameSize, into: &buf)
+        FfiConverterOptionUInt64.write(value.offlineBuffer, into: &buf)
+        FfiConverterOptionUInt64.write(value.subscribeCapacity, into: &buf)
+        FfiConverterOptionUInt64.write(value.subscribeMaxBytes, into: &buf)
+        FfiConverterOptionTypeOverflow.write(value.subscribeOverflow, into: &buf)
+        FfiConverterOptionUInt64.write(value.serviceQueue, into: &buf)
+        FfiConverterOptionUInt64.write(value.streamWindow, into: &buf)
+        FfiConverterOptionUInt64.write(value.busyPollUs, into: &buf)
         FfiConverterOptionTypeTlsSettings.write(value.tls, into: &buf)
-        FfiConverterBool.write(value.insecure, into: &buf)
+        FfiConverterOptionBool.write(value.insecure, into: &buf)
         FfiConverterOptionDictionaryStringString.write(value.settings, into: &buf)
     }
 }
@@ -5301,7 +5381,7 @@ public func FfiConverterTypeStreamRequest_lower(_ value: StreamRequest) -> RustB
 
 /**
  * Options of one subscription; unset takes the endpoint's settings
- * (`subscriptionCapacity`, 64 MiB, `Block`).
+ * (`subscribeCapacity`, `subscribeMaxBytes`, `subscribeOverflow`).
  */
 public struct SubscribeOptions: Equatable, Hashable {
     /**
@@ -6787,6 +6867,30 @@ fileprivate struct FfiConverterOptionUInt64: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterUInt64.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionBool: FfiConverterRustBuffer {
+    typealias SwiftType = Bool?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterBool.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterBool.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }

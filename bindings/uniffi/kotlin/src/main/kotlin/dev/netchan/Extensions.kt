@@ -18,7 +18,7 @@ import kotlin.time.toJavaDuration
  * subscribes, and cancelling the collection unsubscribes. The flow completes
  * when the endpoint closes. It survives [Endpoint.suspend]/[Endpoint.resume].
  *
- * The flow pulls from the subscription's own queue (`subscriptionCapacity`
+ * The flow pulls from the subscription's own queue (`subscribeCapacity`
  * messages), a batch of at most [MESSAGES_BATCH] at a time and only once
  * the collector has taken the previous batch: there is no other queue. A
  * slow collector fills that queue and its overflow policy applies (by

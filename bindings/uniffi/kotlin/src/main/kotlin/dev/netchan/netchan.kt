@@ -6692,7 +6692,7 @@ public object FfiConverterTypeStreamQueue: FfiConverter<StreamQueue, Long> {
 /**
  * A subscription: messages whose path matches its pattern, from local
  * publishers and every connected peer, waiting in one queue
- * (`subscription_capacity` messages; a full queue holds back the
+ * (`subscribe_capacity` messages; a full queue holds back the
  * publishers, through credit, and the links they use carry everything else
  * on). It survives `suspend()`/`resume()`.
  *
@@ -6774,7 +6774,7 @@ public interface SubscriptionInterface {
 /**
  * A subscription: messages whose path matches its pattern, from local
  * publishers and every connected peer, waiting in one queue
- * (`subscription_capacity` messages; a full queue holds back the
+ * (`subscribe_capacity` messages; a full queue holds back the
  * publishers, through credit, and the links they use carry everything else
  * on). It survives `suspend()`/`resume()`.
  *
@@ -7194,7 +7194,11 @@ public object FfiConverterTypeCounterStats: FfiConverterRustBuffer<CounterStats>
 
 
 /**
- * Endpoint configuration; every field has the core's default.
+ * Endpoint configuration. A field left `null` (the default) keeps the
+ * core's default, or what `settings` set by name; a field that is set wins
+ * over `settings` (as Python's keywords and Node's options do). Each
+ * field's name is the core setting's (`netchan settings`) in lowerCamelCase
+ * with its unit appended (`Ms`, `Us`).
  */
 data class EndpointConfig (
     /**
@@ -7204,59 +7208,97 @@ data class EndpointConfig (
     val `name`: kotlin.String? = null 
     , 
     /**
-     * Ping a silent peer after this long...
+     * Ping a silent peer after this long (default 2000)...
      */
-    val `heartbeatIntervalMs`: kotlin.ULong = 2000uL 
+    val `heartbeatIntervalMs`: kotlin.ULong? = null 
     , 
     /**
-     * ...and declare it lost after this many silent intervals.
+     * ...and declare it lost after this many silent intervals (default 3).
      */
-    val `heartbeatMisses`: kotlin.UInt = 3u 
+    val `heartbeatMisses`: kotlin.UInt? = null 
     , 
     /**
-     * Redial peers this endpoint connected to after a loss.
+     * Redial peers this endpoint connected to after a loss (default true;
+     * the core's `reconnect.enabled`).
      */
-    val `reconnect`: kotlin.Boolean = true 
+    val `reconnect`: kotlin.Boolean? = null 
     , 
     /**
-     * First redial delay.
+     * First redial delay (default 100).
      */
-    val `reconnectMinDelayMs`: kotlin.ULong = 100uL 
+    val `reconnectMinDelayMs`: kotlin.ULong? = null 
     , 
     /**
-     * Largest redial delay.
+     * Largest redial delay (default 5000).
      */
-    val `reconnectMaxDelayMs`: kotlin.ULong = 5000uL 
+    val `reconnectMaxDelayMs`: kotlin.ULong? = null 
     , 
     /**
-     * Time allowed to dial an address.
+     * Time allowed to dial an address (default 5000).
      */
-    val `connectTimeoutMs`: kotlin.ULong = 5000uL 
+    val `connectTimeoutMs`: kotlin.ULong? = null 
     , 
     /**
-     * How long `publish` waits for room in a peer's send buffer.
+     * Time allowed for a handshake (default 5000).
      */
-    val `sendTimeoutMs`: kotlin.ULong = 10000uL 
+    val `handshakeTimeoutMs`: kotlin.ULong? = null 
     , 
     /**
-     * Time `ping` waits for a pong.
+     * Bytes queued per peer before publishers wait (default 8 MiB).
      */
-    val `pingTimeoutMs`: kotlin.ULong = 5000uL 
+    val `sendBuffer`: kotlin.ULong? = null 
     , 
     /**
-     * Largest frame accepted from a peer, in bytes.
+     * How long `publish` waits for room in a peer's send buffer (default
+     * 10000).
      */
-    val `maxFrameSize`: kotlin.ULong = 16777216uL 
+    val `sendTimeoutMs`: kotlin.ULong? = null 
     , 
     /**
-     * Bytes held per dialled peer while it is being redialled.
+     * Time `ping` waits for a pong (default 5000).
      */
-    val `offlineBuffer`: kotlin.ULong = 4194304uL 
+    val `pingTimeoutMs`: kotlin.ULong? = null 
     , 
     /**
-     * Queue bound of each subscription, in messages.
+     * Largest frame accepted from a peer, in bytes (default 16 MiB).
      */
-    val `subscriptionCapacity`: kotlin.ULong = 16384uL 
+    val `maxFrameSize`: kotlin.ULong? = null 
+    , 
+    /**
+     * Bytes held per dialled peer while it is being redialled (default
+     * 4 MiB).
+     */
+    val `offlineBuffer`: kotlin.ULong? = null 
+    , 
+    /**
+     * Default queue bound of each subscription, in messages (the core's
+     * `subscribe.capacity`, default 16384).
+     */
+    val `subscribeCapacity`: kotlin.ULong? = null 
+    , 
+    /**
+     * Default queue bound of each subscription, in payload bytes
+     * (`subscribe.max_bytes`, default 64 MiB).
+     */
+    val `subscribeMaxBytes`: kotlin.ULong? = null 
+    , 
+    /**
+     * Default overflow policy of each subscription (`subscribe.overflow`,
+     * default `Block`).
+     */
+    val `subscribeOverflow`: Overflow? = null 
+    , 
+    /**
+     * Requests waiting per service before new ones are refused (default
+     * 1024).
+     */
+    val `serviceQueue`: kotlin.ULong? = null 
+    , 
+    /**
+     * Bytes a stream's other side may send before this side reads, by
+     * default (default 1 MiB).
+     */
+    val `streamWindow`: kotlin.ULong? = null 
     , 
     /**
      * How long a blocking call (`publish_blocking`, `request_blocking`,
@@ -7264,7 +7306,7 @@ data class EndpointConfig (
      * microseconds: the core's `busy_poll`, at most one second. It costs
      * up to this much CPU per wait; zero (the default) parks at once.
      */
-    val `busyPollUs`: kotlin.ULong = 0uL 
+    val `busyPollUs`: kotlin.ULong? = null 
     , 
     /**
      * TLS for `tls://` addresses (docs/SECURITY.md); `null`: `tls://` is
@@ -7276,7 +7318,7 @@ data class EndpointConfig (
      * Allow plaintext `tcp://` beyond this host (refused by default with
      * `PLAINTEXT_REFUSED`).
      */
-    val `insecure`: kotlin.Boolean = false 
+    val `insecure`: kotlin.Boolean? = null 
     , 
     /**
      * Any core setting by the name `netchan settings` lists
@@ -7300,59 +7342,77 @@ public object FfiConverterTypeEndpointConfig: FfiConverterRustBuffer<EndpointCon
     override fun read(buf: ByteBuffer): EndpointConfig {
         return EndpointConfig(
             FfiConverterOptionalString.read(buf),
-            FfiConverterULong.read(buf),
-            FfiConverterUInt.read(buf),
-            FfiConverterBoolean.read(buf),
-            FfiConverterULong.read(buf),
-            FfiConverterULong.read(buf),
-            FfiConverterULong.read(buf),
-            FfiConverterULong.read(buf),
-            FfiConverterULong.read(buf),
-            FfiConverterULong.read(buf),
-            FfiConverterULong.read(buf),
-            FfiConverterULong.read(buf),
-            FfiConverterULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalUInt.read(buf),
+            FfiConverterOptionalBoolean.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalTypeOverflow.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalULong.read(buf),
             FfiConverterOptionalTypeTlsSettings.read(buf),
-            FfiConverterBoolean.read(buf),
+            FfiConverterOptionalBoolean.read(buf),
             FfiConverterOptionalMapStringString.read(buf),
         )
     }
 
     override fun allocationSize(value: EndpointConfig) = (
             FfiConverterOptionalString.allocationSize(value.`name`) +
-            FfiConverterULong.allocationSize(value.`heartbeatIntervalMs`) +
-            FfiConverterUInt.allocationSize(value.`heartbeatMisses`) +
-            FfiConverterBoolean.allocationSize(value.`reconnect`) +
-            FfiConverterULong.allocationSize(value.`reconnectMinDelayMs`) +
-            FfiConverterULong.allocationSize(value.`reconnectMaxDelayMs`) +
-            FfiConverterULong.allocationSize(value.`connectTimeoutMs`) +
-            FfiConverterULong.allocationSize(value.`sendTimeoutMs`) +
-            FfiConverterULong.allocationSize(value.`pingTimeoutMs`) +
-            FfiConverterULong.allocationSize(value.`maxFrameSize`) +
-            FfiConverterULong.allocationSize(value.`offlineBuffer`) +
-            FfiConverterULong.allocationSize(value.`subscriptionCapacity`) +
-            FfiConverterULong.allocationSize(value.`busyPollUs`) +
+            FfiConverterOptionalULong.allocationSize(value.`heartbeatIntervalMs`) +
+            FfiConverterOptionalUInt.allocationSize(value.`heartbeatMisses`) +
+            FfiConverterOptionalBoolean.allocationSize(value.`reconnect`) +
+            FfiConverterOptionalULong.allocationSize(value.`reconnectMinDelayMs`) +
+            FfiConverterOptionalULong.allocationSize(value.`reconnectMaxDelayMs`) +
+            FfiConverterOptionalULong.allocationSize(value.`connectTimeoutMs`) +
+            FfiConverterOptionalULong.allocationSize(value.`handshakeTimeoutMs`) +
+            FfiConverterOptionalULong.allocationSize(value.`sendBuffer`) +
+            FfiConverterOptionalULong.allocationSize(value.`sendTimeoutMs`) +
+            FfiConverterOptionalULong.allocationSize(value.`pingTimeoutMs`) +
+            FfiConverterOptionalULong.allocationSize(value.`maxFrameSize`) +
+            FfiConverterOptionalULong.allocationSize(value.`offlineBuffer`) +
+            FfiConverterOptionalULong.allocationSize(value.`subscribeCapacity`) +
+            FfiConverterOptionalULong.allocationSize(value.`subscribeMaxBytes`) +
+            FfiConverterOptionalTypeOverflow.allocationSize(value.`subscribeOverflow`) +
+            FfiConverterOptionalULong.allocationSize(value.`serviceQueue`) +
+            FfiConverterOptionalULong.allocationSize(value.`streamWindow`) +
+            FfiConverterOptionalULong.allocationSize(value.`busyPollUs`) +
             FfiConverterOptionalTypeTlsSettings.allocationSize(value.`tls`) +
-            FfiConverterBoolean.allocationSize(value.`insecure`) +
+            FfiConverterOptionalBoolean.allocationSize(value.`insecure`) +
             FfiConverterOptionalMapStringString.allocationSize(value.`settings`)
     )
 
     override fun write(value: EndpointConfig, buf: ByteBuffer) {
             FfiConverterOptionalString.write(value.`name`, buf)
-            FfiConverterULong.write(value.`heartbeatIntervalMs`, buf)
-            FfiConverterUInt.write(value.`heartbeatMisses`, buf)
-            FfiConverterBoolean.write(value.`reconnect`, buf)
-            FfiConverterULong.write(value.`reconnectMinDelayMs`, buf)
-            FfiConverterULong.write(value.`reconnectMaxDelayMs`, buf)
-            FfiConverterULong.write(value.`connectTimeoutMs`, buf)
-            FfiConverterULong.write(value.`sendTimeoutMs`, buf)
-            FfiConverterULong.write(value.`pingTimeoutMs`, buf)
-            FfiConverterULong.write(value.`maxFrameSize`, buf)
-            FfiConverterULong.write(value.`offlineBuffer`, buf)
-            FfiConverterULong.write(value.`subscriptionCapacity`, buf)
-            FfiConverterULong.write(value.`busyPollUs`, buf)
+            FfiConverterOptionalULong.write(value.`heartbeatIntervalMs`, buf)
+            FfiConverterOptionalUInt.write(value.`heartbeatMisses`, buf)
+            FfiConverterOptionalBoolean.write(value.`reconnect`, buf)
+            FfiConverterOptionalULong.write(value.`reconnectMinDelayMs`, buf)
+            FfiConverterOptionalULong.write(value.`reconnectMaxDelayMs`, buf)
+            FfiConverterOptionalULong.write(value.`connectTimeoutMs`, buf)
+            FfiConverterOptionalULong.write(value.`handshakeTimeoutMs`, buf)
+            FfiConverterOptionalULong.write(value.`sendBuffer`, buf)
+            FfiConverterOptionalULong.write(value.`sendTimeoutMs`, buf)
+            FfiConverterOptionalULong.write(value.`pingTimeoutMs`, buf)
+            FfiConverterOptionalULong.write(value.`maxFrameSize`, buf)
+            FfiConverterOptionalULong.write(value.`offlineBuffer`, buf)
+            FfiConverterOptionalULong.write(value.`subscribeCapacity`, buf)
+            FfiConverterOptionalULong.write(value.`subscribeMaxBytes`, buf)
+            FfiConverterOptionalTypeOverflow.write(value.`subscribeOverflow`, buf)
+            FfiConverterOptionalULong.write(value.`serviceQueue`, buf)
+            FfiConverterOptionalULong.write(value.`streamWindow`, buf)
+            FfiConverterOptionalULong.write(value.`busyPollUs`, buf)
             FfiConverterOptionalTypeTlsSettings.write(value.`tls`, buf)
-            FfiConverterBoolean.write(value.`insecure`, buf)
+            FfiConverterOptionalBoolean.write(value.`insecure`, buf)
             FfiConverterOptionalMapStringString.write(value.`settings`, buf)
     }
 }
@@ -8122,7 +8182,7 @@ public object FfiConverterTypeStreamRequest: FfiConverterRustBuffer<StreamReques
 
 /**
  * Options of one subscription; unset takes the endpoint's settings
- * (`subscriptionCapacity`, 64 MiB, `Block`).
+ * (`subscribeCapacity`, `subscribeMaxBytes`, `subscribeOverflow`).
  */
 data class SubscribeOptions (
     /**
@@ -9754,6 +9814,38 @@ public object FfiConverterOptionalULong: FfiConverterRustBuffer<kotlin.ULong?> {
         } else {
             buf.put(1)
             FfiConverterULong.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalBoolean: FfiConverterRustBuffer<kotlin.Boolean?> {
+    override fun read(buf: ByteBuffer): kotlin.Boolean? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterBoolean.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.Boolean?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterBoolean.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.Boolean?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterBoolean.write(value, buf)
         }
     }
 }

@@ -439,7 +439,7 @@ class ApiTest(private val kind: String) {
     @Test
     fun aFullSubscriptionQueueHoldsBackThePublisherAndLosesNothing() = watchdog(60_000) {
         val capacity = 4uL
-        Endpoint.withConfig(EndpointConfig(name = "kt-full-$kind", subscriptionCapacity = capacity)).use { server ->
+        Endpoint.withConfig(EndpointConfig(name = "kt-full-$kind", subscribeCapacity = capacity)).use { server ->
             Endpoint().use { client ->
                 client.connect(server.listen(Addrs.of(kind)))
                 val release = CountDownLatch(1)

@@ -198,7 +198,7 @@ class LifecycleTest(private val kind: String) {
 
     @Test
     fun countersAndDropCountsSurviveASuspension() = watchdog {
-        val config = EndpointConfig(name = "kt-count-app-$kind", subscriptionCapacity = 2uL)
+        val config = EndpointConfig(name = "kt-count-app-$kind", subscribeCapacity = 2uL)
         Endpoint("kt-count-server-$kind").use { server ->
             Endpoint.withConfig(config).use { app ->
                 server.serve("svc") { it.payload }

@@ -148,7 +148,7 @@ class SubscriptionTest(private val kind: String) {
     @Test
     fun aSlowFlowCollectorLeavesTheMessagesInTheSubscriptionsQueue() = watchdog(60_000) {
         val capacity = 4uL
-        Endpoint.withConfig(EndpointConfig(name = "kt-slow-$kind", subscriptionCapacity = capacity)).use { server ->
+        Endpoint.withConfig(EndpointConfig(name = "kt-slow-$kind", subscribeCapacity = capacity)).use { server ->
             Endpoint().use { client ->
                 client.connect(server.listen(Addrs.of(kind)))
                 val release = CompletableDeferred<Unit>()
@@ -175,7 +175,7 @@ class SubscriptionTest(private val kind: String) {
 
     @Test
     fun aFullPulledSubscriptionCountsWhatItDrops() = watchdog {
-        Endpoint.withConfig(EndpointConfig(name = "kt-drop-$kind", subscriptionCapacity = 2uL)).use { ep ->
+        Endpoint.withConfig(EndpointConfig(name = "kt-drop-$kind", subscribeCapacity = 2uL)).use { ep ->
             ep.subscribe("d").use { sub ->
                 ep.tryPublish("d", "1".encodeToByteArray())
                 ep.tryPublish("d", "2".encodeToByteArray())
