@@ -612,7 +612,7 @@ const char *netchan_version_string(void);
 //
 // Errors: `WOULD_DEADLOCK` when called from a netchan callback (nothing is
 // stopped). Call from one thread, with no other netchan call running.
-netchan_result netchan_shutdown(uint64_t timeout_ms);
+netchan_result netchan_runtime_shutdown(uint64_t timeout_ms);
 
 // How many names `names` holds; 0 if `names` is NULL. Thread-safe.
 size_t netchan_names_len(const netchan_names *names);
@@ -862,12 +862,12 @@ netchan_result netchan_endpoint_try_publish(const netchan_endpoint *ep,
 // `INVALID_PATH`, `INVALID_ARGUMENT`, `NO_RESPONDERS`, `TIMEOUT`,
 // `PEER_LOST`, `BUFFER_FULL`, `MESSAGE_TOO_LARGE`, `CLOSED` (also when the
 // endpoint is closed or freed while a request to a peer is in flight),
-// `CANCELLED` (still in flight when `netchan_shutdown()` is called) or the
+// `CANCELLED` (still in flight when `netchan_runtime_shutdown()` is called) or the
 // code the handler failed with. `data` (copied) may be NULL when `len` is
 // 0.
 //
 // Errors returned here: `NULL_ARGUMENT` (ep, path, or `callback.call`),
-// `INVALID_UTF8`, `CLOSED` (`netchan_shutdown()` stopped the endpoint).
+// `INVALID_UTF8`, `CLOSED` (`netchan_runtime_shutdown()` stopped the endpoint).
 // Thread-safe; callable from callbacks.
 netchan_result netchan_endpoint_request(const netchan_endpoint *ep,
                                         const char *path,
@@ -956,7 +956,7 @@ const char *netchan_result_str(uint32_t code);
 // within 1s"`; an empty string if nothing failed yet.
 //
 // The returned string is owned by the library and stays valid until the
-// next failing netchan call on this thread (or `netchan_shutdown()`); copy
+// next failing netchan call on this thread (or `netchan_runtime_shutdown()`); copy
 // it to keep it. Never NULL. Thread-safe (each thread has its own).
 const char *netchan_last_error(void);
 
@@ -968,7 +968,7 @@ const char *netchan_last_error(void);
 // listener to `*out`; free it with `netchan_event_listener_free()`.
 //
 // Errors: `NULL_ARGUMENT` (also for `callback.call`), `CLOSED`
-// (`netchan_shutdown()` stopped the endpoint). Thread-safe; callable from
+// (`netchan_runtime_shutdown()` stopped the endpoint). Thread-safe; callable from
 // callbacks.
 netchan_result netchan_endpoint_on_event(const netchan_endpoint *ep,
                                          netchan_event_callback callback,
@@ -1217,7 +1217,7 @@ void netchan_pending_request_free(netchan_pending_request *pending);
 // `netchan_pending_request_cancel()`.
 //
 // Errors returned here: `NULL_ARGUMENT` (ep, path, `callback.call`),
-// `INVALID_UTF8`, `CLOSED` (`netchan_shutdown()` stopped the endpoint).
+// `INVALID_UTF8`, `CLOSED` (`netchan_runtime_shutdown()` stopped the endpoint).
 // Thread-safe; callable from callbacks.
 netchan_result netchan_endpoint_request_with(const netchan_endpoint *ep,
                                              const char *path,
@@ -1609,7 +1609,7 @@ uint64_t netchan_stream_remaining_ms(const netchan_stream *stream);
 // never run and `drop` has run before it returns.
 //
 // Errors: `NULL_ARGUMENT` (also for `callback.call`), `INVALID_ARGUMENT`
-// (a callback was set already), `CLOSED` (`netchan_shutdown()` stopped
+// (a callback was set already), `CLOSED` (`netchan_runtime_shutdown()` stopped
 // the runtime). Thread-safe; callable from callbacks (e.g. from the
 // `netchan_stream_handler` that received the stream).
 netchan_result netchan_stream_on_message(netchan_stream *stream, netchan_stream_callback callback);

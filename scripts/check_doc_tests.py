@@ -30,6 +30,7 @@ DOCS = [
     "bindings/node/README.md",
     "bindings/uniffi/README.md",
     "tests/interop/README.md",
+    "docs/CAPABILITIES.md",
 ]
 
 SOURCES = {

@@ -88,7 +88,7 @@ static int run_sub(const char *addr, long long count, int pull) {
     netchan_subscription_free(sub);
     netchan_endpoint_free(ep);
     netchan_string_free(bound);
-    netchan_shutdown(5000);
+    netchan_runtime_shutdown(5000);
     return 0;
 }
 
@@ -107,7 +107,7 @@ static int run_pub(const char *addr, size_t size, long long count) {
     }
     free(data);
     netchan_endpoint_free(ep); /* flushes what is queued */
-    netchan_shutdown(5000);
+    netchan_runtime_shutdown(5000);
     return 0;
 }
 

@@ -51,8 +51,8 @@ export declare class NativeEndpoint {
   /**
    * Whether the pending waits of this endpoint's subscriptions and
    * services (and stream services) keep Node alive: `true` (the default)
-   * or `false` (`ep.unref()`); pending requests, connects and pings
-   * always do.
+   * or `false` (`ep.unref()`); any other pending call (a request, a
+   * connect, a publish waiting for room, ...) always does.
    */
   setRef(keep: boolean): void
   /** Resolves with the reply payload. */

@@ -24,13 +24,15 @@ const ADDONS = {
 }
 
 function isMusl () {
-  // glibc reports its version in the process report; musl does not.
+  // musl's ldd is the C library itself and says so; glibc's is a script
+  // that does not name musl. Reading it is cheap; the process report (a
+  // fallback where /usr/bin/ldd cannot be read) takes milliseconds.
   try {
-    const report = process.report && process.report.getReport()
-    if (report && report.header && report.header.glibcVersionRuntime) return false
+    return fs.readFileSync('/usr/bin/ldd', 'latin1').includes('musl')
   } catch {}
   try {
-    return fs.readFileSync('/usr/bin/ldd', 'utf8').includes('musl')
+    const report = process.report && process.report.getReport()
+    return !(report && report.header && report.header.glibcVersionRuntime)
   } catch {
     return false
   }
@@ -43,10 +45,18 @@ function platformName () {
 }
 
 function load () {
-  const platform = platformName()
-  if (process.env.NETCHAN_NATIVE_PATH) {
-    return require(process.env.NETCHAN_NATIVE_PATH)
+  // An addon of the user's own comes first, whatever the platform.
+  const own = process.env.NETCHAN_NATIVE_PATH
+  if (own) {
+    try {
+      return require(own)
+    } catch (cause) {
+      const e = new Error(`NETCHAN_NATIVE_PATH=${own} could not be loaded as netchan's native addon: ${cause.message}`, { cause })
+      e.code = 'ADDON_NOT_LOADED'
+      throw e
+    }
   }
+  const platform = platformName()
   const file = ADDONS[platform]
   if (file === undefined) {
     const e = new Error(`netchan has no native addon for this platform (${platform}, Node ${process.version}); ` +
@@ -69,6 +79,5 @@ function load () {
   }
 }
 
-module.exports = load()
-module.exports.ADDONS = ADDONS
-module.exports.platformName = platformName
+// The addon's own exports stay as the addon made them.
+module.exports = { addon: load(), ADDONS, platformName }

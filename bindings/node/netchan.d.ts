@@ -329,8 +329,9 @@ export declare class Endpoint extends EventEmitter {
   /**
    * Lets the process exit while only this endpoint's listeners,
    * subscriptions and services (made before or after) are left, like
-   * `net.Server#unref`; a pending request, connect or ping still keeps it
-   * alive until it settles.
+   * `net.Server#unref`; any other pending call (a request, connect, ping, a
+   * publish waiting for room, an openStream, ...) still keeps it alive until
+   * it settles.
    */
   unref(): this
   /** Undoes `unref()`. */

@@ -18,7 +18,7 @@
 
 const { EventEmitter } = require('node:events')
 const { Duplex } = require('node:stream')
-const native = require('./native.js')
+const native = require('./native.js').addon
 const { pack, unpack } = require('./msgpack.js')
 
 /** Every error code, by name: `codes.TIMEOUT === 'TIMEOUT'`. */
@@ -744,8 +744,9 @@ class Endpoint extends EventEmitter {
 
   /**
    * Lets the process exit while only this endpoint's listeners,
-   * subscriptions and services are left (like net.Server#unref); a pending
-   * request, connect or ping still keeps it alive until it settles.
+   * subscriptions and services are left (like net.Server#unref); any other
+   * pending call (a request, connect, ping, a publish waiting for room, an
+   * openStream, ...) still keeps it alive until it settles.
    */
   unref () {
     this._unref = true

@@ -68,7 +68,7 @@ impl Lineage {
             )
         } else if self.own.is_some_and(|n| n != SHUTDOWNS.load(SeqCst)) {
             Some(
-                "netchan's runtime was stopped by runtime::shutdown() (netchan_shutdown() \
+                "netchan's runtime was stopped by runtime::shutdown() (netchan_runtime_shutdown() \
                  in C) after this endpoint was made; make a new endpoint",
             )
         } else {

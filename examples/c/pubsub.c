@@ -66,6 +66,6 @@ out:
     netchan_endpoint_free(pub_ep);
     netchan_endpoint_free(sub_ep);
     netchan_string_free(addr);
-    netchan_shutdown(5000);
+    netchan_runtime_shutdown(5000);
     return status;
 }

@@ -86,6 +86,6 @@ int main(int argc, char **argv) {
     }
 
     netchan_endpoint_free(ep);
-    netchan_shutdown(5000);
+    netchan_runtime_shutdown(5000);
     return status;
 }

@@ -88,7 +88,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "setup: %s (%s)\n", netchan_result_name(rc), netchan_last_error());
         netchan_service_free(svc);
         netchan_endpoint_free(ep);
-        netchan_shutdown(5000);
+        netchan_runtime_shutdown(5000);
         return 1;
     }
     printf("listening on %s\n", bound);
@@ -106,7 +106,7 @@ int main(int argc, char **argv) {
     }
     netchan_endpoint_free(ep);
     netchan_string_free(bound);
-    netchan_shutdown(5000);
+    netchan_runtime_shutdown(5000);
     pthread_mutex_destroy(&q.mu);
     pthread_cond_destroy(&q.cv);
     return 0;

@@ -113,6 +113,6 @@ out:
     netchan_endpoint_free(client);
     netchan_endpoint_free(server);
     netchan_string_free(addr);
-    netchan_shutdown(5000);
+    netchan_runtime_shutdown(5000);
     return status;
 }

@@ -100,6 +100,6 @@ int main() {
     } catch (const std::exception &e) {
         std::fprintf(stderr, "error: %s\n", e.what());
     }
-    netchan_shutdown(5000);
+    netchan_runtime_shutdown(5000);
     return status;
 }

@@ -132,6 +132,6 @@ int run() {
 
 int main() {
     int status = run();
-    netchan_shutdown(5000);
+    netchan_runtime_shutdown(5000);
     return status;
 }

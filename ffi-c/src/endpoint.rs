@@ -27,31 +27,31 @@ pub struct netchan_endpoint {
     pub(crate) ep: Endpoint,
     pub(crate) rt: Handle,
     name: CString,
-    /// `RUNTIME_GENERATION` when created: if `netchan_shutdown()` ran since,
+    /// `RUNTIME_GENERATION` when created: if `netchan_runtime_shutdown()` ran since,
     /// the runtime is gone and there is nothing left to close.
     pub(crate) generation: u64,
 }
 
-/// Bumped by `netchan_shutdown()` before it stops the runtime.
+/// Bumped by `netchan_runtime_shutdown()` before it stops the runtime.
 pub(crate) static RUNTIME_GENERATION: AtomicU64 = AtomicU64::new(0);
 
-/// True once `netchan_shutdown()` has been called since `generation` was
+/// True once `netchan_runtime_shutdown()` has been called since `generation` was
 /// read: the runtime a handle of that generation runs on is stopping or
 /// gone.
 pub(crate) fn runtime_stopped(generation: u64) -> bool {
     RUNTIME_GENERATION.load(SeqCst) != generation
 }
 
-/// What a handle whose runtime `netchan_shutdown()` stopped reports.
+/// What a handle whose runtime `netchan_runtime_shutdown()` stopped reports.
 pub(crate) fn stopped_error() -> FfiError {
     FfiError::new(
         netchan_result::Closed,
-        "netchan_shutdown() stopped the runtime this handle ran on",
+        "netchan_runtime_shutdown() stopped the runtime this handle ran on",
     )
 }
 
 /// The endpoint behind an `ep` argument that must not be NULL; `CLOSED`
-/// once `netchan_shutdown()` stopped its runtime (it could only fail, hang
+/// once `netchan_runtime_shutdown()` stopped its runtime (it could only fail, hang
 /// or panic there: its tasks and timers are gone).
 ///
 /// # Safety
@@ -137,7 +137,7 @@ pub unsafe extern "C" fn netchan_endpoint_new(
 
 fn close_endpoint(ep: &netchan_endpoint) {
     if runtime_stopped(ep.generation) {
-        return; // netchan_shutdown() already stopped everything
+        return; // netchan_runtime_shutdown() already stopped everything
     }
     if netchan::runtime::in_async_context() {
         // Inside a callback: closing waits for writers to flush, so let a
@@ -407,7 +407,7 @@ pub(crate) type ResultFn =
     unsafe extern "C" fn(*mut c_void, netchan_result, *const u8, usize, *const c_char);
 
 /// A result callback that runs `call` exactly once, even when its task is
-/// dropped unfinished or finishes after `netchan_shutdown()` was called:
+/// dropped unfinished or finishes after `netchan_runtime_shutdown()` was called:
 /// then with `CANCELLED`.
 pub(crate) struct ResultCb {
     pub(crate) call: Option<ResultFn>,
@@ -468,12 +468,12 @@ impl Drop for ResultCb {
 /// `INVALID_PATH`, `INVALID_ARGUMENT`, `NO_RESPONDERS`, `TIMEOUT`,
 /// `PEER_LOST`, `BUFFER_FULL`, `MESSAGE_TOO_LARGE`, `CLOSED` (also when the
 /// endpoint is closed or freed while a request to a peer is in flight),
-/// `CANCELLED` (still in flight when `netchan_shutdown()` is called) or the
+/// `CANCELLED` (still in flight when `netchan_runtime_shutdown()` is called) or the
 /// code the handler failed with. `data` (copied) may be NULL when `len` is
 /// 0.
 ///
 /// Errors returned here: `NULL_ARGUMENT` (ep, path, or `callback.call`),
-/// `INVALID_UTF8`, `CLOSED` (`netchan_shutdown()` stopped the endpoint).
+/// `INVALID_UTF8`, `CLOSED` (`netchan_runtime_shutdown()` stopped the endpoint).
 /// Thread-safe; callable from callbacks.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn netchan_endpoint_request(

@@ -319,7 +319,7 @@ pub(crate) fn set_last_error(detail: &str) {
     let _ = LAST_ERROR.try_with(|l| *l.borrow_mut() = Some(c));
 }
 
-/// Frees the calling thread's last-error text (used by `netchan_shutdown`).
+/// Frees the calling thread's last-error text (used by `netchan_runtime_shutdown`).
 pub(crate) fn clear_last_error() {
     let _ = LAST_ERROR.try_with(|l| *l.borrow_mut() = None);
 }
@@ -358,7 +358,7 @@ pub extern "C" fn netchan_result_str(code: u32) -> *const c_char {
 /// within 1s"`; an empty string if nothing failed yet.
 ///
 /// The returned string is owned by the library and stays valid until the
-/// next failing netchan call on this thread (or `netchan_shutdown()`); copy
+/// next failing netchan call on this thread (or `netchan_runtime_shutdown()`); copy
 /// it to keep it. Never NULL. Thread-safe (each thread has its own).
 #[unsafe(no_mangle)]
 pub extern "C" fn netchan_last_error() -> *const c_char {

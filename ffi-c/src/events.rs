@@ -221,7 +221,7 @@ fn deliver(cb: &EventCb, e: &Event) {
 /// listener to `*out`; free it with `netchan_event_listener_free()`.
 ///
 /// Errors: `NULL_ARGUMENT` (also for `callback.call`), `CLOSED`
-/// (`netchan_shutdown()` stopped the endpoint). Thread-safe; callable from
+/// (`netchan_runtime_shutdown()` stopped the endpoint). Thread-safe; callable from
 /// callbacks.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn netchan_endpoint_on_event(

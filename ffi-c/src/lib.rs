@@ -24,7 +24,7 @@
 //! Callbacks run on netchan's runtime threads. Blocking functions use
 //! `Endpoint::block_on`, which refuses (`WOULD_DEADLOCK`) on those threads.
 //! Each handle remembers the runtime generation it was made in; after
-//! `netchan_shutdown()` a handle of an older generation reports `CLOSED`
+//! `netchan_runtime_shutdown()` a handle of an older generation reports `CLOSED`
 //! rather than touch a runtime that is gone.
 //!
 //! ## Test-only exports
@@ -137,12 +137,12 @@ pub extern "C" fn netchan_version_string() -> *const c_char {
 /// Errors: `WOULD_DEADLOCK` when called from a netchan callback (nothing is
 /// stopped). Call from one thread, with no other netchan call running.
 #[unsafe(no_mangle)]
-pub extern "C" fn netchan_shutdown(timeout_ms: u64) -> netchan_result {
+pub extern "C" fn netchan_runtime_shutdown(timeout_ms: u64) -> netchan_result {
     boundary::ffi_boundary(|| {
         if netchan::runtime::in_async_context() {
             return Err(error::FfiError::new(
                 netchan_result::WouldDeadlock,
-                "netchan_shutdown called from a netchan callback",
+                "netchan_runtime_shutdown called from a netchan callback",
             ));
         }
         endpoint::RUNTIME_GENERATION.fetch_add(1, std::sync::atomic::Ordering::SeqCst);

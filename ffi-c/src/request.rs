@@ -199,7 +199,7 @@ pub(crate) fn start(
                 r = work => r.map_err(FfiError::from),
             },
         };
-        // While netchan_shutdown() stops the runtime, a worker that has not
+        // While netchan_runtime_shutdown() stops the runtime, a worker that has not
         // seen it yet may still finish a request, with whatever the
         // teardown caused (a peer's socket closed under it: PEER_LOST) or a
         // reply that raced it. Every request still pending when shutdown
@@ -225,7 +225,7 @@ pub(crate) fn start(
 /// `netchan_pending_request_cancel()`.
 ///
 /// Errors returned here: `NULL_ARGUMENT` (ep, path, `callback.call`),
-/// `INVALID_UTF8`, `CLOSED` (`netchan_shutdown()` stopped the endpoint).
+/// `INVALID_UTF8`, `CLOSED` (`netchan_runtime_shutdown()` stopped the endpoint).
 /// Thread-safe; callable from callbacks.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn netchan_endpoint_request_with(

@@ -645,7 +645,7 @@ pub unsafe extern "C" fn netchan_stream_remaining_ms(stream: *const netchan_stre
 /// never run and `drop` has run before it returns.
 ///
 /// Errors: `NULL_ARGUMENT` (also for `callback.call`), `INVALID_ARGUMENT`
-/// (a callback was set already), `CLOSED` (`netchan_shutdown()` stopped
+/// (a callback was set already), `CLOSED` (`netchan_runtime_shutdown()` stopped
 /// the runtime). Thread-safe; callable from callbacks (e.g. from the
 /// `netchan_stream_handler` that received the stream).
 #[unsafe(no_mangle)]

@@ -11,12 +11,12 @@ supplies what it uses (`ep`, `first`, `chunk`, a peer at its address),
 with one substitution each, named below:
 
 - `intro`: runs in a process of its own (the program re-executes itself),
-  as the snippet is a whole program's body, ending with `netchan_shutdown`;
+  as the snippet is a whole program's body, ending with `netchan_runtime_shutdown`;
   its address `tcp://127.0.0.1:7000` becomes a live server's, which then
   checks it received `21.5` on `sensors/kitchen/temp`.
 - `stream`: `ep` is connected to a server whose thread accepts the stream,
   checks the first payload and the chunk, and answers `ok`; the snippet's
-  `fwrite` prints that answer.
+  `fwrite` prints that answer, which the harness reads back from stdout.
 
 Usage: doc_snippets.py docs/C-API.md OUT.c
 """
@@ -111,7 +111,20 @@ static void test_stream_snippet_talks_to_a_server(void) {
     const uint8_t *first = (const uint8_t *)"first", *chunk = (const uint8_t *)"chunk";
     size_t first_len = 5, chunk_len = 5;
     netchan_result rc;
+    /* What the snippet writes to stdout, to check it. */
+    fflush(stdout);
+    int saved_stdout = dup(1), out_pipe[2];
+    CHECK(saved_stdout >= 0 && pipe(out_pipe) == 0);
+    dup2(out_pipe[1], 1);
 %(stream)s
+    fflush(stdout);
+    dup2(saved_stdout, 1);
+    close(saved_stdout);
+    close(out_pipe[1]);
+    char got[64] = {0};
+    ssize_t got_len = read(out_pipe[0], got, sizeof got - 1);
+    close(out_pipe[0]);
+    CHECK(got_len == 3 && memcmp(got, "ok\n", 3) == 0); /* the server's answer, printed */
     CHECK_OK(rc); /* the loop ended at the other side's end */
     pthread_join(th, NULL);
     netchan_stream_service_free(svc);
@@ -135,7 +148,7 @@ def snippets(doc: Path):
     out, bad = {}, []
     i = 0
     while i < len(lines):
-        if lines[i].strip() == "```c":
+        if lines[i].strip() in ("```c", "```C", "```h"):
             end = lines.index("```", i + 1)
             tag = re.fullmatch(r"<!-- snippet: ([a-z0-9-]+) -->", lines[i - 1].strip()) if i else None
             if not tag:

@@ -107,7 +107,7 @@ static void try_blocking(void *context, const netchan_message *m) {
     CHECK_RC(netchan_endpoint_ping(c->ep, "x", NULL), WD);
     CHECK_RC(netchan_endpoint_wait_for_subscribers(c->ep, "x", 10, &found), WD);
     CHECK_RC(netchan_endpoint_wait_for_servers(c->ep, "x", 10, &found), WD);
-    CHECK_RC(netchan_shutdown(10), WD);
+    CHECK_RC(netchan_runtime_shutdown(10), WD);
     /* Non-blocking ones work: publish does not wait inside callbacks. */
     CHECK_OK(netchan_endpoint_publish(c->ep, "echo/back", (const uint8_t *)"e", 1));
     CHECK_OK(netchan_endpoint_try_publish(c->ep, "echo/back", (const uint8_t *)"f", 1));

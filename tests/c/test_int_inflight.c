@@ -1,11 +1,11 @@
 /* Requests in flight when their endpoint goes away, and handles that
- * outlive netchan_shutdown():
+ * outlive netchan_runtime_shutdown():
  * - freeing the endpoint: each pending request to a peer has its result
  *   callback run exactly once with CLOSED, then its drop; a request to a
  *   service of the same endpoint still gets its handler's answer;
- * - netchan_shutdown(): each runs exactly once with CANCELLED before
+ * - netchan_runtime_shutdown(): each runs exactly once with CANCELLED before
  *   shutdown returns, then its drop;
- * - after netchan_shutdown(), every function on a surviving handle returns
+ * - after netchan_runtime_shutdown(), every function on a surviving handle returns
  *   CLOSED (a pull subscription first hands out what it had queued), no
  *   callback runs again, each drop runs once by the time its handle is
  *   freed, and a new endpoint starts a fresh runtime. */
@@ -127,7 +127,7 @@ static void test_shutdown_with_requests_in_flight(void) {
     t_counter drops;
     t_counter_init(&drops);
     send_k(client, &s, ctx, &drops);
-    CHECK_OK(netchan_shutdown(5000));
+    CHECK_OK(netchan_runtime_shutdown(5000));
     /* Every callback and drop ran before shutdown returned. */
     CHECK(t_counter_get(&drops) == K);
     check_all(ctx, NETCHAN_RESULT_CANCELLED);
@@ -190,7 +190,7 @@ static void test_local_request_fails_closed_with_its_endpoint(void) {
     t_counter_destroy(&l.done);
 }
 
-/* A request answered while netchan_shutdown() is stopping the runtime: a
+/* A request answered while netchan_runtime_shutdown() is stopping the runtime: a
  * callback that is running when shutdown starts waits until shutdown has
  * begun (its endpoint starts answering CLOSED), then answers a request that
  * its handler kept. The worker that runs the callback has not stopped yet,
@@ -285,7 +285,7 @@ static void test_request_answered_during_shutdown_is_cancelled(void) {
     CHECK_OK(netchan_endpoint_publish(r.ep, "race/hold", NULL, 0));
     CHECK_OK(netchan_endpoint_publish(r.ep, "race/trigger", NULL, 0));
     CHECK(t_counter_wait(&r.started, 1, 5000) == 1);
-    CHECK_OK(netchan_shutdown(30000));
+    CHECK_OK(netchan_runtime_shutdown(30000));
     CHECK(r.saw_closed);
     CHECK(r.answered == NETCHAN_RESULT_OK);
     CHECK(t_counter_get(&drops) == 1);
@@ -336,7 +336,7 @@ static void test_handles_after_shutdown(void) {
     CHECK_OK(netchan_endpoint_on_event(server, ecb, &l));
     CHECK_OK(netchan_endpoint_publish(server, "left/a", (const uint8_t *)"queued", 6));
 
-    CHECK_OK(netchan_shutdown(5000));
+    CHECK_OK(netchan_runtime_shutdown(5000));
 
     const netchan_result C = NETCHAN_RESULT_CLOSED;
     netchan_bytes *b = NULL;
@@ -350,7 +350,7 @@ static void test_handles_after_shutdown(void) {
     memset(&refused, 0, sizeof refused);
     t_counter_init(&refused.drops);
     CHECK_RC(netchan_endpoint_listen(client, "tcp://127.0.0.1:0", NULL), C);
-    CHECK(strcmp(netchan_last_error(), "netchan_shutdown() stopped the runtime this handle ran on") == 0);
+    CHECK(strcmp(netchan_last_error(), "netchan_runtime_shutdown() stopped the runtime this handle ran on") == 0);
     CHECK_RC(netchan_endpoint_connect(client, "tcp://127.0.0.1:1", NULL), C);
     CHECK_RC(netchan_endpoint_publish(client, "left/a", (const uint8_t *)"x", 1), C);
     CHECK_RC(netchan_endpoint_try_publish(client, "left/a", (const uint8_t *)"x", 1), C);

@@ -60,7 +60,7 @@ static void test_no_signal_handlers_installed(void) {
     netchan_subscription_free(sub);
     netchan_endpoint_free(client);
     netchan_endpoint_free(server);
-    CHECK_OK(netchan_shutdown(5000));
+    CHECK_OK(netchan_runtime_shutdown(5000));
     snapshot(&after);
     CHECK(differences(&before, &after) == 0);
     t_counter_destroy(&got);

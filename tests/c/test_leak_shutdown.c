@@ -1,6 +1,6 @@
-/* Every kind of handle created, used and freed, then netchan_shutdown():
+/* Every kind of handle created, used and freed, then netchan_runtime_shutdown():
  * run under valgrind memcheck, which must report "All heap blocks were
- * freed" and no errors (tests/c/run.sh). Also: netchan_shutdown() joins
+ * freed" and no errors (tests/c/run.sh). Also: netchan_runtime_shutdown() joins
  * every thread the library started. */
 #include <dirent.h>
 
@@ -151,7 +151,7 @@ static void test_shutdown_joins_threads(void) {
     CHECK(thread_count() > before); /* the runtime's worker threads */
     netchan_endpoint_free(client);
     netchan_endpoint_free(server);
-    CHECK_OK(netchan_shutdown(5000));
+    CHECK_OK(netchan_runtime_shutdown(5000));
     CHECK(thread_count() == before);
 }
 

@@ -119,7 +119,7 @@ static inline int t_on_netchan_thread(void) {
 
 /* Ends a test: shuts netchan down and reports. */
 static inline int t_finish(const char *name) {
-    CHECK_OK(netchan_shutdown(5000));
+    CHECK_OK(netchan_runtime_shutdown(5000));
     if (t_failures == 0) {
         printf("ok %s\n", name);
         return 0;

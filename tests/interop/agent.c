@@ -250,6 +250,6 @@ int main(int argc, char **argv) {
     fflush(stdout);
     netchan_endpoint_close(ep);
     netchan_endpoint_free(ep);
-    netchan_shutdown(2000);
+    netchan_runtime_shutdown(2000);
     return 0;
 }

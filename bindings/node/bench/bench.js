@@ -1,7 +1,7 @@
 'use strict'
 // Benchmark (not run in CI): netchan Node publisher -> Node subscriber in
 // separate processes over TCP at 8 B and 1 KiB (msgs/s), and request/reply
-// latency p50/p99 with the CPU time (user + system, process.cpuUsage) the
+// latency p50/p99/p99.9 with the CPU time (user + system, process.cpuUsage) the
 // client and the server process spent per 10,000 round trips, beside the
 // `zeromq` npm package (PUSH/PULL, REQ/REP) when it can be loaded.
 // Usage: node bench/bench.js [--zeromq DIR] [--count N] [--requests N] [--rounds N] [--latency-only]
@@ -212,7 +212,7 @@ async function latency (lib, bp) {
   await srv.exited
   lat.sort((a, b) => a - b)
   const per10k = 10000 / REQUESTS
-  return { p50: pct(lat, 0.5), p99: pct(lat, 0.99), cpuClient: client * per10k, cpuServer: server * per10k }
+  return { p50: pct(lat, 0.5), p99: pct(lat, 0.99), p999: pct(lat, 0.999), cpuClient: client * per10k, cpuServer: server * per10k }
 }
 
 async function main () {
@@ -253,10 +253,10 @@ async function main () {
     for (const [lib, bp] of runs) {
       const r = await latency(lib, bp)
       const name = lib === 'netchan' && bp !== undefined ? `netchan bp=${bp}` : lib
-      for (const k of ['p50', 'p99', 'cpuClient', 'cpuServer']) record(`${name} ${k}`, r[k])
+      for (const k of ['p50', 'p99', 'p999', 'cpuClient', 'cpuServer']) record(`${name} ${k}`, r[k])
       record(`${name} cpuTotal`, r.cpuClient + r.cpuServer)
       const label = lib === 'netchan' ? `req/reply${bp === undefined ? '' : ` busy-poll ${bp} us`}` : 'req/rep'
-      console.log(`${lib.padEnd(8)} ${label.padEnd(27)} 8 B  p50 ${r.p50.toFixed(1)} us  p99 ${r.p99.toFixed(1)} us  CPU per 10k round trips: client ${r.cpuClient.toFixed(0)} ms + server ${r.cpuServer.toFixed(0)} ms = ${(r.cpuClient + r.cpuServer).toFixed(0)} ms`)
+      console.log(`${lib.padEnd(8)} ${label.padEnd(27)} 8 B  p50 ${r.p50.toFixed(1)} us  p99 ${r.p99.toFixed(1)} us  p99.9 ${r.p999.toFixed(1)} us  CPU per 10k round trips: client ${r.cpuClient.toFixed(0)} ms + server ${r.cpuServer.toFixed(0)} ms = ${(r.cpuClient + r.cpuServer).toFixed(0)} ms`)
     }
   }
   if (ROUNDS > 1) {

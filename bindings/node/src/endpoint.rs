@@ -719,8 +719,8 @@ impl NativeEndpoint {
 
     /// Whether the pending waits of this endpoint's subscriptions and
     /// services (and stream services) keep Node alive: `true` (the default)
-    /// or `false` (`ep.unref()`); pending requests, connects and pings
-    /// always do.
+    /// or `false` (`ep.unref()`); any other pending call (a request, a
+    /// connect, a publish waiting for room, ...) always does.
     #[napi]
     pub fn set_ref(&self, env: &Env, keep: bool) -> Result<()> {
         self.hold.set_ref(env, keep)

@@ -81,12 +81,20 @@ impl Hold {
         }
         self.0.unref.set(!keep);
         let n = self.0.pending.get();
+        // Tasks pending means this thread's executor exists, unless Node
+        // finalized it (teardown), which dropped them uncounted.
+        let Some(e) = EXEC.with(|x| x.borrow().clone()) else {
+            return Ok(());
+        };
         if n == 0 {
             return Ok(());
         }
-        let e = exec(env.raw())?;
         let strong = e.strong.get();
-        e.strong.set(if keep { strong + n } else { strong - n });
+        e.strong.set(if keep {
+            strong + n
+        } else {
+            strong.saturating_sub(n)
+        });
         e.update_ref(env.raw());
         Ok(())
     }

@@ -8,7 +8,7 @@ const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
 const { netchan, pkgDir } = require('./helpers.js')
-const native = require(path.join(pkgDir, 'native.js'))
+const native = require(path.join(pkgDir, 'native.js')).addon
 
 const camel = (snake) => snake.replace(/_([a-z])/g, (_, c) => c.toUpperCase())
 

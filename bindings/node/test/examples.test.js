@@ -154,9 +154,11 @@ test('every js and ts block of the README is run by a test here', () => {
   const readme = fs.readFileSync(path.join(pkgDir, 'README.md'), 'utf8')
   const run = { js: ['Quickstart (CommonJS)', 'Quickstart (ESM)', 'Streams'], ts: ['Quickstart (TypeScript)'] }
   const found = { js: [], ts: [] }
-  for (const section of readme.split('\n## ').slice(1)) {
-    const heading = section.split('\n')[0]
-    for (const m of section.matchAll(/^```(js|ts)$/gm)) found[m[1]].push(heading)
-  }
+  // Any spelling of a JS or TS fence, also above the first heading.
+  const lang = { js: 'js', javascript: 'js', mjs: 'js', cjs: 'js', jsx: 'js', ts: 'ts', typescript: 'ts', mts: 'ts', tsx: 'ts' }
+  readme.split('\n## ').forEach((section, i) => {
+    const heading = i === 0 ? '(top)' : section.split('\n')[0]
+    for (const m of section.matchAll(/^```(\w+)\s*$/gm)) if (lang[m[1]]) found[lang[m[1]]].push(heading)
+  })
   assert.deepEqual(found, run)
 })

@@ -32,12 +32,12 @@ test('the process exits by itself with only a connected client and event listene
 
 test('the process exits by itself after close() over Unix sockets', () => exitsAfterClose('close', 'CLOSED', addrs().unix))
 
-/** Runs stay-alive.js in `mode`: it must stay alive until asked to stop. */
-async function staysAliveUntilStopped (mode) {
-  const c = follow(process.execPath, [fixture('stay-alive.js'), pkgDir, mode])
+test('a listening endpoint keeps the process alive until closed', async () => {
+  const c = follow(process.execPath, [fixture('stay-alive.js'), pkgDir])
   try {
     const addr = await within(c.line(/^tcp:/), EXIT_BOUND_MS, 'child address')
-    // Its main() has returned; only the listener keeps it running.
+    // Its main() has returned; only the listener and its `stop` service
+    // keep it running.
     await within(c.line(/^alive$/), EXIT_BOUND_MS, 'the child to outlive its main()')
     const ep = new netchan.Endpoint({ name: 'stopper' })
     await ep.connect(addr)
@@ -46,13 +46,10 @@ async function staysAliveUntilStopped (mode) {
     assert.equal((await ep.request('stop')).toString(), 'bye')
     await ep.close()
     assert.deepEqual(await within(c.exited, EXIT_BOUND_MS, 'child exit after close'), { code: 0, signal: null })
-    if (mode === 'unref-ref') assert.ok(c.lines.includes('ended: [null,null]'), c.lines.join('\n'))
   } finally {
     c.kill()
   }
-}
-
-test('a listening endpoint keeps the process alive until closed', () => staysAliveUntilStopped(''))
+})
 
 test('with unref() a listening endpoint does not keep the process alive', async () => {
   const r = await run(process.execPath, [fixture('stay-alive.js'), pkgDir, 'unref'], { limitMs: EXIT_BOUND_MS })
@@ -69,7 +66,22 @@ test('with unref() subscriptions and services do not keep the process alive eith
   assert.deepEqual(r.stdout.trim().split('\n').map((l) => l.replace(/:\d+$/, ':PORT')), ['tcp://127.0.0.1:PORT'])
 })
 
-test('ref() after unref() makes subscriptions and services keep the process alive again', () => staysAliveUntilStopped('unref-ref'))
+test('ref() after unref() makes subscriptions and services keep the process alive again', async () => {
+  // The child does not listen: it connects here, and a connected endpoint
+  // keeps nothing alive; only its subscriptions and services can.
+  const server = new netchan.Endpoint({ name: 'stopper' })
+  const c = follow(process.execPath, [fixture('stay-alive.js'), pkgDir, 'unref-ref', await server.listen('tcp://127.0.0.1:0')])
+  try {
+    await within(c.line(/^alive$/), EXIT_BOUND_MS, 'the child to outlive its main()')
+    assert.ok(await server.waitForServers('stop', 5000))
+    assert.equal((await server.request('stop')).toString(), 'bye')
+    assert.deepEqual(await within(c.exited, EXIT_BOUND_MS, 'child exit after close'), { code: 0, signal: null })
+    assert.deepEqual(c.lines, ['connected', 'alive', 'ended: [null,null]'])
+  } finally {
+    c.kill()
+    await server.close()
+  }
+})
 
 /**
  * Runs keep-alive.js in `mode` against a server behind a proxy. `hold`:
@@ -130,6 +142,8 @@ const PING = 0x03
 const REQUEST = 0x21
 
 test('a pending request keeps the process alive until its reply', () => keptAlive('request', { hold: [REQUEST] }, 'reply: x'))
+
+test('after unref() a pending request still keeps the process alive until its reply', () => keptAlive('request-unref', { hold: [REQUEST] }, 'reply: x'))
 
 test('a pending connect keeps the process alive until it completes', () => keptAlive('connect', { hold: [HELLO] }, 'connected: keeper'))
 

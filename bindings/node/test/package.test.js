@@ -6,6 +6,7 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
+const os = require('node:os')
 const path = require('node:path')
 const { execFileSync } = require('node:child_process')
 const { pkgDir, repo, run } = require('./helpers.js')
@@ -149,6 +150,27 @@ test('on a platform without an addon, require() names it and the platforms that 
   const [errCode, message] = r.stdout.trim().split('\n')
   assert.equal(errCode, 'UNSUPPORTED_PLATFORM')
   assert.match(message, /no native addon for this platform \(freebsd-riscv64, Node v[0-9.]+\); prebuilt addons exist for linux-x64-gnu, linux-arm64-gnu, win32-x64\./)
+})
+
+test('NETCHAN_NATIVE_PATH loads the addon it names, on any platform', { skip: !knownPlatform ? `no addon built for ${platform}` : false }, async () => {
+  // A platform netchan has no addon for: the path wins before the platform
+  // is looked at.
+  const code = "Object.defineProperty(process, 'arch', { value: 'riscv64' }); Object.defineProperty(process, 'platform', { value: 'freebsd' });" +
+    "console.log(require('./netchan.js').codes.TIMEOUT)"
+  const env = { ...process.env, NETCHAN_NATIVE_PATH: path.join(pkgDir, native.ADDONS[platform]) }
+  const r = await run(process.execPath, ['-e', code], { limitMs: 20000, cwd: pkgDir, env })
+  assert.equal(r.code, 0, r.stderr)
+  assert.equal(r.stdout.trim(), 'TIMEOUT')
+})
+
+test('a NETCHAN_NATIVE_PATH that does not load is ADDON_NOT_LOADED, naming the path', async () => {
+  const missing = path.join(os.tmpdir(), 'no-such-dir', 'netchan.node')
+  const code = "try { require('./netchan.js') } catch (e) { console.log(e.code); console.log(e.message) }"
+  const r = await run(process.execPath, ['-e', code], { limitMs: 20000, cwd: pkgDir, env: { ...process.env, NETCHAN_NATIVE_PATH: missing } })
+  assert.equal(r.code, 0, r.stderr)
+  const [errCode, message] = r.stdout.trim().split('\n')
+  assert.equal(errCode, 'ADDON_NOT_LOADED')
+  assert.ok(message.startsWith(`NETCHAN_NATIVE_PATH=${missing} could not be loaded`), message)
 })
 
 test('package.json names one optional package per napi target, each with its npm/ folder', () => {

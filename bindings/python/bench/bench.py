@@ -3,7 +3,11 @@
 Separate processes on loopback TCP:
 - pub/sub throughput: a publisher sends N messages of 8 B and 1 KiB as fast
   as it can; the subscriber times first to last message (msgs/s).
-- request/reply latency: sequential 8 B requests to an echo server; p50/p99.
+- request/reply latency: sequential 8 B requests to an echo server; p50,
+  p99 and p99.9, and the client process's CPU time (user + system) per
+  round trip, so a latency bought with spinning shows.
+- the same from asyncio (`netchan-asyncio`: `netchan.aio` awaiting each
+  request; `pyzmq-asyncio`: `zmq.asyncio`), latency only.
 
 Run through run.sh (which builds the wheel and a venv with pyzmq and
 eclipse-zenoh): bash bindings/python/bench/run.sh
@@ -12,7 +16,9 @@ BENCH_BUSY_POLL=0.0001 runs netchan's endpoints with a 100 us busy poll.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -104,6 +110,25 @@ def netchan_client(port: int) -> List[float]:
     return lat
 
 
+def netchan_aio_client(port: int) -> List[float]:
+    from netchan import aio
+
+    async def run() -> List[float]:
+        ep = aio.Endpoint("bench-aio-client", **_netchan_options())
+        await ep.connect(f"tcp://127.0.0.1:{port}")
+        payload = b"x" * 8
+        lat = []
+        for i in range(REQS + 500):
+            t = time.perf_counter()
+            await ep.request("bench/echo", payload, 5.0)
+            if i >= 500:
+                lat.append(time.perf_counter() - t)
+        await ep.close()
+        return lat
+
+    return asyncio.run(run())
+
+
 # ------------------------------------------------------------------ pyzmq
 
 def zmq_sub(port: int, n: int, size: int) -> None:
@@ -158,6 +183,29 @@ def zmq_client(port: int) -> List[float]:
         if i >= 500:
             lat.append(time.perf_counter() - t)
     return lat
+
+
+def zmq_aio_client(port: int) -> List[float]:
+    import zmq
+    import zmq.asyncio
+
+    async def run() -> List[float]:
+        ctx = zmq.asyncio.Context()
+        s = ctx.socket(zmq.REQ)
+        s.connect(f"tcp://127.0.0.1:{port}")
+        payload = b"x" * 8
+        lat = []
+        for i in range(REQS + 500):
+            t = time.perf_counter()
+            await s.send(payload)
+            await s.recv()
+            if i >= 500:
+                lat.append(time.perf_counter() - t)
+        s.close(linger=0)
+        ctx.term()
+        return lat
+
+    return asyncio.run(run())
 
 
 # ------------------------------------------------------------------ zenoh
@@ -229,7 +277,11 @@ ROLES = {
     "netchan": (netchan_sub, netchan_pub, netchan_server, netchan_client),
     "pyzmq": (zmq_sub, zmq_pub, zmq_server, zmq_client),
     "zenoh": (zenoh_sub, zenoh_pub, zenoh_server, zenoh_client),
+    # Latency only (the publisher and subscriber are the sync ones).
+    "netchan-asyncio": (netchan_sub, netchan_pub, netchan_server, netchan_aio_client),
+    "pyzmq-asyncio": (zmq_sub, zmq_pub, zmq_server, zmq_aio_client),
 }
+LATENCY_ONLY = {"netchan-asyncio", "pyzmq-asyncio"}
 
 
 def child(args: List[str]) -> None:
@@ -242,9 +294,12 @@ def child(args: List[str]) -> None:
     elif role == "server":
         server(port)
     else:
+        cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         lat = sorted(client(port))
+        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (cpu1.ru_utime - cpu0.ru_utime + cpu1.ru_stime - cpu0.ru_stime) / (REQS + 500) * 1e6
         p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1e6  # noqa: E731
-        print(f"result {p(0.5):.1f} {p(0.99):.1f}", flush=True)
+        print(f"result {p(0.5):.1f} {p(0.99):.1f} {p(0.999):.1f} {cpu:.1f}", flush=True)
         sys.stdout.flush()
         os._exit(0)
 
@@ -266,7 +321,7 @@ def throughput(system: str, size: int, batch: bool = False) -> float:
     return float(out[1])
 
 
-def latency(system: str) -> "tuple[float, float]":
+def latency(system: str) -> "tuple[float, float, float, float]":
     port = free_port()
     srv = spawn(system, "server", port)
     assert srv.stdout and srv.stdout.readline().strip() == "ready"
@@ -276,7 +331,7 @@ def latency(system: str) -> "tuple[float, float]":
     c.wait(120)
     srv.kill()
     srv.wait()
-    return float(out[1]), float(out[2])
+    return float(out[1]), float(out[2]), float(out[3]), float(out[4])
 
 
 def main() -> None:
@@ -287,29 +342,39 @@ def main() -> None:
     rounds = 3
     if args and args[0].startswith("--rounds="):
         rounds = int(args.pop(0).split("=", 1)[1])
-    systems = args or ["netchan", "pyzmq", "zenoh"]
+    systems = args or ["netchan", "pyzmq", "zenoh", "netchan-asyncio", "pyzmq-asyncio"]
     cases: "dict[str, List[List[float]]]" = {}
     # Rounds interleave the systems so that load from elsewhere on the
     # machine falls on all of them alike; the table shows medians.
     for r in range(rounds):
         for system in systems:
-            row = [throughput(system, 8), throughput(system, 1024), *latency(system)]
+            if system in LATENCY_ONLY:
+                row = [NAN, NAN, *latency(system)]
+            else:
+                row = [throughput(system, 8), throughput(system, 1024), *latency(system)]
             cases.setdefault(system, []).append(row)
             print(f"round {r + 1} {system}: 8 B {row[0]:,.0f} msg/s, 1 KiB {row[1]:,.0f} msg/s, "
-                  f"req/rep p50 {row[2]:.1f} us p99 {row[3]:.1f} us", flush=True)
+                  f"req/rep p50 {row[2]:.1f} us p99 {row[3]:.1f} us p99.9 {row[4]:.1f} us, "
+                  f"client CPU {row[5]:.1f} us per round trip", flush=True)
             if system == "netchan":
-                row = [throughput(system, 8, batch=True), throughput(system, 1024, batch=True), NAN, NAN]
+                row = [throughput(system, 8, batch=True), throughput(system, 1024, batch=True), NAN, NAN, NAN, NAN]
                 cases.setdefault("netchan publish_many", []).append(row)
                 print(f"round {r + 1} netchan publish_many: 8 B {row[0]:,.0f} msg/s, 1 KiB {row[1]:,.0f} msg/s",
                       flush=True)
     print()
     print(f"median of {rounds} rounds")
-    print("| system | 8 B msgs/s | 1 KiB msgs/s | req/rep p50 (us) | req/rep p99 (us) |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    print("| system | 8 B msgs/s | 1 KiB msgs/s | req/rep p50 (us) | p99 (us) | p99.9 (us) | client CPU per round trip (us) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     fmt = lambda v: "-" if v != v else f"{v:.1f}"  # noqa: E731
+    rate = lambda v: "-" if v != v else f"{v:,.0f}"  # noqa: E731
     for name, rows in cases.items():
-        med = [statistics.median(col) for col in zip(*rows)]
-        print(f"| {name} | {med[0]:,.0f} | {med[1]:,.0f} | {fmt(med[2])} | {fmt(med[3])} |")
+        # Medians, with the spread (min-max over the rounds) beside each.
+        cols = list(zip(*rows))
+        med = [statistics.median(c) for c in cols]
+        spread = lambda i, f: "" if med[i] != med[i] or len(rows) < 2 else f" ({f(min(cols[i]))}-{f(max(cols[i]))})"  # noqa: E731
+        print(f"| {name} | {rate(med[0])}{spread(0, rate)} | {rate(med[1])}{spread(1, rate)} | "
+              f"{fmt(med[2])}{spread(2, fmt)} | {fmt(med[3])}{spread(3, fmt)} | {fmt(med[4])}{spread(4, fmt)} | "
+              f"{fmt(med[5])}{spread(5, fmt)} |")
 
 
 NAN = float("nan")

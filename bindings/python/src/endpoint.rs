@@ -408,7 +408,6 @@ impl Endpoint {
     ) -> PyResult<Self> {
         check_alive()?;
         let mut c = Config::default();
-        c.name = name;
         // Any setting by its name, as the CLI's `-o` takes it; the keywords
         // win over it (as the typed options do in Node, Kotlin and Swift).
         // Any mapping (a dict, a MappingProxyType, ...), as typed.
@@ -423,6 +422,9 @@ impl Endpoint {
                 let (k, v): (String, Bound<'_, PyAny>) = item?.extract()?;
                 c.set(&k, &setting_text(&v)?).map_err(to_py)?;
             }
+        }
+        if name.is_some() {
+            c.name = name;
         }
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = $f { c.$f = v; } )* };

@@ -468,6 +468,12 @@ def test_examples_type_check_against_the_stubs(tmp_path: Path) -> None:
         "import netchan\n"
         "try:\n    pass\n"
         "except (netchan.TimeoutError, netchan.CancelledError) as e:\n    print(e.code)\n"
+        # recv() without a timeout never gives None (it raises ClosedError).
+        "def first(sub: netchan.Subscription, svc: netchan.Service) -> str:\n"
+        "    m: netchan.Message = sub.recv()\n"
+        "    r: netchan.Request = svc.recv()\n"
+        "    maybe: 'netchan.Message | None' = sub.recv(1.0)\n"
+        "    return m.path + r.path + str(maybe)\n"
     )
     option = tmp_path / "option.py"
     option.write_text("import netchan\nnetchan.Endpoint(heartbeat_intervall=1.0)\n")

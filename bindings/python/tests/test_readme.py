@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,20 +34,17 @@ client.connect(server.listen("tcp://127.0.0.1:0"))
 CLOSE_PAIR = "\nclient.close()\nserver.close()\n"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def make_certs(cwd: Path) -> Dict[str, str]:
     """A CA with `db` and `app` certificates in ./certs (for localhost and
-    127.0.0.1); the snippet's addresses become a free loopback port."""
+    127.0.0.1); the server listens on a port of the system's choice on
+    loopback, and the client dials the address it got."""
     cli = os.environ.get("NETCHAN_CLI", "netchan")
     for name in ("db", "app"):
         subprocess.run([cli, "cert", name, "--dir", str(cwd / "certs")], check=True, capture_output=True, timeout=30)
-    port = free_port()
-    return {"tls://0.0.0.0:7443": f"tls://127.0.0.1:{port}", "tls://db.example.com:7443": f"tls://127.0.0.1:{port}"}
+    return {
+        'server.listen("tls://0.0.0.0:7443")': 'addr = server.listen("tls://127.0.0.1:0")',
+        '"tls://db.example.com:7443"': "addr",
+    }
 
 
 @dataclass
@@ -72,17 +68,21 @@ RUNS: Dict[str, Run] = {
     "streams": Run(prelude=PAIR, postlude=CLOSE_PAIR, prints=["b'HELLO'"]),
     # Nobody serves users/42: the first `except` takes it.
     "errors": Run(prelude=PAIR, postlude=CLOSE_PAIR),
-    "logging": Run(prelude="import logging\n"),
+    "logging": Run(
+        prelude="import logging\nimport netchan\n",
+        postlude='\nassert logging.getLogger("netchan").getEffectiveLevel() == logging.DEBUG\nnetchan.refresh_log_level()\n',
+    ),
 }
 
 
 def snippets() -> List[Tuple[int, str, str]]:
-    """(line, ID or '', code) of every ```python block."""
+    """(line, ID or '', code) of every Python block (```python, or an alias
+    such as ```py, which must be tagged too)."""
     lines = README.read_text().splitlines()
     out = []
     i = 0
     while i < len(lines):
-        if lines[i].strip() == "```python":
+        if lines[i].strip() in ("```python", "```py", "```python3", "```pycon"):
             m = re.fullmatch(r"<!-- snippet: (\S+) -->", lines[i - 1].strip()) if i else None
             j = lines.index("```", i + 1)
             out.append((i + 1, m.group(1) if m else "", "\n".join(lines[i + 1 : j]) + "\n"))
@@ -94,7 +94,7 @@ def snippets() -> List[Tuple[int, str, str]]:
 def test_every_readme_snippet_is_tagged_and_has_a_run() -> None:
     found = snippets()
     untagged = [line for line, ident, _ in found if not ident]
-    assert not untagged, f"README.md: ```python blocks at lines {untagged} have no <!-- snippet: ID --> tag"
+    assert not untagged, f"README.md: Python blocks at lines {untagged} have no <!-- snippet: ID --> tag"
     ids = [ident for _, ident, _ in found]
     assert sorted(ids) == sorted(RUNS), f"README snippets {ids} vs runs {sorted(RUNS)}"
 

@@ -216,11 +216,12 @@ def test_every_documented_option_is_accepted(listen_addr: str) -> None:
     [
         dict(settings={"max_frame_size": "65536"}),
         # A keyword wins over the same setting by name (as in Node and Kotlin).
-        dict(max_frame_size=65536, settings={"max_frame_size": "1MiB"}),
+        dict(max_frame_size=65536, settings={"max_frame_size": "1MiB", "name": "not-kw"}),
     ],
 )
 def test_settings_by_name_apply_and_keywords_win_over_them(listen_addr: str, options: Dict[str, Any]) -> None:
     with netchan.Endpoint("kw", **options) as s, netchan.Endpoint("other") as c:
+        assert s.name == "kw"
         s.serve("e", lambda req: req.payload)
         c.connect(s.listen(listen_addr))
         assert c.wait_for_servers("e")

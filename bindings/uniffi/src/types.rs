@@ -759,6 +759,11 @@ mod tests {
         assert_eq!(ours.offline_buffer, core.offline_buffer);
         assert_eq!(ours.subscribe, core.subscribe);
         assert_eq!(ours.busy_poll, core.busy_poll);
+        assert_eq!(ours.handshake_timeout, core.handshake_timeout);
+        assert_eq!(ours.send_buffer, core.send_buffer);
+        assert_eq!(ours.service_queue, core.service_queue);
+        assert_eq!(ours.stream_window, core.stream_window);
+        assert_eq!(ours.insecure, core.insecure);
     }
 
     /// A setting given by name stays unless the field of the same knob is

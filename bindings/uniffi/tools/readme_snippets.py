@@ -7,7 +7,9 @@ Every ```kotlin and ```swift block of README.md must be tagged with
 `<!-- snippet: ID -->` on the line before its fence; an untagged block (or
 two with one ID) fails this script, so a new snippet cannot go unchecked.
 A Kotlin snippet becomes OUT/readme/ID.kt in package `readme.ID` (dashes as
-underscores; src/test/.../ReadmeTest.kt runs each), a Swift one OUT/ID.swift.
+underscores; src/test/.../ReadmeTest.kt runs each and fails on one it does
+not know), a Swift one OUT/ID.swift. Fences spelled ```kt or ```kts count
+as Kotlin.
 
 Usage: readme_snippets.py README.md OUT_DIR   (prints what it wrote)
 """
@@ -24,9 +26,9 @@ def main(readme: Path, out: Path) -> int:
     seen, bad = set(), []
     i = 0
     while i < len(lines):
-        m = re.fullmatch(r"```(kotlin|swift)", lines[i].strip())
+        m = re.fullmatch(r"```(kotlin|kt|kts|swift)", lines[i].strip())
         if m:
-            lang = m.group(1)
+            lang = "swift" if m.group(1) == "swift" else "kotlin"
             end = lines.index("```", i + 1)
             tag = re.fullmatch(r"<!-- snippet: ([a-z0-9-]+) -->", lines[i - 1].strip()) if i else None
             if not tag:

@@ -16,6 +16,16 @@ import java.io.PrintStream
  * tools/readme_snippets.py (package `readme.<snippet id>`), run here.
  */
 class ReadmeTest {
+    /** The snippets this class runs, by their README tag. */
+    private val runs = setOf("quickstart", "app-lifecycle")
+
+    @Test
+    fun everyKotlinSnippetOfTheReadmeIsRunHere() {
+        val dir = java.io.File(System.getProperty("netchan.readme.snippets"), "readme")
+        val written = dir.listFiles { f -> f.name.endsWith(".kt") }!!.map { it.name.removeSuffix(".kt") }.toSet()
+        assertEquals(runs, written)
+    }
+
     @Test
     fun readmeQuickstartRunsAndPrintsWhatItSays() = watchdog {
         val out = ByteArrayOutputStream()
